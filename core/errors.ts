@@ -1,0 +1,108 @@
+/**
+ * etcd's client-visible errors: the exact gRPC status code and message etcd 3.4 sends, so that
+ * clients' retry and error handling treat detcd's answers exactly like etcd's. Every layer throws
+ * these; the server turns them into gRPC/Connect status, the CLI prints their message.
+ */
+
+/** gRPC status codes (google.golang.org/grpc/codes), numbered as on the wire. */
+export const GrpcCode = {
+  OK: 0,
+  Canceled: 1,
+  Unknown: 2,
+  InvalidArgument: 3,
+  DeadlineExceeded: 4,
+  NotFound: 5,
+  AlreadyExists: 6,
+  PermissionDenied: 7,
+  ResourceExhausted: 8,
+  FailedPrecondition: 9,
+  Aborted: 10,
+  OutOfRange: 11,
+  Unimplemented: 12,
+  Internal: 13,
+  Unavailable: 14,
+  DataLoss: 15,
+  Unauthenticated: 16,
+} as const;
+
+/** A gRPC status code number. */
+export type GrpcCodeValue = typeof GrpcCode[keyof typeof GrpcCode];
+
+/** An error that crosses the API: carries the gRPC code and etcd's message verbatim. */
+export class EtcdError extends Error {
+  constructor(readonly code: GrpcCodeValue, message: string) {
+    super(message);
+    this.name = "EtcdError";
+  }
+}
+
+function define(code: GrpcCodeValue, message: string): () => EtcdError {
+  return () => new EtcdError(code, message);
+}
+
+const C = GrpcCode;
+
+/** Factories for every etcd error detcd can return; call to get a fresh, throwable instance. */
+export const Errors = {
+  emptyKey: define(C.InvalidArgument, "etcdserver: key is not provided"),
+  keyNotFound: define(C.InvalidArgument, "etcdserver: key not found"),
+  valueProvided: define(C.InvalidArgument, "etcdserver: value is provided"),
+  leaseProvided: define(C.InvalidArgument, "etcdserver: lease is provided"),
+  tooManyOps: define(C.InvalidArgument, "etcdserver: too many operations in txn request"),
+  duplicateKey: define(C.InvalidArgument, "etcdserver: duplicate key given in txn request"),
+  compacted: define(C.OutOfRange, "etcdserver: mvcc: required revision has been compacted"),
+  futureRev: define(C.OutOfRange, "etcdserver: mvcc: required revision is a future revision"),
+  noSpace: define(C.ResourceExhausted, "etcdserver: mvcc: database space exceeded"),
+  leaseNotFound: define(C.NotFound, "etcdserver: requested lease not found"),
+  leaseExist: define(C.FailedPrecondition, "etcdserver: lease already exists"),
+  leaseTTLTooLarge: define(C.OutOfRange, "etcdserver: too large lease TTL"),
+  watchCanceled: define(C.Canceled, "etcdserver: watch canceled"),
+  memberExist: define(C.FailedPrecondition, "etcdserver: member ID already exist"),
+  peerURLExist: define(C.FailedPrecondition, "etcdserver: Peer URLs already exists"),
+  memberNotEnoughStarted: define(
+    C.FailedPrecondition,
+    "etcdserver: re-configuration failed due to not enough started members",
+  ),
+  memberBadURLs: define(C.InvalidArgument, "etcdserver: given member URLs are invalid"),
+  memberNotFound: define(C.NotFound, "etcdserver: member not found"),
+  memberNotLearner: define(C.FailedPrecondition, "etcdserver: can only promote a learner member"),
+  learnerNotReady: define(
+    C.FailedPrecondition,
+    "etcdserver: can only promote a learner member which is in sync with leader",
+  ),
+  tooManyLearners: define(C.FailedPrecondition, "etcdserver: too many learner members in cluster"),
+  requestTooLarge: define(C.InvalidArgument, "etcdserver: request is too large"),
+  tooManyRequests: define(C.ResourceExhausted, "etcdserver: too many requests"),
+  rootUserNotExist: define(C.FailedPrecondition, "etcdserver: root user does not exist"),
+  rootRoleNotExist: define(C.FailedPrecondition, "etcdserver: root user does not have root role"),
+  userAlreadyExist: define(C.FailedPrecondition, "etcdserver: user name already exists"),
+  userEmpty: define(C.InvalidArgument, "etcdserver: user name is empty"),
+  userNotFound: define(C.FailedPrecondition, "etcdserver: user name not found"),
+  roleAlreadyExist: define(C.FailedPrecondition, "etcdserver: role name already exists"),
+  roleNotFound: define(C.FailedPrecondition, "etcdserver: role name not found"),
+  roleEmpty: define(C.InvalidArgument, "etcdserver: role name is empty"),
+  authFailed: define(
+    C.InvalidArgument,
+    "etcdserver: authentication failed, invalid user ID or password",
+  ),
+  permissionDenied: define(C.PermissionDenied, "etcdserver: permission denied"),
+  roleNotGranted: define(C.FailedPrecondition, "etcdserver: role is not granted to the user"),
+  permissionNotGranted: define(
+    C.FailedPrecondition,
+    "etcdserver: permission is not granted to the role",
+  ),
+  authNotEnabled: define(C.FailedPrecondition, "etcdserver: authentication is not enabled"),
+  invalidAuthToken: define(C.Unauthenticated, "etcdserver: invalid auth token"),
+  invalidAuthMgmt: define(C.InvalidArgument, "etcdserver: invalid auth management"),
+  authOldRevision: define(C.InvalidArgument, "etcdserver: revision of auth store is old"),
+  noLeader: define(C.Unavailable, "etcdserver: no leader"),
+  notLeader: define(C.FailedPrecondition, "etcdserver: not leader"),
+  leaderChanged: define(C.Unavailable, "etcdserver: leader changed"),
+  notCapable: define(C.Unavailable, "etcdserver: not capable"),
+  stopped: define(C.Unavailable, "etcdserver: server stopped"),
+  timeout: define(C.Unavailable, "etcdserver: request timed out"),
+  unhealthy: define(C.Unavailable, "etcdserver: unhealthy cluster"),
+  corrupt: define(C.DataLoss, "etcdserver: corrupt cluster"),
+  notSupportedForLearner: define(C.Unavailable, "etcdserver: rpc not supported for learner"),
+  badLeaderTransferee: define(C.FailedPrecondition, "etcdserver: bad leader transferee"),
+} as const;
