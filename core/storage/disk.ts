@@ -1,0 +1,30 @@
+/**
+ * The file system as core/ sees it. core never touches Deno's APIs directly so that a whole member
+ * can run against a simulated disk (one that loses unsynced writes on a crash) in tests.
+ */
+
+/** A file open for appending; `sync` makes everything written so far durable (fdatasync). */
+export interface AppendFile {
+  write(data: Uint8Array): Promise<void>;
+  sync(): Promise<void>;
+  close(): void;
+}
+
+/** What storage needs from a disk. Paths are '/'-separated. */
+export interface Disk {
+  /** Whole file, or null when it does not exist. */
+  readFile(path: string): Promise<Uint8Array | null>;
+  /** Replaces `path` atomically and durably (temp file, sync, rename, directory sync). */
+  writeFileAtomic(path: string, data: Uint8Array): Promise<void>;
+  /** Opens (creating if needed, mode 0600) for appending at the end. */
+  openAppend(path: string): Promise<AppendFile>;
+  /** Cuts a file to `size` bytes and syncs it. */
+  truncate(path: string, size: number): Promise<void>;
+  /** Names (not paths) of the entries in a directory; [] when it does not exist. */
+  list(dir: string): Promise<string[]>;
+  remove(path: string): Promise<void>;
+  /** Creates a directory and its parents with mode 0700 (CVE-2020-15113: no loose permissions). */
+  mkdirp(dir: string): Promise<void>;
+  /** Makes a directory's entries (creations, renames, removals) durable. */
+  syncDir(dir: string): Promise<void>;
+}

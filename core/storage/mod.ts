@@ -1,0 +1,17 @@
+/**
+ * Durable storage for a member: the write-ahead log, state snapshots, and the Disk interface
+ * through which core reaches the file system.
+ */
+export { crc32c } from "./crc32c.ts";
+export type { AppendFile, Disk } from "./disk.ts";
+export { MemoryDisk } from "./memory_disk.ts";
+export {
+  decodeRecords,
+  encodeRecords,
+  maxRecordBytes,
+  Wal,
+  WalCorruptError,
+  walEntry,
+  type WalRecovery,
+} from "./wal.ts";
+export { decodeSnapshot, encodeSnapshot, type Snapshot, Snapshotter } from "./snapshot.ts";

@@ -1,0 +1,81 @@
+import { assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
+import { MemoryDisk } from "./memory_disk.ts";
+import { decodeRecords, encodeRecords, Wal, WalCorruptError, walEntry } from "./wal.ts";
+
+const enc = new TextEncoder();
+const entries = (from: number, n: number, term = 2) =>
+  Array.from({ length: n }, (_, i) => walEntry(from + i, term, enc.encode(`v${from + i}`)));
+
+Deno.test("wal returns every synced entry after a reopen", async () => {
+  const disk = new MemoryDisk();
+  const { wal } = await Wal.open(disk, "d/wal", 0);
+  await wal.append(entries(1, 3));
+  await wal.append(entries(4, 2));
+  wal.close();
+  const again = await Wal.open(disk, "d/wal", 0);
+  assertEquals(again.entries.map((e) => Number(e.index)), [1, 2, 3, 4, 5]);
+  assertEquals(again.truncatedTail, null);
+  assertEquals(again.wal.lastIndex, 5);
+});
+
+Deno.test("wal skips entries covered by the snapshot index", async () => {
+  const disk = new MemoryDisk();
+  const { wal } = await Wal.open(disk, "w", 0);
+  await wal.append(entries(1, 5));
+  const again = await Wal.open(disk, "w", 3);
+  assertEquals(again.entries.map((e) => Number(e.index)), [4, 5]);
+});
+
+Deno.test("wal cuts a torn last record and keeps the ones before it", async () => {
+  const disk = new MemoryDisk();
+  const { wal } = await Wal.open(disk, "w", 0);
+  await wal.append(entries(1, 2));
+  const [name] = await disk.list("w");
+  const data = (await disk.readFile(`w/${name}`))!;
+  // Simulate a write cut in the middle of the second record.
+  await disk.truncate(`w/${name}`, data.length - 3);
+  const again = await Wal.open(disk, "w", 0);
+  assertEquals(again.entries.map((e) => Number(e.index)), [1]);
+  assertEquals(typeof again.truncatedTail, "string");
+  // New appends continue after the surviving entry.
+  await again.wal.append(entries(2, 1));
+  const third = await Wal.open(disk, "w", 0);
+  assertEquals(third.entries.map((e) => Number(e.index)), [1, 2]);
+});
+
+Deno.test("wal loses unsynced writes on a crash but nothing synced", async () => {
+  const disk = new MemoryDisk();
+  const { wal } = await Wal.open(disk, "w", 0);
+  await wal.append(entries(1, 4));
+  disk.crash();
+  const again = await Wal.open(disk, "w", 0);
+  assertEquals(again.entries.length, 4);
+});
+
+Deno.test("wal refuses corruption in the middle instead of replaying garbage", async () => {
+  const disk = new MemoryDisk();
+  const { wal } = await Wal.open(disk, "w", 0);
+  await wal.append(entries(1, 3));
+  const [name] = await disk.list("w");
+  disk.corrupt(`w/${name}`, 10, enc.encode("XX"));
+  await assertRejects(() => Wal.open(disk, "w", 0), WalCorruptError);
+});
+
+Deno.test("wal refuses an oversized record length without allocating it", () => {
+  const data = encodeRecords(entries(1, 2));
+  const view = new DataView(data.buffer);
+  view.setUint32(0, 0x7fffffff, true);
+  assertThrows(() => decodeRecords(data), WalCorruptError);
+});
+
+Deno.test("wal release drops only segments fully covered by the snapshot", async () => {
+  const disk = new MemoryDisk();
+  const { wal } = await Wal.open(disk, "w", 0, 64);
+  for (let i = 1; i <= 10; i++) await wal.append(entries(i, 1));
+  const first = (await disk.list("w"))[0];
+  await wal.releaseTo(6);
+  const again = await Wal.open(disk, "w", 6);
+  assertEquals(again.entries.map((e) => Number(e.index)), [7, 8, 9, 10]);
+  assertEquals((await disk.list("w")).includes(first), false);
+  assertEquals((await disk.list("w")).length, wal.segmentCount);
+});
