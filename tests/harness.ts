@@ -1,0 +1,879 @@
+/**
+ * Test harness for real processes: starts etcd 3.4.23 or detcd members on loopback, runs etcdctl or
+ * detcdctl against them, normalises what legitimately differs between two runs, and compares the
+ * outputs of the same script side by side. Everything here is built and proven against real etcd
+ * first, so that a difference seen against detcd is detcd's, not the harness's.
+ *
+ * Processes never outlive a test: every spawned child is tracked, tests stop members in `finally`,
+ * and an `unload` handler SIGKILLs whatever is left if a test forgets.
+ */
+
+import http2 from "node:http2";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import {
+  PutRequestSchema,
+  PutResponseSchema,
+  RangeRequestSchema,
+  RangeResponseSchema,
+} from "../gen/etcdserverpb/rpc_pb.ts";
+import type { PutResponse, RangeResponse } from "../gen/etcdserverpb/rpc_pb.ts";
+
+/** Repository root, so that `deno run -A server/main.ts` works whatever the test's cwd is. */
+export const REPO_ROOT: string = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+/** Which server implementation a member runs. */
+export type MemberKind = "etcd" | "detcd";
+
+/** Which CLI runs a command: the reference etcdctl 3.4.23 or ours. */
+export type CtlKind = "etcdctl" | "detcdctl";
+
+/**
+ * Log messages that mean "the client port serves now". etcd 3.4 prints the first one with its
+ * default logger (capnslog) and only the second one with `--logger=zap`; detcd prints the first.
+ */
+export const READY_MARKERS: readonly string[] = [
+  "ready to serve client requests",
+  "serving client traffic insecurely",
+];
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
+
+// ---------------------------------------------------------------------------------------------
+// Environment probes
+
+/** Finds an executable on PATH the way a shell would; undefined when absent. */
+export function which(name: string): string | undefined {
+  const path = Deno.env.get("PATH") ?? "";
+  for (const dir of path.split(":")) {
+    if (dir === "") continue;
+    const candidate = `${dir}/${name}`;
+    try {
+      const info = Deno.statSync(candidate);
+      if (info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0) return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+}
+
+/** Outcome of probing for something a test needs; `ignore` feeds `Deno.test({ ignore })`. */
+export interface Requirement {
+  ignore: boolean;
+  reason: string;
+}
+
+function envFlag(name: string): boolean {
+  const value = Deno.env.get(name);
+  return value === "1" || value === "true";
+}
+
+/**
+ * Decides whether tests that need the reference etcd/etcdctl run. When they are missing, tests are
+ * ignored (and say why) unless DETCD_REQUIRE_REFERENCE=1, in which case they run and fail at once
+ * through {@link assertReference}: CI must never pass by silently skipping the comparison.
+ */
+export function requireReference(): Requirement {
+  const missing = ["etcd", "etcdctl"].filter((name) => which(name) === undefined);
+  if (missing.length === 0) return { ignore: false, reason: "" };
+  const reason = `reference ${missing.join(" and ")} not on PATH ` +
+    "(apt-get install -y etcd-server etcd-client)";
+  if (envFlag("DETCD_REQUIRE_REFERENCE")) return { ignore: false, reason };
+  console.warn(`ignoring tests that need the reference: ${reason}`);
+  return { ignore: true, reason };
+}
+
+/** Throws a clear error inside a test when the reference binaries are missing. */
+export function assertReference(): void {
+  const missing = ["etcd", "etcdctl"].filter((name) => which(name) === undefined);
+  if (missing.length > 0) {
+    throw new Error(
+      `reference ${missing.join(" and ")} not on PATH and DETCD_REQUIRE_REFERENCE=1: ` +
+        "install etcd-server and etcd-client (etcd 3.4.23)",
+    );
+  }
+}
+
+/**
+ * Decides whether tests that need detcd's server entry point run. While server/main.ts does not
+ * exist yet they are ignored, except in CI (CI=true or DETCD_REQUIRE_DETCD=1) where that is a
+ * failure.
+ */
+export function requireDetcd(): Requirement {
+  let present = false;
+  try {
+    present = Deno.statSync(`${REPO_ROOT}/server/main.ts`).isFile;
+  } catch {
+    present = false;
+  }
+  if (present) return { ignore: false, reason: "" };
+  const reason = "server/main.ts does not exist yet";
+  if (envFlag("CI") || envFlag("DETCD_REQUIRE_DETCD")) return { ignore: false, reason };
+  console.warn(`ignoring tests that need detcd: ${reason}`);
+  return { ignore: true, reason };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ports and processes
+
+/**
+ * A currently free loopback port. The kernel picks it; we release it at once, so another process
+ * could take it before we use it, which is rare enough on a test machine.
+ */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** The environment for child processes: ours minus ETCD_* and ETCDCTL_*, which would change them. */
+function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(Deno.env.toObject())) {
+    if (key.startsWith("ETCD_") || key.startsWith("ETCDCTL_")) continue;
+    env[key] = value;
+  }
+  env.NO_COLOR = "1";
+  return { ...env, ...extra };
+}
+
+const liveChildren = new Set<Deno.ChildProcess>();
+
+globalThis.addEventListener("unload", () => {
+  for (const child of liveChildren) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** The command line that runs a member of the given kind (program and arguments before flags). */
+function serverCommand(kind: MemberKind): [string, string[]] {
+  if (kind === "etcd") return ["etcd", []];
+  return [Deno.execPath(), ["run", "-A", `${REPO_ROOT}/server/main.ts`]];
+}
+
+/** Options of {@link startMember}; every port defaults to a fresh free one. */
+export interface StartMemberOptions {
+  kind: MemberKind;
+  /** `--name`; default "default" like etcd. */
+  name?: string;
+  /** Data directory; default a fresh `data` directory inside a new temp dir. */
+  dataDir?: string;
+  clientPort?: number;
+  peerPort?: number;
+  /**
+   * The peer URL this member advertises (and lists in `--initial-cluster`). Defaults to its listen
+   * peer URL. Member and cluster IDs are hashed from it, so two members that must show the same IDs
+   * advertise the same string; a single member never dials its own advertised URL.
+   */
+  advertisePeerUrl?: string;
+  /** More etcd flags, e.g. `["--max-txn-ops", "3"]`. */
+  extraArgs?: string[];
+  /** Bound on startup; default 30 s for etcd, 60 s for detcd. */
+  readyTimeoutMs?: number;
+  /** Extra environment for the server process. */
+  env?: Record<string, string>;
+}
+
+/** A running (or killed, restartable) member and what a test needs to reach it. */
+export interface Member {
+  readonly kind: MemberKind;
+  readonly name: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  /** `http://127.0.0.1:<clientPort>`. */
+  readonly clientUrl: string;
+  /** `127.0.0.1:<clientPort>`, what etcdctl's `--endpoints` takes and prints. */
+  readonly endpoint: string;
+  readonly dataDir: string;
+  /** File that receives the server's stdout and stderr (all incarnations, appended). */
+  readonly logPath: string;
+  /** The full argument list the server was started with (for error messages). */
+  readonly args: readonly string[];
+  /** Process id of the current incarnation. */
+  pid(): number;
+  /** True while the current incarnation runs. */
+  running(): boolean;
+  /** Sends a signal (SIGKILL for crash tests) and waits for the process to exit. */
+  kill(signal?: Deno.Signal): Promise<void>;
+  /** Starts the member again on the same data dir and ports and waits until it serves. */
+  restart(): Promise<void>;
+  /** Terminates (SIGTERM, then SIGKILL after 5 s) and removes the temp dir. Idempotent. */
+  stop(): Promise<void>;
+  /** The last `maxBytes` of the log, for error messages. */
+  logTail(maxBytes?: number): string;
+}
+
+class ProcessMember implements Member {
+  readonly clientUrl: string;
+  readonly endpoint: string;
+  readonly logPath: string;
+  private child: Deno.ChildProcess | undefined;
+  private exited: Promise<Deno.CommandStatus> | undefined;
+  private pumps: Promise<void>[] = [];
+  private tail = "";
+  private logFile: Deno.FsFile;
+  private stopped = false;
+
+  constructor(
+    readonly kind: MemberKind,
+    readonly name: string,
+    readonly clientPort: number,
+    readonly peerPort: number,
+    readonly dataDir: string,
+    readonly args: readonly string[],
+    private readonly tempDir: string,
+    private readonly readyTimeoutMs: number,
+    private readonly env: Record<string, string>,
+  ) {
+    this.clientUrl = `http://127.0.0.1:${clientPort}`;
+    this.endpoint = `127.0.0.1:${clientPort}`;
+    this.logPath = `${tempDir}/${name}.log`;
+    this.logFile = Deno.openSync(this.logPath, { create: true, append: true });
+  }
+
+  pid(): number {
+    if (this.child === undefined) throw new Error("member not started");
+    return this.child.pid;
+  }
+
+  running(): boolean {
+    return this.child !== undefined;
+  }
+
+  logTail(maxBytes = 4000): string {
+    return this.tail.length <= maxBytes ? this.tail : this.tail.slice(this.tail.length - maxBytes);
+  }
+
+  /** Spawns the process and waits for a readiness marker, an exit, or the timeout. */
+  async spawn(): Promise<void> {
+    if (this.child !== undefined) throw new Error("member already running");
+    const [program, prefix] = serverCommand(this.kind);
+    const child = new Deno.Command(program, {
+      args: [...prefix, ...this.args],
+      cwd: REPO_ROOT,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      clearEnv: true,
+      env: childEnv(this.env),
+    }).spawn();
+    liveChildren.add(child);
+    this.child = child;
+    this.exited = child.status;
+    let sawReady = false;
+    let wake: () => void = () => {};
+    let recent = "";
+    const pump = async (stream: ReadableStream<Uint8Array>) => {
+      const decoder = new TextDecoder();
+      for await (const chunk of stream) {
+        this.logFile.writeSync(chunk);
+        const text = decoder.decode(chunk, { stream: true });
+        this.tail += text;
+        if (this.tail.length > 256 * 1024) this.tail = this.tail.slice(-128 * 1024);
+        if (sawReady) continue;
+        recent = (recent + text).slice(-64 * 1024);
+        if (READY_MARKERS.some((marker) => recent.includes(marker))) {
+          sawReady = true;
+          wake();
+        }
+        recent = recent.slice(-200);
+      }
+    };
+    this.pumps = [pump(child.stdout), pump(child.stderr)];
+
+    const deadline = Date.now() + this.readyTimeoutMs;
+    let exitStatus: Deno.CommandStatus | undefined;
+    this.exited.then((status) => {
+      exitStatus = status;
+      wake();
+    });
+    while (!sawReady && exitStatus === undefined && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, Math.min(1000, Math.max(1, deadline - Date.now())));
+      });
+      if (!sawReady && exitStatus === undefined && (await this.healthProbe())) sawReady = true;
+    }
+    wake = () => {};
+    if (sawReady) return;
+    const why = exitStatus !== undefined
+      ? `exited with code ${exitStatus.code}${exitStatus.signal ? ` (${exitStatus.signal})` : ""}`
+      : `not ready after ${this.readyTimeoutMs} ms`;
+    await this.kill("SIGKILL");
+    throw new Error(
+      `${this.kind} member ${this.name} ${why}\n` +
+        `command: ${[program, ...prefix, ...this.args].join(" ")}\n` +
+        `log (${this.logPath}), last lines:\n${this.logTail(3000)}`,
+    );
+  }
+
+  /** A fallback readiness check for servers that do not print etcd's readiness line. */
+  private async healthProbe(): Promise<boolean> {
+    if (which("etcdctl") === undefined) return false;
+    try {
+      const result = await runCtl("etcdctl", [
+        `--endpoints=${this.endpoint}`,
+        "--dial-timeout=1s",
+        "--command-timeout=2s",
+        "endpoint",
+        "health",
+      ], { timeoutMs: 5000 });
+      return result.code === 0;
+    } catch {
+      return false;
+    }
+  }
+
+  async kill(signal: Deno.Signal = "SIGKILL"): Promise<void> {
+    const child = this.child;
+    if (child === undefined) return;
+    try {
+      child.kill(signal);
+    } catch {
+      // already exited
+    }
+    await this.reap(child);
+  }
+
+  private async reap(child: Deno.ChildProcess): Promise<void> {
+    await this.exited;
+    await Promise.all(this.pumps);
+    liveChildren.delete(child);
+    this.child = undefined;
+    this.exited = undefined;
+    this.pumps = [];
+  }
+
+  async restart(): Promise<void> {
+    if (this.stopped) throw new Error("member was stopped; its data dir is gone");
+    if (this.child !== undefined) await this.kill("SIGTERM");
+    await this.spawn();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    const child = this.child;
+    if (child !== undefined) {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // already exited
+      }
+      const exited = this.exited;
+      const timer = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // already exited
+        }
+      }, 5000);
+      try {
+        await exited;
+      } finally {
+        clearTimeout(timer);
+      }
+      await this.reap(child);
+    }
+    this.logFile.close();
+    if (envFlag("DETCD_KEEP_TMP")) {
+      console.warn(`kept ${this.tempDir} (DETCD_KEEP_TMP=1)`);
+    } else if (this.tempDir !== "") {
+      await Deno.remove(this.tempDir, { recursive: true }).catch(() => {});
+    }
+  }
+}
+
+/**
+ * Starts one member with etcd's own flags (the same for etcd and detcd) and waits until it serves.
+ * Its stdout and stderr go to a log file in its temp dir; on a failed start the error carries the
+ * tail of that log.
+ */
+export async function startMember(options: StartMemberOptions): Promise<Member> {
+  const name = options.name ?? "default";
+  const tempDir = await Deno.makeTempDir({ prefix: `detcd-${options.kind}-` });
+  const dataDir = options.dataDir ?? `${tempDir}/data`;
+  const clientPort = options.clientPort ?? freePort();
+  const peerPort = options.peerPort ?? freePort();
+  const clientUrl = `http://127.0.0.1:${clientPort}`;
+  const listenPeerUrl = `http://127.0.0.1:${peerPort}`;
+  const advertisePeerUrl = options.advertisePeerUrl ?? listenPeerUrl;
+  const args = [
+    "--name",
+    name,
+    "--data-dir",
+    dataDir,
+    "--listen-client-urls",
+    clientUrl,
+    "--advertise-client-urls",
+    clientUrl,
+    "--listen-peer-urls",
+    listenPeerUrl,
+    "--initial-advertise-peer-urls",
+    advertisePeerUrl,
+    "--initial-cluster",
+    `${name}=${advertisePeerUrl}`,
+    ...(options.extraArgs ?? []),
+  ];
+  const member = new ProcessMember(
+    options.kind,
+    name,
+    clientPort,
+    peerPort,
+    dataDir,
+    args,
+    tempDir,
+    options.readyTimeoutMs ?? (options.kind === "etcd" ? 30_000 : 60_000),
+    options.env ?? {},
+  );
+  try {
+    await member.spawn();
+  } catch (error) {
+    await member.stop();
+    throw error;
+  }
+  return member;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CLI
+
+/** What a CLI invocation printed and returned. `stdout` is text; see {@link CtlResult.stdoutBytes}. */
+export interface CtlResult {
+  /** stdout as UTF-8, or `<binary N bytes: hex>` when it is not valid UTF-8 (protobuf output). */
+  stdout: string;
+  stdoutBytes: Uint8Array;
+  stderr: string;
+  code: number;
+}
+
+/** Options of {@link runCtl}. */
+export interface RunCtlOptions {
+  /** Bytes or text written to the CLI's stdin, then closed; stdin is empty when absent. */
+  stdin?: string | Uint8Array;
+  env?: Record<string, string>;
+  /** The CLI is SIGKILLed after this long (default 30 s) and the result says so. */
+  timeoutMs?: number;
+}
+
+function ctlCommand(kind: CtlKind): [string, string[]] {
+  if (kind === "etcdctl") return ["etcdctl", []];
+  return [Deno.execPath(), ["run", "-A", `${REPO_ROOT}/cli/main.ts`]];
+}
+
+/** Shows stdout as text when it is UTF-8, else as a hex dump that still compares byte for byte. */
+function stdoutText(bytes: Uint8Array): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    return `<binary ${bytes.length} bytes: ${hex}>`;
+  }
+}
+
+/**
+ * Runs etcdctl or detcdctl with the given arguments (no shell), with ETCDCTL_* removed from the
+ * inherited environment so only what the test passes applies.
+ */
+export async function runCtl(
+  kind: CtlKind,
+  args: readonly string[],
+  options: RunCtlOptions = {},
+): Promise<CtlResult> {
+  const [program, prefix] = ctlCommand(kind);
+  const child = new Deno.Command(program, {
+    args: [...prefix, ...args],
+    cwd: REPO_ROOT,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    clearEnv: true,
+    env: childEnv(options.env),
+  }).spawn();
+  liveChildren.add(child);
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // exited meanwhile
+    }
+  }, timeoutMs);
+  try {
+    const writer = child.stdin.getWriter();
+    const input = options.stdin;
+    if (input !== undefined) {
+      await writer.write(typeof input === "string" ? textEncoder.encode(input) : input).catch(
+        () => {},
+      );
+    }
+    await writer.close().catch(() => {});
+    const output = await child.output();
+    const stderr = textDecoder.decode(output.stderr) +
+      (timedOut ? `\n<killed by harness after ${timeoutMs} ms>` : "");
+    return {
+      stdout: stdoutText(output.stdout),
+      stdoutBytes: output.stdout,
+      stderr,
+      code: output.code,
+    };
+  } finally {
+    clearTimeout(timer);
+    liveChildren.delete(child);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalisation
+
+/** What a normaliser needs to know about one run: the ports of the member it talked to. */
+export interface NormaliseContext {
+  /** Port number → stable label, e.g. `{ 41235: "CLIENT_PORT" }`. */
+  ports: Record<number, string>;
+}
+
+const GO_DURATION = String.raw`(?:\d+h)?(?:\d+m(?!s))?\d+(?:\.\d+)?(?:ns|µs|μs|us|ms|s)`;
+
+/**
+ * The few substitutions that make two correct runs byte-identical, and nothing else:
+ *
+ * - `"ts":...` of JSON log lines (both the ISO string and the float-seconds forms) → `<TS>`
+ * - the random client id in etcdctl's warn lines (`endpoint://client-<uuid>/`) → `<UUID>`
+ * - health-check durations: `took = <d>`, `"took":"<d>"`, `"Took" : <d>` and the TOOK cell of the
+ *   `endpoint health -w table` output → `<TOOK>` (that table is reduced to its cells, because the
+ *   column width follows the duration's length)
+ * - `"dbSizeInUse":N` → `<DB_SIZE_IN_USE>`: etcd's own value changes with bbolt's commit timing
+ *   (16384 or 20480 for the same fresh member)
+ * - `:<port>` for exactly the ports in the context → `:<LABEL>`
+ *
+ * Member IDs, cluster IDs, revisions, raft terms and indexes and `dbSize` are NOT normalised.
+ */
+export function normaliseOutput(text: string, context: NormaliseContext): string {
+  let out = text;
+  out = out.replace(/"ts":"[^"]*"/g, '"ts":"<TS>"');
+  out = out.replace(/"ts":\d+(?:\.\d+)?(?:e[+-]?\d+)?/g, '"ts":<TS>');
+  out = out.replace(
+    /client-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g,
+    "client-<UUID>",
+  );
+  out = out.replace(new RegExp(`took = ${GO_DURATION}`, "g"), "took = <TOOK>");
+  out = out.replace(new RegExp(`"took":"${GO_DURATION}"`, "g"), '"took":"<TOOK>"');
+  out = out.replace(new RegExp(`"Took" : ${GO_DURATION}`, "g"), '"Took" : <TOOK>');
+  out = out.replace(/"dbSizeInUse":\d+/g, '"dbSizeInUse":<DB_SIZE_IN_USE>');
+  out = normaliseHealthTable(out);
+  for (const [port, label] of Object.entries(context.ports)) {
+    out = out.replace(new RegExp(`:${port}(?!\\d)`, "g"), `:<${label}>`);
+  }
+  return out;
+}
+
+/** Reduces an `endpoint health -w table` to trimmed cells with the TOOK cell replaced. */
+function normaliseHealthTable(text: string): string {
+  const lines = text.split("\n");
+  const header = lines.findIndex((line) =>
+    /^\|\s*ENDPOINT\s*\|\s*HEALTH\s*\|\s*TOOK\s*\|/.test(line)
+  );
+  if (header < 0) return text;
+  const tookRegex = new RegExp(`^${GO_DURATION}$`);
+  return lines.map((line, index) => {
+    if (index < header - 1) return line;
+    if (/^\+[-+]*\+$/.test(line)) return "+---+";
+    if (!line.startsWith("|")) return line;
+    const cells = line.split("|").slice(1, -1).map((cell) => cell.trim());
+    if (index !== header && cells.length >= 3 && tookRegex.test(cells[2])) cells[2] = "<TOOK>";
+    return `| ${cells.join(" | ")} |`;
+  }).join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scripts: the same etcdctl commands against two members, compared
+
+/** One CLI invocation of a script; `--endpoints=<member>` is prepended by the runner. */
+export interface ScriptStep {
+  args: string[];
+  stdin?: string;
+}
+
+/** What one step printed, raw and normalised. */
+export interface StepOutcome {
+  args: string[];
+  raw: CtlResult;
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+/** Runs every step in order against one member and normalises each result for that member. */
+export async function runScript(
+  ctl: CtlKind,
+  member: Member,
+  steps: readonly ScriptStep[],
+): Promise<StepOutcome[]> {
+  const context: NormaliseContext = {
+    ports: { [member.clientPort]: "CLIENT_PORT", [member.peerPort]: "PEER_PORT" },
+  };
+  const outcomes: StepOutcome[] = [];
+  for (const step of steps) {
+    const raw = await runCtl(ctl, [`--endpoints=${member.endpoint}`, ...step.args], {
+      stdin: step.stdin,
+    });
+    outcomes.push({
+      args: step.args,
+      raw,
+      stdout: normaliseOutput(raw.stdout, context),
+      stderr: normaliseOutput(raw.stderr, context),
+      code: raw.code,
+    });
+  }
+  return outcomes;
+}
+
+/** Quotes arguments for display so a reader can paste the command into a shell. */
+export function shellQuote(args: readonly string[]): string {
+  return args.map((arg) => /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`)
+    .join(" ");
+}
+
+function showBlock(text: string): string {
+  const shown = text.length > 3000 ? `${text.slice(0, 3000)}\n... (${text.length} chars)` : text;
+  return shown.split("\n").map((line) => `    │${line}`).join("\n");
+}
+
+function firstDifferentLine(a: string, b: string): number {
+  const la = a.split("\n");
+  const lb = b.split("\n");
+  for (let i = 0; i < Math.max(la.length, lb.length); i++) if (la[i] !== lb[i]) return i + 1;
+  return 0;
+}
+
+/**
+ * Compares two runs of the same script. Returns undefined when every step printed the same
+ * (normalised) stdout and stderr and returned the same exit code; otherwise a report that shows the
+ * first differing command with both outputs side by side, and lists the later differing steps.
+ */
+export function compareRuns(
+  labels: [string, string],
+  a: readonly StepOutcome[],
+  b: readonly StepOutcome[],
+): string | undefined {
+  const differing: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    if (a[i].stdout !== b[i].stdout || a[i].stderr !== b[i].stderr || a[i].code !== b[i].code) {
+      differing.push(i);
+    }
+  }
+  if (differing.length === 0 && a.length === b.length) return undefined;
+  if (differing.length === 0) return `runs have different lengths: ${a.length} vs ${b.length}`;
+  const i = differing[0];
+  const [la, lb] = labels;
+  const parts = [
+    `step ${i + 1} of ${a.length} differs: etcdctl ${shellQuote(a[i].args)}`,
+  ];
+  for (const stream of ["stdout", "stderr"] as const) {
+    if (a[i][stream] === b[i][stream]) continue;
+    parts.push(
+      `  ${stream} differs at line ${firstDifferentLine(a[i][stream], b[i][stream])}:`,
+      `  ${la}:`,
+      showBlock(a[i][stream]),
+      `  ${lb}:`,
+      showBlock(b[i][stream]),
+    );
+  }
+  if (a[i].code !== b[i].code) parts.push(`  exit code: ${la} ${a[i].code}, ${lb} ${b[i].code}`);
+  if (differing.length > 1) {
+    parts.push(`  later differing steps: ${differing.slice(1).map((d) => d + 1).join(", ")}`);
+  }
+  return parts.join("\n");
+}
+
+/**
+ * The peer URL both members of a side-by-side comparison advertise. etcd hashes member and cluster
+ * IDs from the advertised peer URLs and the cluster token, so advertising the same string (while
+ * each listens on its own free peer port) makes equal IDs the expected outcome; a single member
+ * never dials it.
+ */
+export const SHARED_PEER_URL = "http://127.0.0.1:2380";
+
+/** The member name both sides of a comparison use (it shows in `member list`). */
+export const SHARED_MEMBER_NAME = "etcd1";
+
+/** A script for {@link compareScript}: CLI steps plus the server flags both members get. */
+export interface Script {
+  name: string;
+  steps: ScriptStep[];
+  /** Extra server flags for both members, e.g. `["--max-txn-ops", "3"]`. */
+  serverArgs?: string[];
+}
+
+/** Result of {@link compareScript}: the report is undefined when both sides matched. */
+export interface Comparison {
+  report: string | undefined;
+  outcomes: [StepOutcome[], StepOutcome[]];
+}
+
+/**
+ * Starts a fresh member of each kind (own free ports, own data dir, same name and advertised peer
+ * URL), runs the script's steps against both in lockstep, stops both, and compares.
+ */
+export async function compareScript(
+  script: Script,
+  kinds: [MemberKind, MemberKind],
+  ctl: CtlKind = "etcdctl",
+): Promise<Comparison> {
+  const options = (kind: MemberKind): StartMemberOptions => ({
+    kind,
+    name: SHARED_MEMBER_NAME,
+    advertisePeerUrl: SHARED_PEER_URL,
+    extraArgs: script.serverArgs,
+  });
+  const started = await Promise.allSettled(kinds.map((kind) => startMember(options(kind))));
+  const members = started.flatMap((result) => result.status === "fulfilled" ? [result.value] : []);
+  try {
+    for (const result of started) if (result.status === "rejected") throw result.reason;
+    const [a, b] = members;
+    const outcomes: [StepOutcome[], StepOutcome[]] = [[], []];
+    for (const step of script.steps) {
+      const [oa, ob] = await Promise.all([runScript(ctl, a, [step]), runScript(ctl, b, [step])]);
+      outcomes[0].push(...oa);
+      outcomes[1].push(...ob);
+    }
+    const labels: [string, string] = kinds[0] === kinds[1]
+      ? [`${kinds[0]} #1`, `${kinds[1]} #2`]
+      : [kinds[0], kinds[1]];
+    let report = compareRuns(labels, outcomes[0], outcomes[1]);
+    if (report !== undefined) {
+      report += `\n  server logs: ${a.logPath} (${labels[0]}), ${b.logPath} (${labels[1]})` +
+        (envFlag("DETCD_KEEP_TMP") ? "" : " (removed; set DETCD_KEEP_TMP=1 to keep them)");
+    }
+    return { report, outcomes };
+  } finally {
+    await Promise.all(members.map((member) => member.stop()));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A minimal gRPC client for load and verification (unary KV calls over node:http2)
+
+/** gRPC status returned by a server, with etcd's message. */
+export class GrpcStatusError extends Error {
+  constructor(readonly code: number, message: string) {
+    super(`grpc status ${code}: ${message}`);
+    this.name = "GrpcStatusError";
+  }
+}
+
+/**
+ * Just enough of etcd's KV API over gRPC to drive concurrent load and read the result back, without
+ * a process per request. One HTTP/2 connection, many concurrent streams. Test tooling only.
+ */
+export class KvClient {
+  private session: http2.ClientHttp2Session;
+  private closed = false;
+
+  constructor(readonly endpoint: string) {
+    this.session = http2.connect(`http://${endpoint}`);
+    this.session.on("error", () => {
+      // surfaced per call
+    });
+  }
+
+  /** Puts key=value; resolves with the response (header.revision is the write's revision). */
+  put(key: string, value: string): Promise<PutResponse> {
+    return this.unary("/etcdserverpb.KV/Put", PutRequestSchema, PutResponseSchema, {
+      key: textEncoder.encode(key),
+      value: textEncoder.encode(value),
+    });
+  }
+
+  /** Ranges over [key, rangeEnd) (a single key when rangeEnd is absent), linearizable. */
+  range(key: string, rangeEnd?: string): Promise<RangeResponse> {
+    return this.unary("/etcdserverpb.KV/Range", RangeRequestSchema, RangeResponseSchema, {
+      key: textEncoder.encode(key),
+      rangeEnd: rangeEnd === undefined ? new Uint8Array() : textEncoder.encode(rangeEnd),
+    });
+  }
+
+  /** Closes the connection; in-flight calls fail. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.session.destroy();
+  }
+
+  private unary<I extends DescMessage, O extends DescMessage>(
+    path: string,
+    input: I,
+    output: O,
+    init: MessageInitShape<I>,
+  ): Promise<MessageShape<O>> {
+    const body = toBinary(input, create(input, init));
+    const frame = new Uint8Array(5 + body.length);
+    new DataView(frame.buffer).setUint32(1, body.length);
+    frame.set(body, 5);
+    return new Promise((resolve, reject) => {
+      let request: http2.ClientHttp2Stream;
+      try {
+        request = this.session.request({
+          ":method": "POST",
+          ":path": path,
+          "content-type": "application/grpc",
+          "te": "trailers",
+        });
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      const chunks: Uint8Array[] = [];
+      let status: number | undefined;
+      let message = "";
+      const takeStatus = (headers: http2.IncomingHttpHeaders) => {
+        const code = headers["grpc-status"];
+        if (code === undefined) return;
+        status = Number(code);
+        const raw = headers["grpc-message"];
+        message = decodeURIComponent(String(raw ?? ""));
+      };
+      request.on("response", takeStatus);
+      request.on("trailers", takeStatus);
+      request.on("data", (chunk: Uint8Array) => chunks.push(chunk));
+      request.on("error", reject);
+      request.on("close", () => {
+        if (status === undefined) {
+          reject(new Error(`${path}: stream closed without a gRPC status`));
+          return;
+        }
+        if (status !== 0) {
+          reject(new GrpcStatusError(status, message));
+          return;
+        }
+        const total = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+        const all = new Uint8Array(total);
+        let offset = 0;
+        for (const chunk of chunks) {
+          all.set(chunk, offset);
+          offset += chunk.length;
+        }
+        if (all.length < 5) {
+          reject(new Error(`${path}: OK status without a message`));
+          return;
+        }
+        const length = new DataView(all.buffer, all.byteOffset).getUint32(1);
+        try {
+          resolve(fromBinary(output, all.subarray(5, 5 + length)));
+        } catch (error) {
+          reject(error);
+        }
+      });
+      request.end(frame);
+    });
+  }
+}
