@@ -1,0 +1,152 @@
+import { create } from "@bufbuild/protobuf";
+import {
+  CompactionRequestSchema,
+  PutRequestSchema,
+  RangeRequestSchema,
+  RequestOpSchema,
+  TxnRequestSchema,
+} from "../../gen/etcdserverpb/rpc_pb.ts";
+import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
+import { EtcdError } from "../errors.ts";
+import { silentLogger } from "../log.ts";
+import { MemoryDisk } from "../storage/mod.ts";
+import { EtcdNode, isTxnReadOnly, type NodeConfig } from "./etcd_node.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function config(overrides: Partial<NodeConfig> = {}): NodeConfig {
+  return {
+    name: "default",
+    dataDir: "data",
+    initialAdvertisePeerUrls: ["http://127.0.0.1:26380"],
+    advertiseClientUrls: ["http://127.0.0.1:26379"],
+    initialCluster: "default=http://127.0.0.1:26380",
+    initialClusterToken: "etcd-cluster",
+    initialClusterState: "new",
+    snapshotCount: 100000,
+    maxTxnOps: 128,
+    maxRequestBytes: 1572864,
+    ...overrides,
+  };
+}
+
+const put = (key: string, value: string) =>
+  create(PutRequestSchema, { key: enc.encode(key), value: enc.encode(value) });
+const get = (key: string) => create(RangeRequestSchema, { key: enc.encode(key) });
+
+Deno.test("a fresh member starts like etcd: term 2, raft index 4, revision 1, etcd's IDs", async () => {
+  const node = await EtcdNode.open(config(), new MemoryDisk(), silentLogger);
+  const s = node.status();
+  assertEquals([s.raftTerm, s.raftIndex, s.raftAppliedIndex], [2n, 4n, 4n]);
+  assertEquals(s.header?.revision, 1n);
+  assertEquals(node.memberId.toString(16), "8876210cd96651c6");
+  assertEquals(node.clusterId.toString(16), "7e1de051b63089b8");
+  await node.stop();
+});
+
+Deno.test("each write takes one raft index and one revision; the reply header has both", async () => {
+  const node = await EtcdNode.open(config(), new MemoryDisk(), silentLogger);
+  const r = await node.put(put("a", "1"));
+  assertEquals(r.header?.revision, 2n);
+  assertEquals(node.status().raftIndex, 5n);
+  await node.stop();
+});
+
+Deno.test("a restart recovers every acknowledged write and bumps the term like etcd", async () => {
+  const disk = new MemoryDisk();
+  const node = await EtcdNode.open(config(), disk, silentLogger);
+  await Promise.all(Array.from({ length: 50 }, (_, i) => node.put(put(`k${i}`, `v${i}`))));
+  await node.put(put("k0", "again"));
+  disk.crash(); // nothing acknowledged may depend on unsynced bytes
+  const again = await EtcdNode.open(config(), disk, silentLogger);
+  assertEquals(again.revision, 52);
+  const kv = again.range(get("k0")).kvs[0];
+  assertEquals(dec.decode(kv.value), "again");
+  assertEquals(kv.version, 2n);
+  const s = again.status();
+  assertEquals([s.raftTerm, s.raftIndex], [3n, 4n + 51n + 2n]);
+});
+
+Deno.test("concurrent writes share syncs and are applied in proposal order", async () => {
+  const node = await EtcdNode.open(config(), new MemoryDisk(), silentLogger);
+  const replies = await Promise.all(
+    Array.from({ length: 200 }, (_, i) => node.put(put("same", String(i)))),
+  );
+  assertEquals(replies.map((r) => Number(r.header?.revision)), replies.map((_, i) => i + 2));
+  assertEquals(dec.decode(node.range(get("same")).kvs[0].value), "199");
+  await node.stop();
+});
+
+Deno.test("a request over --max-request-bytes is refused and changes nothing", async () => {
+  const node = await EtcdNode.open(config({ maxRequestBytes: 100 }), new MemoryDisk(), silentLogger);
+  await assertRejects(() => node.put(put("big", "x".repeat(200))), EtcdError, "request is too large");
+  assertEquals(node.revision, 1);
+  assertEquals(node.status().raftIndex, 4n);
+  await node.stop();
+});
+
+Deno.test("compaction survives a restart through the log and snapshot", async () => {
+  const disk = new MemoryDisk();
+  const node = await EtcdNode.open(config({ snapshotCount: 3 }), disk, silentLogger);
+  for (let i = 0; i < 5; i++) await node.put(put("k", String(i)));
+  await node.compact(create(CompactionRequestSchema, { revision: 4n }));
+  await node.put(put("k", "last"));
+  await node.stop();
+  const again = await EtcdNode.open(config({ snapshotCount: 3 }), disk, silentLogger);
+  assertEquals(again.revision, 7);
+  await assertRejects(
+    () => Promise.resolve(again.range(create(RangeRequestSchema, { key: enc.encode("k"), revision: 3n }))),
+    EtcdError,
+    "compacted",
+  );
+  assertEquals(dec.decode(again.range(get("k")).kvs[0].value), "last");
+});
+
+Deno.test("a failed WAL write refuses further writes instead of acknowledging them", async () => {
+  const disk = new MemoryDisk();
+  // The bootstrap write succeeds; every later WAL write fails like a full disk (ENOSPC).
+  const n2 = await EtcdNode.open(config(), {
+    ...bindAll(disk),
+    openAppend: async (path: string) => {
+      const f = await disk.openAppend(path);
+      let writes = 0;
+      return {
+        ...f,
+        write: (d: Uint8Array) => {
+          if (++writes > 1) return Promise.reject(new Error("No space left on device (os error 28)"));
+          return f.write(d);
+        },
+      };
+    },
+  }, silentLogger);
+  await assertRejects(() => n2.put(put("x", "1")), EtcdError, "server stopped");
+  await assertRejects(() => n2.put(put("y", "1")), EtcdError, "server stopped");
+  assertEquals(n2.range(get("x")).kvs.length, 0);
+  assert(n2.status().errors[0].includes("No space left"));
+  await n2.stop();
+});
+
+function bindAll(disk: MemoryDisk) {
+  return {
+    readFile: disk.readFile.bind(disk),
+    writeFileAtomic: disk.writeFileAtomic.bind(disk),
+    openAppend: disk.openAppend.bind(disk),
+    truncate: disk.truncate.bind(disk),
+    list: disk.list.bind(disk),
+    remove: disk.remove.bind(disk),
+    mkdirp: disk.mkdirp.bind(disk),
+    syncDir: disk.syncDir.bind(disk),
+  };
+}
+
+Deno.test("read-only txns are recognised at any nesting depth", () => {
+  const range = create(RequestOpSchema, { request: { case: "requestRange", value: get("a") } });
+  const putOp = create(RequestOpSchema, { request: { case: "requestPut", value: put("a", "b") } });
+  const nested = (op: typeof range) =>
+    create(RequestOpSchema, {
+      request: { case: "requestTxn", value: create(TxnRequestSchema, { success: [op] }) },
+    });
+  assertEquals(isTxnReadOnly(create(TxnRequestSchema, { success: [range], failure: [nested(range)] })), true);
+  assertEquals(isTxnReadOnly(create(TxnRequestSchema, { success: [range], failure: [nested(putOp)] })), false);
+});

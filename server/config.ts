@@ -1,0 +1,319 @@
+import { parse as parseYaml } from "yaml";
+
+/**
+ * etcd 3.4's server configuration surface: the same flag names and defaults, Go `flag` package
+ * parsing rules (`-f v`, `--f=v`, booleans only as `--f` or `--f=false`, parsing stops at the
+ * first non-flag argument), `ETCD_*` environment variables for flags not given on the command
+ * line, and `--config-file` (YAML, same keys), which makes etcd ignore flags and environment.
+ */
+
+type FlagKind = "string" | "bool" | "int";
+
+/** Every flag etcd 3.4.23 accepts: name, kind, default. */
+export const etcdFlags: ReadonlyArray<readonly [string, FlagKind, string]> = [
+  ["name", "string", "default"],
+  ["data-dir", "string", ""],
+  ["wal-dir", "string", ""],
+  ["snapshot-count", "int", "100000"],
+  ["heartbeat-interval", "int", "100"],
+  ["election-timeout", "int", "1000"],
+  ["initial-election-tick-advance", "bool", "true"],
+  ["listen-peer-urls", "string", "http://localhost:2380"],
+  ["listen-client-urls", "string", "http://localhost:2379"],
+  ["max-snapshots", "int", "5"],
+  ["max-wals", "int", "5"],
+  ["quota-backend-bytes", "int", "0"],
+  ["backend-batch-interval", "string", ""],
+  ["backend-batch-limit", "int", "0"],
+  ["max-txn-ops", "int", "128"],
+  ["max-request-bytes", "int", "1572864"],
+  ["max-concurrent-streams", "int", "4294967295"],
+  ["grpc-keepalive-min-time", "string", "5s"],
+  ["grpc-keepalive-interval", "string", "2h"],
+  ["grpc-keepalive-timeout", "string", "20s"],
+  ["initial-advertise-peer-urls", "string", "http://localhost:2380"],
+  ["initial-cluster", "string", "default=http://localhost:2380"],
+  ["initial-cluster-state", "string", "new"],
+  ["initial-cluster-token", "string", "etcd-cluster"],
+  ["advertise-client-urls", "string", "http://localhost:2379"],
+  ["discovery", "string", ""],
+  ["discovery-fallback", "string", "proxy"],
+  ["discovery-proxy", "string", ""],
+  ["discovery-srv", "string", ""],
+  ["discovery-srv-name", "string", ""],
+  ["strict-reconfig-check", "bool", "true"],
+  ["pre-vote", "bool", "false"],
+  ["auto-compaction-retention", "string", "0"],
+  ["auto-compaction-mode", "string", "periodic"],
+  ["enable-v2", "bool", "false"],
+  ["cert-file", "string", ""],
+  ["key-file", "string", ""],
+  ["client-cert-auth", "bool", "false"],
+  ["client-crl-file", "string", ""],
+  ["client-cert-allowed-hostname", "string", ""],
+  ["trusted-ca-file", "string", ""],
+  ["auto-tls", "bool", "false"],
+  ["peer-cert-file", "string", ""],
+  ["peer-key-file", "string", ""],
+  ["peer-client-cert-auth", "bool", "false"],
+  ["peer-trusted-ca-file", "string", ""],
+  ["peer-cert-allowed-cn", "string", ""],
+  ["peer-cert-allowed-hostname", "string", ""],
+  ["peer-auto-tls", "bool", "false"],
+  ["peer-crl-file", "string", ""],
+  ["cipher-suites", "string", ""],
+  ["cors", "string", "*"],
+  ["host-whitelist", "string", "*"],
+  ["auth-token", "string", "simple"],
+  ["bcrypt-cost", "int", "10"],
+  ["auth-token-ttl", "int", "300"],
+  ["enable-pprof", "bool", "false"],
+  ["metrics", "string", "basic"],
+  ["listen-metrics-urls", "string", ""],
+  ["logger", "string", "zap"],
+  ["log-outputs", "string", "default"],
+  ["log-level", "string", "info"],
+  ["proxy", "string", "off"],
+  ["proxy-failure-wait", "int", "5000"],
+  ["proxy-refresh-interval", "int", "30000"],
+  ["proxy-dial-timeout", "int", "1000"],
+  ["proxy-write-timeout", "int", "5000"],
+  ["proxy-read-timeout", "int", "0"],
+  ["experimental-initial-corrupt-check", "bool", "false"],
+  ["experimental-corrupt-check-time", "string", "0s"],
+  ["experimental-enable-v2v3", "string", ""],
+  ["experimental-backend-bbolt-freelist-type", "string", "array"],
+  ["experimental-enable-lease-checkpoint", "bool", "false"],
+  ["experimental-compaction-batch-limit", "int", "1000"],
+  ["experimental-peer-skip-client-san-verification", "bool", "false"],
+  ["experimental-watch-progress-notify-interval", "string", "10m"],
+  ["experimental-warning-apply-duration", "string", "100ms"],
+  ["force-new-cluster", "bool", "false"],
+  ["debug", "bool", "false"],
+  ["log-package-levels", "string", ""],  ["config-file", "string", ""],
+];
+
+/** A configuration problem; `exitCode` is what etcd exits with for it. */
+export class ConfigError extends Error {
+  constructor(message: string, readonly exitCode = 1, readonly showUsage = false) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** The outcome of reading flags, env and config file. */
+export interface ParsedConfig {
+  /** Final value of every known flag, as strings (like a Go flag's String()). */
+  values: Map<string, string>;
+  /** Where each explicitly set value came from, for the start-up log. */
+  envUsed: string[];
+  envUnknown: string[];
+  /** `--help` or `--version` asked for. */
+  action: "run" | "help" | "version";
+}
+
+const kinds = new Map(etcdFlags.map(([name, kind]) => [name, kind]));
+
+function checkValue(name: string, kind: FlagKind, value: string): string {
+  if (kind === "int" && !/^-?\d+$/.test(value)) {
+    throw new ConfigError(`invalid value "${value}" for flag -${name}: parse error`, 2, true);
+  }
+  if (kind === "bool") {
+    const v = value.toLowerCase();
+    if (["1", "t", "true"].includes(v)) return "true";
+    if (["0", "f", "false"].includes(v)) return "false";
+    throw new ConfigError(`invalid boolean value "${value}" for -${name}: parse error`, 2, true);
+  }
+  return value;
+}
+
+/** Parses a command line with Go's flag rules; returns explicitly set flags. */
+export function parseArgs(args: string[]): { set: Map<string, string>; action: ParsedConfig["action"] } {
+  const set = new Map<string, string>();
+  let action: ParsedConfig["action"] = "run";
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") {
+      if (i + 1 < args.length) {
+        throw new ConfigError(`'${args[i + 1]}' is not a valid flag`, 1);
+      }
+      break;
+    }
+    if (!arg.startsWith("-") || arg === "-") {
+      throw new ConfigError(`'${arg}' is not a valid flag`, 1);
+    }
+    const body = arg.startsWith("--") ? arg.slice(2) : arg.slice(1);
+    if (body === "" || body.startsWith("-") || body.startsWith("=")) {
+      throw new ConfigError(`bad flag syntax: ${arg}`, 2, true);
+    }
+    const eq = body.indexOf("=");
+    const name = eq >= 0 ? body.slice(0, eq) : body;
+    if (name === "h" || name === "help") {
+      action = "help";
+      continue;
+    }
+    if (name === "version") {
+      action = "version";
+      continue;
+    }
+    const kind = kinds.get(name);
+    if (!kind) throw new ConfigError(`flag provided but not defined: -${name}`, 2, true);
+    let value: string;
+    if (eq >= 0) value = body.slice(eq + 1);
+    else if (kind === "bool") value = "true";
+    else {
+      if (i + 1 >= args.length) throw new ConfigError(`flag needs an argument: -${name}`, 2, true);
+      value = args[++i];
+    }
+    set.set(name, checkValue(name, kind, value));
+  }
+  return { set, action };
+}
+
+function envName(flag: string): string {
+  return "ETCD_" + flag.toUpperCase().replaceAll("-", "_");
+}
+
+/** Converts a YAML config file's value to the flag's string form. */
+function yamlValue(name: string, kind: FlagKind, v: unknown): string {
+  if (Array.isArray(v)) return v.join(",");
+  if (v === null || v === undefined) return "";
+  return checkValue(name, kind, String(v));
+}
+
+/**
+ * Resolves the configuration exactly as etcd does: a config file wins over everything; otherwise
+ * flags, then `ETCD_*` variables for what flags left unset, then defaults.
+ */
+export async function resolveConfig(
+  args: string[],
+  env: Record<string, string>,
+  readFile: (path: string) => Promise<string> = (p) => Deno.readTextFile(p),
+): Promise<ParsedConfig> {
+  const { set, action } = parseArgs(args);
+  const values = new Map(etcdFlags.map(([name, , def]) => [name, def]));
+  const envUsed: string[] = [];
+  const envUnknown: string[] = [];
+  const configFile = set.get("config-file") ?? env["ETCD_CONFIG_FILE"];
+  if (configFile) {
+    let doc: unknown;
+    try {
+      doc = parseYaml(await readFile(configFile));
+    } catch (e) {
+      throw new ConfigError(`error verifying flags, ${e instanceof Error ? e.message : e}`);
+    }
+    if (doc !== null && typeof doc === "object") {
+      for (const [key, v] of Object.entries(doc as Record<string, unknown>)) {
+        const kind = kinds.get(key);
+        if (kind) values.set(key, yamlValue(key, kind, v));
+      }
+    }
+    values.set("config-file", configFile);
+    return { values, envUsed, envUnknown, action };
+  }
+  const known = new Set(etcdFlags.map(([name]) => envName(name)));
+  for (const [key, value] of Object.entries(env).sort()) {
+    if (!key.startsWith("ETCD_")) continue;
+    if (!known.has(key)) {
+      if (key !== "ETCD_UNSUPPORTED_ARCH") envUnknown.push(`${key}=${value}`);
+      continue;
+    }
+    const flag = key.slice(5).toLowerCase().replaceAll("_", "-");
+    if (set.has(flag)) continue;
+    values.set(flag, checkValue(flag, kinds.get(flag)!, value));
+    envUsed.push(`${key}=${value}`);
+  }
+  for (const [k, v] of set) values.set(k, v);
+  return { values, envUsed, envUnknown, action };
+}
+
+/** Splits a comma-separated URL list and checks each, like etcd's URLsValue. */
+export function parseUrls(flag: string, value: string): string[] {
+  const urls = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  for (const u of urls) {
+    let parsed: URL;
+    try {
+      parsed = new URL(u);
+    } catch {
+      throw new ConfigError(`invalid value "${value}" for flag -${flag}: parse ${u}: invalid URL`);
+    }
+    if (!["http:", "https:", "unix:", "unixs:"].includes(parsed.protocol)) {
+      throw new ConfigError(
+        `invalid value "${value}" for flag -${flag}: URL scheme must be http, https, unix, or unixs: ${u}`,
+      );
+    }
+    if (parsed.pathname !== "/" && parsed.pathname !== "") {
+      throw new ConfigError(
+        `invalid value "${value}" for flag -${flag}: URL must not contain a path: ${u}`,
+      );
+    }
+  }
+  return urls;
+}
+
+/** The settings detcd acts on, typed. */
+export interface ServerConfig {
+  name: string;
+  dataDir: string;
+  listenClientUrls: string[];
+  advertiseClientUrls: string[];
+  listenPeerUrls: string[];
+  initialAdvertisePeerUrls: string[];
+  initialCluster: string;
+  initialClusterToken: string;
+  initialClusterState: "new" | "existing";
+  snapshotCount: number;
+  maxTxnOps: number;
+  maxRequestBytes: number;
+  logLevel: "debug" | "info" | "warn" | "error" | "panic" | "fatal";
+  logger: "zap" | "capnslog";
+}
+
+/** Typed view over resolved values, with etcd's derived defaults and validation. */
+export function toServerConfig(values: Map<string, string>): ServerConfig {
+  const get = (k: string) => values.get(k) ?? "";
+  const int = (k: string) => Number(get(k));
+  const name = get("name");
+  let initialCluster = get("initial-cluster");
+  const initialAdvertisePeerUrls = parseUrls(
+    "initial-advertise-peer-urls",
+    get("initial-advertise-peer-urls"),
+  );
+  if (initialCluster === "default=http://localhost:2380" && name !== "default") {
+    // etcd builds the initial cluster from --name and the advertised peer URLs when it is unset.
+    initialCluster = initialAdvertisePeerUrls.map((u) => `${name}=${u}`).join(",");
+  }
+  const state = get("initial-cluster-state");
+  if (state !== "new" && state !== "existing") {
+    throw new ConfigError(
+      `invalid value "${state}" for flag -initial-cluster-state: valid values are "new", "existing"`,
+      2,
+    );
+  }
+  const level = get("log-level");
+  if (!["debug", "info", "warn", "error", "panic", "fatal"].includes(level)) {
+    throw new ConfigError(`unknown log level "${level}"`);
+  }
+  const logger = get("logger");
+  if (logger !== "zap" && logger !== "capnslog") {
+    throw new ConfigError(`unknown logger option "${logger}"`);
+  }
+  const maxRequestBytes = int("max-request-bytes");
+  if (maxRequestBytes <= 0) throw new ConfigError("--max-request-bytes must be positive");
+  return {
+    name,
+    dataDir: get("data-dir") || `${name}.etcd`,
+    listenClientUrls: parseUrls("listen-client-urls", get("listen-client-urls")),
+    advertiseClientUrls: parseUrls("advertise-client-urls", get("advertise-client-urls")),
+    listenPeerUrls: parseUrls("listen-peer-urls", get("listen-peer-urls")),
+    initialAdvertisePeerUrls,
+    initialCluster,
+    initialClusterToken: get("initial-cluster-token"),
+    initialClusterState: state,
+    snapshotCount: int("snapshot-count"),
+    maxTxnOps: int("max-txn-ops"),
+    maxRequestBytes,
+    logLevel: level as ServerConfig["logLevel"],
+    logger,
+  };
+}

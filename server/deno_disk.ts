@@ -1,0 +1,84 @@
+import type { AppendFile, Disk } from "../core/storage/disk.ts";
+
+/**
+ * core's Disk on the real file system. Files are created 0600 and directories 0700
+ * (CVE-2020-15113); `sync` is fdatasync; atomic replacement is temp + sync + rename + dir sync.
+ */
+export class DenoDisk implements Disk {
+  async readFile(path: string): Promise<Uint8Array | null> {
+    try {
+      return await Deno.readFile(path);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    }
+  }
+
+  async writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
+    const tmp = `${path}.tmp`;
+    const file = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
+    try {
+      let written = 0;
+      while (written < data.length) written += await file.write(data.subarray(written));
+      await file.syncData();
+    } finally {
+      file.close();
+    }
+    await Deno.rename(tmp, path);
+    await this.syncDir(path.slice(0, path.lastIndexOf("/")) || ".");
+  }
+
+  async openAppend(path: string): Promise<AppendFile> {
+    const file = await Deno.open(path, { append: true, create: true, mode: 0o600 });
+    return {
+      write: async (data: Uint8Array) => {
+        let written = 0;
+        while (written < data.length) written += await file.write(data.subarray(written));
+      },
+      sync: () => file.syncData(),
+      close: () => file.close(),
+    };
+  }
+
+  async truncate(path: string, size: number): Promise<void> {
+    const file = await Deno.open(path, { write: true });
+    try {
+      await file.truncate(size);
+      await file.syncData();
+    } finally {
+      file.close();
+    }
+  }
+
+  async list(dir: string): Promise<string[]> {
+    const names: string[] = [];
+    try {
+      for await (const e of Deno.readDir(dir)) names.push(e.name);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return [];
+      throw e;
+    }
+    return names.sort();
+  }
+
+  async remove(path: string): Promise<void> {
+    try {
+      await Deno.remove(path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+
+  async mkdirp(dir: string): Promise<void> {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  }
+
+  async syncDir(dir: string): Promise<void> {
+    const d = await Deno.open(dir, { read: true });
+    try {
+      await d.sync();
+    } finally {
+      d.close();
+    }
+  }
+}

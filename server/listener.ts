@@ -1,0 +1,96 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import type { Logger } from "../core/log.ts";
+import { connectHandler } from "./connect.ts";
+import { handleGrpcStream, type MethodTable } from "./grpc.ts";
+
+/** HTTP/1.1 endpoints etcd serves beside gRPC on the client port (/health, /version, ...). */
+export type Http1Routes = Map<string, (req: http.IncomingMessage, res: http.ServerResponse) => void>;
+
+/** What one client listener needs. */
+export interface ClientListenerOptions {
+  host: string;
+  port: number;
+  table: MethodTable;
+  http1Routes: Http1Routes;
+  maxRecvBytes: number;
+  logger: Logger;
+}
+
+const preface = "PRI * HTTP/2.0";
+/** How long a connection may stay silent before its first bytes; then it is closed. */
+const firstBytesTimeoutMs = 30_000;
+
+/**
+ * One client port serving three protocols: gRPC over h2c (the lean handler), and HTTP/1.1 for
+ * etcd's plain endpoints plus Connect and gRPC-Web. The first bytes of a connection decide:
+ * the HTTP/2 preface goes to the h2c server, anything else to the HTTP/1.1 server (which
+ * answers garbage with 400 and closes).
+ */
+export function listenClients(options: ClientListenerOptions): Promise<net.Server> {
+  const { table, logger } = options;
+  const h2 = http2.createServer({
+    maxSessionMemory: 64,
+    settings: { maxConcurrentStreams: 4294967295 },
+  });
+  h2.on("stream", (stream, headers) => {
+    const contentType = String(headers["content-type"] ?? "");
+    if (contentType.startsWith("application/grpc") && !contentType.startsWith("application/grpc-web")) {
+      handleGrpcStream(table, {
+        maxRecvBytes: options.maxRecvBytes,
+        onInternalError: (method, error) =>
+          logger.error("v3rpc/grpc.go:1", "unexpected error in handler", {
+            method,
+            error: error instanceof Error ? error.stack ?? error.message : String(error),
+          }),
+      }, stream, headers);
+      return;
+    }
+    stream.respond({ ":status": 415, "content-type": "text/plain" });
+    stream.end("detcd serves gRPC on h2c; use HTTP/1.1 for Connect and gRPC-Web\n");
+  });
+  h2.on("sessionError", () => {});
+  const connect = connectHandler(table, options.maxRecvBytes, (_req, res) => {
+    res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+    res.end("404 page not found\n");
+  });
+  const h1 = http.createServer((req, res) => {
+    const route = options.http1Routes.get((req.url ?? "").split("?")[0]);
+    if (route) route(req, res);
+    else connect(req, res);
+  });
+  h1.on("clientError", (_err, socket) => {
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+    else socket.destroy();
+  });
+  const server = net.createServer((socket) => {
+    socket.setNoDelay(true);
+    socket.setTimeout(firstBytesTimeoutMs, () => socket.destroy());
+    socket.on("error", () => socket.destroy());
+    socket.once("data", (chunk: Uint8Array) => {
+      socket.setTimeout(0);
+      socket.pause();
+      socket.unshift(chunk);
+      const head = new TextDecoder().decode(chunk.subarray(0, preface.length));
+      if (preface.startsWith(head) || head.startsWith(preface)) h2.emit("connection", socket);
+      else h1.emit("connection", socket);
+      socket.resume();
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve(server);
+    });
+  });
+}
+
+/** Splits a listen URL into what `listen` needs; IPv6 brackets removed. */
+export function hostPort(url: string): { host: string; port: number } {
+  const u = new URL(url);
+  const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
+  const port = u.port !== "" ? Number(u.port) : u.protocol === "https:" ? 443 : 80;
+  return { host, port };
+}

@@ -1,0 +1,138 @@
+import type * as http from "node:http";
+import type * as net from "node:net";
+import type { Logger } from "../core/log.ts";
+import { clusterVersion, EtcdNode, idHex, serverVersion } from "../core/node/mod.ts";
+import type { Disk } from "../core/storage/mod.ts";
+import type { ServerConfig } from "./config.ts";
+import { DenoDisk } from "./deno_disk.ts";
+import { type Http1Routes, hostPort, listenClients } from "./listener.ts";
+import { etcdServices } from "./services.ts";
+
+/** etcd lets gRPC messages exceed --max-request-bytes by this much before gRPC itself refuses. */
+export const grpcOverheadBytes = 512 * 1024;
+
+/** A running member. */
+export interface RunningServer {
+  node: EtcdNode;
+  /** "host:port" of each client listener, in flag order. */
+  clientAddresses: string[];
+  /** Stops listening, lets writes in flight become durable, closes the WAL. */
+  stop(): Promise<void>;
+}
+
+function json(res: http.ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(body));
+}
+
+function http1Routes(node: EtcdNode): Http1Routes {
+  return new Map([
+    ["/health", (_req, res) => json(res, 200, { health: "true" })],
+    ["/version", (_req, res) => json(res, 200, { etcdserver: serverVersion, etcdcluster: clusterVersion })],
+    ["/metrics", (_req, res) => {
+      const status = node.status();
+      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
+      res.end([
+        "# TYPE etcd_server_has_leader gauge",
+        "etcd_server_has_leader 1",
+        "# TYPE etcd_server_is_leader gauge",
+        "etcd_server_is_leader 1",
+        "# TYPE etcd_mvcc_db_total_size_in_bytes gauge",
+        `etcd_mvcc_db_total_size_in_bytes ${status.dbSize}`,
+        "# TYPE etcd_debugging_mvcc_current_revision gauge",
+        `etcd_debugging_mvcc_current_revision ${node.revision}`,
+        "# TYPE etcd_server_proposals_applied_total gauge",
+        `etcd_server_proposals_applied_total ${status.raftAppliedIndex}`,
+        "",
+      ].join("\n"));
+    }],
+  ]);
+}
+
+/** Opens the member's data dir and starts serving clients (and holding the peer port). */
+export async function startServer(
+  config: ServerConfig,
+  logger: Logger,
+  disk: Disk = new DenoDisk(),
+): Promise<RunningServer> {
+  for (const url of [...config.listenClientUrls, ...config.listenPeerUrls]) {
+    if (!url.startsWith("http://")) {
+      throw new Error(`detcd does not serve ${new URL(url).protocol} URLs yet (TLS is planned): ${url}`);
+    }
+  }
+  logger.info("embed/etcd.go:117", "configuring peer listeners", {
+    "listen-peer-urls": config.listenPeerUrls,
+  });
+  logger.info("embed/etcd.go:127", "configuring client listeners", {
+    "listen-client-urls": config.listenClientUrls,
+  });
+  const node = await EtcdNode.open({
+    name: config.name,
+    dataDir: config.dataDir,
+    initialAdvertisePeerUrls: config.initialAdvertisePeerUrls,
+    advertiseClientUrls: config.advertiseClientUrls,
+    initialCluster: config.initialCluster,
+    initialClusterToken: config.initialClusterToken,
+    initialClusterState: config.initialClusterState,
+    snapshotCount: config.snapshotCount,
+    maxTxnOps: config.maxTxnOps,
+    maxRequestBytes: config.maxRequestBytes,
+  }, disk, logger);
+  const table = etcdServices(node);
+  const servers: net.Server[] = [];
+  const clientAddresses: string[] = [];
+  try {
+    for (const url of config.listenPeerUrls) {
+      // Peers are not served yet (single member); holding the port keeps etcd's conflicts visible.
+      const { host, port } = hostPort(url);
+      const { createServer } = await import("node:net");
+      const peer = createServer((s) => s.destroy());
+      await new Promise<void>((resolve, reject) => {
+        peer.once("error", reject);
+        peer.listen(port, host, () => resolve());
+      });
+      servers.push(peer);
+      logger.info("embed/etcd.go:587", "serving peer traffic", { address: `${host}:${port}` });
+    }
+    logger.info("embed/etcd.go:247", "now serving peer/client/metrics", {
+      "local-member-id": idHex(node.memberId),
+      "initial-advertise-peer-urls": config.initialAdvertisePeerUrls,
+      "listen-peer-urls": config.listenPeerUrls,
+      "advertise-client-urls": config.advertiseClientUrls,
+      "listen-client-urls": config.listenClientUrls,
+      "listen-metrics-urls": [],
+    });
+    for (const url of config.listenClientUrls) {
+      const { host, port } = hostPort(url);
+      const server = await listenClients({
+        host,
+        port,
+        table,
+        http1Routes: http1Routes(node),
+        maxRecvBytes: config.maxRequestBytes + grpcOverheadBytes,
+        logger,
+      });
+      servers.push(server);
+      const address = server.address() as net.AddressInfo;
+      clientAddresses.push(`${host}:${address.port}`);
+    }
+  } catch (e) {
+    for (const s of servers) s.close();
+    await node.stop();
+    throw e;
+  }
+  logger.info("embed/serve.go:97", "ready to serve client requests");
+  for (const address of clientAddresses) {
+    logger.info("embed/serve.go:145", "serving client traffic insecurely; this is strongly discouraged!", {
+      address,
+    });
+  }
+  return {
+    node,
+    clientAddresses,
+    async stop() {
+      for (const s of servers) s.close();
+      await node.stop();
+    },
+  };
+}

@@ -1,0 +1,71 @@
+import { create, type DescMessage } from "@bufbuild/protobuf";
+import {
+  AlarmRequest_AlarmAction,
+  AlarmResponseSchema,
+  Cluster,
+  KV,
+  Maintenance,
+  MemberListResponseSchema,
+} from "../gen/etcdserverpb/rpc_pb.ts";
+import { Errors } from "../core/errors.ts";
+import type { EtcdNode } from "../core/node/mod.ts";
+import type { AnyMethod, MethodTable, UnaryMethod } from "./grpc.ts";
+
+/**
+ * The etcd v3 services as thin adapters over the node: one table, keyed by gRPC path, that both
+ * the lean gRPC handler and the Connect/gRPC-Web router serve.
+ */
+
+function unary<I extends DescMessage, O extends DescMessage>(
+  method: { name: string; parent: { typeName: string }; input: I; output: O },
+  handle: UnaryMethod<I, O>["handle"],
+): [string, AnyMethod] {
+  return [`/${method.parent.typeName}/${method.name}`, {
+    kind: "unary",
+    input: method.input,
+    output: method.output,
+    handle,
+  }];
+}
+
+/** Builds the method table for one member. */
+export function etcdServices(node: EtcdNode): MethodTable {
+  const kv = KV.method;
+  const maintenance = Maintenance.method;
+  const cluster = Cluster.method;
+  return new Map<string, AnyMethod>([
+    unary(kv.range, (req) => node.range(req)),
+    unary(kv.put, (req) => node.put(req)),
+    unary(
+      kv.deleteRange,
+      (req) => node.deleteRange(req),
+    ),
+    unary(kv.txn, (req) => node.txn(req)),
+    unary(
+      kv.compact,
+      (req) => node.compact(req),
+    ),
+    unary(
+      maintenance.status,
+      () => node.status(),
+    ),
+    unary(
+      maintenance.alarm,
+      (req) => {
+        if (req.action !== AlarmRequest_AlarmAction.GET) throw Errors.notCapable();
+        return create(AlarmResponseSchema, { header: node.header(), alarms: [] });
+      },
+    ),
+    unary(
+      cluster.memberList,
+      () =>
+        create(MemberListResponseSchema, {
+          header: node.headerWithoutRevision(),
+          members: node.members(),
+        }),
+    ),
+  ]);
+}
+
+/** Services whose methods detcd may serve, for routers that need descriptors. */
+export const etcdServiceDescriptors = [KV, Maintenance, Cluster];
