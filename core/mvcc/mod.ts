@@ -1,13 +1,19 @@
 /**
  * Public surface of detcd's MVCC key-value store: etcd 3.4's revisioned key space as a pure
- * in-memory state machine. The node layer applies committed requests through it.
+ * in-memory state machine. The node layer validates requests with the check* functions before
+ * proposing them, then applies committed ones through MvccStore.
  */
 export { MvccStore, noLeases } from "./store.ts";
-export type { LeaseHooks, WriteResult } from "./store.ts";
+export type { HashKVResult, LeaseHooks, WriteResult } from "./store.ts";
 export {
   checkDeleteRequest,
+  checkIntervals,
   checkPutRequest,
   checkRangeRequest,
+  checkTxnOps,
   checkTxnRequest,
   DEFAULT_MAX_TXN_OPS,
+  invalidSortOption,
 } from "./validate.ts";
+export type { KeyInterval } from "./validate.ts";
+export { compareBytes, keyId } from "./key_id.ts";

@@ -1,0 +1,129 @@
+/**
+ * An ordered set of records keyed by a binary-string id, for range scans over the key space.
+ * A list of sorted chunks (at most 2 * LOAD records each) keeps inserts at O(log n + LOAD) and
+ * in-order scans cache-friendly, without the bookkeeping of a full B-tree. Keys are only removed
+ * by compaction, which rebuilds the chunk list in one pass.
+ */
+
+/** Anything with an order-defining id (see keyId()). */
+export interface HasId {
+  readonly id: string;
+}
+
+const LOAD = 512;
+
+/** Sorted chunks of records; ids are unique. */
+export class SortedRecords<T extends HasId> {
+  #chunks: T[][] = [];
+  #maxes: string[] = [];
+  #size = 0;
+
+  /** Number of records held. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Builds the set from records already sorted by id (used when restoring a snapshot). */
+  static fromSorted<T extends HasId>(records: readonly T[]): SortedRecords<T> {
+    const set = new SortedRecords<T>();
+    for (let i = 0; i < records.length; i += LOAD) {
+      const chunk = records.slice(i, i + LOAD);
+      set.#chunks.push(chunk);
+      set.#maxes.push(chunk[chunk.length - 1].id);
+    }
+    set.#size = records.length;
+    return set;
+  }
+
+  /** Index of the first chunk whose max id is >= id, or the chunk count if none. */
+  #chunkFor(id: string): number {
+    const maxes = this.#maxes;
+    let lo = 0;
+    let hi = maxes.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (maxes[mid] < id) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Inserts a record whose id is not yet present. */
+  insert(record: T): void {
+    const id = record.id;
+    this.#size++;
+    if (this.#chunks.length === 0) {
+      this.#chunks.push([record]);
+      this.#maxes.push(id);
+      return;
+    }
+    let ci = this.#chunkFor(id);
+    if (ci === this.#chunks.length) {
+      ci--;
+      const chunk = this.#chunks[ci];
+      chunk.push(record);
+      this.#maxes[ci] = id;
+      if (chunk.length > 2 * LOAD) this.#split(ci);
+      return;
+    }
+    const chunk = this.#chunks[ci];
+    const pos = lowerBound(chunk, id);
+    chunk.splice(pos, 0, record);
+    if (chunk.length > 2 * LOAD) this.#split(ci);
+  }
+
+  #split(ci: number): void {
+    const chunk = this.#chunks[ci];
+    const right = chunk.splice(LOAD);
+    this.#chunks.splice(ci + 1, 0, right);
+    this.#maxes[ci] = chunk[chunk.length - 1].id;
+    this.#maxes.splice(ci + 1, 0, right[right.length - 1].id);
+  }
+
+  /** Keeps only the records for which keep() is true, preserving order. */
+  retain(keep: (record: T) => boolean): void {
+    const all: T[] = [];
+    for (const chunk of this.#chunks) {
+      for (const record of chunk) if (keep(record)) all.push(record);
+    }
+    const rebuilt = SortedRecords.fromSorted(all);
+    this.#chunks = rebuilt.#chunks;
+    this.#maxes = rebuilt.#maxes;
+    this.#size = rebuilt.#size;
+  }
+
+  /**
+   * Calls visit(record) for each record with start <= id < end in ascending order (end undefined:
+   * no upper bound); stops early when visit returns false.
+   */
+  scan(start: string, end: string | undefined, visit: (record: T) => boolean | void): void {
+    const chunks = this.#chunks;
+    let ci = this.#chunkFor(start);
+    if (ci === chunks.length) return;
+    let pos = lowerBound(chunks[ci], start);
+    for (; ci < chunks.length; ci++, pos = 0) {
+      const chunk = chunks[ci];
+      for (; pos < chunk.length; pos++) {
+        const record = chunk[pos];
+        if (end !== undefined && record.id >= end) return;
+        if (visit(record) === false) return;
+      }
+    }
+  }
+
+  /** Every record in ascending id order. */
+  *[Symbol.iterator](): IterableIterator<T> {
+    for (const chunk of this.#chunks) yield* chunk;
+  }
+}
+
+function lowerBound<T extends HasId>(chunk: readonly T[], id: string): number {
+  let lo = 0;
+  let hi = chunk.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (chunk[mid].id < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
