@@ -90,7 +90,8 @@ export const etcdFlags: ReadonlyArray<readonly [string, FlagKind, string]> = [
   ["experimental-warning-apply-duration", "string", "100ms"],
   ["force-new-cluster", "bool", "false"],
   ["debug", "bool", "false"],
-  ["log-package-levels", "string", ""],  ["config-file", "string", ""],
+  ["log-package-levels", "string", ""],
+  ["config-file", "string", ""],
 ];
 
 /** A configuration problem; `exitCode` is what etcd exits with for it. */
@@ -128,7 +129,9 @@ function checkValue(name: string, kind: FlagKind, value: string): string {
 }
 
 /** Parses a command line with Go's flag rules; returns explicitly set flags. */
-export function parseArgs(args: string[]): { set: Map<string, string>; action: ParsedConfig["action"] } {
+export function parseArgs(
+  args: string[],
+): { set: Map<string, string>; action: ParsedConfig["action"] } {
   const set = new Map<string, string>();
   let action: ParsedConfig["action"] = "run";
   for (let i = 0; i < args.length; i++) {

@@ -6,7 +6,10 @@ import { connectHandler } from "./connect.ts";
 import { handleGrpcStream, type MethodTable } from "./grpc.ts";
 
 /** HTTP/1.1 endpoints etcd serves beside gRPC on the client port (/health, /version, ...). */
-export type Http1Routes = Map<string, (req: http.IncomingMessage, res: http.ServerResponse) => void>;
+export type Http1Routes = Map<
+  string,
+  (req: http.IncomingMessage, res: http.ServerResponse) => void
+>;
 
 /** What one client listener needs. */
 export interface ClientListenerOptions {
@@ -36,15 +39,22 @@ export function listenClients(options: ClientListenerOptions): Promise<net.Serve
   });
   h2.on("stream", (stream, headers) => {
     const contentType = String(headers["content-type"] ?? "");
-    if (contentType.startsWith("application/grpc") && !contentType.startsWith("application/grpc-web")) {
-      handleGrpcStream(table, {
-        maxRecvBytes: options.maxRecvBytes,
-        onInternalError: (method, error) =>
-          logger.error("v3rpc/grpc.go:1", "unexpected error in handler", {
-            method,
-            error: error instanceof Error ? error.stack ?? error.message : String(error),
-          }),
-      }, stream, headers);
+    if (
+      contentType.startsWith("application/grpc") && !contentType.startsWith("application/grpc-web")
+    ) {
+      handleGrpcStream(
+        table,
+        {
+          maxRecvBytes: options.maxRecvBytes,
+          onInternalError: (method, error) =>
+            logger.error("v3rpc/grpc.go:1", "unexpected error in handler", {
+              method,
+              error: error instanceof Error ? error.stack ?? error.message : String(error),
+            }),
+        },
+        stream,
+        headers,
+      );
       return;
     }
     stream.respond({ ":status": 415, "content-type": "text/plain" });

@@ -33,7 +33,9 @@ async function main(): Promise<number> {
     console.log(`etcd Version: ${serverVersion}`);
     console.log("Git SHA: detcd");
     console.log(`Go Version: deno ${Deno.version.deno}`);
-    console.log(`Go OS/Arch: ${Deno.build.os}/${Deno.build.arch === "x86_64" ? "amd64" : Deno.build.arch}`);
+    console.log(
+      `Go OS/Arch: ${Deno.build.os}/${Deno.build.arch === "x86_64" ? "amd64" : Deno.build.arch}`,
+    );
     return 0;
   }
   let config;
@@ -48,7 +50,9 @@ async function main(): Promise<number> {
   }
   const logger = createLogger({ format: config.logger, level: config.logLevel });
   for (const used of parsed.envUsed) {
-    logger.info("flags/flag.go:113", "recognized and used environment variable", { variable: used });
+    logger.info("flags/flag.go:113", "recognized and used environment variable", {
+      variable: used,
+    });
   }
   for (const unknown of parsed.envUnknown) {
     logger.warn("flags/flag.go:105", "unrecognized environment variable", { environment: unknown });

@@ -5,7 +5,7 @@ import { clusterVersion, EtcdNode, idHex, serverVersion } from "../core/node/mod
 import type { Disk } from "../core/storage/mod.ts";
 import type { ServerConfig } from "./config.ts";
 import { DenoDisk } from "./deno_disk.ts";
-import { type Http1Routes, hostPort, listenClients } from "./listener.ts";
+import { hostPort, type Http1Routes, listenClients } from "./listener.ts";
 import { etcdServices } from "./services.ts";
 
 /** etcd lets gRPC messages exceed --max-request-bytes by this much before gRPC itself refuses. */
@@ -28,7 +28,10 @@ function json(res: http.ServerResponse, status: number, body: unknown): void {
 function http1Routes(node: EtcdNode): Http1Routes {
   return new Map([
     ["/health", (_req, res) => json(res, 200, { health: "true" })],
-    ["/version", (_req, res) => json(res, 200, { etcdserver: serverVersion, etcdcluster: clusterVersion })],
+    [
+      "/version",
+      (_req, res) => json(res, 200, { etcdserver: serverVersion, etcdcluster: clusterVersion }),
+    ],
     ["/metrics", (_req, res) => {
       const status = node.status();
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
@@ -57,7 +60,9 @@ export async function startServer(
 ): Promise<RunningServer> {
   for (const url of [...config.listenClientUrls, ...config.listenPeerUrls]) {
     if (!url.startsWith("http://")) {
-      throw new Error(`detcd does not serve ${new URL(url).protocol} URLs yet (TLS is planned): ${url}`);
+      throw new Error(
+        `detcd does not serve ${new URL(url).protocol} URLs yet (TLS is planned): ${url}`,
+      );
     }
   }
   logger.info("embed/etcd.go:117", "configuring peer listeners", {
@@ -66,18 +71,22 @@ export async function startServer(
   logger.info("embed/etcd.go:127", "configuring client listeners", {
     "listen-client-urls": config.listenClientUrls,
   });
-  const node = await EtcdNode.open({
-    name: config.name,
-    dataDir: config.dataDir,
-    initialAdvertisePeerUrls: config.initialAdvertisePeerUrls,
-    advertiseClientUrls: config.advertiseClientUrls,
-    initialCluster: config.initialCluster,
-    initialClusterToken: config.initialClusterToken,
-    initialClusterState: config.initialClusterState,
-    snapshotCount: config.snapshotCount,
-    maxTxnOps: config.maxTxnOps,
-    maxRequestBytes: config.maxRequestBytes,
-  }, disk, logger);
+  const node = await EtcdNode.open(
+    {
+      name: config.name,
+      dataDir: config.dataDir,
+      initialAdvertisePeerUrls: config.initialAdvertisePeerUrls,
+      advertiseClientUrls: config.advertiseClientUrls,
+      initialCluster: config.initialCluster,
+      initialClusterToken: config.initialClusterToken,
+      initialClusterState: config.initialClusterState,
+      snapshotCount: config.snapshotCount,
+      maxTxnOps: config.maxTxnOps,
+      maxRequestBytes: config.maxRequestBytes,
+    },
+    disk,
+    logger,
+  );
   const table = etcdServices(node);
   const servers: net.Server[] = [];
   const clientAddresses: string[] = [];
@@ -123,9 +132,13 @@ export async function startServer(
   }
   logger.info("embed/serve.go:97", "ready to serve client requests");
   for (const address of clientAddresses) {
-    logger.info("embed/serve.go:145", "serving client traffic insecurely; this is strongly discouraged!", {
-      address,
-    });
+    logger.info(
+      "embed/serve.go:145",
+      "serving client traffic insecurely; this is strongly discouraged!",
+      {
+        address,
+      },
+    );
   }
   return {
     node,

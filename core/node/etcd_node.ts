@@ -26,7 +26,7 @@ import {
   type TxnResponse,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { assert } from "../assert.ts";
-import { EtcdError, Errors } from "../errors.ts";
+import { Errors, EtcdError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import {
   checkDeleteRequest,
@@ -156,7 +156,10 @@ export class EtcdNode {
     const members = membersFromMeta(meta, config);
     const snapshotter = new Snapshotter(disk, `${memberDir}/snap`);
     const snapshot = await snapshotter.loadNewest((name, reason) =>
-      logger.warn("snap/snapshotter.go:123", "failed to read a snap file", { path: name, error: reason })
+      logger.warn("snap/snapshotter.go:123", "failed to read a snap file", {
+        path: name,
+        error: reason,
+      })
     );
     const mvcc = snapshot ? MvccStore.decodeSnapshot(snapshot.data) : new MvccStore();
     const snapshotIndex = snapshot?.index ?? 0;
@@ -324,7 +327,9 @@ export class EtcdNode {
   #propose(request: InternalRequest["request"]): Promise<unknown> {
     if (this.#stopped) return Promise.reject(Errors.stopped());
     if (this.#failure) return Promise.reject(Errors.stopped());
-    if (this.#pending.length >= maxPendingProposals) return Promise.reject(Errors.tooManyRequests());
+    if (this.#pending.length >= maxPendingProposals) {
+      return Promise.reject(Errors.tooManyRequests());
+    }
     const internal = create(InternalRequestSchema, { request });
     const data = toBinary(InternalRequestSchema, internal);
     if (data.length > this.#config.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
@@ -488,5 +493,3 @@ function dbInUseSize(bytes: number): number {
 function pageRound(bytes: number): number {
   return bytes <= 0 ? 0 : Math.ceil(bytes / 4096) * 4096;
 }
-
-

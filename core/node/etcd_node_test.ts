@@ -79,8 +79,16 @@ Deno.test("concurrent writes share syncs and are applied in proposal order", asy
 });
 
 Deno.test("a request over --max-request-bytes is refused and changes nothing", async () => {
-  const node = await EtcdNode.open(config({ maxRequestBytes: 100 }), new MemoryDisk(), silentLogger);
-  await assertRejects(() => node.put(put("big", "x".repeat(200))), EtcdError, "request is too large");
+  const node = await EtcdNode.open(
+    config({ maxRequestBytes: 100 }),
+    new MemoryDisk(),
+    silentLogger,
+  );
+  await assertRejects(
+    () => node.put(put("big", "x".repeat(200))),
+    EtcdError,
+    "request is too large",
+  );
   assertEquals(node.revision, 1);
   assertEquals(node.status().raftIndex, 4n);
   await node.stop();
@@ -96,7 +104,10 @@ Deno.test("compaction survives a restart through the log and snapshot", async ()
   const again = await EtcdNode.open(config({ snapshotCount: 3 }), disk, silentLogger);
   assertEquals(again.revision, 7);
   await assertRejects(
-    () => Promise.resolve(again.range(create(RangeRequestSchema, { key: enc.encode("k"), revision: 3n }))),
+    () =>
+      Promise.resolve(
+        again.range(create(RangeRequestSchema, { key: enc.encode("k"), revision: 3n })),
+      ),
     EtcdError,
     "compacted",
   );
@@ -114,7 +125,9 @@ Deno.test("a failed WAL write refuses further writes instead of acknowledging th
       return {
         ...f,
         write: (d: Uint8Array) => {
-          if (++writes > 1) return Promise.reject(new Error("No space left on device (os error 28)"));
+          if (++writes > 1) {
+            return Promise.reject(new Error("No space left on device (os error 28)"));
+          }
           return f.write(d);
         },
       };
@@ -147,6 +160,12 @@ Deno.test("read-only txns are recognised at any nesting depth", () => {
     create(RequestOpSchema, {
       request: { case: "requestTxn", value: create(TxnRequestSchema, { success: [op] }) },
     });
-  assertEquals(isTxnReadOnly(create(TxnRequestSchema, { success: [range], failure: [nested(range)] })), true);
-  assertEquals(isTxnReadOnly(create(TxnRequestSchema, { success: [range], failure: [nested(putOp)] })), false);
+  assertEquals(
+    isTxnReadOnly(create(TxnRequestSchema, { success: [range], failure: [nested(range)] })),
+    true,
+  );
+  assertEquals(
+    isTxnReadOnly(create(TxnRequestSchema, { success: [range], failure: [nested(putOp)] })),
+    false,
+  );
 });

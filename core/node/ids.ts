@@ -9,7 +9,11 @@ import { createHash } from "node:crypto";
  * A member's ID: the first 8 bytes (big endian) of SHA-1 over its sorted peer URLs joined without a
  * separator, the cluster token, and for members added at runtime the Unix time in seconds.
  */
-export function memberId(peerUrls: readonly string[], clusterToken: string, unixSeconds?: number): bigint {
+export function memberId(
+  peerUrls: readonly string[],
+  clusterToken: string,
+  unixSeconds?: number,
+): bigint {
   const h = createHash("sha1");
   h.update([...peerUrls].sort().join(""));
   h.update(clusterToken);

@@ -16,8 +16,12 @@ export interface Disk {
   readFile(path: string): Promise<Uint8Array | null>;
   /** Replaces `path` atomically and durably (temp file, sync, rename, directory sync). */
   writeFileAtomic(path: string, data: Uint8Array): Promise<void>;
-  /** Opens (creating if needed, mode 0600) for appending at the end. */
-  openAppend(path: string): Promise<AppendFile>;
+  /**
+   * Creates a new file (mode 0600) for sequential writes from offset 0. With `preallocateBytes`
+   * the file is first filled with that many zero bytes and synced, so later fdatasyncs only flush
+   * data, not size changes (about half the cost here); readers treat a zero tail as the end.
+   */
+  openAppend(path: string, preallocateBytes?: number): Promise<AppendFile>;
   /** Cuts a file to `size` bytes and syncs it. */
   truncate(path: string, size: number): Promise<void>;
   /** Names (not paths) of the entries in a directory; [] when it does not exist. */

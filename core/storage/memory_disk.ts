@@ -2,7 +2,8 @@ import type { AppendFile, Disk } from "./disk.ts";
 
 interface MemoryFile {
   synced: Uint8Array;
-  pending: Uint8Array[];
+  /** Writes not yet synced, at their offsets. */
+  pending: { offset: number; data: Uint8Array }[];
 }
 
 /**
@@ -13,9 +14,12 @@ export class MemoryDisk implements Disk {
   #files = new Map<string, MemoryFile>();
   #dirs = new Set<string>();
 
+  /** With `preallocate`, files opened for appending are zero-filled as the real disk does. */
+  constructor(private readonly options: { preallocate?: boolean } = {}) {}
+
   readFile(path: string): Promise<Uint8Array | null> {
     const f = this.#files.get(path);
-    return Promise.resolve(f ? concat([f.synced, ...f.pending]) : null);
+    return Promise.resolve(f ? contents(f) : null);
   }
 
   writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
@@ -23,20 +27,19 @@ export class MemoryDisk implements Disk {
     return Promise.resolve();
   }
 
-  openAppend(path: string): Promise<AppendFile> {
-    let f = this.#files.get(path);
-    if (!f) {
-      f = { synced: new Uint8Array(0), pending: [] };
-      this.#files.set(path, f);
-    }
-    const file = f;
+  openAppend(path: string, preallocateBytes = 0): Promise<AppendFile> {
+    const size = this.options.preallocate ? preallocateBytes : 0;
+    const file: MemoryFile = { synced: new Uint8Array(size), pending: [] };
+    this.#files.set(path, file);
+    let offset = 0;
     return Promise.resolve({
       write: (data: Uint8Array) => {
-        file.pending.push(data.slice());
+        file.pending.push({ offset, data: data.slice() });
+        offset += data.length;
         return Promise.resolve();
       },
       sync: () => {
-        file.synced = concat([file.synced, ...file.pending]);
+        file.synced = contents(file);
         file.pending = [];
         return Promise.resolve();
       },
@@ -46,23 +49,15 @@ export class MemoryDisk implements Disk {
 
   truncate(path: string, size: number): Promise<void> {
     const f = this.#files.get(path);
-    if (f) {
-      this.#files.set(path, {
-        synced: concat([f.synced, ...f.pending]).slice(0, size),
-        pending: [],
-      });
-    }
+    if (f) this.#files.set(path, { synced: contents(f).slice(0, size), pending: [] });
     return Promise.resolve();
   }
 
   list(dir: string): Promise<string[]> {
     const prefix = dir.endsWith("/") ? dir : dir + "/";
     const names = new Set<string>();
-    for (const p of this.#files.keys()) {
+    for (const p of [...this.#files.keys(), ...this.#dirs]) {
       if (p.startsWith(prefix)) names.add(p.slice(prefix.length).split("/")[0]);
-    }
-    for (const d of this.#dirs) {
-      if (d.startsWith(prefix)) names.add(d.slice(prefix.length).split("/")[0]);
     }
     return Promise.resolve([...names].sort());
   }
@@ -90,20 +85,18 @@ export class MemoryDisk implements Disk {
   corrupt(path: string, offset: number, bytes: Uint8Array): void {
     const f = this.#files.get(path);
     if (!f) throw new Error(`no file ${path}`);
-    const data = concat([f.synced, ...f.pending]);
+    const data = contents(f);
     data.set(bytes, offset);
     this.#files.set(path, { synced: data, pending: [] });
   }
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
+/** The file as a reader sees it: synced bytes with pending writes laid over them. */
+function contents(f: MemoryFile): Uint8Array {
+  let size = f.synced.length;
+  for (const w of f.pending) size = Math.max(size, w.offset + w.data.length);
+  const out = new Uint8Array(size);
+  out.set(f.synced);
+  for (const w of f.pending) out.set(w.data, w.offset);
   return out;
 }

@@ -82,7 +82,9 @@ export function decodeRecords(data: Uint8Array): DecodeResult {
     const length = view.getUint32(offset, true);
     const checksum = view.getUint32(offset + 4, true);
     if (length > maxRecordBytes) {
-      if (isZero(data, offset)) return { entries, validBytes: offset, tornReason: "zeroed tail" };
+      if (isZero(data, offset + recordHeaderBytes)) {
+        return { entries, validBytes: offset, tornReason: "torn record header" };
+      }
       throw new WalCorruptError(`record at offset ${offset} claims ${length} bytes`);
     }
     const end = offset + recordHeaderBytes + length;
@@ -91,7 +93,10 @@ export function decodeRecords(data: Uint8Array): DecodeResult {
     }
     const payload = data.subarray(offset + recordHeaderBytes, end);
     if (crc32c(payload) !== checksum) {
-      if (end === data.length || isZero(data, offset)) {
+      // A crash during the last, unsynced write leaves some of its sectors unwritten (zeros on a
+      // preallocated segment): that is a torn tail. A bad record with live data after it and no
+      // unwritten sector is corruption.
+      if (isZero(data, end) || hasZeroSector(data, offset, end)) {
         return { entries, validBytes: offset, tornReason: "checksum mismatch in last record" };
       }
       throw new WalCorruptError(`checksum mismatch in record at offset ${offset}`);
@@ -109,6 +114,22 @@ export function decodeRecords(data: Uint8Array): DecodeResult {
     offset = end;
   }
   return { entries, validBytes: offset, tornReason: null };
+}
+
+const sectorBytes = 512;
+
+/** Whether [from, to) covers a whole 512-byte sector that is all zeros (never written). */
+function hasZeroSector(data: Uint8Array, from: number, to: number): boolean {
+  for (
+    let s = Math.ceil(from / sectorBytes) * sectorBytes;
+    s + sectorBytes <= to;
+    s += sectorBytes
+  ) {
+    let zero = true;
+    for (let i = s; i < s + sectorBytes && zero; i++) zero = data[i] === 0;
+    if (zero) return true;
+  }
+  return false;
 }
 
 function isZero(data: Uint8Array, from: number): boolean {
@@ -255,7 +276,7 @@ export class Wal {
       name: "",
     };
     seg.name = segmentName(seg.sequence, firstIndex);
-    this.#file = await this.#disk.openAppend(`${this.#dir}/${seg.name}`);
+    this.#file = await this.#disk.openAppend(`${this.#dir}/${seg.name}`, this.#segmentBytes);
     this.#fileBytes = 0;
     this.#segments.push(seg);
     await this.#disk.syncDir(this.#dir);

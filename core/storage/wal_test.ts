@@ -79,3 +79,34 @@ Deno.test("wal release drops only segments fully covered by the snapshot", async
   assertEquals((await disk.list("w")).includes(first), false);
   assertEquals((await disk.list("w")).length, wal.segmentCount);
 });
+
+Deno.test("wal on preallocated zero-filled segments treats the zero tail as the end", async () => {
+  const disk = new MemoryDisk({ preallocate: true });
+  const { wal } = await Wal.open(disk, "w", 0, 4096);
+  await wal.append(entries(1, 3));
+  await wal.append(entries(4, 1));
+  disk.crash();
+  const again = await Wal.open(disk, "w", 0, 4096);
+  assertEquals(again.entries.map((e) => Number(e.index)), [1, 2, 3, 4]);
+  await again.wal.append(entries(5, 2));
+  const third = await Wal.open(disk, "w", 0, 4096);
+  assertEquals(third.entries.map((e) => Number(e.index)), [1, 2, 3, 4, 5, 6]);
+});
+
+Deno.test("wal treats a half-written last batch on a preallocated segment as torn, not corrupt", async () => {
+  const disk = new MemoryDisk({ preallocate: true });
+  const { wal } = await Wal.open(disk, "w", 0, 8192);
+  await wal.append(entries(1, 2));
+  const big = [walEntry(3, 2, new Uint8Array(2000).fill(7))];
+  await wal.append(big);
+  const [name] = await disk.list("w");
+  const data = (await disk.readFile(`w/${name}`))!;
+  const start = encodeRecords(entries(1, 2)).length;
+  // The sector in the middle of record 3 never reached the disk.
+  const sector = Math.ceil((start + 600) / 512) * 512;
+  disk.corrupt(`w/${name}`, sector, new Uint8Array(512));
+  assertEquals(data.length, 8192);
+  const again = await Wal.open(disk, "w", 0, 8192);
+  assertEquals(again.entries.map((e) => Number(e.index)), [1, 2]);
+  assertEquals(typeof again.truncatedTail, "string");
+});
