@@ -1,0 +1,212 @@
+/**
+ * The client port at the protocol level, in-process: gRPC framing, status trailers, size limits,
+ * unknown methods, garbage bytes, and the Connect and HTTP/1.1 endpoints on the same port.
+ */
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import {
+  PutRequestSchema,
+  RangeRequestSchema,
+  RangeResponseSchema,
+} from "../gen/etcdserverpb/rpc_pb.ts";
+import { silentLogger } from "../core/log.ts";
+import { MemoryDisk } from "../core/storage/mod.ts";
+import { resolveConfig, toServerConfig } from "../server/config.ts";
+import { frame } from "../server/grpc.ts";
+import { type RunningServer, startServer } from "../server/server.ts";
+import { assert, assertEquals } from "./assert.ts";
+
+const enc = new TextEncoder();
+
+async function withServer(
+  args: string[],
+  fn: (server: RunningServer, address: string) => Promise<void>,
+): Promise<void> {
+  const peerPort = await freePort();
+  const config = toServerConfig(
+    (await resolveConfig([
+      "--listen-client-urls=http://127.0.0.1:0",
+      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
+      ...args,
+    ], {})).values,
+  );
+  const server = await startServer(config, silentLogger, new MemoryDisk());
+  try {
+    await fn(server, server.clientAddresses[0]);
+  } finally {
+    await server.stop();
+  }
+}
+
+async function freePort(): Promise<number> {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+interface GrpcReply {
+  status: string | undefined;
+  message: string | undefined;
+  body: Uint8Array;
+}
+
+/** One raw gRPC call: sends `body` as is (already framed). */
+function grpcCall(address: string, path: string, body: Uint8Array): Promise<GrpcReply> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`http://${address}`);
+    session.on("error", reject);
+    const req = session.request({
+      ":method": "POST",
+      ":path": path,
+      "content-type": "application/grpc",
+      "te": "trailers",
+    });
+    const chunks: Uint8Array[] = [];
+    let headers: http2.IncomingHttpHeaders = {};
+    req.on("response", (h) => (headers = h));
+    req.on("data", (c: Uint8Array) => chunks.push(c));
+    let trailers: http2.IncomingHttpHeaders = {};
+    req.on("trailers", (t) => (trailers = t));
+    req.on("end", () => {
+      session.close();
+      const status = (trailers["grpc-status"] ?? headers["grpc-status"]) as string | undefined;
+      const message = (trailers["grpc-message"] ?? headers["grpc-message"]) as string | undefined;
+      const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+      let o = 0;
+      for (const c of chunks) {
+        all.set(c, o);
+        o += c.length;
+      }
+      resolve({ status, message: message && decodeURIComponent(message), body: all.subarray(5) });
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+Deno.test("a put then a range over raw gRPC carry etcd's header and status 0", async () => {
+  await withServer([], async (_server, address) => {
+    const put = create(PutRequestSchema, { key: enc.encode("k"), value: enc.encode("v") });
+    const p = await grpcCall(
+      address,
+      "/etcdserverpb.KV/Put",
+      frame(toBinary(PutRequestSchema, put)),
+    );
+    assertEquals(p.status, "0");
+    const range = create(RangeRequestSchema, { key: enc.encode("k") });
+    const r = await grpcCall(
+      address,
+      "/etcdserverpb.KV/Range",
+      frame(toBinary(RangeRequestSchema, range)),
+    );
+    assertEquals(r.status, "0");
+    const resp = fromBinary(RangeResponseSchema, r.body);
+    assertEquals(resp.kvs.length, 1);
+    assertEquals(resp.header?.revision, 2n);
+  });
+});
+
+Deno.test("errors carry etcd's gRPC code and exact message", async () => {
+  await withServer([], async (_server, address) => {
+    const put = create(PutRequestSchema, { value: enc.encode("v") });
+    const r = await grpcCall(
+      address,
+      "/etcdserverpb.KV/Put",
+      frame(toBinary(PutRequestSchema, put)),
+    );
+    assertEquals([r.status, r.message], ["3", "etcdserver: key is not provided"]);
+  });
+});
+
+Deno.test("requests over --max-request-bytes are refused and store nothing", async () => {
+  await withServer(["--max-request-bytes=1024"], async (server, address) => {
+    // Over the limit but under gRPC's own cap (limit + 512 KiB): etcd's "request is too large".
+    const big = create(PutRequestSchema, { key: enc.encode("big"), value: new Uint8Array(4096) });
+    const r = await grpcCall(
+      address,
+      "/etcdserverpb.KV/Put",
+      frame(toBinary(PutRequestSchema, big)),
+    );
+    assertEquals([r.status, r.message], ["3", "etcdserver: request is too large"]);
+    // Over gRPC's cap: refused while reading, with grpc-go's ResourceExhausted wording.
+    const huge = create(PutRequestSchema, {
+      key: enc.encode("huge"),
+      value: new Uint8Array(600 * 1024),
+    });
+    const h = await grpcCall(
+      address,
+      "/etcdserverpb.KV/Put",
+      frame(toBinary(PutRequestSchema, huge)),
+    );
+    assertEquals(h.status, "8");
+    assert(h.message?.startsWith("grpc: received message larger than max ("), h.message);
+    assertEquals(server.node.revision, 1);
+  });
+});
+
+Deno.test("unknown services and methods get Unimplemented", async () => {
+  await withServer([], async (_server, address) => {
+    const m = await grpcCall(address, "/etcdserverpb.KV/Nope", frame(new Uint8Array(0)));
+    assertEquals([m.status, m.message], ["12", "unknown method Nope for service etcdserverpb.KV"]);
+    const s = await grpcCall(address, "/foo.Bar/Baz", frame(new Uint8Array(0)));
+    assertEquals([s.status, s.message], ["12", "unknown service foo.Bar"]);
+  });
+});
+
+Deno.test("an undecodable message is refused and the server keeps serving", async () => {
+  await withServer([], async (_server, address) => {
+    const r = await grpcCall(
+      address,
+      "/etcdserverpb.KV/Range",
+      frame(new Uint8Array([0xff, 0xff, 0xff])),
+    );
+    assertEquals(r.status, "13");
+    const ok = await grpcCall(
+      address,
+      "/etcdserverpb.KV/Range",
+      frame(toBinary(RangeRequestSchema, create(RangeRequestSchema, { key: enc.encode("a") }))),
+    );
+    assertEquals(ok.status, "0");
+  });
+});
+
+Deno.test("garbage bytes on the client port close that connection only", async () => {
+  await withServer([], async (_server, address) => {
+    const [host, port] = address.split(":");
+    const reply = await new Promise<string>((resolve) => {
+      const socket = net.connect(Number(port), host, () => socket.write("\x00\x01garbage\r\n\r\n"));
+      let text = "";
+      socket.on("data", (d) => (text += d.toString()));
+      socket.on("close", () => resolve(text));
+      socket.on("error", () => resolve(text));
+    });
+    assert(reply.startsWith("HTTP/1.1 400"), reply);
+    const res = await fetch(`http://${address}/health`);
+    assertEquals(await res.json(), { health: "true" });
+  });
+});
+
+Deno.test("HTTP/1.1 on the same port: /version and the Connect protocol", async () => {
+  await withServer([], async (_server, address) => {
+    const v = await (await fetch(`http://${address}/version`)).json();
+    assertEquals(v, { etcdserver: "3.4.23", etcdcluster: "3.4.0" });
+    const put = await fetch(`http://${address}/etcdserverpb.KV/Put`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ key: btoa("c"), value: btoa("connect") }),
+    });
+    assertEquals(put.status, 200);
+    assertEquals((await put.json()).header.revision, "2");
+    const bad = await fetch(`http://${address}/etcdserverpb.KV/Put`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ value: btoa("v") }),
+    });
+    assertEquals(bad.status, 400);
+    assertEquals((await bad.json()).message, "etcdserver: key is not provided");
+  });
+});
