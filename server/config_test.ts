@@ -2,7 +2,13 @@ import { assertEquals, assertRejects, assertThrows } from "../tests/assert.ts";
 import { ConfigError, parseArgs, resolveConfig, toServerConfig } from "./config.ts";
 
 Deno.test("flags follow Go's flag rules: -f v, --f=v, bare booleans", () => {
-  const { set } = parseArgs(["-name", "a", "--data-dir=/x", "--force-new-cluster", "--debug=false"]);
+  const { set } = parseArgs([
+    "-name",
+    "a",
+    "--data-dir=/x",
+    "--force-new-cluster",
+    "--debug=false",
+  ]);
   assertEquals(Object.fromEntries(set), {
     "name": "a",
     "data-dir": "/x",
@@ -70,12 +76,14 @@ Deno.test("defaults are etcd's: default.etcd, 1.5 MiB requests, 128 txn ops", as
 
 Deno.test("a bad URL or cluster state is refused", async () => {
   await assertRejects(
-    async () => toServerConfig((await resolveConfig(["--listen-client-urls", "ftp://x:1"], {})).values),
+    async () =>
+      toServerConfig((await resolveConfig(["--listen-client-urls", "ftp://x:1"], {})).values),
     ConfigError,
     "URL scheme must be http",
   );
   await assertRejects(
-    async () => toServerConfig((await resolveConfig(["--initial-cluster-state", "old"], {})).values),
+    async () =>
+      toServerConfig((await resolveConfig(["--initial-cluster-state", "old"], {})).values),
     ConfigError,
     "initial-cluster-state",
   );

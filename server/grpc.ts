@@ -117,7 +117,7 @@ class FrameReader {
 }
 
 /** Frames one encoded message. */
-export function frame(payload: Uint8Array): Uint8Array {
+export function frame(payload: Uint8Array): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(5 + payload.length);
   const n = payload.length;
   out[1] = (n >>> 24) & 0xff;

@@ -52,7 +52,9 @@ export function etcdServices(node: EtcdNode): MethodTable {
     unary(
       maintenance.alarm,
       (req) => {
-        if (req.action !== AlarmRequest_AlarmAction.GET) throw Errors.notCapable();
+        // No alarm is ever raised yet (no quota, no corruption check), so listing and disarming
+        // both answer with an empty list, as etcd does when nothing is raised.
+        if (req.action === AlarmRequest_AlarmAction.ACTIVATE) throw Errors.notCapable();
         return create(AlarmResponseSchema, { header: node.header(), alarms: [] });
       },
     ),

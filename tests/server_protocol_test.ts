@@ -210,3 +210,23 @@ Deno.test("HTTP/1.1 on the same port: /version and the Connect protocol", async 
     assertEquals((await bad.json()).message, "etcdserver: key is not provided");
   });
 });
+
+Deno.test("gRPC-Web over HTTP/1.1: data frame then a trailer frame with grpc-status", async () => {
+  await withServer([], async (_server, address) => {
+    const range = create(RangeRequestSchema, { key: enc.encode("none") });
+    const res = await fetch(`http://${address}/etcdserverpb.KV/Range`, {
+      method: "POST",
+      headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" },
+      body: frame(toBinary(RangeRequestSchema, range)),
+    });
+    assertEquals(res.status, 200);
+    const body = new Uint8Array(await res.arrayBuffer());
+    assertEquals(body[0], 0);
+    const length = new DataView(body.buffer).getUint32(1);
+    const resp = fromBinary(RangeResponseSchema, body.subarray(5, 5 + length));
+    assertEquals(resp.header?.revision, 1n);
+    const trailer = body.subarray(5 + length);
+    assertEquals(trailer[0], 0x80);
+    assert(new TextDecoder().decode(trailer.subarray(5)).includes("grpc-status: 0"));
+  });
+});
