@@ -169,3 +169,33 @@ Deno.test("read-only txns are recognised at any nesting depth", () => {
     false,
   );
 });
+
+Deno.test("etcd #14370: the last acknowledged write survives a crash right after its reply", async () => {
+  const disk = new MemoryDisk({ preallocate: true });
+  const node = await EtcdNode.open(config(), disk, silentLogger);
+  await node.put(put("first", "1"));
+  const last = await node.put(put("last", "acknowledged"));
+  disk.crash();
+  const again = await EtcdNode.open(config(), disk, silentLogger);
+  assertEquals(dec.decode(again.range(get("last")).kvs[0].value), "acknowledged");
+  assertEquals(BigInt(again.revision), last.header!.revision);
+});
+
+Deno.test("etcd #17780: revision never goes backwards across a crash right after compaction", async () => {
+  const disk = new MemoryDisk({ preallocate: true });
+  const node = await EtcdNode.open(config({ snapshotCount: 4 }), disk, silentLogger);
+  for (let i = 0; i < 6; i++) await node.put(put(`k${i}`, "v"));
+  await node.compact(create(CompactionRequestSchema, { revision: 7n }));
+  const before = node.revision;
+  disk.crash();
+  const again = await EtcdNode.open(config({ snapshotCount: 4 }), disk, silentLogger);
+  assert(again.revision >= before, `revision ${again.revision} < ${before}`);
+  await assertRejects(
+    () =>
+      Promise.resolve(
+        again.range(create(RangeRequestSchema, { key: enc.encode("k0"), revision: 6n })),
+      ),
+    EtcdError,
+    "compacted",
+  );
+});

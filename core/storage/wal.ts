@@ -11,8 +11,11 @@ const recordHeaderBytes = 8;
  * (CVE-2020-15106 / CVE-2020-15112: malformed WAL records crashed etcd).
  */
 export const maxRecordBytes = 64 * 1024 * 1024;
-/** A segment is closed and a new one started once it grows past this. */
-export const defaultSegmentBytes = 64 * 1024 * 1024;
+/**
+ * A segment is closed and a new one started once it grows past this. Each new segment is
+ * zero-filled up front (see Disk.openAppend), so this is also the cost paid at each roll and start.
+ */
+export const defaultSegmentBytes = 16 * 1024 * 1024;
 
 /** The WAL cannot be trusted: recovery refuses to guess. */
 export class WalCorruptError extends Error {
@@ -239,22 +242,22 @@ export class Wal {
   }
 
   /**
-   * Drops segments whose entries are all at or below `index` (covered by a durable snapshot).
-   * Starts a fresh segment so that the current one can go too.
+   * Drops closed segments whose entries are all at or below `index` (covered by a durable
+   * snapshot). The segment being written stays until it fills up and a new one starts.
    */
   async releaseTo(index: number): Promise<void> {
-    await this.#roll(this.#lastIndex + 1);
     const keep: Segment[] = [];
+    const last = this.#segments.length - 1;
     for (let i = 0; i < this.#segments.length; i++) {
       const next = this.#segments[i + 1];
-      if (next !== undefined && next.firstIndex - 1 <= index) {
+      if (i < last && next.firstIndex - 1 <= index) {
         await this.#disk.remove(`${this.#dir}/${this.#segments[i].name}`);
       } else {
         keep.push(this.#segments[i]);
       }
     }
+    if (keep.length !== this.#segments.length) await this.#disk.syncDir(this.#dir);
     this.#segments = keep;
-    await this.#disk.syncDir(this.#dir);
   }
 
   /** Number of segment files currently on disk. */

@@ -61,7 +61,7 @@ Deno.test("wal refuses corruption in the middle instead of replaying garbage", a
   await assertRejects(() => Wal.open(disk, "w", 0), WalCorruptError);
 });
 
-Deno.test("wal refuses an oversized record length without allocating it", () => {
+Deno.test("CVE-2020-15106/15112: wal refuses an oversized record length without allocating it", () => {
   const data = encodeRecords(entries(1, 2));
   const view = new DataView(data.buffer);
   view.setUint32(0, 0x7fffffff, true);
