@@ -3,18 +3,12 @@ import { silentLogger } from "../core/log.ts";
 import { resolveConfig, toServerConfig } from "../server/config.ts";
 import { startServer } from "../server/server.ts";
 import { assertEquals } from "./assert.ts";
-
-async function freePort(): Promise<number> {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+import { freePort } from "./harness.ts";
 
 Deno.test("CVE-2020-15113: data dir and member dirs are 0700, WAL, snapshot and meta files 0600", async () => {
   const root = await Deno.makeTempDir();
   const dataDir = `${root}/node.etcd`;
-  const peer = await freePort();
+  const peer = freePort();
   const config = toServerConfig(
     (await resolveConfig([
       `--data-dir=${dataDir}`,

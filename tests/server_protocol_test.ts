@@ -16,6 +16,7 @@ import { resolveConfig, toServerConfig } from "../server/config.ts";
 import { frame } from "../server/grpc.ts";
 import { type RunningServer, startServer } from "../server/server.ts";
 import { assert, assertEquals } from "./assert.ts";
+import { freePort } from "./harness.ts";
 
 const enc = new TextEncoder();
 
@@ -23,7 +24,7 @@ async function withServer(
   args: string[],
   fn: (server: RunningServer, address: string) => Promise<void>,
 ): Promise<void> {
-  const peerPort = await freePort();
+  const peerPort = freePort();
   const config = toServerConfig(
     (await resolveConfig([
       "--listen-client-urls=http://127.0.0.1:0",
@@ -39,13 +40,6 @@ async function withServer(
   } finally {
     await server.stop();
   }
-}
-
-async function freePort(): Promise<number> {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 interface GrpcReply {
