@@ -198,8 +198,6 @@ function serveUnary(
   const reader = new FrameReader(options.maxRecvBytes);
   let payload: Uint8Array | null = null;
   let failed = false;
-  const abort = new AbortController();
-  stream.on("close", () => abort.abort());
   stream.on("data", (chunk: Uint8Array) => {
     if (failed) return;
     try {
@@ -224,7 +222,7 @@ function serveUnary(
       sendError(stream, GrpcCode.Internal, `grpc: error unmarshalling request: ${e}`);
       return;
     }
-    const ctx: CallContext = { headers, signal: abort.signal };
+    const ctx = lazyContext(stream, headers);
     let result;
     try {
       result = method.handle(req, ctx);
@@ -247,6 +245,29 @@ function serveUnary(
       respondUnary(stream, toBinary(method.output, result));
     }
   });
+}
+
+/**
+ * A context whose AbortSignal exists only if a handler asks for it: aborting creates a
+ * DOMException with a stack trace, which showed up in profiles when done for every stream.
+ */
+function lazyContext(
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+): CallContext {
+  let controller: AbortController | null = null;
+  return {
+    headers,
+    get signal() {
+      if (controller === null) {
+        const c = new AbortController();
+        controller = c;
+        if (stream.closed || stream.destroyed) c.abort();
+        else stream.once("close", () => c.abort());
+      }
+      return controller.signal;
+    },
+  };
 }
 
 function reportInternal(options: GrpcOptions, headers: http2.IncomingHttpHeaders, e: unknown) {
