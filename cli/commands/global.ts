@@ -1,0 +1,355 @@
+/**
+ * What every etcdctl command shares (ctlv3/command/global.go): the global flags, reading them
+ * back (with `ETCDCTL_*` environment variables filling flags not given on the command line),
+ * `--debug` dumps, the output printer, the client, command timeouts, and ExitWithError.
+ */
+
+import type { Command } from "../command.ts";
+import { EtcdClient, type EtcdClientError } from "../etcd_client.ts";
+import type { FlagSet } from "../flags.ts";
+import { type CliIo, ExitCode, ExitSignal } from "../io.ts";
+import { capnsLine } from "../log.ts";
+import { newPrinter, type Printer, type PrinterOutput, SimplePrinter } from "../printers/mod.ts";
+
+const second = 1_000_000_000n;
+
+/** Registers etcdctl's global (persistent) flags on the root command. */
+export function registerGlobalFlags(root: Command): void {
+  const fs = root.persistentFlags();
+  fs.stringSlice("endpoints", ["127.0.0.1:2379"], "gRPC endpoints");
+  fs.bool("debug", false, "enable client-side debug logging");
+  fs.string(
+    "write-out",
+    "simple",
+    "set the output format (fields, json, protobuf, simple, table)",
+    "w",
+  );
+  fs.bool("hex", false, "print byte strings as hex encoded strings");
+  fs.duration("dial-timeout", 2n * second, "dial timeout for client connections");
+  fs.duration(
+    "command-timeout",
+    5n * second,
+    "timeout for short running command (excluding dial timeout)",
+  );
+  fs.duration("keepalive-time", 2n * second, "keepalive time for client connections");
+  fs.duration("keepalive-timeout", 6n * second, "keepalive timeout for client connections");
+  fs.bool("insecure-transport", true, "disable transport security for client connections");
+  fs.bool("insecure-discovery", true, "accept insecure SRV records describing cluster endpoints");
+  fs.bool(
+    "insecure-skip-tls-verify",
+    false,
+    "skip server certificate verification (CAUTION: this option should be enabled only for testing purposes)",
+  );
+  fs.string("cert", "", "identify secure client using this TLS certificate file");
+  fs.string("key", "", "identify secure client using this TLS key file");
+  fs.string("cacert", "", "verify certificates of TLS-enabled secure servers using this CA bundle");
+  fs.string(
+    "user",
+    "",
+    "username[:password] for authentication (prompt if password is not supplied)",
+  );
+  fs.string(
+    "password",
+    "",
+    "password for authentication (if this option is used, --user option shouldn't include password)",
+  );
+  fs.string(
+    "discovery-srv",
+    "",
+    "domain name to query for SRV records describing cluster endpoints",
+    "d",
+  );
+  fs.string("discovery-srv-name", "", "service name to query when using DNS discovery");
+}
+
+/** Settings for a client, read from the flags (clientConfig in global.go). */
+export interface ClientSettings {
+  endpoints: string[];
+  dialTimeoutNs: bigint;
+  keepaliveTimeNs: bigint;
+  keepaliveTimeoutNs: bigint;
+  secure: SecureSettings;
+  auth?: { username: string; password: string };
+}
+
+/** TLS settings (accepted now; TLS itself comes later). */
+export interface SecureSettings {
+  cert: string;
+  key: string;
+  cacert: string;
+  serverName: string;
+  insecureTransport: boolean;
+  insecureSkipVerify: boolean;
+}
+
+/** One run of detcdctl: its streams, the chosen printer and the clients it opened. */
+export class Session {
+  /** etcdctl's package-level `display`: simple until a command initialises it. */
+  display: Printer;
+  readonly out: PrinterOutput;
+  private readonly clients: EtcdClient[] = [];
+
+  constructor(readonly io: CliIo) {
+    this.out = {
+      stdout: (d) => io.stdout.write(d),
+      stderr: (d) => io.stderr.write(d),
+      fail: (code, message) => this.exitWithError(code, message),
+    };
+    this.display = new SimplePrinter(this.out, false);
+  }
+
+  /** etcdctl's ExitWithError: "Error: <message>" on stderr, then exit with `code`. */
+  exitWithError(code: number, message: string): never {
+    this.io.stderr.write(`Error: ${message}\n`);
+    throw new ExitSignal(code);
+  }
+
+  /** An environment variable ("" when unset, like os.Getenv). */
+  getenv(key: string): string {
+    for (const [k, v] of this.io.env) if (k === key) return v;
+    return "";
+  }
+
+  /** Remembers a client so it is closed when the run ends. */
+  track(client: EtcdClient): EtcdClient {
+    this.clients.push(client);
+    return client;
+  }
+
+  /** Closes every client opened during the run. */
+  close(): void {
+    for (const c of this.clients) c.close();
+  }
+}
+
+/** pkg/flags.FlagToEnv: "dial-timeout" becomes "ETCDCTL_DIAL_TIMEOUT". */
+export function flagToEnv(prefix: string, name: string): string {
+  return `${prefix}_${name.replaceAll("-", "_").toUpperCase()}`;
+}
+
+/**
+ * pkg/flags.SetPflagsFromEnv: fills flags not set on the command line from ETCDCTL_*
+ * variables, warns about unknown ETCDCTL_* variables and dies when a variable is shadowed by
+ * a command-line flag.
+ */
+export function setPflagsFromEnv(session: Session, prefix: string, fs: FlagSet): void {
+  const alreadySet = new Set<string>();
+  const used = new Set<string>();
+  fs.visitAll((f) => {
+    const key = flagToEnv(prefix, f.name);
+    if (f.changed) alreadySet.add(key);
+    if (!alreadySet.has(key)) {
+      const val = session.getenv(key);
+      if (val !== "") {
+        used.add(key);
+        try {
+          fs.set(f.name, val);
+        } catch {
+          // etcdctl ignores the error SetPflagsFromEnv returns; the flag keeps its default.
+        }
+      }
+    }
+  });
+  for (const [k, v] of session.io.env) {
+    if (used.has(k)) continue;
+    if (alreadySet.has(k)) {
+      session.io.stderr.write(
+        capnsLine(
+          session.io.now(),
+          "C",
+          "pkg/flags",
+          `conflicting environment variable "${k}" is shadowed by corresponding command-line flag (either unset environment variable or disable flag)`,
+        ),
+      );
+      throw new ExitSignal(ExitCode.Error);
+    }
+    if (`${k}=${v}`.startsWith(prefix + "_")) {
+      session.io.stderr.write(
+        capnsLine(
+          session.io.now(),
+          "W",
+          "pkg/flags",
+          `unrecognized environment variable ${k}=${v}`,
+        ),
+      );
+    }
+  }
+}
+
+/** initDisplayFromCmd: picks the printer from --write-out and --hex. */
+export function initDisplayFromCmd(session: Session, cmd: Command): void {
+  const isHex = cmd.flags().getBool("hex");
+  const format = cmd.flags().getString("write-out");
+  const p = newPrinter(format, isHex, session.out);
+  if (!p) session.exitWithError(ExitCode.BadFeature, "unsupported output format");
+  session.display = p;
+}
+
+/** The endpoints from --endpoints, trimmed (DNS discovery is not supported yet). */
+export function endpointsFromCmd(session: Session, cmd: Command): string[] {
+  const domain = cmd.flags().getString("discovery-srv");
+  if (domain !== "") {
+    session.exitWithError(
+      ExitCode.Error,
+      "DNS discovery (--discovery-srv) is not supported by detcdctl yet",
+    );
+  }
+  return cmd.flags().getStringSlice("endpoints").map((e) => e.trim());
+}
+
+/** secureCfgFromCmd, including etcdctl's checks on empty TLS file flags. */
+export function secureCfgFromCmd(session: Session, cmd: Command): SecureSettings {
+  const fs = cmd.flags();
+  const files: Record<string, string> = {};
+  for (const name of ["cert", "key", "cacert"]) {
+    const v = fs.getString(name);
+    if (v === "" && fs.changed(name)) {
+      session.exitWithError(ExitCode.BadArgs, `empty string is passed to --${name} option`);
+    }
+    files[name] = v;
+  }
+  const insecureDiscovery = fs.getBool("insecure-discovery");
+  return {
+    cert: files.cert,
+    key: files.key,
+    cacert: files.cacert,
+    serverName: insecureDiscovery ? "" : fs.getString("discovery-srv"),
+    insecureTransport: fs.getBool("insecure-transport"),
+    insecureSkipVerify: fs.getBool("insecure-skip-tls-verify"),
+  };
+}
+
+/** authCfgFromCmd: --user name[:password] and --password; prompts when no password given. */
+export async function authCfgFromCmd(
+  session: Session,
+  cmd: Command,
+): Promise<{ username: string; password: string } | undefined> {
+  const user = cmd.flags().getString("user");
+  const password = cmd.flags().getString("password");
+  if (user === "") return undefined;
+  if (password !== "") return { username: user, password };
+  const i = user.indexOf(":");
+  if (i >= 0) return { username: user.slice(0, i), password: user.slice(i + 1) };
+  return { username: user, password: await askPassword(session, "Password: ") };
+}
+
+/** speakeasy.Ask: prompt on stdout, read a line without echo, then print a newline. */
+export async function askPassword(session: Session, prompt: string): Promise<string> {
+  const tty = session.io.stdinIsTerminal?.() ?? false;
+  if (!tty) {
+    session.io.stderr.write("stty: 'standard input': Inappropriate ioctl for device\n");
+  }
+  session.io.stdout.write(prompt);
+  const { line } = await session.io.stdin.readLine();
+  if (!tty) {
+    session.io.stderr.write("stty: 'standard input': Inappropriate ioctl for device\n");
+  }
+  session.io.stdout.write("\n");
+  return new TextDecoder().decode(line).replace(/\r?\n$/, "");
+}
+
+/** clientConfigFromCmd: environment, --debug dump, endpoints, timeouts, TLS, auth, printer. */
+export async function clientConfigFromCmd(session: Session, cmd: Command): Promise<ClientSettings> {
+  const fs = cmd.inheritedFlags();
+  if (cmd.use.startsWith("watch")) {
+    // etcdctl silences warnings about the watch command's own environment variables.
+    fs.string("watch-key", "", "");
+    fs.string("watch-range-end", "", "");
+  }
+  setPflagsFromEnv(session, "ETCDCTL", fs);
+  if (cmd.flags().getBool("debug")) {
+    fs.visitAll((f) =>
+      session.io.stderr.write(`${flagToEnv("ETCDCTL", f.name)}=${f.value.string()}\n`)
+    );
+  }
+  const endpoints = endpointsFromCmd(session, cmd);
+  const settings: ClientSettings = {
+    endpoints,
+    dialTimeoutNs: cmd.flags().getDuration("dial-timeout"),
+    keepaliveTimeNs: cmd.flags().getDuration("keepalive-time"),
+    keepaliveTimeoutNs: cmd.flags().getDuration("keepalive-timeout"),
+    secure: secureCfgFromCmd(session, cmd),
+    auth: await authCfgFromCmd(session, cmd),
+  };
+  initDisplayFromCmd(session, cmd);
+  return settings;
+}
+
+function nsToMs(ns: bigint): number {
+  return Number(ns / 1_000_000n);
+}
+
+/** newClientCfg: validates TLS settings and builds an (unconnected) client; exits on errors. */
+export function buildClient(session: Session, s: ClientSettings): EtcdClient {
+  const sec = s.secure;
+  if ((sec.cert !== "") !== (sec.key !== "")) {
+    session.exitWithError(
+      ExitCode.BadArgs,
+      `KeyFile and CertFile must both be present[key: ${sec.key}, cert: ${sec.cert}]`,
+    );
+  }
+  if (sec.cert !== "" || sec.cacert !== "" || !sec.insecureTransport) {
+    session.exitWithError(ExitCode.BadArgs, "TLS is not supported by detcdctl yet");
+  }
+  if (s.endpoints.length < 1) {
+    session.exitWithError(
+      ExitCode.BadConnection,
+      "at least one Endpoint must is required in client config",
+    );
+  }
+  return session.track(
+    new EtcdClient({
+      endpoints: s.endpoints,
+      dialTimeoutMs: nsToMs(s.dialTimeoutNs),
+      keepaliveTimeMs: nsToMs(s.keepaliveTimeNs),
+      keepaliveTimeoutMs: nsToMs(s.keepaliveTimeoutNs),
+      username: s.auth?.username,
+      password: s.auth?.password,
+      log: (line) => session.io.stderr.write(line),
+      now: () => session.io.now(),
+    }),
+  );
+}
+
+/** clientv3.New as etcdctl calls it: build, authenticate; failures exit with code 2. */
+export async function clientFromSettings(session: Session, s: ClientSettings): Promise<EtcdClient> {
+  const client = buildClient(session, s);
+  try {
+    await client.authenticate();
+  } catch (e) {
+    if (e instanceof ExitSignal) throw e;
+    session.exitWithError(ExitCode.BadConnection, (e as Error).message);
+  }
+  return client;
+}
+
+/** mustClientFromCmd. */
+export async function mustClientFromCmd(session: Session, cmd: Command): Promise<EtcdClient> {
+  const settings = await clientConfigFromCmd(session, cmd);
+  return clientFromSettings(session, settings);
+}
+
+/** commandCtx: the absolute deadline of a short command (--command-timeout from now). */
+export function commandDeadline(cmd: Command): number {
+  return Date.now() + nsToMs(cmd.flags().getDuration("command-timeout"));
+}
+
+/** The message etcdctl prints for a failed client call. */
+export function errorText(e: unknown): string {
+  if (e instanceof ExitSignal) throw e;
+  return (e as EtcdClientError).message;
+}
+
+/** Runs a client call, turning a failure into ExitWithError(ExitError, err). */
+export async function orExit<T>(
+  session: Session,
+  p: Promise<T>,
+  code: number = ExitCode.Error,
+): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (e instanceof ExitSignal) throw e;
+    session.exitWithError(code, errorText(e));
+  }
+}

@@ -1,0 +1,293 @@
+/**
+ * etcdctl commands detcdctl does not run yet. They are registered with etcdctl's exact names,
+ * descriptions and flags so that help pages, flag parsing and prefix matching already behave
+ * like etcdctl's; running one reports that it is not implemented. Each group moves to its own
+ * module (like kv.ts) when implemented.
+ */
+
+import { Command } from "../command.ts";
+import { ExitCode } from "../io.ts";
+import type { Session } from "./global.ts";
+
+/** Marks a command as registered-but-not-implemented (it runs, and fails clearly). */
+export function pendingMarker(session: Session): (c: Command) => Command {
+  return (c) => {
+    c.run = (cmd) => {
+      session.exitWithError(
+        ExitCode.Error,
+        `"${cmd.commandPath()}" is not implemented by detcdctl yet`,
+      );
+    };
+    return c;
+  };
+}
+
+/** Every not-yet-implemented top-level command group of etcdctl 3.4. */
+export function pendingCommands(pending: (c: Command) => Command): Record<string, Command> {
+  const c = (use: string, short: string, long = "") => pending(new Command({ use, short, long }));
+  const group = (use: string, short: string, ...children: Command[]) => {
+    const g = new Command({ use, short });
+    g.addCommand(...children);
+    return g;
+  };
+
+  const alarm = group(
+    "alarm <subcommand>",
+    "Alarm related commands",
+    c("disarm", "Disarms all alarms"),
+    c("list", "Lists all alarms"),
+  );
+
+  const auth = group(
+    "auth <enable or disable>",
+    "Enable or disable authentication",
+    c("enable", "Enables authentication"),
+    c("disable", "Disables authentication"),
+  );
+
+  const perf = c("perf [options]", "Check the performance of the etcd cluster");
+  perf.flags().string(
+    "load",
+    "s",
+    "The performance check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)",
+  );
+  perf.flags().string(
+    "prefix",
+    "/etcdctl-check-perf/",
+    "The prefix for writing the performance check's keys.",
+  );
+  perf.flags().bool(
+    "auto-compact",
+    false,
+    "Compact storage with last revision after test is finished.",
+  );
+  perf.flags().bool("auto-defrag", false, "Defragment storage after test is finished.");
+  const datascale = c(
+    "datascale [options]",
+    "Check the memory usage of holding data for different workloads on a given server endpoint.",
+    "If no endpoint is provided, localhost will be used. If multiple endpoints are provided, first endpoint will be used.",
+  );
+  datascale.flags().string(
+    "load",
+    "s",
+    "The datascale check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)",
+  );
+  datascale.flags().string(
+    "prefix",
+    "/etcdctl-check-datascale/",
+    "The prefix for writing the datascale check's keys.",
+  );
+  datascale.flags().bool(
+    "auto-compact",
+    false,
+    "Compact storage with last revision after test is finished.",
+  );
+  datascale.flags().bool("auto-defrag", false, "Defragment storage after test is finished.");
+  const check = group(
+    "check <subcommand>",
+    "commands for checking properties of the etcd cluster",
+    perf,
+    datascale,
+  );
+
+  const defrag = c("defrag", "Defragments the storage of the etcd members with given endpoints");
+  defrag.persistentFlags().bool("cluster", false, "use all endpoints from the cluster member list");
+  defrag.flags().string(
+    "data-dir",
+    "",
+    "Optional. If present, defragments a data directory not in use by etcd.",
+  );
+
+  const elect = c(
+    "elect <election-name> [proposal]",
+    "Observes and participates in leader election",
+  );
+  elect.flags().bool("listen", false, "observation mode", "l");
+
+  const timetolive = c("timetolive <leaseID> [options]", "Get lease information");
+  timetolive.flags().bool("keys", false, "Get keys attached to this lease");
+  const keepAlive = c("keep-alive [options] <leaseID>", "Keeps leases alive (renew)");
+  keepAlive.flags().bool(
+    "once",
+    false,
+    "Resets the keep-alive time to its original value and exits immediately",
+  );
+  const lease = group(
+    "lease <subcommand>",
+    "Lease related commands",
+    c("grant <ttl>", "Creates leases"),
+    c("revoke <leaseID>", "Revokes leases"),
+    timetolive,
+    c("list", "List all active leases"),
+    keepAlive,
+  );
+
+  const lock = c("lock <lockname> [exec-command arg1 arg2 ...]", "Acquires a named lock");
+  lock.flags().int("ttl", 10n, "timeout for session");
+
+  const mirror = c(
+    "make-mirror [options] <destination>",
+    "Makes a mirror at the destination etcd cluster",
+  );
+  mirror.flags().string("prefix", "", "Key-value prefix to mirror");
+  mirror.flags().string(
+    "dest-prefix",
+    "",
+    "destination prefix to mirror a prefix to a different prefix in the destination cluster",
+  );
+  mirror.flags().bool(
+    "no-dest-prefix",
+    false,
+    "mirror key-values to the root of the destination cluster",
+  );
+  mirror.flags().string(
+    "dest-cert",
+    "",
+    "Identify secure client using this TLS certificate file for the destination cluster",
+  );
+  mirror.flags().string("dest-key", "", "Identify secure client using this TLS key file");
+  mirror.flags().string(
+    "dest-cacert",
+    "",
+    "Verify certificates of TLS enabled secure servers using this CA bundle",
+  );
+  mirror.flags().bool(
+    "dest-insecure-transport",
+    true,
+    "Disable transport security for client connections",
+  );
+
+  const migrate = c("migrate", "Migrates keys in a v2 store to a mvcc store");
+  migrate.flags().bool("no-ttl", false, "Do not convert TTL keys");
+  migrate.flags().string("data-dir", "", "Path to the data directory");
+  migrate.flags().string("wal-dir", "", "Path to the WAL directory");
+  migrate.flags().string("transformer", "", "Path to the user-provided transformer program");
+
+  const moveLeader = c(
+    "move-leader <transferee-member-id>",
+    "Transfers leadership to another etcd cluster member.",
+  );
+
+  const grantPerm = c(
+    "grant-permission [options] <role name> <permission type> <key> [endkey]",
+    "Grants a key to a role",
+  );
+  grantPerm.flags().bool("prefix", false, "grant a prefix permission");
+  grantPerm.flags().bool(
+    "from-key",
+    false,
+    "grant a permission of keys that are greater than or equal to the given key using byte compare",
+  );
+  const revokePerm = c("revoke-permission <role name> <key> [endkey]", "Revokes a key from a role");
+  revokePerm.flags().bool("prefix", false, "revoke a prefix permission");
+  revokePerm.flags().bool(
+    "from-key",
+    false,
+    "revoke a permission of keys that are greater than or equal to the given key using byte compare",
+  );
+  const role = group(
+    "role <subcommand>",
+    "Role related commands",
+    c("add <role name>", "Adds a new role"),
+    c("delete <role name>", "Deletes a role"),
+    c("get <role name>", "Gets detailed information of a role"),
+    c("list", "Lists all roles"),
+    grantPerm,
+    revokePerm,
+  );
+
+  const restore = c(
+    "restore <filename> [options]",
+    "Restores an etcd member snapshot to an etcd directory",
+  );
+  restore.flags().string("data-dir", "", "Path to the data directory");
+  restore.flags().string("wal-dir", "", "Path to the WAL directory (use --data-dir if none given)");
+  restore.flags().string(
+    "initial-cluster",
+    "default=http://localhost:2380",
+    "Initial cluster configuration for restore bootstrap",
+  );
+  restore.flags().string(
+    "initial-cluster-token",
+    "etcd-cluster",
+    "Initial cluster token for the etcd cluster during restore bootstrap",
+  );
+  restore.flags().string(
+    "initial-advertise-peer-urls",
+    "http://localhost:2380",
+    "List of this member's peer URLs to advertise to the rest of the cluster",
+  );
+  restore.flags().string("name", "default", "Human-readable name for this member");
+  restore.flags().bool(
+    "skip-hash-check",
+    false,
+    "Ignore snapshot integrity hash value (required if copied from data directory)",
+  );
+  const snapshot = group(
+    "snapshot <subcommand>",
+    "Manages etcd node snapshots",
+    c("save <filename>", "Stores an etcd node backend snapshot to a given file"),
+    c(
+      "status <filename>",
+      "Gets backend snapshot status of a given file",
+      `When --write-out is set to simple, this command prints out comma-separated status lists for each endpoint.
+The items in the lists are hash, revision, total keys, total size.
+`,
+    ),
+    restore,
+  );
+
+  const userAdd = c("add <user name or user:password> [options]", "Adds a new user");
+  userAdd.flags().bool(
+    "interactive",
+    true,
+    "Read password from stdin instead of interactive terminal",
+  );
+  userAdd.flags().string("new-user-password", "", "Supply password from the command line flag");
+  userAdd.flags().bool("no-password", false, "Create a user without password (CN based auth only)");
+  const userGet = c("get <user name> [options]", "Gets detailed information of a user");
+  userGet.flags().bool("detail", false, "Show permissions of roles granted to the user");
+  const passwd = c("passwd <user name> [options]", "Changes password of user");
+  passwd.flags().bool(
+    "interactive",
+    true,
+    "If true, read password from stdin instead of interactive terminal",
+  );
+  const user = group(
+    "user <subcommand>",
+    "User related commands",
+    userAdd,
+    c("delete <user name>", "Deletes a user"),
+    userGet,
+    c("list", "Lists all users"),
+    passwd,
+    c("grant-role <user name> <role name>", "Grants a role to a user"),
+    c("revoke-role <user name> <role name>", "Revokes a role from a user"),
+  );
+
+  const watch = c(
+    "watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]",
+    "Watches events stream on keys or prefixes",
+  );
+  watch.flags().bool("interactive", false, "Interactive mode", "i");
+  watch.flags().bool("prefix", false, "Watch on a prefix if prefix is set");
+  watch.flags().int64("rev", 0n, "Revision to start watching");
+  watch.flags().bool("prev-kv", false, "get the previous key-value pair before the event happens");
+
+  return {
+    alarm,
+    defrag,
+    "move-leader": moveLeader,
+    watch,
+    lease,
+    snapshot,
+    "make-mirror": mirror,
+    migrate,
+    lock,
+    elect,
+    auth,
+    user,
+    role,
+    check,
+  };
+}

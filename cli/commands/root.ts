@@ -1,0 +1,67 @@
+/**
+ * The etcdctl command tree (ctlv3/ctl.go): the root with its global flags and every command
+ * group, wired to etcdctl's help layout. Adding a command group means adding its module here.
+ */
+
+import { Command } from "../command.ts";
+import { apiVersion, etcdctlUsage, etcdctlVersion } from "../help.ts";
+import { endpointCommand } from "./endpoint.ts";
+import { registerGlobalFlags, type Session } from "./global.ts";
+import { kvCommands } from "./kv.ts";
+import { memberCommand } from "./member.ts";
+import { pendingCommands, pendingMarker } from "./pending.ts";
+
+/** `version`. */
+function versionCommand(session: Session): Command {
+  return new Command({
+    use: "version",
+    short: "Prints the version of etcdctl",
+    run: () => {
+      session.io.stdout.write(`etcdctl version: ${etcdctlVersion}\nAPI version: ${apiVersion}\n`);
+    },
+  });
+}
+
+/** Builds etcdctl's root command for one run. */
+export function newRootCommand(session: Session): Command {
+  const root = new Command({
+    use: "etcdctl",
+    short: "A simple command line client for etcd3.",
+    suggestFor: ["etcdctl"],
+  });
+  root.output = {
+    stdout: (d) => session.io.stdout.write(d),
+    stderr: (d) => session.io.stderr.write(d),
+  };
+  root.usageFn = (cmd, write) => write(etcdctlUsage(cmd));
+  registerGlobalFlags(root);
+  const pending = pendingMarker(session);
+  const p = pendingCommands(pending);
+  const [get, put, del, txn, compaction] = kvCommands(session);
+  // etcdctl's registration order: it decides the order of "Did you mean this?" suggestions.
+  root.addCommand(
+    get,
+    put,
+    del,
+    txn,
+    compaction,
+    p.alarm,
+    p.defrag,
+    endpointCommand(session, pending),
+    p["move-leader"],
+    p.watch,
+    versionCommand(session),
+    p.lease,
+    memberCommand(session, pending),
+    p.snapshot,
+    p["make-mirror"],
+    p.migrate,
+    p.lock,
+    p.elect,
+    p.auth,
+    p.user,
+    p.role,
+    p.check,
+  );
+  return root;
+}

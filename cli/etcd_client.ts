@@ -1,0 +1,458 @@
+/**
+ * The etcd v3 client detcdctl talks through, behaving like clientv3 3.4 where users can see it:
+ * calls wait for a ready connection until their deadline (gRPC "wait for ready"), a failed
+ * endpoint is skipped for the next one, every failed attempt logs clientv3's
+ * "retrying of unary invoker failed" warning, Unavailable errors are retried for idempotent
+ * RPCs, and errors reach the CLI with the text clientv3 would give (etcd's own message for
+ * known server errors, "context deadline exceeded", or grpc-go's "rpc error: ...").
+ */
+
+import { create } from "@bufbuild/protobuf";
+import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
+import {
+  type CallOptions,
+  Code,
+  GrpcConnection,
+  GrpcError,
+  type MethodDesc,
+  parseEndpoint,
+} from "./grpc_client.ts";
+import {
+  Auth,
+  AuthenticateRequestSchema,
+  Cluster,
+  type CompactionRequest,
+  type CompactionResponse,
+  type DeleteRangeRequest,
+  type DeleteRangeResponse,
+  KV,
+  Maintenance,
+  MemberListRequestSchema,
+  type MemberListResponse,
+  type PutRequest,
+  type PutResponse,
+  type RangeRequest,
+  type RangeResponse,
+  StatusRequestSchema,
+  type StatusResponse,
+  type TxnRequest,
+  type TxnResponse,
+} from "../gen/etcdserverpb/rpc_pb.ts";
+import { zapLine } from "./log.ts";
+
+/** Every error message etcd's server sends that clientv3 recognises (rpctypes). */
+const knownServerErrors = new Set<string>([
+  "etcdserver: key is not provided",
+  "etcdserver: key not found",
+  "etcdserver: value is provided",
+  "etcdserver: lease is provided",
+  "etcdserver: too many operations in txn request",
+  "etcdserver: duplicate key given in txn request",
+  "etcdserver: mvcc: required revision has been compacted",
+  "etcdserver: mvcc: required revision is a future revision",
+  "etcdserver: mvcc: database space exceeded",
+  "etcdserver: requested lease not found",
+  "etcdserver: lease already exists",
+  "etcdserver: too large lease TTL",
+  "etcdserver: member ID already exist",
+  "etcdserver: Peer URLs already exists",
+  "etcdserver: re-configuration failed due to not enough started members",
+  "etcdserver: given member URLs are invalid",
+  "etcdserver: member not found",
+  "etcdserver: can only promote a learner member",
+  "etcdserver: can only promote a learner member which is in sync with leader",
+  "etcdserver: too many learner members in cluster",
+  "etcdserver: request is too large",
+  "etcdserver: too many requests",
+  "etcdserver: root user does not exist",
+  "etcdserver: root user does not have root role",
+  "etcdserver: user name already exists",
+  "etcdserver: user name is empty",
+  "etcdserver: user name not found",
+  "etcdserver: role name already exists",
+  "etcdserver: role name not found",
+  "etcdserver: role name is empty",
+  "etcdserver: authentication failed, invalid user ID or password",
+  "etcdserver: permission denied",
+  "etcdserver: role is not granted to the user",
+  "etcdserver: permission is not granted to the role",
+  "etcdserver: authentication is not enabled",
+  "etcdserver: invalid auth token",
+  "etcdserver: invalid auth management",
+  "etcdserver: revision of auth store is old",
+  "etcdserver: no leader",
+  "etcdserver: not leader",
+  "etcdserver: leader changed",
+  "etcdserver: not capable",
+  "etcdserver: server stopped",
+  "etcdserver: request timed out",
+  "etcdserver: request timed out, possibly due to previous leader failure",
+  "etcdserver: request timed out, possibly due to connection lost",
+  "etcdserver: request timed out, waiting for the applied index took too long",
+  "etcdserver: unhealthy cluster",
+  "etcdserver: corrupt cluster",
+  "etcdserver: rpc not supported for learner",
+  "etcdserver: bad leader transferee",
+]);
+
+/** An RPC failure as clientv3 reports it; `message` is what etcdctl prints after "Error: ". */
+export class EtcdClientError extends Error {
+  constructor(message: string, readonly grpc?: GrpcError) {
+    super(message);
+    this.name = "EtcdClientError";
+  }
+
+  /** True if the server said "permission denied" (endpoint health counts that as healthy). */
+  isPermissionDenied(): boolean {
+    return this.message === "etcdserver: permission denied";
+  }
+}
+
+/** Whether an RPC may be retried after an Unavailable error that reached the server. */
+export type RetryPolicy = "repeatable" | "nonRepeatable";
+
+/** Settings of a client, from etcdctl's global flags. */
+export interface ClientConfig {
+  endpoints: string[];
+  dialTimeoutMs: number;
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
+  username?: string;
+  password?: string;
+  /** Receives clientv3's log lines (zap JSON), i.e. stderr. */
+  log: (line: string) => void;
+  now: () => Date;
+}
+
+const maxUnaryRetries = 100;
+const retryBackoffMs = 25;
+const connectBackoffMs = 1000;
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, Math.max(0, ms));
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+/** Picks connections for calls: list order preferred, reconnecting on demand. */
+class ConnectionPool {
+  private readonly conns: (GrpcConnection | undefined)[];
+  private readonly attempts: (Promise<void> | undefined)[];
+  private readonly failedAt: (number | undefined)[];
+  private anyFailure = false;
+  private lastDialError = "";
+
+  /**
+   * `direct` pools dial one endpoint like grpc's passthrough resolver, whose deadline errors
+   * carry the dial error; balanced pools report the round-robin balancer's summary instead.
+   */
+  constructor(
+    private readonly endpoints: string[],
+    private readonly cfg: ClientConfig,
+    private readonly direct = false,
+  ) {
+    this.conns = endpoints.map(() => undefined);
+    this.attempts = endpoints.map(() => undefined);
+    this.failedAt = endpoints.map(() => undefined);
+  }
+
+  private ready(i: number): GrpcConnection | undefined {
+    const c = this.conns[i];
+    if (c && !c.isClosed()) return c;
+    this.conns[i] = undefined;
+    return undefined;
+  }
+
+  private startAttempt(i: number, deadlineMs: number): void {
+    if (this.attempts[i] || this.ready(i)) return;
+    const last = this.failedAt[i];
+    if (last !== undefined && Date.now() - last < connectBackoffMs) return;
+    const timeoutMs = Math.max(
+      1,
+      Math.min(this.cfg.dialTimeoutMs || 20_000, deadlineMs - Date.now()),
+    );
+    this.attempts[i] = GrpcConnection.connect(parseEndpoint(this.endpoints[i]), {
+      timeoutMs,
+      keepaliveTimeMs: this.cfg.keepaliveTimeMs,
+      keepaliveTimeoutMs: this.cfg.keepaliveTimeoutMs,
+    }).then(
+      (c) => {
+        this.conns[i] = c;
+        this.failedAt[i] = undefined;
+      },
+      (e: Error) => {
+        this.failedAt[i] = Date.now();
+        this.anyFailure = true;
+        this.lastDialError = e.message;
+      },
+    ).finally(() => {
+      this.attempts[i] = undefined;
+    });
+  }
+
+  /** A ready connection, waiting until `deadlineMs` (gRPC wait-for-ready semantics). */
+  async pick(deadlineMs: number, signal?: AbortSignal): Promise<GrpcConnection> {
+    for (;;) {
+      // Prefer the earliest endpoint in the list once every earlier one has settled.
+      for (let i = 0; i < this.endpoints.length; i++) {
+        const c = this.ready(i);
+        if (c) return c;
+        if (this.attempts[i]) break;
+      }
+      if (signal?.aborted) throw new GrpcError(Code.Canceled, "context canceled");
+      const remaining = deadlineMs - Date.now();
+      if (remaining <= 0) {
+        throw new GrpcError(
+          Code.DeadlineExceeded,
+          !this.anyFailure
+            ? "context deadline exceeded"
+            : this.direct
+            ? `latest balancer error: connection error: desc = "transport: Error while dialing ${this.lastDialError}"`
+            : "latest balancer error: all SubConns are in TransientFailure",
+        );
+      }
+      for (let i = 0; i < this.endpoints.length; i++) this.startAttempt(i, deadlineMs);
+      const pending = this.attempts.filter((a): a is Promise<void> => a !== undefined);
+      const waitMs = pending.length > 0 ? remaining : Math.min(remaining, this.nextRetryInMs());
+      const ac = new AbortController();
+      await Promise.race([
+        ...pending,
+        sleep(waitMs, ac.signal),
+        ...(signal ? [new Promise<void>((r) => signal.addEventListener("abort", () => r()))] : []),
+      ]);
+      ac.abort();
+    }
+  }
+
+  private nextRetryInMs(): number {
+    let soonest = connectBackoffMs;
+    for (const t of this.failedAt) {
+      if (t !== undefined) {
+        soonest = Math.min(soonest, Math.max(1, connectBackoffMs - (Date.now() - t)));
+      }
+    }
+    return soonest;
+  }
+
+  close(): void {
+    for (const c of this.conns) c?.close();
+  }
+}
+
+/** Options of one client call. */
+export interface RequestOptions {
+  /** Absolute deadline (Date.now() clock); none means wait forever. */
+  deadlineMs?: number;
+  signal?: AbortSignal;
+}
+
+/** A clientv3-like etcd client over detcdctl's own gRPC transport. */
+export class EtcdClient {
+  /** "client-<uuid>", part of the log target like clientv3's resolver group id. */
+  readonly id = `client-${crypto.randomUUID()}`;
+  private readonly pool: ConnectionPool;
+  private readonly direct = new Map<string, ConnectionPool>();
+  private token: string | undefined;
+
+  constructor(private readonly cfg: ClientConfig) {
+    this.pool = new ConnectionPool(cfg.endpoints, cfg);
+  }
+
+  /** The endpoints this client balances over. */
+  endpoints(): string[] {
+    return [...this.cfg.endpoints];
+  }
+
+  private target(): string {
+    return `endpoint://${this.id}/${parseEndpoint(this.cfg.endpoints[0]).authority}`;
+  }
+
+  /**
+   * Authenticates when a user is configured (clientv3 does this while dialling, bounded by
+   * the dial timeout); the token then rides on every call as the `token` header.
+   */
+  async authenticate(): Promise<void> {
+    if (!this.cfg.username || !this.cfg.password) return;
+    const deadlineMs = Date.now() + (this.cfg.dialTimeoutMs || 2000);
+    try {
+      const resp = await this.invoke(
+        this.pool,
+        Auth.method.authenticate,
+        create(AuthenticateRequestSchema, { name: this.cfg.username, password: this.cfg.password }),
+        "repeatable",
+        { deadlineMs },
+      );
+      this.token = resp.token;
+    } catch (e) {
+      if (
+        e instanceof EtcdClientError && e.message === "etcdserver: authentication is not enabled"
+      ) {
+        return;
+      }
+      throw e;
+    }
+  }
+
+  private callOptions(opts: RequestOptions): CallOptions {
+    return {
+      deadlineMs: opts.deadlineMs,
+      signal: opts.signal,
+      metadata: this.token ? { token: this.token } : undefined,
+    };
+  }
+
+  /** One unary RPC through clientv3's retry interceptor. */
+  private async invoke<I extends DescMessage, O extends DescMessage>(
+    pool: ConnectionPool,
+    method: MethodDesc<I, O>,
+    request: MessageShape<I>,
+    policy: RetryPolicy,
+    opts: RequestOptions,
+    log = true,
+    target = this.target(),
+  ): Promise<MessageShape<O>> {
+    const deadlineMs = opts.deadlineMs ?? Number.MAX_SAFE_INTEGER;
+    const quorum = Math.floor(this.cfg.endpoints.length / 2) + 1;
+    let lastErr: GrpcError | undefined;
+    for (let attempt = 0; attempt < maxUnaryRetries; attempt++) {
+      if (attempt > 0 && attempt % quorum === 0) {
+        const wait = retryBackoffMs * (1 + 0.1 * (Math.random() * 2 - 1));
+        if (Date.now() + wait >= deadlineMs) {
+          await sleep(deadlineMs - Date.now());
+          throw this.toClientError(
+            new GrpcError(Code.DeadlineExceeded, "context deadline exceeded"),
+            deadlineMs,
+            opts,
+          );
+        }
+        await sleep(wait);
+      }
+      try {
+        const conn = await pool.pick(deadlineMs, opts.signal);
+        return await conn.unary(method, request, this.callOptions(opts));
+      } catch (e) {
+        if (!(e instanceof GrpcError)) throw e;
+        lastErr = e;
+        if (log) {
+          this.cfg.log(
+            zapLine(
+              this.cfg.now(),
+              "warn",
+              "clientv3/retry_interceptor.go:62",
+              "retrying of unary invoker failed",
+              [
+                ["target", target],
+                ["attempt", attempt],
+                ["error", e.toGoString()],
+              ],
+            ),
+          );
+        }
+        if (e.code === Code.DeadlineExceeded || e.code === Code.Canceled) {
+          if (Date.now() >= deadlineMs || opts.signal?.aborted) break;
+          continue;
+        }
+        if (
+          this.token &&
+          (e.details === "etcdserver: invalid auth token" ||
+            e.details === "etcdserver: revision of auth store is old")
+        ) {
+          this.token = undefined;
+          await this.authenticate();
+          continue;
+        }
+        if (!isSafeRetry(e, policy)) break;
+      }
+    }
+    throw this.toClientError(lastErr!, deadlineMs, opts);
+  }
+
+  private toClientError(e: GrpcError, deadlineMs: number, opts: RequestOptions): EtcdClientError {
+    if (knownServerErrors.has(e.details)) return new EtcdClientError(e.details, e);
+    if (e.code === Code.DeadlineExceeded || e.code === Code.Canceled) {
+      if (opts.signal?.aborted) return new EtcdClientError("context canceled", e);
+      if (Date.now() >= deadlineMs) return new EtcdClientError("context deadline exceeded", e);
+    }
+    return new EtcdClientError(e.toGoString(), e);
+  }
+
+  /** KV.Range. */
+  range(req: RangeRequest, opts: RequestOptions = {}): Promise<RangeResponse> {
+    return this.invoke(this.pool, KV.method.range, req, "repeatable", opts);
+  }
+
+  /** KV.Put. */
+  put(req: PutRequest, opts: RequestOptions = {}): Promise<PutResponse> {
+    return this.invoke(this.pool, KV.method.put, req, "nonRepeatable", opts);
+  }
+
+  /** KV.DeleteRange. */
+  deleteRange(req: DeleteRangeRequest, opts: RequestOptions = {}): Promise<DeleteRangeResponse> {
+    return this.invoke(this.pool, KV.method.deleteRange, req, "nonRepeatable", opts);
+  }
+
+  /** KV.Txn. */
+  txn(req: TxnRequest, opts: RequestOptions = {}): Promise<TxnResponse> {
+    return this.invoke(this.pool, KV.method.txn, req, "nonRepeatable", opts);
+  }
+
+  /** KV.Compact. */
+  compact(req: CompactionRequest, opts: RequestOptions = {}): Promise<CompactionResponse> {
+    return this.invoke(this.pool, KV.method.compact, req, "nonRepeatable", opts);
+  }
+
+  /** Cluster.MemberList. */
+  memberList(opts: RequestOptions = {}): Promise<MemberListResponse> {
+    return this.invoke(
+      this.pool,
+      Cluster.method.memberList,
+      create(MemberListRequestSchema, {}),
+      "repeatable",
+      opts,
+    );
+  }
+
+  /** Maintenance.Status of one endpoint, dialled directly like clientv3's Status(ctx, ep). */
+  status(endpoint: string, opts: RequestOptions = {}): Promise<StatusResponse> {
+    return this.invoke(
+      this.directPool(endpoint),
+      Maintenance.method.status,
+      create(StatusRequestSchema, {}),
+      "repeatable",
+      opts,
+      true,
+      `passthrough:///${endpoint}`,
+    );
+  }
+
+  /** A pool with a single endpoint, for maintenance calls aimed at one member. */
+  directPool(endpoint: string): ConnectionPool {
+    let p = this.direct.get(endpoint);
+    if (!p) {
+      p = new ConnectionPool([endpoint], this.cfg, true);
+      this.direct.set(endpoint, p);
+    }
+    return p;
+  }
+
+  /** Closes every connection. */
+  close(): void {
+    this.pool.close();
+    for (const p of this.direct.values()) p.close();
+  }
+}
+
+function isSafeRetry(e: GrpcError, policy: RetryPolicy): boolean {
+  if (e.code === Code.DeadlineExceeded || e.code === Code.Canceled) return false;
+  if (policy === "repeatable") {
+    if (knownServerErrors.has(e.details) && e.code !== Code.Unavailable) return false;
+    return e.code === Code.Unavailable;
+  }
+  if (e.code !== Code.Unavailable) return false;
+  return e.details === "there is no address available" ||
+    e.details === "there is no connection available";
+}

@@ -1,0 +1,564 @@
+/**
+ * A minimal gRPC client over `node:http2`, written for detcdctl: h2c to http:// endpoints,
+ * unary calls, server streaming and bidirectional streaming (watch, lease keep-alive),
+ * 5-byte length-prefixed framing, status from trailers or trailers-only responses, deadlines,
+ * metadata headers (the auth `token`), and keepalive pings. Messages are protobuf-es schemas.
+ *
+ * Errors are GrpcError with gRPC's numeric code and message, printed like grpc-go
+ * ("rpc error: code = Unavailable desc = ...") because etcdctl shows that text for errors
+ * it does not recognise.
+ */
+
+import * as http2 from "node:http2";
+import type { DescMessage, DescMethod, MessageShape } from "@bufbuild/protobuf";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+
+/** gRPC status codes. */
+export const Code = {
+  OK: 0,
+  Canceled: 1,
+  Unknown: 2,
+  InvalidArgument: 3,
+  DeadlineExceeded: 4,
+  NotFound: 5,
+  AlreadyExists: 6,
+  PermissionDenied: 7,
+  ResourceExhausted: 8,
+  FailedPrecondition: 9,
+  Aborted: 10,
+  OutOfRange: 11,
+  Unimplemented: 12,
+  Internal: 13,
+  Unavailable: 14,
+  DataLoss: 15,
+  Unauthenticated: 16,
+} as const;
+
+/** A gRPC status code number. */
+export type CodeValue = typeof Code[keyof typeof Code];
+
+const codeNames: string[] = Object.keys(Code);
+
+/** grpc-go's codes.Code.String(). */
+export function codeName(code: number): string {
+  return codeNames[code] ?? `Code(${code})`;
+}
+
+/** A non-OK gRPC status. `message` is the status message (grpc-message). */
+export class GrpcError extends Error {
+  constructor(readonly code: number, readonly details: string) {
+    super(details);
+    this.name = "GrpcError";
+  }
+
+  /** grpc-go's status error text. */
+  toGoString(): string {
+    return `rpc error: code = ${codeName(this.code)} desc = ${this.details}`;
+  }
+}
+
+/** A method descriptor with typed input and output schemas (e.g. `KV.method.range`). */
+export type MethodDesc<I extends DescMessage, O extends DescMessage> = DescMethod & {
+  input: I;
+  output: O;
+};
+
+/** Per-call options. */
+export interface CallOptions {
+  /** Absolute deadline in milliseconds since the epoch (Date.now() clock). */
+  deadlineMs?: number;
+  /** Extra request headers, e.g. `{ token: "..." }`. */
+  metadata?: Record<string, string>;
+  /** Cancels the call (status Canceled) when aborted. */
+  signal?: AbortSignal;
+}
+
+/** Where to connect. */
+export interface Endpoint {
+  /** host:port as dialled. */
+  authority: string;
+  secure: boolean;
+}
+
+/** Parses an etcdctl endpoint: "host:port", "http://host:port" or "https://host:port". */
+export function parseEndpoint(ep: string): Endpoint {
+  const m = /^(https?):\/\/([^/]*)/.exec(ep);
+  if (m) return { authority: m[2], secure: m[1] === "https" };
+  if (ep.includes("://")) return { authority: ep, secure: false };
+  return { authority: ep, secure: false };
+}
+
+/** Options of a connection. */
+export interface ConnectOptions {
+  /** Give up connecting after this long. */
+  timeoutMs: number;
+  /** Ping interval for idle-connection liveness (0 disables). */
+  keepaliveTimeMs?: number;
+  /** Close the connection if a ping is not answered within this long. */
+  keepaliveTimeoutMs?: number;
+}
+
+/** Encodes one message with the 5-byte gRPC prefix (uncompressed). */
+export function frameMessage(payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(5 + payload.length);
+  const view = new DataView(out.buffer);
+  out[0] = 0;
+  view.setUint32(1, payload.length);
+  out.set(payload, 5);
+  return out;
+}
+
+/** Splits a byte stream into gRPC messages; feed chunks, get complete payloads back. */
+export class FrameDecoder {
+  private buf = new Uint8Array(0);
+
+  /** Adds bytes; returns every message now complete. Throws GrpcError on compressed frames. */
+  push(chunk: Uint8Array): Uint8Array[] {
+    const joined = new Uint8Array(this.buf.length + chunk.length);
+    joined.set(this.buf);
+    joined.set(chunk, this.buf.length);
+    this.buf = joined;
+    const out: Uint8Array[] = [];
+    while (this.buf.length >= 5) {
+      const flag = this.buf[0];
+      const len = new DataView(this.buf.buffer, this.buf.byteOffset).getUint32(1);
+      if (this.buf.length < 5 + len) break;
+      if (flag !== 0) {
+        throw new GrpcError(
+          Code.Internal,
+          "grpc: compressed flag set with identity or empty encoding",
+        );
+      }
+      out.push(this.buf.slice(5, 5 + len));
+      this.buf = this.buf.subarray(5 + len);
+    }
+    return out;
+  }
+
+  /** True if a partial message is buffered. */
+  hasPartial(): boolean {
+    return this.buf.length > 0;
+  }
+}
+
+/** Decodes grpc-message's percent-encoding. */
+export function decodeGrpcMessage(s: string): string {
+  if (!s.includes("%")) return s;
+  const bytes: number[] = [];
+  const enc = new TextEncoder();
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === "%" && i + 2 < s.length + 0 && /^[0-9a-fA-F]{2}$/.test(s.slice(i + 1, i + 3))) {
+      bytes.push(parseInt(s.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else {
+      bytes.push(...enc.encode(s[i]));
+    }
+  }
+  return new TextDecoder().decode(Uint8Array.from(bytes));
+}
+
+const http2ErrorNames: Record<number, [string, number]> = {
+  0: ["NO_ERROR", Code.Internal],
+  1: ["PROTOCOL_ERROR", Code.Internal],
+  2: ["INTERNAL_ERROR", Code.Internal],
+  3: ["FLOW_CONTROL_ERROR", Code.ResourceExhausted],
+  4: ["SETTINGS_TIMEOUT", Code.Internal],
+  5: ["STREAM_CLOSED", Code.Internal],
+  6: ["FRAME_SIZE_ERROR", Code.Internal],
+  7: ["REFUSED_STREAM", Code.Unavailable],
+  8: ["CANCEL", Code.Canceled],
+  9: ["COMPRESSION_ERROR", Code.Internal],
+  10: ["CONNECT_ERROR", Code.Internal],
+  11: ["ENHANCE_YOUR_CALM", Code.ResourceExhausted],
+  12: ["INADEQUATE_SECURITY", Code.PermissionDenied],
+  13: ["HTTP_1_1_REQUIRED", Code.Internal],
+};
+
+function httpStatusToCode(status: number): number {
+  switch (status) {
+    case 400:
+      return Code.Internal;
+    case 401:
+      return Code.Unauthenticated;
+    case 403:
+      return Code.PermissionDenied;
+    case 404:
+      return Code.Unimplemented;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return Code.Unavailable;
+    default:
+      return Code.Unknown;
+  }
+}
+
+const httpStatusText: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
+/** A bounded async queue feeding a stream's readers. */
+class MessageQueue<T> {
+  private items: T[] = [];
+  private waiters: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void }[] = [];
+  private error: unknown = undefined;
+  private done = false;
+
+  push(item: T): void {
+    const w = this.waiters.shift();
+    if (w) w.resolve({ value: item, done: false });
+    else this.items.push(item);
+  }
+
+  size(): number {
+    return this.items.length;
+  }
+
+  finish(error?: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    this.error = error;
+    for (const w of this.waiters.splice(0)) {
+      if (error !== undefined) w.reject(error);
+      else w.resolve({ value: undefined, done: true });
+    }
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.items.length > 0) return Promise.resolve({ value: this.items.shift()!, done: false });
+    if (this.done) {
+      return this.error !== undefined
+        ? Promise.reject(this.error)
+        : Promise.resolve({ value: undefined, done: true });
+    }
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+}
+
+/** The readable half of a streaming call, plus cancellation. */
+export interface ResponseStream<O> extends AsyncIterable<O> {
+  /** The next message, or undefined once the server ended the stream with status OK. */
+  receive(): Promise<O | undefined>;
+  /** Cancels the call (RST_STREAM CANCEL). */
+  cancel(): void;
+}
+
+/** A bidirectional streaming call. */
+export interface BidiStream<I, O> extends ResponseStream<O> {
+  /** Sends one message. */
+  send(msg: I): void;
+  /** Half-closes the sending side. */
+  closeSend(): void;
+}
+
+/** One HTTP/2 connection to one endpoint, carrying many calls. */
+export class GrpcConnection {
+  private closed = false;
+  private closeReason: string | undefined;
+  private keepaliveTimer: ReturnType<typeof setInterval> | undefined;
+  private readonly listeners = new Set<(reason: string) => void>();
+
+  private constructor(
+    readonly endpoint: Endpoint,
+    private readonly session: http2.ClientHttp2Session,
+  ) {
+    const onGone = (reason: string) => {
+      if (this.closed) return;
+      this.closed = true;
+      this.closeReason = reason;
+      if (this.keepaliveTimer !== undefined) clearInterval(this.keepaliveTimer);
+      for (const l of this.listeners) l(reason);
+    };
+    session.on("close", () => onGone("transport is closing"));
+    session.on("goaway", () => onGone("transport is closing"));
+    session.on("error", () => onGone("transport is closing"));
+  }
+
+  /** Opens a connection; rejects with the dial error text (Go style) on failure. */
+  static connect(endpoint: Endpoint, opts: ConnectOptions): Promise<GrpcConnection> {
+    if (endpoint.secure) {
+      return Promise.reject(new Error("TLS endpoints are not supported by detcdctl yet"));
+    }
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const session = http2.connect(`http://${endpoint.authority}`);
+      const timer = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        session.destroy();
+        reject(new Error(`dial tcp ${endpoint.authority}: i/o timeout`));
+      }, Math.max(1, opts.timeoutMs));
+      session.once("connect", () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        const conn = new GrpcConnection(endpoint, session);
+        conn.startKeepalive(opts);
+        resolve(conn);
+      });
+      session.once("error", (e: Error & { code?: string }) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        session.destroy();
+        const what = e.code === "ECONNREFUSED" ? "connect: connection refused" : e.message;
+        reject(new Error(`dial tcp ${endpoint.authority}: ${what}`));
+      });
+    });
+  }
+
+  private startKeepalive(opts: ConnectOptions): void {
+    const interval = opts.keepaliveTimeMs ?? 0;
+    if (interval <= 0) return;
+    // grpc-go raises client pings to at least 10s, as etcd's server would reject faster ones.
+    const every = Math.max(interval, 10_000);
+    const timeout = opts.keepaliveTimeoutMs ?? 20_000;
+    const keepalive = setInterval(() => {
+      let answered = false;
+      const t = setTimeout(() => {
+        if (!answered) this.session.destroy();
+      }, timeout);
+      Deno.unrefTimer(t as unknown as number);
+      try {
+        this.session.ping(() => {
+          answered = true;
+          clearTimeout(t);
+        });
+      } catch {
+        clearTimeout(t);
+      }
+    }, every);
+    Deno.unrefTimer(keepalive as unknown as number);
+    this.keepaliveTimer = keepalive;
+  }
+
+  /** True once the connection can no longer carry calls. */
+  isClosed(): boolean {
+    return this.closed || this.session.closed || this.session.destroyed;
+  }
+
+  /** Calls `fn` when the connection goes away. */
+  onClose(fn: (reason: string) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Closes the connection. */
+  close(): void {
+    if (this.keepaliveTimer !== undefined) clearInterval(this.keepaliveTimer);
+    this.closed = true;
+    this.session.close();
+    this.session.destroy();
+  }
+
+  /** A unary call. */
+  async unary<I extends DescMessage, O extends DescMessage>(
+    method: MethodDesc<I, O>,
+    request: MessageShape<I>,
+    opts: CallOptions = {},
+  ): Promise<MessageShape<O>> {
+    const stream = this.open(method, opts);
+    stream.send(request);
+    stream.closeSend();
+    const first = await stream.receive();
+    if (first === undefined) {
+      throw new GrpcError(Code.Internal, "grpc: server returned no message for a unary call");
+    }
+    const extra = await stream.receive();
+    if (extra !== undefined) {
+      throw new GrpcError(
+        Code.Internal,
+        "grpc: server returned more than one message for a unary call",
+      );
+    }
+    return first;
+  }
+
+  /** A server-streaming call. */
+  serverStream<I extends DescMessage, O extends DescMessage>(
+    method: MethodDesc<I, O>,
+    request: MessageShape<I>,
+    opts: CallOptions = {},
+  ): ResponseStream<MessageShape<O>> {
+    const stream = this.open(method, opts);
+    stream.send(request);
+    stream.closeSend();
+    return stream;
+  }
+
+  /** A bidirectional-streaming call. */
+  bidiStream<I extends DescMessage, O extends DescMessage>(
+    method: MethodDesc<I, O>,
+    opts: CallOptions = {},
+  ): BidiStream<MessageShape<I>, MessageShape<O>> {
+    return this.open(method, opts);
+  }
+
+  private open<I extends DescMessage, O extends DescMessage>(
+    method: MethodDesc<I, O>,
+    opts: CallOptions,
+  ): BidiStream<MessageShape<I>, MessageShape<O>> {
+    const queue = new MessageQueue<MessageShape<O>>();
+    if (this.isClosed()) {
+      queue.finish(new GrpcError(Code.Unavailable, this.closeReason ?? "transport is closing"));
+      return bidiFromQueue(queue, () => {}, () => {}, () => {});
+    }
+    const headers: http2.OutgoingHttpHeaders = {
+      ":method": "POST",
+      ":scheme": "http",
+      ":path": `/${method.parent.typeName}/${method.name}`,
+      ":authority": this.endpoint.authority,
+      "content-type": "application/grpc",
+      "te": "trailers",
+      "user-agent": "detcdctl grpc/1",
+      ...opts.metadata,
+    };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (opts.deadlineMs !== undefined) {
+      const remaining = Math.max(0, Math.ceil(opts.deadlineMs - Date.now()));
+      headers["grpc-timeout"] = `${Math.max(1, remaining)}m`;
+    }
+    const req = this.session.request(headers, { endStream: false });
+    const decoder = new FrameDecoder();
+    let finished = false;
+    let status: number | undefined;
+    let statusMessage = "";
+    let httpStatus = 0;
+
+    const finish = (err?: GrpcError) => {
+      if (finished) return;
+      finished = true;
+      if (timer !== undefined) clearTimeout(timer);
+      unlisten();
+      if (opts.signal) opts.signal.removeEventListener("abort", onAbort);
+      queue.finish(err);
+    };
+    const fail = (err: GrpcError) => {
+      finish(err);
+      if (!req.closed && !req.destroyed) req.close(http2.constants.NGHTTP2_CANCEL);
+    };
+    const unlisten = this.onClose((reason) => fail(new GrpcError(Code.Unavailable, reason)));
+    const onAbort = () => fail(new GrpcError(Code.Canceled, "context canceled"));
+    if (opts.signal) {
+      if (opts.signal.aborted) onAbort();
+      else opts.signal.addEventListener("abort", onAbort);
+    }
+    if (opts.deadlineMs !== undefined) {
+      timer = setTimeout(
+        () => fail(new GrpcError(Code.DeadlineExceeded, "context deadline exceeded")),
+        Math.max(0, opts.deadlineMs - Date.now()),
+      );
+    }
+
+    const applyStatus = (h: http2.IncomingHttpHeaders) => {
+      const s = h["grpc-status"];
+      if (s !== undefined) {
+        status = Number(Array.isArray(s) ? s[0] : s);
+        const m = h["grpc-message"];
+        statusMessage = decodeGrpcMessage(String(Array.isArray(m) ? m[0] : (m ?? "")));
+      }
+    };
+    req.on("response", (h) => {
+      httpStatus = Number(h[":status"] ?? 0);
+      applyStatus(h);
+    });
+    req.on("trailers", (h) => applyStatus(h));
+    req.on("data", (chunk: Uint8Array) => {
+      if (finished) return;
+      try {
+        for (const payload of decoder.push(new Uint8Array(chunk))) {
+          queue.push(fromBinary(method.output, payload));
+        }
+      } catch (e) {
+        fail(
+          e instanceof GrpcError ? e : new GrpcError(
+            Code.Internal,
+            `grpc: failed to unmarshal the received message ${(e as Error).message}`,
+          ),
+        );
+      }
+    });
+    req.on("end", () => {
+      if (finished) return;
+      if (status === undefined) {
+        if (httpStatus !== 200 && httpStatus !== 0) {
+          finish(
+            new GrpcError(
+              httpStatusToCode(httpStatus),
+              `unexpected HTTP status code received from server: ${httpStatus} (${
+                httpStatusText[httpStatus] ?? "Unknown"
+              })`,
+            ),
+          );
+        } else {
+          finish(new GrpcError(Code.Internal, "server closed the stream without sending trailers"));
+        }
+      } else if (status !== Code.OK) {
+        finish(new GrpcError(status, statusMessage));
+      } else if (decoder.hasPartial()) {
+        finish(new GrpcError(Code.Internal, "unexpected EOF"));
+      } else {
+        finish();
+      }
+    });
+    req.on("close", () => {
+      if (finished) return;
+      const rst = req.rstCode ?? 0;
+      if (status !== undefined) {
+        finish(status === Code.OK ? undefined : new GrpcError(status, statusMessage));
+        return;
+      }
+      const [name, code] = http2ErrorNames[rst] ?? ["UNKNOWN", Code.Internal];
+      finish(new GrpcError(code, `stream terminated by RST_STREAM with error code: ${name}`));
+    });
+    req.on("error", () => {
+      if (finished) return;
+      finish(new GrpcError(Code.Unavailable, "transport is closing"));
+    });
+
+    const send = (msg: MessageShape<I>) => {
+      if (finished || req.closed) return;
+      req.write(frameMessage(toBinary(method.input, msg, { writeUnknownFields: false })));
+    };
+    const closeSend = () => {
+      if (!req.closed && !req.writableEnded) req.end();
+    };
+    const cancel = () => fail(new GrpcError(Code.Canceled, "context canceled"));
+    return bidiFromQueue(queue, send, closeSend, cancel);
+  }
+}
+
+function bidiFromQueue<I, O>(
+  queue: MessageQueue<O>,
+  send: (m: I) => void,
+  closeSend: () => void,
+  cancel: () => void,
+): BidiStream<I, O> {
+  return {
+    send,
+    closeSend,
+    cancel,
+    async receive() {
+      const r = await queue.next();
+      return r.done ? undefined : r.value;
+    },
+    [Symbol.asyncIterator]() {
+      return {
+        next: () => queue.next(),
+        return: () => {
+          cancel();
+          return Promise.resolve({ value: undefined, done: true });
+        },
+      };
+    },
+  };
+}

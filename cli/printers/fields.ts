@@ -1,0 +1,119 @@
+/**
+ * `-w fields`: one `"Name" : value` line per field, strings quoted Go-style (%q), as etcdctl's
+ * fields printer writes them for scripts that grep single fields.
+ */
+
+import type {
+  DeleteRangeResponse,
+  MemberListResponse,
+  PutResponse,
+  RangeResponse,
+  ResponseHeader,
+  TxnResponse,
+} from "../../gen/etcdserverpb/rpc_pb.ts";
+import type { KeyValue } from "../../gen/mvccpb/kv_pb.ts";
+import { goQuote, goSliceString } from "../go_format.ts";
+import { type EpHealth, type EpStatus, type PrinterOutput, UnsupportedPrinter } from "./printer.ts";
+
+/** The fields format. */
+export class FieldsPrinter extends UnsupportedPrinter {
+  constructor(out: PrinterOutput) {
+    super(out, "fields");
+  }
+
+  private w(s: string): void {
+    this.out.stdout(s + "\n");
+  }
+
+  private kv(pfx: string, kv: KeyValue): void {
+    this.w(`"${pfx}Key" : ${goQuote(kv.key)}`);
+    this.w(`"${pfx}CreateRevision" : ${kv.createRevision}`);
+    this.w(`"${pfx}ModRevision" : ${kv.modRevision}`);
+    this.w(`"${pfx}Version" : ${kv.version}`);
+    this.w(`"${pfx}Value" : ${goQuote(kv.value)}`);
+    this.w(`"${pfx}Lease" : ${kv.lease}`);
+  }
+
+  private hdr(h: ResponseHeader | undefined): void {
+    this.w(`"ClusterID" : ${h?.clusterId ?? 0n}`);
+    this.w(`"MemberID" : ${h?.memberId ?? 0n}`);
+    this.w(`"Revision" : ${h?.revision ?? 0n}`);
+    this.w(`"RaftTerm" : ${h?.raftTerm ?? 0n}`);
+  }
+
+  override del(r: DeleteRangeResponse): void {
+    this.hdr(r.header);
+    this.w(`"Deleted" : ${r.deleted}`);
+    for (const kv of r.prevKvs) this.kv("Prev", kv);
+  }
+
+  override get(r: RangeResponse): void {
+    this.hdr(r.header);
+    for (const kv of r.kvs) this.kv("", kv);
+    this.w(`"More" : ${r.more}`);
+    this.w(`"Count" : ${r.count}`);
+  }
+
+  override put(r: PutResponse): void {
+    this.hdr(r.header);
+    if (r.prevKv) this.kv("Prev", r.prevKv);
+  }
+
+  override txn(r: TxnResponse): void {
+    this.hdr(r.header);
+    this.w(`"Succeeded" : ${r.succeeded}`);
+    for (const op of r.responses) {
+      switch (op.response.case) {
+        case "responseDeleteRange":
+          this.del(op.response.value);
+          break;
+        case "responsePut":
+          this.put(op.response.value);
+          break;
+        case "responseRange":
+          this.get(op.response.value);
+          break;
+        default:
+          this.w(`"Unknown" : ${goQuote(String(op.response.case ?? "<nil>"))}`);
+      }
+    }
+  }
+
+  override memberList(r: MemberListResponse): void {
+    this.hdr(r.header);
+    for (const m of r.members) {
+      this.w(`"ID" : ${m.ID}`);
+      this.w(`"Name" : ${goQuote(m.name)}`);
+      for (const u of m.peerURLs) this.w(`"PeerURL" : ${goQuote(u)}`);
+      for (const u of m.clientURLs) this.w(`"ClientURL" : ${goQuote(u)}`);
+      this.w(`"IsLearner" : ${m.isLearner}`);
+      this.w("");
+    }
+  }
+
+  override endpointHealth(hs: EpHealth[]): void {
+    for (const h of hs) {
+      this.w(`"Endpoint" : ${goQuote(h.ep)}`);
+      this.w(`"Health" : ${h.health}`);
+      this.w(`"Took" : ${h.took}`);
+      this.w(`"Error" : ${h.error}`);
+      this.w("");
+    }
+  }
+
+  override endpointStatus(ss: EpStatus[]): void {
+    for (const { ep, resp } of ss) {
+      this.hdr(resp.header);
+      this.w(`"Version" : ${goQuote(resp.version)}`);
+      this.w(`"DBSize" : ${resp.dbSize}`);
+      this.w(`"Leader" : ${resp.leader}`);
+      this.w(`"IsLearner" : ${resp.isLearner}`);
+      this.w(`"RaftIndex" : ${resp.raftIndex}`);
+      this.w(`"RaftTerm" : ${resp.raftTerm}`);
+      this.w(`"RaftAppliedIndex" : ${resp.raftAppliedIndex}`);
+      this.w(`"Errors" : ${goSliceString(resp.errors)}`);
+      this.w(`"Endpoint" : ${goQuote(ep)}`);
+      this.w("");
+    }
+  }
+}

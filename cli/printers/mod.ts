@@ -1,0 +1,32 @@
+/** The `--write-out` formats and etcdctl's NewPrinter selection among them. */
+
+import { FieldsPrinter } from "./fields.ts";
+import { JsonPrinter } from "./json.ts";
+import type { Printer, PrinterOutput } from "./printer.ts";
+import { ProtobufPrinter } from "./protobuf.ts";
+import { SimplePrinter } from "./simple.ts";
+import { TablePrinter } from "./table.ts";
+
+export type { EpHealth, EpStatus, Printer, PrinterOutput } from "./printer.ts";
+export { SimplePrinter } from "./simple.ts";
+
+/** etcdctl's NewPrinter: the printer for a format name, or undefined if unknown. */
+export function newPrinter(
+  format: string,
+  isHex: boolean,
+  out: PrinterOutput,
+): Printer | undefined {
+  switch (format) {
+    case "simple":
+      return new SimplePrinter(out, isHex);
+    case "fields":
+      return new FieldsPrinter(out);
+    case "json":
+      return new JsonPrinter(out);
+    case "protobuf":
+      return new ProtobufPrinter(out);
+    case "table":
+      return new TablePrinter(out);
+  }
+  return undefined;
+}

@@ -1,0 +1,137 @@
+/**
+ * The output side of every detcdctl command, shaped like etcdctl's `printer` interface: one
+ * method per kind of result, one implementation per `--write-out` format. A format that does
+ * not support a result fails the run with "<format> not supported as output format" (exit 4),
+ * after the RPC has already happened, exactly like etcdctl.
+ *
+ * Adding a command's output means adding a method here and to each format's class; formats
+ * that do not support it inherit the failing default from UnsupportedPrinter.
+ */
+
+import type {
+  DeleteRangeResponse,
+  MemberListResponse,
+  PutResponse,
+  RangeResponse,
+  StatusResponse,
+  TxnResponse,
+} from "../../gen/etcdserverpb/rpc_pb.ts";
+import { goHex, humanizeBytes } from "../go_format.ts";
+import { ExitCode } from "../io.ts";
+
+/** Where printers write, and how they stop the run (etcdctl's ExitWithError). */
+export interface PrinterOutput {
+  stdout(data: string | Uint8Array): void;
+  stderr(data: string | Uint8Array): void;
+  /** Prints "Error: <message>" to stderr and ends the run with `code`. */
+  fail(code: number, message: string): never;
+}
+
+/** One endpoint's health as `endpoint health` reports it. */
+export interface EpHealth {
+  ep: string;
+  health: boolean;
+  took: string;
+  error: string;
+}
+
+/** One endpoint's status as `endpoint status` reports it. */
+export interface EpStatus {
+  ep: string;
+  resp: StatusResponse;
+}
+
+/** Formats results of commands for one `--write-out` format. */
+export interface Printer {
+  del(r: DeleteRangeResponse): void;
+  get(r: RangeResponse): void;
+  put(r: PutResponse): void;
+  txn(r: TxnResponse): void;
+  memberList(r: MemberListResponse): void;
+  endpointHealth(hs: EpHealth[]): void;
+  endpointStatus(ss: EpStatus[]): void;
+}
+
+/** A printer whose every method fails as unsupported; formats override what they support. */
+export class UnsupportedPrinter implements Printer {
+  constructor(protected readonly out: PrinterOutput, private readonly format: string) {}
+  protected unsupported(): never {
+    this.out.fail(ExitCode.BadFeature, `${this.format} not supported as output format`);
+  }
+  del(_r: DeleteRangeResponse): void {
+    this.unsupported();
+  }
+  get(_r: RangeResponse): void {
+    this.unsupported();
+  }
+  put(_r: PutResponse): void {
+    this.unsupported();
+  }
+  txn(_r: TxnResponse): void {
+    this.unsupported();
+  }
+  memberList(_r: MemberListResponse): void {
+    this.unsupported();
+  }
+  endpointHealth(_hs: EpHealth[]): void {
+    this.unsupported();
+  }
+  endpointStatus(_ss: EpStatus[]): void {
+    this.unsupported();
+  }
+}
+
+/** makeMemberListTable: the rows shared by the simple and table formats. */
+export function memberListTable(r: MemberListResponse): { header: string[]; rows: string[][] } {
+  const header = ["ID", "Status", "Name", "Peer Addrs", "Client Addrs", "Is Learner"];
+  const rows = r.members.map((m) => [
+    goHex(m.ID),
+    m.name.length === 0 ? "unstarted" : "started",
+    m.name,
+    m.peerURLs.join(","),
+    m.clientURLs.join(","),
+    m.isLearner ? "true" : "false",
+  ]);
+  return { header, rows };
+}
+
+/** makeEndpointHealthTable. */
+export function endpointHealthTable(hs: EpHealth[]): { header: string[]; rows: string[][] } {
+  return {
+    header: ["endpoint", "health", "took", "error"],
+    rows: hs.map((h) => [h.ep, String(h.health), h.took, h.error]),
+  };
+}
+
+/** makeEndpointStatusTable. */
+export function endpointStatusTable(ss: EpStatus[]): { header: string[]; rows: string[][] } {
+  return {
+    header: [
+      "endpoint",
+      "ID",
+      "version",
+      "db size",
+      "is leader",
+      "is learner",
+      "raft term",
+      "raft index",
+      "raft applied index",
+      "errors",
+    ],
+    rows: ss.map(({ ep, resp }) => {
+      const memberId = resp.header?.memberId ?? 0n;
+      return [
+        ep,
+        goHex(memberId),
+        resp.version,
+        humanizeBytes(resp.dbSize),
+        String(resp.leader === memberId),
+        String(resp.isLearner),
+        resp.raftTerm.toString(),
+        resp.raftIndex.toString(),
+        resp.raftAppliedIndex.toString(),
+        resp.errors.join(", "),
+      ];
+    }),
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * `-w simple`, etcdctl's default output: keys and values as raw bytes on their own lines (or
+ * \x-escaped hex with --hex), "OK" for puts, counts for deletes, comma-separated rows for
+ * member and endpoint listings.
+ */
+
+import type {
+  DeleteRangeResponse,
+  MemberListResponse,
+  PutResponse,
+  RangeResponse,
+  TxnResponse,
+} from "../../gen/etcdserverpb/rpc_pb.ts";
+import type { KeyValue } from "../../gen/mvccpb/kv_pb.ts";
+import {
+  endpointStatusTable,
+  type EpHealth,
+  type EpStatus,
+  memberListTable,
+  type Printer,
+  type PrinterOutput,
+} from "./printer.ts";
+
+const hexDigits = "0123456789abcdef";
+
+/** etcdctl's hex form of bytes: each byte as \xNN. */
+export function hexEscaped(b: Uint8Array): string {
+  let s = "";
+  for (const c of b) s += "\\x" + hexDigits[c >> 4] + hexDigits[c & 0xf];
+  return s;
+}
+
+/** The simple format. */
+export class SimplePrinter implements Printer {
+  /** Set by `get --print-value-only`. */
+  valueOnly = false;
+
+  constructor(private readonly out: PrinterOutput, readonly isHex: boolean) {}
+
+  private kv(kv: KeyValue): void {
+    if (this.isHex) {
+      if (!this.valueOnly) this.out.stdout(hexEscaped(kv.key) + "\n");
+      this.out.stdout(hexEscaped(kv.value) + "\n");
+      return;
+    }
+    if (!this.valueOnly) {
+      this.out.stdout(kv.key);
+      this.out.stdout("\n");
+    }
+    this.out.stdout(kv.value);
+    this.out.stdout("\n");
+  }
+
+  del(r: DeleteRangeResponse): void {
+    this.out.stdout(`${r.deleted}\n`);
+    for (const kv of r.prevKvs) this.kv(kv);
+  }
+
+  get(r: RangeResponse): void {
+    for (const kv of r.kvs) this.kv(kv);
+  }
+
+  put(r: PutResponse): void {
+    this.out.stdout("OK\n");
+    if (r.prevKv) this.kv(r.prevKv);
+  }
+
+  txn(r: TxnResponse): void {
+    this.out.stdout(r.succeeded ? "SUCCESS\n" : "FAILURE\n");
+    for (const op of r.responses) {
+      this.out.stdout("\n");
+      switch (op.response.case) {
+        case "responseDeleteRange":
+          this.del(op.response.value);
+          break;
+        case "responsePut":
+          this.put(op.response.value);
+          break;
+        case "responseRange":
+          this.get(op.response.value);
+          break;
+        default:
+          this.out.stdout(`unexpected response ${JSON.stringify(op.response.case ?? null)}\n`);
+      }
+    }
+  }
+
+  memberList(r: MemberListResponse): void {
+    for (const row of memberListTable(r).rows) this.out.stdout(row.join(", ") + "\n");
+  }
+
+  endpointHealth(hs: EpHealth[]): void {
+    for (const h of hs) {
+      if (h.error === "") {
+        this.out.stderr(`${h.ep} is healthy: successfully committed proposal: took = ${h.took}\n`);
+      } else {
+        this.out.stderr(`${h.ep} is unhealthy: failed to commit proposal: ${h.error}\n`);
+      }
+    }
+  }
+
+  endpointStatus(ss: EpStatus[]): void {
+    for (const row of endpointStatusTable(ss).rows) this.out.stdout(row.join(", ") + "\n");
+  }
+}

@@ -1,0 +1,36 @@
+/** `-w table`: ASCII tables for member and endpoint listings; other results are unsupported. */
+
+import type { MemberListResponse } from "../../gen/etcdserverpb/rpc_pb.ts";
+import { renderTable } from "../table_writer.ts";
+import {
+  endpointHealthTable,
+  endpointStatusTable,
+  type EpHealth,
+  type EpStatus,
+  memberListTable,
+  type PrinterOutput,
+  UnsupportedPrinter,
+} from "./printer.ts";
+
+/** The table format. */
+export class TablePrinter extends UnsupportedPrinter {
+  constructor(out: PrinterOutput) {
+    super(out, "table");
+  }
+
+  private table(t: { header: string[]; rows: string[][] }): void {
+    this.out.stdout(renderTable(t.header, t.rows));
+  }
+
+  override memberList(r: MemberListResponse): void {
+    this.table(memberListTable(r));
+  }
+
+  override endpointHealth(hs: EpHealth[]): void {
+    this.table(endpointHealthTable(hs));
+  }
+
+  override endpointStatus(ss: EpStatus[]): void {
+    this.table(endpointStatusTable(ss));
+  }
+}
