@@ -12,17 +12,20 @@
  *   d) what an in-memory MVCC entry costs in V8 heap, which bounds the chosen design.
  *
  * Values are 256 bytes; log records are 300 bytes including their 8-byte frame header.
- * Latencies are per commit (one sync, one transaction or one atomic write).
+ * Latencies are per commit (one sync, one transaction or one atomic write). Each run prints the
+ * load average: on a shared machine, compare configurations within one run, not across runs.
  *
  * Usage (Deno KV is still unstable, so the flag is needed here and nowhere else):
  *
  *   deno run -A --unstable-kv --v8-flags=--expose-gc scripts/measure_storage.ts \
- *     [--dir DIR] [--quick] [--skip-large] [--json FILE]
+ *     [--dir DIR] [--rounds N] [--quick] [--skip-large] [--json FILE]
  *
  * (--expose-gc only makes the heap-per-entry figure exact; everything else runs without it.)
  *
  * --dir        where the scratch files go (default: a fresh directory under /tmp, removed after);
  *              put it on the disk you want to measure.
+ * --rounds N   time a), b) and c) in N interleaved slices each (default 5), so that load from
+ *              other processes falls on all configurations alike.
  * --quick      fewer iterations, for a smoke run.
  * --skip-large skip the 100 MB snapshot, replay and encoding measurements.
  * --json FILE  also write the results as JSON, with the load average before and after: the
@@ -51,6 +54,7 @@ interface Result {
 
 interface Options {
   dir: string;
+  rounds: number;
   removeDir: boolean;
   quick: boolean;
   skipLarge: boolean;
@@ -63,7 +67,13 @@ const FRAME_HEADER_BYTES = 8;
 const MIB = 1024 * 1024;
 
 function parseOptions(args: string[]): Options {
-  const options: Options = { dir: "", removeDir: true, quick: false, skipLarge: false };
+  const options: Options = {
+    dir: "",
+    rounds: 5,
+    removeDir: true,
+    quick: false,
+    skipLarge: false,
+  };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--quick") options.quick = true;
@@ -72,6 +82,7 @@ function parseOptions(args: string[]): Options {
       options.dir = args[++i];
       options.removeDir = false;
     } else if (arg === "--json") options.jsonPath = args[++i];
+    else if (arg === "--rounds") options.rounds = Math.max(1, Number(args[++i]));
     else throw new Error(`unknown argument ${arg}`);
   }
   return options;
@@ -90,46 +101,83 @@ interface LoopSpec {
   group: string;
   name: string;
   opsPerCommit: number;
-  /** Upper bound on timed commits. */
+  /** Upper bound on timed commits, over all rounds. */
   commits: number;
-  /** Stop early once this much time has been spent in the timed part. */
+  /** Upper bound on time spent in the timed part, over all rounds. */
   budgetMs: number;
   /** Untimed commits first, so that file creation and JIT warm-up do not skew the numbers. */
   warmupCommits: number;
   note?: string;
 }
 
-/** Runs `commit` repeatedly and summarises throughput and per-commit latency. */
-async function measureLoop(
-  spec: LoopSpec,
-  commit: (index: number) => Promise<void> | void,
-): Promise<Result> {
-  let index = 0;
-  for (let i = 0; i < spec.warmupCommits; i++) await commit(index++);
-  const latencies: number[] = [];
-  const start = performance.now();
-  while (latencies.length < spec.commits && performance.now() - start < spec.budgetMs) {
-    const before = performance.now();
-    await commit(index++);
-    latencies.push(performance.now() - before);
+/** An open configuration: one commit is one sync, transaction or atomic write. */
+interface Committer {
+  commit(index: number): Promise<void> | void;
+  close(): Promise<void> | void;
+}
+
+/** A configuration to time, opened once and committed to round after round. */
+interface LoopBench {
+  spec: LoopSpec;
+  open(): Promise<Committer>;
+}
+
+/**
+ * Times every configuration in `rounds` interleaved slices (A B C, A B C, ...) rather than one
+ * after the other, so that a burst of load from other processes on a shared machine lands on
+ * all of them alike and the ratios between them stay meaningful. Latencies are pooled per
+ * configuration; throughput is its commits' operations over the time spent on it.
+ */
+async function runInterleaved(benches: LoopBench[], rounds: number): Promise<Result[]> {
+  const states = [];
+  for (const bench of benches) {
+    const committer = await bench.open();
+    let index = 0;
+    for (let i = 0; i < bench.spec.warmupCommits; i++) await committer.commit(index++);
+    states.push({ bench, committer, index, latencies: [] as number[], elapsedMs: 0 });
   }
-  const seconds = (performance.now() - start) / 1000;
-  latencies.sort((a, b) => a - b);
-  const ops = latencies.length * spec.opsPerCommit;
-  const result: Result = {
-    group: spec.group,
-    name: spec.name,
-    ops,
-    commits: latencies.length,
-    seconds,
-    opsPerSecond: ops / seconds,
-    p50Ms: percentile(latencies, 50),
-    p99Ms: percentile(latencies, 99),
-    maxMs: latencies[latencies.length - 1] ?? 0,
-    note: spec.note,
-  };
-  report(result);
-  return result;
+  for (let round = 0; round < rounds; round++) {
+    for (const state of states) {
+      const { spec } = state.bench;
+      const roundBudgetMs = spec.budgetMs / rounds;
+      const roundCommits = Math.ceil(spec.commits / rounds);
+      const start = performance.now();
+      let done = 0;
+      while (
+        done < roundCommits && state.latencies.length < spec.commits &&
+        performance.now() - start < roundBudgetMs
+      ) {
+        const before = performance.now();
+        await state.committer.commit(state.index++);
+        state.latencies.push(performance.now() - before);
+        done++;
+      }
+      state.elapsedMs += performance.now() - start;
+    }
+  }
+  const results: Result[] = [];
+  for (const state of states) {
+    await state.committer.close();
+    const { spec } = state.bench;
+    const latencies = state.latencies.sort((a, b) => a - b);
+    const ops = latencies.length * spec.opsPerCommit;
+    const seconds = state.elapsedMs / 1000;
+    const result: Result = {
+      group: spec.group,
+      name: spec.name,
+      ops,
+      commits: latencies.length,
+      seconds,
+      opsPerSecond: ops / seconds,
+      p50Ms: percentile(latencies, 50),
+      p99Ms: percentile(latencies, 99),
+      maxMs: latencies[latencies.length - 1] ?? 0,
+      note: spec.note,
+    };
+    report(result);
+    results.push(result);
+  }
+  return results;
 }
 
 function report(r: Result): void {
@@ -220,6 +268,77 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // a) Deno KV
 
+/** Deno KV: one set per commit, concurrent single sets, and atomic() batches. */
+function denoKvBenches(options: Options, scale: number): LoopBench[] {
+  const group = "Deno KV";
+  const open = async (name: string) => await Deno.openKv(`${options.dir}/${name}.kv`);
+  const benches: LoopBench[] = [{
+    spec: {
+      group,
+      name: "set, one per commit",
+      opsPerCommit: 1,
+      commits: 20_000 * scale,
+      budgetMs: 4000 * scale,
+      warmupCommits: 100,
+    },
+    open: async () => {
+      const kv = await open("single");
+      return {
+        commit: async (i) => {
+          await kv.set(["k", keyOf(i)], VALUE);
+        },
+        close: () => kv.close(),
+      };
+    },
+  }, {
+    spec: {
+      group,
+      name: "set, 100 concurrent single sets",
+      opsPerCommit: 100,
+      commits: 1000 * scale,
+      budgetMs: 4000 * scale,
+      warmupCommits: 5,
+      note: "latency is for the whole wave of 100",
+    },
+    open: async () => {
+      const kv = await open("concurrent");
+      return {
+        commit: async (i) => {
+          const sets: Promise<unknown>[] = [];
+          for (let j = 0; j < 100; j++) sets.push(kv.set(["k", keyOf(i * 100 + j)], VALUE));
+          await Promise.all(sets);
+        },
+        close: () => kv.close(),
+      };
+    },
+  }];
+  for (const size of [100, 1000]) {
+    benches.push({
+      spec: {
+        group,
+        name: `atomic() of ${size} sets`,
+        opsPerCommit: size,
+        commits: (size === 100 ? 1000 : 200) * scale,
+        budgetMs: 4000 * scale,
+        warmupCommits: 3,
+      },
+      open: async () => {
+        const kv = await open(`atomic${size}`);
+        return {
+          commit: async (i) => {
+            const op = kv.atomic();
+            for (let j = 0; j < size; j++) op.set(["k", keyOf(i * size + j)], VALUE);
+            const outcome = await op.commit();
+            if (!outcome.ok) throw new Error("atomic commit failed");
+          },
+          close: () => kv.close(),
+        };
+      },
+    });
+  }
+  return benches;
+}
+
 async function probeKvLimit(kv: Deno.Kv, label: string, write: () => Promise<unknown>) {
   try {
     await write();
@@ -231,90 +350,31 @@ async function probeKvLimit(kv: Deno.Kv, label: string, write: () => Promise<unk
   }
 }
 
-async function measureDenoKv(options: Options, scale: number): Promise<Result[]> {
-  console.error("a) Deno KV");
-  const results: Result[] = [];
-  const open = async (name: string) => await Deno.openKv(`${options.dir}/${name}.kv`);
-
-  let kv = await open("single");
-  results.push(
-    await measureLoop({
-      group: "Deno KV",
-      name: "set, one per commit",
-      opsPerCommit: 1,
-      commits: 20_000 * scale,
-      budgetMs: 4000 * scale,
-      warmupCommits: 100,
-    }, async (i) => {
-      await kv.set(["k", keyOf(i)], VALUE);
-    }),
-  );
-  kv.close();
-
-  kv = await open("concurrent");
-  results.push(
-    await measureLoop({
-      group: "Deno KV",
-      name: "set, 100 concurrent single sets",
-      opsPerCommit: 100,
-      commits: 1000 * scale,
-      budgetMs: 4000 * scale,
-      warmupCommits: 5,
-      note: "latency is for the whole wave of 100",
-    }, async (i) => {
-      const sets: Promise<unknown>[] = [];
-      for (let j = 0; j < 100; j++) sets.push(kv.set(["k", keyOf(i * 100 + j)], VALUE));
-      await Promise.all(sets);
-    }),
-  );
-  kv.close();
-
-  for (const size of [100, 1000]) {
-    kv = await open(`atomic${size}`);
-    results.push(
-      await measureLoop({
-        group: "Deno KV",
-        name: `atomic() of ${size} sets`,
-        opsPerCommit: size,
-        commits: (size === 100 ? 1000 : 200) * scale,
-        budgetMs: 4000 * scale,
-        warmupCommits: 3,
-      }, async (i) => {
-        const op = kv.atomic();
-        for (let j = 0; j < size; j++) op.set(["k", keyOf(i * size + j)], VALUE);
-        const outcome = await op.commit();
-        if (!outcome.ok) throw new Error("atomic commit failed");
-      }),
-    );
-    kv.close();
-  }
-
-  kv = await open("limits");
+/** What Deno KV refuses, against etcd's 1.5 MiB requests. */
+async function probeDenoKvLimits(options: Options): Promise<Result> {
+  const kv = await Deno.openKv(`${options.dir}/limits.kv`);
+  const atomicOf = (count: number, value: () => unknown) => () => {
+    const op = kv.atomic();
+    for (let j = 0; j < count; j++) op.set(["limit", j], value());
+    return op.commit();
+  };
   const limits = [
     await probeKvLimit(kv, "value of 65536 bytes", () => kv.set(["limit"], new Uint8Array(65536))),
     await probeKvLimit(kv, "value of 65537 bytes", () => kv.set(["limit"], new Uint8Array(65537))),
     await probeKvLimit(kv, "value of 1.5 MiB", () => kv.set(["limit"], new Uint8Array(1.5 * MIB))),
     await probeKvLimit(kv, "key of 2048 bytes", () => kv.set(["x".repeat(2040)], 1)),
     await probeKvLimit(kv, "key of 4096 bytes", () => kv.set(["x".repeat(4090)], 1)),
-    await probeKvLimit(kv, "1000 mutations", () => {
-      const op = kv.atomic();
-      for (let j = 0; j < 1000; j++) op.set(["limit", j], 1);
-      return op.commit();
-    }),
-    await probeKvLimit(kv, "1001 mutations", () => {
-      const op = kv.atomic();
-      for (let j = 0; j < 1001; j++) op.set(["limit", j], 1);
-      return op.commit();
-    }),
-    await probeKvLimit(kv, "13 x 64 KiB in one atomic()", () => {
-      const op = kv.atomic();
-      for (let j = 0; j < 13; j++) op.set(["limit", j], new Uint8Array(65536));
-      return op.commit();
-    }),
+    await probeKvLimit(kv, "1000 mutations", atomicOf(1000, () => 1)),
+    await probeKvLimit(kv, "1001 mutations", atomicOf(1001, () => 1)),
+    await probeKvLimit(
+      kv,
+      "13 x 64 KiB in one atomic()",
+      atomicOf(13, () => new Uint8Array(65536)),
+    ),
   ];
   kv.close();
-  for (const line of limits) console.error(`  limit probe: ${line}`);
-  results.push({
+  for (const line of limits) console.error(`  Deno KV limit probe: ${line}`);
+  return {
     group: "Deno KV",
     name: "limits",
     ops: 0,
@@ -325,50 +385,49 @@ async function measureDenoKv(options: Options, scale: number): Promise<Result[]>
     p99Ms: 0,
     maxMs: 0,
     note: limits.join("; "),
-  });
-  return results;
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
 // b) node:sqlite
 
-async function measureSqlite(options: Options, scale: number): Promise<Result[]> {
-  console.error("b) node:sqlite (WAL, synchronous=FULL)");
-  const results: Result[] = [];
-  for (const size of [1, 10, 100, 1000]) {
-    const db = new DatabaseSync(`${options.dir}/sqlite-${size}.db`);
-    db.exec("PRAGMA journal_mode=WAL");
-    db.exec("PRAGMA synchronous=FULL");
-    // Shaped like etcd's bbolt "key" bucket: revision → encoded KeyValue.
-    db.exec("CREATE TABLE kv (revision INTEGER PRIMARY KEY, key BLOB NOT NULL, value BLOB)");
-    const insert = db.prepare("INSERT INTO kv (revision, key, value) VALUES (?, ?, ?)");
-    const encoder = new TextEncoder();
-    const commits = { 1: 20_000, 10: 5000, 100: 1000, 1000: 200 }[size] ?? 100;
-    results.push(
-      await measureLoop({
-        group: "node:sqlite",
-        name: size === 1 ? "insert, own transaction" : `${size} inserts per transaction`,
-        opsPerCommit: size,
-        commits: commits * scale,
-        budgetMs: 4000 * scale,
-        warmupCommits: size === 1 ? 100 : 3,
-        note: "synchronous API: blocks the event loop for the whole commit",
-      }, (i) => {
-        if (size === 1) {
-          insert.run(i, encoder.encode(keyOf(i)), VALUE);
-          return;
-        }
-        db.exec("BEGIN");
-        for (let j = 0; j < size; j++) {
-          const revision = i * size + j;
-          insert.run(revision, encoder.encode(keyOf(revision)), VALUE);
-        }
-        db.exec("COMMIT");
-      }),
-    );
-    db.close();
-  }
-  return results;
+/** node:sqlite in WAL mode with synchronous=FULL: one insert per transaction, and batches. */
+function sqliteBenches(options: Options, scale: number): LoopBench[] {
+  return [1, 10, 100, 1000].map((size): LoopBench => ({
+    spec: {
+      group: "node:sqlite",
+      name: size === 1 ? "insert, own transaction" : `${size} inserts per transaction`,
+      opsPerCommit: size,
+      commits: ({ 1: 20_000, 10: 5000, 100: 1000, 1000: 200 }[size] ?? 100) * scale,
+      budgetMs: 4000 * scale,
+      warmupCommits: size === 1 ? 100 : 3,
+      note: "synchronous API: blocks the event loop for the whole commit",
+    },
+    open: () => {
+      const db = new DatabaseSync(`${options.dir}/sqlite-${size}.db`);
+      db.exec("PRAGMA journal_mode=WAL");
+      db.exec("PRAGMA synchronous=FULL");
+      // Shaped like etcd's bbolt "key" bucket: revision → encoded KeyValue.
+      db.exec("CREATE TABLE kv (revision INTEGER PRIMARY KEY, key BLOB NOT NULL, value BLOB)");
+      const insert = db.prepare("INSERT INTO kv (revision, key, value) VALUES (?, ?, ?)");
+      const encoder = new TextEncoder();
+      return Promise.resolve({
+        commit: (i: number) => {
+          if (size === 1) {
+            insert.run(i, encoder.encode(keyOf(i)), VALUE);
+            return;
+          }
+          db.exec("BEGIN");
+          for (let j = 0; j < size; j++) {
+            const revision = i * size + j;
+            insert.run(revision, encoder.encode(keyOf(revision)), VALUE);
+          }
+          db.exec("COMMIT");
+        },
+        close: () => db.close(),
+      });
+    },
+  }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -389,101 +448,100 @@ async function openLog(path: string, preallocateBytes = 0): Promise<Deno.FsFile>
   return file;
 }
 
-async function measureAppendLog(options: Options, scale: number): Promise<Result[]> {
-  console.error("c) append-only log with FsFile.syncData()");
-  const results: Result[] = [];
-  const specs: { perSync: number; commits: number; separateWrites?: boolean }[] = [
-    { perSync: 1, commits: 20_000 },
-    { perSync: 10, commits: 5000 },
-    { perSync: 10, commits: 5000, separateWrites: true },
-    { perSync: 100, commits: 2000 },
-    { perSync: 1000, commits: 300 },
+/** The framed log: records per syncData, write styles, sync vs async calls, preallocation. */
+function appendLogBenches(options: Options, scale: number): LoopBench[] {
+  const benches: LoopBench[] = [];
+  const grows = "append log (file grows)";
+  const specs: { perSync: number; commits: number; style: "buffer" | "writes" | "sync" }[] = [
+    { perSync: 1, commits: 20_000, style: "buffer" },
+    { perSync: 10, commits: 5000, style: "buffer" },
+    { perSync: 10, commits: 5000, style: "writes" },
+    { perSync: 100, commits: 2000, style: "buffer" },
+    { perSync: 1000, commits: 300, style: "buffer" },
+    // The synchronous calls: no hop to Deno's blocking thread pool, but the event loop (and
+    // with it every connection) stands still for the whole fdatasync.
+    { perSync: 1, commits: 20_000, style: "sync" },
+    { perSync: 100, commits: 2000, style: "sync" },
   ];
-  for (const spec of specs) {
-    const file = await openLog(
-      `${options.dir}/append-${spec.perSync}-${!!spec.separateWrites}.wal`,
-    );
-    const name = spec.perSync === 1
-      ? "1 record per syncData"
-      : spec.separateWrites
-      ? `${spec.perSync} records per syncData, one await write each`
-      : `${spec.perSync} records per syncData, one buffer`;
-    results.push(
-      await measureLoop({
-        group: "append log (file grows)",
+  for (const { perSync, commits, style } of specs) {
+    const records = perSync === 1 ? "1 record" : `${perSync} records`;
+    const name = style === "sync"
+      ? `${records} per syncDataSync(), writeSync`
+      : style === "writes"
+      ? `${records} per syncData, one await write each`
+      : perSync === 1
+      ? `${records} per syncData`
+      : `${records} per syncData, one buffer`;
+    benches.push({
+      spec: {
+        group: grows,
         name,
-        opsPerCommit: spec.perSync,
-        commits: spec.commits * scale,
+        opsPerCommit: perSync,
+        commits: commits * scale,
         budgetMs: 4000 * scale,
         warmupCommits: 10,
-      }, async (i) => {
-        const batch = encodeBatch(i * spec.perSync, spec.perSync);
-        if (spec.separateWrites) {
-          for (let j = 0; j < spec.perSync; j++) {
-            await writeAll(file, batch.subarray(j * RECORD_BYTES, (j + 1) * RECORD_BYTES));
-          }
-        } else {
-          await writeAll(file, batch);
-        }
-        await file.syncData();
-      }),
-    );
-    file.close();
-  }
-
-  // The synchronous calls: no hop to Deno's blocking thread pool, but the event loop (and with
-  // it every connection) stands still for the whole fdatasync.
-  for (const spec of [{ perSync: 1, commits: 20_000 }, { perSync: 100, commits: 2000 }]) {
-    const file = await openLog(`${options.dir}/append-sync-${spec.perSync}.wal`);
-    results.push(
-      await measureLoop({
-        group: "append log (file grows)",
-        name: `${spec.perSync} record${
-          spec.perSync === 1 ? "" : "s"
-        } per syncDataSync(), writeSync`,
-        opsPerCommit: spec.perSync,
-        commits: spec.commits * scale,
-        budgetMs: 4000 * scale,
-        warmupCommits: 10,
-        note: "blocks the event loop for the whole sync",
-      }, (i) => {
-        const batch = encodeBatch(i * spec.perSync, spec.perSync);
-        let offset = 0;
-        while (offset < batch.length) offset += file.writeSync(batch.subarray(offset));
-        file.syncDataSync();
-      }),
-    );
-    file.close();
+        note: style === "sync" ? "blocks the event loop for the whole sync" : undefined,
+      },
+      open: async () => {
+        const file = await openLog(`${options.dir}/append-${perSync}-${style}.wal`);
+        return {
+          commit: async (i) => {
+            const batch = encodeBatch(i * perSync, perSync);
+            if (style === "sync") {
+              let offset = 0;
+              while (offset < batch.length) offset += file.writeSync(batch.subarray(offset));
+              file.syncDataSync();
+              return;
+            }
+            if (style === "writes") {
+              for (let j = 0; j < perSync; j++) {
+                await writeAll(file, batch.subarray(j * RECORD_BYTES, (j + 1) * RECORD_BYTES));
+              }
+            } else {
+              await writeAll(file, batch);
+            }
+            await file.syncData();
+          },
+          close: () => file.close(),
+        };
+      },
+    });
   }
 
   // The same appends into a segment whose blocks already exist (etcd preallocates 64 MB).
   const segmentBytes = 64 * MIB;
   for (
-    const spec of [{ perSync: 1, commits: 20_000 }, { perSync: 10, commits: 5000 }, {
-      perSync: 100,
-      commits: 2000,
-    }]
+    const { perSync, commits } of [{ perSync: 1, commits: 20_000 }, {
+      perSync: 10,
+      commits: 5000,
+    }, { perSync: 100, commits: 2000 }]
   ) {
-    const file = await openLog(`${options.dir}/prealloc-${spec.perSync}.wal`, segmentBytes);
-    const maxCommits = Math.floor(segmentBytes / (spec.perSync * RECORD_BYTES)) - 20;
-    results.push(
-      await measureLoop({
+    const warmupCommits = 10;
+    const maxCommits = Math.floor(segmentBytes / (perSync * RECORD_BYTES)) - warmupCommits;
+    benches.push({
+      spec: {
         group: "append log (preallocated 64 MiB segment)",
-        name: spec.perSync === 1
+        name: perSync === 1
           ? "1 record per syncData"
-          : `${spec.perSync} records per syncData, one buffer`,
-        opsPerCommit: spec.perSync,
-        commits: Math.min(spec.commits * scale, maxCommits),
+          : `${perSync} records per syncData, one buffer`,
+        opsPerCommit: perSync,
+        commits: Math.min(commits * scale, maxCommits),
         budgetMs: 4000 * scale,
-        warmupCommits: 10,
-      }, async (i) => {
-        await writeAll(file, encodeBatch(i * spec.perSync, spec.perSync));
-        await file.syncData();
-      }),
-    );
-    file.close();
+        warmupCommits,
+      },
+      open: async () => {
+        const file = await openLog(`${options.dir}/prealloc-${perSync}.wal`, segmentBytes);
+        return {
+          commit: async (i) => {
+            await writeAll(file, encodeBatch(i * perSync, perSync));
+            await file.syncData();
+          },
+          close: () => file.close(),
+        };
+      },
+    });
   }
-  return results;
+  return benches;
 }
 
 /** Writes `bytes` as `dir/name` the crash-safe way and returns the time of each step. */
@@ -903,9 +961,17 @@ async function main(): Promise<void> {
   try {
     // First, while the heap holds nothing else that a collection could free mid-measurement.
     const memory = await measureHeapPerEntry();
-    results.push(...await measureDenoKv(options, scale));
-    results.push(...await measureSqlite(options, scale));
-    results.push(...await measureAppendLog(options, scale));
+    console.error(
+      `a) Deno KV, b) node:sqlite, c) append log: ${options.rounds} interleaved rounds`,
+    );
+    results.push(
+      ...await runInterleaved([
+        ...denoKvBenches(options, scale),
+        ...sqliteBenches(options, scale),
+        ...appendLogBenches(options, scale),
+      ], options.rounds),
+    );
+    results.push(await probeDenoKvLimits(options));
     results.push(...await measureSnapshots(options, scale));
     if (!options.skipLarge) {
       results.push(...await measureReplay(options));
@@ -919,7 +985,8 @@ async function main(): Promise<void> {
   console.log(toMarkdown(results));
   console.log(
     `\nDeno ${Deno.version.deno}, ${navigator.hardwareConcurrency} CPUs, ${options.dir}; ` +
-      `load average ${loadAverageStart.join(" ")} at start, ${loadAverageEnd.join(" ")} at end`,
+      `load average ${loadAverageStart.map((l) => l.toFixed(2)).join(" ")} at start, ` +
+      `${loadAverageEnd.map((l) => l.toFixed(2)).join(" ")} at end`,
   );
   if (options.jsonPath) {
     const report = {
