@@ -114,6 +114,8 @@ export type RetryPolicy = "repeatable" | "nonRepeatable";
 /** Settings of a client, from etcdctl's global flags. */
 export interface ClientConfig {
   endpoints: string[];
+  /** Dial every endpoint with TLS (any TLS flag given), whatever its scheme. */
+  tls?: boolean;
   dialTimeoutMs: number;
   keepaliveTimeMs: number;
   keepaliveTimeoutMs: number;
@@ -130,7 +132,7 @@ const connectBackoffMs = 1000;
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, Math.max(0, ms));
+    const t = setTimeout(resolve, Math.min(2 ** 31 - 1, Math.max(0, ms)));
     signal?.addEventListener("abort", () => {
       clearTimeout(t);
       resolve();
@@ -175,7 +177,9 @@ class ConnectionPool {
       1,
       Math.min(this.cfg.dialTimeoutMs || 20_000, deadlineMs - Date.now()),
     );
-    this.attempts[i] = GrpcConnection.connect(parseEndpoint(this.endpoints[i]), {
+    const endpoint = parseEndpoint(this.endpoints[i]);
+    if (this.cfg.tls) endpoint.secure = true;
+    this.attempts[i] = GrpcConnection.connect(endpoint, {
       timeoutMs,
       keepaliveTimeMs: this.cfg.keepaliveTimeMs,
       keepaliveTimeoutMs: this.cfg.keepaliveTimeoutMs,
@@ -315,7 +319,7 @@ export class EtcdClient {
     log = true,
     target = this.target(),
   ): Promise<MessageShape<O>> {
-    const deadlineMs = opts.deadlineMs ?? Number.MAX_SAFE_INTEGER;
+    const deadlineMs = opts.deadlineMs ?? Infinity;
     const quorum = Math.floor(this.cfg.endpoints.length / 2) + 1;
     let lastErr: GrpcError | undefined;
     for (let attempt = 0; attempt < maxUnaryRetries; attempt++) {

@@ -279,18 +279,44 @@ function nsToMs(ns: bigint): number {
   return Number(ns / 1_000_000n);
 }
 
-/** newClientCfg: validates TLS settings and builds an (unconnected) client; exits on errors. */
+function readableFile(session: Session, path: string): void {
+  try {
+    Deno.readFileSync(path);
+  } catch (e) {
+    const what = e instanceof Deno.errors.NotFound
+      ? "no such file or directory"
+      : e instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : e instanceof Deno.errors.IsADirectory
+      ? "is a directory"
+      : (e as Error).message;
+    session.exitWithError(ExitCode.BadArgs, `open ${path}: ${what}`);
+  }
+}
+
+/**
+ * newClientCfg: validates the TLS settings like transport.TLSInfo does and builds an
+ * unconnected client; exits on errors. Any TLS setting makes every connection TLS.
+ */
 export function buildClient(session: Session, s: ClientSettings): EtcdClient {
   const sec = s.secure;
-  if ((sec.cert !== "") !== (sec.key !== "")) {
-    session.exitWithError(
-      ExitCode.BadArgs,
-      `KeyFile and CertFile must both be present[key: ${sec.key}, cert: ${sec.cert}]`,
-    );
+  let tls = false;
+  if (sec.cert !== "" || sec.key !== "") {
+    if (sec.cert === "" || sec.key === "") {
+      session.exitWithError(
+        ExitCode.BadArgs,
+        `KeyFile and CertFile must both be present[key: ${sec.key}, cert: ${sec.cert}]`,
+      );
+    }
+    readableFile(session, sec.cert);
+    readableFile(session, sec.key);
+    tls = true;
   }
-  if (sec.cert !== "" || sec.cacert !== "" || !sec.insecureTransport) {
-    session.exitWithError(ExitCode.BadArgs, "TLS is not supported by detcdctl yet");
+  if (sec.cacert !== "") {
+    readableFile(session, sec.cacert);
+    tls = true;
   }
+  if (sec.serverName !== "" || !sec.insecureTransport) tls = true;
   if (s.endpoints.length < 1) {
     session.exitWithError(
       ExitCode.BadConnection,
@@ -300,6 +326,7 @@ export function buildClient(session: Session, s: ClientSettings): EtcdClient {
   return session.track(
     new EtcdClient({
       endpoints: s.endpoints,
+      tls,
       dialTimeoutMs: nsToMs(s.dialTimeoutNs),
       keepaliveTimeMs: nsToMs(s.keepaliveTimeNs),
       keepaliveTimeoutMs: nsToMs(s.keepaliveTimeoutNs),
