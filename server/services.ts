@@ -1,13 +1,5 @@
 import { create, type DescMessage } from "@bufbuild/protobuf";
-import {
-  AlarmRequest_AlarmAction,
-  AlarmResponseSchema,
-  Cluster,
-  KV,
-  Maintenance,
-  MemberListResponseSchema,
-} from "../gen/etcdserverpb/rpc_pb.ts";
-import { Errors } from "../core/errors.ts";
+import { Cluster, KV, Maintenance, MemberListResponseSchema } from "../gen/etcdserverpb/rpc_pb.ts";
 import type { EtcdNode } from "../core/node/mod.ts";
 import type { AnyMethod, MethodTable, UnaryMethod } from "./grpc.ts";
 
@@ -51,13 +43,9 @@ export function etcdServices(node: EtcdNode): MethodTable {
     ),
     unary(
       maintenance.alarm,
-      (req) => {
-        // No alarm is ever raised yet (no quota, no corruption check), so listing and disarming
-        // both answer with an empty list, as etcd does when nothing is raised.
-        if (req.action === AlarmRequest_AlarmAction.ACTIVATE) throw Errors.notCapable();
-        return create(AlarmResponseSchema, { header: node.header(), alarms: [] });
-      },
+      (req) => node.alarm(req),
     ),
+    unary(maintenance.hashKV, (req) => node.hashKV(req)),
     unary(
       cluster.memberList,
       () =>

@@ -4,14 +4,25 @@ import {
   InternalRequestSchema,
   type MemberMeta,
   MemberMetaSchema,
+  NodeSnapshotSchema,
   type WalEntry,
 } from "../../gen/detcdpb/internal_pb.ts";
 import {
+  type AlarmMember,
+  AlarmMemberSchema,
+  type AlarmRequest,
+  AlarmRequest_AlarmAction,
+  type AlarmResponse,
+  AlarmResponseSchema,
+  AlarmType,
   type CompactionRequest,
   type CompactionResponse,
   CompactionResponseSchema,
   type DeleteRangeRequest,
   type DeleteRangeResponse,
+  type HashKVRequest,
+  type HashKVResponse,
+  HashKVResponseSchema,
   type Member,
   MemberSchema,
   type PutRequest,
@@ -93,6 +104,8 @@ export class EtcdNode {
   #snapshotter: Snapshotter;
   #mvcc: MvccStore;
   #members: MemberInfo[];
+  /** Raised alarms, kept sorted by member then type so that snapshots are deterministic. */
+  #alarms: AlarmMember[];
   #term: number;
   #appliedIndex: number;
   #snapshotIndex: number;
@@ -110,6 +123,7 @@ export class EtcdNode {
     wal: Wal;
     snapshotter: Snapshotter;
     mvcc: MvccStore;
+    alarms: AlarmMember[];
     meta: MemberMeta;
     members: MemberInfo[];
     term: number;
@@ -122,6 +136,7 @@ export class EtcdNode {
     this.#wal = init.wal;
     this.#snapshotter = init.snapshotter;
     this.#mvcc = init.mvcc;
+    this.#alarms = init.alarms;
     this.memberId = init.meta.memberId;
     this.clusterId = init.meta.clusterId;
     this.#members = init.members;
@@ -161,7 +176,8 @@ export class EtcdNode {
         error: reason,
       })
     );
-    const mvcc = snapshot ? MvccStore.decodeSnapshot(snapshot.data) : new MvccStore();
+    const state = snapshot ? fromBinary(NodeSnapshotSchema, snapshot.data) : null;
+    const mvcc = state ? MvccStore.decodeSnapshot(state.mvcc) : new MvccStore();
     const snapshotIndex = snapshot?.index ?? 0;
     let term = snapshot?.term ?? 0;
     const recovery = await Wal.open(disk, `${memberDir}/wal`, snapshotIndex);
@@ -177,6 +193,7 @@ export class EtcdNode {
       wal: recovery.wal,
       snapshotter,
       mvcc,
+      alarms: state?.alarms ?? [],
       meta,
       members,
       term,
@@ -281,6 +298,21 @@ export class EtcdNode {
     return await this.#propose({ case: "compaction", value: req }) as CompactionResponse;
   }
 
+  /** Maintenance.Alarm: every action, listing included, goes through the log as in etcd. */
+  async alarm(req: AlarmRequest): Promise<AlarmResponse> {
+    return await this.#propose({ case: "alarm", value: req }) as AlarmResponse;
+  }
+
+  /** Maintenance.HashKV: etcd's hash of the key space up to a revision (0 = current). */
+  hashKV(req: HashKVRequest): HashKVResponse {
+    const result = this.#mvcc.hashKV(Number(req.revision));
+    return create(HashKVResponseSchema, {
+      header: this.header(result.revision),
+      hash: result.hash,
+      compactRevision: BigInt(result.compactRevision),
+    });
+  }
+
   /** Maintenance.Status for this member. */
   status(): StatusResponse {
     const size = this.#mvcc.sizeBytes();
@@ -293,7 +325,10 @@ export class EtcdNode {
       raftIndex: BigInt(this.#nextIndex - 1),
       raftTerm: BigInt(this.#term),
       raftAppliedIndex: BigInt(this.#appliedIndex),
-      errors: this.#failure ? [this.#failure.message] : [],
+      errors: [
+        ...(this.#failure ? [this.#failure.message] : []),
+        ...this.#alarms.map((a) => `memberID:${a.memberID} alarm:${AlarmType[a.alarm]} `),
+      ],
       isLearner: false,
     });
   }
@@ -391,6 +426,7 @@ export class EtcdNode {
     const r = request.request;
     switch (r.case) {
       case "put": {
+        if (this.#hasAlarm(AlarmType.NOSPACE)) throw Errors.noSpace();
         const { response } = this.#mvcc.put(r.value);
         response.header = this.header();
         return response;
@@ -401,6 +437,7 @@ export class EtcdNode {
         return response;
       }
       case "txn": {
+        if (this.#hasAlarm(AlarmType.NOSPACE) && hasPut(r.value)) throw Errors.noSpace();
         const { response } = this.#mvcc.txn(r.value);
         response.header = this.header();
         return response;
@@ -409,14 +446,51 @@ export class EtcdNode {
         this.#mvcc.compact(Number(r.value.revision));
         return create(CompactionResponseSchema, { header: this.header() });
       }
+      case "alarm":
+        return create(AlarmResponseSchema, {
+          header: this.header(),
+          alarms: this.#applyAlarm(r.value),
+        });
       default:
         return null;
     }
   }
 
+  #hasAlarm(type: AlarmType): boolean {
+    return this.#alarms.some((a) => a.alarm === type);
+  }
+
+  /** etcd's alarm store: GET lists (all, or one type), ACTIVATE raises, DEACTIVATE clears. */
+  #applyAlarm(req: AlarmRequest): AlarmMember[] {
+    const matches = (a: AlarmMember) => a.memberID === req.memberID && a.alarm === req.alarm;
+    switch (req.action) {
+      case AlarmRequest_AlarmAction.GET:
+        return this.#alarms.filter((a) => req.alarm === AlarmType.NONE || a.alarm === req.alarm);
+      case AlarmRequest_AlarmAction.ACTIVATE: {
+        if (req.alarm === AlarmType.NONE) return [];
+        const member = create(AlarmMemberSchema, { memberID: req.memberID, alarm: req.alarm });
+        if (!this.#alarms.some(matches)) {
+          this.#alarms = [...this.#alarms, member].sort(compareAlarms);
+        }
+        return [member];
+      }
+      case AlarmRequest_AlarmAction.DEACTIVATE: {
+        const removed = this.#alarms.filter(matches);
+        this.#alarms = this.#alarms.filter((a) => !matches(a));
+        return removed;
+      }
+      default:
+        return [];
+    }
+  }
+
   async #saveSnapshot(): Promise<void> {
     const index = this.#appliedIndex;
-    await this.#snapshotter.save({ index, term: this.#term, data: this.#mvcc.encodeSnapshot() });
+    const data = toBinary(
+      NodeSnapshotSchema,
+      create(NodeSnapshotSchema, { mvcc: this.#mvcc.encodeSnapshot(), alarms: this.#alarms }),
+    );
+    await this.#snapshotter.save({ index, term: this.#term, data });
     await this.#wal.releaseTo(index);
     this.#snapshotIndex = index;
     this.#logger.info("etcdserver/server.go:2381", "saved snapshot", { "snapshot-index": index });
@@ -426,6 +500,19 @@ export class EtcdNode {
 function decodeRequest(entry: WalEntry): InternalRequest | null {
   if (entry.data.length === 0) return null;
   return fromBinary(InternalRequestSchema, entry.data);
+}
+
+function compareAlarms(a: AlarmMember, b: AlarmMember): number {
+  if (a.memberID !== b.memberID) return a.memberID < b.memberID ? -1 : 1;
+  return a.alarm - b.alarm;
+}
+
+/** Whether any branch of a txn, at any depth, puts (what a NOSPACE alarm refuses). */
+function hasPut(req: TxnRequest): boolean {
+  return [...req.success, ...req.failure].some((op) =>
+    op.request.case === "requestPut" ||
+    (op.request.case === "requestTxn" && hasPut(op.request.value))
+  );
 }
 
 /** A txn whose every branch (nested ones too) only reads. */

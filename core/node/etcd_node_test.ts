@@ -199,3 +199,27 @@ Deno.test("etcd #17780: revision never goes backwards across a crash right after
     "compacted",
   );
 });
+
+Deno.test("alarms go through the log; NOSPACE refuses puts until disarmed, across a snapshot restart", async () => {
+  const { AlarmRequestSchema, AlarmRequest_AlarmAction, AlarmType, DeleteRangeRequestSchema } =
+    await import("../../gen/etcdserverpb/rpc_pb.ts");
+  const disk = new MemoryDisk();
+  const node = await EtcdNode.open(config({ snapshotCount: 2 }), disk, silentLogger);
+  const alarm = (action: number, type = AlarmType.NOSPACE) =>
+    create(AlarmRequestSchema, { action, memberID: node.memberId, alarm: type });
+  const listed = await node.alarm(alarm(AlarmRequest_AlarmAction.GET, AlarmType.NONE));
+  assertEquals(listed.alarms.length, 0);
+  assertEquals(node.status().raftIndex, 5n); // listing took an index, as in etcd
+  await node.alarm(alarm(AlarmRequest_AlarmAction.ACTIVATE));
+  await assertRejects(() => node.put(put("a", "1")), EtcdError, "database space exceeded");
+  await node.deleteRange(create(DeleteRangeRequestSchema, { key: enc.encode("a") }));
+  await node.put(put("b", "1")).catch(() => {});
+  await node.stop();
+  const again = await EtcdNode.open(config({ snapshotCount: 2 }), disk, silentLogger);
+  const after = await again.alarm(alarm(AlarmRequest_AlarmAction.GET, AlarmType.NONE));
+  assertEquals(after.alarms.map((a) => a.alarm), [AlarmType.NOSPACE]);
+  assertEquals(again.status().errors, [`memberID:${again.memberId} alarm:NOSPACE `]);
+  await again.alarm(alarm(AlarmRequest_AlarmAction.DEACTIVATE));
+  const ok = await again.put(put("a", "2"));
+  assertEquals(ok.header!.revision, BigInt(again.revision));
+});

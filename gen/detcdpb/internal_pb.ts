@@ -7,7 +7,7 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { CompactionRequest, DeleteRangeRequest, PutRequest, TxnRequest } from "../etcdserverpb/rpc_pb.ts";
+import type { AlarmMember, AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, TxnRequest } from "../etcdserverpb/rpc_pb.ts";
 import { file_etcdserverpb_rpc } from "../etcdserverpb/rpc_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file detcdpb/internal.proto.
  */
 export const file_detcdpb_internal: GenFile = /*@__PURE__*/
-  fileDesc("ChZkZXRjZHBiL2ludGVybmFsLnByb3RvEgdkZXRjZHBiIusBCg9JbnRlcm5hbFJlcXVlc3QSCgoCaWQYASABKAQSJwoDcHV0GAIgASgLMhguZXRjZHNlcnZlcnBiLlB1dFJlcXVlc3RIABI4CgxkZWxldGVfcmFuZ2UYAyABKAsyIC5ldGNkc2VydmVycGIuRGVsZXRlUmFuZ2VSZXF1ZXN0SAASJwoDdHhuGAQgASgLMhguZXRjZHNlcnZlcnBiLlR4blJlcXVlc3RIABI1Cgpjb21wYWN0aW9uGAUgASgLMh8uZXRjZHNlcnZlcnBiLkNvbXBhY3Rpb25SZXF1ZXN0SABCCQoHcmVxdWVzdCI1CghXYWxFbnRyeRINCgVpbmRleBgBIAEoBBIMCgR0ZXJtGAIgASgEEgwKBGRhdGEYAyABKAwibQoKTWVtYmVyTWV0YRISCgpjbHVzdGVyX2lkGAEgASgEEhEKCW1lbWJlcl9pZBgCIAEoBBIMCgRuYW1lGAMgASgJEhEKCXBlZXJfdXJscxgEIAMoCRIXCg9pbml0aWFsX2NsdXN0ZXIYBSABKAliBnByb3RvMw", [file_etcdserverpb_rpc]);
+  fileDesc("ChZkZXRjZHBiL2ludGVybmFsLnByb3RvEgdkZXRjZHBiIpgCCg9JbnRlcm5hbFJlcXVlc3QSCgoCaWQYASABKAQSJwoDcHV0GAIgASgLMhguZXRjZHNlcnZlcnBiLlB1dFJlcXVlc3RIABI4CgxkZWxldGVfcmFuZ2UYAyABKAsyIC5ldGNkc2VydmVycGIuRGVsZXRlUmFuZ2VSZXF1ZXN0SAASJwoDdHhuGAQgASgLMhguZXRjZHNlcnZlcnBiLlR4blJlcXVlc3RIABI1Cgpjb21wYWN0aW9uGAUgASgLMh8uZXRjZHNlcnZlcnBiLkNvbXBhY3Rpb25SZXF1ZXN0SAASKwoFYWxhcm0YBiABKAsyGi5ldGNkc2VydmVycGIuQWxhcm1SZXF1ZXN0SABCCQoHcmVxdWVzdCJHCgxOb2RlU25hcHNob3QSDAoEbXZjYxgBIAEoDBIpCgZhbGFybXMYAiADKAsyGS5ldGNkc2VydmVycGIuQWxhcm1NZW1iZXIiNQoIV2FsRW50cnkSDQoFaW5kZXgYASABKAQSDAoEdGVybRgCIAEoBBIMCgRkYXRhGAMgASgMIm0KCk1lbWJlck1ldGESEgoKY2x1c3Rlcl9pZBgBIAEoBBIRCgltZW1iZXJfaWQYAiABKAQSDAoEbmFtZRgDIAEoCRIRCglwZWVyX3VybHMYBCADKAkSFwoPaW5pdGlhbF9jbHVzdGVyGAUgASgJYgZwcm90bzM", [file_etcdserverpb_rpc]);
 
 /**
  * A state-changing request as it is proposed, logged and applied. Reads never go through here.
@@ -57,6 +57,12 @@ export type InternalRequest = Message<"detcdpb.InternalRequest"> & {
      */
     value: CompactionRequest;
     case: "compaction";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AlarmRequest alarm = 6;
+     */
+    value: AlarmRequest;
+    case: "alarm";
   } | { case: undefined; value?: undefined };
 };
 
@@ -66,6 +72,32 @@ export type InternalRequest = Message<"detcdpb.InternalRequest"> & {
  */
 export const InternalRequestSchema: GenMessage<InternalRequest> = /*@__PURE__*/
   messageDesc(file_detcdpb_internal, 0);
+
+/**
+ * The applied state a snapshot holds: the MVCC store and what the node keeps beside it.
+ *
+ * @generated from message detcdpb.NodeSnapshot
+ */
+export type NodeSnapshot = Message<"detcdpb.NodeSnapshot"> & {
+  /**
+   * MvccStore.encodeSnapshot()
+   *
+   * @generated from field: bytes mvcc = 1;
+   */
+  mvcc: Uint8Array;
+
+  /**
+   * @generated from field: repeated etcdserverpb.AlarmMember alarms = 2;
+   */
+  alarms: AlarmMember[];
+};
+
+/**
+ * Describes the message detcdpb.NodeSnapshot.
+ * Use `create(NodeSnapshotSchema)` to create a new message.
+ */
+export const NodeSnapshotSchema: GenMessage<NodeSnapshot> = /*@__PURE__*/
+  messageDesc(file_detcdpb_internal, 1);
 
 /**
  * One log entry as the WAL stores it.
@@ -96,7 +128,7 @@ export type WalEntry = Message<"detcdpb.WalEntry"> & {
  * Use `create(WalEntrySchema)` to create a new message.
  */
 export const WalEntrySchema: GenMessage<WalEntry> = /*@__PURE__*/
-  messageDesc(file_detcdpb_internal, 1);
+  messageDesc(file_detcdpb_internal, 2);
 
 /**
  * Identity of a data dir, written once when it is created.
@@ -137,5 +169,5 @@ export type MemberMeta = Message<"detcdpb.MemberMeta"> & {
  * Use `create(MemberMetaSchema)` to create a new message.
  */
 export const MemberMetaSchema: GenMessage<MemberMeta> = /*@__PURE__*/
-  messageDesc(file_detcdpb_internal, 2);
+  messageDesc(file_detcdpb_internal, 3);
 
