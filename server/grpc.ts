@@ -27,6 +27,8 @@ export interface UnaryMethod<I extends DescMessage, O extends DescMessage> {
   input: I;
   output: O;
   handle(req: MessageShape<I>, ctx: CallContext): MessageShape<O> | Promise<MessageShape<O>>;
+  /** When set, serves the call straight from the request bytes (a client worker forwarding). */
+  raw?(payload: Uint8Array, ctx: CallContext): Uint8Array | Promise<Uint8Array>;
 }
 
 /** A streaming method (server-streaming or bidirectional). */
@@ -215,17 +217,10 @@ function serveUnary(
       sendError(stream, GrpcCode.Internal, "grpc: request message missing");
       return;
     }
-    let req;
-    try {
-      req = fromBinary(method.input, payload);
-    } catch (e) {
-      sendError(stream, GrpcCode.Internal, `grpc: error unmarshalling request: ${e}`);
-      return;
-    }
     const ctx = lazyContext(stream, headers);
-    let result;
+    let result: Uint8Array | Promise<Uint8Array>;
     try {
-      result = method.handle(req, ctx);
+      result = method.raw ? method.raw(payload, ctx) : invokeUnary(method, payload, ctx);
     } catch (e) {
       reportInternal(options, headers, e);
       const s = toStatus(e);
@@ -234,7 +229,7 @@ function serveUnary(
     }
     if (result instanceof Promise) {
       result.then(
-        (res) => respondUnary(stream, toBinary(method.output, res)),
+        (res) => respondUnary(stream, res),
         (e) => {
           reportInternal(options, headers, e);
           const s = toStatus(e);
@@ -242,9 +237,31 @@ function serveUnary(
         },
       );
     } else {
-      respondUnary(stream, toBinary(method.output, result));
+      respondUnary(stream, result);
     }
   });
+}
+
+/**
+ * Decodes a request, runs the handler, encodes the response: the whole of a unary call between
+ * the wire bytes. Wherever the bytes arrived (this thread or a client worker), this runs where the
+ * node lives.
+ */
+export function invokeUnary(
+  // deno-lint-ignore no-explicit-any
+  method: UnaryMethod<any, any>,
+  payload: Uint8Array,
+  ctx: CallContext,
+): Uint8Array | Promise<Uint8Array> {
+  let req;
+  try {
+    req = fromBinary(method.input, payload);
+  } catch (e) {
+    throw new EtcdError(GrpcCode.Internal, `grpc: error unmarshalling request: ${e}`);
+  }
+  const result = method.handle(req, ctx);
+  if (result instanceof Promise) return result.then((res) => toBinary(method.output, res));
+  return toBinary(method.output, result);
 }
 
 /**

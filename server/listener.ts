@@ -5,11 +5,17 @@ import type { Logger } from "../core/log.ts";
 import { connectHandler } from "./connect.ts";
 import { handleGrpcStream, type MethodTable } from "./grpc.ts";
 
-/** HTTP/1.1 endpoints etcd serves beside gRPC on the client port (/health, /version, ...). */
-export type Http1Routes = Map<
-  string,
-  (req: http.IncomingMessage, res: http.ServerResponse) => void
->;
+/** A plain HTTP/1.1 answer (etcd's /health, /version, /metrics). */
+export interface PlainResponse {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+/** Answers etcd's plain HTTP/1.1 endpoints by path; null for paths it does not own. */
+export type Http1Routes = (
+  path: string,
+) => PlainResponse | null | Promise<PlainResponse | null>;
 
 /** What one client listener needs. */
 export interface ClientListenerOptions {
@@ -19,6 +25,8 @@ export interface ClientListenerOptions {
   http1Routes: Http1Routes;
   maxRecvBytes: number;
   logger: Logger;
+  /** Share the port with other listeners (one per client worker). */
+  reusePort?: boolean;
 }
 
 const preface = "PRI * HTTP/2.0";
@@ -65,10 +73,14 @@ export function listenClients(options: ClientListenerOptions): Promise<net.Serve
     res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
     res.end("404 page not found\n");
   });
-  const h1 = http.createServer((req, res) => {
-    const route = options.http1Routes.get((req.url ?? "").split("?")[0]);
-    if (route) route(req, res);
-    else connect(req, res);
+  const h1 = http.createServer(async (req, res) => {
+    const plain = await options.http1Routes((req.url ?? "").split("?")[0]);
+    if (plain === null) {
+      connect(req, res);
+      return;
+    }
+    res.writeHead(plain.status, { "content-type": plain.contentType });
+    res.end(plain.body);
   });
   h1.on("clientError", (_err, socket) => {
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
@@ -92,7 +104,7 @@ export function listenClients(options: ClientListenerOptions): Promise<net.Serve
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port, options.host, () => {
+    server.listen({ port: options.port, host: options.host, reusePort: options.reusePort }, () => {
       server.off("error", reject);
       resolve(server);
     });

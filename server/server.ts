@@ -1,11 +1,10 @@
-import type * as http from "node:http";
 import type * as net from "node:net";
 import type { Logger } from "../core/log.ts";
 import { clusterVersion, EtcdNode, idHex, serverVersion } from "../core/node/mod.ts";
 import type { Disk } from "../core/storage/mod.ts";
 import type { ServerConfig } from "./config.ts";
 import { DenoDisk } from "./deno_disk.ts";
-import { hostPort, type Http1Routes, listenClients } from "./listener.ts";
+import { hostPort, type Http1Routes, listenClients, type PlainResponse } from "./listener.ts";
 import { etcdServices } from "./services.ts";
 
 /** etcd lets gRPC messages exceed --max-request-bytes by this much before gRPC itself refuses. */
@@ -20,36 +19,43 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-function json(res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { "content-type": "application/json" });
-  res.end(JSON.stringify(body));
-}
-
-function http1Routes(node: EtcdNode): Http1Routes {
-  return new Map([
-    ["/health", (_req, res) => json(res, 200, { health: "true" })],
-    [
-      "/version",
-      (_req, res) => json(res, 200, { etcdserver: serverVersion, etcdcluster: clusterVersion }),
-    ],
-    ["/metrics", (_req, res) => {
-      const status = node.status();
-      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
-      res.end([
-        "# TYPE etcd_server_has_leader gauge",
-        "etcd_server_has_leader 1",
-        "# TYPE etcd_server_is_leader gauge",
-        "etcd_server_is_leader 1",
-        "# TYPE etcd_mvcc_db_total_size_in_bytes gauge",
-        `etcd_mvcc_db_total_size_in_bytes ${status.dbSize}`,
-        "# TYPE etcd_debugging_mvcc_current_revision gauge",
-        `etcd_debugging_mvcc_current_revision ${node.revision}`,
-        "# TYPE etcd_server_proposals_applied_total gauge",
-        `etcd_server_proposals_applied_total ${status.raftAppliedIndex}`,
-        "",
-      ].join("\n"));
-    }],
-  ]);
+/** etcd's plain HTTP endpoints on the client port, answered from the node. */
+export function http1Routes(node: EtcdNode): Http1Routes {
+  const json = (body: unknown): PlainResponse => ({
+    status: 200,
+    contentType: "application/json",
+    body: JSON.stringify(body),
+  });
+  return (path) => {
+    switch (path) {
+      case "/health":
+        return json({ health: "true" });
+      case "/version":
+        return json({ etcdserver: serverVersion, etcdcluster: clusterVersion });
+      case "/metrics": {
+        const status = node.status();
+        return {
+          status: 200,
+          contentType: "text/plain; version=0.0.4",
+          body: [
+            "# TYPE etcd_server_has_leader gauge",
+            "etcd_server_has_leader 1",
+            "# TYPE etcd_server_is_leader gauge",
+            "etcd_server_is_leader 1",
+            "# TYPE etcd_mvcc_db_total_size_in_bytes gauge",
+            `etcd_mvcc_db_total_size_in_bytes ${status.dbSize}`,
+            "# TYPE etcd_debugging_mvcc_current_revision gauge",
+            `etcd_debugging_mvcc_current_revision ${node.revision}`,
+            "# TYPE etcd_server_proposals_applied_total gauge",
+            `etcd_server_proposals_applied_total ${status.raftAppliedIndex}`,
+            "",
+          ].join("\n"),
+        };
+      }
+      default:
+        return null;
+    }
+  };
 }
 
 /** Opens the member's data dir and starts serving clients (and holding the peer port). */
