@@ -6,9 +6,19 @@ import type { ServerConfig } from "./config.ts";
 import { DenoDisk } from "./deno_disk.ts";
 import { hostPort, type Http1Routes, listenClients, type PlainResponse } from "./listener.ts";
 import { etcdServices } from "./services.ts";
+import { WorkerPool } from "./worker_pool.ts";
 
 /** etcd lets gRPC messages exceed --max-request-bytes by this much before gRPC itself refuses. */
 export const grpcOverheadBytes = 512 * 1024;
+
+/**
+ * Client workers per client URL, from DETCD_CLIENT_WORKERS; 0 (the default until the
+ * benchmark says otherwise) serves clients on the main thread. See docs/adr/0002-transport.md.
+ */
+function defaultClientWorkers(): number {
+  const fromEnv = Deno.env.get("DETCD_CLIENT_WORKERS");
+  return fromEnv !== undefined && /^\d+$/.test(fromEnv) ? Number(fromEnv) : 0;
+}
 
 /** A running member. */
 export interface RunningServer {
@@ -63,7 +73,9 @@ export async function startServer(
   config: ServerConfig,
   logger: Logger,
   disk: Disk = new DenoDisk(),
+  options: { clientWorkers?: number } = {},
 ): Promise<RunningServer> {
+  const clientWorkers = options.clientWorkers ?? defaultClientWorkers();
   for (const url of [...config.listenClientUrls, ...config.listenPeerUrls]) {
     if (!url.startsWith("http://")) {
       throw new Error(
@@ -94,7 +106,9 @@ export async function startServer(
     logger,
   );
   const table = etcdServices(node);
+  const routes = http1Routes(node);
   const servers: net.Server[] = [];
+  const pools: WorkerPool[] = [];
   const clientAddresses: string[] = [];
   try {
     for (const url of config.listenPeerUrls) {
@@ -119,12 +133,29 @@ export async function startServer(
     });
     for (const url of config.listenClientUrls) {
       const { host, port } = hostPort(url);
+      const maxRecvBytes = config.maxRequestBytes + grpcOverheadBytes;
+      if (clientWorkers > 0) {
+        const pool = await WorkerPool.start({
+          count: clientWorkers,
+          host,
+          port,
+          maxRecvBytes,
+          table,
+          http1Routes: routes,
+          logger,
+          logFormat: config.logger,
+          logLevel: config.logLevel,
+        });
+        pools.push(pool);
+        clientAddresses.push(`${host}:${pool.port}`);
+        continue;
+      }
       const server = await listenClients({
         host,
         port,
         table,
-        http1Routes: http1Routes(node),
-        maxRecvBytes: config.maxRequestBytes + grpcOverheadBytes,
+        http1Routes: routes,
+        maxRecvBytes,
         logger,
       });
       servers.push(server);
@@ -133,6 +164,7 @@ export async function startServer(
     }
   } catch (e) {
     for (const s of servers) s.close();
+    for (const p of pools) p.stop();
     await node.stop();
     throw e;
   }
@@ -151,6 +183,7 @@ export async function startServer(
     clientAddresses,
     async stop() {
       for (const s of servers) s.close();
+      for (const p of pools) p.stop();
       await node.stop();
     },
   };

@@ -23,6 +23,7 @@ const enc = new TextEncoder();
 async function withServer(
   args: string[],
   fn: (server: RunningServer, address: string) => Promise<void>,
+  clientWorkers = 0,
 ): Promise<void> {
   const peerPort = freePort();
   const config = toServerConfig(
@@ -34,7 +35,7 @@ async function withServer(
       ...args,
     ], {})).values,
   );
-  const server = await startServer(config, silentLogger, new MemoryDisk());
+  const server = await startServer(config, silentLogger, new MemoryDisk(), { clientWorkers });
   try {
     await fn(server, server.clientAddresses[0]);
   } finally {
@@ -223,4 +224,45 @@ Deno.test("gRPC-Web over HTTP/1.1: data frame then a trailer frame with grpc-sta
     assertEquals(trailer[0], 0x80);
     assert(new TextDecoder().decode(trailer.subarray(5)).includes("grpc-status: 0"));
   });
+});
+
+Deno.test("with client workers: gRPC, errors, size limits, HTTP/1.1 and Connect all behave the same", async () => {
+  await withServer(["--max-request-bytes=1024"], async (server, address) => {
+    const put = create(PutRequestSchema, { key: enc.encode("k"), value: enc.encode("v") });
+    const replies = await Promise.all(
+      Array.from(
+        { length: 20 },
+        () => grpcCall(address, "/etcdserverpb.KV/Put", frame(toBinary(PutRequestSchema, put))),
+      ),
+    );
+    assertEquals(replies.map((r) => r.status), replies.map(() => "0"));
+    const r = await grpcCall(
+      address,
+      "/etcdserverpb.KV/Range",
+      frame(toBinary(RangeRequestSchema, create(RangeRequestSchema, { key: enc.encode("k") }))),
+    );
+    assertEquals(fromBinary(RangeResponseSchema, r.body).kvs[0].version, 20n);
+    const empty = create(PutRequestSchema, { value: enc.encode("v") });
+    const e = await grpcCall(
+      address,
+      "/etcdserverpb.KV/Put",
+      frame(toBinary(PutRequestSchema, empty)),
+    );
+    assertEquals([e.status, e.message], ["3", "etcdserver: key is not provided"]);
+    const big = create(PutRequestSchema, { key: enc.encode("big"), value: new Uint8Array(4096) });
+    const b = await grpcCall(
+      address,
+      "/etcdserverpb.KV/Put",
+      frame(toBinary(PutRequestSchema, big)),
+    );
+    assertEquals([b.status, b.message], ["3", "etcdserver: request is too large"]);
+    assertEquals(await (await fetch(`http://${address}/health`)).json(), { health: "true" });
+    const connect = await fetch(`http://${address}/etcdserverpb.KV/Range`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ key: btoa("k") }),
+    });
+    assertEquals((await connect.json()).kvs[0].version, "20");
+    assertEquals(server.node.revision, 21);
+  }, 2);
 });
