@@ -5,6 +5,8 @@
  * Every error message here is the Go one verbatim, because etcdctl shows them to users.
  */
 
+import { Buffer } from "node:buffer";
+
 const encoder = new TextEncoder();
 const lowerHex = "0123456789abcdef";
 
@@ -550,6 +552,8 @@ export function humanizeBytes(size: bigint | number): string {
 
 /** encoding/json's string encoding with HTML escaping, as Go 1.19 writes it. */
 export function goJsonString(s: string): string {
+  // deno-lint-ignore no-control-regex
+  if (!/[\u0000-\u001f"\\<>&\u2028\u2029\ud800-\udfff]/.test(s)) return '"' + s + '"';
   let out = '"';
   for (const ch of s) {
     const c = ch.codePointAt(0)!;
@@ -580,9 +584,7 @@ export function goJsonString(s: string): string {
 
 /** encoding/base64 StdEncoding, as encoding/json writes []byte. */
 export function base64Std(b: Uint8Array): string {
-  let bin = "";
-  for (let i = 0; i < b.length; i++) bin += String.fromCharCode(b[i]);
-  return btoa(bin);
+  return Buffer.from(b.buffer, b.byteOffset, b.length).toString("base64");
 }
 
 /** fmt's %v of a []string: "[a b c]". */

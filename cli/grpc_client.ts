@@ -110,34 +110,55 @@ export function frameMessage(payload: Uint8Array): Uint8Array {
 
 /** Splits a byte stream into gRPC messages; feed chunks, get complete payloads back. */
 export class FrameDecoder {
-  private buf = new Uint8Array(0);
+  private chunks: Uint8Array[] = [];
+  private buffered = 0;
+
+  private take(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    let off = 0;
+    while (off < n) {
+      const c = this.chunks[0];
+      const k = Math.min(c.length, n - off);
+      out.set(c.subarray(0, k), off);
+      off += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    this.buffered -= n;
+    return out;
+  }
+
+  private peekHeader(): [number, number] {
+    const h = this.chunks.length > 0 && this.chunks[0].length >= 5 ? this.chunks[0] : this.take(5);
+    if (h !== this.chunks[0]) this.chunks.unshift(h), this.buffered += 5;
+    return [h[0], new DataView(h.buffer, h.byteOffset, 5).getUint32(1)];
+  }
 
   /** Adds bytes; returns every message now complete. Throws GrpcError on compressed frames. */
   push(chunk: Uint8Array): Uint8Array[] {
-    const joined = new Uint8Array(this.buf.length + chunk.length);
-    joined.set(this.buf);
-    joined.set(chunk, this.buf.length);
-    this.buf = joined;
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
     const out: Uint8Array[] = [];
-    while (this.buf.length >= 5) {
-      const flag = this.buf[0];
-      const len = new DataView(this.buf.buffer, this.buf.byteOffset).getUint32(1);
-      if (this.buf.length < 5 + len) break;
+    while (this.buffered >= 5) {
+      const [flag, len] = this.peekHeader();
+      if (this.buffered < 5 + len) break;
       if (flag !== 0) {
         throw new GrpcError(
           Code.Internal,
           "grpc: compressed flag set with identity or empty encoding",
         );
       }
-      out.push(this.buf.slice(5, 5 + len));
-      this.buf = this.buf.subarray(5 + len);
+      this.take(5);
+      out.push(this.take(len));
     }
     return out;
   }
 
   /** True if a partial message is buffered. */
   hasPartial(): boolean {
-    return this.buf.length > 0;
+    return this.buffered > 0;
   }
 }
 
@@ -290,7 +311,9 @@ export class GrpcConnection {
     }
     return new Promise((resolve, reject) => {
       let settled = false;
-      const session = http2.connect(`http://${endpoint.authority}`);
+      const session = http2.connect(`http://${endpoint.authority}`, {
+        settings: { initialWindowSize: 1 << 24, maxFrameSize: 1 << 20 },
+      });
       const timer = setTimeout(() => {
         if (settled) return;
         settled = true;
@@ -301,6 +324,12 @@ export class GrpcConnection {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        try {
+          // A large connection window lets big range responses stream without stalls.
+          session.setLocalWindowSize(1 << 24);
+        } catch {
+          // not supported: the default window still works, only slower
+        }
         const conn = new GrpcConnection(endpoint, session);
         conn.startKeepalive(opts);
         resolve(conn);

@@ -136,11 +136,58 @@ export function fileSink(file: { writeSync(p: Uint8Array): number }): ByteSink {
   };
 }
 
+/**
+ * A sink that gathers the writes of one synchronous stretch of work and writes them at once,
+ * (many small writes per key would otherwise cost a system call each); flush() forces it out.
+ */
+export class CoalescingSink implements ByteSink {
+  private parts: Uint8Array[] = [];
+  private size = 0;
+  private scheduled = false;
+
+  constructor(private readonly target: ByteSink, private readonly maxBytes = 1 << 16) {}
+
+  write(data: string | Uint8Array): void {
+    const bytes = typeof data === "string" ? encoder.encode(data) : data.slice();
+    this.parts.push(bytes);
+    this.size += bytes.length;
+    if (this.size >= this.maxBytes) {
+      this.flush();
+    } else if (!this.scheduled) {
+      this.scheduled = true;
+      queueMicrotask(() => this.flush());
+    }
+  }
+
+  /** Writes out everything gathered so far. */
+  flush(): void {
+    this.scheduled = false;
+    if (this.parts.length === 0) return;
+    const out = new Uint8Array(this.size);
+    let off = 0;
+    for (const p of this.parts) {
+      out.set(p, off);
+      off += p.length;
+    }
+    this.parts = [];
+    this.size = 0;
+    this.target.write(out);
+  }
+}
+
 /** The real process: Deno's stdio, environment and clock. */
 export function processIo(): CliIo {
+  const stdout = new CoalescingSink(fileSink(Deno.stdout));
+  const rawStderr = fileSink(Deno.stderr);
   return {
-    stdout: fileSink(Deno.stdout),
-    stderr: fileSink(Deno.stderr),
+    stdout,
+    // stdout is flushed first so that the two streams keep their relative order on a terminal.
+    stderr: {
+      write(data) {
+        stdout.flush();
+        rawStderr.write(data);
+      },
+    },
     stdin: new StdinReader(Deno.stdin),
     env: Object.entries(Deno.env.toObject()),
     now: () => new Date(),

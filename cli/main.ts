@@ -6,7 +6,7 @@
  * Same commands, flags, ETCDCTL_* variables, outputs, errors and exit codes as etcdctl.
  */
 
-import { type CliIo, ExitCode, ExitSignal, processIo } from "./io.ts";
+import { type CliIo, CoalescingSink, ExitCode, ExitSignal, processIo } from "./io.ts";
 import { Session } from "./commands/global.ts";
 import { newRootCommand } from "./commands/root.ts";
 
@@ -38,6 +38,8 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
 }
 
 if (import.meta.main) {
-  const code = await runCli(Deno.args, processIo());
+  const io = processIo();
+  const code = await runCli(Deno.args, io);
+  if (io.stdout instanceof CoalescingSink) io.stdout.flush();
   Deno.exit(code);
 }

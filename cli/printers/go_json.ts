@@ -98,29 +98,47 @@ function isOmitted(field: DescField, v: unknown): boolean {
   }
 }
 
+/** How to write one member of a message: computed once per message type. */
+type MemberWriter = (rec: Record<string, unknown>, parts: string[]) => void;
+
+const plans = new WeakMap<DescMessage, MemberWriter[]>();
+
+function plan(desc: DescMessage): MemberWriter[] {
+  let p = plans.get(desc);
+  if (p) return p;
+  p = desc.members.map((member): MemberWriter => {
+    if (member.kind === "oneof") {
+      const oneof = member as DescOneof;
+      const key = goJsonString(goCamelCase(oneof.name)) + ":";
+      const inner = new Map(
+        oneof.fields.map((f) => [f.localName, { field: f, key: "{" + goJsonString(goCamelCase(f.name)) + ":" }]),
+      );
+      return (rec, parts) => {
+        const sel = rec[oneof.localName] as { case?: string; value?: unknown };
+        if (sel.case === undefined) {
+          parts.push(key + "null");
+          return;
+        }
+        const f = inner.get(sel.case)!;
+        parts.push(key + f.key + fieldValueJson(f.field, sel.value) + "}");
+      };
+    }
+    const field = member as DescField;
+    const key = goJsonString(field.name) + ":";
+    const name = field.localName;
+    return (rec, parts) => {
+      const v = rec[name];
+      if (!isOmitted(field, v)) parts.push(key + fieldValueJson(field, v));
+    };
+  });
+  plans.set(desc, p);
+  return p;
+}
+
 /** Encodes `msg` as Go's json.Marshal would encode the corresponding gogo struct. */
 export function goJsonMessage(desc: DescMessage, msg: Message): string {
   const rec = msg as unknown as Record<string, unknown>;
   const parts: string[] = [];
-  for (const member of desc.members) {
-    if (member.kind === "oneof") {
-      const oneof = member as DescOneof;
-      const sel = rec[oneof.localName] as { case?: string; value?: unknown };
-      const key = goJsonString(goCamelCase(oneof.name));
-      if (sel.case === undefined) {
-        parts.push(`${key}:null`);
-        continue;
-      }
-      const field = oneof.fields.find((f) => f.localName === sel.case)!;
-      parts.push(
-        `${key}:{${goJsonString(goCamelCase(field.name))}:${fieldValueJson(field, sel.value)}}`,
-      );
-      continue;
-    }
-    const field = member as DescField;
-    const v = rec[field.localName];
-    if (isOmitted(field, v)) continue;
-    parts.push(`${goJsonString(field.name)}:${fieldValueJson(field, v)}`);
-  }
+  for (const write of plan(desc)) write(rec, parts);
   return "{" + parts.join(",") + "}";
 }
