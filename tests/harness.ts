@@ -551,11 +551,14 @@ const GO_DURATION = String.raw`(?:\d+h)?(?:\d+m(?!s))?\d+(?:\.\d+)?(?:ns|µs|μs
  * - health-check durations: `took = <d>`, `"took":"<d>"`, `"Took" : <d>` and the TOOK cell of the
  *   `endpoint health -w table` output → `<TOOK>` (that table is reduced to its cells, because the
  *   column width follows the duration's length)
- * - `"dbSizeInUse":N` → `<DB_SIZE_IN_USE>`: etcd's own value changes with bbolt's commit timing
- *   (16384 or 20480 for the same fresh member)
+ * - the backend size in `endpoint status` (`"dbSize":N`, `"dbSizeInUse":N`, `"DBSize" : N`, the
+ *   DB SIZE column of the table and the fourth field of the simple output) → `<DB_SIZE>`: etcd's
+ *   own values change with bbolt's commit timing (the control test in harness_test.ts saw 20480
+ *   and 24576 bytes, 16384 and 20480 in use, for two identical fresh members); in the table the
+ *   cell becomes `<SIZE>` and keeps its width, so the table's alignment is still compared
  * - `:<port>` for exactly the ports in the context → `:<LABEL>`
  *
- * Member IDs, cluster IDs, revisions, raft terms and indexes and `dbSize` are NOT normalised.
+ * Member IDs, cluster IDs, revisions, raft terms and indexes are NOT normalised.
  */
 export function normaliseOutput(text: string, context: NormaliseContext): string {
   let out = text;
@@ -568,12 +571,39 @@ export function normaliseOutput(text: string, context: NormaliseContext): string
   out = out.replace(new RegExp(`took = ${GO_DURATION}`, "g"), "took = <TOOK>");
   out = out.replace(new RegExp(`"took":"${GO_DURATION}"`, "g"), '"took":"<TOOK>"');
   out = out.replace(new RegExp(`"Took" : ${GO_DURATION}`, "g"), '"Took" : <TOOK>');
-  out = out.replace(/"dbSizeInUse":\d+/g, '"dbSizeInUse":<DB_SIZE_IN_USE>');
+  out = out.replace(/"dbSize":\d+/g, '"dbSize":<DB_SIZE>');
+  out = out.replace(/"dbSizeInUse":\d+/g, '"dbSizeInUse":<DB_SIZE>');
+  out = out.replace(/^"DBSize" : \d+$/gm, '"DBSize" : <DB_SIZE>');
+  out = out.replace(
+    new RegExp(`^([^\\s,]+, [0-9a-f]{1,16}, [^,\\s]+, )${HUMAN_BYTES}(, (?:true|false), )`, "gm"),
+    "$1<DB_SIZE>$2",
+  );
+  out = normaliseStatusTable(out);
   out = normaliseHealthTable(out);
   for (const [port, label] of Object.entries(context.ports)) {
     out = out.replace(new RegExp(`:${port}(?!\\d)`, "g"), `:<${label}>`);
   }
   return out;
+}
+
+/** go-humanize's `Bytes()` output, as etcdctl prints the backend size ("20 kB", "1.0 MB"). */
+const HUMAN_BYTES = String.raw`\d+(?:\.\d+)? [kMGTPE]?B`;
+
+/** Replaces the DB SIZE cells of an `endpoint status -w table`, keeping each cell's width. */
+function normaliseStatusTable(text: string): string {
+  const lines = text.split("\n");
+  const header = lines.findIndex((line) => /^\|\s*ENDPOINT\s*\|.*\|\s*DB SIZE\s*\|/.test(line));
+  if (header < 0) return text;
+  const column = lines[header].split("|").findIndex((cell) => cell.trim() === "DB SIZE");
+  const size = new RegExp(`^\\s*${HUMAN_BYTES} $`);
+  return lines.map((line, index) => {
+    if (index <= header || !line.startsWith("|")) return line;
+    const cells = line.split("|");
+    const cell = cells[column];
+    if (cell === undefined || !size.test(cell)) return line;
+    cells[column] = `${"<SIZE>".padStart(cell.length - 1)} `;
+    return cells.join("|");
+  }).join("\n");
 }
 
 /** Reduces an `endpoint health -w table` to trimmed cells with the TOOK cell replaced. */
@@ -753,6 +783,9 @@ export async function compareScript(
     if (report !== undefined) {
       report += `\n  server logs: ${a.logPath} (${labels[0]}), ${b.logPath} (${labels[1]})` +
         (envFlag("DETCD_KEEP_TMP") ? "" : " (removed; set DETCD_KEEP_TMP=1 to keep them)");
+      for (const [label, member] of [[labels[0], a], [labels[1], b]] as const) {
+        report += `\n  last lines of the ${label} log:\n${showBlock(member.logTail(1500))}`;
+      }
     }
     return { report, outcomes };
   } finally {
