@@ -476,8 +476,11 @@ export class MvccStore {
       more = true;
     }
     if (req.keysOnly) kvs = kvs.map(withoutValue);
-    const response = create(RangeResponseSchema, { more, count: BigInt(found.count) });
+    // create() then assign: noticeably cheaper than create(schema, init) on this hot path.
+    const response = create(RangeResponseSchema);
     response.kvs = kvs;
+    response.more = more;
+    response.count = BigInt(found.count);
     return response;
   }
 
@@ -526,14 +529,15 @@ export class MvccStore {
       this.#records.set(id, record);
       this.#index.insert(record);
     }
-    const kv: KeyValue = Object.freeze(create(KeyValueSchema, {
-      key: record.key,
-      value,
-      createRevision: prev ? prev.createRevision : BigInt(rev),
-      modRevision: BigInt(rev),
-      version: prev ? prev.version + 1n : 1n,
-      lease,
-    }));
+    const modRevision = BigInt(rev);
+    const kv = create(KeyValueSchema);
+    kv.key = record.key;
+    kv.value = value;
+    kv.createRevision = prev ? prev.createRevision : modRevision;
+    kv.modRevision = modRevision;
+    kv.version = prev ? prev.version + 1n : 1n;
+    kv.lease = lease;
+    Object.freeze(kv);
     this.#append(tx, record, freezeEvent(Event_EventType.PUT, kv));
     if (prev && prev.lease !== 0n) this.#leases.detach(prev.lease, record.key);
     if (lease !== 0n) this.#leases.attach(lease, record.key);
