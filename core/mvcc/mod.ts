@@ -3,7 +3,7 @@
  * in-memory state machine. The node layer validates requests with the check* functions before
  * proposing them, then applies committed ones through MvccStore.
  */
-export { MvccStore, noLeases } from "./store.ts";
+export { isTxnReadOnly, isTxnSerializable, MvccStore, noLeases } from "./store.ts";
 export type { HashKVResult, LeaseHooks, WriteResult } from "./store.ts";
 export {
   checkDeleteRequest,

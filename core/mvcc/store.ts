@@ -206,7 +206,7 @@ export class MvccStore {
     return this.#compactMainRev < 0 ? 0 : this.#compactMainRev;
   }
 
-  /** Number of keys that currently exist. */
+  /** Number of keys that currently exist (O(keys): for status and metrics, not hot paths). */
   get keyCount(): number {
     let n = 0;
     for (const record of this.#index) if (record.live()) n++;
@@ -681,10 +681,23 @@ export class MvccStore {
   }
 }
 
-/** isTxnReadonly: only ranges in both branches (nested txns count as writes, as in etcd). */
-function isTxnReadOnly(req: TxnRequest): boolean {
+/**
+ * etcd's isTxnReadonly: only ranges in both branches (a nested txn counts as a write). etcd
+ * serves such a txn on the read path, without raft; MvccStore.txn gives the same answer either way.
+ */
+export function isTxnReadOnly(req: TxnRequest): boolean {
   const onlyRanges = (ops: RequestOp[]) => ops.every((op) => op.request.case === "requestRange");
   return onlyRanges(req.success) && onlyRanges(req.failure);
+}
+
+/**
+ * etcd's isTxnSerializable: every op of both branches is a serializable range, so a read-only
+ * txn may skip the linearizable-read wait. (An empty txn is serializable.)
+ */
+export function isTxnSerializable(req: TxnRequest): boolean {
+  const serializable = (ops: RequestOp[]) =>
+    ops.every((op) => op.request.case === "requestRange" && op.request.value.serializable);
+  return serializable(req.success) && serializable(req.failure);
 }
 
 function compareKV(c: Compare, kv: KeyValue): boolean {

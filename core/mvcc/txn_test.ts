@@ -9,7 +9,7 @@ import {
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { create } from "@bufbuild/protobuf";
 import { Errors } from "../errors.ts";
-import { MvccStore } from "./store.ts";
+import { isTxnReadOnly, isTxnSerializable, MvccStore } from "./store.ts";
 import {
   b,
   cmp,
@@ -372,4 +372,24 @@ Deno.test("a put and a delete of the same key in one txn both land, in order", (
     lease: 0,
   });
   assert.deepEqual(keys(store.range(rangeReq("\0", "\0")).kvs), ["k28"]);
+});
+
+Deno.test("txn classification: read-only and serializable like etcd", () => {
+  const table = [
+    { req: txnReq([], []), readOnly: true, serializable: true },
+    { req: txnReq([], [op.range("a")]), readOnly: true, serializable: false },
+    {
+      req: txnReq([], [op.range("a", undefined, { serializable: true })], [
+        op.range("b", undefined, { serializable: true }),
+      ]),
+      readOnly: true,
+      serializable: true,
+    },
+    { req: txnReq([], [op.range("a")], [op.del("a")]), readOnly: false, serializable: false },
+    { req: txnReq([], [op.txn(txnReq([], []))]), readOnly: false, serializable: false },
+  ];
+  for (const t of table) {
+    assert.equal(isTxnReadOnly(t.req), t.readOnly);
+    assert.equal(isTxnSerializable(t.req), t.serializable);
+  }
 });
