@@ -44,6 +44,7 @@ import {
   checkPutRequest,
   checkRangeRequest,
   checkTxnRequest,
+  isTxnReadOnly,
   MvccStore,
 } from "../mvcc/mod.ts";
 import { type Disk, Snapshotter, Wal, walEntry } from "../storage/mod.ts";
@@ -513,16 +514,6 @@ function hasPut(req: TxnRequest): boolean {
     op.request.case === "requestPut" ||
     (op.request.case === "requestTxn" && hasPut(op.request.value))
   );
-}
-
-/** A txn whose every branch (nested ones too) only reads. */
-export function isTxnReadOnly(req: TxnRequest): boolean {
-  for (const op of [...req.success, ...req.failure]) {
-    const r = op.request;
-    if (r.case === "requestPut" || r.case === "requestDeleteRange") return false;
-    if (r.case === "requestTxn" && !isTxnReadOnly(r.value)) return false;
-  }
-  return true;
 }
 
 function bootstrapMeta(config: NodeConfig): MemberMeta {

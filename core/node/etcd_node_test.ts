@@ -3,14 +3,12 @@ import {
   CompactionRequestSchema,
   PutRequestSchema,
   RangeRequestSchema,
-  RequestOpSchema,
-  TxnRequestSchema,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { EtcdError } from "../errors.ts";
 import { silentLogger } from "../log.ts";
 import { MemoryDisk } from "../storage/mod.ts";
-import { EtcdNode, isTxnReadOnly, type NodeConfig } from "./etcd_node.ts";
+import { EtcdNode, type NodeConfig } from "./etcd_node.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -152,23 +150,6 @@ function bindAll(disk: MemoryDisk) {
     syncDir: disk.syncDir.bind(disk),
   };
 }
-
-Deno.test("read-only txns are recognised at any nesting depth", () => {
-  const range = create(RequestOpSchema, { request: { case: "requestRange", value: get("a") } });
-  const putOp = create(RequestOpSchema, { request: { case: "requestPut", value: put("a", "b") } });
-  const nested = (op: typeof range) =>
-    create(RequestOpSchema, {
-      request: { case: "requestTxn", value: create(TxnRequestSchema, { success: [op] }) },
-    });
-  assertEquals(
-    isTxnReadOnly(create(TxnRequestSchema, { success: [range], failure: [nested(range)] })),
-    true,
-  );
-  assertEquals(
-    isTxnReadOnly(create(TxnRequestSchema, { success: [range], failure: [nested(putOp)] })),
-    false,
-  );
-});
 
 Deno.test("etcd #14370: the last acknowledged write survives a crash right after its reply", async () => {
   const disk = new MemoryDisk({ preallocate: true });
