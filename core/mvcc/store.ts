@@ -176,10 +176,16 @@ const ZERO_KV: KeyValue = Object.freeze(create(KeyValueSchema));
 /** Rough per-revision bookkeeping overhead, for sizeBytes(). */
 const ENTRY_OVERHEAD_BYTES = 64;
 const KEY_BUCKET = new TextEncoder().encode("key");
+/** A view may waste this much of its buffer (plus its own size) before retainBytes() copies it. */
+const RETAIN_SLACK_BYTES = 64;
 
 /**
  * etcd's MVCC store. All methods are synchronous and deterministic; a method that throws an
  * EtcdError has changed nothing.
+ *
+ * Ownership: the store may keep the key and value arrays of the requests it applies (see
+ * retainBytes), and hands out its stored KeyValue and Event objects frozen. Treat requests as
+ * immutable once passed in, and copy a KeyValue before changing it.
  */
 export class MvccStore {
   readonly #leases: LeaseHooks;
@@ -518,14 +524,14 @@ export class MvccStore {
     let record = this.#records.get(id);
     const prev = record?.live();
     if ((req.ignoreValue || req.ignoreLease) && !prev) throw Errors.keyNotFound();
-    const value = req.ignoreValue && prev ? prev.value : req.value.slice();
+    const value = req.ignoreValue && prev ? prev.value : retainBytes(req.value);
     const lease = req.ignoreLease && prev ? prev.lease : req.lease;
     const response = create(PutResponseSchema);
     if (req.prevKv && prev) response.prevKv = prev;
 
     const rev = tx.beginRev + 1;
     if (!record) {
-      record = new KeyRecord(id, req.key.slice());
+      record = new KeyRecord(id, retainBytes(req.key));
       this.#records.set(id, record);
       this.#index.insert(record);
     }
@@ -772,6 +778,17 @@ function withoutValue(kv: KeyValue): KeyValue {
     version: kv.version,
     lease: kv.lease,
   });
+}
+
+/**
+ * Bytes the store keeps from a request. A view that (nearly) spans its buffer is kept as is:
+ * copying every value costs more than the whole rest of a put. A small view of a large buffer
+ * (a batch, a socket read) is copied so it does not pin that buffer for the key's lifetime.
+ */
+function retainBytes(bytes: Uint8Array): Uint8Array {
+  return bytes.buffer.byteLength <= 2 * bytes.byteLength + RETAIN_SLACK_BYTES
+    ? bytes
+    : bytes.slice();
 }
 
 function revisionHeader(rev: number): ResponseHeader {

@@ -151,13 +151,20 @@ Deno.test("put with a lease attaches it and detaches the previous one; delete de
   ]);
 });
 
-Deno.test("put copies key and value, so later changes to the request do not leak in", () => {
+Deno.test("put keeps request-sized byte arrays but copies small views of big buffers", () => {
   const store = new MvccStore();
-  const req = putReq("key", "value");
-  store.put(req);
-  req.key[0] = 0x7a;
-  req.value[0] = 0x7a;
-  assert.equal(get(store, "key")?.value, "value");
+  const own = putReq("own", "value");
+  store.put(own);
+  assert.equal(store.range(rangeReq("own")).kvs[0].value, own.value);
+
+  const big = new Uint8Array(4096);
+  big.set(new TextEncoder().encode("keyvalue"), 1000);
+  store.put({ ...putReq(""), key: big.subarray(1000, 1003), value: big.subarray(1003, 1008) });
+  big.fill(0x7a);
+  const kv = store.range(rangeReq("key")).kvs[0];
+  assert.equal(s(kv.value), "value");
+  assert.equal(kv.value.buffer.byteLength, 5);
+  assert.equal(kv.key.buffer.byteLength, 3);
 });
 
 Deno.test("delete range reports the deleted count and prev_kvs", () => {
