@@ -115,27 +115,44 @@ class Entry {
 /** A key and its history (revision-ordered; generations are separated by tombstones). */
 class KeyRecord {
   history: Entry[] = [];
+  /**
+   * Cached from the last history entry so that reads at the current revision touch only this
+   * object and the KeyValue (point reads are bound by memory latency, not by computation).
+   */
+  #latestMain = 0;
+  #latest: KeyValue | undefined = undefined;
+
   constructor(readonly id: string, readonly key: Uint8Array) {}
+
+  /** Appends a revision (in revision order). */
+  push(entry: Entry): void {
+    this.history.push(entry);
+    this.#latestMain = entry.main;
+    this.#latest = entry.tombstone ? undefined : entry.event.kv;
+  }
+
+  /** Drops the first `count` entries (compaction). */
+  dropOldest(count: number): void {
+    this.history = this.history.slice(count);
+    if (this.history.length === 0) {
+      this.#latestMain = 0;
+      this.#latest = undefined;
+    }
+  }
 
   /** The live value as of `rev`, or undefined when the key did not exist then. */
   at(rev: number): KeyValue | undefined {
+    if (rev >= this.#latestMain) return this.#latest;
     const h = this.history;
-    let i = h.length - 1;
+    const i = lastAtOrBefore(h, rev);
     if (i < 0) return undefined;
-    if (h[i].main > rev) {
-      i = lastAtOrBefore(h, rev);
-      if (i < 0) return undefined;
-    }
     const e = h[i];
     return e.tombstone ? undefined : e.event.kv;
   }
 
   /** The current live value (the latest entry unless it is a tombstone). */
   live(): KeyValue | undefined {
-    const h = this.history;
-    if (h.length === 0) return undefined;
-    const e = h[h.length - 1];
-    return e.tombstone ? undefined : e.event.kv;
+    return this.#latest;
   }
 }
 
@@ -285,7 +302,7 @@ export class MvccStore {
         h[j].compacted = true;
         this.#bytes -= entryBytes(h[j]);
       }
-      record.history = h.slice(cut);
+      record.dropOldest(cut);
       if (record.history.length === 0) {
         this.#records.delete(record.id);
         emptied = true;
@@ -416,7 +433,7 @@ export class MvccStore {
       assert(s.tombstone || kv.modRevision === BigInt(s.main), "snapshot kv mod_revision");
       const type = s.tombstone ? Event_EventType.DELETE : Event_EventType.PUT;
       const entry = new Entry(s.main, s.sub, freezeEvent(type, kv), record);
-      record.history.push(entry);
+      record.push(entry);
       store.#log.push(entry);
       store.#bytes += entryBytes(entry);
     }
@@ -583,7 +600,7 @@ export class MvccStore {
   #append(tx: WriteBatch, record: KeyRecord, event: Event): void {
     const entry = new Entry(tx.beginRev + 1, tx.changes, event, record);
     tx.prevKvs.push(record.at(tx.beginRev));
-    record.history.push(entry);
+    record.push(entry);
     this.#log.push(entry);
     this.#bytes += entryBytes(entry);
     tx.changes++;
