@@ -1,4 +1,4 @@
-import type * as http2 from "node:http2";
+import * as http2 from "node:http2";
 import {
   type DescMessage,
   fromBinary,
@@ -153,6 +153,11 @@ function sendError(stream: http2.ServerHttp2Stream, code: GrpcCodeValue, message
     "grpc-status": String(code),
     "grpc-message": encodeGrpcMessage(message),
   }, { endStream: true });
+  if (!stream.readableEnded) {
+    // The client is still sending (an oversized request): tell it to stop, as grpc-go does with
+    // RST_STREAM(NO_ERROR), rather than let it push the rest through the connection's window.
+    stream.close(http2.constants.NGHTTP2_NO_ERROR);
+  }
 }
 
 /** Options for serving the table. */

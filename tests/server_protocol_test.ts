@@ -49,11 +49,24 @@ interface GrpcReply {
   body: Uint8Array;
 }
 
-/** One raw gRPC call: sends `body` as is (already framed). */
-function grpcCall(address: string, path: string, body: Uint8Array): Promise<GrpcReply> {
+/** One raw gRPC call on its own connection: sends `body` as is (already framed). */
+async function grpcCall(address: string, path: string, body: Uint8Array): Promise<GrpcReply> {
+  const session = http2.connect(`http://${address}`);
+  try {
+    return await grpcCallOn(session, path, body);
+  } finally {
+    session.close();
+  }
+}
+
+/** One raw gRPC call on an existing HTTP/2 session. */
+function grpcCallOn(
+  session: http2.ClientHttp2Session,
+  path: string,
+  body: Uint8Array,
+): Promise<GrpcReply> {
   return new Promise((resolve, reject) => {
-    const session = http2.connect(`http://${address}`);
-    session.on("error", reject);
+    session.once("error", reject);
     const req = session.request({
       ":method": "POST",
       ":path": path,
@@ -67,7 +80,7 @@ function grpcCall(address: string, path: string, body: Uint8Array): Promise<Grpc
     let trailers: http2.IncomingHttpHeaders = {};
     req.on("trailers", (t) => (trailers = t));
     req.on("end", () => {
-      session.close();
+      session.off("error", reject);
       const status = (trailers["grpc-status"] ?? headers["grpc-status"]) as string | undefined;
       const message = (trailers["grpc-message"] ?? headers["grpc-message"]) as string | undefined;
       const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
@@ -265,4 +278,32 @@ Deno.test("with client workers: gRPC, errors, size limits, HTTP/1.1 and Connect 
     assertEquals((await connect.json()).kvs[0].version, "20");
     assertEquals(server.node.revision, 21);
   }, 2);
+});
+
+Deno.test("a refused oversized request does not stall the next calls on the same connection", async () => {
+  await withServer(["--max-request-bytes=1024"], async (_server, address) => {
+    const session = http2.connect(`http://${address}`);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const huge = create(PutRequestSchema, {
+          key: enc.encode("huge"),
+          value: new Uint8Array(700 * 1024),
+        });
+        const h = await grpcCallOn(
+          session,
+          "/etcdserverpb.KV/Put",
+          frame(toBinary(PutRequestSchema, huge)),
+        );
+        assertEquals(h.status, "8");
+      }
+      const range = create(RangeRequestSchema, { key: enc.encode("a") });
+      const ok = await Promise.race([
+        grpcCallOn(session, "/etcdserverpb.KV/Range", frame(toBinary(RangeRequestSchema, range))),
+        new Promise<GrpcReply>((_, reject) => setTimeout(() => reject(new Error("stalled")), 5000)),
+      ]);
+      assertEquals(ok.status, "0");
+    } finally {
+      session.destroy();
+    }
+  });
 });
