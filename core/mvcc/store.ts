@@ -15,7 +15,7 @@
  * the API layer before proposing; this file raises the apply-time ones (lease not found and
  * key not found on put, compacted/future revision on reads and on ranges inside a txn).
  */
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import {
   type Event,
   Event_EventType,
@@ -53,6 +53,7 @@ import { compareBytes, keyId } from "./key_id.ts";
 import { SortedRecords } from "./sorted_records.ts";
 import { goSort } from "./go_sort.ts";
 import { Crc32c } from "./crc32c.ts";
+import { ByteWriter, writeKeyValue } from "./kv_codec.ts";
 import { decodeSnapshotBytes, encodeSnapshotBytes, type SnapshotEntry } from "./snapshot_codec.ts";
 
 /** Narrow view of the lessor that mvcc needs (lease package will implement it later). */
@@ -341,6 +342,7 @@ export class MvccStore {
       if (i >= 0 && !h[i].tombstone) keep.add(h[i]);
     }
     const crc = new Crc32c().update(KEY_BUCKET);
+    const w = new ByteWriter(4096);
     const revBytes = new Uint8Array(18);
     const view = new DataView(revBytes.buffer);
     revBytes[8] = 0x5f; // '_'
@@ -349,14 +351,18 @@ export class MvccStore {
       if (e.main <= compactRev && keep.size > 0 && !keep.has(e)) continue;
       view.setBigUint64(0, BigInt(e.main));
       view.setBigUint64(9, BigInt(e.sub));
+      w.reset();
       if (e.tombstone) {
         revBytes[17] = 0x74; // 't'
         crc.update(revBytes);
-        crc.update(toBinary(KeyValueSchema, create(KeyValueSchema, { key: e.record.key })));
+        // etcd stores a tombstone as a KeyValue holding only the key.
+        w.byte(0x0a);
+        w.bytes(e.record.key);
       } else {
         crc.update(revBytes.subarray(0, 17));
-        crc.update(toBinary(KeyValueSchema, e.event.kv ?? ZERO_KV));
+        writeKeyValue(w, e.event.kv ?? ZERO_KV);
       }
+      crc.update(w.view());
     }
     return { hash: crc.digest(), revision: currentRev, compactRevision: compactRev };
   }
@@ -415,21 +421,17 @@ export class MvccStore {
       const id = keyId(s.kv.key);
       let record = store.#records.get(id);
       if (!record) {
-        record = new KeyRecord(id, s.kv.key.slice());
+        record = new KeyRecord(id, s.kv.key);
         store.#records.set(id, record);
       }
-      const kv: KeyValue = Object.freeze(
-        s.tombstone
-          ? create(KeyValueSchema, { key: record.key, modRevision: BigInt(s.main) })
-          : create(KeyValueSchema, {
-            key: record.key,
-            value: s.kv.value.slice(),
-            createRevision: s.kv.createRevision,
-            modRevision: s.kv.modRevision,
-            version: s.kv.version,
-            lease: s.kv.lease,
-          }),
-      );
+      let kv: KeyValue;
+      if (s.tombstone) {
+        kv = create(KeyValueSchema, { key: record.key, modRevision: BigInt(s.main) });
+      } else {
+        kv = s.kv; // freshly decoded and copied out of the snapshot: ours to keep
+        kv.key = record.key; // one key array per record
+      }
+      Object.freeze(kv);
       assert(s.tombstone || kv.modRevision === BigInt(s.main), "snapshot kv mod_revision");
       const type = s.tombstone ? Event_EventType.DELETE : Event_EventType.PUT;
       const entry = new Entry(s.main, s.sub, freezeEvent(type, kv), record);

@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { KeyValueSchema } from "../../gen/mvccpb/kv_pb.ts";
+import { ByteReader, ByteWriter, keyValueSize, readKeyValue, writeKeyValue } from "./kv_codec.ts";
+
+const table = [
+  { name: "empty", kv: create(KeyValueSchema) },
+  { name: "key only (a tombstone)", kv: create(KeyValueSchema, { key: new Uint8Array([1, 2]) }) },
+  {
+    name: "typical",
+    kv: create(KeyValueSchema, {
+      key: new TextEncoder().encode("foo"),
+      value: new TextEncoder().encode("bar"),
+      createRevision: 2n,
+      modRevision: 300n,
+      version: 129n,
+    }),
+  },
+  {
+    name: "largest lease id and 2^53+ revisions",
+    kv: create(KeyValueSchema, {
+      key: new Uint8Array([0xff]),
+      createRevision: 2n ** 53n + 1n,
+      modRevision: 2n ** 62n,
+      lease: 2n ** 63n - 1n,
+    }),
+  },
+  {
+    name: "negative int64s take ten bytes",
+    kv: create(KeyValueSchema, { key: new Uint8Array([0]), version: -1n, lease: -(2n ** 63n) }),
+  },
+  {
+    name: "multi-byte lengths",
+    kv: create(KeyValueSchema, {
+      key: new Uint8Array(200).fill(7),
+      value: new Uint8Array(70000).fill(9),
+    }),
+  },
+];
+
+Deno.test("writeKeyValue is byte-identical to protobuf-es toBinary", () => {
+  for (const t of table) {
+    const w = new ByteWriter(4);
+    writeKeyValue(w, t.kv);
+    assert.deepEqual(w.finish(), toBinary(KeyValueSchema, t.kv), t.name);
+    assert.equal(keyValueSize(t.kv), w.length, t.name);
+  }
+});
+
+Deno.test("readKeyValue decodes what toBinary encodes, copying bytes out", () => {
+  for (const t of table) {
+    const bytes = toBinary(KeyValueSchema, t.kv);
+    const kv = readKeyValue(new ByteReader(bytes), bytes.length);
+    assert.deepEqual(kv, fromBinary(KeyValueSchema, bytes), t.name);
+    if (kv.value.length > 0) assert.notEqual(kv.value.buffer, bytes.buffer, t.name);
+  }
+});
+
+Deno.test("readKeyValue rejects unknown fields and truncation", () => {
+  assert.throws(() => readKeyValue(new ByteReader(new Uint8Array([0x38, 1])), 2));
+  const bytes = toBinary(KeyValueSchema, table[2].kv);
+  assert.throws(() => readKeyValue(new ByteReader(bytes.subarray(0, 4)), 4));
+});
