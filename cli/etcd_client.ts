@@ -12,6 +12,7 @@ import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import {
   type CallOptions,
   Code,
+  ConnectError,
   GrpcConnection,
   GrpcError,
   type MethodDesc,
@@ -129,6 +130,7 @@ export interface ClientConfig {
 const maxUnaryRetries = 100;
 const retryBackoffMs = 25;
 const connectBackoffMs = 1000;
+const minConnectTimeoutMs = 20_000;
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -173,10 +175,8 @@ class ConnectionPool {
     if (this.attempts[i] || this.ready(i)) return;
     const last = this.failedAt[i];
     if (last !== undefined && Date.now() - last < connectBackoffMs) return;
-    const timeoutMs = Math.max(
-      1,
-      Math.min(this.cfg.dialTimeoutMs || 20_000, deadlineMs - Date.now()),
-    );
+    // grpc-go gives a connection attempt at least 20s, whatever --dial-timeout says.
+    const timeoutMs = Math.max(1, Math.min(minConnectTimeoutMs, deadlineMs - Date.now()));
     const endpoint = parseEndpoint(this.endpoints[i]);
     if (this.cfg.tls) endpoint.secure = true;
     this.attempts[i] = GrpcConnection.connect(endpoint, {
@@ -191,7 +191,7 @@ class ConnectionPool {
       (e: Error) => {
         this.failedAt[i] = Date.now();
         this.anyFailure = true;
-        this.lastDialError = e.message;
+        this.lastDialError = e instanceof ConnectError ? e.balancerText() : e.message;
       },
     ).finally(() => {
       this.attempts[i] = undefined;
@@ -215,7 +215,7 @@ class ConnectionPool {
           !this.anyFailure
             ? "context deadline exceeded"
             : this.direct
-            ? `latest balancer error: connection error: desc = "transport: Error while dialing ${this.lastDialError}"`
+            ? `latest balancer error: ${this.lastDialError}`
             : "latest balancer error: all SubConns are in TransientFailure",
         );
       }

@@ -88,6 +88,21 @@ export function parseEndpoint(ep: string): Endpoint {
   return { authority: ep, secure: false };
 }
 
+/** Why a connection attempt failed: the dial itself, or the peer closing before HTTP/2 setup. */
+export class ConnectError extends Error {
+  constructor(readonly kind: "dial" | "closed", message: string) {
+    super(message);
+    this.name = "ConnectError";
+  }
+
+  /** The text grpc-go's balancer reports for this failure ("latest balancer error: ..."). */
+  balancerText(): string {
+    return this.kind === "closed"
+      ? "connection closed"
+      : `connection error: desc = "transport: Error while dialing ${this.message}"`;
+  }
+}
+
 /** Options of a connection. */
 export interface ConnectOptions {
   /** Give up connecting after this long. */
@@ -304,23 +319,38 @@ export class GrpcConnection {
     session.on("error", () => onGone("transport is closing"));
   }
 
-  /** Opens a connection; rejects with the dial error text (Go style) on failure. */
+  /**
+   * Opens a connection. It is ready once the server's HTTP/2 SETTINGS arrive (as in grpc-go),
+   * so a listener that is not an HTTP/2 server counts as a failed connection. Rejects with a
+   * ConnectError saying how the attempt failed.
+   */
   static connect(endpoint: Endpoint, opts: ConnectOptions): Promise<GrpcConnection> {
     if (endpoint.secure) {
-      return Promise.reject(new Error("TLS endpoints are not supported by detcdctl yet"));
+      return Promise.reject(
+        new ConnectError("dial", `tls: TLS endpoints are not supported by detcdctl yet`),
+      );
     }
     return new Promise((resolve, reject) => {
       let settled = false;
       const session = http2.connect(`http://${endpoint.authority}`, {
         settings: { initialWindowSize: 1 << 24, maxFrameSize: 1 << 20 },
       });
-      const timer = setTimeout(() => {
+      const fail = (e: ConnectError) => {
         if (settled) return;
         settled = true;
+        clearTimeout(timer);
         session.destroy();
-        reject(new Error(`dial tcp ${endpoint.authority}: i/o timeout`));
-      }, Math.max(1, opts.timeoutMs));
+        reject(e);
+      };
+      const timer = setTimeout(
+        () => fail(new ConnectError("dial", `dial tcp ${endpoint.authority}: i/o timeout`)),
+        Math.max(1, opts.timeoutMs),
+      );
+      let tcpConnected = false;
       session.once("connect", () => {
+        tcpConnected = true;
+      });
+      session.once("remoteSettings", () => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
@@ -335,13 +365,14 @@ export class GrpcConnection {
         resolve(conn);
       });
       session.once("error", (e: Error & { code?: string }) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        session.destroy();
+        if (tcpConnected) {
+          fail(new ConnectError("closed", "connection closed"));
+          return;
+        }
         const what = e.code === "ECONNREFUSED" ? "connect: connection refused" : e.message;
-        reject(new Error(`dial tcp ${endpoint.authority}: ${what}`));
+        fail(new ConnectError("dial", `dial tcp ${endpoint.authority}: ${what}`));
       });
+      session.once("close", () => fail(new ConnectError("closed", "connection closed")));
     });
   }
 

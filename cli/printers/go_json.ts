@@ -111,7 +111,9 @@ function plan(desc: DescMessage): MemberWriter[] {
       const oneof = member as DescOneof;
       const key = goJsonString(goCamelCase(oneof.name)) + ":";
       const inner = new Map(
-        oneof.fields.map((f) => [f.localName, { field: f, key: "{" + goJsonString(goCamelCase(f.name)) + ":" }]),
+        oneof.fields.map((
+          f,
+        ) => [f.localName, { field: f, key: "{" + goJsonString(goCamelCase(f.name)) + ":" }]),
       );
       return (rec, parts) => {
         const sel = rec[oneof.localName] as { case?: string; value?: unknown };
