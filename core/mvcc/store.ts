@@ -52,7 +52,7 @@ import { assert } from "../assert.ts";
 import { compareBytes, keyId } from "./key_id.ts";
 import { SortedRecords } from "./sorted_records.ts";
 import { goSort } from "./go_sort.ts";
-import { Crc32c } from "./crc32c.ts";
+import { Crc32c } from "../storage/crc32c.ts";
 import { ByteWriter, writeKeyValue } from "./kv_codec.ts";
 import { decodeSnapshotBytes, encodeSnapshotBytes, type SnapshotEntry } from "./snapshot_codec.ts";
 

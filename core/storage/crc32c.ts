@@ -19,3 +19,19 @@ export function crc32c(data: Uint8Array, seed = 0): number {
   for (let i = 0; i < data.length; i++) c = table[(c ^ data[i]) & 0xff] ^ (c >>> 8);
   return ~c >>> 0;
 }
+
+/** Incremental CRC-32C: feed bytes with update(), read the checksum with digest(). */
+export class Crc32c {
+  #crc = 0;
+
+  /** Adds bytes to the checksum. */
+  update(bytes: Uint8Array): this {
+    this.#crc = crc32c(bytes, this.#crc);
+    return this;
+  }
+
+  /** The checksum of everything fed so far, as an unsigned 32-bit number. */
+  digest(): number {
+    return this.#crc;
+  }
+}

@@ -2,7 +2,7 @@
  * Durable storage for a member: the write-ahead log, state snapshots, and the Disk interface
  * through which core reaches the file system.
  */
-export { crc32c } from "./crc32c.ts";
+export { Crc32c, crc32c } from "./crc32c.ts";
 export type { AppendFile, Disk } from "./disk.ts";
 export { MemoryDisk } from "./memory_disk.ts";
 export {
