@@ -50,6 +50,8 @@ export const Errors = {
   leaseProvided: define(C.InvalidArgument, "etcdserver: lease is provided"),
   tooManyOps: define(C.InvalidArgument, "etcdserver: too many operations in txn request"),
   duplicateKey: define(C.InvalidArgument, "etcdserver: duplicate key given in txn request"),
+  /** etcd 3.5's answer to an unknown sort order/target (etcd 3.4 crashes on it). */
+  invalidSortOption: define(C.InvalidArgument, "etcdserver: invalid sort option"),
   compacted: define(C.OutOfRange, "etcdserver: mvcc: required revision has been compacted"),
   futureRev: define(C.OutOfRange, "etcdserver: mvcc: required revision is a future revision"),
   noSpace: define(C.ResourceExhausted, "etcdserver: mvcc: database space exceeded"),

@@ -13,7 +13,6 @@ export {
   checkTxnOps,
   checkTxnRequest,
   DEFAULT_MAX_TXN_OPS,
-  invalidSortOption,
 } from "./validate.ts";
 export type { KeyInterval } from "./validate.ts";
 export { compareBytes, keyId } from "./key_id.ts";

@@ -14,7 +14,7 @@
  * - in MvccStore on the read path (no raft): compacted and future revision for a plain Range.
  *
  * One deliberate difference: etcd 3.4 does not check sort_order/sort_target, and an unknown value
- * crashes its range code (nil sorter). detcd rejects it like etcd 3.5 does (invalidSortOption).
+ * crashes its range code (nil sorter). detcd rejects it like etcd 3.5 does (Errors.invalidSortOption).
  */
 import {
   type DeleteRangeRequest,
@@ -25,16 +25,11 @@ import {
   type RequestOp,
   type TxnRequest,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
-import { Errors, EtcdError, GrpcCode } from "../errors.ts";
+import { Errors } from "../errors.ts";
 import { keyId } from "./key_id.ts";
 
 /** etcd's default --max-txn-ops. */
 export const DEFAULT_MAX_TXN_OPS = 128;
-
-/** etcd 3.5's ErrGRPCInvalidSortOption (3.4 has no such check; see the file comment). */
-export function invalidSortOption(): EtcdError {
-  return new EtcdError(GrpcCode.InvalidArgument, "etcdserver: invalid sort option");
-}
 
 const SORT_ORDERS = new Set<number>([
   RangeRequest_SortOrder.NONE,
@@ -52,8 +47,8 @@ const SORT_TARGETS = new Set<number>([
 /** checkRangeRequest: a key is required; sort options must be known values. */
 export function checkRangeRequest(req: RangeRequest): void {
   if (req.key.length === 0) throw Errors.emptyKey();
-  if (!SORT_ORDERS.has(req.sortOrder)) throw invalidSortOption();
-  if (!SORT_TARGETS.has(req.sortTarget)) throw invalidSortOption();
+  if (!SORT_ORDERS.has(req.sortOrder)) throw Errors.invalidSortOption();
+  if (!SORT_TARGETS.has(req.sortTarget)) throw Errors.invalidSortOption();
 }
 
 /** checkPutRequest: a key is required; ignore_value/ignore_lease exclude a value/lease. */

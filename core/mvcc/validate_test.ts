@@ -12,7 +12,6 @@ import {
   checkPutRequest,
   checkRangeRequest,
   checkTxnRequest,
-  invalidSortOption,
 } from "./validate.ts";
 import { cmp, delReq, op, putReq, rangeReq, throwsEtcd, txnReq } from "./_testing.ts";
 
@@ -28,13 +27,13 @@ Deno.test("range/put/delete checks reject what etcd's API layer rejects", () => 
       name: "range with unknown sort order",
       run: () =>
         checkRangeRequest(rangeReq("a", undefined, { sortOrder: 3 as RangeRequest_SortOrder })),
-      err: invalidSortOption(),
+      err: Errors.invalidSortOption(),
     },
     {
       name: "range with unknown sort target (crashes etcd 3.4; rejected like 3.5)",
       run: () =>
         checkRangeRequest(rangeReq("a", undefined, { sortTarget: 9 as RangeRequest_SortTarget })),
-      err: invalidSortOption(),
+      err: Errors.invalidSortOption(),
     },
     {
       name: "put without key",
@@ -74,7 +73,7 @@ Deno.test("range/put/delete checks reject what etcd's API layer rejects", () => 
 });
 
 Deno.test("invalid sort option is InvalidArgument with etcd 3.5's message", () => {
-  const err = invalidSortOption();
+  const err = Errors.invalidSortOption();
   assert.equal(err.code, GrpcCode.InvalidArgument);
   assert.equal(err.message, "etcdserver: invalid sort option");
 });
