@@ -299,6 +299,7 @@ export interface BidiStream<I, O> extends ResponseStream<O> {
 /** One HTTP/2 connection to one endpoint, carrying many calls. */
 export class GrpcConnection {
   private closed = false;
+  private draining = false;
   private closeReason: string | undefined;
   private keepaliveTimer: ReturnType<typeof setInterval> | undefined;
   private readonly listeners = new Set<(reason: string) => void>();
@@ -314,8 +315,11 @@ export class GrpcConnection {
       if (this.keepaliveTimer !== undefined) clearInterval(this.keepaliveTimer);
       for (const l of this.listeners) l(reason);
     };
+    // GOAWAY only stops new calls; calls in flight finish (or fail on their own).
+    session.on("goaway", () => {
+      this.draining = true;
+    });
     session.on("close", () => onGone("transport is closing"));
-    session.on("goaway", () => onGone("transport is closing"));
     session.on("error", () => onGone("transport is closing"));
   }
 
@@ -403,7 +407,7 @@ export class GrpcConnection {
 
   /** True once the connection can no longer carry calls. */
   isClosed(): boolean {
-    return this.closed || this.session.closed || this.session.destroyed;
+    return this.closed || this.draining || this.session.closed || this.session.destroyed;
   }
 
   /** Calls `fn` when the connection goes away. */
@@ -547,38 +551,47 @@ export class GrpcConnection {
         );
       }
     });
+    let aborted = false;
+    req.on("aborted", () => {
+      aborted = true;
+    });
+    const finishByStatus = (): boolean => {
+      if (status === undefined) return false;
+      if (status !== Code.OK) finish(new GrpcError(status, statusMessage));
+      else if (decoder.hasPartial()) finish(new GrpcError(Code.Internal, "unexpected EOF"));
+      else finish();
+      return true;
+    };
     req.on("end", () => {
-      if (finished) return;
-      if (status === undefined) {
-        if (httpStatus !== 200 && httpStatus !== 0) {
-          finish(
-            new GrpcError(
-              httpStatusToCode(httpStatus),
-              `unexpected HTTP status code received from server: ${httpStatus} (${
-                httpStatusText[httpStatus] ?? "Unknown"
-              })`,
-            ),
-          );
-        } else {
-          finish(new GrpcError(Code.Internal, "server closed the stream without sending trailers"));
-        }
-      } else if (status !== Code.OK) {
-        finish(new GrpcError(status, statusMessage));
-      } else if (decoder.hasPartial()) {
-        finish(new GrpcError(Code.Internal, "unexpected EOF"));
-      } else {
-        finish();
-      }
+      if (!finished) finishByStatus();
     });
     req.on("close", () => {
-      if (finished) return;
-      const rst = req.rstCode ?? 0;
-      if (status !== undefined) {
-        finish(status === Code.OK ? undefined : new GrpcError(status, statusMessage));
+      if (finished || finishByStatus()) return;
+      // Without response headers, or with a reset code, the server reset the stream.
+      if (aborted || httpStatus === 0 || (req.rstCode ?? 0) !== 0) {
+        const rst = req.rstCode ?? 0;
+        const [name, code] = http2ErrorNames[rst] ?? ["UNKNOWN", Code.Internal];
+        const reset = () => {
+          finish(new GrpcError(code, `stream terminated by RST_STREAM with error code: ${name}`));
+        };
+        // A lost connection also cancels its streams locally; if the session goes away right
+        // after, the connection was lost ("transport is closing"), not the stream reset.
+        if (rst === http2.constants.NGHTTP2_CANCEL) setTimeout(reset, 20);
+        else reset();
         return;
       }
-      const [name, code] = http2ErrorNames[rst] ?? ["UNKNOWN", Code.Internal];
-      finish(new GrpcError(code, `stream terminated by RST_STREAM with error code: ${name}`));
+      if (httpStatus !== 200 && httpStatus !== 0) {
+        finish(
+          new GrpcError(
+            httpStatusToCode(httpStatus),
+            `unexpected HTTP status code received from server: ${httpStatus} (${
+              httpStatusText[httpStatus] ?? "Unknown"
+            })`,
+          ),
+        );
+        return;
+      }
+      finish(new GrpcError(Code.Internal, "server closed the stream without sending trailers"));
     });
     req.on("error", () => {
       if (finished) return;
