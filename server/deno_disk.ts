@@ -47,7 +47,13 @@ export class DenoDisk implements Disk {
         while (written < data.length) written += file.writeSync(data.subarray(written));
         return Promise.resolve();
       },
-      sync: () => file.syncData(),
+      // fdatasync on this thread: measured under ebench (50 clients), the async call's handoff to
+      // a blocking thread and back cost about 1 ms per batch on top of the ~0.9 ms sync itself;
+      // requests that arrive meanwhile wait in socket buffers and join the next batch anyway.
+      sync: () => {
+        file.syncDataSync();
+        return Promise.resolve();
+      },
       close: () => file.close(),
     };
   }
