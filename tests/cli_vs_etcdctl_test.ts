@@ -91,7 +91,10 @@ class Etcd {
       stdout: "null",
       stderr: "null",
     }).spawn();
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + 30_000;
+    // Healthy, and its startup proposals (member attributes, cluster version) applied: the
+    // raft index must hold still, or the two runs would see different indexes.
+    let lastIndex = -1;
     while (Date.now() < deadline) {
       const r = await new Deno.Command(etcdctlBin!, {
         args: [
@@ -102,13 +105,22 @@ class Etcd {
           "--command-timeout",
           "1s",
           "endpoint",
-          "health",
+          "status",
+          "-w",
+          "json",
         ],
-        stdout: "null",
+        stdout: "piped",
         stderr: "null",
       }).output();
-      if (r.code === 0) return;
-      await new Promise((r) => setTimeout(r, 100));
+      if (r.code === 0) {
+        const out = decoder.decode(r.stdout);
+        const m = /"raftIndex":(\d+)/.exec(out);
+        // No "leader" field yet means no leader elected (zero values are omitted).
+        const index = m && /"leader":\d+/.test(out) ? Number(m[1]) : -1;
+        if (index >= 0 && index === lastIndex) return;
+        lastIndex = index;
+      }
+      await new Promise((r) => setTimeout(r, 300));
     }
     throw new Error("etcd did not become healthy");
   }
