@@ -26,6 +26,8 @@ import {
   type CompactionResponse,
   type DeleteRangeRequest,
   type DeleteRangeResponse,
+  HashKVRequestSchema,
+  type HashKVResponse,
   KV,
   Maintenance,
   MemberListRequestSchema,
@@ -426,6 +428,19 @@ export class EtcdClient {
       this.directPool(endpoint),
       Maintenance.method.status,
       create(StatusRequestSchema, {}),
+      "repeatable",
+      opts,
+      true,
+      `passthrough:///${endpoint}`,
+    );
+  }
+
+  /** Maintenance.HashKV of one endpoint, dialled directly. */
+  hashKV(endpoint: string, revision: bigint, opts: RequestOptions = {}): Promise<HashKVResponse> {
+    return this.invoke(
+      this.directPool(endpoint),
+      Maintenance.method.hashKV,
+      create(HashKVRequestSchema, { revision }),
       "repeatable",
       opts,
       true,

@@ -341,6 +341,12 @@ const formats: Step[] = [
   s("endpoint", "health", "-w", "table"),
   s("endpoint", "health", "--cluster"),
   s("endpoint", "health", "-w", "protobuf"),
+  s("endpoint", "hashkv"),
+  s("endpoint", "hashkv", "-w", "json"),
+  s("endpoint", "hashkv", "-w", "fields"),
+  s("endpoint", "hashkv", "-w", "table", "--cluster"),
+  s("endpoint", "hashkv", "--rev", "3"),
+  s("endpoint", "hashkv", "-w", "protobuf"),
   s("get", "k1", "-w", "yaml"),
 ];
 

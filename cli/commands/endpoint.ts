@@ -9,7 +9,7 @@ import { Command } from "../command.ts";
 import { formatGoDuration } from "../go_format.ts";
 import { ExitCode, ExitSignal } from "../io.ts";
 import { RangeRequestSchema } from "../../gen/etcdserverpb/rpc_pb.ts";
-import type { EpHealth, EpStatus } from "../printers/mod.ts";
+import type { EpHashKV, EpHealth, EpStatus } from "../printers/mod.ts";
 import {
   authCfgFromCmd,
   buildClient,
@@ -115,8 +115,26 @@ async function epStatus(session: Session, cmd: Command): Promise<void> {
   if (failed) throw new ExitSignal(ExitCode.Error);
 }
 
+async function epHashKV(session: Session, cmd: Command): Promise<void> {
+  const client = await mustClientFromCmd(session, cmd);
+  const list: EpHashKV[] = [];
+  let lastError: string | undefined;
+  const rev = cmd.flags().getInt64("rev");
+  for (const ep of await endpointsFromCluster(session, cmd)) {
+    try {
+      const resp = await client.hashKV(ep, rev, { deadlineMs: commandDeadline(cmd) });
+      list.push({ ep, resp });
+    } catch (e) {
+      lastError = errorText(e);
+      session.io.stderr.write(`Failed to get the hash of endpoint ${ep} (${lastError})\n`);
+    }
+  }
+  session.display.endpointHashKV(list);
+  if (lastError !== undefined) session.exitWithError(ExitCode.Error, lastError);
+}
+
 /** The `endpoint` command group. */
-export function endpointCommand(session: Session, pending: (c: Command) => Command): Command {
+export function endpointCommand(session: Session): Command {
   const ec = new Command({ use: "endpoint <subcommand>", short: "Endpoint related commands" });
   ec.persistentFlags().bool("cluster", false, "use all endpoints from the cluster member list");
   ec.addCommand(
@@ -135,12 +153,11 @@ The items in the lists are endpoint, ID, version, db size, is leader, is learner
       run: (cmd) => epStatus(session, cmd),
     }),
   );
-  const hashkv = pending(
-    new Command({
-      use: "hashkv",
-      short: "Prints the KV history hash for each endpoint in --endpoints",
-    }),
-  );
+  const hashkv = new Command({
+    use: "hashkv",
+    short: "Prints the KV history hash for each endpoint in --endpoints",
+    run: (cmd) => epHashKV(session, cmd),
+  });
   hashkv.persistentFlags().int64("rev", 0n, "maximum revision to hash (default: all revisions)");
   ec.addCommand(hashkv);
   return ec;

@@ -47,7 +47,7 @@ export function newRootCommand(session: Session): Command {
     compaction,
     p.alarm,
     p.defrag,
-    endpointCommand(session, pending),
+    endpointCommand(session),
     p["move-leader"],
     p.watch,
     versionCommand(session),

@@ -13,7 +13,13 @@ import type {
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import type { KeyValue } from "../../gen/mvccpb/kv_pb.ts";
 import { goQuote, goSliceString } from "../go_format.ts";
-import { type EpHealth, type EpStatus, type PrinterOutput, UnsupportedPrinter } from "./printer.ts";
+import {
+  type EpHashKV,
+  type EpHealth,
+  type EpStatus,
+  type PrinterOutput,
+  UnsupportedPrinter,
+} from "./printer.ts";
 
 /** The fields format. */
 export class FieldsPrinter extends UnsupportedPrinter {
@@ -113,6 +119,15 @@ export class FieldsPrinter extends UnsupportedPrinter {
       this.w(`"RaftAppliedIndex" : ${resp.raftAppliedIndex}`);
       this.w(`"Errors" : ${goSliceString(resp.errors)}`);
       this.w(`"Endpoint" : ${goQuote(ep)}`);
+      this.w("");
+    }
+  }
+
+  override endpointHashKV(hs: EpHashKV[]): void {
+    for (const { ep, resp } of hs) {
+      this.hdr(resp.header);
+      this.w(`"Endpoint" : ${goQuote(ep)}`);
+      this.w(`"Hash" : ${resp.hash}`);
       this.w("");
     }
   }

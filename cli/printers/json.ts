@@ -6,6 +6,7 @@
 import {
   type DeleteRangeResponse,
   DeleteRangeResponseSchema,
+  HashKVResponseSchema,
   type MemberListResponse,
   MemberListResponseSchema,
   type PutResponse,
@@ -18,7 +19,13 @@ import {
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { goJsonString } from "../go_format.ts";
 import { goJsonMessage } from "./go_json.ts";
-import { type EpHealth, type EpStatus, type PrinterOutput, UnsupportedPrinter } from "./printer.ts";
+import {
+  type EpHashKV,
+  type EpHealth,
+  type EpStatus,
+  type PrinterOutput,
+  UnsupportedPrinter,
+} from "./printer.ts";
 
 /** The json format. */
 export class JsonPrinter extends UnsupportedPrinter {
@@ -64,6 +71,13 @@ export class JsonPrinter extends UnsupportedPrinter {
   override endpointStatus(ss: EpStatus[]): void {
     const items = ss.map((s) =>
       `{"Endpoint":${goJsonString(s.ep)},"Status":${goJsonMessage(StatusResponseSchema, s.resp)}}`
+    );
+    this.line("[" + items.join(",") + "]");
+  }
+
+  override endpointHashKV(hs: EpHashKV[]): void {
+    const items = hs.map((h) =>
+      `{"Endpoint":${goJsonString(h.ep)},"HashKV":${goJsonMessage(HashKVResponseSchema, h.resp)}}`
     );
     this.line("[" + items.join(",") + "]");
   }

@@ -7,7 +7,7 @@ import { ProtobufPrinter } from "./protobuf.ts";
 import { SimplePrinter } from "./simple.ts";
 import { TablePrinter } from "./table.ts";
 
-export type { EpHealth, EpStatus, Printer, PrinterOutput } from "./printer.ts";
+export type { EpHashKV, EpHealth, EpStatus, Printer, PrinterOutput } from "./printer.ts";
 export { SimplePrinter } from "./simple.ts";
 
 /** etcdctl's NewPrinter: the printer for a format name, or undefined if unknown. */

@@ -10,6 +10,7 @@
 
 import type {
   DeleteRangeResponse,
+  HashKVResponse,
   MemberListResponse,
   PutResponse,
   RangeResponse,
@@ -41,6 +42,12 @@ export interface EpStatus {
   resp: StatusResponse;
 }
 
+/** One endpoint's KV hash as `endpoint hashkv` reports it. */
+export interface EpHashKV {
+  ep: string;
+  resp: HashKVResponse;
+}
+
 /** Formats results of commands for one `--write-out` format. */
 export interface Printer {
   del(r: DeleteRangeResponse): void;
@@ -50,6 +57,7 @@ export interface Printer {
   memberList(r: MemberListResponse): void;
   endpointHealth(hs: EpHealth[]): void;
   endpointStatus(ss: EpStatus[]): void;
+  endpointHashKV(hs: EpHashKV[]): void;
 }
 
 /** A printer whose every method fails as unsupported; formats override what they support. */
@@ -77,6 +85,9 @@ export class UnsupportedPrinter implements Printer {
     this.unsupported();
   }
   endpointStatus(_ss: EpStatus[]): void {
+    this.unsupported();
+  }
+  endpointHashKV(_hs: EpHashKV[]): void {
     this.unsupported();
   }
 }
@@ -133,5 +144,13 @@ export function endpointStatusTable(ss: EpStatus[]): { header: string[]; rows: s
         resp.errors.join(", "),
       ];
     }),
+  };
+}
+
+/** makeEndpointHashKVTable. */
+export function endpointHashKVTable(hs: EpHashKV[]): { header: string[]; rows: string[][] } {
+  return {
+    header: ["endpoint", "hash"],
+    rows: hs.map((h) => [h.ep, String(h.resp.hash)]),
   };
 }

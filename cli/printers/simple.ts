@@ -13,7 +13,9 @@ import type {
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import type { KeyValue } from "../../gen/mvccpb/kv_pb.ts";
 import {
+  endpointHashKVTable,
   endpointStatusTable,
+  type EpHashKV,
   type EpHealth,
   type EpStatus,
   memberListTable,
@@ -101,5 +103,9 @@ export class SimplePrinter implements Printer {
 
   endpointStatus(ss: EpStatus[]): void {
     for (const row of endpointStatusTable(ss).rows) this.out.stdout(row.join(", ") + "\n");
+  }
+
+  endpointHashKV(hs: EpHashKV[]): void {
+    for (const row of endpointHashKVTable(hs).rows) this.out.stdout(row.join(", ") + "\n");
   }
 }

@@ -3,8 +3,10 @@
 import type { MemberListResponse } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { renderTable } from "../table_writer.ts";
 import {
+  endpointHashKVTable,
   endpointHealthTable,
   endpointStatusTable,
+  type EpHashKV,
   type EpHealth,
   type EpStatus,
   memberListTable,
@@ -32,5 +34,9 @@ export class TablePrinter extends UnsupportedPrinter {
 
   override endpointStatus(ss: EpStatus[]): void {
     this.table(endpointStatusTable(ss));
+  }
+
+  override endpointHashKV(hs: EpHashKV[]): void {
+    this.table(endpointHashKVTable(hs));
   }
 }

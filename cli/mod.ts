@@ -1,0 +1,19 @@
+/**
+ * detcdctl's public surface for the rest of detcd (tests, tools): run the CLI in-process, or
+ * talk gRPC to an etcd-compatible server with the same client the CLI uses.
+ */
+
+export { runCli } from "./main.ts";
+export { BufferSink, bytesSource, type CliIo, ExitCode, processIo, StdinReader } from "./io.ts";
+export {
+  type BidiStream,
+  type CallOptions,
+  Code,
+  codeName,
+  ConnectError,
+  GrpcConnection,
+  GrpcError,
+  parseEndpoint,
+  type ResponseStream,
+} from "./grpc_client.ts";
+export { type ClientConfig, EtcdClient, EtcdClientError } from "./etcd_client.ts";
