@@ -123,14 +123,22 @@ export interface CliIo {
   stdinIsTerminal?: () => boolean;
 }
 
-/** A sink that writes synchronously to a Deno file (stdout/stderr). */
+/**
+ * A sink that writes synchronously to a Deno file (stdout/stderr). A closed pipe ends the
+ * process quietly with status 141, as SIGPIPE ends etcdctl (`detcdctl get ... | head`).
+ */
 export function fileSink(file: { writeSync(p: Uint8Array): number }): ByteSink {
   return {
     write(data) {
       let bytes = typeof data === "string" ? encoder.encode(data) : data;
-      while (bytes.length > 0) {
-        const n = file.writeSync(bytes);
-        bytes = bytes.subarray(n);
+      try {
+        while (bytes.length > 0) {
+          const n = file.writeSync(bytes);
+          bytes = bytes.subarray(n);
+        }
+      } catch (e) {
+        if (e instanceof Deno.errors.BrokenPipe) Deno.exit(128 + 13);
+        throw e;
       }
     },
   };
