@@ -1,4 +1,4 @@
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { type WalEntry, WalEntrySchema } from "../../gen/detcdpb/internal_pb.ts";
 import { assert } from "../assert.ts";
 import { crc32c } from "./crc32c.ts";
@@ -43,9 +43,56 @@ function parseSegmentName(name: string): Segment | null {
   return { name, sequence: parseInt(m[1], 16), firstIndex: parseInt(m[2], 16) };
 }
 
+function varintBytes(n: number): number {
+  let bytes = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    bytes++;
+  }
+  return bytes;
+}
+
+function putVarint(out: Uint8Array, offset: number, n: number): number {
+  while (n >= 0x80) {
+    out[offset++] = (n % 128) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  out[offset++] = n;
+  return offset;
+}
+
+/**
+ * WalEntry's protobuf encoding, written directly: it is on every write's path, and protobuf-es's
+ * reflective toBinary costs several times more. Byte-identical to toBinary (tested).
+ */
+export function encodeWalEntry(entry: WalEntry): Uint8Array {
+  const index = Number(entry.index);
+  const term = Number(entry.term);
+  const data = entry.data;
+  const size = (index === 0 ? 0 : 1 + varintBytes(index)) +
+    (term === 0 ? 0 : 1 + varintBytes(term)) +
+    (data.length === 0 ? 0 : 1 + varintBytes(data.length) + data.length);
+  const out = new Uint8Array(size);
+  let o = 0;
+  if (index !== 0) {
+    out[o++] = 0x08;
+    o = putVarint(out, o, index);
+  }
+  if (term !== 0) {
+    out[o++] = 0x10;
+    o = putVarint(out, o, term);
+  }
+  if (data.length !== 0) {
+    out[o++] = 0x1a;
+    o = putVarint(out, o, data.length);
+    out.set(data, o);
+  }
+  return out;
+}
+
 /** Encodes entries as framed records in one buffer, so a batch costs one write and one sync. */
 export function encodeRecords(entries: WalEntry[]): Uint8Array {
-  const payloads = entries.map((e) => toBinary(WalEntrySchema, e));
+  const payloads = entries.map(encodeWalEntry);
   let size = 0;
   for (const p of payloads) size += recordHeaderBytes + p.length;
   const out = new Uint8Array(size);

@@ -1,6 +1,15 @@
 import { assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
 import { MemoryDisk } from "./memory_disk.ts";
-import { decodeRecords, encodeRecords, Wal, WalCorruptError, walEntry } from "./wal.ts";
+import { toBinary } from "@bufbuild/protobuf";
+import { WalEntrySchema } from "../../gen/detcdpb/internal_pb.ts";
+import {
+  decodeRecords,
+  encodeRecords,
+  encodeWalEntry,
+  Wal,
+  WalCorruptError,
+  walEntry,
+} from "./wal.ts";
 
 const enc = new TextEncoder();
 const entries = (from: number, n: number, term = 2) =>
@@ -109,4 +118,19 @@ Deno.test("wal treats a half-written last batch on a preallocated segment as tor
   const again = await Wal.open(disk, "w", 0, 8192);
   assertEquals(again.entries.map((e) => Number(e.index)), [1, 2]);
   assertEquals(typeof again.truncatedTail, "string");
+});
+
+Deno.test("the hand-written WalEntry encoding is byte-identical to protobuf-es", () => {
+  const cases: [number, number, number][] = [
+    [0, 0, 0],
+    [1, 1, 0],
+    [127, 128, 1],
+    [16384, 2, 300],
+    [2 ** 35 + 7, 2 ** 31, 70000],
+    [Number.MAX_SAFE_INTEGER, 3, 5],
+  ];
+  for (const [index, term, size] of cases) {
+    const e = walEntry(index, term, new Uint8Array(size).fill(9));
+    assertEquals(encodeWalEntry(e), toBinary(WalEntrySchema, e), `${index}/${term}/${size}`);
+  }
 });
