@@ -12,30 +12,13 @@
 import * as http2 from "node:http2";
 import type { DescMessage, DescMethod, MessageShape } from "@bufbuild/protobuf";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { GrpcCode, type GrpcCodeValue } from "../core/errors.ts";
 
-/** gRPC status codes. */
-export const Code = {
-  OK: 0,
-  Canceled: 1,
-  Unknown: 2,
-  InvalidArgument: 3,
-  DeadlineExceeded: 4,
-  NotFound: 5,
-  AlreadyExists: 6,
-  PermissionDenied: 7,
-  ResourceExhausted: 8,
-  FailedPrecondition: 9,
-  Aborted: 10,
-  OutOfRange: 11,
-  Unimplemented: 12,
-  Internal: 13,
-  Unavailable: 14,
-  DataLoss: 15,
-  Unauthenticated: 16,
-} as const;
+/** gRPC status codes: the table core/errors.ts keeps for the server, under the CLI's names. */
+export const Code = GrpcCode;
 
 /** A gRPC status code number. */
-export type CodeValue = typeof Code[keyof typeof Code];
+export type CodeValue = GrpcCodeValue;
 
 const codeNames: string[] = Object.keys(Code);
 
