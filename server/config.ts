@@ -1,4 +1,5 @@
 import { parse as parseYaml } from "yaml";
+import type { NodeConfig } from "../core/node/mod.ts";
 
 /**
  * etcd 3.4's server configuration surface: the same flag names and defaults, Go `flag` package
@@ -254,20 +255,10 @@ export function parseUrls(flag: string, value: string): string[] {
   return urls;
 }
 
-/** The settings detcd acts on, typed. */
-export interface ServerConfig {
-  name: string;
-  dataDir: string;
+/** The settings detcd acts on, typed: the member's own (NodeConfig) plus the server's. */
+export interface ServerConfig extends NodeConfig {
   listenClientUrls: string[];
-  advertiseClientUrls: string[];
   listenPeerUrls: string[];
-  initialAdvertisePeerUrls: string[];
-  initialCluster: string;
-  initialClusterToken: string;
-  initialClusterState: "new" | "existing";
-  snapshotCount: number;
-  maxTxnOps: number;
-  maxRequestBytes: number;
   logLevel: "debug" | "info" | "warn" | "error" | "panic" | "fatal";
   logger: "zap" | "capnslog";
 }

@@ -89,22 +89,7 @@ export async function startServer(
   logger.info("embed/etcd.go:127", "configuring client listeners", {
     "listen-client-urls": config.listenClientUrls,
   });
-  const node = await EtcdNode.open(
-    {
-      name: config.name,
-      dataDir: config.dataDir,
-      initialAdvertisePeerUrls: config.initialAdvertisePeerUrls,
-      advertiseClientUrls: config.advertiseClientUrls,
-      initialCluster: config.initialCluster,
-      initialClusterToken: config.initialClusterToken,
-      initialClusterState: config.initialClusterState,
-      snapshotCount: config.snapshotCount,
-      maxTxnOps: config.maxTxnOps,
-      maxRequestBytes: config.maxRequestBytes,
-    },
-    disk,
-    logger,
-  );
+  const node = await EtcdNode.open(config, disk, logger);
   const table = etcdServices(node);
   const routes = http1Routes(node);
   const servers: net.Server[] = [];
