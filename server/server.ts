@@ -1,4 +1,4 @@
-import type * as net from "node:net";
+import * as net from "node:net";
 import type { Logger } from "../core/log.ts";
 import { clusterVersion, EtcdNode, idHex, serverVersion } from "../core/node/mod.ts";
 import type { Disk } from "../core/storage/mod.ts";
@@ -99,8 +99,7 @@ export async function startServer(
     for (const url of config.listenPeerUrls) {
       // Peers are not served yet (single member); holding the port keeps etcd's conflicts visible.
       const { host, port } = hostPort(url);
-      const { createServer } = await import("node:net");
-      const peer = createServer((s) => s.destroy());
+      const peer = net.createServer((s) => s.destroy());
       await new Promise<void>((resolve, reject) => {
         peer.once("error", reject);
         peer.listen(port, host, () => resolve());
