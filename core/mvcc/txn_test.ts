@@ -295,7 +295,7 @@ Deno.test("txn put/range checks fail the whole txn before anything is applied", 
       err: Errors.futureRev(),
     },
     {
-      name: "range below the compact revision",
+      name: "etcd #18667: a range below the compact revision fails like a plain range",
       req: txnReq([], [op.put("new"), op.range("a", undefined, { revision: 2n })]),
       err: Errors.compacted(),
     },
