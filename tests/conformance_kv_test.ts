@@ -253,6 +253,8 @@ export const scripts: Script[] = [
       cmd("member list -w fields"),
       cmd("alarm list"),
       cmd("alarm disarm"),
+      cmd("alarm list -w json"),
+      cmd("alarm disarm -w json"),
       ...guidePuts,
       cmd("endpoint status -w table"),
       cmd("endpoint status -w json"),
