@@ -19,6 +19,11 @@ import {
   parseEndpoint,
 } from "./grpc_client.ts";
 import {
+  AlarmRequest_AlarmAction,
+  AlarmRequestSchema,
+  type AlarmResponse,
+  AlarmResponseSchema,
+  AlarmType,
   Auth,
   AuthenticateRequestSchema,
   Cluster,
@@ -409,6 +414,35 @@ export class EtcdClient {
   /** KV.Compact. */
   compact(req: CompactionRequest, opts: RequestOptions = {}): Promise<CompactionResponse> {
     return this.invoke(this.pool, KV.method.compact, req, "nonRepeatable", opts);
+  }
+
+  /** Maintenance.Alarm GET of every alarm of every member (clientv3's AlarmList). */
+  alarmList(opts: RequestOptions = {}): Promise<AlarmResponse> {
+    const req = create(AlarmRequestSchema, {
+      action: AlarmRequest_AlarmAction.GET,
+      memberID: 0n,
+      alarm: AlarmType.NONE,
+    });
+    return this.invoke(this.pool, Maintenance.method.alarm, req, "repeatable", opts);
+  }
+
+  /**
+   * clientv3's AlarmDisarm of everything: lists the alarms, then deactivates each one; the answer
+   * holds what was deactivated and no header.
+   */
+  async alarmDisarmAll(opts: RequestOptions = {}): Promise<AlarmResponse> {
+    const listed = await this.alarmList(opts);
+    const result = create(AlarmResponseSchema, {});
+    for (const alarm of listed.alarms) {
+      const req = create(AlarmRequestSchema, {
+        action: AlarmRequest_AlarmAction.DEACTIVATE,
+        memberID: alarm.memberID,
+        alarm: alarm.alarm,
+      });
+      const resp = await this.invoke(this.pool, Maintenance.method.alarm, req, "repeatable", opts);
+      result.alarms.push(...resp.alarms);
+    }
+    return result;
   }
 
   /** Cluster.MemberList. */

@@ -31,13 +31,6 @@ export function pendingCommands(pending: (c: Command) => Command): Record<string
     return g;
   };
 
-  const alarm = group(
-    "alarm <subcommand>",
-    "Alarm related commands",
-    c("disarm", "Disarms all alarms"),
-    c("list", "Lists all alarms"),
-  );
-
   const auth = group(
     "auth <enable or disable>",
     "Enable or disable authentication",
@@ -275,7 +268,6 @@ The items in the lists are hash, revision, total keys, total size.
   watch.flags().bool("prev-kv", false, "get the previous key-value pair before the event happens");
 
   return {
-    alarm,
     defrag,
     "move-leader": moveLeader,
     watch,

@@ -8,6 +8,7 @@ import { apiVersion, etcdctlUsage, etcdctlVersion } from "../help.ts";
 import { endpointCommand } from "./endpoint.ts";
 import { registerGlobalFlags, type Session } from "./global.ts";
 import { kvCommands } from "./kv.ts";
+import { alarmCommand } from "./alarm.ts";
 import { memberCommand } from "./member.ts";
 import { pendingCommands, pendingMarker } from "./pending.ts";
 
@@ -45,7 +46,7 @@ export function newRootCommand(session: Session): Command {
     del,
     txn,
     compaction,
-    p.alarm,
+    alarmCommand(session),
     p.defrag,
     endpointCommand(session),
     p["move-leader"],

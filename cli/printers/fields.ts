@@ -3,16 +3,19 @@
  * fields printer writes them for scripts that grep single fields.
  */
 
-import type {
-  DeleteRangeResponse,
-  MemberListResponse,
-  PutResponse,
-  RangeResponse,
-  ResponseHeader,
-  TxnResponse,
+import {
+  type AlarmResponse,
+  AlarmType,
+  type DeleteRangeResponse,
+  type MemberListResponse,
+  type PutResponse,
+  type RangeResponse,
+  type ResponseHeader,
+  type TxnResponse,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import type { KeyValue } from "../../gen/mvccpb/kv_pb.ts";
 import { goQuote, goSliceString } from "../go_format.ts";
+import { ExitSignal } from "../io.ts";
 import {
   type EpHashKV,
   type EpHealth,
@@ -82,6 +85,23 @@ export class FieldsPrinter extends UnsupportedPrinter {
         default:
           this.w(`"Unknown" : ${goQuote(String(op.response.case ?? "<nil>"))}`);
       }
+    }
+  }
+
+  override alarm(r: AlarmResponse): void {
+    if (r.header === undefined) {
+      // etcdctl dereferences the missing header and crashes; so do we, the same way.
+      this.out.stderr(
+        "panic: runtime error: invalid memory address or nil pointer dereference\n" +
+          "[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x0]\n\ngoroutine 1 [running]:\n",
+      );
+      throw new ExitSignal(2);
+    }
+    this.hdr(r.header);
+    for (const a of r.alarms) {
+      this.w(`"MemberID" : ${a.memberID}`);
+      this.w(`"AlarmType" : ${AlarmType[a.alarm]}`);
+      this.w("");
     }
   }
 

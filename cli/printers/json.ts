@@ -4,6 +4,8 @@
  */
 
 import {
+  type AlarmResponse,
+  AlarmResponseSchema,
   type DeleteRangeResponse,
   DeleteRangeResponseSchema,
   HashKVResponseSchema,
@@ -51,6 +53,10 @@ export class JsonPrinter extends UnsupportedPrinter {
 
   override txn(r: TxnResponse): void {
     this.line(goJsonMessage(TxnResponseSchema, r));
+  }
+
+  override alarm(r: AlarmResponse): void {
+    this.line(goJsonMessage(AlarmResponseSchema, r));
   }
 
   override memberList(r: MemberListResponse): void {

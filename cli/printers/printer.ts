@@ -9,6 +9,7 @@
  */
 
 import type {
+  AlarmResponse,
   DeleteRangeResponse,
   HashKVResponse,
   MemberListResponse,
@@ -55,6 +56,7 @@ export interface Printer {
   put(r: PutResponse): void;
   txn(r: TxnResponse): void;
   memberList(r: MemberListResponse): void;
+  alarm(r: AlarmResponse): void;
   endpointHealth(hs: EpHealth[]): void;
   endpointStatus(ss: EpStatus[]): void;
   endpointHashKV(hs: EpHashKV[]): void;
@@ -79,6 +81,9 @@ export class UnsupportedPrinter implements Printer {
     this.unsupported();
   }
   memberList(_r: MemberListResponse): void {
+    this.unsupported();
+  }
+  alarm(_r: AlarmResponse): void {
     this.unsupported();
   }
   endpointHealth(_hs: EpHealth[]): void {

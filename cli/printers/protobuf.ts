@@ -6,6 +6,8 @@
 import { toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import {
+  type AlarmResponse,
+  AlarmResponseSchema,
   type DeleteRangeResponse,
   DeleteRangeResponseSchema,
   type MemberListResponse,
@@ -43,6 +45,10 @@ export class ProtobufPrinter extends UnsupportedPrinter {
 
   override txn(r: TxnResponse): void {
     this.write(TxnResponseSchema, r);
+  }
+
+  override alarm(r: AlarmResponse): void {
+    this.write(AlarmResponseSchema, r);
   }
 
   override memberList(r: MemberListResponse): void {

@@ -4,12 +4,14 @@
  * member and endpoint listings.
  */
 
-import type {
-  DeleteRangeResponse,
-  MemberListResponse,
-  PutResponse,
-  RangeResponse,
-  TxnResponse,
+import {
+  type AlarmResponse,
+  AlarmType,
+  type DeleteRangeResponse,
+  type MemberListResponse,
+  type PutResponse,
+  type RangeResponse,
+  type TxnResponse,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import type { KeyValue } from "../../gen/mvccpb/kv_pb.ts";
 import {
@@ -84,6 +86,13 @@ export class SimplePrinter implements Printer {
         default:
           this.out.stdout(`unexpected response ${JSON.stringify(op.response.case ?? null)}\n`);
       }
+    }
+  }
+
+  alarm(r: AlarmResponse): void {
+    // Go's %+v of an AlarmMember is its proto text form.
+    for (const a of r.alarms) {
+      this.out.stdout(`memberID:${a.memberID} alarm:${AlarmType[a.alarm]} \n`);
     }
   }
 
