@@ -67,6 +67,8 @@ export interface NodeConfig {
   snapshotCount: number;
   maxTxnOps: number;
   maxRequestBytes: number;
+  /** WAL segment size; tests set it small to exercise segment release. */
+  walSegmentBytes?: number;
 }
 
 /** Proposals waiting for the WAL at most; past it writers get `etcdserver: too many requests`. */
@@ -181,7 +183,12 @@ export class EtcdNode {
     const mvcc = state ? MvccStore.decodeSnapshot(state.mvcc) : new MvccStore();
     const snapshotIndex = snapshot?.index ?? 0;
     let term = snapshot?.term ?? 0;
-    const recovery = await Wal.open(disk, `${memberDir}/wal`, snapshotIndex);
+    const recovery = await Wal.open(
+      disk,
+      `${memberDir}/wal`,
+      snapshotIndex,
+      config.walSegmentBytes,
+    );
     if (recovery.truncatedTail !== null) {
       logger.warn("wal/wal.go:206", "cut a torn record off the WAL tail", {
         detail: recovery.truncatedTail,
@@ -490,7 +497,9 @@ export class EtcdNode {
       create(NodeSnapshotSchema, { mvcc: this.#mvcc.encodeSnapshot(), alarms: this.#alarms }),
     );
     await this.#snapshotter.save({ index, term: this.#term, data });
-    await this.#wal.releaseTo(index);
+    // Keep the log back to the previous snapshot: if this newest one is ever unreadable, recovery
+    // falls back to the previous snapshot and still finds every entry after it.
+    await this.#wal.releaseTo(this.#snapshotIndex);
     this.#snapshotIndex = index;
     this.#logger.info("etcdserver/server.go:2381", "saved snapshot", { "snapshot-index": index });
   }

@@ -204,3 +204,25 @@ Deno.test("alarms go through the log; NOSPACE refuses puts until disarmed, acros
   const ok = await again.put(put("a", "2"));
   assertEquals(ok.header!.revision, BigInt(again.revision));
 });
+
+Deno.test("a corrupt newest snapshot falls back to the previous one and loses nothing", async () => {
+  const disk = new MemoryDisk();
+  const cfg = config({ snapshotCount: 3, walSegmentBytes: 1 });
+  const node = await EtcdNode.open(cfg, disk, silentLogger);
+  for (let i = 0; i < 12; i++) await node.put(put(`k${i}`, `v${i}`));
+  await node.stop();
+  const segments = await disk.list("data/member/wal");
+  assert(
+    !segments.some((s) => s.endsWith("0000000000000001.wal")),
+    `nothing released: ${segments}`,
+  );
+  const snaps = await disk.list("data/member/snap");
+  assert(snaps.length >= 2, `expected several snapshots, got ${snaps}`);
+  const newest = snaps.sort().at(-1)!;
+  disk.corrupt(`data/member/snap/${newest}`, 40, enc.encode("garbage"));
+  const again = await EtcdNode.open(cfg, disk, silentLogger);
+  assertEquals(again.revision, 13);
+  for (let i = 0; i < 12; i++) {
+    assertEquals(dec.decode(again.range(get(`k${i}`)).kvs[0].value), `v${i}`);
+  }
+});
