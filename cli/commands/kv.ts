@@ -161,6 +161,55 @@ export function newGetCommand(
   return cmd;
 }
 
+/** --prefix and --from-key, refused together as etcdctl refuses them. */
+function prefixOrFromKey(session: Session, cmd: Command): { prefix: boolean; fromKey: boolean } {
+  const fs = cmd.flags();
+  const prefix = fs.getBool("prefix");
+  const fromKey = fs.getBool("from-key");
+  if (prefix && fromKey) {
+    session.exitWithError(
+      ExitCode.BadArgs,
+      "`--prefix` and `--from-key` cannot be set at the same time, choose one",
+    );
+  }
+  return { prefix, fromKey };
+}
+
+/** The optional range_end argument, refused when --prefix or --from-key decides the range. */
+function setRangeEndArg(
+  session: Session,
+  req: { rangeEnd: Uint8Array },
+  args: string[],
+  rangeFromFlags: boolean,
+): void {
+  if (args.length <= 1) return;
+  if (rangeFromFlags) {
+    session.exitWithError(
+      ExitCode.BadArgs,
+      "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
+    );
+  }
+  req.rangeEnd = bytes(args[1]);
+}
+
+/** clientv3.WithPrefix: every key starting with key (all keys for an empty one). */
+function applyPrefix(req: { key: Uint8Array; rangeEnd: Uint8Array }, prefix: boolean): void {
+  if (!prefix) return;
+  if (req.key.length === 0) {
+    req.key = new Uint8Array([0]);
+    req.rangeEnd = new Uint8Array([0]);
+  } else {
+    req.rangeEnd = prefixRangeEnd(req.key);
+  }
+}
+
+/** clientv3.WithFromKey: every key >= key (all keys for an empty one). */
+function applyFromKey(req: { key: Uint8Array; rangeEnd: Uint8Array }, fromKey: boolean): void {
+  if (!fromKey) return;
+  if (req.key.length === 0) req.key = new Uint8Array([0]);
+  req.rangeEnd = new Uint8Array([0]);
+}
+
 /** getGetOp: the RangeRequest for `get` flags and args. */
 export function getOp(session: Session, cmd: Command, args: string[]): RangeRequest {
   const fs = cmd.flags();
@@ -170,14 +219,7 @@ export function getOp(session: Session, cmd: Command, args: string[]): RangeRequ
       "get command needs one argument as key and an optional argument as range_end",
     );
   }
-  const prefix = fs.getBool("prefix");
-  const fromKey = fs.getBool("from-key");
-  if (prefix && fromKey) {
-    session.exitWithError(
-      ExitCode.BadArgs,
-      "`--prefix` and `--from-key` cannot be set at the same time, choose one",
-    );
-  }
+  const { prefix, fromKey } = prefixOrFromKey(session, cmd);
   const req = create(RangeRequestSchema, {});
   const consistency = fs.getString("consistency");
   if (consistency === "s") req.serializable = true;
@@ -185,15 +227,7 @@ export function getOp(session: Session, cmd: Command, args: string[]): RangeRequ
     session.exitWithError(ExitCode.BadFeature, `unknown consistency flag ${goQuote(consistency)}`);
   }
   req.key = bytes(args[0]);
-  if (args.length > 1) {
-    if (prefix || fromKey) {
-      session.exitWithError(
-        ExitCode.BadArgs,
-        "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
-      );
-    }
-    req.rangeEnd = bytes(args[1]);
-  }
+  setRangeEndArg(session, req, args, prefix || fromKey);
   req.limit = fs.getInt64("limit");
   const rev = fs.getInt64("rev");
   if (rev > 0n) req.revision = rev;
@@ -242,18 +276,8 @@ export function getOp(session: Session, cmd: Command, args: string[]): RangeRequ
   req.sortOrder = order;
   req.sortTarget = target;
 
-  if (prefix) {
-    if (req.key.length === 0) {
-      req.key = new Uint8Array([0]);
-      req.rangeEnd = new Uint8Array([0]);
-    } else {
-      req.rangeEnd = prefixRangeEnd(req.key);
-    }
-  }
-  if (fromKey) {
-    if (req.key.length === 0) req.key = new Uint8Array([0]);
-    req.rangeEnd = new Uint8Array([0]);
-  }
+  applyPrefix(req, prefix);
+  applyFromKey(req, fromKey);
   if (fs.getBool("keys-only")) req.keysOnly = true;
   return req;
 }
@@ -287,37 +311,12 @@ export function delOp(session: Session, cmd: Command, args: string[]): DeleteRan
       "del command needs one argument as key and an optional argument as range_end",
     );
   }
-  const prefix = fs.getBool("prefix");
-  const fromKey = fs.getBool("from-key");
-  if (prefix && fromKey) {
-    session.exitWithError(
-      ExitCode.BadArgs,
-      "`--prefix` and `--from-key` cannot be set at the same time, choose one",
-    );
-  }
+  const { prefix, fromKey } = prefixOrFromKey(session, cmd);
   const req = create(DeleteRangeRequestSchema, { key: bytes(args[0]) });
-  if (args.length > 1) {
-    if (prefix || fromKey) {
-      session.exitWithError(
-        ExitCode.BadArgs,
-        "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
-      );
-    }
-    req.rangeEnd = bytes(args[1]);
-  }
-  if (prefix) {
-    if (req.key.length === 0) {
-      req.key = new Uint8Array([0]);
-      req.rangeEnd = new Uint8Array([0]);
-    } else {
-      req.rangeEnd = prefixRangeEnd(req.key);
-    }
-  }
+  setRangeEndArg(session, req, args, prefix || fromKey);
+  applyPrefix(req, prefix);
   if (fs.getBool("prev-kv")) req.prevKv = true;
-  if (fromKey) {
-    if (req.key.length === 0) req.key = new Uint8Array([0]);
-    req.rangeEnd = new Uint8Array([0]);
-  }
+  applyFromKey(req, fromKey);
   return req;
 }
 
