@@ -59,7 +59,11 @@ function freePort(): number {
 class Etcd {
   private proc?: Deno.ChildProcess;
   private dir?: string;
-  constructor(readonly clientPort: number, readonly peerPort: number) {}
+  constructor(
+    readonly clientPort: number,
+    readonly peerPort: number,
+    readonly extraArgs: string[] = [],
+  ) {}
 
   get endpoint(): string {
     return `127.0.0.1:${this.clientPort}`;
@@ -87,6 +91,7 @@ class Etcd {
         `cmp=${peer}`,
         "--initial-cluster-token",
         "detcdctl-cmp",
+        ...this.extraArgs,
       ],
       stdout: "null",
       stderr: "null",
@@ -210,13 +215,17 @@ function tableNormalise(s: string): string {
   ).join("\n");
 }
 
-async function runScenario(name: string, steps: Step[]): Promise<string[]> {
+async function runScenario(
+  name: string,
+  steps: Step[],
+  etcdArgs: string[] = [],
+): Promise<string[]> {
   const results: Record<"etcdctl" | "detcdctl", Outcome[]> = { etcdctl: [], detcdctl: [] };
   // The same ports for both runs: member IDs derive from peer URLs, and URLs are printed.
   const clientPort = freePort();
   const peerPort = freePort();
   for (const which of ["etcdctl", "detcdctl"] as const) {
-    const etcd = new Etcd(clientPort, peerPort);
+    const etcd = new Etcd(clientPort, peerPort, etcdArgs);
     await etcd.start();
     try {
       for (const step of steps) results[which].push(await runStep(which, step, etcd));
@@ -524,16 +533,31 @@ const help: Step[] = [
   s("watch", "--help"),
 ];
 
-const scenarios: [string, Step[]][] = [
+/** A raised NOSPACE alarm (a tiny backend quota) as every alarm and status printer shows it. */
+const alarms: Step[] = [
+  { args: ["put", "big"], stdin: "x".repeat(20000) },
+  s("put", "small", "v"),
+  s("alarm", "list"),
+  s("alarm", "list", "-w", "json"),
+  s("alarm", "list", "-w", "protobuf"),
+  s("endpoint", "status", "-w", "json"),
+  s("endpoint", "status", "-w", "fields"),
+  s("del", "big"),
+  s("alarm", "disarm"),
+  s("alarm", "list"),
+];
+
+const scenarios: [string, Step[], string[]?][] = [
   ["guide-kv", guideKv],
   ["formats", formats],
   ["errors", errors],
   ["txn", txn],
   ["flags-env", flagsEnv],
   ["help", help],
+  ["alarms", alarms, ["--quota-backend-bytes=40000"]],
 ];
 
-for (const [name, steps] of scenarios) {
+for (const [name, steps, etcdArgs] of scenarios) {
   Deno.test({
     name: `detcdctl matches etcdctl 3.4.23 byte for byte: ${name}`,
     ignore: missing.length > 0 && !requireReference,
@@ -541,7 +565,7 @@ for (const [name, steps] of scenarios) {
     sanitizeOps: false,
     async fn() {
       assert.deepEqual(missing, [], `reference binaries missing: ${missing.join(", ")}`);
-      const diffs = await runScenario(name, steps);
+      const diffs = await runScenario(name, steps, etcdArgs);
       assert.equal(diffs.length, 0, `${diffs.length} differences:\n${diffs.join("\n")}`);
     },
   });
