@@ -12,6 +12,10 @@ export {
   Wal,
   WalCorruptError,
   walEntry,
+  walHardState,
+  type WalRecord,
+  WalRecordKind,
   type WalRecovery,
+  walSnapshotMarker,
 } from "./wal.ts";
 export { decodeSnapshot, encodeSnapshot, type Snapshot, Snapshotter } from "./snapshot.ts";

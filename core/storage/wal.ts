@@ -1,5 +1,3 @@
-import { create, fromBinary } from "@bufbuild/protobuf";
-import { type WalEntry, WalEntrySchema } from "../../gen/detcdpb/internal_pb.ts";
 import { assert } from "../assert.ts";
 import { crc32c } from "./crc32c.ts";
 import type { AppendFile, Disk } from "./disk.ts";
@@ -61,17 +59,87 @@ function putVarint(out: Uint8Array, offset: number, n: number): number {
   return offset;
 }
 
+/** What a WAL record is: a log entry, Raft's hard state, or a snapshot marker. */
+export enum WalRecordKind {
+  Entry = 0,
+  /** term, vote, commit: Raft's HardState. */
+  HardState = 1,
+  /** The log restarts after (index, term): a snapshot received from the leader replaced it. */
+  Snapshot = 2,
+}
+
 /**
- * WalEntry's protobuf encoding, written directly: it is on every write's path, and protobuf-es's
- * reflective toBinary costs several times more. Byte-identical to toBinary (tested).
+ * One WAL record, as plain numbers (the proto's WalEntry shape without bigint indexes, which cost
+ * on the hot path). Indexes and terms stay far below 2^53.
  */
-export function encodeWalEntry(entry: WalEntry): Uint8Array {
-  const index = Number(entry.index);
-  const term = Number(entry.term);
-  const data = entry.data;
+export interface WalRecord {
+  kind: WalRecordKind;
+  index: number;
+  term: number;
+  /** Raft entry type (0 normal, 1 conf change). */
+  type: number;
+  data: Uint8Array;
+  vote: bigint;
+  commit: number;
+}
+
+const emptyBytes = new Uint8Array(0);
+
+/** A log entry record. */
+export function walEntry(index: number, term: number, data: Uint8Array, type = 0): WalRecord {
+  return { kind: WalRecordKind.Entry, index, term, type, data, vote: 0n, commit: 0 };
+}
+
+/** A hard-state record. */
+export function walHardState(term: number, vote: bigint, commit: number): WalRecord {
+  return { kind: WalRecordKind.HardState, index: 0, term, type: 0, data: emptyBytes, vote, commit };
+}
+
+/** A snapshot marker record. */
+export function walSnapshotMarker(index: number, term: number): WalRecord {
+  return {
+    kind: WalRecordKind.Snapshot,
+    index,
+    term,
+    type: 0,
+    data: emptyBytes,
+    vote: 0n,
+    commit: 0,
+  };
+}
+
+function uvarint64Bytes(n: bigint): number {
+  let bytes = 1;
+  while (n >= 0x80n) {
+    n >>= 7n;
+    bytes++;
+  }
+  return bytes;
+}
+
+function putUvarint64(out: Uint8Array, offset: number, n: bigint): number {
+  while (n >= 0x80n) {
+    out[offset++] = Number(n & 0x7fn) | 0x80;
+    n >>= 7n;
+  }
+  out[offset++] = Number(n);
+  return offset;
+}
+
+/**
+ * The record's protobuf encoding (detcdpb.WalEntry), written directly: it is on every write's
+ * path, and protobuf-es's reflective toBinary costs several times more. Byte-identical to
+ * toBinary (tested).
+ */
+export function encodeWalEntry(r: WalRecord): Uint8Array {
+  const { index, term, data, type, kind, vote, commit } = r;
   const size = (index === 0 ? 0 : 1 + varintBytes(index)) +
     (term === 0 ? 0 : 1 + varintBytes(term)) +
-    (data.length === 0 ? 0 : 1 + varintBytes(data.length) + data.length);
+    (data.length === 0 ? 0 : 1 + varintBytes(data.length) + data.length) +
+    (type === 0 ? 0 : 1 + varintBytes(type)) +
+    (kind === 0 ? 0 : 1 + varintBytes(kind)) +
+    (vote === 0n ? 0 : 1 + uvarint64Bytes(vote)) +
+    (commit === 0 ? 0 : 1 + varintBytes(commit));
   const out = new Uint8Array(size);
   let o = 0;
   if (index !== 0) {
@@ -86,12 +154,99 @@ export function encodeWalEntry(entry: WalEntry): Uint8Array {
     out[o++] = 0x1a;
     o = putVarint(out, o, data.length);
     out.set(data, o);
+    o += data.length;
+  }
+  if (type !== 0) {
+    out[o++] = 0x20;
+    o = putVarint(out, o, type);
+  }
+  if (kind !== 0) {
+    out[o++] = 0x28;
+    o = putVarint(out, o, kind);
+  }
+  if (vote !== 0n) {
+    out[o++] = 0x30;
+    o = putUvarint64(out, o, vote);
+  }
+  if (commit !== 0) {
+    out[o++] = 0x38;
+    o = putVarint(out, o, commit);
   }
   return out;
 }
 
+/** Decodes detcdpb.WalEntry; throws on anything malformed (never reads past the record). */
+export function decodeWalEntry(b: Uint8Array): WalRecord {
+  const r: WalRecord = {
+    kind: WalRecordKind.Entry,
+    index: 0,
+    term: 0,
+    type: 0,
+    data: emptyBytes,
+    vote: 0n,
+    commit: 0,
+  };
+  let o = 0;
+  const readVarint = (): bigint => {
+    let result = 0n;
+    let shift = 0n;
+    for (;;) {
+      if (o >= b.length) throw new Error("truncated varint");
+      const byte = b[o++];
+      result |= BigInt(byte & 0x7f) << shift;
+      if ((byte & 0x80) === 0) break;
+      shift += 7n;
+      if (shift > 63n) throw new Error("varint too long");
+    }
+    return result;
+  };
+  const readNumber = (): number => {
+    const v = readVarint();
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error("value out of range");
+    return Number(v);
+  };
+  while (o < b.length) {
+    const tag = readNumber();
+    const field = Math.floor(tag / 8);
+    const wire = tag % 8;
+    if (wire === 0) {
+      switch (field) {
+        case 1:
+          r.index = readNumber();
+          break;
+        case 2:
+          r.term = readNumber();
+          break;
+        case 4:
+          r.type = readNumber();
+          break;
+        case 5:
+          r.kind = readNumber();
+          break;
+        case 6:
+          r.vote = readVarint();
+          break;
+        case 7:
+          r.commit = readNumber();
+          break;
+        default:
+          readVarint();
+      }
+    } else if (wire === 2) {
+      const length = readNumber();
+      if (o + length > b.length) throw new Error("truncated field");
+      if (field === 3) r.data = b.subarray(o, o + length);
+      o += length;
+    } else {
+      throw new Error(`unexpected wire type ${wire}`);
+    }
+  }
+  if (r.kind > WalRecordKind.Snapshot) throw new Error(`unknown record kind ${r.kind}`);
+  return r;
+}
+
 /** Encodes entries as framed records in one buffer, so a batch costs one write and one sync. */
-export function encodeRecords(entries: WalEntry[]): Uint8Array {
+export function encodeRecords(entries: WalRecord[]): Uint8Array {
   const payloads = entries.map(encodeWalEntry);
   let size = 0;
   for (const p of payloads) size += recordHeaderBytes + p.length;
@@ -110,7 +265,7 @@ export function encodeRecords(entries: WalEntry[]): Uint8Array {
 
 /** Result of scanning one segment's bytes. */
 export interface DecodeResult {
-  entries: WalEntry[];
+  entries: WalRecord[];
   /** Bytes that hold whole, valid records; anything after is a torn tail. */
   validBytes: number;
   /** Why decoding stopped early, or null when the whole buffer was valid. */
@@ -123,7 +278,7 @@ export interface DecodeResult {
  */
 export function decodeRecords(data: Uint8Array): DecodeResult {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const entries: WalEntry[] = [];
+  const entries: WalRecord[] = [];
   let offset = 0;
   while (offset < data.length) {
     if (data.length - offset < recordHeaderBytes) {
@@ -154,9 +309,9 @@ export function decodeRecords(data: Uint8Array): DecodeResult {
     if (length === 0 && checksum === 0) {
       return { entries, validBytes: offset, tornReason: "zeroed tail" };
     }
-    let entry: WalEntry;
+    let entry: WalRecord;
     try {
-      entry = fromBinary(WalEntrySchema, payload);
+      entry = decodeWalEntry(payload);
     } catch (e) {
       throw new WalCorruptError(`undecodable record at offset ${offset}: ${e}`);
     }
@@ -190,15 +345,20 @@ function isZero(data: Uint8Array, from: number): boolean {
 /** What `Wal.open` found on disk. */
 export interface WalRecovery {
   wal: Wal;
-  /** Entries with index > afterIndex, in order. */
-  entries: WalEntry[];
+  /** The log after `afterIndex`, in order, with overwritten tails already resolved. */
+  entries: WalRecord[];
+  /** The last hard state written, or null when none was. */
+  hardState: WalRecord | null;
   /** Set when a torn tail was cut off (a crash interrupted the last write). */
   truncatedTail: string | null;
 }
 
 /**
- * The write-ahead log: entries appended in index order, durable once `append` resolves.
- * Segmented so that everything covered by a snapshot can be dropped.
+ * The write-ahead log: Raft's log entries, hard state and snapshot markers, durable once `append`
+ * resolves with `sync`. An append may start at or below the last index: a follower whose
+ * uncommitted tail conflicts with the leader's log overwrites it, and recovery keeps the newest
+ * version of each index. Segmented so that everything covered by a snapshot can be dropped; each
+ * new segment starts with the current hard state so that releasing old segments never loses it.
  */
 export class Wal {
   #disk: Disk;
@@ -208,6 +368,7 @@ export class Wal {
   #fileBytes = 0;
   #lastIndex: number;
   #segmentBytes: number;
+  #hardState: WalRecord | null;
 
   private constructor(
     disk: Disk,
@@ -215,17 +376,19 @@ export class Wal {
     segments: Segment[],
     lastIndex: number,
     segmentBytes: number,
+    hardState: WalRecord | null,
   ) {
     this.#disk = disk;
     this.#dir = dir;
     this.#segments = segments;
     this.#lastIndex = lastIndex;
     this.#segmentBytes = segmentBytes;
+    this.#hardState = hardState;
   }
 
   /**
-   * Opens (or creates) the WAL in `dir`, returns the entries after `afterIndex` (the snapshot's
-   * index), and cuts a torn tail off the last segment.
+   * Opens (or creates) the WAL in `dir`, returns the log after `afterIndex` (the snapshot's
+   * index) and the last hard state, and cuts a torn tail off the last segment.
    */
   static async open(
     disk: Disk,
@@ -237,9 +400,11 @@ export class Wal {
     const segments = (await disk.list(dir)).map(parseSegmentName).filter((s): s is Segment =>
       s !== null
     ).sort((a, b) => a.sequence - b.sequence);
-    const entries: WalEntry[] = [];
+    let entries: WalRecord[] = [];
+    let hardState: WalRecord | null = null;
     let truncatedTail: string | null = null;
-    let lastIndex = afterIndex;
+    // Index of the last entry of the log as the records so far describe it.
+    let last = -1;
     for (let i = 0; i < segments.length; i++) {
       const seg = segments[i];
       const path = `${dir}/${seg.name}`;
@@ -252,18 +417,44 @@ export class Wal {
         truncatedTail = `${seg.name}: ${result.tornReason} at offset ${result.validBytes}`;
         await disk.truncate(path, result.validBytes);
       }
-      for (const e of result.entries) {
-        const index = Number(e.index);
-        if (index <= afterIndex) continue;
-        if (index !== lastIndex + 1) {
-          throw new WalCorruptError(`${seg.name}: entry ${index} follows ${lastIndex}`);
+      for (const r of result.entries) {
+        if (r.kind === WalRecordKind.HardState) {
+          hardState = r;
+          continue;
         }
-        entries.push(e);
-        lastIndex = index;
+        if (r.kind === WalRecordKind.Snapshot) {
+          if (r.index > afterIndex) {
+            throw new WalCorruptError(
+              `${seg.name}: the log restarts at snapshot ${r.index}, newer than the snapshot ` +
+                `loaded (${afterIndex}); its snapshot file is missing or unreadable`,
+            );
+          }
+          entries = [];
+          last = r.index;
+          continue;
+        }
+        const index = r.index;
+        if (last === -1) {
+          if (index > afterIndex + 1) {
+            throw new WalCorruptError(
+              `${seg.name}: log starts at ${index} but the snapshot ends at ${afterIndex}`,
+            );
+          }
+        } else if (index > last + 1) {
+          throw new WalCorruptError(`${seg.name}: entry ${index} follows ${last}`);
+        }
+        if (index <= last && entries.length > 0 && index <= entries[entries.length - 1].index) {
+          // An overwritten tail: keep the log before this index only.
+          const keep = index - Number(entries[0].index);
+          entries.length = Math.max(0, keep);
+        }
+        last = index;
+        if (index > afterIndex) entries.push(r);
       }
     }
-    const wal = new Wal(disk, dir, segments, lastIndex, segmentBytes);
-    return { wal, entries, truncatedTail };
+    const lastIndex = Math.max(last, afterIndex);
+    const wal = new Wal(disk, dir, segments, lastIndex, segmentBytes, hardState);
+    return { wal, entries, hardState, truncatedTail };
   }
 
   /** Index of the last entry appended (or recovered). */
@@ -271,21 +462,49 @@ export class Wal {
     return this.#lastIndex;
   }
 
-  /** Appends entries (consecutive indexes following lastIndex) and syncs once. */
-  async append(entries: WalEntry[]): Promise<void> {
-    if (entries.length === 0) return;
-    assert(
-      Number(entries[0].index) === this.#lastIndex + 1,
-      `wal append of ${entries[0].index} after ${this.#lastIndex}`,
-    );
-    const data = encodeRecords(entries);
+  /**
+   * Appends records: entries continue the log or overwrite its tail (never leave a gap). With
+   * `sync` the call resolves once everything written so far is durable.
+   */
+  async append(records: WalRecord[], sync = true): Promise<void> {
+    if (records.length === 0) return;
+    let last = this.#lastIndex;
+    let firstIndex = 0;
+    for (const r of records) {
+      if (r.kind === WalRecordKind.Entry) {
+        assert(r.index <= last + 1, `wal append of ${r.index} after ${last}`);
+        if (firstIndex === 0) firstIndex = r.index;
+        last = r.index;
+      } else if (r.kind === WalRecordKind.Snapshot) {
+        last = r.index;
+      }
+    }
+    let data = encodeRecords(records);
     if (this.#file === null || this.#fileBytes + data.length > this.#segmentBytes) {
-      await this.#roll(Number(entries[0].index));
+      await this.#roll(firstIndex === 0 ? last + 1 : Math.min(firstIndex, this.#lastIndex + 1));
+      if (this.#hardState !== null) {
+        const withState = encodeRecords([this.#hardState]);
+        const joined = new Uint8Array(withState.length + data.length);
+        joined.set(withState, 0);
+        joined.set(data, withState.length);
+        data = joined;
+      }
     }
     await this.#file!.write(data);
-    await this.#file!.sync();
+    if (sync) await this.#file!.sync();
     this.#fileBytes += data.length;
-    this.#lastIndex = Number(entries[entries.length - 1].index);
+    this.#lastIndex = last;
+    for (let i = records.length - 1; i >= 0; i--) {
+      if (records[i].kind === WalRecordKind.HardState) {
+        this.#hardState = records[i];
+        break;
+      }
+    }
+  }
+
+  /** Makes everything appended so far durable. */
+  async sync(): Promise<void> {
+    if (this.#file !== null) await this.#file.sync();
   }
 
   /**
@@ -331,9 +550,4 @@ export class Wal {
     this.#segments.push(seg);
     await this.#disk.syncDir(this.#dir);
   }
-}
-
-/** Convenience for building entries. */
-export function walEntry(index: number, term: number, data: Uint8Array): WalEntry {
-  return create(WalEntrySchema, { index: BigInt(index), term: BigInt(term), data });
 }

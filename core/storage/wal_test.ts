@@ -1,14 +1,18 @@
 import { assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
 import { MemoryDisk } from "./memory_disk.ts";
-import { toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { WalEntrySchema } from "../../gen/detcdpb/internal_pb.ts";
 import {
   decodeRecords,
+  decodeWalEntry,
   encodeRecords,
   encodeWalEntry,
   Wal,
   WalCorruptError,
   walEntry,
+  walHardState,
+  WalRecordKind,
+  walSnapshotMarker,
 } from "./wal.ts";
 
 const enc = new TextEncoder();
@@ -121,16 +125,89 @@ Deno.test("wal treats a half-written last batch on a preallocated segment as tor
 });
 
 Deno.test("the hand-written WalEntry encoding is byte-identical to protobuf-es", () => {
-  const cases: [number, number, number][] = [
-    [0, 0, 0],
-    [1, 1, 0],
-    [127, 128, 1],
-    [16384, 2, 300],
-    [2 ** 35 + 7, 2 ** 31, 70000],
-    [Number.MAX_SAFE_INTEGER, 3, 5],
+  const cases: [number, number, number, number, number, bigint, number][] = [
+    [0, 0, 0, 0, 0, 0n, 0],
+    [1, 1, 0, 1, 0, 0n, 0],
+    [127, 128, 1, 0, 0, 0n, 0],
+    [16384, 2, 300, 0, 0, 0n, 0],
+    [2 ** 35 + 7, 2 ** 31, 70000, 1, 0, 0n, 0],
+    [Number.MAX_SAFE_INTEGER, 3, 5, 0, 0, 0n, 0],
+    [0, 9, 0, 0, 1, 0xffffffffffffffffn, 12345],
+    [77, 5, 0, 0, 2, 0n, 0],
   ];
-  for (const [index, term, size] of cases) {
-    const e = walEntry(index, term, new Uint8Array(size).fill(9));
-    assertEquals(encodeWalEntry(e), toBinary(WalEntrySchema, e), `${index}/${term}/${size}`);
+  for (const [index, term, size, type, kind, vote, commit] of cases) {
+    const r = { kind, index, term, type, data: new Uint8Array(size).fill(9), vote, commit };
+    const proto = create(WalEntrySchema, {
+      index: BigInt(index),
+      term: BigInt(term),
+      data: r.data,
+      type,
+      kind,
+      vote,
+      commit: BigInt(commit),
+    });
+    const label = `${index}/${term}/${size}/${kind}`;
+    assertEquals(encodeWalEntry(r), toBinary(WalEntrySchema, proto), label);
+    assertEquals(decodeWalEntry(encodeWalEntry(r)), r, label);
+    assertEquals(fromBinary(WalEntrySchema, encodeWalEntry(r)), proto, label);
   }
+});
+
+Deno.test("wal recovery keeps the newest version of an overwritten tail", async () => {
+  const disk = new MemoryDisk();
+  const { wal } = await Wal.open(disk, "w", 0);
+  await wal.append(entries(1, 5, 2));
+  // A new leader's log disagrees from index 4 on: the follower overwrites 4 and 5 with term 3.
+  await wal.append(entries(4, 1, 3));
+  assertEquals(wal.lastIndex, 4);
+  await wal.append(entries(5, 2, 3));
+  const again = await Wal.open(disk, "w", 0);
+  assertEquals(again.entries.map((e) => [e.index, e.term]), [
+    [1, 2],
+    [2, 2],
+    [3, 2],
+    [4, 3],
+    [5, 3],
+    [6, 3],
+  ]);
+  assertEquals(again.wal.lastIndex, 6);
+});
+
+Deno.test("wal refuses a gap in the log", async () => {
+  const disk = new MemoryDisk();
+  const { wal } = await Wal.open(disk, "w", 0);
+  await wal.append(entries(1, 2));
+  await assertRejects(() => wal.append(entries(4, 1)));
+});
+
+Deno.test("wal returns the last hard state, also after old segments are released", async () => {
+  const disk = new MemoryDisk();
+  const { wal } = await Wal.open(disk, "w", 0, 128);
+  await wal.append([walHardState(2, 7n, 0), ...entries(1, 2)]);
+  for (let i = 3; i <= 12; i++) await wal.append([...entries(i, 1), walHardState(2, 7n, i - 1)]);
+  // Without sync: durable only with the next synced append or sync().
+  await wal.append([walHardState(3, 0n, 11)], false);
+  await wal.sync();
+  await wal.releaseTo(10);
+  const again = await Wal.open(disk, "w", 10, 128);
+  assertEquals(again.hardState?.kind, WalRecordKind.HardState);
+  assertEquals([again.hardState?.term, again.hardState?.vote, again.hardState?.commit], [
+    3,
+    0n,
+    11,
+  ]);
+  assertEquals(again.entries.map((e) => e.index), [11, 12]);
+});
+
+Deno.test("a snapshot marker restarts the log after the snapshot", async () => {
+  const disk = new MemoryDisk();
+  const { wal } = await Wal.open(disk, "w", 0);
+  await wal.append(entries(1, 4));
+  await wal.append([walSnapshotMarker(20, 5)]);
+  assertEquals(wal.lastIndex, 20);
+  await wal.append(entries(21, 2, 5));
+  const again = await Wal.open(disk, "w", 20);
+  assertEquals(again.entries.map((e) => e.index), [21, 22]);
+  // Without the snapshot file the marker cannot be honoured: refuse instead of losing 5..20.
+  await assertRejects(() => Wal.open(disk, "w", 4), WalCorruptError);
 });

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file detcdpb/internal.proto.
  */
 export const file_detcdpb_internal: GenFile = /*@__PURE__*/
-  fileDesc("ChZkZXRjZHBiL2ludGVybmFsLnByb3RvEgdkZXRjZHBiIpgCCg9JbnRlcm5hbFJlcXVlc3QSCgoCaWQYASABKAQSJwoDcHV0GAIgASgLMhguZXRjZHNlcnZlcnBiLlB1dFJlcXVlc3RIABI4CgxkZWxldGVfcmFuZ2UYAyABKAsyIC5ldGNkc2VydmVycGIuRGVsZXRlUmFuZ2VSZXF1ZXN0SAASJwoDdHhuGAQgASgLMhguZXRjZHNlcnZlcnBiLlR4blJlcXVlc3RIABI1Cgpjb21wYWN0aW9uGAUgASgLMh8uZXRjZHNlcnZlcnBiLkNvbXBhY3Rpb25SZXF1ZXN0SAASKwoFYWxhcm0YBiABKAsyGi5ldGNkc2VydmVycGIuQWxhcm1SZXF1ZXN0SABCCQoHcmVxdWVzdCJHCgxOb2RlU25hcHNob3QSDAoEbXZjYxgBIAEoDBIpCgZhbGFybXMYAiADKAsyGS5ldGNkc2VydmVycGIuQWxhcm1NZW1iZXIiNQoIV2FsRW50cnkSDQoFaW5kZXgYASABKAQSDAoEdGVybRgCIAEoBBIMCgRkYXRhGAMgASgMIm0KCk1lbWJlck1ldGESEgoKY2x1c3Rlcl9pZBgBIAEoBBIRCgltZW1iZXJfaWQYAiABKAQSDAoEbmFtZRgDIAEoCRIRCglwZWVyX3VybHMYBCADKAkSFwoPaW5pdGlhbF9jbHVzdGVyGAUgASgJYgZwcm90bzM", [file_etcdserverpb_rpc]);
+  fileDesc("ChZkZXRjZHBiL2ludGVybmFsLnByb3RvEgdkZXRjZHBiIoQDCg9JbnRlcm5hbFJlcXVlc3QSCgoCaWQYASABKAQSJwoDcHV0GAIgASgLMhguZXRjZHNlcnZlcnBiLlB1dFJlcXVlc3RIABI4CgxkZWxldGVfcmFuZ2UYAyABKAsyIC5ldGNkc2VydmVycGIuRGVsZXRlUmFuZ2VSZXF1ZXN0SAASJwoDdHhuGAQgASgLMhguZXRjZHNlcnZlcnBiLlR4blJlcXVlc3RIABI1Cgpjb21wYWN0aW9uGAUgASgLMh8uZXRjZHNlcnZlcnBiLkNvbXBhY3Rpb25SZXF1ZXN0SAASKwoFYWxhcm0YBiABKAsyGi5ldGNkc2VydmVycGIuQWxhcm1SZXF1ZXN0SAASNgoRbWVtYmVyX2F0dHJpYnV0ZXMYByABKAsyGS5kZXRjZHBiLk1lbWJlckF0dHJpYnV0ZXNIABIyCg9jbHVzdGVyX3ZlcnNpb24YCCABKAsyFy5kZXRjZHBiLkNsdXN0ZXJWZXJzaW9uSABCCQoHcmVxdWVzdCJIChBNZW1iZXJBdHRyaWJ1dGVzEhEKCW1lbWJlcl9pZBgBIAEoBBIMCgRuYW1lGAIgASgJEhMKC2NsaWVudF91cmxzGAMgAygJIiEKDkNsdXN0ZXJWZXJzaW9uEg8KB3ZlcnNpb24YASABKAkiZAoMTWVtYmVyUmVjb3JkEgoKAmlkGAEgASgEEgwKBG5hbWUYAiABKAkSEQoJcGVlcl91cmxzGAMgAygJEhMKC2NsaWVudF91cmxzGAQgAygJEhIKCmlzX2xlYXJuZXIYBSABKAgiuwEKDE5vZGVTbmFwc2hvdBIMCgRtdmNjGAEgASgMEikKBmFsYXJtcxgCIAMoCzIZLmV0Y2RzZXJ2ZXJwYi5BbGFybU1lbWJlchImCgdtZW1iZXJzGAMgAygLMhUuZGV0Y2RwYi5NZW1iZXJSZWNvcmQSDwoHcmVtb3ZlZBgEIAMoBBIXCg9jbHVzdGVyX3ZlcnNpb24YBSABKAkSDgoGdm90ZXJzGAYgAygEEhAKCGxlYXJuZXJzGAcgAygEIm8KCFdhbEVudHJ5Eg0KBWluZGV4GAEgASgEEgwKBHRlcm0YAiABKAQSDAoEZGF0YRgDIAEoDBIMCgR0eXBlGAQgASgNEgwKBGtpbmQYBSABKA0SDAoEdm90ZRgGIAEoBBIOCgZjb21taXQYByABKAQibQoKTWVtYmVyTWV0YRISCgpjbHVzdGVyX2lkGAEgASgEEhEKCW1lbWJlcl9pZBgCIAEoBBIMCgRuYW1lGAMgASgJEhEKCXBlZXJfdXJscxgEIAMoCRIXCg9pbml0aWFsX2NsdXN0ZXIYBSABKAliBnByb3RvMw", [file_etcdserverpb_rpc]);
 
 /**
  * A state-changing request as it is proposed, logged and applied. Reads never go through here.
@@ -63,6 +63,22 @@ export type InternalRequest = Message<"detcdpb.InternalRequest"> & {
      */
     value: AlarmRequest;
     case: "alarm";
+  } | {
+    /**
+     * A member publishing its name and client URLs after it starts (etcd's attribute update).
+     *
+     * @generated from field: detcdpb.MemberAttributes member_attributes = 7;
+     */
+    value: MemberAttributes;
+    case: "memberAttributes";
+  } | {
+    /**
+     * The version the whole cluster runs at (set once by the first leader).
+     *
+     * @generated from field: detcdpb.ClusterVersion cluster_version = 8;
+     */
+    value: ClusterVersion;
+    case: "clusterVersion";
   } | { case: undefined; value?: undefined };
 };
 
@@ -72,6 +88,89 @@ export type InternalRequest = Message<"detcdpb.InternalRequest"> & {
  */
 export const InternalRequestSchema: GenMessage<InternalRequest> = /*@__PURE__*/
   messageDesc(file_detcdpb_internal, 0);
+
+/**
+ * @generated from message detcdpb.MemberAttributes
+ */
+export type MemberAttributes = Message<"detcdpb.MemberAttributes"> & {
+  /**
+   * @generated from field: uint64 member_id = 1;
+   */
+  memberId: bigint;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: repeated string client_urls = 3;
+   */
+  clientUrls: string[];
+};
+
+/**
+ * Describes the message detcdpb.MemberAttributes.
+ * Use `create(MemberAttributesSchema)` to create a new message.
+ */
+export const MemberAttributesSchema: GenMessage<MemberAttributes> = /*@__PURE__*/
+  messageDesc(file_detcdpb_internal, 1);
+
+/**
+ * @generated from message detcdpb.ClusterVersion
+ */
+export type ClusterVersion = Message<"detcdpb.ClusterVersion"> & {
+  /**
+   * @generated from field: string version = 1;
+   */
+  version: string;
+};
+
+/**
+ * Describes the message detcdpb.ClusterVersion.
+ * Use `create(ClusterVersionSchema)` to create a new message.
+ */
+export const ClusterVersionSchema: GenMessage<ClusterVersion> = /*@__PURE__*/
+  messageDesc(file_detcdpb_internal, 2);
+
+/**
+ * A member as the replicated membership knows it. Also the context of membership conf changes.
+ *
+ * @generated from message detcdpb.MemberRecord
+ */
+export type MemberRecord = Message<"detcdpb.MemberRecord"> & {
+  /**
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: repeated string peer_urls = 3;
+   */
+  peerUrls: string[];
+
+  /**
+   * @generated from field: repeated string client_urls = 4;
+   */
+  clientUrls: string[];
+
+  /**
+   * @generated from field: bool is_learner = 5;
+   */
+  isLearner: boolean;
+};
+
+/**
+ * Describes the message detcdpb.MemberRecord.
+ * Use `create(MemberRecordSchema)` to create a new message.
+ */
+export const MemberRecordSchema: GenMessage<MemberRecord> = /*@__PURE__*/
+  messageDesc(file_detcdpb_internal, 3);
 
 /**
  * The applied state a snapshot holds: the MVCC store and what the node keeps beside it.
@@ -90,6 +189,35 @@ export type NodeSnapshot = Message<"detcdpb.NodeSnapshot"> & {
    * @generated from field: repeated etcdserverpb.AlarmMember alarms = 2;
    */
   alarms: AlarmMember[];
+
+  /**
+   * Membership (sorted by id) and the IDs removed from the cluster, which may never come back.
+   *
+   * @generated from field: repeated detcdpb.MemberRecord members = 3;
+   */
+  members: MemberRecord[];
+
+  /**
+   * @generated from field: repeated uint64 removed = 4;
+   */
+  removed: bigint[];
+
+  /**
+   * @generated from field: string cluster_version = 5;
+   */
+  clusterVersion: string;
+
+  /**
+   * Raft's view of the membership at the snapshot's index (voters, learners).
+   *
+   * @generated from field: repeated uint64 voters = 6;
+   */
+  voters: bigint[];
+
+  /**
+   * @generated from field: repeated uint64 learners = 7;
+   */
+  learners: bigint[];
 };
 
 /**
@@ -97,10 +225,10 @@ export type NodeSnapshot = Message<"detcdpb.NodeSnapshot"> & {
  * Use `create(NodeSnapshotSchema)` to create a new message.
  */
 export const NodeSnapshotSchema: GenMessage<NodeSnapshot> = /*@__PURE__*/
-  messageDesc(file_detcdpb_internal, 1);
+  messageDesc(file_detcdpb_internal, 4);
 
 /**
- * One log entry as the WAL stores it.
+ * One WAL record. Usually a log entry; `kind` marks the other records the log needs.
  *
  * @generated from message detcdpb.WalEntry
  */
@@ -116,11 +244,36 @@ export type WalEntry = Message<"detcdpb.WalEntry"> & {
   term: bigint;
 
   /**
-   * An encoded InternalRequest (empty for no-op entries).
+   * An encoded InternalRequest (empty for no-op entries), or an encoded raft ConfChange.
    *
    * @generated from field: bytes data = 3;
    */
   data: Uint8Array;
+
+  /**
+   * Raft entry type: 0 normal, 1 conf change.
+   *
+   * @generated from field: uint32 type = 4;
+   */
+  type: number;
+
+  /**
+   * 0: a log entry. 1: raft hard state (term, vote, commit). 2: snapshot marker: the log restarts
+   * after (index, term); entries before it are superseded.
+   *
+   * @generated from field: uint32 kind = 5;
+   */
+  kind: number;
+
+  /**
+   * @generated from field: uint64 vote = 6;
+   */
+  vote: bigint;
+
+  /**
+   * @generated from field: uint64 commit = 7;
+   */
+  commit: bigint;
 };
 
 /**
@@ -128,7 +281,7 @@ export type WalEntry = Message<"detcdpb.WalEntry"> & {
  * Use `create(WalEntrySchema)` to create a new message.
  */
 export const WalEntrySchema: GenMessage<WalEntry> = /*@__PURE__*/
-  messageDesc(file_detcdpb_internal, 2);
+  messageDesc(file_detcdpb_internal, 5);
 
 /**
  * Identity of a data dir, written once when it is created.
@@ -169,5 +322,5 @@ export type MemberMeta = Message<"detcdpb.MemberMeta"> & {
  * Use `create(MemberMetaSchema)` to create a new message.
  */
 export const MemberMetaSchema: GenMessage<MemberMeta> = /*@__PURE__*/
-  messageDesc(file_detcdpb_internal, 3);
+  messageDesc(file_detcdpb_internal, 6);
 
