@@ -35,8 +35,18 @@ import {
   type HashKVResponse,
   KV,
   Maintenance,
+  MemberAddRequestSchema,
+  type MemberAddResponse,
   MemberListRequestSchema,
   type MemberListResponse,
+  MemberPromoteRequestSchema,
+  type MemberPromoteResponse,
+  MemberRemoveRequestSchema,
+  type MemberRemoveResponse,
+  MemberUpdateRequestSchema,
+  type MemberUpdateResponse,
+  MoveLeaderRequestSchema,
+  type MoveLeaderResponse,
   type PutRequest,
   type PutResponse,
   type RangeRequest,
@@ -451,6 +461,72 @@ export class EtcdClient {
       this.pool,
       Cluster.method.memberList,
       create(MemberListRequestSchema, {}),
+      "repeatable",
+      opts,
+    );
+  }
+
+  /**
+   * Cluster.MemberAdd. The peer URLs go to the server as given (clientv3 validates them first;
+   * callers do that with validatePeerURLs). Membership changes are never retried once sent.
+   */
+  memberAdd(
+    peerURLs: string[],
+    isLearner: boolean,
+    opts: RequestOptions = {},
+  ): Promise<MemberAddResponse> {
+    return this.invoke(
+      this.pool,
+      Cluster.method.memberAdd,
+      create(MemberAddRequestSchema, { peerURLs, isLearner }),
+      "nonRepeatable",
+      opts,
+    );
+  }
+
+  /** Cluster.MemberRemove. */
+  memberRemove(id: bigint, opts: RequestOptions = {}): Promise<MemberRemoveResponse> {
+    return this.invoke(
+      this.pool,
+      Cluster.method.memberRemove,
+      create(MemberRemoveRequestSchema, { ID: id }),
+      "nonRepeatable",
+      opts,
+    );
+  }
+
+  /** Cluster.MemberUpdate (peer URLs validated by the caller, as for memberAdd). */
+  memberUpdate(
+    id: bigint,
+    peerURLs: string[],
+    opts: RequestOptions = {},
+  ): Promise<MemberUpdateResponse> {
+    return this.invoke(
+      this.pool,
+      Cluster.method.memberUpdate,
+      create(MemberUpdateRequestSchema, { ID: id, peerURLs }),
+      "nonRepeatable",
+      opts,
+    );
+  }
+
+  /** Cluster.MemberPromote. */
+  memberPromote(id: bigint, opts: RequestOptions = {}): Promise<MemberPromoteResponse> {
+    return this.invoke(
+      this.pool,
+      Cluster.method.memberPromote,
+      create(MemberPromoteRequestSchema, { ID: id }),
+      "nonRepeatable",
+      opts,
+    );
+  }
+
+  /** Maintenance.MoveLeader; only the current leader accepts it. */
+  moveLeader(targetID: bigint, opts: RequestOptions = {}): Promise<MoveLeaderResponse> {
+    return this.invoke(
+      this.pool,
+      Maintenance.method.moveLeader,
+      create(MoveLeaderRequestSchema, { targetID }),
       "repeatable",
       opts,
     );

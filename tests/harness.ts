@@ -12,12 +12,21 @@ import http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import {
+  MemberListRequestSchema,
+  MemberListResponseSchema,
   PutRequestSchema,
   PutResponseSchema,
   RangeRequestSchema,
   RangeResponseSchema,
+  StatusRequestSchema,
+  StatusResponseSchema,
 } from "../gen/etcdserverpb/rpc_pb.ts";
-import type { PutResponse, RangeResponse } from "../gen/etcdserverpb/rpc_pb.ts";
+import type {
+  MemberListResponse,
+  PutResponse,
+  RangeResponse,
+  StatusResponse,
+} from "../gen/etcdserverpb/rpc_pb.ts";
 
 /** Repository root, so that `deno run -A server/main.ts` works whatever the test's cwd is. */
 export const REPO_ROOT: string = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -173,6 +182,15 @@ export interface StartMemberOptions {
    * advertise the same string; a single member never dials its own advertised URL.
    */
   advertisePeerUrl?: string;
+  /**
+   * `--initial-cluster`; default `<name>=<advertisePeerUrl>` (a cluster of one). Members of a
+   * multi-member cluster pass the whole list (see tests/cluster_harness.ts).
+   */
+  initialCluster?: string;
+  /** `--initial-cluster-state`; omitted (etcd's default "new") when absent. */
+  initialClusterState?: "new" | "existing";
+  /** `--initial-cluster-token`; omitted (etcd's default "etcd-cluster") when absent. */
+  initialClusterToken?: string;
   /** More etcd flags, e.g. `["--max-txn-ops", "3"]`. */
   extraArgs?: string[];
   /** Bound on startup; default 30 s for etcd, 60 s for detcd. */
@@ -419,7 +437,13 @@ export async function startMember(options: StartMemberOptions): Promise<Member> 
     "--initial-advertise-peer-urls",
     advertisePeerUrl,
     "--initial-cluster",
-    `${name}=${advertisePeerUrl}`,
+    options.initialCluster ?? `${name}=${advertisePeerUrl}`,
+    ...(options.initialClusterState
+      ? ["--initial-cluster-state", options.initialClusterState]
+      : []),
+    ...(options.initialClusterToken
+      ? ["--initial-cluster-token", options.initialClusterToken]
+      : []),
     ...(options.extraArgs ?? []),
   ];
   const member = new ProcessMember(
@@ -835,6 +859,26 @@ export class KvClient {
     });
   }
 
+  /** Maintenance.Status of the member this client talks to. */
+  status(): Promise<StatusResponse> {
+    return this.call(
+      "/etcdserverpb.Maintenance/Status",
+      StatusRequestSchema,
+      StatusResponseSchema,
+      {},
+    );
+  }
+
+  /** Cluster.MemberList, as the member this client talks to sees it. */
+  memberList(): Promise<MemberListResponse> {
+    return this.call(
+      "/etcdserverpb.Cluster/MemberList",
+      MemberListRequestSchema,
+      MemberListResponseSchema,
+      {},
+    );
+  }
+
   /** Closes the connection; in-flight calls fail. */
   close(): void {
     if (this.closed) return;
@@ -843,6 +887,16 @@ export class KvClient {
   }
 
   private unary<I extends DescMessage, O extends DescMessage>(
+    path: string,
+    input: I,
+    output: O,
+    init: MessageInitShape<I>,
+  ): Promise<MessageShape<O>> {
+    return this.call(path, input, output, init);
+  }
+
+  /** Any unary etcd RPC by its gRPC path, e.g. "/etcdserverpb.Maintenance/Status". */
+  call<I extends DescMessage, O extends DescMessage>(
     path: string,
     input: I,
     output: O,

@@ -1,22 +1,129 @@
-/** The `member` command group: `member list` now; add, remove, update and promote pending. */
+/**
+ * The `member` command group (ctlv3/command/member_command.go): add, remove, update, list and
+ * promote. Argument errors exit 128 before any connection is made; the peer URLs of add and
+ * update are checked like clientv3 does (after the client exists, exit 1); server refusals exit 1
+ * with etcd's own message.
+ */
 
 import { Command } from "../command.ts";
+import { GoNumError, goQuote, parseGoUint } from "../go_format.ts";
+import { peerURLsError } from "../go_url.ts";
+import { ExitCode } from "../io.ts";
+import { SimplePrinter } from "../printers/mod.ts";
 import { commandDeadline, mustClientFromCmd, orExit, type Session } from "./global.ts";
 
-/** The `member` command group. */
-export function memberCommand(session: Session, pending: (c: Command) => Command): Command {
-  const mc = new Command({ use: "member <subcommand>", short: "Membership related commands" });
-  const add = pending(
-    new Command({ use: "add <memberName> [options]", short: "Adds a member into the cluster" }),
+/** The member ID argument of remove, update and promote, parsed as etcdctl does (hex uint64). */
+function memberIdArg(session: Session, args: string[]): bigint {
+  if (args.length !== 1) session.exitWithError(ExitCode.BadArgs, "member ID is not provided");
+  try {
+    return parseGoUint(args[0], 16, 64);
+  } catch (e) {
+    if (!(e instanceof GoNumError)) throw e;
+    session.exitWithError(
+      ExitCode.BadArgs,
+      `bad member ID arg (${e.message}), expecting ID in Hex`,
+    );
+  }
+}
+
+/** The URLs of --peer-urls, split on commas and validated like clientv3's types.NewURLs. */
+function checkedPeerURLs(session: Session, urls: string[]): string[] {
+  const problem = peerURLsError(urls);
+  if (problem !== undefined) session.exitWithError(ExitCode.Error, problem);
+  return urls;
+}
+
+async function memberAdd(session: Session, cmd: Command, args: string[]): Promise<void> {
+  if (args.length < 1) session.exitWithError(ExitCode.BadArgs, "member name not provided");
+  if (args.length > 1) {
+    let ev = "too many arguments";
+    for (const s of args) {
+      if (s.toLowerCase().startsWith("http")) ev += `, did you mean --peer-urls=${s}`;
+    }
+    session.exitWithError(ExitCode.BadArgs, ev);
+  }
+  const newMemberName = args[0];
+  const peerURLs = cmd.flags().getString("peer-urls");
+  if (peerURLs.length === 0) {
+    session.exitWithError(ExitCode.BadArgs, "member peer urls not provided");
+  }
+  const urls = peerURLs.split(",");
+  const deadlineMs = commandDeadline(cmd);
+  const client = await mustClientFromCmd(session, cmd);
+  checkedPeerURLs(session, urls);
+  const resp = await orExit(
+    session,
+    client.memberAdd(urls, cmd.flags().getBool("learner"), { deadlineMs }),
   );
+  const newId = resp.member?.ID ?? 0n;
+  session.display.memberAdd(resp);
+  if (!(session.display instanceof SimplePrinter)) return;
+  // What the new member needs to start with: the cluster in the server's member order, the
+  // new member (still nameless on the server) under the name given here, others as they are
+  // named (empty for members that have not started yet).
+  const conf: string[] = [];
+  for (const m of resp.members) {
+    for (const u of m.peerURLs) conf.push(`${m.ID === newId ? newMemberName : m.name}=${u}`);
+  }
+  session.io.stdout.write(
+    "\n" +
+      `ETCD_NAME=${goQuote(newMemberName)}\n` +
+      `ETCD_INITIAL_CLUSTER=${goQuote(conf.join(","))}\n` +
+      `ETCD_INITIAL_ADVERTISE_PEER_URLS=${goQuote(peerURLs)}\n` +
+      `ETCD_INITIAL_CLUSTER_STATE="existing"\n`,
+  );
+}
+
+async function memberRemove(session: Session, cmd: Command, args: string[]): Promise<void> {
+  const id = memberIdArg(session, args);
+  const deadlineMs = commandDeadline(cmd);
+  const client = await mustClientFromCmd(session, cmd);
+  const resp = await orExit(session, client.memberRemove(id, { deadlineMs }));
+  session.display.memberRemove(id, resp);
+}
+
+async function memberUpdate(session: Session, cmd: Command, args: string[]): Promise<void> {
+  const id = memberIdArg(session, args);
+  const peerURLs = cmd.flags().getString("peer-urls");
+  if (peerURLs.length === 0) {
+    session.exitWithError(ExitCode.BadArgs, "member peer urls not provided");
+  }
+  const urls = peerURLs.split(",");
+  const deadlineMs = commandDeadline(cmd);
+  const client = await mustClientFromCmd(session, cmd);
+  checkedPeerURLs(session, urls);
+  const resp = await orExit(session, client.memberUpdate(id, urls, { deadlineMs }));
+  session.display.memberUpdate(id, resp);
+}
+
+async function memberPromote(session: Session, cmd: Command, args: string[]): Promise<void> {
+  const id = memberIdArg(session, args);
+  const deadlineMs = commandDeadline(cmd);
+  const client = await mustClientFromCmd(session, cmd);
+  const resp = await orExit(session, client.memberPromote(id, { deadlineMs }));
+  session.display.memberPromote(id, resp);
+}
+
+/** The `member` command group. */
+export function memberCommand(session: Session): Command {
+  const mc = new Command({ use: "member <subcommand>", short: "Membership related commands" });
+  const add = new Command({
+    use: "add <memberName> [options]",
+    short: "Adds a member into the cluster",
+    run: (cmd, args) => memberAdd(session, cmd, args),
+  });
   add.flags().string("peer-urls", "", "comma separated peer URLs for the new member.");
   add.flags().bool("learner", false, "indicates if the new member is raft learner");
-  const remove = pending(
-    new Command({ use: "remove <memberID>", short: "Removes a member from the cluster" }),
-  );
-  const update = pending(
-    new Command({ use: "update <memberID> [options]", short: "Updates a member in the cluster" }),
-  );
+  const remove = new Command({
+    use: "remove <memberID>",
+    short: "Removes a member from the cluster",
+    run: (cmd, args) => memberRemove(session, cmd, args),
+  });
+  const update = new Command({
+    use: "update <memberID> [options]",
+    short: "Updates a member in the cluster",
+    run: (cmd, args) => memberUpdate(session, cmd, args),
+  });
   update.flags().string("peer-urls", "", "comma separated peer URLs for the updated member.");
   const list = new Command({
     use: "list",
@@ -32,14 +139,13 @@ The items in the lists are ID, Status, Name, Peer Addrs, Client Addrs, Is Learne
       session.display.memberList(resp);
     },
   });
-  const promote = pending(
-    new Command({
-      use: "promote <memberID>",
-      short: "Promotes a non-voting member in the cluster",
-      long: `Promotes a non-voting learner member to a voting one in the cluster.
+  const promote = new Command({
+    use: "promote <memberID>",
+    short: "Promotes a non-voting member in the cluster",
+    long: `Promotes a non-voting learner member to a voting one in the cluster.
 `,
-    }),
-  );
+    run: (cmd, args) => memberPromote(session, cmd, args),
+  });
   mc.addCommand(add, remove, update, list, promote);
   return mc;
 }

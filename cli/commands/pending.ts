@@ -156,11 +156,6 @@ export function pendingCommands(pending: (c: Command) => Command): Record<string
   migrate.flags().string("wal-dir", "", "Path to the WAL directory");
   migrate.flags().string("transformer", "", "Path to the user-provided transformer program");
 
-  const moveLeader = c(
-    "move-leader <transferee-member-id>",
-    "Transfers leadership to another etcd cluster member.",
-  );
-
   const grantPerm = c(
     "grant-permission [options] <role name> <permission type> <key> [endkey]",
     "Grants a key to a role",
@@ -269,7 +264,6 @@ The items in the lists are hash, revision, total keys, total size.
 
   return {
     defrag,
-    "move-leader": moveLeader,
     watch,
     lease,
     snapshot,

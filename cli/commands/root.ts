@@ -10,6 +10,7 @@ import { registerGlobalFlags, type Session } from "./global.ts";
 import { kvCommands } from "./kv.ts";
 import { alarmCommand } from "./alarm.ts";
 import { memberCommand } from "./member.ts";
+import { moveLeaderCommand } from "./move_leader.ts";
 import { pendingCommands, pendingMarker } from "./pending.ts";
 
 /** `version`. */
@@ -49,11 +50,11 @@ export function newRootCommand(session: Session): Command {
     alarmCommand(session),
     p.defrag,
     endpointCommand(session),
-    p["move-leader"],
+    moveLeaderCommand(session),
     p.watch,
     versionCommand(session),
     p.lease,
-    memberCommand(session, pending),
+    memberCommand(session),
     p.snapshot,
     p["make-mirror"],
     p.migrate,

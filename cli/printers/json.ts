@@ -9,8 +9,16 @@ import {
   type DeleteRangeResponse,
   DeleteRangeResponseSchema,
   HashKVResponseSchema,
+  type MemberAddResponse,
+  MemberAddResponseSchema,
   type MemberListResponse,
   MemberListResponseSchema,
+  type MemberRemoveResponse,
+  MemberRemoveResponseSchema,
+  type MemberUpdateResponse,
+  MemberUpdateResponseSchema,
+  type MoveLeaderResponse,
+  MoveLeaderResponseSchema,
   type PutResponse,
   PutResponseSchema,
   type RangeResponse,
@@ -61,6 +69,22 @@ export class JsonPrinter extends UnsupportedPrinter {
 
   override memberList(r: MemberListResponse): void {
     this.line(goJsonMessage(MemberListResponseSchema, r));
+  }
+
+  override memberAdd(r: MemberAddResponse): void {
+    this.line(goJsonMessage(MemberAddResponseSchema, r));
+  }
+
+  override memberRemove(_id: bigint, r: MemberRemoveResponse): void {
+    this.line(goJsonMessage(MemberRemoveResponseSchema, r));
+  }
+
+  override memberUpdate(_id: bigint, r: MemberUpdateResponse): void {
+    this.line(goJsonMessage(MemberUpdateResponseSchema, r));
+  }
+
+  override moveLeader(_leader: bigint, _target: bigint, r: MoveLeaderResponse): void {
+    this.line(goJsonMessage(MoveLeaderResponseSchema, r));
   }
 
   override endpointHealth(hs: EpHealth[]): void {

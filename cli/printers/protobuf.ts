@@ -10,8 +10,16 @@ import {
   AlarmResponseSchema,
   type DeleteRangeResponse,
   DeleteRangeResponseSchema,
+  type MemberAddResponse,
+  MemberAddResponseSchema,
   type MemberListResponse,
   MemberListResponseSchema,
+  type MemberRemoveResponse,
+  MemberRemoveResponseSchema,
+  type MemberUpdateResponse,
+  MemberUpdateResponseSchema,
+  type MoveLeaderResponse,
+  MoveLeaderResponseSchema,
   type PutResponse,
   PutResponseSchema,
   type RangeResponse,
@@ -53,5 +61,21 @@ export class ProtobufPrinter extends UnsupportedPrinter {
 
   override memberList(r: MemberListResponse): void {
     this.write(MemberListResponseSchema, r);
+  }
+
+  override memberAdd(r: MemberAddResponse): void {
+    this.write(MemberAddResponseSchema, r);
+  }
+
+  override memberRemove(_id: bigint, r: MemberRemoveResponse): void {
+    this.write(MemberRemoveResponseSchema, r);
+  }
+
+  override memberUpdate(_id: bigint, r: MemberUpdateResponse): void {
+    this.write(MemberUpdateResponseSchema, r);
+  }
+
+  override moveLeader(_leader: bigint, _target: bigint, r: MoveLeaderResponse): void {
+    this.write(MoveLeaderResponseSchema, r);
   }
 }

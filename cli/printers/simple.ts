@@ -8,12 +8,18 @@ import {
   type AlarmResponse,
   AlarmType,
   type DeleteRangeResponse,
+  type MemberAddResponse,
   type MemberListResponse,
+  type MemberPromoteResponse,
+  type MemberRemoveResponse,
+  type MemberUpdateResponse,
+  type MoveLeaderResponse,
   type PutResponse,
   type RangeResponse,
   type TxnResponse,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import type { KeyValue } from "../../gen/mvccpb/kv_pb.ts";
+import { goHex, goHexPadded } from "../go_format.ts";
 import {
   endpointHashKVTable,
   endpointStatusTable,
@@ -98,6 +104,33 @@ export class SimplePrinter implements Printer {
 
   memberList(r: MemberListResponse): void {
     for (const row of memberListTable(r).rows) this.out.stdout(row.join(", ") + "\n");
+  }
+
+  memberAdd(r: MemberAddResponse): void {
+    const id = goHexPadded(r.member?.ID ?? 0n, 16);
+    this.out.stdout(
+      `Member ${id} added to cluster ${goHexPadded(r.header?.clusterId ?? 0n, 16)}\n`,
+    );
+  }
+
+  memberRemove(id: bigint, r: MemberRemoveResponse): void {
+    const cluster = goHexPadded(r.header?.clusterId ?? 0n, 16);
+    this.out.stdout(`Member ${goHexPadded(id, 16)} removed from cluster ${cluster}\n`);
+  }
+
+  memberUpdate(id: bigint, r: MemberUpdateResponse): void {
+    const cluster = goHexPadded(r.header?.clusterId ?? 0n, 16);
+    this.out.stdout(`Member ${goHexPadded(id, 16)} updated in cluster ${cluster}\n`);
+  }
+
+  memberPromote(id: bigint, r: MemberPromoteResponse): void {
+    const cluster = goHexPadded(r.header?.clusterId ?? 0n, 16);
+    this.out.stdout(`Member ${goHexPadded(id, 16)} promoted in cluster ${cluster}\n`);
+  }
+
+  moveLeader(leader: bigint, target: bigint, _r: MoveLeaderResponse): void {
+    // types.ID's String(): plain lowercase hex.
+    this.out.stdout(`Leadership transferred from ${goHex(leader)} to ${goHex(target)}\n`);
   }
 
   endpointHealth(hs: EpHealth[]): void {

@@ -1,0 +1,408 @@
+/**
+ * detcdctl against etcdctl 3.4.23 on the SAME multi-member cluster: member add/remove/update/
+ * promote, `endpoint status|health|hashkv --cluster`, and move-leader. Read-only commands run with
+ * both CLIs on the same state and must print the same bytes; a mutating step is done by one CLI
+ * and then, on an equivalent state, by the other (they take turns), and their outputs compared.
+ *
+ * What is normalised, and only that: log timestamps, the random client id of log lines, health
+ * check durations, the order of health results (etcdctl prints them as its concurrent checks
+ * finish), the DB size (bbolt's commit timing), and the IDs of members added at runtime (etcd
+ * hashes the unix time into them; because ETCD_INITIAL_CLUSTER lists members in ID order, its
+ * entries are compared as a set).
+ *
+ * The cluster runs etcd 3.4.23 because detcd has no multi-member support yet; SERVER_KIND below
+ * is the one line to change to run the same scenarios against a detcd cluster.
+ */
+
+import assert from "node:assert/strict";
+import { type Cluster, startCluster, startJoiningMember } from "./cluster_harness.ts";
+import {
+  assertReference,
+  type CtlKind,
+  type CtlResult,
+  freePort,
+  KvClient,
+  type MemberKind,
+  normaliseOutput,
+  requireReference,
+  runCtl,
+} from "./harness.ts";
+
+/** Which server the clusters run. */
+const SERVER_KIND: MemberKind = "etcd";
+
+const reference = requireReference();
+
+interface Outcome {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+/** Replacements for IDs of members added at runtime: hex and decimal forms → a label. */
+type IdLabels = Map<bigint, string>;
+
+function sortHealth(text: string): string {
+  // simple: one stderr line per endpoint.
+  const lines = text.split("\n");
+  const healthLine = /^\S+ is (?:un)?healthy: /;
+  const idx = lines.flatMap((l, i) => healthLine.test(l) ? [i] : []);
+  if (idx.length > 1) {
+    const sorted = idx.map((i) => lines[i]).sort();
+    idx.forEach((i, k) => lines[i] = sorted[k]);
+  }
+  let out = lines.join("\n");
+  // json: an array of {"endpoint":...} objects.
+  out = out.replace(/^\[(\{"endpoint":.*)\]$/gm, (_m, body: string) => {
+    const items = body.split(/(?<=\}),(?=\{"endpoint")/).sort();
+    return `[${items.join(",")}]`;
+  });
+  // fields: blocks starting with "Endpoint" and ending with a blank line.
+  if (out.startsWith('"Endpoint" : ') && out.includes('"Health" : ')) {
+    out = out.split("\n\n").filter((b) => b !== "").sort().join("\n\n") + "\n\n";
+  }
+  // table (already reduced to cells by normaliseOutput): sort the body rows.
+  const t = out.split("\n");
+  const header = t.findIndex((l) => /^\| ENDPOINT \| HEALTH \| TOOK \|/.test(l));
+  if (header >= 0) {
+    const body: number[] = [];
+    for (let i = header + 2; i < t.length && t[i].startsWith("| "); i++) body.push(i);
+    const sorted = body.map((i) => t[i]).sort();
+    body.forEach((i, k) => t[i] = sorted[k]);
+    out = t.join("\n");
+  }
+  return out;
+}
+
+function normalise(text: string, ids: IdLabels): string {
+  let out = sortHealth(normaliseOutput(text, { ports: {} }));
+  for (const [id, label] of ids) {
+    out = out.replaceAll(id.toString(16), `<${label}>`).replaceAll(id.toString(), `<${label}>`);
+  }
+  // ETCD_INITIAL_CLUSTER follows the server's member order, which is by (time-derived) ID.
+  out = out.replace(/^ETCD_INITIAL_CLUSTER="(.*)"$/m, (_m, list: string) => {
+    return `ETCD_INITIAL_CLUSTER="${list.split(",").sort().join(",")}"`;
+  });
+  return out;
+}
+
+function outcome(r: CtlResult, ids: IdLabels): Outcome {
+  let stderr = normalise(r.stderr, ids);
+  // A Go panic: compare the panic line only (the goroutine trace names Go source addresses).
+  if (stderr.startsWith("panic: ")) stderr = stderr.split("\n")[0];
+  return { stdout: normalise(r.stdout, ids), stderr, code: r.code };
+}
+
+async function ctl(kind: CtlKind, endpoints: string, args: string[]): Promise<CtlResult> {
+  return await runCtl(kind, [`--endpoints=${endpoints}`, ...args], { timeoutMs: 30_000 });
+}
+
+function show(o: Outcome): string {
+  return `exit ${o.code}\n--- stdout\n${o.stdout}\n--- stderr\n${o.stderr}`;
+}
+
+function assertSame(what: string, a: Outcome, b: Outcome): void {
+  assert.equal(
+    show(b),
+    show(a),
+    `${what}: detcdctl (actual) differs from etcdctl (expected)`,
+  );
+}
+
+/** Runs a read-only command with etcdctl, then detcdctl, on the same state; asserts equality. */
+async function same(
+  endpoints: string,
+  args: string[],
+  ids: IdLabels = new Map(),
+): Promise<Outcome> {
+  const a = outcome(await ctl("etcdctl", endpoints, args), ids);
+  const b = outcome(await ctl("detcdctl", endpoints, args), ids);
+  assertSame(args.join(" "), a, b);
+  return a;
+}
+
+const formats = ["simple", "json", "table", "fields", "protobuf"];
+
+/** Member IDs, as the cluster lists them, by name or peer URL. */
+async function memberIds(endpoint: string): Promise<Map<string, bigint>> {
+  const client = new KvClient(endpoint);
+  try {
+    const resp = await client.memberList();
+    const ids = new Map<string, bigint>();
+    for (const m of resp.members) {
+      if (m.name !== "") ids.set(m.name, m.ID);
+      for (const u of m.peerURLs) ids.set(u, m.ID);
+    }
+    return ids;
+  } finally {
+    client.close();
+  }
+}
+
+/** The member ID parsed from "Member <hex> added to cluster <hex>". */
+function addedId(stdout: string): bigint {
+  const m = /^Member +([0-9a-f]+) added to cluster/.exec(stdout);
+  assert.ok(m, `no "Member ... added" line in:\n${stdout}`);
+  return BigInt(`0x${m[1]}`);
+}
+
+async function withCluster(size: number, body: (c: Cluster) => Promise<void>): Promise<void> {
+  if (reference.ignore) return;
+  assertReference();
+  const cluster = await startCluster({ kind: SERVER_KIND, size });
+  try {
+    await body(cluster);
+  } finally {
+    await cluster.stop();
+  }
+}
+
+const testOptions = { ignore: reference.ignore, sanitizeResources: false, sanitizeOps: false };
+
+Deno.test({
+  name: "cluster CLI: member list and endpoint status/health/hashkv --cluster in every format",
+  ...testOptions,
+  fn: () =>
+    withCluster(3, async (c) => {
+      const first = c.members[0].endpoint;
+      const all = c.endpoints();
+      for (const f of formats) {
+        await same(first, ["member", "list", "-w", f]);
+        await same(first, ["endpoint", "status", "--cluster", "-w", f]);
+        await same(first, ["endpoint", "hashkv", "--cluster", "-w", f]);
+        await same(first, ["endpoint", "health", "--cluster", "-w", f]);
+        await same(all, ["endpoint", "health", "-w", f]);
+      }
+      await same(all, ["endpoint", "status", "-w", "table"]);
+      // Argument and ID errors (exit 128 before any connection, or the server's refusal).
+      const errors = [
+        ["member", "add"],
+        ["member", "add", "x"],
+        ["member", "add", "x", "y", "http://127.0.0.1:1"],
+        ["member", "add", "x", "--peer-urls=127.0.0.1:1"],
+        ["member", "add", "x", "--peer-urls=localhost:1"],
+        ["member", "add", "x", "--peer-urls=http://127.0.0.1"],
+        ["member", "add", "x", "--peer-urls=http://127.0.0.1:1/p"],
+        ["member", "add", "x", "--peer-urls=http://[::1"],
+        ["member", "add", "x", "--peer-urls=,"],
+        ["member", "add", "x", `--peer-urls=${c.members[1].peerUrl}`],
+        ["member", "remove"],
+        ["member", "remove", "zz"],
+        ["member", "remove", "10000000000000000"],
+        ["member", "remove", "1"],
+        ["member", "update", "1"],
+        ["member", "update", "xyz", "--peer-urls=http://127.0.0.1:1"],
+        ["member", "update", "1", "--peer-urls=http://127.0.0.1:1"],
+        ["member", "update", "1", "--peer-urls=ftp://127.0.0.1:1"],
+        ["member", "promote"],
+        ["member", "promote", "-1"],
+        ["member", "promote", "1"],
+        ["member", "promote", "a", "b"],
+        ["move-leader"],
+        ["move-leader", "zz"],
+        ["move-leader", "1", "2"],
+        ["move-leader", "1"],
+      ];
+      for (const args of errors) await same(first, args);
+      const ids = await memberIds(first);
+      await same(first, ["member", "promote", ids.get("etcd2")!.toString(16)]);
+      // An endpoint that is down: status and hashkv report it on stderr, health as unhealthy.
+      await c.members[2].kill("SIGKILL");
+      for (const f of ["simple", "json", "table"]) {
+        await same(first, ["endpoint", "health", "--cluster", "--command-timeout=1s", "-w", f]);
+      }
+      await same(first, ["endpoint", "status", "--cluster", "--command-timeout=1s"]);
+      await same(first, ["endpoint", "hashkv", "--cluster", "--command-timeout=1s", "-w", "json"]);
+    }),
+});
+
+Deno.test({
+  name: "cluster CLI: the user's guide walk-through (add etcd4, join, update, remove)",
+  ...testOptions,
+  fn: () =>
+    withCluster(3, async (c) => {
+      const first = c.members[0].endpoint;
+      const ids: IdLabels = new Map();
+      await same(first, ["endpoint", "status", "--cluster", "-w", "table"]);
+
+      // etcdctl adds etcd4, detcdctl removes it, detcdctl adds it again: same output, bar its ID.
+      const peerPort = freePort();
+      const peerUrl = `http://127.0.0.1:${peerPort}`;
+      const add = ["member", "add", "etcd4", `--peer-urls=${peerUrl}`];
+      const addA = await ctl("etcdctl", first, add);
+      assert.equal(addA.code, 0, addA.stderr);
+      const idA = addedId(addA.stdout);
+      ids.set(idA, "NEW_ID");
+      for (const f of formats) await same(first, ["member", "list", "-w", f], ids);
+      await same(first, ["endpoint", "status", "--cluster"], ids);
+      const removeB = await ctl("detcdctl", first, ["member", "remove", idA.toString(16)]);
+      const addB = await ctl("detcdctl", first, add);
+      assert.equal(addB.code, 0, addB.stderr);
+      const idB = addedId(addB.stdout);
+      ids.set(idB, "NEW_ID");
+      assertSame("member add etcd4", outcome(addA, ids), outcome(addB, ids));
+      const initialCluster = /^ETCD_INITIAL_CLUSTER="(.*)"$/m.exec(addB.stdout)![1];
+
+      // Start etcd4 with what member add printed.
+      const etcd4 = await startJoiningMember(c, { name: "etcd4", initialCluster, peerPort });
+      await c.waitForLeader();
+      for (const f of formats) {
+        await same(first, ["endpoint", "status", "--cluster", "-w", f], ids);
+        await same(first, ["member", "list", "-w", f], ids);
+      }
+      await same(first, ["endpoint", "health", "--cluster", "-w", "table"], ids);
+
+      // Move etcd4 to a new peer URL, then update it: etcdctl first, detcdctl repeats it.
+      const newPeerUrl = `http://127.0.0.1:${freePort()}`;
+      const update = ["member", "update", idB.toString(16), `--peer-urls=${newPeerUrl}`];
+      const updA = await ctl("etcdctl", first, update);
+      const updB = await ctl("detcdctl", first, update);
+      assertSame("member update", outcome(updA, ids), outcome(updB, ids));
+      assert.equal(updA.code, 0, updA.stderr);
+      const updJsonA = await ctl("etcdctl", first, [...update, "-w", "json"]);
+      const updJsonB = await ctl("detcdctl", first, [...update, "-w", "json"]);
+      assertSame("member update -w json", outcome(updJsonA, ids), outcome(updJsonB, ids));
+      for (const f of ["table", "fields", "protobuf"]) {
+        const upd = [...update, "-w", f];
+        assertSame(
+          `member update -w ${f}`,
+          outcome(await ctl("etcdctl", first, upd), ids),
+          outcome(await ctl("detcdctl", first, upd), ids),
+        );
+      }
+      await same(first, ["member", "list", "-w", "table"], ids);
+
+      // etcd4 goes away; etcdctl removes it, as detcdctl removed the first etcd4.
+      await etcd4.kill("SIGKILL");
+      const removeA = await ctl("etcdctl", first, ["member", "remove", idB.toString(16)]);
+      assertSame("member remove", outcome(removeA, ids), outcome(removeB, ids));
+      assert.equal(removeA.code, 0, removeA.stderr);
+      await same(first, ["endpoint", "status", "--cluster", "-w", "table"], ids);
+      await same(first, ["member", "remove", idB.toString(16)], ids);
+    }),
+});
+
+Deno.test({
+  name: "cluster CLI: member add --learner, promote, and the printers of add",
+  ...testOptions,
+  fn: () =>
+    withCluster(3, async (c) => {
+      const first = c.members[0].endpoint;
+      const ids: IdLabels = new Map();
+      const peerPort = freePort();
+      const peerUrl = `http://127.0.0.1:${peerPort}`;
+      // Each format of add, by etcdctl and then by detcdctl (removing in between).
+      for (const f of [...formats, "simple"]) {
+        const add = ["member", "add", "learner4", "--learner", `--peer-urls=${peerUrl}`, "-w", f];
+        const a = await ctl("etcdctl", first, add);
+        const idA = (await memberIds(first)).get(peerUrl)!;
+        ids.set(idA, "NEW_ID");
+        await same(first, ["member", "list", "-w", "json"], ids);
+        // Only one learner at a time.
+        await same(first, ["member", "add", "l5", "--learner", "--peer-urls=http://127.0.0.1:1"]);
+        await same(first, ["member", "promote", idA.toString(16)], ids);
+        await ctl("etcdctl", first, ["member", "remove", idA.toString(16)]);
+        const b = await ctl("detcdctl", first, add);
+        const idB = (await memberIds(first)).get(peerUrl)!;
+        ids.set(idB, "NEW_ID");
+        if (f === "protobuf") {
+          // Binary: the new IDs cannot be relabelled; the encoding's size and the exit must agree.
+          assert.equal(b.stdoutBytes.length, a.stdoutBytes.length);
+          assert.equal(b.code, a.code);
+          assert.equal(b.stderr, a.stderr);
+        } else {
+          assertSame(`member add -w ${f}`, outcome(a, ids), outcome(b, ids));
+        }
+        if (f !== "simple") await ctl("detcdctl", first, ["member", "remove", idB.toString(16)]);
+      }
+      // The learner joins, catches up, and detcdctl promotes it.
+      const id = (await memberIds(first)).get(peerUrl)!;
+      const initialCluster = c.members.map((m) => `${m.name}=${m.peerUrl}`)
+        .concat(`learner4=${peerUrl}`).join(",");
+      await startJoiningMember(c, { name: "learner4", initialCluster, peerPort });
+      let promoted: CtlResult | undefined;
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline) {
+        promoted = await ctl("detcdctl", first, ["member", "promote", id.toString(16)]);
+        if (promoted.code === 0) break;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      assert.equal(promoted?.stdout, addedLine(id, await clusterId(first), "promoted in"));
+      await same(first, ["member", "list", "-w", "table"], ids);
+      await same(first, ["member", "promote", id.toString(16)], ids);
+      await c.waitForLeader();
+      await same(first, ["endpoint", "status", "--cluster", "-w", "json"], ids);
+    }),
+});
+
+async function clusterId(endpoint: string): Promise<bigint> {
+  const client = new KvClient(endpoint);
+  try {
+    return (await client.status()).header!.clusterId;
+  } finally {
+    client.close();
+  }
+}
+
+function addedLine(id: bigint, cluster: bigint, verb: string): string {
+  return `Member ${id.toString(16).padStart(16)} ${verb} cluster ${
+    cluster.toString(16).padStart(16)
+  }\n`;
+}
+
+Deno.test({
+  name: "cluster CLI: move-leader finds the leader among the endpoints and transfers",
+  ...testOptions,
+  fn: () =>
+    withCluster(3, async (c) => {
+      const all = c.endpoints();
+      const ids = await memberIds(c.members[0].endpoint);
+      const leader = await c.waitForLeader();
+      const followers = c.members.filter((m) => ids.get(m.name) !== leader);
+      const hex = (id: bigint) => id.toString(16);
+      // Only followers given: no leader among them.
+      const followerEps = followers.map((m) => m.endpoint).join(",");
+      await same(followerEps, ["move-leader", hex(ids.get(followers[0].name)!)]);
+      // Transfer to an unknown member, and to the leader itself.
+      await same(all, ["move-leader", "1"]);
+      await same(all, ["move-leader", hex(leader)]);
+
+      // etcdctl moves the leadership to a follower, detcdctl moves it back.
+      const target = ids.get(followers[0].name)!;
+      const a = await ctl("etcdctl", all, ["move-leader", hex(target)]);
+      assert.equal(a.stdout, `Leadership transferred from ${hex(leader)} to ${hex(target)}\n`);
+      assert.equal(await c.waitForLeader(), target);
+      const b = await ctl("detcdctl", all, ["move-leader", hex(leader)]);
+      assert.equal(b.stdout, `Leadership transferred from ${hex(target)} to ${hex(leader)}\n`);
+      assert.equal(b.stderr, "");
+      assert.equal(b.code, 0);
+      assert.equal(await c.waitForLeader(), leader);
+
+      // Other formats: json prints the response; table and fields refuse after the transfer.
+      const numbersOut = (o: Outcome): Outcome => ({
+        ...o,
+        stdout: o.stdout.replace(/"member_id":\d+/, '"member_id":<M>').replace(
+          /"raft_term":\d+/,
+          '"raft_term":<T>',
+        ),
+      });
+      const from = leader;
+      const to = target;
+      for (const f of ["json", "table", "fields", "protobuf"]) {
+        const args = ["move-leader", hex(to), "-w", f];
+        const oa = outcome(await ctl("etcdctl", all, args), new Map());
+        assert.equal(await c.waitForLeader(), to);
+        const ob = outcome(
+          await ctl("detcdctl", all, ["move-leader", hex(from), "-w", f]),
+          new Map(),
+        );
+        assert.equal(await c.waitForLeader(), from);
+        if (f === "protobuf") {
+          assert.equal(ob.code, oa.code);
+          assert.ok(ob.stdout.startsWith("<binary") === oa.stdout.startsWith("<binary"));
+        } else {
+          assertSame(`move-leader -w ${f}`, numbersOut(oa), numbersOut(ob));
+        }
+      }
+    }),
+});
