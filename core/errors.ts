@@ -103,6 +103,15 @@ export const Errors = {
   notCapable: define(C.Unavailable, "etcdserver: not capable"),
   stopped: define(C.Unavailable, "etcdserver: server stopped"),
   timeout: define(C.Unavailable, "etcdserver: request timed out"),
+  timeoutDueToLeaderFail: define(
+    C.Unavailable,
+    "etcdserver: request timed out, possibly due to previous leader failure",
+  ),
+  /** Not in etcd's gRPC error map, so clients see it with code Unknown. */
+  timeoutLeaderTransfer: define(
+    C.Unknown,
+    "etcdserver: request timed out, leader transfer took too long",
+  ),
   unhealthy: define(C.Unavailable, "etcdserver: unhealthy cluster"),
   corrupt: define(C.DataLoss, "etcdserver: corrupt cluster"),
   notSupportedForLearner: define(C.Unavailable, "etcdserver: rpc not supported for learner"),

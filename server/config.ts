@@ -292,6 +292,14 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
   if (logger !== "zap" && logger !== "capnslog") {
     throw new ConfigError(`unknown logger option "${logger}"`);
   }
+  const heartbeatIntervalMs = int("heartbeat-interval");
+  const electionTimeoutMs = int("election-timeout");
+  if (5 * heartbeatIntervalMs > electionTimeoutMs) {
+    throw new ConfigError(
+      `--election-timeout[${electionTimeoutMs}ms] should be at least as 5 times as ` +
+        `--heartbeat-interval[${heartbeatIntervalMs}ms]`,
+    );
+  }
   const maxRequestBytes = int("max-request-bytes");
   if (maxRequestBytes <= 0) throw new ConfigError("--max-request-bytes must be positive");
   return {
@@ -307,6 +315,9 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
     snapshotCount: int("snapshot-count"),
     maxTxnOps: int("max-txn-ops"),
     maxRequestBytes,
+    heartbeatIntervalMs,
+    electionTimeoutMs,
+    strictReconfigCheck: get("strict-reconfig-check") !== "false",
     logLevel: level as ServerConfig["logLevel"],
     logger,
   };

@@ -60,7 +60,16 @@ async function main(): Promise<number> {
   logger.info("etcdmain/etcd.go:73", "Running: ", { args: ["detcd", ...Deno.args] });
   let running;
   try {
-    running = await startServer(config, logger);
+    running = await startServer(config, logger, undefined, {
+      onRemoved: () => {
+        logger.warn(
+          "etcdserver/server.go:1182",
+          "the member has been permanently removed from the cluster; shutting down",
+        );
+        // etcd exits once it applied its own removal; give the reply to the caller a moment.
+        setTimeout(() => Deno.exit(0), 200);
+      },
+    });
   } catch (e) {
     logger.error("etcdmain/etcd.go:271", "failed to start etcd", {
       error: e instanceof Error ? e.message : String(e),

@@ -1,10 +1,23 @@
 import * as net from "node:net";
 import type { Logger } from "../core/log.ts";
-import { clusterVersion, EtcdNode, idHex, serverVersion } from "../core/node/mod.ts";
+import {
+  clusterVersion,
+  EtcdNode,
+  idHex,
+  parseInitialCluster,
+  serverVersion,
+} from "../core/node/mod.ts";
 import type { Disk } from "../core/storage/mod.ts";
 import type { ServerConfig } from "./config.ts";
 import { DenoDisk } from "./deno_disk.ts";
 import { hostPort, type Http1Routes, listenClients, type PlainResponse } from "./listener.ts";
+import {
+  fetchRemoteCluster,
+  listenPeers,
+  type PeerHandler,
+  PeerTransport,
+  type RemoteMember,
+} from "./peer.ts";
 import { etcdServices } from "./services.ts";
 import { WorkerPool } from "./worker_pool.ts";
 
@@ -39,7 +52,7 @@ export function http1Routes(node: EtcdNode): Http1Routes {
   return (path) => {
     switch (path) {
       case "/health":
-        return json({ health: "true" });
+        return json({ health: node.leader !== 0n ? "true" : "false" });
       case "/version":
         return json({ etcdserver: serverVersion, etcdcluster: clusterVersion });
       case "/metrics": {
@@ -49,9 +62,9 @@ export function http1Routes(node: EtcdNode): Http1Routes {
           contentType: "text/plain; version=0.0.4",
           body: [
             "# TYPE etcd_server_has_leader gauge",
-            "etcd_server_has_leader 1",
+            `etcd_server_has_leader ${node.leader !== 0n ? 1 : 0}`,
             "# TYPE etcd_server_is_leader gauge",
-            "etcd_server_is_leader 1",
+            `etcd_server_is_leader ${node.isLeader ? 1 : 0}`,
             "# TYPE etcd_mvcc_db_total_size_in_bytes gauge",
             `etcd_mvcc_db_total_size_in_bytes ${status.dbSize}`,
             "# TYPE etcd_debugging_mvcc_current_revision gauge",
@@ -73,7 +86,7 @@ export async function startServer(
   config: ServerConfig,
   logger: Logger,
   disk: Disk = new DenoDisk(),
-  options: { clientWorkers?: number } = {},
+  options: { clientWorkers?: number; onRemoved?: () => void } = {},
 ): Promise<RunningServer> {
   const clientWorkers = options.clientWorkers ?? defaultClientWorkers();
   for (const url of [...config.listenClientUrls, ...config.listenPeerUrls]) {
@@ -89,26 +102,58 @@ export async function startServer(
   logger.info("embed/etcd.go:127", "configuring client listeners", {
     "listen-client-urls": config.listenClientUrls,
   });
-  const node = await EtcdNode.open(config, disk, logger);
-  const table = etcdServices(node);
-  const routes = http1Routes(node);
+  let node: EtcdNode | null = null;
+  const handler = (): PeerHandler | null => {
+    const n = node;
+    if (n === null) return null;
+    return {
+      clusterId: () => n.clusterId,
+      memberId: () => n.memberId,
+      members: () => n.memberInfos(),
+      isRemoved: (id) => n.isRemovedMember(id),
+      step: (m) => n.step(m),
+      reportUnreachable: (id) => n.reportUnreachable(id),
+      reportSnapshot: (id, ok) => n.reportSnapshot(id, ok),
+    };
+  };
+  const transport = new PeerTransport(handler, logger);
+  let join: { clusterId: bigint; memberId: bigint } | undefined;
+  if (config.initialClusterState === "existing" && !(await EtcdNode.isInitialized(config, disk))) {
+    const joined = await joinExistingCluster(config);
+    join = { clusterId: joined.clusterId, memberId: joined.memberId };
+    // The log will tell this member who its peers are, but it must reach them to receive it.
+    for (const m of joined.members) {
+      if (m.id !== joined.memberId) transport.addPeer(m.id, m.peerUrls);
+    }
+  }
+  const opened = await EtcdNode.open(config, disk, logger, {
+    transport,
+    nowMs: () => Date.now(),
+    seed: Math.floor(Math.random() * 2 ** 32),
+    join,
+    onRemoved: options.onRemoved,
+  });
+  node = opened;
+  const ticker = setInterval(() => opened.tick(), config.heartbeatIntervalMs ?? 100);
+  const table = etcdServices(opened);
+  const routes = http1Routes(opened);
   const servers: net.Server[] = [];
   const pools: WorkerPool[] = [];
   const clientAddresses: string[] = [];
+  let peers: { close(): void } | null = null;
+  const shutdown = async () => {
+    clearInterval(ticker);
+    for (const s of servers) s.close();
+    for (const p of pools) p.stop();
+    peers?.close();
+    transport.close();
+    await opened.stop();
+  };
   try {
-    for (const url of config.listenPeerUrls) {
-      // Peers are not served yet (single member); holding the port keeps etcd's conflicts visible.
-      const { host, port } = hostPort(url);
-      const peer = net.createServer((s) => s.destroy());
-      await new Promise<void>((resolve, reject) => {
-        peer.once("error", reject);
-        peer.listen(port, host, () => resolve());
-      });
-      servers.push(peer);
-      logger.info("embed/etcd.go:587", "serving peer traffic", { address: `${host}:${port}` });
-    }
+    peers = await listenPeers(config.listenPeerUrls, handler, logger);
+    await opened.waitReady();
     logger.info("embed/etcd.go:247", "now serving peer/client/metrics", {
-      "local-member-id": idHex(node.memberId),
+      "local-member-id": idHex(opened.memberId),
       "initial-advertise-peer-urls": config.initialAdvertisePeerUrls,
       "listen-peer-urls": config.listenPeerUrls,
       "advertise-client-urls": config.advertiseClientUrls,
@@ -147,9 +192,7 @@ export async function startServer(
       clientAddresses.push(`${host}:${address.port}`);
     }
   } catch (e) {
-    for (const s of servers) s.close();
-    for (const p of pools) p.stop();
-    await node.stop();
+    await shutdown();
     throw e;
   }
   logger.info("embed/serve.go:97", "ready to serve client requests");
@@ -162,13 +205,57 @@ export async function startServer(
       },
     );
   }
-  return {
-    node,
-    clientAddresses,
-    async stop() {
-      for (const s of servers) s.close();
-      for (const p of pools) p.stop();
-      await node.stop();
-    },
-  };
+  return { node: opened, clientAddresses, stop: shutdown };
+}
+
+/**
+ * `--initial-cluster-state existing` on an empty data dir: ask the other members listed in
+ * --initial-cluster for the cluster, check that --initial-cluster describes it, and take the
+ * member ID the cluster gave this member's peer URLs (etcd's ValidateClusterAndAssignIDs).
+ */
+async function joinExistingCluster(
+  config: ServerConfig,
+): Promise<{ clusterId: bigint; memberId: bigint; members: RemoteMember[] }> {
+  const initial = parseInitialCluster(config.initialCluster);
+  const urls = initial.filter((m) => m.name !== config.name).flatMap((m) => m.peerUrls).sort();
+  let existing: { clusterId: bigint; members: RemoteMember[] } | null = null;
+  for (const url of urls) {
+    try {
+      existing = await fetchRemoteCluster(url, 2000);
+      break;
+    } catch {
+      // try the next one
+    }
+  }
+  if (existing === null) {
+    throw new Error(
+      "cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs",
+    );
+  }
+  const describe = () =>
+    `{ClusterID:${idHex(existing!.clusterId)} Members:[${
+      existing!.members.map((m) =>
+        `&{ID:${idHex(m.id)} RaftAttributes:{PeerURLs:[${
+          m.peerUrls.join(" ")
+        }] IsLearner:${m.isLearner}} Attributes:{Name:${m.name} ClientURLs:[${
+          m.clientUrls.join(" ")
+        }]}}`
+      ).join(" ")
+    }] RemovedMemberIDs:[]}`;
+  if (existing.members.length !== initial.length) {
+    throw new Error(`error validating peerURLs ${describe()}: member count is unequal`);
+  }
+  const same = (a: readonly string[], b: readonly string[]) =>
+    [...a].sort().join(",") === [...b].sort().join(",");
+  for (const m of existing.members) {
+    if (!initial.some((l) => same(l.peerUrls, m.peerUrls))) {
+      throw new Error(
+        `error validating peerURLs ${describe()}: PeerURLs: no match found for existing member ` +
+          `(${idHex(m.id)}, [${m.peerUrls.join(" ")}]), last resolver error (<nil>)`,
+      );
+    }
+  }
+  const self = existing.members.find((m) => same(m.peerUrls, config.initialAdvertisePeerUrls));
+  if (!self) throw new Error(`member ${config.name} has no match in the existing cluster`);
+  return { clusterId: existing.clusterId, memberId: self.id, members: existing.members };
 }

@@ -46,6 +46,11 @@ export function etcdServices(node: EtcdNode): MethodTable {
       (req) => node.alarm(req),
     ),
     unary(maintenance.hashKV, (req) => node.hashKV(req)),
+    unary(maintenance.moveLeader, (req) => node.moveLeader(req.targetID)),
+    unary(cluster.memberAdd, (req) => node.memberAdd(req.peerURLs, req.isLearner)),
+    unary(cluster.memberRemove, (req) => node.memberRemove(req.ID)),
+    unary(cluster.memberUpdate, (req) => node.memberUpdate(req.ID, req.peerURLs)),
+    unary(cluster.memberPromote, (req) => node.memberPromote(req.ID)),
     unary(
       cluster.memberList,
       () =>

@@ -1,11 +1,15 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
+  ClusterVersionSchema,
+  type ConfChangeContext,
+  ConfChangeContextSchema,
   type InternalRequest,
   InternalRequestSchema,
+  MemberAttributesSchema,
   type MemberMeta,
   MemberMetaSchema,
+  type NodeSnapshot,
   NodeSnapshotSchema,
-  type WalEntry,
 } from "../../gen/detcdpb/internal_pb.ts";
 import {
   type AlarmMember,
@@ -24,7 +28,16 @@ import {
   type HashKVResponse,
   HashKVResponseSchema,
   type Member,
-  MemberSchema,
+  type MemberAddResponse,
+  MemberAddResponseSchema,
+  type MemberPromoteResponse,
+  MemberPromoteResponseSchema,
+  type MemberRemoveResponse,
+  MemberRemoveResponseSchema,
+  type MemberUpdateResponse,
+  MemberUpdateResponseSchema,
+  type MoveLeaderResponse,
+  MoveLeaderResponseSchema,
   type PutRequest,
   type PutResponse,
   type RangeRequest,
@@ -45,10 +58,39 @@ import {
   checkRangeRequest,
   checkTxnRequest,
   isTxnReadOnly,
+  isTxnSerializable,
   MvccStore,
 } from "../mvcc/mod.ts";
-import { type Disk, Snapshotter, Wal, walEntry } from "../storage/mod.ts";
+import {
+  type ConfChange,
+  ConfChangeType,
+  type ConfState,
+  decodeConfChange,
+  encodeConfChange,
+  type Entry,
+  EntryType,
+  MemoryStorage,
+  type Message,
+  MessageType,
+  none,
+  ProposalDroppedError,
+  RawNode,
+  type Ready,
+  type Snapshot as RaftSnapshot,
+  StateType,
+} from "../raft/mod.ts";
+import {
+  type Disk,
+  Snapshotter,
+  Wal,
+  walEntry,
+  walHardState,
+  type WalRecord,
+  walSnapshotMarker,
+} from "../storage/mod.ts";
 import { clusterId, idHex, memberId, parseInitialCluster } from "./ids.ts";
+import { fromRecord, type MemberInfo, Membership, toApiMember, toRecord } from "./membership.ts";
+import { noTransport, type Transport } from "./transport.ts";
 
 /** The etcd version detcd speaks and reports. */
 export const serverVersion = "3.4.23";
@@ -67,103 +109,168 @@ export interface NodeConfig {
   snapshotCount: number;
   maxTxnOps: number;
   maxRequestBytes: number;
+  /** --heartbeat-interval: one Raft tick (ms). */
+  heartbeatIntervalMs?: number;
+  /** --election-timeout (ms); a multiple of the heartbeat interval. */
+  electionTimeoutMs?: number;
+  /** --strict-reconfig-check: refuse membership changes that would leave too few started members. */
+  strictReconfigCheck?: boolean;
   /** WAL segment size; tests set it small to exercise segment release. */
   walSegmentBytes?: number;
 }
 
-/** Proposals waiting for the WAL at most; past it writers get `etcdserver: too many requests`. */
-const maxPendingProposals = 20000;
-/** Entries written with one sync at most. */
-const maxBatchEntries = 2000;
-
-interface Pending {
-  entry: WalEntry;
-  request: InternalRequest | null;
-  resolve: (value: unknown) => void;
-  reject: (error: unknown) => void;
+/** What the environment provides to a member: everything with a side effect or a clock. */
+export interface NodeEnvironment {
+  transport?: Transport;
+  /** Wall clock (Unix ms): only for member IDs of added members, as etcd derives them. */
+  nowMs?: () => number;
+  /** Seed of the Raft randomness (election timeouts). */
+  seed?: number;
+  /**
+   * For `--initial-cluster-state existing` on a fresh data dir: the cluster as its members report
+   * it (the server asks them over the peer port before the member starts).
+   */
+  join?: { clusterId: bigint; memberId: bigint };
+  /** Called once if this member is removed from the cluster; the server exits. */
+  onRemoved?: () => void;
 }
 
-/** A member of the cluster as the membership list knows it. */
-export interface MemberInfo {
-  id: bigint;
-  name: string;
-  peerUrls: string[];
-  clientUrls: string[];
+/** Leader messages that promise nothing about its own disk and may go out while it writes. */
+const leaderEarlyTypes = new Set<MessageType>([
+  MessageType.App,
+  MessageType.Heartbeat,
+  MessageType.Snap,
+]);
+
+/** Proposals waiting for a reply at most; past it writers get `etcdserver: too many requests`. */
+const maxPendingProposals = 20000;
+/** Entries etcd keeps in the log after a snapshot so slow followers catch up without one. */
+const snapshotCatchUpEntries = 5000;
+/** A learner may be promoted when its log is at least this far along the leader's. */
+const learnerReadyPercent = 0.9;
+
+interface Waiter {
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+  /** Tick at which it gives up. */
+  deadline: number;
+  /** Leader when it was proposed (to say "possibly due to previous leader failure"). */
+  lead: bigint;
+}
+
+interface ReadBatch {
+  ctx: Uint8Array;
+  key: string;
+  waiters: Waiter[];
+  index: number;
 }
 
 /**
- * One etcd member's replicated state machine: requests are validated, logged durably (group
- * commit: every proposal that arrives while a sync runs shares the next one), applied to MVCC in
- * log order, and answered with etcd's headers. Single-member for now: the log is committed as soon
- * as it is durable; Raft replication replaces that step without changing the rest.
+ * One etcd member's replicated state machine. A write is validated, proposed to Raft (forwarded to
+ * the leader when this member follows), made durable in the WAL with every other write that
+ * arrived meanwhile (one sync per Ready), committed by a quorum, applied to MVCC in log order, and
+ * answered with etcd's header by the member that proposed it. Linearizable reads confirm the
+ * leader's commit index with ReadIndex and wait until it is applied. Time comes in through `tick()`
+ * (one per heartbeat interval); the network through the Transport and `step()`.
  */
 export class EtcdNode {
   readonly memberId: bigint;
   readonly clusterId: bigint;
   #config: NodeConfig;
   #logger: Logger;
-  #disk: Disk;
   #wal: Wal;
   #snapshotter: Snapshotter;
+  #storage: MemoryStorage;
+  #raft: RawNode;
+  #transport: Transport;
+  #env: NodeEnvironment;
   #mvcc: MvccStore;
-  #members: MemberInfo[];
+  #membership = new Membership();
+  #confState: ConfState = { voters: [], learners: [] };
   /** Raised alarms, kept sorted by member then type so that snapshots are deterministic. */
-  #alarms: AlarmMember[];
-  #term: number;
+  #alarms: AlarmMember[] = [];
+  #term = 0;
+  #commitIndex = 0;
+  #lead = none;
+  #state = StateType.Follower;
   #appliedIndex: number;
   #snapshotIndex: number;
-  #nextIndex: number;
-  #pending: Pending[] = [];
-  #flushing = false;
+  #ticks = 0;
+  #reqTimeoutTicks: number;
+  #electionTicks: number;
+  #nextRequestId: bigint;
+  #waiters = new Map<bigint, Waiter>();
+  #readQueue: Waiter[] = [];
+  #readInFlight: ReadBatch | null = null;
+  #readsAwaitingApply: ReadBatch[] = [];
+  #readCounter = 0;
+  #published = false;
+  #publishing = false;
+  #transferWaiters: { target: bigint; waiter: Waiter }[] = [];
+  #running = false;
+  #readyWaiters: (() => void)[] = [];
   #failure: Error | null = null;
   #stopped = false;
+  #removed = false;
   #idle: Promise<void> = Promise.resolve();
 
   private constructor(init: {
     config: NodeConfig;
     logger: Logger;
-    disk: Disk;
+    env: NodeEnvironment;
     wal: Wal;
     snapshotter: Snapshotter;
+    storage: MemoryStorage;
+    raft: RawNode;
     mvcc: MvccStore;
-    alarms: AlarmMember[];
     meta: MemberMeta;
-    members: MemberInfo[];
-    term: number;
     appliedIndex: number;
-    snapshotIndex: number;
+    electionTicks: number;
   }) {
     this.#config = init.config;
     this.#logger = init.logger;
-    this.#disk = init.disk;
+    this.#env = init.env;
+    this.#transport = init.env.transport ?? noTransport;
     this.#wal = init.wal;
     this.#snapshotter = init.snapshotter;
+    this.#storage = init.storage;
+    this.#raft = init.raft;
     this.#mvcc = init.mvcc;
-    this.#alarms = init.alarms;
     this.memberId = init.meta.memberId;
     this.clusterId = init.meta.clusterId;
-    this.#members = init.members;
-    this.#term = init.term;
     this.#appliedIndex = init.appliedIndex;
-    this.#snapshotIndex = init.snapshotIndex;
-    this.#nextIndex = init.wal.lastIndex + 1;
+    this.#snapshotIndex = init.appliedIndex;
+    this.#electionTicks = init.electionTicks;
+    // etcd's ReqTimeout: 5 s plus two election timeouts.
+    const heartbeatMs = init.config.heartbeatIntervalMs ?? 100;
+    this.#reqTimeoutTicks = Math.ceil(5000 / heartbeatMs) + 2 * init.electionTicks;
+    // Request IDs: the member's low 16 bits, then the start time, then a counter (etcd's idutil),
+    // so that IDs never repeat across restarts of a member.
+    const nowMs = BigInt(Math.floor((init.env.nowMs ?? (() => 0))()));
+    this.#nextRequestId = ((init.meta.memberId & 0xffffn) << 48n) |
+      ((nowMs & 0xffffffffffn) << 8n);
   }
 
   /**
-   * Opens the member in `config.dataDir`: creates it on first start (IDs derived from the initial
-   * cluster like etcd's), otherwise recovers snapshot + WAL and ignores the initial-* flags as
-   * etcd does.
+   * Opens the member in `config.dataDir`: creates it on first start (bootstrapping a new cluster
+   * from --initial-cluster, or joining an existing one), otherwise recovers snapshot + WAL and
+   * ignores the initial-* flags as etcd does.
    */
-  static async open(config: NodeConfig, disk: Disk, logger: Logger): Promise<EtcdNode> {
+  static async open(
+    config: NodeConfig,
+    disk: Disk,
+    logger: Logger,
+    env: NodeEnvironment = {},
+  ): Promise<EtcdNode> {
     const memberDir = `${config.dataDir}/member`;
     await disk.mkdirp(config.dataDir);
     await disk.mkdirp(memberDir);
     const metaPath = `${memberDir}/meta`;
     const metaBytes = await disk.readFile(metaPath);
-    let meta: MemberMeta;
     const fresh = metaBytes === null;
+    let meta: MemberMeta;
     if (fresh) {
-      meta = bootstrapMeta(config);
+      meta = bootstrapMeta(config, env);
     } else {
       meta = fromBinary(MemberMetaSchema, metaBytes);
       logger.info("etcdmain/etcd.go:134", "server has been already initialized", {
@@ -171,7 +278,6 @@ export class EtcdNode {
         "dir-type": "member",
       });
     }
-    const members = membersFromMeta(meta, config);
     const snapshotter = new Snapshotter(disk, `${memberDir}/snap`);
     const snapshot = await snapshotter.loadNewest((name, reason) =>
       logger.warn("snap/snapshotter.go:123", "failed to read a snap file", {
@@ -182,7 +288,6 @@ export class EtcdNode {
     const state = snapshot ? fromBinary(NodeSnapshotSchema, snapshot.data) : null;
     const mvcc = state ? MvccStore.decodeSnapshot(state.mvcc) : new MvccStore();
     const snapshotIndex = snapshot?.index ?? 0;
-    let term = snapshot?.term ?? 0;
     const recovery = await Wal.open(
       disk,
       `${memberDir}/wal`,
@@ -194,64 +299,142 @@ export class EtcdNode {
         detail: recovery.truncatedTail,
       });
     }
+    const storage = new MemoryStorage();
+    if (snapshot && state) {
+      storage.applySnapshot({
+        metadata: {
+          index: snapshot.index,
+          term: snapshot.term,
+          confState: { voters: state.voters, learners: state.learners },
+        },
+        data: snapshot.data,
+      });
+    }
+    if (recovery.entries.length > 0) {
+      storage.append(recovery.entries.map((r) => ({
+        term: r.term,
+        index: r.index,
+        type: r.type as EntryType,
+        data: r.data,
+      })));
+    }
+    if (recovery.hardState) {
+      const hs = recovery.hardState;
+      storage.setHardState({
+        term: hs.term,
+        vote: hs.vote,
+        commit: Math.min(hs.commit, storage.lastIndex()),
+      });
+    }
+    const heartbeatMs = config.heartbeatIntervalMs ?? 100;
+    const electionTicks = Math.max(2, Math.round((config.electionTimeoutMs ?? 1000) / heartbeatMs));
+    const random = seededRandom(env.seed ?? Number(meta.memberId & 0xffffffffn));
+    const raft = new RawNode({
+      id: meta.memberId,
+      electionTicks,
+      heartbeatTicks: 1,
+      storage,
+      applied: snapshotIndex,
+      maxSizePerMsg: 1024 * 1024,
+      maxInflightMsgs: 4096 / 8,
+      checkQuorum: true,
+      preVote: true,
+      randomInt: random,
+    });
     const node = new EtcdNode({
       config,
       logger,
-      disk,
+      env,
       wal: recovery.wal,
       snapshotter,
+      storage,
+      raft,
       mvcc,
-      alarms: state?.alarms ?? [],
       meta,
-      members,
-      term,
       appliedIndex: snapshotIndex,
-      snapshotIndex,
+      electionTicks,
     });
-    for (const entry of recovery.entries) {
-      try {
-        node.#applyEntry(entry, decodeRequest(entry));
-      } catch (e) {
-        // The request failed when it was first applied too (e.g. lease not found): same outcome.
-        if (!(e instanceof EtcdError)) throw e;
-      }
-      term = Number(entry.term);
+    if (state) node.#restoreState(state);
+    if (fresh && config.initialClusterState === "new") {
+      const initial = parseInitialCluster(config.initialCluster);
+      raft.bootstrap(initial.map((m) => {
+        const id = memberId(m.peerUrls, config.initialClusterToken);
+        const member: MemberInfo = {
+          id,
+          name: m.name,
+          peerUrls: m.peerUrls,
+          clientUrls: [],
+          isLearner: false,
+        };
+        return { id, context: encodeContext(0n, member) };
+      }));
     }
-    node.#appliedIndex = recovery.wal.lastIndex;
-    if (fresh) {
-      // etcd's first entries: add-member conf change (term 1), the new leader's empty entry,
-      // publishing this member's attributes, and setting the cluster version.
-      const bootstrap = [
-        walEntry(1, 1, new Uint8Array(0)),
-        walEntry(2, 2, new Uint8Array(0)),
-        walEntry(3, 2, new Uint8Array(0)),
-        walEntry(4, 2, new Uint8Array(0)),
-      ];
-      await recovery.wal.append(bootstrap);
-      await disk.writeFileAtomic(metaPath, toBinary(MemberMetaSchema, meta));
-      node.#term = 2;
-      node.#appliedIndex = 4;
-    } else {
-      // A restarted member wins a new election (term + 1), appends the leader's empty entry and
-      // publishes its attributes again, as etcd does.
-      node.#term = term + 1;
-      const next = recovery.wal.lastIndex + 1;
-      await recovery.wal.append([
-        walEntry(next, node.#term, new Uint8Array(0)),
-        walEntry(next + 1, node.#term, new Uint8Array(0)),
-      ]);
-      node.#appliedIndex = next + 1;
+    if (fresh) await disk.writeFileAtomic(metaPath, toBinary(MemberMetaSchema, meta));
+    // Replay: everything committed up to the recovered commit index is applied before serving.
+    await node.#drive();
+    if (node.#failure) throw node.#failure;
+    const voters = node.#confState.voters;
+    if (voters.length === 1 && voters[0] === node.memberId) {
+      // Alone in the cluster: no one to wait for, win the election right away.
+      node.#raft.campaign();
+      await node.#drive();
     }
-    node.#nextIndex = recovery.wal.lastIndex + 1;
-    logger.info("etcdserver/server.go:2069", "published local member to cluster through raft", {
+    logger.info("etcdserver/raft.go:519", "starting raft member", {
       "local-member-id": idHex(meta.memberId),
-      "local-member-attributes": `{Name:${config.name} ClientURLs:[${
-        config.advertiseClientUrls.join(" ")
-      }]}`,
       "cluster-id": idHex(meta.clusterId),
+      "applied-index": node.#appliedIndex,
+      "commit-index": node.#commitIndex,
     });
     return node;
   }
+
+  // ---------------------------------------------------------------------------------------------
+  // Environment inputs
+
+  /** One heartbeat interval passed. */
+  tick(): void {
+    if (this.#stopped || this.#failure) return;
+    this.#ticks++;
+    this.#raft.tick();
+    this.#expireWaiters();
+    this.#maybePublish();
+    this.#schedule();
+  }
+
+  /** A message from a peer. */
+  step(message: Message): void {
+    if (this.#stopped || this.#failure) return;
+    if (this.#membership.isRemoved(message.from)) return;
+    try {
+      this.#raft.step(message);
+    } catch (e) {
+      this.#logger.warn("etcdserver/server.go:917", "dropped a raft message", {
+        from: idHex(message.from),
+        error: String(e),
+      });
+      return;
+    }
+    this.#schedule();
+  }
+
+  reportUnreachable(id: bigint): void {
+    if (this.#stopped) return;
+    this.#raft.reportUnreachable(id);
+  }
+
+  reportSnapshot(id: bigint, ok: boolean): void {
+    if (this.#stopped) return;
+    this.#raft.reportSnapshot(id, ok);
+    this.#schedule();
+  }
+
+  /** Whether a member ID was removed from the cluster (its messages are refused). */
+  isRemovedMember(id: bigint): boolean {
+    return this.#membership.isRemoved(id);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Client API
 
   /** The header every response carries. */
   header(revision: number = this.#mvcc.revision): ResponseHeader {
@@ -272,9 +455,10 @@ export class EtcdNode {
     });
   }
 
-  /** Linearizable and serializable reads alike: the applied state only holds durable writes. */
-  range(req: RangeRequest): RangeResponse {
+  /** Range: serializable reads answer from the applied state; linearizable ones use ReadIndex. */
+  async range(req: RangeRequest): Promise<RangeResponse> {
     checkRangeRequest(req);
+    if (!req.serializable) await this.#linearizableRead();
     const resp = this.#mvcc.range(req);
     resp.header = this.header();
     return resp;
@@ -282,8 +466,7 @@ export class EtcdNode {
 
   async put(req: PutRequest): Promise<PutResponse> {
     checkPutRequest(req);
-    const resp = await this.#propose({ case: "put", value: req }) as PutResponse;
-    return resp;
+    return await this.#propose({ case: "put", value: req }) as PutResponse;
   }
 
   async deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
@@ -295,6 +478,7 @@ export class EtcdNode {
     checkTxnRequest(req, this.#config.maxTxnOps);
     if (isTxnReadOnly(req)) {
       // etcd serves read-only transactions without going through the log.
+      if (!isTxnSerializable(req)) await this.#linearizableRead();
       const { response } = this.#mvcc.txn(req);
       response.header = this.header();
       return response;
@@ -329,30 +513,43 @@ export class EtcdNode {
       version: serverVersion,
       dbSize: BigInt(dbFileSize(size)),
       dbSizeInUse: BigInt(dbInUseSize(size)),
-      leader: this.memberId,
-      raftIndex: BigInt(this.#nextIndex - 1),
+      leader: this.#lead,
+      raftIndex: BigInt(this.#commitIndex),
       raftTerm: BigInt(this.#term),
       raftAppliedIndex: BigInt(this.#appliedIndex),
       errors: [
         ...(this.#failure ? [this.#failure.message] : []),
         ...this.#alarms.map((a) => `memberID:${a.memberID} alarm:${AlarmType[a.alarm]} `),
       ],
-      isLearner: false,
+      isLearner: this.#membership.get(this.memberId)?.isLearner ?? false,
     });
   }
 
   /** Cluster.MemberList members, in ID order as etcd lists them. */
   members(): Member[] {
-    return [...this.#members]
-      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-      .map((m) =>
-        create(MemberSchema, {
-          ID: m.id,
-          name: m.name,
-          peerURLs: m.peerUrls,
-          clientURLs: m.clientUrls,
-        })
-      );
+    return this.#membership.list().map(toApiMember);
+  }
+
+  /** Members as the node knows them (for the peer API and the transport). */
+  memberInfos(): MemberInfo[] {
+    return this.#membership.list();
+  }
+
+  /** The current leader's ID (0 when there is none). */
+  get leader(): bigint {
+    return this.#lead;
+  }
+
+  get isLeader(): boolean {
+    return this.#state === StateType.Leader;
+  }
+
+  get term(): number {
+    return this.#term;
+  }
+
+  get appliedIndex(): number {
+    return this.#appliedIndex;
   }
 
   /** Current MVCC revision. */
@@ -360,54 +557,456 @@ export class EtcdNode {
     return this.#mvcc.revision;
   }
 
+  /** Cluster.MemberAdd: a voting member, or a learner that replicates but does not vote. */
+  async memberAdd(peerUrls: string[], isLearner: boolean): Promise<MemberAddResponse> {
+    if (peerUrls.length === 0 || peerUrls.some((u) => !isValidUrl(u))) {
+      throw Errors.memberBadURLs();
+    }
+    const nowSeconds = Math.floor((this.#env.nowMs ?? (() => 0))() / 1000);
+    const member: MemberInfo = {
+      id: memberId(peerUrls, this.#config.initialClusterToken, nowSeconds),
+      name: "",
+      peerUrls,
+      clientUrls: [],
+      isLearner,
+    };
+    this.#membership.checkAdd(member);
+    if (!isLearner && this.#config.strictReconfigCheck !== false) {
+      this.#checkQuorumAfter(this.#membership.voters().length + 1, 0n);
+    }
+    await this.#proposeConfChange(
+      isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode,
+      member,
+    );
+    return create(MemberAddResponseSchema, {
+      header: this.headerWithoutRevision(),
+      member: toApiMember(member),
+      members: this.members(),
+    });
+  }
+
+  async memberRemove(id: bigint): Promise<MemberRemoveResponse> {
+    this.#membership.checkRemove(id);
+    const member = this.#membership.get(id)!;
+    if (!member.isLearner && this.#config.strictReconfigCheck !== false) {
+      this.#checkQuorumAfter(this.#membership.voters().length - 1, id);
+    }
+    await this.#proposeConfChange(ConfChangeType.RemoveNode, member);
+    return create(MemberRemoveResponseSchema, {
+      header: this.headerWithoutRevision(),
+      members: this.members(),
+    });
+  }
+
+  async memberUpdate(id: bigint, peerUrls: string[]): Promise<MemberUpdateResponse> {
+    if (peerUrls.length === 0 || peerUrls.some((u) => !isValidUrl(u))) {
+      throw Errors.memberBadURLs();
+    }
+    this.#membership.checkUpdate(id, peerUrls);
+    const member = { ...this.#membership.get(id)!, peerUrls };
+    await this.#proposeConfChange(ConfChangeType.UpdateNode, member);
+    return create(MemberUpdateResponseSchema, {
+      header: this.headerWithoutRevision(),
+      members: this.members(),
+    });
+  }
+
+  async memberPromote(id: bigint): Promise<MemberPromoteResponse> {
+    this.#membership.checkPromote(id);
+    if (!this.isLeader) throw Errors.notLeader();
+    const progress = this.#raft.status().progress;
+    const leaderMatch = progress.get(this.memberId)?.match ?? 0;
+    const learnerMatch = progress.get(id)?.match ?? 0;
+    if (learnerMatch < leaderMatch * learnerReadyPercent) throw Errors.learnerNotReady();
+    const member = { ...this.#membership.get(id)!, isLearner: false };
+    await this.#proposeConfChange(ConfChangeType.AddNode, member);
+    return create(MemberPromoteResponseSchema, {
+      header: this.headerWithoutRevision(),
+      members: this.members(),
+    });
+  }
+
+  /** Maintenance.MoveLeader: hands leadership to a voting member that has caught up. */
+  async moveLeader(target: bigint): Promise<MoveLeaderResponse> {
+    if (!this.isLeader) throw Errors.notLeader();
+    const member = this.#membership.get(target);
+    if (!member || member.isLearner) throw Errors.badLeaderTransferee();
+    if (target !== this.memberId) {
+      await new Promise<void>((resolve, reject) => {
+        const waiter: Waiter = {
+          resolve: () => resolve(),
+          reject,
+          deadline: this.#ticks + this.#reqTimeoutTicks,
+          lead: this.#lead,
+        };
+        this.#transferWaiters.push({ target, waiter });
+        this.#raft.transferLeader(target);
+        this.#schedule();
+      });
+    }
+    return create(MoveLeaderResponseSchema, { header: this.header() });
+  }
+
+  /**
+   * Resolves once this member has published its name and client URLs through the log (etcd serves
+   * clients only after that), or rejects when it stops first.
+   */
+  waitReady(): Promise<void> {
+    if (this.#published) return Promise.resolve();
+    return new Promise((resolve) => this.#readyWaiters.push(resolve));
+  }
+
+  /** Whether this data dir already holds a member (then the initial-* flags are ignored). */
+  static async isInitialized(config: NodeConfig, disk: Disk): Promise<boolean> {
+    return (await disk.readFile(`${config.dataDir}/member/meta`)) !== null;
+  }
+
   /** Stops accepting requests and waits for the writes in flight to be durable. */
   async stop(): Promise<void> {
     this.#stopped = true;
     await this.#idle;
+    this.#rejectAll(Errors.stopped());
     this.#wal.close();
   }
 
+  // ---------------------------------------------------------------------------------------------
+  // Proposals and reads
+
+  #newRequestId(): bigint {
+    this.#nextRequestId++;
+    return this.#nextRequestId;
+  }
+
   #propose(request: InternalRequest["request"]): Promise<unknown> {
-    if (this.#stopped) return Promise.reject(Errors.stopped());
-    if (this.#failure) return Promise.reject(Errors.stopped());
-    if (this.#pending.length >= maxPendingProposals) {
+    if (this.#stopped || this.#failure) return Promise.reject(Errors.stopped());
+    if (this.#waiters.size >= maxPendingProposals) {
       return Promise.reject(Errors.tooManyRequests());
     }
-    const internal = create(InternalRequestSchema, { request });
-    const data = toBinary(InternalRequestSchema, internal);
+    const id = this.#newRequestId();
+    const data = toBinary(InternalRequestSchema, create(InternalRequestSchema, { id, request }));
     if (data.length > this.#config.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
-    const entry = walEntry(this.#nextIndex++, this.#term, data);
     return new Promise((resolve, reject) => {
-      this.#pending.push({ entry, request: internal, resolve, reject });
-      if (!this.#flushing) this.#idle = this.#flush();
+      try {
+        this.#raft.propose(data);
+      } catch (e) {
+        reject(e instanceof ProposalDroppedError ? this.#dropError() : e);
+        return;
+      }
+      this.#waiters.set(id, {
+        resolve,
+        reject,
+        deadline: this.#ticks + this.#reqTimeoutTicks,
+        lead: this.#lead,
+      });
+      this.#schedule();
     });
   }
 
-  async #flush(): Promise<void> {
-    this.#flushing = true;
-    try {
-      while (this.#pending.length > 0) {
-        const batch = this.#pending.splice(0, maxBatchEntries);
-        try {
-          await this.#wal.append(batch.map((p) => p.entry));
-        } catch (e) {
-          this.#failWrites(e, batch);
-          return;
-        }
-        for (const p of batch) {
-          try {
-            p.resolve(this.#applyEntry(p.entry, p.request));
-          } catch (e) {
-            p.reject(e);
-          }
-        }
-        this.#appliedIndex = Number(batch[batch.length - 1].entry.index);
-        if (this.#appliedIndex - this.#snapshotIndex >= this.#config.snapshotCount) {
-          await this.#saveSnapshot();
-        }
+  /** What a dropped proposal means to a client. */
+  #dropError(): EtcdError {
+    if (this.#lead === none) return Errors.noLeader();
+    return Errors.timeout();
+  }
+
+  #proposeConfChange(type: ConfChangeType, member: MemberInfo): Promise<unknown> {
+    if (this.#stopped || this.#failure) return Promise.reject(Errors.stopped());
+    const id = this.#newRequestId();
+    const cc: ConfChange = { type, nodeId: member.id, context: encodeContext(id, member) };
+    return new Promise((resolve, reject) => {
+      try {
+        this.#raft.proposeConfChange(cc);
+      } catch (e) {
+        reject(e instanceof ProposalDroppedError ? this.#dropError() : e);
+        return;
       }
+      this.#waiters.set(id, {
+        resolve,
+        reject,
+        deadline: this.#ticks + this.#reqTimeoutTicks,
+        lead: this.#lead,
+      });
+      this.#schedule();
+    });
+  }
+
+  /**
+   * etcd's strict reconfiguration check: after the change, the voters that have started (and are
+   * reachable) must still form a quorum.
+   */
+  #checkQuorumAfter(votersAfter: number, removing: bigint): void {
+    let started = 0;
+    for (const m of this.#membership.voters()) {
+      if (m.id === removing) continue;
+      const active = m.id === this.memberId || this.#transport.activeSince(m.id) !== null;
+      if (m.name !== "" && active) started++;
+    }
+    if (started < Math.floor(votersAfter / 2) + 1) throw Errors.memberNotEnoughStarted();
+  }
+
+  /** Resolves once a read started now may be served from the applied state. */
+  #linearizableRead(): Promise<void> | void {
+    // A lone voter that leads has applied everything it ever acknowledged (also after its disk
+    // failed: the writes it refuses were never acknowledged).
+    if (
+      this.#state === StateType.Leader && this.#confState.voters.length === 1 &&
+      this.#readInFlight === null && !this.#stopped
+    ) {
+      return;
+    }
+    if (this.#stopped || this.#failure) return Promise.reject(Errors.stopped());
+    return new Promise<void>((resolve, reject) => {
+      this.#readQueue.push({
+        resolve: () => resolve(),
+        reject,
+        deadline: this.#ticks + this.#reqTimeoutTicks,
+        lead: this.#lead,
+      });
+      if (this.#readInFlight === null) this.#issueRead();
+    });
+  }
+
+  #issueRead(): void {
+    if (this.#readQueue.length === 0) return;
+    const ctx = new Uint8Array(8);
+    new DataView(ctx.buffer).setFloat64(0, ++this.#readCounter);
+    this.#readInFlight = {
+      ctx,
+      key: ctxKey(ctx),
+      waiters: this.#readQueue.splice(0),
+      index: 0,
+    };
+    this.#raft.readIndex(ctx);
+    this.#schedule();
+  }
+
+  #releaseReads(): void {
+    while (
+      this.#readsAwaitingApply.length > 0 &&
+      this.#readsAwaitingApply[0].index <= this.#appliedIndex
+    ) {
+      const batch = this.#readsAwaitingApply.shift()!;
+      for (const w of batch.waiters) w.resolve(undefined);
+    }
+  }
+
+  #expireWaiters(): void {
+    for (const [id, w] of this.#waiters) {
+      if (w.deadline > this.#ticks) break;
+      this.#waiters.delete(id);
+      w.reject(
+        w.lead !== none && w.lead !== this.#lead
+          ? Errors.timeoutDueToLeaderFail()
+          : Errors.timeout(),
+      );
+    }
+    const read = this.#readInFlight;
+    if (read && read.waiters.length > 0 && read.waiters[0].deadline <= this.#ticks) {
+      for (const w of read.waiters) w.reject(Errors.timeout());
+      this.#readInFlight = null;
+      this.#issueRead();
+    }
+    this.#readsAwaitingApply = this.#readsAwaitingApply.filter((batch) => {
+      if (batch.waiters[0].deadline > this.#ticks) return true;
+      for (const w of batch.waiters) w.reject(Errors.timeout());
+      return false;
+    });
+    this.#transferWaiters = this.#transferWaiters.filter(({ waiter }) => {
+      if (waiter.deadline > this.#ticks) return true;
+      waiter.reject(Errors.timeoutLeaderTransfer());
+      return false;
+    });
+  }
+
+  /** Publishes this member's name and client URLs once a leader exists (etcd's publish). */
+  #maybePublish(): void {
+    if (this.#published || this.#publishing || this.#lead === none) return;
+    if (!this.#membership.has(this.memberId)) return;
+    this.#publishing = true;
+    this.#propose({
+      case: "memberAttributes",
+      value: create(MemberAttributesSchema, {
+        memberId: this.memberId,
+        name: this.#config.name,
+        clientUrls: this.#config.advertiseClientUrls,
+      }),
+    }).then(
+      () => {
+        this.#published = true;
+        for (const resolve of this.#readyWaiters.splice(0)) resolve();
+        this.#logger.info(
+          "etcdserver/server.go:2069",
+          "published local member to cluster through raft",
+          {
+            "local-member-id": idHex(this.memberId),
+            "local-member-attributes": `{Name:${this.#config.name} ClientURLs:[${
+              this.#config.advertiseClientUrls.join(" ")
+            }]}`,
+            "cluster-id": idHex(this.clusterId),
+          },
+        );
+      },
+      () => {},
+    ).finally(() => {
+      this.#publishing = false;
+    });
+  }
+
+  #maybeSetClusterVersion(): void {
+    if (this.#state !== StateType.Leader || this.#membership.clusterVersion !== "") return;
+    this.#propose({
+      case: "clusterVersion",
+      value: create(ClusterVersionSchema, { version: clusterVersion }),
+    }).catch(() => {});
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The Ready loop
+
+  #schedule(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#idle = this.#drive();
+  }
+
+  /** Handles Ready after Ready until Raft has nothing more to do. */
+  async #drive(): Promise<void> {
+    this.#running = true;
+    try {
+      while (!this.#failure) {
+        if (!this.#raft.hasReady()) break;
+        const rd = this.#raft.ready();
+        await this.#handleReady(rd);
+      }
+    } catch (e) {
+      this.#fail(e);
     } finally {
-      this.#flushing = false;
+      this.#running = false;
+    }
+  }
+
+  async #handleReady(rd: Ready): Promise<void> {
+    if (rd.softState) this.#onSoftState(rd.softState.lead, rd.softState.state);
+    if (rd.hardState) {
+      this.#term = rd.hardState.term;
+      this.#commitIndex = rd.hardState.commit;
+    }
+    // A leader's messages may go out while it writes its own disk (it counts itself only after
+    // advance); everyone else's wait for the disk: votes and acknowledgements promise durability.
+    let later = rd.messages;
+    if (this.#state === StateType.Leader && later.length > 0) {
+      const early = later.filter((m) => leaderEarlyTypes.has(m.type));
+      if (early.length > 0) this.#transport.send(early);
+      later = early.length === later.length
+        ? []
+        : later.filter((m) => !leaderEarlyTypes.has(m.type));
+    }
+
+    if (rd.snapshot) await this.#persistSnapshot(rd.snapshot);
+    if (rd.entries.length > 0 || rd.hardState) {
+      const records: WalRecord[] = [];
+      for (const e of rd.entries) records.push(walEntry(e.index, e.term, e.data, e.type));
+      if (rd.hardState) {
+        const hs = rd.hardState;
+        records.push(walHardState(hs.term, hs.vote, hs.commit));
+      }
+      try {
+        await this.#wal.append(records, rd.mustSync);
+      } catch (e) {
+        this.#failWrites(e);
+        return;
+      }
+      if (rd.entries.length > 0) this.#storage.append(rd.entries);
+      if (rd.hardState) this.#storage.setHardState(rd.hardState);
+    }
+    if (later.length > 0) this.#transport.send(later);
+
+    if (rd.snapshot) this.#applySnapshot(rd.snapshot);
+    for (const e of rd.committedEntries) this.#applyEntry(e);
+    for (const rs of rd.readStates) this.#onReadState(rs.index, rs.requestCtx);
+    this.#raft.advance(rd);
+    this.#releaseReads();
+    if (this.#appliedIndex - this.#snapshotIndex >= this.#config.snapshotCount) {
+      await this.#saveSnapshot();
+    }
+  }
+
+  #onSoftState(lead: bigint, state: StateType): void {
+    const wasLeader = this.#state === StateType.Leader;
+    const leadChanged = lead !== this.#lead;
+    this.#lead = lead;
+    this.#state = state;
+    if (leadChanged) {
+      if (lead === none) {
+        this.#logger.info("raft/raft.go:1025", "raft.node lost leader", {
+          "local-member-id": idHex(this.memberId),
+        });
+      } else {
+        this.#logger.info("raft/node.go:325", "raft.node elected leader", {
+          "local-member-id": idHex(this.memberId),
+          "leader-member-id": idHex(lead),
+          term: this.#raft.status().term,
+        });
+      }
+      this.#transferWaiters = this.#transferWaiters.filter(({ target, waiter }) => {
+        if (target !== lead) return true;
+        waiter.resolve(undefined);
+        return false;
+      });
+      // Reads waiting on a leader that is gone are asked again of the new one.
+      if (this.#readInFlight && lead !== none) {
+        this.#readQueue.unshift(...this.#readInFlight.waiters);
+        this.#readInFlight = null;
+        this.#issueRead();
+      }
+    }
+    if (wasLeader && state !== StateType.Leader) {
+      this.#transferWaiters.forEach(({ target, waiter }) => {
+        if (target !== lead) waiter.reject(Errors.leaderChanged());
+      });
+      this.#transferWaiters = [];
+    }
+    if (state === StateType.Leader && !wasLeader) this.#maybeSetClusterVersion();
+    if (lead !== none) queueMicrotask(() => this.#maybePublish());
+  }
+
+  #onReadState(index: number, ctx: Uint8Array): void {
+    const batch = this.#readInFlight;
+    if (!batch || ctxKey(ctx) !== batch.key) return;
+    this.#readInFlight = null;
+    batch.index = index;
+    if (index <= this.#appliedIndex) {
+      for (const w of batch.waiters) w.resolve(undefined);
+    } else {
+      this.#readsAwaitingApply.push(batch);
+    }
+    this.#issueRead();
+  }
+
+  async #persistSnapshot(snap: RaftSnapshot): Promise<void> {
+    const { index, term } = snap.metadata;
+    await this.#snapshotter.save({ index, term, data: snap.data });
+    await this.#wal.append([walSnapshotMarker(index, term)]);
+    this.#storage.applySnapshot(snap);
+  }
+
+  /** Replaces the state machine with a snapshot the leader sent. */
+  #applySnapshot(snap: RaftSnapshot): void {
+    const state = fromBinary(NodeSnapshotSchema, snap.data);
+    this.#mvcc = MvccStore.decodeSnapshot(state.mvcc);
+    this.#restoreState(state);
+    this.#appliedIndex = snap.metadata.index;
+    this.#snapshotIndex = snap.metadata.index;
+    this.#logger.info("etcdserver/server.go:1117", "applied snapshot", {
+      "snapshot-index": snap.metadata.index,
+    });
+  }
+
+  #restoreState(state: NodeSnapshot): void {
+    this.#alarms = [...state.alarms];
+    this.#membership.restore(state.members, state.removed, state.clusterVersion);
+    this.#confState = { voters: [...state.voters], learners: [...state.learners] };
+    for (const m of this.#membership.list()) {
+      if (m.id !== this.memberId) this.#transport.addPeer(m.id, m.peerUrls);
     }
   }
 
@@ -415,22 +1014,67 @@ export class EtcdNode {
    * A failed WAL write (full disk, I/O error) leaves the log's tail unknown: refuse every further
    * write rather than risk acknowledging something that is not durable. Reads keep working.
    */
-  #failWrites(error: unknown, batch: Pending[]): void {
+  #failWrites(error: unknown): void {
     const message = error instanceof Error ? error.message : String(error);
     this.#failure = new Error(`wal write failed: ${message}`);
     this.#logger.error("wal/wal.go:700", "failed to write WAL; refusing further writes", {
       error: message,
     });
-    const rejected = [...batch, ...this.#pending.splice(0)];
-    for (const p of rejected) p.reject(Errors.stopped());
+    this.#rejectAll(Errors.stopped());
   }
 
-  /** Applies one committed entry; throws the request's EtcdError when apply rejects it. */
-  #applyEntry(entry: WalEntry, request: InternalRequest | null): unknown {
-    const index = Number(entry.index);
+  #fail(error: unknown): void {
+    const message = error instanceof Error ? error.stack ?? error.message : String(error);
+    this.#failure = new Error(`member failed: ${message}`);
+    this.#logger.error("etcdserver/server.go:1000", "member stopped after an internal error", {
+      error: message,
+    });
+    this.#rejectAll(Errors.stopped());
+  }
+
+  #rejectAll(error: EtcdError): void {
+    for (const w of this.#waiters.values()) w.reject(error);
+    this.#waiters.clear();
+    const reads = [
+      ...this.#readQueue.splice(0),
+      ...(this.#readInFlight?.waiters ?? []),
+      ...this.#readsAwaitingApply.flatMap((b) => b.waiters),
+    ];
+    this.#readInFlight = null;
+    this.#readsAwaitingApply = [];
+    for (const w of reads) w.reject(error);
+    for (const { waiter } of this.#transferWaiters) waiter.reject(error);
+    this.#transferWaiters = [];
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Apply
+
+  #applyEntry(entry: Entry): void {
+    const index = entry.index;
+    if (index <= this.#appliedIndex) return;
     assert(index === this.#appliedIndex + 1, `apply of ${index} after ${this.#appliedIndex}`);
     this.#appliedIndex = index;
-    if (request === null) return null;
+    if (entry.type === EntryType.ConfChange) {
+      this.#applyConfChange(decodeConfChange(entry.data));
+      return;
+    }
+    if (entry.data.length === 0) return;
+    const request = fromBinary(InternalRequestSchema, entry.data);
+    const waiter = this.#waiters.get(request.id);
+    if (waiter) this.#waiters.delete(request.id);
+    try {
+      const result = this.#applyRequest(request);
+      waiter?.resolve(result);
+    } catch (e) {
+      // The request failed when it was first applied too (e.g. lease not found): same outcome.
+      if (!(e instanceof EtcdError)) throw e;
+      waiter?.reject(e);
+    }
+  }
+
+  /** Applies one committed request; throws the request's EtcdError when apply rejects it. */
+  #applyRequest(request: InternalRequest): unknown {
     const r = request.request;
     switch (r.case) {
       case "put": {
@@ -457,8 +1101,78 @@ export class EtcdNode {
       case "alarm":
         // etcd 3.4 answers Alarm without a response header (etcdctl prints `{}` for -w json).
         return create(AlarmResponseSchema, { alarms: this.#applyAlarm(r.value) });
+      case "memberAttributes":
+        this.#membership.setAttributes(r.value.memberId, r.value.name, r.value.clientUrls);
+        return null;
+      case "clusterVersion":
+        this.#membership.clusterVersion = r.value.version;
+        return null;
       default:
         return null;
+    }
+  }
+
+  #applyConfChange(cc: ConfChange): void {
+    const context = decodeContext(cc.context);
+    const waiter = this.#waiters.get(context.requestId);
+    if (waiter) this.#waiters.delete(context.requestId);
+    const member = context.member;
+    try {
+      switch (cc.type) {
+        case ConfChangeType.AddNode:
+          if (this.#membership.get(cc.nodeId)?.isLearner) {
+            this.#membership.promote(cc.nodeId);
+          } else {
+            this.#membership.checkAdd(member);
+            this.#membership.add(member);
+          }
+          break;
+        case ConfChangeType.AddLearnerNode:
+          this.#membership.checkAdd(member);
+          this.#membership.add(member);
+          break;
+        case ConfChangeType.RemoveNode:
+          this.#membership.checkRemove(cc.nodeId);
+          this.#membership.remove(cc.nodeId);
+          break;
+        case ConfChangeType.UpdateNode:
+          this.#membership.checkUpdate(cc.nodeId, member.peerUrls);
+          this.#membership.updatePeerUrls(cc.nodeId, member.peerUrls);
+          break;
+      }
+    } catch (e) {
+      // Rejected at apply (it raced with another change): Raft still learns it is done.
+      this.#confState = this.#raft.applyConfChange({ ...cc, nodeId: none });
+      if (e instanceof EtcdError) {
+        waiter?.reject(e);
+        return;
+      }
+      throw e;
+    }
+    this.#confState = this.#raft.applyConfChange(cc);
+    const type = ConfChangeType[cc.type];
+    this.#logger.info("membership/cluster.go:392", `applied a membership change (${type})`, {
+      "local-member-id": idHex(this.memberId),
+      "member-id": idHex(cc.nodeId),
+      "peer-urls": member.peerUrls,
+    });
+    if (cc.nodeId !== this.memberId) {
+      if (cc.type === ConfChangeType.RemoveNode) this.#transport.removePeer(cc.nodeId);
+      else if (cc.type === ConfChangeType.UpdateNode) {
+        this.#transport.updatePeer(cc.nodeId, member.peerUrls);
+      } else this.#transport.addPeer(cc.nodeId, member.peerUrls);
+    }
+    waiter?.resolve(null);
+    if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.memberId && !this.#removed) {
+      this.#removed = true;
+      this.#logger.warn(
+        "etcdserver/server.go:1182",
+        "the member has been permanently removed from the cluster",
+        {
+          "local-member-id": idHex(this.memberId),
+        },
+      );
+      this.#env.onRemoved?.();
     }
   }
 
@@ -490,13 +1204,29 @@ export class EtcdNode {
     }
   }
 
+  #encodeState(): Uint8Array {
+    return toBinary(
+      NodeSnapshotSchema,
+      create(NodeSnapshotSchema, {
+        mvcc: this.#mvcc.encodeSnapshot(),
+        alarms: this.#alarms,
+        members: this.#membership.records(),
+        removed: this.#membership.removedIds(),
+        clusterVersion: this.#membership.clusterVersion,
+        voters: this.#confState.voters,
+        learners: this.#confState.learners,
+      }),
+    );
+  }
+
   async #saveSnapshot(): Promise<void> {
     const index = this.#appliedIndex;
-    const data = toBinary(
-      NodeSnapshotSchema,
-      create(NodeSnapshotSchema, { mvcc: this.#mvcc.encodeSnapshot(), alarms: this.#alarms }),
-    );
-    await this.#snapshotter.save({ index, term: this.#term, data });
+    const data = this.#encodeState();
+    const term = this.#storage.term(index);
+    await this.#snapshotter.save({ index, term, data });
+    this.#storage.createSnapshot(index, this.#confState, data);
+    const compactTo = index - snapshotCatchUpEntries;
+    if (compactTo > this.#storage.firstIndex()) this.#storage.compact(compactTo);
     // Keep the log back to the previous snapshot: if this newest one is ever unreadable, recovery
     // falls back to the previous snapshot and still finds every entry after it.
     await this.#wal.releaseTo(this.#snapshotIndex);
@@ -505,25 +1235,8 @@ export class EtcdNode {
   }
 }
 
-function decodeRequest(entry: WalEntry): InternalRequest | null {
-  if (entry.data.length === 0) return null;
-  return fromBinary(InternalRequestSchema, entry.data);
-}
-
-function compareAlarms(a: AlarmMember, b: AlarmMember): number {
-  if (a.memberID !== b.memberID) return a.memberID < b.memberID ? -1 : 1;
-  return a.alarm - b.alarm;
-}
-
-/** Whether any branch of a txn, at any depth, puts (what a NOSPACE alarm refuses). */
-function hasPut(req: TxnRequest): boolean {
-  return [...req.success, ...req.failure].some((op) =>
-    op.request.case === "requestPut" ||
-    (op.request.case === "requestTxn" && hasPut(op.request.value))
-  );
-}
-
-function bootstrapMeta(config: NodeConfig): MemberMeta {
+/** The data dir's identity on first start. */
+function bootstrapMeta(config: NodeConfig, env: NodeEnvironment): MemberMeta {
   const initial = parseInitialCluster(config.initialCluster);
   const self = initial.find((m) => m.name === config.name);
   if (!self) {
@@ -538,11 +1251,15 @@ function bootstrapMeta(config: NodeConfig): MemberMeta {
         `--initial-advertise-peer-urls=${config.initialAdvertisePeerUrls.join(",")}`,
     );
   }
-  if (initial.length > 1) {
-    throw new Error(
-      "detcd: multi-member clusters are not supported yet (Raft replication is issue 4); " +
-        "start a single member",
-    );
+  if (config.initialClusterState === "existing") {
+    if (!env.join) throw new Error("joining an existing cluster needs its members' answer");
+    return create(MemberMetaSchema, {
+      clusterId: env.join.clusterId,
+      memberId: env.join.memberId,
+      name: config.name,
+      peerUrls: self.peerUrls,
+      initialCluster: config.initialCluster,
+    });
   }
   const ids = initial.map((m) => memberId(m.peerUrls, config.initialClusterToken));
   return create(MemberMetaSchema, {
@@ -554,13 +1271,60 @@ function bootstrapMeta(config: NodeConfig): MemberMeta {
   });
 }
 
-function membersFromMeta(meta: MemberMeta, config: NodeConfig): MemberInfo[] {
-  return [{
-    id: meta.memberId,
-    name: meta.name,
-    peerUrls: meta.peerUrls,
-    clientUrls: config.advertiseClientUrls,
-  }];
+function encodeContext(requestId: bigint, member: MemberInfo): Uint8Array {
+  return toBinary(
+    ConfChangeContextSchema,
+    create(ConfChangeContextSchema, { requestId, member: toRecord(member) }),
+  );
+}
+
+function decodeContext(bytes: Uint8Array): { requestId: bigint; member: MemberInfo } {
+  const ctx: ConfChangeContext = fromBinary(ConfChangeContextSchema, bytes);
+  return {
+    requestId: ctx.requestId,
+    member: ctx.member
+      ? fromRecord(ctx.member)
+      : { id: 0n, name: "", peerUrls: [], clientUrls: [], isLearner: false },
+  };
+}
+
+function ctxKey(ctx: Uint8Array): string {
+  return Array.from(ctx).join(",");
+}
+
+function isValidUrl(u: string): boolean {
+  try {
+    const url = new URL(u);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.host !== "";
+  } catch {
+    return false;
+  }
+}
+
+/** A small seeded PRNG (mulberry32): Raft's randomness must be reproducible in simulation. */
+export function seededRandom(seed: number): (n: number) => number {
+  let a = seed >>> 0;
+  return (n: number) => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    const r = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return Math.floor(r * n);
+  };
+}
+
+function compareAlarms(a: AlarmMember, b: AlarmMember): number {
+  if (a.memberID !== b.memberID) return a.memberID < b.memberID ? -1 : 1;
+  return a.alarm - b.alarm;
+}
+
+/** Whether any branch of a txn, at any depth, puts (what a NOSPACE alarm refuses). */
+function hasPut(req: TxnRequest): boolean {
+  return [...req.success, ...req.failure].some((op) =>
+    op.request.case === "requestPut" ||
+    (op.request.case === "requestTxn" && hasPut(op.request.value))
+  );
 }
 
 /**

@@ -59,7 +59,7 @@ Deno.test("a restart recovers every acknowledged write and bumps the term like e
   disk.crash(); // nothing acknowledged may depend on unsynced bytes
   const again = await EtcdNode.open(config(), disk, silentLogger);
   assertEquals(again.revision, 52);
-  const kv = again.range(get("k0")).kvs[0];
+  const kv = (await again.range(get("k0"))).kvs[0];
   assertEquals(dec.decode(kv.value), "again");
   assertEquals(kv.version, 2n);
   const s = again.status();
@@ -72,7 +72,7 @@ Deno.test("concurrent writes share syncs and are applied in proposal order", asy
     Array.from({ length: 200 }, (_, i) => node.put(put("same", String(i)))),
   );
   assertEquals(replies.map((r) => Number(r.header?.revision)), replies.map((_, i) => i + 2));
-  assertEquals(dec.decode(node.range(get("same")).kvs[0].value), "199");
+  assertEquals(dec.decode((await node.range(get("same"))).kvs[0].value), "199");
   await node.stop();
 });
 
@@ -109,7 +109,7 @@ Deno.test("compaction survives a restart through the log and snapshot", async ()
     EtcdError,
     "compacted",
   );
-  assertEquals(dec.decode(again.range(get("k")).kvs[0].value), "last");
+  assertEquals(dec.decode((await again.range(get("k"))).kvs[0].value), "last");
 });
 
 Deno.test("a failed WAL write refuses further writes instead of acknowledging them", async () => {
@@ -133,7 +133,7 @@ Deno.test("a failed WAL write refuses further writes instead of acknowledging th
   }, silentLogger);
   await assertRejects(() => n2.put(put("x", "1")), EtcdError, "server stopped");
   await assertRejects(() => n2.put(put("y", "1")), EtcdError, "server stopped");
-  assertEquals(n2.range(get("x")).kvs.length, 0);
+  assertEquals((await n2.range(get("x"))).kvs.length, 0);
   assert(n2.status().errors[0].includes("No space left"));
   await n2.stop();
 });
@@ -158,7 +158,7 @@ Deno.test("etcd #14370: the last acknowledged write survives a crash right after
   const last = await node.put(put("last", "acknowledged"));
   disk.crash();
   const again = await EtcdNode.open(config(), disk, silentLogger);
-  assertEquals(dec.decode(again.range(get("last")).kvs[0].value), "acknowledged");
+  assertEquals(dec.decode((await again.range(get("last"))).kvs[0].value), "acknowledged");
   assertEquals(BigInt(again.revision), last.header!.revision);
 });
 
@@ -223,6 +223,6 @@ Deno.test("a corrupt newest snapshot falls back to the previous one and loses no
   const again = await EtcdNode.open(cfg, disk, silentLogger);
   assertEquals(again.revision, 13);
   for (let i = 0; i < 12; i++) {
-    assertEquals(dec.decode(again.range(get(`k${i}`)).kvs[0].value), `v${i}`);
+    assertEquals(dec.decode((await again.range(get(`k${i}`))).kvs[0].value), `v${i}`);
   }
 });

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file detcdpb/internal.proto.
  */
 export const file_detcdpb_internal: GenFile = /*@__PURE__*/
-  fileDesc("ChZkZXRjZHBiL2ludGVybmFsLnByb3RvEgdkZXRjZHBiIoQDCg9JbnRlcm5hbFJlcXVlc3QSCgoCaWQYASABKAQSJwoDcHV0GAIgASgLMhguZXRjZHNlcnZlcnBiLlB1dFJlcXVlc3RIABI4CgxkZWxldGVfcmFuZ2UYAyABKAsyIC5ldGNkc2VydmVycGIuRGVsZXRlUmFuZ2VSZXF1ZXN0SAASJwoDdHhuGAQgASgLMhguZXRjZHNlcnZlcnBiLlR4blJlcXVlc3RIABI1Cgpjb21wYWN0aW9uGAUgASgLMh8uZXRjZHNlcnZlcnBiLkNvbXBhY3Rpb25SZXF1ZXN0SAASKwoFYWxhcm0YBiABKAsyGi5ldGNkc2VydmVycGIuQWxhcm1SZXF1ZXN0SAASNgoRbWVtYmVyX2F0dHJpYnV0ZXMYByABKAsyGS5kZXRjZHBiLk1lbWJlckF0dHJpYnV0ZXNIABIyCg9jbHVzdGVyX3ZlcnNpb24YCCABKAsyFy5kZXRjZHBiLkNsdXN0ZXJWZXJzaW9uSABCCQoHcmVxdWVzdCJIChBNZW1iZXJBdHRyaWJ1dGVzEhEKCW1lbWJlcl9pZBgBIAEoBBIMCgRuYW1lGAIgASgJEhMKC2NsaWVudF91cmxzGAMgAygJIiEKDkNsdXN0ZXJWZXJzaW9uEg8KB3ZlcnNpb24YASABKAkiZAoMTWVtYmVyUmVjb3JkEgoKAmlkGAEgASgEEgwKBG5hbWUYAiABKAkSEQoJcGVlcl91cmxzGAMgAygJEhMKC2NsaWVudF91cmxzGAQgAygJEhIKCmlzX2xlYXJuZXIYBSABKAgiuwEKDE5vZGVTbmFwc2hvdBIMCgRtdmNjGAEgASgMEikKBmFsYXJtcxgCIAMoCzIZLmV0Y2RzZXJ2ZXJwYi5BbGFybU1lbWJlchImCgdtZW1iZXJzGAMgAygLMhUuZGV0Y2RwYi5NZW1iZXJSZWNvcmQSDwoHcmVtb3ZlZBgEIAMoBBIXCg9jbHVzdGVyX3ZlcnNpb24YBSABKAkSDgoGdm90ZXJzGAYgAygEEhAKCGxlYXJuZXJzGAcgAygEIm8KCFdhbEVudHJ5Eg0KBWluZGV4GAEgASgEEgwKBHRlcm0YAiABKAQSDAoEZGF0YRgDIAEoDBIMCgR0eXBlGAQgASgNEgwKBGtpbmQYBSABKA0SDAoEdm90ZRgGIAEoBBIOCgZjb21taXQYByABKAQibQoKTWVtYmVyTWV0YRISCgpjbHVzdGVyX2lkGAEgASgEEhEKCW1lbWJlcl9pZBgCIAEoBBIMCgRuYW1lGAMgASgJEhEKCXBlZXJfdXJscxgEIAMoCRIXCg9pbml0aWFsX2NsdXN0ZXIYBSABKAliBnByb3RvMw", [file_etcdserverpb_rpc]);
+  fileDesc("ChZkZXRjZHBiL2ludGVybmFsLnByb3RvEgdkZXRjZHBiIoQDCg9JbnRlcm5hbFJlcXVlc3QSCgoCaWQYASABKAQSJwoDcHV0GAIgASgLMhguZXRjZHNlcnZlcnBiLlB1dFJlcXVlc3RIABI4CgxkZWxldGVfcmFuZ2UYAyABKAsyIC5ldGNkc2VydmVycGIuRGVsZXRlUmFuZ2VSZXF1ZXN0SAASJwoDdHhuGAQgASgLMhguZXRjZHNlcnZlcnBiLlR4blJlcXVlc3RIABI1Cgpjb21wYWN0aW9uGAUgASgLMh8uZXRjZHNlcnZlcnBiLkNvbXBhY3Rpb25SZXF1ZXN0SAASKwoFYWxhcm0YBiABKAsyGi5ldGNkc2VydmVycGIuQWxhcm1SZXF1ZXN0SAASNgoRbWVtYmVyX2F0dHJpYnV0ZXMYByABKAsyGS5kZXRjZHBiLk1lbWJlckF0dHJpYnV0ZXNIABIyCg9jbHVzdGVyX3ZlcnNpb24YCCABKAsyFy5kZXRjZHBiLkNsdXN0ZXJWZXJzaW9uSABCCQoHcmVxdWVzdCJIChBNZW1iZXJBdHRyaWJ1dGVzEhEKCW1lbWJlcl9pZBgBIAEoBBIMCgRuYW1lGAIgASgJEhMKC2NsaWVudF91cmxzGAMgAygJIiEKDkNsdXN0ZXJWZXJzaW9uEg8KB3ZlcnNpb24YASABKAkiZAoMTWVtYmVyUmVjb3JkEgoKAmlkGAEgASgEEgwKBG5hbWUYAiABKAkSEQoJcGVlcl91cmxzGAMgAygJEhMKC2NsaWVudF91cmxzGAQgAygJEhIKCmlzX2xlYXJuZXIYBSABKAgiTgoRQ29uZkNoYW5nZUNvbnRleHQSEgoKcmVxdWVzdF9pZBgBIAEoBBIlCgZtZW1iZXIYAiABKAsyFS5kZXRjZHBiLk1lbWJlclJlY29yZCK7AQoMTm9kZVNuYXBzaG90EgwKBG12Y2MYASABKAwSKQoGYWxhcm1zGAIgAygLMhkuZXRjZHNlcnZlcnBiLkFsYXJtTWVtYmVyEiYKB21lbWJlcnMYAyADKAsyFS5kZXRjZHBiLk1lbWJlclJlY29yZBIPCgdyZW1vdmVkGAQgAygEEhcKD2NsdXN0ZXJfdmVyc2lvbhgFIAEoCRIOCgZ2b3RlcnMYBiADKAQSEAoIbGVhcm5lcnMYByADKAQibwoIV2FsRW50cnkSDQoFaW5kZXgYASABKAQSDAoEdGVybRgCIAEoBBIMCgRkYXRhGAMgASgMEgwKBHR5cGUYBCABKA0SDAoEa2luZBgFIAEoDRIMCgR2b3RlGAYgASgEEg4KBmNvbW1pdBgHIAEoBCJtCgpNZW1iZXJNZXRhEhIKCmNsdXN0ZXJfaWQYASABKAQSEQoJbWVtYmVyX2lkGAIgASgEEgwKBG5hbWUYAyABKAkSEQoJcGVlcl91cmxzGAQgAygJEhcKD2luaXRpYWxfY2x1c3RlchgFIAEoCWIGcHJvdG8z", [file_etcdserverpb_rpc]);
 
 /**
  * A state-changing request as it is proposed, logged and applied. Reads never go through here.
@@ -173,6 +173,30 @@ export const MemberRecordSchema: GenMessage<MemberRecord> = /*@__PURE__*/
   messageDesc(file_detcdpb_internal, 3);
 
 /**
+ * The context of a membership conf change: who proposed it (to answer the caller) and the member.
+ *
+ * @generated from message detcdpb.ConfChangeContext
+ */
+export type ConfChangeContext = Message<"detcdpb.ConfChangeContext"> & {
+  /**
+   * @generated from field: uint64 request_id = 1;
+   */
+  requestId: bigint;
+
+  /**
+   * @generated from field: detcdpb.MemberRecord member = 2;
+   */
+  member?: MemberRecord | undefined;
+};
+
+/**
+ * Describes the message detcdpb.ConfChangeContext.
+ * Use `create(ConfChangeContextSchema)` to create a new message.
+ */
+export const ConfChangeContextSchema: GenMessage<ConfChangeContext> = /*@__PURE__*/
+  messageDesc(file_detcdpb_internal, 4);
+
+/**
  * The applied state a snapshot holds: the MVCC store and what the node keeps beside it.
  *
  * @generated from message detcdpb.NodeSnapshot
@@ -225,7 +249,7 @@ export type NodeSnapshot = Message<"detcdpb.NodeSnapshot"> & {
  * Use `create(NodeSnapshotSchema)` to create a new message.
  */
 export const NodeSnapshotSchema: GenMessage<NodeSnapshot> = /*@__PURE__*/
-  messageDesc(file_detcdpb_internal, 4);
+  messageDesc(file_detcdpb_internal, 5);
 
 /**
  * One WAL record. Usually a log entry; `kind` marks the other records the log needs.
@@ -281,7 +305,7 @@ export type WalEntry = Message<"detcdpb.WalEntry"> & {
  * Use `create(WalEntrySchema)` to create a new message.
  */
 export const WalEntrySchema: GenMessage<WalEntry> = /*@__PURE__*/
-  messageDesc(file_detcdpb_internal, 5);
+  messageDesc(file_detcdpb_internal, 6);
 
 /**
  * Identity of a data dir, written once when it is created.
@@ -322,5 +346,5 @@ export type MemberMeta = Message<"detcdpb.MemberMeta"> & {
  * Use `create(MemberMetaSchema)` to create a new message.
  */
 export const MemberMetaSchema: GenMessage<MemberMeta> = /*@__PURE__*/
-  messageDesc(file_detcdpb_internal, 6);
+  messageDesc(file_detcdpb_internal, 7);
 
