@@ -66,7 +66,6 @@ import {
   ConfChangeType,
   type ConfState,
   decodeConfChange,
-  encodeConfChange,
   type Entry,
   EntryType,
   MemoryStorage,
