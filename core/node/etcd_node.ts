@@ -132,6 +132,11 @@ export interface NodeEnvironment {
   join?: { clusterId: bigint; memberId: bigint };
   /** Called once if this member is removed from the cluster; the server exits. */
   onRemoved?: () => void;
+  /**
+   * Observes every entry as it is applied (simulation and tests check that all members apply the
+   * same entry at each index). Called after the entry took effect.
+   */
+  onApply?: (entry: Entry) => void;
 }
 
 /** Leader messages that promise nothing about its own disk and may go out while it writes. */
@@ -1054,6 +1059,14 @@ export class EtcdNode {
     if (index <= this.#appliedIndex) return;
     assert(index === this.#appliedIndex + 1, `apply of ${index} after ${this.#appliedIndex}`);
     this.#appliedIndex = index;
+    try {
+      this.#applyEntryData(entry);
+    } finally {
+      this.#env.onApply?.(entry);
+    }
+  }
+
+  #applyEntryData(entry: Entry): void {
     if (entry.type === EntryType.ConfChange) {
       this.#applyConfChange(decodeConfChange(entry.data));
       return;
