@@ -5,7 +5,8 @@
  * of its own entries are durable, so a leader never counts an unsynced entry toward commit.
  */
 
-import { limitSize } from "./memory_storage.ts";
+import { entrySize } from "./codec.ts";
+import { countWithinSize } from "./memory_storage.ts";
 import { CompactedError, type Entry, type Snapshot, type Storage } from "./types.ts";
 
 /** Thrown when a protocol invariant of the log breaks; never caught to continue. */
@@ -92,12 +93,14 @@ class Unstable {
     }
   }
 
-  slice(lo: number, hi: number): Entry[] {
+  slice(lo: number, hi: number, maxBytes: number): Entry[] {
     raftAssert(
       lo >= this.offset && hi <= this.offset + this.entries.length && lo <= hi,
       `unstable slice [${lo},${hi}) out of [${this.offset},${this.offset + this.entries.length})`,
     );
-    return this.entries.slice(lo - this.offset, hi - this.offset);
+    const from = lo - this.offset;
+    const n = countWithinSize(this.entries, from, hi - this.offset, maxBytes);
+    return this.entries.slice(from, from + n);
   }
 }
 
@@ -293,12 +296,17 @@ export class RaftLog {
     raftAssert(hi <= this.lastIndex() + 1, `slice [${lo},${hi}) beyond last ${this.lastIndex()}`);
     const uoff = this.unstable.offset;
     if (hi <= uoff) return this.storage.entries(lo, hi, maxBytes);
-    if (lo >= uoff) return limitSize(this.unstable.slice(lo, hi), maxBytes);
+    if (lo >= uoff) return this.unstable.slice(lo, hi, maxBytes);
     const stored = this.storage.entries(lo, uoff, maxBytes);
     if (stored.length < uoff - lo) return stored;
-    const rest = this.unstable.slice(uoff, hi);
-    for (let i = 0; i < rest.length; i++) stored.push(rest[i]);
-    return limitSize(stored, maxBytes);
+    let size = 0;
+    for (let i = 0; i < stored.length; i++) size += entrySize(stored[i]);
+    if (size >= maxBytes) return stored;
+    const rest = this.unstable.slice(uoff, hi, maxBytes - size);
+    // The unstable slice always holds one entry; keep it only if it fits.
+    const fits = rest.length > 1 || (rest.length === 1 && size + entrySize(rest[0]) <= maxBytes);
+    if (fits) { for (let i = 0; i < rest.length; i++) stored.push(rest[i]); }
+    return stored;
   }
 
   /** Installs a snapshot received from the leader (its entries replace the whole log). */

@@ -21,6 +21,21 @@ import {
 const EMPTY = new Uint8Array(0);
 
 /**
+ * Number of entries of `ents[from..to)` that fit in `maxBytes` of encoded size (at least one), so
+ * callers slice only what they send instead of copying a long tail and truncating it.
+ */
+export function countWithinSize(ents: Entry[], from: number, to: number, maxBytes: number): number {
+  if (to - from <= 1) return to - from;
+  let size = entrySize(ents[from]);
+  let i = from + 1;
+  for (; i < to; i++) {
+    size += entrySize(ents[i]);
+    if (size > maxBytes) break;
+  }
+  return i - from;
+}
+
+/**
  * Limits `ents` (already a fresh array) to `maxBytes` of encoded entries, keeping at least one, so
  * a single oversized entry still makes progress.
  */
@@ -79,7 +94,8 @@ export class MemoryStorage implements Storage {
     if (lo <= offset) throw new CompactedError();
     if (hi > this.lastIndex() + 1) throw new UnavailableError();
     if (this.ents.length === 1 || lo >= hi) return [];
-    return limitSize(this.ents.slice(lo - offset, hi - offset), maxBytes);
+    const n = countWithinSize(this.ents, lo - offset, hi - offset, maxBytes);
+    return this.ents.slice(lo - offset, lo - offset + n);
   }
 
   /** See Storage.term. */
