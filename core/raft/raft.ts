@@ -177,6 +177,7 @@ export class Raft {
   private readOnly = new ReadOnly();
   private pendingReadIndex: Message[] = [];
   private matchScratch: number[] = [];
+  private appendsPending = false;
 
   constructor(c: RaftConfig) {
     if (c.id === none) throw new Error("raft: cannot use none as id");
@@ -670,8 +671,24 @@ export class Raft {
       out[i] = { term: 0, index: 0, type, data };
     }
     this.appendEntries(out);
-    this.bcastAppend();
+    // Sent when the node next asks for a Ready, so proposals batched between two Readies go out
+    // as one append per follower instead of one each.
+    this.appendsPending = true;
     return false;
+  }
+
+  /** Sends the appends deferred by proposals (called by RawNode before building a Ready). */
+  flushProposals(): void {
+    if (!this.appendsPending) return;
+    this.appendsPending = false;
+    if (this.state !== StateType.Leader) return;
+    for (const id of this.prs.keys()) {
+      if (id === this.id) continue;
+      // Fill the in-flight window (bounded by maxInflightMsgs / one probe).
+      while (this.sendAppend(id, false)) {
+        // keep sending
+      }
+    }
   }
 
   private stepCandidate(m: Message): boolean {

@@ -137,6 +137,7 @@ export class RawNode {
   /** Whether ready() has anything for the node to do. */
   hasReady(): boolean {
     const r = this.raft;
+    r.flushProposals();
     const ss = this.prevSoftState;
     if (r.lead !== ss.lead || r.state !== ss.state) return true;
     const hs = this.prevHardState;
@@ -153,6 +154,7 @@ export class RawNode {
    */
   ready(): Ready {
     const r = this.raft;
+    r.flushProposals();
     let softState: SoftState | null = null;
     if (r.lead !== this.prevSoftState.lead || r.state !== this.prevSoftState.state) {
       softState = r.softState();
