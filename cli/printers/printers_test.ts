@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
 import {
+  MemberAddResponseSchema,
   MemberListResponseSchema,
+  MemberPromoteResponseSchema,
+  MemberRemoveResponseSchema,
+  MoveLeaderResponseSchema,
   PutResponseSchema,
   RangeResponseSchema,
   ResponseHeaderSchema,
@@ -154,4 +158,46 @@ Deno.test("formats without a result kind fail with exit code 4", () => {
     assert.equal(stderr.text(), `Error: ${format} not supported as output format\n`);
   }
   assert.equal(newPrinter("yaml", false, output().out), undefined);
+});
+
+Deno.test("member add, remove and move-leader print etcdctl's simple lines (%16x pads IDs)", () => {
+  const o = output();
+  const p = newPrinter("simple", false, o.out)!;
+  p.memberAdd(create(MemberAddResponseSchema, { header, member: { ID: 0xabcn } }));
+  p.memberRemove(0x10a6e1366f720547n, create(MemberRemoveResponseSchema, { header }));
+  p.moveLeader(0x1n, 0x10a6e1366f720547n, create(MoveLeaderResponseSchema, { header }));
+  assert.equal(
+    o.stdout.text(),
+    "Member              abc added to cluster 20f657524b5b6bb1\n" +
+      "Member 10a6e1366f720547 removed from cluster 20f657524b5b6bb1\n" +
+      "Leadership transferred from 1 to 10a6e1366f720547\n",
+  );
+});
+
+Deno.test("member promote panics in every format but simple, after the promotion", () => {
+  for (const format of ["json", "protobuf", "table", "fields"]) {
+    const o = output();
+    const p = newPrinter(format, false, o.out)!;
+    assert.throws(
+      () => p.memberPromote(1n, create(MemberPromoteResponseSchema, { header })),
+      (e) => e instanceof ExitSignal && e.code === 2,
+    );
+    assert.match(o.stderr.text(), /^panic: runtime error: invalid memory address/);
+  }
+});
+
+Deno.test("member add and move-leader are unsupported by table and fields (exit 4)", () => {
+  for (const format of ["table", "fields"]) {
+    const o = output();
+    const p = newPrinter(format, false, o.out)!;
+    assert.throws(
+      () => p.memberAdd(create(MemberAddResponseSchema, { header })),
+      (e) => e instanceof ExitSignal && e.code === 4,
+    );
+    assert.throws(
+      () => p.moveLeader(1n, 2n, create(MoveLeaderResponseSchema, { header })),
+      (e) => e instanceof ExitSignal && e.code === 4,
+    );
+    assert.equal(o.stderr.text(), `Error: ${format} not supported as output format\n`.repeat(2));
+  }
 });
