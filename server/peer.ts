@@ -4,6 +4,7 @@ import type { MemberInfo, Transport } from "../core/node/mod.ts";
 import { clusterVersion, idHex, serverVersion } from "../core/node/mod.ts";
 import { decodeMessage, encodeMessage, type Message, MessageType } from "../core/raft/mod.ts";
 import { hostPort } from "./listener.ts";
+import { EtcdError, type GrpcCodeValue } from "../core/errors.ts";
 
 /**
  * Member-to-member traffic over HTTP/2 (h2c) on the peer URLs. Each member opens one long-lived
@@ -23,6 +24,8 @@ export interface PeerHandler {
   step(message: Message): void;
   reportUnreachable(id: bigint): void;
   reportSnapshot(id: bigint, ok: boolean): void;
+  /** Promotes a learner on the leader (forwarded by followers). */
+  promote(id: bigint): Promise<void>;
 }
 
 const streamPath = "/raft/stream";
@@ -85,18 +88,24 @@ function serveStream(
   }
   const clusterHeader = { "x-etcd-cluster-id": idHex(handler.clusterId()) };
   if (path === "/members" && headers[":method"] === "GET") {
-    const members = handler.members().map((m) => ({
-      id: idHex(m.id),
-      name: m.name,
-      peerURLs: m.peerUrls,
-      clientURLs: m.clientUrls,
-      isLearner: m.isLearner,
-    }));
-    reply(200, JSON.stringify(members), clusterHeader);
+    reply(200, JSON.stringify(handler.members().map(memberJson)), clusterHeader);
     return;
   }
   if (path === "/version" && headers[":method"] === "GET") {
     reply(200, JSON.stringify({ etcdserver: serverVersion, etcdcluster: clusterVersion }));
+    return;
+  }
+  const promote = /^\/members\/promote\/([0-9a-f]{1,16})$/.exec(path);
+  if (promote && headers[":method"] === "POST") {
+    handler.promote(BigInt(`0x${promote[1]}`)).then(
+      () => reply(200, JSON.stringify(handler.members().map(memberJson)), clusterHeader),
+      (e) => {
+        const message = e instanceof Error ? e.message : String(e);
+        const code = e instanceof EtcdError ? e.code : 2;
+        reply(412, JSON.stringify({ message, code }), clusterHeader);
+      },
+    );
+    stream.resume();
     return;
   }
   if (path !== streamPath || headers[":method"] !== "POST") {
@@ -142,6 +151,16 @@ function serveStream(
   stream.on("data", (chunk: Uint8Array) => {
     if (!reader.push(chunk)) stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
   });
+}
+
+function memberJson(m: MemberInfo) {
+  return {
+    id: idHex(m.id),
+    name: m.name,
+    peerURLs: m.peerUrls,
+    clientURLs: m.clientUrls,
+    isLearner: m.isLearner,
+  };
 }
 
 /** Reassembles length-prefixed frames from a byte stream. */
@@ -469,4 +488,59 @@ export async function fetchRemoteCluster(
   } finally {
     session.destroy();
   }
+}
+
+/**
+ * A follower's forwarded promotion: POST /members/promote/<id> to the leader's peer URL. The
+ * leader's EtcdError comes back as JSON and is thrown again here with the same code and message.
+ */
+export async function forwardPromote(
+  leaderPeerUrls: readonly string[],
+  clusterId: bigint,
+  id: bigint,
+  timeoutMs: number,
+): Promise<void> {
+  let lastError: unknown = new Error("leader has no peer URLs");
+  for (const url of leaderPeerUrls) {
+    const session = http2.connect(url);
+    session.on("error", () => {});
+    try {
+      const { status, body } = await new Promise<{ status: number; body: string }>(
+        (resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error("timeout")), timeoutMs);
+          const stream = session.request({
+            ":method": "POST",
+            ":path": `/members/promote/${idHex(id)}`,
+            "x-etcd-cluster-id": idHex(clusterId),
+          });
+          let status = 0;
+          let body = "";
+          stream.setEncoding("utf8");
+          stream.on("response", (h) => status = Number(h[":status"]));
+          stream.on("data", (c: string) => body += c);
+          stream.on("error", (e) => {
+            clearTimeout(timer);
+            reject(e);
+          });
+          stream.on("end", () => {
+            clearTimeout(timer);
+            resolve({ status, body });
+          });
+          stream.end();
+        },
+      );
+      if (status === 200) return;
+      const parsed = JSON.parse(body) as { message?: string; code?: number };
+      throw new EtcdError(
+        (parsed.code ?? 2) as GrpcCodeValue,
+        parsed.message ?? `status ${status}`,
+      );
+    } catch (e) {
+      if (e instanceof EtcdError) throw e;
+      lastError = e;
+    } finally {
+      session.destroy();
+    }
+  }
+  throw lastError;
 }

@@ -13,6 +13,7 @@ import { DenoDisk } from "./deno_disk.ts";
 import { hostPort, type Http1Routes, listenClients, type PlainResponse } from "./listener.ts";
 import {
   fetchRemoteCluster,
+  forwardPromote,
   listenPeers,
   type PeerHandler,
   PeerTransport,
@@ -114,6 +115,9 @@ export async function startServer(
       step: (m) => n.step(m),
       reportUnreachable: (id) => n.reportUnreachable(id),
       reportSnapshot: (id, ok) => n.reportSnapshot(id, ok),
+      promote: async (id) => {
+        await n.memberPromote(id);
+      },
     };
   };
   const transport = new PeerTransport(handler, logger);
@@ -132,6 +136,10 @@ export async function startServer(
     seed: Math.floor(Math.random() * 2 ** 32),
     join,
     onRemoved: options.onRemoved,
+    forwardPromote: (leader, id) => {
+      const peerUrls = node?.memberInfos().find((m) => m.id === leader)?.peerUrls ?? [];
+      return forwardPromote(peerUrls, node!.clusterId, id, 5000);
+    },
   });
   node = opened;
   const ticker = setInterval(() => opened.tick(), config.heartbeatIntervalMs ?? 100);

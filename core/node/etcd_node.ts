@@ -130,6 +130,11 @@ export interface NodeEnvironment {
    * it (the server asks them over the peer port before the member starts).
    */
   join?: { clusterId: bigint; memberId: bigint };
+  /**
+   * Asks the leader to promote a learner (only the leader knows whether the learner caught up);
+   * rejects with the leader's EtcdError. etcd forwards it over the peer port.
+   */
+  forwardPromote?: (leader: bigint, id: bigint) => Promise<void>;
   /** Called once if this member is removed from the cluster; the server exits. */
   onRemoved?: () => void;
   /**
@@ -617,7 +622,17 @@ export class EtcdNode {
 
   async memberPromote(id: bigint): Promise<MemberPromoteResponse> {
     this.#membership.checkPromote(id);
-    if (!this.isLeader) throw Errors.notLeader();
+    if (!this.isLeader) {
+      const forward = this.#env.forwardPromote;
+      if (!forward || this.#lead === none) throw Errors.notLeader();
+      await forward(this.#lead, id);
+      // The leader answered once the promotion applied there; catch up before listing members.
+      await this.#linearizableRead();
+      return create(MemberPromoteResponseSchema, {
+        header: this.headerWithoutRevision(),
+        members: this.members(),
+      });
+    }
     const progress = this.#raft.status().progress;
     const leaderMatch = progress.get(this.memberId)?.match ?? 0;
     const learnerMatch = progress.get(id)?.match ?? 0;
@@ -1162,6 +1177,7 @@ export class EtcdNode {
       throw e;
     }
     this.#confState = this.#raft.applyConfChange(cc);
+    this.#storage.setConfState(this.#confState);
     const type = ConfChangeType[cc.type];
     this.#logger.info("membership/cluster.go:392", `applied a membership change (${type})`, {
       "local-member-id": idHex(this.memberId),
