@@ -1251,6 +1251,10 @@ export class EtcdNode {
     const index = this.#appliedIndex;
     const data = this.#encodeState();
     const term = this.#storage.term(index);
+    // The hard state that committed `index` may still be unsynced (a commit-only Ready does not
+    // sync): make it durable first, or a crash leaves a snapshot newer than the WAL's commit and
+    // the member cannot restart (etcd syncs its WAL in SaveSnap for the same reason).
+    await this.#wal.sync();
     await this.#snapshotter.save({ index, term, data });
     this.#storage.createSnapshot(index, this.#confState, data);
     const compactTo = index - snapshotCatchUpEntries;
