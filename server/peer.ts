@@ -1,18 +1,24 @@
-import * as http2 from "node:http2";
+import * as http from "node:http";
+import * as net from "node:net";
+import { EtcdError, type GrpcCodeValue } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { MemberInfo, Transport } from "../core/node/mod.ts";
 import { clusterVersion, idHex, serverVersion } from "../core/node/mod.ts";
 import { decodeMessage, encodeMessage, type Message, MessageType } from "../core/raft/mod.ts";
 import { hostPort } from "./listener.ts";
-import { EtcdError, type GrpcCodeValue } from "../core/errors.ts";
 
 /**
- * Member-to-member traffic over HTTP/2 (h2c) on the peer URLs. Each member opens one long-lived
- * POST stream to every peer and writes Raft messages on it as length-prefixed frames (u32 big
- * endian + the encoded message); a member receives its peers' messages on the streams they opened.
- * Every stream carries the cluster ID and the sender's ID, so a member of another cluster or one
- * that was removed is refused. The same port answers GET /members and /version, which a member
- * joining with `--initial-cluster-state existing` asks before it starts.
+ * Member-to-member traffic on the peer URLs. Each member opens one long-lived TCP connection to
+ * every peer: an HTTP/1.1 request `POST /raft/stream` with the cluster ID and the sender's ID in
+ * headers, upgraded (101) to a raw stream of length-prefixed frames (u32 big endian + the encoded
+ * Raft message). A member of another cluster (412) or a removed member (410) is refused before the
+ * upgrade. The same port answers plain HTTP/1.1: GET /members and /version (asked by a member that
+ * joins with `--initial-cluster-state existing`) and POST /members/promote/<id> (a follower
+ * forwarding a learner promotion to the leader).
+ *
+ * Why not HTTP/2 like etcd's peers: Deno's node:http2 aborted the whole process (an nghttp2
+ * assertion in GOAWAY handling) when a peer was killed mid-stream; plain sockets are also cheaper.
+ * detcd members talk to detcd members only, so the framing is ours to choose.
  */
 
 /** What the peer server and transport need from the member. */
@@ -29,11 +35,12 @@ export interface PeerHandler {
 }
 
 const streamPath = "/raft/stream";
-/** Above this many bytes queued on a stream, messages other than snapshots are dropped. */
+const upgradeProtocol = "detcd-raft";
+/** Above this many bytes queued on a connection, messages other than snapshots are dropped. */
 const maxQueuedBytes = 64 * 1024 * 1024;
 const maxFrameBytes = 512 * 1024 * 1024;
-/** HTTP/2 receive window: large, so that a busy stream is not throttled by acknowledgements. */
-const windowBytes = 32 * 1024 * 1024;
+/** Request heads larger than this are refused. */
+const maxHeadBytes = 16 * 1024;
 
 /** Starts the peer listeners; returns a function that closes them. */
 export async function listenPeers(
@@ -41,22 +48,38 @@ export async function listenPeers(
   handler: () => PeerHandler | null,
   logger: Logger,
 ): Promise<{ close(): void }> {
-  const servers: http2.Http2Server[] = [];
+  const servers: net.Server[] = [];
+  const sockets = new Set<net.Socket>();
+  const plain = http.createServer((req, res) => servePlain(req, res, handler));
+  plain.on("clientError", (_e, socket) => socket.destroy());
   for (const url of urls) {
     const { host, port } = hostPort(url);
-    const server = http2.createServer({
-      settings: { initialWindowSize: windowBytes, maxFrameSize: 1 << 20 },
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+      socket.on("error", () => socket.destroy());
+      socket.setNoDelay(true);
+      readHead(socket, (head, rest) => {
+        if (head === null) {
+          socket.destroy();
+          return;
+        }
+        const request = parseHead(head);
+        if (request && request.method === "POST" && request.path === streamPath) {
+          serveStream(socket, request.headers, rest, handler, logger);
+          return;
+        }
+        socket.unshift(Buffer.concat([Buffer.from(head), Buffer.from(rest)]));
+        plain.emit("connection", socket);
+        socket.resume();
+      });
     });
-    server.on("session", (session) => {
-      session.on("error", () => {});
-      try {
-        session.setLocalWindowSize(windowBytes);
-      } catch { /* not yet connected */ }
-    });
-    server.on("stream", (stream, headers) => serveStream(stream, headers, handler, logger));
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(port, host, () => resolve());
+      server.listen(port, host, () => {
+        server.off("error", reject);
+        resolve();
+      });
     });
     servers.push(server);
     logger.info("embed/etcd.go:587", "serving peer traffic", { address: `${host}:${port}` });
@@ -64,74 +87,97 @@ export async function listenPeers(
   return {
     close() {
       for (const s of servers) s.close();
+      for (const s of sockets) s.destroy();
     },
   };
 }
 
+/** Reads bytes until the end of an HTTP head ("\r\n\r\n"), bounded; null when there is none. */
+function readHead(
+  socket: net.Socket,
+  done: (head: Uint8Array | null, rest: Uint8Array) => void,
+): void {
+  let buffered = Buffer.alloc(0);
+  const timer = setTimeout(() => finish(null), 10_000);
+  const onData = (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    const end = buffered.indexOf("\r\n\r\n");
+    if (end >= 0) finish(end + 4);
+    else if (buffered.length > maxHeadBytes) finish(null);
+  };
+  const onClose = () => finish(null);
+  function finish(end: number | null) {
+    clearTimeout(timer);
+    socket.off("data", onData);
+    socket.off("close", onClose);
+    socket.pause();
+    if (end === null) done(null, new Uint8Array(0));
+    else done(buffered.subarray(0, end), buffered.subarray(end));
+  }
+  socket.on("data", onData);
+  socket.on("close", onClose);
+}
+
+interface Head {
+  method: string;
+  path: string;
+  status: number;
+  headers: Map<string, string>;
+}
+
+/** Parses a request or response head; null when it is not HTTP/1.x. */
+function parseHead(bytes: Uint8Array): Head | null {
+  const lines = new TextDecoder().decode(bytes).split("\r\n");
+  const first = lines[0].split(" ");
+  const headers = new Map<string, string>();
+  for (const line of lines.slice(1)) {
+    const colon = line.indexOf(":");
+    if (colon > 0) {
+      headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+    }
+  }
+  if (first[0].startsWith("HTTP/1.")) {
+    return { method: "", path: "", status: Number(first[1]), headers };
+  }
+  if (first.length < 3 || !first[2].startsWith("HTTP/1.")) return null;
+  return { method: first[0], path: first[1], status: 0, headers };
+}
+
 function serveStream(
-  stream: http2.ServerHttp2Stream,
-  headers: http2.IncomingHttpHeaders,
+  socket: net.Socket,
+  headers: Map<string, string>,
+  rest: Uint8Array,
   handlerOf: () => PeerHandler | null,
   logger: Logger,
 ): void {
-  stream.on("error", () => {});
-  const handler = handlerOf();
-  const path = headers[":path"] ?? "";
-  const reply = (status: number, body: string, extra: Record<string, string> = {}) => {
-    if (stream.destroyed || stream.closed) return;
-    stream.respond({ ":status": status, "content-type": "application/json", ...extra });
-    stream.end(body);
-  };
-  if (handler === null) {
-    reply(503, `{"message":"member is starting"}`);
-    return;
-  }
-  const clusterHeader = { "x-etcd-cluster-id": idHex(handler.clusterId()) };
-  if (path === "/members" && headers[":method"] === "GET") {
-    reply(200, JSON.stringify(handler.members().map(memberJson)), clusterHeader);
-    return;
-  }
-  if (path === "/version" && headers[":method"] === "GET") {
-    reply(200, JSON.stringify({ etcdserver: serverVersion, etcdcluster: clusterVersion }));
-    return;
-  }
-  const promote = /^\/members\/promote\/([0-9a-f]{1,16})$/.exec(path);
-  if (promote && headers[":method"] === "POST") {
-    handler.promote(BigInt(`0x${promote[1]}`)).then(
-      () => reply(200, JSON.stringify(handler.members().map(memberJson)), clusterHeader),
-      (e) => {
-        const message = e instanceof Error ? e.message : String(e);
-        const code = e instanceof EtcdError ? e.code : 2;
-        reply(412, JSON.stringify({ message, code }), clusterHeader);
-      },
+  const refuse = (status: string, message: string, extra = "") => {
+    const body = JSON.stringify({ message });
+    socket.end(
+      `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n` +
+        `${extra}Connection: close\r\n\r\n${body}`,
     );
-    stream.resume();
-    return;
-  }
-  if (path !== streamPath || headers[":method"] !== "POST") {
-    reply(404, `{"message":"not found"}`);
-    return;
-  }
-  const remoteCluster = String(headers["x-etcd-cluster-id"] ?? "");
+  };
+  const handler = handlerOf();
+  if (handler === null) return refuse("503 Service Unavailable", "member is starting");
+  const clusterHeader = `X-Etcd-Cluster-ID: ${idHex(handler.clusterId())}\r\n`;
+  const remoteCluster = headers.get("x-etcd-cluster-id") ?? "";
   if (remoteCluster !== idHex(handler.clusterId())) {
     logger.warn("rafthttp/http.go:500", "request cluster ID mismatch", {
       "local-member-id": idHex(handler.memberId()),
       "local-member-cluster-id": idHex(handler.clusterId()),
       "remote-peer-cluster-id": remoteCluster,
     });
-    reply(412, `{"message":"cluster ID mismatch"}`, clusterHeader);
-    return;
+    return refuse("412 Precondition Failed", "cluster ID mismatch", clusterHeader);
   }
-  const from = parseId(String(headers["x-server-from"] ?? ""));
-  if (from === null) {
-    reply(400, `{"message":"bad sender"}`);
-    return;
-  }
+  const from = parseId(headers.get("x-server-from") ?? "");
+  if (from === null) return refuse("400 Bad Request", "bad sender");
   if (handler.isRemoved(from)) {
-    reply(410, `{"message":"the member has been permanently removed from the cluster"}`);
-    return;
+    return refuse("410 Gone", "the member has been permanently removed from the cluster");
   }
-  stream.respond({ ":status": 200, ...clusterHeader });
+  socket.write(
+    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${upgradeProtocol}\r\nConnection: Upgrade\r\n` +
+      `${clusterHeader}\r\n`,
+  );
   const reader = new FrameReader((bytes) => {
     let message: Message;
     try {
@@ -141,16 +187,53 @@ function serveStream(
         from: idHex(from),
         error: String(e),
       });
-      stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
       return false;
     }
     if (message.from !== from) return true;
     handlerOf()?.step(message);
     return true;
   });
-  stream.on("data", (chunk: Uint8Array) => {
-    if (!reader.push(chunk)) stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
+  if (rest.length > 0 && !reader.push(rest)) return void socket.destroy();
+  socket.on("data", (chunk: Uint8Array) => {
+    if (!reader.push(chunk)) socket.destroy();
   });
+  socket.resume();
+}
+
+function servePlain(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  handlerOf: () => PeerHandler | null,
+): void {
+  const handler = handlerOf();
+  const reply = (status: number, body: unknown) => {
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (handler) headers["x-etcd-cluster-id"] = idHex(handler.clusterId());
+    res.writeHead(status, headers);
+    res.end(JSON.stringify(body));
+  };
+  if (handler === null) return reply(503, { message: "member is starting" });
+  const path = (req.url ?? "").split("?")[0];
+  if (path === "/members" && req.method === "GET") {
+    return reply(200, handler.members().map(memberJson));
+  }
+  if (path === "/version" && req.method === "GET") {
+    return reply(200, { etcdserver: serverVersion, etcdcluster: clusterVersion });
+  }
+  const promote = /^\/members\/promote\/([0-9a-f]{1,16})$/.exec(path);
+  if (promote && req.method === "POST") {
+    req.resume();
+    handler.promote(BigInt(`0x${promote[1]}`)).then(
+      () => reply(200, handler.members().map(memberJson)),
+      (e) => {
+        const message = e instanceof Error ? e.message : String(e);
+        const code = e instanceof EtcdError ? e.code : 2;
+        reply(412, { message, code });
+      },
+    );
+    return;
+  }
+  reply(404, { message: "not found" });
 }
 
 function memberJson(m: MemberInfo) {
@@ -178,8 +261,8 @@ class FrameReader {
     }
     let offset = 0;
     while (data.length - offset >= 4) {
-      const view = new DataView(data.buffer, data.byteOffset + offset, 4);
-      const length = view.getUint32(0);
+      const length = (data[offset] << 24 | data[offset + 1] << 16 | data[offset + 2] << 8 |
+        data[offset + 3]) >>> 0;
       if (length > maxFrameBytes) return false;
       if (data.length - offset - 4 < length) break;
       const frame = data.subarray(offset + 4, offset + 4 + length);
@@ -199,8 +282,7 @@ function parseId(hex: string): bigint | null {
 interface Peer {
   id: bigint;
   urls: string[];
-  session: http2.ClientHttp2Session | null;
-  stream: http2.ClientHttp2Stream | null;
+  socket: net.Socket | null;
   activeSince: number | null;
   retryTimer: ReturnType<typeof setTimeout> | null;
   backoffMs: number;
@@ -210,8 +292,8 @@ interface Peer {
 }
 
 /**
- * The client half: one outgoing stream per peer, reconnected with a bounded backoff. Messages to a
- * peer that is not connected are dropped and reported unreachable; Raft sends them again.
+ * The client half: one outgoing connection per peer, reconnected with a bounded backoff. Messages
+ * to a peer that is not connected are dropped and reported unreachable; Raft sends them again.
  */
 export class PeerTransport implements Transport {
   #peers = new Map<bigint, Peer>();
@@ -235,9 +317,9 @@ export class PeerTransport implements Transport {
     }
     for (const [to, list] of byPeer) {
       const peer = this.#peers.get(to);
-      const stream = peer?.stream;
-      const usable = stream && peer.activeSince !== null && !stream.destroyed &&
-        stream.writableLength < maxQueuedBytes;
+      const socket = peer?.socket;
+      const usable = socket && peer.activeSince !== null && !socket.destroyed &&
+        socket.writableLength < maxQueuedBytes;
       if (!usable) {
         this.#unreachable(to, list);
         continue;
@@ -246,17 +328,24 @@ export class PeerTransport implements Transport {
       let size = 0;
       for (const f of frames) size += 4 + f.length;
       const out = new Uint8Array(size);
-      const view = new DataView(out.buffer);
       let o = 0;
       for (const f of frames) {
-        view.setUint32(o, f.length);
+        const n = f.length;
+        out[o] = n >>> 24;
+        out[o + 1] = (n >>> 16) & 0xff;
+        out[o + 2] = (n >>> 8) & 0xff;
+        out[o + 3] = n & 0xff;
         out.set(f, o + 4);
-        o += 4 + f.length;
+        o += 4 + n;
       }
-      const snapshots = list.filter((m) => m.type === MessageType.Snap);
-      stream.write(out, (error) => {
-        for (const _ of snapshots) this.#handler()?.reportSnapshot(to, !error);
-      });
+      const snapshots = list.filter((m) => m.type === MessageType.Snap).length;
+      if (snapshots === 0) {
+        socket.write(out);
+      } else {
+        socket.write(out, (error) => {
+          for (let i = 0; i < snapshots; i++) this.#handler()?.reportSnapshot(to, !error);
+        });
+      }
     }
   }
 
@@ -277,8 +366,7 @@ export class PeerTransport implements Transport {
     const peer: Peer = {
       id,
       urls: [...peerUrls],
-      session: null,
-      stream: null,
+      socket: null,
       activeSince: null,
       retryTimer: null,
       backoffMs: 50,
@@ -325,15 +413,9 @@ export class PeerTransport implements Transport {
     if (peer.retryTimer !== null) clearTimeout(peer.retryTimer);
     peer.retryTimer = null;
     peer.activeSince = null;
-    const { session, stream } = peer;
-    peer.session = null;
-    peer.stream = null;
-    try {
-      stream?.close();
-    } catch { /* already closed */ }
-    try {
-      session?.destroy();
-    } catch { /* already closed */ }
+    const socket = peer.socket;
+    peer.socket = null;
+    socket?.destroy();
   }
 
   #connect(peer: Peer): void {
@@ -345,76 +427,73 @@ export class PeerTransport implements Transport {
     }
     const url = peer.urls[peer.urlIndex % peer.urls.length];
     peer.urlIndex++;
-    let session: http2.ClientHttp2Session;
+    let target: { host: string; port: number };
     try {
-      session = http2.connect(url, {
-        settings: { initialWindowSize: windowBytes, maxFrameSize: 1 << 20 },
-      });
+      target = hostPort(url);
     } catch {
       this.#retry(peer);
       return;
     }
-    peer.session = session;
+    const socket = net.connect(target.port, target.host);
+    peer.socket = socket;
+    socket.setNoDelay(true);
     const fail = () => {
-      if (peer.session !== session) return;
+      if (peer.socket !== socket) return;
       const wasActive = peer.activeSince !== null;
       this.#disconnect(peer);
       if (wasActive) {
         this.#logger.warn(
           "rafthttp/peer_status.go:68",
           "peer became inactive (message send to peer failed)",
-          {
-            "peer-id": idHex(peer.id),
-          },
+          { "peer-id": idHex(peer.id) },
         );
         this.#handler()?.reportUnreachable(peer.id);
       }
       this.#retry(peer);
     };
-    session.on("error", fail);
-    session.on("close", fail);
-    session.on("goaway", fail);
-    const stream = session.request({
-      ":method": "POST",
-      ":path": streamPath,
-      "x-etcd-cluster-id": idHex(handler.clusterId()),
-      "x-server-from": idHex(handler.memberId()),
-      "x-server-version": serverVersion,
-    }, { endStream: false });
-    peer.stream = stream;
-    stream.on("error", fail);
-    stream.on("close", fail);
-    stream.on("response", (headers) => {
-      const status = Number(headers[":status"]);
-      if (status !== 200) {
-        if (status === 410) {
-          this.#logger.error(
-            "rafthttp/stream.go:571",
-            "the member has been permanently removed from the cluster",
-            { "peer-id": idHex(peer.id) },
-          );
-        } else if (status === 412) {
-          this.#logger.warn(
-            "rafthttp/stream.go:580",
-            "request sent was ignored due to cluster ID mismatch",
-            {
-              "remote-peer-id": idHex(peer.id),
-              "remote-peer-cluster-id": String(headers["x-etcd-cluster-id"] ?? ""),
-              "local-member-cluster-id": idHex(handler.clusterId()),
-            },
-          );
+    socket.on("error", fail);
+    socket.on("close", fail);
+    socket.on("connect", () => {
+      socket.write(
+        `POST ${streamPath} HTTP/1.1\r\nHost: ${target.host}:${target.port}\r\n` +
+          `Connection: Upgrade\r\nUpgrade: ${upgradeProtocol}\r\n` +
+          `X-Etcd-Cluster-ID: ${idHex(handler.clusterId())}\r\n` +
+          `X-Server-From: ${idHex(handler.memberId())}\r\n` +
+          `X-Server-Version: ${serverVersion}\r\n\r\n`,
+      );
+      readHead(socket, (head) => {
+        const response = head === null ? null : parseHead(head);
+        if (response === null || response.status !== 101) {
+          if (response?.status === 410) {
+            this.#logger.error(
+              "rafthttp/stream.go:571",
+              "the member has been permanently removed from the cluster",
+              { "peer-id": idHex(peer.id) },
+            );
+          } else if (response?.status === 412) {
+            this.#logger.warn(
+              "rafthttp/stream.go:580",
+              "request sent was ignored due to cluster ID mismatch",
+              {
+                "remote-peer-id": idHex(peer.id),
+                "remote-peer-cluster-id": response.headers.get("x-etcd-cluster-id") ?? "",
+                "local-member-cluster-id": idHex(handler.clusterId()),
+              },
+            );
+          }
+          fail();
+          return;
         }
-        fail();
-        return;
-      }
-      peer.activeSince = Date.now();
-      peer.backoffMs = 50;
-      this.#logger.info("rafthttp/peer_status.go:51", "peer became active", {
-        "peer-id": idHex(peer.id),
+        // Nothing comes back on this connection; keep reading so a close is noticed.
+        socket.on("data", () => {});
+        socket.resume();
+        peer.activeSince = Date.now();
+        peer.backoffMs = 50;
+        this.#logger.info("rafthttp/peer_status.go:51", "peer became active", {
+          "peer-id": idHex(peer.id),
+        });
       });
     });
-    // Responses carry nothing; read to keep flow control moving.
-    stream.on("data", () => {});
   }
 
   #retry(peer: Peer): void {
@@ -436,58 +515,55 @@ export interface RemoteMember {
   isLearner: boolean;
 }
 
+/** One HTTP/1.1 request to a peer URL; resolves with status, headers and body. */
+function peerRequest(
+  url: string,
+  method: string,
+  path: string,
+  timeoutMs: number,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const { host, port } = hostPort(url);
+    const req = http.request({ host, port, method, path, headers, timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => body += c);
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
 /** Asks a peer URL for the cluster's ID and members (etcd's GetClusterFromRemotePeers). */
 export async function fetchRemoteCluster(
   url: string,
   timeoutMs: number,
 ): Promise<{ clusterId: bigint; members: RemoteMember[] }> {
-  const session = http2.connect(url);
-  session.on("error", () => {});
-  try {
-    return await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("timeout")), timeoutMs);
-      const stream = session.request({ ":method": "GET", ":path": "/members" });
-      let body = "";
-      let cluster = "";
-      stream.setEncoding("utf8");
-      stream.on("response", (h) => {
-        cluster = String(h["x-etcd-cluster-id"] ?? "");
-      });
-      stream.on("data", (c: string) => body += c);
-      stream.on("error", (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-      stream.on("end", () => {
-        clearTimeout(timer);
-        try {
-          const list = JSON.parse(body) as {
-            id: string;
-            name: string;
-            peerURLs: string[];
-            clientURLs: string[];
-            isLearner: boolean;
-          }[];
-          const clusterId = parseId(cluster);
-          if (clusterId === null) throw new Error("missing cluster ID");
-          resolve({
-            clusterId,
-            members: list.map((m) => ({
-              id: BigInt(`0x${m.id}`),
-              name: m.name,
-              peerUrls: m.peerURLs,
-              clientUrls: m.clientURLs,
-              isLearner: m.isLearner,
-            })),
-          });
-        } catch (e) {
-          reject(e);
-        }
-      });
-    });
-  } finally {
-    session.destroy();
-  }
+  const { status, headers, body } = await peerRequest(url, "GET", "/members", timeoutMs);
+  if (status !== 200) throw new Error(`GET /members: status ${status}`);
+  const clusterId = parseId(String(headers["x-etcd-cluster-id"] ?? ""));
+  if (clusterId === null) throw new Error("missing cluster ID");
+  const list = JSON.parse(body) as {
+    id: string;
+    name: string;
+    peerURLs: string[];
+    clientURLs: string[];
+    isLearner: boolean;
+  }[];
+  return {
+    clusterId,
+    members: list.map((m) => ({
+      id: BigInt(`0x${m.id}`),
+      name: m.name,
+      peerUrls: m.peerURLs,
+      clientUrls: m.clientURLs,
+      isLearner: m.isLearner,
+    })),
+  };
 }
 
 /**
@@ -502,32 +578,13 @@ export async function forwardPromote(
 ): Promise<void> {
   let lastError: unknown = new Error("leader has no peer URLs");
   for (const url of leaderPeerUrls) {
-    const session = http2.connect(url);
-    session.on("error", () => {});
     try {
-      const { status, body } = await new Promise<{ status: number; body: string }>(
-        (resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error("timeout")), timeoutMs);
-          const stream = session.request({
-            ":method": "POST",
-            ":path": `/members/promote/${idHex(id)}`,
-            "x-etcd-cluster-id": idHex(clusterId),
-          });
-          let status = 0;
-          let body = "";
-          stream.setEncoding("utf8");
-          stream.on("response", (h) => status = Number(h[":status"]));
-          stream.on("data", (c: string) => body += c);
-          stream.on("error", (e) => {
-            clearTimeout(timer);
-            reject(e);
-          });
-          stream.on("end", () => {
-            clearTimeout(timer);
-            resolve({ status, body });
-          });
-          stream.end();
-        },
+      const { status, body } = await peerRequest(
+        url,
+        "POST",
+        `/members/promote/${idHex(id)}`,
+        timeoutMs,
+        { "x-etcd-cluster-id": idHex(clusterId) },
       );
       if (status === 200) return;
       const parsed = JSON.parse(body) as { message?: string; code?: number };
@@ -538,8 +595,6 @@ export async function forwardPromote(
     } catch (e) {
       if (e instanceof EtcdError) throw e;
       lastError = e;
-    } finally {
-      session.destroy();
     }
   }
   throw lastError;
