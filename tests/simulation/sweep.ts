@@ -1,0 +1,28 @@
+/**
+ * Runs a range of seeds and lists every failure instead of stopping at the first (for hunting
+ * bugs, not for CI): `deno run -A tests/simulation/sweep.ts 1 1000`. DETCD_SIM_WAL_ROLL=1 and
+ * DETCD_SIM_STRICT_PEERS=1 switch on the scenarios the simulation test leaves out by default.
+ */
+import { runSimulation } from "./mod.ts";
+
+const from = Number(Deno.args[0] ?? 1);
+const to = Number(Deno.args[1] ?? from + 99);
+const walRoll = Deno.env.get("DETCD_SIM_WAL_ROLL") === "1";
+const learnRemotes = Deno.env.get("DETCD_SIM_STRICT_PEERS") !== "1";
+const started = performance.now();
+let events = 0;
+const failed: number[] = [];
+for (let seed = from; seed <= to; seed++) {
+  try {
+    events += (await runSimulation({ seed, walRoll, learnRemotes })).events;
+  } catch (e) {
+    failed.push(seed);
+    console.log(`FAIL ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}`);
+  }
+}
+const seconds = ((performance.now() - started) / 1000).toFixed(1);
+console.log(
+  `${to - from + 1} seeds, ${failed.length} failed [${
+    failed.join(" ")
+  }], ${events} events, ${seconds}s`,
+);

