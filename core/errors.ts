@@ -61,8 +61,9 @@ export const Errors = {
   watchCanceled: define(C.Canceled, "etcdserver: watch canceled"),
   memberExist: define(C.FailedPrecondition, "etcdserver: member ID already exist"),
   peerURLExist: define(C.FailedPrecondition, "etcdserver: Peer URLs already exists"),
+  /** etcd 3.4 maps this to a non-status error, so clients see code Unknown. */
   memberNotEnoughStarted: define(
-    C.FailedPrecondition,
+    C.Unknown,
     "etcdserver: re-configuration failed due to not enough started members",
   ),
   memberBadURLs: define(C.InvalidArgument, "etcdserver: given member URLs are invalid"),
@@ -112,6 +113,8 @@ export const Errors = {
     C.Unknown,
     "etcdserver: request timed out, leader transfer took too long",
   ),
+  /** A proposal that never found a leader before the request timeout (etcd 3.4: code Unknown). */
+  deadlineExceeded: define(C.Unknown, "context deadline exceeded"),
   unhealthy: define(C.Unavailable, "etcdserver: unhealthy cluster"),
   corrupt: define(C.DataLoss, "etcdserver: corrupt cluster"),
   notSupportedForLearner: define(C.Unavailable, "etcdserver: rpc not supported for learner"),

@@ -150,12 +150,13 @@ export async function startServer(
   const clientAddresses: string[] = [];
   let peers: { close(): void } | null = null;
   const shutdown = async () => {
-    clearInterval(ticker);
     for (const s of servers) s.close();
     for (const p of pools) p.stop();
+    // The node still ticks and talks to peers while it hands leadership over.
+    await opened.stop();
+    clearInterval(ticker);
     peers?.close();
     transport.close();
-    await opened.stop();
   };
   try {
     peers = await listenPeers(config.listenPeerUrls, handler, logger);

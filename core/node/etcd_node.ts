@@ -144,6 +144,13 @@ export interface NodeEnvironment {
   onApply?: (entry: Entry) => void;
 }
 
+/** How long a peer must have been connected to count toward etcd's strict reconfig checks. */
+const healthIntervalMs = 5000;
+
+function quorum(voters: number): number {
+  return Math.floor(voters / 2) + 1;
+}
+
 /** Leader messages that promise nothing about its own disk and may go out while it writes. */
 const leaderEarlyTypes = new Set<MessageType>([
   MessageType.App,
@@ -165,6 +172,8 @@ interface Waiter {
   deadline: number;
   /** Leader when it was proposed (to say "possibly due to previous leader failure"). */
   lead: bigint;
+  /** Still waiting for a leader to take the proposal. */
+  parked?: boolean;
 }
 
 interface ReadBatch {
@@ -198,7 +207,10 @@ export class EtcdNode {
   #confState: ConfState = { voters: [], learners: [] };
   /** Raised alarms, kept sorted by member then type so that snapshots are deterministic. */
   #alarms: AlarmMember[] = [];
+  /** Term of the last applied entry: what etcd reports in headers and Status. */
   #term = 0;
+  /** Raft's current term (for logs). */
+  #raftTerm = 0;
   #commitIndex = 0;
   #lead = none;
   #state = StateType.Follower;
@@ -209,6 +221,7 @@ export class EtcdNode {
   #electionTicks: number;
   #nextRequestId: bigint;
   #waiters = new Map<bigint, Waiter>();
+  #parked: { id: bigint; data: Uint8Array }[] = [];
   #readQueue: Waiter[] = [];
   #readInFlight: ReadBatch | null = null;
   #readsAwaitingApply: ReadBatch[] = [];
@@ -363,7 +376,10 @@ export class EtcdNode {
       appliedIndex: snapshotIndex,
       electionTicks,
     });
-    if (state) node.#restoreState(state);
+    if (state && snapshot) {
+      node.#restoreState(state);
+      node.#term = snapshot.term;
+    }
     if (fresh && config.initialClusterState === "new") {
       const initial = parseInitialCluster(config.initialCluster);
       raft.bootstrap(initial.map((m) => {
@@ -406,6 +422,7 @@ export class EtcdNode {
     this.#ticks++;
     this.#raft.tick();
     this.#expireWaiters();
+    this.#proposeParked();
     this.#maybePublish();
     this.#schedule();
   }
@@ -581,7 +598,7 @@ export class EtcdNode {
     };
     this.#membership.checkAdd(member);
     if (!isLearner && this.#config.strictReconfigCheck !== false) {
-      this.#checkQuorumAfter(this.#membership.voters().length + 1, 0n);
+      this.#checkAddVoter();
     }
     await this.#proposeConfChange(
       isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode,
@@ -598,7 +615,7 @@ export class EtcdNode {
     this.#membership.checkRemove(id);
     const member = this.#membership.get(id)!;
     if (!member.isLearner && this.#config.strictReconfigCheck !== false) {
-      this.#checkQuorumAfter(this.#membership.voters().length - 1, id);
+      this.#checkRemoveVoter(id);
     }
     await this.#proposeConfChange(ConfChangeType.RemoveNode, member);
     return create(MemberRemoveResponseSchema, {
@@ -650,29 +667,22 @@ export class EtcdNode {
     if (!this.isLeader) throw Errors.notLeader();
     const member = this.#membership.get(target);
     if (!member || member.isLearner) throw Errors.badLeaderTransferee();
-    if (target !== this.memberId) {
-      await new Promise<void>((resolve, reject) => {
-        const waiter: Waiter = {
-          resolve: () => resolve(),
-          reject,
-          deadline: this.#ticks + this.#reqTimeoutTicks,
-          lead: this.#lead,
-        };
-        this.#transferWaiters.push({ target, waiter });
-        this.#raft.transferLeader(target);
-        this.#schedule();
-      });
-    }
+    if (target !== this.memberId) await this.#transferLeadership(target, this.#reqTimeoutTicks);
     return create(MoveLeaderResponseSchema, { header: this.header() });
   }
 
-  /**
-   * Resolves once this member has published its name and client URLs through the log (etcd serves
-   * clients only after that), or rejects when it stops first.
-   */
-  waitReady(): Promise<void> {
-    if (this.#published) return Promise.resolve();
-    return new Promise((resolve) => this.#readyWaiters.push(resolve));
+  #transferLeadership(target: bigint, timeoutTicks: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve: () => resolve(),
+        reject,
+        deadline: this.#ticks + timeoutTicks,
+        lead: this.#lead,
+      };
+      this.#transferWaiters.push({ target, waiter });
+      this.#raft.transferLeader(target);
+      this.#schedule();
+    });
   }
 
   /** Whether this data dir already holds a member (then the initial-* flags are ignored). */
@@ -682,6 +692,23 @@ export class EtcdNode {
 
   /** Stops accepting requests and waits for the writes in flight to be durable. */
   async stop(): Promise<void> {
+    if (this.isLeader && !this.#failure && !this.#stopped) {
+      // Like etcd, a leader that stops first hands leadership to the most caught-up voter, so
+      // the others need not wait for an election timeout.
+      const progress = this.#raft.status().progress;
+      let best: bigint = none;
+      let bestMatch = -1;
+      for (const m of this.#membership.voters()) {
+        const match = progress.get(m.id)?.match ?? -1;
+        if (m.id !== this.memberId && match > bestMatch) {
+          best = m.id;
+          bestMatch = match;
+        }
+      }
+      if (best !== none) {
+        await this.#transferLeadership(best, 2 * this.#electionTicks).catch(() => {});
+      }
+    }
     this.#stopped = true;
     await this.#idle;
     this.#rejectAll(Errors.stopped());
@@ -705,20 +732,46 @@ export class EtcdNode {
     const data = toBinary(InternalRequestSchema, create(InternalRequestSchema, { id, request }));
     if (data.length > this.#config.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
     return new Promise((resolve, reject) => {
-      try {
-        this.#raft.propose(data);
-      } catch (e) {
-        reject(e instanceof ProposalDroppedError ? this.#dropError() : e);
-        return;
-      }
-      this.#waiters.set(id, {
+      const waiter: Waiter = {
         resolve,
         reject,
         deadline: this.#ticks + this.#reqTimeoutTicks,
         lead: this.#lead,
-      });
+      };
+      try {
+        this.#raft.propose(data);
+      } catch (e) {
+        if (!(e instanceof ProposalDroppedError)) {
+          reject(e);
+          return;
+        }
+        // No leader to take it (or leadership moving): like etcd, the proposal waits for one
+        // until the request timeout instead of failing at once.
+        waiter.parked = true;
+        this.#parked.push({ id, data });
+      }
+      this.#waiters.set(id, waiter);
       this.#schedule();
     });
+  }
+
+  /** Proposes again what waited for a leader; whatever is dropped again keeps waiting. */
+  #proposeParked(): void {
+    if (this.#parked.length === 0 || this.#lead === none) return;
+    const parked = this.#parked;
+    this.#parked = [];
+    for (const p of parked) {
+      const waiter = this.#waiters.get(p.id);
+      if (!waiter) continue;
+      try {
+        this.#raft.propose(p.data);
+        waiter.parked = false;
+      } catch (e) {
+        if (!(e instanceof ProposalDroppedError)) throw e;
+        this.#parked.push(p);
+      }
+    }
+    this.#schedule();
   }
 
   /** What a dropped proposal means to a client. */
@@ -748,18 +801,41 @@ export class EtcdNode {
     });
   }
 
-  /**
-   * etcd's strict reconfiguration check: after the change, the voters that have started (and are
-   * reachable) must still form a quorum.
-   */
-  #checkQuorumAfter(votersAfter: number, removing: bigint): void {
-    let started = 0;
-    for (const m of this.#membership.voters()) {
-      if (m.id === removing) continue;
-      const active = m.id === this.memberId || this.#transport.activeSince(m.id) !== null;
-      if (m.name !== "" && active) started++;
+  /** Members count as started once they published their name (alive or not), as in etcd. */
+  #startedVoters(except = none): number {
+    return this.#membership.voters().filter((m) => m.id !== except && m.name !== "").length;
+  }
+
+  /** Voters (this member included) this member has been connected to for etcd's 5 s. */
+  #healthyVoters(): number {
+    const since = (this.#env.nowMs ?? (() => 0))() - healthIntervalMs;
+    return this.#membership.voters().filter((m) => {
+      if (m.id === this.memberId) return true;
+      const active = this.#transport.activeSince(m.id);
+      return active !== null && active <= since;
+    }).length;
+  }
+
+  /** etcd's strict checks before adding a voter (isReadyToAddVotingMember, connected fully). */
+  #checkAddVoter(): void {
+    const voters = this.#membership.voters().length;
+    const started = this.#startedVoters();
+    // A lone member may always take a second one (it then needs both to make progress).
+    if (!(voters === 1 && started === 1) && started < quorum(voters + 1)) {
+      throw Errors.memberNotEnoughStarted();
     }
-    if (started < Math.floor(votersAfter / 2) + 1) throw Errors.memberNotEnoughStarted();
+    if (this.#healthyVoters() < voters) throw Errors.unhealthy();
+  }
+
+  /** etcd's strict checks before removing a voter: the rest must keep a started, live quorum. */
+  #checkRemoveVoter(id: bigint): void {
+    const voters = this.#membership.voters();
+    if (this.#startedVoters(id) < quorum(voters.length - 1)) {
+      throw Errors.memberNotEnoughStarted();
+    }
+    // A member that is down is not part of the active quorum: removing it is always safe.
+    if (id !== this.memberId && this.#transport.activeSince(id) === null) return;
+    if (this.#healthyVoters() - 1 < quorum(voters.length - 1)) throw Errors.unhealthy();
   }
 
   /** Resolves once a read started now may be served from the applied state. */
@@ -906,7 +982,7 @@ export class EtcdNode {
   async #handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.#onSoftState(rd.softState.lead, rd.softState.state);
     if (rd.hardState) {
-      this.#term = rd.hardState.term;
+      this.#raftTerm = rd.hardState.term;
       this.#commitIndex = rd.hardState.commit;
     }
     // A leader's messages may go out while it writes its own disk (it counts itself only after
@@ -963,7 +1039,7 @@ export class EtcdNode {
         this.#logger.info("raft/node.go:325", "raft.node elected leader", {
           "local-member-id": idHex(this.memberId),
           "leader-member-id": idHex(lead),
-          term: this.#raft.status().term,
+          term: this.#raftTerm,
         });
       }
       this.#transferWaiters = this.#transferWaiters.filter(({ target, waiter }) => {
@@ -985,7 +1061,10 @@ export class EtcdNode {
       this.#transferWaiters = [];
     }
     if (state === StateType.Leader && !wasLeader) this.#maybeSetClusterVersion();
-    if (lead !== none) queueMicrotask(() => this.#maybePublish());
+    if (lead !== none) {
+      this.#proposeParked();
+      queueMicrotask(() => this.#maybePublish());
+    }
   }
 
   #onReadState(index: number, ctx: Uint8Array): void {
@@ -1015,6 +1094,7 @@ export class EtcdNode {
     this.#restoreState(state);
     this.#appliedIndex = snap.metadata.index;
     this.#snapshotIndex = snap.metadata.index;
+    this.#term = snap.metadata.term;
     this.#logger.info("etcdserver/server.go:1117", "applied snapshot", {
       "snapshot-index": snap.metadata.index,
     });
@@ -1074,6 +1154,7 @@ export class EtcdNode {
     if (index <= this.#appliedIndex) return;
     assert(index === this.#appliedIndex + 1, `apply of ${index} after ${this.#appliedIndex}`);
     this.#appliedIndex = index;
+    this.#term = entry.term;
     try {
       this.#applyEntryData(entry);
     } finally {
