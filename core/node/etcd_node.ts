@@ -570,8 +570,14 @@ export class EtcdNode {
     return this.#state === StateType.Leader;
   }
 
+  /** Term of the last applied entry (what headers and Status report, as in etcd). */
   get term(): number {
     return this.#term;
+  }
+
+  /** Raft's current term (elections move it before any entry of the term is applied). */
+  get raftTerm(): number {
+    return this.#raftTerm;
   }
 
   get appliedIndex(): number {

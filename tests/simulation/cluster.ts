@@ -571,7 +571,7 @@ class Simulation {
     // Each incarnation's clock runs a little fast or slow and jitters: members never tick in step.
     const periodMs = heartbeatMs + this.#faultRng.range(-8, 8);
     const tick = () => {
-      if (m.incarnation !== inc || m.state !== "running") return;
+      if (m.incarnation !== inc || (m.state !== "running" && m.state !== "stopping")) return;
       m.node!.tick();
       this.#at(periodMs + this.#faultRng.range(-3, 3), `tick ${m.name}`, tick);
     };
@@ -663,7 +663,9 @@ class Simulation {
 
   #deliver(from: bigint, to: bigint, bytes: Uint8Array): void {
     const target = this.#byId.get(to);
-    if (!target || target.state !== "running" || this.#cut(from, to)) {
+    if (
+      !target || (target.state !== "running" && target.state !== "stopping") || this.#cut(from, to)
+    ) {
       this.#stats.dropped++;
       return;
     }
@@ -1025,10 +1027,10 @@ class Simulation {
   /** After every event: election safety and leader changes. */
   #observe(): void {
     for (const m of this.#members) {
-      if (m.state !== "running") continue;
+      if (m.state !== "running" && m.state !== "stopping") continue;
       const node = m.node!;
       if (!node.isLeader) continue;
-      const term = node.term;
+      const term = node.raftTerm;
       const seen = this.#leaders.get(term);
       if (seen === undefined) {
         this.#leaders.set(term, m.id);
@@ -1065,7 +1067,7 @@ class Simulation {
     return this.#members.map((m) => {
       const n = m.node;
       return `${m.name}(${m.state}${
-        n ? ` term=${n.term} applied=${n.appliedIndex} lead=${this.#name(n.leader)}` : ""
+        n ? ` term=${n.raftTerm} applied=${n.appliedIndex} lead=${this.#name(n.leader)}` : ""
       })`;
     }).join(" ") + ` pendingOps=${this.#ops.filter((o) => o.outcome === "pending").length}` +
       ` pendingJoins=${this.#pendingJoins.length} membershipBusy=${this.#membershipBusy}`;
