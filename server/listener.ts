@@ -4,6 +4,7 @@ import * as net from "node:net";
 import type { Logger } from "../core/log.ts";
 import { connectHandler } from "./connect.ts";
 import { handleGrpcStream, type MethodTable } from "./grpc.ts";
+import { filterAuthority } from "./h2_authority.ts";
 
 /** A plain HTTP/1.1 answer (etcd's /health, /version, /metrics). */
 export interface PlainResponse {
@@ -97,6 +98,9 @@ export function listenClients(options: ClientListenerOptions): Promise<net.Serve
       const head = new TextDecoder().decode(chunk.subarray(0, preface.length));
       if (preface.startsWith(head) || head.startsWith(preface)) {
         coalesceWrites(socket);
+        // etcdctl given http:// endpoints sends `:authority: http://host:port`, which node:http2
+        // in Deno rejects; this rewrites such connections and steps aside for all others.
+        filterAuthority(socket);
         h2.emit("connection", socket);
       } else h1.emit("connection", socket);
       socket.resume();
