@@ -32,6 +32,13 @@ export interface PeerHandler {
   reportSnapshot(id: bigint, ok: boolean): void;
   /** Promotes a learner on the leader (forwarded by followers). */
   promote(id: bigint): Promise<void>;
+  /** This member's own peer URLs (sent along so that peers can answer before they know it). */
+  peerUrls(): string[];
+  /**
+   * A member sent messages before this member's log told about it (it was added after the point
+   * this member's log reached): reach it at these URLs so that it can be answered (etcd's remote).
+   */
+  learnSender(id: bigint, peerUrls: string[]): void;
 }
 
 const streamPath = "/raft/stream";
@@ -174,6 +181,8 @@ function serveStream(
   if (handler.isRemoved(from)) {
     return refuse("410 Gone", "the member has been permanently removed from the cluster");
   }
+  const senderUrls = (headers.get("x-peerurls") ?? "").split(",").filter((u) => u !== "");
+  if (senderUrls.length > 0) handler.learnSender(from, senderUrls);
   socket.write(
     `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${upgradeProtocol}\r\nConnection: Upgrade\r\n` +
       `${clusterHeader}\r\n`,
@@ -377,6 +386,11 @@ export class PeerTransport implements Transport {
     this.#connect(peer);
   }
 
+  /** Reaches a sender not (yet) in the membership; a known peer keeps its URLs. */
+  addRemote(id: bigint, peerUrls: readonly string[]): void {
+    if (!this.#peers.has(id)) this.addPeer(id, peerUrls);
+  }
+
   updatePeer(id: bigint, peerUrls: readonly string[]): void {
     const peer = this.#peers.get(id);
     if (!peer) return this.addPeer(id, peerUrls);
@@ -459,6 +473,7 @@ export class PeerTransport implements Transport {
           `Connection: Upgrade\r\nUpgrade: ${upgradeProtocol}\r\n` +
           `X-Etcd-Cluster-ID: ${idHex(handler.clusterId())}\r\n` +
           `X-Server-From: ${idHex(handler.memberId())}\r\n` +
+          `X-PeerURLs: ${handler.peerUrls().join(",")}\r\n` +
           `X-Server-Version: ${serverVersion}\r\n\r\n`,
       );
       readHead(socket, (head) => {

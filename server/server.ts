@@ -118,6 +118,10 @@ export async function startServer(
       promote: async (id) => {
         await n.memberPromote(id);
       },
+      peerUrls: () => config.initialAdvertisePeerUrls,
+      learnSender: (id, urls) => {
+        if (id !== n.memberId && !n.isRemovedMember(id)) transport.addRemote(id, urls);
+      },
     };
   };
   const transport = new PeerTransport(handler, logger);

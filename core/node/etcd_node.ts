@@ -691,6 +691,15 @@ export class EtcdNode {
     });
   }
 
+  /**
+   * Resolves once this member has published its name and client URLs through the log (etcd serves
+   * clients only after that).
+   */
+  waitReady(): Promise<void> {
+    if (this.#published) return Promise.resolve();
+    return new Promise((resolve) => this.#readyWaiters.push(resolve));
+  }
+
   /** Whether this data dir already holds a member (then the initial-* flags are ignored). */
   static async isInitialized(config: NodeConfig, disk: Disk): Promise<boolean> {
     return (await disk.readFile(`${config.dataDir}/member/meta`)) !== null;

@@ -412,10 +412,15 @@ export class Wal {
       const result = decodeRecords(data);
       if (result.tornReason !== null) {
         if (i !== segments.length - 1) {
-          throw new WalCorruptError(`${seg.name}: ${result.tornReason} before the last segment`);
+          // Closed segments are cut to their records when the next one starts; one written before
+          // that (or preallocated space never reached) ends in zeros, which is a clean end.
+          if (!isZero(data, result.validBytes)) {
+            throw new WalCorruptError(`${seg.name}: ${result.tornReason} before the last segment`);
+          }
+        } else {
+          truncatedTail = `${seg.name}: ${result.tornReason} at offset ${result.validBytes}`;
+          await disk.truncate(path, result.validBytes);
         }
-        truncatedTail = `${seg.name}: ${result.tornReason} at offset ${result.validBytes}`;
-        await disk.truncate(path, result.validBytes);
       }
       for (const r of result.entries) {
         if (r.kind === WalRecordKind.HardState) {
@@ -537,8 +542,15 @@ export class Wal {
   }
 
   async #roll(firstIndex: number): Promise<void> {
-    this.#file?.close();
     const last = this.#segments[this.#segments.length - 1];
+    if (this.#file !== null) {
+      // Close the full segment like etcd's cut: durable, and cut to its records so that its
+      // preallocated zeros are not mistaken for a torn write in the middle of the log.
+      await this.#file.sync();
+      this.#file.close();
+      this.#file = null;
+      await this.#disk.truncate(`${this.#dir}/${last.name}`, this.#fileBytes);
+    }
     const seg: Segment = {
       sequence: last ? last.sequence + 1 : 0,
       firstIndex,

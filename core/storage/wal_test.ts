@@ -1,4 +1,4 @@
-import { assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
 import { MemoryDisk } from "./memory_disk.ts";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { WalEntrySchema } from "../../gen/detcdpb/internal_pb.ts";
@@ -210,4 +210,21 @@ Deno.test("a snapshot marker restarts the log after the snapshot", async () => {
   assertEquals(again.entries.map((e) => e.index), [21, 22]);
   // Without the snapshot file the marker cannot be honoured: refuse instead of losing 5..20.
   await assertRejects(() => Wal.open(disk, "w", 4), WalCorruptError);
+});
+
+Deno.test("a WAL that rolled over preallocated segments reopens with every entry", async () => {
+  const disk = new MemoryDisk({ preallocate: true });
+  const { wal } = await Wal.open(disk, "w", 0, 4096);
+  for (let i = 1; i <= 40; i++) {
+    await wal.append([walEntry(i, 2, new Uint8Array(300).fill(i)), walHardState(2, 1n, i)]);
+  }
+  assert(wal.segmentCount > 2, `segments rolled (${wal.segmentCount})`);
+  wal.close();
+  const again = await Wal.open(disk, "w", 0, 4096);
+  assertEquals(again.entries.map((e) => e.index), Array.from({ length: 40 }, (_, i) => i + 1));
+  assertEquals(again.hardState?.commit, 40);
+  // A closed segment is cut to its records (no zero tail left in the middle of the log).
+  const names = (await disk.list("w")).sort();
+  const first = (await disk.readFile(`w/${names[0]}`))!;
+  assert(first.length < 4096, `closed segment cut to ${first.length} bytes`);
 });
