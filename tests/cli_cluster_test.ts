@@ -10,8 +10,8 @@
  * hashes the unix time into them; because ETCD_INITIAL_CLUSTER lists members in ID order, its
  * entries are compared as a set).
  *
- * The cluster runs etcd 3.4.23 because detcd has no multi-member support yet; SERVER_KIND below
- * is the one line to change to run the same scenarios against a detcd cluster.
+ * Every scenario runs twice: against a real etcd 3.4.23 cluster and against a detcd cluster, so
+ * etcdctl and detcdctl are both checked against both servers.
  */
 
 import assert from "node:assert/strict";
@@ -31,7 +31,8 @@ import {
 } from "./harness.ts";
 
 /** Which server the clusters run. */
-const SERVER_KIND: MemberKind = "etcd";
+/** Every scenario runs against a real etcd 3.4.23 cluster and against a detcd cluster. */
+const SERVER_KINDS: MemberKind[] = ["etcd", "detcd"];
 
 const reference = requireReference();
 
@@ -207,19 +208,24 @@ function addedId(stdout: string): bigint {
 const reconfigSettleMs = 5_500;
 
 async function withCluster(
+  kind: MemberKind,
   size: number,
   body: (c: Cluster) => Promise<void>,
   options: { reconfig?: boolean } = {},
 ): Promise<void> {
   if (reference.ignore) return;
   assertReference();
-  const cluster = await startCluster({ kind: SERVER_KIND, size });
+  const cluster = await startCluster({ kind, size });
   const readyAt = Date.now();
   try {
     if (options.reconfig) {
       await new Promise((r) => setTimeout(r, Math.max(0, readyAt + reconfigSettleMs - Date.now())));
     }
     await body(cluster);
+  } catch (e) {
+    // The members' own last words explain most failures (a crash, a refused start).
+    for (const m of cluster.members) console.error(`--- ${m.name} log tail\n${m.logTail(2500)}`);
+    throw e;
   } finally {
     await cluster.stop();
   }
@@ -227,11 +233,17 @@ async function withCluster(
 
 const testOptions = { ignore: reference.ignore, sanitizeResources: false, sanitizeOps: false };
 
-Deno.test({
+/** Registers one test per server kind. */
+function clusterTest(def: { name: string; fn: (kind: MemberKind) => Promise<void> }): void {
+  for (const kind of SERVER_KINDS) {
+    Deno.test({ ...testOptions, name: `${def.name} [${kind}]`, fn: () => def.fn(kind) });
+  }
+}
+
+clusterTest({
   name: "cluster CLI: member list and endpoint status/health/hashkv --cluster in every format",
-  ...testOptions,
-  fn: () =>
-    withCluster(3, async (c) => {
+  fn: (kind) =>
+    withCluster(kind, 3, async (c) => {
       const first = c.members[0].endpoint;
       const all = c.endpoints();
       for (const f of formats) {
@@ -284,11 +296,10 @@ Deno.test({
     }),
 });
 
-Deno.test({
+clusterTest({
   name: "cluster CLI: the user's guide walk-through (add etcd4, join, update, remove)",
-  ...testOptions,
-  fn: () =>
-    withCluster(3, async (c) => {
+  fn: (kind) =>
+    withCluster(kind, 3, async (c) => {
       const first = c.members[0].endpoint;
       const ids: IdLabels = new Map();
       await same(first, ["endpoint", "status", "--cluster", "-w", "table"]);
@@ -351,11 +362,10 @@ Deno.test({
     }, { reconfig: true }),
 });
 
-Deno.test({
+clusterTest({
   name: "cluster CLI: member add --learner, promote, and the printers of add",
-  ...testOptions,
-  fn: () =>
-    withCluster(3, async (c) => {
+  fn: (kind) =>
+    withCluster(kind, 3, async (c) => {
       const first = c.members[0].endpoint;
       const ids: IdLabels = new Map();
       const peerPort = freePort();
@@ -430,11 +440,10 @@ function addedLine(id: bigint, cluster: bigint, verb: string): string {
   }\n`;
 }
 
-Deno.test({
+clusterTest({
   name: "cluster CLI: move-leader finds the leader among the endpoints and transfers",
-  ...testOptions,
-  fn: () =>
-    withCluster(3, async (c) => {
+  fn: (kind) =>
+    withCluster(kind, 3, async (c) => {
       const all = c.endpoints();
       const ids = await memberIds(c.members[0].endpoint);
       const leader = await c.waitForLeader();

@@ -151,6 +151,9 @@ function quorum(voters: number): number {
   return Math.floor(voters / 2) + 1;
 }
 
+/** Ticks without a ReadIndex answer before asking again (etcd: 500 ms at the default 100 ms). */
+const readIndexRetryTicks = 5;
+
 /** Leader messages that promise nothing about its own disk and may go out while it writes. */
 const leaderEarlyTypes = new Set<MessageType>([
   MessageType.App,
@@ -177,6 +180,8 @@ interface Waiter {
 }
 
 interface ReadBatch {
+  /** Tick of the last ReadIndex request for it (asked again if no answer comes, like etcd). */
+  issuedAt: number;
   ctx: Uint8Array;
   key: string;
   waiters: Waiter[];
@@ -884,6 +889,7 @@ export class EtcdNode {
       key: ctxKey(ctx),
       waiters: this.#readQueue.splice(0),
       index: 0,
+      issuedAt: this.#ticks,
     };
     this.#raft.readIndex(ctx);
     this.#schedule();
@@ -910,6 +916,12 @@ export class EtcdNode {
       );
     }
     const read = this.#readInFlight;
+    if (read && this.#ticks - read.issuedAt >= readIndexRetryTicks && this.#lead !== none) {
+      // The request or its answer may have been lost (a peer connection starting, a leader
+      // change): ask again, as etcd does every 500 ms.
+      read.issuedAt = this.#ticks;
+      this.#raft.readIndex(read.ctx);
+    }
     if (read && read.waiters.length > 0 && read.waiters[0].deadline <= this.#ticks) {
       for (const w of read.waiters) w.reject(Errors.timeout());
       this.#readInFlight = null;
@@ -1057,23 +1069,20 @@ export class EtcdNode {
           term: this.#raftTerm,
         });
       }
-      this.#transferWaiters = this.#transferWaiters.filter(({ target, waiter }) => {
-        if (target !== lead) return true;
-        waiter.resolve(undefined);
-        return false;
-      });
+      if (lead !== none) {
+        // A transfer is over once someone leads again: done if it is the target.
+        for (const { target, waiter } of this.#transferWaiters) {
+          if (target === lead) waiter.resolve(undefined);
+          else waiter.reject(Errors.leaderChanged());
+        }
+        this.#transferWaiters = [];
+      }
       // Reads waiting on a leader that is gone are asked again of the new one.
       if (this.#readInFlight && lead !== none) {
         this.#readQueue.unshift(...this.#readInFlight.waiters);
         this.#readInFlight = null;
         this.#issueRead();
       }
-    }
-    if (wasLeader && state !== StateType.Leader) {
-      this.#transferWaiters.forEach(({ target, waiter }) => {
-        if (target !== lead) waiter.reject(Errors.leaderChanged());
-      });
-      this.#transferWaiters = [];
     }
     if (state === StateType.Leader && !wasLeader) this.#maybeSetClusterVersion();
     if (lead !== none) {
