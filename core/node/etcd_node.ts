@@ -882,8 +882,12 @@ export class EtcdNode {
 
   #issueRead(): void {
     if (this.#readQueue.length === 0) return;
-    const ctx = new Uint8Array(8);
-    new DataView(ctx.buffer).setFloat64(0, ++this.#readCounter);
+    // Unique across the cluster: the leader keys pending reads by context, so two followers'
+    // requests with the same counter would collide (the second one is ignored).
+    const ctx = new Uint8Array(16);
+    const view = new DataView(ctx.buffer);
+    view.setBigUint64(0, this.memberId);
+    view.setFloat64(8, ++this.#readCounter);
     this.#readInFlight = {
       ctx,
       key: ctxKey(ctx),
