@@ -1,7 +1,8 @@
 import { create, type DescMessage } from "@bufbuild/protobuf";
 import { Cluster, KV, Maintenance, MemberListResponseSchema } from "../gen/etcdserverpb/rpc_pb.ts";
 import type { EtcdNode } from "../core/node/mod.ts";
-import type { AnyMethod, MethodTable, UnaryMethod } from "./grpc.ts";
+import { Errors } from "../core/errors.ts";
+import type { AnyMethod, CallContext, MethodTable, UnaryMethod } from "./grpc.ts";
 
 /**
  * The etcd v3 services as thin adapters over the node: one table, keyed by gRPC path, that both
@@ -20,12 +21,39 @@ function unary<I extends DescMessage, O extends DescMessage>(
   }];
 }
 
+/**
+ * etcd's unary interceptor: a learner serves only Status and serializable Range ("rpc not supported
+ * for learner"), and a client that asks for a leader (`hasleader: true` metadata, as clientv3's
+ * WithRequireLeader sends) gets `etcdserver: no leader` at once when there is none.
+ */
+function guarded(node: EtcdNode, entries: [string, AnyMethod][]): [string, AnyMethod][] {
+  const statusPath = `/${Maintenance.typeName}/${Maintenance.method.status.name}`;
+  const rangePath = `/${KV.typeName}/${KV.method.range.name}`;
+  return entries.map(([path, method]): [string, AnyMethod] => {
+    if (method.kind !== "unary") return [path, method];
+    const handle = method.handle;
+    const wrapped: AnyMethod = {
+      ...method,
+      handle(req: Parameters<typeof handle>[0], ctx: CallContext) {
+        if (node.isLearner && path !== statusPath) {
+          const serializable = path === rangePath &&
+            (req as { serializable?: boolean }).serializable === true;
+          if (!serializable) throw Errors.notSupportedForLearner();
+        }
+        if (ctx.headers["hasleader"] === "true" && node.leader === 0n) throw Errors.noLeader();
+        return handle(req, ctx);
+      },
+    };
+    return [path, wrapped];
+  });
+}
+
 /** Builds the method table for one member. */
 export function etcdServices(node: EtcdNode): MethodTable {
   const kv = KV.method;
   const maintenance = Maintenance.method;
   const cluster = Cluster.method;
-  return new Map<string, AnyMethod>([
+  return new Map<string, AnyMethod>(guarded(node, [
     unary(kv.range, (req) => node.range(req)),
     unary(kv.put, (req) => node.put(req)),
     unary(
@@ -59,7 +87,7 @@ export function etcdServices(node: EtcdNode): MethodTable {
           members: node.members(),
         }),
     ),
-  ]);
+  ]));
 }
 
 /** Services whose methods detcd may serve, for routers that need descriptors. */

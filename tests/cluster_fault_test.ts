@@ -32,7 +32,7 @@ async function statusOf(member: Member) {
 
 Deno.test({
   name:
-    "kill -9 of the leader under write load: new leader, no acknowledged write lost, old leader catches up",
+    "etcd #13766: kill -9 of the leader under write load: new leader, no acknowledged write lost, old leader catches up with an equal KV hash",
   ignore: detcd.ignore,
   sanitizeResources: false,
   sanitizeOps: false,

@@ -571,6 +571,11 @@ export class EtcdNode {
     return this.#lead;
   }
 
+  /** Whether this member is a learner (it then serves only Status and serializable reads). */
+  get isLearner(): boolean {
+    return this.#membership.get(this.memberId)?.isLearner ?? false;
+  }
+
   get isLeader(): boolean {
     return this.#state === StateType.Leader;
   }
