@@ -116,6 +116,11 @@ export interface NodeConfig {
   strictReconfigCheck?: boolean;
   /** WAL segment size; tests set it small to exercise segment release. */
   walSegmentBytes?: number;
+  /**
+   * Entries kept in the log after a snapshot for followers that lag (etcd: 5000); beyond that a
+   * follower gets the snapshot. Tests and the simulation set it small.
+   */
+  snapshotCatchUpEntries?: number;
 }
 
 /** What the environment provides to a member: everything with a side effect or a clock. */
@@ -1371,7 +1376,7 @@ export class EtcdNode {
     await this.#wal.sync();
     await this.#snapshotter.save({ index, term, data });
     this.#storage.createSnapshot(index, this.#confState, data);
-    const compactTo = index - snapshotCatchUpEntries;
+    const compactTo = index - (this.#config.snapshotCatchUpEntries ?? snapshotCatchUpEntries);
     if (compactTo > this.#storage.firstIndex()) this.#storage.compact(compactTo);
     // Keep the log back to the previous snapshot: if this newest one is ever unreadable, recovery
     // falls back to the previous snapshot and still finds every entry after it.

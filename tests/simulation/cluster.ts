@@ -471,6 +471,9 @@ class Simulation {
       initialClusterToken: clusterToken,
       initialClusterState: state,
       snapshotCount,
+      // Keep only a few entries after each snapshot so lagging and new members need a snapshot
+      // sent by the leader (etcd keeps 5000, more than a run writes).
+      snapshotCatchUpEntries: Math.min(snapshotCount, 10),
       maxTxnOps: 128,
       maxRequestBytes: 1572864,
       heartbeatIntervalMs: heartbeatMs,
