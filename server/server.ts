@@ -4,6 +4,7 @@ import {
   clusterVersion,
   EtcdNode,
   idHex,
+  memberId,
   parseInitialCluster,
   serverVersion,
 } from "../core/node/mod.ts";
@@ -134,6 +135,12 @@ export async function startServer(
       if (m.id !== joined.memberId) transport.addPeer(m.id, m.peerUrls);
     }
   }
+  if (
+    config.initialClusterState === "new" && !(await EtcdNode.isInitialized(config, disk)) &&
+    parseInitialCluster(config.initialCluster).length > 1
+  ) {
+    await refuseIfBootstrapped(config);
+  }
   const opened = await EtcdNode.open(config, disk, logger, {
     transport,
     nowMs: () => Date.now(),
@@ -219,6 +226,30 @@ export async function startServer(
     );
   }
   return { node: opened, clientAddresses, stop: shutdown };
+}
+
+/**
+ * A new member with an empty data dir whose peers already know it as started (it has client URLs
+ * there): its data dir was lost, and starting it as new would fork the cluster. etcd refuses with
+ * "member <id> has already been bootstrapped".
+ */
+async function refuseIfBootstrapped(config: ServerConfig): Promise<void> {
+  const initial = parseInitialCluster(config.initialCluster);
+  const self = memberId(config.initialAdvertisePeerUrls, config.initialClusterToken);
+  const urls = initial.filter((m) => m.name !== config.name).flatMap((m) => m.peerUrls).sort();
+  for (const url of urls) {
+    try {
+      const remote = await fetchRemoteCluster(url, 1000);
+      const known = remote.members.find((m) => m.id === self);
+      if (known && known.clientUrls.length > 0) {
+        throw new Error(`member ${idHex(self)} has already been bootstrapped`);
+      }
+      return;
+    } catch (e) {
+      if (e instanceof Error && e.message.endsWith("has already been bootstrapped")) throw e;
+      // peer not up yet (the usual case when a cluster starts): nothing to check there
+    }
+  }
 }
 
 /**

@@ -618,9 +618,7 @@ export class EtcdNode {
       isLearner,
     };
     this.#membership.checkAdd(member);
-    if (!isLearner && this.#config.strictReconfigCheck !== false) {
-      this.#checkAddVoter();
-    }
+    if (this.#config.strictReconfigCheck !== false) this.#checkAdd(isLearner);
     await this.#proposeConfChange(
       isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode,
       member,
@@ -846,13 +844,18 @@ export class EtcdNode {
     }).length;
   }
 
-  /** etcd's strict checks before adding a voter (isReadyToAddVotingMember, connected fully). */
-  #checkAddVoter(): void {
+  /**
+   * etcd's strict checks before an add: a voter needs a started quorum after it
+   * (isReadyToAddVotingMember); voters and learners alike need every voter connected for 5 s.
+   */
+  #checkAdd(isLearner: boolean): void {
     const voters = this.#membership.voters().length;
-    const started = this.#startedVoters();
-    // A lone member may always take a second one (it then needs both to make progress).
-    if (!(voters === 1 && started === 1) && started < quorum(voters + 1)) {
-      throw Errors.memberNotEnoughStarted();
+    if (!isLearner) {
+      const started = this.#startedVoters();
+      // A lone member may always take a second one (it then needs both to make progress).
+      if (!(voters === 1 && started === 1) && started < quorum(voters + 1)) {
+        throw Errors.memberNotEnoughStarted();
+      }
     }
     if (this.#healthyVoters() < voters) throw Errors.unhealthy();
   }
