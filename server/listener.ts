@@ -46,7 +46,12 @@ export function listenClients(options: ClientListenerOptions): Promise<net.Serve
     maxSessionMemory: 64,
     settings: { maxConcurrentStreams: 4294967295 },
   });
+  // A client may vanish at any moment (reset, killed, timed out): a write to its socket then fails
+  // with EPIPE/ECONNRESET on the session or a stream. Those errors concern that client only and
+  // must never reach the process as uncaught exceptions.
+  h2.on("session", (session) => session.on("error", () => {}));
   h2.on("stream", (stream, headers) => {
+    stream.on("error", () => {});
     const contentType = String(headers["content-type"] ?? "");
     if (
       contentType.startsWith("application/grpc") && !contentType.startsWith("application/grpc-web")
