@@ -287,7 +287,14 @@ clusterTest({
       const ids = await memberIds(first);
       await same(first, ["member", "promote", ids.get("etcd2")!.toString(16)]);
       // An endpoint that is down: status and hashkv report it on stderr, health as unhealthy.
+      const dead = ids.get(c.members[2].name);
       await c.members[2].kill("SIGKILL");
+      // If it led, the other two elect a new leader first; health checks before that would race.
+      const alive = c.members.slice(0, 2);
+      const deadline = Date.now() + 20_000;
+      while ((await c.waitForLeader(alive)) === dead && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
       for (const f of ["simple", "json", "table"]) {
         await same(first, ["endpoint", "health", "--cluster", "--command-timeout=1s", "-w", f]);
       }
