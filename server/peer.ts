@@ -30,6 +30,8 @@ export interface PeerHandler {
   step(message: Message): void;
   reportUnreachable(id: bigint): void;
   reportSnapshot(id: bigint, ok: boolean): void;
+  /** A connection to the peer was refused (its process is gone). */
+  reportPeerDown(id: bigint): void;
   /** Promotes a learner on the leader (forwarded by followers). */
   promote(id: bigint): Promise<void>;
   /** This member's own peer URLs (sent along so that peers can answer before they know it). */
@@ -465,7 +467,12 @@ export class PeerTransport implements Transport {
       }
       this.#retry(peer);
     };
-    socket.on("error", fail);
+    socket.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "ECONNREFUSED" && peer.socket === socket) {
+        this.#handler()?.reportPeerDown(peer.id);
+      }
+      fail();
+    });
     socket.on("close", fail);
     socket.on("connect", () => {
       socket.write(

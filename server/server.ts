@@ -116,6 +116,7 @@ export async function startServer(
       step: (m) => n.step(m),
       reportUnreachable: (id) => n.reportUnreachable(id),
       reportSnapshot: (id, ok) => n.reportSnapshot(id, ok),
+      reportPeerDown: (id) => n.reportPeerDown(id),
       promote: async (id) => {
         await n.memberPromote(id);
       },

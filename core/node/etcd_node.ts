@@ -458,6 +458,17 @@ export class EtcdNode {
     this.#raft.reportUnreachable(id);
   }
 
+  /**
+   * The transport's connection to `id` was refused: nothing listens on its peer port any more. If
+   * it is the leader, followers stop waiting for its lease to run out (faster re-election after a
+   * leader dies; a live leader's next heartbeat restores it).
+   */
+  reportPeerDown(id: bigint): void {
+    if (this.#stopped || id !== this.#lead || id === this.memberId) return;
+    this.#raft.forgetLeader();
+    this.#schedule();
+  }
+
   reportSnapshot(id: bigint, ok: boolean): void {
     if (this.#stopped) return;
     this.#raft.reportSnapshot(id, ok);

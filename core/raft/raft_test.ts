@@ -824,6 +824,47 @@ Deno.test("CheckQuorum: members that heard from a leader recently reject disrupt
   assert(net.node(net.leader()).raw.status().term > term, "at a higher term");
 });
 
+Deno.test("forgetLeader: followers that saw the leader die elect within one election timeout", () => {
+  // With PreVote + CheckQuorum a follower ignores (pre)votes while it is in the leader's lease,
+  // so without a failure detector a new leader needs up to two election timeouts. Followers that
+  // forget the dead leader grant pre-votes at once.
+  const ticksToLeader = (forget: boolean) => {
+    const net = threeNodes({ preVote: true, checkQuorum: true });
+    net.elect(1n);
+    net.crash(1n);
+    if (forget) {
+      net.node(2n).raw.forgetLeader();
+      net.node(3n).raw.forgetLeader();
+    }
+    for (let ticks = 1; ticks <= 40; ticks++) {
+      net.tick(2n);
+      net.tick(3n);
+      net.deliver();
+      const lead = net.node(2n).raw.status().lead;
+      if (lead !== none && lead !== 1n) return ticks;
+    }
+    return Infinity;
+  };
+  const electionTicks = 10;
+  for (let round = 0; round < 5; round++) {
+    assert(ticksToLeader(true) <= electionTicks, "a new leader within one election timeout");
+  }
+  assert(ticksToLeader(false) >= electionTicks, "without it, not before the lease runs out");
+});
+
+Deno.test("forgetLeader: a live leader's next heartbeat restores it, same term", () => {
+  const net = threeNodes({ preVote: true, checkQuorum: true });
+  net.elect(1n);
+  const term = net.node(1n).raw.status().term;
+  net.node(2n).raw.forgetLeader();
+  net.flushReadies();
+  assertEquals(net.node(2n).raw.status().lead, none);
+  net.tick(1n);
+  net.deliver();
+  assertEquals(net.node(2n).raw.status().lead, 1n);
+  assertEquals(net.node(2n).raw.status().term, term);
+});
+
 Deno.test("leader transfer: the transferee becomes leader via TimeoutNow", () => {
   const net = threeNodes({ preVote: true, checkQuorum: true });
   net.elect(1n);

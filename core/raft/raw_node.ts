@@ -122,6 +122,11 @@ export class RawNode {
     this.raft.step(newMessage(MessageType.TransferLeader, none, to, 0));
   }
 
+  /** Forget the leader and its lease (see Raft.forgetLeader); a no-op unless a follower. */
+  forgetLeader(): void {
+    this.raft.forgetLeader();
+  }
+
   /** The transport failed to reach `id`: stop pipelining to it until it answers again. */
   reportUnreachable(id: NodeId): void {
     this.raft.step(newMessage(MessageType.Unreachable, none, id, 0));
