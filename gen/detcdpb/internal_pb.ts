@@ -7,7 +7,7 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { AlarmMember, AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, TxnRequest } from "../etcdserverpb/rpc_pb.ts";
+import type { AlarmMember, AlarmRequest, CompactionRequest, DeleteRangeRequest, LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest, PutRequest, TxnRequest } from "../etcdserverpb/rpc_pb.ts";
 import { file_etcdserverpb_rpc } from "../etcdserverpb/rpc_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file detcdpb/internal.proto.
  */
 export const file_detcdpb_internal: GenFile = /*@__PURE__*/
-  fileDesc("ChZkZXRjZHBiL2ludGVybmFsLnByb3RvEgdkZXRjZHBiIoQDCg9JbnRlcm5hbFJlcXVlc3QSCgoCaWQYASABKAQSJwoDcHV0GAIgASgLMhguZXRjZHNlcnZlcnBiLlB1dFJlcXVlc3RIABI4CgxkZWxldGVfcmFuZ2UYAyABKAsyIC5ldGNkc2VydmVycGIuRGVsZXRlUmFuZ2VSZXF1ZXN0SAASJwoDdHhuGAQgASgLMhguZXRjZHNlcnZlcnBiLlR4blJlcXVlc3RIABI1Cgpjb21wYWN0aW9uGAUgASgLMh8uZXRjZHNlcnZlcnBiLkNvbXBhY3Rpb25SZXF1ZXN0SAASKwoFYWxhcm0YBiABKAsyGi5ldGNkc2VydmVycGIuQWxhcm1SZXF1ZXN0SAASNgoRbWVtYmVyX2F0dHJpYnV0ZXMYByABKAsyGS5kZXRjZHBiLk1lbWJlckF0dHJpYnV0ZXNIABIyCg9jbHVzdGVyX3ZlcnNpb24YCCABKAsyFy5kZXRjZHBiLkNsdXN0ZXJWZXJzaW9uSABCCQoHcmVxdWVzdCJIChBNZW1iZXJBdHRyaWJ1dGVzEhEKCW1lbWJlcl9pZBgBIAEoBBIMCgRuYW1lGAIgASgJEhMKC2NsaWVudF91cmxzGAMgAygJIiEKDkNsdXN0ZXJWZXJzaW9uEg8KB3ZlcnNpb24YASABKAkiZAoMTWVtYmVyUmVjb3JkEgoKAmlkGAEgASgEEgwKBG5hbWUYAiABKAkSEQoJcGVlcl91cmxzGAMgAygJEhMKC2NsaWVudF91cmxzGAQgAygJEhIKCmlzX2xlYXJuZXIYBSABKAgiTgoRQ29uZkNoYW5nZUNvbnRleHQSEgoKcmVxdWVzdF9pZBgBIAEoBBIlCgZtZW1iZXIYAiABKAsyFS5kZXRjZHBiLk1lbWJlclJlY29yZCK7AQoMTm9kZVNuYXBzaG90EgwKBG12Y2MYASABKAwSKQoGYWxhcm1zGAIgAygLMhkuZXRjZHNlcnZlcnBiLkFsYXJtTWVtYmVyEiYKB21lbWJlcnMYAyADKAsyFS5kZXRjZHBiLk1lbWJlclJlY29yZBIPCgdyZW1vdmVkGAQgAygEEhcKD2NsdXN0ZXJfdmVyc2lvbhgFIAEoCRIOCgZ2b3RlcnMYBiADKAQSEAoIbGVhcm5lcnMYByADKAQibwoIV2FsRW50cnkSDQoFaW5kZXgYASABKAQSDAoEdGVybRgCIAEoBBIMCgRkYXRhGAMgASgMEgwKBHR5cGUYBCABKA0SDAoEa2luZBgFIAEoDRIMCgR2b3RlGAYgASgEEg4KBmNvbW1pdBgHIAEoBCJtCgpNZW1iZXJNZXRhEhIKCmNsdXN0ZXJfaWQYASABKAQSEQoJbWVtYmVyX2lkGAIgASgEEgwKBG5hbWUYAyABKAkSEQoJcGVlcl91cmxzGAQgAygJEhcKD2luaXRpYWxfY2x1c3RlchgFIAEoCWIGcHJvdG8z", [file_etcdserverpb_rpc]);
+  fileDesc("ChZkZXRjZHBiL2ludGVybmFsLnByb3RvEgdkZXRjZHBiIrgECg9JbnRlcm5hbFJlcXVlc3QSCgoCaWQYASABKAQSJwoDcHV0GAIgASgLMhguZXRjZHNlcnZlcnBiLlB1dFJlcXVlc3RIABI4CgxkZWxldGVfcmFuZ2UYAyABKAsyIC5ldGNkc2VydmVycGIuRGVsZXRlUmFuZ2VSZXF1ZXN0SAASJwoDdHhuGAQgASgLMhguZXRjZHNlcnZlcnBiLlR4blJlcXVlc3RIABI1Cgpjb21wYWN0aW9uGAUgASgLMh8uZXRjZHNlcnZlcnBiLkNvbXBhY3Rpb25SZXF1ZXN0SAASKwoFYWxhcm0YBiABKAsyGi5ldGNkc2VydmVycGIuQWxhcm1SZXF1ZXN0SAASNgoRbWVtYmVyX2F0dHJpYnV0ZXMYByABKAsyGS5kZXRjZHBiLk1lbWJlckF0dHJpYnV0ZXNIABIyCg9jbHVzdGVyX3ZlcnNpb24YCCABKAsyFy5kZXRjZHBiLkNsdXN0ZXJWZXJzaW9uSAASNgoLbGVhc2VfZ3JhbnQYCSABKAsyHy5ldGNkc2VydmVycGIuTGVhc2VHcmFudFJlcXVlc3RIABI4CgxsZWFzZV9yZXZva2UYCiABKAsyIC5ldGNkc2VydmVycGIuTGVhc2VSZXZva2VSZXF1ZXN0SAASQAoQbGVhc2VfY2hlY2twb2ludBgLIAEoCzIkLmV0Y2RzZXJ2ZXJwYi5MZWFzZUNoZWNrcG9pbnRSZXF1ZXN0SABCCQoHcmVxdWVzdCJIChBNZW1iZXJBdHRyaWJ1dGVzEhEKCW1lbWJlcl9pZBgBIAEoBBIMCgRuYW1lGAIgASgJEhMKC2NsaWVudF91cmxzGAMgAygJIiEKDkNsdXN0ZXJWZXJzaW9uEg8KB3ZlcnNpb24YASABKAkiZAoMTWVtYmVyUmVjb3JkEgoKAmlkGAEgASgEEgwKBG5hbWUYAiABKAkSEQoJcGVlcl91cmxzGAMgAygJEhMKC2NsaWVudF91cmxzGAQgAygJEhIKCmlzX2xlYXJuZXIYBSABKAgiTgoRQ29uZkNoYW5nZUNvbnRleHQSEgoKcmVxdWVzdF9pZBgBIAEoBBIlCgZtZW1iZXIYAiABKAsyFS5kZXRjZHBiLk1lbWJlclJlY29yZCLhAQoMTm9kZVNuYXBzaG90EgwKBG12Y2MYASABKAwSKQoGYWxhcm1zGAIgAygLMhkuZXRjZHNlcnZlcnBiLkFsYXJtTWVtYmVyEiYKB21lbWJlcnMYAyADKAsyFS5kZXRjZHBiLk1lbWJlclJlY29yZBIPCgdyZW1vdmVkGAQgAygEEhcKD2NsdXN0ZXJfdmVyc2lvbhgFIAEoCRIOCgZ2b3RlcnMYBiADKAQSEAoIbGVhcm5lcnMYByADKAQSJAoGbGVhc2VzGAggAygLMhQuZGV0Y2RwYi5MZWFzZVJlY29yZCI9CgtMZWFzZVJlY29yZBIKCgJpZBgBIAEoAxILCgN0dGwYAiABKAMSFQoNcmVtYWluaW5nX3R0bBgDIAEoAyJvCghXYWxFbnRyeRINCgVpbmRleBgBIAEoBBIMCgR0ZXJtGAIgASgEEgwKBGRhdGEYAyABKAwSDAoEdHlwZRgEIAEoDRIMCgRraW5kGAUgASgNEgwKBHZvdGUYBiABKAQSDgoGY29tbWl0GAcgASgEIm0KCk1lbWJlck1ldGESEgoKY2x1c3Rlcl9pZBgBIAEoBBIRCgltZW1iZXJfaWQYAiABKAQSDAoEbmFtZRgDIAEoCRIRCglwZWVyX3VybHMYBCADKAkSFwoPaW5pdGlhbF9jbHVzdGVyGAUgASgJYgZwcm90bzM", [file_etcdserverpb_rpc]);
 
 /**
  * A state-changing request as it is proposed, logged and applied. Reads never go through here.
@@ -79,6 +79,26 @@ export type InternalRequest = Message<"detcdpb.InternalRequest"> & {
      */
     value: ClusterVersion;
     case: "clusterVersion";
+  } | {
+    /**
+     * Leases: grant (ID chosen by the proposer), revoke (also the leader's expiry), checkpoint.
+     *
+     * @generated from field: etcdserverpb.LeaseGrantRequest lease_grant = 9;
+     */
+    value: LeaseGrantRequest;
+    case: "leaseGrant";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.LeaseRevokeRequest lease_revoke = 10;
+     */
+    value: LeaseRevokeRequest;
+    case: "leaseRevoke";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.LeaseCheckpointRequest lease_checkpoint = 11;
+     */
+    value: LeaseCheckpointRequest;
+    case: "leaseCheckpoint";
   } | { case: undefined; value?: undefined };
 };
 
@@ -242,6 +262,13 @@ export type NodeSnapshot = Message<"detcdpb.NodeSnapshot"> & {
    * @generated from field: repeated uint64 learners = 7;
    */
   learners: bigint[];
+
+  /**
+   * Leases by ID (attached keys come back from the MVCC state).
+   *
+   * @generated from field: repeated detcdpb.LeaseRecord leases = 8;
+   */
+  leases: LeaseRecord[];
 };
 
 /**
@@ -250,6 +277,37 @@ export type NodeSnapshot = Message<"detcdpb.NodeSnapshot"> & {
  */
 export const NodeSnapshotSchema: GenMessage<NodeSnapshot> = /*@__PURE__*/
   messageDesc(file_detcdpb_internal, 5);
+
+/**
+ * A lease as snapshots keep it.
+ *
+ * @generated from message detcdpb.LeaseRecord
+ */
+export type LeaseRecord = Message<"detcdpb.LeaseRecord"> & {
+  /**
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * @generated from field: int64 ttl = 2;
+   */
+  ttl: bigint;
+
+  /**
+   * Remaining TTL recorded by the last checkpoint (0: none).
+   *
+   * @generated from field: int64 remaining_ttl = 3;
+   */
+  remainingTtl: bigint;
+};
+
+/**
+ * Describes the message detcdpb.LeaseRecord.
+ * Use `create(LeaseRecordSchema)` to create a new message.
+ */
+export const LeaseRecordSchema: GenMessage<LeaseRecord> = /*@__PURE__*/
+  messageDesc(file_detcdpb_internal, 6);
 
 /**
  * One WAL record. Usually a log entry; `kind` marks the other records the log needs.
@@ -305,7 +363,7 @@ export type WalEntry = Message<"detcdpb.WalEntry"> & {
  * Use `create(WalEntrySchema)` to create a new message.
  */
 export const WalEntrySchema: GenMessage<WalEntry> = /*@__PURE__*/
-  messageDesc(file_detcdpb_internal, 6);
+  messageDesc(file_detcdpb_internal, 7);
 
 /**
  * Identity of a data dir, written once when it is created.
@@ -346,5 +404,5 @@ export type MemberMeta = Message<"detcdpb.MemberMeta"> & {
  * Use `create(MemberMetaSchema)` to create a new message.
  */
 export const MemberMetaSchema: GenMessage<MemberMeta> = /*@__PURE__*/
-  messageDesc(file_detcdpb_internal, 7);
+  messageDesc(file_detcdpb_internal, 8);
 
