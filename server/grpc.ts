@@ -1,4 +1,3 @@
-import * as http2 from "node:http2";
 import {
   type DescMessage,
   fromBinary,
@@ -7,16 +6,18 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { EtcdError, GrpcCode, type GrpcCodeValue } from "../core/errors.ts";
+import { encodeHeaders, type H2Stream } from "./h2/mod.ts";
 
 /**
- * A lean gRPC server on node:http2's stream API: 5-byte length-prefixed frames, protobuf-es
- * encoding, status in trailers. It carries etcd's hot paths; connect-node's adapter measured about
- * 3x slower on Deno (docs/adr/0002-transport.md).
+ * A lean gRPC server on detcd's own HTTP/2 streams (server/h2): 5-byte length-prefixed frames,
+ * protobuf-es encoding, status in trailers. It carries etcd's hot paths; connect-node's adapter
+ * measured about 3x slower on Deno (docs/adr/0002-transport.md).
  */
 
 /** Per-call information handlers may need (auth token later, deadlines). */
 export interface CallContext {
-  headers: http2.IncomingHttpHeaders;
+  /** Request headers (metadata), names lower case. */
+  headers: Readonly<Record<string, string | string[] | undefined>>;
   /** Aborted when the client cancels or the stream closes. */
   signal: AbortSignal;
 }
@@ -136,28 +137,30 @@ export function toStatus(e: unknown): { code: GrpcCodeValue; message: string } {
   return { code: GrpcCode.Unknown, message: e instanceof Error ? e.message : String(e) };
 }
 
-const okTrailers = { "grpc-status": "0" };
+/** `:status: 200` and `content-type: application/grpc`, HPACK-encoded once. */
+const RESPONSE_HEADERS = encodeHeaders({ ":status": "200", "content-type": "application/grpc" });
+/** `grpc-status: 0` trailers, HPACK-encoded once. */
+const OK_TRAILERS = encodeHeaders({ "grpc-status": "0" });
 
-function sendError(stream: http2.ServerHttp2Stream, code: GrpcCodeValue, message: string): void {
-  if (stream.destroyed || stream.closed) return;
-  if (stream.headersSent) {
-    // Headers went out already (streaming): status goes in trailers.
-    if (!stream.writableEnded) {
-      stream.end();
-    }
-    return;
-  }
-  stream.respond({
-    ":status": 200,
-    "content-type": "application/grpc",
-    "grpc-status": String(code),
-    "grpc-message": encodeGrpcMessage(message),
-  }, { endStream: true });
-  if (!stream.readableEnded) {
-    // The client is still sending (an oversized request): tell it to stop, as grpc-go does with
-    // RST_STREAM(NO_ERROR), rather than let it push the rest through the connection's window.
-    stream.close(http2.constants.NGHTTP2_NO_ERROR);
-  }
+/** Trailers (or a trailers-only response) carrying a status. */
+function statusBlock(code: GrpcCodeValue, message: string, withHeaders: boolean): Uint8Array {
+  const fields: Record<string, string> = withHeaders
+    ? { ":status": "200", "content-type": "application/grpc" }
+    : {};
+  fields["grpc-status"] = String(code);
+  if (code !== GrpcCode.OK) fields["grpc-message"] = encodeGrpcMessage(message);
+  return encodeHeaders(fields);
+}
+
+/**
+ * Ends a call with a status: a trailers-only response if nothing was sent yet, else trailers.
+ * A client still sending (an oversized request) then gets RST_STREAM(NO_ERROR), as from grpc-go,
+ * rather than pushing the rest through the connection's window.
+ */
+function sendError(stream: H2Stream, code: GrpcCodeValue, message: string): void {
+  if (stream.closed || stream.localEnded) return;
+  if (stream.headersSent) stream.end(statusBlock(code, message, false));
+  else stream.respond(statusBlock(code, message, true), true);
 }
 
 /** Options for serving the table. */
@@ -168,17 +171,21 @@ export interface GrpcOptions {
   onInternalError?: (method: string, error: unknown) => void;
 }
 
+/** Answers a request whose content-type is not gRPC (h2c carries only gRPC here). */
+export function refuseNonGrpc(stream: H2Stream): void {
+  stream.respond(encodeHeaders({ ":status": "415", "content-type": "text/plain" }));
+  stream.write(
+    new TextEncoder().encode("detcd serves gRPC on h2c; use HTTP/1.1 for Connect and gRPC-Web\n"),
+  );
+  stream.end();
+}
+
 /**
  * Handles one HTTP/2 stream whose content-type is application/grpc. Unknown methods get
  * Unimplemented with grpc-go's wording.
  */
-export function handleGrpcStream(
-  table: MethodTable,
-  options: GrpcOptions,
-  stream: http2.ServerHttp2Stream,
-  headers: http2.IncomingHttpHeaders,
-): void {
-  const path = headers[":path"] ?? "";
+export function handleGrpcStream(table: MethodTable, options: GrpcOptions, stream: H2Stream): void {
+  const path = stream.headers[":path"] ?? "";
   const method = table.get(path);
   if (!method) {
     const [, service = "", name = ""] = path.split("/");
@@ -188,46 +195,67 @@ export function handleGrpcStream(
       GrpcCode.Unimplemented,
       known ? `unknown method ${name} for service ${service}` : `unknown service ${service}`,
     );
-    stream.resume();
     return;
   }
-  if (method.kind === "unary") serveUnary(method, options, stream, headers);
-  else serveStream(method, options, stream, headers);
+  if (method.kind === "unary") serveUnary(method, options, stream);
+  else serveStream(method, options, stream);
 }
 
 function serveUnary(
   // deno-lint-ignore no-explicit-any
   method: UnaryMethod<any, any>,
   options: GrpcOptions,
-  stream: http2.ServerHttp2Stream,
-  headers: http2.IncomingHttpHeaders,
+  stream: H2Stream,
 ): void {
-  const reader = new FrameReader(options.maxRecvBytes);
+  let reader: FrameReader | null = null;
+  let first: Uint8Array | null = null;
   let payload: Uint8Array | null = null;
   let failed = false;
-  stream.on("data", (chunk: Uint8Array) => {
-    if (failed) return;
+  stream.ondata = (chunk) => {
+    if (failed || payload !== null) return;
     try {
+      // The common case, a whole message in one DATA frame, needs no reader.
+      if (reader === null && first === null) {
+        first = chunk;
+        payload = wholeMessage(chunk, options.maxRecvBytes);
+        return;
+      }
+      if (reader === null) {
+        reader = new FrameReader(options.maxRecvBytes);
+        reader.push(first!);
+      }
       reader.push(chunk);
-      if (payload === null) payload = reader.next();
+      payload = reader.next();
     } catch (e) {
       failed = true;
       const s = toStatus(e);
       sendError(stream, s.code, s.message);
     }
-  });
-  stream.on("end", () => {
+  };
+  stream.onend = () => {
     if (failed) return;
+    if (payload === null && reader === null && first !== null) {
+      // One chunk holding a message and more bytes: take the first message, as a reader would.
+      const r = new FrameReader(options.maxRecvBytes);
+      r.push(first);
+      try {
+        payload = r.next();
+      } catch (e) {
+        const s = toStatus(e);
+        sendError(stream, s.code, s.message);
+        return;
+      }
+    }
     if (payload === null) {
       sendError(stream, GrpcCode.Internal, "grpc: request message missing");
       return;
     }
-    const ctx = lazyContext(stream, headers);
+    const ctx = lazyContext(stream);
     let result: Uint8Array | Promise<Uint8Array>;
     try {
       result = method.raw ? method.raw(payload, ctx) : invokeUnary(method, payload, ctx);
     } catch (e) {
-      reportInternal(options, headers, e);
+      reportInternal(options, stream, e);
       const s = toStatus(e);
       sendError(stream, s.code, s.message);
       return;
@@ -236,7 +264,7 @@ function serveUnary(
       result.then(
         (res) => respondUnary(stream, res),
         (e) => {
-          reportInternal(options, headers, e);
+          reportInternal(options, stream, e);
           const s = toStatus(e);
           sendError(stream, s.code, s.message);
         },
@@ -244,7 +272,26 @@ function serveUnary(
     } else {
       respondUnary(stream, result);
     }
-  });
+  };
+}
+
+/**
+ * The message in `chunk` if it holds exactly one whole message; null if more bytes are needed
+ * (or more than one message is there: the reader then takes over). Throws as FrameReader does.
+ */
+function wholeMessage(chunk: Uint8Array, max: number): Uint8Array | null {
+  if (chunk.length < 5) return null;
+  if (chunk[0] !== 0) {
+    throw new EtcdError(GrpcCode.Internal, "grpc: compressed messages are not supported");
+  }
+  const length = ((chunk[1] << 24) >>> 0) + (chunk[2] << 16) + (chunk[3] << 8) + chunk[4];
+  if (length > max) {
+    throw new EtcdError(
+      GrpcCode.ResourceExhausted,
+      `grpc: received message larger than max (${length} vs. ${max})`,
+    );
+  }
+  return chunk.length === 5 + length ? chunk.subarray(5) : null;
 }
 
 /**
@@ -273,42 +320,38 @@ export function invokeUnary(
  * A context whose AbortSignal exists only if a handler asks for it: aborting creates a
  * DOMException with a stack trace, which showed up in profiles when done for every stream.
  */
-function lazyContext(
-  stream: http2.ServerHttp2Stream,
-  headers: http2.IncomingHttpHeaders,
-): CallContext {
+function lazyContext(stream: H2Stream): CallContext {
   let controller: AbortController | null = null;
   return {
-    headers,
+    headers: stream.headers,
     get signal() {
       if (controller === null) {
         const c = new AbortController();
         controller = c;
-        if (stream.closed || stream.destroyed) c.abort();
-        else stream.once("close", () => c.abort());
+        if (stream.closed) c.abort();
+        else stream.onclose = () => c.abort();
       }
       return controller.signal;
     },
   };
 }
 
-function reportInternal(options: GrpcOptions, headers: http2.IncomingHttpHeaders, e: unknown) {
-  if (!(e instanceof EtcdError)) options.onInternalError?.(String(headers[":path"]), e);
+function reportInternal(options: GrpcOptions, stream: H2Stream, e: unknown) {
+  if (!(e instanceof EtcdError)) options.onInternalError?.(stream.headers[":path"] ?? "", e);
 }
 
-function respondUnary(stream: http2.ServerHttp2Stream, payload: Uint8Array): void {
-  if (stream.destroyed || stream.closed) return;
-  stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
-  stream.once("wantTrailers", () => stream.sendTrailers(okTrailers));
-  stream.end(frame(payload));
+function respondUnary(stream: H2Stream, payload: Uint8Array): void {
+  if (stream.closed) return;
+  stream.respond(RESPONSE_HEADERS);
+  stream.write(frame(payload));
+  stream.end(OK_TRAILERS);
 }
 
 function serveStream(
   // deno-lint-ignore no-explicit-any
   method: StreamMethod<any, any>,
   options: GrpcOptions,
-  stream: http2.ServerHttp2Stream,
-  headers: http2.IncomingHttpHeaders,
+  stream: H2Stream,
 ): void {
   const reader = new FrameReader(options.maxRecvBytes);
   const abort = new AbortController();
@@ -316,31 +359,40 @@ function serveStream(
   let ended = false;
   let failure: unknown = null;
   let wake: (() => void) | null = null;
+  let drained: (() => void)[] = [];
   const notify = () => {
     const w = wake;
     wake = null;
     w?.();
   };
-  stream.on("close", () => {
+  const release = () => {
+    const waiters = drained;
+    drained = [];
+    for (const w of waiters) w();
+  };
+  stream.onclose = () => {
     abort.abort();
     ended = true;
     notify();
-  });
-  stream.on("data", (chunk: Uint8Array) => {
+    release();
+  };
+  stream.ondrain = release;
+  stream.ondata = (chunk) => {
     try {
       reader.push(chunk);
       for (let p = reader.next(); p !== null; p = reader.next()) {
         queue.push(fromBinary(method.input, p));
       }
+      stream.consumed(chunk.length);
     } catch (e) {
       failure = e;
     }
     notify();
-  });
-  stream.on("end", () => {
+  };
+  stream.onend = () => {
     ended = true;
     notify();
-  });
+  };
   async function* requests(): AsyncGenerator<Message> {
     while (true) {
       if (failure !== null) throw failure;
@@ -352,45 +404,23 @@ function serveStream(
       await new Promise<void>((r) => (wake = r));
     }
   }
-  let headersSent = false;
   const send = (res: Message): Promise<void> => {
-    if (stream.destroyed || stream.closed) return Promise.resolve();
-    if (!headersSent) {
-      headersSent = true;
-      stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
-        waitForTrailers: true,
-      });
-    }
-    const ok = stream.write(frame(toBinary(method.output, res)));
-    if (ok) return Promise.resolve();
-    // Back-pressure: wait until the client drains what we sent.
-    return new Promise((resolve) => {
-      const done = () => {
-        stream.off("drain", done);
-        stream.off("close", done);
-        resolve();
-      };
-      stream.on("drain", done);
-      stream.on("close", done);
-    });
+    if (stream.closed || stream.localEnded) return Promise.resolve();
+    if (!stream.headersSent) stream.respond(RESPONSE_HEADERS);
+    if (stream.write(frame(toBinary(method.output, res)))) return Promise.resolve();
+    // Back-pressure: wait until the client takes what we sent (or goes away).
+    return new Promise((resolve) => drained.push(resolve));
   };
   const finish = (code: GrpcCodeValue, message: string) => {
-    if (stream.destroyed || stream.closed) return;
-    if (!headersSent) {
-      sendError(stream, code, message);
-      return;
-    }
-    stream.once("wantTrailers", () => {
-      const trailers: Record<string, string> = { "grpc-status": String(code) };
-      if (code !== GrpcCode.OK) trailers["grpc-message"] = encodeGrpcMessage(message);
-      stream.sendTrailers(trailers);
-    });
-    stream.end();
+    if (stream.closed || stream.localEnded) return;
+    if (!stream.headersSent) sendError(stream, code, message);
+    else stream.end(code === GrpcCode.OK ? OK_TRAILERS : statusBlock(code, message, false));
   };
+  const headers = stream.headers;
   method.handle(requests(), send, { headers, signal: abort.signal }).then(
     () => finish(GrpcCode.OK, ""),
     (e) => {
-      reportInternal(options, headers, e);
+      reportInternal(options, stream, e);
       const s = toStatus(e);
       finish(s.code, s.message);
     },

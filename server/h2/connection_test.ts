@@ -1,0 +1,484 @@
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import { assert, assertEquals } from "../../tests/assert.ts";
+import { H2Connection, type H2Options, type H2Stream } from "./connection.ts";
+import {
+  CLIENT_PREFACE,
+  encodeFrame,
+  encodeSettings,
+  ErrorCode,
+  Flag,
+  FrameType,
+  readFrameHeader,
+  readUint32,
+  Setting,
+} from "./frames.ts";
+import { encodeHeaders, HpackDecoder } from "./hpack.ts";
+
+interface Frame {
+  type: number;
+  flags: number;
+  streamId: number;
+  payload: Uint8Array;
+}
+
+/** A server on an ephemeral port whose connections use H2Connection with `options`. */
+async function withServer(
+  options: Partial<H2Options> & { onStream: (s: H2Stream) => void },
+  fn: (port: number, connections: H2Connection[]) => Promise<void>,
+): Promise<void> {
+  const connections: H2Connection[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    connections.push(new H2Connection(socket, options));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  try {
+    await fn((server.address() as net.AddressInfo).port, connections);
+  } finally {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => server.close(r));
+  }
+}
+
+/** A raw HTTP/2 client: writes bytes, parses the server's frames. */
+class RawClient {
+  frames: Frame[] = [];
+  closed = false;
+  private buf = new Uint8Array(0);
+  private waiters: (() => void)[] = [];
+  private constructor(readonly socket: net.Socket) {
+    socket.on("data", (chunk: Uint8Array) => {
+      const all = new Uint8Array(this.buf.length + chunk.length);
+      all.set(this.buf);
+      all.set(chunk, this.buf.length);
+      let pos = 0;
+      while (all.length - pos >= 9) {
+        const h = readFrameHeader(all, pos);
+        if (all.length - pos < 9 + h.length) break;
+        this.frames.push({ ...h, payload: all.slice(pos + 9, pos + 9 + h.length) });
+        pos += 9 + h.length;
+      }
+      this.buf = all.slice(pos);
+      this.wake();
+    });
+    socket.on("close", () => {
+      this.closed = true;
+      this.wake();
+    });
+    socket.on("error", () => {});
+  }
+
+  static connect(port: number, settings: [number, number][] = []): Promise<RawClient> {
+    return new Promise((resolve) => {
+      const socket = net.connect(port, "127.0.0.1", () => {
+        const c = new RawClient(socket);
+        c.send(CLIENT_PREFACE, encodeFrame(FrameType.SETTINGS, 0, 0, encodeSettings(settings)));
+        resolve(c);
+      });
+    });
+  }
+
+  send(...parts: Uint8Array[]): void {
+    for (const p of parts) this.socket.write(p);
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Waits until a frame matches (returns it) or the connection closes (throws). */
+  async waitFor(match: (f: Frame) => boolean, what = "frame"): Promise<Frame> {
+    const deadline = Date.now() + 3000;
+    for (;;) {
+      const f = this.frames.find(match);
+      if (f) return f;
+      if (this.closed) throw new Error(`closed while waiting for ${what}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 50);
+      });
+    }
+  }
+
+  async goawayCode(): Promise<number> {
+    const f = await this.waitFor((f) => f.type === FrameType.GOAWAY, "GOAWAY");
+    return readUint32(f.payload, 4);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+const requestBlock = (path = "/svc/M", extra: Record<string, string> = {}) =>
+  encodeHeaders({
+    ":method": "POST",
+    ":scheme": "http",
+    ":path": path,
+    ":authority": "http://127.0.0.1:2379",
+    "content-type": "application/grpc",
+    ...extra,
+  });
+
+/** Echo: replies with the request body once it ends, then trailers. */
+function echo(stream: H2Stream): void {
+  const parts: Uint8Array[] = [];
+  stream.ondata = (c) => parts.push(c.slice());
+  stream.onend = () => {
+    stream.respond(encodeHeaders({ ":status": "200", "content-type": "application/grpc" }));
+    for (const p of parts) stream.write(p);
+    stream.end(encodeHeaders({ "grpc-status": "0", "x-path": stream.headers[":path"] }));
+  };
+}
+
+Deno.test("h2: settings exchange, ping, and an echo through node:http2's client", async () => {
+  await withServer({ onStream: echo }, async (port) => {
+    const raw = await RawClient.connect(port);
+    const settings = await raw.waitFor((f) => f.type === FrameType.SETTINGS && f.flags === 0);
+    const values = new Map<number, number>();
+    for (let i = 0; i < settings.payload.length; i += 6) {
+      values.set(
+        (settings.payload[i] << 8) | settings.payload[i + 1],
+        readUint32(settings.payload, i + 2),
+      );
+    }
+    assert((values.get(Setting.INITIAL_WINDOW_SIZE) ?? 0) >= 1 << 20);
+    assert((values.get(Setting.MAX_CONCURRENT_STREAMS) ?? 0) >= 100);
+    await raw.waitFor((f) => f.type === FrameType.SETTINGS && f.flags === Flag.ACK);
+    raw.send(encodeFrame(FrameType.PING, 0, 0, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])));
+    const pong = await raw.waitFor((f) => f.type === FrameType.PING);
+    assertEquals([pong.flags, [...pong.payload]], [Flag.ACK, [1, 2, 3, 4, 5, 6, 7, 8]]);
+    // Unknown frame types and PRIORITY are ignored.
+    raw.send(encodeFrame(0xfa, 0xff, 0, new Uint8Array(3)));
+    raw.send(encodeFrame(FrameType.PRIORITY, 0, 3, new Uint8Array(5)));
+    raw.send(encodeFrame(FrameType.PING, 0, 0, new Uint8Array(8)));
+    await raw.waitFor((f) => f.type === FrameType.PING && f.payload[0] === 0);
+    raw.close();
+
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    const body = new Uint8Array(200_000).map((_, i) => i & 0xff);
+    const result = await new Promise<{ body: Uint8Array; trailers: http2.IncomingHttpHeaders }>(
+      (resolve, reject) => {
+        const req = session.request({ ":method": "POST", ":path": "/a/b", "content-type": "x" });
+        const chunks: Uint8Array[] = [];
+        let trailers: http2.IncomingHttpHeaders = {};
+        req.on("data", (c: Uint8Array) => chunks.push(c));
+        req.on("trailers", (t) => (trailers = t));
+        req.on("end", () => {
+          const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+          let o = 0;
+          for (const c of chunks) (all.set(c, o), o += c.length);
+          resolve({ body: all, trailers });
+        });
+        req.on("error", reject);
+        req.end(body);
+      },
+    );
+    session.close();
+    assertEquals(result.body.length, body.length);
+    assertEquals(result.body, body);
+    assertEquals([result.trailers["grpc-status"], result.trailers["x-path"]], ["0", "/a/b"]);
+  });
+});
+
+Deno.test("h2: HEADERS with padding and priority, CONTINUATION, and :authority with a scheme", async () => {
+  let seen: Record<string, string> = {};
+  await withServer({
+    onStream: (s) => {
+      seen = s.headers;
+      echo(s);
+    },
+  }, async (port) => {
+    const raw = await RawClient.connect(port);
+    const block = requestBlock("/x/y", { token: "abc" });
+    const padded = new Uint8Array(1 + 5 + 10 + 3);
+    padded[0] = 3;
+    padded.set(block.subarray(0, 10), 6);
+    raw.send(
+      encodeFrame(FrameType.HEADERS, Flag.PADDED | Flag.PRIORITY, 1, padded),
+      encodeFrame(FrameType.CONTINUATION, 0, 1, block.subarray(10, 20)),
+      encodeFrame(FrameType.CONTINUATION, Flag.END_HEADERS, 1, block.subarray(20)),
+      encodeFrame(
+        FrameType.DATA,
+        Flag.PADDED | Flag.END_STREAM,
+        1,
+        new Uint8Array([2, 9, 9, 0, 0]),
+      ),
+    );
+    const data = await raw.waitFor((f) => f.type === FrameType.DATA && f.streamId === 1);
+    assertEquals([...data.payload], [9, 9]);
+    const trailers = await raw.waitFor((f) =>
+      f.type === FrameType.HEADERS && (f.flags & Flag.END_STREAM) !== 0
+    );
+    const decoded = new HpackDecoder().decode(trailers.payload);
+    assertEquals(decoded.map((f) => [f.name, f.value]), [["grpc-status", "0"], ["x-path", "/x/y"]]);
+    assertEquals([seen[":authority"], seen["token"]], ["http://127.0.0.1:2379", "abc"]);
+    raw.close();
+  });
+});
+
+Deno.test("h2: sending respects the client's windows and resumes on WINDOW_UPDATE", async () => {
+  let drained = 0;
+  await withServer({
+    onStream: (s) => {
+      s.ondrain = () => drained++;
+      s.onend = () => {
+        s.respond(encodeHeaders({ ":status": "200" }));
+        const ok = s.write(new Uint8Array(100_000).fill(7));
+        assert(!ok);
+        s.end(encodeHeaders({ "grpc-status": "0" }));
+      };
+    },
+  }, async (port) => {
+    const raw = await RawClient.connect(port, [[Setting.INITIAL_WINDOW_SIZE, 10]]);
+    raw.send(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestBlock()));
+    await raw.waitFor((f) => f.type === FrameType.DATA);
+    await new Promise((r) => setTimeout(r, 100));
+    const sent = () =>
+      raw.frames.filter((f) => f.type === FrameType.DATA).reduce((n, f) => n + f.payload.length, 0);
+    assertEquals(sent(), 10);
+    // Raising the initial window through SETTINGS lets more through (up to the connection's 65535).
+    raw.send(
+      encodeFrame(
+        FrameType.SETTINGS,
+        0,
+        0,
+        encodeSettings([[Setting.INITIAL_WINDOW_SIZE, 1 << 20]]),
+      ),
+    );
+    await raw.waitFor(() => sent() === 65535, "65535 bytes");
+    const increment = new Uint8Array(4);
+    new DataView(increment.buffer).setUint32(0, 1 << 20);
+    raw.send(encodeFrame(FrameType.WINDOW_UPDATE, 0, 0, increment));
+    await raw.waitFor((f) => f.type === FrameType.HEADERS && (f.flags & Flag.END_STREAM) !== 0);
+    assertEquals(sent(), 100_000);
+    // Trailers come after all data.
+    const last = raw.frames.filter((f) => f.streamId === 1).at(-1)!;
+    assertEquals(last.type, FrameType.HEADERS);
+    raw.close();
+  });
+  assertEquals(drained, 0); // end() was called; no writer waits.
+});
+
+Deno.test("h2: request data is acknowledged with WINDOW_UPDATE on the stream and connection", async () => {
+  await withServer(
+    { onStream: echo, streamWindowBytes: 1000, connectionWindowBytes: 65535 },
+    async (port) => {
+      const raw = await RawClient.connect(port);
+      raw.send(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, 1, requestBlock()));
+      raw.send(encodeFrame(FrameType.DATA, 0, 1, new Uint8Array(600)));
+      const update = await raw.waitFor((f) =>
+        f.type === FrameType.WINDOW_UPDATE && f.streamId === 1
+      );
+      assertEquals(readUint32(update.payload, 0), 600);
+      // Beyond the stream window: that stream is reset, the connection lives.
+      raw.send(encodeFrame(FrameType.DATA, 0, 1, new Uint8Array(1001)));
+      const rst = await raw.waitFor((f) => f.type === FrameType.RST_STREAM && f.streamId === 1);
+      assertEquals(readUint32(rst.payload, 0), ErrorCode.FLOW_CONTROL_ERROR);
+      for (let i = 0; i < 40; i++) {
+        raw.send(
+          encodeFrame(FrameType.DATA, 0, 1, new Uint8Array(1000)),
+        );
+      }
+      const conn = await raw.waitFor((f) => f.type === FrameType.WINDOW_UPDATE && f.streamId === 0);
+      assert(readUint32(conn.payload, 0) >= 32767);
+      raw.close();
+    },
+  );
+});
+
+Deno.test("h2: client RST_STREAM and a vanished client close streams quietly", async () => {
+  const closed: number[] = [];
+  const streams: H2Stream[] = [];
+  await withServer({
+    onStream: (s) => {
+      streams.push(s);
+      s.onclose = () => closed.push(s.id);
+    },
+  }, async (port, connections) => {
+    const raw = await RawClient.connect(port);
+    raw.send(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, 1, requestBlock()));
+    raw.send(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, 3, requestBlock()));
+    raw.send(encodeFrame(FrameType.RST_STREAM, 0, 1, new Uint8Array([0, 0, 0, 8])));
+    await raw.waitFor(() => closed.length === 1, "close of 1");
+    assertEquals([closed[0], streams[0].resetCode], [1, ErrorCode.CANCEL]);
+    // Writing to a reset stream is harmless.
+    assertEquals(streams[0].write(new Uint8Array(3)), false);
+    streams[1].respond(encodeHeaders({ ":status": "200" }));
+    raw.close();
+    await new Promise((r) => setTimeout(r, 100));
+    assertEquals(closed, [1, 3]);
+    assert(streams[1].write(new Uint8Array(3)) === false);
+    streams[1].end(encodeHeaders({ "grpc-status": "0" }));
+    assertEquals(connections[0].streamCount, 0);
+  });
+});
+
+Deno.test("h2: malformed input is a connection error with the right GOAWAY code", async () => {
+  const cases: [string, Uint8Array[], number][] = [
+    [
+      "DATA on stream 0",
+      [encodeFrame(FrameType.DATA, 0, 0, new Uint8Array(1))],
+      ErrorCode.PROTOCOL_ERROR,
+    ],
+    [
+      "frame over 16384",
+      [encodeFrame(FrameType.DATA, 0, 1, new Uint8Array(16385))],
+      ErrorCode.FRAME_SIZE_ERROR,
+    ],
+    ["bad HPACK", [
+      encodeFrame(
+        FrameType.HEADERS,
+        Flag.END_HEADERS,
+        1,
+        new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]),
+      ),
+    ], ErrorCode.COMPRESSION_ERROR],
+    [
+      "even stream id",
+      [encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, 2, requestBlock())],
+      ErrorCode.PROTOCOL_ERROR,
+    ],
+    ["CONTINUATION alone", [
+      encodeFrame(FrameType.CONTINUATION, Flag.END_HEADERS, 1, requestBlock()),
+    ], ErrorCode.PROTOCOL_ERROR],
+    ["interrupted header block", [
+      encodeFrame(FrameType.HEADERS, 0, 1, requestBlock()),
+      encodeFrame(FrameType.PING, 0, 0, new Uint8Array(8)),
+    ], ErrorCode.PROTOCOL_ERROR],
+    [
+      "PING of 7 octets",
+      [encodeFrame(FrameType.PING, 0, 0, new Uint8Array(7))],
+      ErrorCode.FRAME_SIZE_ERROR,
+    ],
+    [
+      "SETTINGS on a stream",
+      [encodeFrame(FrameType.SETTINGS, 0, 1, new Uint8Array(0))],
+      ErrorCode.PROTOCOL_ERROR,
+    ],
+    [
+      "SETTINGS of 5 octets",
+      [encodeFrame(FrameType.SETTINGS, 0, 0, new Uint8Array(5))],
+      ErrorCode.FRAME_SIZE_ERROR,
+    ],
+    ["window over 2^31-1", [
+      encodeFrame(FrameType.WINDOW_UPDATE, 0, 0, new Uint8Array([0x7f, 0xff, 0xff, 0xff])),
+    ], ErrorCode.FLOW_CONTROL_ERROR],
+    [
+      "WINDOW_UPDATE of 0",
+      [encodeFrame(FrameType.WINDOW_UPDATE, 0, 0, new Uint8Array(4))],
+      ErrorCode.PROTOCOL_ERROR,
+    ],
+    [
+      "DATA on an idle stream",
+      [encodeFrame(FrameType.DATA, 0, 5, new Uint8Array(1))],
+      ErrorCode.PROTOCOL_ERROR,
+    ],
+    [
+      "PUSH_PROMISE",
+      [encodeFrame(FrameType.PUSH_PROMISE, 0, 1, new Uint8Array(4))],
+      ErrorCode.PROTOCOL_ERROR,
+    ],
+    ["bad DATA padding", [
+      encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, 1, requestBlock()),
+      encodeFrame(FrameType.DATA, Flag.PADDED, 1, new Uint8Array([5, 0])),
+    ], ErrorCode.PROTOCOL_ERROR],
+    ["huge header block", [
+      encodeFrame(FrameType.HEADERS, 0, 1, new Uint8Array(16000)),
+      encodeFrame(FrameType.CONTINUATION, 0, 1, new Uint8Array(16000)),
+    ], ErrorCode.ENHANCE_YOUR_CALM],
+  ];
+  await withServer({ onStream: echo, maxHeaderListBytes: 20000 }, async (port) => {
+    for (const [name, frames, code] of cases) {
+      const raw = await RawClient.connect(port);
+      raw.send(...frames);
+      let got: number;
+      try {
+        got = await raw.goawayCode();
+      } catch (e) {
+        throw new Error(`${name}: ${e}`);
+      }
+      assertEquals(got, code, name);
+      await raw.waitFor(() => false, "close").catch(() => {});
+      assert(raw.closed, `${name}: still open`);
+      raw.close();
+    }
+    // A preface not followed by SETTINGS.
+    const bad = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, "127.0.0.1", () => {
+        s.write(CLIENT_PREFACE);
+        s.write(encodeFrame(FrameType.PING, 0, 0, new Uint8Array(8)));
+      });
+      s.on("data", () => {});
+      s.on("error", () => {});
+      s.on("close", () => resolve(true));
+    });
+    assert(bad);
+  });
+});
+
+Deno.test("h2: concurrent stream limit refuses extra streams; GOAWAY from the client is honoured", async () => {
+  await withServer({ onStream: () => {}, maxConcurrentStreams: 2 }, async (port) => {
+    const raw = await RawClient.connect(port);
+    for (const id of [1, 3, 5]) {
+      raw.send(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, id, requestBlock()));
+    }
+    const rst = await raw.waitFor((f) => f.type === FrameType.RST_STREAM);
+    assertEquals([rst.streamId, readUint32(rst.payload, 0)], [5, ErrorCode.REFUSED_STREAM]);
+    // Lower or equal ids are not new streams.
+    raw.send(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, 5, requestBlock()));
+    raw.send(encodeFrame(FrameType.GOAWAY, 0, 0, new Uint8Array(8)));
+    raw.send(encodeFrame(FrameType.RST_STREAM, 0, 1, new Uint8Array(4)));
+    raw.send(encodeFrame(FrameType.RST_STREAM, 0, 3, new Uint8Array(4)));
+    await raw.waitFor(() => false, "close").catch(() => {});
+    assert(raw.closed, "connection not closed after GOAWAY with no streams left");
+  });
+});
+
+Deno.test("h2: a writer ignoring back-pressure is reset, not buffered without bound", async () => {
+  let stream: H2Stream | null = null;
+  await withServer({
+    onStream: (s) => {
+      stream = s;
+      s.respond(encodeHeaders({ ":status": "200" }));
+    },
+    maxOutputBytes: 100_000,
+  }, async (port) => {
+    const raw = await RawClient.connect(port, [[Setting.INITIAL_WINDOW_SIZE, 0]]);
+    raw.send(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, 1, requestBlock()));
+    await raw.waitFor((f) => f.type === FrameType.HEADERS);
+    const s = stream as H2Stream | null;
+    assert(s !== null);
+    let writes = 0;
+    while (!s.closed && writes < 1000) {
+      s.write(new Uint8Array(10_000));
+      writes++;
+    }
+    assert(s.closed && writes < 20, `writes ${writes}`);
+    const rst = await raw.waitFor((f) => f.type === FrameType.RST_STREAM);
+    assertEquals(readUint32(rst.payload, 0), ErrorCode.ENHANCE_YOUR_CALM);
+    raw.close();
+  });
+});
+
+Deno.test("h2: shutdown sends GOAWAY(NO_ERROR) and closes once streams finish", async () => {
+  let stream: H2Stream | null = null;
+  await withServer({ onStream: (s) => (stream = s) }, async (port, connections) => {
+    const raw = await RawClient.connect(port);
+    raw.send(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestBlock()));
+    await raw.waitFor(() => stream !== null, "stream");
+    connections[0].shutdown();
+    assertEquals(await raw.goawayCode(), ErrorCode.NO_ERROR);
+    assert(!raw.closed);
+    const s = stream as H2Stream | null;
+    s!.respond(encodeHeaders({ ":status": "200", "grpc-status": "0" }), true);
+    await raw.waitFor(() => false, "close").catch(() => {});
+    assert(raw.closed);
+  });
+});
