@@ -16,3 +16,13 @@ export {
 } from "./validate.ts";
 export type { KeyInterval } from "./validate.ts";
 export { compareBytes, keyId } from "./key_id.ts";
+export {
+  MAX_WATCHERS_PER_SYNC,
+  WATCH_BATCH_MAX_REVS,
+  WATCH_STREAM_CAPACITY,
+  WatchableStore,
+  WatchError,
+  WatchErrors,
+  WatchStream,
+} from "./watch.ts";
+export type { WatchBatch, WatchOptions, WatchSource } from "./watch.ts";

@@ -214,6 +214,8 @@ export class MvccStore {
   #revision = 1;
   /** etcd's compactMainRev: -1 until the first compaction. */
   #compactMainRev = -1;
+  /** Compaction dropped a tombstone of the compact revision itself (its events are incomplete). */
+  #compactRevIncomplete = false;
   #bytes = 0;
 
   constructor(leases: LeaseHooks = noLeases) {
@@ -228,6 +230,16 @@ export class MvccStore {
   /** Compacted revision (0 if never compacted). */
   get compactRevision(): number {
     return this.#compactMainRev < 0 ? 0 : this.#compactMainRev;
+  }
+
+  /**
+   * True when the compact revision's own events are no longer all stored (a delete at exactly the
+   * compact revision is dropped with the history): a watch from there would miss it (etcd #18089),
+   * so the watchable store answers such a watch as compacted. Unknown after a snapshot restore,
+   * so then true whenever there was a compaction.
+   */
+  get compactRevisionIncomplete(): boolean {
+    return this.#compactRevIncomplete;
   }
 
   /** Number of keys that currently exist (O(keys): for status and metrics, not hot paths). */
@@ -292,6 +304,7 @@ export class MvccStore {
     if (rev <= this.#compactMainRev) throw Errors.compacted();
     if (rev > this.#revision) throw Errors.futureRev();
     this.#compactMainRev = rev;
+    this.#compactRevIncomplete = false;
     let emptied = false;
     for (const record of this.#index) {
       const h = record.history;
@@ -300,6 +313,7 @@ export class MvccStore {
       const cut = h[i].tombstone ? i + 1 : i;
       if (cut === 0) continue;
       for (let j = 0; j < cut; j++) {
+        if (h[j].main === rev) this.#compactRevIncomplete = true;
         h[j].compacted = true;
         this.#bytes -= entryBytes(h[j]);
       }
@@ -408,6 +422,7 @@ export class MvccStore {
     const store = new MvccStore(leases);
     store.#revision = decoded.revision;
     store.#compactMainRev = decoded.compactMainRev;
+    store.#compactRevIncomplete = decoded.compactMainRev > 0;
     let prevMain = 0;
     let prevSub = -1;
     for (const s of decoded.entries) {
