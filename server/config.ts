@@ -261,6 +261,34 @@ export interface ServerConfig extends NodeConfig {
   listenPeerUrls: string[];
   logLevel: "debug" | "info" | "warn" | "error" | "panic" | "fatal";
   logger: "zap" | "capnslog";
+  /** --experimental-watch-progress-notify-interval, in milliseconds. */
+  watchProgressNotifyIntervalMs?: number;
+}
+
+/** A Go duration flag ("10m", "1h30m", "500ms", "2s") in milliseconds; "0" is 0. */
+export function durationMs(flag: string, value: string): number {
+  const units: Record<string, number> = {
+    ns: 1e-6,
+    us: 1e-3,
+    "\u00b5s": 1e-3,
+    ms: 1,
+    s: 1000,
+    m: 60000,
+    h: 3600000,
+  };
+  if (value === "0") return 0;
+  const re = /([0-9]*\.?[0-9]+)(ns|us|\u00b5s|ms|s|m|h)/y;
+  let total = 0;
+  let at = 0;
+  while (at < value.length) {
+    re.lastIndex = at;
+    const m = re.exec(value);
+    if (!m) throw new ConfigError(`invalid duration "${value}" for --${flag}`);
+    total += Number(m[1]) * units[m[2]];
+    at = re.lastIndex;
+  }
+  if (value.length === 0) throw new ConfigError(`invalid duration "" for --${flag}`);
+  return total;
 }
 
 /** Typed view over resolved values, with etcd's derived defaults and validation. */
@@ -318,6 +346,10 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
     heartbeatIntervalMs,
     electionTimeoutMs,
     strictReconfigCheck: get("strict-reconfig-check") !== "false",
+    watchProgressNotifyIntervalMs: durationMs(
+      "experimental-watch-progress-notify-interval",
+      get("experimental-watch-progress-notify-interval"),
+    ),
     logLevel: level as ServerConfig["logLevel"],
     logger,
   };

@@ -155,7 +155,10 @@ export async function startServer(
   });
   node = opened;
   const ticker = setInterval(() => opened.tick(), config.heartbeatIntervalMs ?? 100);
-  const table = etcdServices(opened);
+  const table = etcdServices(opened, {
+    maxRequestBytes: config.maxRequestBytes,
+    progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
+  });
   const routes = http1Routes(opened);
   const servers: net.Server[] = [];
   const pools: WorkerPool[] = [];

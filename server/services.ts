@@ -1,6 +1,7 @@
 import { create, type DescMessage } from "@bufbuild/protobuf";
 import { Cluster, KV, Maintenance, MemberListResponseSchema } from "../gen/etcdserverpb/rpc_pb.ts";
 import type { EtcdNode } from "../core/node/mod.ts";
+import { watchMethod, type WatchServiceOptions } from "./watch_service.ts";
 import { Errors } from "../core/errors.ts";
 import type { AnyMethod, CallContext, MethodTable, UnaryMethod } from "./grpc.ts";
 
@@ -49,7 +50,10 @@ function guarded(node: EtcdNode, entries: [string, AnyMethod][]): [string, AnyMe
 }
 
 /** Builds the method table for one member. */
-export function etcdServices(node: EtcdNode): MethodTable {
+export function etcdServices(
+  node: EtcdNode,
+  watchOptions: WatchServiceOptions = {},
+): MethodTable {
   const kv = KV.method;
   const maintenance = Maintenance.method;
   const cluster = Cluster.method;
@@ -65,6 +69,7 @@ export function etcdServices(node: EtcdNode): MethodTable {
       kv.compact,
       (req) => node.compact(req),
     ),
+    watchMethod(node, watchOptions),
     unary(
       maintenance.status,
       () => node.status(),

@@ -1,0 +1,294 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  type ResponseHeader,
+  Watch,
+  WatchCreateRequest_FilterType,
+  type WatchRequest,
+  type WatchRequestSchema,
+  type WatchResponse,
+  WatchResponseSchema,
+} from "../gen/etcdserverpb/rpc_pb.ts";
+import { EventSchema } from "../gen/mvccpb/kv_pb.ts";
+import {
+  type WatchableStore,
+  type WatchBatch,
+  WatchError,
+  type WatchStream,
+} from "../core/mvcc/mod.ts";
+import type { AnyMethod, CallContext, StreamMethod } from "./grpc.ts";
+
+/**
+ * The bidirectional Watch stream (etcd's etcdserver/api/v3rpc/watch.go) over the member's
+ * watchable store. One WatchStream per call; its bounded queue is drained by a send loop that
+ * waits for the transport (HTTP/2 flow control), so a slow client fills its queue, its watchers
+ * become victims and catch up from history later, and nothing else waits for it.
+ */
+
+/** etcd's clientv3.InvalidWatchID: the watch ID of refused creates and of progress responses. */
+const INVALID_WATCH_ID = -1n;
+/** How often the store's victims and unsynced watchers are served (etcd: 10 ms and 100 ms). */
+const SYNC_INTERVAL_MS = 10;
+
+/** What the Watch service needs from the member. */
+export interface WatchHost {
+  readonly watchable: WatchableStore;
+  /** The response header (cluster, member, raft term) with this revision. */
+  header(revision: number): ResponseHeader;
+}
+
+/** Server settings the Watch service honours. */
+export interface WatchServiceOptions {
+  /** --experimental-watch-progress-notify-interval in ms (etcd's default: 10 minutes). */
+  progressNotifyIntervalMs?: number;
+  /** --max-request-bytes: the fragment size for watchers that asked for fragment. */
+  maxRequestBytes?: number;
+}
+
+/** etcd's defaults for WatchServiceOptions. */
+export const defaultProgressNotifyIntervalMs = 10 * 60 * 1000;
+
+/** Runs store.sync() every SYNC_INTERVAL_MS while some watch stream is open. */
+class SyncDriver {
+  #streams = 0;
+  #timer: ReturnType<typeof setInterval> | null = null;
+  constructor(readonly store: WatchableStore) {}
+
+  opened(): void {
+    this.#streams++;
+    if (this.#timer === null) {
+      this.#timer = setInterval(() => {
+        if (this.store.needsSync) this.store.sync();
+      }, SYNC_INTERVAL_MS);
+    }
+  }
+
+  closed(): void {
+    this.#streams--;
+    if (this.#streams === 0 && this.#timer !== null) {
+      clearInterval(this.#timer);
+      this.#timer = null;
+    }
+  }
+
+  /** Serve waiting watchers now (a new unsynced watcher, a progress request). */
+  poke(): void {
+    if (this.store.needsSync) this.store.sync();
+  }
+}
+
+/** The method table entry for etcdserverpb.Watch/Watch. */
+export function watchMethod(host: WatchHost, options: WatchServiceOptions = {}): [
+  string,
+  AnyMethod,
+] {
+  const progressMs = options.progressNotifyIntervalMs ?? defaultProgressNotifyIntervalMs;
+  const maxRequestBytes = options.maxRequestBytes ?? 1.5 * 1024 * 1024;
+  const driver = new SyncDriver(host.watchable);
+  const method: StreamMethod<typeof WatchRequestSchema, typeof WatchResponseSchema> = {
+    kind: "stream",
+    input: Watch.method.watch.input,
+    output: Watch.method.watch.output,
+    handle: (requests, send, ctx) =>
+      serveWatch(host, driver, progressMs, maxRequestBytes, requests, send, ctx),
+  };
+  return [`/${Watch.typeName}/${Watch.method.watch.name}`, method];
+}
+
+async function serveWatch(
+  host: WatchHost,
+  driver: SyncDriver,
+  progressMs: number,
+  maxRequestBytes: number,
+  requests: AsyncIterable<WatchRequest>,
+  send: (res: WatchResponse) => Promise<void>,
+  ctx: CallContext,
+): Promise<void> {
+  const store = host.watchable;
+  const ws = store.newStream();
+  driver.opened();
+  /** Per watcher: progress notify asked (and whether nothing was sent since the last tick). */
+  const progress = new Map<bigint, boolean>();
+  const fragment = new Set<bigint>();
+  let done = false;
+  let wake: (() => void) | null = null;
+  const wakeUp = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  ws.onReady = wakeUp;
+  const aborted = new Promise<void>((resolve) => {
+    if (ctx.signal.aborted) resolve();
+    else ctx.signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+  aborted.then(() => {
+    done = true;
+    wakeUp();
+  });
+
+  const sendLoop = async () => {
+    while (!done) {
+      const batch = ws.take();
+      if (batch === undefined) {
+        await new Promise<void>((resolve) => (wake = resolve));
+        continue;
+      }
+      const response = toResponse(host, batch);
+      if (batch.kind === "events" && fragment.has(batch.watchId)) {
+        await sendFragments(response, maxRequestBytes, send);
+      } else {
+        await send(response);
+      }
+      if (batch.kind === "events" && batch.events.length > 0 && progress.has(batch.watchId)) {
+        progress.set(batch.watchId, false);
+      }
+      if (batch.kind === "compacted") {
+        progress.delete(batch.watchId);
+        fragment.delete(batch.watchId);
+      }
+    }
+  };
+  const sending = sendLoop();
+
+  const ticker = setInterval(() => {
+    for (const [id, idle] of progress) {
+      if (idle) ws.progress(id);
+      progress.set(id, true);
+    }
+  }, progressMs);
+
+  try {
+    for await (const req of requests) {
+      if (done) break;
+      handleRequest(host, ws, driver, req, progress, fragment);
+    }
+    // etcd keeps sending after the client closed its side, until the call ends.
+    await aborted;
+  } finally {
+    done = true;
+    clearInterval(ticker);
+    ws.close();
+    driver.closed();
+    wakeUp();
+    await sending;
+  }
+}
+
+function handleRequest(
+  host: WatchHost,
+  ws: WatchStream,
+  driver: SyncDriver,
+  req: WatchRequest,
+  progress: Map<bigint, boolean>,
+  fragment: Set<bigint>,
+): void {
+  const u = req.requestUnion;
+  switch (u.case) {
+    case "createRequest": {
+      const c = u.value;
+      const key = c.key.length === 0 ? new Uint8Array([0]) : c.key;
+      const rev = host.watchable.revision;
+      let id: bigint;
+      try {
+        id = ws.watch(c.watchId, key, c.rangeEnd, Number(c.startRevision), {
+          prevKv: c.prevKv,
+          noPut: c.filters.includes(WatchCreateRequest_FilterType.NOPUT),
+          noDelete: c.filters.includes(WatchCreateRequest_FilterType.NODELETE),
+        });
+      } catch (e) {
+        if (!(e instanceof WatchError)) throw e;
+        ws.pushControl(
+          { watchId: INVALID_WATCH_ID, revision: rev, created: true, canceled: true },
+          e.message,
+        );
+        return;
+      }
+      if (c.progressNotify) progress.set(id, true);
+      if (c.fragment) fragment.add(id);
+      // Created goes first in the queue: the events of this watcher come after it.
+      ws.pushControl({ watchId: id, revision: rev, created: true });
+      driver.poke();
+      return;
+    }
+    case "cancelRequest": {
+      const id = u.value.watchId;
+      try {
+        ws.cancel(id);
+      } catch (e) {
+        if (e instanceof WatchError) return; // etcd answers nothing for an unknown ID
+        throw e;
+      }
+      progress.delete(id);
+      fragment.delete(id);
+      ws.pushControl({ watchId: id, revision: host.watchable.revision, canceled: true });
+      return;
+    }
+    case "progressRequest":
+      ws.requestProgress();
+      driver.poke();
+      return;
+    default:
+      return;
+  }
+}
+
+function toResponse(host: WatchHost, b: WatchBatch): WatchResponse {
+  const r = create(WatchResponseSchema);
+  r.header = host.header(b.revision);
+  r.watchId = b.watchId;
+  r.events = b.events;
+  if (b.kind === "compacted") {
+    r.compactRevision = BigInt(b.compactRevision);
+    r.canceled = true;
+  } else if (b.kind === "control") {
+    r.created = b.created ?? false;
+    r.canceled = b.canceled ?? false;
+    r.cancelReason = b.cancelReason ?? "";
+  }
+  return r;
+}
+
+function varintBytes(n: number): number {
+  let bytes = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    bytes++;
+  }
+  return bytes;
+}
+
+/**
+ * etcd's sendFragments: a response of at least --max-request-bytes with two or more events is
+ * sent in pieces of whole events, each under the limit when possible (a piece has at least one
+ * event), all but the last marked fragment.
+ */
+export async function sendFragments(
+  wr: WatchResponse,
+  maxRequestBytes: number,
+  send: (res: WatchResponse) => Promise<void>,
+): Promise<void> {
+  const eventSizes = wr.events.map((e) => {
+    const n = toBinary(EventSchema, e).length;
+    return 1 + varintBytes(n) + n;
+  });
+  const base = create(WatchResponseSchema, { ...wr, events: [] });
+  const baseBytes = toBinary(WatchResponseSchema, base).length;
+  const total = eventSizes.reduce((a, b) => a + b, baseBytes);
+  if (total < maxRequestBytes || wr.events.length < 2) return await send(wr);
+  base.fragment = true;
+  const fragmentBaseBytes = toBinary(WatchResponseSchema, base).length;
+  let idx = 0;
+  while (true) {
+    const cur = create(WatchResponseSchema, { ...base, events: [] });
+    let size = fragmentBaseBytes;
+    while (idx < wr.events.length) {
+      size += eventSizes[idx];
+      if (cur.events.length >= 1 && size >= maxRequestBytes) break;
+      cur.events.push(wr.events[idx]);
+      idx++;
+    }
+    if (idx === wr.events.length) cur.fragment = false;
+    await send(cur);
+    if (!cur.fragment) return;
+  }
+}
