@@ -350,6 +350,7 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
       "experimental-watch-progress-notify-interval",
       get("experimental-watch-progress-notify-interval"),
     ),
+    leaseCheckpoint: get("experimental-enable-lease-checkpoint") === "true",
     logLevel: level as ServerConfig["logLevel"],
     logger,
   };

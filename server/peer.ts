@@ -34,6 +34,12 @@ export interface PeerHandler {
   reportPeerDown(id: bigint): void;
   /** Promotes a learner on the leader (forwarded by followers). */
   promote(id: bigint): Promise<void>;
+  /** Renews a lease on the leader (forwarded keep-alives); resolves to its TTL. */
+  leaseRenew(id: bigint): Promise<bigint>;
+  /** A lease's remaining and granted TTL and keys on the leader; null for an unknown lease. */
+  leaseTimeToLive(
+    id: bigint,
+  ): Promise<{ ttl: bigint; grantedTtl: bigint; keys: Uint8Array[] } | null>;
   /** This member's own peer URLs (sent along so that peers can answer before they know it). */
   peerUrls(): string[];
   /**
@@ -244,7 +250,96 @@ function servePlain(
     );
     return;
   }
+  const lease = /^\/leases\/(renew|timetolive)\/([0-9a-f]{1,16})$/.exec(path);
+  if (lease && req.method === "POST") {
+    req.resume();
+    const id = BigInt.asIntN(64, BigInt(`0x${lease[2]}`));
+    const failed = (e: unknown) => {
+      const message = e instanceof Error ? e.message : String(e);
+      const code = e instanceof EtcdError ? e.code : 2;
+      reply(412, { message, code });
+    };
+    if (lease[1] === "renew") {
+      handler.leaseRenew(id).then((ttl) => reply(200, { ttl: String(ttl) }), failed);
+    } else {
+      handler.leaseTimeToLive(id).then((t) =>
+        reply(
+          200,
+          t === null ? { ttl: "-1" } : {
+            ttl: String(t.ttl),
+            grantedTtl: String(t.grantedTtl),
+            keys: t.keys.map(bytesHex),
+          },
+        ), failed);
+    }
+    return;
+  }
   reply(404, { message: "not found" });
+}
+
+function bytesHex(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+function hexBytes(s: string): Uint8Array {
+  const out = new Uint8Array(s.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+/** POSTs a lease request to the leader; a leader's EtcdError is thrown again here. */
+async function leaseRequest(
+  leaderPeerUrls: readonly string[],
+  clusterId: bigint,
+  path: string,
+  timeoutMs: number,
+): Promise<Record<string, unknown>> {
+  let lastError: unknown = new Error("leader has no peer URLs");
+  for (const url of leaderPeerUrls) {
+    try {
+      const { status, body } = await peerRequest(url, "POST", path, timeoutMs, {
+        "x-etcd-cluster-id": idHex(clusterId),
+      });
+      const parsed = JSON.parse(body) as Record<string, unknown>;
+      if (status === 200) return parsed;
+      throw new EtcdError(
+        (typeof parsed.code === "number" ? parsed.code : 2) as GrpcCodeValue,
+        typeof parsed.message === "string" ? parsed.message : `status ${status}`,
+      );
+    } catch (e) {
+      if (e instanceof EtcdError) throw e;
+      lastError = e;
+    }
+  }
+  throw lastError;
+}
+
+/** A follower's keep-alive, renewed by the leader (etcd's POST /leases over the peer port). */
+export async function forwardLeaseRenew(
+  leaderPeerUrls: readonly string[],
+  clusterId: bigint,
+  id: bigint,
+  timeoutMs: number,
+): Promise<bigint> {
+  const path = `/leases/renew/${BigInt.asUintN(64, id).toString(16)}`;
+  const r = await leaseRequest(leaderPeerUrls, clusterId, path, timeoutMs);
+  return BigInt(String(r.ttl));
+}
+
+/** A follower's LeaseTimeToLive, answered by the leader (etcd's POST /leases/internal). */
+export async function forwardLeaseTimeToLive(
+  leaderPeerUrls: readonly string[],
+  clusterId: bigint,
+  id: bigint,
+  timeoutMs: number,
+): Promise<{ ttl: bigint; grantedTtl: bigint; keys: Uint8Array[] }> {
+  const path = `/leases/timetolive/${BigInt.asUintN(64, id).toString(16)}`;
+  const r = await leaseRequest(leaderPeerUrls, clusterId, path, timeoutMs);
+  return {
+    ttl: BigInt(String(r.ttl)),
+    grantedTtl: BigInt(String(r.grantedTtl ?? "0")),
+    keys: Array.isArray(r.keys) ? r.keys.map((k) => hexBytes(String(k))) : [],
+  };
 }
 
 function memberJson(m: MemberInfo) {

@@ -1,5 +1,10 @@
 import * as net from "node:net";
 import type { Logger } from "../core/log.ts";
+import { create } from "@bufbuild/protobuf";
+import {
+  LeaseTimeToLiveRequestSchema,
+  LeaseTimeToLiveResponseSchema,
+} from "../gen/etcdserverpb/rpc_pb.ts";
 import {
   clusterVersion,
   EtcdNode,
@@ -14,6 +19,8 @@ import { DenoDisk } from "./deno_disk.ts";
 import { hostPort, type Http1Routes, listenClients, type PlainResponse } from "./listener.ts";
 import {
   fetchRemoteCluster,
+  forwardLeaseRenew,
+  forwardLeaseTimeToLive,
   forwardPromote,
   listenPeers,
   type PeerHandler,
@@ -120,6 +127,13 @@ export async function startServer(
       promote: async (id) => {
         await n.memberPromote(id);
       },
+      leaseRenew: (id) => n.leaseRenewLocal(id),
+      leaseTimeToLive: async (id) => {
+        const r = await n.leaseTimeToLiveLocal(
+          create(LeaseTimeToLiveRequestSchema, { ID: id, keys: true }),
+        );
+        return r.TTL === -1n ? null : { ttl: r.TTL, grantedTtl: r.grantedTTL, keys: r.keys };
+      },
       peerUrls: () => config.initialAdvertisePeerUrls,
       learnSender: (id, urls) => {
         if (id !== n.memberId && !n.isRemovedMember(id)) transport.addRemote(id, urls);
@@ -151,6 +165,20 @@ export async function startServer(
     forwardPromote: (leader, id) => {
       const peerUrls = node?.memberInfos().find((m) => m.id === leader)?.peerUrls ?? [];
       return forwardPromote(peerUrls, node!.clusterId, id, 5000);
+    },
+    forwardLeaseRenew: (leader, id) => {
+      const peerUrls = node?.memberInfos().find((m) => m.id === leader)?.peerUrls ?? [];
+      return forwardLeaseRenew(peerUrls, node!.clusterId, id, 5000);
+    },
+    forwardLeaseTimeToLive: async (leader, req) => {
+      const peerUrls = node?.memberInfos().find((m) => m.id === leader)?.peerUrls ?? [];
+      const t = await forwardLeaseTimeToLive(peerUrls, node!.clusterId, req.ID, 5000);
+      return create(LeaseTimeToLiveResponseSchema, {
+        ID: req.ID,
+        TTL: t.ttl,
+        grantedTTL: t.ttl === -1n ? 0n : t.grantedTtl,
+        keys: req.keys ? t.keys : [],
+      });
     },
   });
   node = opened;

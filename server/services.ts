@@ -2,8 +2,13 @@ import { create, type DescMessage } from "@bufbuild/protobuf";
 import { Cluster, KV, Maintenance, MemberListResponseSchema } from "../gen/etcdserverpb/rpc_pb.ts";
 import type { EtcdNode } from "../core/node/mod.ts";
 import { watchMethod, type WatchServiceOptions } from "./watch_service.ts";
-import { Errors } from "../core/errors.ts";
-import type { AnyMethod, CallContext, MethodTable, UnaryMethod } from "./grpc.ts";
+import { Errors, EtcdError } from "../core/errors.ts";
+import {
+  Lease,
+  LeaseKeepAliveRequestSchema,
+  LeaseKeepAliveResponseSchema,
+} from "../gen/etcdserverpb/rpc_pb.ts";
+import type { AnyMethod, CallContext, MethodTable, StreamMethod, UnaryMethod } from "./grpc.ts";
 
 /**
  * The etcd v3 services as thin adapters over the node: one table, keyed by gRPC path, that both
@@ -49,6 +54,37 @@ function guarded(node: EtcdNode, entries: [string, AnyMethod][]): [string, AnyMe
   });
 }
 
+/**
+ * Lease.LeaseKeepAlive: each request renews (on the leader, forwarded by followers) and is
+ * answered in order with the TTL; an unknown or expired lease answers TTL 0, as etcd's v3rpc does.
+ * The header is taken before the renew, as etcd does (a revoke is never seen after a keep-alive).
+ */
+function leaseKeepAlive(node: EtcdNode): [string, AnyMethod] {
+  const method = Lease.method.leaseKeepAlive;
+  const stream: StreamMethod<
+    typeof LeaseKeepAliveRequestSchema,
+    typeof LeaseKeepAliveResponseSchema
+  > = {
+    kind: "stream",
+    input: LeaseKeepAliveRequestSchema,
+    output: LeaseKeepAliveResponseSchema,
+    async handle(requests, send) {
+      for await (const req of requests) {
+        const header = node.header();
+        let ttl: bigint;
+        try {
+          ttl = await node.leaseRenew(req.ID);
+        } catch (e) {
+          if (!(e instanceof EtcdError && e.message === Errors.leaseNotFound().message)) throw e;
+          ttl = 0n;
+        }
+        await send(create(LeaseKeepAliveResponseSchema, { header, ID: req.ID, TTL: ttl }));
+      }
+    },
+  };
+  return [`/${Lease.typeName}/${method.name}`, stream];
+}
+
 /** Builds the method table for one member. */
 export function etcdServices(
   node: EtcdNode,
@@ -79,6 +115,11 @@ export function etcdServices(
       (req) => node.alarm(req),
     ),
     unary(maintenance.hashKV, (req) => node.hashKV(req)),
+    unary(Lease.method.leaseGrant, (req) => node.leaseGrant(req)),
+    unary(Lease.method.leaseRevoke, (req) => node.leaseRevoke(req.ID)),
+    unary(Lease.method.leaseTimeToLive, (req) => node.leaseTimeToLive(req)),
+    unary(Lease.method.leaseLeases, () => node.leaseLeases()),
+    leaseKeepAlive(node),
     unary(maintenance.moveLeader, (req) => node.moveLeader(req.targetID)),
     unary(cluster.memberAdd, (req) => node.memberAdd(req.peerURLs, req.isLearner)),
     unary(cluster.memberRemove, (req) => node.memberRemove(req.ID)),
@@ -96,4 +137,4 @@ export function etcdServices(
 }
 
 /** Services whose methods detcd may serve, for routers that need descriptors. */
-export const etcdServiceDescriptors = [KV, Maintenance, Cluster];
+export const etcdServiceDescriptors = [KV, Maintenance, Cluster, Lease];

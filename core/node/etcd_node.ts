@@ -5,6 +5,7 @@ import {
   ConfChangeContextSchema,
   type InternalRequest,
   InternalRequestSchema,
+  LeaseRecordSchema,
   MemberAttributesSchema,
   type MemberMeta,
   MemberMetaSchema,
@@ -27,6 +28,20 @@ import {
   type HashKVRequest,
   type HashKVResponse,
   HashKVResponseSchema,
+  type LeaseCheckpointRequest,
+  LeaseCheckpointRequestSchema,
+  type LeaseGrantRequest,
+  type LeaseGrantResponse,
+  LeaseGrantResponseSchema,
+  type LeaseLeasesResponse,
+  LeaseLeasesResponseSchema,
+  LeaseRevokeRequestSchema,
+  type LeaseRevokeResponse,
+  LeaseRevokeResponseSchema,
+  LeaseStatusSchema,
+  type LeaseTimeToLiveRequest,
+  type LeaseTimeToLiveResponse,
+  LeaseTimeToLiveResponseSchema,
   type Member,
   type MemberAddResponse,
   MemberAddResponseSchema,
@@ -47,11 +62,13 @@ import {
   type StatusResponse,
   StatusResponseSchema,
   type TxnRequest,
+  TxnRequestSchema,
   type TxnResponse,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { assert } from "../assert.ts";
 import { Errors, EtcdError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { Lessor, minLeaseTtlSeconds, NotPrimaryError } from "../lease/mod.ts";
 import {
   checkDeleteRequest,
   checkPutRequest,
@@ -123,6 +140,10 @@ export interface NodeConfig {
    * follower gets the snapshot. Tests and the simulation set it small.
    */
   snapshotCatchUpEntries?: number;
+  /** --experimental-enable-lease-checkpoint: the leader replicates remaining TTLs. */
+  leaseCheckpoint?: boolean;
+  /** Interval between a lease's checkpoints (etcd: 5 minutes; tests set it short). */
+  leaseCheckpointIntervalMs?: number;
 }
 
 /** What the environment provides to a member: everything with a side effect or a clock. */
@@ -142,6 +163,16 @@ export interface NodeEnvironment {
    * rejects with the leader's EtcdError. etcd forwards it over the peer port.
    */
   forwardPromote?: (leader: bigint, id: bigint) => Promise<void>;
+  /**
+   * Renews a lease on the leader (only the leader keeps expiries) and returns its TTL; rejects with
+   * the leader's EtcdError. etcd forwards keep-alives over the peer port (POST /leases).
+   */
+  forwardLeaseRenew?: (leader: bigint, id: bigint) => Promise<bigint>;
+  /** LeaseTimeToLive asked of the leader (etcd's POST /leases/internal). */
+  forwardLeaseTimeToLive?: (
+    leader: bigint,
+    req: LeaseTimeToLiveRequest,
+  ) => Promise<LeaseTimeToLiveResponse>;
   /** Called once if this member is removed from the cluster; the server exits. */
   onRemoved?: () => void;
   /**
@@ -215,6 +246,7 @@ export class EtcdNode {
   #transport: Transport;
   #env: NodeEnvironment;
   #mvcc: MvccStore;
+  #lessor: Lessor;
   /** Watchers of this member: every applied write's events reach them (see #watched). */
   readonly watchable: WatchableStore = new WatchableStore(() => this.#mvcc);
   #membership = new Membership();
@@ -259,6 +291,7 @@ export class EtcdNode {
     storage: MemoryStorage;
     raft: RawNode;
     mvcc: MvccStore;
+    lessor: Lessor;
     meta: MemberMeta;
     appliedIndex: number;
     electionTicks: number;
@@ -272,6 +305,8 @@ export class EtcdNode {
     this.#storage = init.storage;
     this.#raft = init.raft;
     this.#mvcc = init.mvcc;
+    this.#lessor = init.lessor;
+    this.#lessor.setDeleter({ deleteKeys: (keys) => this.#deleteLeaseKeys(keys) });
     this.memberId = init.meta.memberId;
     this.clusterId = init.meta.clusterId;
     this.#appliedIndex = init.appliedIndex;
@@ -322,7 +357,22 @@ export class EtcdNode {
       })
     );
     const state = snapshot ? fromBinary(NodeSnapshotSchema, snapshot.data) : null;
-    const mvcc = state ? MvccStore.decodeSnapshot(state.mvcc) : new MvccStore();
+    const lessor = new Lessor({
+      minTtlSeconds: minLeaseTtlSeconds(
+        Math.max(
+          2,
+          Math.round((config.electionTimeoutMs ?? 1000) / (config.heartbeatIntervalMs ?? 100)),
+        ),
+        config.heartbeatIntervalMs ?? 100,
+      ),
+      // Wired to this node's MVCC store in the constructor.
+      deleter: { deleteKeys: () => {} },
+      checkpoint: config.leaseCheckpoint,
+      checkpointIntervalMs: config.leaseCheckpointIntervalMs,
+    });
+    // Leases first: restoring MVCC re-attaches live keys to them (etcd's order).
+    if (state) lessor.restore(leaseRecords(state));
+    const mvcc = state ? MvccStore.decodeSnapshot(state.mvcc, lessor) : new MvccStore(lessor);
     const snapshotIndex = snapshot?.index ?? 0;
     const recovery = await Wal.open(
       disk,
@@ -386,6 +436,7 @@ export class EtcdNode {
       storage,
       raft,
       mvcc,
+      lessor,
       meta,
       appliedIndex: snapshotIndex,
       electionTicks,
@@ -438,6 +489,7 @@ export class EtcdNode {
     this.#expireWaiters();
     this.#proposeParked();
     this.#maybePublish();
+    this.#leaseTick();
     this.#schedule();
   }
 
@@ -544,6 +596,102 @@ export class EtcdNode {
   /** Maintenance.Alarm: every action, listing included, goes through the log as in etcd. */
   async alarm(req: AlarmRequest): Promise<AlarmResponse> {
     return await this.#propose({ case: "alarm", value: req }) as AlarmResponse;
+  }
+
+  /**
+   * Lease.LeaseGrant: without an ID the proposer picks one from its request-ID generator (positive,
+   * as etcd's v3_server.go does); the checks (exists, TTL too large) happen at apply.
+   */
+  async leaseGrant(req: LeaseGrantRequest): Promise<LeaseGrantResponse> {
+    let id = req.ID;
+    while (id === 0n) id = this.#newRequestId() & ((1n << 63n) - 1n);
+    const value = { ...req, ID: id };
+    return await this.#propose({ case: "leaseGrant", value }) as LeaseGrantResponse;
+  }
+
+  /** Lease.LeaseRevoke: through the log; every member deletes the lease's keys in one revision. */
+  async leaseRevoke(id: bigint): Promise<LeaseRevokeResponse> {
+    return await this.#propose({
+      case: "leaseRevoke",
+      value: create(LeaseRevokeRequestSchema, { ID: id }),
+    }) as LeaseRevokeResponse;
+  }
+
+  /**
+   * Keep-alive: the leader renews and answers the TTL; a follower forwards to the leader (etcd's
+   * POST /leases over the peer port). Unknown or expired leases reject with leaseNotFound.
+   */
+  async leaseRenew(id: bigint): Promise<bigint> {
+    if (!this.isLeader) {
+      const forward = this.#env.forwardLeaseRenew;
+      if (!forward || this.#lead === none) throw Errors.noLeader();
+      return await forward(this.#lead, id);
+    }
+    return await this.leaseRenewLocal(id);
+  }
+
+  /** Renews on this member only (the leader's side of a forwarded keep-alive). */
+  async leaseRenewLocal(id: bigint): Promise<bigint> {
+    if (this.isLeader && !this.#lessor.isPrimary) {
+      // Elected but its term's first entry is not applied yet: wait for it, as etcd's renew does.
+      await this.#linearizableRead();
+    }
+    try {
+      const { ttlSeconds, clearCheckpoint } = this.#lessor.renew(id, this.#leaseNowMs());
+      if (clearCheckpoint) {
+        this.#propose({
+          case: "leaseCheckpoint",
+          value: create(LeaseCheckpointRequestSchema, {
+            checkpoints: [{ ID: id, remainingTTL: 0n }],
+          }),
+        }).catch(() => {});
+      }
+      return ttlSeconds;
+    } catch (e) {
+      if (e instanceof NotPrimaryError) throw Errors.notLeader();
+      throw e;
+    }
+  }
+
+  /**
+   * Lease.LeaseTimeToLive: only the leader knows remaining TTLs, so a follower asks it. An unknown
+   * lease answers TTL -1 (etcdctl: "already expired"), as etcd's v3rpc does.
+   */
+  async leaseTimeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
+    let resp: LeaseTimeToLiveResponse;
+    if (!this.isLeader) {
+      const forward = this.#env.forwardLeaseTimeToLive;
+      if (!forward || this.#lead === none) throw Errors.noLeader();
+      resp = await forward(this.#lead, req);
+    } else {
+      resp = await this.leaseTimeToLiveLocal(req);
+    }
+    resp.header = this.header();
+    return resp;
+  }
+
+  /** LeaseTimeToLive from this member's lessor (the leader's side of a forwarded request). */
+  async leaseTimeToLiveLocal(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
+    if (this.isLeader && !this.#lessor.isPrimary) await this.#linearizableRead();
+    const ttl = this.#lessor.timeToLive(req.ID, this.#leaseNowMs());
+    if (ttl === null) {
+      return create(LeaseTimeToLiveResponseSchema, { header: this.header(), ID: req.ID, TTL: -1n });
+    }
+    return create(LeaseTimeToLiveResponseSchema, {
+      header: this.header(),
+      ID: req.ID,
+      TTL: ttl.ttlSeconds,
+      grantedTTL: ttl.grantedTtlSeconds,
+      keys: req.keys ? ttl.keys : [],
+    });
+  }
+
+  /** Lease.LeaseLeases: this member's leases (etcd answers from the local lessor), by ID. */
+  leaseLeases(): LeaseLeasesResponse {
+    return create(LeaseLeasesResponseSchema, {
+      header: this.header(),
+      leases: this.#lessor.leases().map((id) => create(LeaseStatusSchema, { ID: id })),
+    });
   }
 
   /** Maintenance.HashKV: etcd's hash of the key space up to a revision (0 = current). */
@@ -1117,6 +1265,9 @@ export class EtcdNode {
       }
     }
     if (state === StateType.Leader && !wasLeader) this.#maybeSetClusterVersion();
+    // Only the leader keeps lease expiries (etcd's Demote); it promotes again once it applies the
+    // first entry of its term.
+    if (wasLeader && state !== StateType.Leader) this.#lessor.demote();
     if (lead !== none) {
       this.#proposeParked();
       queueMicrotask(() => this.#maybePublish());
@@ -1146,7 +1297,8 @@ export class EtcdNode {
   /** Replaces the state machine with a snapshot the leader sent. */
   #applySnapshot(snap: RaftSnapshot): void {
     const state = fromBinary(NodeSnapshotSchema, snap.data);
-    this.#mvcc = MvccStore.decodeSnapshot(state.mvcc);
+    this.#lessor.restore(leaseRecords(state));
+    this.#mvcc = MvccStore.decodeSnapshot(state.mvcc, this.#lessor);
     this.watchable.restored();
     this.#restoreState(state);
     this.#appliedIndex = snap.metadata.index;
@@ -1224,7 +1376,14 @@ export class EtcdNode {
       this.#applyConfChange(decodeConfChange(entry.data));
       return;
     }
-    if (entry.data.length === 0) return;
+    if (entry.data.length === 0) {
+      // The leader's first entry of its term: from now on it keeps lease expiries, each extended
+      // by an election timeout (etcd's lessor.Promote(electionTimeout)).
+      if (this.#state === StateType.Leader && entry.term === this.#raftTerm) {
+        this.#lessor.promote(this.#electionTicks * this.#heartbeatMs(), this.#leaseNowMs());
+      }
+      return;
+    }
     const request = fromBinary(InternalRequestSchema, entry.data);
     const waiter = this.#waiters.get(request.id);
     if (waiter) this.#waiters.delete(request.id);
@@ -1271,6 +1430,23 @@ export class EtcdNode {
         return null;
       case "clusterVersion":
         this.#membership.clusterVersion = r.value.version;
+        return null;
+      case "leaseGrant": {
+        if (this.#hasAlarm(AlarmType.NOSPACE)) throw Errors.noSpace();
+        const granted = this.#lessor.grant(r.value.ID, r.value.TTL, this.#leaseNowMs());
+        return create(LeaseGrantResponseSchema, {
+          header: this.header(),
+          ID: granted.id,
+          TTL: granted.ttlSeconds,
+        });
+      }
+      case "leaseRevoke":
+        this.#lessor.revoke(r.value.ID);
+        return create(LeaseRevokeResponseSchema, { header: this.header() });
+      case "leaseCheckpoint":
+        for (const cp of r.value.checkpoints) {
+          this.#lessor.checkpoint(cp.ID, cp.remainingTTL, this.#leaseNowMs());
+        }
         return null;
       default:
         return null;
@@ -1348,6 +1524,46 @@ export class EtcdNode {
     }
   }
 
+  #heartbeatMs(): number {
+    return this.#config.heartbeatIntervalMs ?? 100;
+  }
+
+  /** The lessor's clock: ticks since this member started, in ms (never the wall clock). */
+  #leaseNowMs(): number {
+    return this.#ticks * this.#heartbeatMs();
+  }
+
+  /** A revoked lease's keys, deleted in one revision on every member (a txn of deletes). */
+  #deleteLeaseKeys(keys: Uint8Array[]): void {
+    const txn = create(TxnRequestSchema, {
+      success: keys.map((key) => ({
+        request: { case: "requestDeleteRange" as const, value: { key } },
+      })),
+    });
+    // Watchers see the revoke (or expiry) as DELETE events, like any other write.
+    this.#watched(this.#mvcc.txn(txn));
+  }
+
+  /**
+   * The leader's lease duties each tick: propose LeaseRevoke for expired leases (through Raft,
+   * never locally: a deposed leader's proposal cannot commit) and due checkpoints.
+   */
+  #leaseTick(): void {
+    if (this.#state !== StateType.Leader || !this.#lessor.isPrimary) return;
+    const nowMs = this.#leaseNowMs();
+    for (const id of this.#lessor.expired(nowMs)) {
+      this.#propose({ case: "leaseRevoke", value: create(LeaseRevokeRequestSchema, { ID: id }) })
+        .catch(() => {});
+    }
+    const checkpoints = this.#lessor.dueCheckpoints(nowMs);
+    if (checkpoints.length > 0) {
+      const value: LeaseCheckpointRequest = create(LeaseCheckpointRequestSchema, {
+        checkpoints: checkpoints.map((c) => ({ ID: c.id, remainingTTL: c.remainingTtlSeconds })),
+      });
+      this.#propose({ case: "leaseCheckpoint", value }).catch(() => {});
+    }
+  }
+
   #hasAlarm(type: AlarmType): boolean {
     return this.#alarms.some((a) => a.alarm === type);
   }
@@ -1387,6 +1603,13 @@ export class EtcdNode {
         clusterVersion: this.#membership.clusterVersion,
         voters: this.#confState.voters,
         learners: this.#confState.learners,
+        leases: this.#lessor.records().map((l) =>
+          create(LeaseRecordSchema, {
+            id: l.id,
+            ttl: l.ttlSeconds,
+            remainingTtl: l.remainingTtlSeconds,
+          })
+        ),
       }),
     );
   }
@@ -1409,6 +1632,15 @@ export class EtcdNode {
     this.#snapshotIndex = index;
     this.#logger.info("etcdserver/server.go:2381", "saved snapshot", { "snapshot-index": index });
   }
+}
+
+/** The leases a snapshot holds, as the lessor restores them. */
+function leaseRecords(state: NodeSnapshot) {
+  return state.leases.map((l) => ({
+    id: l.id,
+    ttlSeconds: l.ttl,
+    remainingTtlSeconds: l.remainingTtl,
+  }));
 }
 
 /** The data dir's identity on first start. */
