@@ -1,0 +1,80 @@
+/**
+ * The gRPC layer on server/h2 streams: server streaming with back-pressure (a client that does
+ * not read holds the handler's sends), client cancellation reaching the handler's AbortSignal.
+ */
+import { create, toBinary } from "@bufbuild/protobuf";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import { RangeRequestSchema, RangeResponseSchema } from "../gen/etcdserverpb/rpc_pb.ts";
+import { assert } from "../tests/assert.ts";
+import { frame, handleGrpcStream, type MethodTable, type StreamMethod } from "./grpc.ts";
+import { H2Connection } from "./h2/mod.ts";
+
+Deno.test("grpc over server/h2: streaming back-pressure and cancellation", async () => {
+  let sent = 0;
+  let aborted = false;
+  let finished: () => void = () => {};
+  const done = new Promise<void>((r) => (finished = r));
+  const method: StreamMethod<typeof RangeRequestSchema, typeof RangeResponseSchema> = {
+    kind: "stream",
+    input: RangeRequestSchema,
+    output: RangeResponseSchema,
+    async handle(requests, send, ctx) {
+      ctx.signal.addEventListener("abort", () => (aborted = true));
+      for await (const req of requests) {
+        const count = Number(req.limit);
+        for (let i = 0; i < count && !ctx.signal.aborted; i++) {
+          await send(
+            create(RangeResponseSchema, {
+              count: BigInt(i),
+              more: true,
+              kvs: [{ key: new Uint8Array(1000) }],
+            }),
+          );
+          sent++;
+        }
+      }
+      finished();
+    },
+  };
+  const table: MethodTable = new Map([["/t.T/S", method]]);
+  const server = net.createServer((socket) =>
+    new H2Connection(socket, {
+      onStream: (s) => handleGrpcStream(table, { maxRecvBytes: 1 << 20 }, s),
+    })
+  );
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as net.AddressInfo).port;
+  const session = http2.connect(`http://127.0.0.1:${port}`, {
+    settings: { initialWindowSize: 65535 },
+  });
+  try {
+    const req = session.request({
+      ":method": "POST",
+      ":path": "/t.T/S",
+      "content-type": "application/grpc",
+    });
+    req.write(frame(toBinary(RangeRequestSchema, create(RangeRequestSchema, { limit: 100_000n }))));
+    let received = 0;
+    req.on("data", () => received++);
+    req.pause();
+    await new Promise((r) => setTimeout(r, 300));
+    // The client reads nothing: the handler is held after about one window of messages.
+    assert(sent > 10 && sent < 5000, `sent ${sent} while the client read nothing`);
+    const held = sent;
+    await new Promise((r) => setTimeout(r, 200));
+    assert(sent - held < 100, `still sending: ${held} -> ${sent}`);
+    req.resume();
+    await new Promise((r) => setTimeout(r, 300));
+    assert(sent > held + 100, `did not resume: ${held} -> ${sent}`);
+    assert(received > 0);
+    // Cancel: RST_STREAM(CANCEL) reaches the handler's signal and it returns.
+    req.close(http2.constants.NGHTTP2_CANCEL);
+    await done;
+    assert(aborted);
+    assert(sent < 100_000);
+  } finally {
+    session.destroy();
+    server.close();
+  }
+});
