@@ -1,6 +1,10 @@
 /**
  * Accepts gRPC clients that put a URL scheme into HTTP/2's `:authority` pseudo-header.
  *
+ * No longer wired into the client listener: detcd's own HTTP/2 server (server/h2) accepts such
+ * an `:authority` as Go does. Kept for any node:http2 server that still needs it; its HPACK code
+ * now lives in server/h2/hpack.ts.
+ *
  * etcdctl 3.4 (grpc-go 1.33) given `--endpoints=http://127.0.0.1:2379` (and `endpoint status
  * --cluster`, which always dials the members' client URLs) sends `:authority: http://127.0.0.1:2379`.
  * Go's HTTP/2 server accepts that; Deno's `node:http2` rejects the stream as malformed before any
