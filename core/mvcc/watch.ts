@@ -110,6 +110,8 @@ export class WatchableStore {
   #victims = new Set<Watcher>();
   /** Streams waiting to answer a progress request until all their watchers are synced. */
   #progressWaiting = new Set<WatchStream>();
+  /** The last revision notify() handed out: every synced watcher has observed up to it. */
+  #notifiedRev = 0;
 
   constructor(source: WatchSource) {
     this.#source = source;
@@ -171,10 +173,7 @@ export class WatchableStore {
         this.#victims.add(w);
       }
     }
-    // Watchers that saw nothing still observed this revision.
-    const next = rev + 1;
-    for (const set of this.#syncedKeys.values()) for (const w of set) w.minRev = next;
-    for (const w of this.#syncedRanges) w.minRev = next;
+    this.#notifiedRev = rev;
   }
 
   /**
@@ -182,10 +181,13 @@ export class WatchableStore {
    * history (etcd's watchableStore.Restore).
    */
   restored(): void {
-    for (const set of this.#syncedKeys.values()) {
-      for (const w of set) this.#toUnsynced(w);
-    }
-    for (const w of this.#syncedRanges) this.#toUnsynced(w);
+    const seen = (w: Watcher) => {
+      // A synced watcher that matched nothing lately still observed every notified revision.
+      w.minRev = Math.max(w.minRev, this.#notifiedRev + 1);
+      this.#toUnsynced(w);
+    };
+    for (const set of this.#syncedKeys.values()) for (const w of set) seen(w);
+    for (const w of this.#syncedRanges) seen(w);
     this.#syncedKeys.clear();
     this.#syncedRanges.clear();
   }
