@@ -28,6 +28,8 @@ import type { AnyMethod, CallContext, StreamMethod } from "./grpc.ts";
 const INVALID_WATCH_ID = -1n;
 /** How often the store's victims and unsynced watchers are served (etcd: 10 ms and 100 ms). */
 const SYNC_INTERVAL_MS = 10;
+/** etcd's grpcOverheadBytes (v3rpc/grpc.go), added to --max-request-bytes for fragmenting. */
+const grpcOverheadBytes = 512 * 1024;
 
 /** What the Watch service needs from the member. */
 export interface WatchHost {
@@ -40,7 +42,7 @@ export interface WatchHost {
 export interface WatchServiceOptions {
   /** --experimental-watch-progress-notify-interval in ms (etcd's default: 10 minutes). */
   progressNotifyIntervalMs?: number;
-  /** --max-request-bytes: the fragment size for watchers that asked for fragment. */
+  /** --max-request-bytes: fragments (for watchers that asked) stay under it plus 512 KiB. */
   maxRequestBytes?: number;
 }
 
@@ -82,7 +84,8 @@ export function watchMethod(host: WatchHost, options: WatchServiceOptions = {}):
   AnyMethod,
 ] {
   const progressMs = options.progressNotifyIntervalMs ?? defaultProgressNotifyIntervalMs;
-  const maxRequestBytes = options.maxRequestBytes ?? 1.5 * 1024 * 1024;
+  // etcd fragments at --max-request-bytes plus gRPC's overhead allowance (v3rpc/watch.go).
+  const maxRequestBytes = (options.maxRequestBytes ?? 1.5 * 1024 * 1024) + grpcOverheadBytes;
   const driver = new SyncDriver(host.watchable);
   const method: StreamMethod<typeof WatchRequestSchema, typeof WatchResponseSchema> = {
     kind: "stream",
