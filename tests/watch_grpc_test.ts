@@ -97,6 +97,15 @@ class WatchCall {
     return this.#responses.shift();
   }
 
+  /** Stops reading from the socket (HTTP/2 flow control then stops the server's sends). */
+  pause(): void {
+    this.#stream.pause();
+  }
+
+  resume(): void {
+    this.#stream.resume();
+  }
+
   close(): void {
     this.#session.destroy();
   }
@@ -256,5 +265,58 @@ Deno.test({
     assertReference();
     const [etcd, ours] = await Promise.all([progressNotify("etcd"), progressNotify("detcd")]);
     assert.deepEqual(ours, etcd);
+  },
+});
+
+Deno.test({
+  name: "#17529 a watcher that stops reading gets every event later, in order, once; " +
+    "a watcher on another connection is not stalled meanwhile (detcd)",
+  ignore: requireDetcd().ignore,
+  async fn() {
+    const member = await startMember({ kind: "detcd" });
+    const kv = new KvClient(member.endpoint);
+    const slow = new WatchCall(member.endpoint);
+    const fast = new WatchCall(member.endpoint);
+    try {
+      const create = {
+        requestUnion: {
+          case: "createRequest" as const,
+          value: { key: enc.encode("s/"), rangeEnd: enc.encode("s0") },
+        },
+      };
+      slow.send(create);
+      fast.send(create);
+      assert.ok((await slow.next())?.created);
+      assert.ok((await fast.next())?.created);
+      slow.pause();
+      const value = new Uint8Array(20_000).fill(97);
+      const total = 400; // 8 MB: far beyond HTTP/2 windows and the 128-response queue
+      const revs = (rs: (WatchResponse | undefined)[]) =>
+        rs.flatMap((r) => r?.events.map((e) => Number(e.kv!.modRevision)) ?? []);
+      const fastRevs: number[] = [];
+      for (let i = 0; i < total; i++) {
+        await put(kv, `s/${i % 10}`, value);
+        while (fastRevs.length < i + 1) {
+          const r = await fast.next(5000);
+          assert.ok(r, `fast watcher stalled at event ${fastRevs.length}`);
+          fastRevs.push(...revs([r]));
+        }
+      }
+      slow.resume();
+      const slowRevs: number[] = [];
+      while (slowRevs.length < total) {
+        const r = await slow.next(10_000);
+        assert.ok(r, `slow watcher got ${slowRevs.length} of ${total} events`);
+        assert.ok(!r.canceled, `slow watcher canceled: ${r.cancelReason}`);
+        slowRevs.push(...revs([r]));
+      }
+      assert.deepEqual(slowRevs, fastRevs);
+      assert.equal(await slow.next(300), undefined);
+    } finally {
+      slow.close();
+      fast.close();
+      kv.close();
+      await member.stop();
+    }
   },
 });
