@@ -1,0 +1,348 @@
+/**
+ * Leases through the node: single members on MemoryDisk and a 3-member cluster in one process
+ * (messages handed over directly, a partition drops them, ticks driven by the test). Regression
+ * tests are named after the etcd issues of ../shared/spec/known-failures.md they guard against.
+ */
+import { create } from "@bufbuild/protobuf";
+import {
+  LeaseGrantRequestSchema,
+  LeaseTimeToLiveRequestSchema,
+  PutRequestSchema,
+  RangeRequestSchema,
+} from "../../gen/etcdserverpb/rpc_pb.ts";
+import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
+import { Errors, EtcdError } from "../errors.ts";
+import { silentLogger } from "../log.ts";
+import type { Message } from "../raft/mod.ts";
+import { MemoryDisk } from "../storage/mod.ts";
+import { EtcdNode, type NodeConfig } from "./etcd_node.ts";
+import type { Transport } from "./transport.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function config(overrides: Partial<NodeConfig> = {}): NodeConfig {
+  return {
+    name: "default",
+    dataDir: "data",
+    initialAdvertisePeerUrls: ["http://127.0.0.1:26380"],
+    advertiseClientUrls: ["http://127.0.0.1:26379"],
+    initialCluster: "default=http://127.0.0.1:26380",
+    initialClusterToken: "etcd-cluster",
+    initialClusterState: "new",
+    snapshotCount: 100000,
+    maxTxnOps: 128,
+    maxRequestBytes: 1572864,
+    ...overrides,
+  };
+}
+
+const put = (key: string, value: string, lease = 0n) =>
+  create(PutRequestSchema, { key: enc.encode(key), value: enc.encode(value), lease });
+const get = (key: string) =>
+  create(RangeRequestSchema, { key: enc.encode(key), serializable: true });
+const grant = (TTL: bigint, ID = 0n) => create(LeaseGrantRequestSchema, { TTL, ID });
+const ttlReq = (ID: bigint, keys = false) => create(LeaseTimeToLiveRequestSchema, { ID, keys });
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 0));
+}
+
+async function ticks(nodes: EtcdNode[], n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    for (const node of nodes) node.tick();
+    await settle();
+  }
+}
+
+/** Awaits a cluster request while time passes (followers learn commits from heartbeats). */
+async function during<T>(nodes: EtcdNode[], p: Promise<T>): Promise<T> {
+  let done = false;
+  const settled = p.finally(() => (done = true));
+  settled.catch(() => {});
+  for (let i = 0; i < 200 && !done; i++) await ticks(nodes, 1);
+  return await settled;
+}
+
+async function errorOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof EtcdError) return e.message;
+    throw e;
+  }
+  return "no error";
+}
+
+Deno.test("grant: server IDs, client IDs, exists, minimum and too large TTL", async () => {
+  const node = await EtcdNode.open(config(), new MemoryDisk(), silentLogger);
+  const a = await node.leaseGrant(grant(60n));
+  assert(a.ID > 0n);
+  assertEquals(a.TTL, 60n);
+  const b = await node.leaseGrant(grant(1n, 42n));
+  assertEquals([b.ID, b.TTL], [42n, 2n]); // minimum TTL ceil(15 * 100 ms) = 2 s
+  assertEquals(await errorOf(node.leaseGrant(grant(5n, 42n))), Errors.leaseExist().message);
+  assertEquals(
+    await errorOf(node.leaseGrant(grant(9000000001n))),
+    Errors.leaseTTLTooLarge().message,
+  );
+  assertEquals(
+    node.leaseLeases().leases.map((l) => l.ID),
+    [42n, a.ID].sort((x, y) => x < y ? -1 : 1),
+  );
+  await node.stop();
+});
+
+Deno.test("put with an unknown lease fails; revoke deletes every key in one revision", async () => {
+  const node = await EtcdNode.open(config(), new MemoryDisk(), silentLogger);
+  await assertRejects(
+    () => node.put(put("k", "v", 77n)),
+    EtcdError,
+    Errors.leaseNotFound().message,
+  );
+  const { ID } = await node.leaseGrant(grant(60n));
+  await node.put(put("a", "1", ID));
+  await node.put(put("b", "2", ID));
+  await node.put(put("c", "3", ID));
+  await node.put(put("c", "3")); // detached by an overwrite without lease
+  const before = node.revision;
+  const ttl = await node.leaseTimeToLive(ttlReq(ID, true));
+  assertEquals(ttl.keys.map((k) => dec.decode(k)), ["a", "b"]);
+  const r = await node.leaseRevoke(ID);
+  assertEquals(r.header?.revision, BigInt(before + 1));
+  assertEquals((await node.range(get("a"))).kvs.length, 0);
+  assertEquals((await node.range(get("c"))).kvs.length, 1);
+  assertEquals((await node.leaseTimeToLive(ttlReq(ID))).TTL, -1n);
+  assertEquals(await errorOf(node.leaseRevoke(ID)), Errors.leaseNotFound().message);
+  await node.stop();
+});
+
+Deno.test("expiry: a kept-alive lease lives on, an abandoned one is revoked by the leader", async () => {
+  const node = await EtcdNode.open(config(), new MemoryDisk(), silentLogger);
+  const kept = (await node.leaseGrant(grant(2n))).ID;
+  const left = (await node.leaseGrant(grant(2n))).ID;
+  await node.put(put("kept", "v", kept));
+  await node.put(put("left", "v", left));
+  for (let i = 0; i < 60; i++) {
+    if (i % 5 === 0) assertEquals(await node.leaseRenew(kept), 2n);
+    await ticks([node], 1);
+  }
+  assertEquals((await node.range(get("kept"))).kvs.length, 1);
+  assertEquals((await node.range(get("left"))).kvs.length, 0);
+  assertEquals(await errorOf(node.leaseRenew(left)), Errors.leaseNotFound().message);
+  await node.stop();
+});
+
+Deno.test("leases survive restarts from the WAL and from a snapshot (TTL reset, etcd 3.4)", async () => {
+  const disk = new MemoryDisk();
+  const node = await EtcdNode.open(config({ snapshotCount: 5 }), disk, silentLogger);
+  const { ID } = await node.leaseGrant(grant(30n));
+  await node.put(put("k", "v", ID));
+  for (let i = 0; i < 8; i++) await node.put(put(`x${i}`, "v"));
+  await ticks([node], 100); // 10 s of the 30 s TTL
+  assertEquals((await node.leaseTimeToLive(ttlReq(ID))).TTL, 20n);
+  await node.stop();
+  const again = await EtcdNode.open(config({ snapshotCount: 5 }), disk, silentLogger);
+  const t = await again.leaseTimeToLive(ttlReq(ID, true));
+  // Promoted again: the full TTL plus the election timeout, truncated.
+  assertEquals([t.TTL, t.grantedTTL, t.keys.map((k) => dec.decode(k))], [31n, 30n, ["k"]]);
+  await again.leaseRevoke(ID);
+  assertEquals((await again.range(get("k"))).kvs.length, 0);
+  await again.stop();
+});
+
+Deno.test("#9395/#13491/#17132: with checkpoints the remaining TTL survives a restart", async () => {
+  const disk = new MemoryDisk();
+  const cfg = config({ leaseCheckpoint: true, leaseCheckpointIntervalMs: 2000 });
+  const node = await EtcdNode.open(cfg, disk, silentLogger);
+  const { ID } = await node.leaseGrant(grant(60n));
+  await ticks([node], 200); // 20 s: checkpoints every 2 s
+  assertEquals((await node.leaseTimeToLive(ttlReq(ID))).TTL, 40n);
+  await node.stop();
+  const again = await EtcdNode.open(cfg, disk, silentLogger);
+  const remaining = (await again.leaseTimeToLive(ttlReq(ID))).TTL;
+  // The last checkpoint (at most 2 s old) plus the election timeout; never the full 60 s.
+  assert(remaining >= 40n && remaining <= 43n, `remaining ${remaining}`);
+  // A keep-alive clears the checkpoint: the full TTL again.
+  assertEquals(await again.leaseRenew(ID), 60n);
+  await ticks([again], 1);
+  assertEquals((await again.leaseTimeToLive(ttlReq(ID))).TTL, 59n);
+  await again.stop();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Three members in one process
+
+interface Cluster {
+  nodes: EtcdNode[];
+  /** Member IDs cut off from everyone else. */
+  isolated: Set<bigint>;
+  stopped: Set<bigint>;
+  leader(): EtcdNode;
+  all(): EtcdNode[];
+}
+
+async function startCluster(overrides: Partial<NodeConfig> = {}): Promise<Cluster> {
+  const names = ["m1", "m2", "m3"];
+  const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${27380 + i}`).join(",");
+  const byId = new Map<bigint, EtcdNode>();
+  const isolated = new Set<bigint>();
+  const stopped = new Set<bigint>();
+  const transport = (): Transport => ({
+    send(messages: readonly Message[]) {
+      for (const m of messages) {
+        if (isolated.has(m.from) || isolated.has(m.to)) continue;
+        if (stopped.has(m.to) || stopped.has(m.from)) continue;
+        const to = byId.get(m.to);
+        if (to) queueMicrotask(() => to.step(structuredClone(m)));
+      }
+    },
+    addPeer() {},
+    updatePeer() {},
+    removePeer() {},
+    activeSince: () => 0,
+  });
+  const nodes: EtcdNode[] = [];
+  for (let i = 0; i < 3; i++) {
+    const env = {
+      transport: transport(),
+      seed: i + 1,
+      forwardLeaseRenew: (leader: bigint, id: bigint) => {
+        const l = byId.get(leader);
+        if (!l || isolated.has(leader) || stopped.has(leader)) {
+          return Promise.reject(Errors.timeout());
+        }
+        return l.leaseRenewLocal(id);
+      },
+      forwardLeaseTimeToLive: (leader: bigint, req: ReturnType<typeof ttlReq>) => {
+        const l = byId.get(leader);
+        if (!l) return Promise.reject(Errors.timeout());
+        return l.leaseTimeToLiveLocal(req);
+      },
+    };
+    const node = await EtcdNode.open(
+      config({
+        name: names[i],
+        dataDir: `d${i}`,
+        initialAdvertisePeerUrls: [`http://127.0.0.1:${27380 + i}`],
+        initialCluster,
+        ...overrides,
+      }),
+      new MemoryDisk(),
+      silentLogger,
+      env,
+    );
+    byId.set(node.memberId, node);
+    nodes.push(node);
+  }
+  const cluster: Cluster = {
+    nodes,
+    isolated,
+    stopped,
+    all: () => nodes.filter((n) => !stopped.has(n.memberId)),
+    leader() {
+      const leaders = cluster.all().filter((n) => n.isLeader && !isolated.has(n.memberId));
+      assert(leaders.length === 1, `${leaders.length} leaders`);
+      return leaders[0];
+    },
+  };
+  for (let i = 0; i < 100 && !nodes.some((n) => n.isLeader); i++) await ticks(nodes, 1);
+  await ticks(nodes, 5);
+  return cluster;
+}
+
+async function stopCluster(c: Cluster): Promise<void> {
+  for (const n of c.nodes) c.stopped.add(n.memberId);
+  // A stopping leader tries to hand over leadership for two election timeouts: let time pass.
+  await during(c.nodes, Promise.all(c.nodes.map((n) => n.stop())));
+}
+
+Deno.test("cluster: keep-alive through a follower; expiry deletes the keys on every member", async () => {
+  const c = await startCluster();
+  const leader = c.leader();
+  const follower = c.nodes.find((n) => n !== leader)!;
+  const kept = (await during(c.all(), follower.leaseGrant(grant(3n)))).ID;
+  const left = (await during(c.all(), follower.leaseGrant(grant(3n)))).ID;
+  await during(c.all(), follower.put(put("kept", "v", kept)));
+  await during(c.all(), follower.put(put("left", "v", left)));
+  for (let i = 0; i < 80; i++) {
+    if (i % 10 === 0) assertEquals(await during(c.all(), follower.leaseRenew(kept)), 3n);
+    await ticks(c.nodes, 1);
+  }
+  const t = await during(c.all(), follower.leaseTimeToLive(ttlReq(kept, true)));
+  assertEquals([t.grantedTTL, t.keys.map((k) => dec.decode(k))], [3n, ["kept"]]);
+  assert(t.TTL >= 1n && t.TTL <= 3n);
+  for (const n of c.nodes) {
+    assertEquals((await during(c.all(), n.range(get("left")))).kvs.length, 0);
+    assertEquals((await during(c.all(), n.range(get("kept")))).kvs.length, 1);
+    assertEquals(n.leaseLeases().leases.map((l) => l.ID), [kept]);
+  }
+  await stopCluster(c);
+});
+
+Deno.test("cluster: a lease kept alive survives a leader change (TTL reset as etcd 3.4)", async () => {
+  const c = await startCluster();
+  const old = c.leader();
+  const follower = c.nodes.find((n) => n !== old)!;
+  const { ID } = await during(c.all(), follower.leaseGrant(grant(3n)));
+  await during(c.all(), follower.put(put("k", "v", ID)));
+  c.stopped.add(old.memberId); // gone, like kill -9
+  for (let i = 0; i < 100; i++) {
+    if (i % 8 === 0) await during(c.all(), follower.leaseRenew(ID)).catch(() => {});
+    await ticks(c.all(), 1);
+  }
+  const now = c.leader();
+  assert(now !== old);
+  for (const n of c.all()) assertEquals((await during(c.all(), n.range(get("k")))).kvs.length, 1);
+  assertEquals((await during(c.all(), follower.leaseTimeToLive(ttlReq(ID)))).grantedTTL, 3n);
+  c.stopped.delete(old.memberId);
+  await stopCluster(c);
+});
+
+Deno.test("#15247/#12528: a deposed leader cannot revoke; the new leader keeps the lease", async () => {
+  const c = await startCluster();
+  const old = c.leader();
+  const other = c.nodes.find((n) => n !== old)!;
+  const { ID } = await during(c.all(), other.leaseGrant(grant(3n)));
+  await during(c.all(), other.put(put("k", "v", ID)));
+  assertEquals(await during(c.all(), other.leaseRenew(ID)), 3n);
+  await ticks(c.nodes, 26);
+  // Cut off 0.4 s before the lease runs out on the old leader, which still believes it leads
+  // (check-quorum steps it down only after an election timeout): it proposes the revoke at its
+  // old term, which can never commit. The others elect a leader and keep the lease alive.
+  c.isolated.add(old.memberId);
+  let stillLeadingAtExpiry = false;
+  for (let i = 0; i < 80; i++) {
+    if (i === 6) stillLeadingAtExpiry = old.isLeader;
+    if (i % 8 === 0) await other.leaseRenew(ID).catch(() => {});
+    await ticks(c.nodes, 1);
+  }
+  assert(stillLeadingAtExpiry, "the old leader had stepped down before the lease expired there");
+  c.isolated.delete(old.memberId);
+  for (let i = 0; i < 40; i++) {
+    if (i % 8 === 0) await other.leaseRenew(ID).catch(() => {});
+    await ticks(c.nodes, 1);
+  }
+  assert(!old.isLeader);
+  for (const n of c.nodes) {
+    assertEquals((await n.range(get("k"))).kvs.length, 1, "the key was revoked");
+    assertEquals(n.leaseLeases().leases.map((l) => l.ID), [ID]);
+  }
+  await stopCluster(c);
+});
+
+Deno.test("cluster: with checkpoints the remaining TTL survives a leader change", async () => {
+  const c = await startCluster({ leaseCheckpoint: true, leaseCheckpointIntervalMs: 1000 });
+  const old = c.leader();
+  const follower = c.nodes.find((n) => n !== old)!;
+  const { ID } = await during(c.all(), follower.leaseGrant(grant(60n)));
+  await ticks(c.nodes, 150); // 15 s
+  c.stopped.add(old.memberId);
+  for (let i = 0; i < 50 && !c.all().some((n) => n.isLeader); i++) await ticks(c.all(), 1);
+  await ticks(c.all(), 3);
+  const remaining = (await during(c.all(), follower.leaseTimeToLive(ttlReq(ID)))).TTL;
+  // About 45 s left (plus the election timeout), not the full 60 s of etcd 3.4 without checkpoints.
+  assert(remaining >= 38n && remaining <= 48n, `remaining ${remaining}`);
+  c.stopped.delete(old.memberId);
+  await stopCluster(c);
+});
