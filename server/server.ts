@@ -186,6 +186,7 @@ export async function startServer(
   const table = etcdServices(opened, {
     maxRequestBytes: config.maxRequestBytes,
     progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
+    electionTimeoutMs: config.electionTimeoutMs,
   });
   const routes = http1Routes(opened);
   const servers: net.Server[] = [];

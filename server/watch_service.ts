@@ -15,6 +15,7 @@ import {
   WatchError,
   type WatchStream,
 } from "../core/mvcc/mod.ts";
+import { Errors } from "../core/errors.ts";
 import type { AnyMethod, CallContext, StreamMethod } from "./grpc.ts";
 
 /**
@@ -36,6 +37,10 @@ export interface WatchHost {
   readonly watchable: WatchableStore;
   /** The response header (cluster, member, raft term) with this revision. */
   header(revision: number): ResponseHeader;
+  /** The leader's member ID, 0n when there is none. */
+  readonly leader: bigint;
+  /** Learners serve no streams (etcd's stream interceptor). */
+  readonly isLearner: boolean;
 }
 
 /** Server settings the Watch service honours. */
@@ -44,6 +49,8 @@ export interface WatchServiceOptions {
   progressNotifyIntervalMs?: number;
   /** --max-request-bytes: fragments (for watchers that asked) stay under it plus 512 KiB. */
   maxRequestBytes?: number;
+  /** --election-timeout: a require-leader stream ends after 3 of them without a leader. */
+  electionTimeoutMs?: number;
 }
 
 /** etcd's defaults for WatchServiceOptions. */
@@ -91,8 +98,24 @@ export function watchMethod(host: WatchHost, options: WatchServiceOptions = {}):
     kind: "stream",
     input: Watch.method.watch.input,
     output: Watch.method.watch.output,
-    handle: (requests, send, ctx) =>
-      serveWatch(host, driver, progressMs, maxRequestBytes, requests, send, ctx),
+    handle: async (requests, send, ctx) => {
+      // etcd's stream interceptor: learners serve no streams; a client that requires a leader
+      // (clientv3.WithRequireLeader: `hasleader` metadata) is refused at once without one.
+      if (host.isLearner) throw Errors.notSupportedForLearner();
+      const requireLeader = ctx.headers["hasleader"] === "true";
+      if (requireLeader && host.leader === 0n) throw Errors.noLeader();
+      const leaderLostMs = requireLeader ? 3 * (options.electionTimeoutMs ?? 1000) : 0;
+      return await serveWatch(
+        host,
+        driver,
+        progressMs,
+        maxRequestBytes,
+        leaderLostMs,
+        requests,
+        send,
+        ctx,
+      );
+    },
   };
   return [`/${Watch.typeName}/${Watch.method.watch.name}`, method];
 }
@@ -102,6 +125,7 @@ async function serveWatch(
   driver: SyncDriver,
   progressMs: number,
   maxRequestBytes: number,
+  leaderLostMs: number,
   requests: AsyncIterable<WatchRequest>,
   send: (res: WatchResponse) => Promise<void>,
   ctx: CallContext,
@@ -160,16 +184,36 @@ async function serveWatch(
     }
   }, progressMs);
 
-  try {
+  // etcd's monitorLeader: a require-leader stream ends with "no leader" after 3 election
+  // timeouts without one.
+  let noLeaderSince = -1;
+  let lostLeader: () => void = () => {};
+  const leaderLost = new Promise<void>((resolve) => (lostLeader = resolve));
+  const monitor = leaderLostMs > 0
+    ? setInterval(() => {
+      if (host.leader !== 0n) noLeaderSince = -1;
+      else if (noLeaderSince < 0) noLeaderSince = Date.now();
+      else if (Date.now() - noLeaderSince >= leaderLostMs) lostLeader();
+    }, leaderLostMs / 3)
+    : undefined;
+  let noLeader = false;
+  leaderLost.then(() => (noLeader = true));
+
+  const readLoop = async () => {
     for await (const req of requests) {
       if (done) break;
       handleRequest(host, ws, driver, req, progress, fragment);
     }
     // etcd keeps sending after the client closed its side, until the call ends.
     await aborted;
+  };
+  try {
+    await Promise.race([readLoop(), leaderLost]);
+    if (noLeader) throw Errors.noLeader();
   } finally {
     done = true;
     clearInterval(ticker);
+    clearInterval(monitor);
     ws.close();
     driver.closed();
     wakeUp();

@@ -281,6 +281,8 @@ export class EtcdNode {
   #stopped = false;
   #removed = false;
   #idle: Promise<void> = Promise.resolve();
+  /** Callers waiting for the next tick (a forwarded keep-alive retrying). */
+  #tickWaiters: (() => void)[] = [];
 
   private constructor(init: {
     config: NodeConfig;
@@ -485,6 +487,7 @@ export class EtcdNode {
   tick(): void {
     if (this.#stopped || this.#failure) return;
     this.#ticks++;
+    for (const resolve of this.#tickWaiters.splice(0)) resolve();
     this.#raft.tick();
     this.#expireWaiters();
     this.#proposeParked();
@@ -622,12 +625,24 @@ export class EtcdNode {
    * POST /leases over the peer port). Unknown or expired leases reject with leaseNotFound.
    */
   async leaseRenew(id: bigint): Promise<bigint> {
-    if (!this.isLeader) {
+    // Like etcd, a follower keeps trying (a leader that died, an election) until the request
+    // timeout; only the leader's "lease not found" is final.
+    const deadline = this.#ticks + this.#reqTimeoutTicks;
+    while (true) {
+      if (this.isLeader) return await this.leaseRenewLocal(id);
       const forward = this.#env.forwardLeaseRenew;
-      if (!forward || this.#lead === none) throw Errors.noLeader();
-      return await forward(this.#lead, id);
+      if (!forward) throw Errors.notLeader();
+      if (this.#lead !== none) {
+        try {
+          return await forward(this.#lead, id);
+        } catch (e) {
+          if (e instanceof EtcdError && e.message === Errors.leaseNotFound().message) throw e;
+        }
+      }
+      if (this.#stopped || this.#failure) throw Errors.stopped();
+      if (this.#ticks >= deadline) throw Errors.timeout();
+      await new Promise<void>((resolve) => this.#tickWaiters.push(resolve));
     }
-    return await this.leaseRenewLocal(id);
   }
 
   /** Renews on this member only (the leader's side of a forwarded keep-alive). */
@@ -901,6 +916,7 @@ export class EtcdNode {
       }
     }
     this.#stopped = true;
+    for (const resolve of this.#tickWaiters.splice(0)) resolve();
     await this.#idle;
     this.#rejectAll(Errors.stopped());
     this.#wal.close();
