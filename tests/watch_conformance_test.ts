@@ -37,6 +37,7 @@ async function watchOutput(
   lines: number,
   during: () => Promise<void> = async () => {},
   stdin?: string,
+  settleMs = 1000,
 ): Promise<string> {
   const child = new Deno.Command("etcdctl", {
     args: [`--endpoints=${member.endpoint}`, "watch", ...args],
@@ -57,18 +58,18 @@ async function watchOutput(
   const errReading = (async () => {
     for await (const chunk of child.stderr) err += decoder.decode(chunk, { stream: true });
   })();
-  await new Promise((r) => setTimeout(r, 1000));
+  await new Promise((r) => setTimeout(r, settleMs));
   await during();
   let timer: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([reading, new Promise((r) => (timer = setTimeout(r, 15_000)))]);
   clearTimeout(timer);
   try {
-    child.kill("SIGTERM");
+    child.kill("SIGKILL"); // before stdin closes: `watch -i` would report the EOF
   } catch {
     // exited
   }
-  await writer.close().catch(() => {});
   await child.status;
+  await writer.close().catch(() => {});
   await reading.catch(() => {});
   await errReading.catch(() => {});
   return out + (err ? `<stderr>${err}` : "");
@@ -147,18 +148,25 @@ async function runScenario(kind: MemberKind, s: Scenario): Promise<string> {
   try {
     let log = "";
     for (const step of s.before ?? []) log += await ctl(member, ...step);
-    const out = await watchOutput(member, s.args, s.lines, async () => {
-      for (const step of s.during ?? []) {
-        if (step[0] === "txn") {
-          const r = await runCtl("etcdctl", [`--endpoints=${member.endpoint}`, "txn"], {
-            stdin: "\nput p/a 10\nput p/c 30\ndel p/b\n\n\n",
-          });
-          log += r.stdout + r.stderr;
-        } else {
-          log += await ctl(member, ...step);
+    const out = await watchOutput(
+      member,
+      s.args,
+      s.lines,
+      async () => {
+        for (const step of s.during ?? []) {
+          if (step[0] === "txn") {
+            const r = await runCtl("etcdctl", [`--endpoints=${member.endpoint}`, "txn"], {
+              stdin: "\nput p/a 10\nput p/c 30\ndel p/b\n\n\n",
+            });
+            log += r.stdout + r.stderr;
+          } else {
+            log += await ctl(member, ...step);
+          }
         }
-      }
-    }, s.stdin);
+      },
+      s.stdin,
+      s.stdin === undefined ? 1000 : 3000,
+    );
     return `${log}\n----\n${out}`;
   } finally {
     await member.stop();
