@@ -90,7 +90,9 @@ export function watchMethod(host: WatchHost, options: WatchServiceOptions = {}):
   string,
   AnyMethod,
 ] {
-  const progressMs = options.progressNotifyIntervalMs ?? defaultProgressNotifyIntervalMs;
+  // etcd applies the flag only when positive.
+  const configured = options.progressNotifyIntervalMs ?? 0;
+  const progressMs = configured > 0 ? configured : defaultProgressNotifyIntervalMs;
   // etcd fragments at --max-request-bytes plus gRPC's overhead allowance (v3rpc/watch.go).
   const maxRequestBytes = (options.maxRequestBytes ?? 1.5 * 1024 * 1024) + grpcOverheadBytes;
   const driver = new SyncDriver(host.watchable);
@@ -182,7 +184,7 @@ async function serveWatch(
       if (idle) ws.progress(id);
       progress.set(id, true);
     }
-  }, progressMs);
+  }, progressMs + Math.floor(Math.random() * (progressMs / 10))); // etcd's jitter: up to 1/10
 
   // etcd's monitorLeader: a require-leader stream ends with "no leader" after 3 election
   // timeouts without one.
