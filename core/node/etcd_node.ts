@@ -677,7 +677,13 @@ export class EtcdNode {
     if (!this.isLeader) {
       const forward = this.#env.forwardLeaseTimeToLive;
       if (!forward || this.#lead === none) throw Errors.noLeader();
-      resp = await forward(this.#lead, req);
+      try {
+        resp = await forward(this.#lead, req);
+      } catch (e) {
+        // The leader could not be reached: etcd gives up with a timeout, which clients retry.
+        if (e instanceof EtcdError) throw e;
+        throw Errors.timeout();
+      }
     } else {
       resp = await this.leaseTimeToLiveLocal(req);
     }

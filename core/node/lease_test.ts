@@ -9,6 +9,7 @@ import {
   LeaseTimeToLiveRequestSchema,
   PutRequestSchema,
   RangeRequestSchema,
+  TxnRequestSchema,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { Errors, EtcdError } from "../errors.ts";
@@ -114,6 +115,25 @@ Deno.test("put with an unknown lease fails; revoke deletes every key in one revi
   assertEquals((await node.range(get("c"))).kvs.length, 1);
   assertEquals((await node.leaseTimeToLive(ttlReq(ID))).TTL, -1n);
   assertEquals(await errorOf(node.leaseRevoke(ID)), Errors.leaseNotFound().message);
+  await node.stop();
+});
+
+Deno.test("a txn put with an unknown lease fails at apply, changing nothing", async () => {
+  const node = await EtcdNode.open(config(), new MemoryDisk(), silentLogger);
+  const { ID } = await node.leaseGrant(grant(60n));
+  const txn = (lease: bigint) =>
+    create(TxnRequestSchema, {
+      success: [
+        { request: { case: "requestPut", value: put("t1", "v", ID) } },
+        { request: { case: "requestPut", value: put("t2", "v", lease) } },
+      ],
+    });
+  const revision = node.revision;
+  assertEquals(await errorOf(node.txn(txn(99n))), Errors.leaseNotFound().message);
+  assertEquals(node.revision, revision);
+  await node.txn(txn(ID));
+  const t = await node.leaseTimeToLive(ttlReq(ID, true));
+  assertEquals(t.keys.map((k) => dec.decode(k)), ["t1", "t2"]);
   await node.stop();
 });
 
