@@ -37,6 +37,7 @@ import { MemoryDisk } from "../../core/storage/memory_disk.ts";
 import { checkHistory, describe, type GetOp, type Op, type PutOp } from "./history.ts";
 import { Prng } from "./prng.ts";
 import { SimDisk } from "./sim_disk.ts";
+import { WatchChecker } from "./watch_check.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -247,6 +248,8 @@ class Simulation {
   #settler = new Settler();
   #trail: string[] = [];
   #violation: string | null = null;
+  /** A whole-key-space watcher on every member incarnation (see watch_check.ts). */
+  #watches = new WatchChecker();
   #members: Member[] = [];
   #byId = new Map<bigint, Member>();
   #nextMemberNumber = 1;
@@ -560,6 +563,7 @@ class Simulation {
         if (m.incarnation !== inc || m.state !== "opening") return;
         m.node = node;
         m.state = "running";
+        this.#watches.attach(`${m.name}#${inc}`, node);
         this.#log(`${m.name}#${inc} running, applied ${node.appliedIndex}`);
         this.#scheduleTick(m, inc);
       },
@@ -1029,6 +1033,8 @@ class Simulation {
 
   /** After every event: election safety and leader changes. */
   #observe(): void {
+    const watchViolation = this.#watches.check();
+    if (watchViolation !== null) this.#fail(watchViolation);
     for (const m of this.#members) {
       if (m.state !== "running" && m.state !== "stopping") continue;
       const node = m.node!;
