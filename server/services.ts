@@ -68,7 +68,10 @@ function leaseKeepAlive(node: EtcdNode): [string, AnyMethod] {
     kind: "stream",
     input: LeaseKeepAliveRequestSchema,
     output: LeaseKeepAliveResponseSchema,
-    async handle(requests, send) {
+    async handle(requests, send, ctx) {
+      // etcd's stream interceptor: no streams on a learner; `hasleader` clients need a leader.
+      if (node.isLearner) throw Errors.notSupportedForLearner();
+      if (ctx.headers["hasleader"] === "true" && node.leader === 0n) throw Errors.noLeader();
       for await (const req of requests) {
         const header = node.header();
         let ttl: bigint;
