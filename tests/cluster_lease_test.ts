@@ -58,6 +58,16 @@ Deno.test({
         `found 2 leases\n${[kept, left].sort().join("\n")}\n`,
       );
 
+      // A follower asks the leader for remaining TTLs (only the leader keeps expiries).
+      const viaFollower = await ctl(f2, "lease", "timetolive", "--keys", left);
+      assert(
+        new RegExp(
+          `^lease ${left} granted with TTL\\(3s\\), remaining\\([1-3]s\\), attached keys\\(\\[left\\]\\)\\n$`,
+        )
+          .test(viaFollower),
+        viaFollower,
+      );
+
       // etcdctl keeps the lease alive through a follower (every TTL/3 s).
       keeper = new Deno.Command("etcdctl", {
         args: [`--endpoints=${f1.endpoint}`, "lease", "keep-alive", kept],
