@@ -664,16 +664,19 @@ class Simulation {
     for (let i = 0; i < copies; i++) {
       const delay = r.chance(this.#longDelayRate) ? r.range(20, 400) : r.range(1, 12);
       const label = `deliver ${MessageType[msg.type]} ${this.#name(from.id)}>${this.#name(to)}`;
-      this.#at(delay, label, () => this.#deliver(from.id, to, bytes));
+      this.#at(delay, label, () => this.#deliver(from.id, to, bytes, msg.type));
     }
   }
 
-  #deliver(from: bigint, to: bigint, bytes: Uint8Array): void {
+  #deliver(from: bigint, to: bigint, bytes: Uint8Array, type: MessageType): void {
     const target = this.#byId.get(to);
     if (
       !target || (target.state !== "running" && target.state !== "stopping") || this.#cut(from, to)
     ) {
       this.#stats.dropped++;
+      // A real transport learns that the snapshot did not arrive (the write fails or the peer is
+      // unreachable) and says so; without it the leader waits for that follower forever.
+      if (type === MessageType.Snap) this.#reportSnapshot(from, to, false);
       return;
     }
     if (!target.peers.has(from) && this.#options.learnRemotes !== false) {
