@@ -10,6 +10,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import {
+  type BidiStream,
   type CallOptions,
   Code,
   ConnectError,
@@ -34,6 +35,17 @@ import {
   HashKVRequestSchema,
   type HashKVResponse,
   KV,
+  Lease,
+  LeaseGrantRequestSchema,
+  type LeaseGrantResponse,
+  type LeaseKeepAliveRequest,
+  type LeaseKeepAliveResponse,
+  LeaseLeasesRequestSchema,
+  type LeaseLeasesResponse,
+  LeaseRevokeRequestSchema,
+  type LeaseRevokeResponse,
+  LeaseTimeToLiveRequestSchema,
+  type LeaseTimeToLiveResponse,
   Maintenance,
   MemberAddRequestSchema,
   type MemberAddResponse,
@@ -55,6 +67,9 @@ import {
   type StatusResponse,
   type TxnRequest,
   type TxnResponse,
+  Watch,
+  type WatchRequest,
+  type WatchResponse,
 } from "../gen/etcdserverpb/rpc_pb.ts";
 import { zapLine } from "./log.ts";
 
@@ -281,6 +296,11 @@ export class EtcdClient {
 
   constructor(private readonly cfg: ClientConfig) {
     this.pool = new ConnectionPool(cfg.endpoints, cfg);
+  }
+
+  /** The --dial-timeout this client was built with. */
+  dialTimeoutMs(): number {
+    return this.cfg.dialTimeoutMs;
   }
 
   /** The endpoints this client balances over. */
@@ -556,6 +576,96 @@ export class EtcdClient {
       true,
       `passthrough:///${endpoint}`,
     );
+  }
+
+  /** Lease.LeaseGrant (ID 0: the server picks one). */
+  leaseGrant(ttl: bigint, opts: RequestOptions = {}): Promise<LeaseGrantResponse> {
+    return this.invoke(
+      this.pool,
+      Lease.method.leaseGrant,
+      create(LeaseGrantRequestSchema, { TTL: ttl, ID: 0n }),
+      "repeatable",
+      opts,
+    );
+  }
+
+  /** Lease.LeaseRevoke. */
+  leaseRevoke(id: bigint, opts: RequestOptions = {}): Promise<LeaseRevokeResponse> {
+    return this.invoke(
+      this.pool,
+      Lease.method.leaseRevoke,
+      create(LeaseRevokeRequestSchema, { ID: id }),
+      "repeatable",
+      opts,
+    );
+  }
+
+  /** Lease.LeaseTimeToLive. */
+  leaseTimeToLive(
+    id: bigint,
+    keys: boolean,
+    opts: RequestOptions = {},
+  ): Promise<LeaseTimeToLiveResponse> {
+    return this.invoke(
+      this.pool,
+      Lease.method.leaseTimeToLive,
+      create(LeaseTimeToLiveRequestSchema, { ID: id, keys }),
+      "repeatable",
+      opts,
+    );
+  }
+
+  /** Lease.LeaseLeases. */
+  leaseLeases(opts: RequestOptions = {}): Promise<LeaseLeasesResponse> {
+    return this.invoke(
+      this.pool,
+      Lease.method.leaseLeases,
+      create(LeaseLeasesRequestSchema, {}),
+      "repeatable",
+      opts,
+    );
+  }
+
+  /**
+   * Opens a Lease.LeaseKeepAlive stream on a ready connection (waiting for one like clientv3's
+   * streams do). Failures reach the caller as EtcdClientError.
+   */
+  async leaseKeepAliveStream(
+    opts: RequestOptions = {},
+  ): Promise<BidiStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>> {
+    const conn = await this.pickOrThrow(opts);
+    return conn.bidiStream(Lease.method.leaseKeepAlive, this.callOptions(opts));
+  }
+
+  /**
+   * Opens a Watch.Watch stream; `requireLeader` adds the "hasleader" metadata that
+   * clientv3.WithRequireLeader sets (etcdctl always does).
+   */
+  async watchStream(
+    requireLeader: boolean,
+    opts: RequestOptions = {},
+  ): Promise<BidiStream<WatchRequest, WatchResponse>> {
+    const conn = await this.pickOrThrow(opts);
+    const call = this.callOptions(opts);
+    if (requireLeader) call.metadata = { ...call.metadata, hasleader: "true" };
+    return conn.bidiStream(Watch.method.watch, call);
+  }
+
+  private async pickOrThrow(opts: RequestOptions): Promise<GrpcConnection> {
+    const deadlineMs = opts.deadlineMs ?? Infinity;
+    try {
+      return await this.pool.pick(deadlineMs, opts.signal);
+    } catch (e) {
+      if (e instanceof GrpcError) throw this.toClientError(e, deadlineMs, opts);
+      throw e;
+    }
+  }
+
+  /** Turns a stream's failure into the error clientv3 reports for it. */
+  streamError(e: unknown): EtcdClientError {
+    if (e instanceof EtcdClientError) return e;
+    if (e instanceof GrpcError) return this.toClientError(e, Infinity, {});
+    return new EtcdClientError((e as Error).message);
   }
 
   /** A pool with a single endpoint, for maintenance calls aimed at one member. */

@@ -24,6 +24,7 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
     return ExitCode.Error;
   }
   const session = new Session({ ...io, env });
+  session.osArgs = args;
   try {
     const root = newRootCommand(session);
     const err = await root.executeRoot(args);

@@ -87,6 +87,8 @@ export class Session {
   /** etcdctl's package-level `display`: simple until a command initialises it. */
   display: Printer;
   readonly out: PrinterOutput;
+  /** The command line after the program name, as Go's os.Args[1:] (watch reads it raw). */
+  osArgs: string[] = [];
   private readonly clients: EtcdClient[] = [];
 
   constructor(readonly io: CliIo) {

@@ -594,7 +594,8 @@ async function readSection(
   }
 }
 
-function panic(session: Session, e: GoPanic): never {
+/** Ends the run as a Go panic does: the message, then exit status 2. */
+export function panic(session: Session, e: GoPanic): never {
   session.io.stderr.write(`panic: ${e.message}\n\ngoroutine 1 [running]:\n`);
   throw new ExitSignal(2);
 }

@@ -97,24 +97,6 @@ export function pendingCommands(pending: (c: Command) => Command): Record<string
   );
   elect.flags().bool("listen", false, "observation mode", "l");
 
-  const timetolive = c("timetolive <leaseID> [options]", "Get lease information");
-  timetolive.flags().bool("keys", false, "Get keys attached to this lease");
-  const keepAlive = c("keep-alive [options] <leaseID>", "Keeps leases alive (renew)");
-  keepAlive.flags().bool(
-    "once",
-    false,
-    "Resets the keep-alive time to its original value and exits immediately",
-  );
-  const lease = group(
-    "lease <subcommand>",
-    "Lease related commands",
-    c("grant <ttl>", "Creates leases"),
-    c("revoke <leaseID>", "Revokes leases"),
-    timetolive,
-    c("list", "List all active leases"),
-    keepAlive,
-  );
-
   const lock = c("lock <lockname> [exec-command arg1 arg2 ...]", "Acquires a named lock");
   lock.flags().int("ttl", 10n, "timeout for session");
 
@@ -253,19 +235,8 @@ The items in the lists are hash, revision, total keys, total size.
     c("revoke-role <user name> <role name>", "Revokes a role from a user"),
   );
 
-  const watch = c(
-    "watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]",
-    "Watches events stream on keys or prefixes",
-  );
-  watch.flags().bool("interactive", false, "Interactive mode", "i");
-  watch.flags().bool("prefix", false, "Watch on a prefix if prefix is set");
-  watch.flags().int64("rev", 0n, "Revision to start watching");
-  watch.flags().bool("prev-kv", false, "get the previous key-value pair before the event happens");
-
   return {
     defrag,
-    watch,
-    lease,
     snapshot,
     "make-mirror": mirror,
     migrate,

@@ -8,6 +8,8 @@ import { apiVersion, etcdctlUsage, etcdctlVersion } from "../help.ts";
 import { endpointCommand } from "./endpoint.ts";
 import { registerGlobalFlags, type Session } from "./global.ts";
 import { kvCommands } from "./kv.ts";
+import { leaseCommand } from "./lease.ts";
+import { watchCommand } from "./watch.ts";
 import { alarmCommand } from "./alarm.ts";
 import { memberCommand } from "./member.ts";
 import { moveLeaderCommand } from "./move_leader.ts";
@@ -51,9 +53,9 @@ export function newRootCommand(session: Session): Command {
     p.defrag,
     endpointCommand(session),
     moveLeaderCommand(session),
-    p.watch,
+    watchCommand(session),
     versionCommand(session),
-    p.lease,
+    leaseCommand(session),
     memberCommand(session),
     p.snapshot,
     p["make-mirror"],

@@ -7,13 +7,19 @@ import {
   type AlarmResponse,
   AlarmType,
   type DeleteRangeResponse,
+  type LeaseGrantResponse,
+  type LeaseKeepAliveResponse,
+  type LeaseLeasesResponse,
+  type LeaseRevokeResponse,
+  type LeaseTimeToLiveResponse,
   type MemberListResponse,
   type PutResponse,
   type RangeResponse,
   type ResponseHeader,
   type TxnResponse,
+  type WatchResponse,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
-import type { KeyValue } from "../../gen/mvccpb/kv_pb.ts";
+import { Event_EventType, type KeyValue } from "../../gen/mvccpb/kv_pb.ts";
 import { goQuote, goSliceString } from "../go_format.ts";
 import { ExitSignal } from "../io.ts";
 import {
@@ -88,6 +94,38 @@ export class FieldsPrinter extends UnsupportedPrinter {
     }
   }
 
+  override watch(r: WatchResponse): void {
+    this.hdr(r.header);
+    for (const e of r.events) {
+      this.w(`"Type" : ${Event_EventType[e.type] ?? String(e.type)}`);
+      if (e.prevKv) this.kv("Prev", e.prevKv);
+      if (e.kv) this.kv("", e.kv);
+    }
+  }
+  override grant(r: LeaseGrantResponse): void {
+    this.hdr(r.header);
+    this.w(`"ID" : ${r.ID}`);
+    this.w(`"TTL" : ${r.TTL}`);
+  }
+  override revoke(_id: bigint, r: LeaseRevokeResponse): void {
+    this.hdr(r.header);
+  }
+  override keepAlive(r: LeaseKeepAliveResponse): void {
+    this.hdr(r.header);
+    this.w(`"ID" : ${r.ID}`);
+    this.w(`"TTL" : ${r.TTL}`);
+  }
+  override timeToLive(r: LeaseTimeToLiveResponse, _keys: boolean): void {
+    this.hdr(r.header);
+    this.w(`"ID" : ${r.ID}`);
+    this.w(`"TTL" : ${r.TTL}`);
+    this.w(`"GrantedTTL" : ${r.grantedTTL}`);
+    for (const k of r.keys) this.w(`"Key" : ${goQuote(k)}`);
+  }
+  override leases(r: LeaseLeasesResponse): void {
+    this.hdr(r.header);
+    for (const l of r.leases) this.w(`"ID" : ${l.ID}`);
+  }
   override alarm(r: AlarmResponse): void {
     if (r.header === undefined) {
       // etcdctl dereferences the missing header and crashes; so do we, the same way.

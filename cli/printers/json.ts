@@ -9,6 +9,12 @@ import {
   type DeleteRangeResponse,
   DeleteRangeResponseSchema,
   HashKVResponseSchema,
+  type LeaseGrantResponse,
+  type LeaseKeepAliveResponse,
+  type LeaseLeasesResponse,
+  type LeaseRevokeResponse,
+  LeaseRevokeResponseSchema,
+  type LeaseTimeToLiveResponse,
   type MemberAddResponse,
   MemberAddResponseSchema,
   type MemberListResponse,
@@ -23,11 +29,16 @@ import {
   PutResponseSchema,
   type RangeResponse,
   RangeResponseSchema,
+  type ResponseHeader,
+  ResponseHeaderSchema,
   StatusResponseSchema,
   type TxnResponse,
   TxnResponseSchema,
+  type WatchResponse,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
-import { goJsonString } from "../go_format.ts";
+import { create } from "@bufbuild/protobuf";
+import { EventSchema } from "../../gen/mvccpb/kv_pb.ts";
+import { base64Std, goJsonString } from "../go_format.ts";
 import { goJsonMessage } from "./go_json.ts";
 import {
   type EpHashKV,
@@ -63,6 +74,43 @@ export class JsonPrinter extends UnsupportedPrinter {
     this.line(goJsonMessage(TxnResponseSchema, r));
   }
 
+  override watch(r: WatchResponse): void {
+    // clientv3.WatchResponse: exported fields without json tags, Header by value.
+    const header = goJsonMessage(ResponseHeaderSchema, r.header ?? create(ResponseHeaderSchema));
+    const events = r.events.map((e) => goJsonMessage(EventSchema, e)).join(",");
+    this.line(
+      `{"Header":${header},"Events":[${events}],"CompactRevision":${r.compactRevision},` +
+        `"Canceled":${r.canceled},"Created":${r.created}}`,
+    );
+  }
+  override grant(r: LeaseGrantResponse): void {
+    this.line(
+      embedded(r.header, [`"ID":${r.ID}`, `"TTL":${r.TTL}`, `"Error":${goJsonString(r.error)}`]),
+    );
+  }
+  override revoke(_id: bigint, r: LeaseRevokeResponse): void {
+    this.line(goJsonMessage(LeaseRevokeResponseSchema, r));
+  }
+  override keepAlive(r: LeaseKeepAliveResponse): void {
+    this.line(embedded(r.header, [`"ID":${r.ID}`, `"TTL":${r.TTL}`]));
+  }
+  override timeToLive(r: LeaseTimeToLiveResponse, _keys: boolean): void {
+    const keys = r.keys.length === 0
+      ? "null"
+      : "[" + r.keys.map((k) => '"' + base64Std(k) + '"').join(",") + "]";
+    this.line(
+      embedded(r.header, [
+        `"id":${r.ID}`,
+        `"ttl":${r.TTL}`,
+        `"granted-ttl":${r.grantedTTL}`,
+        `"keys":${keys}`,
+      ]),
+    );
+  }
+  override leases(r: LeaseLeasesResponse): void {
+    const leases = r.leases.map((l) => `{"id":${l.ID}}`).join(",");
+    this.line(embedded(r.header, [`"leases":[${leases}]`]));
+  }
   override alarm(r: AlarmResponse): void {
     this.line(goJsonMessage(AlarmResponseSchema, r));
   }
@@ -111,4 +159,13 @@ export class JsonPrinter extends UnsupportedPrinter {
     );
     this.line("[" + items.join(",") + "]");
   }
+}
+
+/**
+ * A clientv3 lease response struct as encoding/json writes it: the embedded *ResponseHeader's
+ * fields promoted to the top level (absent when nil), then the struct's own fields.
+ */
+function embedded(header: ResponseHeader | undefined, own: string[]): string {
+  const h = header ? goJsonMessage(ResponseHeaderSchema, header).slice(1, -1) : "";
+  return "{" + [h, ...own].filter((p) => p !== "").join(",") + "}";
 }

@@ -12,6 +12,11 @@ import type {
   AlarmResponse,
   DeleteRangeResponse,
   HashKVResponse,
+  LeaseGrantResponse,
+  LeaseKeepAliveResponse,
+  LeaseLeasesResponse,
+  LeaseRevokeResponse,
+  LeaseTimeToLiveResponse,
   MemberAddResponse,
   MemberListResponse,
   MemberPromoteResponse,
@@ -22,6 +27,7 @@ import type {
   RangeResponse,
   StatusResponse,
   TxnResponse,
+  WatchResponse,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { goHex, humanizeBytes } from "../go_format.ts";
 import { ExitCode, ExitSignal } from "../io.ts";
@@ -60,6 +66,16 @@ export interface Printer {
   get(r: RangeResponse): void;
   put(r: PutResponse): void;
   txn(r: TxnResponse): void;
+  /**
+   * One response of a clientv3 watch channel: only header, events, compactRevision, canceled
+   * and created count (the struct clientv3 hands etcdctl has no watch ID).
+   */
+  watch(r: WatchResponse): void;
+  grant(r: LeaseGrantResponse): void;
+  revoke(id: bigint, r: LeaseRevokeResponse): void;
+  keepAlive(r: LeaseKeepAliveResponse): void;
+  timeToLive(r: LeaseTimeToLiveResponse, keys: boolean): void;
+  leases(r: LeaseLeasesResponse): void;
   memberList(r: MemberListResponse): void;
   memberAdd(r: MemberAddResponse): void;
   memberRemove(id: bigint, r: MemberRemoveResponse): void;
@@ -88,6 +104,24 @@ export class UnsupportedPrinter implements Printer {
     this.unsupported();
   }
   txn(_r: TxnResponse): void {
+    this.unsupported();
+  }
+  watch(_r: WatchResponse): void {
+    this.unsupported();
+  }
+  grant(_r: LeaseGrantResponse): void {
+    this.unsupported();
+  }
+  revoke(_id: bigint, _r: LeaseRevokeResponse): void {
+    this.unsupported();
+  }
+  keepAlive(_r: LeaseKeepAliveResponse): void {
+    this.unsupported();
+  }
+  timeToLive(_r: LeaseTimeToLiveResponse, _keys: boolean): void {
+    this.unsupported();
+  }
+  leases(_r: LeaseLeasesResponse): void {
     this.unsupported();
   }
   memberList(_r: MemberListResponse): void {
@@ -199,4 +233,10 @@ export function endpointHashKVTable(hs: EpHashKV[]): { header: string[]; rows: s
     header: ["endpoint", "hash"],
     rows: hs.map((h) => [h.ep, String(h.resp.hash)]),
   };
+}
+
+/** fmt's %016x of an int64 (lease IDs are int64 in clientv3): a sign counts towards the width. */
+export function goHexInt64Zero16(v: bigint): string {
+  if (v < 0n) return "-" + (-v).toString(16).padStart(15, "0");
+  return v.toString(16).padStart(16, "0");
 }

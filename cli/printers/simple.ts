@@ -8,6 +8,11 @@ import {
   type AlarmResponse,
   AlarmType,
   type DeleteRangeResponse,
+  type LeaseGrantResponse,
+  type LeaseKeepAliveResponse,
+  type LeaseLeasesResponse,
+  type LeaseRevokeResponse,
+  type LeaseTimeToLiveResponse,
   type MemberAddResponse,
   type MemberListResponse,
   type MemberPromoteResponse,
@@ -17,8 +22,9 @@ import {
   type PutResponse,
   type RangeResponse,
   type TxnResponse,
+  type WatchResponse,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
-import type { KeyValue } from "../../gen/mvccpb/kv_pb.ts";
+import { Event_EventType, type KeyValue } from "../../gen/mvccpb/kv_pb.ts";
 import { goHex, goHexPadded } from "../go_format.ts";
 import {
   endpointHashKVTable,
@@ -26,6 +32,7 @@ import {
   type EpHashKV,
   type EpHealth,
   type EpStatus,
+  goHexInt64Zero16,
   memberListTable,
   type Printer,
   type PrinterOutput,
@@ -95,6 +102,47 @@ export class SimplePrinter implements Printer {
     }
   }
 
+  watch(r: WatchResponse): void {
+    for (const e of r.events) {
+      this.out.stdout((Event_EventType[e.type] ?? String(e.type)) + "\n");
+      if (e.prevKv) this.kv(e.prevKv);
+      if (e.kv) this.kv(e.kv);
+    }
+  }
+  grant(r: LeaseGrantResponse): void {
+    this.out.stdout(`lease ${goHexInt64Zero16(r.ID)} granted with TTL(${r.TTL}s)\n`);
+  }
+  revoke(id: bigint, _r: LeaseRevokeResponse): void {
+    this.out.stdout(`lease ${goHexInt64Zero16(id)} revoked\n`);
+  }
+  keepAlive(r: LeaseKeepAliveResponse): void {
+    this.out.stdout(`lease ${goHexInt64Zero16(r.ID)} keepalived with TTL(${r.TTL})\n`);
+  }
+  timeToLive(r: LeaseTimeToLiveResponse, keys: boolean): void {
+    if (r.grantedTTL === 0n && r.TTL === -1n) {
+      this.out.stdout(`lease ${goHexInt64Zero16(r.ID)} already expired\n`);
+      return;
+    }
+    const txt = `lease ${
+      goHexInt64Zero16(r.ID)
+    } granted with TTL(${r.grantedTTL}s), remaining(${r.TTL}s)`;
+    const parts: (string | Uint8Array)[] = [txt];
+    if (keys) {
+      // %v of a []string: the raw bytes of each key, space-separated.
+      parts.push(", attached keys([");
+      r.keys.forEach((k, i) => {
+        if (i > 0) parts.push(" ");
+        parts.push(k);
+      });
+      parts.push("])");
+    }
+    parts.push("\n");
+    for (const p of parts) this.out.stdout(p);
+  }
+  leases(r: LeaseLeasesResponse): void {
+    this.out.stdout(`found ${r.leases.length} leases\n`);
+    for (const l of r.leases) this.out.stdout(`${goHexInt64Zero16(l.ID)}\n`);
+  }
   alarm(r: AlarmResponse): void {
     // Go's %+v of an AlarmMember is its proto text form.
     for (const a of r.alarms) {
