@@ -62,6 +62,17 @@ export function registerGlobalFlags(root: Command): void {
   fs.string("discovery-srv-name", "", "service name to query when using DNS discovery");
 }
 
+/** A flag value that accepts anything and keeps nothing (etcdctl's discardValue). */
+const discardValue = {
+  set(_s: string): void {},
+  string(): string {
+    return "";
+  },
+  type(): string {
+    return "";
+  },
+};
+
 /** Settings for a client, read from the flags (clientConfig in global.go). */
 export interface ClientSettings {
   endpoints: string[];
@@ -255,8 +266,18 @@ export async function clientConfigFromCmd(session: Session, cmd: Command): Promi
   const fs = cmd.inheritedFlags();
   if (cmd.use.startsWith("watch")) {
     // etcdctl silences warnings about the watch command's own environment variables.
-    fs.string("watch-key", "", "");
-    fs.string("watch-range-end", "", "");
+    // etcdctl's discardValue: the variable is accepted, and prints empty in --debug dumps.
+    for (const name of ["watch-key", "watch-range-end"]) {
+      fs.addFlag({
+        name,
+        shorthand: "",
+        usage: "",
+        value: discardValue,
+        defValue: "",
+        noOptDefVal: "",
+        changed: false,
+      });
+    }
   }
   setPflagsFromEnv(session, "ETCDCTL", fs);
   if (cmd.flags().getBool("debug")) {

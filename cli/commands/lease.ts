@@ -9,7 +9,7 @@ import { create } from "@bufbuild/protobuf";
 import { Command } from "../command.ts";
 import type { EtcdClient } from "../etcd_client.ts";
 import { parseGoInt } from "../go_format.ts";
-import { ExitCode } from "../io.ts";
+import { ExitCode, ExitSignal } from "../io.ts";
 import {
   type LeaseKeepAliveRequest,
   LeaseKeepAliveRequestSchema,
@@ -82,6 +82,7 @@ async function keepAliveLoop(
   let nextKeepAlive = Date.now();
   let stream: BidiStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse> | undefined;
   let finished = false;
+  let fatal: ExitSignal | undefined;
   let finish!: () => void;
   const done = new Promise<void>((resolve) => finish = resolve);
   const end = () => {
@@ -123,7 +124,13 @@ async function keepAliveLoop(
           deadline = Date.now() + ttlMs;
           session.display.keepAlive(resp);
         }
-      } catch {
+      } catch (e) {
+        if (e instanceof ExitSignal) {
+          // the printer ended the run (an unsupported output format)
+          fatal = e;
+          end();
+          return;
+        }
         // the stream broke: reopen it after the retry delay
       }
       stream?.cancel();
@@ -136,6 +143,7 @@ async function keepAliveLoop(
   clearInterval(tick);
   stream?.cancel();
   await Promise.race([loop, sleep(0)]);
+  if (fatal) throw fatal;
 }
 
 /** The `lease` command group. */
