@@ -29,8 +29,12 @@ import {
   startMember,
 } from "./harness.ts";
 
-/** The servers these comparisons run against; add "detcd" once it serves Watch and Lease. */
-const SERVER_KINDS: MemberKind[] = ["etcd"];
+/**
+ * The servers these comparisons run against; add "detcd" once it serves Watch and Lease
+ * (DETCD_WATCH_LEASE_SERVERS=etcd,detcd tries it meanwhile).
+ */
+const SERVER_KINDS: MemberKind[] =
+  (Deno.env.get("DETCD_WATCH_LEASE_SERVERS")?.split(",") as MemberKind[] | undefined) ?? ["etcd"];
 
 const reference = requireReference();
 const CTLS: CtlKind[] = ["etcdctl", "detcdctl"];
