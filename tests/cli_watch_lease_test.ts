@@ -30,11 +30,12 @@ import {
 } from "./harness.ts";
 
 /**
- * The servers these comparisons run against; add "detcd" once it serves Watch and Lease
- * (DETCD_WATCH_LEASE_SERVERS=etcd,detcd tries it meanwhile).
+ * The servers these comparisons run against: real etcd 3.4.23 and detcd, so etcdctl and detcdctl
+ * are both checked against both (DETCD_WATCH_LEASE_SERVERS=etcd or =detcd narrows it).
  */
 const SERVER_KINDS: MemberKind[] =
-  (Deno.env.get("DETCD_WATCH_LEASE_SERVERS")?.split(",") as MemberKind[] | undefined) ?? ["etcd"];
+  (Deno.env.get("DETCD_WATCH_LEASE_SERVERS")?.split(",") as MemberKind[] | undefined) ??
+    ["etcd", "detcd"];
 
 const reference = requireReference();
 const CTLS: CtlKind[] = ["etcdctl", "detcdctl"];
