@@ -1,7 +1,9 @@
 /**
  * Seeded whole-cluster simulation (see tests/simulation/cluster.ts): 3- and 5-member detcd
  * clusters under crashes, restarts, partitions, message loss/duplication/reordering, membership
- * changes and client load, checked for Raft safety, durability, convergence and linearizability.
+ * changes, client and lease load, checked for Raft safety, durability, convergence,
+ * linearizability, watch order and lease expiry (none early while kept alive, none later than its
+ * TTL plus the election timeout once the cluster is stable).
  *
  * DETCD_SIM_SEED=x runs exactly seed x; DETCD_SIM_SEEDS=n runs seeds 1..n (default: the CI set);
  * DETCD_SIM_TRACE=1 prints every event. Every failure prints its seed and a command to rerun it.

@@ -17,10 +17,12 @@
 import { create } from "@bufbuild/protobuf";
 import {
   HashKVRequestSchema,
+  LeaseGrantRequestSchema,
+  LeaseTimeToLiveRequestSchema,
   PutRequestSchema,
   RangeRequestSchema,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
-import { EtcdError } from "../../core/errors.ts";
+import { Errors, EtcdError } from "../../core/errors.ts";
 import type { LogFields, Logger } from "../../core/log.ts";
 import { EtcdNode, type NodeConfig } from "../../core/node/etcd_node.ts";
 import { idHex, memberId } from "../../core/node/ids.ts";
@@ -221,6 +223,33 @@ const clusterToken = "sim-cluster";
 /** Simulated wall clock at time 0 (only member IDs of added members and request IDs use it). */
 const epochMs = 1_700_000_000_000;
 const heartbeatMs = 100;
+const electionTimeoutMs = 1000;
+/**
+ * Bounds on how fast a member's lease clock (its ticks × heartbeatMs) runs against simulated time:
+ * a tick period is 92-108 ms with ±3 ms jitter, so one lease-ms is 0.89-1.11 simulated ms.
+ */
+const leaseClockFastest = 89 / heartbeatMs;
+const leaseClockSlowest = 111 / heartbeatMs;
+
+/** A lease of the lease workload, and what the client saw of it (simulated ms). */
+interface SimLease {
+  no: number;
+  id: bigint;
+  ttlMs: number;
+  grantInvokeMs: number;
+  granted: boolean;
+  /** Keys put with this lease (any outcome); nobody else writes them. */
+  keys: string[];
+  /** Invocation times of acknowledged renews. */
+  ackedRenewInvokes: number[];
+  /** Latest end of a renew call of any outcome (a failed forward may still have renewed). */
+  lastRenewEndMs: number;
+  pending: number;
+  /** When the client first asked to revoke it (its keys may vanish from then on). */
+  revokeInvokeMs: number | null;
+  /** Key → when a watcher first saw it deleted. */
+  deletedMs: Map<string, number>;
+}
 
 /** Runs one seed; resolves with the run's summary or rejects with a SimulationFailure. */
 export async function runSimulation(options: SimOptions): Promise<SimResult> {
@@ -269,6 +298,13 @@ class Simulation {
   #applied = new Map<number, string>();
   #highestApplied = 0;
   #membershipBusy = false;
+  /** The lease workload (its own stream, so existing seeds keep their scenarios). */
+  #leaseRng: Prng;
+  #leases: SimLease[] = [];
+  /** Lease key → its lease. */
+  #leaseOfKey = new Map<string, SimLease>();
+  /** Lease keys a watcher saw written. */
+  #leaseKeysPut = new Set<string>();
   #preallocate = false;
   /** The member a membership call went through: if it crashes, the call's outcome is unknown. */
   #membershipVia: Member | null = null;
@@ -289,6 +325,10 @@ class Simulation {
     memberRemoves: 0,
     promotions: 0,
     leaderChanges: 0,
+    leaseGrants: 0,
+    leaseRenewsAcked: 0,
+    leaseRevokes: 0,
+    leaseKeysExpired: 0,
   };
 
   constructor(options: SimOptions) {
@@ -302,6 +342,19 @@ class Simulation {
     const r = this.#rng;
     this.#keys = Array.from({ length: r.range(1, 6) }, (_, i) => `k${i}`);
     this.#maxInflight = r.range(2, 24);
+    this.#leaseRng = new Prng((this.seed ^ 0x1ea5e5) >>> 0);
+    this.#watches.onRevision = (_rev, events) => {
+      for (const e of events) {
+        if (e.startsWith("PUT ")) {
+          const key = e.slice("PUT ".length, e.indexOf("="));
+          if (this.#leaseOfKey.has(key)) this.#leaseKeysPut.add(key);
+        }
+        if (!e.startsWith("DELETE ")) continue;
+        const key = e.slice("DELETE ".length);
+        const lease = this.#leaseOfKey.get(key);
+        if (lease && !lease.deletedMs.has(key)) lease.deletedMs.set(key, this.#nowMs);
+      }
+    };
   }
 
   close(): void {
@@ -384,6 +437,7 @@ class Simulation {
       this.#at(r.range(0, 50), `open ${m.name}`, () => this.#open(m));
     }
     this.#scheduleLoad();
+    this.#scheduleLeases();
     this.#scheduleFaults();
     if (this.#options.membershipChanges !== false) {
       this.#scheduleMembership(snapshotCount, walSegmentBytes);
@@ -411,6 +465,7 @@ class Simulation {
     // Stay converged a little longer (late messages, pending publishes), then check the end state.
     await this.#runUntil(this.#nowMs + 3_000, () => false);
     await this.#runUntil(this.#nowMs + 30_000, () => this.#converged());
+    await this.#leaseEndPhase();
     await this.#finalChecks();
     if (this.#violation !== null) throw this.#failure(this.#violation);
     this.#hash.update(`end ${this.#nowMs}`);
@@ -550,6 +605,9 @@ class Simulation {
       nowMs: () => epochMs + this.#nowMs,
       seed: this.#rng.u32(),
       join: m.join,
+      forwardLeaseRenew: (leader, id) => this.#forward(m, leader, (n) => n.leaseRenewLocal(id)),
+      forwardLeaseTimeToLive: (leader, req) =>
+        this.#forward(m, leader, (n) => n.leaseTimeToLiveLocal(req)),
       onRemoved: () => {
         if (m.incarnation !== inc) return;
         this.#log(`${m.name}#${inc} learned it was removed`);
@@ -893,6 +951,298 @@ class Simulation {
         this.#log(`err ${describe(op)}`);
       },
     );
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Lease workload
+
+  /**
+   * A follower's call to the leader over the peer port (etcd's POST /leases): 1-12 ms each way,
+   * failing with a timeout when a partition cuts either way or the leader is not running.
+   */
+  #forward<T>(from: Member, leader: bigint, call: (node: EtcdNode) => Promise<T>): Promise<T> {
+    const r = this.#netRng;
+    return new Promise<T>((resolve, reject) => {
+      this.#at(r.range(1, 12), `forward ${from.name}>${this.#name(leader)}`, () => {
+        const target = this.#byId.get(leader);
+        if (!target || target.state !== "running" || this.#cut(from.id, leader)) {
+          reject(Errors.timeout());
+          return;
+        }
+        call(target.node!).then(
+          (value) =>
+            this.#at(r.range(1, 12), `forward reply ${this.#name(leader)}>${from.name}`, () => {
+              if (this.#cut(leader, from.id)) reject(Errors.timeout());
+              else resolve(value);
+            }),
+          (e) => this.#at(r.range(1, 12), "forward error", () => reject(e)),
+        );
+      });
+    });
+  }
+
+  #scheduleLeases(): void {
+    const r = this.#leaseRng;
+    const next = () => {
+      if (!this.#chaos) return;
+      const live = this.#leases.filter((l) => l.granted && l.deletedMs.size < l.keys.length);
+      if (live.length < 4) this.#leaseGrant();
+      this.#at(r.range(800, 3000), "lease", next);
+    };
+    this.#at(r.range(300, 2000), "lease", next);
+  }
+
+  #leaseMember(): Member | null {
+    const up = this.#members.filter((m) => m.state === "running");
+    return up.length === 0 ? null : this.#leaseRng.pick(up);
+  }
+
+  /** A lease call whose outcome is unknown when the member crashes (the promise never settles). */
+  #leaseCall<T>(m: Member, lease: SimLease, what: string, call: () => Promise<T>): Promise<T> {
+    const inc = m.incarnation;
+    lease.pending++;
+    let p: Promise<T>;
+    try {
+      p = call();
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    return new Promise<T>((resolve, reject) => {
+      const settle = () => {
+        lease.pending--;
+        return m.incarnation === inc;
+      };
+      // A crashed incarnation's calls may never settle: count them as done when it goes away.
+      const watchdog = () => {
+        if (m.incarnation !== inc && done === false) {
+          done = true;
+          lease.pending--;
+          this.#log(`lease L${lease.no} ${what} via ${m.name}: unknown (member went away)`);
+          return;
+        }
+        if (!done) this.#at(200, "lease watchdog", watchdog);
+      };
+      let done = false;
+      this.#at(200, "lease watchdog", watchdog);
+      p.then(
+        (v) => {
+          if (done) return;
+          done = true;
+          if (settle()) resolve(v);
+        },
+        (e) => {
+          if (done) return;
+          done = true;
+          if (!(e instanceof EtcdError)) {
+            this.#fail(`lease L${lease.no} ${what} failed with a non-etcd error: ${errorText(e)}`);
+          }
+          if (settle()) reject(e);
+        },
+      );
+    });
+  }
+
+  #leaseGrant(): void {
+    const r = this.#leaseRng;
+    const m = this.#leaseMember();
+    if (!m) return;
+    const no = this.#leases.length + 1;
+    const lease: SimLease = {
+      no,
+      id: BigInt(0x1000 + no),
+      ttlMs: r.range(3, 6) * 1000,
+      grantInvokeMs: this.#nowMs,
+      granted: false,
+      keys: [],
+      ackedRenewInvokes: [],
+      lastRenewEndMs: 0,
+      pending: 0,
+      revokeInvokeMs: null,
+      deletedMs: new Map(),
+    };
+    this.#leases.push(lease);
+    this.#stats.leaseGrants++;
+    this.#log(`lease L${no} grant ttl ${lease.ttlMs / 1000}s via ${m.name}`);
+    const req = create(LeaseGrantRequestSchema, { ID: lease.id, TTL: BigInt(lease.ttlMs / 1000) });
+    this.#leaseCall(m, lease, "grant", () => m.node!.leaseGrant(req)).then(
+      () => {
+        lease.granted = true;
+        this.#log(`lease L${no} granted`);
+        const keys = r.range(1, 2);
+        for (let i = 0; i < keys; i++) this.#leasePut(lease, `L${no}k${i}`);
+        const renewForMs = r.pick([0, 2000, 5000, 10_000, 30_000]);
+        const revoke = r.chance(0.3);
+        this.#leaseKeepAlive(lease, this.#nowMs + renewForMs, revoke);
+      },
+      (e) => this.#log(`lease L${no} grant failed: ${errorText(e)}`),
+    );
+  }
+
+  #leasePut(lease: SimLease, key: string): void {
+    const m = this.#leaseMember();
+    if (!m) return;
+    lease.keys.push(key);
+    this.#leaseOfKey.set(key, lease);
+    const req = create(PutRequestSchema, {
+      key: enc.encode(key),
+      value: enc.encode(`L${lease.no}`),
+      lease: lease.id,
+    });
+    this.#leaseCall(m, lease, `put ${key}`, () => m.node!.put(req)).then(
+      (resp) => this.#log(`lease L${lease.no} put ${key} ok rev=${resp.header?.revision}`),
+      (e) => this.#log(`lease L${lease.no} put ${key} failed: ${errorText(e)}`),
+    );
+  }
+
+  /** Renews from random members every 0.5-1 s until `untilMs`, then revokes or abandons. */
+  #leaseKeepAlive(lease: SimLease, untilMs: number, revoke: boolean): void {
+    const r = this.#leaseRng;
+    const step = () => {
+      if (!this.#chaos) return;
+      if (this.#nowMs >= untilMs) {
+        if (!revoke) {
+          this.#log(`lease L${lease.no} abandoned`);
+          return;
+        }
+        const m = this.#leaseMember();
+        if (!m) return;
+        lease.revokeInvokeMs ??= this.#nowMs;
+        this.#stats.leaseRevokes++;
+        this.#log(`lease L${lease.no} revoke via ${m.name}`);
+        this.#leaseCall(m, lease, "revoke", () => m.node!.leaseRevoke(lease.id)).then(
+          () => this.#log(`lease L${lease.no} revoked`),
+          (e) => this.#log(`lease L${lease.no} revoke failed: ${errorText(e)}`),
+        );
+        return;
+      }
+      const m = this.#leaseMember();
+      if (m) {
+        const invokeMs = this.#nowMs;
+        this.#leaseCall(m, lease, "renew", () => m.node!.leaseRenew(lease.id)).then(
+          (ttl) => {
+            lease.ackedRenewInvokes.push(invokeMs);
+            lease.lastRenewEndMs = Math.max(lease.lastRenewEndMs, this.#nowMs);
+            this.#stats.leaseRenewsAcked++;
+            this.#log(`lease L${lease.no} renew@${invokeMs} via ${m.name} ok ttl=${ttl}`);
+          },
+          (e) => {
+            lease.lastRenewEndMs = Math.max(lease.lastRenewEndMs, this.#nowMs);
+            this.#log(`lease L${lease.no} renew@${invokeMs} via ${m.name} failed: ${errorText(e)}`);
+          },
+        );
+        if (r.chance(0.2)) {
+          const req = create(LeaseTimeToLiveRequestSchema, { ID: lease.id, keys: true });
+          this.#leaseCall(m, lease, "ttl", () => m.node!.leaseTimeToLive(req)).catch(() => {});
+        }
+      }
+      this.#at(r.range(500, 1000), `lease L${lease.no} renew`, step);
+    };
+    this.#at(r.range(100, 800), `lease L${lease.no} renew`, step);
+  }
+
+  /**
+   * Checker 1, no early expiry: a key of a lease nobody asked to revoke is not deleted before
+   * TTL after the invocation of the last acknowledged renew (or of the grant) invoked before the
+   * deletion, measured in the fastest lease clock of the run.
+   */
+  #checkNoEarlyExpiry(): void {
+    for (const l of this.#leases) {
+      for (const [key, atMs] of l.deletedMs) {
+        if (l.revokeInvokeMs !== null && l.revokeInvokeMs <= atMs) continue;
+        const renewedMs = Math.max(
+          l.grantInvokeMs,
+          ...l.ackedRenewInvokes.filter((t) => t < atMs),
+        );
+        const earliestMs = renewedMs + l.ttlMs * leaseClockFastest;
+        if (atMs < earliestMs) {
+          this.#fail(
+            `lease expired early: key ${key} of lease L${l.no} (ttl ${l.ttlMs / 1000}s) was ` +
+              `deleted at ${atMs}ms, but a renew invoked at ${renewedMs}ms was acknowledged ` +
+              `(no expiry before ${Math.ceil(earliestMs)}ms); acknowledged renews invoked at ` +
+              `[${l.ackedRenewInvokes.join(" ")}]`,
+          );
+          return;
+        }
+      }
+    }
+  }
+
+  /**
+   * Checker 2, no lease outlives its TTL by more than the election timeout: after the heal, once
+   * the cluster has converged (one leader, every member applied, at `stableMs`) and every lease
+   * call has settled, each lease's keys are gone by
+   * max(stableMs, its last renew's end) + (TTL + election timeout) in the slowest lease clock
+   * + 500 ms (ticks, the revoke's commit and apply), on every member.
+   */
+  async #leaseEndPhase(): Promise<void> {
+    this.#checkNoEarlyExpiry();
+    await this.#runUntil(this.#nowMs + 30_000, () => this.#leases.every((l) => l.pending === 0));
+    const stableMs = this.#nowMs;
+    let deadlineMs = stableMs;
+    const bound = new Map<SimLease, number>();
+    for (const l of this.#leases) {
+      const d = Math.max(stableMs, l.lastRenewEndMs) +
+        (l.ttlMs + electionTimeoutMs) * leaseClockSlowest + 500;
+      bound.set(l, d);
+      deadlineMs = Math.max(deadlineMs, d);
+    }
+    const held = (l: SimLease, m: Member) =>
+      m.state === "running" && m.node!.leaseLeases().leases.some((s) => s.ID === l.id);
+    const gone = (l: SimLease) =>
+      l.keys.every((k) => l.deletedMs.has(k) || !this.#maybeWritten(k)) &&
+      !this.#expected().some((m) => held(l, m));
+    for (const l of [...this.#leases].sort((a, b) => bound.get(a)! - bound.get(b)!)) {
+      await this.#runUntil(bound.get(l)!, () => gone(l));
+      // The first member to apply the deletion is seen first; let the others apply it too.
+      await this.#runUntil(this.#nowMs + 2_000, () => this.#converged());
+      for (const m of this.#expected()) {
+        if (held(l, m)) {
+          this.#fail(
+            `lease outlived its TTL: lease L${l.no} (ttl ${l.ttlMs / 1000}s, last renew ended at ` +
+              `${l.lastRenewEndMs}ms, cluster stable at ${stableMs}ms) is still on ${m.name} at ` +
+              `${this.#nowMs}ms (bound ${Math.ceil(bound.get(l)!)}ms)`,
+          );
+          return;
+        }
+        for (const key of l.keys) {
+          const resp = await m.node!.range(
+            create(RangeRequestSchema, { key: enc.encode(key), serializable: true }),
+          );
+          if (resp.kvs.length > 0) {
+            this.#fail(
+              `lease outlived its TTL: key ${key} of lease L${l.no} (ttl ${l.ttlMs / 1000}s, ` +
+                `last renew ended at ${l.lastRenewEndMs}ms, cluster stable at ${stableMs}ms) is ` +
+                `still on ${m.name} at ${this.#nowMs}ms (bound ${Math.ceil(bound.get(l)!)}ms, ` +
+                `deleted ${l.deletedMs.get(key)} seen ${this.#maybeWritten(key)})`,
+            );
+            return;
+          }
+        }
+      }
+    }
+    this.#checkNoEarlyExpiry();
+    for (const l of this.#leases) {
+      for (const atMs of l.deletedMs.values()) {
+        if (l.revokeInvokeMs === null || l.revokeInvokeMs > atMs) this.#stats.leaseKeysExpired++;
+      }
+    }
+    const leader = this.#expected().find((m) => m.node!.isLeader);
+    if (leader) {
+      for (const l of this.#leases) {
+        const ttl = await leader.node!.leaseTimeToLive(
+          create(LeaseTimeToLiveRequestSchema, { ID: l.id }),
+        );
+        if (ttl.TTL !== -1n) {
+          this.#fail(`lease L${l.no} still has TTL ${ttl.TTL}s on leader ${leader.name}`);
+          return;
+        }
+      }
+    }
+  }
+
+  /** Whether a lease key may exist: a watcher saw a PUT of it (any member). */
+  #maybeWritten(key: string): boolean {
+    return this.#leaseKeysPut.has(key);
   }
 
   // -------------------------------------------------------------------------------------------

@@ -27,6 +27,8 @@ export class WatchChecker {
   /** revision → its events as every member must report them. */
   #byRevision = new Map<number, string>();
   events = 0;
+  /** Called once per revision, when a watcher first reports it ("PUT k=v" / "DELETE k"). */
+  onRevision: ((revision: number, events: readonly string[]) => void) | null = null;
 
   /** Starts a watcher on a member incarnation that just opened. */
   attach(label: string, node: EtcdNode): void {
@@ -64,8 +66,10 @@ export class WatchChecker {
           this.events += list.length;
           const text = list.join(", ");
           const seen = this.#byRevision.get(rev);
-          if (seen === undefined) this.#byRevision.set(rev, text);
-          else if (seen !== text) {
+          if (seen === undefined) {
+            this.#byRevision.set(rev, text);
+            this.onRevision?.(rev, list);
+          } else if (seen !== text) {
             return `watchers disagree on revision ${rev}: ${w.label} saw [${text}], before [${seen}]`;
           }
         }
