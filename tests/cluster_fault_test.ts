@@ -198,6 +198,7 @@ Deno.test({
       electionTimeoutMs: 500,
       extraArgs: ["--snapshot-count", "1000"],
     });
+    const startedAt = Date.now();
     const client = new KvClient(cluster.members[0].endpoint);
     try {
       // More than the 5000 entries a leader keeps after its snapshot: the newcomer needs one.
@@ -209,6 +210,8 @@ Deno.test({
           await within(10_000, client.put(`snap/${i}`, `v${i}`));
         }
       }));
+      // etcd's strict reconfig check refuses any add until every voter has been connected 5 s.
+      await new Promise((r) => setTimeout(r, Math.max(0, startedAt + 5500 - Date.now())));
       const peerPort = freePort();
       const peerUrl = `http://127.0.0.1:${peerPort}`;
       const added = await within(
