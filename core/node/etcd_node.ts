@@ -94,6 +94,7 @@ import {
   ProposalDroppedError,
   RawNode,
   type Ready,
+  seededRandomInt,
   type Snapshot as RaftSnapshot,
   StateType,
 } from "../raft/mod.ts";
@@ -416,7 +417,7 @@ export class EtcdNode {
     }
     const heartbeatMs = config.heartbeatIntervalMs ?? 100;
     const electionTicks = Math.max(2, Math.round((config.electionTimeoutMs ?? 1000) / heartbeatMs));
-    const random = seededRandom(env.seed ?? Number(meta.memberId & 0xffffffffn));
+    const random = seededRandomInt(env.seed ?? Number(meta.memberId & 0xffffffffn));
     const raft = new RawNode({
       id: meta.memberId,
       electionTicks,
@@ -1729,19 +1730,6 @@ function isValidUrl(u: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** A small seeded PRNG (mulberry32): Raft's randomness must be reproducible in simulation. */
-export function seededRandom(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n: number) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const r = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    return Math.floor(r * n);
-  };
 }
 
 function compareAlarms(a: AlarmMember, b: AlarmMember): number {

@@ -7,7 +7,6 @@ export {
   EtcdNode,
   type NodeConfig,
   type NodeEnvironment,
-  seededRandom,
   serverVersion,
 } from "./etcd_node.ts";
 export { clusterId, idHex, memberId, parseInitialCluster } from "./ids.ts";

@@ -22,18 +22,8 @@ import {
   StateType,
 } from "./types.ts";
 
-/** A small seeded PRNG (mulberry32), so elections are reproducible. */
-export function seededRandomInt(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n: number) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const r = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    return Math.floor(r * n);
-  };
-}
+import { seededRandomInt } from "./random.ts";
+export { seededRandomInt };
 
 /** Knobs for test clusters; defaults are small and deterministic. */
 export interface TestOptions {

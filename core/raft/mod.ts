@@ -5,6 +5,7 @@
 
 export * from "./types.ts";
 export { RawNode } from "./raw_node.ts";
+export { seededRandomInt } from "./random.ts";
 export { limitSize, MemoryStorage } from "./memory_storage.ts";
 export {
   decodeConfChange,
