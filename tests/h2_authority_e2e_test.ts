@@ -1,7 +1,7 @@
 /**
  * Clients that put a URL scheme into HTTP/2's `:authority` (etcdctl 3.4 with
  * `--endpoints=http://…`, and `endpoint status --cluster`, which dials the members' client URLs)
- * against a real detcd member: see server/h2_authority.ts.
+ * against a real detcd member: detcd's HTTP/2 server (server/h2) accepts that authority.
  *
  * The etcdctl tests need etcdctl 3.4.23 on PATH; without it they are ignored, unless
  * DETCD_REQUIRE_REFERENCE=1, in which case they fail. The raw HTTP/2 test needs only detcd.

@@ -4,7 +4,7 @@
  * encoder never inserts into the peer's dynamic table, so our side of the compression state is
  * always empty and nothing needs to track the client's SETTINGS_HEADER_TABLE_SIZE.
  *
- * Moved here from server/h2_authority.ts (verified there against RFC 7541's examples).
+ * Verified against RFC 7541's examples in hpack_rfc_test.ts.
  */
 
 // HPACK (RFC 7541)
