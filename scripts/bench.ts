@@ -16,19 +16,11 @@
  * at a time, etcd then detcd, so they never compete for the CPU.
  */
 
-import { type Member, type MemberKind, REPO_ROOT, startMember } from "../tests/harness.ts";
+import { type Member, type MemberKind, startMember } from "../tests/harness.ts";
+import { ebenchPath, type EbenchResult, runEbench as ebenchRun } from "./_ebench.ts";
 
-/** One ebench result line (see ebench.go `result`). */
-interface EbenchResult {
-  op: string;
-  clients: number;
-  total: number;
-  errors: number;
-  seconds: number;
-  qps: number;
-  p50_ms: number;
-  p99_ms: number;
-  first_error?: string;
+function runEbench(ebench: string, member: Member, args: string[]): Promise<EbenchResult> {
+  return ebenchRun(ebench, member.endpoint, args, member.kind);
 }
 
 /** A workload and how its ratio is judged. */
@@ -104,53 +96,6 @@ function workloads(quick: boolean): Workload[] {
       judge: "latency",
     },
   ].map((workload) => ({ ...workload, args: [...workload.args, ...common] }) as Workload);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Finds or builds ebench. */
-async function ebenchPath(): Promise<string> {
-  const given = Deno.env.get("DETCD_EBENCH");
-  if (given !== undefined) return given;
-  const built = `${REPO_ROOT}/.bench/ebench`;
-  if (await exists(built)) return built;
-  const source = Deno.env.get("DETCD_EBENCH_SRC") ?? `${REPO_ROOT}/../shared/bench`;
-  const script = `${source}/build.sh`;
-  if (!await exists(script)) {
-    throw new Error(
-      `ebench is not built and ${script} does not exist: set DETCD_EBENCH to a built ebench or ` +
-        "DETCD_EBENCH_SRC to the directory with ebench.go and build.sh",
-    );
-  }
-  console.error(`building ebench into ${built} (needs golang-go and golang-etcd-server-dev)...`);
-  await Deno.mkdir(`${REPO_ROOT}/.bench`, { recursive: true });
-  const status = await new Deno.Command("bash", { args: [script, built] }).spawn().status;
-  if (!status.success) throw new Error(`building ebench failed (exit ${status.code})`);
-  return built;
-}
-
-async function runEbench(ebench: string, member: Member, args: string[]): Promise<EbenchResult> {
-  const output = await new Deno.Command(ebench, {
-    args: ["-endpoints", member.endpoint, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(output.stdout).trim();
-  const line = stdout.split("\n").at(-1) ?? "";
-  if (!output.success || !line.startsWith("{")) {
-    throw new Error(
-      `ebench ${args.join(" ")} against ${member.kind} failed (exit ${output.code}):\n` +
-        `${stdout}\n${new TextDecoder().decode(output.stderr)}`,
-    );
-  }
-  return JSON.parse(line) as EbenchResult;
 }
 
 /** The round with the median throughput (the lower middle one for an even count). */

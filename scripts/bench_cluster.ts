@@ -12,14 +12,11 @@
  * ebench is found like scripts/bench.ts finds it (DETCD_EBENCH or .bench/ebench).
  */
 import { type Cluster, startCluster } from "../tests/cluster_harness.ts";
-import { KvClient, type Member, type MemberKind, REPO_ROOT } from "../tests/harness.ts";
+import { KvClient, type Member, type MemberKind } from "../tests/harness.ts";
+import { ebenchPath, type EbenchResult, runEbench } from "./_ebench.ts";
 
-interface EbenchResult {
-  qps: number;
-  p50_ms: number;
-  p99_ms: number;
-  errors: number;
-  first_error?: string;
+function ebench(path: string, endpoints: string, args: string[]): Promise<EbenchResult> {
+  return runEbench(path, endpoints, args, "cluster");
 }
 
 interface Options {
@@ -54,33 +51,6 @@ function parseArgs(argv: string[]): Options {
     }
   }
   return o;
-}
-
-async function ebenchPath(): Promise<string> {
-  const fromEnv = Deno.env.get("DETCD_EBENCH");
-  if (fromEnv) return fromEnv;
-  const built = `${REPO_ROOT}/.bench/ebench`;
-  try {
-    await Deno.stat(built);
-    return built;
-  } catch {
-    throw new Error(
-      "ebench not found: run `deno task bench --quick` once (it builds .bench/ebench)",
-    );
-  }
-}
-
-async function ebench(path: string, endpoints: string, args: string[]): Promise<EbenchResult> {
-  const out = await new Deno.Command(path, {
-    args: ["-endpoints", endpoints, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
-  if (!out.success || !line.startsWith("{")) {
-    throw new Error(`ebench ${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
-  }
-  return JSON.parse(line) as EbenchResult;
 }
 
 async function leaderOf(members: Member[]): Promise<bigint> {
