@@ -281,6 +281,12 @@ Deno.test({
             { ID: added.member!.ID },
           ),
         );
+        // The promotion is applied on the learner a moment after the leader answered (as in
+        // etcd, a member still serves as a learner until it has applied its own promotion).
+        const promotedBy = Date.now() + 5000;
+        while ((await within(2000, learnerClient.status())).isLearner && Date.now() < promotedBy) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
         const promoted = await within(5000, learnerClient.range("snap/1"));
         assertEquals(new TextDecoder().decode(promoted.kvs[0].value), "v1");
         const hashes = await Promise.all(cluster.members.map(async (m) => {
