@@ -13,6 +13,7 @@
  */
 
 import assert from "node:assert/strict";
+import { freePort } from "./harness.ts";
 
 const repoRoot = new URL("..", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -47,13 +48,6 @@ const etcdBin = which("etcd");
 const etcdctlBin = which("etcdctl");
 const missing = [!etcdBin && "etcd", !etcdctlBin && "etcdctl"].filter(Boolean);
 const requireReference = Deno.env.get("DETCD_REQUIRE_REFERENCE") === "1";
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 /** A single-member etcd on 127.0.0.1 in its own temporary data directory. */
 class Etcd {

@@ -123,8 +123,21 @@ function asClusterMember(member: Member): ClusterMember {
   return Object.assign(member, { peerUrl: `http://127.0.0.1:${member.peerPort}` });
 }
 
-/** Starts an N-member cluster with a static `--initial-cluster` and waits for a leader. */
+/**
+ * Starts an N-member cluster with a static `--initial-cluster` and waits for a leader. When another
+ * process took one of the chosen ports before a member bound it, starts over with new ports.
+ */
 export async function startCluster(options: StartClusterOptions): Promise<Cluster> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await startClusterOnce(options);
+    } catch (error) {
+      if (attempt >= 3 || !/address already in use/i.test(`${error}`)) throw error;
+    }
+  }
+}
+
+async function startClusterOnce(options: StartClusterOptions): Promise<Cluster> {
   const prefix = options.namePrefix ?? "etcd";
   const token = options.token ?? "detcd-test-cluster";
   const dir = await Deno.makeTempDir({ prefix: `detcd-cluster-${options.kind}-` });

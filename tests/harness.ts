@@ -127,15 +127,44 @@ export function requireDetcd(): Requirement {
 // ---------------------------------------------------------------------------------------------
 // Ports and processes
 
+/** Ports handed out by {@link freePort} in this process, never handed out twice. */
+const handedOutPorts = new Set<number>();
+
+/** The kernel's ephemeral port range (outgoing connections take their source ports from it). */
+function ephemeralRange(): [number, number] {
+  try {
+    const [low, high] = Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range").trim()
+      .split(/\s+/).map(Number);
+    if (low > 0 && high >= low) return [low, high];
+  } catch {
+    // not Linux, or no /proc: assume the IANA range
+  }
+  return [49152, 65535];
+}
+
 /**
- * A currently free loopback port. The kernel picks it; we release it at once, so another process
- * could take it before we use it, which is rare enough on a test machine.
+ * A currently free loopback port for a member to listen on. Chosen at random below the kernel's
+ * ephemeral range: a port the kernel hands out for port 0 is also what the next outgoing connection
+ * may take as its source port, and with hundreds of client connections in a parallel test run that
+ * happened (EADDRINUSE at startup). The port is checked free and released, so another process can
+ * still take it before the member binds it; {@link startMember} retries with new ports then.
  */
 export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
+  const [ephemeralLow] = ephemeralRange();
+  const high = Math.min(ephemeralLow - 1, 32_767);
+  const low = Math.max(10_000, high - 20_000);
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low + 1));
+    if (handedOutPorts.has(port)) continue;
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+    } catch {
+      continue;
+    }
+    handedOutPorts.add(port);
+    return port;
+  }
+  throw new Error(`no free port found in ${low}..${high}`);
 }
 
 /** The environment for child processes: ours minus ETCD_* and ETCDCTL_*, which would change them. */
@@ -197,6 +226,8 @@ export interface StartMemberOptions {
   readyTimeoutMs?: number;
   /** Extra environment for the server process. */
   env?: Record<string, string>;
+  /** Restarts with new ports when a port we chose was taken before the bind (default 3). */
+  portRetries?: number;
 }
 
 /** A running (or killed, restartable) member and what a test needs to reach it. */
@@ -461,6 +492,11 @@ export async function startMember(options: StartMemberOptions): Promise<Member> 
     await member.spawn();
   } catch (error) {
     await member.stop();
+    const portsOurs = options.clientPort === undefined && options.peerPort === undefined;
+    if (portsOurs && (options.portRetries ?? 3) > 0 && /address already in use/i.test(`${error}`)) {
+      // Another process took a port between freePort() and the member's bind: new ports.
+      return startMember({ ...options, portRetries: (options.portRetries ?? 3) - 1 });
+    }
     throw error;
   }
   return member;
