@@ -1,0 +1,628 @@
+/**
+ * A codec for the bbolt (bolt DB 1.3.x) file format, so that detcd can stream a snapshot that real
+ * `etcdctl snapshot status|restore` open as etcd's own backend file, and read one that real etcd
+ * produced. Pure: bytes in, bytes out; no I/O, no clock.
+ *
+ * Only what etcd uses is supported: top-level buckets holding plain key/value pairs (no nested
+ * buckets). The encoder always writes buckets as separate (non-inline) page trees; the decoder also
+ * understands inline buckets, branch pages, overflow pages and the freelist page.
+ *
+ * Layout facts (bbolt 1.3.6, little endian): every page starts with a 16-byte header
+ * {id u64, flags u16, count u16, overflow u32}; pages 0 and 1 are meta pages; a leaf element is
+ * {flags u32, pos u32, ksize u32, vsize u32} and a branch element {pos u32, ksize u32, pgid u64},
+ * where `pos` counts from the element itself to its key (the value follows the key).
+ */
+
+/** One top-level bucket: its name and its key/value pairs. */
+export interface BoltBucket {
+  name: Uint8Array;
+  entries: Array<[key: Uint8Array, value: Uint8Array]>;
+}
+
+/** Knobs of the encoder; the defaults match what etcd writes on Linux/amd64. */
+export interface EncodeBoltOptions {
+  /** Bytes per page: a power of two in [1024, 65536]; 4096 when absent. */
+  pageSize?: number;
+  /** Transaction id recorded in the newer meta page (the other gets txid - 1); 1 when absent. */
+  txid?: number;
+}
+
+/** Raised when a file is not a bbolt database we can read (corrupt, truncated, unsupported). */
+export class BoltFormatError extends Error {
+  constructor(message: string) {
+    super(`bbolt: ${message}`);
+    this.name = "BoltFormatError";
+  }
+}
+
+const boltMagic = 0xed0cdaed;
+const boltVersion = 2;
+const pageHeaderBytes = 16;
+const elementBytes = 16; // leaf and branch elements are both 16 bytes
+const bucketHeaderBytes = 16; // {root pgid u64, sequence u64}
+const metaChecksumOffset = 56; // the checksum covers the meta fields before it
+const metaBytes = 64;
+const branchPageFlag = 0x01;
+const leafPageFlag = 0x02;
+const metaPageFlag = 0x04;
+const freelistPageFlag = 0x10;
+const bucketLeafFlag = 0x01;
+const maxElementsPerPage = 0xfffe; // page.count is u16; 0xffff is the freelist's escape value
+const maxTreeDepth = 64;
+const twoTo32 = 0x1_0000_0000;
+
+/** Bytewise comparison, as bbolt orders keys (bytes.Compare). */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
+    const d = a[i] - b[i];
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+/** compareBytes over two ranges of one buffer, without making views. */
+function compareRanges(
+  bytes: Uint8Array,
+  aStart: number,
+  aSize: number,
+  bStart: number,
+  bSize: number,
+): number {
+  const n = aSize < bSize ? aSize : bSize;
+  for (let i = 0; i < n; i++) {
+    const d = bytes[aStart + i] - bytes[bStart + i];
+    if (d !== 0) return d;
+  }
+  return aSize - bSize;
+}
+
+/** FNV-1a 64-bit over `bytes`, the checksum bbolt stores in its meta pages. */
+function fnv64a(bytes: Uint8Array): bigint {
+  // Split into 16-bit limbs would be faster; 56 bytes twice per file does not warrant it.
+  let h = 0xcbf29ce484222325n;
+  for (let i = 0; i < bytes.length; i++) {
+    h ^= BigInt(bytes[i]);
+    h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return h;
+}
+
+function setU64(view: DataView, offset: number, value: number): void {
+  view.setUint32(offset, value >>> 0, true);
+  view.setUint32(offset + 4, Math.floor(value / twoTo32), true);
+}
+
+/** Reads a u64 that must fit a JS number safely (page ids, txids); larger values are corrupt. */
+function getU64(view: DataView, offset: number, what: string): number {
+  const lo = view.getUint32(offset, true);
+  const hi = view.getUint32(offset + 4, true);
+  if (hi > 0x1fffff) {
+    throw new BoltFormatError(`${what} out of range (high word 0x${hi.toString(16)})`);
+  }
+  return hi * twoTo32 + lo;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoder
+
+interface LeafPlan {
+  kind: "leaf";
+  pgid: number;
+  pageCount: number;
+  keys: Uint8Array[];
+  values: Uint8Array[];
+  start: number;
+  end: number;
+  elementFlags: number;
+}
+
+interface BranchPlan {
+  kind: "branch";
+  pgid: number;
+  pageCount: number;
+  keys: Uint8Array[];
+  children: number[];
+}
+
+type PagePlan = LeafPlan | BranchPlan;
+
+class PageAllocator {
+  next = 3; // 0 and 1: meta pages; 2: freelist
+  readonly plans: PagePlan[] = [];
+  constructor(readonly pageSize: number) {}
+
+  take(bytes: number): { pgid: number; pageCount: number } {
+    const pageCount = Math.max(1, Math.ceil(bytes / this.pageSize));
+    const pgid = this.next;
+    this.next += pageCount;
+    return { pgid, pageCount };
+  }
+}
+
+/** Plans the pages of one B+tree holding sorted `keys`/`values`; returns the root page id. */
+function planTree(
+  alloc: PageAllocator,
+  keys: Uint8Array[],
+  values: Uint8Array[],
+  elementFlags: number,
+): number {
+  const pageSize = alloc.pageSize;
+  // Leaves: pack greedily; an element that does not fit starts a new page, and an element larger
+  // than a page sits alone on a page with overflow pages.
+  let level: Array<{ key: Uint8Array; pgid: number }> = [];
+  const addLeaf = (start: number, end: number, bytes: number) => {
+    const { pgid, pageCount } = alloc.take(bytes);
+    alloc.plans.push({ kind: "leaf", pgid, pageCount, keys, values, start, end, elementFlags });
+    level.push({ key: keys[start] ?? new Uint8Array(0), pgid });
+  };
+  let start = 0;
+  let bytes = pageHeaderBytes;
+  for (let i = 0; i < keys.length; i++) {
+    const size = elementBytes + keys[i].length + values[i].length;
+    if (i > start && (bytes + size > pageSize || i - start >= maxElementsPerPage)) {
+      addLeaf(start, i, bytes);
+      start = i;
+      bytes = pageHeaderBytes;
+    }
+    bytes += size;
+  }
+  addLeaf(start, keys.length, bytes);
+
+  // Branch levels until a single page remains.
+  while (level.length > 1) {
+    const upper: Array<{ key: Uint8Array; pgid: number }> = [];
+    let first = 0;
+    let size = pageHeaderBytes;
+    const addBranch = (from: number, to: number, pageBytes: number) => {
+      const { pgid, pageCount } = alloc.take(pageBytes);
+      const slice = level.slice(from, to);
+      alloc.plans.push({
+        kind: "branch",
+        pgid,
+        pageCount,
+        keys: slice.map((c) => c.key),
+        children: slice.map((c) => c.pgid),
+      });
+      upper.push({ key: level[from].key, pgid });
+    };
+    for (let i = 0; i < level.length; i++) {
+      const s = elementBytes + level[i].key.length;
+      // At least two children per branch page so that every level shrinks.
+      if (i - first >= 2 && (size + s > pageSize || i - first >= maxElementsPerPage)) {
+        addBranch(first, i, size);
+        first = i;
+        size = pageHeaderBytes;
+      }
+      size += s;
+    }
+    addBranch(first, level.length, size);
+    level = upper;
+  }
+  return level[0].pgid;
+}
+
+function writePageHeader(
+  view: DataView,
+  offset: number,
+  pgid: number,
+  flags: number,
+  count: number,
+  overflow: number,
+): void {
+  setU64(view, offset, pgid);
+  view.setUint16(offset + 8, flags, true);
+  view.setUint16(offset + 10, count, true);
+  view.setUint32(offset + 12, overflow, true);
+}
+
+function writePlan(out: Uint8Array, view: DataView, pageSize: number, plan: PagePlan): void {
+  const base = plan.pgid * pageSize;
+  if (plan.kind === "leaf") {
+    const count = plan.end - plan.start;
+    writePageHeader(view, base, plan.pgid, leafPageFlag, count, plan.pageCount - 1);
+    let data = base + pageHeaderBytes + count * elementBytes;
+    for (let i = 0; i < count; i++) {
+      const key = plan.keys[plan.start + i];
+      const value = plan.values[plan.start + i];
+      const element = base + pageHeaderBytes + i * elementBytes;
+      view.setUint32(element, plan.elementFlags, true);
+      view.setUint32(element + 4, data - element, true);
+      view.setUint32(element + 8, key.length, true);
+      view.setUint32(element + 12, value.length, true);
+      out.set(key, data);
+      data += key.length;
+      out.set(value, data);
+      data += value.length;
+    }
+  } else {
+    const count = plan.keys.length;
+    writePageHeader(view, base, plan.pgid, branchPageFlag, count, plan.pageCount - 1);
+    let data = base + pageHeaderBytes + count * elementBytes;
+    for (let i = 0; i < count; i++) {
+      const key = plan.keys[i];
+      const element = base + pageHeaderBytes + i * elementBytes;
+      view.setUint32(element, data - element, true);
+      view.setUint32(element + 4, key.length, true);
+      setU64(view, element + 8, plan.children[i]);
+      out.set(key, data);
+      data += key.length;
+    }
+  }
+}
+
+function writeMeta(
+  out: Uint8Array,
+  view: DataView,
+  pageSize: number,
+  pageId: 0 | 1,
+  meta: { rootPgid: number; freelistPgid: number; highWaterMark: number; txid: number },
+): void {
+  const base = pageId * pageSize;
+  writePageHeader(view, base, pageId, metaPageFlag, 0, 0);
+  const m = base + pageHeaderBytes;
+  view.setUint32(m, boltMagic, true);
+  view.setUint32(m + 4, boltVersion, true);
+  view.setUint32(m + 8, pageSize, true);
+  view.setUint32(m + 12, 0, true); // flags
+  setU64(view, m + 16, meta.rootPgid);
+  setU64(view, m + 24, 0); // root bucket sequence
+  setU64(view, m + 32, meta.freelistPgid);
+  setU64(view, m + 40, meta.highWaterMark);
+  setU64(view, m + 48, meta.txid);
+  const sum = fnv64a(out.subarray(m, m + metaChecksumOffset));
+  view.setBigUint64(m + metaChecksumOffset, sum, true);
+}
+
+function sortedEntries(bucket: BoltBucket): { keys: Uint8Array[]; values: Uint8Array[] } {
+  let entries = bucket.entries;
+  let sorted = true;
+  for (let i = 1; i < entries.length; i++) {
+    if (compareBytes(entries[i - 1][0], entries[i][0]) >= 0) {
+      sorted = false;
+      break;
+    }
+  }
+  if (!sorted) {
+    entries = entries.slice().sort((a, b) => compareBytes(a[0], b[0]));
+    for (let i = 1; i < entries.length; i++) {
+      if (compareBytes(entries[i - 1][0], entries[i][0]) === 0) {
+        throw new BoltFormatError(`duplicate key in bucket ${JSON.stringify(text(bucket.name))}`);
+      }
+    }
+  }
+  const keys = new Array<Uint8Array>(entries.length);
+  const values = new Array<Uint8Array>(entries.length);
+  for (let i = 0; i < entries.length; i++) {
+    keys[i] = entries[i][0];
+    values[i] = entries[i][1];
+  }
+  return { keys, values };
+}
+
+function text(bytes: Uint8Array): string {
+  return new TextDecoder().decode(bytes);
+}
+
+/**
+ * Builds a complete bbolt database file holding `buckets` (top-level only). The file is what
+ * bbolt's `Tx.WriteTo` would stream: two meta pages, an empty freelist page, then the trees,
+ * padded to whole pages; `tx.Check()` finds every page reachable exactly once.
+ */
+export function encodeBolt(buckets: BoltBucket[], options: EncodeBoltOptions = {}): Uint8Array {
+  const pageSize = options.pageSize ?? 4096;
+  const txid = options.txid ?? 1;
+  if (
+    !Number.isInteger(pageSize) || pageSize < 1024 || pageSize > 65536 ||
+    (pageSize & (pageSize - 1)) !== 0
+  ) {
+    throw new RangeError(`bbolt: page size ${pageSize} is not a power of two in [1024, 65536]`);
+  }
+  if (!Number.isSafeInteger(txid) || txid < 1) {
+    throw new RangeError(`bbolt: txid ${txid} must be a positive integer`);
+  }
+  const ordered = buckets.slice().sort((a, b) => compareBytes(a.name, b.name));
+  for (let i = 0; i < ordered.length; i++) {
+    if (ordered[i].name.length === 0) throw new BoltFormatError("bucket name must not be empty");
+    if (i > 0 && compareBytes(ordered[i - 1].name, ordered[i].name) === 0) {
+      throw new BoltFormatError(`duplicate bucket ${JSON.stringify(text(ordered[i].name))}`);
+    }
+  }
+  const alloc = new PageAllocator(pageSize);
+  const names: Uint8Array[] = [];
+  const headers: Uint8Array[] = [];
+  for (const bucket of ordered) {
+    const { keys, values } = sortedEntries(bucket);
+    for (const key of keys) {
+      if (key.length === 0) {
+        throw new BoltFormatError(`empty key in bucket ${JSON.stringify(text(bucket.name))}`);
+      }
+    }
+    const root = planTree(alloc, keys, values, 0);
+    const header = new Uint8Array(bucketHeaderBytes);
+    setU64(new DataView(header.buffer), 0, root); // sequence stays 0
+    names.push(bucket.name);
+    headers.push(header);
+  }
+  const rootPgid = planTree(alloc, names, headers, bucketLeafFlag);
+  const highWaterMark = alloc.next;
+
+  const out = new Uint8Array(highWaterMark * pageSize);
+  const view = new DataView(out.buffer);
+  const meta = { rootPgid, freelistPgid: 2, highWaterMark, txid };
+  // bbolt writes transaction t's meta to page t % 2; the other page keeps the previous one.
+  writeMeta(out, view, pageSize, (txid % 2) as 0 | 1, meta);
+  writeMeta(out, view, pageSize, ((txid + 1) % 2) as 0 | 1, { ...meta, txid: txid - 1 });
+  writePageHeader(view, 2 * pageSize, 2, freelistPageFlag, 0, 0);
+  for (const plan of alloc.plans) writePlan(out, view, pageSize, plan);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoder
+
+interface Meta {
+  pageSize: number;
+  rootPgid: number;
+  freelistPgid: number | null; // null: bbolt's pgidNoFreelist (NoFreelistSync)
+  highWaterMark: number;
+  txid: bigint;
+}
+
+/** Parses and validates the meta at `offset` (the start of a meta page); a string on failure. */
+function readMeta(file: Uint8Array, offset: number): Meta | string {
+  if (offset + pageHeaderBytes + metaBytes > file.length) return "file too short for a meta page";
+  const view = new DataView(file.buffer, file.byteOffset + offset, pageHeaderBytes + metaBytes);
+  const m = pageHeaderBytes;
+  if (view.getUint32(m, true) !== boltMagic) return "invalid magic";
+  if (view.getUint32(m + 4, true) !== boltVersion) {
+    return `unsupported version ${view.getUint32(m + 4, true)}`;
+  }
+  const checksum = view.getBigUint64(m + metaChecksumOffset, true);
+  const body = file.subarray(offset + m, offset + m + metaChecksumOffset);
+  // bbolt accepts a zero checksum (files from before checksums existed).
+  if (checksum !== 0n && checksum !== fnv64a(body)) return "meta checksum mismatch";
+  const pageSize = view.getUint32(m + 8, true);
+  if (pageSize < 512 || pageSize > 1 << 20 || (pageSize & (pageSize - 1)) !== 0) {
+    return `invalid page size ${pageSize}`;
+  }
+  try {
+    const freelistLo = view.getUint32(m + 32, true);
+    const freelistHi = view.getUint32(m + 36, true);
+    const noFreelist = freelistLo === 0xffffffff && freelistHi === 0xffffffff;
+    return {
+      pageSize,
+      rootPgid: getU64(view, m + 16, "root page id"),
+      freelistPgid: noFreelist ? null : getU64(view, m + 32, "freelist page id"),
+      highWaterMark: getU64(view, m + 40, "high water mark"),
+      txid: view.getBigUint64(m + 48, true),
+    };
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+function chooseMeta(file: Uint8Array): Meta {
+  if (file.length < 1024) {
+    throw new BoltFormatError(`file too small (${file.length} bytes) to be a bbolt database`);
+  }
+  const meta0 = readMeta(file, 0);
+  let meta1: Meta | string = "not found";
+  if (typeof meta0 !== "string") {
+    meta1 = readMeta(file, meta0.pageSize);
+    if (typeof meta1 !== "string" && meta1.pageSize !== meta0.pageSize) {
+      meta1 = "page size differs from meta 0";
+    }
+  } else {
+    // Meta 0 is unreadable: find meta 1 at the page size it claims for itself.
+    for (const size of [4096, 512, 1024, 2048, 8192, 16384, 32768, 65536]) {
+      const candidate = readMeta(file, size);
+      if (typeof candidate !== "string" && candidate.pageSize === size) {
+        meta1 = candidate;
+        break;
+      }
+    }
+  }
+  const valid = [meta0, meta1].filter((m): m is Meta => typeof m !== "string");
+  if (valid.length === 0) {
+    throw new BoltFormatError(`no valid meta page (meta 0: ${meta0}; meta 1: ${meta1})`);
+  }
+  const meta = valid.length === 2 && valid[1].txid > valid[0].txid ? valid[1] : valid[0];
+  const needed = meta.highWaterMark * meta.pageSize;
+  if (meta.highWaterMark < 3 || meta.highWaterMark > Math.floor(file.length / meta.pageSize)) {
+    throw new BoltFormatError(
+      `file truncated or corrupt: meta says ${meta.highWaterMark} pages of ${meta.pageSize} bytes ` +
+        `(${needed} bytes) but the file has ${file.length} bytes`,
+    );
+  }
+  if (meta.rootPgid < 2 || meta.rootPgid >= meta.highWaterMark) {
+    throw new BoltFormatError(`root page id ${meta.rootPgid} outside [2, ${meta.highWaterMark})`);
+  }
+  return meta;
+}
+
+/** A page (or an inline bucket's fake page) located in the file, bounds already checked. */
+interface PageView {
+  flags: number;
+  count: number;
+  /** Absolute offset of the page header. */
+  start: number;
+  /** Absolute end (exclusive) of the bytes the page may reference. */
+  end: number;
+}
+
+class Reader {
+  readonly view: DataView;
+  readonly visited = new Set<number>();
+  constructor(readonly file: Uint8Array, readonly meta: Meta) {
+    this.view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  }
+
+  /** Locates page `pgid` of a tree, refusing out-of-range ids, bad headers and second visits. */
+  page(pgid: number): PageView {
+    const { pageSize, highWaterMark } = this.meta;
+    if (pgid < 2 || pgid >= highWaterMark) {
+      throw new BoltFormatError(`page id ${pgid} outside [2, ${highWaterMark})`);
+    }
+    if (this.visited.has(pgid)) {
+      throw new BoltFormatError(`page ${pgid} referenced twice (cycle or shared page)`);
+    }
+    this.visited.add(pgid);
+    const start = pgid * pageSize;
+    const id = getU64(this.view, start, `id of page ${pgid}`);
+    if (id !== pgid) throw new BoltFormatError(`page ${pgid} has id ${id} in its header`);
+    const flags = this.view.getUint16(start + 8, true);
+    const count = this.view.getUint16(start + 10, true);
+    const overflow = this.view.getUint32(start + 12, true);
+    if (pgid + overflow >= highWaterMark) {
+      throw new BoltFormatError(`page ${pgid} overflows past the high water mark`);
+    }
+    return { flags, count, start, end: start + (overflow + 1) * pageSize };
+  }
+
+  /** Calls `visit` with the file offsets of every leaf element under `page`, in key order. */
+  walk(
+    page: PageView,
+    depth: number,
+    visit: (keyStart: number, keySize: number, valueSize: number, flags: number) => void,
+  ): void {
+    if (depth > maxTreeDepth) throw new BoltFormatError(`tree deeper than ${maxTreeDepth} levels`);
+    const { start, end, count } = page;
+    if (start + pageHeaderBytes + count * elementBytes > end) {
+      throw new BoltFormatError(`page at offset ${start}: ${count} elements do not fit`);
+    }
+    const view = this.view;
+    if (page.flags & leafPageFlag) {
+      for (let i = 0; i < count; i++) {
+        const element = start + pageHeaderBytes + i * elementBytes;
+        const flags = view.getUint32(element, true);
+        const pos = view.getUint32(element + 4, true);
+        const keySize = view.getUint32(element + 8, true);
+        const valueSize = view.getUint32(element + 12, true);
+        const keyStart = element + pos;
+        if (keyStart + keySize + valueSize > end) {
+          throw new BoltFormatError(`page at offset ${start}: element ${i} points past the page`);
+        }
+        visit(keyStart, keySize, valueSize, flags);
+      }
+    } else if (page.flags & branchPageFlag) {
+      if (count === 0) throw new BoltFormatError(`branch page at offset ${start} is empty`);
+      for (let i = 0; i < count; i++) {
+        const element = start + pageHeaderBytes + i * elementBytes;
+        const pos = view.getUint32(element, true);
+        const keySize = view.getUint32(element + 4, true);
+        if (element + pos + keySize > end) {
+          throw new BoltFormatError(`page at offset ${start}: element ${i} points past the page`);
+        }
+        const child = getU64(view, element + 8, `child of page at offset ${start}`);
+        this.walk(this.page(child), depth + 1, visit);
+      }
+    } else {
+      throw new BoltFormatError(
+        `page at offset ${start} has flags 0x${page.flags.toString(16)}, not a branch or leaf`,
+      );
+    }
+  }
+
+  checkFreelist(): void {
+    const { freelistPgid, highWaterMark } = this.meta;
+    if (freelistPgid === null) return;
+    if (freelistPgid < 2 || freelistPgid >= highWaterMark) {
+      throw new BoltFormatError(`freelist page id ${freelistPgid} outside [2, ${highWaterMark})`);
+    }
+    const page = this.page(freelistPgid);
+    if (!(page.flags & freelistPageFlag)) {
+      throw new BoltFormatError(`freelist page ${freelistPgid} is not a freelist page`);
+    }
+    let first = page.start + pageHeaderBytes;
+    let count = page.count;
+    if (count === 0xffff) {
+      if (first + 8 > page.end) throw new BoltFormatError("freelist count does not fit");
+      count = getU64(this.view, first, "freelist count");
+      first += 8;
+    }
+    if (count > highWaterMark || first + count * 8 > page.end) {
+      throw new BoltFormatError(`freelist of ${count} ids does not fit its page`);
+    }
+    for (let i = 0; i < count; i++) {
+      const id = getU64(this.view, first + i * 8, "free page id");
+      if (id < 2 || id >= highWaterMark) {
+        throw new BoltFormatError(`free page id ${id} outside [2, ${highWaterMark})`);
+      }
+    }
+  }
+}
+
+/**
+ * Reads every top-level bucket of a bbolt database file (trailing bytes after the last page, such
+ * as etcd's sha256 snapshot trailer, are ignored). Uses the valid meta page with the higher txid.
+ * Keys and values are views into one private copy of `file`, so later changes to `file` do not
+ * show through (and a decoded entry keeps that copy alive). Throws BoltFormatError on anything
+ * inconsistent; work is bounded by the file size since no page is visited twice.
+ */
+export function decodeBolt(file: Uint8Array): BoltBucket[] {
+  const meta = chooseMeta(file);
+  const reader = new Reader(file, meta);
+  reader.checkFreelist();
+  const rootEntries: Array<[Uint8Array, Uint8Array, number]> = [];
+  reader.walk(reader.page(meta.rootPgid), 0, (at, keySize, valueSize, flags) => {
+    const key = file.subarray(at, at + keySize);
+    rootEntries.push([key, file.subarray(at + keySize, at + keySize + valueSize), flags]);
+  });
+  // One copy of the file backs every returned key and value: allocating a separate buffer per key
+  // costs several times more than the copy.
+  const owned = file.slice();
+  const buckets: BoltBucket[] = [];
+  let previousName: Uint8Array | null = null;
+  for (const [name, value, flags] of rootEntries) {
+    const label = JSON.stringify(text(name));
+    if (!(flags & bucketLeafFlag)) {
+      throw new BoltFormatError(`top-level key ${label} is not a bucket`);
+    }
+    if (previousName && compareBytes(previousName, name) >= 0) {
+      throw new BoltFormatError(`bucket names out of order at ${label}`);
+    }
+    previousName = name;
+    if (value.length < bucketHeaderBytes) {
+      throw new BoltFormatError(`bucket ${label} header is ${value.length} bytes`);
+    }
+    const headerView = new DataView(value.buffer, value.byteOffset, bucketHeaderBytes);
+    const root = getU64(headerView, 0, `root of bucket ${label}`);
+    let page: PageView;
+    if (root === 0) {
+      // Inline bucket: a leaf page embedded in the value after the bucket header.
+      const start = value.byteOffset - file.byteOffset + bucketHeaderBytes;
+      const end = value.byteOffset - file.byteOffset + value.length;
+      if (end - start < pageHeaderBytes) {
+        throw new BoltFormatError(`inline bucket ${label} is too short`);
+      }
+      const flags = reader.view.getUint16(start + 8, true);
+      if (!(flags & leafPageFlag)) {
+        throw new BoltFormatError(`inline bucket ${label} page is not a leaf`);
+      }
+      page = { flags, count: reader.view.getUint16(start + 10, true), start, end };
+    } else {
+      page = reader.page(root);
+    }
+    const entries: Array<[Uint8Array, Uint8Array]> = [];
+    let previousStart = -1;
+    let previousSize = 0;
+    reader.walk(page, 0, (at, keySize, valueSize, flags) => {
+      if (flags & bucketLeafFlag) {
+        throw new BoltFormatError(`bucket ${label} holds a nested bucket (unsupported)`);
+      }
+      if (
+        previousStart >= 0 && compareRanges(file, previousStart, previousSize, at, keySize) >= 0
+      ) {
+        throw new BoltFormatError(`keys out of order in bucket ${label}`);
+      }
+      previousStart = at;
+      previousSize = keySize;
+      const valueEnd = at + keySize + valueSize;
+      entries.push([owned.subarray(at, at + keySize), owned.subarray(at + keySize, valueEnd)]);
+    });
+    const nameAt = name.byteOffset - file.byteOffset;
+    buckets.push({ name: owned.subarray(nameAt, nameAt + name.length), entries });
+  }
+  return buckets;
+}
