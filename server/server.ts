@@ -187,7 +187,7 @@ export async function startServer(
     maxRequestBytes: config.maxRequestBytes,
     progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
     electionTimeoutMs: config.electionTimeoutMs,
-  });
+  }, logger);
   const routes = http1Routes(opened);
   const servers: net.Server[] = [];
   const pools: WorkerPool[] = [];

@@ -2,6 +2,8 @@ import { create, type DescMessage } from "@bufbuild/protobuf";
 import { Cluster, KV, Maintenance, MemberListResponseSchema } from "../gen/etcdserverpb/rpc_pb.ts";
 import type { EtcdNode } from "../core/node/mod.ts";
 import { watchMethod, type WatchServiceOptions } from "./watch_service.ts";
+import { snapshotMethod } from "./snapshot_service.ts";
+import type { Logger } from "../core/log.ts";
 import { Errors, EtcdError } from "../core/errors.ts";
 import {
   Lease,
@@ -92,6 +94,7 @@ function leaseKeepAlive(node: EtcdNode): [string, AnyMethod] {
 export function etcdServices(
   node: EtcdNode,
   watchOptions: WatchServiceOptions = {},
+  logger?: Logger,
 ): MethodTable {
   const kv = KV.method;
   const maintenance = Maintenance.method;
@@ -118,6 +121,7 @@ export function etcdServices(
       (req) => node.alarm(req),
     ),
     unary(maintenance.hashKV, (req) => node.hashKV(req)),
+    snapshotMethod(node, logger),
     unary(Lease.method.leaseGrant, (req) => node.leaseGrant(req)),
     unary(Lease.method.leaseRevoke, (req) => node.leaseRevoke(req.ID)),
     unary(Lease.method.leaseTimeToLive, (req) => node.leaseTimeToLive(req)),

@@ -1,3 +1,4 @@
+import type { BackendState } from "../snapshot/etcd_db.ts";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   ClusterVersionSchema,
@@ -724,6 +725,26 @@ export class EtcdNode {
       hash: result.hash,
       compactRevision: BigInt(result.compactRevision),
     });
+  }
+
+  /**
+   * The applied state as etcd's backend database holds it (Maintenance.Snapshot streams it as a
+   * bbolt file). Taken synchronously, so it is one consistent point: the last applied index.
+   */
+  backendState(): BackendState {
+    return {
+      mvcc: this.#mvcc.encodeSnapshot(),
+      leases: this.#lessor.records().map((l) => ({
+        id: l.id,
+        ttl: l.ttlSeconds,
+        remainingTtl: l.remainingTtlSeconds,
+      })),
+      alarms: this.#alarms,
+      members: this.#membership.list(),
+      removed: this.#membership.removedIds(),
+      clusterVersion: this.#membership.clusterVersion,
+      consistentIndex: this.#appliedIndex,
+    };
   }
 
   /** Maintenance.Status for this member. */
