@@ -449,6 +449,8 @@ export class EtcdNode {
       node.#restoreState(state);
       node.#term = snapshot.term;
     }
+    // Raft reports the commit index only when it changes: start from what the disk says.
+    node.#commitIndex = Math.max(storage.initialState().hardState.commit, snapshotIndex);
     if (fresh && config.initialClusterState === "new") {
       const initial = parseInitialCluster(config.initialCluster);
       raft.bootstrap(initial.map((m) => {
@@ -1688,7 +1690,7 @@ function leaseRecords(state: NodeSnapshot) {
 }
 
 /** The data dir's identity on first start. */
-function bootstrapMeta(config: NodeConfig, env: NodeEnvironment): MemberMeta {
+export function bootstrapMeta(config: NodeConfig, env: NodeEnvironment): MemberMeta {
   const initial = parseInitialCluster(config.initialCluster);
   const self = initial.find((m) => m.name === config.name);
   if (!self) {

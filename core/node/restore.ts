@@ -1,0 +1,125 @@
+/**
+ * `snapshot restore`: a new member data dir from a backend snapshot, as etcd's v3 snapshot
+ * manager builds one. The key space, leases and alarms come from the snapshot; the membership is
+ * the new cluster of `--initial-cluster` (IDs derived from the peer URLs and the cluster token, as
+ * for a new cluster). The member's log starts with a snapshot at index N (N = number of members)
+ * and term 1, with N committed, exactly where etcd's restored WAL and snap leave a member: the
+ * first leader then gets term 2, and every member of the new cluster starts from the same state.
+ *
+ * The data dir must not exist (etcd: `data-dir "X" exists`; the CLI checks, and this refuses a
+ * dir that holds a member), so a restore never overwrites a member's data.
+ */
+
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  LeaseRecordSchema,
+  MemberMetaSchema,
+  MemberRecordSchema,
+  NodeSnapshotSchema,
+} from "../../gen/detcdpb/internal_pb.ts";
+import type { AlarmMember } from "../../gen/etcdserverpb/rpc_pb.ts";
+import type { Disk } from "../storage/disk.ts";
+import { Snapshotter } from "../storage/snapshot.ts";
+import { Wal, walHardState, walSnapshotMarker } from "../storage/wal.ts";
+import { bootstrapMeta } from "./etcd_node.ts";
+import { memberId, parseInitialCluster } from "./ids.ts";
+
+/** The restore flags of etcdctl (`snapshot restore`). */
+export interface RestoreOptions {
+  name: string;
+  dataDir: string;
+  initialCluster: string;
+  initialClusterToken: string;
+  initialAdvertisePeerUrls: string[];
+}
+
+/** The state a snapshot carries into the new member. */
+export interface RestoredContent {
+  /** MvccStore.encodeSnapshot() bytes. */
+  mvcc: Uint8Array;
+  leases: { id: bigint; ttl: bigint; remainingTtl: bigint }[];
+  alarms: AlarmMember[];
+}
+
+/** The new member's identity and the cluster it was restored into. */
+export interface RestoreResult {
+  clusterId: bigint;
+  memberId: bigint;
+  members: { id: bigint; name: string; peerUrls: string[] }[];
+}
+
+/** Raised for restore flags or targets etcd refuses; the message is etcd's. */
+export class RestoreError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RestoreError";
+  }
+}
+
+/** Writes a restored member data dir; see the module comment. */
+export async function restoreMember(
+  disk: Disk,
+  options: RestoreOptions,
+  content: RestoredContent,
+): Promise<RestoreResult> {
+  const initial = parseInitialCluster(options.initialCluster);
+  const names = new Set<string>();
+  for (const m of initial) {
+    if (names.has(m.name)) {
+      throw new RestoreError(`member name ${m.name} is duplicated in the initial cluster`);
+    }
+    names.add(m.name);
+  }
+  const meta = bootstrapMeta({
+    name: options.name,
+    dataDir: options.dataDir,
+    initialAdvertisePeerUrls: options.initialAdvertisePeerUrls,
+    advertiseClientUrls: [],
+    initialCluster: options.initialCluster,
+    initialClusterToken: options.initialClusterToken,
+    initialClusterState: "new",
+    snapshotCount: 0,
+    maxTxnOps: 0,
+    maxRequestBytes: 0,
+  }, {});
+  // The caller refuses an existing data dir as etcd does; never overwrite a member in any case.
+  if ((await disk.readFile(`${options.dataDir}/member/meta`)) !== null) {
+    throw new RestoreError(`data-dir "${options.dataDir}" exists`);
+  }
+  const members = initial.map((m) => ({
+    id: memberId(m.peerUrls, options.initialClusterToken),
+    name: m.name,
+    peerUrls: m.peerUrls,
+  })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const index = members.length;
+  const term = 1;
+  const state = create(NodeSnapshotSchema, {
+    mvcc: content.mvcc,
+    alarms: content.alarms,
+    members: members.map((m) =>
+      create(MemberRecordSchema, { id: m.id, name: m.name, peerUrls: m.peerUrls })
+    ),
+    removed: [],
+    // etcd's restored member has no cluster version until the first leader sets it.
+    clusterVersion: "",
+    voters: members.map((m) => m.id),
+    learners: [],
+    leases: content.leases.map((l) =>
+      create(LeaseRecordSchema, { id: l.id, ttl: l.ttl, remainingTtl: l.remainingTtl })
+    ),
+  });
+  const memberDir = `${options.dataDir}/member`;
+  await disk.mkdirp(memberDir);
+  await new Snapshotter(disk, `${memberDir}/snap`).save({
+    index,
+    term,
+    data: toBinary(NodeSnapshotSchema, state),
+  });
+  const { wal } = await Wal.open(disk, `${memberDir}/wal`, index);
+  await wal.append([walSnapshotMarker(index, term), walHardState(term, 0n, index)]);
+  wal.close();
+  // The identity last: a data dir without it is not a member, so an interrupted restore leaves
+  // nothing that could start with half a state.
+  await disk.writeFileAtomic(`${memberDir}/meta`, toBinary(MemberMetaSchema, meta));
+  return { clusterId: meta.clusterId, memberId: meta.memberId, members };
+}
