@@ -162,6 +162,61 @@ Deno.test("encodeBolt/decodeBolt round-trip values that span overflow pages", ()
   assert.ok(overflows.includes(0));
 });
 
+/** A leaf page image (as bbolt lays one out) holding `entries` with element `flags`. */
+function leafImage(
+  pgid: number,
+  flags: number,
+  entries: Array<[Uint8Array, Uint8Array]>,
+): Uint8Array {
+  let size = 16 + 16 * entries.length;
+  for (const [k, v] of entries) size += k.length + v.length;
+  const page = new Uint8Array(size);
+  const view = new DataView(page.buffer);
+  view.setUint32(0, pgid, true);
+  view.setUint16(8, 0x02, true);
+  view.setUint16(10, entries.length, true);
+  let data = 16 + 16 * entries.length;
+  entries.forEach(([k, v], i) => {
+    const element = 16 + 16 * i;
+    view.setUint32(element, flags, true);
+    view.setUint32(element + 4, data - element, true);
+    view.setUint32(element + 8, k.length, true);
+    view.setUint32(element + 12, v.length, true);
+    page.set(k, data);
+    page.set(v, data + k.length);
+    data += k.length + v.length;
+  });
+  return page;
+}
+
+Deno.test("decodeBolt reads inline buckets (small buckets stored inside the root leaf)", () => {
+  const file = encodeBolt([]); // meta root = page 3, an empty leaf; high water mark 4
+  assert.equal(file.length, 4 * 4096);
+  const inline = (entries: Array<[Uint8Array, Uint8Array]>) => {
+    const page = leafImage(0, 0, entries);
+    const value = new Uint8Array(16 + page.length); // bucket header {root 0, sequence 0}
+    value.set(page, 16);
+    return value;
+  };
+  const buckets: BoltBucket[] = [
+    { name: bytes("alarm"), entries: [] },
+    {
+      name: bytes("meta"),
+      entries: [[bytes("consistent_index"), new Uint8Array([0, 0, 0, 0, 0, 0, 0, 8])]],
+    },
+    { name: bytes("members"), entries: [[bytes("a"), bytes("1")], [bytes("bb"), bytes("{}")]] },
+  ];
+  const ordered = normalized(buckets);
+  file.set(leafImage(3, 1, ordered.map((b) => [b.name, inline(b.entries)])), 3 * 4096);
+  assertSameBuckets(decodeBolt(file), buckets);
+  // An inline page whose element points past the value is refused.
+  const broken = file.slice();
+  const view = new DataView(broken.buffer);
+  const firstValueAt = 3 * 4096 + 16 + 3 * 16 + "alarm".length; // alarm's value
+  view.setUint16(firstValueAt + 16 + 10, 5, true); // count 5 elements in an empty inline page
+  assert.throws(() => decodeBolt(broken), BoltFormatError);
+});
+
 Deno.test("encodeBolt refuses duplicate keys, duplicate buckets and bad options", () => {
   assert.throws(
     () =>
@@ -210,6 +265,17 @@ Deno.test("decodeBolt falls back to the older meta page when the newer one is co
   const appended = new Uint8Array(file.length + 32); // etcd's sha256 trailer is ignored
   appended.set(file);
   assertSameBuckets(decodeBolt(appended), expected);
+});
+
+Deno.test("decodeBolt accepts etcd's unsynced freelist (pgid all ones) and zero checksums", () => {
+  const file = sampleFile();
+  const expected = decodeBolt(file);
+  const etcdStyle = file.slice();
+  for (const page of [0, 1]) {
+    etcdStyle.fill(0xff, page * 4096 + 16 + 32, page * 4096 + 16 + 40); // meta.freelist
+    etcdStyle.fill(0, page * 4096 + 16 + 56, page * 4096 + 16 + 64); // checksum 0: not verified
+  }
+  assertSameBuckets(decodeBolt(etcdStyle), expected);
 });
 
 Deno.test("decodeBolt detects cycles and out-of-range page ids in branch pages", () => {
