@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { type BoltBucket, BoltFormatError, compareBytes, decodeBolt, encodeBolt } from "./bbolt.ts";
+import { Crc32c } from "./crc32c.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -612,6 +613,144 @@ Deno.test({
       );
     } finally {
       for (const member of members) await stopEtcd(member);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n % 0x80) | 0x80);
+    n = Math.floor(n / 0x80);
+  }
+  out.push(n);
+  return out;
+}
+
+/** mvccpb.KeyValue{key, create_revision, mod_revision, version, value} in protobuf wire form. */
+function keyValueProto(key: Uint8Array, revision: number, value: Uint8Array): Uint8Array {
+  return new Uint8Array([
+    0x0a,
+    ...varint(key.length),
+    ...key,
+    0x10,
+    ...varint(revision),
+    0x18,
+    ...varint(revision),
+    0x20,
+    1,
+    0x2a,
+    ...varint(value.length),
+    ...value,
+  ]);
+}
+
+/** etcd's 17-byte revision key: 8-byte big-endian main revision, '_', 8-byte BE sub revision. */
+function revisionKey(main: number): Uint8Array {
+  const out = new Uint8Array(17);
+  new DataView(out.buffer).setBigUint64(0, BigInt(main));
+  out[8] = 0x5f;
+  return out;
+}
+
+Deno.test({
+  name: "a large etcd backend written by encodeBolt passes etcdctl snapshot status and restore",
+  ignore: !haveReference && !requireReference,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    assert.ok(haveReference, "etcd and etcdctl must be on PATH (DETCD_REQUIRE_REFERENCE=1)");
+    const count = 50_000;
+    const entries: Array<[Uint8Array, Uint8Array]> = [];
+    for (let i = 0; i < count; i++) {
+      const key = bytes(`bulk/${String(i).padStart(6, "0")}`);
+      entries.push([revisionKey(i + 2), keyValueProto(key, i + 2, bytes(`v${i}-`.repeat(20)))]);
+    }
+    const huge = new Uint8Array(1_500_000).fill(0x78);
+    const lastRevision = count + 2;
+    entries.push([revisionKey(lastRevision), keyValueProto(bytes("huge"), lastRevision, huge)]);
+    const consistentIndex = new Uint8Array(8);
+    new DataView(consistentIndex.buffer).setBigUint64(0, BigInt(lastRevision + 5));
+    const authRevision = new Uint8Array(8);
+    authRevision[7] = 1;
+    const buckets: BoltBucket[] = [
+      { name: bytes("key"), entries },
+      { name: bytes("meta"), entries: [[bytes("consistent_index"), consistentIndex]] },
+      { name: bytes("cluster"), entries: [[bytes("clusterVersion"), bytes("3.4.0")]] },
+      { name: bytes("auth"), entries: [[bytes("authRevision"), authRevision]] },
+      ...["alarm", "authRoles", "authUsers", "lease", "members", "members_removed"].map((name) => ({
+        name: bytes(name),
+        entries: [],
+      })),
+    ];
+    const file = encodeBolt(buckets);
+    const hash = new Crc32c();
+    let totalKey = 0;
+    for (const bucket of normalized(buckets)) {
+      hash.update(bucket.name);
+      for (const [k, v] of bucket.entries) hash.update(k).update(v);
+      totalKey += bucket.entries.length;
+    }
+
+    const dir = await Deno.makeTempDir({ prefix: "detcd-bbolt-large-" });
+    const ports = new Set<number>();
+    let member: Member | undefined;
+    try {
+      const path = `${dir}/detcd.db`;
+      await Deno.writeFile(path, file);
+      const status = await snapshotStatus(path);
+      assert.deepEqual(status, {
+        hash: hash.digest(),
+        revision: lastRevision,
+        totalKey,
+        totalSize: file.length,
+      });
+
+      const peerPort = freePort(ports);
+      const peer = `http://127.0.0.1:${peerPort}`;
+      await mustRun("etcdctl", [
+        "snapshot",
+        "restore",
+        path,
+        "--data-dir",
+        `${dir}/restored`,
+        "--skip-hash-check",
+        "--name",
+        "big",
+        "--initial-cluster",
+        `big=${peer}`,
+        "--initial-advertise-peer-urls",
+        peer,
+      ]);
+      member = await startEtcd(`${dir}/restored`, "big", freePort(ports), peerPort, `${dir}/log`);
+      const ctl = [`--endpoints=${member.endpoint}`];
+      const counted = JSON.parse(
+        await mustRun("etcdctl", [
+          ...ctl,
+          "get",
+          "bulk/",
+          "--prefix",
+          "--limit=1",
+          "-w",
+          "json",
+        ]),
+      );
+      assert.equal(counted.count, count);
+      assert.equal(counted.header.revision, lastRevision);
+      assert.equal(
+        await mustRun("etcdctl", [...ctl, "get", "bulk/012345", "--print-value-only"]),
+        "v12345-".repeat(20) + "\n",
+      );
+      const value = await mustRun("etcdctl", [...ctl, "get", "huge", "--print-value-only"]);
+      assert.equal(value.length, huge.length + 1);
+      await mustRun("etcdctl", [...ctl, "put", "after", "restore"]);
+      assert.equal(
+        await mustRun("etcdctl", [...ctl, "get", "after", "--print-value-only"]),
+        "restore\n",
+      );
+    } finally {
+      if (member) await stopEtcd(member);
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   },
