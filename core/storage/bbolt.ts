@@ -477,6 +477,13 @@ class Reader {
     if (pgid + overflow >= highWaterMark) {
       throw new BoltFormatError(`page ${pgid} overflows past the high water mark`);
     }
+    // Overflow pages belong to this page alone (bbolt's tx.Check reports overlaps the same way).
+    for (let id = pgid + 1; id <= pgid + overflow; id++) {
+      if (this.visited.has(id)) {
+        throw new BoltFormatError(`page ${id} referenced twice (overlapping overflow)`);
+      }
+      this.visited.add(id);
+    }
     return { flags, count, start, end: start + (overflow + 1) * pageSize };
   }
 

@@ -288,6 +288,16 @@ Deno.test("decodeBolt detects cycles and out-of-range page ids in branch pages",
   const id = branches[0];
   view.setUint32(id * 4096 + 16 + 8, id, true); // first child := the branch page itself
   assert.throws(() => decodeBolt(cyclic), /referenced twice/);
+  // A leaf whose overflow run is stretched over the next page: that page is then owned twice.
+  const overlapping = file.slice();
+  const overlapView = new DataView(overlapping.buffer);
+  const overflowing = pagesWithFlags(file, 0x02).find((p) =>
+    overlapView.getUint32(p * 4096 + 12, true) > 0
+  );
+  assert.ok(overflowing !== undefined);
+  const overflow = overlapView.getUint32(overflowing * 4096 + 12, true);
+  overlapView.setUint32(overflowing * 4096 + 12, overflow + 1, true);
+  assert.throws(() => decodeBolt(overlapping), /referenced twice|high water mark/);
   view.setUint32(id * 4096 + 16 + 8, 1_000_000, true);
   assert.throws(() => decodeBolt(cyclic), /outside/);
   view.setUint32(id * 4096 + 16 + 12, 0xffffffff, true);
