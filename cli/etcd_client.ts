@@ -18,6 +18,7 @@ import {
   GrpcError,
   type MethodDesc,
   parseEndpoint,
+  type ResponseStream,
 } from "./grpc_client.ts";
 import {
   AlarmRequest_AlarmAction,
@@ -63,6 +64,8 @@ import {
   type PutResponse,
   type RangeRequest,
   type RangeResponse,
+  SnapshotRequestSchema,
+  type SnapshotResponse,
   StatusRequestSchema,
   type StatusResponse,
   type TxnRequest,
@@ -649,6 +652,18 @@ export class EtcdClient {
     const call = this.callOptions(opts);
     if (requireLeader) call.metadata = { ...call.metadata, hasleader: "true" };
     return conn.bidiStream(Watch.method.watch, call);
+  }
+
+  /**
+   * Opens a Maintenance.Snapshot stream (clientv3's Snapshot): the request is sent at once, the
+   * database then arrives in chunks, its SHA-256 last.
+   */
+  async snapshotStream(opts: RequestOptions = {}): Promise<ResponseStream<SnapshotResponse>> {
+    const conn = await this.pickOrThrow(opts);
+    const stream = conn.bidiStream(Maintenance.method.snapshot, this.callOptions(opts));
+    stream.send(create(SnapshotRequestSchema, {}));
+    stream.closeSend();
+    return stream;
   }
 
   private async pickOrThrow(opts: RequestOptions): Promise<GrpcConnection> {

@@ -14,6 +14,7 @@ import { alarmCommand } from "./alarm.ts";
 import { memberCommand } from "./member.ts";
 import { moveLeaderCommand } from "./move_leader.ts";
 import { pendingCommands, pendingMarker } from "./pending.ts";
+import { snapshotCommand } from "./snapshot.ts";
 
 /** `version`. */
 function versionCommand(session: Session): Command {
@@ -57,7 +58,7 @@ export function newRootCommand(session: Session): Command {
     versionCommand(session),
     leaseCommand(session),
     memberCommand(session),
-    p.snapshot,
+    snapshotCommand(session),
     p["make-mirror"],
     p.migrate,
     p.lock,

@@ -23,6 +23,7 @@ import { Event_EventType, type KeyValue } from "../../gen/mvccpb/kv_pb.ts";
 import { goQuote, goSliceString } from "../go_format.ts";
 import { ExitSignal } from "../io.ts";
 import {
+  type DbStatus,
   type EpHashKV,
   type EpHealth,
   type EpStatus,
@@ -181,6 +182,12 @@ export class FieldsPrinter extends UnsupportedPrinter {
     }
   }
 
+  override dbStatus(s: DbStatus): void {
+    this.w(`"Hash" : ${s.hash}`);
+    this.w(`"Revision" : ${s.revision}`);
+    this.w(`"Keys" : ${s.totalKey}`);
+    this.w(`"Size" : ${s.totalSize}`);
+  }
   override endpointHashKV(hs: EpHashKV[]): void {
     for (const { ep, resp } of hs) {
       this.hdr(resp.header);

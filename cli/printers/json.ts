@@ -41,6 +41,7 @@ import { EventSchema } from "../../gen/mvccpb/kv_pb.ts";
 import { base64Std, goJsonString } from "../go_format.ts";
 import { goJsonMessage } from "./go_json.ts";
 import {
+  type DbStatus,
   type EpHashKV,
   type EpHealth,
   type EpStatus,
@@ -153,6 +154,11 @@ export class JsonPrinter extends UnsupportedPrinter {
     this.line("[" + items.join(",") + "]");
   }
 
+  override dbStatus(s: DbStatus): void {
+    this.line(
+      `{"hash":${s.hash},"revision":${s.revision},"totalKey":${s.totalKey},"totalSize":${s.totalSize}}`,
+    );
+  }
   override endpointHashKV(hs: EpHashKV[]): void {
     const items = hs.map((h) =>
       `{"Endpoint":${goJsonString(h.ep)},"HashKV":${goJsonMessage(HashKVResponseSchema, h.resp)}}`

@@ -60,6 +60,14 @@ export interface EpHashKV {
   resp: HashKVResponse;
 }
 
+/** A snapshot file's status as `snapshot status` reports it (clientv3/snapshot's Status). */
+export interface DbStatus {
+  hash: number;
+  revision: number;
+  totalKey: number;
+  totalSize: number;
+}
+
 /** Formats results of commands for one `--write-out` format. */
 export interface Printer {
   del(r: DeleteRangeResponse): void;
@@ -86,6 +94,7 @@ export interface Printer {
   endpointHealth(hs: EpHealth[]): void;
   endpointStatus(ss: EpStatus[]): void;
   endpointHashKV(hs: EpHashKV[]): void;
+  dbStatus(s: DbStatus): void;
 }
 
 /** A printer whose every method fails as unsupported; formats override what they support. */
@@ -156,6 +165,9 @@ export class UnsupportedPrinter implements Printer {
     this.unsupported();
   }
   endpointHashKV(_hs: EpHashKV[]): void {
+    this.unsupported();
+  }
+  dbStatus(_s: DbStatus): void {
     this.unsupported();
   }
 }
@@ -236,6 +248,19 @@ export function endpointHashKVTable(hs: EpHashKV[]): { header: string[]; rows: s
 }
 
 /** fmt's %016x of an int64 (lease IDs are int64 in clientv3): a sign counts towards the width. */
+/** makeDBStatusTable: hash in hex, revision, total keys, total size (go-humanize). */
+export function dbStatusTable(s: DbStatus): { header: string[]; rows: string[][] } {
+  return {
+    header: ["hash", "revision", "total keys", "total size"],
+    rows: [[
+      s.hash.toString(16),
+      String(s.revision),
+      String(s.totalKey),
+      humanizeBytes(s.totalSize),
+    ]],
+  };
+}
+
 export function goHexInt64Zero16(v: bigint): string {
   if (v < 0n) return "-" + (-v).toString(16).padStart(15, "0");
   return v.toString(16).padStart(16, "0");

@@ -27,6 +27,8 @@ import {
 import { Event_EventType, type KeyValue } from "../../gen/mvccpb/kv_pb.ts";
 import { goHex, goHexPadded } from "../go_format.ts";
 import {
+  type DbStatus,
+  dbStatusTable,
   endpointHashKVTable,
   endpointStatusTable,
   type EpHashKV,
@@ -197,5 +199,8 @@ export class SimplePrinter implements Printer {
 
   endpointHashKV(hs: EpHashKV[]): void {
     for (const row of endpointHashKVTable(hs).rows) this.out.stdout(row.join(", ") + "\n");
+  }
+  dbStatus(s: DbStatus): void {
+    for (const row of dbStatusTable(s).rows) this.out.stdout(row.join(", ") + "\n");
   }
 }

@@ -3,6 +3,8 @@
 import type { MemberListResponse } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { renderTable } from "../table_writer.ts";
 import {
+  type DbStatus,
+  dbStatusTable,
   endpointHashKVTable,
   endpointHealthTable,
   endpointStatusTable,
@@ -38,5 +40,9 @@ export class TablePrinter extends UnsupportedPrinter {
 
   override endpointHashKV(hs: EpHashKV[]): void {
     this.table(endpointHashKVTable(hs));
+  }
+
+  override dbStatus(s: DbStatus): void {
+    this.table(dbStatusTable(s));
   }
 }

@@ -56,20 +56,12 @@ export class RestoreError extends Error {
   }
 }
 
-/** Writes a restored member data dir; see the module comment. */
-export async function restoreMember(
-  disk: Disk,
-  options: RestoreOptions,
-  content: RestoredContent,
-): Promise<RestoreResult> {
+/**
+ * Checks the restore flags as etcd does before it touches anything (the member must be in the
+ * initial cluster with its advertised peer URLs) and returns the new identity.
+ */
+export function planRestore(options: RestoreOptions): RestoreResult {
   const initial = parseInitialCluster(options.initialCluster);
-  const names = new Set<string>();
-  for (const m of initial) {
-    if (names.has(m.name)) {
-      throw new RestoreError(`member name ${m.name} is duplicated in the initial cluster`);
-    }
-    names.add(m.name);
-  }
   const meta = bootstrapMeta({
     name: options.name,
     dataDir: options.dataDir,
@@ -82,15 +74,26 @@ export async function restoreMember(
     maxTxnOps: 0,
     maxRequestBytes: 0,
   }, {});
-  // The caller refuses an existing data dir as etcd does; never overwrite a member in any case.
-  if ((await disk.readFile(`${options.dataDir}/member/meta`)) !== null) {
-    throw new RestoreError(`data-dir "${options.dataDir}" exists`);
-  }
   const members = initial.map((m) => ({
     id: memberId(m.peerUrls, options.initialClusterToken),
     name: m.name,
     peerUrls: m.peerUrls,
   })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return { clusterId: meta.clusterId, memberId: meta.memberId, members };
+}
+
+/** Writes a restored member data dir; see the module comment. */
+export async function restoreMember(
+  disk: Disk,
+  options: RestoreOptions,
+  content: RestoredContent,
+): Promise<RestoreResult> {
+  const plan = planRestore(options);
+  const members = plan.members;
+  // The caller refuses an existing data dir as etcd does; never overwrite a member in any case.
+  if ((await disk.readFile(`${options.dataDir}/member/meta`)) !== null) {
+    throw new RestoreError(`data-dir "${options.dataDir}" exists`);
+  }
   const index = members.length;
   const term = 1;
   const state = create(NodeSnapshotSchema, {
@@ -120,6 +123,13 @@ export async function restoreMember(
   wal.close();
   // The identity last: a data dir without it is not a member, so an interrupted restore leaves
   // nothing that could start with half a state.
+  const meta = create(MemberMetaSchema, {
+    clusterId: plan.clusterId,
+    memberId: plan.memberId,
+    name: options.name,
+    peerUrls: options.initialAdvertisePeerUrls,
+    initialCluster: options.initialCluster,
+  });
   await disk.writeFileAtomic(`${memberDir}/meta`, toBinary(MemberMetaSchema, meta));
-  return { clusterId: meta.clusterId, memberId: meta.memberId, members };
+  return plan;
 }

@@ -560,6 +560,20 @@ class Reader {
   }
 }
 
+/** What the valid newest meta page of a bbolt file says about the database. */
+export interface BoltInfo {
+  pageSize: number;
+  /** Pages in use (bbolt's high water mark): `pageSize * highWaterMark` is `Tx.Size()`. */
+  highWaterMark: number;
+  txid: bigint;
+}
+
+/** The newest valid meta page of `file`; throws BoltFormatError like decodeBolt. */
+export function boltInfo(file: Uint8Array): BoltInfo {
+  const meta = chooseMeta(file);
+  return { pageSize: meta.pageSize, highWaterMark: meta.highWaterMark, txid: meta.txid };
+}
+
 /**
  * Reads every top-level bucket of a bbolt database file (trailing bytes after the last page, such
  * as etcd's sha256 snapshot trailer, are ignored). Uses the valid meta page with the higher txid.
