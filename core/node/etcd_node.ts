@@ -1,11 +1,8 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   ClusterVersionSchema,
-  type ConfChangeContext,
-  ConfChangeContextSchema,
   type InternalRequest,
   InternalRequestSchema,
-  LeaseRecordSchema,
   MemberAttributesSchema,
   type MemberMeta,
   MemberMetaSchema,
@@ -13,16 +10,11 @@ import {
   NodeSnapshotSchema,
 } from "../../gen/detcdpb/internal_pb.ts";
 import {
-  type AlarmMember,
-  AlarmMemberSchema,
   type AlarmRequest,
-  AlarmRequest_AlarmAction,
   type AlarmResponse,
-  AlarmResponseSchema,
   AlarmType,
   type CompactionRequest,
   type CompactionResponse,
-  CompactionResponseSchema,
   type DeleteRangeRequest,
   type DeleteRangeResponse,
   type HashKVRequest,
@@ -32,12 +24,10 @@ import {
   LeaseCheckpointRequestSchema,
   type LeaseGrantRequest,
   type LeaseGrantResponse,
-  LeaseGrantResponseSchema,
   type LeaseLeasesResponse,
   LeaseLeasesResponseSchema,
   LeaseRevokeRequestSchema,
   type LeaseRevokeResponse,
-  LeaseRevokeResponseSchema,
   LeaseStatusSchema,
   type LeaseTimeToLiveRequest,
   type LeaseTimeToLiveResponse,
@@ -62,7 +52,6 @@ import {
   type StatusResponse,
   StatusResponseSchema,
   type TxnRequest,
-  TxnRequestSchema,
   type TxnResponse,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { assert } from "../assert.ts";
@@ -78,7 +67,6 @@ import {
   isTxnSerializable,
   MvccStore,
   WatchableStore,
-  type WriteResult,
 } from "../mvcc/mod.ts";
 import {
   type ConfChange,
@@ -91,7 +79,6 @@ import {
   type Message,
   MessageType,
   none,
-  ProposalDroppedError,
   RawNode,
   type Ready,
   seededRandomInt,
@@ -107,8 +94,21 @@ import {
   type WalRecord,
   walSnapshotMarker,
 } from "../storage/mod.ts";
-import { clusterId, idHex, memberId, parseInitialCluster } from "./ids.ts";
-import { fromRecord, type MemberInfo, Membership, toApiMember, toRecord } from "./membership.ts";
+import { StateMachine } from "./apply.ts";
+import { bootstrapMeta, initialPeers } from "./bootstrap.ts";
+import { idHex, memberId } from "./ids.ts";
+import { type MemberInfo, Membership, toApiMember } from "./membership.ts";
+import { Proposals, type Waiter } from "./proposals.ts";
+import { ReadIndexReads } from "./reads.ts";
+import {
+  checkAdd,
+  checkRemoveVoter,
+  decodeContext,
+  encodeContext,
+  learnerReadyPercent,
+  type ReconfigView,
+  validPeerUrls,
+} from "./reconfig.ts";
 import { noTransport, type Transport } from "./transport.ts";
 
 /** The etcd version detcd speaks and reports. */
@@ -183,16 +183,6 @@ export interface NodeEnvironment {
   onApply?: (entry: Entry) => void;
 }
 
-/** How long a peer must have been connected to count toward etcd's strict reconfig checks. */
-const healthIntervalMs = 5000;
-
-function quorum(voters: number): number {
-  return Math.floor(voters / 2) + 1;
-}
-
-/** Ticks without a ReadIndex answer before asking again (etcd: 500 ms at the default 100 ms). */
-const readIndexRetryTicks = 5;
-
 /** Leader messages that promise nothing about its own disk and may go out while it writes. */
 const leaderEarlyTypes = new Set<MessageType>([
   MessageType.App,
@@ -200,32 +190,8 @@ const leaderEarlyTypes = new Set<MessageType>([
   MessageType.Snap,
 ]);
 
-/** Proposals waiting for a reply at most; past it writers get `etcdserver: too many requests`. */
-const maxPendingProposals = 20000;
 /** Entries etcd keeps in the log after a snapshot so slow followers catch up without one. */
 const snapshotCatchUpEntries = 5000;
-/** A learner may be promoted when its log is at least this far along the leader's. */
-const learnerReadyPercent = 0.9;
-
-interface Waiter {
-  resolve: (value: unknown) => void;
-  reject: (error: unknown) => void;
-  /** Tick at which it gives up. */
-  deadline: number;
-  /** Leader when it was proposed (to say "possibly due to previous leader failure"). */
-  lead: bigint;
-  /** Still waiting for a leader to take the proposal. */
-  parked?: boolean;
-}
-
-interface ReadBatch {
-  /** Tick of the last ReadIndex request for it (asked again if no answer comes, like etcd). */
-  issuedAt: number;
-  ctx: Uint8Array;
-  key: string;
-  waiters: Waiter[];
-  index: number;
-}
 
 /**
  * One etcd member's replicated state machine. A write is validated, proposed to Raft (forwarded to
@@ -246,14 +212,13 @@ export class EtcdNode {
   #raft: RawNode;
   #transport: Transport;
   #env: NodeEnvironment;
-  #mvcc: MvccStore;
   #lessor: Lessor;
-  /** Watchers of this member: every applied write's events reach them (see #watched). */
-  readonly watchable: WatchableStore = new WatchableStore(() => this.#mvcc);
   #membership = new Membership();
+  /** MVCC, leases, alarms and membership as applied from the log. */
+  #sm: StateMachine;
+  /** Watchers of this member: every applied write's events reach them. */
+  readonly watchable: WatchableStore;
   #confState: ConfState = { voters: [], learners: [] };
-  /** Raised alarms, kept sorted by member then type so that snapshots are deterministic. */
-  #alarms: AlarmMember[] = [];
   /** Term of the last applied entry: what etcd reports in headers and Status. */
   #term = 0;
   /** Raft's current term (for logs). */
@@ -266,13 +231,8 @@ export class EtcdNode {
   #ticks = 0;
   #reqTimeoutTicks: number;
   #electionTicks: number;
-  #nextRequestId: bigint;
-  #waiters = new Map<bigint, Waiter>();
-  #parked: { id: bigint; data: Uint8Array }[] = [];
-  #readQueue: Waiter[] = [];
-  #readInFlight: ReadBatch | null = null;
-  #readsAwaitingApply: ReadBatch[] = [];
-  #readCounter = 0;
+  #proposals: Proposals;
+  #reads: ReadIndexReads;
   #published = false;
   #publishing = false;
   #transferWaiters: { target: bigint; waiter: Waiter }[] = [];
@@ -307,9 +267,15 @@ export class EtcdNode {
     this.#snapshotter = init.snapshotter;
     this.#storage = init.storage;
     this.#raft = init.raft;
-    this.#mvcc = init.mvcc;
     this.#lessor = init.lessor;
-    this.#lessor.setDeleter({ deleteKeys: (keys) => this.#deleteLeaseKeys(keys) });
+    this.#sm = new StateMachine({
+      mvcc: init.mvcc,
+      lessor: init.lessor,
+      membership: this.#membership,
+      header: () => this.header(),
+      leaseNowMs: () => this.#leaseNowMs(),
+    });
+    this.watchable = this.#sm.watchable;
     this.memberId = init.meta.memberId;
     this.clusterId = init.meta.clusterId;
     this.#appliedIndex = init.appliedIndex;
@@ -318,11 +284,18 @@ export class EtcdNode {
     // etcd's ReqTimeout: 5 s plus two election timeouts.
     const heartbeatMs = init.config.heartbeatIntervalMs ?? 100;
     this.#reqTimeoutTicks = Math.ceil(5000 / heartbeatMs) + 2 * init.electionTicks;
-    // Request IDs: the member's low 16 bits, then the start time, then a counter (etcd's idutil),
-    // so that IDs never repeat across restarts of a member.
-    const nowMs = BigInt(Math.floor((init.env.nowMs ?? (() => 0))()));
-    this.#nextRequestId = ((init.meta.memberId & 0xffffn) << 48n) |
-      ((nowMs & 0xffffffffffn) << 8n);
+    this.#proposals = new Proposals({
+      memberId: init.meta.memberId,
+      startMs: (init.env.nowMs ?? (() => 0))(),
+      maxRequestBytes: init.config.maxRequestBytes,
+      raft: init.raft,
+      schedule: () => this.#schedule(),
+    });
+    this.#reads = new ReadIndexReads({
+      memberId: init.meta.memberId,
+      readIndex: (ctx) => this.#raft.readIndex(ctx),
+      schedule: () => this.#schedule(),
+    });
   }
 
   /**
@@ -374,8 +347,7 @@ export class EtcdNode {
       checkpointIntervalMs: config.leaseCheckpointIntervalMs,
     });
     // Leases first: restoring MVCC re-attaches live keys to them (etcd's order).
-    if (state) lessor.restore(leaseRecords(state));
-    const mvcc = state ? MvccStore.decodeSnapshot(state.mvcc, lessor) : new MvccStore(lessor);
+    const mvcc = StateMachine.restoreStore(state, lessor);
     const snapshotIndex = snapshot?.index ?? 0;
     const recovery = await Wal.open(
       disk,
@@ -445,23 +417,11 @@ export class EtcdNode {
       electionTicks,
     });
     if (state && snapshot) {
-      node.#restoreState(state);
+      node.#sm.restore(state);
+      node.#restoreConf(state);
       node.#term = snapshot.term;
     }
-    if (fresh && config.initialClusterState === "new") {
-      const initial = parseInitialCluster(config.initialCluster);
-      raft.bootstrap(initial.map((m) => {
-        const id = memberId(m.peerUrls, config.initialClusterToken);
-        const member: MemberInfo = {
-          id,
-          name: m.name,
-          peerUrls: m.peerUrls,
-          clientUrls: [],
-          isLearner: false,
-        };
-        return { id, context: encodeContext(0n, member) };
-      }));
-    }
+    if (fresh && config.initialClusterState === "new") raft.bootstrap(initialPeers(config));
     if (fresh) await disk.writeFileAtomic(metaPath, toBinary(MemberMetaSchema, meta));
     // Replay: everything committed up to the recovered commit index is applied before serving.
     await node.#drive();
@@ -491,7 +451,7 @@ export class EtcdNode {
     for (const resolve of this.#tickWaiters.splice(0)) resolve();
     this.#raft.tick();
     this.#expireWaiters();
-    this.#proposeParked();
+    this.#proposals.proposeParked(this.#lead);
     this.#maybePublish();
     this.#leaseTick();
     this.#schedule();
@@ -544,7 +504,7 @@ export class EtcdNode {
   // Client API
 
   /** The header every response carries. */
-  header(revision: number = this.#mvcc.revision): ResponseHeader {
+  header(revision: number = this.#sm.mvcc.revision): ResponseHeader {
     return create(ResponseHeaderSchema, {
       clusterId: this.clusterId,
       memberId: this.memberId,
@@ -566,7 +526,7 @@ export class EtcdNode {
   async range(req: RangeRequest): Promise<RangeResponse> {
     checkRangeRequest(req);
     if (!req.serializable) await this.#linearizableRead();
-    const resp = this.#mvcc.range(req);
+    const resp = this.#sm.mvcc.range(req);
     resp.header = this.header();
     return resp;
   }
@@ -586,7 +546,7 @@ export class EtcdNode {
     if (isTxnReadOnly(req)) {
       // etcd serves read-only transactions without going through the log.
       if (!isTxnSerializable(req)) await this.#linearizableRead();
-      const { response } = this.#mvcc.txn(req);
+      const { response } = this.#sm.mvcc.txn(req);
       response.header = this.header();
       return response;
     }
@@ -608,7 +568,7 @@ export class EtcdNode {
    */
   async leaseGrant(req: LeaseGrantRequest): Promise<LeaseGrantResponse> {
     let id = req.ID;
-    while (id === 0n) id = this.#newRequestId() & ((1n << 63n) - 1n);
+    while (id === 0n) id = this.#proposals.newRequestId() & ((1n << 63n) - 1n);
     const value = { ...req, ID: id };
     return await this.#propose({ case: "leaseGrant", value }) as LeaseGrantResponse;
   }
@@ -718,7 +678,7 @@ export class EtcdNode {
 
   /** Maintenance.HashKV: etcd's hash of the key space up to a revision (0 = current). */
   hashKV(req: HashKVRequest): HashKVResponse {
-    const result = this.#mvcc.hashKV(Number(req.revision));
+    const result = this.#sm.mvcc.hashKV(Number(req.revision));
     return create(HashKVResponseSchema, {
       header: this.header(result.revision),
       hash: result.hash,
@@ -728,7 +688,7 @@ export class EtcdNode {
 
   /** Maintenance.Status for this member. */
   status(): StatusResponse {
-    const size = this.#mvcc.sizeBytes();
+    const size = this.#sm.mvcc.sizeBytes();
     return create(StatusResponseSchema, {
       header: this.header(),
       version: serverVersion,
@@ -740,7 +700,7 @@ export class EtcdNode {
       raftAppliedIndex: BigInt(this.#appliedIndex),
       errors: [
         ...(this.#failure ? [this.#failure.message] : []),
-        ...this.#alarms.map((a) => `memberID:${a.memberID} alarm:${AlarmType[a.alarm]} `),
+        ...this.#sm.alarms.map((a) => `memberID:${a.memberID} alarm:${AlarmType[a.alarm]} `),
       ],
       isLearner: this.#membership.get(this.memberId)?.isLearner ?? false,
     });
@@ -786,14 +746,12 @@ export class EtcdNode {
 
   /** Current MVCC revision. */
   get revision(): number {
-    return this.#mvcc.revision;
+    return this.#sm.mvcc.revision;
   }
 
   /** Cluster.MemberAdd: a voting member, or a learner that replicates but does not vote. */
   async memberAdd(peerUrls: string[], isLearner: boolean): Promise<MemberAddResponse> {
-    if (peerUrls.length === 0 || peerUrls.some((u) => !isValidUrl(u))) {
-      throw Errors.memberBadURLs();
-    }
+    if (!validPeerUrls(peerUrls)) throw Errors.memberBadURLs();
     const nowSeconds = Math.floor((this.#env.nowMs ?? (() => 0))() / 1000);
     const member: MemberInfo = {
       id: memberId(peerUrls, this.#config.initialClusterToken, nowSeconds),
@@ -803,7 +761,7 @@ export class EtcdNode {
       isLearner,
     };
     this.#membership.checkAdd(member);
-    if (this.#config.strictReconfigCheck !== false) this.#checkAdd(isLearner);
+    if (this.#config.strictReconfigCheck !== false) checkAdd(this.#reconfigView(), isLearner);
     await this.#proposeConfChange(
       isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode,
       member,
@@ -819,7 +777,7 @@ export class EtcdNode {
     this.#membership.checkRemove(id);
     const member = this.#membership.get(id)!;
     if (!member.isLearner && this.#config.strictReconfigCheck !== false) {
-      this.#checkRemoveVoter(id);
+      checkRemoveVoter(this.#reconfigView(), id);
     }
     await this.#proposeConfChange(ConfChangeType.RemoveNode, member);
     return create(MemberRemoveResponseSchema, {
@@ -829,9 +787,7 @@ export class EtcdNode {
   }
 
   async memberUpdate(id: bigint, peerUrls: string[]): Promise<MemberUpdateResponse> {
-    if (peerUrls.length === 0 || peerUrls.some((u) => !isValidUrl(u))) {
-      throw Errors.memberBadURLs();
-    }
+    if (!validPeerUrls(peerUrls)) throw Errors.memberBadURLs();
     this.#membership.checkUpdate(id, peerUrls);
     const member = { ...this.#membership.get(id)!, peerUrls };
     await this.#proposeConfChange(ConfChangeType.UpdateNode, member);
@@ -929,132 +885,31 @@ export class EtcdNode {
     this.#wal.close();
   }
 
+  /** What etcd's strict reconfig checks look at. */
+  #reconfigView(): ReconfigView {
+    return {
+      memberId: this.memberId,
+      membership: this.#membership,
+      transport: this.#transport,
+      nowMs: this.#env.nowMs ?? (() => 0),
+    };
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Proposals and reads
 
-  #newRequestId(): bigint {
-    this.#nextRequestId++;
-    return this.#nextRequestId;
-  }
-
   #propose(request: InternalRequest["request"]): Promise<unknown> {
     if (this.#stopped || this.#failure) return Promise.reject(Errors.stopped());
-    if (this.#waiters.size >= maxPendingProposals) {
-      return Promise.reject(Errors.tooManyRequests());
-    }
-    const id = this.#newRequestId();
-    const data = toBinary(InternalRequestSchema, create(InternalRequestSchema, { id, request }));
-    if (data.length > this.#config.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = {
-        resolve,
-        reject,
-        deadline: this.#ticks + this.#reqTimeoutTicks,
-        lead: this.#lead,
-      };
-      try {
-        this.#raft.propose(data);
-      } catch (e) {
-        if (!(e instanceof ProposalDroppedError)) {
-          reject(e);
-          return;
-        }
-        // No leader to take it (or leadership moving): like etcd, the proposal waits for one
-        // until the request timeout instead of failing at once.
-        waiter.parked = true;
-        this.#parked.push({ id, data });
-      }
-      this.#waiters.set(id, waiter);
-      this.#schedule();
-    });
-  }
-
-  /** Proposes again what waited for a leader; whatever is dropped again keeps waiting. */
-  #proposeParked(): void {
-    if (this.#parked.length === 0 || this.#lead === none) return;
-    const parked = this.#parked;
-    this.#parked = [];
-    for (const p of parked) {
-      const waiter = this.#waiters.get(p.id);
-      if (!waiter) continue;
-      try {
-        this.#raft.propose(p.data);
-        waiter.parked = false;
-      } catch (e) {
-        if (!(e instanceof ProposalDroppedError)) throw e;
-        this.#parked.push(p);
-      }
-    }
-    this.#schedule();
-  }
-
-  /** What a dropped proposal means to a client. */
-  #dropError(): EtcdError {
-    if (this.#lead === none) return Errors.noLeader();
-    return Errors.timeout();
+    return this.#proposals.propose(request, this.#ticks + this.#reqTimeoutTicks, this.#lead);
   }
 
   #proposeConfChange(type: ConfChangeType, member: MemberInfo): Promise<unknown> {
     if (this.#stopped || this.#failure) return Promise.reject(Errors.stopped());
-    const id = this.#newRequestId();
-    const cc: ConfChange = { type, nodeId: member.id, context: encodeContext(id, member) };
-    return new Promise((resolve, reject) => {
-      try {
-        this.#raft.proposeConfChange(cc);
-      } catch (e) {
-        reject(e instanceof ProposalDroppedError ? this.#dropError() : e);
-        return;
-      }
-      this.#waiters.set(id, {
-        resolve,
-        reject,
-        deadline: this.#ticks + this.#reqTimeoutTicks,
-        lead: this.#lead,
-      });
-      this.#schedule();
-    });
-  }
-
-  /** Members count as started once they published their name (alive or not), as in etcd. */
-  #startedVoters(except = none): number {
-    return this.#membership.voters().filter((m) => m.id !== except && m.name !== "").length;
-  }
-
-  /** Voters (this member included) this member has been connected to for etcd's 5 s. */
-  #healthyVoters(): number {
-    const since = (this.#env.nowMs ?? (() => 0))() - healthIntervalMs;
-    return this.#membership.voters().filter((m) => {
-      if (m.id === this.memberId) return true;
-      const active = this.#transport.activeSince(m.id);
-      return active !== null && active <= since;
-    }).length;
-  }
-
-  /**
-   * etcd's strict checks before an add: a voter needs a started quorum after it
-   * (isReadyToAddVotingMember); voters and learners alike need every voter connected for 5 s.
-   */
-  #checkAdd(isLearner: boolean): void {
-    const voters = this.#membership.voters().length;
-    if (!isLearner) {
-      const started = this.#startedVoters();
-      // A lone member may always take a second one (it then needs both to make progress).
-      if (!(voters === 1 && started === 1) && started < quorum(voters + 1)) {
-        throw Errors.memberNotEnoughStarted();
-      }
-    }
-    if (this.#healthyVoters() < voters) throw Errors.unhealthy();
-  }
-
-  /** etcd's strict checks before removing a voter: the rest must keep a started, live quorum. */
-  #checkRemoveVoter(id: bigint): void {
-    const voters = this.#membership.voters();
-    if (this.#startedVoters(id) < quorum(voters.length - 1)) {
-      throw Errors.memberNotEnoughStarted();
-    }
-    // A member that is down is not part of the active quorum: removing it is always safe.
-    if (id !== this.memberId && this.#transport.activeSince(id) === null) return;
-    if (this.#healthyVoters() - 1 < quorum(voters.length - 1)) throw Errors.unhealthy();
+    return this.#proposals.proposeConfChange(
+      (id) => ({ type, nodeId: member.id, context: encodeContext(id, member) }),
+      this.#ticks + this.#reqTimeoutTicks,
+      this.#lead,
+    );
   }
 
   /** Resolves once a read started now may be served from the applied state. */
@@ -1063,78 +918,24 @@ export class EtcdNode {
     // failed: the writes it refuses were never acknowledged).
     if (
       this.#state === StateType.Leader && this.#confState.voters.length === 1 &&
-      this.#readInFlight === null && !this.#stopped
+      this.#reads.idle && !this.#stopped
     ) {
       return;
     }
     if (this.#stopped || this.#failure) return Promise.reject(Errors.stopped());
     return new Promise<void>((resolve, reject) => {
-      this.#readQueue.push({
+      this.#reads.add({
         resolve: () => resolve(),
         reject,
         deadline: this.#ticks + this.#reqTimeoutTicks,
         lead: this.#lead,
-      });
-      if (this.#readInFlight === null) this.#issueRead();
+      }, this.#ticks);
     });
-  }
-
-  #issueRead(): void {
-    if (this.#readQueue.length === 0) return;
-    // Unique across the cluster: the leader keys pending reads by context, so two followers'
-    // requests with the same counter would collide (the second one is ignored).
-    const ctx = new Uint8Array(16);
-    const view = new DataView(ctx.buffer);
-    view.setBigUint64(0, this.memberId);
-    view.setFloat64(8, ++this.#readCounter);
-    this.#readInFlight = {
-      ctx,
-      key: ctxKey(ctx),
-      waiters: this.#readQueue.splice(0),
-      index: 0,
-      issuedAt: this.#ticks,
-    };
-    this.#raft.readIndex(ctx);
-    this.#schedule();
-  }
-
-  #releaseReads(): void {
-    while (
-      this.#readsAwaitingApply.length > 0 &&
-      this.#readsAwaitingApply[0].index <= this.#appliedIndex
-    ) {
-      const batch = this.#readsAwaitingApply.shift()!;
-      for (const w of batch.waiters) w.resolve(undefined);
-    }
   }
 
   #expireWaiters(): void {
-    for (const [id, w] of this.#waiters) {
-      if (w.deadline > this.#ticks) break;
-      this.#waiters.delete(id);
-      w.reject(
-        w.lead !== none && w.lead !== this.#lead
-          ? Errors.timeoutDueToLeaderFail()
-          : Errors.timeout(),
-      );
-    }
-    const read = this.#readInFlight;
-    if (read && this.#ticks - read.issuedAt >= readIndexRetryTicks && this.#lead !== none) {
-      // The request or its answer may have been lost (a peer connection starting, a leader
-      // change): ask again, as etcd does every 500 ms.
-      read.issuedAt = this.#ticks;
-      this.#raft.readIndex(read.ctx);
-    }
-    if (read && read.waiters.length > 0 && read.waiters[0].deadline <= this.#ticks) {
-      for (const w of read.waiters) w.reject(Errors.timeout());
-      this.#readInFlight = null;
-      this.#issueRead();
-    }
-    this.#readsAwaitingApply = this.#readsAwaitingApply.filter((batch) => {
-      if (batch.waiters[0].deadline > this.#ticks) return true;
-      for (const w of batch.waiters) w.reject(Errors.timeout());
-      return false;
-    });
+    this.#proposals.expire(this.#ticks, this.#lead);
+    this.#reads.expire(this.#ticks, this.#lead !== none);
     this.#transferWaiters = this.#transferWaiters.filter(({ waiter }) => {
       if (waiter.deadline > this.#ticks) return true;
       waiter.reject(Errors.timeoutLeaderTransfer());
@@ -1247,9 +1048,11 @@ export class EtcdNode {
 
     if (rd.snapshot) this.#applySnapshot(rd.snapshot);
     for (const e of rd.committedEntries) this.#applyEntry(e);
-    for (const rs of rd.readStates) this.#onReadState(rs.index, rs.requestCtx);
+    for (const rs of rd.readStates) {
+      this.#reads.onReadState(rs.index, rs.requestCtx, this.#appliedIndex, this.#ticks);
+    }
     this.#raft.advance(rd);
-    this.#releaseReads();
+    this.#reads.release(this.#appliedIndex);
     if (this.#appliedIndex - this.#snapshotIndex >= this.#config.snapshotCount) {
       await this.#saveSnapshot();
     }
@@ -1281,33 +1084,16 @@ export class EtcdNode {
         this.#transferWaiters = [];
       }
       // Reads waiting on a leader that is gone are asked again of the new one.
-      if (this.#readInFlight && lead !== none) {
-        this.#readQueue.unshift(...this.#readInFlight.waiters);
-        this.#readInFlight = null;
-        this.#issueRead();
-      }
+      if (lead !== none) this.#reads.leaderChanged(this.#ticks);
     }
     if (state === StateType.Leader && !wasLeader) this.#maybeSetClusterVersion();
     // Only the leader keeps lease expiries (etcd's Demote); it promotes again once it applies the
     // first entry of its term.
     if (wasLeader && state !== StateType.Leader) this.#lessor.demote();
     if (lead !== none) {
-      this.#proposeParked();
+      this.#proposals.proposeParked(this.#lead);
       queueMicrotask(() => this.#maybePublish());
     }
-  }
-
-  #onReadState(index: number, ctx: Uint8Array): void {
-    const batch = this.#readInFlight;
-    if (!batch || ctxKey(ctx) !== batch.key) return;
-    this.#readInFlight = null;
-    batch.index = index;
-    if (index <= this.#appliedIndex) {
-      for (const w of batch.waiters) w.resolve(undefined);
-    } else {
-      this.#readsAwaitingApply.push(batch);
-    }
-    this.#issueRead();
   }
 
   async #persistSnapshot(snap: RaftSnapshot): Promise<void> {
@@ -1320,10 +1106,8 @@ export class EtcdNode {
   /** Replaces the state machine with a snapshot the leader sent. */
   #applySnapshot(snap: RaftSnapshot): void {
     const state = fromBinary(NodeSnapshotSchema, snap.data);
-    this.#lessor.restore(leaseRecords(state));
-    this.#mvcc = MvccStore.decodeSnapshot(state.mvcc, this.#lessor);
-    this.watchable.restored();
-    this.#restoreState(state);
+    this.#sm.restoreSnapshot(state);
+    this.#restoreConf(state);
     this.#appliedIndex = snap.metadata.index;
     this.#snapshotIndex = snap.metadata.index;
     this.#term = snap.metadata.term;
@@ -1332,9 +1116,8 @@ export class EtcdNode {
     });
   }
 
-  #restoreState(state: NodeSnapshot): void {
-    this.#alarms = [...state.alarms];
-    this.#membership.restore(state.members, state.removed, state.clusterVersion);
+  /** Raft's configuration and the peers of a restored snapshot (its members are restored). */
+  #restoreConf(state: NodeSnapshot): void {
     this.#confState = { voters: [...state.voters], learners: [...state.learners] };
     for (const m of this.#membership.list()) {
       if (m.id !== this.memberId) this.#transport.addPeer(m.id, m.peerUrls);
@@ -1364,16 +1147,8 @@ export class EtcdNode {
   }
 
   #rejectAll(error: EtcdError): void {
-    for (const w of this.#waiters.values()) w.reject(error);
-    this.#waiters.clear();
-    const reads = [
-      ...this.#readQueue.splice(0),
-      ...(this.#readInFlight?.waiters ?? []),
-      ...this.#readsAwaitingApply.flatMap((b) => b.waiters),
-    ];
-    this.#readInFlight = null;
-    this.#readsAwaitingApply = [];
-    for (const w of reads) w.reject(error);
+    this.#proposals.rejectAll(error);
+    this.#reads.rejectAll(error);
     for (const { waiter } of this.#transferWaiters) waiter.reject(error);
     this.#transferWaiters = [];
   }
@@ -1408,10 +1183,9 @@ export class EtcdNode {
       return;
     }
     const request = fromBinary(InternalRequestSchema, entry.data);
-    const waiter = this.#waiters.get(request.id);
-    if (waiter) this.#waiters.delete(request.id);
+    const waiter = this.#proposals.take(request.id);
     try {
-      const result = this.#applyRequest(request);
+      const result = this.#sm.applyRequest(request);
       waiter?.resolve(result);
     } catch (e) {
       // The request failed when it was first applied too (e.g. lease not found): same outcome.
@@ -1420,96 +1194,12 @@ export class EtcdNode {
     }
   }
 
-  /** Applies one committed request; throws the request's EtcdError when apply rejects it. */
-  #applyRequest(request: InternalRequest): unknown {
-    const r = request.request;
-    switch (r.case) {
-      case "put": {
-        if (this.#hasAlarm(AlarmType.NOSPACE)) throw Errors.noSpace();
-        const { response } = this.#watched(this.#mvcc.put(r.value));
-        response.header = this.header();
-        return response;
-      }
-      case "deleteRange": {
-        const { response } = this.#watched(this.#mvcc.deleteRange(r.value));
-        response.header = this.header();
-        return response;
-      }
-      case "txn": {
-        if (this.#hasAlarm(AlarmType.NOSPACE) && hasPut(r.value)) throw Errors.noSpace();
-        const { response } = this.#watched(this.#mvcc.txn(r.value));
-        response.header = this.header();
-        return response;
-      }
-      case "compaction": {
-        this.#mvcc.compact(Number(r.value.revision));
-        return create(CompactionResponseSchema, { header: this.header() });
-      }
-      case "alarm":
-        // etcd 3.4 answers Alarm without a response header (etcdctl prints `{}` for -w json).
-        return create(AlarmResponseSchema, { alarms: this.#applyAlarm(r.value) });
-      case "memberAttributes":
-        this.#membership.setAttributes(r.value.memberId, r.value.name, r.value.clientUrls);
-        return null;
-      case "clusterVersion":
-        this.#membership.clusterVersion = r.value.version;
-        return null;
-      case "leaseGrant": {
-        if (this.#hasAlarm(AlarmType.NOSPACE)) throw Errors.noSpace();
-        const granted = this.#lessor.grant(r.value.ID, r.value.TTL, this.#leaseNowMs());
-        return create(LeaseGrantResponseSchema, {
-          header: this.header(),
-          ID: granted.id,
-          TTL: granted.ttlSeconds,
-        });
-      }
-      case "leaseRevoke":
-        this.#lessor.revoke(r.value.ID);
-        return create(LeaseRevokeResponseSchema, { header: this.header() });
-      case "leaseCheckpoint":
-        for (const cp of r.value.checkpoints) {
-          this.#lessor.checkpoint(cp.ID, cp.remainingTTL, this.#leaseNowMs());
-        }
-        return null;
-      default:
-        return null;
-    }
-  }
-
-  /** Hands a write's events (one revision) to the watchers, on every member alike. */
-  #watched<R>(result: WriteResult<R>): WriteResult<R> {
-    if (result.events.length > 0) this.watchable.notify(result.events, result.prevKvs);
-    return result;
-  }
-
   #applyConfChange(cc: ConfChange): void {
     const context = decodeContext(cc.context);
-    const waiter = this.#waiters.get(context.requestId);
-    if (waiter) this.#waiters.delete(context.requestId);
+    const waiter = this.#proposals.take(context.requestId);
     const member = context.member;
     try {
-      switch (cc.type) {
-        case ConfChangeType.AddNode:
-          if (this.#membership.get(cc.nodeId)?.isLearner) {
-            this.#membership.promote(cc.nodeId);
-          } else {
-            this.#membership.checkAdd(member);
-            this.#membership.add(member);
-          }
-          break;
-        case ConfChangeType.AddLearnerNode:
-          this.#membership.checkAdd(member);
-          this.#membership.add(member);
-          break;
-        case ConfChangeType.RemoveNode:
-          this.#membership.checkRemove(cc.nodeId);
-          this.#membership.remove(cc.nodeId);
-          break;
-        case ConfChangeType.UpdateNode:
-          this.#membership.checkUpdate(cc.nodeId, member.peerUrls);
-          this.#membership.updatePeerUrls(cc.nodeId, member.peerUrls);
-          break;
-      }
+      this.#sm.applyConfChange(cc, member);
     } catch (e) {
       // Rejected at apply (it raced with another change): Raft still learns it is done.
       this.#confState = this.#raft.applyConfChange({ ...cc, nodeId: none });
@@ -1556,17 +1246,6 @@ export class EtcdNode {
     return this.#ticks * this.#heartbeatMs();
   }
 
-  /** A revoked lease's keys, deleted in one revision on every member (a txn of deletes). */
-  #deleteLeaseKeys(keys: Uint8Array[]): void {
-    const txn = create(TxnRequestSchema, {
-      success: keys.map((key) => ({
-        request: { case: "requestDeleteRange" as const, value: { key } },
-      })),
-    });
-    // Watchers see the revoke (or expiry) as DELETE events, like any other write.
-    this.#watched(this.#mvcc.txn(txn));
-  }
-
   /**
    * The leader's lease duties each tick: propose LeaseRevoke for expired leases (through Raft,
    * never locally: a deposed leader's proposal cannot commit) and due checkpoints.
@@ -1587,59 +1266,9 @@ export class EtcdNode {
     }
   }
 
-  #hasAlarm(type: AlarmType): boolean {
-    return this.#alarms.some((a) => a.alarm === type);
-  }
-
-  /** etcd's alarm store: GET lists (all, or one type), ACTIVATE raises, DEACTIVATE clears. */
-  #applyAlarm(req: AlarmRequest): AlarmMember[] {
-    const matches = (a: AlarmMember) => a.memberID === req.memberID && a.alarm === req.alarm;
-    switch (req.action) {
-      case AlarmRequest_AlarmAction.GET:
-        return this.#alarms.filter((a) => req.alarm === AlarmType.NONE || a.alarm === req.alarm);
-      case AlarmRequest_AlarmAction.ACTIVATE: {
-        if (req.alarm === AlarmType.NONE) return [];
-        const member = create(AlarmMemberSchema, { memberID: req.memberID, alarm: req.alarm });
-        if (!this.#alarms.some(matches)) {
-          this.#alarms = [...this.#alarms, member].sort(compareAlarms);
-        }
-        return [member];
-      }
-      case AlarmRequest_AlarmAction.DEACTIVATE: {
-        const removed = this.#alarms.filter(matches);
-        this.#alarms = this.#alarms.filter((a) => !matches(a));
-        return removed;
-      }
-      default:
-        return [];
-    }
-  }
-
-  #encodeState(): Uint8Array {
-    return toBinary(
-      NodeSnapshotSchema,
-      create(NodeSnapshotSchema, {
-        mvcc: this.#mvcc.encodeSnapshot(),
-        alarms: this.#alarms,
-        members: this.#membership.records(),
-        removed: this.#membership.removedIds(),
-        clusterVersion: this.#membership.clusterVersion,
-        voters: this.#confState.voters,
-        learners: this.#confState.learners,
-        leases: this.#lessor.records().map((l) =>
-          create(LeaseRecordSchema, {
-            id: l.id,
-            ttl: l.ttlSeconds,
-            remainingTtl: l.remainingTtlSeconds,
-          })
-        ),
-      }),
-    );
-  }
-
   async #saveSnapshot(): Promise<void> {
     const index = this.#appliedIndex;
-    const data = this.#encodeState();
+    const data = this.#sm.encode(this.#confState);
     const term = this.#storage.term(index);
     // The hard state that committed `index` may still be unsynced (a commit-only Ready does not
     // sync): make it durable first, or a crash leaves a snapshot newer than the WAL's commit and
@@ -1655,94 +1284,6 @@ export class EtcdNode {
     this.#snapshotIndex = index;
     this.#logger.info("etcdserver/server.go:2381", "saved snapshot", { "snapshot-index": index });
   }
-}
-
-/** The leases a snapshot holds, as the lessor restores them. */
-function leaseRecords(state: NodeSnapshot) {
-  return state.leases.map((l) => ({
-    id: l.id,
-    ttlSeconds: l.ttl,
-    remainingTtlSeconds: l.remainingTtl,
-  }));
-}
-
-/** The data dir's identity on first start. */
-function bootstrapMeta(config: NodeConfig, env: NodeEnvironment): MemberMeta {
-  const initial = parseInitialCluster(config.initialCluster);
-  const self = initial.find((m) => m.name === config.name);
-  if (!self) {
-    throw new Error(
-      `couldn't find local name "${config.name}" in the initial cluster configuration`,
-    );
-  }
-  const advertised = [...config.initialAdvertisePeerUrls].sort().join(",");
-  if ([...self.peerUrls].sort().join(",") !== advertised) {
-    throw new Error(
-      `--initial-cluster has ${config.name}=${self.peerUrls.join(",")} but missing from ` +
-        `--initial-advertise-peer-urls=${config.initialAdvertisePeerUrls.join(",")}`,
-    );
-  }
-  if (config.initialClusterState === "existing") {
-    if (!env.join) throw new Error("joining an existing cluster needs its members' answer");
-    return create(MemberMetaSchema, {
-      clusterId: env.join.clusterId,
-      memberId: env.join.memberId,
-      name: config.name,
-      peerUrls: self.peerUrls,
-      initialCluster: config.initialCluster,
-    });
-  }
-  const ids = initial.map((m) => memberId(m.peerUrls, config.initialClusterToken));
-  return create(MemberMetaSchema, {
-    clusterId: clusterId(ids),
-    memberId: memberId(self.peerUrls, config.initialClusterToken),
-    name: config.name,
-    peerUrls: self.peerUrls,
-    initialCluster: config.initialCluster,
-  });
-}
-
-function encodeContext(requestId: bigint, member: MemberInfo): Uint8Array {
-  return toBinary(
-    ConfChangeContextSchema,
-    create(ConfChangeContextSchema, { requestId, member: toRecord(member) }),
-  );
-}
-
-function decodeContext(bytes: Uint8Array): { requestId: bigint; member: MemberInfo } {
-  const ctx: ConfChangeContext = fromBinary(ConfChangeContextSchema, bytes);
-  return {
-    requestId: ctx.requestId,
-    member: ctx.member
-      ? fromRecord(ctx.member)
-      : { id: 0n, name: "", peerUrls: [], clientUrls: [], isLearner: false },
-  };
-}
-
-function ctxKey(ctx: Uint8Array): string {
-  return Array.from(ctx).join(",");
-}
-
-function isValidUrl(u: string): boolean {
-  try {
-    const url = new URL(u);
-    return (url.protocol === "http:" || url.protocol === "https:") && url.host !== "";
-  } catch {
-    return false;
-  }
-}
-
-function compareAlarms(a: AlarmMember, b: AlarmMember): number {
-  if (a.memberID !== b.memberID) return a.memberID < b.memberID ? -1 : 1;
-  return a.alarm - b.alarm;
-}
-
-/** Whether any branch of a txn, at any depth, puts (what a NOSPACE alarm refuses). */
-function hasPut(req: TxnRequest): boolean {
-  return [...req.success, ...req.failure].some((op) =>
-    op.request.case === "requestPut" ||
-    (op.request.case === "requestTxn" && hasPut(op.request.value))
-  );
 }
 
 /**
