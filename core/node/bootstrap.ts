@@ -1,27 +1,118 @@
 /**
- * A data dir's first start: its identity (from the initial-* flags, or the answer of an existing
- * cluster's members) and, for a new cluster, the initial members Raft bootstraps with.
+ * The synchronous steps of opening a member's data dir (EtcdNode.open does the disk reads in
+ * between): its identity on first start (from the initial-* flags, or the answer of an existing
+ * cluster's members) and the initial members Raft bootstraps a new cluster with; the lessor; Raft's
+ * log recovered from the newest readable snapshot and the WAL after it; the Raft node over it.
  */
-import { create } from "@bufbuild/protobuf";
-import { type MemberMeta, MemberMetaSchema } from "../../gen/detcdpb/internal_pb.ts";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import {
+  type MemberMeta,
+  MemberMetaSchema,
+  type NodeSnapshot,
+} from "../../gen/detcdpb/internal_pb.ts";
+import { Lessor, minLeaseTtlSeconds } from "../lease/mod.ts";
+import type { Logger } from "../log.ts";
+import { type EntryType, MemoryStorage, RawNode, seededRandomInt } from "../raft/mod.ts";
+import type { WalRecovery } from "../storage/mod.ts";
+import type { NodeConfig, NodeEnvironment } from "./config.ts";
 import { clusterId, memberId, parseInitialCluster } from "./ids.ts";
 import type { MemberInfo } from "./membership.ts";
 import { encodeContext } from "./reconfig.ts";
 
-/** The flags bootstrapMeta reads (a subset of NodeConfig). */
-export interface BootstrapConfig {
-  name: string;
-  initialAdvertisePeerUrls: string[];
-  initialCluster: string;
-  initialClusterToken: string;
-  initialClusterState: "new" | "existing";
+/** The member's identity: decoded from its meta file, or bootstrapped when there is none yet. */
+export function memberMeta(
+  config: NodeConfig,
+  env: NodeEnvironment,
+  logger: Logger,
+  metaBytes: Uint8Array | null,
+): MemberMeta {
+  if (metaBytes === null) return bootstrapMeta(config, env);
+  const meta = fromBinary(MemberMetaSchema, metaBytes);
+  logger.info("etcdmain/etcd.go:134", "server has been already initialized", {
+    "data-dir": config.dataDir,
+    "dir-type": "member",
+  });
+  return meta;
+}
+
+/** One Raft tick per heartbeat interval; the election timeout in ticks (at least 2). */
+export function electionTicks(config: NodeConfig): number {
+  const heartbeatMs = config.heartbeatIntervalMs ?? 100;
+  return Math.max(2, Math.round((config.electionTimeoutMs ?? 1000) / heartbeatMs));
+}
+
+/** The member's lessor, empty (a snapshot's leases are restored into it). */
+export function newLessor(config: NodeConfig): Lessor {
+  return new Lessor({
+    minTtlSeconds: minLeaseTtlSeconds(electionTicks(config), config.heartbeatIntervalMs ?? 100),
+    // Wired to this node's MVCC store in the constructor.
+    deleter: { deleteKeys: () => {} },
+    checkpoint: config.leaseCheckpoint,
+    checkpointIntervalMs: config.leaseCheckpointIntervalMs,
+  });
+}
+
+/** Raft's log as the disk holds it: the snapshot's metadata, then the WAL's entries and state. */
+export function recoverStorage(
+  snapshot: { index: number; term: number; data: Uint8Array; state: NodeSnapshot } | null,
+  recovery: WalRecovery,
+): MemoryStorage {
+  const storage = new MemoryStorage();
+  if (snapshot) {
+    const { state } = snapshot;
+    storage.applySnapshot({
+      metadata: {
+        index: snapshot.index,
+        term: snapshot.term,
+        confState: { voters: state.voters, learners: state.learners },
+      },
+      data: snapshot.data,
+    });
+  }
+  if (recovery.entries.length > 0) {
+    storage.append(recovery.entries.map((r) => ({
+      term: r.term,
+      index: r.index,
+      type: r.type as EntryType,
+      data: r.data,
+    })));
+  }
+  if (recovery.hardState) {
+    const hs = recovery.hardState;
+    storage.setHardState({
+      term: hs.term,
+      vote: hs.vote,
+      commit: Math.min(hs.commit, storage.lastIndex()),
+    });
+  }
+  return storage;
+}
+
+/** The member's Raft node over its recovered log, `applied` being the snapshot's index. */
+export function newRawNode(
+  meta: MemberMeta,
+  env: NodeEnvironment,
+  storage: MemoryStorage,
+  applied: number,
+  electionTicks: number,
+): RawNode {
+  const random = seededRandomInt(env.seed ?? Number(meta.memberId & 0xffffffffn));
+  return new RawNode({
+    id: meta.memberId,
+    electionTicks,
+    heartbeatTicks: 1,
+    storage,
+    applied,
+    maxSizePerMsg: 1024 * 1024,
+    maxInflightMsgs: 4096 / 8,
+    checkQuorum: true,
+    preVote: true,
+    randomInt: random,
+  });
 }
 
 /** The data dir's identity on first start. */
-export function bootstrapMeta(
-  config: BootstrapConfig,
-  env: { join?: { clusterId: bigint; memberId: bigint } },
-): MemberMeta {
+function bootstrapMeta(config: NodeConfig, env: NodeEnvironment): MemberMeta {
   const initial = parseInitialCluster(config.initialCluster);
   const self = initial.find((m) => m.name === config.name);
   if (!self) {
@@ -57,9 +148,7 @@ export function bootstrapMeta(
 }
 
 /** The members of a new cluster as Raft bootstraps them (a ConfChange context for each). */
-export function initialPeers(
-  config: Pick<BootstrapConfig, "initialCluster" | "initialClusterToken">,
-): { id: bigint; context: Uint8Array }[] {
+export function initialPeers(config: NodeConfig): { id: bigint; context: Uint8Array }[] {
   return parseInitialCluster(config.initialCluster).map((m) => {
     const id = memberId(m.peerUrls, config.initialClusterToken);
     const member: MemberInfo = {

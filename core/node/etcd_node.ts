@@ -57,7 +57,7 @@ import {
 import { assert } from "../assert.ts";
 import { Errors, EtcdError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { Lessor, minLeaseTtlSeconds, NotPrimaryError } from "../lease/mod.ts";
+import { type Lessor, NotPrimaryError } from "../lease/mod.ts";
 import {
   checkDeleteRequest,
   checkPutRequest,
@@ -81,7 +81,6 @@ import {
   none,
   RawNode,
   type Ready,
-  seededRandomInt,
   type Snapshot as RaftSnapshot,
   StateType,
 } from "../raft/mod.ts";
@@ -95,7 +94,15 @@ import {
   walSnapshotMarker,
 } from "../storage/mod.ts";
 import { StateMachine } from "./apply.ts";
-import { bootstrapMeta, initialPeers } from "./bootstrap.ts";
+import type { NodeConfig, NodeEnvironment } from "./config.ts";
+import {
+  electionTicks,
+  initialPeers,
+  memberMeta,
+  newLessor,
+  newRawNode,
+  recoverStorage,
+} from "./bootstrap.ts";
 import { idHex, memberId } from "./ids.ts";
 import { type MemberInfo, Membership, toApiMember } from "./membership.ts";
 import { Proposals, type Waiter } from "./proposals.ts";
@@ -111,77 +118,12 @@ import {
 } from "./reconfig.ts";
 import { noTransport, type Transport } from "./transport.ts";
 
+export type { NodeConfig, NodeEnvironment } from "./config.ts";
+
 /** The etcd version detcd speaks and reports. */
 export const serverVersion = "3.4.23";
 /** The cluster version etcd 3.4 members agree on. */
 export const clusterVersion = "3.4.0";
-
-/** What a member is told at start; mirrors etcd's flags of the same names. */
-export interface NodeConfig {
-  name: string;
-  dataDir: string;
-  initialAdvertisePeerUrls: string[];
-  advertiseClientUrls: string[];
-  initialCluster: string;
-  initialClusterToken: string;
-  initialClusterState: "new" | "existing";
-  snapshotCount: number;
-  maxTxnOps: number;
-  maxRequestBytes: number;
-  /** --heartbeat-interval: one Raft tick (ms). */
-  heartbeatIntervalMs?: number;
-  /** --election-timeout (ms); a multiple of the heartbeat interval. */
-  electionTimeoutMs?: number;
-  /** --strict-reconfig-check: refuse membership changes that would leave too few started members. */
-  strictReconfigCheck?: boolean;
-  /** WAL segment size; tests set it small to exercise segment release. */
-  walSegmentBytes?: number;
-  /**
-   * Entries kept in the log after a snapshot for followers that lag (etcd: 5000); beyond that a
-   * follower gets the snapshot. Tests and the simulation set it small.
-   */
-  snapshotCatchUpEntries?: number;
-  /** --experimental-enable-lease-checkpoint: the leader replicates remaining TTLs. */
-  leaseCheckpoint?: boolean;
-  /** Interval between a lease's checkpoints (etcd: 5 minutes; tests set it short). */
-  leaseCheckpointIntervalMs?: number;
-}
-
-/** What the environment provides to a member: everything with a side effect or a clock. */
-export interface NodeEnvironment {
-  transport?: Transport;
-  /** Wall clock (Unix ms): only for member IDs of added members, as etcd derives them. */
-  nowMs?: () => number;
-  /** Seed of the Raft randomness (election timeouts). */
-  seed?: number;
-  /**
-   * For `--initial-cluster-state existing` on a fresh data dir: the cluster as its members report
-   * it (the server asks them over the peer port before the member starts).
-   */
-  join?: { clusterId: bigint; memberId: bigint };
-  /**
-   * Asks the leader to promote a learner (only the leader knows whether the learner caught up);
-   * rejects with the leader's EtcdError. etcd forwards it over the peer port.
-   */
-  forwardPromote?: (leader: bigint, id: bigint) => Promise<void>;
-  /**
-   * Renews a lease on the leader (only the leader keeps expiries) and returns its TTL; rejects with
-   * the leader's EtcdError. etcd forwards keep-alives over the peer port (POST /leases).
-   */
-  forwardLeaseRenew?: (leader: bigint, id: bigint) => Promise<bigint>;
-  /** LeaseTimeToLive asked of the leader (etcd's POST /leases/internal). */
-  forwardLeaseTimeToLive?: (
-    leader: bigint,
-    req: LeaseTimeToLiveRequest,
-  ) => Promise<LeaseTimeToLiveResponse>;
-  /** Called once if this member is removed from the cluster; the server exits. */
-  onRemoved?: () => void;
-  /**
-   * Observes every entry as it is applied (simulation and tests check that all members apply the
-   * same entry at each index). Called after the entry took effect.
-   */
-  onApply?: (entry: Entry) => void;
-}
 
 /** Leader messages that promise nothing about its own disk and may go out while it writes. */
 const leaderEarlyTypes = new Set<MessageType>([
@@ -315,16 +257,7 @@ export class EtcdNode {
     const metaPath = `${memberDir}/meta`;
     const metaBytes = await disk.readFile(metaPath);
     const fresh = metaBytes === null;
-    let meta: MemberMeta;
-    if (fresh) {
-      meta = bootstrapMeta(config, env);
-    } else {
-      meta = fromBinary(MemberMetaSchema, metaBytes);
-      logger.info("etcdmain/etcd.go:134", "server has been already initialized", {
-        "data-dir": config.dataDir,
-        "dir-type": "member",
-      });
-    }
+    const meta = memberMeta(config, env, logger, metaBytes);
     const snapshotter = new Snapshotter(disk, `${memberDir}/snap`);
     const snapshot = await snapshotter.loadNewest((name, reason) =>
       logger.warn("snap/snapshotter.go:123", "failed to read a snap file", {
@@ -333,19 +266,7 @@ export class EtcdNode {
       })
     );
     const state = snapshot ? fromBinary(NodeSnapshotSchema, snapshot.data) : null;
-    const lessor = new Lessor({
-      minTtlSeconds: minLeaseTtlSeconds(
-        Math.max(
-          2,
-          Math.round((config.electionTimeoutMs ?? 1000) / (config.heartbeatIntervalMs ?? 100)),
-        ),
-        config.heartbeatIntervalMs ?? 100,
-      ),
-      // Wired to this node's MVCC store in the constructor.
-      deleter: { deleteKeys: () => {} },
-      checkpoint: config.leaseCheckpoint,
-      checkpointIntervalMs: config.leaseCheckpointIntervalMs,
-    });
+    const lessor = newLessor(config);
     // Leases first: restoring MVCC re-attaches live keys to them (etcd's order).
     const mvcc = StateMachine.restoreStore(state, lessor);
     const snapshotIndex = snapshot?.index ?? 0;
@@ -360,48 +281,9 @@ export class EtcdNode {
         detail: recovery.truncatedTail,
       });
     }
-    const storage = new MemoryStorage();
-    if (snapshot && state) {
-      storage.applySnapshot({
-        metadata: {
-          index: snapshot.index,
-          term: snapshot.term,
-          confState: { voters: state.voters, learners: state.learners },
-        },
-        data: snapshot.data,
-      });
-    }
-    if (recovery.entries.length > 0) {
-      storage.append(recovery.entries.map((r) => ({
-        term: r.term,
-        index: r.index,
-        type: r.type as EntryType,
-        data: r.data,
-      })));
-    }
-    if (recovery.hardState) {
-      const hs = recovery.hardState;
-      storage.setHardState({
-        term: hs.term,
-        vote: hs.vote,
-        commit: Math.min(hs.commit, storage.lastIndex()),
-      });
-    }
-    const heartbeatMs = config.heartbeatIntervalMs ?? 100;
-    const electionTicks = Math.max(2, Math.round((config.electionTimeoutMs ?? 1000) / heartbeatMs));
-    const random = seededRandomInt(env.seed ?? Number(meta.memberId & 0xffffffffn));
-    const raft = new RawNode({
-      id: meta.memberId,
-      electionTicks,
-      heartbeatTicks: 1,
-      storage,
-      applied: snapshotIndex,
-      maxSizePerMsg: 1024 * 1024,
-      maxInflightMsgs: 4096 / 8,
-      checkQuorum: true,
-      preVote: true,
-      randomInt: random,
-    });
+    const storage = recoverStorage(snapshot && state ? { ...snapshot, state } : null, recovery);
+    const ticks = electionTicks(config);
+    const raft = newRawNode(meta, env, storage, snapshotIndex, ticks);
     const node = new EtcdNode({
       config,
       logger,
@@ -414,7 +296,7 @@ export class EtcdNode {
       lessor,
       meta,
       appliedIndex: snapshotIndex,
-      electionTicks,
+      electionTicks: ticks,
     });
     if (state && snapshot) {
       node.#sm.restore(state);
