@@ -84,16 +84,9 @@ import {
   type Snapshot as RaftSnapshot,
   StateType,
 } from "../raft/mod.ts";
-import {
-  type Disk,
-  Snapshotter,
-  Wal,
-  walEntry,
-  walHardState,
-  type WalRecord,
-  walSnapshotMarker,
-} from "../storage/mod.ts";
+import { type Disk, Snapshotter, Wal } from "../storage/mod.ts";
 import { StateMachine } from "./apply.ts";
+import { DurableLog } from "./durable_log.ts";
 import type { NodeConfig, NodeEnvironment } from "./config.ts";
 import {
   electionTicks,
@@ -132,9 +125,6 @@ const leaderEarlyTypes = new Set<MessageType>([
   MessageType.Snap,
 ]);
 
-/** Entries etcd keeps in the log after a snapshot so slow followers catch up without one. */
-const snapshotCatchUpEntries = 5000;
-
 /**
  * One etcd member's replicated state machine. A write is validated, proposed to Raft (forwarded to
  * the leader when this member follows), made durable in the WAL with every other write that
@@ -148,9 +138,8 @@ export class EtcdNode {
   readonly clusterId: bigint;
   #config: NodeConfig;
   #logger: Logger;
-  #wal: Wal;
-  #snapshotter: Snapshotter;
-  #storage: MemoryStorage;
+  /** The WAL, the snapshot files and Raft's in-memory log. */
+  #log: DurableLog;
   #raft: RawNode;
   #transport: Transport;
   #env: NodeEnvironment;
@@ -169,7 +158,6 @@ export class EtcdNode {
   #lead = none;
   #state = StateType.Follower;
   #appliedIndex: number;
-  #snapshotIndex: number;
   #ticks = 0;
   #reqTimeoutTicks: number;
   #electionTicks: number;
@@ -205,9 +193,14 @@ export class EtcdNode {
     this.#logger = init.logger;
     this.#env = init.env;
     this.#transport = init.env.transport ?? noTransport;
-    this.#wal = init.wal;
-    this.#snapshotter = init.snapshotter;
-    this.#storage = init.storage;
+    this.#log = new DurableLog({
+      wal: init.wal,
+      snapshotter: init.snapshotter,
+      storage: init.storage,
+      logger: init.logger,
+      snapshotIndex: init.appliedIndex,
+      catchUpEntries: init.config.snapshotCatchUpEntries,
+    });
     this.#raft = init.raft;
     this.#lessor = init.lessor;
     this.#sm = new StateMachine({
@@ -221,7 +214,6 @@ export class EtcdNode {
     this.memberId = init.meta.memberId;
     this.clusterId = init.meta.clusterId;
     this.#appliedIndex = init.appliedIndex;
-    this.#snapshotIndex = init.appliedIndex;
     this.#electionTicks = init.electionTicks;
     // etcd's ReqTimeout: 5 s plus two election timeouts.
     const heartbeatMs = init.config.heartbeatIntervalMs ?? 100;
@@ -764,7 +756,7 @@ export class EtcdNode {
     for (const resolve of this.#tickWaiters.splice(0)) resolve();
     await this.#idle;
     this.#rejectAll(Errors.stopped());
-    this.#wal.close();
+    this.#log.close();
   }
 
   /** What etcd's strict reconfig checks look at. */
@@ -909,22 +901,15 @@ export class EtcdNode {
         : later.filter((m) => !leaderEarlyTypes.has(m.type));
     }
 
-    if (rd.snapshot) await this.#persistSnapshot(rd.snapshot);
+    if (rd.snapshot) await this.#log.persistSnapshot(rd.snapshot);
     if (rd.entries.length > 0 || rd.hardState) {
-      const records: WalRecord[] = [];
-      for (const e of rd.entries) records.push(walEntry(e.index, e.term, e.data, e.type));
-      if (rd.hardState) {
-        const hs = rd.hardState;
-        records.push(walHardState(hs.term, hs.vote, hs.commit));
-      }
       try {
-        await this.#wal.append(records, rd.mustSync);
+        await this.#log.write(rd.entries, rd.hardState, rd.mustSync);
       } catch (e) {
         this.#failWrites(e);
         return;
       }
-      if (rd.entries.length > 0) this.#storage.append(rd.entries);
-      if (rd.hardState) this.#storage.setHardState(rd.hardState);
+      this.#log.stage(rd.entries, rd.hardState);
     }
     if (later.length > 0) this.#transport.send(later);
 
@@ -935,8 +920,12 @@ export class EtcdNode {
     }
     this.#raft.advance(rd);
     this.#reads.release(this.#appliedIndex);
-    if (this.#appliedIndex - this.#snapshotIndex >= this.#config.snapshotCount) {
-      await this.#saveSnapshot();
+    if (this.#appliedIndex - this.#log.snapshotIndex >= this.#config.snapshotCount) {
+      await this.#log.saveSnapshot(
+        this.#appliedIndex,
+        this.#confState,
+        this.#sm.encode(this.#confState),
+      );
     }
   }
 
@@ -978,20 +967,13 @@ export class EtcdNode {
     }
   }
 
-  async #persistSnapshot(snap: RaftSnapshot): Promise<void> {
-    const { index, term } = snap.metadata;
-    await this.#snapshotter.save({ index, term, data: snap.data });
-    await this.#wal.append([walSnapshotMarker(index, term)]);
-    this.#storage.applySnapshot(snap);
-  }
-
   /** Replaces the state machine with a snapshot the leader sent. */
   #applySnapshot(snap: RaftSnapshot): void {
     const state = fromBinary(NodeSnapshotSchema, snap.data);
     this.#sm.restoreSnapshot(state);
     this.#restoreConf(state);
     this.#appliedIndex = snap.metadata.index;
-    this.#snapshotIndex = snap.metadata.index;
+    this.#log.snapshotApplied(snap.metadata.index);
     this.#term = snap.metadata.term;
     this.#logger.info("etcdserver/server.go:1117", "applied snapshot", {
       "snapshot-index": snap.metadata.index,
@@ -1092,7 +1074,7 @@ export class EtcdNode {
       throw e;
     }
     this.#confState = this.#raft.applyConfChange(cc);
-    this.#storage.setConfState(this.#confState);
+    this.#log.setConfState(this.#confState);
     const type = ConfChangeType[cc.type];
     this.#logger.info("membership/cluster.go:392", `applied a membership change (${type})`, {
       "local-member-id": idHex(this.memberId),
@@ -1146,25 +1128,6 @@ export class EtcdNode {
       });
       this.#propose({ case: "leaseCheckpoint", value }).catch(() => {});
     }
-  }
-
-  async #saveSnapshot(): Promise<void> {
-    const index = this.#appliedIndex;
-    const data = this.#sm.encode(this.#confState);
-    const term = this.#storage.term(index);
-    // The hard state that committed `index` may still be unsynced (a commit-only Ready does not
-    // sync): make it durable first, or a crash leaves a snapshot newer than the WAL's commit and
-    // the member cannot restart (etcd syncs its WAL in SaveSnap for the same reason).
-    await this.#wal.sync();
-    await this.#snapshotter.save({ index, term, data });
-    this.#storage.createSnapshot(index, this.#confState, data);
-    const compactTo = index - (this.#config.snapshotCatchUpEntries ?? snapshotCatchUpEntries);
-    if (compactTo > this.#storage.firstIndex()) this.#storage.compact(compactTo);
-    // Keep the log back to the previous snapshot: if this newest one is ever unreadable, recovery
-    // falls back to the previous snapshot and still finds every entry after it.
-    await this.#wal.releaseTo(this.#snapshotIndex);
-    this.#snapshotIndex = index;
-    this.#logger.info("etcdserver/server.go:2381", "saved snapshot", { "snapshot-index": index });
   }
 }
 
