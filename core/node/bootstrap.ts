@@ -45,7 +45,7 @@ export function electionTicks(config: NodeConfig): number {
 export function newLessor(config: NodeConfig): Lessor {
   return new Lessor({
     minTtlSeconds: minLeaseTtlSeconds(electionTicks(config), config.heartbeatIntervalMs ?? 100),
-    // Wired to this node's MVCC store in the constructor.
+    // Wired to the MVCC store by the StateMachine the node builds around it.
     deleter: { deleteKeys: () => {} },
     checkpoint: config.leaseCheckpoint,
     checkpointIntervalMs: config.leaseCheckpointIntervalMs,

@@ -92,8 +92,8 @@ export class Proposals {
   }
 
   /**
-   * Proposes a membership change whose ConfChange context `encode` builds from its request ID;
-   * a dropped one fails at once (no leader, or leadership moving).
+   * Proposes a membership change, the ConfChange `build` makes from its request ID (which its
+   * context carries); a dropped one fails at once (no leader, or leadership moving).
    */
   proposeConfChange(
     build: (requestId: bigint) => ConfChange,
