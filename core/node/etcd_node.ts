@@ -2,11 +2,8 @@ import type { BackendState } from "../snapshot/etcd_db.ts";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   ClusterVersionSchema,
-  type ConfChangeContext,
-  ConfChangeContextSchema,
   type InternalRequest,
   InternalRequestSchema,
-  LeaseRecordSchema,
   MemberAttributesSchema,
   type MemberMeta,
   MemberMetaSchema,
@@ -14,16 +11,11 @@ import {
   NodeSnapshotSchema,
 } from "../../gen/detcdpb/internal_pb.ts";
 import {
-  type AlarmMember,
-  AlarmMemberSchema,
   type AlarmRequest,
-  AlarmRequest_AlarmAction,
   type AlarmResponse,
-  AlarmResponseSchema,
   AlarmType,
   type CompactionRequest,
   type CompactionResponse,
-  CompactionResponseSchema,
   type DeleteRangeRequest,
   type DeleteRangeResponse,
   type HashKVRequest,
@@ -33,12 +25,10 @@ import {
   LeaseCheckpointRequestSchema,
   type LeaseGrantRequest,
   type LeaseGrantResponse,
-  LeaseGrantResponseSchema,
   type LeaseLeasesResponse,
   LeaseLeasesResponseSchema,
   LeaseRevokeRequestSchema,
   type LeaseRevokeResponse,
-  LeaseRevokeResponseSchema,
   LeaseStatusSchema,
   type LeaseTimeToLiveRequest,
   type LeaseTimeToLiveResponse,
@@ -63,13 +53,12 @@ import {
   type StatusResponse,
   StatusResponseSchema,
   type TxnRequest,
-  TxnRequestSchema,
   type TxnResponse,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { assert } from "../assert.ts";
 import { Errors, EtcdError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { Lessor, minLeaseTtlSeconds, NotPrimaryError } from "../lease/mod.ts";
+import { type Lessor, NotPrimaryError } from "../lease/mod.ts";
 import {
   checkDeleteRequest,
   checkPutRequest,
@@ -79,7 +68,6 @@ import {
   isTxnSerializable,
   MvccStore,
   WatchableStore,
-  type WriteResult,
 } from "../mvcc/mod.ts";
 import {
   type ConfChange,
@@ -92,107 +80,44 @@ import {
   type Message,
   MessageType,
   none,
-  ProposalDroppedError,
   RawNode,
   type Ready,
-  seededRandomInt,
   type Snapshot as RaftSnapshot,
   StateType,
 } from "../raft/mod.ts";
+import { type Disk, Snapshotter, Wal } from "../storage/mod.ts";
+import { StateMachine } from "./apply.ts";
+import { DurableLog } from "./durable_log.ts";
+import type { NodeConfig, NodeEnvironment } from "./config.ts";
 import {
-  type Disk,
-  Snapshotter,
-  Wal,
-  walEntry,
-  walHardState,
-  type WalRecord,
-  walSnapshotMarker,
-} from "../storage/mod.ts";
-import { clusterId, idHex, memberId, parseInitialCluster } from "./ids.ts";
-import { fromRecord, type MemberInfo, Membership, toApiMember, toRecord } from "./membership.ts";
+  electionTicks,
+  initialPeers,
+  memberMeta,
+  newLessor,
+  newRawNode,
+  recoverStorage,
+} from "./bootstrap.ts";
+import { idHex, memberId } from "./ids.ts";
+import { type MemberInfo, Membership, toApiMember } from "./membership.ts";
+import { Proposals, type Waiter } from "./proposals.ts";
+import { ReadIndexReads } from "./reads.ts";
+import {
+  checkAdd,
+  checkRemoveVoter,
+  decodeContext,
+  encodeContext,
+  learnerReadyPercent,
+  type ReconfigView,
+  validPeerUrls,
+} from "./reconfig.ts";
 import { noTransport, type Transport } from "./transport.ts";
+
+export type { NodeConfig, NodeEnvironment } from "./config.ts";
 
 /** The etcd version detcd speaks and reports. */
 export const serverVersion = "3.4.23";
 /** The cluster version etcd 3.4 members agree on. */
 export const clusterVersion = "3.4.0";
-
-/** What a member is told at start; mirrors etcd's flags of the same names. */
-export interface NodeConfig {
-  name: string;
-  dataDir: string;
-  initialAdvertisePeerUrls: string[];
-  advertiseClientUrls: string[];
-  initialCluster: string;
-  initialClusterToken: string;
-  initialClusterState: "new" | "existing";
-  snapshotCount: number;
-  maxTxnOps: number;
-  maxRequestBytes: number;
-  /** --heartbeat-interval: one Raft tick (ms). */
-  heartbeatIntervalMs?: number;
-  /** --election-timeout (ms); a multiple of the heartbeat interval. */
-  electionTimeoutMs?: number;
-  /** --strict-reconfig-check: refuse membership changes that would leave too few started members. */
-  strictReconfigCheck?: boolean;
-  /** WAL segment size; tests set it small to exercise segment release. */
-  walSegmentBytes?: number;
-  /**
-   * Entries kept in the log after a snapshot for followers that lag (etcd: 5000); beyond that a
-   * follower gets the snapshot. Tests and the simulation set it small.
-   */
-  snapshotCatchUpEntries?: number;
-  /** --experimental-enable-lease-checkpoint: the leader replicates remaining TTLs. */
-  leaseCheckpoint?: boolean;
-  /** Interval between a lease's checkpoints (etcd: 5 minutes; tests set it short). */
-  leaseCheckpointIntervalMs?: number;
-}
-
-/** What the environment provides to a member: everything with a side effect or a clock. */
-export interface NodeEnvironment {
-  transport?: Transport;
-  /** Wall clock (Unix ms): only for member IDs of added members, as etcd derives them. */
-  nowMs?: () => number;
-  /** Seed of the Raft randomness (election timeouts). */
-  seed?: number;
-  /**
-   * For `--initial-cluster-state existing` on a fresh data dir: the cluster as its members report
-   * it (the server asks them over the peer port before the member starts).
-   */
-  join?: { clusterId: bigint; memberId: bigint };
-  /**
-   * Asks the leader to promote a learner (only the leader knows whether the learner caught up);
-   * rejects with the leader's EtcdError. etcd forwards it over the peer port.
-   */
-  forwardPromote?: (leader: bigint, id: bigint) => Promise<void>;
-  /**
-   * Renews a lease on the leader (only the leader keeps expiries) and returns its TTL; rejects with
-   * the leader's EtcdError. etcd forwards keep-alives over the peer port (POST /leases).
-   */
-  forwardLeaseRenew?: (leader: bigint, id: bigint) => Promise<bigint>;
-  /** LeaseTimeToLive asked of the leader (etcd's POST /leases/internal). */
-  forwardLeaseTimeToLive?: (
-    leader: bigint,
-    req: LeaseTimeToLiveRequest,
-  ) => Promise<LeaseTimeToLiveResponse>;
-  /** Called once if this member is removed from the cluster; the server exits. */
-  onRemoved?: () => void;
-  /**
-   * Observes every entry as it is applied (simulation and tests check that all members apply the
-   * same entry at each index). Called after the entry took effect.
-   */
-  onApply?: (entry: Entry) => void;
-}
-
-/** How long a peer must have been connected to count toward etcd's strict reconfig checks. */
-const healthIntervalMs = 5000;
-
-function quorum(voters: number): number {
-  return Math.floor(voters / 2) + 1;
-}
-
-/** Ticks without a ReadIndex answer before asking again (etcd: 500 ms at the default 100 ms). */
-const readIndexRetryTicks = 5;
 
 /** Leader messages that promise nothing about its own disk and may go out while it writes. */
 const leaderEarlyTypes = new Set<MessageType>([
@@ -200,33 +125,6 @@ const leaderEarlyTypes = new Set<MessageType>([
   MessageType.Heartbeat,
   MessageType.Snap,
 ]);
-
-/** Proposals waiting for a reply at most; past it writers get `etcdserver: too many requests`. */
-const maxPendingProposals = 20000;
-/** Entries etcd keeps in the log after a snapshot so slow followers catch up without one. */
-const snapshotCatchUpEntries = 5000;
-/** A learner may be promoted when its log is at least this far along the leader's. */
-const learnerReadyPercent = 0.9;
-
-interface Waiter {
-  resolve: (value: unknown) => void;
-  reject: (error: unknown) => void;
-  /** Tick at which it gives up. */
-  deadline: number;
-  /** Leader when it was proposed (to say "possibly due to previous leader failure"). */
-  lead: bigint;
-  /** Still waiting for a leader to take the proposal. */
-  parked?: boolean;
-}
-
-interface ReadBatch {
-  /** Tick of the last ReadIndex request for it (asked again if no answer comes, like etcd). */
-  issuedAt: number;
-  ctx: Uint8Array;
-  key: string;
-  waiters: Waiter[];
-  index: number;
-}
 
 /**
  * One etcd member's replicated state machine. A write is validated, proposed to Raft (forwarded to
@@ -241,20 +139,18 @@ export class EtcdNode {
   readonly clusterId: bigint;
   #config: NodeConfig;
   #logger: Logger;
-  #wal: Wal;
-  #snapshotter: Snapshotter;
-  #storage: MemoryStorage;
+  /** The WAL, the snapshot files and Raft's in-memory log. */
+  #log: DurableLog;
   #raft: RawNode;
   #transport: Transport;
   #env: NodeEnvironment;
-  #mvcc: MvccStore;
   #lessor: Lessor;
-  /** Watchers of this member: every applied write's events reach them (see #watched). */
-  readonly watchable: WatchableStore = new WatchableStore(() => this.#mvcc);
   #membership = new Membership();
+  /** MVCC, leases, alarms and membership as applied from the log. */
+  #sm: StateMachine;
+  /** Watchers of this member: every applied write's events reach them. */
+  readonly watchable: WatchableStore;
   #confState: ConfState = { voters: [], learners: [] };
-  /** Raised alarms, kept sorted by member then type so that snapshots are deterministic. */
-  #alarms: AlarmMember[] = [];
   /** Term of the last applied entry: what etcd reports in headers and Status. */
   #term = 0;
   /** Raft's current term (for logs). */
@@ -263,17 +159,11 @@ export class EtcdNode {
   #lead = none;
   #state = StateType.Follower;
   #appliedIndex: number;
-  #snapshotIndex: number;
   #ticks = 0;
   #reqTimeoutTicks: number;
   #electionTicks: number;
-  #nextRequestId: bigint;
-  #waiters = new Map<bigint, Waiter>();
-  #parked: { id: bigint; data: Uint8Array }[] = [];
-  #readQueue: Waiter[] = [];
-  #readInFlight: ReadBatch | null = null;
-  #readsAwaitingApply: ReadBatch[] = [];
-  #readCounter = 0;
+  #proposals: Proposals;
+  #reads: ReadIndexReads;
   #published = false;
   #publishing = false;
   #transferWaiters: { target: bigint; waiter: Waiter }[] = [];
@@ -304,26 +194,43 @@ export class EtcdNode {
     this.#logger = init.logger;
     this.#env = init.env;
     this.#transport = init.env.transport ?? noTransport;
-    this.#wal = init.wal;
-    this.#snapshotter = init.snapshotter;
-    this.#storage = init.storage;
+    this.#log = new DurableLog({
+      wal: init.wal,
+      snapshotter: init.snapshotter,
+      storage: init.storage,
+      logger: init.logger,
+      snapshotIndex: init.appliedIndex,
+      catchUpEntries: init.config.snapshotCatchUpEntries,
+    });
     this.#raft = init.raft;
-    this.#mvcc = init.mvcc;
     this.#lessor = init.lessor;
-    this.#lessor.setDeleter({ deleteKeys: (keys) => this.#deleteLeaseKeys(keys) });
+    this.#sm = new StateMachine({
+      mvcc: init.mvcc,
+      lessor: init.lessor,
+      membership: this.#membership,
+      header: () => this.header(),
+      leaseNowMs: () => this.#leaseNowMs(),
+    });
+    this.watchable = this.#sm.watchable;
     this.memberId = init.meta.memberId;
     this.clusterId = init.meta.clusterId;
     this.#appliedIndex = init.appliedIndex;
-    this.#snapshotIndex = init.appliedIndex;
     this.#electionTicks = init.electionTicks;
     // etcd's ReqTimeout: 5 s plus two election timeouts.
     const heartbeatMs = init.config.heartbeatIntervalMs ?? 100;
     this.#reqTimeoutTicks = Math.ceil(5000 / heartbeatMs) + 2 * init.electionTicks;
-    // Request IDs: the member's low 16 bits, then the start time, then a counter (etcd's idutil),
-    // so that IDs never repeat across restarts of a member.
-    const nowMs = BigInt(Math.floor((init.env.nowMs ?? (() => 0))()));
-    this.#nextRequestId = ((init.meta.memberId & 0xffffn) << 48n) |
-      ((nowMs & 0xffffffffffn) << 8n);
+    this.#proposals = new Proposals({
+      memberId: init.meta.memberId,
+      startMs: (init.env.nowMs ?? (() => 0))(),
+      maxRequestBytes: init.config.maxRequestBytes,
+      raft: init.raft,
+      schedule: () => this.#schedule(),
+    });
+    this.#reads = new ReadIndexReads({
+      memberId: init.meta.memberId,
+      readIndex: (ctx) => this.#raft.readIndex(ctx),
+      schedule: () => this.#schedule(),
+    });
   }
 
   /**
@@ -343,16 +250,7 @@ export class EtcdNode {
     const metaPath = `${memberDir}/meta`;
     const metaBytes = await disk.readFile(metaPath);
     const fresh = metaBytes === null;
-    let meta: MemberMeta;
-    if (fresh) {
-      meta = bootstrapMeta(config, env);
-    } else {
-      meta = fromBinary(MemberMetaSchema, metaBytes);
-      logger.info("etcdmain/etcd.go:134", "server has been already initialized", {
-        "data-dir": config.dataDir,
-        "dir-type": "member",
-      });
-    }
+    const meta = memberMeta(config, env, logger, metaBytes);
     const snapshotter = new Snapshotter(disk, `${memberDir}/snap`);
     const snapshot = await snapshotter.loadNewest((name, reason) =>
       logger.warn("snap/snapshotter.go:123", "failed to read a snap file", {
@@ -361,22 +259,9 @@ export class EtcdNode {
       })
     );
     const state = snapshot ? fromBinary(NodeSnapshotSchema, snapshot.data) : null;
-    const lessor = new Lessor({
-      minTtlSeconds: minLeaseTtlSeconds(
-        Math.max(
-          2,
-          Math.round((config.electionTimeoutMs ?? 1000) / (config.heartbeatIntervalMs ?? 100)),
-        ),
-        config.heartbeatIntervalMs ?? 100,
-      ),
-      // Wired to this node's MVCC store in the constructor.
-      deleter: { deleteKeys: () => {} },
-      checkpoint: config.leaseCheckpoint,
-      checkpointIntervalMs: config.leaseCheckpointIntervalMs,
-    });
+    const lessor = newLessor(config);
     // Leases first: restoring MVCC re-attaches live keys to them (etcd's order).
-    if (state) lessor.restore(leaseRecords(state));
-    const mvcc = state ? MvccStore.decodeSnapshot(state.mvcc, lessor) : new MvccStore(lessor);
+    const mvcc = StateMachine.restoreStore(state, lessor);
     const snapshotIndex = snapshot?.index ?? 0;
     const recovery = await Wal.open(
       disk,
@@ -389,48 +274,9 @@ export class EtcdNode {
         detail: recovery.truncatedTail,
       });
     }
-    const storage = new MemoryStorage();
-    if (snapshot && state) {
-      storage.applySnapshot({
-        metadata: {
-          index: snapshot.index,
-          term: snapshot.term,
-          confState: { voters: state.voters, learners: state.learners },
-        },
-        data: snapshot.data,
-      });
-    }
-    if (recovery.entries.length > 0) {
-      storage.append(recovery.entries.map((r) => ({
-        term: r.term,
-        index: r.index,
-        type: r.type as EntryType,
-        data: r.data,
-      })));
-    }
-    if (recovery.hardState) {
-      const hs = recovery.hardState;
-      storage.setHardState({
-        term: hs.term,
-        vote: hs.vote,
-        commit: Math.min(hs.commit, storage.lastIndex()),
-      });
-    }
-    const heartbeatMs = config.heartbeatIntervalMs ?? 100;
-    const electionTicks = Math.max(2, Math.round((config.electionTimeoutMs ?? 1000) / heartbeatMs));
-    const random = seededRandomInt(env.seed ?? Number(meta.memberId & 0xffffffffn));
-    const raft = new RawNode({
-      id: meta.memberId,
-      electionTicks,
-      heartbeatTicks: 1,
-      storage,
-      applied: snapshotIndex,
-      maxSizePerMsg: 1024 * 1024,
-      maxInflightMsgs: 4096 / 8,
-      checkQuorum: true,
-      preVote: true,
-      randomInt: random,
-    });
+    const storage = recoverStorage(snapshot && state ? { ...snapshot, state } : null, recovery);
+    const ticks = electionTicks(config);
+    const raft = newRawNode(meta, env, storage, snapshotIndex, ticks);
     const node = new EtcdNode({
       config,
       logger,
@@ -443,28 +289,16 @@ export class EtcdNode {
       lessor,
       meta,
       appliedIndex: snapshotIndex,
-      electionTicks,
+      electionTicks: ticks,
     });
     if (state && snapshot) {
-      node.#restoreState(state);
+      node.#sm.restore(state);
+      node.#restoreConf(state);
       node.#term = snapshot.term;
     }
     // Raft reports the commit index only when it changes: start from what the disk says.
     node.#commitIndex = Math.max(storage.initialState().hardState.commit, snapshotIndex);
-    if (fresh && config.initialClusterState === "new") {
-      const initial = parseInitialCluster(config.initialCluster);
-      raft.bootstrap(initial.map((m) => {
-        const id = memberId(m.peerUrls, config.initialClusterToken);
-        const member: MemberInfo = {
-          id,
-          name: m.name,
-          peerUrls: m.peerUrls,
-          clientUrls: [],
-          isLearner: false,
-        };
-        return { id, context: encodeContext(0n, member) };
-      }));
-    }
+    if (fresh && config.initialClusterState === "new") raft.bootstrap(initialPeers(config));
     if (fresh) await disk.writeFileAtomic(metaPath, toBinary(MemberMetaSchema, meta));
     // Replay: everything committed up to the recovered commit index is applied before serving.
     await node.#drive();
@@ -494,7 +328,7 @@ export class EtcdNode {
     for (const resolve of this.#tickWaiters.splice(0)) resolve();
     this.#raft.tick();
     this.#expireWaiters();
-    this.#proposeParked();
+    this.#proposals.proposeParked(this.#lead);
     this.#maybePublish();
     this.#leaseTick();
     this.#schedule();
@@ -547,7 +381,7 @@ export class EtcdNode {
   // Client API
 
   /** The header every response carries. */
-  header(revision: number = this.#mvcc.revision): ResponseHeader {
+  header(revision: number = this.#sm.mvcc.revision): ResponseHeader {
     return create(ResponseHeaderSchema, {
       clusterId: this.clusterId,
       memberId: this.memberId,
@@ -569,7 +403,7 @@ export class EtcdNode {
   async range(req: RangeRequest): Promise<RangeResponse> {
     checkRangeRequest(req);
     if (!req.serializable) await this.#linearizableRead();
-    const resp = this.#mvcc.range(req);
+    const resp = this.#sm.mvcc.range(req);
     resp.header = this.header();
     return resp;
   }
@@ -589,7 +423,7 @@ export class EtcdNode {
     if (isTxnReadOnly(req)) {
       // etcd serves read-only transactions without going through the log.
       if (!isTxnSerializable(req)) await this.#linearizableRead();
-      const { response } = this.#mvcc.txn(req);
+      const { response } = this.#sm.mvcc.txn(req);
       response.header = this.header();
       return response;
     }
@@ -611,7 +445,7 @@ export class EtcdNode {
    */
   async leaseGrant(req: LeaseGrantRequest): Promise<LeaseGrantResponse> {
     let id = req.ID;
-    while (id === 0n) id = this.#newRequestId() & ((1n << 63n) - 1n);
+    while (id === 0n) id = this.#proposals.newRequestId() & ((1n << 63n) - 1n);
     const value = { ...req, ID: id };
     return await this.#propose({ case: "leaseGrant", value }) as LeaseGrantResponse;
   }
@@ -721,7 +555,7 @@ export class EtcdNode {
 
   /** Maintenance.HashKV: etcd's hash of the key space up to a revision (0 = current). */
   hashKV(req: HashKVRequest): HashKVResponse {
-    const result = this.#mvcc.hashKV(Number(req.revision));
+    const result = this.#sm.mvcc.hashKV(Number(req.revision));
     return create(HashKVResponseSchema, {
       header: this.header(result.revision),
       hash: result.hash,
@@ -735,13 +569,13 @@ export class EtcdNode {
    */
   backendState(): BackendState {
     return {
-      mvcc: this.#mvcc.encodeSnapshot(),
+      mvcc: this.#sm.mvcc.encodeSnapshot(),
       leases: this.#lessor.records().map((l) => ({
         id: l.id,
         ttl: l.ttlSeconds,
         remainingTtl: l.remainingTtlSeconds,
       })),
-      alarms: this.#alarms,
+      alarms: [...this.#sm.alarms],
       members: this.#membership.list(),
       removed: this.#membership.removedIds(),
       clusterVersion: this.#membership.clusterVersion,
@@ -751,7 +585,7 @@ export class EtcdNode {
 
   /** Maintenance.Status for this member. */
   status(): StatusResponse {
-    const size = this.#mvcc.sizeBytes();
+    const size = this.#sm.mvcc.sizeBytes();
     return create(StatusResponseSchema, {
       header: this.header(),
       version: serverVersion,
@@ -763,7 +597,7 @@ export class EtcdNode {
       raftAppliedIndex: BigInt(this.#appliedIndex),
       errors: [
         ...(this.#failure ? [this.#failure.message] : []),
-        ...this.#alarms.map((a) => `memberID:${a.memberID} alarm:${AlarmType[a.alarm]} `),
+        ...this.#sm.alarms.map((a) => `memberID:${a.memberID} alarm:${AlarmType[a.alarm]} `),
       ],
       isLearner: this.#membership.get(this.memberId)?.isLearner ?? false,
     });
@@ -809,14 +643,12 @@ export class EtcdNode {
 
   /** Current MVCC revision. */
   get revision(): number {
-    return this.#mvcc.revision;
+    return this.#sm.mvcc.revision;
   }
 
   /** Cluster.MemberAdd: a voting member, or a learner that replicates but does not vote. */
   async memberAdd(peerUrls: string[], isLearner: boolean): Promise<MemberAddResponse> {
-    if (peerUrls.length === 0 || peerUrls.some((u) => !isValidUrl(u))) {
-      throw Errors.memberBadURLs();
-    }
+    if (!validPeerUrls(peerUrls)) throw Errors.memberBadURLs();
     const nowSeconds = Math.floor((this.#env.nowMs ?? (() => 0))() / 1000);
     const member: MemberInfo = {
       id: memberId(peerUrls, this.#config.initialClusterToken, nowSeconds),
@@ -826,7 +658,7 @@ export class EtcdNode {
       isLearner,
     };
     this.#membership.checkAdd(member);
-    if (this.#config.strictReconfigCheck !== false) this.#checkAdd(isLearner);
+    if (this.#config.strictReconfigCheck !== false) checkAdd(this.#reconfigView(), isLearner);
     await this.#proposeConfChange(
       isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode,
       member,
@@ -842,7 +674,7 @@ export class EtcdNode {
     this.#membership.checkRemove(id);
     const member = this.#membership.get(id)!;
     if (!member.isLearner && this.#config.strictReconfigCheck !== false) {
-      this.#checkRemoveVoter(id);
+      checkRemoveVoter(this.#reconfigView(), id);
     }
     await this.#proposeConfChange(ConfChangeType.RemoveNode, member);
     return create(MemberRemoveResponseSchema, {
@@ -852,9 +684,7 @@ export class EtcdNode {
   }
 
   async memberUpdate(id: bigint, peerUrls: string[]): Promise<MemberUpdateResponse> {
-    if (peerUrls.length === 0 || peerUrls.some((u) => !isValidUrl(u))) {
-      throw Errors.memberBadURLs();
-    }
+    if (!validPeerUrls(peerUrls)) throw Errors.memberBadURLs();
     this.#membership.checkUpdate(id, peerUrls);
     const member = { ...this.#membership.get(id)!, peerUrls };
     await this.#proposeConfChange(ConfChangeType.UpdateNode, member);
@@ -949,135 +779,34 @@ export class EtcdNode {
     for (const resolve of this.#tickWaiters.splice(0)) resolve();
     await this.#idle;
     this.#rejectAll(Errors.stopped());
-    this.#wal.close();
+    this.#log.close();
+  }
+
+  /** What etcd's strict reconfig checks look at. */
+  #reconfigView(): ReconfigView {
+    return {
+      memberId: this.memberId,
+      membership: this.#membership,
+      transport: this.#transport,
+      nowMs: this.#env.nowMs ?? (() => 0),
+    };
   }
 
   // ---------------------------------------------------------------------------------------------
   // Proposals and reads
 
-  #newRequestId(): bigint {
-    this.#nextRequestId++;
-    return this.#nextRequestId;
-  }
-
   #propose(request: InternalRequest["request"]): Promise<unknown> {
     if (this.#stopped || this.#failure) return Promise.reject(Errors.stopped());
-    if (this.#waiters.size >= maxPendingProposals) {
-      return Promise.reject(Errors.tooManyRequests());
-    }
-    const id = this.#newRequestId();
-    const data = toBinary(InternalRequestSchema, create(InternalRequestSchema, { id, request }));
-    if (data.length > this.#config.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = {
-        resolve,
-        reject,
-        deadline: this.#ticks + this.#reqTimeoutTicks,
-        lead: this.#lead,
-      };
-      try {
-        this.#raft.propose(data);
-      } catch (e) {
-        if (!(e instanceof ProposalDroppedError)) {
-          reject(e);
-          return;
-        }
-        // No leader to take it (or leadership moving): like etcd, the proposal waits for one
-        // until the request timeout instead of failing at once.
-        waiter.parked = true;
-        this.#parked.push({ id, data });
-      }
-      this.#waiters.set(id, waiter);
-      this.#schedule();
-    });
-  }
-
-  /** Proposes again what waited for a leader; whatever is dropped again keeps waiting. */
-  #proposeParked(): void {
-    if (this.#parked.length === 0 || this.#lead === none) return;
-    const parked = this.#parked;
-    this.#parked = [];
-    for (const p of parked) {
-      const waiter = this.#waiters.get(p.id);
-      if (!waiter) continue;
-      try {
-        this.#raft.propose(p.data);
-        waiter.parked = false;
-      } catch (e) {
-        if (!(e instanceof ProposalDroppedError)) throw e;
-        this.#parked.push(p);
-      }
-    }
-    this.#schedule();
-  }
-
-  /** What a dropped proposal means to a client. */
-  #dropError(): EtcdError {
-    if (this.#lead === none) return Errors.noLeader();
-    return Errors.timeout();
+    return this.#proposals.propose(request, this.#ticks + this.#reqTimeoutTicks, this.#lead);
   }
 
   #proposeConfChange(type: ConfChangeType, member: MemberInfo): Promise<unknown> {
     if (this.#stopped || this.#failure) return Promise.reject(Errors.stopped());
-    const id = this.#newRequestId();
-    const cc: ConfChange = { type, nodeId: member.id, context: encodeContext(id, member) };
-    return new Promise((resolve, reject) => {
-      try {
-        this.#raft.proposeConfChange(cc);
-      } catch (e) {
-        reject(e instanceof ProposalDroppedError ? this.#dropError() : e);
-        return;
-      }
-      this.#waiters.set(id, {
-        resolve,
-        reject,
-        deadline: this.#ticks + this.#reqTimeoutTicks,
-        lead: this.#lead,
-      });
-      this.#schedule();
-    });
-  }
-
-  /** Members count as started once they published their name (alive or not), as in etcd. */
-  #startedVoters(except = none): number {
-    return this.#membership.voters().filter((m) => m.id !== except && m.name !== "").length;
-  }
-
-  /** Voters (this member included) this member has been connected to for etcd's 5 s. */
-  #healthyVoters(): number {
-    const since = (this.#env.nowMs ?? (() => 0))() - healthIntervalMs;
-    return this.#membership.voters().filter((m) => {
-      if (m.id === this.memberId) return true;
-      const active = this.#transport.activeSince(m.id);
-      return active !== null && active <= since;
-    }).length;
-  }
-
-  /**
-   * etcd's strict checks before an add: a voter needs a started quorum after it
-   * (isReadyToAddVotingMember); voters and learners alike need every voter connected for 5 s.
-   */
-  #checkAdd(isLearner: boolean): void {
-    const voters = this.#membership.voters().length;
-    if (!isLearner) {
-      const started = this.#startedVoters();
-      // A lone member may always take a second one (it then needs both to make progress).
-      if (!(voters === 1 && started === 1) && started < quorum(voters + 1)) {
-        throw Errors.memberNotEnoughStarted();
-      }
-    }
-    if (this.#healthyVoters() < voters) throw Errors.unhealthy();
-  }
-
-  /** etcd's strict checks before removing a voter: the rest must keep a started, live quorum. */
-  #checkRemoveVoter(id: bigint): void {
-    const voters = this.#membership.voters();
-    if (this.#startedVoters(id) < quorum(voters.length - 1)) {
-      throw Errors.memberNotEnoughStarted();
-    }
-    // A member that is down is not part of the active quorum: removing it is always safe.
-    if (id !== this.memberId && this.#transport.activeSince(id) === null) return;
-    if (this.#healthyVoters() - 1 < quorum(voters.length - 1)) throw Errors.unhealthy();
+    return this.#proposals.proposeConfChange(
+      (id) => ({ type, nodeId: member.id, context: encodeContext(id, member) }),
+      this.#ticks + this.#reqTimeoutTicks,
+      this.#lead,
+    );
   }
 
   /** Resolves once a read started now may be served from the applied state. */
@@ -1086,78 +815,24 @@ export class EtcdNode {
     // failed: the writes it refuses were never acknowledged).
     if (
       this.#state === StateType.Leader && this.#confState.voters.length === 1 &&
-      this.#readInFlight === null && !this.#stopped
+      this.#reads.idle && !this.#stopped
     ) {
       return;
     }
     if (this.#stopped || this.#failure) return Promise.reject(Errors.stopped());
     return new Promise<void>((resolve, reject) => {
-      this.#readQueue.push({
+      this.#reads.add({
         resolve: () => resolve(),
         reject,
         deadline: this.#ticks + this.#reqTimeoutTicks,
         lead: this.#lead,
-      });
-      if (this.#readInFlight === null) this.#issueRead();
+      }, this.#ticks);
     });
-  }
-
-  #issueRead(): void {
-    if (this.#readQueue.length === 0) return;
-    // Unique across the cluster: the leader keys pending reads by context, so two followers'
-    // requests with the same counter would collide (the second one is ignored).
-    const ctx = new Uint8Array(16);
-    const view = new DataView(ctx.buffer);
-    view.setBigUint64(0, this.memberId);
-    view.setFloat64(8, ++this.#readCounter);
-    this.#readInFlight = {
-      ctx,
-      key: ctxKey(ctx),
-      waiters: this.#readQueue.splice(0),
-      index: 0,
-      issuedAt: this.#ticks,
-    };
-    this.#raft.readIndex(ctx);
-    this.#schedule();
-  }
-
-  #releaseReads(): void {
-    while (
-      this.#readsAwaitingApply.length > 0 &&
-      this.#readsAwaitingApply[0].index <= this.#appliedIndex
-    ) {
-      const batch = this.#readsAwaitingApply.shift()!;
-      for (const w of batch.waiters) w.resolve(undefined);
-    }
   }
 
   #expireWaiters(): void {
-    for (const [id, w] of this.#waiters) {
-      if (w.deadline > this.#ticks) break;
-      this.#waiters.delete(id);
-      w.reject(
-        w.lead !== none && w.lead !== this.#lead
-          ? Errors.timeoutDueToLeaderFail()
-          : Errors.timeout(),
-      );
-    }
-    const read = this.#readInFlight;
-    if (read && this.#ticks - read.issuedAt >= readIndexRetryTicks && this.#lead !== none) {
-      // The request or its answer may have been lost (a peer connection starting, a leader
-      // change): ask again, as etcd does every 500 ms.
-      read.issuedAt = this.#ticks;
-      this.#raft.readIndex(read.ctx);
-    }
-    if (read && read.waiters.length > 0 && read.waiters[0].deadline <= this.#ticks) {
-      for (const w of read.waiters) w.reject(Errors.timeout());
-      this.#readInFlight = null;
-      this.#issueRead();
-    }
-    this.#readsAwaitingApply = this.#readsAwaitingApply.filter((batch) => {
-      if (batch.waiters[0].deadline > this.#ticks) return true;
-      for (const w of batch.waiters) w.reject(Errors.timeout());
-      return false;
-    });
+    this.#proposals.expire(this.#ticks, this.#lead);
+    this.#reads.expire(this.#ticks, this.#lead !== none);
     this.#transferWaiters = this.#transferWaiters.filter(({ waiter }) => {
       if (waiter.deadline > this.#ticks) return true;
       waiter.reject(Errors.timeoutLeaderTransfer());
@@ -1249,32 +924,31 @@ export class EtcdNode {
         : later.filter((m) => !leaderEarlyTypes.has(m.type));
     }
 
-    if (rd.snapshot) await this.#persistSnapshot(rd.snapshot);
+    if (rd.snapshot) await this.#log.persistSnapshot(rd.snapshot);
     if (rd.entries.length > 0 || rd.hardState) {
-      const records: WalRecord[] = [];
-      for (const e of rd.entries) records.push(walEntry(e.index, e.term, e.data, e.type));
-      if (rd.hardState) {
-        const hs = rd.hardState;
-        records.push(walHardState(hs.term, hs.vote, hs.commit));
-      }
       try {
-        await this.#wal.append(records, rd.mustSync);
+        await this.#log.write(rd.entries, rd.hardState, rd.mustSync);
       } catch (e) {
         this.#failWrites(e);
         return;
       }
-      if (rd.entries.length > 0) this.#storage.append(rd.entries);
-      if (rd.hardState) this.#storage.setHardState(rd.hardState);
+      this.#log.stage(rd.entries, rd.hardState);
     }
     if (later.length > 0) this.#transport.send(later);
 
     if (rd.snapshot) this.#applySnapshot(rd.snapshot);
     for (const e of rd.committedEntries) this.#applyEntry(e);
-    for (const rs of rd.readStates) this.#onReadState(rs.index, rs.requestCtx);
+    for (const rs of rd.readStates) {
+      this.#reads.onReadState(rs.index, rs.requestCtx, this.#appliedIndex, this.#ticks);
+    }
     this.#raft.advance(rd);
-    this.#releaseReads();
-    if (this.#appliedIndex - this.#snapshotIndex >= this.#config.snapshotCount) {
-      await this.#saveSnapshot();
+    this.#reads.release(this.#appliedIndex);
+    if (this.#appliedIndex - this.#log.snapshotIndex >= this.#config.snapshotCount) {
+      await this.#log.saveSnapshot(
+        this.#appliedIndex,
+        this.#confState,
+        this.#sm.encode(this.#confState),
+      );
     }
   }
 
@@ -1304,60 +978,33 @@ export class EtcdNode {
         this.#transferWaiters = [];
       }
       // Reads waiting on a leader that is gone are asked again of the new one.
-      if (this.#readInFlight && lead !== none) {
-        this.#readQueue.unshift(...this.#readInFlight.waiters);
-        this.#readInFlight = null;
-        this.#issueRead();
-      }
+      if (lead !== none) this.#reads.leaderChanged(this.#ticks);
     }
     if (state === StateType.Leader && !wasLeader) this.#maybeSetClusterVersion();
     // Only the leader keeps lease expiries (etcd's Demote); it promotes again once it applies the
     // first entry of its term.
     if (wasLeader && state !== StateType.Leader) this.#lessor.demote();
     if (lead !== none) {
-      this.#proposeParked();
+      this.#proposals.proposeParked(this.#lead);
       queueMicrotask(() => this.#maybePublish());
     }
-  }
-
-  #onReadState(index: number, ctx: Uint8Array): void {
-    const batch = this.#readInFlight;
-    if (!batch || ctxKey(ctx) !== batch.key) return;
-    this.#readInFlight = null;
-    batch.index = index;
-    if (index <= this.#appliedIndex) {
-      for (const w of batch.waiters) w.resolve(undefined);
-    } else {
-      this.#readsAwaitingApply.push(batch);
-    }
-    this.#issueRead();
-  }
-
-  async #persistSnapshot(snap: RaftSnapshot): Promise<void> {
-    const { index, term } = snap.metadata;
-    await this.#snapshotter.save({ index, term, data: snap.data });
-    await this.#wal.append([walSnapshotMarker(index, term)]);
-    this.#storage.applySnapshot(snap);
   }
 
   /** Replaces the state machine with a snapshot the leader sent. */
   #applySnapshot(snap: RaftSnapshot): void {
     const state = fromBinary(NodeSnapshotSchema, snap.data);
-    this.#lessor.restore(leaseRecords(state));
-    this.#mvcc = MvccStore.decodeSnapshot(state.mvcc, this.#lessor);
-    this.watchable.restored();
-    this.#restoreState(state);
+    this.#sm.restoreSnapshot(state);
+    this.#restoreConf(state);
     this.#appliedIndex = snap.metadata.index;
-    this.#snapshotIndex = snap.metadata.index;
+    this.#log.snapshotApplied(snap.metadata.index);
     this.#term = snap.metadata.term;
     this.#logger.info("etcdserver/server.go:1117", "applied snapshot", {
       "snapshot-index": snap.metadata.index,
     });
   }
 
-  #restoreState(state: NodeSnapshot): void {
-    this.#alarms = [...state.alarms];
-    this.#membership.restore(state.members, state.removed, state.clusterVersion);
+  /** Raft's configuration and the peers of a restored snapshot (its members are restored). */
+  #restoreConf(state: NodeSnapshot): void {
     this.#confState = { voters: [...state.voters], learners: [...state.learners] };
     for (const m of this.#membership.list()) {
       if (m.id !== this.memberId) this.#transport.addPeer(m.id, m.peerUrls);
@@ -1387,16 +1034,8 @@ export class EtcdNode {
   }
 
   #rejectAll(error: EtcdError): void {
-    for (const w of this.#waiters.values()) w.reject(error);
-    this.#waiters.clear();
-    const reads = [
-      ...this.#readQueue.splice(0),
-      ...(this.#readInFlight?.waiters ?? []),
-      ...this.#readsAwaitingApply.flatMap((b) => b.waiters),
-    ];
-    this.#readInFlight = null;
-    this.#readsAwaitingApply = [];
-    for (const w of reads) w.reject(error);
+    this.#proposals.rejectAll(error);
+    this.#reads.rejectAll(error);
     for (const { waiter } of this.#transferWaiters) waiter.reject(error);
     this.#transferWaiters = [];
   }
@@ -1431,10 +1070,9 @@ export class EtcdNode {
       return;
     }
     const request = fromBinary(InternalRequestSchema, entry.data);
-    const waiter = this.#waiters.get(request.id);
-    if (waiter) this.#waiters.delete(request.id);
+    const waiter = this.#proposals.take(request.id);
     try {
-      const result = this.#applyRequest(request);
+      const result = this.#sm.applyRequest(request);
       waiter?.resolve(result);
     } catch (e) {
       // The request failed when it was first applied too (e.g. lease not found): same outcome.
@@ -1443,96 +1081,12 @@ export class EtcdNode {
     }
   }
 
-  /** Applies one committed request; throws the request's EtcdError when apply rejects it. */
-  #applyRequest(request: InternalRequest): unknown {
-    const r = request.request;
-    switch (r.case) {
-      case "put": {
-        if (this.#hasAlarm(AlarmType.NOSPACE)) throw Errors.noSpace();
-        const { response } = this.#watched(this.#mvcc.put(r.value));
-        response.header = this.header();
-        return response;
-      }
-      case "deleteRange": {
-        const { response } = this.#watched(this.#mvcc.deleteRange(r.value));
-        response.header = this.header();
-        return response;
-      }
-      case "txn": {
-        if (this.#hasAlarm(AlarmType.NOSPACE) && hasPut(r.value)) throw Errors.noSpace();
-        const { response } = this.#watched(this.#mvcc.txn(r.value));
-        response.header = this.header();
-        return response;
-      }
-      case "compaction": {
-        this.#mvcc.compact(Number(r.value.revision));
-        return create(CompactionResponseSchema, { header: this.header() });
-      }
-      case "alarm":
-        // etcd 3.4 answers Alarm without a response header (etcdctl prints `{}` for -w json).
-        return create(AlarmResponseSchema, { alarms: this.#applyAlarm(r.value) });
-      case "memberAttributes":
-        this.#membership.setAttributes(r.value.memberId, r.value.name, r.value.clientUrls);
-        return null;
-      case "clusterVersion":
-        this.#membership.clusterVersion = r.value.version;
-        return null;
-      case "leaseGrant": {
-        if (this.#hasAlarm(AlarmType.NOSPACE)) throw Errors.noSpace();
-        const granted = this.#lessor.grant(r.value.ID, r.value.TTL, this.#leaseNowMs());
-        return create(LeaseGrantResponseSchema, {
-          header: this.header(),
-          ID: granted.id,
-          TTL: granted.ttlSeconds,
-        });
-      }
-      case "leaseRevoke":
-        this.#lessor.revoke(r.value.ID);
-        return create(LeaseRevokeResponseSchema, { header: this.header() });
-      case "leaseCheckpoint":
-        for (const cp of r.value.checkpoints) {
-          this.#lessor.checkpoint(cp.ID, cp.remainingTTL, this.#leaseNowMs());
-        }
-        return null;
-      default:
-        return null;
-    }
-  }
-
-  /** Hands a write's events (one revision) to the watchers, on every member alike. */
-  #watched<R>(result: WriteResult<R>): WriteResult<R> {
-    if (result.events.length > 0) this.watchable.notify(result.events, result.prevKvs);
-    return result;
-  }
-
   #applyConfChange(cc: ConfChange): void {
     const context = decodeContext(cc.context);
-    const waiter = this.#waiters.get(context.requestId);
-    if (waiter) this.#waiters.delete(context.requestId);
+    const waiter = this.#proposals.take(context.requestId);
     const member = context.member;
     try {
-      switch (cc.type) {
-        case ConfChangeType.AddNode:
-          if (this.#membership.get(cc.nodeId)?.isLearner) {
-            this.#membership.promote(cc.nodeId);
-          } else {
-            this.#membership.checkAdd(member);
-            this.#membership.add(member);
-          }
-          break;
-        case ConfChangeType.AddLearnerNode:
-          this.#membership.checkAdd(member);
-          this.#membership.add(member);
-          break;
-        case ConfChangeType.RemoveNode:
-          this.#membership.checkRemove(cc.nodeId);
-          this.#membership.remove(cc.nodeId);
-          break;
-        case ConfChangeType.UpdateNode:
-          this.#membership.checkUpdate(cc.nodeId, member.peerUrls);
-          this.#membership.updatePeerUrls(cc.nodeId, member.peerUrls);
-          break;
-      }
+      this.#sm.applyConfChange(cc, member);
     } catch (e) {
       // Rejected at apply (it raced with another change): Raft still learns it is done.
       this.#confState = this.#raft.applyConfChange({ ...cc, nodeId: none });
@@ -1543,7 +1097,7 @@ export class EtcdNode {
       throw e;
     }
     this.#confState = this.#raft.applyConfChange(cc);
-    this.#storage.setConfState(this.#confState);
+    this.#log.setConfState(this.#confState);
     const type = ConfChangeType[cc.type];
     this.#logger.info("membership/cluster.go:392", `applied a membership change (${type})`, {
       "local-member-id": idHex(this.memberId),
@@ -1579,17 +1133,6 @@ export class EtcdNode {
     return this.#ticks * this.#heartbeatMs();
   }
 
-  /** A revoked lease's keys, deleted in one revision on every member (a txn of deletes). */
-  #deleteLeaseKeys(keys: Uint8Array[]): void {
-    const txn = create(TxnRequestSchema, {
-      success: keys.map((key) => ({
-        request: { case: "requestDeleteRange" as const, value: { key } },
-      })),
-    });
-    // Watchers see the revoke (or expiry) as DELETE events, like any other write.
-    this.#watched(this.#mvcc.txn(txn));
-  }
-
   /**
    * The leader's lease duties each tick: propose LeaseRevoke for expired leases (through Raft,
    * never locally: a deposed leader's proposal cannot commit) and due checkpoints.
@@ -1609,163 +1152,6 @@ export class EtcdNode {
       this.#propose({ case: "leaseCheckpoint", value }).catch(() => {});
     }
   }
-
-  #hasAlarm(type: AlarmType): boolean {
-    return this.#alarms.some((a) => a.alarm === type);
-  }
-
-  /** etcd's alarm store: GET lists (all, or one type), ACTIVATE raises, DEACTIVATE clears. */
-  #applyAlarm(req: AlarmRequest): AlarmMember[] {
-    const matches = (a: AlarmMember) => a.memberID === req.memberID && a.alarm === req.alarm;
-    switch (req.action) {
-      case AlarmRequest_AlarmAction.GET:
-        return this.#alarms.filter((a) => req.alarm === AlarmType.NONE || a.alarm === req.alarm);
-      case AlarmRequest_AlarmAction.ACTIVATE: {
-        if (req.alarm === AlarmType.NONE) return [];
-        const member = create(AlarmMemberSchema, { memberID: req.memberID, alarm: req.alarm });
-        if (!this.#alarms.some(matches)) {
-          this.#alarms = [...this.#alarms, member].sort(compareAlarms);
-        }
-        return [member];
-      }
-      case AlarmRequest_AlarmAction.DEACTIVATE: {
-        const removed = this.#alarms.filter(matches);
-        this.#alarms = this.#alarms.filter((a) => !matches(a));
-        return removed;
-      }
-      default:
-        return [];
-    }
-  }
-
-  #encodeState(): Uint8Array {
-    return toBinary(
-      NodeSnapshotSchema,
-      create(NodeSnapshotSchema, {
-        mvcc: this.#mvcc.encodeSnapshot(),
-        alarms: this.#alarms,
-        members: this.#membership.records(),
-        removed: this.#membership.removedIds(),
-        clusterVersion: this.#membership.clusterVersion,
-        voters: this.#confState.voters,
-        learners: this.#confState.learners,
-        leases: this.#lessor.records().map((l) =>
-          create(LeaseRecordSchema, {
-            id: l.id,
-            ttl: l.ttlSeconds,
-            remainingTtl: l.remainingTtlSeconds,
-          })
-        ),
-      }),
-    );
-  }
-
-  async #saveSnapshot(): Promise<void> {
-    const index = this.#appliedIndex;
-    const data = this.#encodeState();
-    const term = this.#storage.term(index);
-    // The hard state that committed `index` may still be unsynced (a commit-only Ready does not
-    // sync): make it durable first, or a crash leaves a snapshot newer than the WAL's commit and
-    // the member cannot restart (etcd syncs its WAL in SaveSnap for the same reason).
-    await this.#wal.sync();
-    await this.#snapshotter.save({ index, term, data });
-    this.#storage.createSnapshot(index, this.#confState, data);
-    const compactTo = index - (this.#config.snapshotCatchUpEntries ?? snapshotCatchUpEntries);
-    if (compactTo > this.#storage.firstIndex()) this.#storage.compact(compactTo);
-    // Keep the log back to the previous snapshot: if this newest one is ever unreadable, recovery
-    // falls back to the previous snapshot and still finds every entry after it.
-    await this.#wal.releaseTo(this.#snapshotIndex);
-    this.#snapshotIndex = index;
-    this.#logger.info("etcdserver/server.go:2381", "saved snapshot", { "snapshot-index": index });
-  }
-}
-
-/** The leases a snapshot holds, as the lessor restores them. */
-function leaseRecords(state: NodeSnapshot) {
-  return state.leases.map((l) => ({
-    id: l.id,
-    ttlSeconds: l.ttl,
-    remainingTtlSeconds: l.remainingTtl,
-  }));
-}
-
-/** The data dir's identity on first start. */
-export function bootstrapMeta(config: NodeConfig, env: NodeEnvironment): MemberMeta {
-  const initial = parseInitialCluster(config.initialCluster);
-  const self = initial.find((m) => m.name === config.name);
-  if (!self) {
-    throw new Error(
-      `couldn't find local name "${config.name}" in the initial cluster configuration`,
-    );
-  }
-  const advertised = [...config.initialAdvertisePeerUrls].sort().join(",");
-  if ([...self.peerUrls].sort().join(",") !== advertised) {
-    throw new Error(
-      `--initial-cluster has ${config.name}=${self.peerUrls.join(",")} but missing from ` +
-        `--initial-advertise-peer-urls=${config.initialAdvertisePeerUrls.join(",")}`,
-    );
-  }
-  if (config.initialClusterState === "existing") {
-    if (!env.join) throw new Error("joining an existing cluster needs its members' answer");
-    return create(MemberMetaSchema, {
-      clusterId: env.join.clusterId,
-      memberId: env.join.memberId,
-      name: config.name,
-      peerUrls: self.peerUrls,
-      initialCluster: config.initialCluster,
-    });
-  }
-  const ids = initial.map((m) => memberId(m.peerUrls, config.initialClusterToken));
-  return create(MemberMetaSchema, {
-    clusterId: clusterId(ids),
-    memberId: memberId(self.peerUrls, config.initialClusterToken),
-    name: config.name,
-    peerUrls: self.peerUrls,
-    initialCluster: config.initialCluster,
-  });
-}
-
-function encodeContext(requestId: bigint, member: MemberInfo): Uint8Array {
-  return toBinary(
-    ConfChangeContextSchema,
-    create(ConfChangeContextSchema, { requestId, member: toRecord(member) }),
-  );
-}
-
-function decodeContext(bytes: Uint8Array): { requestId: bigint; member: MemberInfo } {
-  const ctx: ConfChangeContext = fromBinary(ConfChangeContextSchema, bytes);
-  return {
-    requestId: ctx.requestId,
-    member: ctx.member
-      ? fromRecord(ctx.member)
-      : { id: 0n, name: "", peerUrls: [], clientUrls: [], isLearner: false },
-  };
-}
-
-function ctxKey(ctx: Uint8Array): string {
-  return Array.from(ctx).join(",");
-}
-
-function isValidUrl(u: string): boolean {
-  try {
-    const url = new URL(u);
-    return (url.protocol === "http:" || url.protocol === "https:") && url.host !== "";
-  } catch {
-    return false;
-  }
-}
-
-function compareAlarms(a: AlarmMember, b: AlarmMember): number {
-  if (a.memberID !== b.memberID) return a.memberID < b.memberID ? -1 : 1;
-  return a.alarm - b.alarm;
-}
-
-/** Whether any branch of a txn, at any depth, puts (what a NOSPACE alarm refuses). */
-function hasPut(req: TxnRequest): boolean {
-  return [...req.success, ...req.failure].some((op) =>
-    op.request.case === "requestPut" ||
-    (op.request.case === "requestTxn" && hasPut(op.request.value))
-  );
 }
 
 /**

@@ -21,7 +21,7 @@ import type { AlarmMember } from "../../gen/etcdserverpb/rpc_pb.ts";
 import type { Disk } from "../storage/disk.ts";
 import { Snapshotter } from "../storage/snapshot.ts";
 import { Wal, walHardState, walSnapshotMarker } from "../storage/wal.ts";
-import { bootstrapMeta } from "./etcd_node.ts";
+import { bootstrapMeta } from "./bootstrap.ts";
 import { memberId, parseInitialCluster } from "./ids.ts";
 
 /** The restore flags of etcdctl (`snapshot restore`). */

@@ -1,0 +1,78 @@
+/**
+ * What a member is given at start: its flags (NodeConfig) and its environment (NodeEnvironment:
+ * the transport, the wall clock, the seed and the callbacks through which it reaches the rest of
+ * the process). core/ reads no clock and opens no socket itself: everything comes in here.
+ */
+import type {
+  LeaseTimeToLiveRequest,
+  LeaseTimeToLiveResponse,
+} from "../../gen/etcdserverpb/rpc_pb.ts";
+import type { Entry } from "../raft/mod.ts";
+import type { Transport } from "./transport.ts";
+
+/** What a member is told at start; mirrors etcd's flags of the same names. */
+export interface NodeConfig {
+  name: string;
+  dataDir: string;
+  initialAdvertisePeerUrls: string[];
+  advertiseClientUrls: string[];
+  initialCluster: string;
+  initialClusterToken: string;
+  initialClusterState: "new" | "existing";
+  snapshotCount: number;
+  maxTxnOps: number;
+  maxRequestBytes: number;
+  /** --heartbeat-interval: one Raft tick (ms). */
+  heartbeatIntervalMs?: number;
+  /** --election-timeout (ms); a multiple of the heartbeat interval. */
+  electionTimeoutMs?: number;
+  /** --strict-reconfig-check: refuse membership changes that would leave too few started members. */
+  strictReconfigCheck?: boolean;
+  /** WAL segment size; tests set it small to exercise segment release. */
+  walSegmentBytes?: number;
+  /**
+   * Entries kept in the log after a snapshot for followers that lag (etcd: 5000); beyond that a
+   * follower gets the snapshot. Tests and the simulation set it small.
+   */
+  snapshotCatchUpEntries?: number;
+  /** --experimental-enable-lease-checkpoint: the leader replicates remaining TTLs. */
+  leaseCheckpoint?: boolean;
+  /** Interval between a lease's checkpoints (etcd: 5 minutes; tests set it short). */
+  leaseCheckpointIntervalMs?: number;
+}
+
+/** What the environment provides to a member: everything with a side effect or a clock. */
+export interface NodeEnvironment {
+  transport?: Transport;
+  /** Wall clock (Unix ms): only for member IDs of added members, as etcd derives them. */
+  nowMs?: () => number;
+  /** Seed of the Raft randomness (election timeouts). */
+  seed?: number;
+  /**
+   * For `--initial-cluster-state existing` on a fresh data dir: the cluster as its members report
+   * it (the server asks them over the peer port before the member starts).
+   */
+  join?: { clusterId: bigint; memberId: bigint };
+  /**
+   * Asks the leader to promote a learner (only the leader knows whether the learner caught up);
+   * rejects with the leader's EtcdError. etcd forwards it over the peer port.
+   */
+  forwardPromote?: (leader: bigint, id: bigint) => Promise<void>;
+  /**
+   * Renews a lease on the leader (only the leader keeps expiries) and returns its TTL; rejects with
+   * the leader's EtcdError. etcd forwards keep-alives over the peer port (POST /leases).
+   */
+  forwardLeaseRenew?: (leader: bigint, id: bigint) => Promise<bigint>;
+  /** LeaseTimeToLive asked of the leader (etcd's POST /leases/internal). */
+  forwardLeaseTimeToLive?: (
+    leader: bigint,
+    req: LeaseTimeToLiveRequest,
+  ) => Promise<LeaseTimeToLiveResponse>;
+  /** Called once if this member is removed from the cluster; the server exits. */
+  onRemoved?: () => void;
+  /**
+   * Observes every entry as it is applied (simulation and tests check that all members apply the
+   * same entry at each index). Called after the entry took effect.
+   */
+  onApply?: (entry: Entry) => void;
+}

@@ -1,0 +1,121 @@
+/**
+ * A member's Raft log on disk and in memory: the WAL (entries and hard states, made durable before
+ * anything that depends on them is sent), the snapshot files, and Raft's MemoryStorage, which
+ * follows the disk. Snapshots the member takes compact both; a snapshot the leader sends replaces
+ * them.
+ */
+import type { Logger } from "../log.ts";
+import type {
+  ConfState,
+  Entry,
+  HardState,
+  MemoryStorage,
+  Snapshot as RaftSnapshot,
+} from "../raft/mod.ts";
+import {
+  type Snapshotter,
+  type Wal,
+  walEntry,
+  walHardState,
+  type WalRecord,
+  walSnapshotMarker,
+} from "../storage/mod.ts";
+
+/** Entries etcd keeps in the log after a snapshot so slow followers catch up without one. */
+const snapshotCatchUpEntries = 5000;
+
+/** The WAL, the snapshot files and Raft's in-memory log of one member. */
+export class DurableLog {
+  #wal: Wal;
+  #snapshotter: Snapshotter;
+  #storage: MemoryStorage;
+  #logger: Logger;
+  #catchUpEntries: number;
+  #snapshotIndex: number;
+
+  constructor(init: {
+    wal: Wal;
+    snapshotter: Snapshotter;
+    storage: MemoryStorage;
+    logger: Logger;
+    /** Index of the newest snapshot on disk (0 without one). */
+    snapshotIndex: number;
+    /** Entries kept after a snapshot (NodeConfig.snapshotCatchUpEntries; etcd: 5000). */
+    catchUpEntries?: number;
+  }) {
+    this.#wal = init.wal;
+    this.#snapshotter = init.snapshotter;
+    this.#storage = init.storage;
+    this.#logger = init.logger;
+    this.#snapshotIndex = init.snapshotIndex;
+    this.#catchUpEntries = init.catchUpEntries ?? snapshotCatchUpEntries;
+  }
+
+  /** Index of the newest snapshot (taken or received). */
+  get snapshotIndex(): number {
+    return this.#snapshotIndex;
+  }
+
+  /**
+   * Writes a Ready's entries and hard state to the WAL, synced if `mustSync`; rejects if the
+   * write failed. Raft's storage learns them only through `stage` once they are written.
+   */
+  write(entries: Entry[], hardState: HardState | null, mustSync: boolean): Promise<void> {
+    const records: WalRecord[] = [];
+    for (const e of entries) records.push(walEntry(e.index, e.term, e.data, e.type));
+    if (hardState) {
+      const hs = hardState;
+      records.push(walHardState(hs.term, hs.vote, hs.commit));
+    }
+    return this.#wal.append(records, mustSync);
+  }
+
+  /** Hands written entries and hard state to Raft's storage. */
+  stage(entries: Entry[], hardState: HardState | null): void {
+    if (entries.length > 0) this.#storage.append(entries);
+    if (hardState) this.#storage.setHardState(hardState);
+  }
+
+  /** Makes a snapshot the leader sent durable and installs it in Raft's storage. */
+  async persistSnapshot(snap: RaftSnapshot): Promise<void> {
+    const { index, term } = snap.metadata;
+    await this.#snapshotter.save({ index, term, data: snap.data });
+    await this.#wal.append([walSnapshotMarker(index, term)]);
+    this.#storage.applySnapshot(snap);
+  }
+
+  /** The state machine now holds a received snapshot at `index`. */
+  snapshotApplied(index: number): void {
+    this.#snapshotIndex = index;
+  }
+
+  /** Raft's configuration changed (a membership change applied). */
+  setConfState(confState: ConfState): void {
+    this.#storage.setConfState(confState);
+  }
+
+  /**
+   * Saves a snapshot of the state machine at the applied `index` (its encoding `data`), then
+   * compacts Raft's log and releases the WAL up to the previous snapshot.
+   */
+  async saveSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<void> {
+    const term = this.#storage.term(index);
+    // The hard state that committed `index` may still be unsynced (a commit-only Ready does not
+    // sync): make it durable first, or a crash leaves a snapshot newer than the WAL's commit and
+    // the member cannot restart (etcd syncs its WAL in SaveSnap for the same reason).
+    await this.#wal.sync();
+    await this.#snapshotter.save({ index, term, data });
+    this.#storage.createSnapshot(index, confState, data);
+    const compactTo = index - this.#catchUpEntries;
+    if (compactTo > this.#storage.firstIndex()) this.#storage.compact(compactTo);
+    // Keep the log back to the previous snapshot: if this newest one is ever unreadable, recovery
+    // falls back to the previous snapshot and still finds every entry after it.
+    await this.#wal.releaseTo(this.#snapshotIndex);
+    this.#snapshotIndex = index;
+    this.#logger.info("etcdserver/server.go:2381", "saved snapshot", { "snapshot-index": index });
+  }
+
+  close(): void {
+    this.#wal.close();
+  }
+}
