@@ -19,6 +19,9 @@ const trace = Deno.env.get("DETCD_SIM_TRACE") === "1";
 /** Small preallocated WAL segments that roll during runs (DETCD_SIM_WAL_ROLL=0 turns it off). */
 const walRoll = Deno.env.get("DETCD_SIM_WAL_ROLL") !== "0";
 const learnRemotes = Deno.env.get("DETCD_SIM_STRICT_PEERS") !== "1";
+/** DETCD_SIM_READS_YIELD=1/0 forces the disk-read interleaving on/off (default: per seed). */
+const readsYieldEnv = Deno.env.get("DETCD_SIM_READS_YIELD");
+const readsYield = readsYieldEnv === undefined ? undefined : readsYieldEnv === "1";
 
 /** Seeds that fail because of known, reported bugs not fixed yet (see tests/simulation/README.md). */
 const knownFailing = new Set<number>([]);
@@ -49,7 +52,7 @@ Deno.test("simulation: seeded clusters keep Raft safety, durability and lineariz
   const started = performance.now();
   let events = 0;
   for (const seed of list) {
-    const result = await runSimulation({ seed, trace, walRoll, learnRemotes });
+    const result = await runSimulation({ seed, trace, walRoll, learnRemotes, readsYield });
     events += result.events;
     if (single !== undefined || trace) console.log(JSON.stringify(result));
   }

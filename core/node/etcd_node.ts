@@ -497,7 +497,7 @@ export class EtcdNode {
           value: create(LeaseCheckpointRequestSchema, {
             checkpoints: [{ ID: id, remainingTTL: 0n }],
           }),
-        }).catch(() => {});
+        }, this.#raftTerm).catch(() => {});
       }
       return ttlSeconds;
     } catch (e) {
@@ -795,9 +795,14 @@ export class EtcdNode {
   // ---------------------------------------------------------------------------------------------
   // Proposals and reads
 
-  #propose(request: InternalRequest["request"]): Promise<unknown> {
+  #propose(request: InternalRequest["request"], leaderTerm = 0): Promise<unknown> {
     if (this.#stopped || this.#failure) return Promise.reject(Errors.stopped());
-    return this.#proposals.propose(request, this.#ticks + this.#reqTimeoutTicks, this.#lead);
+    return this.#proposals.propose(
+      request,
+      this.#ticks + this.#reqTimeoutTicks,
+      this.#lead,
+      leaderTerm,
+    );
   }
 
   #proposeConfChange(type: ConfChangeType, member: MemberInfo): Promise<unknown> {
@@ -1071,6 +1076,13 @@ export class EtcdNode {
     }
     const request = fromBinary(InternalRequestSchema, entry.data);
     const waiter = this.#proposals.take(request.id);
+    if (request.leaderTerm !== 0n && request.leaderTerm !== BigInt(entry.term)) {
+      // A leader-only request that a deposed leader proposed and a newer leader appended (it was
+      // forwarded after the step-down): void on every member, so a stale leader cannot revoke a
+      // lease the current leader keeps alive (etcd #15247).
+      waiter?.reject(Errors.notLeader());
+      return;
+    }
     try {
       const result = this.#sm.applyRequest(request);
       waiter?.resolve(result);
@@ -1141,15 +1153,18 @@ export class EtcdNode {
     if (this.#state !== StateType.Leader || !this.#lessor.isPrimary) return;
     const nowMs = this.#leaseNowMs();
     for (const id of this.#lessor.expired(nowMs)) {
-      this.#propose({ case: "leaseRevoke", value: create(LeaseRevokeRequestSchema, { ID: id }) })
-        .catch(() => {});
+      // Only this leader's term may commit it: if it is deposed meanwhile, the revoke is void.
+      this.#propose(
+        { case: "leaseRevoke", value: create(LeaseRevokeRequestSchema, { ID: id }) },
+        this.#raftTerm,
+      ).catch(() => {});
     }
     const checkpoints = this.#lessor.dueCheckpoints(nowMs);
     if (checkpoints.length > 0) {
       const value: LeaseCheckpointRequest = create(LeaseCheckpointRequestSchema, {
         checkpoints: checkpoints.map((c) => ({ ID: c.id, remainingTTL: c.remainingTtlSeconds })),
       });
-      this.#propose({ case: "leaseCheckpoint", value }).catch(() => {});
+      this.#propose({ case: "leaseCheckpoint", value }, this.#raftTerm).catch(() => {});
     }
   }
 }

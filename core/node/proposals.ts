@@ -63,14 +63,23 @@ export class Proposals {
 
   /**
    * Proposes a request; resolves with its apply result. `deadline` is the tick at which it times
-   * out, `lead` the current leader.
+   * out, `lead` the current leader. `leaderTerm` (leader-only requests) makes the request apply
+   * only if it is appended in that term (see InternalRequest.leader_term).
    */
-  propose(request: InternalRequest["request"], deadline: number, lead: bigint): Promise<unknown> {
+  propose(
+    request: InternalRequest["request"],
+    deadline: number,
+    lead: bigint,
+    leaderTerm = 0,
+  ): Promise<unknown> {
     if (this.#waiters.size >= maxPendingProposals) {
       return Promise.reject(Errors.tooManyRequests());
     }
     const id = this.newRequestId();
-    const data = toBinary(InternalRequestSchema, create(InternalRequestSchema, { id, request }));
+    const data = toBinary(
+      InternalRequestSchema,
+      create(InternalRequestSchema, { id, request, leaderTerm: BigInt(leaderTerm) }),
+    );
     if (data.length > this.#maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
     return new Promise((resolve, reject) => {
       const waiter: Waiter = { resolve, reject, deadline, lead };

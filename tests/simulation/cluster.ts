@@ -67,6 +67,11 @@ export interface SimOptions {
    * (bug 2 in tests/simulation/README.md): set false (DETCD_SIM_STRICT_PEERS=1) to simulate it.
    */
   learnRemotes?: boolean;
+  /**
+   * Disk reads resolve one microtask later (see SimDisk), a different interleaving of each
+   * member's async steps. Default: drawn from the seed (half the seeds), DETCD_SIM_READS_YIELD.
+   */
+  readsYield?: boolean;
 }
 
 /** What a passing run reports. */
@@ -563,6 +568,8 @@ class Simulation {
     m.state = "opening";
     m.diskFreeAtMs = this.#nowMs;
     m.peers = new Set();
+    const readsYield = this.#options.readsYield ??
+      ((Math.imul(this.seed, 0x9e3779b1) >>> 31) === 1);
     const simDisk = new SimDisk(m.disk, (run) => {
       const latency = this.#diskRng.range(0, 3);
       m.diskFreeAtMs = Math.max(m.diskFreeAtMs, this.#nowMs) + latency;
@@ -572,7 +579,7 @@ class Simulation {
         label: `disk ${m.name}#${inc}`,
         run,
       });
-    });
+    }, readsYield);
     m.simDisk = simDisk;
     if (m.join) {
       // What the server does before opening a joining member: reach the members it was told of.

@@ -11,9 +11,16 @@ import type { MemoryDisk } from "../../core/storage/memory_disk.ts";
 export class SimDisk implements Disk {
   #live = true;
 
+  /**
+   * `readsYield`: reads, listings and mkdirs resolve one microtask later than the base disk's.
+   * Real disks give no ordering guarantee between such a read and the member's other promise
+   * chains; shifting them changes how a member's async steps interleave, which found a stale
+   * lease revoke that only one layout showed (etcd #15247, see InternalRequest.leader_term).
+   */
   constructor(
     private readonly base: MemoryDisk,
     private readonly schedule: (run: () => void) => void,
+    private readonly readsYield = false,
   ) {}
 
   /** Cuts this incarnation off the disk for good. */
@@ -37,6 +44,7 @@ export class SimDisk implements Disk {
 
   #now<T>(fn: () => Promise<T>): Promise<T> {
     if (!this.#live) return new Promise<T>(() => {});
+    if (this.readsYield) return Promise.resolve().then(fn);
     return fn();
   }
 
