@@ -485,10 +485,11 @@ export class EtcdNode {
 
   /** Renews on this member only (the leader's side of a forwarded keep-alive). */
   async leaseRenewLocal(id: bigint): Promise<bigint> {
-    if (this.isLeader && !this.#lessor.isPrimary) {
-      // Elected but its term's first entry is not applied yet: wait for it, as etcd's renew does.
-      await this.#linearizableRead();
-    }
+    // Confirm leadership with a quorum first (a ReadIndex round, batched with other reads), as
+    // etcd 3.5's ensureLeadership does: a leader cut off from the others must not acknowledge
+    // renews that the next leader never hears of (etcd #15247). A leader elected but without its
+    // term's first entry applied yet waits for it here too.
+    await this.#linearizableRead();
     try {
       const { ttlSeconds, clearCheckpoint } = this.#lessor.renew(id, this.#leaseNowMs());
       if (clearCheckpoint) {
