@@ -15,7 +15,7 @@ import { createHash } from "node:crypto";
 import { Command } from "../command.ts";
 import { humanizeBytes } from "../go_format.ts";
 import { ExitCode } from "../io.ts";
-import { zapLine } from "../log.ts";
+import { zapJsonString, zapLine } from "../log.ts";
 import { type DbStatus } from "../printers/printer.ts";
 import {
   clientConfigFromCmd,
@@ -51,11 +51,23 @@ function productionLine(
   msg: string,
   fields: [string, string | number | string[]][],
 ): string {
-  let line = `{"level":"${level}","ts":${now / 1000},"caller":${JSON.stringify(caller)},"msg":${
-    JSON.stringify(msg)
-  }`;
-  for (const [k, v] of fields) line += `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
+  let line = `{"level":${zapJsonString(level)},"ts":${now / 1000},"caller":${
+    zapJsonString(caller)
+  },"msg":${zapJsonString(msg)}`;
+  for (const [k, v] of fields) {
+    const value = typeof v === "string"
+      ? zapJsonString(v)
+      : Array.isArray(v)
+      ? `[${v.map(zapJsonString).join(",")}]`
+      : String(v);
+    line += `,${zapJsonString(k)}:${value}`;
+  }
   return line + "}\n";
+}
+
+/** A duration as zap's production encoder writes it: seconds, from whole nanoseconds. */
+function zapSeconds(ms: number): number {
+  return Math.round(ms * 1e6) / 1e9;
 }
 
 function epochMs(): number {
@@ -153,7 +165,7 @@ async function save(session: Session, cmd: Command, args: string[]): Promise<voi
     log("snapshot/v3_snapshot.go:142", "fetched snapshot", [
       ["endpoint", settings.endpoints[0]],
       ["size", humanizeBytes(size)],
-      ["took", (performance.now() - started) / 1000],
+      ["took", zapSeconds(performance.now() - started)],
     ]);
     try {
       await Deno.rename(partPath, path);
