@@ -8,26 +8,13 @@ import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { EtcdError } from "../errors.ts";
 import { silentLogger } from "../log.ts";
 import { MemoryDisk } from "../storage/mod.ts";
-import { EtcdNode, type NodeConfig } from "./etcd_node.ts";
+import { EtcdNode } from "./etcd_node.ts";
+import { testConfig } from "./_testing.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-function config(overrides: Partial<NodeConfig> = {}): NodeConfig {
-  return {
-    name: "default",
-    dataDir: "data",
-    initialAdvertisePeerUrls: ["http://127.0.0.1:26380"],
-    advertiseClientUrls: ["http://127.0.0.1:26379"],
-    initialCluster: "default=http://127.0.0.1:26380",
-    initialClusterToken: "etcd-cluster",
-    initialClusterState: "new",
-    snapshotCount: 100000,
-    maxTxnOps: 128,
-    maxRequestBytes: 1572864,
-    ...overrides,
-  };
-}
+const config = testConfig;
 
 const put = (key: string, value: string) =>
   create(PutRequestSchema, { key: enc.encode(key), value: enc.encode(value) });

@@ -14,25 +14,23 @@ import { silentLogger } from "../log.ts";
 import { MemoryDisk } from "../storage/mod.ts";
 import { decodeBolt, encodeBolt } from "../storage/bbolt.ts";
 import { dbStatus, fromEtcdBuckets, toEtcdBuckets } from "../snapshot/etcd_db.ts";
-import { EtcdNode, type NodeConfig } from "./etcd_node.ts";
-import { RestoreError, restoreMember } from "./restore.ts";
+import { EtcdNode } from "./etcd_node.ts";
+import { testConfig } from "./_testing.ts";
+import { RestoreError, restoreMember, type RestoreOptions } from "./restore.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-function config(overrides: Partial<NodeConfig> = {}): NodeConfig {
+const config = testConfig;
+
+/** The restore flags that produce the member `cfg` describes. */
+function restoreOptions(cfg: ReturnType<typeof config>): RestoreOptions {
   return {
-    name: "default",
-    dataDir: "data",
-    initialAdvertisePeerUrls: ["http://127.0.0.1:26380"],
-    advertiseClientUrls: ["http://127.0.0.1:26379"],
-    initialCluster: "default=http://127.0.0.1:26380",
-    initialClusterToken: "etcd-cluster",
-    initialClusterState: "new",
-    snapshotCount: 100000,
-    maxTxnOps: 128,
-    maxRequestBytes: 1572864,
-    ...overrides,
+    name: cfg.name,
+    dataDir: cfg.dataDir,
+    initialCluster: cfg.initialCluster,
+    initialClusterToken: cfg.initialClusterToken,
+    initialAdvertisePeerUrls: cfg.initialAdvertisePeerUrls,
   };
 }
 
@@ -83,25 +81,12 @@ Deno.test("restore: a new single-member cluster starts like etcd's restored memb
     initialCluster: "etcd1=http://127.0.0.1:1,etcd2=http://127.0.0.1:2,etcd3=http://127.0.0.1:3",
     initialAdvertisePeerUrls: ["http://127.0.0.1:2"],
   });
-  const result = await restoreMember(disk, {
-    name: cfg.name,
-    dataDir: cfg.dataDir,
-    initialCluster: cfg.initialCluster,
-    initialClusterToken: cfg.initialClusterToken,
-    initialAdvertisePeerUrls: cfg.initialAdvertisePeerUrls,
-  }, restored);
+  const result = await restoreMember(disk, restoreOptions(cfg), restored);
   assertEquals(result.members.length, 3);
 
   // A second restore into the same dir is refused: a restore never overwrites a member.
   await assertRejects(
-    () =>
-      restoreMember(disk, {
-        name: cfg.name,
-        dataDir: cfg.dataDir,
-        initialCluster: cfg.initialCluster,
-        initialClusterToken: cfg.initialClusterToken,
-        initialAdvertisePeerUrls: cfg.initialAdvertisePeerUrls,
-      }, restored),
+    () => restoreMember(disk, restoreOptions(cfg), restored),
     RestoreError,
     'data-dir "restored" exists',
   );
@@ -134,13 +119,7 @@ Deno.test("restore: a single member elects itself, serves and writes on from the
   await node.stop();
   const disk = new MemoryDisk();
   const cfg = config({ dataDir: "single" });
-  await restoreMember(disk, {
-    name: cfg.name,
-    dataDir: cfg.dataDir,
-    initialCluster: cfg.initialCluster,
-    initialClusterToken: cfg.initialClusterToken,
-    initialAdvertisePeerUrls: cfg.initialAdvertisePeerUrls,
-  }, restored);
+  await restoreMember(disk, restoreOptions(cfg), restored);
   const member = await EtcdNode.open(cfg, disk, silentLogger);
   await member.waitReady();
   // etcd 3.4.23 after `snapshot restore` of one member: raft term 2, raft index 4.
