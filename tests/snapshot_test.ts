@@ -1,0 +1,732 @@
+/**
+ * `snapshot save|status|restore` side by side: etcd 3.4.23 + etcdctl 3.4.23 against detcd +
+ * detcdctl, following the user's guide chapter 备份恢复命令 (/work/shared/spec/etcdctl-guide.zh.md):
+ * put name cuiliang, save snap.db, status, then restore a 3-member cluster from it and serve it.
+ * Also migration both ways (etcd snapshot → detcd member, detcd snapshot → etcd member), the error
+ * messages and exit codes, and data safety of failed restores and saves.
+ *
+ * The CLIs run with their cwd in a temp dir so that relative file names (snap.db) show in the
+ * output exactly as in the guide. Facts relied on: docs/etcd_snapshot_facts.md.
+ */
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { startCluster } from "./cluster_harness.ts";
+import {
+  assertReference,
+  type CtlKind,
+  freePort,
+  type Member,
+  type MemberKind,
+  REPO_ROOT,
+  requireDetcd,
+  requireReference,
+  startMember,
+} from "./harness.ts";
+
+const reference = requireReference();
+const detcd = requireDetcd();
+const ignore = reference.ignore || detcd.ignore;
+
+/** Which CLI goes with which server in the side-by-side flows. */
+const CTL_OF: Record<MemberKind, CtlKind> = { etcd: "etcdctl", detcd: "detcdctl" };
+
+/**
+ * KNOWN DIFFERENCE (detcd bug, reported): detcd's snapshot has an `auth/authEnabled` entry in a
+ * fresh cluster; etcd 3.4.23 writes that key only once auth was enabled or disabled, so for the
+ * same history (`put name cuiliang`) `snapshot status` shows TOTAL KEYS 5 for etcd and 6 for
+ * detcd. While true, the tests accept exactly one extra key in detcd's snapshots. Set to false
+ * once fixed.
+ */
+const KNOWN_DIFF_AUTH_ENABLED_KEY = true;
+
+/**
+ * KNOWN DIFFERENCE (detcdctl, reported): `snapshot status` of a file whose two meta pages have a
+ * bad magic prints `Error: invalid database` (bbolt's ErrInvalid) with etcdctl, but
+ * `Error: bbolt: no valid meta page (meta 0: invalid magic; meta 1: not found)` with detcdctl
+ * (same exit code 1). While true, only detcdctl's exit code and `Error: ` prefix are checked for
+ * that case. Set to false once fixed.
+ */
+const KNOWN_DIFF_BAD_MAGIC_MESSAGE = true;
+
+/**
+ * KNOWN DIFFERENCE (detcdctl, reported): `snapshot restore nope.db --data-dir r-nope` (missing
+ * file): etcdctl logs the `"msg":"restoring snapshot"` zap line first and then prints
+ * `Error: open nope.db: no such file or directory`; detcdctl opens the file before logging, so
+ * it prints only the error line. While true, detcdctl's missing log line is tolerated there.
+ */
+const KNOWN_DIFF_RESTORE_MISSING_FILE_LOG = true;
+
+interface Out {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+/** The environment for the CLIs: ours without ETCD_* / ETCDCTL_*. */
+function cliEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(Deno.env.toObject())) {
+    if (k.startsWith("ETCD_") || k.startsWith("ETCDCTL_")) continue;
+    env[k] = v;
+  }
+  env.NO_COLOR = "1";
+  return env;
+}
+
+/**
+ * runCtl with a working directory (the harness's runCtl always runs in the repo root, and
+ * relative snapshot names must resolve in the test's temp dir). detcdctl gets the repo's
+ * deno.json explicitly because the cwd is outside the repo.
+ */
+async function ctl(kind: CtlKind, cwd: string, args: string[]): Promise<Out> {
+  const [program, prefix] = kind === "etcdctl" ? ["etcdctl", [] as string[]] : [Deno.execPath(), [
+    "run",
+    "-A",
+    `--config=${REPO_ROOT}/deno.json`,
+    `${REPO_ROOT}/cli/main.ts`,
+  ]];
+  const child = new Deno.Command(program, {
+    args: [...prefix, ...args],
+    cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    clearEnv: true,
+    env: cliEnv(),
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // exited
+    }
+  }, 30_000);
+  try {
+    const out = await child.output();
+    const dec = new TextDecoder();
+    return { stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr), code: out.code };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/**
+ * The zap log lines of a snapshot command, reduced to what must match: every field except the
+ * timestamp, the duration (`took`), the human size (`size`: the files differ in size, see
+ * statusShape), and ports in endpoints/URLs (each side has its own).
+ */
+function logShape(stderr: string, ports: Record<number, string> = {}): string[] {
+  return stderr.split("\n").filter((l) => l.trim() !== "").map((line) => {
+    let obj: Record<string, unknown>;
+    try {
+      obj = JSON.parse(line);
+    } catch {
+      return `NOT JSON: ${line}`;
+    }
+    delete obj.ts;
+    delete obj.took;
+    if ("size" in obj) obj.size = "<SIZE>";
+    let text = JSON.stringify(obj);
+    for (const [port, label] of Object.entries(ports)) {
+      text = text.replace(new RegExp(`:${port}(?!\\d)`, "g"), `:<${label}>`);
+    }
+    return text;
+  });
+}
+
+/**
+ * `snapshot status` output with HASH and TOTAL SIZE replaced. Those two legitimately differ
+ * between an etcd snapshot and a detcd snapshot of the same history:
+ * - TOTAL SIZE is bbolt's page count × 4096: etcd's bbolt inlines small buckets and has no
+ *   freelist page, detcd's encoder never inlines and writes an empty freelist page, so the same
+ *   content takes a different number of pages.
+ * - HASH is the CRC-32C of every bucket's keys and values; the `members` bucket holds each
+ *   member's JSON with its client and peer URLs (different ports on the two sides), and
+ *   `meta/consistent_index` is the raft index of the last applied entry, which follows each
+ *   server's own log (etcd applies its own conf-change/attribute/cluster-version entries).
+ * REVISION and TOTAL KEYS must be equal for the same history.
+ */
+function statusShape(format: string, stdout: string): string {
+  if (KNOWN_DIFF_AUTH_ENABLED_KEY) {
+    stdout = stdout.replace(/("totalKey":)\d+/, "$1<KEYS>").replace(/^("Keys" : )\d+$/m, "$1<KEYS>")
+      .replace(/^([0-9a-f]+, \d+, )\d+(, )/m, "$1<KEYS>$2")
+      .replace(/^(\|[^|]*\|[^|]*\|)\s*\d+ (\|)/m, "$1 <KEYS> $2");
+  }
+  switch (format) {
+    case "table":
+      // The table's column width follows the hash and size lengths: reduce it to trimmed cells.
+      return stdout.split("\n").map((line) => {
+        if (/^\+[-+]*\+$/.test(line)) return "+---+";
+        if (!line.startsWith("|")) return line;
+        const cells = line.split("|").slice(1, -1).map((c) => c.trim());
+        if (cells[0] !== "HASH") {
+          cells[0] = "<HASH>";
+          cells[3] = "<SIZE>";
+        }
+        return `| ${cells.join(" | ")} |`;
+      }).join("\n");
+    case "json":
+      return stdout.replace(/"hash":\d+/, '"hash":<HASH>').replace(
+        /"totalSize":\d+/,
+        '"totalSize":<SIZE>',
+      );
+    case "simple":
+      return stdout.replace(/^[0-9a-f]+, (\d+), (\d+|<KEYS>), .*$/m, "<HASH>, $1, $2, <SIZE>");
+    case "fields":
+      return stdout.replace(/^"Hash" : \d+$/m, '"Hash" : <HASH>').replace(
+        /^"Size" : \d+$/m,
+        '"Size" : <SIZE>',
+      );
+  }
+  return stdout;
+}
+
+/** etcd's member ID: the first 8 bytes (big endian) of sha1(sorted peer URLs joined + token). */
+function memberIdHex(peerUrls: string[], token: string): string {
+  const digest = createHash("sha1").update([...peerUrls].sort().join("") + token).digest();
+  return digest.subarray(0, 8).toString("hex");
+}
+
+async function stopAll(members: (Member | undefined)[]): Promise<void> {
+  await Promise.all(members.map((m) => m?.stop()));
+}
+
+/** Runs `put name cuiliang` and saves snap.db in `dir` with the CLI that goes with `kind`. */
+async function putAndSave(kind: MemberKind, endpoint: string, dir: string): Promise<Out> {
+  const put = await ctl(CTL_OF[kind], dir, [`--endpoints=${endpoint}`, "put", "name", "cuiliang"]);
+  assert.equal(put.stdout, "OK\n", `${kind} put: ${put.stderr}`);
+  return await ctl(CTL_OF[kind], dir, [`--endpoints=${endpoint}`, "snapshot", "save", "snap.db"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The guide's chapter: save and status on one member
+
+Deno.test({
+  name: "snapshot: guide backup chapter: save and status, etcd+etcdctl vs detcd+detcdctl",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    assertReference();
+    const dirs: string[] = [];
+    const members: Member[] = [];
+    try {
+      const results: Record<
+        string,
+        { save: Out; mode: number; status: Record<string, Out>; port: number }
+      > = {};
+      for (const kind of ["etcd", "detcd"] as MemberKind[]) {
+        const dir = await Deno.makeTempDir({ prefix: `detcd-snap-${kind}-` });
+        dirs.push(dir);
+        const member = await startMember({ kind, name: "etcd1" });
+        members.push(member);
+        const save = await putAndSave(kind, member.endpoint, dir);
+        const mode = (await Deno.stat(`${dir}/snap.db`)).mode! & 0o777;
+        assert.equal(await exists(`${dir}/snap.db.part`), false, `${kind}: .part left behind`);
+        const status: Record<string, Out> = {};
+        for (const format of ["table", "json", "simple", "fields"]) {
+          // The same file through both CLIs: status is a pure function of the file.
+          status[format] = await ctl(CTL_OF[kind], dir, [
+            "snapshot",
+            "status",
+            "snap.db",
+            "-w",
+            format,
+          ]);
+          const other = await ctl(kind === "etcd" ? "detcdctl" : "etcdctl", dir, [
+            "snapshot",
+            "status",
+            "snap.db",
+            "-w",
+            format,
+          ]);
+          assert.deepEqual(
+            other,
+            status[format],
+            `etcdctl and detcdctl read the ${kind} snapshot differently (-w ${format})`,
+          );
+        }
+        results[kind] = { save, mode, status, port: member.clientPort };
+        await member.stop();
+      }
+      const e = results.etcd;
+      const d = results.detcd;
+      assert.equal(e.save.code, 0, e.save.stderr);
+      assert.equal(e.save.stdout, "Snapshot saved at snap.db\n");
+      assert.equal(d.save.code, 0, d.save.stderr);
+      assert.equal(d.save.stdout, e.save.stdout);
+      assert.equal(e.mode, 0o600);
+      assert.equal(d.mode, 0o600, "detcdctl's snap.db must be mode 0600 like etcdctl's");
+      const eLog = logShape(e.save.stderr, { [e.port]: "CLIENT_PORT" });
+      assert.deepEqual(eLog.map((l) => JSON.parse(l).msg), [
+        "created temporary db file",
+        "opened snapshot stream; downloading",
+        "fetching snapshot",
+        "completed snapshot read; closing",
+        "fetched snapshot",
+        "saved",
+      ]);
+      assert.deepEqual(logShape(d.save.stderr, { [d.port]: "CLIENT_PORT" }), eLog);
+
+      const ej = JSON.parse(e.status.json.stdout);
+      const dj = JSON.parse(d.status.json.stdout);
+      assert.equal(ej.revision, 2);
+      assert.equal(dj.revision, ej.revision, "same history → same REVISION");
+      assert.equal(
+        dj.totalKey,
+        ej.totalKey + (KNOWN_DIFF_AUTH_ENABLED_KEY ? 1 : 0),
+        "same history → same TOTAL KEYS",
+      );
+      for (const format of ["table", "json", "simple", "fields"]) {
+        assert.equal(e.status[format].code, 0, e.status[format].stderr);
+        assert.equal(d.status[format].code, 0, d.status[format].stderr);
+        assert.equal(d.status[format].stderr, "");
+        assert.equal(
+          statusShape(format, d.status[format].stdout),
+          statusShape(format, e.status[format].stdout),
+          `status -w ${format}`,
+        );
+      }
+    } finally {
+      await stopAll(members);
+      for (const dir of dirs) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// 3. Errors, etcdctl vs detcdctl, and 4. data safety
+
+/** A valid snapshot (db + sha256 trailer) saved by etcdctl from a fresh etcd member. */
+async function etcdSnapshot(dir: string): Promise<Uint8Array> {
+  const member = await startMember({ kind: "etcd", name: "etcd1" });
+  try {
+    const save = await putAndSave("etcd", member.endpoint, dir);
+    assert.equal(save.code, 0, save.stderr);
+    return await Deno.readFile(`${dir}/snap.db`);
+  } finally {
+    await member.stop();
+  }
+}
+
+Deno.test({
+  name: "snapshot: errors and exit codes, etcdctl vs detcdctl; failed restore/save leave nothing",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    assertReference();
+    const dir = await Deno.makeTempDir({ prefix: "detcd-snap-err-" });
+    try {
+      const good = await etcdSnapshot(dir);
+      const db = good.subarray(0, good.length - 32);
+      await Deno.writeFile(`${dir}/nohash.db`, db);
+      const flipped = good.slice();
+      flipped[5000] ^= 0xff; // inside page 1 (meta 1): the db part, not the trailer
+      await Deno.writeFile(`${dir}/flipped.db`, flipped);
+      await Deno.writeFile(`${dir}/small.db`, crypto.getRandomValues(new Uint8Array(5000)));
+      await Deno.mkdir(`${dir}/existing`);
+      // Both meta pages' magic destroyed: not a bbolt file, but with a valid-looking size.
+      const badMagic = db.slice();
+      badMagic.fill(0, 16, 20);
+      badMagic.fill(0, 4096 + 16, 4096 + 20);
+      await Deno.writeFile(`${dir}/badmagic.db`, badMagic);
+
+      const cases: {
+        args: string[];
+        code: number;
+        stderr: string | RegExp;
+        stdout?: string;
+        knownDiff?: boolean;
+      }[] = [
+        {
+          args: ["snapshot", "save"],
+          code: 128,
+          stderr: "Error: snapshot save expects one argument\n",
+        },
+        {
+          args: ["snapshot", "save", "a.db", "b.db"],
+          code: 128,
+          stderr: "Error: snapshot save expects one argument\n",
+        },
+        {
+          args: ["snapshot", "status"],
+          code: 128,
+          stderr: "Error: snapshot status requires exactly one argument\n",
+        },
+        {
+          args: ["snapshot", "status", "a.db", "b.db"],
+          code: 128,
+          stderr: "Error: snapshot status requires exactly one argument\n",
+        },
+        {
+          args: ["snapshot", "restore"],
+          code: 128,
+          stderr: "Error: snapshot restore requires exactly one argument\n",
+        },
+        {
+          args: ["snapshot", "status", "nope.db"],
+          code: 1,
+          stderr: "Error: stat nope.db: no such file or directory\n",
+        },
+        {
+          args: ["snapshot", "status", "small.db"],
+          code: 1,
+          stderr: "Error: file size too small\n",
+        },
+        {
+          args: ["snapshot", "status", "snap.db", "-w", "protobuf"],
+          code: 4,
+          stderr: "Error: protobuf not supported as output format\n",
+        },
+        {
+          args: ["snapshot", "status", "badmagic.db"],
+          code: 1,
+          stderr: "Error: invalid database\n",
+          knownDiff: KNOWN_DIFF_BAD_MAGIC_MESSAGE,
+        },
+        {
+          args: ["snapshot", "restore", "snap.db", "--data-dir", "existing"],
+          code: 1,
+          stderr: 'Error: data-dir "existing" exists\n',
+        },
+        {
+          args: ["snapshot", "restore", "nope.db", "--data-dir", "r-nope"],
+          code: 1,
+          stderr:
+            /^\{.*"msg":"restoring snapshot".*\}\nError: open nope.db: no such file or directory\n$/,
+          knownDiff: KNOWN_DIFF_RESTORE_MISSING_FILE_LOG,
+        },
+        {
+          args: ["snapshot", "restore", "nohash.db", "--data-dir", "r-nohash"],
+          code: 1,
+          stderr:
+            /^\{.*"msg":"restoring snapshot".*\}\nError: snapshot missing hash but --skip-hash-check=false\n$/,
+        },
+        {
+          args: ["snapshot", "restore", "flipped.db", "--data-dir", "r-flipped"],
+          code: 1,
+          stderr:
+            /^\{.*"msg":"restoring snapshot".*\}\nError: expected sha256 \[[\d ]+\], got \[[\d ]+\]\n$/,
+        },
+        {
+          args: [
+            "--endpoints=127.0.0.1:1,127.0.0.1:2",
+            "snapshot",
+            "save",
+            "x.db",
+          ],
+          code: 5,
+          stderr: "Error: snapshot must be requested to one selected node, not multiple " +
+            "[127.0.0.1:1 127.0.0.1:2]\n",
+        },
+      ];
+      for (const c of cases) {
+        const outs: Record<string, Out> = {};
+        for (const kind of ["etcdctl", "detcdctl"] as CtlKind[]) {
+          // Each CLI restores into its own data dir: etcdctl leaves a half-made one behind.
+          const args = c.args.map((a) => a.startsWith("r-") ? `${a}-${kind}` : a);
+          const out = await ctl(kind, dir, args);
+          out.stderr = out.stderr.replaceAll(`-${kind}`, "");
+          outs[kind] = out;
+          const what = `${kind} ${c.args.join(" ")}`;
+          assert.equal(out.code, c.code, `${what}: exit code (stderr ${out.stderr})`);
+          assert.equal(out.stdout, c.stdout ?? "", `${what}: stdout`);
+          if (c.knownDiff && kind === "detcdctl") {
+            assert.match(out.stderr, /^Error: [^\n]+\n$/, `${what}: stderr`);
+            continue;
+          }
+          if (typeof c.stderr === "string") assert.equal(out.stderr, c.stderr, `${what}: stderr`);
+          else assert.match(out.stderr, c.stderr, `${what}: stderr ${JSON.stringify(out.stderr)}`);
+        }
+        if (c.knownDiff) continue;
+        // The sha256 numbers and the log line (ts) aside, both CLIs print the same.
+        assert.deepEqual(
+          logShape(outs.detcdctl.stderr.split("\n").filter((l) => l.startsWith("{")).join("\n")),
+          logShape(outs.etcdctl.stderr.split("\n").filter((l) => l.startsWith("{")).join("\n")),
+          `log lines of ${c.args.join(" ")}`,
+        );
+        const eErr = outs.etcdctl.stderr.split("\n").filter((l) => l.startsWith("Error:"));
+        const dErr = outs.detcdctl.stderr.split("\n").filter((l) => l.startsWith("Error:"));
+        assert.deepEqual(dErr, eErr, `error line of ${c.args.join(" ")}`);
+        // No failed detcdctl restore leaves a data dir behind. (etcdctl 3.4.23 does: it creates
+        // <data-dir>/member/snap before it checks the hash; not asserted.)
+        const dataDir = c.args[c.args.indexOf("--data-dir") + 1];
+        if (c.args.includes("restore") && dataDir?.startsWith("r-")) {
+          assert.equal(
+            await exists(`${dir}/${dataDir}-detcdctl`),
+            false,
+            `detcdctl left ${dataDir}-detcdctl behind`,
+          );
+        }
+      }
+      assert.deepEqual(await Array.fromAsync(Deno.readDir(`${dir}/existing`)), []);
+
+      // Truncated file (shorter than the pages its meta references): real etcdctl dies with
+      // SIGBUS and a goroutine dump; detcdctl must give one error line and exit 1 instead.
+      await Deno.writeFile(`${dir}/truncated.db`, db.subarray(0, 3 * 4096));
+      const trunc = await ctl("detcdctl", dir, ["snapshot", "status", "truncated.db"]);
+      assert.equal(trunc.code, 1, trunc.stderr);
+      assert.equal(trunc.stdout, "");
+      assert.match(trunc.stderr, /^Error: [^\n]+\n$/);
+      const truncRestore = await ctl("detcdctl", dir, [
+        "snapshot",
+        "restore",
+        "truncated.db",
+        "--skip-hash-check",
+        "--data-dir",
+        "r-trunc",
+      ]);
+      assert.equal(truncRestore.code, 1, truncRestore.stderr);
+      assert.match(truncRestore.stderr.split("\n").filter((l) => l !== "").at(-1)!, /^Error: /);
+      assert.equal(await exists(`${dir}/r-trunc`), false, "failed restore left r-trunc behind");
+
+      // A corrupt db with --skip-hash-check: etcd panics (exit 2, "cannot open database");
+      // detcdctl must fail cleanly and leave no data dir behind.
+      const corrupt = await ctl("detcdctl", dir, [
+        "snapshot",
+        "restore",
+        "badmagic.db",
+        "--skip-hash-check",
+        "--data-dir",
+        "r-corrupt",
+      ]);
+      assert.equal(corrupt.code, 1, corrupt.stderr);
+      assert.match(corrupt.stderr.split("\n").filter((l) => l !== "").at(-1)!, /^Error: /);
+      assert.equal(await exists(`${dir}/r-corrupt`), false, "failed restore left r-corrupt");
+      const etcdCorrupt = await ctl("etcdctl", dir, [
+        "snapshot",
+        "restore",
+        "badmagic.db",
+        "--skip-hash-check",
+        "--data-dir",
+        "r-corrupt-etcd",
+      ]);
+      assert.notEqual(etcdCorrupt.code, 0, "etcdctl accepted a corrupt db");
+    } finally {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name: "snapshot: save to a path whose .part cannot be created: exit 5, nothing left",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    assertReference();
+    const dir = await Deno.makeTempDir({ prefix: "detcd-snap-part-" });
+    const members: Member[] = [];
+    try {
+      const outs: Record<string, Out> = {};
+      for (const kind of ["etcd", "detcd"] as MemberKind[]) {
+        const member = await startMember({ kind, name: "etcd1" });
+        members.push(member);
+        outs[kind] = await ctl(CTL_OF[kind], dir, [
+          `--endpoints=${member.endpoint}`,
+          "snapshot",
+          "save",
+          "nodir/snap.db",
+        ]);
+        await member.stop();
+      }
+      for (const kind of ["etcd", "detcd"]) {
+        assert.equal(outs[kind].code, 5, `${kind}: ${outs[kind].stderr}`);
+        assert.equal(outs[kind].stdout, "");
+      }
+      assert.equal(
+        outs.etcd.stderr,
+        "Error: could not open nodir/snap.db.part (open nodir/snap.db.part: no such file or directory)\n",
+      );
+      assert.equal(outs.detcd.stderr, outs.etcd.stderr);
+      assert.deepEqual(await Array.fromAsync(Deno.readDir(dir)), []);
+    } finally {
+      await stopAll(members);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// 1b. The guide's restore: a 3-member cluster restored from snap.db, etcd vs detcd
+
+interface RestoredView {
+  get: Out;
+  /** `member list` rows reduced to name + peer URL with the port replaced by a label. */
+  members: string[];
+  revision: number;
+  restoreLogs: string[][];
+  newWrite: Out;
+  newRevision: number;
+}
+
+/**
+ * The guide's flow for one kind: a 3-member cluster, `put name cuiliang`, save from one member,
+ * stop all, restore each member with its CLI, start the 3 members on the restored dirs, check.
+ */
+async function restoreFlow(kind: MemberKind): Promise<RestoredView> {
+  const ctlKind = CTL_OF[kind];
+  const dir = await Deno.makeTempDir({ prefix: `detcd-snap-restore-${kind}-` });
+  const restored: Member[] = [];
+  let cluster: Awaited<ReturnType<typeof startCluster>> | undefined;
+  try {
+    cluster = await startCluster({ kind, size: 3 });
+    const save = await putAndSave(kind, cluster.members[0].endpoint, dir);
+    assert.equal(save.code, 0, save.stderr);
+    await cluster.stop();
+    cluster = undefined;
+
+    const planned = [1, 2, 3].map((i) => ({
+      name: `etcd${i}`,
+      clientPort: freePort(),
+      peerPort: freePort(),
+    }));
+    const ports: Record<number, string> = {};
+    planned.forEach((p, i) => {
+      ports[p.clientPort] = `CLIENT${i + 1}`;
+      ports[p.peerPort] = `PEER${i + 1}`;
+    });
+    const peerUrl = (p: { peerPort: number }) => `http://127.0.0.1:${p.peerPort}`;
+    const initialCluster = planned.map((p) => `${p.name}=${peerUrl(p)}`).join(",");
+    const expectedIds = planned.map((p) => memberIdHex([peerUrl(p)], "etcd-cluster"));
+    const restoreLogs: string[][] = [];
+    for (const p of planned) {
+      const out = await ctl(ctlKind, dir, [
+        "snapshot",
+        "restore",
+        "snap.db",
+        `--name=${p.name}`,
+        `--data-dir=${p.name}.etcd`,
+        `--initial-cluster=${initialCluster}`,
+        `--initial-advertise-peer-urls=${peerUrl(p)}`,
+      ]);
+      assert.equal(out.code, 0, `${ctlKind} restore ${p.name}: ${out.stderr}`);
+      assert.equal(out.stdout, "");
+      const log = logShape(out.stderr, ports);
+      restoreLogs.push(log);
+      const added = out.stderr.split("\n").filter((l) => l.includes('"added member"')).map((l) =>
+        JSON.parse(l)["added-peer-id"]
+      );
+      assert.deepEqual(added.toSorted(), expectedIds.toSorted(), `${kind}: added-peer-id`);
+    }
+    const timing = ["--heartbeat-interval", "100", "--election-timeout", "1000"];
+    const started = await Promise.allSettled(planned.map((p) =>
+      startMember({
+        kind,
+        name: p.name,
+        dataDir: `${dir}/${p.name}.etcd`,
+        clientPort: p.clientPort,
+        peerPort: p.peerPort,
+        initialCluster,
+        extraArgs: timing,
+      })
+    ));
+    for (const s of started) if (s.status === "fulfilled") restored.push(s.value);
+    for (const s of started) if (s.status === "rejected") throw s.reason;
+    const endpoints = restored.map((m) => m.endpoint).join(",");
+    const ep1 = `--endpoints=${restored[0].endpoint}`;
+
+    // A leader, the same for all three, and the member IDs derived from the peer URLs.
+    let statuses: {
+      Endpoint: string;
+      Status: { header: { member_id: number }; leader: number };
+    }[] = [];
+    for (let i = 0; i < 100; i++) {
+      const st = await ctl(ctlKind, dir, [
+        `--endpoints=${endpoints}`,
+        "endpoint",
+        "status",
+        "-w",
+        "json",
+      ]);
+      if (st.code === 0) {
+        // member IDs are uint64: keep them as strings to not lose precision.
+        statuses = JSON.parse(st.stdout.replace(/"(member_id|leader)":(\d+)/g, '"$1":"$2"'));
+        const leaders = new Set(statuses.map((s) => String(s.Status.leader)));
+        if (statuses.length === 3 && leaders.size === 1 && !leaders.has("0")) break;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(statuses.length, 3, `${kind}: endpoint status`);
+    const ids = statuses.map((s) =>
+      BigInt(s.Status.header.member_id).toString(16).padStart(16, "0")
+    );
+    assert.deepEqual(ids.toSorted(), expectedIds.toSorted(), `${kind}: member IDs`);
+    const leader = BigInt(statuses[0].Status.leader).toString(16).padStart(16, "0");
+    assert.equal(ids.filter((id) => id === leader).length, 1, `${kind}: exactly one leader`);
+
+    const get = await ctl(ctlKind, dir, [ep1, "get", "name"]);
+    const getJson = await ctl(ctlKind, dir, [ep1, "get", "name", "-w", "json"]);
+    const revision = JSON.parse(getJson.stdout).header.revision;
+    const list = await ctl(ctlKind, dir, [ep1, "member", "list"]);
+    assert.equal(list.code, 0, list.stderr);
+    const members = list.stdout.trim().split("\n").map((row) => {
+      const [, , name, peers] = row.split(", ");
+      let text = `${name} ${peers}`;
+      for (const [port, label] of Object.entries(ports)) {
+        text = text.replace(`:${port}`, `:${label}`);
+      }
+      return text;
+    }).toSorted();
+    const newWrite = await ctl(ctlKind, dir, [
+      `--endpoints=${restored[2].endpoint}`,
+      "put",
+      "after",
+      "restore",
+    ]);
+    const after = await ctl(ctlKind, dir, [ep1, "get", "after", "-w", "json"]);
+    const newRevision = JSON.parse(after.stdout).header.revision;
+    return { get, members, revision, restoreLogs, newWrite, newRevision };
+  } finally {
+    await cluster?.stop();
+    await stopAll(restored);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+Deno.test({
+  name: "snapshot: guide restore chapter: 3-member cluster restored from snap.db, etcd vs detcd",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    assertReference();
+    const e = await restoreFlow("etcd");
+    const d = await restoreFlow("detcd");
+    assert.equal(e.get.stdout, "name\ncuiliang\n");
+    assert.equal(d.get.stdout, e.get.stdout);
+    assert.deepEqual(e.members, [
+      "etcd1 http://127.0.0.1:PEER1",
+      "etcd2 http://127.0.0.1:PEER2",
+      "etcd3 http://127.0.0.1:PEER3",
+    ]);
+    assert.deepEqual(d.members, e.members);
+    assert.equal(d.revision, e.revision, "revision after restore");
+    assert.equal(e.newWrite.stdout, "OK\n");
+    assert.equal(d.newWrite.stdout, "OK\n", d.newWrite.stderr);
+    assert.equal(e.newRevision, e.revision + 1);
+    assert.equal(d.newRevision, d.revision + 1);
+    // Restore log lines: same callers, messages and fields (IDs and cluster ID included: both
+    // derive them from the same peer URL labels... but the ports differ, so compare the shape).
+    const shape = (logs: string[][]) =>
+      logs.map((lines) =>
+        lines.map((l) => {
+          const o = JSON.parse(l);
+          return `${o.caller} ${o.msg} ${Object.keys(o).join(",")}`;
+        })
+      );
+    assert.deepEqual(shape(d.restoreLogs), shape(e.restoreLogs));
+  },
+});
