@@ -10,6 +10,7 @@
  */
 
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { startCluster } from "./cluster_harness.ts";
 import {
@@ -196,6 +197,13 @@ function statusShape(format: string, stdout: string): string {
 function memberIdHex(peerUrls: string[], token: string): string {
   const digest = createHash("sha1").update([...peerUrls].sort().join("") + token).digest();
   return digest.subarray(0, 8).toString("hex");
+}
+
+/** etcd's cluster ID: the first 8 bytes of sha1 over the sorted member IDs (8 bytes BE each). */
+function clusterIdHex(memberIds: string[]): string {
+  const hash = createHash("sha1");
+  for (const id of memberIds.toSorted()) hash.update(Buffer.from(id, "hex"));
+  return hash.digest().subarray(0, 8).toString("hex");
 }
 
 async function stopAll(members: (Member | undefined)[]): Promise<void> {
@@ -601,6 +609,7 @@ async function restoreFlow(kind: MemberKind): Promise<RestoredView> {
     const peerUrl = (p: { peerPort: number }) => `http://127.0.0.1:${p.peerPort}`;
     const initialCluster = planned.map((p) => `${p.name}=${peerUrl(p)}`).join(",");
     const expectedIds = planned.map((p) => memberIdHex([peerUrl(p)], "etcd-cluster"));
+    const expectedClusterId = clusterIdHex(expectedIds);
     const restoreLogs: string[][] = [];
     for (const p of planned) {
       const out = await ctl(ctlKind, dir, [
@@ -614,12 +623,30 @@ async function restoreFlow(kind: MemberKind): Promise<RestoredView> {
       ]);
       assert.equal(out.code, 0, `${ctlKind} restore ${p.name}: ${out.stderr}`);
       assert.equal(out.stdout, "");
-      const log = logShape(out.stderr, ports);
-      restoreLogs.push(log);
       const added = out.stderr.split("\n").filter((l) => l.includes('"added member"')).map((l) =>
         JSON.parse(l)["added-peer-id"]
       );
-      assert.deepEqual(added.toSorted(), expectedIds.toSorted(), `${kind}: added-peer-id`);
+      // etcd logs the members in ID order (as the guide shows: 2e0e..., 5d2c..., bc34...).
+      assert.deepEqual(added, expectedIds.toSorted(), `${kind}: added-peer-id in ID order`);
+      const clusterIds = new Set(
+        out.stderr.split("\n").filter((l) => l.includes('"added member"')).map((l) =>
+          JSON.parse(l)["cluster-id"]
+        ),
+      );
+      assert.deepEqual([...clusterIds], [expectedClusterId], `${kind}: cluster-id`);
+      // IDs follow the ports, which differ per run: label them, and sort the "added member"
+      // lines (their order follows the IDs) before comparing etcd's and detcd's logs.
+      const labelled = logShape(out.stderr, ports).map((line) => {
+        let text = line.replaceAll(expectedClusterId, "<CLUSTER_ID>");
+        expectedIds.forEach((id, i) => text = text.replaceAll(id, `<ID${i + 1}>`));
+        return text;
+      });
+      const addedLines = labelled.filter((l) => l.includes('"added member"')).toSorted();
+      restoreLogs.push([
+        labelled[0],
+        ...addedLines,
+        ...labelled.slice(1).filter((l) => !l.includes('"added member"')),
+      ]);
     }
     const timing = ["--heartbeat-interval", "100", "--election-timeout", "1000"];
     const started = await Promise.allSettled(planned.map((p) =>
@@ -718,16 +745,19 @@ Deno.test({
     assert.equal(d.newWrite.stdout, "OK\n", d.newWrite.stderr);
     assert.equal(e.newRevision, e.revision + 1);
     assert.equal(d.newRevision, d.revision + 1);
-    // Restore log lines: same callers, messages and fields (IDs and cluster ID included: both
-    // derive them from the same peer URL labels... but the ports differ, so compare the shape).
-    const shape = (logs: string[][]) =>
-      logs.map((lines) =>
-        lines.map((l) => {
-          const o = JSON.parse(l);
-          return `${o.caller} ${o.msg} ${Object.keys(o).join(",")}`;
-        })
-      );
-    assert.deepEqual(shape(d.restoreLogs), shape(e.restoreLogs));
+    // Restore log lines: same callers, messages, fields and values (paths are relative, ports,
+    // member IDs and the cluster ID labelled), for each of the three members.
+    assert.equal(e.restoreLogs.length, 3);
+    for (const lines of e.restoreLogs) {
+      assert.deepEqual(lines.map((l) => JSON.parse(l).msg), [
+        "restoring snapshot",
+        "added member",
+        "added member",
+        "added member",
+        "restored snapshot",
+      ]);
+    }
+    assert.deepEqual(d.restoreLogs, e.restoreLogs);
   },
 });
 
