@@ -193,17 +193,30 @@ function statusShape(format: string, stdout: string): string {
   return stdout;
 }
 
-/** etcd's member ID: the first 8 bytes (big endian) of sha1(sorted peer URLs joined + token). */
+/**
+ * etcd's member ID: the first 8 bytes (big endian) of sha1(sorted peer URLs joined + token), as
+ * etcd prints it (hex without leading zeros).
+ */
 function memberIdHex(peerUrls: string[], token: string): string {
   const digest = createHash("sha1").update([...peerUrls].sort().join("") + token).digest();
-  return digest.subarray(0, 8).toString("hex");
+  // types.ID.String(): hex without leading zeros, as etcd logs and prints member IDs.
+  return BigInt(`0x${digest.subarray(0, 8).toString("hex")}`).toString(16);
 }
 
 /** etcd's cluster ID: the first 8 bytes of sha1 over the sorted member IDs (8 bytes BE each). */
 function clusterIdHex(memberIds: string[]): string {
   const hash = createHash("sha1");
-  for (const id of memberIds.toSorted()) hash.update(Buffer.from(id, "hex"));
-  return hash.digest().subarray(0, 8).toString("hex");
+  const sorted = memberIds.map((id) => BigInt(`0x${id}`)).toSorted((a, b) => a < b ? -1 : 1);
+  for (const id of sorted) hash.update(Buffer.from(id.toString(16).padStart(16, "0"), "hex"));
+  return BigInt(`0x${hash.digest().subarray(0, 8).toString("hex")}`).toString(16);
+}
+
+/** Hex member IDs (no leading zeros) in numeric order. */
+function byIdOrder(ids: string[]): string[] {
+  return ids.toSorted((a, b) => {
+    const [x, y] = [BigInt(`0x${a}`), BigInt(`0x${b}`)];
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
 }
 
 async function stopAll(members: (Member | undefined)[]): Promise<void> {
@@ -641,7 +654,7 @@ async function restoreFlow(kind: MemberKind): Promise<RestoredView> {
         JSON.parse(l)["added-peer-id"]
       );
       // etcd logs the members in ID order (as the guide shows: 2e0e..., 5d2c..., bc34...).
-      assert.deepEqual(added, expectedIds.toSorted(), `${kind}: added-peer-id in ID order`);
+      assert.deepEqual(added, byIdOrder(expectedIds), `${kind}: added-peer-id in ID order`);
       const clusterIds = new Set(
         out.stderr.split("\n").filter((l) => l.includes('"added member"')).map((l) =>
           JSON.parse(l)["cluster-id"]
@@ -701,11 +714,9 @@ async function restoreFlow(kind: MemberKind): Promise<RestoredView> {
       await new Promise((r) => setTimeout(r, 200));
     }
     assert.equal(statuses.length, 3, `${kind}: endpoint status`);
-    const ids = statuses.map((s) =>
-      BigInt(s.Status.header.member_id).toString(16).padStart(16, "0")
-    );
+    const ids = statuses.map((s) => BigInt(s.Status.header.member_id).toString(16));
     assert.deepEqual(ids.toSorted(), expectedIds.toSorted(), `${kind}: member IDs`);
-    const leader = BigInt(statuses[0].Status.leader).toString(16).padStart(16, "0");
+    const leader = BigInt(statuses[0].Status.leader).toString(16);
     assert.equal(ids.filter((id) => id === leader).length, 1, `${kind}: exactly one leader`);
 
     const get = await ctl(ctlKind, dir, [ep1, "get", "name"]);
