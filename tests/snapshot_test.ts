@@ -32,32 +32,6 @@ const ignore = reference.ignore || detcd.ignore;
 /** Which CLI goes with which server in the side-by-side flows. */
 const CTL_OF: Record<MemberKind, CtlKind> = { etcd: "etcdctl", detcd: "detcdctl" };
 
-/**
- * KNOWN DIFFERENCE (detcd bug, reported): detcd's snapshot has an `auth/authEnabled` entry in a
- * fresh cluster; etcd 3.4.23 writes that key only once auth was enabled or disabled, so for the
- * same history (`put name cuiliang`) `snapshot status` shows TOTAL KEYS 5 for etcd and 6 for
- * detcd. While true, the tests accept exactly one extra key in detcd's snapshots. Set to false
- * once fixed.
- */
-const KNOWN_DIFF_AUTH_ENABLED_KEY = true;
-
-/**
- * KNOWN DIFFERENCE (detcdctl, reported): `snapshot status` of a file whose two meta pages have a
- * bad magic prints `Error: invalid database` (bbolt's ErrInvalid) with etcdctl, but
- * `Error: bbolt: no valid meta page (meta 0: invalid magic; meta 1: not found)` with detcdctl
- * (same exit code 1). While true, only detcdctl's exit code and `Error: ` prefix are checked for
- * that case. Set to false once fixed.
- */
-const KNOWN_DIFF_BAD_MAGIC_MESSAGE = true;
-
-/**
- * KNOWN DIFFERENCE (detcdctl, reported): `snapshot restore nope.db --data-dir r-nope` (missing
- * file): etcdctl logs the `"msg":"restoring snapshot"` zap line first and then prints
- * `Error: open nope.db: no such file or directory`; detcdctl opens the file before logging, so
- * it prints only the error line. While true, detcdctl's missing log line is tolerated there.
- */
-const KNOWN_DIFF_RESTORE_MISSING_FILE_LOG = true;
-
 interface Out {
   stdout: string;
   stderr: string;
@@ -159,11 +133,6 @@ function logShape(stderr: string, ports: Record<number, string> = {}): string[] 
  * REVISION and TOTAL KEYS must be equal for the same history.
  */
 function statusShape(format: string, stdout: string): string {
-  if (KNOWN_DIFF_AUTH_ENABLED_KEY) {
-    stdout = stdout.replace(/("totalKey":)\d+/, "$1<KEYS>").replace(/^("Keys" : )\d+$/m, "$1<KEYS>")
-      .replace(/^([0-9a-f]+, \d+, )\d+(, )/m, "$1<KEYS>$2")
-      .replace(/^(\|[^|]*\|[^|]*\|)\s*\d+ (\|)/m, "$1 <KEYS> $2");
-  }
   switch (format) {
     case "table":
       // The table's column width follows the hash and size lengths: reduce it to trimmed cells.
@@ -306,7 +275,7 @@ Deno.test({
       assert.equal(dj.revision, ej.revision, "same history → same REVISION");
       assert.equal(
         dj.totalKey,
-        ej.totalKey + (KNOWN_DIFF_AUTH_ENABLED_KEY ? 1 : 0),
+        ej.totalKey,
         "same history → same TOTAL KEYS",
       );
       for (const format of ["table", "json", "simple", "fields"]) {
@@ -369,7 +338,6 @@ Deno.test({
         code: number;
         stderr: string | RegExp;
         stdout?: string;
-        knownDiff?: boolean;
       }[] = [
         {
           args: ["snapshot", "save"],
@@ -415,7 +383,6 @@ Deno.test({
           args: ["snapshot", "status", "badmagic.db"],
           code: 1,
           stderr: "Error: invalid database\n",
-          knownDiff: KNOWN_DIFF_BAD_MAGIC_MESSAGE,
         },
         {
           args: ["snapshot", "restore", "snap.db", "--data-dir", "existing"],
@@ -427,7 +394,6 @@ Deno.test({
           code: 1,
           stderr:
             /^\{.*"msg":"restoring snapshot".*\}\nError: open nope.db: no such file or directory\n$/,
-          knownDiff: KNOWN_DIFF_RESTORE_MISSING_FILE_LOG,
         },
         {
           args: ["snapshot", "restore", "nohash.db", "--data-dir", "r-nohash"],
@@ -464,14 +430,9 @@ Deno.test({
           const what = `${kind} ${c.args.join(" ")}`;
           assert.equal(out.code, c.code, `${what}: exit code (stderr ${out.stderr})`);
           assert.equal(out.stdout, c.stdout ?? "", `${what}: stdout`);
-          if (c.knownDiff && kind === "detcdctl") {
-            assert.match(out.stderr, /^Error: [^\n]+\n$/, `${what}: stderr`);
-            continue;
-          }
           if (typeof c.stderr === "string") assert.equal(out.stderr, c.stderr, `${what}: stderr`);
           else assert.match(out.stderr, c.stderr, `${what}: stderr ${JSON.stringify(out.stderr)}`);
         }
-        if (c.knownDiff) continue;
         // The sha256 numbers and the log line (ts) aside, both CLIs print the same.
         assert.deepEqual(
           logShape(outs.detcdctl.stderr.split("\n").filter((l) => l.startsWith("{")).join("\n")),
@@ -772,7 +733,7 @@ Deno.test({
     assert.equal(d.snapStatus.revision, e.snapStatus.revision);
     assert.equal(
       d.snapStatus.totalKey,
-      e.snapStatus.totalKey + (KNOWN_DIFF_AUTH_ENABLED_KEY ? 1 : 0),
+      e.snapStatus.totalKey,
       "TOTAL KEYS of the 3-member snapshot",
     );
     assert.equal(e.revision, 2, "etcd keeps the revision across a restore");

@@ -15,7 +15,8 @@
  * - `members`: the member ID in hex (no padding) → JSON {"id", "peerURLs", "isLearner"?,
  *   "name"?, "clientURLs"?}; `members_removed`: hex ID → "removed".
  * - `cluster`: `clusterVersion` → "3.4.0".
- * - `auth` (`authEnabled`, `authRevision`), `authUsers`, `authRoles`: present and empty of users.
+ * - `auth` (`authRevision`; `authEnabled` only after auth was ever enabled or disabled),
+ *   `authUsers`, `authRoles`: present and empty of users.
  */
 
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -162,10 +163,8 @@ export function toEtcdBuckets(state: BackendState): BoltBucket[] {
   }
   return [
     bucket("alarm", state.alarms.map((a) => [toBinary(AlarmMemberSchema, a), new Uint8Array(0)])),
-    bucket("auth", [
-      [enc.encode("authEnabled"), new Uint8Array([0])],
-      [enc.encode("authRevision"), uint64Bytes(1n)],
-    ]),
+    // etcd writes `authEnabled` only once auth was enabled or disabled; `authRevision` always.
+    bucket("auth", [[enc.encode("authRevision"), uint64Bytes(1n)]]),
     bucket("authRoles", []),
     bucket("authUsers", []),
     bucket(
