@@ -333,6 +333,7 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
   return {
     name,
     dataDir: get("data-dir") || `${name}.etcd`,
+    walDir: get("wal-dir") || undefined,
     listenClientUrls: parseUrls("listen-client-urls", get("listen-client-urls")),
     advertiseClientUrls: parseUrls("advertise-client-urls", get("advertise-client-urls")),
     listenPeerUrls: parseUrls("listen-peer-urls", get("listen-peer-urls")),

@@ -265,9 +265,6 @@ async function restore(session: Session, cmd: Command, args: string[]): Promise<
     session.io.stderr.write(productionLine(epochMs(), "info", caller, msg, fields));
   const fail = (message: string): never => session.exitWithError(ExitCode.Error, message);
 
-  if (walDir !== "") {
-    fail("--wal-dir is not supported: a detcd member keeps its WAL in the data dir");
-  }
   try {
     planRestore({
       name,
@@ -279,16 +276,19 @@ async function restore(session: Session, cmd: Command, args: string[]): Promise<
   } catch (e) {
     fail((e as Error).message);
   }
-  try {
-    await Deno.lstat(dataDir);
-    fail(`data-dir "${dataDir}" exists`);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  for (const [flag, dir] of [["data-dir", dataDir], ["wal-dir", walDir]]) {
+    if (dir === "") continue;
+    try {
+      await Deno.lstat(dir);
+      fail(`${flag} "${dir}" exists`);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
   }
   const snapDir = `${dataDir}/member/snap`;
   const where: [string, string][] = [
     ["path", args[0]],
-    ["wal-dir", `${dataDir}/member/wal`],
+    ["wal-dir", walDir || `${dataDir}/member/wal`],
     ["data-dir", dataDir],
     ["snap-dir", snapDir],
   ];
@@ -322,6 +322,7 @@ async function restore(session: Session, cmd: Command, args: string[]): Promise<
   const options = {
     name,
     dataDir,
+    walDir: walDir || undefined,
     initialCluster,
     initialClusterToken: token,
     initialAdvertisePeerUrls: peerUrls,
@@ -330,8 +331,9 @@ async function restore(session: Session, cmd: Command, args: string[]): Promise<
   try {
     result = await restoreMember(new DenoDisk(), options, content);
   } catch (e) {
-    // Nothing of a member may stay behind: the data dir did not exist before we started.
+    // Nothing of a member may stay behind: neither dir existed before we started.
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    if (walDir !== "") await Deno.remove(walDir, { recursive: true }).catch(() => {});
     return fail((e as Error).message);
   }
   for (const m of result.members) {

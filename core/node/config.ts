@@ -14,6 +14,8 @@ import type { Transport } from "./transport.ts";
 export interface NodeConfig {
   name: string;
   dataDir: string;
+  /** --wal-dir: a directory of its own for the WAL; default `<data-dir>/member/wal`. */
+  walDir?: string;
   initialAdvertisePeerUrls: string[];
   advertiseClientUrls: string[];
   initialCluster: string;

@@ -265,7 +265,7 @@ export class EtcdNode {
     const snapshotIndex = snapshot?.index ?? 0;
     const recovery = await Wal.open(
       disk,
-      `${memberDir}/wal`,
+      config.walDir || `${memberDir}/wal`,
       snapshotIndex,
       config.walSegmentBytes,
     );

@@ -28,6 +28,8 @@ import { memberId, parseInitialCluster } from "./ids.ts";
 export interface RestoreOptions {
   name: string;
   dataDir: string;
+  /** --wal-dir; default `<data-dir>/member/wal` (start the member with the same --wal-dir). */
+  walDir?: string;
   initialCluster: string;
   initialClusterToken: string;
   initialAdvertisePeerUrls: string[];
@@ -118,7 +120,7 @@ export async function restoreMember(
     term,
     data: toBinary(NodeSnapshotSchema, state),
   });
-  const { wal } = await Wal.open(disk, `${memberDir}/wal`, index);
+  const { wal } = await Wal.open(disk, options.walDir || `${memberDir}/wal`, index);
   await wal.append([walSnapshotMarker(index, term), walHardState(term, 0n, index)]);
   wal.close();
   // The identity last: a data dir without it is not a member, so an interrupted restore leaves

@@ -9,7 +9,7 @@ import {
   PutRequestSchema,
   RangeRequestSchema,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
-import { assertEquals, assertRejects } from "../../tests/assert.ts";
+import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { silentLogger } from "../log.ts";
 import { MemoryDisk } from "../storage/mod.ts";
 import { decodeBolt, encodeBolt } from "../storage/bbolt.ts";
@@ -133,4 +133,32 @@ Deno.test("restore: a single member elects itself, serves and writes on from the
   const r = await member.put(put("after", "restore"));
   assertEquals(r.header?.revision, 7n);
   await member.stop();
+});
+
+Deno.test("restore and start with --wal-dir: the WAL lives in its own directory", async () => {
+  const node = await populated();
+  const restored = fromEtcdBuckets(decodeBolt(encodeBolt(toEtcdBuckets(node.backendState()))));
+  await node.stop();
+  const disk = new MemoryDisk();
+  const cfg = config({ dataDir: "withwal", walDir: "separate/wal" });
+  await restoreMember(disk, { ...restoreOptions(cfg), walDir: cfg.walDir }, restored);
+  assert((await disk.list("separate/wal")).length > 0, "no WAL in --wal-dir");
+  assertEquals(await disk.list("withwal/member/wal"), [], "a WAL in the data dir too");
+  const member = await EtcdNode.open(cfg, disk, silentLogger);
+  await member.waitReady();
+  await member.alarm(create(AlarmRequestSchema, {
+    action: AlarmRequest_AlarmAction.DEACTIVATE,
+    memberID: node.memberId,
+    alarm: AlarmType.NOSPACE,
+  }));
+  const r = await member.put(put("after", "restore"));
+  assertEquals(r.header?.revision, 7n);
+  await member.stop();
+  // Restarted from the same dirs, the write is there.
+  const again = await EtcdNode.open(cfg, disk, silentLogger);
+  const got = await again.range(
+    create(RangeRequestSchema, { key: enc.encode("after"), serializable: true }),
+  );
+  assertEquals(got.kvs.map((kv) => dec.decode(kv.value)), ["restore"]);
+  await again.stop();
 });
