@@ -31,6 +31,7 @@ import {
   type SnapshotEntry,
 } from "../mvcc/snapshot_codec.ts";
 import { Crc32c } from "../storage/crc32c.ts";
+import { keyId } from "../mvcc/key_id.ts";
 
 /** The part of a member's state that etcd keeps in its backend. */
 export interface BackendState {
@@ -283,13 +284,14 @@ export function fromEtcdBuckets(buckets: BoltBucket[]): RestoredBackend {
  * below it, each key keeps only its latest, and not even that when it is a tombstone.
  */
 function compactEntries(entries: SnapshotEntry[], rev: number): SnapshotEntry[] {
+  // keyId, not a UTF-8 decode: binary keys that decode alike must stay apart.
   const latest = new Map<string, number>();
   entries.forEach((e, i) => {
-    if (e.main <= rev) latest.set(dec.decode(e.kv.key), i);
+    if (e.main <= rev) latest.set(keyId(e.kv.key), i);
   });
   return entries.filter((e, i) => {
     if (e.main > rev) return true;
-    return latest.get(dec.decode(e.kv.key)) === i && !e.tombstone;
+    return latest.get(keyId(e.kv.key)) === i && !e.tombstone;
   });
 }
 
