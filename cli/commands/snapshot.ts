@@ -81,6 +81,16 @@ async function save(session: Session, cmd: Command, args: string[]): Promise<voi
   const settings = await clientConfigFromCmd(session, cmd);
   const log = (caller: string, msg: string, fields: [string, string | number][] = []) =>
     session.io.stderr.write(productionLine(epochMs(), "info", caller, msg, fields));
+  // clientv3's maintenance API logs with its own logger: ISO-8601 timestamps.
+  const clientLog = (
+    level: "info" | "warn",
+    line: number,
+    msg: string,
+    fields: [string, string][] = [],
+  ) =>
+    session.io.stderr.write(
+      zapLine(session.io.now(), level, `clientv3/maintenance.go:${line}`, msg, fields),
+    );
   if (settings.endpoints.length !== 1) {
     session.exitWithError(
       ExitCode.Interrupted,
@@ -110,15 +120,7 @@ async function save(session: Session, cmd: Command, args: string[]): Promise<voi
     let size = 0;
     try {
       const stream = await client.snapshotStream({ deadlineMs });
-      session.io.stderr.write(
-        zapLine(
-          session.io.now(),
-          "info",
-          "clientv3/maintenance.go:200",
-          "opened snapshot stream; downloading",
-          [],
-        ),
-      );
+      clientLog("info", 200, "opened snapshot stream; downloading");
       log("snapshot/v3_snapshot.go:127", "fetching snapshot", [[
         "endpoint",
         settings.endpoints[0],
@@ -130,26 +132,12 @@ async function save(session: Session, cmd: Command, args: string[]): Promise<voi
           await writeAll(file, resp.blob);
           size += resp.blob.length;
         }
-        session.io.stderr.write(
-          zapLine(
-            session.io.now(),
-            "info",
-            "clientv3/maintenance.go:208",
-            "completed snapshot read; closing",
-            [],
-          ),
-        );
+        clientLog("info", 208, "completed snapshot read; closing");
       } catch (e) {
         const err = client.streamError(e);
-        session.io.stderr.write(
-          zapLine(
-            session.io.now(),
-            "warn",
-            "clientv3/maintenance.go:211",
-            "failed to receive from snapshot stream; closing",
-            [["error", err.message]],
-          ),
-        );
+        clientLog("warn", 211, "failed to receive from snapshot stream; closing", [
+          ["error", err.message],
+        ]);
         throw err;
       }
     } catch (e) {

@@ -55,6 +55,23 @@ async function populated(): Promise<EtcdNode> {
   return node;
 }
 
+/** The populated member's state through etcd's backend format and back, and its member ID. */
+async function populatedSnapshot() {
+  const node = await populated();
+  const restored = fromEtcdBuckets(decodeBolt(encodeBolt(toEtcdBuckets(node.backendState()))));
+  await node.stop();
+  return { restored, memberId: node.memberId };
+}
+
+/** Disarms the NOSPACE alarm `populated` raised (it comes back with a restore). */
+async function disarmNoSpace(member: EtcdNode, memberId: bigint): Promise<void> {
+  await member.alarm(create(AlarmRequestSchema, {
+    action: AlarmRequest_AlarmAction.DEACTIVATE,
+    memberID: memberId,
+    alarm: AlarmType.NOSPACE,
+  }));
+}
+
 Deno.test("snapshot as etcd's backend and back: same key space, history, leases and alarms", async () => {
   const node = await populated();
   const file = encodeBolt(toEtcdBuckets(node.backendState()));
@@ -114,9 +131,7 @@ Deno.test("restore: a new single-member cluster starts like etcd's restored memb
 });
 
 Deno.test("restore: a single member elects itself, serves and writes on from the snapshot's revision", async () => {
-  const node = await populated();
-  const restored = fromEtcdBuckets(decodeBolt(encodeBolt(toEtcdBuckets(node.backendState()))));
-  await node.stop();
+  const { restored, memberId } = await populatedSnapshot();
   const disk = new MemoryDisk();
   const cfg = config({ dataDir: "single" });
   await restoreMember(disk, restoreOptions(cfg), restored);
@@ -125,20 +140,14 @@ Deno.test("restore: a single member elects itself, serves and writes on from the
   // etcd 3.4.23 after `snapshot restore` of one member: raft term 2, raft index 4.
   const s = member.status();
   assertEquals([s.raftTerm, s.raftIndex, s.raftAppliedIndex], [2n, 4n, 4n]);
-  await member.alarm(create(AlarmRequestSchema, {
-    action: AlarmRequest_AlarmAction.DEACTIVATE,
-    memberID: node.memberId,
-    alarm: AlarmType.NOSPACE,
-  }));
+  await disarmNoSpace(member, memberId);
   const r = await member.put(put("after", "restore"));
   assertEquals(r.header?.revision, 7n);
   await member.stop();
 });
 
 Deno.test("restore and start with --wal-dir: the WAL lives in its own directory", async () => {
-  const node = await populated();
-  const restored = fromEtcdBuckets(decodeBolt(encodeBolt(toEtcdBuckets(node.backendState()))));
-  await node.stop();
+  const { restored, memberId } = await populatedSnapshot();
   const disk = new MemoryDisk();
   const cfg = config({ dataDir: "withwal", walDir: "separate/wal" });
   await restoreMember(disk, { ...restoreOptions(cfg), walDir: cfg.walDir }, restored);
@@ -146,11 +155,7 @@ Deno.test("restore and start with --wal-dir: the WAL lives in its own directory"
   assertEquals(await disk.list("withwal/member/wal"), [], "a WAL in the data dir too");
   const member = await EtcdNode.open(cfg, disk, silentLogger);
   await member.waitReady();
-  await member.alarm(create(AlarmRequestSchema, {
-    action: AlarmRequest_AlarmAction.DEACTIVATE,
-    memberID: node.memberId,
-    alarm: AlarmType.NOSPACE,
-  }));
+  await disarmNoSpace(member, memberId);
   const r = await member.put(put("after", "restore"));
   assertEquals(r.header?.revision, 7n);
   await member.stop();
