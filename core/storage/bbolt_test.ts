@@ -1,6 +1,17 @@
 import assert from "node:assert/strict";
 import { type BoltBucket, BoltFormatError, compareBytes, decodeBolt, encodeBolt } from "./bbolt.ts";
 import { Crc32c } from "./crc32c.ts";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { KeyValueSchema } from "../../gen/mvccpb/kv_pb.ts";
+import { revisionKey } from "../snapshot/etcd_db.ts";
+import {
+  assertReference,
+  freePort,
+  type Member,
+  requireReference,
+  runCtl,
+  startMember,
+} from "../../tests/harness.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -330,125 +341,18 @@ Deno.test("decodeBolt either decodes or throws BoltFormatError on randomly damag
 // ---------------------------------------------------------------------------------------------
 // Against real etcd 3.4.23 and etcdctl 3.4.23.
 
-function onPath(name: string): boolean {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    if (!dir) continue;
-    try {
-      if (Deno.statSync(`${dir}/${name}`).isFile) return true;
-    } catch {
-      // not in this directory
-    }
-  }
-  return false;
-}
+const reference = requireReference();
 
-const haveReference = onPath("etcd") && onPath("etcdctl");
-const requireReference = Deno.env.get("DETCD_REQUIRE_REFERENCE") === "1";
-
-/** A free TCP port in 10000..30000, checked by binding it (not port 0). */
-function freePort(taken: Set<number>): number {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 10000 + Math.floor(Math.random() * 20001);
-    if (taken.has(port)) continue;
-    try {
-      Deno.listen({ hostname: "127.0.0.1", port }).close();
-      taken.add(port);
-      return port;
-    } catch {
-      // in use
-    }
-  }
-  throw new Error("no free port found in 10000..30000");
-}
-
-async function run(
-  command: string,
-  args: string[],
-  stdin?: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(command, {
-    args,
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(bytes(stdin));
-    await writer.close();
-  }
-  const out = await child.output();
-  return { code: out.code, stdout: str(out.stdout), stderr: str(out.stderr) };
-}
-
-async function mustRun(command: string, args: string[], stdin?: string): Promise<string> {
-  const r = await run(command, args, stdin);
-  assert.equal(r.code, 0, `${command} ${args.join(" ")} failed:\n${r.stdout}\n${r.stderr}`);
+/** etcdctl with `args`; fails the test unless it exits 0. Returns stdout. */
+async function mustRun(args: string[], stdin?: string): Promise<string> {
+  const r = await runCtl("etcdctl", args, { stdin });
+  assert.equal(r.code, 0, `etcdctl ${args.join(" ")} failed:\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
 }
 
-interface Member {
-  process: Deno.ChildProcess;
-  endpoint: string;
-}
-
-async function startEtcd(
-  dataDir: string,
-  name: string,
-  clientPort: number,
-  peerPort: number,
-  logFile: string,
-): Promise<Member> {
-  const client = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
-  const log = await Deno.open(logFile, { write: true, create: true, append: true });
-  const process = new Deno.Command("etcd", {
-    args: [
-      "--name",
-      name,
-      "--data-dir",
-      dataDir,
-      "--listen-client-urls",
-      client,
-      "--advertise-client-urls",
-      client,
-      "--listen-peer-urls",
-      peer,
-      "--initial-advertise-peer-urls",
-      peer,
-      "--initial-cluster",
-      `${name}=${peer}`,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  process.stderr.pipeTo(log.writable).catch(() => {});
-  const member = { process, endpoint: client };
-  const deadline = performance.now() + 20_000;
-  for (;;) {
-    const r = await run("etcdctl", [
-      `--endpoints=${client}`,
-      "--command-timeout=1s",
-      "endpoint",
-      "health",
-    ]);
-    if (r.code === 0) return member;
-    if (performance.now() > deadline) {
-      await stopEtcd(member);
-      throw new Error(`etcd did not become healthy; log in ${logFile}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-async function stopEtcd(member: Member): Promise<void> {
-  try {
-    member.process.kill("SIGKILL");
-  } catch {
-    // already exited
-  }
-  await member.process.status;
+/** A real etcd member in `dataDir` (its own, or one `snapshot restore` made). */
+function startEtcd(dataDir: string, name: string, peerPort?: number): Promise<Member> {
+  return startMember({ kind: "etcd", name, dataDir, peerPort });
 }
 
 interface DbStatus {
@@ -459,51 +363,44 @@ interface DbStatus {
 }
 
 async function snapshotStatus(file: string): Promise<DbStatus> {
-  return JSON.parse(await mustRun("etcdctl", ["snapshot", "status", file, "-w", "json"]));
+  return JSON.parse(await mustRun(["snapshot", "status", file, "-w", "json"]));
 }
 
 Deno.test({
   name:
     "real etcd's snapshot decodes, and re-encoded it passes etcdctl snapshot status and restore",
-  ignore: !haveReference && !requireReference,
+  ignore: reference.ignore,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    assert.ok(haveReference, "etcd and etcdctl must be on PATH (DETCD_REQUIRE_REFERENCE=1)");
+    assertReference();
     const dir = await Deno.makeTempDir({ prefix: "detcd-bbolt-" });
-    const ports = new Set<number>();
     const members: Member[] = [];
     try {
       // (a) etcd's own snapshot.
-      const source = await startEtcd(
-        `${dir}/source`,
-        "s1",
-        freePort(ports),
-        freePort(ports),
-        `${dir}/source.log`,
-      );
+      const source = await startEtcd(`${dir}/source`, "s1");
       members.push(source);
       const ctl = [`--endpoints=${source.endpoint}`];
-      await mustRun("etcdctl", [...ctl, "put", "foo", "bar"]);
-      await mustRun("etcdctl", [...ctl, "put", "foo", "baz"]);
-      await mustRun("etcdctl", [...ctl, "put", "gone", "soon"]);
-      await mustRun("etcdctl", [...ctl, "del", "gone"]);
-      await mustRun("etcdctl", [...ctl, "put", "large", "L".repeat(100_000)]);
+      await mustRun([...ctl, "put", "foo", "bar"]);
+      await mustRun([...ctl, "put", "foo", "baz"]);
+      await mustRun([...ctl, "put", "gone", "soon"]);
+      await mustRun([...ctl, "del", "gone"]);
+      await mustRun([...ctl, "put", "large", "L".repeat(100_000)]);
       for (let batch = 0; batch < 2; batch++) {
         let ops = "\n";
         for (let i = 0; i < 100; i++) {
           ops += `put bulk/${batch}/${String(i).padStart(3, "0")} v${i}\n`;
         }
-        await mustRun("etcdctl", [...ctl, "txn"], ops + "\n\n");
+        await mustRun([...ctl, "txn"], ops + "\n\n");
       }
-      const lease = await mustRun("etcdctl", [...ctl, "lease", "grant", "600"]);
+      const lease = await mustRun([...ctl, "lease", "grant", "600"]);
       const leaseId = /lease ([0-9a-f]+) granted/.exec(lease)?.[1];
       assert.ok(leaseId, lease);
-      await mustRun("etcdctl", [...ctl, "put", "leased", "x", `--lease=${leaseId}`]);
-      await mustRun("etcdctl", [...ctl, "user", "add", "root:secret"]);
+      await mustRun([...ctl, "put", "leased", "x", `--lease=${leaseId}`]);
+      await mustRun([...ctl, "user", "add", "root:secret"]);
       const saved = `${dir}/etcd.db`;
-      await mustRun("etcdctl", [...ctl, "snapshot", "save", saved]);
-      await stopEtcd(members.pop()!);
+      await mustRun([...ctl, "snapshot", "save", saved]);
+      await members.pop()!.stop();
 
       const raw = await Deno.readFile(saved);
       // etcdctl keeps the sha256 trailer that the Snapshot RPC appends: size % 512 == 32.
@@ -567,9 +464,9 @@ Deno.test({
         assert.equal(theirs.revision, 9);
       });
 
-      const peerPort = freePort(ports);
+      const peerPort = freePort();
       const restored = `${dir}/restored`;
-      const restore = await run("etcdctl", [
+      const restore = await runCtl("etcdctl", [
         "snapshot",
         "restore",
         reencoded,
@@ -585,32 +482,26 @@ Deno.test({
       ]);
       assert.equal(restore.code, 0, restore.stderr);
       assert.match(restore.stderr, /restored snapshot/);
-      const restoredMember = await startEtcd(
-        restored,
-        "r1",
-        freePort(ports),
-        peerPort,
-        `${dir}/restored.log`,
-      );
+      const restoredMember = await startEtcd(restored, "r1", peerPort);
       members.push(restoredMember);
       await t.step("etcd started on the restored data dir serves the keys", async () => {
         const rctl = [`--endpoints=${restoredMember.endpoint}`];
         assert.equal(
-          await mustRun("etcdctl", [...rctl, "get", "foo", "--print-value-only"]),
+          await mustRun([...rctl, "get", "foo", "--print-value-only"]),
           "baz\n",
         );
-        assert.equal(await mustRun("etcdctl", [...rctl, "get", "gone"]), "");
-        const bulk = await mustRun("etcdctl", [...rctl, "get", "bulk/", "--prefix", "--keys-only"]);
+        assert.equal(await mustRun([...rctl, "get", "gone"]), "");
+        const bulk = await mustRun([...rctl, "get", "bulk/", "--prefix", "--keys-only"]);
         assert.equal(bulk.split("\n").filter((l) => l.startsWith("bulk/")).length, 200);
         const status = JSON.parse(
-          await mustRun("etcdctl", [...rctl, "endpoint", "status", "-w", "json"]),
+          await mustRun([...rctl, "endpoint", "status", "-w", "json"]),
         );
         assert.equal(status[0].Status.header.revision, theirs.revision);
       });
       await t.step(
         "without --skip-hash-check, etcdctl refuses a file with no sha256 trailer",
         async () => {
-          const r = await run("etcdctl", [
+          const r = await runCtl("etcdctl", [
             "snapshot",
             "restore",
             reencoded,
@@ -622,64 +513,37 @@ Deno.test({
         },
       );
     } finally {
-      for (const member of members) await stopEtcd(member);
+      for (const member of members) await member.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   },
 });
 
-function varint(n: number): number[] {
-  const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n % 0x80) | 0x80);
-    n = Math.floor(n / 0x80);
-  }
-  out.push(n);
-  return out;
-}
-
-/** mvccpb.KeyValue{key, create_revision, mod_revision, version, value} in protobuf wire form. */
+/** mvccpb.KeyValue of a key's first version at `revision`. */
 function keyValueProto(key: Uint8Array, revision: number, value: Uint8Array): Uint8Array {
-  return new Uint8Array([
-    0x0a,
-    ...varint(key.length),
-    ...key,
-    0x10,
-    ...varint(revision),
-    0x18,
-    ...varint(revision),
-    0x20,
-    1,
-    0x2a,
-    ...varint(value.length),
-    ...value,
-  ]);
-}
-
-/** etcd's 17-byte revision key: 8-byte big-endian main revision, '_', 8-byte BE sub revision. */
-function revisionKey(main: number): Uint8Array {
-  const out = new Uint8Array(17);
-  new DataView(out.buffer).setBigUint64(0, BigInt(main));
-  out[8] = 0x5f;
-  return out;
+  const rev = BigInt(revision);
+  return toBinary(
+    KeyValueSchema,
+    create(KeyValueSchema, { key, createRevision: rev, modRevision: rev, version: 1n, value }),
+  );
 }
 
 Deno.test({
   name: "a large etcd backend written by encodeBolt passes etcdctl snapshot status and restore",
-  ignore: !haveReference && !requireReference,
+  ignore: reference.ignore,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    assert.ok(haveReference, "etcd and etcdctl must be on PATH (DETCD_REQUIRE_REFERENCE=1)");
+    assertReference();
     const count = 50_000;
     const entries: Array<[Uint8Array, Uint8Array]> = [];
     for (let i = 0; i < count; i++) {
       const key = bytes(`bulk/${String(i).padStart(6, "0")}`);
-      entries.push([revisionKey(i + 2), keyValueProto(key, i + 2, bytes(`v${i}-`.repeat(20)))]);
+      entries.push([revisionKey(i + 2, 0), keyValueProto(key, i + 2, bytes(`v${i}-`.repeat(20)))]);
     }
     const huge = new Uint8Array(1_500_000).fill(0x78);
     const lastRevision = count + 2;
-    entries.push([revisionKey(lastRevision), keyValueProto(bytes("huge"), lastRevision, huge)]);
+    entries.push([revisionKey(lastRevision, 0), keyValueProto(bytes("huge"), lastRevision, huge)]);
     const consistentIndex = new Uint8Array(8);
     new DataView(consistentIndex.buffer).setBigUint64(0, BigInt(lastRevision + 5));
     const authRevision = new Uint8Array(8);
@@ -704,7 +568,6 @@ Deno.test({
     }
 
     const dir = await Deno.makeTempDir({ prefix: "detcd-bbolt-large-" });
-    const ports = new Set<number>();
     let member: Member | undefined;
     try {
       const path = `${dir}/detcd.db`;
@@ -717,9 +580,9 @@ Deno.test({
         totalSize: file.length,
       });
 
-      const peerPort = freePort(ports);
+      const peerPort = freePort();
       const peer = `http://127.0.0.1:${peerPort}`;
-      await mustRun("etcdctl", [
+      await mustRun([
         "snapshot",
         "restore",
         path,
@@ -733,10 +596,10 @@ Deno.test({
         "--initial-advertise-peer-urls",
         peer,
       ]);
-      member = await startEtcd(`${dir}/restored`, "big", freePort(ports), peerPort, `${dir}/log`);
+      member = await startEtcd(`${dir}/restored`, "big", peerPort);
       const ctl = [`--endpoints=${member.endpoint}`];
       const counted = JSON.parse(
-        await mustRun("etcdctl", [
+        await mustRun([
           ...ctl,
           "get",
           "bulk/",
@@ -749,18 +612,18 @@ Deno.test({
       assert.equal(counted.count, count);
       assert.equal(counted.header.revision, lastRevision);
       assert.equal(
-        await mustRun("etcdctl", [...ctl, "get", "bulk/012345", "--print-value-only"]),
+        await mustRun([...ctl, "get", "bulk/012345", "--print-value-only"]),
         "v12345-".repeat(20) + "\n",
       );
-      const value = await mustRun("etcdctl", [...ctl, "get", "huge", "--print-value-only"]);
+      const value = await mustRun([...ctl, "get", "huge", "--print-value-only"]);
       assert.equal(value.length, huge.length + 1);
-      await mustRun("etcdctl", [...ctl, "put", "after", "restore"]);
+      await mustRun([...ctl, "put", "after", "restore"]);
       assert.equal(
-        await mustRun("etcdctl", [...ctl, "get", "after", "--print-value-only"]),
+        await mustRun([...ctl, "get", "after", "--print-value-only"]),
         "restore\n",
       );
     } finally {
-      if (member) await stopEtcd(member);
+      if (member) await member.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   },
