@@ -521,11 +521,19 @@ export interface RunCtlOptions {
   env?: Record<string, string>;
   /** The CLI is SIGKILLed after this long (default 30 s) and the result says so. */
   timeoutMs?: number;
+  /** Working directory (default: the repository root), e.g. for relative file names. */
+  cwd?: string;
 }
 
 function ctlCommand(kind: CtlKind): [string, string[]] {
   if (kind === "etcdctl") return ["etcdctl", []];
-  return [Deno.execPath(), ["run", "-A", `${REPO_ROOT}/cli/main.ts`]];
+  // The repo's deno.json named explicitly, so that detcdctl runs from any working directory.
+  return [Deno.execPath(), [
+    "run",
+    "-A",
+    `--config=${REPO_ROOT}/deno.json`,
+    `${REPO_ROOT}/cli/main.ts`,
+  ]];
 }
 
 /** Shows stdout as text when it is UTF-8, else as a hex dump that still compares byte for byte. */
@@ -550,7 +558,7 @@ export async function runCtl(
   const [program, prefix] = ctlCommand(kind);
   const child = new Deno.Command(program, {
     args: [...prefix, ...args],
-    cwd: REPO_ROOT,
+    cwd: options.cwd ?? REPO_ROOT,
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",

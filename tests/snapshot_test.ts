@@ -10,8 +10,6 @@
  */
 
 import assert from "node:assert/strict";
-import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
 import { startCluster } from "./cluster_harness.ts";
 import {
   assertReference,
@@ -19,11 +17,12 @@ import {
   freePort,
   type Member,
   type MemberKind,
-  REPO_ROOT,
   requireDetcd,
   requireReference,
+  runCtl,
   startMember,
 } from "./harness.ts";
+import { clusterId, idHex, memberId } from "../core/node/ids.ts";
 
 const reference = requireReference();
 const detcd = requireDetcd();
@@ -38,52 +37,10 @@ interface Out {
   code: number;
 }
 
-/** The environment for the CLIs: ours without ETCD_* / ETCDCTL_*. */
-function cliEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(Deno.env.toObject())) {
-    if (k.startsWith("ETCD_") || k.startsWith("ETCDCTL_")) continue;
-    env[k] = v;
-  }
-  env.NO_COLOR = "1";
-  return env;
-}
-
-/**
- * runCtl with a working directory (the harness's runCtl always runs in the repo root, and
- * relative snapshot names must resolve in the test's temp dir). detcdctl gets the repo's
- * deno.json explicitly because the cwd is outside the repo.
- */
+/** A CLI run in `cwd` (relative snapshot names resolve in the test's temp dir). */
 async function ctl(kind: CtlKind, cwd: string, args: string[]): Promise<Out> {
-  const [program, prefix] = kind === "etcdctl" ? ["etcdctl", [] as string[]] : [Deno.execPath(), [
-    "run",
-    "-A",
-    `--config=${REPO_ROOT}/deno.json`,
-    `${REPO_ROOT}/cli/main.ts`,
-  ]];
-  const child = new Deno.Command(program, {
-    args: [...prefix, ...args],
-    cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    clearEnv: true,
-    env: cliEnv(),
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // exited
-    }
-  }, 30_000);
-  try {
-    const out = await child.output();
-    const dec = new TextDecoder();
-    return { stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr), code: out.code };
-  } finally {
-    clearTimeout(timer);
-  }
+  const { stdout, stderr, code } = await runCtl(kind, args, { cwd });
+  return { stdout, stderr, code };
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -162,25 +119,7 @@ function statusShape(format: string, stdout: string): string {
   return stdout;
 }
 
-/**
- * etcd's member ID: the first 8 bytes (big endian) of sha1(sorted peer URLs joined + token), as
- * etcd prints it (hex without leading zeros).
- */
-function memberIdHex(peerUrls: string[], token: string): string {
-  const digest = createHash("sha1").update([...peerUrls].sort().join("") + token).digest();
-  // types.ID.String(): hex without leading zeros, as etcd logs and prints member IDs.
-  return BigInt(`0x${digest.subarray(0, 8).toString("hex")}`).toString(16);
-}
-
-/** etcd's cluster ID: the first 8 bytes of sha1 over the sorted member IDs (8 bytes BE each). */
-function clusterIdHex(memberIds: string[]): string {
-  const hash = createHash("sha1");
-  const sorted = memberIds.map((id) => BigInt(`0x${id}`)).toSorted((a, b) => a < b ? -1 : 1);
-  for (const id of sorted) hash.update(Buffer.from(id.toString(16).padStart(16, "0"), "hex"));
-  return BigInt(`0x${hash.digest().subarray(0, 8).toString("hex")}`).toString(16);
-}
-
-/** Hex member IDs (no leading zeros) in numeric order. */
+/** Hex member IDs (as etcd prints them: no leading zeros) in numeric order. */
 function byIdOrder(ids: string[]): string[] {
   return ids.toSorted((a, b) => {
     const [x, y] = [BigInt(`0x${a}`), BigInt(`0x${b}`)];
@@ -596,8 +535,10 @@ async function restoreFlow(kind: MemberKind): Promise<RestoredView> {
     });
     const peerUrl = (p: { peerPort: number }) => `http://127.0.0.1:${p.peerPort}`;
     const initialCluster = planned.map((p) => `${p.name}=${peerUrl(p)}`).join(",");
-    const expectedIds = planned.map((p) => memberIdHex([peerUrl(p)], "etcd-cluster"));
-    const expectedClusterId = clusterIdHex(expectedIds);
+    // Derived as etcd derives them; real etcd's logs below are held to the same values.
+    const derivedIds = planned.map((p) => memberId([peerUrl(p)], "etcd-cluster"));
+    const expectedIds = derivedIds.map(idHex);
+    const expectedClusterId = idHex(clusterId(derivedIds));
     const restoreLogs: string[][] = [];
     for (const p of planned) {
       const out = await ctl(ctlKind, dir, [
