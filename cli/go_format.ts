@@ -606,3 +606,12 @@ export function goHexPadded(v: bigint, width: number): string {
 export function goHexZero(v: bigint, width: number): string {
   return goHex(v).padStart(width, "0");
 }
+
+/** The errno text Go's os package gives for a failed file operation ("no such file or directory"). */
+export function goErrnoText(e: unknown): string {
+  if (e instanceof Deno.errors.NotFound) return "no such file or directory";
+  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (e instanceof Deno.errors.AlreadyExists) return "file exists";
+  if (e instanceof Deno.errors.IsADirectory) return "is a directory";
+  return (e as Error).message;
+}

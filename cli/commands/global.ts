@@ -8,6 +8,7 @@ import type { Command } from "../command.ts";
 import { EtcdClient, type EtcdClientError } from "../etcd_client.ts";
 import type { FlagSet } from "../flags.ts";
 import { type CliIo, ExitCode, ExitSignal } from "../io.ts";
+import { goErrnoText } from "../go_format.ts";
 import { capnsLine } from "../log.ts";
 import { newPrinter, type Printer, type PrinterOutput, SimplePrinter } from "../printers/mod.ts";
 
@@ -306,14 +307,7 @@ function readableFile(session: Session, path: string): void {
   try {
     Deno.readFileSync(path);
   } catch (e) {
-    const what = e instanceof Deno.errors.NotFound
-      ? "no such file or directory"
-      : e instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : e instanceof Deno.errors.IsADirectory
-      ? "is a directory"
-      : (e as Error).message;
-    session.exitWithError(ExitCode.BadArgs, `open ${path}: ${what}`);
+    session.exitWithError(ExitCode.BadArgs, `open ${path}: ${goErrnoText(e)}`);
   }
 }
 

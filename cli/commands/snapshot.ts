@@ -13,7 +13,7 @@
 
 import { createHash } from "node:crypto";
 import { Command } from "../command.ts";
-import { humanizeBytes } from "../go_format.ts";
+import { goErrnoText, humanizeBytes } from "../go_format.ts";
 import { ExitCode } from "../io.ts";
 import { zapJsonString, zapLine } from "../log.ts";
 import { type DbStatus } from "../printers/printer.ts";
@@ -109,7 +109,7 @@ async function save(session: Session, cmd: Command, args: string[]): Promise<voi
   } catch (e) {
     session.exitWithError(
       ExitCode.Interrupted,
-      `could not open ${partPath} (open ${partPath}: ${goOsError(e)})`,
+      `could not open ${partPath} (open ${partPath}: ${goErrnoText(e)})`,
     );
   }
   let renamed = false;
@@ -161,7 +161,7 @@ async function save(session: Session, cmd: Command, args: string[]): Promise<voi
     } catch (e) {
       session.exitWithError(
         ExitCode.Interrupted,
-        `could not rename ${partPath} to ${path} (rename ${partPath} ${path}: ${goOsError(e)})`,
+        `could not rename ${partPath} to ${path} (rename ${partPath} ${path}: ${goErrnoText(e)})`,
       );
     }
     log("snapshot/v3_snapshot.go:152", "saved", [["path", path]]);
@@ -178,15 +178,6 @@ async function save(session: Session, cmd: Command, args: string[]): Promise<voi
 
 async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
   for (let at = 0; at < data.length;) at += await file.write(data.subarray(at));
-}
-
-/** The text Go's os package gives for a failed file operation. */
-function goOsError(e: unknown): string {
-  if (e instanceof Deno.errors.NotFound) return "no such file or directory";
-  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (e instanceof Deno.errors.AlreadyExists) return "file exists";
-  if (e instanceof Deno.errors.IsADirectory) return "is a directory";
-  return (e as Error).message;
 }
 
 /**
@@ -285,7 +276,7 @@ async function restore(session: Session, cmd: Command, args: string[]): Promise<
   try {
     file = await Deno.readFile(args[0]);
   } catch (e) {
-    return fail(`open ${args[0]}: ${goOsError(e)}`);
+    return fail(`open ${args[0]}: ${goErrnoText(e)}`);
   }
 
   let db = file;
