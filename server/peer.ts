@@ -302,7 +302,7 @@ async function leaseRequest(
       });
       const parsed = JSON.parse(body) as Record<string, unknown>;
       if (status === 200) return parsed;
-      throw new EtcdError(
+      throw EtcdError.fromStatus(
         (typeof parsed.code === "number" ? parsed.code : 2) as GrpcCodeValue,
         typeof parsed.message === "string" ? parsed.message : `status ${status}`,
       );
@@ -705,7 +705,7 @@ export async function forwardPromote(
       );
       if (status === 200) return;
       const parsed = JSON.parse(body) as { message?: string; code?: number };
-      throw new EtcdError(
+      throw EtcdError.fromStatus(
         (parsed.code ?? 2) as GrpcCodeValue,
         parsed.message ?? `status ${status}`,
       );

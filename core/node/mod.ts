@@ -9,6 +9,7 @@ export {
   type NodeEnvironment,
   serverVersion,
 } from "./etcd_node.ts";
+export { nodeDefaults, type ResolvedNodeConfig, resolveNodeConfig } from "./config.ts";
 export { clusterId, idHex, memberId, parseInitialCluster } from "./ids.ts";
 export { type MemberInfo, Membership } from "./membership.ts";
 export { noTransport, type Transport } from "./transport.ts";
