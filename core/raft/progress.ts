@@ -4,6 +4,7 @@
  * flooded; replicating pipelines appends up to a window of in-flight messages; snapshot state
  * waits for a snapshot to land. This is the flow control behind every write.
  */
+import { raftAssert } from "./log.ts";
 
 /** How the leader currently sends to a follower. */
 export enum ProgressState {
@@ -121,11 +122,13 @@ export class Progress {
       this.probeSent = false;
     }
     if (this.next < n + 1) this.next = n + 1;
+    raftAssert(this.match < this.next, `progress: match ${this.match} not below next ${this.next}`);
     return updated;
   }
 
   /** Replicate state: assume the append up to `n` will land and send past it. */
   optimisticUpdate(n: number): void {
+    raftAssert(n >= this.match, `progress: optimistic update to ${n} below match ${this.match}`);
     this.next = n + 1;
   }
 
@@ -141,6 +144,7 @@ export class Progress {
     }
     if (this.next - 1 !== rejected) return false;
     this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1, 1);
+    raftAssert(this.match < this.next, `progress: match ${this.match} not below next ${this.next}`);
     this.probeSent = false;
     return true;
   }
