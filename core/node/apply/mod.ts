@@ -8,13 +8,14 @@
  *
  * @example Build a chain and apply a read
  * ```ts
- * import { backend, capped, chain, corruptionGuard, leaderTermGuard, readMeta } from "./mod.ts";
- * declare const state: import("./backend.ts").BackendState;
- * const apply = chain(
- *   [leaderTermGuard, corruptionGuard((t) => state.alarms.has(t)), capped((t) => state.alarms.has(t))],
- *   backend(state),
- * );
- * apply({ case: "range", value: rangeRequest }, readMeta);
+ * import { create } from "@bufbuild/protobuf";
+ * import { RangeRequestSchema } from "../../../gen/etcdserverpb/rpc_pb.ts";
+ * import { type BackendState, backend, capped, chain, corruptionGuard, readMeta } from "./mod.ts";
+ *
+ * declare const state: BackendState; // MVCC, lessor, alarms, membership of one member
+ * const hasAlarm = state.alarms.has.bind(state.alarms);
+ * const apply = chain([corruptionGuard(hasAlarm), capped(hasAlarm)], backend(state));
+ * const response = apply({ case: "range", value: create(RangeRequestSchema, {}) }, readMeta);
  * ```
  *
  * @module
