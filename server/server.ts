@@ -26,7 +26,7 @@ import {
   type PeerHandler,
   PeerTransport,
   type RemoteMember,
-} from "./peer.ts";
+} from "./peer/mod.ts";
 import { etcdServices } from "./services.ts";
 import { WorkerPool } from "./worker_pool.ts";
 

@@ -18,12 +18,12 @@ export enum ProgressState {
  * pipelining to a follower that does not keep up (maxInflightMsgs).
  */
 export class Inflights {
-  private readonly buf: Float64Array;
-  private start = 0;
+  readonly #buf: Float64Array;
+  #start = 0;
   count = 0;
 
   constructor(readonly size: number) {
-    this.buf = new Float64Array(Math.max(1, size));
+    this.#buf = new Float64Array(Math.max(1, size));
   }
 
   full(): boolean {
@@ -32,32 +32,32 @@ export class Inflights {
 
   add(lastIndex: number): void {
     if (this.full()) throw new Error("raft: inflights overflow");
-    let next = this.start + this.count;
-    if (next >= this.buf.length) next -= this.buf.length;
-    this.buf[next] = lastIndex;
+    let next = this.#start + this.count;
+    if (next >= this.#buf.length) next -= this.#buf.length;
+    this.#buf[next] = lastIndex;
     this.count++;
   }
 
   /** Frees every message whose last index is <= `to` (acknowledged). */
   freeLE(to: number): void {
-    const buf = this.buf;
-    while (this.count > 0 && buf[this.start] <= to) {
-      this.start++;
-      if (this.start >= buf.length) this.start = 0;
+    const buf = this.#buf;
+    while (this.count > 0 && buf[this.#start] <= to) {
+      this.#start++;
+      if (this.#start >= buf.length) this.#start = 0;
       this.count--;
     }
-    if (this.count === 0) this.start = 0;
+    if (this.count === 0) this.#start = 0;
   }
 
   freeFirstOne(): void {
     if (this.count === 0) return;
-    this.start++;
-    if (this.start >= this.buf.length) this.start = 0;
+    this.#start++;
+    if (this.#start >= this.#buf.length) this.#start = 0;
     this.count--;
   }
 
   reset(): void {
-    this.start = 0;
+    this.#start = 0;
     this.count = 0;
   }
 }
