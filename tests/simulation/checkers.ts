@@ -44,8 +44,17 @@ export interface RunDriver {
   converged(): boolean;
 }
 
-/** Checks run after every event. */
-export class SafetyChecker {
+/**
+ * A checker run after every event (once its microtasks have settled): it looks at the members and
+ * reports through `EventLoop.fail`; it never draws random numbers or schedules events, so adding
+ * one changes no decision of a run (only the lines it logs enter the event hash).
+ */
+export interface EventChecker {
+  afterEvent(): void;
+}
+
+/** Watch order and election safety after every event; state machine safety as members apply. */
+export class SafetyChecker implements EventChecker {
   #loop: EventLoop;
   #members: Members;
   #watches: WatchChecker;

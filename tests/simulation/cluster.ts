@@ -19,14 +19,14 @@
  * event the loop waits for one macrotask turn, by when every promise chain the event started has
  * either finished or is parked on a future simulated event (see EventLoop.settle). The run is
  * therefore a function of the seed alone, which `eventHash` (a hash of every event and outcome)
- * lets a test assert. Each part draws from its own PRNG stream, forked from the seed in a fixed
- * order, so that one part drawing more numbers does not shift the others.
+ * lets a test assert. The parts draw from PRNG streams forked from the seed in a fixed order
+ * (README.md lists them), so that one part drawing more numbers does not shift the others.
  */
 
 import type { LogFields, Logger } from "../../core/log.ts";
 import { EtcdNode, type NodeConfig } from "../../core/node/etcd_node.ts";
 import { idHex, memberId } from "../../core/node/ids.ts";
-import { checkFinalState, LeaseChecker, SafetyChecker } from "./checkers.ts";
+import { checkFinalState, type EventChecker, LeaseChecker, SafetyChecker } from "./checkers.ts";
 import { errorText, EventLoop } from "./event_loop.ts";
 import { Faults } from "./faults.ts";
 import {
@@ -101,6 +101,15 @@ export class SimulationFailure extends Error {
   }
 }
 
+/**
+ * A part that acts on the cluster during the chaos phase (a workload, faults, membership changes):
+ * it schedules its first event on `start()` and schedules nothing new after `stop()` (the heal).
+ */
+interface ChaosActor {
+  start(): void;
+  stop(): void;
+}
+
 /** Lines of the event log a failure report shows. */
 const FAILURE_TRAIL_LINES = 40;
 
@@ -134,6 +143,8 @@ class Simulation {
   /** A whole-key-space watcher on every member incarnation (see watch_check.ts). */
   #watches = new WatchChecker();
   #safety: SafetyChecker;
+  /** Run after every event, in this order. */
+  #eventCheckers: EventChecker[];
   #leaseChecker: LeaseChecker;
   #snapshotCount = 0;
   #walSegmentBytes = 0;
@@ -171,6 +182,7 @@ class Simulation {
     this.#membership = new MembershipChanges(this.#loop, this.#members, lifecycle, this.#faultRng);
     this.#safety = new SafetyChecker(this.#loop, this.#members, this.#watches);
     this.#leaseChecker = new LeaseChecker(this.#loop, this.#members, this.#leases);
+    this.#eventCheckers = [this.#safety];
   }
 
   close(): void {
@@ -197,7 +209,7 @@ class Simulation {
       if (until()) return true;
       if (!loop.runNext(limitMs)) return until();
       await loop.settle();
-      this.#safety.afterEvent();
+      for (const checker of this.#eventCheckers) checker.afterEvent();
       if (loop.violation !== null) throw this.#failure(loop.violation);
     }
     return until();
@@ -230,19 +242,16 @@ class Simulation {
       this.#members.register(m);
       loop.at(r.range(0, 50), `open ${m.name}`, () => this.#open(m));
     }
-    this.#clients.start();
-    this.#leases.start();
-    this.#faults.start();
-    if (this.#options.membershipChanges !== false) this.#membership.start();
+    // Started in this order: events due at the same millisecond run in the order scheduled.
+    const actors: ChaosActor[] = [this.#clients, this.#leases, this.#faults];
+    if (this.#options.membershipChanges !== false) actors.push(this.#membership);
+    for (const actor of actors) actor.start();
     loop.every(500, "reconcile", () => this.#membership.reconcile());
 
     await this.#runUntil(chaosMs, () => false);
 
     // Heal: no more faults, every member that should run runs, and the cluster must converge.
-    this.#faults.stop();
-    this.#membership.stop();
-    this.#clients.stop();
-    this.#leases.stop();
+    for (const actor of actors) actor.stop();
     this.#network.heal();
     loop.log("heal: network healed, faults and load stopped");
     for (const m of this.#members.all) {
