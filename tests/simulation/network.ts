@@ -134,6 +134,7 @@ export class Network {
 
   #send(from: Member, msg: Message): void {
     const stats = this.#loop.stats;
+    const name = (id: bigint) => this.#members.name(id);
     const to = msg.to;
     if (!from.peers.has(to)) {
       stats.dropped++;
@@ -159,9 +160,7 @@ export class Network {
     if (copies === 2) stats.duplicated++;
     for (let i = 0; i < copies; i++) {
       const delay = r.chance(this.#longDelayRate) ? r.range(20, 400) : r.range(1, 12);
-      const label = `deliver ${MessageType[msg.type]} ${this.#members.name(from.id)}>${
-        this.#members.name(to)
-      }`;
+      const label = `deliver ${MessageType[msg.type]} ${name(from.id)}>${name(to)}`;
       this.#loop.at(delay, label, () => this.#deliver(from.id, to, bytes, msg.type));
     }
   }
