@@ -8,7 +8,7 @@
  * DETCD_SIM_SEED=x runs exactly seed x; DETCD_SIM_SEEDS=n runs seeds 1..n (default: the CI set);
  * DETCD_SIM_TRACE=1 prints every event. Every failure prints its seed and a command to rerun it.
  * WAL segments roll during runs (DETCD_SIM_WAL_ROLL=0: never). DETCD_SIM_STRICT_PEERS=1 simulates a
- * transport that cannot answer members it was not told about (fixed in server/peer.ts).
+ * transport that cannot answer members it was not told about (fixed in server/peer/transport.ts).
  */
 import { assertEquals } from "./assert.ts";
 import { runSimulation, type SimResult } from "./simulation/mod.ts";

@@ -58,15 +58,14 @@ export interface SimOptions {
   /** Membership changes during the chaos phase (default true). */
   membershipChanges?: boolean;
   /**
-   * Small, preallocated WAL segments that roll during the run (DETCD_SIM_WAL_ROLL=1). Off by
-   * default until the WAL recovers rolled segments (see tests/simulation/README.md, bug 1): then
-   * segments are large enough never to roll and are not preallocated.
+   * Small, preallocated WAL segments that roll during the run (the WAL bug 1 of
+   * tests/simulation/README.md, found this way, is fixed). Off: segments large enough never to roll.
    */
   walRoll?: boolean;
   /**
    * Whether a member's transport learns a sender it does not know from its incoming messages and
-   * can answer it (etcd's rafthttp AddRemote, default true). server/peer.ts does not do this yet
-   * (bug 2 in tests/simulation/README.md): set false (DETCD_SIM_STRICT_PEERS=1) to simulate it.
+   * can answer it (etcd's rafthttp AddRemote, default true; server/peer/transport.ts does, since
+   * bug 2 in tests/simulation/README.md): set false (DETCD_SIM_STRICT_PEERS=1) to simulate the bug.
    */
   learnRemotes?: boolean;
   /**
