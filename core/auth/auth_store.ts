@@ -99,6 +99,11 @@ export interface PasswordHasher {
 /** The auth state as snapshots carry it: plain data that maps to protobuf messages. */
 export interface AuthSnapshot {
   enabled: boolean;
+  /**
+   * Whether auth was ever enabled: etcd writes its `authEnabled` key only from then on, so the
+   * backend (and its hash) tells a never-enabled store from a disabled one.
+   */
+  everEnabled: boolean;
   /** The auth revision (etcd's `authRevision`). */
   revision: number;
   /** Users sorted by name bytes. */
@@ -179,6 +184,7 @@ export class AuthStore {
   #users = new Map<string, User>();
   #roles = new Map<string, Role>();
   #enabled = false;
+  #everEnabled = false;
   /** etcd starts a fresh store at revision 1 (NewAuthStore commits once when it reads 0). */
   #revision = 1;
   #tokens: TokenProvider;
@@ -289,6 +295,7 @@ export class AuthStore {
     if (root === undefined) throw Errors.rootUserNotExist();
     if (!hasRootRole(root)) throw Errors.rootRoleNotExist();
     this.#enabled = true;
+    this.#everEnabled = true;
     this.#tokens.enable();
     this.#rangePermissions.clear();
     this.#logger.info(caller + ":273", "enabled authentication");
@@ -648,6 +655,7 @@ export class AuthStore {
   snapshot(): AuthSnapshot {
     return {
       enabled: this.#enabled,
+      everEnabled: this.#everEnabled,
       revision: this.#revision,
       users: this.#sortedUserNames().map((n) => copyUser(this.#users.get(n)!)),
       roles: this.#sortedRoleNames().map((n) => copyRole(this.#roles.get(n)!)),
@@ -673,6 +681,7 @@ export class AuthStore {
     this.#rangePermissions.clear();
     const wasEnabled = this.#enabled;
     this.#enabled = snapshot.enabled;
+    this.#everEnabled = snapshot.everEnabled || snapshot.enabled;
     if (snapshot.enabled && !wasEnabled) this.#tokens.enable();
     if (!snapshot.enabled && wasEnabled) this.#tokens.disable();
   }
