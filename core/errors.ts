@@ -129,4 +129,9 @@ export const Errors = {
   ),
   /** Authenticate on a member whose JWT provider holds only a public key (code Unknown). */
   verifyOnlyToken: define(C.Unknown, "auth: token signing attempted with verify-only key"),
+  /**
+   * RoleGrantPermission without a permission: etcd 3.4.23 crashes applying it; etcd 3.5 refuses
+   * it with this error, and so does detcd.
+   */
+  permissionNotGiven: define(C.InvalidArgument, "etcdserver: permission not given"),
 } as const;

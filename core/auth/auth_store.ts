@@ -525,9 +525,11 @@ export class AuthStore {
    * the list re-sorted by key with Go's (unstable) sort, so the same range can appear twice.
    */
   roleGrantPermission(request: AuthRoleGrantPermissionRequest): AuthRoleGrantPermissionResponse {
+    // etcd 3.4.23 dereferences a missing permission and crashes; 3.5 refuses it up front.
+    const perm = request.perm;
+    if (perm === undefined) throw Errors.permissionNotGiven();
     const role = this.#roles.get(request.name);
     if (role === undefined) throw Errors.roleNotFound();
-    const perm = request.perm ?? create(PermissionSchema);
     const updated = copyRole(role);
     const perms = updated.keyPermission;
     let lo = 0;
