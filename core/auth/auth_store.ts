@@ -127,9 +127,21 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 const caller = "auth/store.go";
 
-/** Go's string order: bytewise over UTF-8 (JS `<` compares UTF-16 code units, which differs). */
+/**
+ * Go's string order: bytewise over UTF-8, which is code point order (JS `<` compares UTF-16 code
+ * units, which puts U+10000 and above before U+E000..U+FFFF). No allocation: it runs per check.
+ */
 function compareNames(a: string, b: string): number {
-  return compareBytes(enc.encode(a), enc.encode(b));
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) {
+    const x = a.codePointAt(i)!;
+    const y = b.codePointAt(j)!;
+    if (x !== y) return x - y;
+    i += x > 0xffff ? 2 : 1;
+    j += y > 0xffff ? 2 : 1;
+  }
+  return (a.length - i) - (b.length - j);
 }
 
 /** sort.SearchStrings over a sorted list: the first index whose name >= `name`. */
