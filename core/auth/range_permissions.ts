@@ -3,7 +3,9 @@
  * sorted, disjoint intervals, so that a request's check is one binary search instead of a walk
  * over every role and permission. It answers exactly what etcd 3.4.23's interval tree answers
  * (auth/range_perm_cache.go over pkg/adt): a key is permitted when some granted range holds it;
- * a range [key, end) when the union of granted ranges covers all of it.
+ * a range [key, end) when the union of granted ranges covers all of it. For a request whose end
+ * lies at or before its key (it matches no key) etcd's answer depends on its tree's shape; those
+ * rare requests go to a replica of that tree (_etcd_interval_tree.ts).
  *
  * Byte order is etcd's "affine" order: an empty byte string sorts after every other one, so an
  * empty begin means "+infinity" (nothing is granted from there) and an empty end means "to the end
@@ -13,6 +15,7 @@
 
 import { Permission_Type } from "../../gen/authpb/auth_pb.ts";
 import type { Permission } from "../../gen/authpb/auth_pb.ts";
+import { EtcdIntervalTree } from "./_etcd_interval_tree.ts";
 
 /** A half-open interval [begin, end); `end === null` is +infinity (open ended). */
 export interface KeyInterval {
@@ -104,16 +107,31 @@ export function intervalsPermit(
   return compareEnd(holder.end, rangeEnd) >= 0;
 }
 
-/** A user's merged READ and WRITE intervals. */
+/** Whether a request's range end lies at or before its key (not empty, not from-key). */
+function isInvertedRequest(key: Uint8Array, rangeEnd: Uint8Array): boolean {
+  return rangeEnd.length > 0 && !isFromKeyEnd(rangeEnd) && compareBytes(rangeEnd, key) <= 0;
+}
+
+/**
+ * A user's merged READ and WRITE intervals. Requests whose range end lies at or before their key
+ * (they match no key) are answered by a replica of etcd's own interval tree, built on first need,
+ * because etcd's answer to them depends on that tree's shape.
+ */
 export class UserRangePermissions {
   readonly read: readonly KeyInterval[];
   readonly write: readonly KeyInterval[];
+  #permissions: Permission[];
+  #trees: { read: EtcdIntervalTree; write: EtcdIntervalTree } | null = null;
 
-  /** Builds the index from every permission of every role the user holds. */
+  /**
+   * Builds the index from every permission of every role the user holds, in etcd's order (the
+   * user's roles in order, each role's permissions in stored order).
+   */
   constructor(permissions: Iterable<Permission>) {
+    this.#permissions = [...permissions];
     const read: KeyInterval[] = [];
     const write: KeyInterval[] = [];
-    for (const perm of permissions) {
+    for (const perm of this.#permissions) {
       const iv = permissionInterval(perm.key, perm.rangeEnd);
       if (iv === null) continue;
       switch (perm.permType) {
@@ -136,11 +154,38 @@ export class UserRangePermissions {
 
   /** Whether the user may read [key, rangeEnd) (empty rangeEnd: the key alone). */
   canRead(key: Uint8Array, rangeEnd: Uint8Array): boolean {
+    if (isInvertedRequest(key, rangeEnd)) return this.#etcdTrees().read.contains(key, rangeEnd);
     return intervalsPermit(this.read, key, rangeEnd);
   }
 
   /** Whether the user may write [key, rangeEnd) (empty rangeEnd: the key alone). */
   canWrite(key: Uint8Array, rangeEnd: Uint8Array): boolean {
+    if (isInvertedRequest(key, rangeEnd)) return this.#etcdTrees().write.contains(key, rangeEnd);
     return intervalsPermit(this.write, key, rangeEnd);
+  }
+
+  /** etcd's getMergedPerms: every permission inserted into its trees, in order. */
+  #etcdTrees(): { read: EtcdIntervalTree; write: EtcdIntervalTree } {
+    if (this.#trees !== null) return this.#trees;
+    const read = new EtcdIntervalTree();
+    const write = new EtcdIntervalTree();
+    for (const perm of this.#permissions) {
+      const begin = perm.key;
+      let end: Uint8Array;
+      if (perm.rangeEnd.length === 0) {
+        end = new Uint8Array(perm.key.length + 1);
+        end.set(perm.key);
+      } else {
+        end = isFromKeyEnd(perm.rangeEnd) ? new Uint8Array(0) : perm.rangeEnd;
+      }
+      if (perm.permType === Permission_Type.READWRITE || perm.permType === Permission_Type.READ) {
+        read.insert(begin, end);
+      }
+      if (perm.permType === Permission_Type.READWRITE || perm.permType === Permission_Type.WRITE) {
+        write.insert(begin, end);
+      }
+    }
+    this.#trees = { read, write };
+    return this.#trees;
   }
 }
