@@ -127,6 +127,12 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 const caller = "auth/store.go";
 
+/** What a permission check needs of a user, kept until the next change. */
+interface CachedPermissions {
+  root: boolean;
+  perms: UserRangePermissions;
+}
+
 /**
  * Go's string order: bytewise over UTF-8, which is code point order (JS `<` compares UTF-16 code
  * units, which puts U+10000 and above before U+E000..U+FFFF). No allocation: it runs per check.
@@ -203,7 +209,7 @@ export class AuthStore {
   #hasher: PasswordHasher | undefined;
   #logger: Logger;
   /** Merged permission intervals per user, built on first use and dropped on every change. */
-  #rangePermissions = new Map<string, UserRangePermissions>();
+  #rangePermissions = new Map<string, CachedPermissions>();
   /** The bcrypt cost hashPassword uses. */
   readonly bcryptCost: number;
 
@@ -595,24 +601,26 @@ export class AuthStore {
       });
       throw Errors.permissionDenied();
     }
-    if (hasRootRole(user)) return;
-    const perms = this.#permissionsOf(info.username, user);
+    const cached = this.#permissionsOf(info.username, user);
+    if (cached.root) return;
+    const perms = cached.perms;
     if (write ? perms.canWrite(key, rangeEnd) : perms.canRead(key, rangeEnd)) return;
     throw Errors.permissionDenied();
   }
 
-  #permissionsOf(username: string, user: User): UserRangePermissions {
-    let perms = this.#rangePermissions.get(username);
-    if (perms === undefined) {
+  /** The user's cached root flag and merged intervals (dropped on every change). */
+  #permissionsOf(username: string, user: User): CachedPermissions {
+    let cached = this.#rangePermissions.get(username);
+    if (cached === undefined) {
       const all: Permission[] = [];
       for (const roleName of user.roles) {
         const role = this.#roles.get(roleName);
         if (role !== undefined) all.push(...role.keyPermission);
       }
-      perms = new UserRangePermissions(all);
-      this.#rangePermissions.set(username, perms);
+      cached = { root: hasRootRole(user), perms: new UserRangePermissions(all) };
+      this.#rangePermissions.set(username, cached);
     }
-    return perms;
+    return cached;
   }
 
   /** Throws unless the user may read [key, rangeEnd) (empty rangeEnd: the key; `\0`: from-key). */
