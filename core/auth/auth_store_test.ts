@@ -543,3 +543,17 @@ Deno.test("snapshot() and restore() carry users, roles, enabled flag and revisio
   grantPerm(s, "r", Permission_Type.READ, "zzz");
   assertEquals(t.snapshot(), snap);
 });
+
+Deno.test("restore() enables or disables the token provider to match; hasRole reads the user", () => {
+  const tokens = new RecordingTokens();
+  const s = newStore(tokens);
+  const enabled = enabledStore().snapshot();
+  s.restore(enabled);
+  s.restore(enabled); // already enabled: not again
+  s.restore({ ...enabled, enabled: false });
+  assertEquals(tokens.events, ["enable", "disable"]);
+  assertEquals(s.snapshot().everEnabled, true);
+  assertEquals(s.hasRole("root", "root"), true);
+  assertEquals(s.hasRole("root", "r"), false);
+  assertEquals(s.hasRole("nobody", "root"), false);
+});
