@@ -164,4 +164,19 @@ export const Errors = {
   corrupt: define(C.DataLoss, "etcdserver: corrupt cluster"),
   notSupportedForLearner: define(C.Unavailable, "etcdserver: rpc not supported for learner"),
   badLeaderTransferee: define(C.FailedPrecondition, "etcdserver: bad leader transferee"),
+  /**
+   * Authenticate for a user added with --no-password (CN-based auth only). Not in etcd's gRPC
+   * error map, so clients see the auth package's own text with code Unknown.
+   */
+  noPasswordUser: define(
+    C.Unknown,
+    "auth: authentication failed, password was given for no password user",
+  ),
+  /** Authenticate on a member whose JWT provider holds only a public key (code Unknown). */
+  verifyOnlyToken: define(C.Unknown, "auth: token signing attempted with verify-only key"),
+  /**
+   * RoleGrantPermission without a permission: etcd 3.4.23 crashes applying it; etcd 3.5 refuses
+   * it with this error, and so does detcd.
+   */
+  permissionNotGiven: define(C.InvalidArgument, "etcdserver: permission not given"),
 } as const;
