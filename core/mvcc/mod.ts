@@ -15,7 +15,6 @@ export {
   DEFAULT_MAX_TXN_OPS,
 } from "./validate.ts";
 export type { KeyInterval } from "./validate.ts";
-export { compareBytes, keyId } from "./key_id.ts";
 export {
   MAX_WATCHERS_PER_SYNC,
   WATCH_BATCH_MAX_REVS,

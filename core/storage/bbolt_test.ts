@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { type BoltBucket, BoltFormatError, compareBytes, decodeBolt, encodeBolt } from "./bbolt.ts";
+import { type BoltBucket, BoltFormatError, decodeBolt, encodeBolt } from "./bbolt.ts";
+import { compareBytes, keyId } from "../bytes.ts";
 import { Crc32c } from "./crc32c.ts";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { KeyValueSchema } from "../../gen/mvccpb/kv_pb.ts";
@@ -109,7 +110,7 @@ Deno.test("encodeBolt/decodeBolt round-trip many buckets, unsorted input and bin
     const count = next() % 40;
     while (entries.length < count) {
       const key = randomBytes(next, 1 + (next() % 20));
-      const id = key.join(",");
+      const id = keyId(key);
       if (seen.has(id)) continue;
       seen.add(id);
       entries.push([key, randomBytes(next, next() % 300)]);
