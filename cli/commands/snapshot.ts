@@ -28,7 +28,7 @@ import {
 import { BoltFormatError, boltInfo, decodeBolt } from "../../core/storage/bbolt.ts";
 import { dbStatus, EtcdDbError, fromEtcdBuckets } from "../../core/snapshot/etcd_db.ts";
 import { planRestore, restoreMember } from "../../core/node/restore.ts";
-import { DenoDisk } from "../../server/deno_disk.ts";
+import { DenoDisk } from "../../platform/mod.ts";
 import { idHex } from "../../core/node/ids.ts";
 
 const sha256Bytes = 32;
