@@ -19,3 +19,12 @@ export {
   walSnapshotMarker,
 } from "./wal.ts";
 export { decodeSnapshot, encodeSnapshot, type Snapshot, Snapshotter } from "./snapshot.ts";
+export {
+  type BoltBucket,
+  BoltFormatError,
+  type BoltInfo,
+  boltInfo,
+  decodeBolt,
+  encodeBolt,
+  type EncodeBoltOptions,
+} from "./bbolt.ts";

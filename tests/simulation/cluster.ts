@@ -24,10 +24,14 @@ import {
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { Errors, EtcdError } from "../../core/errors.ts";
 import type { LogFields, Logger } from "../../core/log.ts";
-import { EtcdNode, type NodeConfig } from "../../core/node/etcd_node.ts";
-import { idHex, memberId } from "../../core/node/ids.ts";
-import type { MemberInfo } from "../../core/node/membership.ts";
-import type { Transport } from "../../core/node/transport.ts";
+import {
+  EtcdNode,
+  idHex,
+  memberId,
+  type MemberInfo,
+  type NodeConfig,
+  type Transport,
+} from "../../core/node/mod.ts";
 import {
   decodeMessage,
   encodeMessage,
@@ -35,7 +39,7 @@ import {
   type Message,
   MessageType,
 } from "../../core/raft/mod.ts";
-import { MemoryDisk } from "../../core/storage/memory_disk.ts";
+import { MemoryDisk } from "../../core/storage/mod.ts";
 import { checkHistory, describe, type GetOp, type Op, type PutOp } from "./history.ts";
 import { Prng } from "./prng.ts";
 import { SimDisk } from "./sim_disk.ts";
