@@ -6,7 +6,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { RangeRequestSchema, RangeResponseSchema } from "../gen/etcdserverpb/rpc_pb.ts";
-import { assert } from "../tests/assert.ts";
+import { assert } from "../core/testing.ts";
 import { handleGrpcStream, type MethodTable, type StreamMethod } from "./grpc.ts";
 import { encodeGrpcFrame } from "../core/wire/mod.ts";
 import { H2Connection } from "./h2/mod.ts";

@@ -11,7 +11,7 @@ import * as net from "node:net";
 import { encodeFrame, encodeSettings, Flag, FrameType } from "../server/h2/frames.ts";
 import { encodeHeaders } from "../server/h2/hpack.ts";
 import { encodeGrpcFrame } from "../core/wire/mod.ts";
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "../core/testing.ts";
 import { type Member, startMember } from "./harness.ts";
 
 /** PutRequest{key: "k", value: "v"}. */

@@ -15,7 +15,7 @@ import { MemoryDisk } from "../core/storage/mod.ts";
 import { resolveConfig, toServerConfig } from "../server/config.ts";
 import { encodeGrpcFrame, GRPC_PREFIX_BYTES, grpcFrameLength } from "../core/wire/mod.ts";
 import { type RunningServer, startServer } from "../server/server.ts";
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "../core/testing.ts";
 import { freePort } from "./harness.ts";
 
 const enc = new TextEncoder();

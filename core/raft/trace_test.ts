@@ -13,7 +13,7 @@
  *   compact <id>               status                applied         reads <id>
  */
 
-import { assertEquals } from "../../tests/assert.ts";
+import { assertEquals } from "../testing.ts";
 import { ctxString, Network } from "./_testing.ts";
 import { ConfChangeType, type NodeId, ProposalDroppedError, StateType } from "./types.ts";
 
