@@ -28,16 +28,61 @@ export const GrpcCode = {
 /** A gRPC status code number. */
 export type GrpcCodeValue = typeof GrpcCode[keyof typeof GrpcCode];
 
-/** An error that crosses the API: carries the gRPC code and etcd's message verbatim. */
+/** A factory of one etcd error (an entry of `Errors`); also the error's identity. */
+export type ErrorFactory = () => EtcdError;
+
+/**
+ * An error that crosses the API: carries the gRPC code and etcd's message verbatim. Errors made by
+ * a factory of `Errors` remember it, so code asks `e.is(Errors.leaseNotFound)` instead of comparing
+ * message strings; one that arrives over the wire gets its identity back from `fromStatus`.
+ */
 export class EtcdError extends Error {
-  constructor(readonly code: GrpcCodeValue, message: string) {
+  readonly #factory: ErrorFactory | undefined;
+
+  constructor(readonly code: GrpcCodeValue, message: string, factory?: ErrorFactory) {
     super(message);
     this.name = "EtcdError";
+    this.#factory = factory;
+  }
+
+  /** Whether this is the error `factory` makes (e.g. `Errors.leaseNotFound`). */
+  is(factory: ErrorFactory): boolean {
+    return this.#factory === factory;
+  }
+
+  /**
+   * The error a peer or worker reported as a gRPC status: the known etcd error with that code and
+   * message (with its identity), or an anonymous one. Decoding the wire is the one place where
+   * the message is what tells errors apart, as clientv3's rpctypes does.
+   */
+  static fromStatus(code: GrpcCodeValue, message: string): EtcdError {
+    const factory = byStatus().get(`${code}:${message}`);
+    return factory ? factory() : new EtcdError(code, message);
   }
 }
 
-function define(code: GrpcCodeValue, message: string): () => EtcdError {
-  return () => new EtcdError(code, message);
+/** Whether `e` is the etcd error `factory` makes. */
+export function isEtcdError(e: unknown, factory: ErrorFactory): e is EtcdError {
+  return e instanceof EtcdError && e.is(factory);
+}
+
+function define(code: GrpcCodeValue, message: string): ErrorFactory {
+  const factory = () => new EtcdError(code, message, factory);
+  return factory;
+}
+
+let statusIndex: Map<string, ErrorFactory> | null = null;
+
+/** Every factory of `Errors` by `code:message` (built on first use). */
+function byStatus(): Map<string, ErrorFactory> {
+  if (statusIndex === null) {
+    statusIndex = new Map();
+    for (const factory of Object.values(Errors)) {
+      const e = factory();
+      statusIndex.set(`${e.code}:${e.message}`, factory);
+    }
+  }
+  return statusIndex;
 }
 
 const C = GrpcCode;

@@ -44,7 +44,7 @@ async function remote(path: string, payload: Uint8Array, ctx: CallContext): Prom
   const token = ctx.headers["token"];
   const reply = await send({ path, payload, token: typeof token === "string" ? token : undefined });
   if ("payload" in reply) return reply.payload;
-  if ("code" in reply) throw new EtcdError(reply.code as GrpcCodeValue, reply.message);
+  if ("code" in reply) throw EtcdError.fromStatus(reply.code as GrpcCodeValue, reply.message);
   throw new Error("unexpected reply");
 }
 

@@ -69,6 +69,9 @@ async function main(): Promise<number> {
         // etcd exits once it applied its own removal; give the reply to the caller a moment.
         setTimeout(() => Deno.exit(0), 200);
       },
+      // A broken invariant: the member already logged why and refuses everything; exit as etcd
+      // panics (exit status 2), so a supervisor restarts it from its durable state.
+      onFatal: () => Deno.exit(2),
     });
   } catch (e) {
     logger.error("etcdmain/etcd.go:271", "failed to start etcd", {

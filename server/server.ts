@@ -26,7 +26,7 @@ import {
   type PeerHandler,
   PeerTransport,
   type RemoteMember,
-} from "./peer.ts";
+} from "./peer/mod.ts";
 import { etcdServices } from "./services.ts";
 import { WorkerPool } from "./worker_pool.ts";
 
@@ -95,7 +95,12 @@ export async function startServer(
   config: ServerConfig,
   logger: Logger,
   disk: Disk = new DenoDisk(),
-  options: { clientWorkers?: number; onRemoved?: () => void } = {},
+  options: {
+    clientWorkers?: number;
+    onRemoved?: () => void;
+    /** The member stopped after a broken invariant (already logged). */
+    onFatal?: (error: Error) => void;
+  } = {},
 ): Promise<RunningServer> {
   const clientWorkers = options.clientWorkers ?? defaultClientWorkers();
   for (const url of [...config.listenClientUrls, ...config.listenPeerUrls]) {
@@ -162,6 +167,7 @@ export async function startServer(
     seed: Math.floor(Math.random() * 2 ** 32),
     join,
     onRemoved: options.onRemoved,
+    onFatal: options.onFatal,
     forwardPromote: (leader, id) => {
       const peerUrls = node?.memberInfos().find((m) => m.id === leader)?.peerUrls ?? [];
       return forwardPromote(peerUrls, node!.clusterId, id, 5000);
@@ -182,11 +188,11 @@ export async function startServer(
     },
   });
   node = opened;
-  const ticker = setInterval(() => opened.tick(), config.heartbeatIntervalMs ?? 100);
+  const ticker = setInterval(() => opened.tick(), opened.heartbeatIntervalMs);
   const table = etcdServices(opened, {
     maxRequestBytes: config.maxRequestBytes,
     progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
-    electionTimeoutMs: config.electionTimeoutMs,
+    electionTimeoutMs: opened.electionTimeoutMs,
   }, logger);
   const routes = http1Routes(opened);
   const servers: net.Server[] = [];

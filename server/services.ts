@@ -4,7 +4,7 @@ import type { EtcdNode } from "../core/node/mod.ts";
 import { watchMethod, type WatchServiceOptions } from "./watch_service.ts";
 import { snapshotMethod } from "./snapshot_service.ts";
 import type { Logger } from "../core/log.ts";
-import { Errors, EtcdError } from "../core/errors.ts";
+import { Errors, isEtcdError } from "../core/errors.ts";
 import {
   Lease,
   LeaseKeepAliveRequestSchema,
@@ -80,7 +80,7 @@ function leaseKeepAlive(node: EtcdNode): [string, AnyMethod] {
         try {
           ttl = await node.leaseRenew(req.ID);
         } catch (e) {
-          if (!(e instanceof EtcdError && e.message === Errors.leaseNotFound().message)) throw e;
+          if (!isEtcdError(e, Errors.leaseNotFound)) throw e;
           ttl = 0n;
         }
         await send(create(LeaseKeepAliveResponseSchema, { header, ID: req.ID, TTL: ttl }));

@@ -16,6 +16,7 @@ import {
   type WatchStream,
 } from "../core/mvcc/mod.ts";
 import { Errors } from "../core/errors.ts";
+import { nodeDefaults } from "../core/node/mod.ts";
 import { uvarintSize } from "../core/varint.ts";
 import type { AnyMethod, CallContext, StreamMethod } from "./grpc.ts";
 
@@ -107,7 +108,9 @@ export function watchMethod(host: WatchHost, options: WatchServiceOptions = {}):
       if (host.isLearner) throw Errors.notSupportedForLearner();
       const requireLeader = ctx.headers["hasleader"] === "true";
       if (requireLeader && host.leader === 0n) throw Errors.noLeader();
-      const leaderLostMs = requireLeader ? 3 * (options.electionTimeoutMs ?? 1000) : 0;
+      const leaderLostMs = requireLeader
+        ? 3 * (options.electionTimeoutMs ?? nodeDefaults.electionTimeoutMs)
+        : 0;
       return await serveWatch(
         host,
         driver,

@@ -27,8 +27,10 @@ export class WorkerPool {
   #workers: Worker[] = [];
   /** The client port the workers share. */
   port: number;
+  readonly #options: WorkerPoolOptions;
 
-  private constructor(private readonly options: WorkerPoolOptions) {
+  private constructor(options: WorkerPoolOptions) {
+    this.#options = options;
     this.port = options.port;
   }
 
@@ -54,7 +56,7 @@ export class WorkerPool {
   }
 
   #spawn(port: number): Promise<number> {
-    const { options } = this;
+    const options = this.#options;
     const worker = new Worker(new URL("./client_worker.ts", import.meta.url).href, {
       type: "module",
       name: `client-${this.#workers.length}`,

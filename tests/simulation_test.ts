@@ -8,7 +8,7 @@
  * DETCD_SIM_SEED=x runs exactly seed x; DETCD_SIM_SEEDS=n runs seeds 1..n (default: the CI set);
  * DETCD_SIM_TRACE=1 prints every event. Every failure prints its seed and a command to rerun it.
  * WAL segments roll during runs (DETCD_SIM_WAL_ROLL=0: never). DETCD_SIM_STRICT_PEERS=1 simulates a
- * transport that cannot answer members it was not told about (fixed in server/peer.ts).
+ * transport that cannot answer members it was not told about (fixed in server/peer/transport.ts).
  */
 import { assertEquals } from "../core/testing.ts";
 import { runSimulation, type SimResult } from "./simulation/mod.ts";
@@ -24,15 +24,15 @@ const readsYieldEnv = Deno.env.get("DETCD_SIM_READS_YIELD");
 const readsYield = readsYieldEnv === undefined ? undefined : readsYieldEnv === "1";
 
 /** Seeds that fail because of known, reported bugs not fixed yet (see tests/simulation/README.md). */
-const knownFailing = new Set<number>([]);
+const KNOWN_FAILING = new Set<number>([]);
 /** Default CI set: seeds 1..400, about 30-35 s on a 2-core machine. */
-const defaultSeeds = 400;
+const DEFAULT_SEEDS = 400;
 
 function seeds(): number[] {
   if (single !== undefined) return [Number(single)];
-  const n = count !== undefined ? Number(count) : defaultSeeds;
+  const n = count !== undefined ? Number(count) : DEFAULT_SEEDS;
   return Array.from({ length: n }, (_, i) => i + 1).filter((s) =>
-    count !== undefined || !knownFailing.has(s)
+    count !== undefined || !KNOWN_FAILING.has(s)
   );
 }
 
@@ -64,7 +64,7 @@ Deno.test("simulation: seeded clusters keep Raft safety, durability and lineariz
  * Runs that once found a bug, kept as regression cases with the options that showed it (these
  * options are not the seed's default, so the default set does not cover them).
  */
-const regressions: { seed: number; readsYield: boolean; bug: string }[] = [
+const REGRESSIONS: { seed: number; readsYield: boolean; bug: string }[] = [
   {
     seed: 10,
     readsYield: true,
@@ -74,7 +74,7 @@ const regressions: { seed: number; readsYield: boolean; bug: string }[] = [
 ];
 
 Deno.test("simulation: regression runs", async () => {
-  for (const r of regressions) {
+  for (const r of REGRESSIONS) {
     try {
       await runSimulation({ seed: r.seed, walRoll, learnRemotes, readsYield: r.readsYield });
     } catch (e) {

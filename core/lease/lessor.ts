@@ -7,6 +7,7 @@
  * its ticks; nothing here reads a clock.
  */
 
+import { assert } from "../assert.ts";
 import { compareBytes, keyId } from "../bytes.ts";
 import { Errors } from "../errors.ts";
 
@@ -275,14 +276,19 @@ export class Lessor {
 
   /** The replicated state, sorted by ID (snapshot). */
   records(): LeaseRecord[] {
-    return this.leases().map((id) => {
+    const records = this.leases().map((id) => {
       const l = this.#leases.get(id)!;
       return { id, ttlSeconds: l.ttlSeconds, remainingTtlSeconds: l.remainingTtlSeconds };
     });
+    checkRecords(records);
+    return records;
   }
 
   /** Replaces all leases with a snapshot's (keys come back as MVCC re-attaches them). */
   restore(records: readonly LeaseRecord[]): void {
+    // The same checks as when the records were taken (records()): what a snapshot holds, or a
+    // converted etcd backend, is what this lessor would have written.
+    checkRecords(records);
     this.#leases.clear();
     this.#revokeAskedMs.clear();
     this.#checkpointAtMs.clear();
@@ -309,5 +315,19 @@ export class Lessor {
     if (remaining * 1000n > BigInt(this.#checkpointIntervalMs)) {
       this.#checkpointAtMs.set(lease.id, nowMs + this.#checkpointIntervalMs);
     }
+  }
+}
+
+/** The invariants of persisted leases, checked where they are written and where they are read. */
+function checkRecords(records: readonly LeaseRecord[]): void {
+  const ids = new Set<bigint>();
+  for (const r of records) {
+    assert(!ids.has(r.id), `lease ${r.id} recorded twice`);
+    ids.add(r.id);
+    assert(r.ttlSeconds >= 0n, `lease ${r.id} has a negative TTL ${r.ttlSeconds}`);
+    assert(
+      r.remainingTtlSeconds >= 0n,
+      `lease ${r.id} has a negative remaining TTL ${r.remainingTtlSeconds}`,
+    );
   }
 }

@@ -16,6 +16,7 @@
 import { create } from "@bufbuild/protobuf";
 import { type Event, Event_EventType, EventSchema, type KeyValue } from "../../gen/mvccpb/kv_pb.ts";
 import { RangeRequestSchema } from "../../gen/etcdserverpb/rpc_pb.ts";
+import { assert } from "../assert.ts";
 import { compareBytes, keyId } from "../bytes.ts";
 import type { MvccStore } from "./store.ts";
 
@@ -146,6 +147,13 @@ export class WatchableStore {
   notify(events: readonly Event[], prevKvs: readonly (KeyValue | undefined)[]): void {
     if (events.length === 0) return;
     const rev = Number(events[0].kv?.modRevision ?? 0n);
+    // Paired with sync(): watchers are handed each revision once, in order, so an applied write
+    // must come after every revision already notified, and be one revision.
+    assert(rev > this.#notifiedRev, `notify of revision ${rev} after ${this.#notifiedRev}`);
+    assert(
+      events.every((e) => Number(e.kv?.modRevision ?? 0n) === rev),
+      `one write's events span several revisions (first ${rev})`,
+    );
     const batches = new Map<Watcher, number[]>();
     const add = (w: Watcher, i: number) => {
       if (rev < w.minRev) return; // a future start revision: only events at or after it

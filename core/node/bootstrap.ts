@@ -14,7 +14,7 @@ import { Lessor, minLeaseTtlSeconds } from "../lease/mod.ts";
 import type { Logger } from "../log.ts";
 import { type EntryType, MemoryStorage, RawNode, seededRandomInt } from "../raft/mod.ts";
 import type { WalRecovery } from "../storage/mod.ts";
-import type { NodeConfig, NodeEnvironment } from "./config.ts";
+import type { NodeConfig, NodeEnvironment, ResolvedNodeConfig } from "./config.ts";
 import { clusterId, memberId, parseInitialCluster } from "./ids.ts";
 import type { MemberInfo } from "./membership.ts";
 import { encodeContext } from "./reconfig.ts";
@@ -36,15 +36,14 @@ export function memberMeta(
 }
 
 /** One Raft tick per heartbeat interval; the election timeout in ticks (at least 2). */
-export function electionTicks(config: NodeConfig): number {
-  const heartbeatMs = config.heartbeatIntervalMs ?? 100;
-  return Math.max(2, Math.round((config.electionTimeoutMs ?? 1000) / heartbeatMs));
+export function electionTicks(config: ResolvedNodeConfig): number {
+  return Math.max(2, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
 }
 
 /** The member's lessor, empty (a snapshot's leases are restored into it). */
-export function newLessor(config: NodeConfig): Lessor {
+export function newLessor(config: ResolvedNodeConfig): Lessor {
   return new Lessor({
-    minTtlSeconds: minLeaseTtlSeconds(electionTicks(config), config.heartbeatIntervalMs ?? 100),
+    minTtlSeconds: minLeaseTtlSeconds(electionTicks(config), config.heartbeatIntervalMs),
     // Wired to the MVCC store by the StateMachine the node builds around it.
     deleter: { deleteKeys: () => {} },
     checkpoint: config.leaseCheckpoint,

@@ -43,6 +43,35 @@ export interface NodeConfig {
   leaseCheckpointIntervalMs?: number;
 }
 
+/**
+ * The defaults of NodeConfig's optional settings, as etcd's flags default them: filled in once,
+ * when the member opens (resolveNodeConfig), so no other code repeats a default.
+ */
+export const nodeDefaults = {
+  /** etcd's --heartbeat-interval default. */
+  heartbeatIntervalMs: 100,
+  /** etcd's --election-timeout default. */
+  electionTimeoutMs: 1000,
+  /** etcd's --strict-reconfig-check default. */
+  strictReconfigCheck: true,
+  /** etcd's SnapshotCatchUpEntries. */
+  snapshotCatchUpEntries: 5000,
+} as const;
+
+/** NodeConfig with every default filled in. */
+export type ResolvedNodeConfig = NodeConfig & Required<Pick<NodeConfig, keyof typeof nodeDefaults>>;
+
+/** `config` with nodeDefaults filled in where it leaves a setting out. */
+export function resolveNodeConfig(config: NodeConfig): ResolvedNodeConfig {
+  return {
+    ...config,
+    heartbeatIntervalMs: config.heartbeatIntervalMs ?? nodeDefaults.heartbeatIntervalMs,
+    electionTimeoutMs: config.electionTimeoutMs ?? nodeDefaults.electionTimeoutMs,
+    strictReconfigCheck: config.strictReconfigCheck ?? nodeDefaults.strictReconfigCheck,
+    snapshotCatchUpEntries: config.snapshotCatchUpEntries ?? nodeDefaults.snapshotCatchUpEntries,
+  };
+}
+
 /** What the environment provides to a member: everything with a side effect or a clock. */
 export interface NodeEnvironment {
   transport?: Transport;
@@ -72,6 +101,11 @@ export interface NodeEnvironment {
   ) => Promise<LeaseTimeToLiveResponse>;
   /** Called once if this member is removed from the cluster; the server exits. */
   onRemoved?: () => void;
+  /**
+   * Called once if the member stopped after a broken invariant or an internal error (it was
+   * logged); the server exits, as etcd panics. The member refuses everything from then on.
+   */
+  onFatal?: (error: Error) => void;
   /**
    * Observes every entry as it is applied (simulation and tests check that all members apply the
    * same entry at each index). Called after the entry took effect.

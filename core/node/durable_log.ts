@@ -21,9 +21,6 @@ import {
   walSnapshotMarker,
 } from "../storage/mod.ts";
 
-/** Entries etcd keeps in the log after a snapshot so slow followers catch up without one. */
-const snapshotCatchUpEntries = 5000;
-
 /** The WAL, the snapshot files and Raft's in-memory log of one member. */
 export class DurableLog {
   #wal: Wal;
@@ -40,15 +37,18 @@ export class DurableLog {
     logger: Logger;
     /** Index of the newest snapshot on disk (0 without one). */
     snapshotIndex: number;
-    /** Entries kept after a snapshot (NodeConfig.snapshotCatchUpEntries; etcd: 5000). */
-    catchUpEntries?: number;
+    /**
+     * Entries kept after a snapshot so slow followers catch up without one
+     * (NodeConfig.snapshotCatchUpEntries; etcd: 5000).
+     */
+    catchUpEntries: number;
   }) {
     this.#wal = init.wal;
     this.#snapshotter = init.snapshotter;
     this.#storage = init.storage;
     this.#logger = init.logger;
     this.#snapshotIndex = init.snapshotIndex;
-    this.#catchUpEntries = init.catchUpEntries ?? snapshotCatchUpEntries;
+    this.#catchUpEntries = init.catchUpEntries;
   }
 
   /** Index of the newest snapshot (taken or received). */

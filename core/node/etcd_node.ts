@@ -2,7 +2,6 @@ import type { BackendState } from "../snapshot/etcd_db.ts";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   ClusterVersionSchema,
-  type InternalRequest,
   InternalRequestSchema,
   MemberAttributesSchema,
   type MemberMeta,
@@ -21,18 +20,13 @@ import {
   type HashKVRequest,
   type HashKVResponse,
   HashKVResponseSchema,
-  type LeaseCheckpointRequest,
-  LeaseCheckpointRequestSchema,
   type LeaseGrantRequest,
   type LeaseGrantResponse,
   type LeaseLeasesResponse,
-  LeaseLeasesResponseSchema,
   LeaseRevokeRequestSchema,
   type LeaseRevokeResponse,
-  LeaseStatusSchema,
   type LeaseTimeToLiveRequest,
   type LeaseTimeToLiveResponse,
-  LeaseTimeToLiveResponseSchema,
   type Member,
   type MemberAddResponse,
   MemberAddResponseSchema,
@@ -58,7 +52,7 @@ import {
 import { assert } from "../assert.ts";
 import { Errors, EtcdError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { type Lessor, NotPrimaryError } from "../lease/mod.ts";
+import type { Lessor } from "../lease/mod.ts";
 import {
   checkDeleteRequest,
   checkPutRequest,
@@ -86,9 +80,16 @@ import {
   StateType,
 } from "../raft/mod.ts";
 import { type Disk, Snapshotter, Wal } from "../storage/mod.ts";
-import { StateMachine } from "./apply.ts";
+import type { LoggedOperation, OperationOf, Responses } from "./apply/mod.ts";
+import { StateMachine } from "./state_machine.ts";
 import { DurableLog } from "./durable_log.ts";
-import type { NodeConfig, NodeEnvironment } from "./config.ts";
+import {
+  type NodeConfig,
+  type NodeEnvironment,
+  type ResolvedNodeConfig,
+  resolveNodeConfig,
+} from "./config.ts";
+import { NodeLeases } from "./leases.ts";
 import {
   electionTicks,
   initialPeers,
@@ -137,7 +138,7 @@ const leaderEarlyTypes = new Set<MessageType>([
 export class EtcdNode {
   readonly memberId: bigint;
   readonly clusterId: bigint;
-  #config: NodeConfig;
+  #config: ResolvedNodeConfig;
   #logger: Logger;
   /** The WAL, the snapshot files and Raft's in-memory log. */
   #log: DurableLog;
@@ -173,11 +174,11 @@ export class EtcdNode {
   #stopped = false;
   #removed = false;
   #idle: Promise<void> = Promise.resolve();
-  /** Callers waiting for the next tick (a forwarded keep-alive retrying). */
-  #tickWaiters: (() => void)[] = [];
+  /** Keep-alive, TimeToLive and the leader's lease ticks. */
+  #leases: NodeLeases;
 
   private constructor(init: {
-    config: NodeConfig;
+    config: ResolvedNodeConfig;
     logger: Logger;
     env: NodeEnvironment;
     wal: Wal;
@@ -209,7 +210,7 @@ export class EtcdNode {
       lessor: init.lessor,
       membership: this.#membership,
       header: () => this.header(),
-      leaseNowMs: () => this.#leaseNowMs(),
+      leaseNowMs: () => this.#leases.nowMs(),
     });
     this.watchable = this.#sm.watchable;
     this.memberId = init.meta.memberId;
@@ -217,7 +218,7 @@ export class EtcdNode {
     this.#appliedIndex = init.appliedIndex;
     this.#electionTicks = init.electionTicks;
     // etcd's ReqTimeout: 5 s plus two election timeouts.
-    const heartbeatMs = init.config.heartbeatIntervalMs ?? 100;
+    const heartbeatMs = init.config.heartbeatIntervalMs;
     this.#reqTimeoutTicks = Math.ceil(5000 / heartbeatMs) + 2 * init.electionTicks;
     this.#proposals = new Proposals({
       memberId: init.meta.memberId,
@@ -231,6 +232,20 @@ export class EtcdNode {
       readIndex: (ctx) => this.#raft.readIndex(ctx),
       schedule: () => this.#schedule(),
     });
+    this.#leases = new NodeLeases({
+      lessor: init.lessor,
+      env: init.env,
+      ticks: () => this.#ticks,
+      heartbeatMs,
+      requestTimeoutTicks: this.#reqTimeoutTicks,
+      isLeader: () => this.isLeader,
+      leader: () => this.#lead,
+      raftTerm: () => this.#raftTerm,
+      closed: () => this.#stopped || this.#failure !== null,
+      header: () => this.header(),
+      linearizableRead: () => this.#linearizableRead(),
+      propose: (operation, leaderTerm) => this.#propose(operation, leaderTerm),
+    });
   }
 
   /**
@@ -239,11 +254,12 @@ export class EtcdNode {
    * ignores the initial-* flags as etcd does.
    */
   static async open(
-    config: NodeConfig,
+    flags: NodeConfig,
     disk: Disk,
     logger: Logger,
     env: NodeEnvironment = {},
   ): Promise<EtcdNode> {
+    const config = resolveNodeConfig(flags);
     const memberDir = `${config.dataDir}/member`;
     await disk.mkdirp(config.dataDir);
     await disk.mkdirp(memberDir);
@@ -325,12 +341,12 @@ export class EtcdNode {
   tick(): void {
     if (this.#stopped || this.#failure) return;
     this.#ticks++;
-    for (const resolve of this.#tickWaiters.splice(0)) resolve();
+    this.#leases.wakeWaiters();
     this.#raft.tick();
     this.#expireWaiters();
     this.#proposals.proposeParked(this.#lead);
     this.#maybePublish();
-    this.#leaseTick();
+    this.#leases.tick();
     this.#schedule();
   }
 
@@ -341,10 +357,10 @@ export class EtcdNode {
     try {
       this.#raft.step(message);
     } catch (e) {
-      this.#logger.warn("etcdserver/server.go:917", "dropped a raft message", {
-        from: idHex(message.from),
-        error: String(e),
-      });
+      // Malformed bytes never get here (the transport drops what does not decode, with the
+      // reason); a decoded message that breaks Raft's invariants means this member's state, or
+      // the sender's, is wrong. Stop, as etcd panics, rather than go on with possibly wrong state.
+      this.#fail(e, { from: idHex(message.from), type: MessageType[message.type] });
       return;
     }
     this.#schedule();
@@ -403,19 +419,17 @@ export class EtcdNode {
   async range(req: RangeRequest): Promise<RangeResponse> {
     checkRangeRequest(req);
     if (!req.serializable) await this.#linearizableRead();
-    const resp = this.#sm.mvcc.range(req);
-    resp.header = this.header();
-    return resp;
+    return this.#sm.read({ case: "range", value: req });
   }
 
   async put(req: PutRequest): Promise<PutResponse> {
     checkPutRequest(req);
-    return await this.#propose({ case: "put", value: req }) as PutResponse;
+    return await this.#propose({ case: "put", value: req });
   }
 
   async deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
     checkDeleteRequest(req);
-    return await this.#propose({ case: "deleteRange", value: req }) as DeleteRangeResponse;
+    return await this.#propose({ case: "deleteRange", value: req });
   }
 
   async txn(req: TxnRequest): Promise<TxnResponse> {
@@ -423,20 +437,18 @@ export class EtcdNode {
     if (isTxnReadOnly(req)) {
       // etcd serves read-only transactions without going through the log.
       if (!isTxnSerializable(req)) await this.#linearizableRead();
-      const { response } = this.#sm.mvcc.txn(req);
-      response.header = this.header();
-      return response;
+      return this.#sm.read({ case: "txn", value: req });
     }
-    return await this.#propose({ case: "txn", value: req }) as TxnResponse;
+    return await this.#propose({ case: "txn", value: req });
   }
 
   async compact(req: CompactionRequest): Promise<CompactionResponse> {
-    return await this.#propose({ case: "compaction", value: req }) as CompactionResponse;
+    return await this.#propose({ case: "compaction", value: req });
   }
 
   /** Maintenance.Alarm: every action, listing included, goes through the log as in etcd. */
   async alarm(req: AlarmRequest): Promise<AlarmResponse> {
-    return await this.#propose({ case: "alarm", value: req }) as AlarmResponse;
+    return await this.#propose({ case: "alarm", value: req });
   }
 
   /**
@@ -447,7 +459,7 @@ export class EtcdNode {
     let id = req.ID;
     while (id === 0n) id = this.#proposals.newRequestId() & ((1n << 63n) - 1n);
     const value = { ...req, ID: id };
-    return await this.#propose({ case: "leaseGrant", value }) as LeaseGrantResponse;
+    return await this.#propose({ case: "leaseGrant", value });
   }
 
   /** Lease.LeaseRevoke: through the log; every member deletes the lease's keys in one revision. */
@@ -455,103 +467,35 @@ export class EtcdNode {
     return await this.#propose({
       case: "leaseRevoke",
       value: create(LeaseRevokeRequestSchema, { ID: id }),
-    }) as LeaseRevokeResponse;
+    });
   }
 
   /**
-   * Keep-alive: the leader renews and answers the TTL; a follower forwards to the leader (etcd's
-   * POST /leases over the peer port). Unknown or expired leases reject with leaseNotFound.
+   * Keep-alive: the leader renews and answers the TTL; a follower forwards to the leader. Unknown
+   * or expired leases reject with leaseNotFound (see NodeLeases).
    */
-  async leaseRenew(id: bigint): Promise<bigint> {
-    // Like etcd, a follower keeps trying (a leader that died, an election) until the request
-    // timeout; only the leader's "lease not found" is final.
-    const deadline = this.#ticks + this.#reqTimeoutTicks;
-    while (true) {
-      if (this.isLeader) return await this.leaseRenewLocal(id);
-      const forward = this.#env.forwardLeaseRenew;
-      if (!forward) throw Errors.notLeader();
-      if (this.#lead !== none) {
-        try {
-          return await forward(this.#lead, id);
-        } catch (e) {
-          if (e instanceof EtcdError && e.message === Errors.leaseNotFound().message) throw e;
-        }
-      }
-      if (this.#stopped || this.#failure) throw Errors.stopped();
-      if (this.#ticks >= deadline) throw Errors.timeout();
-      await new Promise<void>((resolve) => this.#tickWaiters.push(resolve));
-    }
+  leaseRenew(id: bigint): Promise<bigint> {
+    return this.#leases.renew(id);
   }
 
   /** Renews on this member only (the leader's side of a forwarded keep-alive). */
-  async leaseRenewLocal(id: bigint): Promise<bigint> {
-    // Confirm leadership with a quorum first (a ReadIndex round, batched with other reads), as
-    // etcd 3.5's ensureLeadership does: a leader cut off from the others must not acknowledge
-    // renews that the next leader never hears of (etcd #15247). A leader elected but without its
-    // term's first entry applied yet waits for it here too.
-    await this.#linearizableRead();
-    try {
-      const { ttlSeconds, clearCheckpoint } = this.#lessor.renew(id, this.#leaseNowMs());
-      if (clearCheckpoint) {
-        this.#propose({
-          case: "leaseCheckpoint",
-          value: create(LeaseCheckpointRequestSchema, {
-            checkpoints: [{ ID: id, remainingTTL: 0n }],
-          }),
-        }, this.#raftTerm).catch(() => {});
-      }
-      return ttlSeconds;
-    } catch (e) {
-      if (e instanceof NotPrimaryError) throw Errors.notLeader();
-      throw e;
-    }
+  leaseRenewLocal(id: bigint): Promise<bigint> {
+    return this.#leases.renewLocal(id);
   }
 
-  /**
-   * Lease.LeaseTimeToLive: only the leader knows remaining TTLs, so a follower asks it. An unknown
-   * lease answers TTL -1 (etcdctl: "already expired"), as etcd's v3rpc does.
-   */
-  async leaseTimeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
-    let resp: LeaseTimeToLiveResponse;
-    if (!this.isLeader) {
-      const forward = this.#env.forwardLeaseTimeToLive;
-      if (!forward || this.#lead === none) throw Errors.noLeader();
-      try {
-        resp = await forward(this.#lead, req);
-      } catch (e) {
-        // The leader could not be reached: etcd gives up with a timeout, which clients retry.
-        if (e instanceof EtcdError) throw e;
-        throw Errors.timeout();
-      }
-    } else {
-      resp = await this.leaseTimeToLiveLocal(req);
-    }
-    resp.header = this.header();
-    return resp;
+  /** Lease.LeaseTimeToLive: answered by the leader (a follower asks it). */
+  leaseTimeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
+    return this.#leases.timeToLive(req);
   }
 
   /** LeaseTimeToLive from this member's lessor (the leader's side of a forwarded request). */
-  async leaseTimeToLiveLocal(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
-    if (this.isLeader && !this.#lessor.isPrimary) await this.#linearizableRead();
-    const ttl = this.#lessor.timeToLive(req.ID, this.#leaseNowMs());
-    if (ttl === null) {
-      return create(LeaseTimeToLiveResponseSchema, { header: this.header(), ID: req.ID, TTL: -1n });
-    }
-    return create(LeaseTimeToLiveResponseSchema, {
-      header: this.header(),
-      ID: req.ID,
-      TTL: ttl.ttlSeconds,
-      grantedTTL: ttl.grantedTtlSeconds,
-      keys: req.keys ? ttl.keys : [],
-    });
+  leaseTimeToLiveLocal(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
+    return this.#leases.timeToLiveLocal(req);
   }
 
   /** Lease.LeaseLeases: this member's leases (etcd answers from the local lessor), by ID. */
   leaseLeases(): LeaseLeasesResponse {
-    return create(LeaseLeasesResponseSchema, {
-      header: this.header(),
-      leases: this.#lessor.leases().map((id) => create(LeaseStatusSchema, { ID: id })),
-    });
+    return this.#leases.leases();
   }
 
   /** Maintenance.HashKV: etcd's hash of the key space up to a revision (0 = current). */
@@ -638,6 +582,16 @@ export class EtcdNode {
     return this.#raftTerm;
   }
 
+  /** --heartbeat-interval: one tick() is due every this many ms. */
+  get heartbeatIntervalMs(): number {
+    return this.#config.heartbeatIntervalMs;
+  }
+
+  /** --election-timeout in ms. */
+  get electionTimeoutMs(): number {
+    return this.#config.electionTimeoutMs;
+  }
+
   get appliedIndex(): number {
     return this.#appliedIndex;
   }
@@ -659,7 +613,7 @@ export class EtcdNode {
       isLearner,
     };
     this.#membership.checkAdd(member);
-    if (this.#config.strictReconfigCheck !== false) checkAdd(this.#reconfigView(), isLearner);
+    if (this.#config.strictReconfigCheck) checkAdd(this.#reconfigView(), isLearner);
     await this.#proposeConfChange(
       isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode,
       member,
@@ -674,7 +628,7 @@ export class EtcdNode {
   async memberRemove(id: bigint): Promise<MemberRemoveResponse> {
     this.#membership.checkRemove(id);
     const member = this.#membership.get(id)!;
-    if (!member.isLearner && this.#config.strictReconfigCheck !== false) {
+    if (!member.isLearner && this.#config.strictReconfigCheck) {
       checkRemoveVoter(this.#reconfigView(), id);
     }
     await this.#proposeConfChange(ConfChangeType.RemoveNode, member);
@@ -777,7 +731,7 @@ export class EtcdNode {
       }
     }
     this.#stopped = true;
-    for (const resolve of this.#tickWaiters.splice(0)) resolve();
+    this.#leases.wakeWaiters();
     await this.#idle;
     this.#rejectAll(Errors.stopped());
     this.#log.close();
@@ -796,14 +750,21 @@ export class EtcdNode {
   // ---------------------------------------------------------------------------------------------
   // Proposals and reads
 
-  #propose(request: InternalRequest["request"], leaderTerm = 0): Promise<unknown> {
+  /**
+   * Proposes an operation and resolves with its response once this member applied it, typed by
+   * the operation's kind (the apply backend answers each kind with its own response).
+   */
+  #propose<K extends LoggedOperation["case"]>(
+    operation: OperationOf<K>,
+    leaderTerm = 0,
+  ): Promise<Responses[K]> {
     if (this.#stopped || this.#failure) return Promise.reject(Errors.stopped());
     return this.#proposals.propose(
-      request,
+      operation,
       this.#ticks + this.#reqTimeoutTicks,
       this.#lead,
       leaderTerm,
-    );
+    ) as Promise<Responses[K]>;
   }
 
   #proposeConfChange(type: ConfChangeType, member: MemberInfo): Promise<unknown> {
@@ -989,7 +950,7 @@ export class EtcdNode {
     if (state === StateType.Leader && !wasLeader) this.#maybeSetClusterVersion();
     // Only the leader keeps lease expiries (etcd's Demote); it promotes again once it applies the
     // first entry of its term.
-    if (wasLeader && state !== StateType.Leader) this.#lessor.demote();
+    if (wasLeader && state !== StateType.Leader) this.#leases.demote();
     if (lead !== none) {
       this.#proposals.proposeParked(this.#lead);
       queueMicrotask(() => this.#maybePublish());
@@ -1030,13 +991,21 @@ export class EtcdNode {
     this.#rejectAll(Errors.stopped());
   }
 
-  #fail(error: unknown): void {
+  /**
+   * A broken invariant or an internal error: the member stops for good (every waiter is refused,
+   * nothing more is applied or acknowledged) with one clear fatal log line, and the environment is
+   * told (the server exits, as etcd panics).
+   */
+  #fail(error: unknown, fields: Record<string, string> = {}): void {
+    if (this.#failure) return;
     const message = error instanceof Error ? error.stack ?? error.message : String(error);
     this.#failure = new Error(`member failed: ${message}`);
     this.#logger.error("etcdserver/server.go:1000", "member stopped after an internal error", {
+      ...fields,
       error: message,
     });
     this.#rejectAll(Errors.stopped());
+    this.#env.onFatal?.(this.#failure);
   }
 
   #rejectAll(error: EtcdError): void {
@@ -1071,21 +1040,16 @@ export class EtcdNode {
       // The leader's first entry of its term: from now on it keeps lease expiries, each extended
       // by an election timeout (etcd's lessor.Promote(electionTimeout)).
       if (this.#state === StateType.Leader && entry.term === this.#raftTerm) {
-        this.#lessor.promote(this.#electionTicks * this.#heartbeatMs(), this.#leaseNowMs());
+        this.#leases.promote(this.#electionTicks * this.#config.heartbeatIntervalMs);
       }
       return;
     }
     const request = fromBinary(InternalRequestSchema, entry.data);
     const waiter = this.#proposals.take(request.id);
-    if (request.leaderTerm !== 0n && request.leaderTerm !== BigInt(entry.term)) {
-      // A leader-only request that a deposed leader proposed and a newer leader appended (it was
-      // forwarded after the step-down): void on every member, so a stale leader cannot revoke a
-      // lease the current leader keeps alive (etcd #15247).
-      waiter?.reject(Errors.notLeader());
-      return;
-    }
     try {
-      const result = this.#sm.applyRequest(request);
+      // Every request passes the apply chain (core/node/apply/): a deposed leader's leader-only
+      // request is void there, alarms refuse what they refuse, the backend applies the rest.
+      const result = this.#sm.applyRequest(request, entry.term);
       waiter?.resolve(result);
     } catch (e) {
       // The request failed when it was first applied too (e.g. lease not found): same outcome.
@@ -1134,38 +1098,6 @@ export class EtcdNode {
         },
       );
       this.#env.onRemoved?.();
-    }
-  }
-
-  #heartbeatMs(): number {
-    return this.#config.heartbeatIntervalMs ?? 100;
-  }
-
-  /** The lessor's clock: ticks since this member started, in ms (never the wall clock). */
-  #leaseNowMs(): number {
-    return this.#ticks * this.#heartbeatMs();
-  }
-
-  /**
-   * The leader's lease duties each tick: propose LeaseRevoke for expired leases (through Raft,
-   * never locally: a deposed leader's proposal cannot commit) and due checkpoints.
-   */
-  #leaseTick(): void {
-    if (this.#state !== StateType.Leader || !this.#lessor.isPrimary) return;
-    const nowMs = this.#leaseNowMs();
-    for (const id of this.#lessor.expired(nowMs)) {
-      // Only this leader's term may commit it: if it is deposed meanwhile, the revoke is void.
-      this.#propose(
-        { case: "leaseRevoke", value: create(LeaseRevokeRequestSchema, { ID: id }) },
-        this.#raftTerm,
-      ).catch(() => {});
-    }
-    const checkpoints = this.#lessor.dueCheckpoints(nowMs);
-    if (checkpoints.length > 0) {
-      const value: LeaseCheckpointRequest = create(LeaseCheckpointRequestSchema, {
-        checkpoints: checkpoints.map((c) => ({ ID: c.id, remainingTTL: c.remainingTtlSeconds })),
-      });
-      this.#propose({ case: "leaseCheckpoint", value }, this.#raftTerm).catch(() => {});
     }
   }
 }

@@ -122,8 +122,8 @@ export class Network {
   readonly nodes = new Map<NodeId, TestNode>();
   /** Messages sent but not delivered yet, in send order. */
   inFlight: Message[] = [];
-  private group = new Map<NodeId, number>();
-  private readonly down = new Set<NodeId>();
+  #group = new Map<NodeId, number>();
+  readonly #down = new Set<NodeId>();
   /** Optional extra filter: return true to drop a message. */
   drop: ((m: Message) => boolean) | null = null;
   delivered = 0;
@@ -171,7 +171,7 @@ export class Network {
     for (let progress = true; progress;) {
       progress = false;
       for (const id of this.ids()) {
-        if (this.down.has(id)) continue;
+        if (this.#down.has(id)) continue;
         const n = this.node(id);
         while (n.raw.hasReady()) {
           progress = true;
@@ -181,10 +181,10 @@ export class Network {
     }
   }
 
-  private cut(m: Message): boolean {
-    if (this.down.has(m.to) || this.down.has(m.from) || !this.nodes.has(m.to)) return true;
-    const ga = this.group.get(m.from) ?? 0;
-    const gb = this.group.get(m.to) ?? 0;
+  #cut(m: Message): boolean {
+    if (this.#down.has(m.to) || this.#down.has(m.from) || !this.nodes.has(m.to)) return true;
+    const ga = this.#group.get(m.from) ?? 0;
+    const gb = this.#group.get(m.to) ?? 0;
     if (ga !== gb) return true;
     return this.drop !== null && this.drop(m);
   }
@@ -195,10 +195,10 @@ export class Network {
     const batch = this.inFlight;
     this.inFlight = [];
     for (const m0 of batch) {
-      const dropped = this.cut(m0);
+      const dropped = this.#cut(m0);
       if (m0.type === MessageType.Snap) {
         const leader = this.nodes.get(m0.from);
-        if (leader !== undefined && !this.down.has(m0.from)) {
+        if (leader !== undefined && !this.#down.has(m0.from)) {
           leader.raw.reportSnapshot(m0.to, !dropped);
         }
       }
@@ -223,12 +223,12 @@ export class Network {
 
   /** Splits the cluster: members of different groups cannot talk. */
   partition(...groups: NodeId[][]): void {
-    this.group = new Map();
-    groups.forEach((g, i) => g.forEach((id) => this.group.set(id, i + 1)));
+    this.#group = new Map();
+    groups.forEach((g, i) => g.forEach((id) => this.#group.set(id, i + 1)));
   }
 
   heal(): void {
-    this.group = new Map();
+    this.#group = new Map();
   }
 
   isolate(id: NodeId): void {
@@ -238,7 +238,7 @@ export class Network {
 
   /** Stops a member: in-memory state is lost, its storage (persisted state) is kept. */
   crash(id: NodeId): void {
-    this.down.add(id);
+    this.#down.add(id);
   }
 
   /** Restarts a crashed member from its storage. */
@@ -253,7 +253,7 @@ export class Network {
       : [];
     n.raw = new RawNode(n.config());
     this.nodes.set(id, n);
-    this.down.delete(id);
+    this.#down.delete(id);
   }
 
   /** Elects `id` by timing it out and delivering. */
@@ -267,7 +267,7 @@ export class Network {
     let best = none;
     let bestTerm = -1;
     for (const id of this.ids()) {
-      if (this.down.has(id)) continue;
+      if (this.#down.has(id)) continue;
       const st = this.node(id).raw.status();
       if (st.state === StateType.Leader && st.term > bestTerm) {
         best = id;
@@ -290,7 +290,7 @@ export class Network {
   }
 
   isDown(id: NodeId): boolean {
-    return this.down.has(id);
+    return this.#down.has(id);
   }
 }
 

@@ -4,6 +4,7 @@
  * flooded; replicating pipelines appends up to a window of in-flight messages; snapshot state
  * waits for a snapshot to land. This is the flow control behind every write.
  */
+import { raftAssert } from "./log.ts";
 
 /** How the leader currently sends to a follower. */
 export enum ProgressState {
@@ -17,12 +18,12 @@ export enum ProgressState {
  * pipelining to a follower that does not keep up (maxInflightMsgs).
  */
 export class Inflights {
-  private readonly buf: Float64Array;
-  private start = 0;
+  readonly #buf: Float64Array;
+  #start = 0;
   count = 0;
 
   constructor(readonly size: number) {
-    this.buf = new Float64Array(Math.max(1, size));
+    this.#buf = new Float64Array(Math.max(1, size));
   }
 
   full(): boolean {
@@ -31,32 +32,32 @@ export class Inflights {
 
   add(lastIndex: number): void {
     if (this.full()) throw new Error("raft: inflights overflow");
-    let next = this.start + this.count;
-    if (next >= this.buf.length) next -= this.buf.length;
-    this.buf[next] = lastIndex;
+    let next = this.#start + this.count;
+    if (next >= this.#buf.length) next -= this.#buf.length;
+    this.#buf[next] = lastIndex;
     this.count++;
   }
 
   /** Frees every message whose last index is <= `to` (acknowledged). */
   freeLE(to: number): void {
-    const buf = this.buf;
-    while (this.count > 0 && buf[this.start] <= to) {
-      this.start++;
-      if (this.start >= buf.length) this.start = 0;
+    const buf = this.#buf;
+    while (this.count > 0 && buf[this.#start] <= to) {
+      this.#start++;
+      if (this.#start >= buf.length) this.#start = 0;
       this.count--;
     }
-    if (this.count === 0) this.start = 0;
+    if (this.count === 0) this.#start = 0;
   }
 
   freeFirstOne(): void {
     if (this.count === 0) return;
-    this.start++;
-    if (this.start >= this.buf.length) this.start = 0;
+    this.#start++;
+    if (this.#start >= this.#buf.length) this.#start = 0;
     this.count--;
   }
 
   reset(): void {
-    this.start = 0;
+    this.#start = 0;
     this.count = 0;
   }
 }
@@ -121,11 +122,13 @@ export class Progress {
       this.probeSent = false;
     }
     if (this.next < n + 1) this.next = n + 1;
+    raftAssert(this.match < this.next, `progress: match ${this.match} not below next ${this.next}`);
     return updated;
   }
 
   /** Replicate state: assume the append up to `n` will land and send past it. */
   optimisticUpdate(n: number): void {
+    raftAssert(n >= this.match, `progress: optimistic update to ${n} below match ${this.match}`);
     this.next = n + 1;
   }
 
@@ -141,6 +144,7 @@ export class Progress {
     }
     if (this.next - 1 !== rejected) return false;
     this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1, 1);
+    raftAssert(this.match < this.next, `progress: match ${this.match} not below next ${this.next}`);
     this.probeSent = false;
     return true;
   }

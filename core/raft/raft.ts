@@ -87,18 +87,18 @@ interface ReadIndexStatus {
  * responses carrying its context (or a later one) before it is answered.
  */
 class ReadOnly {
-  private readonly pending = new Map<string, ReadIndexStatus>();
-  private queue: string[] = [];
+  readonly #pending = new Map<string, ReadIndexStatus>();
+  #queue: string[] = [];
 
   add(index: number, m: Message): void {
     const key = keyId(m.context);
-    if (this.pending.has(key)) return;
-    this.pending.set(key, { index, req: m, acks: new Set() });
-    this.queue.push(key);
+    if (this.#pending.has(key)) return;
+    this.#pending.set(key, { index, req: m, acks: new Set() });
+    this.#queue.push(key);
   }
 
   recvAck(from: NodeId, ctx: Uint8Array): Set<NodeId> | null {
-    const rs = this.pending.get(keyId(ctx));
+    const rs = this.#pending.get(keyId(ctx));
     if (rs === undefined) return null;
     rs.acks.add(from);
     return rs.acks;
@@ -107,26 +107,26 @@ class ReadOnly {
   /** Removes and returns every request up to and including the one with `ctx`. */
   advance(ctx: Uint8Array): ReadIndexStatus[] {
     const key = keyId(ctx);
-    const i = this.queue.indexOf(key);
+    const i = this.#queue.indexOf(key);
     if (i === -1) return [];
-    const done = this.queue.slice(0, i + 1);
-    this.queue = this.queue.slice(i + 1);
+    const done = this.#queue.slice(0, i + 1);
+    this.#queue = this.#queue.slice(i + 1);
     const out: ReadIndexStatus[] = [];
     for (const k of done) {
-      const rs = this.pending.get(k);
+      const rs = this.#pending.get(k);
       if (rs !== undefined) out.push(rs);
-      this.pending.delete(k);
+      this.#pending.delete(k);
     }
     return out;
   }
 
   lastPendingCtx(): Uint8Array | null {
-    if (this.queue.length === 0) return null;
-    return this.pending.get(this.queue[this.queue.length - 1])!.req.context;
+    if (this.#queue.length === 0) return null;
+    return this.#pending.get(this.#queue[this.#queue.length - 1])!.req.context;
   }
 
   size(): number {
-    return this.queue.length;
+    return this.#queue.length;
   }
 }
 
@@ -151,22 +151,22 @@ export class Raft {
   /** Index of the newest conf change the leader appended; a new one waits until it is applied. */
   pendingConfIndex = 0;
 
-  private readonly votes = new Map<NodeId, boolean>();
-  private electionElapsed = 0;
-  private heartbeatElapsed = 0;
-  private randomizedElectionTimeout = 0;
-  private readonly electionTimeout: number;
-  private readonly heartbeatTimeout: number;
-  private readonly maxSizePerMsg: number;
-  private readonly maxInflight: number;
-  private readonly checkQuorum: boolean;
-  private readonly preVote: boolean;
-  private readonly randomInt: (n: number) => number;
-  private readonly logger: ((msg: string) => void) | undefined;
-  private readOnly = new ReadOnly();
-  private pendingReadIndex: Message[] = [];
-  private matchScratch: number[] = [];
-  private appendsPending = false;
+  readonly #votes = new Map<NodeId, boolean>();
+  #electionElapsed = 0;
+  #heartbeatElapsed = 0;
+  #randomizedElectionTimeout = 0;
+  readonly #electionTimeout: number;
+  readonly #heartbeatTimeout: number;
+  readonly #maxSizePerMsg: number;
+  readonly #maxInflight: number;
+  readonly #checkQuorum: boolean;
+  readonly #preVote: boolean;
+  readonly #randomInt: (n: number) => number;
+  readonly #logger: ((msg: string) => void) | undefined;
+  #readOnly = new ReadOnly();
+  #pendingReadIndex: Message[] = [];
+  #matchScratch: number[] = [];
+  #appendsPending = false;
 
   constructor(c: RaftConfig) {
     if (c.id === none) throw new Error("raft: cannot use none as id");
@@ -176,30 +176,30 @@ export class Raft {
     }
     if (c.maxInflightMsgs <= 0) throw new Error("raft: maxInflightMsgs must be greater than 0");
     this.id = c.id;
-    this.electionTimeout = c.electionTicks;
-    this.heartbeatTimeout = c.heartbeatTicks;
-    this.maxSizePerMsg = c.maxSizePerMsg;
-    this.maxInflight = c.maxInflightMsgs;
-    this.checkQuorum = c.checkQuorum;
-    this.preVote = c.preVote;
-    this.randomInt = c.randomInt;
-    this.logger = c.logger;
+    this.#electionTimeout = c.electionTicks;
+    this.#heartbeatTimeout = c.heartbeatTicks;
+    this.#maxSizePerMsg = c.maxSizePerMsg;
+    this.#maxInflight = c.maxInflightMsgs;
+    this.#checkQuorum = c.checkQuorum;
+    this.#preVote = c.preVote;
+    this.#randomInt = c.randomInt;
+    this.#logger = c.logger;
     this.log = new RaftLog(c.storage);
     const { hardState, confState } = c.storage.initialState();
-    for (const id of confState.voters) this.setProgress(id, false);
-    for (const id of confState.learners) this.setProgress(id, true);
+    for (const id of confState.voters) this.#setProgress(id, false);
+    for (const id of confState.learners) this.#setProgress(id, true);
     if (hardState.term !== 0 || hardState.vote !== none || hardState.commit !== 0) {
-      this.loadState(hardState);
+      this.#loadState(hardState);
     }
     if (c.applied > 0) this.log.appliedTo(c.applied);
     this.becomeFollower(this.term, none);
   }
 
-  private trace(msg: string): void {
-    if (this.logger !== undefined) this.logger(`${this.id.toString(16)} ${msg}`);
+  #trace(msg: string): void {
+    if (this.#logger !== undefined) this.#logger(`${this.id.toString(16)} ${msg}`);
   }
 
-  private loadState(hs: HardState): void {
+  #loadState(hs: HardState): void {
     raftAssert(
       hs.commit >= this.log.committed && hs.commit <= this.log.lastIndex(),
       `hard state commit ${hs.commit} out of range [${this.log.committed}, ${this.log.lastIndex()}]`,
@@ -220,8 +220,8 @@ export class Raft {
   // -------------------------------------------------------------------------------------------
   // Membership
 
-  private setProgress(id: NodeId, isLearner: boolean): Progress {
-    const pr = new Progress(0, this.log.lastIndex() + 1, this.maxInflight, isLearner);
+  #setProgress(id: NodeId, isLearner: boolean): Progress {
+    const pr = new Progress(0, this.log.lastIndex() + 1, this.#maxInflight, isLearner);
     this.prs.set(id, pr);
     return pr;
   }
@@ -232,14 +232,14 @@ export class Raft {
     return pr !== undefined && !pr.isLearner && this.log.unstable.snapshot === null;
   }
 
-  private voterCount(): number {
+  #voterCount(): number {
     let n = 0;
     for (const pr of this.prs.values()) if (!pr.isLearner) n++;
     return n;
   }
 
-  private quorum(): number {
-    return (this.voterCount() >> 1) + 1;
+  #quorum(): number {
+    return (this.#voterCount() >> 1) + 1;
   }
 
   confState(): ConfState {
@@ -267,7 +267,7 @@ export class Raft {
         this.addNode(cc.nodeId, true);
         break;
       case ConfChangeType.RemoveNode:
-        this.removeNode(cc.nodeId);
+        this.#removeNode(cc.nodeId);
         break;
       case ConfChangeType.UpdateNode:
         break;
@@ -280,12 +280,12 @@ export class Raft {
     if (id === none) return;
     const pr = this.prs.get(id);
     if (pr === undefined) {
-      const np = this.setProgress(id, isLearner);
+      const np = this.#setProgress(id, isLearner);
       // Counted as active so CheckQuorum does not fire before it had a chance to answer.
       np.recentActive = true;
       if (this.state === StateType.Leader && id !== this.id) this.sendAppend(id, true);
     } else if (isLearner && !pr.isLearner) {
-      this.trace(`ignored AddLearnerNode of voter ${id.toString(16)}`);
+      this.#trace(`ignored AddLearnerNode of voter ${id.toString(16)}`);
       return;
     } else if (isLearner === pr.isLearner) {
       return;
@@ -296,13 +296,13 @@ export class Raft {
     if (this.state === StateType.Leader && this.maybeCommit()) this.bcastAppend();
   }
 
-  private removeNode(id: NodeId): void {
+  #removeNode(id: NodeId): void {
     if (!this.prs.delete(id)) return;
     if (this.state !== StateType.Leader) return;
     if (this.leadTransferee === id) this.abortLeaderTransfer();
-    if (this.voterCount() > 0 && this.maybeCommit()) this.bcastAppend();
+    if (this.#voterCount() > 0 && this.maybeCommit()) this.bcastAppend();
     if (id === this.id) {
-      this.trace("removed from the configuration; stepping down");
+      this.#trace("removed from the configuration; stepping down");
       this.bcastAppend();
       this.becomeFollower(this.term, none);
     }
@@ -311,60 +311,61 @@ export class Raft {
   // -------------------------------------------------------------------------------------------
   // Roles
 
-  private resetRandomizedElectionTimeout(): void {
-    this.randomizedElectionTimeout = this.electionTimeout + this.randomInt(this.electionTimeout);
+  #resetRandomizedElectionTimeout(): void {
+    this.#randomizedElectionTimeout = this.#electionTimeout +
+      this.#randomInt(this.#electionTimeout);
   }
 
-  private reset(term: number): void {
+  #reset(term: number): void {
     if (this.term !== term) {
       this.term = term;
       this.vote = none;
     }
     this.lead = none;
-    this.electionElapsed = 0;
-    this.heartbeatElapsed = 0;
-    this.resetRandomizedElectionTimeout();
+    this.#electionElapsed = 0;
+    this.#heartbeatElapsed = 0;
+    this.#resetRandomizedElectionTimeout();
     this.abortLeaderTransfer();
-    this.votes.clear();
+    this.#votes.clear();
     const next = this.log.lastIndex() + 1;
     for (const [id, pr] of this.prs) {
       const isLearner = pr.isLearner;
-      const np = new Progress(0, next, this.maxInflight, isLearner);
+      const np = new Progress(0, next, this.#maxInflight, isLearner);
       if (id === this.id) np.match = this.log.persistedIndex();
       this.prs.set(id, np);
     }
     this.pendingConfIndex = 0;
-    this.readOnly = new ReadOnly();
-    this.pendingReadIndex = [];
+    this.#readOnly = new ReadOnly();
+    this.#pendingReadIndex = [];
   }
 
   becomeFollower(term: number, lead: NodeId): void {
-    this.reset(term);
+    this.#reset(term);
     this.lead = lead;
     this.state = StateType.Follower;
-    this.trace(`became follower at term ${this.term}`);
+    this.#trace(`became follower at term ${this.term}`);
   }
 
-  private becomeCandidate(): void {
+  #becomeCandidate(): void {
     raftAssert(this.state !== StateType.Leader, "leader cannot become candidate");
-    this.reset(this.term + 1);
+    this.#reset(this.term + 1);
     this.vote = this.id;
     this.state = StateType.Candidate;
-    this.trace(`became candidate at term ${this.term}`);
+    this.#trace(`became candidate at term ${this.term}`);
   }
 
-  private becomePreCandidate(): void {
+  #becomePreCandidate(): void {
     raftAssert(this.state !== StateType.Leader, "leader cannot become pre-candidate");
     // Neither the term nor the vote change: a partitioned node must not disrupt the cluster.
-    this.votes.clear();
+    this.#votes.clear();
     this.lead = none;
     this.state = StateType.PreCandidate;
-    this.trace(`became pre-candidate at term ${this.term}`);
+    this.#trace(`became pre-candidate at term ${this.term}`);
   }
 
-  private becomeLeader(): void {
+  #becomeLeader(): void {
     raftAssert(this.state !== StateType.Follower, "follower cannot become leader directly");
-    this.reset(this.term);
+    this.#reset(this.term);
     this.lead = this.id;
     this.state = StateType.Leader;
     const self = this.prs.get(this.id);
@@ -376,15 +377,15 @@ export class Raft {
     // Conservatively treat every uncommitted entry as a possible conf change.
     this.pendingConfIndex = this.log.lastIndex();
     this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: EMPTY }]);
-    this.trace(`became leader at term ${this.term}`);
+    this.#trace(`became leader at term ${this.term}`);
   }
 
   // -------------------------------------------------------------------------------------------
   // Ticks
 
   tick(): void {
-    if (this.state === StateType.Leader) this.tickHeartbeat();
-    else this.tickElection();
+    if (this.state === StateType.Leader) this.#tickHeartbeat();
+    else this.#tickElection();
   }
 
   /**
@@ -395,38 +396,40 @@ export class Raft {
    */
   forgetLeader(): void {
     if (this.state !== StateType.Follower || this.lead === none) return;
-    this.trace(`forgot leader ${this.lead.toString(16)} at term ${this.term}`);
+    this.#trace(`forgot leader ${this.lead.toString(16)} at term ${this.term}`);
     this.lead = none;
-    if (this.electionElapsed < this.electionTimeout) this.electionElapsed = this.electionTimeout;
+    if (this.#electionElapsed < this.#electionTimeout) {
+      this.#electionElapsed = this.#electionTimeout;
+    }
   }
 
-  private tickElection(): void {
-    this.electionElapsed++;
-    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
-      this.electionElapsed = 0;
+  #tickElection(): void {
+    this.#electionElapsed++;
+    if (this.promotable() && this.#electionElapsed >= this.#randomizedElectionTimeout) {
+      this.#electionElapsed = 0;
       this.hup(false);
     }
   }
 
-  private tickHeartbeat(): void {
-    this.heartbeatElapsed++;
-    this.electionElapsed++;
-    if (this.electionElapsed >= this.electionTimeout) {
-      this.electionElapsed = 0;
-      if (this.checkQuorum) this.stepLeaderLocal(MessageType.CheckQuorum);
+  #tickHeartbeat(): void {
+    this.#heartbeatElapsed++;
+    this.#electionElapsed++;
+    if (this.#electionElapsed >= this.#electionTimeout) {
+      this.#electionElapsed = 0;
+      if (this.#checkQuorum) this.#stepLeaderLocal(MessageType.CheckQuorum);
       if (this.state === StateType.Leader && this.leadTransferee !== none) {
         this.abortLeaderTransfer();
       }
     }
     if (this.state !== StateType.Leader) return;
-    if (this.heartbeatElapsed >= this.heartbeatTimeout) {
-      this.heartbeatElapsed = 0;
-      this.bcastHeartbeat();
+    if (this.#heartbeatElapsed >= this.#heartbeatTimeout) {
+      this.#heartbeatElapsed = 0;
+      this.#bcastHeartbeat();
     }
   }
 
-  private stepLeaderLocal(t: MessageType): void {
-    this.stepLeader(newMessage(t, none, this.id, 0));
+  #stepLeaderLocal(t: MessageType): void {
+    this.#stepLeader(newMessage(t, none, this.id, 0));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -436,18 +439,18 @@ export class Raft {
   hup(transfer: boolean): void {
     if (this.state === StateType.Leader) return;
     if (!this.promotable()) {
-      this.trace("is not promotable; cannot campaign");
+      this.#trace("is not promotable; cannot campaign");
       return;
     }
-    if (this.hasUnappliedConfChanges()) {
-      this.trace("has unapplied conf changes; cannot campaign");
+    if (this.#hasUnappliedConfChanges()) {
+      this.#trace("has unapplied conf changes; cannot campaign");
       return;
     }
-    if (this.preVote && !transfer) this.campaign(true, false);
-    else this.campaign(false, transfer);
+    if (this.#preVote && !transfer) this.#campaign(true, false);
+    else this.#campaign(false, transfer);
   }
 
-  private hasUnappliedConfChanges(): boolean {
+  #hasUnappliedConfChanges(): boolean {
     let lo = this.log.applied + 1;
     const hi = this.log.committed + 1;
     if (lo < this.log.firstIndex()) lo = this.log.firstIndex();
@@ -462,23 +465,23 @@ export class Raft {
     return false;
   }
 
-  private campaign(pre: boolean, transfer: boolean): void {
+  #campaign(pre: boolean, transfer: boolean): void {
     let voteType: MessageType;
     let term: number;
     if (pre) {
-      this.becomePreCandidate();
+      this.#becomePreCandidate();
       voteType = MessageType.PreVote;
       term = this.term + 1;
     } else {
-      this.becomeCandidate();
+      this.#becomeCandidate();
       voteType = MessageType.Vote;
       term = this.term;
     }
     const respType = pre ? MessageType.PreVoteResp : MessageType.VoteResp;
-    if (this.poll(this.id, respType, true) === POLL_WON) {
-      if (pre) this.campaign(false, false);
+    if (this.#poll(this.id, respType, true) === POLL_WON) {
+      if (pre) this.#campaign(false, false);
       else {
-        this.becomeLeader();
+        this.#becomeLeader();
         this.bcastAppend();
       }
       return;
@@ -495,26 +498,26 @@ export class Raft {
     }
   }
 
-  private poll(id: NodeId, t: MessageType, granted: boolean): PollResult {
-    if (!this.votes.has(id)) this.votes.set(id, granted);
+  #poll(id: NodeId, t: MessageType, granted: boolean): PollResult {
+    if (!this.#votes.has(id)) this.#votes.set(id, granted);
     let yes = 0;
     let no = 0;
     let voters = 0;
     for (const [pid, pr] of this.prs) {
       if (pr.isLearner) continue;
       voters++;
-      const v = this.votes.get(pid);
+      const v = this.#votes.get(pid);
       if (v === true) yes++;
       else if (v === false) no++;
     }
     const q = (voters >> 1) + 1;
-    this.trace(`${MessageType[t]} from ${id.toString(16)}: ${yes} granted, ${no} rejected`);
+    this.#trace(`${MessageType[t]} from ${id.toString(16)}: ${yes} granted, ${no} rejected`);
     if (yes >= q) return POLL_WON;
     if (no >= q) return POLL_LOST;
     return POLL_PENDING;
   }
 
-  private handleVoteRequest(m: Message): void {
+  #handleVoteRequest(m: Message): void {
     const canVote = this.vote === m.from || (this.vote === none && this.lead === none) ||
       (m.type === MessageType.PreVote && m.term > this.term);
     const respType = m.type === MessageType.Vote ? MessageType.VoteResp : MessageType.PreVoteResp;
@@ -522,7 +525,7 @@ export class Raft {
       // The response carries the requested term so a pre-candidate can count it.
       this.msgs.push(newMessage(respType, m.from, this.id, m.term));
       if (m.type === MessageType.Vote) {
-        this.electionElapsed = 0;
+        this.#electionElapsed = 0;
         this.vote = m.from;
       }
     } else {
@@ -545,11 +548,11 @@ export class Raft {
     } else if (m.term > this.term) {
       if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
         const force = bytesEqual(m.context, TRANSFER_CONTEXT);
-        const inLease = this.checkQuorum && this.lead !== none &&
-          this.electionElapsed < this.electionTimeout;
+        const inLease = this.#checkQuorum && this.lead !== none &&
+          this.#electionElapsed < this.#electionTimeout;
         if (!force && inLease) {
           // We heard from a leader within the election timeout: do not help depose it.
-          this.trace(`ignored ${MessageType[m.type]} from ${m.from.toString(16)}: lease`);
+          this.#trace(`ignored ${MessageType[m.type]} from ${m.from.toString(16)}: lease`);
           return false;
         }
       }
@@ -567,7 +570,7 @@ export class Raft {
       }
     } else if (m.term < this.term) {
       if (
-        (this.checkQuorum || this.preVote) &&
+        (this.#checkQuorum || this.#preVote) &&
         (m.type === MessageType.Heartbeat || m.type === MessageType.App)
       ) {
         // A stale leader (e.g. after a partition) learns the new term from this and steps down;
@@ -587,50 +590,52 @@ export class Raft {
         return false;
       case MessageType.Vote:
       case MessageType.PreVote:
-        this.handleVoteRequest(m);
+        this.#handleVoteRequest(m);
         return false;
     }
     switch (this.state) {
       case StateType.Leader:
-        return this.stepLeader(m);
+        return this.#stepLeader(m);
       case StateType.Candidate:
       case StateType.PreCandidate:
-        return this.stepCandidate(m);
+        return this.#stepCandidate(m);
       default:
-        return this.stepFollower(m);
+        return this.#stepFollower(m);
     }
   }
 
-  private stepLeader(m: Message): boolean {
+  #stepLeader(m: Message): boolean {
     switch (m.type) {
       case MessageType.Beat:
-        this.bcastHeartbeat();
+        this.#bcastHeartbeat();
         return false;
       case MessageType.CheckQuorum:
-        if (!this.quorumActive()) {
-          this.trace("stepped down: no quorum heard within an election timeout");
+        if (!this.#quorumActive()) {
+          this.#trace("stepped down: no quorum heard within an election timeout");
           this.becomeFollower(this.term, none);
         }
         return false;
       case MessageType.Prop:
-        return this.leaderPropose(m);
+        return this.#leaderPropose(m);
       case MessageType.ReadIndex:
-        if (!this.committedEntryInCurrentTerm()) {
+        if (!this.#committedEntryInCurrentTerm()) {
           // Our commit index may be behind the previous leader's until our no-op commits.
-          if (this.pendingReadIndex.length < MAX_PENDING_READ_INDEX) this.pendingReadIndex.push(m);
+          if (this.#pendingReadIndex.length < MAX_PENDING_READ_INDEX) {
+            this.#pendingReadIndex.push(m);
+          }
           return false;
         }
-        this.serveReadIndex(m);
+        this.#serveReadIndex(m);
         return false;
     }
     const pr = this.prs.get(m.from);
     if (pr === undefined) return false;
     switch (m.type) {
       case MessageType.AppResp:
-        this.handleAppendResponse(m, pr);
+        this.#handleAppendResponse(m, pr);
         break;
       case MessageType.HeartbeatResp:
-        this.handleHeartbeatResponse(m, pr);
+        this.#handleHeartbeatResponse(m, pr);
         break;
       case MessageType.SnapStatus:
         if (pr.state !== ProgressState.Snapshot) break;
@@ -643,13 +648,13 @@ export class Raft {
         if (pr.state === ProgressState.Replicate) pr.becomeProbe();
         break;
       case MessageType.TransferLeader:
-        this.handleTransferLeader(m.from, pr);
+        this.#handleTransferLeader(m.from, pr);
         break;
     }
     return false;
   }
 
-  private leaderPropose(m: Message): boolean {
+  #leaderPropose(m: Message): boolean {
     raftAssert(m.entries.length > 0, "stepped empty MsgProp");
     if (!this.prs.has(this.id)) return true;
     if (this.leadTransferee !== none) return true;
@@ -663,7 +668,7 @@ export class Raft {
       if (type === EntryType.ConfChange) {
         if (this.pendingConfIndex > this.log.applied) {
           // Like etcd: keep the slot (the proposer waits on it) but make it a no-op.
-          this.trace("a conf change is already pending; proposing an empty entry instead");
+          this.#trace("a conf change is already pending; proposing an empty entry instead");
           type = EntryType.Normal;
           data = EMPTY;
         } else {
@@ -675,14 +680,14 @@ export class Raft {
     this.appendEntries(out);
     // Sent when the node next asks for a Ready, so proposals batched between two Readies go out
     // as one append per follower instead of one each.
-    this.appendsPending = true;
+    this.#appendsPending = true;
     return false;
   }
 
   /** Sends the appends deferred by proposals (called by RawNode before building a Ready). */
   flushProposals(): void {
-    if (!this.appendsPending) return;
-    this.appendsPending = false;
+    if (!this.#appendsPending) return;
+    this.#appendsPending = false;
     if (this.state !== StateType.Leader) return;
     for (const id of this.prs.keys()) {
       if (id === this.id) continue;
@@ -693,7 +698,7 @@ export class Raft {
     }
   }
 
-  private stepCandidate(m: Message): boolean {
+  #stepCandidate(m: Message): boolean {
     const respType = this.state === StateType.PreCandidate
       ? MessageType.PreVoteResp
       : MessageType.VoteResp;
@@ -702,22 +707,22 @@ export class Raft {
         return true;
       case MessageType.App:
         this.becomeFollower(m.term, m.from);
-        this.handleAppend(m);
+        this.#handleAppend(m);
         return false;
       case MessageType.Heartbeat:
         this.becomeFollower(m.term, m.from);
-        this.handleHeartbeat(m);
+        this.#handleHeartbeat(m);
         return false;
       case MessageType.Snap:
         this.becomeFollower(m.term, m.from);
-        this.handleSnapshot(m);
+        this.#handleSnapshot(m);
         return false;
       case respType: {
-        const r = this.poll(m.from, m.type, !m.reject);
+        const r = this.#poll(m.from, m.type, !m.reject);
         if (r === POLL_WON) {
-          if (this.state === StateType.PreCandidate) this.campaign(false, false);
+          if (this.state === StateType.PreCandidate) this.#campaign(false, false);
           else {
-            this.becomeLeader();
+            this.#becomeLeader();
             this.bcastAppend();
           }
         } else if (r === POLL_LOST) {
@@ -729,7 +734,7 @@ export class Raft {
     return false;
   }
 
-  private stepFollower(m: Message): boolean {
+  #stepFollower(m: Message): boolean {
     switch (m.type) {
       case MessageType.Prop: {
         if (this.lead === none) return true;
@@ -739,19 +744,19 @@ export class Raft {
         return false;
       }
       case MessageType.App:
-        this.electionElapsed = 0;
+        this.#electionElapsed = 0;
         this.lead = m.from;
-        this.handleAppend(m);
+        this.#handleAppend(m);
         return false;
       case MessageType.Heartbeat:
-        this.electionElapsed = 0;
+        this.#electionElapsed = 0;
         this.lead = m.from;
-        this.handleHeartbeat(m);
+        this.#handleHeartbeat(m);
         return false;
       case MessageType.Snap:
-        this.electionElapsed = 0;
+        this.#electionElapsed = 0;
         this.lead = m.from;
-        this.handleSnapshot(m);
+        this.#handleSnapshot(m);
         return false;
       case MessageType.TransferLeader: {
         if (this.lead === none) return false;
@@ -761,13 +766,13 @@ export class Raft {
       }
       case MessageType.TimeoutNow:
         if (this.promotable()) {
-          this.trace("received TimeoutNow; campaigning for leader transfer");
-          this.campaign(false, true);
+          this.#trace("received TimeoutNow; campaigning for leader transfer");
+          this.#campaign(false, true);
         }
         return false;
       case MessageType.ReadIndex: {
         if (this.lead === none) {
-          this.trace("no leader; dropping read index request");
+          this.#trace("no leader; dropping read index request");
           return false;
         }
         const f = newMessage(MessageType.ReadIndex, this.lead, this.id, 0);
@@ -785,7 +790,7 @@ export class Raft {
   // -------------------------------------------------------------------------------------------
   // Follower handlers
 
-  private handleAppend(m: Message): void {
+  #handleAppend(m: Message): void {
     if (m.index < this.log.committed) {
       const r = newMessage(MessageType.AppResp, m.from, this.id, this.term);
       r.index = this.log.committed;
@@ -809,17 +814,17 @@ export class Raft {
     this.msgs.push(r);
   }
 
-  private handleHeartbeat(m: Message): void {
+  #handleHeartbeat(m: Message): void {
     this.log.commitTo(m.commit);
     const r = newMessage(MessageType.HeartbeatResp, m.from, this.id, this.term);
     r.context = m.context;
     this.msgs.push(r);
   }
 
-  private handleSnapshot(m: Message): void {
+  #handleSnapshot(m: Message): void {
     if (m.snapshot === null) return;
     const r = newMessage(MessageType.AppResp, m.from, this.id, this.term);
-    if (this.restore(m.snapshot)) {
+    if (this.#restore(m.snapshot)) {
       r.index = this.log.lastIndex();
     } else {
       r.index = this.log.committed;
@@ -828,7 +833,7 @@ export class Raft {
   }
 
   /** Installs a leader's snapshot unless we already have what it covers. */
-  private restore(s: Snapshot): boolean {
+  #restore(s: Snapshot): boolean {
     const md = s.metadata;
     if (md.index <= this.log.committed) return false;
     if (this.log.matchTerm(md.index, md.term)) {
@@ -836,18 +841,18 @@ export class Raft {
       this.log.commitTo(md.index);
       return false;
     }
-    this.trace(`restoring snapshot at index ${md.index} term ${md.term}`);
+    this.#trace(`restoring snapshot at index ${md.index} term ${md.term}`);
     this.log.restore(s);
     this.prs.clear();
-    for (const id of md.confState.voters) this.setProgress(id, false);
-    for (const id of md.confState.learners) this.setProgress(id, true);
+    for (const id of md.confState.voters) this.#setProgress(id, false);
+    for (const id of md.confState.learners) this.#setProgress(id, true);
     return true;
   }
 
   // -------------------------------------------------------------------------------------------
   // Leader handlers
 
-  private handleAppendResponse(m: Message, pr: Progress): void {
+  #handleAppendResponse(m: Message, pr: Progress): void {
     pr.recentActive = true;
     if (m.reject) {
       let hint = m.rejectHint;
@@ -882,30 +887,30 @@ export class Raft {
       // keep sending
     }
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
-      this.sendTimeoutNow(m.from);
+      this.#sendTimeoutNow(m.from);
     }
   }
 
-  private handleHeartbeatResponse(m: Message, pr: Progress): void {
+  #handleHeartbeatResponse(m: Message, pr: Progress): void {
     pr.recentActive = true;
     pr.probeSent = false;
     if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
     if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, true);
     if (m.context.length === 0) return;
-    const acks = this.readOnly.recvAck(m.from, m.context);
+    const acks = this.#readOnly.recvAck(m.from, m.context);
     if (acks === null) return;
     let n = 0;
     for (const id of acks) {
       const p = this.prs.get(id);
       if (p !== undefined && !p.isLearner) n++;
     }
-    if (n < this.quorum()) return;
-    for (const rs of this.readOnly.advance(m.context)) this.respondReadIndex(rs.req, rs.index);
+    if (n < this.#quorum()) return;
+    for (const rs of this.#readOnly.advance(m.context)) this.#respondReadIndex(rs.req, rs.index);
   }
 
-  private handleTransferLeader(transferee: NodeId, pr: Progress): void {
+  #handleTransferLeader(transferee: NodeId, pr: Progress): void {
     if (pr.isLearner) {
-      this.trace("ignored transfer of leadership to a learner");
+      this.#trace("ignored transfer of leadership to a learner");
       return;
     }
     if (this.leadTransferee !== none) {
@@ -913,13 +918,13 @@ export class Raft {
       this.abortLeaderTransfer();
     }
     if (transferee === this.id) return;
-    this.electionElapsed = 0;
+    this.#electionElapsed = 0;
     this.leadTransferee = transferee;
-    if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(transferee);
+    if (pr.match === this.log.lastIndex()) this.#sendTimeoutNow(transferee);
     else this.sendAppend(transferee, true);
   }
 
-  private sendTimeoutNow(to: NodeId): void {
+  #sendTimeoutNow(to: NodeId): void {
     this.msgs.push(newMessage(MessageType.TimeoutNow, to, this.id, this.term));
   }
 
@@ -927,7 +932,7 @@ export class Raft {
     this.leadTransferee = none;
   }
 
-  private quorumActive(): boolean {
+  #quorumActive(): boolean {
     let active = 0;
     for (const [id, pr] of this.prs) {
       if (id === this.id) {
@@ -937,25 +942,25 @@ export class Raft {
       if (pr.recentActive && !pr.isLearner) active++;
       pr.recentActive = false;
     }
-    return active >= this.quorum();
+    return active >= this.#quorum();
   }
 
-  private committedEntryInCurrentTerm(): boolean {
+  #committedEntryInCurrentTerm(): boolean {
     return this.log.term(this.log.committed) === this.term;
   }
 
-  private serveReadIndex(m: Message): void {
+  #serveReadIndex(m: Message): void {
     const self = this.prs.get(this.id);
-    if (this.voterCount() === 1 && self !== undefined && !self.isLearner) {
-      this.respondReadIndex(m, this.log.committed);
+    if (this.#voterCount() === 1 && self !== undefined && !self.isLearner) {
+      this.#respondReadIndex(m, this.log.committed);
       return;
     }
-    this.readOnly.add(this.log.committed, m);
-    this.readOnly.recvAck(this.id, m.context);
-    this.bcastHeartbeat();
+    this.#readOnly.add(this.log.committed, m);
+    this.#readOnly.recvAck(this.id, m.context);
+    this.#bcastHeartbeat();
   }
 
-  private respondReadIndex(req: Message, index: number): void {
+  #respondReadIndex(req: Message, index: number): void {
     if (req.from === none || req.from === this.id) {
       this.readStates.push({ index, requestCtx: req.context });
       return;
@@ -968,7 +973,7 @@ export class Raft {
 
   /** Leader: advances commit to what a quorum of voters has (current-term entries only). */
   maybeCommit(): boolean {
-    const scratch = this.matchScratch;
+    const scratch = this.#matchScratch;
     let n = 0;
     for (const pr of this.prs.values()) {
       if (pr.isLearner) continue;
@@ -984,10 +989,10 @@ export class Raft {
     if (n === 0) return false;
     const mci = scratch[n >> 1];
     if (!this.log.maybeCommit(mci, this.term)) return false;
-    if (this.pendingReadIndex.length > 0 && this.committedEntryInCurrentTerm()) {
-      const pending = this.pendingReadIndex;
-      this.pendingReadIndex = [];
-      for (const m of pending) this.serveReadIndex(m);
+    if (this.#pendingReadIndex.length > 0 && this.#committedEntryInCurrentTerm()) {
+      const pending = this.#pendingReadIndex;
+      this.#pendingReadIndex = [];
+      for (const m of pending) this.#serveReadIndex(m);
     }
     return true;
   }
@@ -1020,8 +1025,8 @@ export class Raft {
     for (const id of this.prs.keys()) if (id !== this.id) this.sendAppend(id, true);
   }
 
-  private bcastHeartbeat(): void {
-    const ctx = this.readOnly.lastPendingCtx();
+  #bcastHeartbeat(): void {
+    const ctx = this.#readOnly.lastPendingCtx();
     for (const [id, pr] of this.prs) {
       if (id === this.id) continue;
       const m = newMessage(MessageType.Heartbeat, id, this.id, this.term);
@@ -1038,9 +1043,9 @@ export class Raft {
   sendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
     const pr = this.prs.get(to);
     if (pr === undefined || pr.isPaused()) return false;
-    if (pr.next < this.log.firstIndex()) return this.sendSnapshot(to, pr);
+    if (pr.next < this.log.firstIndex()) return this.#sendSnapshot(to, pr);
     const prevIndex = pr.next - 1;
-    const ents = this.log.entriesFrom(pr.next, this.maxSizePerMsg);
+    const ents = this.log.entriesFrom(pr.next, this.#maxSizePerMsg);
     if (ents.length === 0 && !sendIfEmpty) return false;
     const m = newMessage(MessageType.App, to, this.id, this.term);
     m.index = prevIndex;
@@ -1060,7 +1065,7 @@ export class Raft {
     return true;
   }
 
-  private sendSnapshot(to: NodeId, pr: Progress): boolean {
+  #sendSnapshot(to: NodeId, pr: Progress): boolean {
     if (!pr.recentActive) return false;
     let snap: Snapshot;
     try {
@@ -1074,7 +1079,7 @@ export class Raft {
     const m = newMessage(MessageType.Snap, to, this.id, this.term);
     m.snapshot = snap;
     this.msgs.push(m);
-    this.trace(`sent snapshot at ${snap.metadata.index} to ${to.toString(16)}`);
+    this.#trace(`sent snapshot at ${snap.metadata.index} to ${to.toString(16)}`);
     return true;
   }
 

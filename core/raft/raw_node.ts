@@ -32,15 +32,15 @@ const MAX_COMMITTED_BYTES_PER_READY = 16 * 1024 * 1024;
 
 /** Drives one Raft member; see the module comment for the loop the caller runs. */
 export class RawNode {
-  private readonly raft: Raft;
-  private prevSoftState: SoftState;
-  private prevHardState: HardState;
+  readonly #raft: Raft;
+  #prevSoftState: SoftState;
+  #prevHardState: HardState;
 
   /** Restores term, vote, commit and membership from `config.storage.initialState()`. */
   constructor(config: RaftConfig) {
-    this.raft = new Raft(config);
-    this.prevSoftState = this.raft.softState();
-    this.prevHardState = config.storage.initialState().hardState;
+    this.#raft = new Raft(config);
+    this.#prevSoftState = this.#raft.softState();
+    this.#prevHardState = config.storage.initialState().hardState;
   }
 
   /**
@@ -49,17 +49,17 @@ export class RawNode {
    * the next Ready both to persist and to apply; applying them again is a no-op.
    */
   bootstrap(peers: { id: NodeId; context: Uint8Array }[]): void {
-    this.raft.bootstrap(peers);
+    this.#raft.bootstrap(peers);
   }
 
   /** Advances logical time by one tick (election and heartbeat timers). */
   tick(): void {
-    this.raft.tick();
+    this.#raft.tick();
   }
 
   /** Starts an election now (MsgHup); a single-voter cluster becomes leader at once. */
   campaign(): void {
-    this.raft.step(newMessage(MessageType.Hup, none, this.raft.id, 0));
+    this.#raft.step(newMessage(MessageType.Hup, none, this.#raft.id, 0));
   }
 
   /**
@@ -68,7 +68,7 @@ export class RawNode {
    * this member was removed); the caller fails the request instead of waiting for a timeout.
    */
   propose(data: Uint8Array): void {
-    this.proposeEntry(EntryType.Normal, data);
+    this.#proposeEntry(EntryType.Normal, data);
   }
 
   /**
@@ -78,22 +78,22 @@ export class RawNode {
    * follower's caller sees it never take effect.
    */
   proposeConfChange(cc: ConfChange): void {
-    const r = this.raft;
+    const r = this.#raft;
     if (r.state === StateType.Leader && r.pendingConfIndex > r.log.applied) {
       throw new ProposalDroppedError();
     }
-    this.proposeEntry(EntryType.ConfChange, encodeConfChange(cc));
+    this.#proposeEntry(EntryType.ConfChange, encodeConfChange(cc));
   }
 
-  private proposeEntry(type: EntryType, data: Uint8Array): void {
-    const m = newMessage(MessageType.Prop, none, this.raft.id, 0);
+  #proposeEntry(type: EntryType, data: Uint8Array): void {
+    const m = newMessage(MessageType.Prop, none, this.#raft.id, 0);
     m.entries = [{ term: 0, index: 0, type, data }];
-    if (this.raft.step(m)) throw new ProposalDroppedError();
+    if (this.#raft.step(m)) throw new ProposalDroppedError();
   }
 
   /** Applies a committed ConfChange entry's change; returns the membership after it. */
   applyConfChange(cc: ConfChange): ConfState {
-    return this.raft.applyConfChange(cc);
+    return this.#raft.applyConfChange(cc);
   }
 
   /**
@@ -101,8 +101,8 @@ export class RawNode {
    * the configuration are ignored (a removed member's late answers must not count).
    */
   step(m: Message): void {
-    if (!this.raft.acceptsFromNetwork(m)) return;
-    this.raft.step(m);
+    if (!this.#raft.acceptsFromNetwork(m)) return;
+    this.#raft.step(m);
   }
 
   /**
@@ -112,40 +112,40 @@ export class RawNode {
    * holds requests until it has committed an entry in its term.
    */
   readIndex(ctx: Uint8Array): void {
-    const m = newMessage(MessageType.ReadIndex, none, this.raft.id, 0);
+    const m = newMessage(MessageType.ReadIndex, none, this.#raft.id, 0);
     m.context = ctx;
-    this.raft.step(m);
+    this.#raft.step(m);
   }
 
   /** Asks the leader to hand leadership to `to` (forwarded when called on a follower). */
   transferLeader(to: NodeId): void {
-    this.raft.step(newMessage(MessageType.TransferLeader, none, to, 0));
+    this.#raft.step(newMessage(MessageType.TransferLeader, none, to, 0));
   }
 
   /** Forget the leader and its lease (see Raft.forgetLeader); a no-op unless a follower. */
   forgetLeader(): void {
-    this.raft.forgetLeader();
+    this.#raft.forgetLeader();
   }
 
   /** The transport failed to reach `id`: stop pipelining to it until it answers again. */
   reportUnreachable(id: NodeId): void {
-    this.raft.step(newMessage(MessageType.Unreachable, none, id, 0));
+    this.#raft.step(newMessage(MessageType.Unreachable, none, id, 0));
   }
 
   /** Outcome of sending a snapshot to `id`; the leader resumes probing either way. */
   reportSnapshot(id: NodeId, ok: boolean): void {
     const m = newMessage(MessageType.SnapStatus, none, id, 0);
     m.reject = !ok;
-    this.raft.step(m);
+    this.#raft.step(m);
   }
 
   /** Whether ready() has anything for the node to do. */
   hasReady(): boolean {
-    const r = this.raft;
+    const r = this.#raft;
     r.flushProposals();
-    const ss = this.prevSoftState;
+    const ss = this.#prevSoftState;
     if (r.lead !== ss.lead || r.state !== ss.state) return true;
-    const hs = this.prevHardState;
+    const hs = this.#prevHardState;
     if (r.term !== hs.term || r.vote !== hs.vote || r.log.committed !== hs.commit) return true;
     if (r.log.unstable.snapshot !== null) return true;
     if (r.log.unstable.entries.length > 0) return true;
@@ -158,14 +158,14 @@ export class RawNode {
    * over now; entries, hard state and committed entries are acknowledged by advance(ready).
    */
   ready(): Ready {
-    const r = this.raft;
+    const r = this.#raft;
     r.flushProposals();
     let softState: SoftState | null = null;
-    if (r.lead !== this.prevSoftState.lead || r.state !== this.prevSoftState.state) {
+    if (r.lead !== this.#prevSoftState.lead || r.state !== this.#prevSoftState.state) {
       softState = r.softState();
-      this.prevSoftState = softState;
+      this.#prevSoftState = softState;
     }
-    const phs = this.prevHardState;
+    const phs = this.#prevHardState;
     let hardState: HardState | null = null;
     if (r.term !== phs.term || r.vote !== phs.vote || r.log.committed !== phs.commit) {
       hardState = r.hardState();
@@ -199,8 +199,8 @@ export class RawNode {
    * and its committed entries applied. Only now does a leader count its new entries toward commit.
    */
   advance(rd: Ready): void {
-    const r = this.raft;
-    if (rd.hardState !== null) this.prevHardState = rd.hardState;
+    const r = this.#raft;
+    if (rd.hardState !== null) this.#prevHardState = rd.hardState;
     if (rd.snapshot !== null) {
       r.log.stableSnapTo(rd.snapshot.metadata.index);
       if (r.log.applied < rd.snapshot.metadata.index) r.log.applied = rd.snapshot.metadata.index;
@@ -217,7 +217,7 @@ export class RawNode {
 
   /** Role, term, commit/apply positions and (on the leader) every member's progress. */
   status(): RaftStatus {
-    const r = this.raft;
+    const r = this.#raft;
     const progress = new Map<NodeId, { match: number; next: number; isLearner: boolean }>();
     if (r.state === StateType.Leader) {
       const ids = [...r.prs.keys()].sort(compareIds);

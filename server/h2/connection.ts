@@ -108,8 +108,10 @@ export class H2Stream {
   /** @internal `write` returned false; call `ondrain` when writable again. */
   needDrain = false;
 
+  readonly #conn: H2Connection;
+
   constructor(
-    private readonly conn: H2Connection,
+    conn: H2Connection,
     /** The stream identifier (odd: client-initiated). */
     readonly id: number,
     /** Request headers, names lower case; repeated names joined with ", ". */
@@ -117,6 +119,7 @@ export class H2Stream {
     sendWindow: number,
     recvWindow: number,
   ) {
+    this.#conn = conn;
     this.sendWindow = sendWindow;
     this.recvWindow = recvWindow;
   }
@@ -125,8 +128,8 @@ export class H2Stream {
   respond(block: Uint8Array, endStream = false): void {
     if (this.closed || this.headersSent) return;
     this.headersSent = true;
-    this.conn.emitHeaders(this.id, block, endStream);
-    if (endStream) this.conn.localEnd(this);
+    this.#conn.emitHeaders(this.id, block, endStream);
+    if (endStream) this.#conn.localEnd(this);
   }
 
   /**
@@ -135,7 +138,7 @@ export class H2Stream {
    */
   write(data: Uint8Array): boolean {
     if (this.closed || this.localEnded || !this.headersSent) return false;
-    return this.conn.writeData(this, data);
+    return this.#conn.writeData(this, data);
   }
 
   /** Ends the response: trailers (an HPACK block) if given, else an empty END_STREAM DATA. */
@@ -151,18 +154,18 @@ export class H2Stream {
       this.pendingTrailers = trailers ?? null;
       return;
     }
-    this.conn.finish(this, trailers ?? null);
+    this.#conn.finish(this, trailers ?? null);
   }
 
   /** Abandons the stream with RST_STREAM. */
   reset(code: number = ErrorCode.CANCEL): void {
     if (this.closed) return;
-    this.conn.resetStream(this, code);
+    this.#conn.resetStream(this, code);
   }
 
   /** Tells the connection that `n` request bytes are no longer held (streaming readers). */
   consumed(n: number): void {
-    this.conn.release(this, Math.min(n, this.held));
+    this.#conn.release(this, Math.min(n, this.held));
   }
 }
 
@@ -171,78 +174,83 @@ export class H2Stream {
  * when the socket is handed over; it sends our SETTINGS at once.
  */
 export class H2Connection {
-  private readonly decoder: HpackDecoder;
-  private readonly streams = new Map<number, H2Stream>();
-  private readonly maxConcurrentStreams: number;
-  private readonly maxHeaderListBytes: number;
-  private readonly streamWindow: number;
-  private readonly connectionWindow: number;
-  private readonly maxOutputBytes: number;
-  private readonly maxHeldInputBytes: number;
-  private lastStreamId = 0;
-  private prefaceSeen = false;
-  private settingsSeen = false;
-  private leftover: Uint8Array | null = null;
+  readonly #decoder: HpackDecoder;
+  readonly #streams = new Map<number, H2Stream>();
+  readonly #maxConcurrentStreams: number;
+  readonly #maxHeaderListBytes: number;
+  readonly #streamWindow: number;
+  readonly #connectionWindow: number;
+  readonly #maxOutputBytes: number;
+  readonly #maxHeldInputBytes: number;
+  #lastStreamId = 0;
+  #prefaceSeen = false;
+  #settingsSeen = false;
+  #leftover: Uint8Array | null = null;
   // Header block being continued (CONTINUATION frames).
-  private contStreamId = 0;
-  private contEndStream = false;
-  private contParts: Uint8Array[] = [];
-  private contBytes = 0;
+  #contStreamId = 0;
+  #contEndStream = false;
+  #contParts: Uint8Array[] = [];
+  #contBytes = 0;
   // Peer settings and windows.
-  private peerInitialWindow = DEFAULT_WINDOW_SIZE;
-  private peerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
-  private sendWindow = DEFAULT_WINDOW_SIZE;
-  private recvWindow: number;
-  private recvUnacked = 0;
-  private held = 0;
+  #peerInitialWindow = DEFAULT_WINDOW_SIZE;
+  #peerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
+  #sendWindow = DEFAULT_WINDOW_SIZE;
+  #recvWindow: number;
+  #recvUnacked = 0;
+  #held = 0;
   // Output.
-  private staging = new Uint8Array(64 * 1024);
-  private stagingLength = 0;
-  private flushScheduled = false;
-  private queuedBytes = 0;
-  private readonly blocked = new Set<H2Stream>();
-  private readonly drainWaiters = new Set<H2Stream>();
-  private goawaySent = false;
-  private goawayReceived = false;
-  private ending = false;
+  #staging = new Uint8Array(64 * 1024);
+  #stagingLength = 0;
+  #flushScheduled = false;
+  #queuedBytes = 0;
+  readonly #blocked = new Set<H2Stream>();
+  readonly #drainWaiters = new Set<H2Stream>();
+  #goawaySent = false;
+  #goawayReceived = false;
+  #ending = false;
   /** Whether the connection is finished (error, close, or shut down with no streams left). */
   closed = false;
 
-  constructor(private readonly socket: net.Socket, private readonly options: H2Options) {
-    this.maxConcurrentStreams = options.maxConcurrentStreams ?? 1000;
-    this.maxHeaderListBytes = options.maxHeaderListBytes ?? 256 * 1024;
-    this.streamWindow = options.streamWindowBytes ?? 4 * 1024 * 1024;
-    this.connectionWindow = options.connectionWindowBytes ?? 16 * 1024 * 1024;
-    this.maxOutputBytes = options.maxOutputBytes ?? 64 * 1024 * 1024;
-    this.maxHeldInputBytes = options.maxHeldInputBytes ?? 64 * 1024 * 1024;
-    this.recvWindow = this.connectionWindow;
-    this.decoder = new HpackDecoder(4096, this.maxHeaderListBytes);
-    socket.on("data", (chunk: Uint8Array) => this.onSocketData(chunk));
-    socket.on("close", () => this.onSocketGone());
+  readonly #socket: net.Socket;
+  readonly #options: H2Options;
+
+  constructor(socket: net.Socket, options: H2Options) {
+    this.#socket = socket;
+    this.#options = options;
+    this.#maxConcurrentStreams = options.maxConcurrentStreams ?? 1000;
+    this.#maxHeaderListBytes = options.maxHeaderListBytes ?? 256 * 1024;
+    this.#streamWindow = options.streamWindowBytes ?? 4 * 1024 * 1024;
+    this.#connectionWindow = options.connectionWindowBytes ?? 16 * 1024 * 1024;
+    this.#maxOutputBytes = options.maxOutputBytes ?? 64 * 1024 * 1024;
+    this.#maxHeldInputBytes = options.maxHeldInputBytes ?? 64 * 1024 * 1024;
+    this.#recvWindow = this.#connectionWindow;
+    this.#decoder = new HpackDecoder(4096, this.#maxHeaderListBytes);
+    socket.on("data", (chunk: Uint8Array) => this.#onSocketData(chunk));
+    socket.on("close", () => this.#onSocketGone());
     socket.on("error", () => {
-      this.onSocketGone();
+      this.#onSocketGone();
       socket.destroy();
     });
-    socket.on("drain", () => this.onSocketDrain());
-    this.emit(
+    socket.on("drain", () => this.#onSocketDrain());
+    this.#emit(
       FrameType.SETTINGS,
       0,
       0,
       encodeSettings([
-        [Setting.MAX_CONCURRENT_STREAMS, this.maxConcurrentStreams],
-        [Setting.INITIAL_WINDOW_SIZE, this.streamWindow],
+        [Setting.MAX_CONCURRENT_STREAMS, this.#maxConcurrentStreams],
+        [Setting.INITIAL_WINDOW_SIZE, this.#streamWindow],
         [Setting.MAX_FRAME_SIZE, DEFAULT_MAX_FRAME_SIZE],
-        [Setting.MAX_HEADER_LIST_SIZE, this.maxHeaderListBytes],
+        [Setting.MAX_HEADER_LIST_SIZE, this.#maxHeaderListBytes],
       ]),
     );
-    if (this.connectionWindow > DEFAULT_WINDOW_SIZE) {
-      this.emitWindowUpdate(0, this.connectionWindow - DEFAULT_WINDOW_SIZE);
+    if (this.#connectionWindow > DEFAULT_WINDOW_SIZE) {
+      this.#emitWindowUpdate(0, this.#connectionWindow - DEFAULT_WINDOW_SIZE);
     }
   }
 
   /** Open streams (for tests and diagnostics). */
   get streamCount(): number {
-    return this.streams.size;
+    return this.#streams.size;
   }
 
   /**
@@ -250,44 +258,44 @@ export class H2Connection {
    * the streams in flight are done.
    */
   shutdown(): void {
-    if (this.closed || this.goawaySent) return;
-    this.sendGoaway(ErrorCode.NO_ERROR);
-    this.flush();
-    if (this.streams.size === 0) this.endSocket();
+    if (this.closed || this.#goawaySent) return;
+    this.#sendGoaway(ErrorCode.NO_ERROR);
+    this.#flush();
+    if (this.#streams.size === 0) this.#endSocket();
   }
 
   // -------------------------------------------------------------------------------------------
   // Input
 
-  private onSocketData(chunk: Uint8Array): void {
+  #onSocketData(chunk: Uint8Array): void {
     if (this.closed) return;
     try {
-      this.receive(chunk);
+      this.#receive(chunk);
     } catch (e) {
-      if (e instanceof ConnectionError) this.fail(e.code);
-      else this.fail(ErrorCode.INTERNAL_ERROR);
+      if (e instanceof ConnectionError) this.#fail(e.code);
+      else this.#fail(ErrorCode.INTERNAL_ERROR);
     }
   }
 
-  private receive(chunk: Uint8Array): void {
+  #receive(chunk: Uint8Array): void {
     let buf = chunk;
-    if (this.leftover !== null) {
-      buf = new Uint8Array(this.leftover.length + chunk.length);
-      buf.set(this.leftover);
-      buf.set(chunk, this.leftover.length);
-      this.leftover = null;
+    if (this.#leftover !== null) {
+      buf = new Uint8Array(this.#leftover.length + chunk.length);
+      buf.set(this.#leftover);
+      buf.set(chunk, this.#leftover.length);
+      this.#leftover = null;
     }
     let pos = 0;
-    if (!this.prefaceSeen) {
+    if (!this.#prefaceSeen) {
       const n = Math.min(buf.length, CLIENT_PREFACE.length);
       for (let i = 0; i < n; i++) {
         if (buf[i] !== CLIENT_PREFACE[i]) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "");
       }
       if (buf.length < CLIENT_PREFACE.length) {
-        this.leftover = buf.slice();
+        this.#leftover = buf.slice();
         return;
       }
-      this.prefaceSeen = true;
+      this.#prefaceSeen = true;
       pos = CLIENT_PREFACE.length;
     }
     while (!this.closed && buf.length - pos >= FRAME_HEADER_LENGTH) {
@@ -300,73 +308,73 @@ export class H2Connection {
       const type = buf[pos + 3];
       const flags = buf[pos + 4];
       const streamId = readUint31(buf, pos + 5);
-      if (!this.settingsSeen) {
+      if (!this.#settingsSeen) {
         // The preface ends with a SETTINGS frame (RFC 9113 §3.4); anything else is not HTTP/2.
         if (type !== FrameType.SETTINGS || (flags & Flag.ACK) !== 0) {
           throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "preface without SETTINGS");
         }
-        this.settingsSeen = true;
+        this.#settingsSeen = true;
       }
-      this.onFrame(type, flags, streamId, buf.subarray(pos + FRAME_HEADER_LENGTH, end));
+      this.#onFrame(type, flags, streamId, buf.subarray(pos + FRAME_HEADER_LENGTH, end));
       pos = end;
     }
-    if (!this.closed && pos < buf.length) this.leftover = buf.slice(pos);
-    this.flushSoon();
+    if (!this.closed && pos < buf.length) this.#leftover = buf.slice(pos);
+    this.#flushSoon();
   }
 
-  private onFrame(type: number, flags: number, id: number, payload: Uint8Array): void {
-    if (this.contStreamId !== 0 && type !== FrameType.CONTINUATION) {
+  #onFrame(type: number, flags: number, id: number, payload: Uint8Array): void {
+    if (this.#contStreamId !== 0 && type !== FrameType.CONTINUATION) {
       throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "expected CONTINUATION");
     }
     switch (type) {
       case FrameType.DATA:
-        return this.onData(flags, id, payload);
+        return this.#onData(flags, id, payload);
       case FrameType.HEADERS:
-        return this.onHeaders(flags, id, payload);
+        return this.#onHeaders(flags, id, payload);
       case FrameType.PRIORITY:
         if (id === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "PRIORITY on 0");
-        if (payload.length !== 5) this.emitRst(id, ErrorCode.FRAME_SIZE_ERROR);
+        if (payload.length !== 5) this.#emitRst(id, ErrorCode.FRAME_SIZE_ERROR);
         return;
       case FrameType.RST_STREAM:
-        return this.onRstStream(id, payload);
+        return this.#onRstStream(id, payload);
       case FrameType.SETTINGS:
-        return this.onSettings(flags, id, payload);
+        return this.#onSettings(flags, id, payload);
       case FrameType.PUSH_PROMISE:
         throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "PUSH_PROMISE from a client");
       case FrameType.PING:
         if (id !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "PING on a stream");
         if (payload.length !== 8) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "PING");
-        if ((flags & Flag.ACK) === 0) this.emit(FrameType.PING, Flag.ACK, 0, payload);
+        if ((flags & Flag.ACK) === 0) this.#emit(FrameType.PING, Flag.ACK, 0, payload);
         return;
       case FrameType.GOAWAY:
         if (id !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "GOAWAY on a stream");
         if (payload.length < 8) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "GOAWAY");
-        this.goawayReceived = true;
-        if (this.streams.size === 0) this.endSocket();
+        this.#goawayReceived = true;
+        if (this.#streams.size === 0) this.#endSocket();
         return;
       case FrameType.WINDOW_UPDATE:
-        return this.onWindowUpdate(id, payload);
+        return this.#onWindowUpdate(id, payload);
       case FrameType.CONTINUATION:
-        return this.onContinuation(flags, id, payload);
+        return this.#onContinuation(flags, id, payload);
       default:
         return; // Unknown frame types are ignored (RFC 9113 §4.1).
     }
   }
 
-  private onData(flags: number, id: number, payload: Uint8Array): void {
+  #onData(flags: number, id: number, payload: Uint8Array): void {
     if (id === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "DATA on stream 0");
-    if (id > this.lastStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "idle");
+    if (id > this.#lastStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "idle");
     const length = payload.length;
-    if (length > this.recvWindow) {
+    if (length > this.#recvWindow) {
       throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "connection window exceeded");
     }
     // Connection-level window: everything received counts, even for streams already closed.
-    this.recvWindow -= length;
-    this.recvUnacked += length;
-    if (this.recvUnacked >= this.connectionWindow >>> 1) {
-      this.emitWindowUpdate(0, this.recvUnacked);
-      this.recvWindow += this.recvUnacked;
-      this.recvUnacked = 0;
+    this.#recvWindow -= length;
+    this.#recvUnacked += length;
+    if (this.#recvUnacked >= this.#connectionWindow >>> 1) {
+      this.#emitWindowUpdate(0, this.#recvUnacked);
+      this.#recvWindow += this.#recvUnacked;
+      this.#recvUnacked = 0;
     }
     let data = payload;
     if (flags & Flag.PADDED) {
@@ -375,22 +383,22 @@ export class H2Connection {
       }
       data = payload.subarray(1, length - payload[0]);
     }
-    const stream = this.streams.get(id);
+    const stream = this.#streams.get(id);
     if (stream === undefined) return; // Closed by us: the client had not seen it yet.
     if (stream.remoteEnded) return this.resetStream(stream, ErrorCode.STREAM_CLOSED);
     if (length > stream.recvWindow) return this.resetStream(stream, ErrorCode.FLOW_CONTROL_ERROR);
     const endStream = (flags & Flag.END_STREAM) !== 0;
     stream.recvWindow -= length;
     stream.recvUnacked += length;
-    if (!endStream && stream.recvUnacked >= this.streamWindow >>> 1) {
-      this.emitWindowUpdate(id, stream.recvUnacked);
+    if (!endStream && stream.recvUnacked >= this.#streamWindow >>> 1) {
+      this.#emitWindowUpdate(id, stream.recvUnacked);
       stream.recvWindow += stream.recvUnacked;
       stream.recvUnacked = 0;
     }
     if (data.length > 0) {
       stream.held += data.length;
-      this.held += data.length;
-      if (this.held > this.maxHeldInputBytes) {
+      this.#held += data.length;
+      if (this.#held > this.#maxHeldInputBytes) {
         throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "too much request data held");
       }
       const ondata = stream.ondata;
@@ -402,10 +410,10 @@ export class H2Connection {
         }
       }
     }
-    if (endStream) this.remoteEnd(stream);
+    if (endStream) this.#remoteEnd(stream);
   }
 
-  private onHeaders(flags: number, id: number, payload: Uint8Array): void {
+  #onHeaders(flags: number, id: number, payload: Uint8Array): void {
     if (id === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "HEADERS on stream 0");
     let start = 0;
     let end = payload.length;
@@ -418,45 +426,45 @@ export class H2Connection {
     if (start > end) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "bad padding");
     const block = payload.subarray(start, end);
     const endStream = (flags & Flag.END_STREAM) !== 0;
-    if (flags & Flag.END_HEADERS) return this.onHeaderBlock(id, endStream, block);
-    this.contStreamId = id;
-    this.contEndStream = endStream;
-    this.contParts = [block];
-    this.contBytes = block.length;
-    this.checkHeaderBlockSize();
+    if (flags & Flag.END_HEADERS) return this.#onHeaderBlock(id, endStream, block);
+    this.#contStreamId = id;
+    this.#contEndStream = endStream;
+    this.#contParts = [block];
+    this.#contBytes = block.length;
+    this.#checkHeaderBlockSize();
   }
 
-  private onContinuation(flags: number, id: number, payload: Uint8Array): void {
-    if (this.contStreamId === 0 || id !== this.contStreamId) {
+  #onContinuation(flags: number, id: number, payload: Uint8Array): void {
+    if (this.#contStreamId === 0 || id !== this.#contStreamId) {
       throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "unexpected CONTINUATION");
     }
-    this.contParts.push(payload);
-    this.contBytes += payload.length;
-    this.checkHeaderBlockSize();
+    this.#contParts.push(payload);
+    this.#contBytes += payload.length;
+    this.#checkHeaderBlockSize();
     if ((flags & Flag.END_HEADERS) === 0) return;
-    const block = new Uint8Array(this.contBytes);
+    const block = new Uint8Array(this.#contBytes);
     let o = 0;
-    for (const part of this.contParts) {
+    for (const part of this.#contParts) {
       block.set(part, o);
       o += part.length;
     }
-    this.contStreamId = 0;
-    this.contParts = [];
-    this.contBytes = 0;
-    this.onHeaderBlock(id, this.contEndStream, block);
+    this.#contStreamId = 0;
+    this.#contParts = [];
+    this.#contBytes = 0;
+    this.#onHeaderBlock(id, this.#contEndStream, block);
   }
 
-  private checkHeaderBlockSize(): void {
-    if (this.contBytes > this.maxHeaderListBytes) {
+  #checkHeaderBlockSize(): void {
+    if (this.#contBytes > this.#maxHeaderListBytes) {
       throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large");
     }
   }
 
-  private onHeaderBlock(id: number, endStream: boolean, block: Uint8Array): void {
+  #onHeaderBlock(id: number, endStream: boolean, block: Uint8Array): void {
     let fields;
     try {
       // Always decoded, even for streams we drop: the HPACK state must stay in step.
-      fields = this.decoder.decode(block);
+      fields = this.#decoder.decode(block);
     } catch (e) {
       if (e instanceof HpackError) {
         throw new ConnectionError(ErrorCode.COMPRESSION_ERROR, e.message);
@@ -464,18 +472,18 @@ export class H2Connection {
       throw e;
     }
     if ((id & 1) === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "even stream id");
-    const existing = this.streams.get(id);
+    const existing = this.#streams.get(id);
     if (existing !== undefined) {
       // Request trailers: must end the stream.
       if (existing.remoteEnded) return this.resetStream(existing, ErrorCode.STREAM_CLOSED);
       if (!endStream) return this.resetStream(existing, ErrorCode.PROTOCOL_ERROR);
-      return this.remoteEnd(existing);
+      return this.#remoteEnd(existing);
     }
-    if (id <= this.lastStreamId) return; // A stream we closed already; its leftovers are dropped.
-    this.lastStreamId = id;
-    if (this.goawaySent) return; // Streams above our GOAWAY's last id are ignored (§6.8).
-    if (this.streams.size >= this.maxConcurrentStreams) {
-      return this.emitRst(id, ErrorCode.REFUSED_STREAM);
+    if (id <= this.#lastStreamId) return; // A stream we closed already; its leftovers are dropped.
+    this.#lastStreamId = id;
+    if (this.#goawaySent) return; // Streams above our GOAWAY's last id are ignored (§6.8).
+    if (this.#streams.size >= this.#maxConcurrentStreams) {
+      return this.#emitRst(id, ErrorCode.REFUSED_STREAM);
     }
     const headers: Record<string, string> = {};
     let regular = false;
@@ -488,40 +496,40 @@ export class H2Connection {
             name !== ":authority") ||
           headers[name] !== undefined
         ) {
-          return this.emitRst(id, ErrorCode.PROTOCOL_ERROR);
+          return this.#emitRst(id, ErrorCode.PROTOCOL_ERROR);
         }
       } else {
         regular = true;
-        if (name !== name.toLowerCase()) return this.emitRst(id, ErrorCode.PROTOCOL_ERROR);
+        if (name !== name.toLowerCase()) return this.#emitRst(id, ErrorCode.PROTOCOL_ERROR);
       }
       const prior = headers[name];
       headers[name] = prior === undefined ? value : `${prior}, ${value}`;
     }
     if (headers[":method"] === undefined || headers[":path"] === undefined) {
-      return this.emitRst(id, ErrorCode.PROTOCOL_ERROR);
+      return this.#emitRst(id, ErrorCode.PROTOCOL_ERROR);
     }
     const stream = new H2Stream(
       this,
       id,
       headers,
-      this.peerInitialWindow,
-      this.streamWindow,
+      this.#peerInitialWindow,
+      this.#streamWindow,
     );
-    this.streams.set(id, stream);
+    this.#streams.set(id, stream);
     try {
-      this.options.onStream(stream);
+      this.#options.onStream(stream);
     } catch {
       this.resetStream(stream, ErrorCode.INTERNAL_ERROR);
       return;
     }
-    if (endStream) this.remoteEnd(stream);
+    if (endStream) this.#remoteEnd(stream);
   }
 
-  private remoteEnd(stream: H2Stream): void {
+  #remoteEnd(stream: H2Stream): void {
     if (stream.closed || stream.remoteEnded) return;
     stream.remoteEnded = true;
     if (stream.localEnded) {
-      this.closeStream(stream);
+      this.#closeStream(stream);
       return;
     }
     const onend = stream.onend;
@@ -534,18 +542,18 @@ export class H2Connection {
     }
   }
 
-  private onRstStream(id: number, payload: Uint8Array): void {
+  #onRstStream(id: number, payload: Uint8Array): void {
     if (id === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "RST_STREAM on 0");
     if (payload.length !== 4) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "RST_STREAM");
-    if (id > this.lastStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "idle");
-    const stream = this.streams.get(id);
+    if (id > this.#lastStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "idle");
+    const stream = this.#streams.get(id);
     if (stream === undefined) return;
     stream.resetCode = readUint32(payload, 0);
     stream.localEnded = true;
-    this.closeStream(stream);
+    this.#closeStream(stream);
   }
 
-  private onSettings(flags: number, id: number, payload: Uint8Array): void {
+  #onSettings(flags: number, id: number, payload: Uint8Array): void {
     if (id !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "SETTINGS on a stream");
     if (flags & Flag.ACK) {
       if (payload.length !== 0) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "ACK");
@@ -563,9 +571,9 @@ export class H2Connection {
           if (value > MAX_WINDOW_SIZE) {
             throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "INITIAL_WINDOW_SIZE");
           }
-          const delta = value - this.peerInitialWindow;
-          this.peerInitialWindow = value;
-          for (const stream of this.streams.values()) {
+          const delta = value - this.#peerInitialWindow;
+          this.#peerInitialWindow = value;
+          for (const stream of this.#streams.values()) {
             stream.sendWindow += delta;
             if (stream.sendWindow > MAX_WINDOW_SIZE) {
               throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "window overflow");
@@ -577,38 +585,38 @@ export class H2Connection {
           if (value < DEFAULT_MAX_FRAME_SIZE || value > MAX_MAX_FRAME_SIZE) {
             throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "MAX_FRAME_SIZE");
           }
-          this.peerMaxFrameSize = value;
+          this.#peerMaxFrameSize = value;
           break;
         default:
           // HEADER_TABLE_SIZE: our encoder never uses the dynamic table. Others: nothing to do.
           break;
       }
     }
-    this.emit(FrameType.SETTINGS, Flag.ACK, 0, EMPTY);
-    this.drainAll();
+    this.#emit(FrameType.SETTINGS, Flag.ACK, 0, EMPTY);
+    this.#drainAll();
   }
 
-  private onWindowUpdate(id: number, payload: Uint8Array): void {
+  #onWindowUpdate(id: number, payload: Uint8Array): void {
     if (payload.length !== 4) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "WINDOW");
     const increment = readUint31(payload, 0);
     if (id === 0) {
       if (increment === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "increment 0");
-      this.sendWindow += increment;
-      if (this.sendWindow > MAX_WINDOW_SIZE) {
+      this.#sendWindow += increment;
+      if (this.#sendWindow > MAX_WINDOW_SIZE) {
         throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "window overflow");
       }
-      this.drainAll();
+      this.#drainAll();
       return;
     }
-    if (id > this.lastStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "idle");
-    const stream = this.streams.get(id);
+    if (id > this.#lastStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "idle");
+    const stream = this.#streams.get(id);
     if (stream === undefined) return;
     if (increment === 0) return this.resetStream(stream, ErrorCode.PROTOCOL_ERROR);
     stream.sendWindow += increment;
     if (stream.sendWindow > MAX_WINDOW_SIZE) {
       return this.resetStream(stream, ErrorCode.FLOW_CONTROL_ERROR);
     }
-    this.drain(stream);
+    this.#drain(stream);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -618,14 +626,14 @@ export class H2Connection {
   writeData(stream: H2Stream, data: Uint8Array): boolean {
     let rest = data;
     if (stream.pending.length === 0) {
-      const n = Math.max(0, Math.min(rest.length, stream.sendWindow, this.sendWindow));
+      const n = Math.max(0, Math.min(rest.length, stream.sendWindow, this.#sendWindow));
       if (n > 0) {
-        this.emitData(stream.id, n === rest.length ? rest : rest.subarray(0, n), false);
+        this.#emitData(stream.id, n === rest.length ? rest : rest.subarray(0, n), false);
         stream.sendWindow -= n;
-        this.sendWindow -= n;
+        this.#sendWindow -= n;
         rest = rest.subarray(n);
       }
-    } else if (this.queuedBytes + this.socketBacklog() > this.maxOutputBytes) {
+    } else if (this.#queuedBytes + this.#socketBacklog() > this.#maxOutputBytes) {
       // A writer ignoring back-pressure: give up on this stream rather than grow without bound.
       this.resetStream(stream, ErrorCode.ENHANCE_YOUR_CALM);
       return false;
@@ -633,54 +641,54 @@ export class H2Connection {
     if (rest.length > 0) {
       stream.pending.push(rest);
       stream.pendingBytes += rest.length;
-      this.queuedBytes += rest.length;
-      this.blocked.add(stream);
+      this.#queuedBytes += rest.length;
+      this.#blocked.add(stream);
     }
-    this.flushSoon();
-    if (stream.pendingBytes < STREAM_HIGH_WATER && this.socketBacklog() < SOCKET_HIGH_WATER) {
+    this.#flushSoon();
+    if (stream.pendingBytes < STREAM_HIGH_WATER && this.#socketBacklog() < SOCKET_HIGH_WATER) {
       return true;
     }
     stream.needDrain = true;
-    if (stream.pendingBytes === 0) this.drainWaiters.add(stream);
+    if (stream.pendingBytes === 0) this.#drainWaiters.add(stream);
     return false;
   }
 
   /** @internal Sends the end of a stream whose output is all out. */
   finish(stream: H2Stream, trailers: Uint8Array | null): void {
     if (trailers !== null) this.emitHeaders(stream.id, trailers, true);
-    else this.emitData(stream.id, EMPTY, true);
+    else this.#emitData(stream.id, EMPTY, true);
     this.localEnd(stream);
   }
 
   /** @internal Our side ended; a client still sending is told to stop (as grpc-go does). */
   localEnd(stream: H2Stream): void {
     stream.localEnded = true;
-    if (!stream.remoteEnded) this.emitRst(stream.id, ErrorCode.NO_ERROR);
-    this.closeStream(stream);
+    if (!stream.remoteEnded) this.#emitRst(stream.id, ErrorCode.NO_ERROR);
+    this.#closeStream(stream);
   }
 
   /** @internal Resets a stream from our side. */
   resetStream(stream: H2Stream, code: number): void {
     if (stream.closed) return;
     stream.localEnded = true;
-    this.emitRst(stream.id, code);
-    this.closeStream(stream);
+    this.#emitRst(stream.id, code);
+    this.#closeStream(stream);
   }
 
   /** @internal Request bytes the application no longer holds. */
   release(stream: H2Stream, n: number): void {
     stream.held -= n;
-    this.held -= n;
+    this.#held -= n;
   }
 
-  private closeStream(stream: H2Stream): void {
+  #closeStream(stream: H2Stream): void {
     if (stream.closed) return;
     stream.closed = true;
-    this.streams.delete(stream.id);
-    this.blocked.delete(stream);
-    this.drainWaiters.delete(stream);
-    this.queuedBytes -= stream.pendingBytes;
-    this.held -= stream.held;
+    this.#streams.delete(stream.id);
+    this.#blocked.delete(stream);
+    this.#drainWaiters.delete(stream);
+    this.#queuedBytes -= stream.pendingBytes;
+    this.#held -= stream.held;
     stream.held = 0;
     stream.pending = [];
     stream.pendingBytes = 0;
@@ -697,50 +705,50 @@ export class H2Connection {
         // The stream is gone already; nothing left to reset.
       }
     }
-    if ((this.goawaySent || this.goawayReceived) && this.streams.size === 0) this.endSocket();
+    if ((this.#goawaySent || this.#goawayReceived) && this.#streams.size === 0) this.#endSocket();
   }
 
-  private drainAll(): void {
-    for (const stream of this.blocked) {
-      if (this.sendWindow <= 0) return;
-      this.drain(stream);
+  #drainAll(): void {
+    for (const stream of this.#blocked) {
+      if (this.#sendWindow <= 0) return;
+      this.#drain(stream);
     }
   }
 
-  private drain(stream: H2Stream): void {
+  #drain(stream: H2Stream): void {
     while (stream.pending.length > 0) {
       const chunk = stream.pending[0];
-      const n = Math.min(chunk.length, stream.sendWindow, this.sendWindow);
+      const n = Math.min(chunk.length, stream.sendWindow, this.#sendWindow);
       if (n <= 0) break;
       if (n === chunk.length) {
         stream.pending.shift();
-        this.emitData(stream.id, chunk, false);
+        this.#emitData(stream.id, chunk, false);
       } else {
-        this.emitData(stream.id, chunk.subarray(0, n), false);
+        this.#emitData(stream.id, chunk.subarray(0, n), false);
         stream.pending[0] = chunk.subarray(n);
       }
       stream.sendWindow -= n;
-      this.sendWindow -= n;
+      this.#sendWindow -= n;
       stream.pendingBytes -= n;
-      this.queuedBytes -= n;
+      this.#queuedBytes -= n;
     }
-    this.flushSoon();
+    this.#flushSoon();
     if (stream.pending.length > 0) return;
-    this.blocked.delete(stream);
+    this.#blocked.delete(stream);
     if (stream.pendingEnd) {
       stream.pendingEnd = false;
       this.finish(stream, stream.pendingTrailers);
       return;
     }
     if (stream.needDrain) {
-      if (this.socketBacklog() < SOCKET_HIGH_WATER) this.notifyDrain(stream);
-      else this.drainWaiters.add(stream);
+      if (this.#socketBacklog() < SOCKET_HIGH_WATER) this.#notifyDrain(stream);
+      else this.#drainWaiters.add(stream);
     }
   }
 
-  private notifyDrain(stream: H2Stream): void {
+  #notifyDrain(stream: H2Stream): void {
     stream.needDrain = false;
-    this.drainWaiters.delete(stream);
+    this.#drainWaiters.delete(stream);
     const ondrain = stream.ondrain;
     if (ondrain === null) return;
     try {
@@ -750,47 +758,47 @@ export class H2Connection {
     }
   }
 
-  private onSocketDrain(): void {
+  #onSocketDrain(): void {
     if (this.closed) return;
-    for (const stream of [...this.drainWaiters]) {
-      if (stream.pendingBytes === 0) this.notifyDrain(stream);
+    for (const stream of [...this.#drainWaiters]) {
+      if (stream.pendingBytes === 0) this.#notifyDrain(stream);
     }
   }
 
-  private onSocketGone(): void {
-    if (this.closed && this.streams.size === 0) return;
+  #onSocketGone(): void {
+    if (this.closed && this.#streams.size === 0) return;
     this.closed = true;
-    this.leftover = null;
-    this.contParts = [];
-    for (const stream of [...this.streams.values()]) {
+    this.#leftover = null;
+    this.#contParts = [];
+    for (const stream of [...this.#streams.values()]) {
       stream.localEnded = true;
-      this.closeStream(stream);
+      this.#closeStream(stream);
     }
   }
 
   /** Connection error: GOAWAY with `code`, then close; every stream is closed. */
-  private fail(code: number): void {
+  #fail(code: number): void {
     if (this.closed) return;
-    this.sendGoaway(code);
-    this.flush();
-    this.onSocketGone();
-    this.endSocket();
+    this.#sendGoaway(code);
+    this.#flush();
+    this.#onSocketGone();
+    this.#endSocket();
   }
 
-  private sendGoaway(code: number): void {
-    this.goawaySent = true;
+  #sendGoaway(code: number): void {
+    this.#goawaySent = true;
     const payload = new Uint8Array(8);
-    writeUint32(payload, 0, this.lastStreamId);
+    writeUint32(payload, 0, this.#lastStreamId);
     writeUint32(payload, 4, code);
-    this.emit(FrameType.GOAWAY, 0, 0, payload);
+    this.#emit(FrameType.GOAWAY, 0, 0, payload);
   }
 
-  private endSocket(): void {
-    this.flush();
+  #endSocket(): void {
+    this.#flush();
     this.closed = true;
-    const socket = this.socket;
-    if (socket.destroyed || this.ending) return;
-    this.ending = true;
+    const socket = this.#socket;
+    if (socket.destroyed || this.#ending) return;
+    this.#ending = true;
     try {
       socket.end(() => socket.destroy());
     } catch {
@@ -801,54 +809,54 @@ export class H2Connection {
   // -------------------------------------------------------------------------------------------
   // Output
 
-  private socketBacklog(): number {
-    return this.socket.writableLength + this.stagingLength;
+  #socketBacklog(): number {
+    return this.#socket.writableLength + this.#stagingLength;
   }
 
-  private reserve(n: number): number {
-    const at = this.stagingLength;
-    if (at + n > this.staging.length) {
-      const grown = new Uint8Array(Math.max(this.staging.length * 2, at + n));
-      grown.set(this.staging.subarray(0, at));
-      this.staging = grown;
+  #reserve(n: number): number {
+    const at = this.#stagingLength;
+    if (at + n > this.#staging.length) {
+      const grown = new Uint8Array(Math.max(this.#staging.length * 2, at + n));
+      grown.set(this.#staging.subarray(0, at));
+      this.#staging = grown;
     }
-    this.stagingLength = at + n;
+    this.#stagingLength = at + n;
     return at;
   }
 
-  private emit(type: number, flags: number, id: number, payload: Uint8Array): void {
-    const at = this.reserve(FRAME_HEADER_LENGTH + payload.length);
-    writeFrameHeader(this.staging, at, payload.length, type, flags, id);
-    this.staging.set(payload, at + FRAME_HEADER_LENGTH);
-    this.flushSoon();
+  #emit(type: number, flags: number, id: number, payload: Uint8Array): void {
+    const at = this.#reserve(FRAME_HEADER_LENGTH + payload.length);
+    writeFrameHeader(this.#staging, at, payload.length, type, flags, id);
+    this.#staging.set(payload, at + FRAME_HEADER_LENGTH);
+    this.#flushSoon();
   }
 
-  private emitRst(id: number, code: number): void {
-    const at = this.reserve(FRAME_HEADER_LENGTH + 4);
-    writeFrameHeader(this.staging, at, 4, FrameType.RST_STREAM, 0, id);
-    writeUint32(this.staging, at + FRAME_HEADER_LENGTH, code);
-    this.flushSoon();
+  #emitRst(id: number, code: number): void {
+    const at = this.#reserve(FRAME_HEADER_LENGTH + 4);
+    writeFrameHeader(this.#staging, at, 4, FrameType.RST_STREAM, 0, id);
+    writeUint32(this.#staging, at + FRAME_HEADER_LENGTH, code);
+    this.#flushSoon();
   }
 
-  private emitWindowUpdate(id: number, increment: number): void {
-    const at = this.reserve(FRAME_HEADER_LENGTH + 4);
-    writeFrameHeader(this.staging, at, 4, FrameType.WINDOW_UPDATE, 0, id);
-    writeUint32(this.staging, at + FRAME_HEADER_LENGTH, increment);
-    this.flushSoon();
+  #emitWindowUpdate(id: number, increment: number): void {
+    const at = this.#reserve(FRAME_HEADER_LENGTH + 4);
+    writeFrameHeader(this.#staging, at, 4, FrameType.WINDOW_UPDATE, 0, id);
+    writeUint32(this.#staging, at + FRAME_HEADER_LENGTH, increment);
+    this.#flushSoon();
   }
 
   /** @internal A header block as HEADERS (+ CONTINUATION when over the peer's frame size). */
   emitHeaders(id: number, block: Uint8Array, endStream: boolean): void {
-    const max = this.peerMaxFrameSize;
+    const max = this.#peerMaxFrameSize;
     const end = endStream ? Flag.END_STREAM : 0;
     if (block.length <= max) {
-      this.emit(FrameType.HEADERS, end | Flag.END_HEADERS, id, block);
+      this.#emit(FrameType.HEADERS, end | Flag.END_HEADERS, id, block);
       return;
     }
-    this.emit(FrameType.HEADERS, end, id, block.subarray(0, max));
+    this.#emit(FrameType.HEADERS, end, id, block.subarray(0, max));
     for (let o = max; o < block.length; o += max) {
       const last = o + max >= block.length;
-      this.emit(
+      this.#emit(
         FrameType.CONTINUATION,
         last ? Flag.END_HEADERS : 0,
         id,
@@ -857,15 +865,15 @@ export class H2Connection {
     }
   }
 
-  private emitData(id: number, data: Uint8Array, endStream: boolean): void {
-    const max = this.peerMaxFrameSize;
+  #emitData(id: number, data: Uint8Array, endStream: boolean): void {
+    const max = this.#peerMaxFrameSize;
     if (data.length <= max) {
-      this.emit(FrameType.DATA, endStream ? Flag.END_STREAM : 0, id, data);
+      this.#emit(FrameType.DATA, endStream ? Flag.END_STREAM : 0, id, data);
       return;
     }
     for (let o = 0; o < data.length; o += max) {
       const last = o + max >= data.length;
-      this.emit(
+      this.#emit(
         FrameType.DATA,
         last && endStream ? Flag.END_STREAM : 0,
         id,
@@ -874,33 +882,33 @@ export class H2Connection {
     }
   }
 
-  private flushSoon(): void {
-    if (this.flushScheduled || this.stagingLength === 0) return;
-    this.flushScheduled = true;
+  #flushSoon(): void {
+    if (this.#flushScheduled || this.#stagingLength === 0) return;
+    this.#flushScheduled = true;
     setImmediate(() => {
-      this.flushScheduled = false;
-      this.flush();
+      this.#flushScheduled = false;
+      this.#flush();
     });
   }
 
   /** Writes everything staged in one socket write. */
-  private flush(): void {
-    if (this.stagingLength === 0) return;
-    const socket = this.socket;
+  #flush(): void {
+    if (this.#stagingLength === 0) return;
+    const socket = this.#socket;
     if (socket.destroyed || !socket.writable) {
-      this.stagingLength = 0;
+      this.#stagingLength = 0;
       return;
     }
-    const out = this.staging.slice(0, this.stagingLength);
-    this.stagingLength = 0;
-    if (this.staging.length > STAGING_KEEP_BYTES) this.staging = new Uint8Array(64 * 1024);
+    const out = this.#staging.slice(0, this.#stagingLength);
+    this.#stagingLength = 0;
+    if (this.#staging.length > STAGING_KEEP_BYTES) this.#staging = new Uint8Array(64 * 1024);
     try {
       socket.write(out);
     } catch {
       socket.destroy();
       return;
     }
-    if (socket.writableLength > this.maxOutputBytes) {
+    if (socket.writableLength > this.#maxOutputBytes) {
       // The client lets us send but does not read: cut it off.
       socket.destroy();
     }

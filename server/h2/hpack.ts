@@ -259,9 +259,9 @@ class Reader {
  */
 export class HpackDecoder {
   /** Dynamic table entries, oldest first (the newest has the lowest dynamic index, 62). */
-  private entries: [string, string][] = [];
-  private size = 0;
-  private capacity: number;
+  #entries: [string, string][] = [];
+  #size = 0;
+  #capacity: number;
 
   /**
    * @param maxTableSize the largest dynamic table the peer may use (the decoding side's
@@ -269,21 +269,23 @@ export class HpackDecoder {
    * @param maxHeaderListBytes bound on one decoded block (RFC 7540 header list size: name + value
    *   + 32 per field); a block decoding to more is an error.
    */
-  constructor(
-    private readonly maxTableSize = 4096,
-    private readonly maxHeaderListBytes = 256 * 1024,
-  ) {
-    this.capacity = maxTableSize;
+  readonly #maxTableSize: number;
+  readonly #maxHeaderListBytes: number;
+
+  constructor(maxTableSize = 4096, maxHeaderListBytes = 256 * 1024) {
+    this.#maxTableSize = maxTableSize;
+    this.#maxHeaderListBytes = maxHeaderListBytes;
+    this.#capacity = maxTableSize;
   }
 
   /** The dynamic table, newest first, as [name, value] pairs (for tests and diagnostics). */
   table(): [string, string][] {
-    return this.entries.slice().reverse();
+    return this.#entries.slice().reverse();
   }
 
   /** The dynamic table's current size in RFC 7541 octets. */
   tableSize(): number {
-    return this.size;
+    return this.#size;
   }
 
   /**
@@ -299,62 +301,62 @@ export class HpackDecoder {
       let field: HeaderField;
       if (first & 0x80) {
         // Indexed header field (§6.1).
-        const [name, value] = this.lookup(reader.integer(7));
+        const [name, value] = this.#lookup(reader.integer(7));
         field = { name, value, sensitive: false };
       } else if (first & 0x40) {
         // Literal with incremental indexing (§6.2.1).
-        field = this.literal(reader, 6, false);
-        this.add(field.name, field.value);
+        field = this.#literal(reader, 6, false);
+        this.#add(field.name, field.value);
       } else if (first & 0x20) {
         // Dynamic table size update (§6.3): only at the start of a block.
         if (fields.length > 0) throw new HpackError("table size update after a header field");
         const size = reader.integer(5);
-        if (size > this.maxTableSize) throw new HpackError("table size update above the limit");
-        this.capacity = size;
-        this.evict(0);
+        if (size > this.#maxTableSize) throw new HpackError("table size update above the limit");
+        this.#capacity = size;
+        this.#evict(0);
         continue;
       } else {
         // Literal without indexing (0000) or never indexed (0001) (§6.2.2, §6.2.3).
-        field = this.literal(reader, 4, (first & 0x10) !== 0);
+        field = this.#literal(reader, 4, (first & 0x10) !== 0);
       }
       listBytes += field.name.length + field.value.length + ENTRY_OVERHEAD;
-      if (listBytes > this.maxHeaderListBytes) throw new HpackError("header list too large");
+      if (listBytes > this.#maxHeaderListBytes) throw new HpackError("header list too large");
       fields.push(field);
     }
     return fields;
   }
 
-  private literal(reader: Reader, prefixBits: number, sensitive: boolean): HeaderField {
+  #literal(reader: Reader, prefixBits: number, sensitive: boolean): HeaderField {
     const index = reader.integer(prefixBits);
-    const name = index === 0 ? reader.string() : this.lookup(index)[0];
+    const name = index === 0 ? reader.string() : this.#lookup(index)[0];
     return { name, value: reader.string(), sensitive };
   }
 
-  private lookup(index: number): readonly [string, string] {
+  #lookup(index: number): readonly [string, string] {
     if (index === 0) throw new HpackError("index 0");
     if (index <= STATIC_TABLE.length) return STATIC_TABLE[index - 1];
     const dynamic = index - STATIC_TABLE.length - 1;
-    if (dynamic >= this.entries.length) throw new HpackError(`index ${index} out of range`);
-    return this.entries[this.entries.length - 1 - dynamic];
+    if (dynamic >= this.#entries.length) throw new HpackError(`index ${index} out of range`);
+    return this.#entries[this.#entries.length - 1 - dynamic];
   }
 
-  private add(name: string, value: string): void {
+  #add(name: string, value: string): void {
     const size = name.length + value.length + ENTRY_OVERHEAD;
-    this.evict(size);
+    this.#evict(size);
     // An entry larger than the table empties it and is not added (§4.4).
-    if (size > this.capacity) return;
-    this.entries.push([name, value]);
-    this.size += size;
+    if (size > this.#capacity) return;
+    this.#entries.push([name, value]);
+    this.#size += size;
   }
 
   /** Evicts the oldest entries until `room` more octets fit. */
-  private evict(room: number): void {
+  #evict(room: number): void {
     let drop = 0;
-    while (this.size + room > this.capacity && drop < this.entries.length) {
-      const [name, value] = this.entries[drop++];
-      this.size -= name.length + value.length + ENTRY_OVERHEAD;
+    while (this.#size + room > this.#capacity && drop < this.#entries.length) {
+      const [name, value] = this.#entries[drop++];
+      this.#size -= name.length + value.length + ENTRY_OVERHEAD;
     }
-    if (drop > 0) this.entries.splice(0, drop);
+    if (drop > 0) this.#entries.splice(0, drop);
   }
 }
 

@@ -7,6 +7,7 @@
 /** What became of a client call. `unknown`: the member crashed or the call timed out. */
 export type Outcome = "pending" | "ok" | "error" | "unknown";
 
+/** A client put as the history records it; its value is unique, so a read names its write. */
 export interface PutOp {
   kind: "put";
   id: number;
@@ -21,6 +22,7 @@ export interface PutOp {
   error: string;
 }
 
+/** A client range of one key, linearizable or serializable, as the history records it. */
 export interface GetOp {
   kind: "get";
   id: number;
@@ -38,6 +40,7 @@ export interface GetOp {
   error: string;
 }
 
+/** One client call of the history. */
 export type Op = PutOp | GetOp;
 
 /**

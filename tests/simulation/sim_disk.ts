@@ -9,6 +9,9 @@ import type { AppendFile, Disk, MemoryDisk } from "../../core/storage/mod.ts";
  */
 export class SimDisk implements Disk {
   #live = true;
+  #base: MemoryDisk;
+  #schedule: (run: () => void) => void;
+  #readsYield: boolean;
 
   /**
    * `readsYield`: reads, listings and mkdirs resolve one microtask later than the base disk's.
@@ -17,10 +20,14 @@ export class SimDisk implements Disk {
    * lease revoke that only one layout showed (etcd #15247, see InternalRequest.leader_term).
    */
   constructor(
-    private readonly base: MemoryDisk,
-    private readonly schedule: (run: () => void) => void,
-    private readonly readsYield = false,
-  ) {}
+    base: MemoryDisk,
+    schedule: (run: () => void) => void,
+    readsYield = false,
+  ) {
+    this.#base = base;
+    this.#schedule = schedule;
+    this.#readsYield = readsYield;
+  }
 
   /** Cuts this incarnation off the disk for good. */
   fence(): void {
@@ -34,7 +41,7 @@ export class SimDisk implements Disk {
   #later<T>(fn: () => Promise<T>): Promise<T> {
     if (!this.#live) return new Promise<T>(() => {});
     return new Promise<T>((resolve, reject) => {
-      this.schedule(() => {
+      this.#schedule(() => {
         if (!this.#live) return;
         fn().then(resolve, reject);
       });
@@ -43,22 +50,22 @@ export class SimDisk implements Disk {
 
   #now<T>(fn: () => Promise<T>): Promise<T> {
     if (!this.#live) return new Promise<T>(() => {});
-    if (this.readsYield) return Promise.resolve().then(fn);
+    if (this.#readsYield) return Promise.resolve().then(fn);
     return fn();
   }
 
   readFile(path: string): Promise<Uint8Array | null> {
-    return this.#now(() => this.base.readFile(path));
+    return this.#now(() => this.#base.readFile(path));
   }
 
   writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
     const copy = data.slice();
-    return this.#later(() => this.base.writeFileAtomic(path, copy));
+    return this.#later(() => this.#base.writeFileAtomic(path, copy));
   }
 
   openAppend(path: string, preallocateBytes?: number): Promise<AppendFile> {
     return this.#later(async () => {
-      const file = await this.base.openAppend(path, preallocateBytes);
+      const file = await this.#base.openAppend(path, preallocateBytes);
       return {
         write: (data: Uint8Array) => {
           const copy = data.slice();
@@ -73,22 +80,22 @@ export class SimDisk implements Disk {
   }
 
   truncate(path: string, size: number): Promise<void> {
-    return this.#later(() => this.base.truncate(path, size));
+    return this.#later(() => this.#base.truncate(path, size));
   }
 
   list(dir: string): Promise<string[]> {
-    return this.#now(() => this.base.list(dir));
+    return this.#now(() => this.#base.list(dir));
   }
 
   remove(path: string): Promise<void> {
-    return this.#later(() => this.base.remove(path));
+    return this.#later(() => this.#base.remove(path));
   }
 
   mkdirp(dir: string): Promise<void> {
-    return this.#now(() => this.base.mkdirp(dir));
+    return this.#now(() => this.#base.mkdirp(dir));
   }
 
   syncDir(dir: string): Promise<void> {
-    return this.#later(() => this.base.syncDir(dir));
+    return this.#later(() => this.#base.syncDir(dir));
   }
 }

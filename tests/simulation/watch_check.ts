@@ -9,7 +9,7 @@ import { Event_EventType } from "../../gen/mvccpb/kv_pb.ts";
 import type { EtcdNode } from "../../core/node/mod.ts";
 import type { WatchStream } from "../../core/mvcc/mod.ts";
 
-const dec = new TextDecoder();
+const decoder = new TextDecoder();
 /** Responses a simulated watcher's stream holds before it becomes a victim. */
 const CAPACITY = 4;
 
@@ -52,8 +52,8 @@ export class WatchChecker {
           const kv = e.kv!;
           const rev = Number(kv.modRevision);
           const text = e.type === Event_EventType.PUT
-            ? `PUT ${dec.decode(kv.key)}=${dec.decode(kv.value)}`
-            : `DELETE ${dec.decode(kv.key)}`;
+            ? `PUT ${decoder.decode(kv.key)}=${decoder.decode(kv.value)}`
+            : `DELETE ${decoder.decode(kv.key)}`;
           const list = revisions.get(rev);
           if (list) list.push(text);
           else revisions.set(rev, [text]);

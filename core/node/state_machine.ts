@@ -2,7 +2,8 @@
  * The deterministic state machine every member applies committed entries to: MVCC with its
  * watchers, leases (a revoked lease's keys deleted in one revision), alarms, and membership
  * changes. Its state is a function of the applied log alone, so that every member holds the same
- * at each index; it is also what a snapshot encodes and restores.
+ * at each index; it is also what a snapshot encodes and restores. Every request, and every read
+ * served from the applied state, passes the apply chain (core/node/apply/).
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
@@ -13,22 +14,27 @@ import {
 } from "../../gen/detcdpb/internal_pb.ts";
 import {
   type AlarmMember,
-  AlarmMemberSchema,
-  type AlarmRequest,
-  AlarmRequest_AlarmAction,
-  AlarmResponseSchema,
-  AlarmType,
-  CompactionResponseSchema,
-  LeaseGrantResponseSchema,
-  LeaseRevokeResponseSchema,
   type ResponseHeader,
-  type TxnRequest,
   TxnRequestSchema,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
-import { Errors } from "../errors.ts";
+import { assert } from "../assert.ts";
 import type { Lessor } from "../lease/mod.ts";
 import { MvccStore, WatchableStore, type WriteResult } from "../mvcc/mod.ts";
 import { type ConfChange, ConfChangeType, type ConfState } from "../raft/mod.ts";
+import { AlarmStore } from "./alarms.ts";
+import {
+  type Apply,
+  type ApplyMeta,
+  backend,
+  capped,
+  chain,
+  corruptionGuard,
+  leaderTermGuard,
+  type OperationOf,
+  readMeta,
+  type Response,
+  type Responses,
+} from "./apply/mod.ts";
 import type { MemberInfo, Membership } from "./membership.ts";
 
 /**
@@ -42,10 +48,10 @@ export class StateMachine {
   readonly membership: Membership;
   /** Watchers of this member: every applied write's events reach them (see #watched). */
   readonly watchable: WatchableStore;
-  /** Raised alarms, kept sorted by member then type so that snapshots are deterministic. */
-  #alarms: AlarmMember[] = [];
-  #header: () => ResponseHeader;
-  #leaseNowMs: () => number;
+  /** Raised alarms (replicated like everything else here). */
+  readonly alarmStore = new AlarmStore();
+  /** The apply chain every operation passes. */
+  readonly #apply: Apply;
 
   constructor(init: {
     mvcc: MvccStore;
@@ -59,10 +65,21 @@ export class StateMachine {
     this.mvcc = init.mvcc;
     this.lessor = init.lessor;
     this.membership = init.membership;
-    this.#header = init.header;
-    this.#leaseNowMs = init.leaseNowMs;
     this.watchable = new WatchableStore(() => this.mvcc);
     this.lessor.setDeleter({ deleteKeys: (keys) => this.#deleteLeaseKeys(keys) });
+    const hasAlarm = (type: Parameters<AlarmStore["has"]>[0]) => this.alarmStore.has(type);
+    this.#apply = chain(
+      [leaderTermGuard, corruptionGuard(hasAlarm), capped(hasAlarm)],
+      backend({
+        mvcc: () => this.mvcc,
+        lessor: this.lessor,
+        membership: this.membership,
+        alarms: this.alarmStore,
+        header: init.header,
+        leaseNowMs: init.leaseNowMs,
+        watched: (result) => this.#watched(result),
+      }),
+    );
   }
 
   /**
@@ -76,7 +93,7 @@ export class StateMachine {
 
   /** Raised alarms, sorted by member then type. */
   get alarms(): readonly AlarmMember[] {
-    return this.#alarms;
+    return this.alarmStore.list;
   }
 
   /** Replaces the whole state with a snapshot's (one the leader sent). */
@@ -88,7 +105,7 @@ export class StateMachine {
 
   /** Alarms and membership from a snapshot (MVCC and leases are restored with the store). */
   restore(state: NodeSnapshot): void {
-    this.#alarms = [...state.alarms];
+    this.alarmStore.restore(state.alarms);
     this.membership.restore(state.members, state.removed, state.clusterVersion);
   }
 
@@ -98,7 +115,7 @@ export class StateMachine {
       NodeSnapshotSchema,
       create(NodeSnapshotSchema, {
         mvcc: this.mvcc.encodeSnapshot(),
-        alarms: this.#alarms,
+        alarms: this.alarmStore.list as AlarmMember[],
         members: this.membership.records(),
         removed: this.membership.removedIds(),
         clusterVersion: this.membership.clusterVersion,
@@ -115,60 +132,24 @@ export class StateMachine {
     );
   }
 
-  /** Applies one committed request; throws the request's EtcdError when apply rejects it. */
-  applyRequest(request: InternalRequest): unknown {
-    const r = request.request;
-    switch (r.case) {
-      case "put": {
-        if (this.#hasAlarm(AlarmType.NOSPACE)) throw Errors.noSpace();
-        const { response } = this.#watched(this.mvcc.put(r.value));
-        response.header = this.#header();
-        return response;
-      }
-      case "deleteRange": {
-        const { response } = this.#watched(this.mvcc.deleteRange(r.value));
-        response.header = this.#header();
-        return response;
-      }
-      case "txn": {
-        if (this.#hasAlarm(AlarmType.NOSPACE) && hasPut(r.value)) throw Errors.noSpace();
-        const { response } = this.#watched(this.mvcc.txn(r.value));
-        response.header = this.#header();
-        return response;
-      }
-      case "compaction": {
-        this.mvcc.compact(Number(r.value.revision));
-        return create(CompactionResponseSchema, { header: this.#header() });
-      }
-      case "alarm":
-        // etcd 3.4 answers Alarm without a response header (etcdctl prints `{}` for -w json).
-        return create(AlarmResponseSchema, { alarms: this.#applyAlarm(r.value) });
-      case "memberAttributes":
-        this.membership.setAttributes(r.value.memberId, r.value.name, r.value.clientUrls);
-        return null;
-      case "clusterVersion":
-        this.membership.clusterVersion = r.value.version;
-        return null;
-      case "leaseGrant": {
-        if (this.#hasAlarm(AlarmType.NOSPACE)) throw Errors.noSpace();
-        const granted = this.lessor.grant(r.value.ID, r.value.TTL, this.#leaseNowMs());
-        return create(LeaseGrantResponseSchema, {
-          header: this.#header(),
-          ID: granted.id,
-          TTL: granted.ttlSeconds,
-        });
-      }
-      case "leaseRevoke":
-        this.lessor.revoke(r.value.ID);
-        return create(LeaseRevokeResponseSchema, { header: this.#header() });
-      case "leaseCheckpoint":
-        for (const cp of r.value.checkpoints) {
-          this.lessor.checkpoint(cp.ID, cp.remainingTTL, this.#leaseNowMs());
-        }
-        return null;
-      default:
-        return null;
-    }
+  /**
+   * Applies one committed request through the apply chain; throws the request's EtcdError when a
+   * layer or the backend refuses it.
+   */
+  applyRequest(request: InternalRequest, entryTerm: number): Response {
+    const operation = request.request;
+    assert(operation.case !== undefined, `request ${request.id} without an operation`);
+    const meta: ApplyMeta = { entryTerm, leaderTerm: request.leaderTerm };
+    return this.#apply(operation, meta);
+  }
+
+  /**
+   * A read served from the applied state (a range, a read-only txn) through the same chain as
+   * writes: a CORRUPT alarm refuses it, and auth will check it, exactly as a logged request.
+   */
+  read<K extends "range" | "txn">(operation: OperationOf<K>): Responses[K] {
+    // The backend answers each kind with its own response (operation.ts's table).
+    return this.#apply(operation, readMeta) as Responses[K];
   }
 
   /**
@@ -216,34 +197,6 @@ export class StateMachine {
     // Watchers see the revoke (or expiry) as DELETE events, like any other write.
     this.#watched(this.mvcc.txn(txn));
   }
-
-  #hasAlarm(type: AlarmType): boolean {
-    return this.#alarms.some((a) => a.alarm === type);
-  }
-
-  /** etcd's alarm store: GET lists (all, or one type), ACTIVATE raises, DEACTIVATE clears. */
-  #applyAlarm(req: AlarmRequest): AlarmMember[] {
-    const matches = (a: AlarmMember) => a.memberID === req.memberID && a.alarm === req.alarm;
-    switch (req.action) {
-      case AlarmRequest_AlarmAction.GET:
-        return this.#alarms.filter((a) => req.alarm === AlarmType.NONE || a.alarm === req.alarm);
-      case AlarmRequest_AlarmAction.ACTIVATE: {
-        if (req.alarm === AlarmType.NONE) return [];
-        const member = create(AlarmMemberSchema, { memberID: req.memberID, alarm: req.alarm });
-        if (!this.#alarms.some(matches)) {
-          this.#alarms = [...this.#alarms, member].sort(compareAlarms);
-        }
-        return [member];
-      }
-      case AlarmRequest_AlarmAction.DEACTIVATE: {
-        const removed = this.#alarms.filter(matches);
-        this.#alarms = this.#alarms.filter((a) => !matches(a));
-        return removed;
-      }
-      default:
-        return [];
-    }
-  }
 }
 
 /** The leases a snapshot holds, as the lessor restores them. */
@@ -253,17 +206,4 @@ function leaseRecords(state: NodeSnapshot) {
     ttlSeconds: l.ttl,
     remainingTtlSeconds: l.remainingTtl,
   }));
-}
-
-function compareAlarms(a: AlarmMember, b: AlarmMember): number {
-  if (a.memberID !== b.memberID) return a.memberID < b.memberID ? -1 : 1;
-  return a.alarm - b.alarm;
-}
-
-/** Whether any branch of a txn, at any depth, puts (what a NOSPACE alarm refuses). */
-function hasPut(req: TxnRequest): boolean {
-  return [...req.success, ...req.failure].some((op) =>
-    op.request.case === "requestPut" ||
-    (op.request.case === "requestTxn" && hasPut(op.request.value))
-  );
 }

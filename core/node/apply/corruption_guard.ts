@@ -1,0 +1,31 @@
+/**
+ * The corruption guard: while a CORRUPT alarm is raised, the key space and leases are neither read
+ * nor changed (etcd's applierV3Corrupt: Range, Put, DeleteRange, Txn, Compaction, LeaseGrant and
+ * LeaseRevoke answer `etcdserver: corrupt cluster`). Alarms, membership and the member's own
+ * bookkeeping still apply, so the alarm can be disarmed.
+ */
+import { AlarmType } from "../../../gen/etcdserverpb/rpc_pb.ts";
+import { Errors } from "../../errors.ts";
+import type { ApplyLayer } from "./chain.ts";
+import type { OperationKind } from "./operation.ts";
+
+const refused: ReadonlySet<OperationKind> = new Set<OperationKind>([
+  "range",
+  "put",
+  "deleteRange",
+  "txn",
+  "compaction",
+  "leaseGrant",
+  "leaseRevoke",
+]);
+
+/** The guard for a member whose raised alarms `hasAlarm` answers. */
+export function corruptionGuard(hasAlarm: (type: AlarmType) => boolean): ApplyLayer {
+  return {
+    name: "corruption-guard",
+    apply(operation, meta, next) {
+      if (refused.has(operation.case) && hasAlarm(AlarmType.CORRUPT)) throw Errors.corrupt();
+      return next(operation, meta);
+    },
+  };
+}

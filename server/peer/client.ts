@@ -1,0 +1,155 @@
+/**
+ * One-shot HTTP/1.1 calls to a peer's plain endpoints: a joining member asks for the cluster's
+ * members, and a follower forwards what only the leader may do (learner promotion, lease renewal,
+ * lease TimeToLive). A leader's EtcdError comes back as JSON and is thrown again here with the
+ * same code and message, so that the client sees the leader's answer unchanged.
+ */
+
+import * as http from "node:http";
+import { EtcdError, type GrpcCodeValue } from "../../core/errors.ts";
+import { idHex } from "../../core/node/mod.ts";
+import { hostPort } from "../listener.ts";
+import { hexBytes, type MemberJson, parseId } from "./_wire.ts";
+
+/** A member as GET /members on a peer port describes it. */
+export interface RemoteMember {
+  id: bigint;
+  name: string;
+  peerUrls: string[];
+  clientUrls: string[];
+  isLearner: boolean;
+}
+
+/** One HTTP/1.1 request to a peer URL; resolves with status, headers and body. */
+function peerRequest(
+  url: string,
+  method: string,
+  path: string,
+  timeoutMs: number,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const { host, port } = hostPort(url);
+    const req = http.request({ host, port, method, path, headers, timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => body += c);
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** Asks a peer URL for the cluster's ID and members (etcd's GetClusterFromRemotePeers). */
+export async function fetchRemoteCluster(
+  url: string,
+  timeoutMs: number,
+): Promise<{ clusterId: bigint; members: RemoteMember[] }> {
+  const { status, headers, body } = await peerRequest(url, "GET", "/members", timeoutMs);
+  if (status !== 200) throw new Error(`GET /members: status ${status}`);
+  const clusterId = parseId(String(headers["x-etcd-cluster-id"] ?? ""));
+  if (clusterId === null) throw new Error("missing cluster ID");
+  const list = JSON.parse(body) as MemberJson[];
+  return {
+    clusterId,
+    members: list.map((m) => ({
+      id: BigInt(`0x${m.id}`),
+      name: m.name,
+      peerUrls: m.peerURLs,
+      clientUrls: m.clientURLs,
+      isLearner: m.isLearner,
+    })),
+  };
+}
+
+/**
+ * A follower's forwarded promotion: POST /members/promote/<id> to the leader's peer URL. The
+ * leader's EtcdError comes back as JSON and is thrown again here with the same code and message.
+ */
+export async function forwardPromote(
+  leaderPeerUrls: readonly string[],
+  clusterId: bigint,
+  id: bigint,
+  timeoutMs: number,
+): Promise<void> {
+  let lastError: unknown = new Error("leader has no peer URLs");
+  for (const url of leaderPeerUrls) {
+    try {
+      const { status, body } = await peerRequest(
+        url,
+        "POST",
+        `/members/promote/${idHex(id)}`,
+        timeoutMs,
+        { "x-etcd-cluster-id": idHex(clusterId) },
+      );
+      if (status === 200) return;
+      const parsed = JSON.parse(body) as { message?: string; code?: number };
+      throw EtcdError.fromStatus(
+        (parsed.code ?? 2) as GrpcCodeValue,
+        parsed.message ?? `status ${status}`,
+      );
+    } catch (e) {
+      if (e instanceof EtcdError) throw e;
+      lastError = e;
+    }
+  }
+  throw lastError;
+}
+
+/** POSTs a lease request to the leader; a leader's EtcdError is thrown again here. */
+async function leaseRequest(
+  leaderPeerUrls: readonly string[],
+  clusterId: bigint,
+  path: string,
+  timeoutMs: number,
+): Promise<Record<string, unknown>> {
+  let lastError: unknown = new Error("leader has no peer URLs");
+  for (const url of leaderPeerUrls) {
+    try {
+      const { status, body } = await peerRequest(url, "POST", path, timeoutMs, {
+        "x-etcd-cluster-id": idHex(clusterId),
+      });
+      const parsed = JSON.parse(body) as Record<string, unknown>;
+      if (status === 200) return parsed;
+      throw EtcdError.fromStatus(
+        (typeof parsed.code === "number" ? parsed.code : 2) as GrpcCodeValue,
+        typeof parsed.message === "string" ? parsed.message : `status ${status}`,
+      );
+    } catch (e) {
+      if (e instanceof EtcdError) throw e;
+      lastError = e;
+    }
+  }
+  throw lastError;
+}
+
+/** A follower's keep-alive, renewed by the leader (etcd's POST /leases over the peer port). */
+export async function forwardLeaseRenew(
+  leaderPeerUrls: readonly string[],
+  clusterId: bigint,
+  id: bigint,
+  timeoutMs: number,
+): Promise<bigint> {
+  const path = `/leases/renew/${BigInt.asUintN(64, id).toString(16)}`;
+  const r = await leaseRequest(leaderPeerUrls, clusterId, path, timeoutMs);
+  return BigInt(String(r.ttl));
+}
+
+/** A follower's LeaseTimeToLive, answered by the leader (etcd's POST /leases/internal). */
+export async function forwardLeaseTimeToLive(
+  leaderPeerUrls: readonly string[],
+  clusterId: bigint,
+  id: bigint,
+  timeoutMs: number,
+): Promise<{ ttl: bigint; grantedTtl: bigint; keys: Uint8Array[] }> {
+  const path = `/leases/timetolive/${BigInt.asUintN(64, id).toString(16)}`;
+  const r = await leaseRequest(leaderPeerUrls, clusterId, path, timeoutMs);
+  return {
+    ttl: BigInt(String(r.ttl)),
+    grantedTtl: BigInt(String(r.grantedTtl ?? "0")),
+    keys: Array.isArray(r.keys) ? r.keys.map((k) => hexBytes(String(k))) : [],
+  };
+}

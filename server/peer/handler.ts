@@ -1,0 +1,34 @@
+import type { MemberInfo } from "../../core/node/mod.ts";
+import type { Message } from "../../core/raft/mod.ts";
+
+/**
+ * What the peer server and transport need from the member. One interface for both halves, so that
+ * the member wires its node to the peer port in one place (server/server.ts) and neither half can
+ * reach into the node past it.
+ */
+export interface PeerHandler {
+  clusterId(): bigint;
+  memberId(): bigint;
+  members(): MemberInfo[];
+  isRemoved(id: bigint): boolean;
+  step(message: Message): void;
+  reportUnreachable(id: bigint): void;
+  reportSnapshot(id: bigint, ok: boolean): void;
+  /** A connection to the peer was refused (its process is gone). */
+  reportPeerDown(id: bigint): void;
+  /** Promotes a learner on the leader (forwarded by followers). */
+  promote(id: bigint): Promise<void>;
+  /** Renews a lease on the leader (forwarded keep-alives); resolves to its TTL. */
+  leaseRenew(id: bigint): Promise<bigint>;
+  /** A lease's remaining and granted TTL and keys on the leader; null for an unknown lease. */
+  leaseTimeToLive(
+    id: bigint,
+  ): Promise<{ ttl: bigint; grantedTtl: bigint; keys: Uint8Array[] } | null>;
+  /** This member's own peer URLs (sent along so that peers can answer before they know it). */
+  peerUrls(): string[];
+  /**
+   * A member sent messages before this member's log told about it (it was added after the point
+   * this member's log reached): reach it at these URLs so that it can be answered (etcd's remote).
+   */
+  learnSender(id: bigint, peerUrls: string[]): void;
+}

@@ -1,0 +1,208 @@
+/**
+ * The peer port's accepting side: Raft streams from peers (upgraded from `POST /raft/stream`) and
+ * the plain HTTP/1.1 endpoints that joining members and followers call (GET /members, /version,
+ * POST /members/promote/<id>, POST /leases/{renew,timetolive}/<id>). Both share one port: the
+ * first request head decides which one a connection is.
+ */
+
+import * as http from "node:http";
+import * as net from "node:net";
+import { EtcdError } from "../../core/errors.ts";
+import type { Logger } from "../../core/log.ts";
+import type { MemberInfo } from "../../core/node/mod.ts";
+import { clusterVersion, idHex, serverVersion } from "../../core/node/mod.ts";
+import { decodeMessage, type Message } from "../../core/raft/mod.ts";
+import { hostPort } from "../listener.ts";
+import type { PeerHandler } from "./handler.ts";
+import {
+  bytesHex,
+  FrameReader,
+  type MemberJson,
+  parseHead,
+  parseId,
+  readHead,
+  streamPath,
+  upgradeProtocol,
+} from "./_wire.ts";
+
+/**
+ * Starts the peer listeners; returns a function that closes them. `handler` is asked per request
+ * because the listeners start before the member (which answers 503 until then).
+ */
+export async function listenPeers(
+  urls: readonly string[],
+  handler: () => PeerHandler | null,
+  logger: Logger,
+): Promise<{ close(): void }> {
+  const servers: net.Server[] = [];
+  const sockets = new Set<net.Socket>();
+  const plain = http.createServer((req, res) => servePlain(req, res, handler));
+  plain.on("clientError", (_e, socket) => socket.destroy());
+  for (const url of urls) {
+    const { host, port } = hostPort(url);
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+      socket.on("error", () => socket.destroy());
+      socket.setNoDelay(true);
+      readHead(socket, (head, rest) => {
+        if (head === null) {
+          socket.destroy();
+          return;
+        }
+        const request = parseHead(head);
+        if (request && request.method === "POST" && request.path === streamPath) {
+          serveStream(socket, request.headers, rest, handler, logger);
+          return;
+        }
+        socket.unshift(Buffer.concat([Buffer.from(head), Buffer.from(rest)]));
+        plain.emit("connection", socket);
+        socket.resume();
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    servers.push(server);
+    logger.info("embed/etcd.go:587", "serving peer traffic", { address: `${host}:${port}` });
+  }
+  return {
+    close() {
+      for (const s of servers) s.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
+
+function serveStream(
+  socket: net.Socket,
+  headers: Map<string, string>,
+  rest: Uint8Array,
+  handlerOf: () => PeerHandler | null,
+  logger: Logger,
+): void {
+  const refuse = (status: string, message: string, extra = "") => {
+    const body = JSON.stringify({ message });
+    socket.end(
+      `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n` +
+        `${extra}Connection: close\r\n\r\n${body}`,
+    );
+  };
+  const handler = handlerOf();
+  if (handler === null) return refuse("503 Service Unavailable", "member is starting");
+  const clusterHeader = `X-Etcd-Cluster-ID: ${idHex(handler.clusterId())}\r\n`;
+  const remoteCluster = headers.get("x-etcd-cluster-id") ?? "";
+  if (remoteCluster !== idHex(handler.clusterId())) {
+    logger.warn("rafthttp/http.go:500", "request cluster ID mismatch", {
+      "local-member-id": idHex(handler.memberId()),
+      "local-member-cluster-id": idHex(handler.clusterId()),
+      "remote-peer-cluster-id": remoteCluster,
+    });
+    return refuse("412 Precondition Failed", "cluster ID mismatch", clusterHeader);
+  }
+  const from = parseId(headers.get("x-server-from") ?? "");
+  if (from === null) return refuse("400 Bad Request", "bad sender");
+  if (handler.isRemoved(from)) {
+    return refuse("410 Gone", "the member has been permanently removed from the cluster");
+  }
+  const senderUrls = (headers.get("x-peerurls") ?? "").split(",").filter((u) => u !== "");
+  if (senderUrls.length > 0) handler.learnSender(from, senderUrls);
+  socket.write(
+    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${upgradeProtocol}\r\nConnection: Upgrade\r\n` +
+      `${clusterHeader}\r\n`,
+  );
+  const reader = new FrameReader((bytes) => {
+    let message: Message;
+    try {
+      message = decodeMessage(bytes);
+    } catch (e) {
+      logger.warn("rafthttp/msgappv2_codec.go:230", "failed to decode raft message", {
+        from: idHex(from),
+        error: String(e),
+      });
+      return false;
+    }
+    if (message.from !== from) return true;
+    handlerOf()?.step(message);
+    return true;
+  });
+  if (rest.length > 0 && !reader.push(rest)) return void socket.destroy();
+  socket.on("data", (chunk: Uint8Array) => {
+    if (!reader.push(chunk)) socket.destroy();
+  });
+  socket.resume();
+}
+
+function servePlain(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  handlerOf: () => PeerHandler | null,
+): void {
+  const handler = handlerOf();
+  const reply = (status: number, body: unknown) => {
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (handler) headers["x-etcd-cluster-id"] = idHex(handler.clusterId());
+    res.writeHead(status, headers);
+    res.end(JSON.stringify(body));
+  };
+  if (handler === null) return reply(503, { message: "member is starting" });
+  const path = (req.url ?? "").split("?")[0];
+  if (path === "/members" && req.method === "GET") {
+    return reply(200, handler.members().map(memberJson));
+  }
+  if (path === "/version" && req.method === "GET") {
+    return reply(200, { etcdserver: serverVersion, etcdcluster: clusterVersion });
+  }
+  const promote = /^\/members\/promote\/([0-9a-f]{1,16})$/.exec(path);
+  if (promote && req.method === "POST") {
+    req.resume();
+    handler.promote(BigInt(`0x${promote[1]}`)).then(
+      () => reply(200, handler.members().map(memberJson)),
+      (e) => {
+        const message = e instanceof Error ? e.message : String(e);
+        const code = e instanceof EtcdError ? e.code : 2;
+        reply(412, { message, code });
+      },
+    );
+    return;
+  }
+  const lease = /^\/leases\/(renew|timetolive)\/([0-9a-f]{1,16})$/.exec(path);
+  if (lease && req.method === "POST") {
+    req.resume();
+    const id = BigInt.asIntN(64, BigInt(`0x${lease[2]}`));
+    const failed = (e: unknown) => {
+      const message = e instanceof Error ? e.message : String(e);
+      const code = e instanceof EtcdError ? e.code : 2;
+      reply(412, { message, code });
+    };
+    if (lease[1] === "renew") {
+      handler.leaseRenew(id).then((ttl) => reply(200, { ttl: String(ttl) }), failed);
+    } else {
+      handler.leaseTimeToLive(id).then((t) =>
+        reply(
+          200,
+          t === null ? { ttl: "-1" } : {
+            ttl: String(t.ttl),
+            grantedTtl: String(t.grantedTtl),
+            keys: t.keys.map(bytesHex),
+          },
+        ), failed);
+    }
+    return;
+  }
+  reply(404, { message: "not found" });
+}
+
+function memberJson(m: MemberInfo): MemberJson {
+  return {
+    id: idHex(m.id),
+    name: m.name,
+    peerURLs: m.peerUrls,
+    clientURLs: m.clientUrls,
+    isLearner: m.isLearner,
+  };
+}

@@ -1,0 +1,243 @@
+/**
+ * The peer port's sending side: one long-lived outgoing Raft stream per peer, reconnected with a
+ * bounded backoff. Failures become Raft's inputs: a message that cannot go is reported
+ * unreachable (Raft sends it again), a refused connection reports the peer down, and a snapshot's
+ * write outcome is reported back.
+ */
+
+import * as net from "node:net";
+import type { Logger } from "../../core/log.ts";
+import type { Transport } from "../../core/node/mod.ts";
+import { idHex, serverVersion } from "../../core/node/mod.ts";
+import { type Message, MessageType } from "../../core/raft/mod.ts";
+import { hostPort } from "../listener.ts";
+import type { PeerHandler } from "./handler.ts";
+import { encodeFrames, parseHead, readHead, streamPath, upgradeProtocol } from "./_wire.ts";
+
+/** Above this many bytes queued on a connection, messages other than snapshots are dropped. */
+const maxQueuedBytes = 64 * 1024 * 1024;
+
+interface Peer {
+  id: bigint;
+  urls: string[];
+  socket: net.Socket | null;
+  activeSince: number | null;
+  retryTimer: ReturnType<typeof setTimeout> | null;
+  backoffMs: number;
+  closed: boolean;
+  /** Which of the peer's URLs to try next. */
+  urlIndex: number;
+}
+
+/**
+ * The client half: one outgoing connection per peer, reconnected with a bounded backoff. Messages
+ * to a peer that is not connected are dropped and reported unreachable; Raft sends them again.
+ */
+export class PeerTransport implements Transport {
+  #peers = new Map<bigint, Peer>();
+  #handler: () => PeerHandler | null;
+  #logger: Logger;
+  #closed = false;
+
+  constructor(handler: () => PeerHandler | null, logger: Logger) {
+    this.#handler = handler;
+    this.#logger = logger;
+  }
+
+  send(messages: readonly Message[]): void {
+    if (this.#closed) return;
+    // One write per peer per call: the messages of one Ready travel together.
+    const byPeer = new Map<bigint, Message[]>();
+    for (const m of messages) {
+      const list = byPeer.get(m.to);
+      if (list) list.push(m);
+      else byPeer.set(m.to, [m]);
+    }
+    for (const [to, list] of byPeer) {
+      const peer = this.#peers.get(to);
+      const socket = peer?.socket;
+      const usable = socket && peer.activeSince !== null && !socket.destroyed &&
+        socket.writableLength < maxQueuedBytes;
+      if (!usable) {
+        this.#unreachable(to, list);
+        continue;
+      }
+      const out = encodeFrames(list);
+      const snapshots = list.filter((m) => m.type === MessageType.Snap).length;
+      if (snapshots === 0) {
+        socket.write(out);
+      } else {
+        socket.write(out, (error) => {
+          for (let i = 0; i < snapshots; i++) this.#handler()?.reportSnapshot(to, !error);
+        });
+      }
+    }
+  }
+
+  #unreachable(to: bigint, list: Message[]): void {
+    const handler = this.#handler();
+    if (!handler) return;
+    handler.reportUnreachable(to);
+    for (const m of list) if (m.type === MessageType.Snap) handler.reportSnapshot(to, false);
+  }
+
+  addPeer(id: bigint, peerUrls: readonly string[]): void {
+    if (this.#closed) return;
+    const existing = this.#peers.get(id);
+    if (existing) {
+      if (existing.urls.join(",") !== peerUrls.join(",")) this.updatePeer(id, peerUrls);
+      return;
+    }
+    const peer: Peer = {
+      id,
+      urls: [...peerUrls],
+      socket: null,
+      activeSince: null,
+      retryTimer: null,
+      backoffMs: 50,
+      closed: false,
+      urlIndex: 0,
+    };
+    this.#peers.set(id, peer);
+    this.#connect(peer);
+  }
+
+  /** Reaches a sender not (yet) in the membership; a known peer keeps its URLs. */
+  addRemote(id: bigint, peerUrls: readonly string[]): void {
+    if (!this.#peers.has(id)) this.addPeer(id, peerUrls);
+  }
+
+  updatePeer(id: bigint, peerUrls: readonly string[]): void {
+    const peer = this.#peers.get(id);
+    if (!peer) return this.addPeer(id, peerUrls);
+    peer.urls = [...peerUrls];
+    peer.urlIndex = 0;
+    this.#disconnect(peer);
+    peer.backoffMs = 50;
+    this.#connect(peer);
+  }
+
+  removePeer(id: bigint): void {
+    const peer = this.#peers.get(id);
+    if (!peer) return;
+    peer.closed = true;
+    this.#disconnect(peer);
+    this.#peers.delete(id);
+  }
+
+  activeSince(id: bigint): number | null {
+    return this.#peers.get(id)?.activeSince ?? null;
+  }
+
+  /** Closes every connection (member shutdown). */
+  close(): void {
+    this.#closed = true;
+    for (const peer of this.#peers.values()) {
+      peer.closed = true;
+      this.#disconnect(peer);
+    }
+    this.#peers.clear();
+  }
+
+  #disconnect(peer: Peer): void {
+    if (peer.retryTimer !== null) clearTimeout(peer.retryTimer);
+    peer.retryTimer = null;
+    peer.activeSince = null;
+    const socket = peer.socket;
+    peer.socket = null;
+    socket?.destroy();
+  }
+
+  #connect(peer: Peer): void {
+    if (peer.closed || this.#closed) return;
+    const handler = this.#handler();
+    if (!handler) {
+      this.#retry(peer);
+      return;
+    }
+    const url = peer.urls[peer.urlIndex % peer.urls.length];
+    peer.urlIndex++;
+    let target: { host: string; port: number };
+    try {
+      target = hostPort(url);
+    } catch {
+      this.#retry(peer);
+      return;
+    }
+    const socket = net.connect(target.port, target.host);
+    peer.socket = socket;
+    socket.setNoDelay(true);
+    const fail = () => {
+      if (peer.socket !== socket) return;
+      const wasActive = peer.activeSince !== null;
+      this.#disconnect(peer);
+      if (wasActive) {
+        this.#logger.warn(
+          "rafthttp/peer_status.go:68",
+          "peer became inactive (message send to peer failed)",
+          { "peer-id": idHex(peer.id) },
+        );
+        this.#handler()?.reportUnreachable(peer.id);
+      }
+      this.#retry(peer);
+    };
+    socket.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "ECONNREFUSED" && peer.socket === socket) {
+        this.#handler()?.reportPeerDown(peer.id);
+      }
+      fail();
+    });
+    socket.on("close", fail);
+    socket.on("connect", () => {
+      socket.write(
+        `POST ${streamPath} HTTP/1.1\r\nHost: ${target.host}:${target.port}\r\n` +
+          `Connection: Upgrade\r\nUpgrade: ${upgradeProtocol}\r\n` +
+          `X-Etcd-Cluster-ID: ${idHex(handler.clusterId())}\r\n` +
+          `X-Server-From: ${idHex(handler.memberId())}\r\n` +
+          `X-PeerURLs: ${handler.peerUrls().join(",")}\r\n` +
+          `X-Server-Version: ${serverVersion}\r\n\r\n`,
+      );
+      readHead(socket, (head) => {
+        const response = head === null ? null : parseHead(head);
+        if (response === null || response.status !== 101) {
+          if (response?.status === 410) {
+            this.#logger.error(
+              "rafthttp/stream.go:571",
+              "the member has been permanently removed from the cluster",
+              { "peer-id": idHex(peer.id) },
+            );
+          } else if (response?.status === 412) {
+            this.#logger.warn(
+              "rafthttp/stream.go:580",
+              "request sent was ignored due to cluster ID mismatch",
+              {
+                "remote-peer-id": idHex(peer.id),
+                "remote-peer-cluster-id": response.headers.get("x-etcd-cluster-id") ?? "",
+                "local-member-cluster-id": idHex(handler.clusterId()),
+              },
+            );
+          }
+          fail();
+          return;
+        }
+        // Nothing comes back on this connection; keep reading so a close is noticed.
+        socket.on("data", () => {});
+        socket.resume();
+        peer.activeSince = Date.now();
+        peer.backoffMs = 50;
+        this.#logger.info("rafthttp/peer_status.go:51", "peer became active", {
+          "peer-id": idHex(peer.id),
+        });
+      });
+    });
+  }
+
+  #retry(peer: Peer): void {
+    if (peer.closed || this.#closed || peer.retryTimer !== null) return;
+    peer.retryTimer = setTimeout(() => {
+      peer.retryTimer = null;
+      this.#connect(peer);
+    }, peer.backoffMs);
+    peer.backoffMs = Math.min(peer.backoffMs * 2, 1000);
+  }
+}
