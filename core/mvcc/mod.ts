@@ -30,6 +30,8 @@ export {
   DEFAULT_MAX_TXN_OPS,
 } from "./validate.ts";
 export type { KeyInterval } from "./validate.ts";
+/** Byte order and byte keys as the store uses them (one copy, in core/bytes.ts). */
+export { compareBytes, keyId } from "../bytes.ts";
 export {
   MAX_WATCHERS_PER_SYNC,
   WATCH_BATCH_MAX_REVS,
