@@ -13,6 +13,7 @@ import * as http2 from "node:http2";
 import type { DescMessage, DescMethod, MessageShape } from "@bufbuild/protobuf";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { GrpcCode, type GrpcCodeValue } from "../core/errors.ts";
+import { encodeGrpcFrame, GrpcFrameDecoder } from "../core/wire/mod.ts";
 
 /** gRPC status codes: the table core/errors.ts keeps for the server, under the CLI's names. */
 export const Code = GrpcCode;
@@ -96,67 +97,33 @@ export interface ConnectOptions {
   keepaliveTimeoutMs?: number;
 }
 
-/** Encodes one message with the 5-byte gRPC prefix (uncompressed). */
-export function frameMessage(payload: Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + payload.length);
-  const view = new DataView(out.buffer);
-  out[0] = 0;
-  view.setUint32(1, payload.length);
-  out.set(payload, 5);
-  return out;
-}
-
-/** Splits a byte stream into gRPC messages; feed chunks, get complete payloads back. */
+/**
+ * Splits a response stream into gRPC messages; feed chunks, get complete payloads back. The
+ * framing is core/wire's; this adds grpc-go's client error for a compressed message, raised once
+ * the whole message has arrived, and hands out copies, not views into node:http2's chunks.
+ */
 export class FrameDecoder {
-  private chunks: Uint8Array[] = [];
-  private buffered = 0;
-
-  private take(n: number): Uint8Array {
-    const out = new Uint8Array(n);
-    let off = 0;
-    while (off < n) {
-      const c = this.chunks[0];
-      const k = Math.min(c.length, n - off);
-      out.set(c.subarray(0, k), off);
-      off += k;
-      if (k === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(k);
-    }
-    this.buffered -= n;
-    return out;
-  }
-
-  private peekHeader(): [number, number] {
-    const h = this.chunks.length > 0 && this.chunks[0].length >= 5 ? this.chunks[0] : this.take(5);
-    if (h !== this.chunks[0]) this.chunks.unshift(h), this.buffered += 5;
-    return [h[0], new DataView(h.buffer, h.byteOffset, 5).getUint32(1)];
-  }
+  #frames = new GrpcFrameDecoder();
 
   /** Adds bytes; returns every message now complete. Throws GrpcError on compressed frames. */
   push(chunk: Uint8Array): Uint8Array[] {
-    if (chunk.length > 0) {
-      this.chunks.push(chunk);
-      this.buffered += chunk.length;
-    }
+    this.#frames.push(chunk);
     const out: Uint8Array[] = [];
-    while (this.buffered >= 5) {
-      const [flag, len] = this.peekHeader();
-      if (this.buffered < 5 + len) break;
-      if (flag !== 0) {
+    while (this.#frames.hasMessage()) {
+      if (this.#frames.nextFlag() !== 0) {
         throw new GrpcError(
           Code.Internal,
           "grpc: compressed flag set with identity or empty encoding",
         );
       }
-      this.take(5);
-      out.push(this.take(len));
+      out.push(this.#frames.next()!.slice());
     }
     return out;
   }
 
   /** True if a partial message is buffered. */
   hasPartial(): boolean {
-    return this.buffered > 0;
+    return this.#frames.buffered > 0;
   }
 }
 
@@ -583,7 +550,7 @@ export class GrpcConnection {
 
     const send = (msg: MessageShape<I>) => {
       if (finished || req.closed) return;
-      req.write(frameMessage(toBinary(method.input, msg, { writeUnknownFields: false })));
+      req.write(encodeGrpcFrame(toBinary(method.input, msg, { writeUnknownFields: false })));
     };
     const closeSend = () => {
       if (!req.closed && !req.writableEnded) req.end();

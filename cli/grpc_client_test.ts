@@ -5,11 +5,11 @@ import {
   Code,
   decodeGrpcMessage,
   FrameDecoder,
-  frameMessage,
   GrpcConnection,
   GrpcError,
   parseEndpoint,
 } from "./grpc_client.ts";
+import { encodeGrpcFrame } from "../core/wire/mod.ts";
 import {
   CompactionRequestSchema,
   DeleteRangeRequestSchema,
@@ -25,8 +25,8 @@ import {
 const enc = new TextEncoder();
 
 Deno.test("FrameDecoder reassembles length-prefixed messages across chunk boundaries", () => {
-  const a = frameMessage(enc.encode("hello"));
-  const b = frameMessage(new Uint8Array(0));
+  const a = encodeGrpcFrame(enc.encode("hello"));
+  const b = encodeGrpcFrame(new Uint8Array(0));
   const all = new Uint8Array([...a, ...b]);
   const d = new FrameDecoder();
   assert.deepEqual(d.push(all.subarray(0, 3)), []);
@@ -107,7 +107,7 @@ Deno.test({
         });
         stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
         const resp = create(RangeResponseSchema, { count: BigInt(key.length) });
-        stream.end(frameMessage(toBinary(RangeResponseSchema, resp)));
+        stream.end(encodeGrpcFrame(toBinary(RangeResponseSchema, resp)));
       } else if (path === "/etcdserverpb.KV/Put") {
         await body();
         stream.respond({
@@ -176,7 +176,7 @@ Deno.test({
           fromBinary(WatchRequestSchema, m);
           n++;
           stream.write(
-            frameMessage(
+            encodeGrpcFrame(
               toBinary(WatchResponseSchema, create(WatchResponseSchema, { watchId: BigInt(n) })),
             ),
           );

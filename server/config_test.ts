@@ -1,4 +1,4 @@
-import { assertEquals, assertRejects, assertThrows } from "../tests/assert.ts";
+import { assertEquals, assertRejects, assertThrows } from "../core/testing.ts";
 import { ConfigError, parseArgs, resolveConfig, toServerConfig } from "./config.ts";
 
 Deno.test("flags follow Go's flag rules: -f v, --f=v, bare booleans", () => {

@@ -6,6 +6,12 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { EtcdError, GrpcCode, type GrpcCodeValue } from "../core/errors.ts";
+import {
+  encodeGrpcFrame,
+  GRPC_PREFIX_BYTES,
+  GrpcFrameDecoder,
+  grpcFrameLength,
+} from "../core/wire/mod.ts";
 import { encodeHeaders, type H2Stream } from "./h2/mod.ts";
 
 /**
@@ -61,74 +67,31 @@ export function encodeGrpcMessage(message: string): string {
   return out;
 }
 
-/** Splits 5-byte-framed messages out of a growing buffer. */
-class FrameReader {
-  #chunks: Uint8Array[] = [];
-  #buffered = 0;
-
-  constructor(private readonly maxMessageBytes: number) {}
-
-  push(chunk: Uint8Array): void {
-    this.#chunks.push(chunk);
-    this.#buffered += chunk.length;
+/**
+ * grpc-go's server checks of a message prefix: no compression (we offer none), and the length
+ * within --max-request-bytes (plus gRPC overhead); throws the EtcdError the client then sees.
+ */
+function checkPrefix(flag: number, length: number, maxMessageBytes: number): void {
+  if (flag !== 0) {
+    throw new EtcdError(GrpcCode.Internal, "grpc: compressed messages are not supported");
   }
-
-  /** Next complete message payload, null if more bytes are needed; throws EtcdError if too big. */
-  next(): Uint8Array | null {
-    if (this.#buffered < 5) return null;
-    const head = this.#peek(5);
-    if (head[0] !== 0) {
-      throw new EtcdError(GrpcCode.Internal, "grpc: compressed messages are not supported");
-    }
-    const length = ((head[1] << 24) >>> 0) + (head[2] << 16) + (head[3] << 8) + head[4];
-    if (length > this.maxMessageBytes) {
-      throw new EtcdError(
-        GrpcCode.ResourceExhausted,
-        `grpc: received message larger than max (${length} vs. ${this.maxMessageBytes})`,
-      );
-    }
-    if (this.#buffered < 5 + length) return null;
-    const all = this.#take(5 + length);
-    return all.subarray(5);
-  }
-
-  #peek(n: number): Uint8Array {
-    if (this.#chunks[0].length >= n) return this.#chunks[0];
-    this.#coalesce();
-    return this.#chunks[0];
-  }
-
-  #take(n: number): Uint8Array {
-    if (this.#chunks[0].length < n) this.#coalesce();
-    const first = this.#chunks[0];
-    const out = first.subarray(0, n);
-    if (first.length === n) this.#chunks.shift();
-    else this.#chunks[0] = first.subarray(n);
-    this.#buffered -= n;
-    return out;
-  }
-
-  #coalesce(): void {
-    const all = new Uint8Array(this.#buffered);
-    let o = 0;
-    for (const c of this.#chunks) {
-      all.set(c, o);
-      o += c.length;
-    }
-    this.#chunks = [all];
+  if (length > maxMessageBytes) {
+    throw new EtcdError(
+      GrpcCode.ResourceExhausted,
+      `grpc: received message larger than max (${length} vs. ${maxMessageBytes})`,
+    );
   }
 }
 
-/** Frames one encoded message. */
-export function frame(payload: Uint8Array): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(5 + payload.length);
-  const n = payload.length;
-  out[1] = (n >>> 24) & 0xff;
-  out[2] = (n >>> 16) & 0xff;
-  out[3] = (n >>> 8) & 0xff;
-  out[4] = n & 0xff;
-  out.set(payload, 5);
-  return out;
+/**
+ * The next complete message payload in `reader`, null if more bytes are needed; a bad prefix
+ * throws (checkPrefix) as soon as it has arrived, before its message has.
+ */
+function nextMessage(reader: GrpcFrameDecoder, maxMessageBytes: number): Uint8Array | null {
+  const length = reader.nextLength();
+  if (length < 0) return null;
+  checkPrefix(reader.nextFlag(), length, maxMessageBytes);
+  return reader.next();
 }
 
 /** Maps anything thrown by a handler to a gRPC status. */
@@ -207,7 +170,7 @@ function serveUnary(
   options: GrpcOptions,
   stream: H2Stream,
 ): void {
-  let reader: FrameReader | null = null;
+  let reader: GrpcFrameDecoder | null = null;
   let first: Uint8Array | null = null;
   let payload: Uint8Array | null = null;
   let failed = false;
@@ -221,11 +184,11 @@ function serveUnary(
         return;
       }
       if (reader === null) {
-        reader = new FrameReader(options.maxRecvBytes);
+        reader = new GrpcFrameDecoder();
         reader.push(first!);
       }
       reader.push(chunk);
-      payload = reader.next();
+      payload = nextMessage(reader, options.maxRecvBytes);
     } catch (e) {
       failed = true;
       const s = toStatus(e);
@@ -236,10 +199,10 @@ function serveUnary(
     if (failed) return;
     if (payload === null && reader === null && first !== null) {
       // One chunk holding a message and more bytes: take the first message, as a reader would.
-      const r = new FrameReader(options.maxRecvBytes);
+      const r = new GrpcFrameDecoder();
       r.push(first);
       try {
-        payload = r.next();
+        payload = nextMessage(r, options.maxRecvBytes);
       } catch (e) {
         const s = toStatus(e);
         sendError(stream, s.code, s.message);
@@ -277,21 +240,13 @@ function serveUnary(
 
 /**
  * The message in `chunk` if it holds exactly one whole message; null if more bytes are needed
- * (or more than one message is there: the reader then takes over). Throws as FrameReader does.
+ * (or more than one message is there: the reader then takes over). Throws as nextMessage() does.
  */
 function wholeMessage(chunk: Uint8Array, max: number): Uint8Array | null {
-  if (chunk.length < 5) return null;
-  if (chunk[0] !== 0) {
-    throw new EtcdError(GrpcCode.Internal, "grpc: compressed messages are not supported");
-  }
-  const length = ((chunk[1] << 24) >>> 0) + (chunk[2] << 16) + (chunk[3] << 8) + chunk[4];
-  if (length > max) {
-    throw new EtcdError(
-      GrpcCode.ResourceExhausted,
-      `grpc: received message larger than max (${length} vs. ${max})`,
-    );
-  }
-  return chunk.length === 5 + length ? chunk.subarray(5) : null;
+  if (chunk.length < GRPC_PREFIX_BYTES) return null;
+  const length = grpcFrameLength(chunk);
+  checkPrefix(chunk[0], length, max);
+  return chunk.length === GRPC_PREFIX_BYTES + length ? chunk.subarray(GRPC_PREFIX_BYTES) : null;
 }
 
 /**
@@ -343,7 +298,7 @@ function reportInternal(options: GrpcOptions, stream: H2Stream, e: unknown) {
 function respondUnary(stream: H2Stream, payload: Uint8Array): void {
   if (stream.closed) return;
   stream.respond(RESPONSE_HEADERS);
-  stream.write(frame(payload));
+  stream.write(encodeGrpcFrame(payload));
   stream.end(OK_TRAILERS);
 }
 
@@ -353,7 +308,7 @@ function serveStream(
   options: GrpcOptions,
   stream: H2Stream,
 ): void {
-  const reader = new FrameReader(options.maxRecvBytes);
+  const reader = new GrpcFrameDecoder();
   const abort = new AbortController();
   const queue: Message[] = [];
   let ended = false;
@@ -380,7 +335,8 @@ function serveStream(
   stream.ondata = (chunk) => {
     try {
       reader.push(chunk);
-      for (let p = reader.next(); p !== null; p = reader.next()) {
+      const max = options.maxRecvBytes;
+      for (let p = nextMessage(reader, max); p !== null; p = nextMessage(reader, max)) {
         queue.push(fromBinary(method.input, p));
       }
       stream.consumed(chunk.length);
@@ -407,7 +363,7 @@ function serveStream(
   const send = (res: Message): Promise<void> => {
     if (stream.closed || stream.localEnded) return Promise.resolve();
     if (!stream.headersSent) stream.respond(RESPONSE_HEADERS);
-    if (stream.write(frame(toBinary(method.output, res)))) return Promise.resolve();
+    if (stream.write(encodeGrpcFrame(toBinary(method.output, res)))) return Promise.resolve();
     // Back-pressure: wait until the client takes what we sent (or goes away).
     return new Promise((resolve) => drained.push(resolve));
   };

@@ -6,8 +6,9 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { RangeRequestSchema, RangeResponseSchema } from "../gen/etcdserverpb/rpc_pb.ts";
-import { assert } from "../tests/assert.ts";
-import { frame, handleGrpcStream, type MethodTable, type StreamMethod } from "./grpc.ts";
+import { assert } from "../core/testing.ts";
+import { handleGrpcStream, type MethodTable, type StreamMethod } from "./grpc.ts";
+import { encodeGrpcFrame } from "../core/wire/mod.ts";
 import { H2Connection } from "./h2/mod.ts";
 
 Deno.test("grpc over server/h2: streaming back-pressure and cancellation", async () => {
@@ -54,7 +55,11 @@ Deno.test("grpc over server/h2: streaming back-pressure and cancellation", async
       ":path": "/t.T/S",
       "content-type": "application/grpc",
     });
-    req.write(frame(toBinary(RangeRequestSchema, create(RangeRequestSchema, { limit: 100_000n }))));
+    req.write(
+      encodeGrpcFrame(
+        toBinary(RangeRequestSchema, create(RangeRequestSchema, { limit: 100_000n })),
+      ),
+    );
     let received = 0;
     req.on("data", () => received++);
     req.pause();

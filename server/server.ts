@@ -15,7 +15,7 @@ import {
 } from "../core/node/mod.ts";
 import type { Disk } from "../core/storage/mod.ts";
 import type { ServerConfig } from "./config.ts";
-import { DenoDisk } from "./deno_disk.ts";
+import { DenoDisk } from "../platform/mod.ts";
 import { hostPort, type Http1Routes, listenClients, type PlainResponse } from "./listener.ts";
 import {
   fetchRemoteCluster,

@@ -14,8 +14,8 @@ import {
 } from "../gen/etcdserverpb/rpc_pb.ts";
 import type { EtcdNode } from "../core/node/mod.ts";
 import type { Logger } from "../core/log.ts";
-import { toEtcdBuckets } from "../core/snapshot/etcd_db.ts";
-import { encodeBolt } from "../core/storage/bbolt.ts";
+import { toEtcdBuckets } from "../core/snapshot/mod.ts";
+import { encodeBolt } from "../core/storage/mod.ts";
 import { Errors } from "../core/errors.ts";
 import type { AnyMethod, StreamMethod } from "./grpc.ts";
 

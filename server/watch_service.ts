@@ -17,6 +17,7 @@ import {
 } from "../core/mvcc/mod.ts";
 import { Errors } from "../core/errors.ts";
 import { nodeDefaults } from "../core/node/mod.ts";
+import { uvarintSize } from "../core/varint.ts";
 import type { AnyMethod, CallContext, StreamMethod } from "./grpc.ts";
 
 /**
@@ -300,15 +301,6 @@ function toResponse(host: WatchHost, b: WatchBatch): WatchResponse {
   return r;
 }
 
-function varintBytes(n: number): number {
-  let bytes = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    bytes++;
-  }
-  return bytes;
-}
-
 /**
  * etcd's sendFragments: a response of at least --max-request-bytes with two or more events is
  * sent in pieces of whole events, each under the limit when possible (a piece has at least one
@@ -321,7 +313,7 @@ export async function sendFragments(
 ): Promise<void> {
   const eventSizes = wr.events.map((e) => {
     const n = toBinary(EventSchema, e).length;
-    return 1 + varintBytes(n) + n;
+    return 1 + uvarintSize(n) + n;
   });
   const base = create(WatchResponseSchema, { ...wr, events: [] });
   const baseBytes = toBinary(WatchResponseSchema, base).length;

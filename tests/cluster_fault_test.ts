@@ -3,7 +3,7 @@
  * write load. A new leader must be elected, no acknowledged write may be lost, and the old leader,
  * restarted from its data dir, must catch up to the same state.
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "../core/testing.ts";
 import { startCluster, startJoiningMember } from "./cluster_harness.ts";
 import { freePort, KvClient, type Member, requireDetcd } from "./harness.ts";
 import {

@@ -8,7 +8,7 @@
  *   - a member of a running cluster started again as `new` on an empty data dir: "member <id> has
  *     already been bootstrapped".
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "../core/testing.ts";
 import { type Cluster, startCluster } from "./cluster_harness.ts";
 import { MemberAddRequestSchema, MemberAddResponseSchema } from "../gen/etcdserverpb/rpc_pb.ts";
 import {

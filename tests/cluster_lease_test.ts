@@ -4,7 +4,7 @@
  * alive survives kill -9 of the leader, and an abandoned lease expires with its keys deleted on
  * every member (the leader's revoke goes through Raft).
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "../core/testing.ts";
 import { startCluster } from "./cluster_harness.ts";
 import { KvClient, type Member, requireDetcd, runCtl } from "./harness.ts";
 

@@ -2,7 +2,7 @@
 import { silentLogger } from "../core/log.ts";
 import { resolveConfig, toServerConfig } from "../server/config.ts";
 import { startServer } from "../server/server.ts";
-import { assertEquals } from "./assert.ts";
+import { assertEquals } from "../core/testing.ts";
 import { freePort } from "./harness.ts";
 
 Deno.test("CVE-2020-15113: data dir and member dirs are 0700, WAL, snapshot and meta files 0600", async () => {

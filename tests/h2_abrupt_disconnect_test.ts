@@ -10,19 +10,14 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import { encodeFrame, encodeSettings, Flag, FrameType } from "../server/h2/frames.ts";
 import { encodeHeaders } from "../server/h2/hpack.ts";
-import { assert, assertEquals } from "./assert.ts";
+import { encodeGrpcFrame } from "../core/wire/mod.ts";
+import { assert, assertEquals } from "../core/testing.ts";
 import { type Member, startMember } from "./harness.ts";
 
-const grpcFrame = (payload: Uint8Array) => {
-  const b = new Uint8Array(5 + payload.length);
-  new DataView(b.buffer).setUint32(1, payload.length);
-  b.set(payload, 5);
-  return b;
-};
 /** PutRequest{key: "k", value: "v"}. */
-const put = grpcFrame(new Uint8Array([0x0a, 1, 0x6b, 0x12, 1, 0x76]));
+const put = encodeGrpcFrame(new Uint8Array([0x0a, 1, 0x6b, 0x12, 1, 0x76]));
 /** RangeRequest{key: "k"}. */
-const range = grpcFrame(new Uint8Array([0x0a, 1, 0x6b]));
+const range = encodeGrpcFrame(new Uint8Array([0x0a, 1, 0x6b]));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

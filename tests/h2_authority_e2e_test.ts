@@ -8,7 +8,7 @@
  */
 
 import * as http2 from "node:http2";
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "../core/testing.ts";
 import { type Member, requireDetcd, runCtl, startMember, which } from "./harness.ts";
 
 const detcd = requireDetcd();

@@ -27,6 +27,7 @@ import type {
   RangeResponse,
   StatusResponse,
 } from "../gen/etcdserverpb/rpc_pb.ts";
+import { encodeGrpcFrame, GRPC_PREFIX_BYTES, grpcFrameLength } from "../core/wire/mod.ts";
 
 /** Repository root, so that `deno run -A server/main.ts` works whatever the test's cwd is. */
 export const REPO_ROOT: string = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -946,10 +947,7 @@ export class KvClient {
     output: O,
     init: MessageInitShape<I>,
   ): Promise<MessageShape<O>> {
-    const body = toBinary(input, create(input, init));
-    const frame = new Uint8Array(5 + body.length);
-    new DataView(frame.buffer).setUint32(1, body.length);
-    frame.set(body, 5);
+    const frame = encodeGrpcFrame(toBinary(input, create(input, init)));
     return new Promise((resolve, reject) => {
       let request: http2.ClientHttp2Stream;
       try {
@@ -993,13 +991,13 @@ export class KvClient {
           all.set(chunk, offset);
           offset += chunk.length;
         }
-        if (all.length < 5) {
+        if (all.length < GRPC_PREFIX_BYTES) {
           reject(new Error(`${path}: OK status without a message`));
           return;
         }
-        const length = new DataView(all.buffer, all.byteOffset).getUint32(1);
+        const length = grpcFrameLength(all);
         try {
-          resolve(fromBinary(output, all.subarray(5, 5 + length)));
+          resolve(fromBinary(output, all.subarray(GRPC_PREFIX_BYTES, GRPC_PREFIX_BYTES + length)));
         } catch (error) {
           reject(error);
         }

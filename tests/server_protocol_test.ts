@@ -13,9 +13,9 @@ import {
 import { silentLogger } from "../core/log.ts";
 import { MemoryDisk } from "../core/storage/mod.ts";
 import { resolveConfig, toServerConfig } from "../server/config.ts";
-import { frame } from "../server/grpc.ts";
+import { encodeGrpcFrame, GRPC_PREFIX_BYTES, grpcFrameLength } from "../core/wire/mod.ts";
 import { type RunningServer, startServer } from "../server/server.ts";
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "../core/testing.ts";
 import { freePort } from "./harness.ts";
 
 const enc = new TextEncoder();
@@ -89,7 +89,11 @@ function grpcCallOn(
         all.set(c, o);
         o += c.length;
       }
-      resolve({ status, message: message && decodeURIComponent(message), body: all.subarray(5) });
+      resolve({
+        status,
+        message: message && decodeURIComponent(message),
+        body: all.subarray(GRPC_PREFIX_BYTES),
+      });
     });
     req.on("error", reject);
     req.end(body);
@@ -102,14 +106,14 @@ Deno.test("a put then a range over raw gRPC carry etcd's header and status 0", a
     const p = await grpcCall(
       address,
       "/etcdserverpb.KV/Put",
-      frame(toBinary(PutRequestSchema, put)),
+      encodeGrpcFrame(toBinary(PutRequestSchema, put)),
     );
     assertEquals(p.status, "0");
     const range = create(RangeRequestSchema, { key: enc.encode("k") });
     const r = await grpcCall(
       address,
       "/etcdserverpb.KV/Range",
-      frame(toBinary(RangeRequestSchema, range)),
+      encodeGrpcFrame(toBinary(RangeRequestSchema, range)),
     );
     assertEquals(r.status, "0");
     const resp = fromBinary(RangeResponseSchema, r.body);
@@ -124,7 +128,7 @@ Deno.test("errors carry etcd's gRPC code and exact message", async () => {
     const r = await grpcCall(
       address,
       "/etcdserverpb.KV/Put",
-      frame(toBinary(PutRequestSchema, put)),
+      encodeGrpcFrame(toBinary(PutRequestSchema, put)),
     );
     assertEquals([r.status, r.message], ["3", "etcdserver: key is not provided"]);
   });
@@ -137,7 +141,7 @@ Deno.test("requests over --max-request-bytes are refused and store nothing", asy
     const r = await grpcCall(
       address,
       "/etcdserverpb.KV/Put",
-      frame(toBinary(PutRequestSchema, big)),
+      encodeGrpcFrame(toBinary(PutRequestSchema, big)),
     );
     assertEquals([r.status, r.message], ["3", "etcdserver: request is too large"]);
     // Over gRPC's cap: refused while reading, with grpc-go's ResourceExhausted wording.
@@ -148,7 +152,7 @@ Deno.test("requests over --max-request-bytes are refused and store nothing", asy
     const h = await grpcCall(
       address,
       "/etcdserverpb.KV/Put",
-      frame(toBinary(PutRequestSchema, huge)),
+      encodeGrpcFrame(toBinary(PutRequestSchema, huge)),
     );
     assertEquals(h.status, "8");
     assert(h.message?.startsWith("grpc: received message larger than max ("), h.message);
@@ -158,9 +162,9 @@ Deno.test("requests over --max-request-bytes are refused and store nothing", asy
 
 Deno.test("unknown services and methods get Unimplemented", async () => {
   await withServer([], async (_server, address) => {
-    const m = await grpcCall(address, "/etcdserverpb.KV/Nope", frame(new Uint8Array(0)));
+    const m = await grpcCall(address, "/etcdserverpb.KV/Nope", encodeGrpcFrame(new Uint8Array(0)));
     assertEquals([m.status, m.message], ["12", "unknown method Nope for service etcdserverpb.KV"]);
-    const s = await grpcCall(address, "/foo.Bar/Baz", frame(new Uint8Array(0)));
+    const s = await grpcCall(address, "/foo.Bar/Baz", encodeGrpcFrame(new Uint8Array(0)));
     assertEquals([s.status, s.message], ["12", "unknown service foo.Bar"]);
   });
 });
@@ -170,13 +174,15 @@ Deno.test("an undecodable message is refused and the server keeps serving", asyn
     const r = await grpcCall(
       address,
       "/etcdserverpb.KV/Range",
-      frame(new Uint8Array([0xff, 0xff, 0xff])),
+      encodeGrpcFrame(new Uint8Array([0xff, 0xff, 0xff])),
     );
     assertEquals(r.status, "13");
     const ok = await grpcCall(
       address,
       "/etcdserverpb.KV/Range",
-      frame(toBinary(RangeRequestSchema, create(RangeRequestSchema, { key: enc.encode("a") }))),
+      encodeGrpcFrame(
+        toBinary(RangeRequestSchema, create(RangeRequestSchema, { key: enc.encode("a") })),
+      ),
     );
     assertEquals(ok.status, "0");
   });
@@ -225,17 +231,22 @@ Deno.test("gRPC-Web over HTTP/1.1: data frame then a trailer frame with grpc-sta
     const res = await fetch(`http://${address}/etcdserverpb.KV/Range`, {
       method: "POST",
       headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" },
-      body: frame(toBinary(RangeRequestSchema, range)),
+      body: encodeGrpcFrame(toBinary(RangeRequestSchema, range)),
     });
     assertEquals(res.status, 200);
     const body = new Uint8Array(await res.arrayBuffer());
     assertEquals(body[0], 0);
-    const length = new DataView(body.buffer).getUint32(1);
-    const resp = fromBinary(RangeResponseSchema, body.subarray(5, 5 + length));
+    const length = grpcFrameLength(body);
+    const resp = fromBinary(
+      RangeResponseSchema,
+      body.subarray(GRPC_PREFIX_BYTES, GRPC_PREFIX_BYTES + length),
+    );
     assertEquals(resp.header?.revision, 1n);
-    const trailer = body.subarray(5 + length);
+    const trailer = body.subarray(GRPC_PREFIX_BYTES + length);
     assertEquals(trailer[0], 0x80);
-    assert(new TextDecoder().decode(trailer.subarray(5)).includes("grpc-status: 0"));
+    assert(
+      new TextDecoder().decode(trailer.subarray(GRPC_PREFIX_BYTES)).includes("grpc-status: 0"),
+    );
   });
 });
 
@@ -245,28 +256,35 @@ Deno.test("with client workers: gRPC, errors, size limits, HTTP/1.1 and Connect 
     const replies = await Promise.all(
       Array.from(
         { length: 20 },
-        () => grpcCall(address, "/etcdserverpb.KV/Put", frame(toBinary(PutRequestSchema, put))),
+        () =>
+          grpcCall(
+            address,
+            "/etcdserverpb.KV/Put",
+            encodeGrpcFrame(toBinary(PutRequestSchema, put)),
+          ),
       ),
     );
     assertEquals(replies.map((r) => r.status), replies.map(() => "0"));
     const r = await grpcCall(
       address,
       "/etcdserverpb.KV/Range",
-      frame(toBinary(RangeRequestSchema, create(RangeRequestSchema, { key: enc.encode("k") }))),
+      encodeGrpcFrame(
+        toBinary(RangeRequestSchema, create(RangeRequestSchema, { key: enc.encode("k") })),
+      ),
     );
     assertEquals(fromBinary(RangeResponseSchema, r.body).kvs[0].version, 20n);
     const empty = create(PutRequestSchema, { value: enc.encode("v") });
     const e = await grpcCall(
       address,
       "/etcdserverpb.KV/Put",
-      frame(toBinary(PutRequestSchema, empty)),
+      encodeGrpcFrame(toBinary(PutRequestSchema, empty)),
     );
     assertEquals([e.status, e.message], ["3", "etcdserver: key is not provided"]);
     const big = create(PutRequestSchema, { key: enc.encode("big"), value: new Uint8Array(4096) });
     const b = await grpcCall(
       address,
       "/etcdserverpb.KV/Put",
-      frame(toBinary(PutRequestSchema, big)),
+      encodeGrpcFrame(toBinary(PutRequestSchema, big)),
     );
     assertEquals([b.status, b.message], ["3", "etcdserver: request is too large"]);
     assertEquals(await (await fetch(`http://${address}/health`)).json(), { health: "true" });
@@ -292,13 +310,17 @@ Deno.test("a refused oversized request does not stall the next calls on the same
         const h = await grpcCallOn(
           session,
           "/etcdserverpb.KV/Put",
-          frame(toBinary(PutRequestSchema, huge)),
+          encodeGrpcFrame(toBinary(PutRequestSchema, huge)),
         );
         assertEquals(h.status, "8");
       }
       const range = create(RangeRequestSchema, { key: enc.encode("a") });
       const ok = await Promise.race([
-        grpcCallOn(session, "/etcdserverpb.KV/Range", frame(toBinary(RangeRequestSchema, range))),
+        grpcCallOn(
+          session,
+          "/etcdserverpb.KV/Range",
+          encodeGrpcFrame(toBinary(RangeRequestSchema, range)),
+        ),
         new Promise<GrpcReply>((_, reject) => setTimeout(() => reject(new Error("stalled")), 5000)),
       ]);
       assertEquals(ok.status, "0");

@@ -10,7 +10,7 @@
  * WAL segments roll during runs (DETCD_SIM_WAL_ROLL=0: never). DETCD_SIM_STRICT_PEERS=1 simulates a
  * transport that cannot answer members it was not told about (fixed in server/peer/transport.ts).
  */
-import { assertEquals } from "./assert.ts";
+import { assertEquals } from "../core/testing.ts";
 import { runSimulation, type SimResult } from "./simulation/mod.ts";
 
 const single = Deno.env.get("DETCD_SIM_SEED");

@@ -22,7 +22,7 @@ import {
   runCtl,
   startMember,
 } from "./harness.ts";
-import { clusterId, idHex, memberId } from "../core/node/ids.ts";
+import { clusterId, idHex, memberId } from "../core/node/mod.ts";
 
 const reference = requireReference();
 const detcd = requireDetcd();

@@ -25,6 +25,7 @@ import {
   type WatchResponse,
   WatchResponseSchema,
 } from "../gen/etcdserverpb/rpc_pb.ts";
+import { encodeGrpcFrame, GrpcFrameDecoder } from "../core/wire/mod.ts";
 import {
   assertReference,
   KvClient,
@@ -45,7 +46,7 @@ const dec = new TextDecoder();
 class WatchCall {
   #session: http2.ClientHttp2Session;
   #stream: http2.ClientHttp2Stream;
-  #buffer = new Uint8Array(0);
+  #frames = new GrpcFrameDecoder();
   #responses: WatchResponse[] = [];
   #waiter: (() => void) | null = null;
 
@@ -60,17 +61,10 @@ class WatchCall {
     });
     this.#stream.on("error", () => {});
     this.#stream.on("data", (chunk: Uint8Array) => {
-      const all = new Uint8Array(this.#buffer.length + chunk.length);
-      all.set(this.#buffer);
-      all.set(chunk, this.#buffer.length);
-      let at = 0;
-      while (all.length - at >= 5) {
-        const n = new DataView(all.buffer, all.byteOffset + at).getUint32(1);
-        if (all.length - at < 5 + n) break;
-        this.#responses.push(fromBinary(WatchResponseSchema, all.subarray(at + 5, at + 5 + n)));
-        at += 5 + n;
+      this.#frames.push(chunk);
+      for (let m = this.#frames.next(); m !== null; m = this.#frames.next()) {
+        this.#responses.push(fromBinary(WatchResponseSchema, m));
       }
-      this.#buffer = all.slice(at);
       const w = this.#waiter;
       this.#waiter = null;
       w?.();
@@ -78,11 +72,7 @@ class WatchCall {
   }
 
   send(init: MessageInitShape<typeof WatchRequestSchema>): void {
-    const body = toBinary(WatchRequestDesc, create(WatchRequestDesc, init));
-    const frame = new Uint8Array(5 + body.length);
-    new DataView(frame.buffer).setUint32(1, body.length);
-    frame.set(body, 5);
-    this.#stream.write(frame);
+    this.#stream.write(encodeGrpcFrame(toBinary(WatchRequestDesc, create(WatchRequestDesc, init))));
   }
 
   /** The next response, or undefined after timeoutMs. */

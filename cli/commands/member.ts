@@ -26,6 +26,17 @@ function memberIdArg(session: Session, args: string[]): bigint {
   }
 }
 
+/**
+ * --peer-urls of add and update: the flag as given and its URLs split on commas; an empty flag
+ * exits 128 before any connection. The URLs are checked later (checkedPeerURLs), once the client
+ * exists, as clientv3 does.
+ */
+function peerURLsFlag(session: Session, cmd: Command): { flag: string; urls: string[] } {
+  const flag = cmd.flags().getString("peer-urls");
+  if (flag.length === 0) session.exitWithError(ExitCode.BadArgs, "member peer urls not provided");
+  return { flag, urls: flag.split(",") };
+}
+
 /** The URLs of --peer-urls, split on commas and validated like clientv3's types.NewURLs. */
 function checkedPeerURLs(session: Session, urls: string[]): string[] {
   const problem = peerURLsError(urls);
@@ -43,11 +54,7 @@ async function memberAdd(session: Session, cmd: Command, args: string[]): Promis
     session.exitWithError(ExitCode.BadArgs, ev);
   }
   const newMemberName = args[0];
-  const peerURLs = cmd.flags().getString("peer-urls");
-  if (peerURLs.length === 0) {
-    session.exitWithError(ExitCode.BadArgs, "member peer urls not provided");
-  }
-  const urls = peerURLs.split(",");
+  const { flag: peerURLs, urls } = peerURLsFlag(session, cmd);
   const deadlineMs = commandDeadline(cmd);
   const client = await mustClientFromCmd(session, cmd);
   checkedPeerURLs(session, urls);
@@ -84,11 +91,7 @@ async function memberRemove(session: Session, cmd: Command, args: string[]): Pro
 
 async function memberUpdate(session: Session, cmd: Command, args: string[]): Promise<void> {
   const id = memberIdArg(session, args);
-  const peerURLs = cmd.flags().getString("peer-urls");
-  if (peerURLs.length === 0) {
-    session.exitWithError(ExitCode.BadArgs, "member peer urls not provided");
-  }
-  const urls = peerURLs.split(",");
+  const { urls } = peerURLsFlag(session, cmd);
   const deadlineMs = commandDeadline(cmd);
   const client = await mustClientFromCmd(session, cmd);
   checkedPeerURLs(session, urls);

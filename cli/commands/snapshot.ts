@@ -25,11 +25,10 @@ import {
   initDisplayFromCmd,
   type Session,
 } from "./global.ts";
-import { BoltFormatError, boltInfo, decodeBolt } from "../../core/storage/bbolt.ts";
-import { dbStatus, EtcdDbError, fromEtcdBuckets } from "../../core/snapshot/etcd_db.ts";
-import { planRestore, restoreMember } from "../../core/node/restore.ts";
-import { DenoDisk } from "../../server/deno_disk.ts";
-import { idHex } from "../../core/node/ids.ts";
+import { BoltFormatError, boltInfo, decodeBolt } from "../../core/storage/mod.ts";
+import { dbStatus, EtcdDbError, fromEtcdBuckets } from "../../core/snapshot/mod.ts";
+import { idHex, planRestore, restoreMember } from "../../core/node/mod.ts";
+import { DenoDisk } from "../../platform/mod.ts";
 
 const sha256Bytes = 32;
 

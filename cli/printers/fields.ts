@@ -28,6 +28,7 @@ import {
   type EpHealth,
   type EpStatus,
   type PrinterOutput,
+  printTxnResponses,
   UnsupportedPrinter,
 } from "./printer.ts";
 
@@ -78,21 +79,7 @@ export class FieldsPrinter extends UnsupportedPrinter {
   override txn(r: TxnResponse): void {
     this.hdr(r.header);
     this.w(`"Succeeded" : ${r.succeeded}`);
-    for (const op of r.responses) {
-      switch (op.response.case) {
-        case "responseDeleteRange":
-          this.del(op.response.value);
-          break;
-        case "responsePut":
-          this.put(op.response.value);
-          break;
-        case "responseRange":
-          this.get(op.response.value);
-          break;
-        default:
-          this.w(`"Unknown" : ${goQuote(String(op.response.case ?? "<nil>"))}`);
-      }
-    }
+    printTxnResponses(r, this, (kind) => this.w(`"Unknown" : ${goQuote(String(kind ?? "<nil>"))}`));
   }
 
   override watch(r: WatchResponse): void {

@@ -1,4 +1,27 @@
-/** The `--write-out` formats and etcdctl's NewPrinter selection among them. */
+/**
+ * The `--write-out` formats and etcdctl's NewPrinter selection among them.
+ *
+ * @example
+ * ```ts
+ * import { newPrinter } from "./mod.ts";
+ *
+ * const out = {
+ *   stdout: (d: string | Uint8Array) => void Deno.stdout.writeSync(
+ *     typeof d === "string" ? new TextEncoder().encode(d) : d,
+ *   ),
+ *   stderr: (d: string | Uint8Array) => void Deno.stderr.writeSync(
+ *     typeof d === "string" ? new TextEncoder().encode(d) : d,
+ *   ),
+ *   fail: (code: number, message: string): never => {
+ *     throw new Error(`exit ${code}: ${message}`);
+ *   },
+ * };
+ * newPrinter("simple", false, out); // SimplePrinter
+ * newPrinter("yaml", false, out); // undefined: etcdctl says "unknown output format"
+ * ```
+ *
+ * @module
+ */
 
 import { FieldsPrinter } from "./fields.ts";
 import { JsonPrinter } from "./json.ts";

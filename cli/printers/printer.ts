@@ -173,6 +173,36 @@ export class UnsupportedPrinter implements Printer {
 }
 
 /**
+ * etcdctl's printing of a txn's responses (printer_simple.go, printer_fields.go): each through
+ * the printer's own del, put or get, so both formats walk a txn alike; `unknown` gets the case
+ * of a response they do not know (undefined when unset), and `beforeEach` runs before every
+ * response (simple's blank line).
+ */
+export function printTxnResponses(
+  r: TxnResponse,
+  p: Pick<Printer, "del" | "put" | "get">,
+  unknown: (kind: string | undefined) => void,
+  beforeEach?: () => void,
+): void {
+  for (const op of r.responses) {
+    beforeEach?.();
+    switch (op.response.case) {
+      case "responseDeleteRange":
+        p.del(op.response.value);
+        break;
+      case "responsePut":
+        p.put(op.response.value);
+        break;
+      case "responseRange":
+        p.get(op.response.value);
+        break;
+      default:
+        unknown(op.response.case);
+    }
+  }
+}
+
+/**
  * What a Go program prints when it dereferences a nil pointer (the head of it: the goroutine
  * trace that follows names Go source files and addresses, and is not reproduced), then exit 2.
  */

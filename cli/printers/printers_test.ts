@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
 import {
+  DeleteRangeResponseSchema,
   MemberAddResponseSchema,
   MemberListResponseSchema,
   MemberPromoteResponseSchema,
@@ -200,4 +201,41 @@ Deno.test("member add and move-leader are unsupported by table and fields (exit 
     );
     assert.equal(o.stderr.text(), `Error: ${format} not supported as output format\n`.repeat(2));
   }
+});
+
+Deno.test("simple and fields printers walk a txn's responses alike, unknown ones included", () => {
+  const txn = create(TxnResponseSchema, {
+    header,
+    succeeded: false,
+    responses: [
+      create(ResponseOpSchema, {
+        response: { case: "responsePut", value: create(PutResponseSchema, { header }) },
+      }),
+      create(ResponseOpSchema, { response: { case: "responseRange", value: range } }),
+      create(ResponseOpSchema, {
+        response: {
+          case: "responseDeleteRange",
+          value: create(DeleteRangeResponseSchema, { header, deleted: 1n, prevKvs: [kv] }),
+        },
+      }),
+      create(ResponseOpSchema, {}),
+    ],
+  });
+  const simple = output();
+  newPrinter("simple", false, simple.out)!.txn(txn);
+  assert.equal(
+    simple.stdout.text(),
+    "FAILURE\n\nOK\n\nfoo\nb\u00e9<r>\n\n1\nfoo\nb\u00e9<r>\n\nunexpected response null\n",
+  );
+  const fields = output();
+  newPrinter("fields", false, fields.out)!.txn(txn);
+  const lines = fields.stdout.text().split("\n");
+  assert.equal(lines.filter((l) => l.startsWith('"Revision"')).length, 4);
+  assert.deepEqual(lines.filter((l) => /^"(Succeeded|Deleted|Count|More|Unknown)"/.test(l)), [
+    '"Succeeded" : false',
+    '"More" : false',
+    '"Count" : 1',
+    '"Deleted" : 1',
+    '"Unknown" : "<nil>"',
+  ]);
 });

@@ -38,6 +38,7 @@ import {
   memberListTable,
   type Printer,
   type PrinterOutput,
+  printTxnResponses,
 } from "./printer.ts";
 
 const hexDigits = "0123456789abcdef";
@@ -86,22 +87,12 @@ export class SimplePrinter implements Printer {
 
   txn(r: TxnResponse): void {
     this.out.stdout(r.succeeded ? "SUCCESS\n" : "FAILURE\n");
-    for (const op of r.responses) {
-      this.out.stdout("\n");
-      switch (op.response.case) {
-        case "responseDeleteRange":
-          this.del(op.response.value);
-          break;
-        case "responsePut":
-          this.put(op.response.value);
-          break;
-        case "responseRange":
-          this.get(op.response.value);
-          break;
-        default:
-          this.out.stdout(`unexpected response ${JSON.stringify(op.response.case ?? null)}\n`);
-      }
-    }
+    printTxnResponses(
+      r,
+      this,
+      (kind) => this.out.stdout(`unexpected response ${JSON.stringify(kind ?? null)}\n`),
+      () => this.out.stdout("\n"),
+    );
   }
 
   watch(r: WatchResponse): void {

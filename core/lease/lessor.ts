@@ -8,6 +8,7 @@
  */
 
 import { assert } from "../assert.ts";
+import { compareBytes, keyId } from "../bytes.ts";
 import { Errors } from "../errors.ts";
 
 /** The largest TTL a lease may have (etcd's MaxLeaseTTL, seconds). */
@@ -58,7 +59,7 @@ interface Lease {
   remainingTtlSeconds: bigint;
   /** Expiry (ms) while this member is primary; null = never (followers). */
   expiryMs: number | null;
-  /** Attached keys by their latin1 string form. */
+  /** Attached keys by their keyId() string form. */
   keys: Map<string, Uint8Array>;
 }
 
@@ -82,18 +83,6 @@ export interface LessorOptions {
 /** etcd's minimum lease TTL for a Raft timing: ceil(((3 * electionTicks) / 2) * heartbeat) s. */
 export function minLeaseTtlSeconds(electionTicks: number, heartbeatMs: number): bigint {
   return BigInt(Math.ceil((Math.floor((3 * electionTicks) / 2) * heartbeatMs) / 1000));
-}
-
-function keyString(key: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < key.length; i++) s += String.fromCharCode(key[i]);
-  return s;
-}
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return a.length - b.length;
 }
 
 /** The replicated set of leases plus the leader's expiry and checkpoint schedule. */
@@ -131,12 +120,12 @@ export class Lessor {
   /** A key now carries the lease. */
   attach(id: bigint, key: Uint8Array): void {
     const lease = this.#leases.get(id);
-    if (lease) lease.keys.set(keyString(key), key.slice());
+    if (lease) lease.keys.set(keyId(key), key.slice());
   }
 
   /** A key no longer carries the lease. */
   detach(id: bigint, key: Uint8Array): void {
-    this.#leases.get(id)?.keys.delete(keyString(key));
+    this.#leases.get(id)?.keys.delete(keyId(key));
   }
 
   // --- applied requests (every member, deterministic)

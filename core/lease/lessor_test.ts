@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "../../tests/assert.ts";
+import { assertEquals, assertThrows } from "../testing.ts";
 import { Errors } from "../errors.ts";
 import {
   expiredLeaseRetryMs,

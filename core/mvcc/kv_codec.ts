@@ -6,9 +6,9 @@
 import { create } from "@bufbuild/protobuf";
 import { type KeyValue, KeyValueSchema } from "../../gen/mvccpb/kv_pb.ts";
 import { assert } from "../assert.ts";
+import { int64Size, putInt64, putUvarint, uvarintSize } from "../varint.ts";
 
 const TWO_64 = 1n << 64n;
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** A growable byte buffer. */
 export class ByteWriter {
@@ -48,26 +48,13 @@ export class ByteWriter {
   uvarint(n: number): void {
     assert(Number.isSafeInteger(n) && n >= 0, "uvarint needs a non-negative safe integer");
     this.#ensure(10);
-    const buf = this.#buf;
-    let len = this.#len;
-    while (n >= 0x80) {
-      buf[len++] = (n % 0x80) | 0x80;
-      n = Math.floor(n / 0x80);
-    }
-    buf[len++] = n;
-    this.#len = len;
+    this.#len = putUvarint(this.#buf, this.#len, n);
   }
 
   /** Varint of an int64 (negative values take ten bytes, as in protobuf). */
   int64(v: bigint): void {
-    if (v >= 0n && v <= MAX_SAFE) return this.uvarint(Number(v));
-    let u = v < 0n ? v + TWO_64 : v;
     this.#ensure(10);
-    while (u >= 0x80n) {
-      this.#buf[this.#len++] = Number(u & 0x7fn) | 0x80;
-      u >>= 7n;
-    }
-    this.#buf[this.#len++] = Number(u);
+    this.#len = putInt64(this.#buf, this.#len, v);
   }
 
   /** Raw bytes. */
@@ -132,25 +119,6 @@ export function keyValueSize(kv: KeyValue): number {
   if (kv.value.length > 0) n += 1 + uvarintSize(kv.value.length) + kv.value.length;
   if (kv.lease !== 0n) n += 1 + int64Size(kv.lease);
   return n;
-}
-
-function uvarintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 0x80);
-    size++;
-  }
-  return size;
-}
-
-function int64Size(v: bigint): number {
-  if (v < 0n) return 10;
-  let size = 1;
-  while (v >= 0x80n) {
-    v >>= 7n;
-    size++;
-  }
-  return size;
 }
 
 /** Reads protobuf from a byte array. */

@@ -9,6 +9,7 @@
  */
 import type { KeyValue } from "../../gen/mvccpb/kv_pb.ts";
 import { assert } from "../assert.ts";
+import { uvarintSize } from "../varint.ts";
 import { ByteReader, ByteWriter, keyValueSize, readKeyValue, writeKeyValue } from "./kv_codec.ts";
 
 /** One stored revision as it travels in a snapshot. */
@@ -48,7 +49,7 @@ export function encodeSnapshotBytes(
     w.uvarint(e.sub);
     w.byte(e.tombstone ? 1 : 0);
     if (e.tombstone) {
-      w.uvarint(1 + uvarintLength(e.kv.key.length) + e.kv.key.length);
+      w.uvarint(1 + uvarintSize(e.kv.key.length) + e.kv.key.length);
       w.byte(0x0a);
       w.bytes(e.kv.key);
     } else {
@@ -57,15 +58,6 @@ export function encodeSnapshotBytes(
     }
   }
   return w.finish();
-}
-
-function uvarintLength(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 0x80);
-    size++;
-  }
-  return size;
 }
 
 /** Decodes encodeSnapshotBytes() output; throws on anything else. Bytes are copied out. */

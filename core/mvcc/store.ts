@@ -49,7 +49,7 @@ import {
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { Errors } from "../errors.ts";
 import { assert } from "../assert.ts";
-import { compareBytes, keyId } from "./key_id.ts";
+import { compareBytes, keyId } from "../bytes.ts";
 import { SortedRecords } from "./sorted_records.ts";
 import { goSort } from "./go_sort.ts";
 import { Crc32c } from "../storage/crc32c.ts";

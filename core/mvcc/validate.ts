@@ -26,7 +26,7 @@ import {
   type TxnRequest,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { Errors } from "../errors.ts";
-import { keyId } from "./key_id.ts";
+import { keyId } from "../bytes.ts";
 
 /** etcd's default --max-txn-ops. */
 export const DEFAULT_MAX_TXN_OPS = 128;

@@ -17,7 +17,7 @@ import { create } from "@bufbuild/protobuf";
 import { type Event, Event_EventType, EventSchema, type KeyValue } from "../../gen/mvccpb/kv_pb.ts";
 import { RangeRequestSchema } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { assert } from "../assert.ts";
-import { compareBytes, keyId } from "./key_id.ts";
+import { compareBytes, keyId } from "../bytes.ts";
 import type { MvccStore } from "./store.ts";
 
 /** etcd's chanBufLen: responses a stream may hold before its watchers become victims. */

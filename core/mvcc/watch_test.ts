@@ -5,7 +5,7 @@ import {
   TxnRequestSchema,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { Event_EventType } from "../../gen/mvccpb/kv_pb.ts";
-import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
+import { assert, assertEquals, assertThrows } from "../testing.ts";
 import { MvccStore } from "./store.ts";
 import {
   WATCH_BATCH_MAX_REVS,

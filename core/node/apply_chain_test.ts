@@ -15,7 +15,7 @@ import {
   RequestOpSchema,
   TxnRequestSchema,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
-import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
+import { assert, assertEquals, assertRejects } from "../testing.ts";
 import { Errors, EtcdError, GrpcCode, isEtcdError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";

@@ -4,7 +4,7 @@ import {
   PutRequestSchema,
   RangeRequestSchema,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
-import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
+import { assert, assertEquals, assertRejects } from "../testing.ts";
 import { EtcdError } from "../errors.ts";
 import { silentLogger } from "../log.ts";
 import { MemoryDisk } from "../storage/mod.ts";

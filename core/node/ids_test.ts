@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "../../tests/assert.ts";
+import { assertEquals, assertThrows } from "../testing.ts";
 import { clusterId, idHex, memberId, parseInitialCluster } from "./ids.ts";
 
 Deno.test("member and cluster IDs match the ones etcd 3.4.23 derives", () => {

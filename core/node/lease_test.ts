@@ -11,7 +11,7 @@ import {
   RangeRequestSchema,
   TxnRequestSchema,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
-import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
+import { assert, assertEquals, assertRejects } from "../testing.ts";
 import { Errors, EtcdError } from "../errors.ts";
 import { silentLogger } from "../log.ts";
 import type { Message } from "../raft/mod.ts";

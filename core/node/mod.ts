@@ -41,3 +41,11 @@ export { nodeDefaults, type ResolvedNodeConfig, resolveNodeConfig } from "./conf
 export { clusterId, idHex, memberId, parseInitialCluster } from "./ids.ts";
 export { type MemberInfo, Membership } from "./membership.ts";
 export { noTransport, type Transport } from "./transport.ts";
+export {
+  planRestore,
+  type RestoredContent,
+  RestoreError,
+  restoreMember,
+  type RestoreOptions,
+  type RestoreResult,
+} from "./restore.ts";

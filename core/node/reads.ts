@@ -3,6 +3,7 @@
  * for the next, so that each batch costs one ReadIndex round; a batch is released once the member
  * has applied up to the index the leader confirmed.
  */
+import { keyId as ctxKey } from "../bytes.ts";
 import { Errors, type EtcdError } from "../errors.ts";
 import type { Waiter } from "./proposals.ts";
 
@@ -131,8 +132,4 @@ export class ReadIndexReads {
     this.#awaitingApply = [];
     for (const w of reads) w.reject(error);
   }
-}
-
-function ctxKey(ctx: Uint8Array): string {
-  return Array.from(ctx).join(",");
 }

@@ -8,6 +8,7 @@
  * values, out-of-range numbers) with a `RaftDecodeError`; they never loop or throw a TypeError.
  */
 
+import { putUvarint, putUvarint64, uvarint64Size, uvarintSize } from "../varint.ts";
 import {
   type ConfChange,
   ConfChangeType,
@@ -31,7 +32,6 @@ export class RaftDecodeError extends Error {
 }
 
 const EMPTY = new Uint8Array(0);
-const TWO_32 = 4294967296;
 const MAX_U64 = (1n << 64n) - 1n;
 
 // Wire types.
@@ -41,34 +41,14 @@ const LEN = 2;
 // ---------------------------------------------------------------------------------------------
 // Sizes
 
-function varintSize(v: number): number {
-  if (v < 128) return 1;
-  if (v < 16384) return 2;
-  if (v < 2097152) return 3;
-  if (v < 268435456) return 4;
-  let n = 4;
-  v = Math.floor(v / 268435456);
-  while (v > 0) {
-    n++;
-    v = Math.floor(v / 128);
-  }
-  return n;
-}
-
 function bigVarintSize(v: bigint): number {
   if (v < 0n || v > MAX_U64) throw new RangeError(`raft codec: id out of uint64 range: ${v}`);
-  if (v <= 0x1fffffffffffffn) return varintSize(Number(v));
-  let n = 1;
-  while (v >= 128n) {
-    n++;
-    v >>= 7n;
-  }
-  return n;
+  return uvarint64Size(v);
 }
 
 /** Size of a non-default uint field with a one-byte tag, 0 when omitted. */
 function uintFieldSize(v: number): number {
-  return v === 0 ? 0 : 1 + varintSize(v);
+  return v === 0 ? 0 : 1 + uvarintSize(v);
 }
 
 function idFieldSize(v: bigint): number {
@@ -76,7 +56,7 @@ function idFieldSize(v: bigint): number {
 }
 
 function bytesFieldSize(b: Uint8Array): number {
-  return b.length === 0 ? 0 : 1 + varintSize(b.length) + b.length;
+  return b.length === 0 ? 0 : 1 + uvarintSize(b.length) + b.length;
 }
 
 function checkUint(v: number, what: string): void {
@@ -102,7 +82,7 @@ function packedIdsFieldSize(ids: NodeId[]): number {
   if (ids.length === 0) return 0;
   let n = 0;
   for (let i = 0; i < ids.length; i++) n += bigVarintSize(ids[i]);
-  return 1 + varintSize(n) + n;
+  return 1 + uvarintSize(n) + n;
 }
 
 function packedIdsPayloadSize(ids: NodeId[]): number {
@@ -113,12 +93,12 @@ function packedIdsPayloadSize(ids: NodeId[]): number {
 
 function metadataSize(md: SnapshotMetadata): number {
   const cs = confStateSize(md.confState);
-  return 1 + varintSize(cs) + cs + uintFieldSize(md.index) + uintFieldSize(md.term);
+  return 1 + uvarintSize(cs) + cs + uintFieldSize(md.index) + uintFieldSize(md.term);
 }
 
 function snapshotSize(s: Snapshot): number {
   const md = metadataSize(s.metadata);
-  return bytesFieldSize(s.data) + 1 + varintSize(md) + md;
+  return bytesFieldSize(s.data) + 1 + uvarintSize(md) + md;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -136,29 +116,11 @@ class Writer {
   }
 
   varint(v: number): void {
-    const buf = this.buf;
-    while (v >= TWO_32) {
-      buf[this.pos++] = (v % 128) | 0x80;
-      v = Math.floor(v / 128);
-    }
-    let lo = v >>> 0;
-    while (lo >= 128) {
-      buf[this.pos++] = (lo & 0x7f) | 0x80;
-      lo >>>= 7;
-    }
-    buf[this.pos++] = lo;
+    this.pos = putUvarint(this.buf, this.pos, v);
   }
 
   bigVarint(v: bigint): void {
-    if (v <= 0x1fffffffffffffn) {
-      this.varint(Number(v));
-      return;
-    }
-    while (v >= 128n) {
-      this.buf[this.pos++] = Number(v & 0x7fn) | 0x80;
-      v >>= 7n;
-    }
-    this.buf[this.pos++] = Number(v);
+    this.pos = putUvarint64(this.buf, this.pos, v);
   }
 
   uintField(field: number, v: number): void {
@@ -613,11 +575,11 @@ function messageSize(m: Message): number {
   const ents = m.entries;
   for (let i = 0; i < ents.length; i++) {
     const s = entrySize(ents[i]);
-    n += 1 + varintSize(s) + s;
+    n += 1 + uvarintSize(s) + s;
   }
   if (m.snapshot !== null) {
     const s = snapshotSize(m.snapshot);
-    n += 1 + varintSize(s) + s;
+    n += 1 + uvarintSize(s) + s;
   }
   return n;
 }

@@ -1,4 +1,4 @@
-import { assertEquals } from "../../tests/assert.ts";
+import { assertEquals } from "../testing.ts";
 import { encodeConfChange } from "./codec.ts";
 import {
   describeConfChange,

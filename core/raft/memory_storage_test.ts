@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "../../tests/assert.ts";
+import { assertEquals, assertThrows } from "../testing.ts";
 import { MemoryStorage } from "./memory_storage.ts";
 import { Inflights } from "./progress.ts";
 import {

@@ -2,6 +2,7 @@
  * Public surface of detcd's Raft: a deterministic state machine driven through RawNode, an
  * in-memory Storage, the hand-written wire codec, and one-line descriptions of messages in
  * etcd-io/raft's notation for logs and traces. Everything else in core/raft is internal.
+ * It imports nothing outside core/raft but the two pure leaves core/bytes.ts and core/varint.ts.
  *
  * Raft here does no I/O and reads no clock: the caller ticks it, steps it with peers' messages,
  * and runs the Ready loop (persist, apply, send, advance), so a whole cluster can run inside one

@@ -6,6 +6,7 @@
  * behaviour where etcd compatibility depends on it. `RawNode` (raw_node.ts) is the public driver.
  */
 
+import { bytesEqual, keyId } from "../bytes.ts";
 import { encodeConfChange } from "./codec.ts";
 import { raftAssert, RaftLog } from "./log.ts";
 import { Progress, ProgressState } from "./progress.ts";
@@ -53,18 +54,6 @@ export function newMessage(type: MessageType, to: NodeId, from: NodeId, term: nu
   };
 }
 
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function ctxKey(ctx: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < ctx.length; i++) s += String.fromCharCode(ctx[i]);
-  return s;
-}
-
 /** Sorts member IDs ascending (ConfState is kept sorted). */
 export function compareIds(a: NodeId, b: NodeId): number {
   return a < b ? -1 : a > b ? 1 : 0;
@@ -102,14 +91,14 @@ class ReadOnly {
   #queue: string[] = [];
 
   add(index: number, m: Message): void {
-    const key = ctxKey(m.context);
+    const key = keyId(m.context);
     if (this.#pending.has(key)) return;
     this.#pending.set(key, { index, req: m, acks: new Set() });
     this.#queue.push(key);
   }
 
   recvAck(from: NodeId, ctx: Uint8Array): Set<NodeId> | null {
-    const rs = this.#pending.get(ctxKey(ctx));
+    const rs = this.#pending.get(keyId(ctx));
     if (rs === undefined) return null;
     rs.acks.add(from);
     return rs.acks;
@@ -117,7 +106,7 @@ class ReadOnly {
 
   /** Removes and returns every request up to and including the one with `ctx`. */
   advance(ctx: Uint8Array): ReadIndexStatus[] {
-    const key = ctxKey(ctx);
+    const key = keyId(ctx);
     const i = this.#queue.indexOf(key);
     if (i === -1) return [];
     const done = this.#queue.slice(0, i + 1);

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
+import { assert, assertEquals, assertThrows } from "../testing.ts";
 import { ctxString, Network, TestNode } from "./_testing.ts";
 import { encodeConfChange } from "./codec.ts";
 import { MemoryStorage } from "./memory_storage.ts";

@@ -1,4 +1,4 @@
-import { assert } from "../../tests/assert.ts";
+import { assert } from "../testing.ts";
 import { Network, seededRandomInt } from "./_testing.ts";
 import { type NodeId, ProposalDroppedError, StateType } from "./types.ts";
 

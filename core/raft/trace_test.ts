@@ -20,7 +20,7 @@
  *   compact <id>               status                applied         reads <id>
  */
 
-import { assertEquals } from "../../tests/assert.ts";
+import { assertEquals } from "../testing.ts";
 import { ctxString, Network, type TestOptions } from "./_testing.ts";
 import { describeMessage } from "./describe.ts";
 import {

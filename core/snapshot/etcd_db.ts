@@ -23,7 +23,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { type KeyValue, KeyValueSchema } from "../../gen/mvccpb/kv_pb.ts";
 import { type AlarmMember, AlarmMemberSchema } from "../../gen/etcdserverpb/rpc_pb.ts";
-import { compareBytes } from "../storage/bbolt.ts";
+import { compareBytes, keyId } from "../bytes.ts";
 import type { BoltBucket } from "../storage/bbolt.ts";
 import {
   decodeSnapshotBytes,
@@ -31,7 +31,6 @@ import {
   type SnapshotEntry,
 } from "../mvcc/snapshot_codec.ts";
 import { Crc32c } from "../storage/crc32c.ts";
-import { keyId } from "../mvcc/key_id.ts";
 
 /** The part of a member's state that etcd keeps in its backend. */
 export interface BackendState {

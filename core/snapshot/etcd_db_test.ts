@@ -1,6 +1,6 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { KeyValueSchema } from "../../gen/mvccpb/kv_pb.ts";
-import { assertEquals, assertThrows } from "../../tests/assert.ts";
+import { assertEquals, assertThrows } from "../testing.ts";
 import { decodeSnapshotBytes } from "../mvcc/snapshot_codec.ts";
 import type { BoltBucket } from "../storage/bbolt.ts";
 import { EtcdDbError, fromEtcdBuckets, revisionKey } from "./etcd_db.ts";

@@ -12,6 +12,7 @@
  * {flags u32, pos u32, ksize u32, vsize u32} and a branch element {pos u32, ksize u32, pgid u64},
  * where `pos` counts from the element itself to its key (the value follows the key).
  */
+import { compareBytes } from "../bytes.ts";
 
 /** One top-level bucket: its name and its key/value pairs. */
 export interface BoltBucket {
@@ -50,16 +51,6 @@ const bucketLeafFlag = 0x01;
 const maxElementsPerPage = 0xfffe; // page.count is u16; 0xffff is the freelist's escape value
 const maxTreeDepth = 64;
 const twoTo32 = 0x1_0000_0000;
-
-/** Bytewise comparison, as bbolt orders keys (bytes.Compare). */
-export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = a.length < b.length ? a.length : b.length;
-  for (let i = 0; i < n; i++) {
-    const d = a[i] - b[i];
-    if (d !== 0) return d;
-  }
-  return a.length - b.length;
-}
 
 /** compareBytes over two ranges of one buffer, without making views. */
 function compareRanges(

@@ -1,6 +1,18 @@
 /**
- * Durable storage for a member: the write-ahead log, state snapshots, and the Disk interface
- * through which core reaches the file system.
+ * Durable storage for a member: the write-ahead log, state snapshots, the Disk interface
+ * through which core reaches the file system, and the bbolt page format of etcd's backend file.
+ *
+ * @example
+ * ```ts
+ * import { decodeRecords, encodeRecords, MemoryDisk, walEntry } from "./mod.ts";
+ *
+ * const disk = new MemoryDisk(); // the server passes platform/'s DenoDisk instead
+ * const bytes = encodeRecords([walEntry(1, 1, new TextEncoder().encode("put foo"))]);
+ * await disk.writeFileAtomic("records", bytes);
+ * decodeRecords((await disk.readFile("records"))!).entries[0].index; // 1
+ * ```
+ *
+ * @module
  */
 export { Crc32c, crc32c } from "./crc32c.ts";
 export type { AppendFile, Disk } from "./disk.ts";
@@ -19,3 +31,12 @@ export {
   walSnapshotMarker,
 } from "./wal.ts";
 export { decodeSnapshot, encodeSnapshot, type Snapshot, Snapshotter } from "./snapshot.ts";
+export {
+  type BoltBucket,
+  BoltFormatError,
+  type BoltInfo,
+  boltInfo,
+  decodeBolt,
+  encodeBolt,
+  type EncodeBoltOptions,
+} from "./bbolt.ts";

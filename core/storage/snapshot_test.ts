@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "../../tests/assert.ts";
+import { assertEquals, assertThrows } from "../testing.ts";
 import { MemoryDisk } from "./memory_disk.ts";
 import { decodeSnapshot, encodeSnapshot, Snapshotter } from "./snapshot.ts";
 

@@ -1,6 +1,7 @@
 import { assert } from "../assert.ts";
 import { crc32c } from "./crc32c.ts";
 import type { AppendFile, Disk } from "./disk.ts";
+import { putUvarint, putUvarint64, uvarint64Size, uvarintSize } from "../varint.ts";
 
 /** Bytes before each record: payload length (u32 LE) and its CRC-32C (u32 LE). */
 const recordHeaderBytes = 8;
@@ -39,24 +40,6 @@ function parseSegmentName(name: string): Segment | null {
   const m = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/.exec(name);
   if (!m) return null;
   return { name, sequence: parseInt(m[1], 16), firstIndex: parseInt(m[2], 16) };
-}
-
-function varintBytes(n: number): number {
-  let bytes = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    bytes++;
-  }
-  return bytes;
-}
-
-function putVarint(out: Uint8Array, offset: number, n: number): number {
-  while (n >= 0x80) {
-    out[offset++] = (n % 128) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  out[offset++] = n;
-  return offset;
 }
 
 /** What a WAL record is: a log entry, Raft's hard state, or a snapshot marker. */
@@ -108,24 +91,6 @@ export function walSnapshotMarker(index: number, term: number): WalRecord {
   };
 }
 
-function uvarint64Bytes(n: bigint): number {
-  let bytes = 1;
-  while (n >= 0x80n) {
-    n >>= 7n;
-    bytes++;
-  }
-  return bytes;
-}
-
-function putUvarint64(out: Uint8Array, offset: number, n: bigint): number {
-  while (n >= 0x80n) {
-    out[offset++] = Number(n & 0x7fn) | 0x80;
-    n >>= 7n;
-  }
-  out[offset++] = Number(n);
-  return offset;
-}
-
 /**
  * The record's protobuf encoding (detcdpb.WalEntry), written directly: it is on every write's
  * path, and protobuf-es's reflective toBinary costs several times more. Byte-identical to
@@ -133,36 +98,36 @@ function putUvarint64(out: Uint8Array, offset: number, n: bigint): number {
  */
 export function encodeWalEntry(r: WalRecord): Uint8Array {
   const { index, term, data, type, kind, vote, commit } = r;
-  const size = (index === 0 ? 0 : 1 + varintBytes(index)) +
-    (term === 0 ? 0 : 1 + varintBytes(term)) +
-    (data.length === 0 ? 0 : 1 + varintBytes(data.length) + data.length) +
-    (type === 0 ? 0 : 1 + varintBytes(type)) +
-    (kind === 0 ? 0 : 1 + varintBytes(kind)) +
-    (vote === 0n ? 0 : 1 + uvarint64Bytes(vote)) +
-    (commit === 0 ? 0 : 1 + varintBytes(commit));
+  const size = (index === 0 ? 0 : 1 + uvarintSize(index)) +
+    (term === 0 ? 0 : 1 + uvarintSize(term)) +
+    (data.length === 0 ? 0 : 1 + uvarintSize(data.length) + data.length) +
+    (type === 0 ? 0 : 1 + uvarintSize(type)) +
+    (kind === 0 ? 0 : 1 + uvarintSize(kind)) +
+    (vote === 0n ? 0 : 1 + uvarint64Size(vote)) +
+    (commit === 0 ? 0 : 1 + uvarintSize(commit));
   const out = new Uint8Array(size);
   let o = 0;
   if (index !== 0) {
     out[o++] = 0x08;
-    o = putVarint(out, o, index);
+    o = putUvarint(out, o, index);
   }
   if (term !== 0) {
     out[o++] = 0x10;
-    o = putVarint(out, o, term);
+    o = putUvarint(out, o, term);
   }
   if (data.length !== 0) {
     out[o++] = 0x1a;
-    o = putVarint(out, o, data.length);
+    o = putUvarint(out, o, data.length);
     out.set(data, o);
     o += data.length;
   }
   if (type !== 0) {
     out[o++] = 0x20;
-    o = putVarint(out, o, type);
+    o = putUvarint(out, o, type);
   }
   if (kind !== 0) {
     out[o++] = 0x28;
-    o = putVarint(out, o, kind);
+    o = putUvarint(out, o, kind);
   }
   if (vote !== 0n) {
     out[o++] = 0x30;
@@ -170,7 +135,7 @@ export function encodeWalEntry(r: WalRecord): Uint8Array {
   }
   if (commit !== 0) {
     out[o++] = 0x38;
-    o = putVarint(out, o, commit);
+    o = putUvarint(out, o, commit);
   }
   return out;
 }

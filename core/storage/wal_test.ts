@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../testing.ts";
 import { MemoryDisk } from "./memory_disk.ts";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { WalEntrySchema } from "../../gen/detcdpb/internal_pb.ts";

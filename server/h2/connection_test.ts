@@ -1,6 +1,6 @@
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import { assert, assertEquals } from "../../tests/assert.ts";
+import { assert, assertEquals } from "../../core/testing.ts";
 import { H2Connection, type H2Options, type H2Stream } from "./connection.ts";
 import {
   CLIENT_PREFACE,

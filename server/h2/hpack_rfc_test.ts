@@ -2,7 +2,7 @@
  * HPACK (RFC 7541) as server/h2 decodes and encodes it: the Appendix B Huffman code and the
  * Appendix C examples, table size accounting, malformed input, and the literal-only encoder.
  */
-import { assertEquals, assertThrows } from "../../tests/assert.ts";
+import { assertEquals, assertThrows } from "../../core/testing.ts";
 import {
   encodeLiteralBlock,
   type HeaderField,

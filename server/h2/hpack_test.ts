@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "../../tests/assert.ts";
+import { assertEquals, assertThrows } from "../../core/testing.ts";
 import { encodeHeaders, HpackDecoder, HpackError } from "./hpack.ts";
 
 Deno.test("hpack: encodeHeaders round-trips through the decoder without touching its table", () => {

@@ -18,7 +18,7 @@ import {
   LeaseTimeToLiveRequestSchema,
   RangeRequestSchema,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
-import { idHex } from "../../core/node/ids.ts";
+import { idHex } from "../../core/node/mod.ts";
 import type { Entry } from "../../core/raft/mod.ts";
 import type { EventLoop } from "./event_loop.ts";
 import { checkHistory, describe, type Op } from "./history.ts";

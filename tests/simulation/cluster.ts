@@ -24,8 +24,7 @@
  */
 
 import type { LogFields, Logger } from "../../core/log.ts";
-import { EtcdNode, type NodeConfig } from "../../core/node/etcd_node.ts";
-import { idHex, memberId } from "../../core/node/ids.ts";
+import { EtcdNode, idHex, memberId, type NodeConfig } from "../../core/node/mod.ts";
 import { checkFinalState, type EventChecker, LeaseChecker, SafetyChecker } from "./checkers.ts";
 import { errorText, EventLoop } from "./event_loop.ts";
 import { Faults } from "./faults.ts";

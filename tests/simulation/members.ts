@@ -6,9 +6,8 @@
  * them without holding the orchestrator.
  */
 
-import type { EtcdNode, NodeConfig } from "../../core/node/etcd_node.ts";
-import { idHex } from "../../core/node/ids.ts";
-import { MemoryDisk } from "../../core/storage/memory_disk.ts";
+import { type EtcdNode, idHex, type NodeConfig } from "../../core/node/mod.ts";
+import { MemoryDisk } from "../../core/storage/mod.ts";
 import type { Op } from "./history.ts";
 import type { SimDisk } from "./sim_disk.ts";
 

@@ -6,8 +6,7 @@
  * unknown starts the member if the add commits later. Decisions come from the fault stream.
  */
 
-import { idHex, memberId } from "../../core/node/ids.ts";
-import type { MemberInfo } from "../../core/node/membership.ts";
+import { idHex, memberId, type MemberInfo } from "../../core/node/mod.ts";
 import { errorText, type EventLoop } from "./event_loop.ts";
 import { CLUSTER_TOKEN, EPOCH_MS, type Lifecycle, type Member, type Members } from "./members.ts";
 import type { Prng } from "./prng.ts";

@@ -7,8 +7,7 @@
  */
 
 import { Errors } from "../../core/errors.ts";
-import type { EtcdNode } from "../../core/node/etcd_node.ts";
-import type { Transport } from "../../core/node/transport.ts";
+import type { EtcdNode, Transport } from "../../core/node/mod.ts";
 import { decodeMessage, encodeMessage, type Message, MessageType } from "../../core/raft/mod.ts";
 import type { EventLoop } from "./event_loop.ts";
 import type { Member, Members } from "./members.ts";

@@ -1,5 +1,4 @@
-import type { AppendFile, Disk } from "../../core/storage/disk.ts";
-import type { MemoryDisk } from "../../core/storage/memory_disk.ts";
+import type { AppendFile, Disk, MemoryDisk } from "../../core/storage/mod.ts";
 
 /**
  * One member incarnation's view of its MemoryDisk. Every mutating operation (append write, sync,

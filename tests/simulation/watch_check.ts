@@ -6,7 +6,7 @@
  * revision (followers see what the leader sees).
  */
 import { Event_EventType } from "../../gen/mvccpb/kv_pb.ts";
-import type { EtcdNode } from "../../core/node/etcd_node.ts";
+import type { EtcdNode } from "../../core/node/mod.ts";
 import type { WatchStream } from "../../core/mvcc/mod.ts";
 
 const decoder = new TextDecoder();

@@ -4,7 +4,7 @@ import {
   RangeRequestSchema,
   TxnRequestSchema,
 } from "../../../gen/etcdserverpb/rpc_pb.ts";
-import { assertEquals, assertThrows } from "../../../tests/assert.ts";
+import { assertEquals, assertThrows } from "../../testing.ts";
 import { Errors, isEtcdError } from "../../errors.ts";
 import { type Apply, type ApplyLayer, chain } from "./chain.ts";
 import { capped, hasPut } from "./capped.ts";

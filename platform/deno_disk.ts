@@ -1,4 +1,4 @@
-import type { AppendFile, Disk } from "../core/storage/disk.ts";
+import type { AppendFile, Disk } from "../core/storage/mod.ts";
 
 /**
  * core's Disk on the real file system. Files are created 0600 and directories 0700

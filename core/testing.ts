@@ -1,6 +1,18 @@
 /**
- * The few assertions our tests use, on top of node:assert/strict (JSR's @std/assert is not
- * reachable from these machines).
+ * The few assertions detcd's tests use, on top of node:assert/strict (JSR's @std/assert is not
+ * reachable from these machines). It lives in core, as an import-free leaf for tests only, so
+ * that core's unit tests never import tests/ (the conformance tree of real processes), while the
+ * server's tests and tests/ use the same assertions.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals, assertThrows } from "./testing.ts";
+ *
+ * assertEquals({ revision: 2n }, { revision: 2n });
+ * assertThrows(() => JSON.parse("{"), SyntaxError);
+ * ```
+ *
+ * @module
  */
 import nodeAssert from "node:assert/strict";
 

@@ -1,0 +1,69 @@
+/**
+ * Byte strings as etcd treats them: ordered bytewise (Go's `bytes.Compare`), compared for
+ * equality, and turned into strings for use as `Map`/`Set` keys. One copy for all of core,
+ * the server and the CLI, so every place orders and keys bytes the same way.
+ *
+ * A pure leaf: this module imports nothing. That is why `core/raft`, which otherwise imports
+ * nothing but its own types (DESIGN.md, "Dependency direction"), may import it: it is the one
+ * allowed exception.
+ *
+ * @example
+ * ```ts
+ * import { bytesEqual, compareBytes, keyId } from "./bytes.ts";
+ *
+ * const a = new Uint8Array([0x61]);
+ * const b = new Uint8Array([0x61, 0x00]);
+ * compareBytes(a, b); // -1: a prefix sorts first
+ * bytesEqual(a, a.slice()); // true
+ * new Set([keyId(a), keyId(a.slice())]).size; // 1
+ * ```
+ *
+ * @module
+ */
+
+/**
+ * Go's `bytes.Compare`: -1, 0 or 1. etcd orders keys, bolt buckets and lease keys this way, so
+ * every sort and range check that must agree with etcd goes through here.
+ */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
+    const d = a[i] - b[i];
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+}
+
+/** Whether two byte strings hold the same bytes (Go's `bytes.Equal`), without a full compare. */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const CHUNK_BYTES = 8192;
+
+/**
+ * The "binary string" form of a byte string: one UTF-16 code unit per byte (0..255). Byte
+ * strings are not usable as `Map`/`Set` keys (arrays compare by identity); these strings are,
+ * cheaply, and JavaScript compares them code unit by code unit, which is exactly bytewise order.
+ * Not TextDecoder's "latin1", which is windows-1252 and maps some bytes elsewhere.
+ */
+export function keyId(key: Uint8Array): string {
+  if (key.length <= CHUNK_BYTES) {
+    return String.fromCharCode.apply(null, key as unknown as number[]);
+  }
+  let out = "";
+  for (let offset = 0; offset < key.length; offset += CHUNK_BYTES) {
+    const part = key.subarray(offset, offset + CHUNK_BYTES);
+    out += String.fromCharCode.apply(null, part as unknown as number[]);
+  }
+  return out;
+}
+
+/** Bytes back from keyId(), for the places where the original array is not at hand. */
+export function idBytes(id: string): Uint8Array {
+  const out = new Uint8Array(id.length);
+  for (let i = 0; i < id.length; i++) out[i] = id.charCodeAt(i);
+  return out;
+}
