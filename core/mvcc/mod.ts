@@ -1,20 +1,19 @@
 /**
  * Public surface of detcd's MVCC key-value store: etcd 3.4's revisioned key space as a pure
- * in-memory state machine. The node layer validates requests with the check* functions before
- * proposing them, then applies committed ones through MvccStore.
+ * in-memory state machine, in bytes and options (etcd's mvcc.KV): range(key, end, options),
+ * write transactions, compaction, HashKV, snapshots, and the watchable store over it. The
+ * request semantics of the KV API (sort, filters, compares, prev_kv, ...) live in core/node/kv.
  */
-export { isTxnReadOnly, isTxnSerializable, MvccStore, noLeases } from "./store.ts";
-export type { HashKVResult, LeaseHooks, WriteResult } from "./store.ts";
-export {
-  checkDeleteRequest,
-  checkIntervals,
-  checkPutRequest,
-  checkRangeRequest,
-  checkTxnOps,
-  checkTxnRequest,
-  DEFAULT_MAX_TXN_OPS,
-} from "./validate.ts";
-export type { KeyInterval } from "./validate.ts";
+export { MvccStore, noLeases } from "./store.ts";
+export type {
+  HashKVResult,
+  LeaseHooks,
+  RangeOptions,
+  RangeResult,
+  ReadView,
+  WriteResult,
+  WriteTxn,
+} from "./store.ts";
 export { compareBytes, keyId } from "./key_id.ts";
 export {
   MAX_WATCHERS_PER_SYNC,
