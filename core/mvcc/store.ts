@@ -210,16 +210,12 @@ function lastAtOrBefore(h: readonly Entry[], rev: number): number {
 }
 
 /** The state of one write transaction while it applies (etcd's storeTxnWrite). */
-class WriteBatch {
-  changes = 0;
-  readonly events: Event[] = [];
-  readonly prevKvs: (KeyValue | undefined)[] = [];
-  constructor(readonly beginRevision: number) {}
-
-  /** The revision reads inside the transaction see: the new one once something changed. */
-  get revision(): number {
-    return this.changes > 0 ? this.beginRevision + 1 : this.beginRevision;
-  }
+interface WriteBatch {
+  /** Keys changed so far (each change takes the next sub-revision). */
+  changes: number;
+  readonly beginRevision: number;
+  readonly events: Event[];
+  readonly prevKvs: (KeyValue | undefined)[];
 }
 
 const NO_RANGE_OPTIONS: RangeOptions = Object.freeze({});
@@ -483,13 +479,21 @@ export class MvccStore implements ReadView {
   // ---- the write transaction and its steps (mvcc/kvstore_txn.go) ----
 
   /** WriteTxn over this store: a WriteBatch plus the store it writes to. */
-  static readonly #Txn = class extends WriteBatch implements WriteTxn {
+  static readonly #Txn = class implements WriteTxn, WriteBatch {
+    changes = 0;
+    readonly events: Event[] = [];
+    readonly prevKvs: (KeyValue | undefined)[] = [];
+    readonly beginRevision: number;
     readonly #store: MvccStore;
     #ended = false;
 
     constructor(store: MvccStore) {
-      super(store.#revision);
+      this.beginRevision = store.#revision;
       this.#store = store;
+    }
+
+    get revision(): number {
+      return this.changes > 0 ? this.beginRevision + 1 : this.beginRevision;
     }
 
     get firstRevision(): number {
@@ -575,7 +579,7 @@ export class MvccStore implements ReadView {
 
   /** storeTxnWrite.deleteRange: tombstones for the live keys; returns their last values. */
   #deleteRange(tx: WriteBatch, key: Uint8Array, end: Uint8Array): KeyValue[] {
-    const readRev = tx.revision;
+    const readRev = tx.changes > 0 ? tx.beginRevision + 1 : tx.beginRevision;
     const records: KeyRecord[] = [];
     const prevKvs: KeyValue[] = [];
     const collect = (record: KeyRecord) => {
