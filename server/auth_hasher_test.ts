@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../tests/assert.ts";
+import { assert, assertEquals } from "../core/testing.ts";
 import { Errors, EtcdError } from "../core/errors.ts";
 import { WorkerPasswordHasher } from "./auth_hasher.ts";
 

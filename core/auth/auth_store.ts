@@ -70,7 +70,7 @@ import {
 import { assert } from "../assert.ts";
 import { Errors } from "../errors.ts";
 import { type Logger, silentLogger } from "../log.ts";
-import { goSort } from "../mvcc/go_sort.ts";
+import { goSort } from "../go_sort.ts";
 import { compareBytes, UserRangePermissions } from "./range_permissions.ts";
 import { type AuthInfo, NopTokenProvider, type TokenProvider } from "./token.ts";
 

@@ -17,7 +17,7 @@ import {
   AuthUserGrantRoleRequestSchema,
   AuthUserRevokeRoleRequestSchema,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
-import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
+import { assert, assertEquals, assertRejects } from "../testing.ts";
 import { Errors, EtcdError } from "../errors.ts";
 import { AuthStore, type PasswordHasher } from "./auth_store.ts";
 import type { AuthInfo, TokenAssignment, TokenProvider } from "./token.ts";

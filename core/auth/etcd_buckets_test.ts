@@ -13,7 +13,7 @@ import {
   AuthUserGetRequestSchema,
   AuthUserGrantRoleRequestSchema,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
-import { assertEquals, assertThrows } from "../../tests/assert.ts";
+import { assertEquals, assertThrows } from "../testing.ts";
 import { decodeBolt, encodeBolt } from "../storage/bbolt.ts";
 import { AuthStore } from "./auth_store.ts";
 import {

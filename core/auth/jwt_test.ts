@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
+import { assert, assertEquals, assertRejects } from "../testing.ts";
 import { Errors, EtcdError } from "../errors.ts";
 import { JwtTokenProvider } from "./jwt.ts";
 import { AuthOptionsError, type JwtSignMethod } from "./token_options.ts";

@@ -13,6 +13,7 @@
  * range end means the single key. Empty and inverted ranges (end <= key) grant nothing, as in etcd.
  */
 
+import { compareBytes } from "../bytes.ts";
 import { Permission_Type } from "../../gen/authpb/auth_pb.ts";
 import type { Permission } from "../../gen/authpb/auth_pb.ts";
 import { EtcdIntervalTree } from "./_etcd_interval_tree.ts";
@@ -23,15 +24,8 @@ export interface KeyInterval {
   end: Uint8Array | null;
 }
 
-/** Bytewise order (Go's bytes.Compare). */
-export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = a.length < b.length ? a.length : b.length;
-  for (let i = 0; i < n; i++) {
-    const d = a[i] - b[i];
-    if (d !== 0) return d;
-  }
-  return a.length - b.length;
-}
+/** Bytewise order (Go's bytes.Compare; one copy, in core/bytes.ts). */
+export { compareBytes };
 
 /** `end` vs `key` where a null end is +infinity. */
 function compareEnd(end: Uint8Array | null, key: Uint8Array): number {

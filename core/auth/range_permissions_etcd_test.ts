@@ -6,7 +6,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { Permission_Type, PermissionSchema } from "../../gen/authpb/auth_pb.ts";
-import { assertEquals } from "../../tests/assert.ts";
+import { assertEquals } from "../testing.ts";
 import {
   assertReference,
   type Member,

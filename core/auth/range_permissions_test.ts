@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Permission_Type, PermissionSchema } from "../../gen/authpb/auth_pb.ts";
 import type { Permission } from "../../gen/authpb/auth_pb.ts";
-import { assertEquals } from "../../tests/assert.ts";
+import { assertEquals } from "../testing.ts";
 import { seededRandomInt } from "../raft/random.ts";
 import {
   compareBytes,

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
+import { assert, assertEquals, assertThrows } from "../testing.ts";
 import { InvariantError } from "../assert.ts";
 import { seededRandomInt } from "../raft/random.ts";
 import { SimpleTokenProvider } from "./simple_token.ts";

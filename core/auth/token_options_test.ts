@@ -1,4 +1,4 @@
-import { assertEquals } from "../../tests/assert.ts";
+import { assertEquals } from "../testing.ts";
 import { parseGoDurationMs } from "./go_duration.ts";
 import { AuthOptionsError, loadJwtConfig, parseAuthTokenFlag } from "./token_options.ts";
 

@@ -1,24 +1,14 @@
-/** Test helpers: terse request builders and readable views of responses. */
-import { create } from "@bufbuild/protobuf";
-import {
-  type Compare,
-  Compare_CompareResult,
-  Compare_CompareTarget,
-  CompareSchema,
-  type DeleteRangeRequest,
-  DeleteRangeRequestSchema,
-  type PutRequest,
-  PutRequestSchema,
-  type RangeRequest,
-  RangeRequestSchema,
-  type RequestOp,
-  RequestOpSchema,
-  type TxnRequest,
-  TxnRequestSchema,
-} from "../../gen/etcdserverpb/rpc_pb.ts";
+/** Test helpers: terse store operations with string keys and readable views of KeyValues. */
 import type { KeyValue } from "../../gen/mvccpb/kv_pb.ts";
 import { EtcdError } from "../errors.ts";
-import { type LeaseHooks, MvccStore } from "./store.ts";
+import {
+  type LeaseHooks,
+  MvccStore,
+  type RangeOptions,
+  type RangeResult,
+  type ReadView,
+  type WriteTxn,
+} from "./store.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -33,101 +23,40 @@ export function s(bytes: Uint8Array): string {
   return decoder.decode(bytes);
 }
 
-type Init<T> = Partial<Omit<T, "$typeName" | "$unknown">>;
+const EMPTY = new Uint8Array(0);
 
-/** A PutRequest for key=value. */
-export function putReq(key: string, value = "", opts: Init<PutRequest> = {}): PutRequest {
-  return create(PutRequestSchema, { key: b(key), value: b(value), ...opts });
+/** Puts key = value (lease 0n = none) in a write transaction of its own; returns it, ended. */
+export function put(store: MvccStore, key: string, value = "", lease = 0n): WriteTxn {
+  const tx = store.write();
+  tx.put(b(key), b(value), lease);
+  tx.end();
+  return tx;
 }
 
-/** A RangeRequest; `end` undefined = single key. */
-export function rangeReq(key: string, end?: string, opts: Init<RangeRequest> = {}): RangeRequest {
-  return create(RangeRequestSchema, { key: b(key), rangeEnd: b(end ?? ""), ...opts });
+/** Deletes [key, end) (end undefined = single key) in a transaction of its own; returns it. */
+export function del(store: MvccStore, key: string, end?: string): WriteTxn {
+  const tx = store.write();
+  tx.deleteRange(b(key), end === undefined ? EMPTY : b(end));
+  tx.end();
+  return tx;
 }
 
-/** A DeleteRangeRequest; `end` undefined = single key. */
-export function delReq(
+/** Runs `ops` in one write transaction (one revision at most); returns it, ended. */
+export function write(store: MvccStore, ops: (tx: WriteTxn) => void): WriteTxn {
+  const tx = store.write();
+  ops(tx);
+  tx.end();
+  return tx;
+}
+
+/** The store's range over [key, end) (end undefined = single key) with string keys. */
+export function rangeOf(
+  view: ReadView,
   key: string,
   end?: string,
-  opts: Init<DeleteRangeRequest> = {},
-): DeleteRangeRequest {
-  return create(DeleteRangeRequestSchema, { key: b(key), rangeEnd: b(end ?? ""), ...opts });
-}
-
-/** RequestOps for txn branches. */
-export const op = {
-  put: (key: string, value = "", opts: Init<PutRequest> = {}): RequestOp =>
-    create(RequestOpSchema, { request: { case: "requestPut", value: putReq(key, value, opts) } }),
-  range: (key: string, end?: string, opts: Init<RangeRequest> = {}): RequestOp =>
-    create(RequestOpSchema, {
-      request: { case: "requestRange", value: rangeReq(key, end, opts) },
-    }),
-  del: (key: string, end?: string, opts: Init<DeleteRangeRequest> = {}): RequestOp =>
-    create(RequestOpSchema, {
-      request: { case: "requestDeleteRange", value: delReq(key, end, opts) },
-    }),
-  txn: (t: TxnRequest): RequestOp =>
-    create(RequestOpSchema, { request: { case: "requestTxn", value: t } }),
-  empty: (): RequestOp => create(RequestOpSchema),
-};
-
-/** A TxnRequest. */
-export function txnReq(
-  compare: Compare[],
-  success: RequestOp[],
-  failure: RequestOp[] = [],
-): TxnRequest {
-  return create(TxnRequestSchema, { compare, success, failure });
-}
-
-const RESULTS = {
-  "=": Compare_CompareResult.EQUAL,
-  "!=": Compare_CompareResult.NOT_EQUAL,
-  ">": Compare_CompareResult.GREATER,
-  "<": Compare_CompareResult.LESS,
-} as const;
-
-/** A Compare, e.g. cmp("version", "foo", "=", 1n) or cmp("value", "foo", ">", "abc"). */
-export function cmp(
-  target: "version" | "create" | "mod" | "value" | "lease",
-  key: string,
-  result: keyof typeof RESULTS,
-  operand: bigint | string,
-  rangeEnd = "",
-): Compare {
-  const base = { key: b(key), rangeEnd: b(rangeEnd), result: RESULTS[result] };
-  switch (target) {
-    case "version":
-      return create(CompareSchema, {
-        ...base,
-        target: Compare_CompareTarget.VERSION,
-        targetUnion: { case: "version", value: operand as bigint },
-      });
-    case "create":
-      return create(CompareSchema, {
-        ...base,
-        target: Compare_CompareTarget.CREATE,
-        targetUnion: { case: "createRevision", value: operand as bigint },
-      });
-    case "mod":
-      return create(CompareSchema, {
-        ...base,
-        target: Compare_CompareTarget.MOD,
-        targetUnion: { case: "modRevision", value: operand as bigint },
-      });
-    case "value":
-      return create(CompareSchema, {
-        ...base,
-        target: Compare_CompareTarget.VALUE,
-        targetUnion: { case: "value", value: b(operand as string) },
-      });
-    case "lease":
-      return create(CompareSchema, {
-        ...base,
-        target: Compare_CompareTarget.LEASE,
-        targetUnion: { case: "lease", value: operand as bigint },
-      });
-  }
+  options: RangeOptions = {},
+): RangeResult {
+  return view.range(b(key), end === undefined ? EMPTY : b(end), options);
 }
 
 /** A KeyValue as a plain, comparable object with string key/value and number revisions. */
@@ -160,13 +89,13 @@ export function keys(kvs: readonly KeyValue[]): string[] {
 
 /** The current value of a key, as a view (undefined if missing). */
 export function get(store: MvccStore, key: string, rev = 0): KvView | undefined {
-  return kvView(store.range(rangeReq(key, undefined, { revision: BigInt(rev) })).kvs[0]);
+  return kvView(rangeOf(store, key, undefined, { revision: rev }).kvs[0]);
 }
 
 /** A store with the given puts applied in order (each its own revision). */
 export function storeWith(...pairs: [string, string][]): MvccStore {
   const store = new MvccStore();
-  for (const [k, v] of pairs) store.put(putReq(k, v));
+  for (const [k, v] of pairs) put(store, k, v);
   return store;
 }
 

@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
 import { Errors } from "../errors.ts";
 import { MvccStore } from "./store.ts";
-import { delReq, get, keys, putReq, rangeReq, storeWith, throwsEtcd } from "./_testing.ts";
+import { del, get, keys, put, rangeOf, storeWith, throwsEtcd } from "./_testing.ts";
 
 Deno.test("compaction keeps the latest revision of each key at or below it", () => {
   const store = new MvccStore();
-  store.put(putReq("a", "1")); // 2
-  store.put(putReq("b", "1")); // 3
-  store.put(putReq("a", "2")); // 4
-  store.put(putReq("a", "3")); // 5
-  store.put(putReq("b", "2")); // 6
+  put(store, "a", "1"); // 2
+  put(store, "b", "1"); // 3
+  put(store, "a", "2"); // 4
+  put(store, "a", "3"); // 5
+  put(store, "b", "2"); // 6
   store.compact(4);
   assert.equal(store.compactRevision, 4);
   // At the compact revision every key still reads as it was.
@@ -26,24 +26,24 @@ Deno.test("compaction keeps the latest revision of each key at or below it", () 
 
 Deno.test("compaction drops keys whose latest revision at or below it is a tombstone", () => {
   const store = new MvccStore();
-  store.put(putReq("gone", "1")); // 2
-  store.put(putReq("back", "1")); // 3
-  store.deleteRange(delReq("gone")); // 4
-  store.deleteRange(delReq("back")); // 5
-  store.put(putReq("back", "2")); // 6
-  store.put(putReq("late", "1")); // 7
-  store.deleteRange(delReq("late")); // 8
+  put(store, "gone", "1"); // 2
+  put(store, "back", "1"); // 3
+  del(store, "gone"); // 4
+  del(store, "back"); // 5
+  put(store, "back", "2"); // 6
+  put(store, "late", "1"); // 7
+  del(store, "late"); // 8
   store.compact(6);
   const history = store.eventsBetween(0).map((e) =>
     `${String.fromCharCode(...e.kv!.key)}@${e.kv!.modRevision}`
   );
   assert.deepEqual(history, ["back@6", "late@7", "late@8"]);
-  assert.deepEqual(keys(store.range(rangeReq("\0", "\0", { revision: 6n })).kvs), ["back"]);
-  assert.deepEqual(keys(store.range(rangeReq("\0", "\0", { revision: 7n })).kvs), ["back", "late"]);
+  assert.deepEqual(keys(rangeOf(store, "\0", "\0", { revision: 6 }).kvs), ["back"]);
+  assert.deepEqual(keys(rangeOf(store, "\0", "\0", { revision: 7 }).kvs), ["back", "late"]);
   store.compact(8);
   assert.deepEqual(store.eventsBetween(0).map((e) => Number(e.kv!.modRevision)), [6]);
   // The dropped key can come back as a fresh generation.
-  store.put(putReq("gone", "new")); // 9
+  put(store, "gone", "new"); // 9
   assert.deepEqual(get(store, "gone"), {
     key: "gone",
     value: "new",
@@ -57,7 +57,7 @@ Deno.test("compaction drops keys whose latest revision at or below it is a tombs
 Deno.test("compaction keeps version counting within the live generation", () => {
   const store = storeWith(["k", "1"], ["k", "2"], ["k", "3"]); // 2, 3, 4
   store.compact(4);
-  store.put(putReq("k", "4"));
+  put(store, "k", "4");
   assert.deepEqual(get(store, "k"), {
     key: "k",
     value: "4",
@@ -83,7 +83,7 @@ Deno.test("compact rejects old and future revisions like etcd", () => {
 Deno.test("sizeBytes grows with history and shrinks with compaction", () => {
   const store = new MvccStore();
   const empty = store.sizeBytes();
-  for (let i = 0; i < 100; i++) store.put(putReq("key", "x".repeat(100)));
+  for (let i = 0; i < 100; i++) put(store, "key", "x".repeat(100));
   const full = store.sizeBytes();
   assert.ok(full >= empty + 100 * 100);
   store.compact(store.revision);

@@ -3,28 +3,31 @@ import { Errors } from "../errors.ts";
 import { InvariantError } from "../assert.ts";
 import { MvccStore } from "./store.ts";
 import {
-  delReq,
+  b,
+  del,
   get,
   keys,
   kvView,
-  op,
-  putReq,
-  rangeReq,
+  put,
+  rangeOf,
   RecordingLeases,
   throwsEtcd,
-  txnReq,
+  write,
 } from "./_testing.ts";
 
 function busyStore(leases = new RecordingLeases(new Set([5n, 6n]))): MvccStore {
   const store = new MvccStore(leases);
-  store.put(putReq("a", "1")); // 2
-  store.put(putReq("b", "1", { lease: 5n })); // 3
-  store.put(putReq("a", "2")); // 4
-  store.deleteRange(delReq("a")); // 5
-  store.txn(txnReq([], [op.put("c", "x", { lease: 6n }), op.put("\u0000bin", "\u00ff")])); // 6
-  store.put(putReq("a", "3")); // 7
+  put(store, "a", "1"); // 2
+  put(store, "b", "1", 5n); // 3
+  put(store, "a", "2"); // 4
+  del(store, "a"); // 5
+  write(store, (tx) => { // 6
+    tx.put(b("c"), b("x"), 6n);
+    tx.put(b("\u0000bin"), b("\u00ff"), 0n);
+  });
+  put(store, "a", "3"); // 7
   store.compact(4);
-  store.put(putReq("d", "")); // 8
+  put(store, "d", ""); // 8
   return store;
 }
 
@@ -37,8 +40,7 @@ Deno.test("snapshot round-trip preserves history, tombstones and compact revisio
   assert.equal(restored.hashKV(6).hash, original.hashKV(6).hash);
   assert.equal(restored.sizeBytes(), original.sizeBytes());
   for (const rev of [4, 5, 6, 7, 8]) {
-    const r = (s: MvccStore) =>
-      s.range(rangeReq("\0", "\0", { revision: BigInt(rev) })).kvs.map(kvView);
+    const r = (s: MvccStore) => rangeOf(s, "\0", "\0", { revision: rev }).kvs.map(kvView);
     assert.deepEqual(r(restored), r(original), `rev ${rev}`);
   }
   assert.deepEqual(
@@ -48,21 +50,21 @@ Deno.test("snapshot round-trip preserves history, tombstones and compact revisio
   throwsEtcd(() => get(restored, "a", 3), Errors.compacted());
   throwsEtcd(() => restored.compact(4), Errors.compacted());
   // The restored store keeps going exactly like the original.
-  original.put(putReq("a", "4"));
-  restored.put(putReq("a", "4"));
+  put(original, "a", "4");
+  put(restored, "a", "4");
   assert.deepEqual(get(restored, "a"), get(original, "a"));
   assert.equal(restored.hash(), original.hash());
 });
 
 Deno.test("snapshot of a never-compacted store restores compactRevision -1 semantics", () => {
   const store = new MvccStore();
-  store.put(putReq("k", "v"));
+  put(store, "k", "v");
   const restored = MvccStore.decodeSnapshot(store.encodeSnapshot());
   assert.equal(restored.hashKV(0).compactRevision, -1);
   restored.compact(0); // still allowed, as on a fresh etcd
   const empty = MvccStore.decodeSnapshot(new MvccStore().encodeSnapshot());
   assert.equal(empty.revision, 1);
-  assert.deepEqual(keys(empty.range(rangeReq("\0", "\0")).kvs), []);
+  assert.deepEqual(keys(rangeOf(empty, "\0", "\0").kvs), []);
 });
 
 Deno.test("snapshot restore re-attaches live keys to their leases in key order", () => {

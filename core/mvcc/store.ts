@@ -1,19 +1,21 @@
 /**
- * etcd 3.4's multi-version key-value store as a pure, in-memory state machine.
+ * etcd 3.4's multi-version key-value store (mvcc.KV) as a pure, in-memory state machine that
+ * speaks bytes and options, not API requests: range(key, end, {revision, limit, countOnly}),
+ * write transactions (put, deleteRange and range at the transaction's revision, all of one
+ * transaction in one revision), compact, hashKV and snapshots. The request semantics on top
+ * (sort, filters, compares, nested txns, response headers) live at the node's edge, as etcd keeps
+ * them in etcdserver/apply.go.
  *
- * What it reproduces (mvcc/kvstore*.go, mvcc/key_index.go, etcdserver/apply.go):
- * - one main revision per write request, sub-revisions inside it, a read-only or no-op request
- *   leaves the revision alone;
+ * What it reproduces (mvcc/kv.go, mvcc/kvstore*.go, mvcc/key_index.go):
+ * - one main revision per write transaction, sub-revisions inside it, a transaction that changes
+ *   nothing leaves the revision alone;
  * - per-key history with generations: create_revision/version restart after a delete;
  * - historical reads, compaction (keep each key's latest revision <= the compact revision unless
  *   it is a tombstone), and etcd's error for every out-of-bounds revision;
- * - applyRange's limit/sort/filter quirks, Txn's compare/check/apply phases and the headers of
- *   responses nested in a TxnResponse;
  * - HashKV's CRC-32C over the revision-ordered history, bit for bit.
  *
- * Where etcd raises each error (and so where detcd must): see validate.ts for the checks done by
- * the API layer before proposing; this file raises the apply-time ones (lease not found and
- * key not found on put, compacted/future revision on reads and on ranges inside a txn).
+ * Errors raised here: compacted/future revision on reads and compactions. The request checks
+ * (lease not found, key not found for ignore_value/ignore_lease, ...) are the caller's.
  */
 import { create } from "@bufbuild/protobuf";
 import {
@@ -23,35 +25,10 @@ import {
   type KeyValue,
   KeyValueSchema,
 } from "../../gen/mvccpb/kv_pb.ts";
-import {
-  type Compare,
-  Compare_CompareResult,
-  Compare_CompareTarget,
-  type DeleteRangeRequest,
-  type DeleteRangeResponse,
-  DeleteRangeResponseSchema,
-  type PutRequest,
-  type PutResponse,
-  PutResponseSchema,
-  type RangeRequest,
-  RangeRequest_SortOrder,
-  RangeRequest_SortTarget,
-  type RangeResponse,
-  RangeResponseSchema,
-  type RequestOp,
-  type ResponseHeader,
-  ResponseHeaderSchema,
-  type ResponseOp,
-  ResponseOpSchema,
-  type TxnRequest,
-  type TxnResponse,
-  TxnResponseSchema,
-} from "../../gen/etcdserverpb/rpc_pb.ts";
 import { Errors } from "../errors.ts";
 import { assert } from "../assert.ts";
-import { compareBytes, keyId } from "../bytes.ts";
+import { keyId } from "../bytes.ts";
 import { SortedRecords } from "./sorted_records.ts";
-import { goSort } from "./go_sort.ts";
 import { Crc32c } from "../storage/crc32c.ts";
 import { ByteWriter, writeKeyValue } from "./kv_codec.ts";
 import { decodeSnapshotBytes, encodeSnapshotBytes, type SnapshotEntry } from "./snapshot_codec.ts";
@@ -74,8 +51,9 @@ export const noLeases: LeaseHooks = {
 };
 
 /**
- * A write's response plus the events it produced, in order, for watchers. Events and the
- * KeyValues in them are shared with the store and frozen: copy before changing.
+ * A write's response plus the events it produced, in order, for watchers (what the request layer
+ * returns for each applied write). Events and the KeyValues in them are shared with the store and
+ * frozen: copy before changing.
  */
 export interface WriteResult<R> {
   response: R;
@@ -86,6 +64,68 @@ export interface WriteResult<R> {
    * read at revision - 1), or undefined when the key did not exist.
    */
   prevKvs: (KeyValue | undefined)[];
+}
+
+/** etcd's mvcc.RangeOptions: which revision to read and how much to return. */
+export interface RangeOptions {
+  /** The revision to read at; 0 or negative (or absent) = the current one. */
+  revision?: number;
+  /** At most this many kvs (0 or absent = all); count still counts every key. */
+  limit?: number;
+  /** Only count: return no kvs. */
+  countOnly?: boolean;
+}
+
+/** etcd's mvcc.RangeResult. The kvs are the store's own, frozen: copy before changing. */
+export interface RangeResult {
+  /** Live KeyValues in key order (at most the limit; none when countOnly). */
+  kvs: KeyValue[];
+  /** How many keys are live in the range at the revision read, regardless of the limit. */
+  count: number;
+  /** The current revision of the view that answered (not the revision read at), as etcd's. */
+  revision: number;
+}
+
+/**
+ * Something to read from: the store at its current revision, or a write transaction at its own
+ * (etcd's mvcc.ReadView). The request layer's range and compare work on either.
+ */
+export interface ReadView {
+  /** etcd's FirstRev: the compact revision, -1 until the first compaction. */
+  readonly firstRevision: number;
+  /** The revision reads see (for a write transaction: its new one once it changed something). */
+  readonly revision: number;
+  /**
+   * Live keys in [key, end) (end empty: just key; end "\0": no upper bound) at
+   * options.revision, with etcd's errors: Errors.futureRev() above this view's revision,
+   * Errors.compacted() below the compact revision.
+   */
+  range(key: Uint8Array, end: Uint8Array, options?: RangeOptions): RangeResult;
+}
+
+/**
+ * A write transaction (etcd's mvcc.TxnWrite): every put and delete in it share one new revision,
+ * with sub-revisions in call order; reads see the transaction's own writes. Nothing is visible
+ * outside until end(). One at a time per store; a transaction that changed nothing may be dropped
+ * without end(). The store keeps the key and value arrays it is given (see MvccStore): treat them
+ * as immutable.
+ */
+export interface WriteTxn extends ReadView {
+  /** The store's revision when the transaction began; its writes land at beginRevision + 1. */
+  readonly beginRevision: number;
+  /** The events written so far, in sub-revision order (shared and frozen). */
+  readonly events: Event[];
+  /** For each event, the key's live value before this transaction, or undefined. */
+  readonly prevKvs: (KeyValue | undefined)[];
+  /**
+   * Puts key = value with `lease` (0n = none; the caller has checked that it exists) and
+   * returns the key's previous live value, if any.
+   */
+  put(key: Uint8Array, value: Uint8Array, lease: bigint): KeyValue | undefined;
+  /** Deletes the live keys in [key, end) (range rules as range()); returns their last values. */
+  deleteRange(key: Uint8Array, end: Uint8Array): KeyValue[];
+  /** Commits: the store's revision becomes beginRevision + 1 if anything changed. */
+  end(): void;
 }
 
 /** HashKV's answer: etcd reports the compact revision as -1 when there never was one. */
@@ -169,27 +209,16 @@ function lastAtOrBefore(h: readonly Entry[], rev: number): number {
   return lo - 1;
 }
 
-/** The state of one write request while it applies (etcd's storeTxnWrite). */
-class WriteBatch {
-  changes = 0;
-  readonly events: Event[] = [];
-  readonly prevKvs: (KeyValue | undefined)[] = [];
-  constructor(readonly beginRev: number) {}
-
-  /** The revision reads inside the request see: the new one once something changed. */
-  get readRev(): number {
-    return this.changes > 0 ? this.beginRev + 1 : this.beginRev;
-  }
+/** The state of one write transaction while it applies (etcd's storeTxnWrite). */
+interface WriteBatch {
+  /** Keys changed so far (each change takes the next sub-revision). */
+  changes: number;
+  readonly beginRevision: number;
+  readonly events: Event[];
+  readonly prevKvs: (KeyValue | undefined)[];
 }
 
-/** Which branch each (nested) txn takes, decided before anything is applied, as etcd does. */
-interface TxnPlan {
-  succeeded: boolean;
-  /** For ops of the chosen branch that are txns: their plan, by op index. */
-  nested: Map<number, TxnPlan>;
-}
-
-const EMPTY_BYTES = new Uint8Array(0);
+const NO_RANGE_OPTIONS: RangeOptions = Object.freeze({});
 const ZERO_KV: KeyValue = Object.freeze(create(KeyValueSchema));
 /** Rough per-revision bookkeeping overhead, for sizeBytes(). */
 const ENTRY_OVERHEAD_BYTES = 64;
@@ -201,11 +230,11 @@ const RETAIN_SLACK_BYTES = 64;
  * etcd's MVCC store. All methods are synchronous and deterministic; a method that throws an
  * EtcdError has changed nothing.
  *
- * Ownership: the store may keep the key and value arrays of the requests it applies (see
- * retainBytes), and hands out its stored KeyValue and Event objects frozen. Treat requests as
- * immutable once passed in, and copy a KeyValue before changing it.
+ * Ownership: the store may keep the key and value arrays it is given (see retainBytes), and hands
+ * out its stored KeyValue and Event objects frozen. Treat arrays as immutable once passed in, and
+ * copy a KeyValue before changing it.
  */
-export class MvccStore {
+export class MvccStore implements ReadView {
   readonly #leases: LeaseHooks;
   #records = new Map<string, KeyRecord>();
   #index = new SortedRecords<KeyRecord>();
@@ -225,6 +254,14 @@ export class MvccStore {
   /** Current revision (1 on a fresh store, like etcd). */
   get revision(): number {
     return this.#revision;
+  }
+
+  /**
+   * etcd's FirstRev: the compact revision, -1 until the first compaction (what etcd's
+   * checkRequestRange holds a txn's range revisions against, quirks included).
+   */
+  get firstRevision(): number {
+    return this.#compactMainRev;
   }
 
   /** Compacted revision (0 if never compacted). */
@@ -250,50 +287,24 @@ export class MvccStore {
   }
 
   /**
-   * Read. Serves req.revision (0 or negative = current) with etcd's errors: Errors.compacted()
+   * Read at options.revision (0 or negative = current) with etcd's errors: Errors.compacted()
    * when it is below the compact revision, Errors.futureRev() when above the current one.
-   * The header is left unset: the caller fills it, with revision = this.revision.
    */
-  range(req: RangeRequest): RangeResponse {
-    return this.#applyRange(req, this.#revision);
+  range(key: Uint8Array, end: Uint8Array, options: RangeOptions = NO_RANGE_OPTIONS): RangeResult {
+    return this.#range(key, end, this.#revision, options);
   }
 
   /**
-   * Put: one new revision. Throws Errors.leaseNotFound() for an unknown lease, then
-   * Errors.keyNotFound() for ignore_value/ignore_lease on a missing key (etcd's order).
+   * Whether a lease exists: the request layer refuses a put with an unknown lease
+   * (Errors.leaseNotFound()) before writing, as etcd's applier looks the lease up first.
    */
-  put(req: PutRequest): WriteResult<PutResponse> {
-    if (req.lease !== 0n && !this.#leases.exists(req.lease)) throw Errors.leaseNotFound();
-    const tx = new WriteBatch(this.#revision);
-    const response = this.#applyPut(tx, req);
-    this.#commit(tx);
-    return { response, events: tx.events, prevKvs: tx.prevKvs };
+  leaseExists(id: bigint): boolean {
+    return this.#leases.exists(id);
   }
 
-  /** Delete: a new revision only if something was deleted. */
-  deleteRange(req: DeleteRangeRequest): WriteResult<DeleteRangeResponse> {
-    const tx = new WriteBatch(this.#revision);
-    const response = this.#applyDelete(tx, req);
-    this.#commit(tx);
-    return { response, events: tx.events, prevKvs: tx.prevKvs };
-  }
-
-  /**
-   * Txn: at most one new revision for the whole txn (none if nothing changed). Compares of all
-   * nested txns are evaluated first against the state before the txn; then the puts of the
-   * chosen path are checked (key not found, lease not found), then its ranges (compacted,
-   * future revision); only then is anything applied. The top-level header is left unset;
-   * nested responses carry the headers etcd puts there.
-   */
-  txn(req: TxnRequest): WriteResult<TxnResponse> {
-    const readRev = this.#revision;
-    const plan = this.#plan(req, readRev);
-    if (!isTxnReadOnly(req)) this.#checkPuts(req, plan, readRev);
-    this.#checkRanges(req, plan, readRev);
-    const tx = new WriteBatch(readRev);
-    const response = this.#applyTxn(tx, req, plan, false);
-    this.#commit(tx);
-    return { response, events: tx.events, prevKvs: tx.prevKvs };
+  /** Begins a write transaction at the current revision (etcd's KV.Write). */
+  write(): WriteTxn {
+    return new MvccStore.#Txn(this);
   }
 
   /**
@@ -465,114 +476,96 @@ export class MvccStore {
     return store;
   }
 
-  // ---- apply steps (etcdserver/apply.go) ----
+  // ---- the write transaction and its steps (mvcc/kvstore_txn.go) ----
+
+  /** WriteTxn over this store: a WriteBatch plus the store it writes to. */
+  static readonly #Txn = class implements WriteTxn, WriteBatch {
+    changes = 0;
+    readonly events: Event[] = [];
+    readonly prevKvs: (KeyValue | undefined)[] = [];
+    readonly beginRevision: number;
+    readonly #store: MvccStore;
+    #ended = false;
+
+    constructor(store: MvccStore) {
+      this.beginRevision = store.#revision;
+      this.#store = store;
+    }
+
+    get revision(): number {
+      return this.changes > 0 ? this.beginRevision + 1 : this.beginRevision;
+    }
+
+    get firstRevision(): number {
+      return this.#store.#compactMainRev;
+    }
+
+    range(key: Uint8Array, end: Uint8Array, options: RangeOptions = NO_RANGE_OPTIONS): RangeResult {
+      return this.#store.#range(key, end, this.revision, options);
+    }
+
+    put(key: Uint8Array, value: Uint8Array, lease: bigint): KeyValue | undefined {
+      assert(!this.#ended, "put after the write transaction ended");
+      return this.#store.#put(this, key, value, lease);
+    }
+
+    deleteRange(key: Uint8Array, end: Uint8Array): KeyValue[] {
+      assert(!this.#ended, "delete after the write transaction ended");
+      return this.#store.#deleteRange(this, key, end);
+    }
+
+    end(): void {
+      assert(!this.#ended, "write transaction ended twice");
+      this.#ended = true;
+      this.#store.#commit(this);
+    }
+  };
 
   #commit(tx: WriteBatch): void {
-    assert(tx.beginRev === this.#revision, "one write at a time");
-    if (tx.changes > 0) this.#revision = tx.beginRev + 1;
+    assert(tx.beginRevision === this.#revision, "one write at a time");
+    if (tx.changes > 0) this.#revision = tx.beginRevision + 1;
   }
 
-  /** applyRange: limit/sort/filter exactly as etcd orders them. */
-  #applyRange(req: RangeRequest, curRev: number): RangeResponse {
-    const limit = Number(req.limit);
-    let fetchLimit = limit;
-    if (
-      req.sortOrder !== RangeRequest_SortOrder.NONE ||
-      req.minModRevision !== 0n || req.maxModRevision !== 0n ||
-      req.minCreateRevision !== 0n || req.maxCreateRevision !== 0n
-    ) {
-      fetchLimit = 0; // fetch everything; sort and truncate afterwards
-    }
-    if (fetchLimit > 0) fetchLimit++; // one extra for `more`
-
-    let rev = Number(req.revision);
+  /** rangeKeys: checks the revision against curRev (the view's) and collects. */
+  #range(key: Uint8Array, end: Uint8Array, curRev: number, options: RangeOptions): RangeResult {
+    let rev = options.revision ?? 0;
     if (rev > curRev) throw Errors.futureRev();
     if (rev <= 0) rev = curRev;
     if (rev < this.#compactMainRev) throw Errors.compacted();
-
-    const found = this.#rangeKeys(req.key, req.rangeEnd, rev, fetchLimit, req.countOnly);
-    let kvs = found.kvs;
-    if (req.maxModRevision !== 0n) kvs = kvs.filter((kv) => kv.modRevision <= req.maxModRevision);
-    if (req.minModRevision !== 0n) kvs = kvs.filter((kv) => kv.modRevision >= req.minModRevision);
-    if (req.maxCreateRevision !== 0n) {
-      kvs = kvs.filter((kv) => kv.createRevision <= req.maxCreateRevision);
-    }
-    if (req.minCreateRevision !== 0n) {
-      kvs = kvs.filter((kv) => kv.createRevision >= req.minCreateRevision);
-    }
-
-    let sortOrder = req.sortOrder;
-    if (
-      req.sortTarget !== RangeRequest_SortTarget.KEY && sortOrder === RangeRequest_SortOrder.NONE
-    ) {
-      // etcd: results come key-ascending; only non-key targets default to ASCEND.
-      sortOrder = RangeRequest_SortOrder.ASCEND;
-    }
-    if (sortOrder !== RangeRequest_SortOrder.NONE) sortKvs(kvs, req.sortTarget, sortOrder);
-
-    let more = false;
-    if (limit > 0 && kvs.length > limit) {
-      kvs = kvs.slice(0, limit);
-      more = true;
-    }
-    if (req.keysOnly) kvs = kvs.map(withoutValue);
-    // create() then assign: noticeably cheaper than create(schema, init) on this hot path.
-    const response = create(RangeResponseSchema);
-    response.kvs = kvs;
-    response.more = more;
-    response.count = BigInt(found.count);
-    return response;
-  }
-
-  /**
-   * The live KeyValues in [key, rangeEnd) at rev (rangeEnd empty: just key; "\0": no upper
-   * bound) and how many there are; at most `limit` kvs (0 = all), none when countOnly.
-   */
-  #rangeKeys(
-    key: Uint8Array,
-    rangeEnd: Uint8Array,
-    rev: number,
-    limit: number,
-    countOnly: boolean,
-  ): { kvs: KeyValue[]; count: number } {
+    const limit = options.limit ?? 0;
+    const countOnly = options.countOnly ?? false;
     const kvs: KeyValue[] = [];
-    if (rangeEnd.length === 0) {
+    if (end.length === 0) {
       const kv = this.#records.get(keyId(key))?.at(rev);
-      if (!kv) return { kvs, count: 0 };
+      if (!kv) return { kvs, count: 0, revision: curRev };
       if (!countOnly) kvs.push(kv);
-      return { kvs, count: 1 };
+      return { kvs, count: 1, revision: curRev };
     }
     let count = 0;
-    this.#index.scan(keyId(key), endId(rangeEnd), (record) => {
+    this.#index.scan(keyId(key), endId(end), (record) => {
       const kv = record.at(rev);
       if (!kv) return;
       count++;
       if (!countOnly && (limit <= 0 || kvs.length < limit)) kvs.push(kv);
     });
-    return { kvs, count };
+    return { kvs, count, revision: curRev };
   }
 
-  /** applierV3backend.Put inside a write batch (checks done; lease existence checked by caller). */
-  #applyPut(tx: WriteBatch, req: PutRequest): PutResponse {
-    const id = keyId(req.key);
+  /** storeTxnWrite.put: a new revision of key; returns its previous live value. */
+  #put(tx: WriteBatch, key: Uint8Array, value: Uint8Array, lease: bigint): KeyValue | undefined {
+    const id = keyId(key);
     let record = this.#records.get(id);
     const prev = record?.live();
-    if ((req.ignoreValue || req.ignoreLease) && !prev) throw Errors.keyNotFound();
-    const value = req.ignoreValue && prev ? prev.value : retainBytes(req.value);
-    const lease = req.ignoreLease && prev ? prev.lease : req.lease;
-    const response = create(PutResponseSchema);
-    if (req.prevKv && prev) response.prevKv = prev;
-
-    const rev = tx.beginRev + 1;
+    const rev = tx.beginRevision + 1;
     if (!record) {
-      record = new KeyRecord(id, retainBytes(req.key));
+      record = new KeyRecord(id, retainBytes(key));
       this.#records.set(id, record);
       this.#index.insert(record);
     }
     const modRevision = BigInt(rev);
     const kv = create(KeyValueSchema);
     kv.key = record.key;
-    kv.value = value;
+    kv.value = retainBytes(value);
     kv.createRevision = prev ? prev.createRevision : modRevision;
     kv.modRevision = modRevision;
     kv.version = prev ? prev.version + 1n : 1n;
@@ -581,12 +574,12 @@ export class MvccStore {
     this.#append(tx, record, freezeEvent(Event_EventType.PUT, kv));
     if (prev && prev.lease !== 0n) this.#leases.detach(prev.lease, record.key);
     if (lease !== 0n) this.#leases.attach(lease, record.key);
-    return response;
+    return prev;
   }
 
-  /** applierV3backend.DeleteRange inside a write batch. */
-  #applyDelete(tx: WriteBatch, req: DeleteRangeRequest): DeleteRangeResponse {
-    const readRev = tx.readRev;
+  /** storeTxnWrite.deleteRange: tombstones for the live keys; returns their last values. */
+  #deleteRange(tx: WriteBatch, key: Uint8Array, end: Uint8Array): KeyValue[] {
+    const readRev = tx.changes > 0 ? tx.beginRevision + 1 : tx.beginRevision;
     const records: KeyRecord[] = [];
     const prevKvs: KeyValue[] = [];
     const collect = (record: KeyRecord) => {
@@ -595,15 +588,13 @@ export class MvccStore {
       records.push(record);
       prevKvs.push(kv);
     };
-    if (req.rangeEnd.length === 0) {
-      const record = this.#records.get(keyId(req.key));
+    if (end.length === 0) {
+      const record = this.#records.get(keyId(key));
       if (record) collect(record);
     } else {
-      this.#index.scan(keyId(req.key), endId(req.rangeEnd), collect);
+      this.#index.scan(keyId(key), endId(end), collect);
     }
-    const response = create(DeleteRangeResponseSchema, { deleted: BigInt(records.length) });
-    if (req.prevKv) response.prevKvs = prevKvs;
-    const rev = BigInt(tx.beginRev + 1);
+    const rev = BigInt(tx.beginRevision + 1);
     for (let i = 0; i < records.length; i++) {
       const record = records[i];
       const tomb = Object.freeze(create(KeyValueSchema, { key: record.key, modRevision: rev }));
@@ -611,211 +602,22 @@ export class MvccStore {
       const lease = prevKvs[i].lease;
       if (lease !== 0n) this.#leases.detach(lease, record.key);
     }
-    return response;
+    return prevKvs;
   }
 
   #append(tx: WriteBatch, record: KeyRecord, event: Event): void {
-    const entry = new Entry(tx.beginRev + 1, tx.changes, event, record);
-    tx.prevKvs.push(record.at(tx.beginRev));
+    const entry = new Entry(tx.beginRevision + 1, tx.changes, event, record);
+    tx.prevKvs.push(record.at(tx.beginRevision));
     record.push(entry);
     this.#log.push(entry);
     this.#bytes += entryBytes(entry);
     tx.changes++;
     tx.events.push(event);
   }
-
-  /** compareToPath: decide every (nested) branch up front against the state at readRev. */
-  #plan(req: TxnRequest, readRev: number): TxnPlan {
-    const succeeded = req.compare.every((c) => this.#compare(c, readRev));
-    const nested = new Map<number, TxnPlan>();
-    const ops = succeeded ? req.success : req.failure;
-    ops.forEach((op, i) => {
-      if (op.request.case === "requestTxn") nested.set(i, this.#plan(op.request.value, readRev));
-    });
-    return { succeeded, nested };
-  }
-
-  /** applyCompare: every key in the compare's range must satisfy it. */
-  #compare(c: Compare, readRev: number): boolean {
-    const { kvs } = this.#rangeKeys(c.key, c.rangeEnd, readRev, 0, false);
-    if (kvs.length === 0) {
-      // A missing key has no value to compare ("" is not "absent"), so VALUE always fails.
-      if (c.target === Compare_CompareTarget.VALUE) return false;
-      return compareKV(c, ZERO_KV);
-    }
-    return kvs.every((kv) => compareKV(c, kv));
-  }
-
-  /** checkRequestPut over the chosen path. */
-  #checkPuts(req: TxnRequest, plan: TxnPlan, readRev: number): void {
-    const ops = plan.succeeded ? req.success : req.failure;
-    ops.forEach((op, i) => {
-      const r = op.request;
-      if (r.case === "requestTxn") {
-        this.#checkPuts(r.value, plan.nested.get(i)!, readRev);
-      } else if (r.case === "requestPut") {
-        const put = r.value;
-        if (put.ignoreValue || put.ignoreLease) {
-          if (!this.#records.get(keyId(put.key))?.at(readRev)) throw Errors.keyNotFound();
-        }
-        if (put.lease !== 0n && !this.#leases.exists(put.lease)) throw Errors.leaseNotFound();
-      }
-    });
-  }
-
-  /** checkRequestRange over the chosen path. */
-  #checkRanges(req: TxnRequest, plan: TxnPlan, readRev: number): void {
-    const ops = plan.succeeded ? req.success : req.failure;
-    ops.forEach((op, i) => {
-      const r = op.request;
-      if (r.case === "requestTxn") {
-        this.#checkRanges(r.value, plan.nested.get(i)!, readRev);
-      } else if (r.case === "requestRange") {
-        const rev = Number(r.value.revision);
-        if (rev === 0) return;
-        if (rev > readRev) throw Errors.futureRev();
-        if (rev < this.#compactMainRev) throw Errors.compacted();
-      }
-    });
-  }
-
-  /** applyTxn: run the chosen branch; nested responses get etcd's headers. */
-  #applyTxn(tx: WriteBatch, req: TxnRequest, plan: TxnPlan, nested: boolean): TxnResponse {
-    const ops = plan.succeeded ? req.success : req.failure;
-    const responses = ops.map((op, i) => this.#applyOp(tx, op, plan.nested.get(i)));
-    const response = create(TxnResponseSchema, { succeeded: plan.succeeded });
-    response.responses = responses;
-    // etcd allocates an empty header for every nested txn response and never fills it.
-    if (nested) response.header = create(ResponseHeaderSchema);
-    return response;
-  }
-
-  #applyOp(tx: WriteBatch, op: RequestOp, plan: TxnPlan | undefined): ResponseOp {
-    const r = op.request;
-    switch (r.case) {
-      case "requestRange": {
-        const value = this.#applyRange(r.value, tx.readRev);
-        value.header = revisionHeader(tx.readRev);
-        return create(ResponseOpSchema, { response: { case: "responseRange", value } });
-      }
-      case "requestPut": {
-        // Validated before (checkPuts, checkIntervals): cannot fail half way through the txn.
-        const value = this.#applyPut(tx, r.value);
-        value.header = revisionHeader(tx.beginRev + 1);
-        return create(ResponseOpSchema, { response: { case: "responsePut", value } });
-      }
-      case "requestDeleteRange": {
-        const value = this.#applyDelete(tx, r.value);
-        value.header = revisionHeader(tx.readRev);
-        return create(ResponseOpSchema, { response: { case: "responseDeleteRange", value } });
-      }
-      case "requestTxn": {
-        assert(plan !== undefined, "nested txn has a plan");
-        const value = this.#applyTxn(tx, r.value, plan, true);
-        return create(ResponseOpSchema, { response: { case: "responseTxn", value } });
-      }
-      default:
-        // Rejected by validation (checkRequestOp); etcd leaves the response empty.
-        return create(ResponseOpSchema);
-    }
-  }
 }
 
 /**
- * etcd's isTxnReadonly: only ranges in both branches (a nested txn counts as a write). etcd
- * serves such a txn on the read path, without raft; MvccStore.txn gives the same answer either way.
- */
-export function isTxnReadOnly(req: TxnRequest): boolean {
-  const onlyRanges = (ops: RequestOp[]) => ops.every((op) => op.request.case === "requestRange");
-  return onlyRanges(req.success) && onlyRanges(req.failure);
-}
-
-/**
- * etcd's isTxnSerializable: every op of both branches is a serializable range, so a read-only
- * txn may skip the linearizable-read wait. (An empty txn is serializable.)
- */
-export function isTxnSerializable(req: TxnRequest): boolean {
-  const serializable = (ops: RequestOp[]) =>
-    ops.every((op) => op.request.case === "requestRange" && op.request.value.serializable);
-  return serializable(req.success) && serializable(req.failure);
-}
-
-function compareKV(c: Compare, kv: KeyValue): boolean {
-  let result = 0;
-  const u = c.targetUnion;
-  switch (c.target) {
-    case Compare_CompareTarget.VALUE:
-      result = compareBytes(kv.value, u.case === "value" ? u.value : EMPTY_BYTES);
-      break;
-    case Compare_CompareTarget.CREATE:
-      result = compareBigint(kv.createRevision, u.case === "createRevision" ? u.value : 0n);
-      break;
-    case Compare_CompareTarget.MOD:
-      result = compareBigint(kv.modRevision, u.case === "modRevision" ? u.value : 0n);
-      break;
-    case Compare_CompareTarget.VERSION:
-      result = compareBigint(kv.version, u.case === "version" ? u.value : 0n);
-      break;
-    case Compare_CompareTarget.LEASE:
-      result = compareBigint(kv.lease, u.case === "lease" ? u.value : 0n);
-      break;
-  }
-  switch (c.result) {
-    case Compare_CompareResult.EQUAL:
-      return result === 0;
-    case Compare_CompareResult.NOT_EQUAL:
-      return result !== 0;
-    case Compare_CompareResult.GREATER:
-      return result > 0;
-    case Compare_CompareResult.LESS:
-      return result < 0;
-    default:
-      return true;
-  }
-}
-
-function compareBigint(a: bigint, b: bigint): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Sorts as applyRange does (Go's unstable sort.Sort, sort.Reverse for DESCEND). */
-function sortKvs(kvs: KeyValue[], target: RangeRequest_SortTarget, order: RangeRequest_SortOrder) {
-  let less: ((a: KeyValue, b: KeyValue) => boolean) | undefined;
-  switch (target) {
-    case RangeRequest_SortTarget.KEY:
-      less = (a, b) => compareBytes(a.key, b.key) < 0;
-      break;
-    case RangeRequest_SortTarget.VERSION:
-      less = (a, b) => a.version < b.version;
-      break;
-    case RangeRequest_SortTarget.CREATE:
-      less = (a, b) => a.createRevision < b.createRevision;
-      break;
-    case RangeRequest_SortTarget.MOD:
-      less = (a, b) => a.modRevision < b.modRevision;
-      break;
-    case RangeRequest_SortTarget.VALUE:
-      less = (a, b) => compareBytes(a.value, b.value) < 0;
-      break;
-  }
-  if (!less) return; // unknown target: rejected by validation (etcd 3.4 would crash)
-  const by = less;
-  if (order === RangeRequest_SortOrder.ASCEND) goSort(kvs, by);
-  else if (order === RangeRequest_SortOrder.DESCEND) goSort(kvs, (a, b) => by(b, a));
-}
-
-function withoutValue(kv: KeyValue): KeyValue {
-  return create(KeyValueSchema, {
-    key: kv.key,
-    createRevision: kv.createRevision,
-    modRevision: kv.modRevision,
-    version: kv.version,
-    lease: kv.lease,
-  });
-}
-
-/**
- * Bytes the store keeps from a request. A view that (nearly) spans its buffer is kept as is:
+ * Bytes the store keeps from a write. A view that (nearly) spans its buffer is kept as is:
  * copying every value costs more than the whole rest of a put. A small view of a large buffer
  * (a batch, a socket read) is copied so it does not pin that buffer for the key's lifetime.
  */
@@ -823,10 +625,6 @@ function retainBytes(bytes: Uint8Array): Uint8Array {
   return bytes.buffer.byteLength <= 2 * bytes.byteLength + RETAIN_SLACK_BYTES
     ? bytes
     : bytes.slice();
-}
-
-function revisionHeader(rev: number): ResponseHeader {
-  return create(ResponseHeaderSchema, { revision: BigInt(rev) });
 }
 
 /** mkGteRange: "\0" means no upper bound. */

@@ -15,7 +15,6 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { type Event, Event_EventType, EventSchema, type KeyValue } from "../../gen/mvccpb/kv_pb.ts";
-import { RangeRequestSchema } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { assert } from "../assert.ts";
 import { compareBytes, keyId } from "../bytes.ts";
 import type { MvccStore } from "./store.ts";
@@ -26,6 +25,8 @@ export const WATCH_STREAM_CAPACITY = 128;
 export const WATCH_BATCH_MAX_REVS = 1000;
 /** etcd's maxWatchersPerSync: unsynced watchers served per sync() call. */
 export const MAX_WATCHERS_PER_SYNC = 512;
+/** An empty range end: range() reads just the key. */
+const EMPTY_END = new Uint8Array(0);
 
 /** etcd's error strings for watch creation and cancellation (mvcc/watcher.go). */
 export const WatchErrors = {
@@ -367,10 +368,7 @@ export class WatchableStore {
     const kv = ev.kv!;
     if (ev.type === Event_EventType.PUT && kv.createRevision === kv.modRevision) return undefined;
     try {
-      const r = store.range(
-        create(RangeRequestSchema, { key: kv.key, revision: kv.modRevision - 1n }),
-      );
-      return r.kvs[0];
+      return store.range(kv.key, EMPTY_END, { revision: Number(kv.modRevision - 1n) }).kvs[0];
     } catch {
       return undefined; // compacted meanwhile: etcd leaves prev_kv unset
     }

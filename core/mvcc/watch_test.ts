@@ -1,12 +1,7 @@
-import { create } from "@bufbuild/protobuf";
-import {
-  DeleteRangeRequestSchema,
-  PutRequestSchema,
-  TxnRequestSchema,
-} from "../../gen/etcdserverpb/rpc_pb.ts";
 import { Event_EventType } from "../../gen/mvccpb/kv_pb.ts";
 import { assert, assertEquals, assertThrows } from "../testing.ts";
 import { MvccStore } from "./store.ts";
+import { write } from "./_testing.ts";
 import {
   WATCH_BATCH_MAX_REVS,
   WatchableStore,
@@ -26,21 +21,17 @@ function setup() {
   let store = new MvccStore();
   const watchable = new WatchableStore(() => store);
   const put = (key: string, value: string) => {
-    const r = store.put(create(PutRequestSchema, { key: b(key), value: b(value) }));
+    const r = write(store, (tx) => tx.put(b(key), b(value), 0n));
     watchable.notify(r.events, r.prevKvs);
   };
   const del = (key: string, end = "") => {
-    const r = store.deleteRange(
-      create(DeleteRangeRequestSchema, { key: b(key), rangeEnd: b(end) }),
-    );
+    const r = write(store, (tx) => tx.deleteRange(b(key), b(end)));
     watchable.notify(r.events, r.prevKvs);
   };
   const txnPuts = (pairs: [string, string][]) => {
-    const r = store.txn(create(TxnRequestSchema, {
-      success: pairs.map(([k, v]) => ({
-        request: { case: "requestPut" as const, value: { key: b(k), value: b(v) } },
-      })),
-    }));
+    const r = write(store, (tx) => {
+      for (const [k, v] of pairs) tx.put(b(k), b(v), 0n);
+    });
     watchable.notify(r.events, r.prevKvs);
   };
   return {
@@ -304,7 +295,7 @@ Deno.test("after a snapshot replaces the store, synced watchers catch up from th
   drain(ws);
   const other = new MvccStore();
   for (let i = 0; i < 4; i++) {
-    other.put(create(PutRequestSchema, { key: b("k"), value: b(`s${i}`) }));
+    write(other, (tx) => tx.put(b("k"), b(`s${i}`), 0n));
   }
   t.replaceStore(MvccStore.decodeSnapshot(other.encodeSnapshot()));
   t.watchable.restored();

@@ -53,6 +53,7 @@ import { assert } from "../assert.ts";
 import { Errors, EtcdError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Lessor } from "../lease/mod.ts";
+import { MvccStore, WatchableStore } from "../mvcc/mod.ts";
 import {
   checkDeleteRequest,
   checkPutRequest,
@@ -60,9 +61,7 @@ import {
   checkTxnRequest,
   isTxnReadOnly,
   isTxnSerializable,
-  MvccStore,
-  WatchableStore,
-} from "../mvcc/mod.ts";
+} from "./kv/mod.ts";
 import {
   type ConfChange,
   ConfChangeType,

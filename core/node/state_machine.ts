@@ -20,6 +20,7 @@ import {
 import { assert } from "../assert.ts";
 import type { Lessor } from "../lease/mod.ts";
 import { MvccStore, WatchableStore, type WriteResult } from "../mvcc/mod.ts";
+import { applyTxn } from "./kv/mod.ts";
 import { type ConfChange, ConfChangeType, type ConfState } from "../raft/mod.ts";
 import { AlarmStore } from "./alarms.ts";
 import {
@@ -195,7 +196,7 @@ export class StateMachine {
       })),
     });
     // Watchers see the revoke (or expiry) as DELETE events, like any other write.
-    this.#watched(this.mvcc.txn(txn));
+    this.#watched(applyTxn(this.mvcc, txn));
   }
 }
 

@@ -13,6 +13,7 @@ import {
 } from "../../../gen/etcdserverpb/rpc_pb.ts";
 import type { Lessor } from "../../lease/mod.ts";
 import type { MvccStore, WriteResult } from "../../mvcc/mod.ts";
+import { applyDeleteRange, applyPut, applyTxn, range } from "../kv/mod.ts";
 import type { AlarmStore } from "../alarms.ts";
 import type { Membership } from "../membership.ts";
 import type { Apply } from "./chain.ts";
@@ -38,22 +39,22 @@ export function backend(state: BackendState): Apply {
   return (operation) => {
     switch (operation.case) {
       case "range": {
-        const response = state.mvcc().range(operation.value);
+        const response = range(state.mvcc(), operation.value);
         response.header = state.header();
         return response;
       }
       case "put": {
-        const { response } = state.watched(state.mvcc().put(operation.value));
+        const { response } = state.watched(applyPut(state.mvcc(), operation.value));
         response.header = state.header();
         return response;
       }
       case "deleteRange": {
-        const { response } = state.watched(state.mvcc().deleteRange(operation.value));
+        const { response } = state.watched(applyDeleteRange(state.mvcc(), operation.value));
         response.header = state.header();
         return response;
       }
       case "txn": {
-        const { response } = state.watched(state.mvcc().txn(operation.value));
+        const { response } = state.watched(applyTxn(state.mvcc(), operation.value));
         response.header = state.header();
         return response;
       }

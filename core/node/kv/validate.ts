@@ -8,9 +8,9 @@
  *   provided (ignore_value with a value), lease provided (ignore_lease with a lease), too many
  *   operations in txn, duplicate key in txn (overlapping put/delete), and "key not found" for an
  *   empty RequestOp inside a txn;
- * - in MvccStore at apply time (after raft, on every member): lease not found and key not found
- *   (ignore_value/ignore_lease on a missing key) for puts, also inside txns; compacted and future
- *   revision for ranges inside a txn;
+ * - in applyPut/applyTxn at apply time (after raft, on every member): lease not found and key
+ *   not found (ignore_value/ignore_lease on a missing key) for puts, also inside txns; compacted
+ *   and future revision for ranges inside a txn;
  * - in MvccStore on the read path (no raft): compacted and future revision for a plain Range.
  *
  * One deliberate difference: etcd 3.4 does not check sort_order/sort_target, and an unknown value
@@ -24,9 +24,9 @@ import {
   RangeRequest_SortTarget,
   type RequestOp,
   type TxnRequest,
-} from "../../gen/etcdserverpb/rpc_pb.ts";
-import { Errors } from "../errors.ts";
-import { keyId } from "../bytes.ts";
+} from "../../../gen/etcdserverpb/rpc_pb.ts";
+import { Errors } from "../../errors.ts";
+import { keyId } from "../../bytes.ts";
 
 /** etcd's default --max-txn-ops. */
 export const DEFAULT_MAX_TXN_OPS = 128;

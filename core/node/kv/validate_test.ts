@@ -5,8 +5,8 @@ import {
   type RangeRequest_SortOrder,
   type RangeRequest_SortTarget,
   type TxnRequest,
-} from "../../gen/etcdserverpb/rpc_pb.ts";
-import { Errors, EtcdError, GrpcCode } from "../errors.ts";
+} from "../../../gen/etcdserverpb/rpc_pb.ts";
+import { Errors, EtcdError, GrpcCode } from "../../errors.ts";
 import {
   checkDeleteRequest,
   checkPutRequest,

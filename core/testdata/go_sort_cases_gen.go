@@ -1,5 +1,5 @@
 // Generates go_sort_cases.json with Go 1.19 (the Go etcd 3.4.23 was built with):
-//   cd core/mvcc/testdata && GO111MODULE=off go run go_sort_cases_gen.go > go_sort_cases.json
+//   cd core/testdata && GO111MODULE=off go run go_sort_cases_gen.go > go_sort_cases.json
 // Each case: sort.Sort (or sort.Reverse) over items ordered by value only; crc = CRC-32C of
 // the resulting original indexes joined by commas. go_sort_test.ts regenerates the inputs.
 //go:build ignore

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
-import { RangeRequest_SortOrder, RangeRequest_SortTarget } from "../../gen/etcdserverpb/rpc_pb.ts";
-import { MvccStore } from "./store.ts";
+import {
+  RangeRequest_SortOrder,
+  RangeRequest_SortTarget,
+} from "../../../gen/etcdserverpb/rpc_pb.ts";
+import { MvccStore } from "../../mvcc/mod.ts";
+import { applyPut, range } from "./mod.ts";
 import { keys, putReq, rangeReq } from "./_testing.ts";
 
 /**
@@ -12,9 +16,11 @@ import { keys, putReq, rangeReq } from "./_testing.ts";
  */
 function etcdState(): MvccStore {
   const store = new MvccStore();
-  for (let i = 0; i < 30; i++) store.put(putReq(`k${String(i).padStart(2, "0")}`, `v${i % 4}`));
+  for (let i = 0; i < 30; i++) {
+    applyPut(store, putReq(`k${String(i).padStart(2, "0")}`, `v${i % 4}`));
+  }
   for (const k of ["k05", "k10", "k03", "k10", "k22", "k07", "k22", "k22", "k29", "k01"]) {
-    store.put(putReq(k, "x"));
+    applyPut(store, putReq(k, "x"));
   }
   return store;
 }
@@ -101,7 +107,8 @@ Deno.test("sorted ranges list ties in the same order as etcd 3.4.23", () => {
   const store = etcdState();
   assert.equal(store.revision, 41);
   for (const t of table) {
-    const resp = store.range(
+    const resp = range(
+      store,
       rangeReq("k", "l", { sortTarget: t.target, sortOrder: t.order, limit: t.limit ?? 0n }),
     );
     assert.deepEqual(keys(resp.kvs), t.want, t.name);
@@ -112,7 +119,7 @@ Deno.test("sorted ranges list ties in the same order as etcd 3.4.23", () => {
 
 Deno.test("sorting by MOD orders by mod_revision", () => {
   const store = etcdState();
-  const asc = store.range(rangeReq("k", "l", { sortTarget: T.MOD, sortOrder: O.ASCEND }));
+  const asc = range(store, rangeReq("k", "l", { sortTarget: T.MOD, sortOrder: O.ASCEND }));
   const mods = asc.kvs.map((kv) => Number(kv.modRevision));
   assert.deepEqual(mods, [...mods].sort((a, b) => a - b));
   assert.equal(keys(asc.kvs).at(-1), "k01");

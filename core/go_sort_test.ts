@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { goSort } from "./go_sort.ts";
-import { Crc32c } from "../storage/crc32c.ts";
+import { Crc32c } from "./storage/crc32c.ts";
 
 interface GoSortCase {
   name: string;

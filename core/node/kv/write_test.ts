@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { Event_EventType } from "../../gen/mvccpb/kv_pb.ts";
-import { Errors } from "../errors.ts";
-import { MvccStore } from "./store.ts";
+import { Event_EventType } from "../../../gen/mvccpb/kv_pb.ts";
+import { Errors } from "../../errors.ts";
+import { MvccStore } from "../../mvcc/mod.ts";
+import { applyDeleteRange, applyPut, range } from "./mod.ts";
 import {
   delReq,
   get,
@@ -17,7 +18,7 @@ import {
 
 Deno.test("put creates a key with create = mod = the new revision and version 1", () => {
   const store = new MvccStore();
-  const { response, events } = store.put(putReq("foo", "bar"));
+  const { response, events } = applyPut(store, putReq("foo", "bar"));
   assert.equal(store.revision, 2);
   assert.equal(response.header, undefined);
   assert.equal(response.prevKv, undefined);
@@ -48,9 +49,9 @@ Deno.test("overwriting a key bumps version and mod_revision, keeps create_revisi
 
 Deno.test("version resets after delete; a new generation starts", () => {
   const store = storeWith(["foo", "1"], ["foo", "2"]); // 2, 3
-  store.deleteRange(delReq("foo")); // 4
+  applyDeleteRange(store, delReq("foo")); // 4
   assert.equal(get(store, "foo"), undefined);
-  store.put(putReq("foo", "again")); // 5
+  applyPut(store, putReq("foo", "again")); // 5
   assert.deepEqual(get(store, "foo"), {
     key: "foo",
     value: "again",
@@ -65,8 +66,8 @@ Deno.test("version resets after delete; a new generation starts", () => {
 
 Deno.test("put with prev_kv returns the previous value, none for a new key", () => {
   const store = new MvccStore();
-  assert.equal(store.put(putReq("k", "1", { prevKv: true })).response.prevKv, undefined);
-  const { response } = store.put(putReq("k", "2", { prevKv: true }));
+  assert.equal(applyPut(store, putReq("k", "1", { prevKv: true })).response.prevKv, undefined);
+  const { response } = applyPut(store, putReq("k", "2", { prevKv: true }));
   assert.deepEqual(kvView(response.prevKv), {
     key: "k",
     value: "1",
@@ -75,14 +76,14 @@ Deno.test("put with prev_kv returns the previous value, none for a new key", () 
     version: 1,
     lease: 0,
   });
-  assert.equal(store.put(putReq("k", "3")).response.prevKv, undefined);
+  assert.equal(applyPut(store, putReq("k", "3")).response.prevKv, undefined);
 });
 
 Deno.test("put with ignore_value keeps the value; ignore_lease keeps the lease", () => {
   const leases = new RecordingLeases(new Set([7n, 8n]));
   const store = new MvccStore(leases);
-  store.put(putReq("k", "v1", { lease: 7n }));
-  store.put(putReq("k", "", { ignoreValue: true, lease: 8n }));
+  applyPut(store, putReq("k", "v1", { lease: 7n }));
+  applyPut(store, putReq("k", "", { ignoreValue: true, lease: 8n }));
   assert.deepEqual(get(store, "k"), {
     key: "k",
     value: "v1",
@@ -91,7 +92,7 @@ Deno.test("put with ignore_value keeps the value; ignore_lease keeps the lease",
     version: 2,
     lease: 8,
   });
-  store.put(putReq("k", "v2", { ignoreLease: true }));
+  applyPut(store, putReq("k", "v2", { ignoreLease: true }));
   assert.deepEqual(get(store, "k"), {
     key: "k",
     value: "v2",
@@ -112,11 +113,11 @@ Deno.test("put with ignore_value keeps the value; ignore_lease keeps the lease",
 Deno.test("put with ignore_value or ignore_lease on a missing key fails and changes nothing", () => {
   for (const opts of [{ ignoreValue: true }, { ignoreLease: true }]) {
     const store = storeWith(["other", "x"]);
-    store.put(putReq("gone", "x"));
-    store.deleteRange(delReq("gone"));
+    applyPut(store, putReq("gone", "x"));
+    applyDeleteRange(store, delReq("gone"));
     const before = store.hash();
-    throwsEtcd(() => store.put(putReq("gone", "", opts)), Errors.keyNotFound());
-    throwsEtcd(() => store.put(putReq("never", "", opts)), Errors.keyNotFound());
+    throwsEtcd(() => applyPut(store, putReq("gone", "", opts)), Errors.keyNotFound());
+    throwsEtcd(() => applyPut(store, putReq("never", "", opts)), Errors.keyNotFound());
     assert.equal(store.revision, 4);
     assert.equal(store.hash(), before);
   }
@@ -124,10 +125,10 @@ Deno.test("put with ignore_value or ignore_lease on a missing key fails and chan
 
 Deno.test("put with an unknown lease fails with lease not found, checked before the key", () => {
   const store = new MvccStore();
-  throwsEtcd(() => store.put(putReq("k", "v", { lease: 5n })), Errors.leaseNotFound());
+  throwsEtcd(() => applyPut(store, putReq("k", "v", { lease: 5n })), Errors.leaseNotFound());
   // etcd's Put looks the lease up first: lease not found wins over key not found.
   throwsEtcd(
-    () => store.put(putReq("missing", "", { lease: 5n, ignoreValue: true })),
+    () => applyPut(store, putReq("missing", "", { lease: 5n, ignoreValue: true })),
     Errors.leaseNotFound(),
   );
   assert.equal(store.revision, 1);
@@ -136,11 +137,11 @@ Deno.test("put with an unknown lease fails with lease not found, checked before 
 Deno.test("put with a lease attaches it and detaches the previous one; delete detaches", () => {
   const leases = new RecordingLeases(new Set([1n, 2n]));
   const store = new MvccStore(leases);
-  store.put(putReq("a", "1", { lease: 1n }));
-  store.put(putReq("a", "2", { lease: 2n }));
-  store.put(putReq("a", "3"));
-  store.put(putReq("b", "1", { lease: 1n }));
-  store.deleteRange(delReq("a", "z"));
+  applyPut(store, putReq("a", "1", { lease: 1n }));
+  applyPut(store, putReq("a", "2", { lease: 2n }));
+  applyPut(store, putReq("a", "3"));
+  applyPut(store, putReq("b", "1", { lease: 1n }));
+  applyDeleteRange(store, delReq("a", "z"));
   assert.deepEqual(leases.calls, [
     "attach 1 a",
     "detach 1 a",
@@ -154,14 +155,18 @@ Deno.test("put with a lease attaches it and detaches the previous one; delete de
 Deno.test("put keeps request-sized byte arrays but copies small views of big buffers", () => {
   const store = new MvccStore();
   const own = putReq("own", "value");
-  store.put(own);
-  assert.equal(store.range(rangeReq("own")).kvs[0].value, own.value);
+  applyPut(store, own);
+  assert.equal(range(store, rangeReq("own")).kvs[0].value, own.value);
 
   const big = new Uint8Array(4096);
   big.set(new TextEncoder().encode("keyvalue"), 1000);
-  store.put({ ...putReq(""), key: big.subarray(1000, 1003), value: big.subarray(1003, 1008) });
+  applyPut(store, {
+    ...putReq(""),
+    key: big.subarray(1000, 1003),
+    value: big.subarray(1003, 1008),
+  });
   big.fill(0x7a);
-  const kv = store.range(rangeReq("key")).kvs[0];
+  const kv = range(store, rangeReq("key")).kvs[0];
   assert.equal(s(kv.value), "value");
   assert.equal(kv.value.buffer.byteLength, 5);
   assert.equal(kv.key.buffer.byteLength, 3);
@@ -169,7 +174,7 @@ Deno.test("put keeps request-sized byte arrays but copies small views of big buf
 
 Deno.test("delete range reports the deleted count and prev_kvs", () => {
   const store = storeWith(["a", "1"], ["b", "2"], ["c", "3"], ["d", "4"]);
-  const { response, events } = store.deleteRange(delReq("b", "d", { prevKv: true }));
+  const { response, events } = applyDeleteRange(store, delReq("b", "d", { prevKv: true }));
   assert.equal(response.deleted, 2n);
   assert.deepEqual(keys(response.prevKvs), ["b", "c"]);
   assert.equal(store.revision, 6);
@@ -177,8 +182,8 @@ Deno.test("delete range reports the deleted count and prev_kvs", () => {
     events.map((e) => [e.type, s(e.kv!.key), Number(e.kv!.modRevision), e.kv!.value.length]),
     [[Event_EventType.DELETE, "b", 6, 0], [Event_EventType.DELETE, "c", 6, 0]],
   );
-  assert.deepEqual(keys(store.range(rangeReq("a", "z")).kvs), ["a", "d"]);
-  const noPrev = store.deleteRange(delReq("a"));
+  assert.deepEqual(keys(range(store, rangeReq("a", "z")).kvs), ["a", "d"]);
+  const noPrev = applyDeleteRange(store, delReq("a"));
   assert.equal(noPrev.response.deleted, 1n);
   assert.deepEqual(noPrev.response.prevKvs, []);
 });
@@ -193,15 +198,15 @@ Deno.test("delete range follows range_end rules (single key, \\0, from key)", ()
   ];
   for (const t of table) {
     const store = storeWith(["a", "1"], ["b", "2"], ["c", "3"], ["d", "4"]);
-    store.deleteRange(delReq(t.key, t.end));
-    assert.deepEqual(keys(store.range(rangeReq("\0", "\0")).kvs), t.want, `${t.key}..${t.end}`);
+    applyDeleteRange(store, delReq(t.key, t.end));
+    assert.deepEqual(keys(range(store, rangeReq("\0", "\0")).kvs), t.want, `${t.key}..${t.end}`);
   }
 });
 
 Deno.test("delete that matches nothing keeps the revision and emits no events", () => {
   const store = storeWith(["a", "1"]);
-  store.deleteRange(delReq("a"));
-  const { response, events } = store.deleteRange(delReq("a", "z", { prevKv: true }));
+  applyDeleteRange(store, delReq("a"));
+  const { response, events } = applyDeleteRange(store, delReq("a", "z", { prevKv: true }));
   assert.equal(response.deleted, 0n);
   assert.deepEqual(events, []);
   assert.equal(store.revision, 3);
@@ -209,16 +214,16 @@ Deno.test("delete that matches nothing keeps the revision and emits no events", 
 
 Deno.test("write results carry each key's previous value for watchers' prev_kv", () => {
   const store = storeWith(["a", "1"]);
-  const put = store.put(putReq("a", "2"));
+  const put = applyPut(store, putReq("a", "2"));
   assert.equal(kvView(put.prevKvs[0])?.value, "1");
-  assert.equal(store.put(putReq("new", "x")).prevKvs[0], undefined);
-  const del = store.deleteRange(delReq("a", "z"));
+  assert.equal(applyPut(store, putReq("new", "x")).prevKvs[0], undefined);
+  const del = applyDeleteRange(store, delReq("a", "z"));
   assert.deepEqual(del.prevKvs.map((kv) => kvView(kv)?.value), ["2", "x"]);
 });
 
 Deno.test("events are frozen and shared with history reads", () => {
   const store = new MvccStore();
-  const { events } = store.put(putReq("a", "1"));
+  const { events } = applyPut(store, putReq("a", "1"));
   assert.ok(Object.isFrozen(events[0]));
   assert.ok(Object.isFrozen(events[0].kv));
   assert.equal(store.eventsBetween(2)[0], events[0]);
@@ -226,7 +231,7 @@ Deno.test("events are frozen and shared with history reads", () => {
 
 Deno.test("eventsBetween returns every stored revision in order within bounds", () => {
   const store = storeWith(["a", "1"], ["b", "1"], ["a", "2"]); // 2, 3, 4
-  store.deleteRange(delReq("a", "c")); // 5 (two events)
+  applyDeleteRange(store, delReq("a", "c")); // 5 (two events)
   const view = (from: number, to?: number) =>
     store.eventsBetween(from, to).map((e) =>
       `${e.type === Event_EventType.PUT ? "put" : "del"} ${s(e.kv!.key)}@${e.kv!.modRevision}`

@@ -1,15 +1,16 @@
 import assert from "node:assert/strict";
 import { toJson } from "@bufbuild/protobuf";
-import { Event_EventType } from "../../gen/mvccpb/kv_pb.ts";
+import { Event_EventType } from "../../../gen/mvccpb/kv_pb.ts";
 import {
   Compare_CompareResult,
   Compare_CompareTarget,
   CompareSchema,
   TxnResponseSchema,
-} from "../../gen/etcdserverpb/rpc_pb.ts";
+} from "../../../gen/etcdserverpb/rpc_pb.ts";
 import { create } from "@bufbuild/protobuf";
-import { Errors } from "../errors.ts";
-import { isTxnReadOnly, isTxnSerializable, MvccStore } from "./store.ts";
+import { Errors } from "../../errors.ts";
+import { MvccStore } from "../../mvcc/mod.ts";
+import { applyPut, applyTxn, isTxnReadOnly, isTxnSerializable, range } from "./mod.ts";
 import {
   b,
   cmp,
@@ -28,9 +29,9 @@ import {
 Deno.test("txn compares every target with every result", () => {
   const leases = new RecordingLeases(new Set([9n]));
   const store = new MvccStore(leases);
-  store.put(putReq("other", "x")); // 2
-  store.put(putReq("k", "mid", { lease: 9n })); // 3: create 3
-  store.put(putReq("k", "mid")); // 4: mod 4, version 2, lease 0
+  applyPut(store, putReq("other", "x")); // 2
+  applyPut(store, putReq("k", "mid", { lease: 9n })); // 3: create 3
+  applyPut(store, putReq("k", "mid")); // 4: mod 4, version 2, lease 0
   const table: [ReturnType<typeof cmp>, boolean][] = [
     [cmp("version", "k", "=", 2n), true],
     [cmp("version", "k", "!=", 2n), false],
@@ -56,7 +57,7 @@ Deno.test("txn compares every target with every result", () => {
     [cmp("value", "missing", "!=", "x"), false],
   ];
   for (const [c, want] of table) {
-    const { response } = store.txn(txnReq([c], []));
+    const { response } = applyTxn(store, txnReq([c], []));
     assert.equal(response.succeeded, want, JSON.stringify(toJson(CompareSchema, c)));
   }
   assert.equal(store.revision, 4);
@@ -75,13 +76,13 @@ Deno.test("txn compare with range_end requires every key in the range to satisfy
     [cmp("value", "x", "=", "", "z"), false],
   ];
   for (const [c, want] of table) {
-    assert.equal(store.txn(txnReq([c], [])).response.succeeded, want);
+    assert.equal(applyTxn(store, txnReq([c], [])).response.succeeded, want);
   }
 });
 
 Deno.test("txn with no compares succeeds; unknown result or target behave like etcd", () => {
   const store = storeWith(["k", "v"]);
-  assert.equal(store.txn(txnReq([], [])).response.succeeded, true);
+  assert.equal(applyTxn(store, txnReq([], [])).response.succeeded, true);
   // Unknown result: etcd's switch falls through to true.
   const oddResult = create(CompareSchema, {
     key: b("k"),
@@ -89,7 +90,7 @@ Deno.test("txn with no compares succeeds; unknown result or target behave like e
     result: 42 as Compare_CompareResult,
     targetUnion: { case: "version", value: 100n },
   });
-  assert.equal(store.txn(txnReq([oddResult], [])).response.succeeded, true);
+  assert.equal(applyTxn(store, txnReq([oddResult], [])).response.succeeded, true);
   // Target and union disagree: the operand reads as 0.
   const mismatch = create(CompareSchema, {
     key: b("k"),
@@ -97,16 +98,19 @@ Deno.test("txn with no compares succeeds; unknown result or target behave like e
     result: Compare_CompareResult.GREATER,
     targetUnion: { case: "version", value: 100n },
   });
-  assert.equal(store.txn(txnReq([mismatch], [])).response.succeeded, true);
+  assert.equal(applyTxn(store, txnReq([mismatch], [])).response.succeeded, true);
 });
 
 Deno.test("txn runs success or failure ops and uses one revision with sub-revisions", () => {
   const store = storeWith(["a", "1"]); // 2
-  const { response, events } = store.txn(txnReq(
-    [cmp("value", "a", "=", "1")],
-    [op.put("b", "x"), op.put("c", "y"), op.del("a")],
-    [op.put("never", "z")],
-  ));
+  const { response, events } = applyTxn(
+    store,
+    txnReq(
+      [cmp("value", "a", "=", "1")],
+      [op.put("b", "x"), op.put("c", "y"), op.del("a")],
+      [op.put("never", "z")],
+    ),
+  );
   assert.equal(response.succeeded, true);
   assert.equal(store.revision, 3);
   assert.deepEqual(
@@ -114,9 +118,12 @@ Deno.test("txn runs success or failure ops and uses one revision with sub-revisi
     ["put b", "put c", "del a"],
   );
   assert.ok(events.every((e) => e.kv!.modRevision === 3n));
-  assert.deepEqual(keys(store.range(rangeReq("\0", "\0")).kvs), ["b", "c"]);
+  assert.deepEqual(keys(range(store, rangeReq("\0", "\0")).kvs), ["b", "c"]);
 
-  const failed = store.txn(txnReq([cmp("value", "a", "=", "1")], [op.put("x")], [op.put("f")]));
+  const failed = applyTxn(
+    store,
+    txnReq([cmp("value", "a", "=", "1")], [op.put("x")], [op.put("f")]),
+  );
   assert.equal(failed.response.succeeded, false);
   assert.equal(get(store, "f")?.mod, 4);
   assert.equal(get(store, "x"), undefined);
@@ -124,14 +131,17 @@ Deno.test("txn runs success or failure ops and uses one revision with sub-revisi
 
 Deno.test("txn range sees the txn's own puts and deletes", () => {
   const store = storeWith(["a", "1"], ["b", "1"]); // 2, 3
-  const { response } = store.txn(txnReq([], [
-    op.range("a", "z"),
-    op.put("a", "2"),
-    op.range("a", "z"),
-    op.del("b"),
-    op.range("a", "z"),
-    op.range("a", undefined, { revision: 3n }),
-  ]));
+  const { response } = applyTxn(
+    store,
+    txnReq([], [
+      op.range("a", "z"),
+      op.put("a", "2"),
+      op.range("a", "z"),
+      op.del("b"),
+      op.range("a", "z"),
+      op.range("a", undefined, { revision: 3n }),
+    ]),
+  );
   const ranges = response.responses
     .filter((r) => r.response.case === "responseRange")
     .map((r) => r.response.value as { kvs: { key: Uint8Array; value: Uint8Array }[] })
@@ -144,14 +154,17 @@ Deno.test("nested responses carry etcd's headers (verified with etcdctl txn -w j
   //   put k1 v1; get foo; del nokey; del foo --prev-kv; get foo  ->  every nested header is
   //   {revision: 4}; a nested txn's header is present but empty; the top header is the caller's.
   const store = storeWith(["x", "1"], ["foo", "bar"]); // 2, 3
-  const { response } = store.txn(txnReq([cmp("mod", "foo", ">", 0n)], [
-    op.put("k1", "v1"),
-    op.range("foo"),
-    op.del("nokey"),
-    op.del("foo", undefined, { prevKv: true }),
-    op.range("foo"),
-    op.txn(txnReq([], [op.range("k1"), op.txn(txnReq([], []))])),
-  ]));
+  const { response } = applyTxn(
+    store,
+    txnReq([cmp("mod", "foo", ">", 0n)], [
+      op.put("k1", "v1"),
+      op.range("foo"),
+      op.del("nokey"),
+      op.del("foo", undefined, { prevKv: true }),
+      op.range("foo"),
+      op.txn(txnReq([], [op.range("k1"), op.txn(txnReq([], []))])),
+    ]),
+  );
   assert.deepEqual(toJson(TxnResponseSchema, response), {
     succeeded: true,
     responses: [
@@ -214,11 +227,14 @@ Deno.test("nested headers show the old revision until the txn's first change", (
   // etcd 3.4.23: failure branch [get foo, del nokey] of a txn whose success has a put: both
   // nested headers carry the current revision, and the revision does not move.
   const store = storeWith(["foo", "bar"]); // 2
-  const { response } = store.txn(txnReq(
-    [cmp("mod", "zzz", ">", 0n)],
-    [op.put("k1", "v1")],
-    [op.range("foo"), op.del("nokey"), op.put("p", "q"), op.range("foo")],
-  ));
+  const { response } = applyTxn(
+    store,
+    txnReq(
+      [cmp("mod", "zzz", ">", 0n)],
+      [op.put("k1", "v1")],
+      [op.range("foo"), op.del("nokey"), op.put("p", "q"), op.range("foo")],
+    ),
+  );
   const revisions = response.responses.map((r) =>
     (r.response.value as { header?: { revision: bigint } }).header?.revision
   );
@@ -228,9 +244,9 @@ Deno.test("nested headers show the old revision until the txn's first change", (
 
 Deno.test("a read-only txn, or one whose writes change nothing, keeps the revision", () => {
   const store = storeWith(["a", "1"]);
-  store.txn(txnReq([], [op.range("a")], [op.range("b")]));
+  applyTxn(store, txnReq([], [op.range("a")], [op.range("b")]));
   assert.equal(store.revision, 2);
-  const { events } = store.txn(txnReq([], [op.del("missing"), op.del("x", "y")]));
+  const { events } = applyTxn(store, txnReq([], [op.del("missing"), op.del("x", "y")]));
   assert.equal(store.revision, 2);
   assert.deepEqual(events, []);
 });
@@ -239,13 +255,16 @@ Deno.test("nested txn compares are decided before the txn writes anything", () =
   // etcd 3.4.23: with ta=1, success [put ta=2, txn{value(ta)="2" ? put tb : put tc, get ta}]
   // took the nested failure branch, and the nested get saw ta=2.
   const store = storeWith(["ta", "1"]);
-  const { response } = store.txn(txnReq([], [
-    op.put("ta", "2"),
-    op.txn(txnReq([cmp("value", "ta", "=", "2")], [op.put("tb", "x")], [
-      op.put("tc", "x"),
-      op.range("ta"),
-    ])),
-  ]));
+  const { response } = applyTxn(
+    store,
+    txnReq([], [
+      op.put("ta", "2"),
+      op.txn(txnReq([cmp("value", "ta", "=", "2")], [op.put("tb", "x")], [
+        op.put("tc", "x"),
+        op.range("ta"),
+      ])),
+    ]),
+  );
   const nested = response.responses[1].response;
   assert.equal(nested.case, "responseTxn");
   assert.equal(nested.value!.succeeded, false);
@@ -309,7 +328,7 @@ Deno.test("txn put/range checks fail the whole txn before anything is applied", 
     const store = storeWith(["a", "1"], ["a", "2"], ["a", "3"]); // 2, 3, 4
     store.compact(3);
     const before = store.hash();
-    throwsEtcd(() => store.txn(t.req), t.err);
+    throwsEtcd(() => applyTxn(store, t.req), t.err);
     assert.equal(store.revision, 4, t.name);
     assert.equal(store.hash(), before, t.name);
     assert.equal(get(store, "new"), undefined, t.name);
@@ -318,33 +337,36 @@ Deno.test("txn put/range checks fail the whole txn before anything is applied", 
 
 Deno.test("checks only look at the branch the compares choose", () => {
   const store = storeWith(["a", "1"]);
-  const { response } = store.txn(txnReq(
-    [cmp("value", "a", "=", "1")],
-    [op.put("b", "ok")],
-    [op.put("missing", "", { ignoreValue: true }), op.range("a", undefined, { revision: 99n })],
-  ));
+  const { response } = applyTxn(
+    store,
+    txnReq(
+      [cmp("value", "a", "=", "1")],
+      [op.put("b", "ok")],
+      [op.put("missing", "", { ignoreValue: true }), op.range("a", undefined, { revision: 99n })],
+    ),
+  );
   assert.equal(response.succeeded, true);
   assert.equal(get(store, "b")?.value, "ok");
 });
 
 Deno.test("txn range revision quirks: negative is current until a compaction", () => {
   const store = storeWith(["a", "1"], ["a", "2"]); // 2, 3
-  const read = () => store.txn(txnReq([], [op.range("a", undefined, { revision: -1n })]));
+  const read = () => applyTxn(store, txnReq([], [op.range("a", undefined, { revision: -1n })]));
   const first = read().response.responses[0].response;
   assert.equal(first.case === "responseRange" && s(first.value.kvs[0].value), "2");
   store.compact(2);
   // etcd checks revision < compact revision before treating <= 0 as current.
   throwsEtcd(read, Errors.compacted());
-  const plain = store.range(rangeReq("a", undefined, { revision: -1n }));
+  const plain = range(store, rangeReq("a", undefined, { revision: -1n }));
   assert.equal(s(plain.kvs[0].value), "2");
 });
 
 Deno.test("txn leases: attach and detach in op order; checked against the pre-txn state", () => {
   const leases = new RecordingLeases(new Set([1n, 2n]));
   const store = new MvccStore(leases);
-  store.put(putReq("a", "1", { lease: 1n }));
-  store.txn(txnReq([], [op.put("a", "2", { lease: 2n }), op.put("b", "x", { lease: 1n })]));
-  store.txn(txnReq([], [op.del("a", "c")]));
+  applyPut(store, putReq("a", "1", { lease: 1n }));
+  applyTxn(store, txnReq([], [op.put("a", "2", { lease: 2n }), op.put("b", "x", { lease: 1n })]));
+  applyTxn(store, txnReq([], [op.del("a", "c")]));
   assert.deepEqual(leases.calls, [
     "attach 1 a",
     "detach 1 a",
@@ -359,7 +381,10 @@ Deno.test("a put and a delete of the same key in one txn both land, in order", (
   // etcd 3.4.23 allows `del k27 --from-key` with `put k28` (checkIntervals ignores "\0" ends):
   // k28 is deleted at sub-revision 0 and recreated with version 1 at sub-revision 1.
   const store = storeWith(["k27", "a"], ["k28", "b"], ["k28", "c"], ["k29", "d"]); // 2..5
-  const { response, events } = store.txn(txnReq([], [op.del("k27", "\0"), op.put("k28", "y")]));
+  const { response, events } = applyTxn(
+    store,
+    txnReq([], [op.del("k27", "\0"), op.put("k28", "y")]),
+  );
   assert.equal(response.responses[0].response.value?.$typeName, "etcdserverpb.DeleteRangeResponse");
   assert.equal(events.length, 4);
   assert.equal(store.revision, 6);
@@ -371,7 +396,7 @@ Deno.test("a put and a delete of the same key in one txn both land, in order", (
     version: 1,
     lease: 0,
   });
-  assert.deepEqual(keys(store.range(rangeReq("\0", "\0")).kvs), ["k28"]);
+  assert.deepEqual(keys(range(store, rangeReq("\0", "\0")).kvs), ["k28"]);
 });
 
 Deno.test("txn classification: read-only and serializable like etcd", () => {

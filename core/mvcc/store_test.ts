@@ -1,0 +1,145 @@
+import assert from "node:assert/strict";
+import { Event_EventType } from "../../gen/mvccpb/kv_pb.ts";
+import { Errors } from "../errors.ts";
+import { InvariantError } from "../assert.ts";
+import { MvccStore } from "./store.ts";
+import {
+  b,
+  del,
+  keys,
+  kvView,
+  put,
+  rangeOf,
+  RecordingLeases,
+  s,
+  storeWith,
+  throwsEtcd,
+  write,
+} from "./_testing.ts";
+
+const EMPTY = new Uint8Array(0);
+
+Deno.test("range options: revision, limit and countOnly as etcd's RangeOptions", () => {
+  const store = storeWith(["a", "1"], ["b", "2"], ["c", "3"], ["a", "4"]); // revisions 2..5
+  const table = [
+    { name: "all, current", options: {}, want: ["a", "b", "c"], count: 3 },
+    { name: "limit 2 still counts all", options: { limit: 2 }, want: ["a", "b"], count: 3 },
+    { name: "limit 0 = no limit", options: { limit: 0 }, want: ["a", "b", "c"], count: 3 },
+    { name: "negative limit = no limit", options: { limit: -1 }, want: ["a", "b", "c"], count: 3 },
+    { name: "countOnly", options: { countOnly: true, limit: 1 }, want: [], count: 3 },
+    { name: "at revision 3", options: { revision: 3 }, want: ["a", "b"], count: 2 },
+    {
+      name: "negative revision = current",
+      options: { revision: -7 },
+      want: ["a", "b", "c"],
+      count: 3,
+    },
+  ];
+  for (const t of table) {
+    const r = rangeOf(store, "a", "z", t.options);
+    assert.deepEqual(keys(r.kvs), t.want, t.name);
+    assert.equal(r.count, t.count, t.name);
+    // Like etcd's RangeResult.Rev: the store's current revision, not the one read at.
+    assert.equal(r.revision, 5, t.name);
+  }
+  assert.equal(s(rangeOf(store, "a", undefined, { revision: 4 }).kvs[0].value), "1");
+  assert.equal(s(rangeOf(store, "a").kvs[0].value), "4");
+  throwsEtcd(() => rangeOf(store, "a", undefined, { revision: 6 }), Errors.futureRev());
+  store.compact(3);
+  throwsEtcd(() => rangeOf(store, "a", "z", { revision: 2 }), Errors.compacted());
+  assert.deepEqual(keys(rangeOf(store, "a", "z", { revision: 3 }).kvs), ["a", "b"]);
+});
+
+Deno.test("range end: empty is one key, \\0 is no upper bound, keys ordered bytewise", () => {
+  const store = new MvccStore();
+  for (const k of [[0xff], [0x7f], [0x41], [0xc3, 0xa9]]) {
+    write(store, (tx) => tx.put(new Uint8Array(k), EMPTY, 0n));
+  }
+  const all = store.range(new Uint8Array([0]), new Uint8Array([0]));
+  assert.deepEqual(all.kvs.map((kv) => [...kv.key]), [[0x41], [0x7f], [0xc3, 0xa9], [0xff]]);
+  assert.equal(store.range(new Uint8Array([0x7f]), EMPTY).count, 1);
+  assert.equal(store.range(new Uint8Array([0x7e]), EMPTY).count, 0);
+  assert.equal(store.range(new Uint8Array([0x7f]), new Uint8Array([0xc3])).count, 1);
+  // The kvs are the stored, frozen objects.
+  assert.ok(Object.isFrozen(all.kvs[0]));
+  assert.equal(store.range(new Uint8Array([0x41]), EMPTY).kvs[0], all.kvs[0]);
+});
+
+Deno.test("a write txn puts, deletes and reads its own writes, all in one revision", () => {
+  const leases = new RecordingLeases(new Set([7n]));
+  const store = new MvccStore(leases);
+  put(store, "a", "1"); // 2
+  put(store, "b", "1", 7n); // 3
+  leases.calls = [];
+  const tx = store.write();
+  assert.equal(tx.beginRevision, 3);
+  assert.equal(tx.revision, 3);
+  // Reads before the first change see the begin revision; the txn's own revision is not there yet.
+  throwsEtcd(() => tx.range(b("a"), EMPTY, { revision: 4 }), Errors.futureRev());
+  const prevA = tx.put(b("a"), b("2"), 7n);
+  assert.equal(kvView(prevA)?.value, "1");
+  assert.equal(tx.put(b("c"), b("new"), 0n), undefined);
+  assert.equal(tx.revision, 4);
+  assert.equal(s(tx.range(b("a"), EMPTY).kvs[0].value), "2");
+  assert.equal(tx.range(b("a"), b("z"), { revision: 4 }).count, 3);
+  const deleted = tx.deleteRange(b("b"), b("c"));
+  assert.deepEqual(deleted.map(kvView), [
+    { key: "b", value: "1", create: 3, mod: 3, version: 1, lease: 7 },
+  ]);
+  assert.deepEqual(keys(tx.range(b("a"), b("z")).kvs), ["a", "c"]);
+  // Nothing is visible outside until end().
+  assert.equal(store.revision, 3);
+  assert.deepEqual(keys(store.range(b("a"), b("z")).kvs), ["a", "b"]);
+  tx.end();
+  assert.equal(store.revision, 4);
+  assert.deepEqual(
+    tx.events.map((e) => [e.type, kvView(e.kv)]),
+    [
+      [Event_EventType.PUT, { key: "a", value: "2", create: 2, mod: 4, version: 2, lease: 7 }],
+      [Event_EventType.PUT, { key: "c", value: "new", create: 4, mod: 4, version: 1, lease: 0 }],
+      [Event_EventType.DELETE, { key: "b", value: "", create: 0, mod: 4, version: 0, lease: 0 }],
+    ],
+  );
+  assert.deepEqual(tx.prevKvs.map((kv) => kvView(kv)?.value), ["1", undefined, "1"]);
+  assert.deepEqual(leases.calls, ["attach 7 a", "detach 7 b"]);
+  // One revision, sub-revisions in call order.
+  assert.deepEqual(store.eventsBetween(4).map((e) => s(e.kv!.key)), ["a", "c", "b"]);
+  assert.deepEqual(keys(rangeOf(store, "a", "z", { revision: 3 }).kvs), ["a", "b"]);
+});
+
+Deno.test("a write txn that changes nothing keeps the revision", () => {
+  const store = storeWith(["a", "1"]);
+  const tx = del(store, "missing");
+  assert.deepEqual(tx.events, []);
+  assert.equal(store.revision, 2);
+  assert.deepEqual(write(store, (t) => t.range(b("a"), EMPTY)).events, []);
+  assert.equal(store.revision, 2);
+  // One that changed nothing may also be dropped without end().
+  store.write().range(b("a"), EMPTY);
+  put(store, "a", "2");
+  assert.equal(store.revision, 3);
+});
+
+Deno.test("a write txn is used once and one at a time", () => {
+  const store = new MvccStore();
+  const tx = put(store, "a", "1");
+  assert.throws(() => tx.end(), InvariantError);
+  assert.throws(() => tx.put(b("a"), b("2"), 0n), InvariantError);
+  const first = store.write();
+  const second = store.write();
+  first.put(b("x"), EMPTY, 0n);
+  first.end();
+  assert.throws(() => second.end(), InvariantError);
+});
+
+Deno.test("firstRevision is etcd's FirstRev; leaseExists asks the lessor", () => {
+  const store = new MvccStore(new RecordingLeases(new Set([5n])));
+  assert.equal(store.firstRevision, -1);
+  assert.equal(store.compactRevision, 0);
+  put(store, "a", "1");
+  store.compact(2);
+  assert.equal(store.firstRevision, 2);
+  assert.equal(store.write().firstRevision, 2);
+  assert.equal(store.leaseExists(5n), true);
+  assert.equal(store.leaseExists(6n), false);
+});
