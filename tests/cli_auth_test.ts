@@ -79,7 +79,10 @@ async function runSide(ctl: CtlKind, member: Member, steps: readonly Step[]): Pr
         });
         for (const [name, value] of vars) out = out.replaceAll(value, `<${name}>`);
         // A snapshot's size follows bbolt's page use, which differs between two members.
-        return out.replace(/"size":"[^"]*"/g, '"size":"<SIZE>"');
+        return out.replace(/"size":"[^"]*"/g, '"size":"<SIZE>"').replace(
+          /"took":\d+(?:\.\d+)?(?:e[+-]?\d+)?/g,
+          '"took":<TOOK>',
+        );
       };
       outcomes.push({
         args: step.args,
