@@ -336,6 +336,8 @@ export interface RequestOptions {
   /** Absolute deadline (Date.now() clock); none means wait forever. */
   deadlineMs?: number;
   signal?: AbortSignal;
+  /** Send no token (logins: clientv3's authenticator dials without per-RPC credentials). */
+  withoutToken?: boolean;
 }
 
 /** A clientv3-like etcd client over detcdctl's own gRPC transport. */
@@ -405,7 +407,7 @@ export class EtcdClient {
             password: this.cfg.password,
           }),
           "repeatable",
-          opts,
+          { ...opts, withoutToken: true },
           true,
           `endpoint://${this.id}/${parseEndpoint(ep).authority}`,
           false,
@@ -450,7 +452,9 @@ export class EtcdClient {
     return {
       deadlineMs: opts.deadlineMs,
       signal: opts.signal,
-      metadata: this.attachToken && this.token ? { token: this.token } : undefined,
+      metadata: this.attachToken && this.token && !opts.withoutToken
+        ? { token: this.token }
+        : undefined,
     };
   }
 
