@@ -687,8 +687,28 @@ export class EtcdClient {
     );
   }
 
+  /**
+   * clientv3's Dial of one endpoint for a maintenance call (Status, HashKV): with credentials
+   * every such dial logs in again first, and a failed login fails the call as a failed dial.
+   */
+  private async dialForMaintenance(endpoint: string): Promise<void> {
+    if (!this.hasCredentials()) return;
+    const deadlineMs = Date.now() + (this.cfg.dialTimeoutMs || 2000);
+    try {
+      await this.getToken({ deadlineMs });
+    } catch (e) {
+      if (!(e instanceof EtcdClientError)) throw e;
+      if (e.is(Errors.authNotEnabled)) return;
+      throw new EtcdClientError(
+        `failed to dial endpoint ${endpoint} with maintenance client: ${e.message}`,
+        e.grpc,
+      );
+    }
+  }
+
   /** Maintenance.Status of one endpoint, dialled directly like clientv3's Status(ctx, ep). */
-  status(endpoint: string, opts: RequestOptions = {}): Promise<StatusResponse> {
+  async status(endpoint: string, opts: RequestOptions = {}): Promise<StatusResponse> {
+    await this.dialForMaintenance(endpoint);
     return this.invoke(
       this.directPool(endpoint),
       Maintenance.method.status,
@@ -701,7 +721,12 @@ export class EtcdClient {
   }
 
   /** Maintenance.HashKV of one endpoint, dialled directly. */
-  hashKV(endpoint: string, revision: bigint, opts: RequestOptions = {}): Promise<HashKVResponse> {
+  async hashKV(
+    endpoint: string,
+    revision: bigint,
+    opts: RequestOptions = {},
+  ): Promise<HashKVResponse> {
+    await this.dialForMaintenance(endpoint);
     return this.invoke(
       this.directPool(endpoint),
       Maintenance.method.hashKV,
