@@ -18,6 +18,7 @@ import {
   type Member,
   type MemberKind,
   normaliseOutput,
+  REPO_ROOT,
   requireReference,
   runCtl,
   SHARED_MEMBER_NAME,
@@ -41,6 +42,8 @@ interface Step {
   stdin?: string;
   /** The CLI is killed after this long (for commands that never end by themselves, e.g. watch). */
   timeoutMs?: number;
+  /** Writes stdin only after this long (the CLI is already connected and logged in then). */
+  stdinDelayMs?: number;
   /** Captures group 1 of this pattern on stdout as `{<name>}` for later steps. */
   capture?: { name: string; pattern: RegExp };
 }
@@ -55,6 +58,41 @@ interface Outcome {
 /** The credentials of the guide's root user. */
 const ROOT = "--user=root:123456";
 
+/** Runs a CLI whose stdin arrives late (no shell; ETCD_* and ETCDCTL_* not inherited). */
+async function runWithLateStdin(
+  ctl: CtlKind,
+  args: string[],
+  stdin: string,
+  delayMs: number,
+): Promise<{ stdout: string; stderr: string; code: number }> {
+  const [program, prefix] = ctl === "etcdctl" ? ["etcdctl", []] : [Deno.execPath(), [
+    "run",
+    "-A",
+    `--config=${REPO_ROOT}/deno.json`,
+    `${REPO_ROOT}/cli/main.ts`,
+  ]];
+  const env: Record<string, string> = { NO_COLOR: "1" };
+  for (const [key, value] of Object.entries(Deno.env.toObject())) {
+    if (!key.startsWith("ETCD_") && !key.startsWith("ETCDCTL_")) env[key] = value;
+  }
+  const child = new Deno.Command(program, {
+    args: [...prefix, ...args],
+    cwd: REPO_ROOT,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    clearEnv: true,
+    env,
+  }).spawn();
+  await new Promise((resolve) => setTimeout(resolve, delayMs));
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(stdin)).catch(() => {});
+  await writer.close().catch(() => {});
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr), code: out.code };
+}
+
 /** Runs every step against one member with one CLI; normalises what legitimately differs. */
 async function runSide(ctl: CtlKind, member: Member, steps: readonly Step[]): Promise<Outcome[]> {
   const dir = await Deno.makeTempDir({ prefix: `detcd-auth-${ctl}-` });
@@ -65,10 +103,10 @@ async function runSide(ctl: CtlKind, member: Member, steps: readonly Step[]): Pr
       const args = step.args.map((a) =>
         a.replace(/\{(\w+)\}/g, (whole, name: string) => vars.get(name) ?? whole)
       );
-      const raw = await runCtl(ctl, [`--endpoints=${member.endpoint}`, ...args], {
-        stdin: step.stdin,
-        timeoutMs: step.timeoutMs,
-      });
+      const fullArgs = [`--endpoints=${member.endpoint}`, ...args];
+      const raw = step.stdinDelayMs === undefined
+        ? await runCtl(ctl, fullArgs, { stdin: step.stdin, timeoutMs: step.timeoutMs })
+        : await runWithLateStdin(ctl, fullArgs, step.stdin ?? "", step.stdinDelayMs);
       if (step.capture) {
         const m = step.capture.pattern.exec(raw.stdout);
         if (m) vars.set(step.capture.name, m[1]);
@@ -98,10 +136,19 @@ async function runSide(ctl: CtlKind, member: Member, steps: readonly Step[]): Pr
 }
 
 /** Runs the script with etcdctl and with detcdctl, each on its own fresh member of `kind`. */
-async function compareCtls(kind: MemberKind, steps: readonly Step[]): Promise<void> {
+async function compareCtls(
+  kind: MemberKind,
+  steps: readonly Step[],
+  serverArgs: string[] = [],
+): Promise<Outcome[]> {
   assertReference();
   const start = () =>
-    startMember({ kind, name: SHARED_MEMBER_NAME, advertisePeerUrl: SHARED_PEER_URL });
+    startMember({
+      kind,
+      name: SHARED_MEMBER_NAME,
+      advertisePeerUrl: SHARED_PEER_URL,
+      extraArgs: serverArgs,
+    });
   const started = await Promise.allSettled([start(), start()]);
   const members = started.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
   try {
@@ -124,6 +171,7 @@ async function compareCtls(kind: MemberKind, steps: readonly Step[]): Promise<vo
       );
     }
     assert.equal(problems.length, 0, `${problems.length} steps differ:\n${problems.join("\n")}`);
+    return a;
   } finally {
     await Promise.all(members.map((m) => m.stop()));
   }
@@ -349,26 +397,50 @@ const AUTH_ON: Step[] = [
   RAFT_INDEX,
 ];
 
+/**
+ * Tokens that expire while a command runs (--auth-token-ttl=1, and txn reads its operations
+ * only after it has logged in): the server answers "invalid auth token", the client logs the
+ * retry warning, logs in again and retries, as clientv3 does.
+ */
+const EXPIRED_TOKEN: Step[] = [
+  { args: ["user", "add", "root:rootpw"] },
+  { args: ["auth", "enable", "--user=root:rootpw"] },
+  { args: ["txn", "--user=root:rootpw"], stdin: "\nput a b\n\n\n", stdinDelayMs: 3000 },
+  { args: ["txn", "--user=root:rootpw", "-w", "json"], stdin: "\nget a\n\n\n", stdinDelayMs: 3000 },
+  { args: ["get", "a", "--user=root:rootpw"] },
+  { args: ["endpoint", "status", "--user=root:rootpw"] },
+];
+
 for (const kind of SERVER_KINDS) {
   const options = { ignore: reference.ignore, sanitizeResources: false, sanitizeOps: false };
   Deno.test({
     name: `auth on ${kind}: the guide's 用户管理命令 walk-through, etcdctl and detcdctl alike`,
     ...options,
-    fn: () => compareCtls(kind, GUIDE_WALKTHROUGH),
+    fn: async () => void await compareCtls(kind, GUIDE_WALKTHROUGH),
   });
   Deno.test({
     name: `auth on ${kind}: usage errors and password prompts exit as etcdctl's do`,
     ...options,
-    fn: () => compareCtls(kind, ARGUMENT_ERRORS),
+    fn: async () => void await compareCtls(kind, ARGUMENT_ERRORS),
   });
   Deno.test({
     name: `auth on ${kind}: users, roles, permissions and refusals in every output format`,
     ...options,
-    fn: () => compareCtls(kind, USERS_AND_ROLES),
+    fn: async () => void await compareCtls(kind, USERS_AND_ROLES),
   });
   Deno.test({
     name: `auth on ${kind}: enabling auth, --user/--password forms, tokens on streams`,
     ...options,
-    fn: () => compareCtls(kind, AUTH_ON),
+    fn: async () => void await compareCtls(kind, AUTH_ON),
+  });
+  Deno.test({
+    name: `auth on ${kind}: an expired token is renewed and the call retried, with the warning`,
+    ...options,
+    fn: async () => {
+      const outcomes = await compareCtls(kind, EXPIRED_TOKEN, ["--auth-token-ttl=1"]);
+      // The scenario did what it is for: the token had expired when the txn was sent.
+      assert.match(outcomes[2].stderr, /desc = etcdserver: invalid auth token"/);
+      assert.equal(outcomes[2].stdout, "SUCCESS\n\nOK\n");
+    },
   });
 }
