@@ -417,6 +417,9 @@ const AUTH_ON: Step[] = [
   // With auth off a --user is still checked? No: etcd answers "not enabled" and the client
   // goes on without a token.
   { args: ["get", "k", "--user=root:wrong"] },
+  { args: ["endpoint", "status", "--user=root:wrong"] },
+  { args: ["endpoint", "hashkv", "--user=root:rootpw", "-w", "json"] },
+  { args: ["endpoint", "health", "--user=root:rootpw"] },
   { args: ["user", "get", "root", "--detail"] },
   RAFT_INDEX,
 ];
