@@ -27,7 +27,38 @@ import {
   AlarmResponseSchema,
   AlarmType,
   Auth,
+  AuthDisableRequestSchema,
+  type AuthDisableResponse,
+  AuthEnableRequestSchema,
+  type AuthEnableResponse,
   AuthenticateRequestSchema,
+  type AuthenticateResponse,
+  AuthRoleAddRequestSchema,
+  type AuthRoleAddResponse,
+  AuthRoleDeleteRequestSchema,
+  type AuthRoleDeleteResponse,
+  AuthRoleGetRequestSchema,
+  type AuthRoleGetResponse,
+  AuthRoleGrantPermissionRequestSchema,
+  type AuthRoleGrantPermissionResponse,
+  AuthRoleListRequestSchema,
+  type AuthRoleListResponse,
+  AuthRoleRevokePermissionRequestSchema,
+  type AuthRoleRevokePermissionResponse,
+  AuthUserAddRequestSchema,
+  type AuthUserAddResponse,
+  AuthUserChangePasswordRequestSchema,
+  type AuthUserChangePasswordResponse,
+  AuthUserDeleteRequestSchema,
+  type AuthUserDeleteResponse,
+  AuthUserGetRequestSchema,
+  type AuthUserGetResponse,
+  AuthUserGrantRoleRequestSchema,
+  type AuthUserGrantRoleResponse,
+  AuthUserListRequestSchema,
+  type AuthUserListResponse,
+  AuthUserRevokeRoleRequestSchema,
+  type AuthUserRevokeRoleResponse,
   Cluster,
   type CompactionRequest,
   type CompactionResponse,
@@ -74,6 +105,9 @@ import {
   type WatchRequest,
   type WatchResponse,
 } from "../gen/etcdserverpb/rpc_pb.ts";
+import type { Permission_Type } from "../gen/authpb/auth_pb.ts";
+import { PermissionSchema, UserAddOptionsSchema } from "../gen/authpb/auth_pb.ts";
+import { Errors, type EtcdError } from "../core/errors.ts";
 import { zapLine } from "./log.ts";
 
 /** Every error message etcd's server sends that clientv3 recognises (rpctypes). */
@@ -131,11 +165,26 @@ const knownServerErrors = new Set<string>([
   "etcdserver: bad leader transferee",
 ]);
 
+/**
+ * rpctypes.Error's identification of a server error: the gRPC code and etcd's text, which is all
+ * the wire carries, held to the server's own table of errors.
+ */
+export function isEtcdError(e: GrpcError | undefined, which: () => EtcdError): boolean {
+  if (e === undefined) return false;
+  const reference = which();
+  return e.code === reference.code && e.details === reference.message;
+}
+
 /** An RPC failure as clientv3 reports it; `message` is what etcdctl prints after "Error: ". */
 export class EtcdClientError extends Error {
   constructor(message: string, readonly grpc?: GrpcError) {
     super(message);
     this.name = "EtcdClientError";
+  }
+
+  /** True if the server answered with `which` of etcd's errors (e.g. Errors.rootRoleNotExist). */
+  is(which: () => EtcdError): boolean {
+    return isEtcdError(this.grpc, which);
   }
 
   /** True if the server said "permission denied" (endpoint health counts that as healthy). */
@@ -287,6 +336,8 @@ export interface RequestOptions {
   /** Absolute deadline (Date.now() clock); none means wait forever. */
   deadlineMs?: number;
   signal?: AbortSignal;
+  /** Send no token (logins: clientv3's authenticator dials without per-RPC credentials). */
+  withoutToken?: boolean;
 }
 
 /** A clientv3-like etcd client over detcdctl's own gRPC transport. */
@@ -296,6 +347,8 @@ export class EtcdClient {
   private readonly pool: ConnectionPool;
   private readonly direct = new Map<string, ConnectionPool>();
   private token: string | undefined;
+  /** Whether calls carry the token (the first login succeeded). */
+  private attachToken = false;
 
   constructor(private readonly cfg: ClientConfig) {
     this.pool = new ConnectionPool(cfg.endpoints, cfg);
@@ -315,27 +368,81 @@ export class EtcdClient {
     return `endpoint://${this.id}/${parseEndpoint(this.cfg.endpoints[0]).authority}`;
   }
 
+  /** clientv3's authTokenBundle exists: both a user name and a password were configured. */
+  private hasCredentials(): boolean {
+    return Boolean(this.cfg.username) && Boolean(this.cfg.password);
+  }
+
   /**
    * Authenticates when a user is configured (clientv3 does this while dialling, bounded by
-   * the dial timeout); the token then rides on every call as the `token` header.
+   * the dial timeout); the token then rides on every call as the `token` header. When the
+   * server has auth disabled the client goes on without a token, and (as in clientv3, which
+   * attaches its per-RPC credentials only after a successful first login) never sends one.
    */
   async authenticate(): Promise<void> {
-    if (!this.cfg.username || !this.cfg.password) return;
+    if (!this.hasCredentials()) return;
     const deadlineMs = Date.now() + (this.cfg.dialTimeoutMs || 2000);
     try {
-      const resp = await this.invoke(
-        this.pool,
-        Auth.method.authenticate,
-        create(AuthenticateRequestSchema, { name: this.cfg.username, password: this.cfg.password }),
-        "repeatable",
-        { deadlineMs },
-      );
-      this.token = resp.token;
+      await this.getToken({ deadlineMs });
+      this.attachToken = true;
     } catch (e) {
-      if (
-        e instanceof EtcdClientError && e.message === "etcdserver: authentication is not enabled"
-      ) {
+      if (e instanceof EtcdClientError && e.is(Errors.authNotEnabled)) return;
+      throw e;
+    }
+  }
+
+  /**
+   * clientv3's getToken: Authenticate against each endpoint in turn until one answers; "auth
+   * not enabled" ends the search at once. Every failed attempt logs the retry warning.
+   */
+  private async getToken(opts: RequestOptions): Promise<void> {
+    let last: unknown;
+    for (const ep of this.cfg.endpoints) {
+      try {
+        const resp: AuthenticateResponse = await this.invoke(
+          this.pool,
+          Auth.method.authenticate,
+          create(AuthenticateRequestSchema, {
+            name: this.cfg.username,
+            password: this.cfg.password,
+          }),
+          "repeatable",
+          { ...opts, withoutToken: true },
+          true,
+          `endpoint://${this.id}/${parseEndpoint(ep).authority}`,
+          false,
+        );
+        this.token = resp.token;
         return;
+      } catch (e) {
+        if (e instanceof EtcdClientError && e.is(Errors.authNotEnabled)) throw e;
+        last = e;
+      }
+    }
+    throw last;
+  }
+
+  /**
+   * What clientv3's stream interceptor does before it opens any stream (watch, lease
+   * keep-alive, snapshot) when credentials are configured: log in again for a fresh token.
+   * A failure other than "auth not enabled" fails the stream, with clientv3's error line.
+   */
+  private async tokenForStream(opts: RequestOptions): Promise<void> {
+    if (!this.hasCredentials()) return;
+    try {
+      await this.getToken(opts);
+    } catch (e) {
+      if (e instanceof EtcdClientError && e.is(Errors.authNotEnabled)) return;
+      if (e instanceof EtcdClientError) {
+        this.cfg.log(
+          zapLine(
+            this.cfg.now(),
+            "error",
+            "clientv3/retry_interceptor.go:114",
+            "clientv3/retry_interceptor: getToken failed",
+            [["error", e.message]],
+          ),
+        );
       }
       throw e;
     }
@@ -345,8 +452,19 @@ export class EtcdClient {
     return {
       deadlineMs: opts.deadlineMs,
       signal: opts.signal,
-      metadata: this.token ? { token: this.token } : undefined,
+      metadata: this.attachToken && this.token && !opts.withoutToken
+        ? { token: this.token }
+        : undefined,
     };
+  }
+
+  /**
+   * clientv3's shouldRefreshToken: "user name is empty" while credentials exist (the token got
+   * lost), or a token the server no longer accepts (invalid, or minted before an auth change).
+   */
+  private shouldRefreshToken(e: GrpcError): boolean {
+    if (isEtcdError(e, Errors.userEmpty)) return this.hasCredentials();
+    return isEtcdError(e, Errors.invalidAuthToken) || isEtcdError(e, Errors.authOldRevision);
   }
 
   /** One unary RPC through clientv3's retry interceptor. */
@@ -358,6 +476,7 @@ export class EtcdClient {
     opts: RequestOptions,
     log = true,
     target = this.target(),
+    retryAuth = true,
   ): Promise<MessageShape<O>> {
     const deadlineMs = opts.deadlineMs ?? Infinity;
     const quorum = Math.floor(this.cfg.endpoints.length / 2) + 1;
@@ -400,13 +519,26 @@ export class EtcdClient {
           if (Date.now() >= deadlineMs || opts.signal?.aborted) break;
           continue;
         }
-        if (
-          this.token &&
-          (e.details === "etcdserver: invalid auth token" ||
-            e.details === "etcdserver: revision of auth store is old")
-        ) {
+        if (retryAuth && this.shouldRefreshToken(e)) {
+          // clientv3's refreshToken: without credentials there is nothing to refresh, and
+          // the call is simply tried again.
+          if (!this.hasCredentials()) continue;
           this.token = undefined;
-          await this.authenticate();
+          try {
+            await this.getToken(opts);
+          } catch (tokenError) {
+            if (!(tokenError instanceof EtcdClientError)) throw tokenError;
+            this.cfg.log(
+              zapLine(
+                this.cfg.now(),
+                "warn",
+                "clientv3/retry_interceptor.go:79",
+                "retrying of unary invoker failed to fetch new auth token",
+                [["target", target], ["error", tokenError.message]],
+              ),
+            );
+            throw tokenError;
+          }
           continue;
         }
         if (!isSafeRetry(e, policy)) break;
@@ -555,8 +687,28 @@ export class EtcdClient {
     );
   }
 
+  /**
+   * clientv3's Dial of one endpoint for a maintenance call (Status, HashKV): with credentials
+   * every such dial logs in again first, and a failed login fails the call as a failed dial.
+   */
+  private async dialForMaintenance(endpoint: string): Promise<void> {
+    if (!this.hasCredentials()) return;
+    const deadlineMs = Date.now() + (this.cfg.dialTimeoutMs || 2000);
+    try {
+      await this.getToken({ deadlineMs });
+    } catch (e) {
+      if (!(e instanceof EtcdClientError)) throw e;
+      if (e.is(Errors.authNotEnabled)) return;
+      throw new EtcdClientError(
+        `failed to dial endpoint ${endpoint} with maintenance client: ${e.message}`,
+        e.grpc,
+      );
+    }
+  }
+
   /** Maintenance.Status of one endpoint, dialled directly like clientv3's Status(ctx, ep). */
-  status(endpoint: string, opts: RequestOptions = {}): Promise<StatusResponse> {
+  async status(endpoint: string, opts: RequestOptions = {}): Promise<StatusResponse> {
+    await this.dialForMaintenance(endpoint);
     return this.invoke(
       this.directPool(endpoint),
       Maintenance.method.status,
@@ -569,7 +721,12 @@ export class EtcdClient {
   }
 
   /** Maintenance.HashKV of one endpoint, dialled directly. */
-  hashKV(endpoint: string, revision: bigint, opts: RequestOptions = {}): Promise<HashKVResponse> {
+  async hashKV(
+    endpoint: string,
+    revision: bigint,
+    opts: RequestOptions = {},
+  ): Promise<HashKVResponse> {
+    await this.dialForMaintenance(endpoint);
     return this.invoke(
       this.directPool(endpoint),
       Maintenance.method.hashKV,
@@ -636,6 +793,7 @@ export class EtcdClient {
   async leaseKeepAliveStream(
     opts: RequestOptions = {},
   ): Promise<BidiStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>> {
+    await this.tokenForStream(opts);
     const conn = await this.pickOrThrow(opts);
     return conn.bidiStream(Lease.method.leaseKeepAlive, this.callOptions(opts));
   }
@@ -648,6 +806,7 @@ export class EtcdClient {
     requireLeader: boolean,
     opts: RequestOptions = {},
   ): Promise<BidiStream<WatchRequest, WatchResponse>> {
+    await this.tokenForStream(opts);
     const conn = await this.pickOrThrow(opts);
     const call = this.callOptions(opts);
     if (requireLeader) call.metadata = { ...call.metadata, hasleader: "true" };
@@ -659,11 +818,140 @@ export class EtcdClient {
    * database then arrives in chunks, its SHA-256 last.
    */
   async snapshotStream(opts: RequestOptions = {}): Promise<ResponseStream<SnapshotResponse>> {
+    await this.tokenForStream(opts);
     const conn = await this.pickOrThrow(opts);
     const stream = conn.bidiStream(Maintenance.method.snapshot, this.callOptions(opts));
     stream.send(create(SnapshotRequestSchema, {}));
     stream.closeSend();
     return stream;
+  }
+
+  /** One Auth service call; clientv3 retries only the read-only ones (user/role get/list). */
+  private authCall<I extends DescMessage, O extends DescMessage>(
+    method: MethodDesc<I, O>,
+    request: MessageShape<I>,
+    opts: RequestOptions,
+    policy: RetryPolicy = "nonRepeatable",
+  ): Promise<MessageShape<O>> {
+    return this.invoke(this.pool, method, request, policy, opts);
+  }
+
+  /** Auth.AuthEnable. */
+  authEnable(opts: RequestOptions = {}): Promise<AuthEnableResponse> {
+    return this.authCall(Auth.method.authEnable, create(AuthEnableRequestSchema, {}), opts);
+  }
+
+  /** Auth.AuthDisable. */
+  authDisable(opts: RequestOptions = {}): Promise<AuthDisableResponse> {
+    return this.authCall(Auth.method.authDisable, create(AuthDisableRequestSchema, {}), opts);
+  }
+
+  /** Auth.UserAdd (clientv3's UserAddWithOptions). */
+  userAdd(
+    name: string,
+    password: string,
+    noPassword: boolean,
+    opts: RequestOptions = {},
+  ): Promise<AuthUserAddResponse> {
+    const options = create(UserAddOptionsSchema, { noPassword });
+    const req = create(AuthUserAddRequestSchema, { name, password, options });
+    return this.authCall(Auth.method.userAdd, req, opts);
+  }
+
+  /** Auth.UserDelete. */
+  userDelete(name: string, opts: RequestOptions = {}): Promise<AuthUserDeleteResponse> {
+    const req = create(AuthUserDeleteRequestSchema, { name });
+    return this.authCall(Auth.method.userDelete, req, opts);
+  }
+
+  /** Auth.UserGet. */
+  userGet(name: string, opts: RequestOptions = {}): Promise<AuthUserGetResponse> {
+    const req = create(AuthUserGetRequestSchema, { name });
+    return this.authCall(Auth.method.userGet, req, opts, "repeatable");
+  }
+
+  /** Auth.UserList. */
+  userList(opts: RequestOptions = {}): Promise<AuthUserListResponse> {
+    const req = create(AuthUserListRequestSchema, {});
+    return this.authCall(Auth.method.userList, req, opts, "repeatable");
+  }
+
+  /** Auth.UserChangePassword. */
+  userChangePassword(
+    name: string,
+    password: string,
+    opts: RequestOptions = {},
+  ): Promise<AuthUserChangePasswordResponse> {
+    const req = create(AuthUserChangePasswordRequestSchema, { name, password });
+    return this.authCall(Auth.method.userChangePassword, req, opts);
+  }
+
+  /** Auth.UserGrantRole. */
+  userGrantRole(
+    user: string,
+    role: string,
+    opts: RequestOptions = {},
+  ): Promise<AuthUserGrantRoleResponse> {
+    const req = create(AuthUserGrantRoleRequestSchema, { user, role });
+    return this.authCall(Auth.method.userGrantRole, req, opts);
+  }
+
+  /** Auth.UserRevokeRole. */
+  userRevokeRole(
+    name: string,
+    role: string,
+    opts: RequestOptions = {},
+  ): Promise<AuthUserRevokeRoleResponse> {
+    const req = create(AuthUserRevokeRoleRequestSchema, { name, role });
+    return this.authCall(Auth.method.userRevokeRole, req, opts);
+  }
+
+  /** Auth.RoleAdd. */
+  roleAdd(name: string, opts: RequestOptions = {}): Promise<AuthRoleAddResponse> {
+    const req = create(AuthRoleAddRequestSchema, { name });
+    return this.authCall(Auth.method.roleAdd, req, opts);
+  }
+
+  /** Auth.RoleDelete. */
+  roleDelete(role: string, opts: RequestOptions = {}): Promise<AuthRoleDeleteResponse> {
+    const req = create(AuthRoleDeleteRequestSchema, { role });
+    return this.authCall(Auth.method.roleDelete, req, opts);
+  }
+
+  /** Auth.RoleGet. */
+  roleGet(role: string, opts: RequestOptions = {}): Promise<AuthRoleGetResponse> {
+    const req = create(AuthRoleGetRequestSchema, { role });
+    return this.authCall(Auth.method.roleGet, req, opts, "repeatable");
+  }
+
+  /** Auth.RoleList. */
+  roleList(opts: RequestOptions = {}): Promise<AuthRoleListResponse> {
+    const req = create(AuthRoleListRequestSchema, {});
+    return this.authCall(Auth.method.roleList, req, opts, "repeatable");
+  }
+
+  /** Auth.RoleGrantPermission of [key, rangeEnd) (empty rangeEnd: the key alone). */
+  roleGrantPermission(
+    name: string,
+    key: Uint8Array,
+    rangeEnd: Uint8Array,
+    permType: Permission_Type,
+    opts: RequestOptions = {},
+  ): Promise<AuthRoleGrantPermissionResponse> {
+    const perm = create(PermissionSchema, { key, rangeEnd, permType });
+    const req = create(AuthRoleGrantPermissionRequestSchema, { name, perm });
+    return this.authCall(Auth.method.roleGrantPermission, req, opts);
+  }
+
+  /** Auth.RoleRevokePermission of [key, rangeEnd). */
+  roleRevokePermission(
+    role: string,
+    key: Uint8Array,
+    rangeEnd: Uint8Array,
+    opts: RequestOptions = {},
+  ): Promise<AuthRoleRevokePermissionResponse> {
+    const req = create(AuthRoleRevokePermissionRequestSchema, { role, key, rangeEnd });
+    return this.authCall(Auth.method.roleRevokePermission, req, opts);
   }
 
   private async pickOrThrow(opts: RequestOptions): Promise<GrpcConnection> {

@@ -11,6 +11,7 @@ import { type CliIo, ExitCode, ExitSignal } from "../io.ts";
 import { goErrnoText } from "../go_format.ts";
 import { capnsLine } from "../log.ts";
 import { newPrinter, type Printer, type PrinterOutput, SimplePrinter } from "../printers/mod.ts";
+import { type AuthPrinter, newAuthPrinter } from "../printers/auth.ts";
 
 const second = 1_000_000_000n;
 
@@ -98,6 +99,8 @@ export interface SecureSettings {
 export class Session {
   /** etcdctl's package-level `display`: simple until a command initialises it. */
   display: Printer;
+  /** The same format's printer of user and role results (set together with `display`). */
+  authDisplay: AuthPrinter;
   readonly out: PrinterOutput;
   /** The command line after the program name, as Go's os.Args[1:] (watch reads it raw). */
   osArgs: string[] = [];
@@ -110,6 +113,7 @@ export class Session {
       fail: (code, message) => this.exitWithError(code, message),
     };
     this.display = new SimplePrinter(this.out, false);
+    this.authDisplay = newAuthPrinter("simple", this.out);
   }
 
   /** etcdctl's ExitWithError: "Error: <message>" on stderr, then exit with `code`. */
@@ -197,6 +201,7 @@ export function initDisplayFromCmd(session: Session, cmd: Command): void {
   const p = newPrinter(format, isHex, session.out);
   if (!p) session.exitWithError(ExitCode.BadFeature, "unsupported output format");
   session.display = p;
+  session.authDisplay = newAuthPrinter(format, session.out);
 }
 
 /** The endpoints from --endpoints, trimmed (DNS discovery is not supported yet). */
@@ -233,7 +238,10 @@ export function secureCfgFromCmd(session: Session, cmd: Command): SecureSettings
   };
 }
 
-/** authCfgFromCmd: --user name[:password] and --password; prompts when no password given. */
+/**
+ * authCfgFromCmd: --user name[:password] and --password; prompts when no password is given.
+ * With --password the whole --user value is the name, colon included, as in etcdctl.
+ */
 export async function authCfgFromCmd(
   session: Session,
   cmd: Command,
@@ -247,19 +255,103 @@ export async function authCfgFromCmd(
   return { username: user, password: await askPassword(session, "Password: ") };
 }
 
-/** speakeasy.Ask: prompt on stdout, read a line without echo, then print a newline. */
+/** Go's unicode.IsSpace, which strings.TrimSpace and fmt's scanning use. */
+export function isGoSpace(c: string): boolean {
+  return /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$/.test(c);
+}
+
+/** Go's strings.TrimSpace. */
+export function goTrimSpace(s: string): string {
+  const chars = [...s];
+  let start = 0;
+  let end = chars.length;
+  while (start < end && isGoSpace(chars[start])) start++;
+  while (end > start && isGoSpace(chars[end - 1])) end--;
+  return chars.slice(start, end).join("");
+}
+
+/**
+ * fmt.Scanf("%s") on stdin, as `--interactive=false` reads a password: the first
+ * space-separated word of the next line, or nothing when the line is empty (Scanf stops at the
+ * newline with an error that etcdctl ignores).
+ */
+export async function scanPassword(session: Session): Promise<string> {
+  const { line } = await session.io.stdin.readLine();
+  const text = new TextDecoder().decode(line);
+  const chars = [...text];
+  let i = 0;
+  for (; i < chars.length; i++) {
+    const c = chars[i];
+    if (c === "\r" && chars[i + 1] === "\n") continue;
+    if (c === "\n") return "";
+    if (!isGoSpace(c)) break;
+  }
+  let word = "";
+  for (; i < chars.length && !isGoSpace(chars[i]); i++) word += chars[i];
+  return word;
+}
+
+/** Runs stty on the terminal that is stdin, as speakeasy does to hide what is typed. */
+async function stty(setting: "echo" | "-echo"): Promise<void> {
+  try {
+    await new Deno.Command("stty", {
+      args: [setting],
+      stdin: "inherit",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn().status;
+  } catch {
+    // no stty: the password is read with echo, like a terminal without echo control
+  }
+}
+
+/**
+ * speakeasy.Ask: the prompt on stdout, terminal echo off while a line is read (on a terminal;
+ * elsewhere stty's complaint goes to stderr as it does for etcdctl), then a newline. The line
+ * is trimmed of surrounding white space. Ctrl-C turns echo back on and exits with status 255.
+ */
 export async function askPassword(session: Session, prompt: string): Promise<string> {
   const tty = session.io.stdinIsTerminal?.() ?? false;
-  if (!tty) {
-    session.io.stderr.write("stty: 'standard input': Inappropriate ioctl for device\n");
-  }
   session.io.stdout.write(prompt);
-  const { line } = await session.io.stdin.readLine();
-  if (!tty) {
-    session.io.stderr.write("stty: 'standard input': Inappropriate ioctl for device\n");
+  const sttyComplaint = "stty: 'standard input': Inappropriate ioctl for device\n";
+  let onInterrupt: (() => void) | undefined;
+  if (tty) {
+    onInterrupt = () => {
+      stty("echo").finally(() => Deno.exit(255));
+    };
+    Deno.addSignalListener("SIGINT", onInterrupt);
+    await stty("-echo");
+  } else {
+    session.io.stderr.write(sttyComplaint);
   }
-  session.io.stdout.write("\n");
-  return new TextDecoder().decode(line).replace(/\r?\n$/, "");
+  try {
+    const { line } = await session.io.stdin.readLine();
+    const text = new TextDecoder().decode(line).replace(/\n$/, "").replace(/\r$/, "");
+    return goTrimSpace(text);
+  } finally {
+    if (tty) {
+      await stty("echo");
+      Deno.removeSignalListener("SIGINT", onInterrupt!);
+    } else {
+      session.io.stderr.write(sttyComplaint);
+    }
+    session.io.stdout.write("\n");
+  }
+}
+
+/**
+ * readPasswordInteractive of `user add` and `user passwd`: asks twice; an empty or a
+ * mismatched answer ends the run (exit 128) before any connection is made.
+ */
+export async function readPasswordInteractive(session: Session, name: string): Promise<string> {
+  const first = await askPassword(session, `Password of ${name}: `);
+  if (first.length === 0) session.exitWithError(ExitCode.BadArgs, "empty password");
+  const second = await askPassword(
+    session,
+    `Type password of ${name} again for confirmation: `,
+  );
+  if (first !== second) session.exitWithError(ExitCode.BadArgs, "given passwords are different");
+  return first;
 }
 
 /** clientConfigFromCmd: environment, --debug dump, endpoints, timeouts, TLS, auth, printer. */

@@ -31,13 +31,6 @@ export function pendingCommands(pending: (c: Command) => Command): Record<string
     return g;
   };
 
-  const auth = group(
-    "auth <enable or disable>",
-    "Enable or disable authentication",
-    c("enable", "Enables authentication"),
-    c("disable", "Disables authentication"),
-  );
-
   const perf = c("perf [options]", "Check the performance of the etcd cluster");
   perf.flags().string(
     "load",
@@ -138,34 +131,6 @@ export function pendingCommands(pending: (c: Command) => Command): Record<string
   migrate.flags().string("wal-dir", "", "Path to the WAL directory");
   migrate.flags().string("transformer", "", "Path to the user-provided transformer program");
 
-  const grantPerm = c(
-    "grant-permission [options] <role name> <permission type> <key> [endkey]",
-    "Grants a key to a role",
-  );
-  grantPerm.flags().bool("prefix", false, "grant a prefix permission");
-  grantPerm.flags().bool(
-    "from-key",
-    false,
-    "grant a permission of keys that are greater than or equal to the given key using byte compare",
-  );
-  const revokePerm = c("revoke-permission <role name> <key> [endkey]", "Revokes a key from a role");
-  revokePerm.flags().bool("prefix", false, "revoke a prefix permission");
-  revokePerm.flags().bool(
-    "from-key",
-    false,
-    "revoke a permission of keys that are greater than or equal to the given key using byte compare",
-  );
-  const role = group(
-    "role <subcommand>",
-    "Role related commands",
-    c("add <role name>", "Adds a new role"),
-    c("delete <role name>", "Deletes a role"),
-    c("get <role name>", "Gets detailed information of a role"),
-    c("list", "Lists all roles"),
-    grantPerm,
-    revokePerm,
-  );
-
   const restore = c(
     "restore <filename> [options]",
     "Restores an etcd member snapshot to an etcd directory",
@@ -207,34 +172,6 @@ The items in the lists are hash, revision, total keys, total size.
     restore,
   );
 
-  const userAdd = c("add <user name or user:password> [options]", "Adds a new user");
-  userAdd.flags().bool(
-    "interactive",
-    true,
-    "Read password from stdin instead of interactive terminal",
-  );
-  userAdd.flags().string("new-user-password", "", "Supply password from the command line flag");
-  userAdd.flags().bool("no-password", false, "Create a user without password (CN based auth only)");
-  const userGet = c("get <user name> [options]", "Gets detailed information of a user");
-  userGet.flags().bool("detail", false, "Show permissions of roles granted to the user");
-  const passwd = c("passwd <user name> [options]", "Changes password of user");
-  passwd.flags().bool(
-    "interactive",
-    true,
-    "If true, read password from stdin instead of interactive terminal",
-  );
-  const user = group(
-    "user <subcommand>",
-    "User related commands",
-    userAdd,
-    c("delete <user name>", "Deletes a user"),
-    userGet,
-    c("list", "Lists all users"),
-    passwd,
-    c("grant-role <user name> <role name>", "Grants a role to a user"),
-    c("revoke-role <user name> <role name>", "Revokes a role from a user"),
-  );
-
   return {
     defrag,
     snapshot,
@@ -242,9 +179,6 @@ The items in the lists are hash, revision, total keys, total size.
     migrate,
     lock,
     elect,
-    auth,
-    user,
-    role,
     check,
   };
 }

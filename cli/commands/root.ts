@@ -11,10 +11,13 @@ import { kvCommands } from "./kv.ts";
 import { leaseCommand } from "./lease.ts";
 import { watchCommand } from "./watch.ts";
 import { alarmCommand } from "./alarm.ts";
+import { authCommand } from "./auth.ts";
 import { memberCommand } from "./member.ts";
 import { moveLeaderCommand } from "./move_leader.ts";
 import { pendingCommands, pendingMarker } from "./pending.ts";
+import { roleCommand } from "./role.ts";
 import { snapshotCommand } from "./snapshot.ts";
+import { userCommand } from "./user.ts";
 
 /** `version`. */
 function versionCommand(session: Session): Command {
@@ -63,9 +66,9 @@ export function newRootCommand(session: Session): Command {
     p.migrate,
     p.lock,
     p.elect,
-    p.auth,
-    p.user,
-    p.role,
+    authCommand(session),
+    userCommand(session),
+    roleCommand(session),
     p.check,
   );
   return root;

@@ -134,7 +134,7 @@ async function save(session: Session, cmd: Command, args: string[]): Promise<voi
         clientLog("info", 208, "completed snapshot read; closing");
       } catch (e) {
         const err = client.streamError(e);
-        clientLog("warn", 211, "failed to receive from snapshot stream; closing", [
+        clientLog("warn", 210, "failed to receive from snapshot stream; closing", [
           ["error", err.message],
         ]);
         throw err;
