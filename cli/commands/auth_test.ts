@@ -10,7 +10,8 @@ import {
   WatchResponseSchema,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { EtcdClient, EtcdClientError } from "../etcd_client.ts";
-import { FrameDecoder, frameMessage } from "../grpc_client.ts";
+import { FrameDecoder } from "../grpc_client.ts";
+import { encodeGrpcFrame } from "../../core/wire/mod.ts";
 import { BufferSink, bytesSource, ExitSignal, StdinReader } from "../io.ts";
 import { runCli } from "../main.ts";
 import { prefixRangeEnd, roleGetText } from "../printers/auth.ts";
@@ -266,7 +267,7 @@ async function withAuthServer(
         waitForTrailers: true,
       });
       stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
-      stream.end(body ? frameMessage(body) : undefined);
+      stream.end(body ? encodeGrpcFrame(body) : undefined);
     };
     if (path === "/etcdserverpb.Auth/Authenticate") {
       stream.on("end", () => {
@@ -285,7 +286,7 @@ async function withAuthServer(
       });
     } else if (path === "/etcdserverpb.Watch/Watch") {
       stream.respond({ ":status": 200, "content-type": "application/grpc" });
-      stream.write(frameMessage(toBinary(WatchResponseSchema, create(WatchResponseSchema, {}))));
+      stream.write(encodeGrpcFrame(toBinary(WatchResponseSchema, create(WatchResponseSchema, {}))));
     } else {
       stream.respond({ ":status": 200, "grpc-status": "12" }, { endStream: true });
     }

@@ -3,6 +3,21 @@
  * in-memory state machine, in bytes and options (etcd's mvcc.KV): range(key, end, options),
  * write transactions, compaction, HashKV, snapshots, and the watchable store over it. The
  * request semantics of the KV API (sort, filters, compares, prev_kv, ...) live in core/node/kv.
+ *
+ * @example One write transaction, then a range at its revision
+ * ```ts
+ * import { MvccStore } from "./mod.ts";
+ *
+ * const enc = new TextEncoder();
+ * const store = new MvccStore();
+ * const txn = store.write();
+ * txn.put(enc.encode("a"), enc.encode("1"), 0n);
+ * txn.put(enc.encode("b"), enc.encode("2"), 0n);
+ * txn.end(); // one revision for both puts: 2
+ * store.range(enc.encode("a"), enc.encode("c"), {}).kvs.length; // 2
+ * ```
+ *
+ * @module
  */
 export { MvccStore, noLeases } from "./store.ts";
 export type {

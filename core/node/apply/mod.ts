@@ -6,8 +6,8 @@
  *
  * Auth and quotas join as layers of their own (see docs/adr/0008-apply-chain.md).
  *
- * @example Build a chain and apply a read
- * ```ts
+ * @example Build a chain and apply a read (the state comes from a member)
+ * ```ts ignore
  * import { create } from "@bufbuild/protobuf";
  * import { RangeRequestSchema } from "../../../gen/etcdserverpb/rpc_pb.ts";
  * import { type BackendState, backend, capped, chain, corruptionGuard, readMeta } from "./mod.ts";
