@@ -82,7 +82,9 @@ async function watcherCount(member: Member): Promise<number | undefined> {
 
 /** Waits until the server holds `n` watchers (or, if it does not say, a fixed while). */
 async function waitWatchers(member: Member, n: number): Promise<void> {
-  const deadline = Date.now() + 15_000;
+  // Generous: under the parallel suite on 2 cores, three etcdctl processes can take well over 15 s
+  // to start and register (seen once against real etcd in a full run).
+  const deadline = Date.now() + 45_000;
   while (Date.now() < deadline) {
     const count = await watcherCount(member);
     if (count === undefined) {
