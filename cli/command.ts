@@ -87,11 +87,11 @@ export class Command {
   /** The built-in help command once added. */
   helpCommand?: Command;
 
-  private children: Command[] = [];
-  private flagSet?: FlagSet;
-  private pflagSet?: FlagSet;
-  private parentsPflagSet?: FlagSet;
-  private capture?: string[];
+  #children: Command[] = [];
+  #flagSet?: FlagSet;
+  #pflagSet?: FlagSet;
+  #parentsPflagSet?: FlagSet;
+  #capture?: string[];
 
   constructor(spec: CommandSpec) {
     this.use = spec.use;
@@ -117,13 +117,13 @@ export class Command {
   addCommand(...cmds: Command[]): void {
     for (const c of cmds) {
       c.parent = this;
-      this.children.push(c);
+      this.#children.push(c);
     }
   }
 
   /** Removes children. */
   removeCommand(...cmds: Command[]): void {
-    this.children = this.children.filter((c) => !cmds.includes(c));
+    this.#children = this.#children.filter((c) => !cmds.includes(c));
   }
 
   /**
@@ -131,7 +131,7 @@ export class Command {
    * cobra only sorts when a help page is rendered.
    */
   commands(): Command[] {
-    return [...this.children].sort((
+    return [...this.#children].sort((
       a,
       b,
     ) => (a.name() < b.name() ? -1 : a.name() > b.name() ? 1 : 0));
@@ -154,7 +154,7 @@ export class Command {
 
   /** True when the command has children. */
   hasSubCommands(): boolean {
-    return this.children.length > 0;
+    return this.#children.length > 0;
   }
 
   /** cobra's IsAvailableCommand: shown in suggestions and default usage. */
@@ -166,7 +166,7 @@ export class Command {
 
   /** True when a child is available. */
   hasAvailableSubCommands(): boolean {
-    return this.children.some((c) => c.isAvailableCommand());
+    return this.#children.some((c) => c.isAvailableCommand());
   }
 
   /** "etcdctl endpoint status". */
@@ -184,28 +184,30 @@ export class Command {
 
   /** All flags that apply (local, own persistent and inherited persistent once merged). */
   flags(): FlagSet {
-    if (!this.flagSet) this.flagSet = new FlagSet(this.name());
-    return this.flagSet;
+    if (!this.#flagSet) this.#flagSet = new FlagSet(this.name());
+    return this.#flagSet;
   }
 
   /** Flags declared here that children inherit. */
   persistentFlags(): FlagSet {
-    if (!this.pflagSet) this.pflagSet = new FlagSet(this.name());
-    return this.pflagSet;
+    if (!this.#pflagSet) this.#pflagSet = new FlagSet(this.name());
+    return this.#pflagSet;
   }
 
-  private updateParentsPflags(): FlagSet {
-    if (!this.parentsPflagSet) {
-      this.parentsPflagSet = new FlagSet(this.name());
-      this.parentsPflagSet.sortFlags = false;
+  #updateParentsPflags(): FlagSet {
+    if (!this.#parentsPflagSet) {
+      this.#parentsPflagSet = new FlagSet(this.name());
+      this.#parentsPflagSet.sortFlags = false;
     }
-    for (let p = this.parent; p; p = p.parent) this.parentsPflagSet.addFlagSet(p.persistentFlags());
-    return this.parentsPflagSet;
+    for (let p = this.parent; p; p = p.parent) {
+      this.#parentsPflagSet.addFlagSet(p.persistentFlags());
+    }
+    return this.#parentsPflagSet;
   }
 
   /** Merges own and parents' persistent flags into flags(). */
   mergePersistentFlags(): void {
-    const parents = this.updateParentsPflags();
+    const parents = this.#updateParentsPflags();
     this.flags().addFlagSet(this.persistentFlags());
     this.flags().addFlagSet(parents);
   }
@@ -214,7 +216,7 @@ export class Command {
   localFlags(): FlagSet {
     this.mergePersistentFlags();
     const local = new FlagSet(this.name());
-    const parents = this.updateParentsPflags();
+    const parents = this.#updateParentsPflags();
     const add = (f: ReturnType<FlagSet["lookup"]>) => {
       if (f && local.lookup(f.name) === undefined && f !== parents.lookup(f.name)) local.addFlag(f);
     };
@@ -228,7 +230,7 @@ export class Command {
     this.mergePersistentFlags();
     const inherited = new FlagSet(this.name());
     const local = this.localFlags();
-    this.updateParentsPflags().visitAll((f) => {
+    this.#updateParentsPflags().visitAll((f) => {
       if (inherited.lookup(f.name) === undefined && local.lookup(f.name) === undefined) {
         inherited.addFlag(f);
       }
@@ -245,12 +247,12 @@ export class Command {
     }
   }
 
-  private findCapture(): string[] | undefined {
-    return this.capture ?? this.parent?.findCapture();
+  #findCapture(): string[] | undefined {
+    return this.#capture ?? (this.parent ? this.parent.#findCapture() : undefined);
   }
 
-  private write(stream: "stdout" | "stderr", text: string): void {
-    const capture = this.findCapture();
+  #write(stream: "stdout" | "stderr", text: string): void {
+    const capture = this.#findCapture();
     if (capture) {
       capture.push(text);
       return;
@@ -262,18 +264,18 @@ export class Command {
 
   /** Writes to cobra's OutOrStderr (captured while rendering a usage string). */
   printErr(text: string): void {
-    this.write("stderr", text);
+    this.#write("stderr", text);
   }
 
   /** Renders usage: the root's usage function, else cobra's default template. */
   usage(): void {
     const fn = this.root().usageFn;
     if (fn) {
-      fn(this, (s) => this.write("stdout", s));
+      fn(this, (s) => this.#write("stdout", s));
       return;
     }
     this.mergePersistentFlags();
-    this.write("stderr", defaultUsage(this));
+    this.#write("stderr", defaultUsage(this));
   }
 
   /** cobra's UsageString: usage captured as text (empty when usage writes to stdout directly). */
@@ -284,33 +286,33 @@ export class Command {
       this.usage();
       return "";
     }
-    const saved = this.capture;
-    this.capture = [];
+    const saved = this.#capture;
+    this.#capture = [];
     try {
       this.usage();
-      return this.capture.join("");
+      return this.#capture.join("");
     } finally {
-      this.capture = saved;
+      this.#capture = saved;
     }
   }
 
   /** cobra's Help: etcdctl's help template is just the usage string, printed to stdout. */
   help(): void {
     if (this.root().usageFn) {
-      this.write("stdout", this.usageString());
+      this.#write("stdout", this.usageString());
       return;
     }
     this.mergePersistentFlags();
     const text = (this.long || this.short).replace(/[\s]+$/, "");
     let out = text !== "" ? text + "\n\n" : "";
     if (this.runnable() || this.hasSubCommands()) out += this.usageString();
-    this.write("stdout", out);
+    this.#write("stdout", out);
   }
 
   /** Finds the child matching `next`: exact name or alias, else a unique prefix. */
   findNext(next: string): Command | undefined {
     const matches: Command[] = [];
-    for (const c of this.children) {
+    for (const c of this.#children) {
       if (c.name() === next || c.aliases.includes(next)) return c;
       if (c.name().startsWith(next) || c.aliases.some((a) => a.startsWith(next))) matches.push(c);
     }
@@ -320,7 +322,7 @@ export class Command {
   /** "\n\nDid you mean this?\n\tget\n" or "". */
   findSuggestions(arg: string): string {
     const suggestions: string[] = [];
-    for (const c of this.children) {
+    for (const c of this.#children) {
       if (!c.isAvailableCommand()) continue;
       const byDistance = levenshtein(arg, c.name()) <= 2;
       const byPrefix = c.name().toLowerCase().startsWith(arg.toLowerCase());
@@ -426,7 +428,7 @@ export class Command {
   /** Adds cobra's "completion" command (listed by etcdctl's help, scripts not provided). */
   initDefaultCompletionCmd(): void {
     if (!this.hasSubCommands()) return;
-    if (this.children.some((c) => c.name() === "completion")) return;
+    if (this.#children.some((c) => c.name() === "completion")) return;
     const completion = new Command({
       use: "completion",
       short: "Generate the autocompletion script for the specified shell",

@@ -228,57 +228,60 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /** Picks connections for calls: list order preferred, reconnecting on demand. */
 class ConnectionPool {
-  private readonly conns: (GrpcConnection | undefined)[];
-  private readonly attempts: (Promise<void> | undefined)[];
-  private readonly failedAt: (number | undefined)[];
-  private anyFailure = false;
-  private lastDialError = "";
+  readonly #conns: (GrpcConnection | undefined)[];
+  readonly #attempts: (Promise<void> | undefined)[];
+  readonly #failedAt: (number | undefined)[];
+  #anyFailure = false;
+  #lastDialError = "";
 
   /**
    * `direct` pools dial one endpoint like grpc's passthrough resolver, whose deadline errors
    * carry the dial error; balanced pools report the round-robin balancer's summary instead.
    */
-  constructor(
-    private readonly endpoints: string[],
-    private readonly cfg: ClientConfig,
-    private readonly direct = false,
-  ) {
-    this.conns = endpoints.map(() => undefined);
-    this.attempts = endpoints.map(() => undefined);
-    this.failedAt = endpoints.map(() => undefined);
+  readonly #endpoints: string[];
+  readonly #cfg: ClientConfig;
+  readonly #direct: boolean;
+
+  constructor(endpoints: string[], cfg: ClientConfig, direct = false) {
+    this.#endpoints = endpoints;
+    this.#cfg = cfg;
+    this.#direct = direct;
+    this.#conns = endpoints.map(() => undefined);
+    this.#attempts = endpoints.map(() => undefined);
+    this.#failedAt = endpoints.map(() => undefined);
   }
 
-  private ready(i: number): GrpcConnection | undefined {
-    const c = this.conns[i];
+  #ready(i: number): GrpcConnection | undefined {
+    const c = this.#conns[i];
     if (c && !c.isClosed()) return c;
-    this.conns[i] = undefined;
+    this.#conns[i] = undefined;
     return undefined;
   }
 
-  private startAttempt(i: number, deadlineMs: number): void {
-    if (this.attempts[i] || this.ready(i)) return;
-    const last = this.failedAt[i];
+  #startAttempt(i: number, deadlineMs: number): void {
+    if (this.#attempts[i] || this.#ready(i)) return;
+    const last = this.#failedAt[i];
     if (last !== undefined && Date.now() - last < connectBackoffMs) return;
     // grpc-go gives a connection attempt at least 20s, whatever --dial-timeout says.
     const timeoutMs = Math.max(1, Math.min(minConnectTimeoutMs, deadlineMs - Date.now()));
-    const endpoint = parseEndpoint(this.endpoints[i]);
-    if (this.cfg.tls) endpoint.secure = true;
-    this.attempts[i] = GrpcConnection.connect(endpoint, {
+    const endpoint = parseEndpoint(this.#endpoints[i]);
+    if (this.#cfg.tls) endpoint.secure = true;
+    this.#attempts[i] = GrpcConnection.connect(endpoint, {
       timeoutMs,
-      keepaliveTimeMs: this.cfg.keepaliveTimeMs,
-      keepaliveTimeoutMs: this.cfg.keepaliveTimeoutMs,
+      keepaliveTimeMs: this.#cfg.keepaliveTimeMs,
+      keepaliveTimeoutMs: this.#cfg.keepaliveTimeoutMs,
     }).then(
       (c) => {
-        this.conns[i] = c;
-        this.failedAt[i] = undefined;
+        this.#conns[i] = c;
+        this.#failedAt[i] = undefined;
       },
       (e: Error) => {
-        this.failedAt[i] = Date.now();
-        this.anyFailure = true;
-        this.lastDialError = e instanceof ConnectError ? e.balancerText() : e.message;
+        this.#failedAt[i] = Date.now();
+        this.#anyFailure = true;
+        this.#lastDialError = e instanceof ConnectError ? e.balancerText() : e.message;
       },
     ).finally(() => {
-      this.attempts[i] = undefined;
+      this.#attempts[i] = undefined;
     });
   }
 
@@ -286,26 +289,26 @@ class ConnectionPool {
   async pick(deadlineMs: number, signal?: AbortSignal): Promise<GrpcConnection> {
     for (;;) {
       // Prefer the earliest endpoint in the list once every earlier one has settled.
-      for (let i = 0; i < this.endpoints.length; i++) {
-        const c = this.ready(i);
+      for (let i = 0; i < this.#endpoints.length; i++) {
+        const c = this.#ready(i);
         if (c) return c;
-        if (this.attempts[i]) break;
+        if (this.#attempts[i]) break;
       }
       if (signal?.aborted) throw new GrpcError(Code.Canceled, "context canceled");
       const remaining = deadlineMs - Date.now();
       if (remaining <= 0) {
         throw new GrpcError(
           Code.DeadlineExceeded,
-          !this.anyFailure
+          !this.#anyFailure
             ? "context deadline exceeded"
-            : this.direct
-            ? `latest balancer error: ${this.lastDialError}`
+            : this.#direct
+            ? `latest balancer error: ${this.#lastDialError}`
             : "latest balancer error: all SubConns are in TransientFailure",
         );
       }
-      for (let i = 0; i < this.endpoints.length; i++) this.startAttempt(i, deadlineMs);
-      const pending = this.attempts.filter((a): a is Promise<void> => a !== undefined);
-      const waitMs = pending.length > 0 ? remaining : Math.min(remaining, this.nextRetryInMs());
+      for (let i = 0; i < this.#endpoints.length; i++) this.#startAttempt(i, deadlineMs);
+      const pending = this.#attempts.filter((a): a is Promise<void> => a !== undefined);
+      const waitMs = pending.length > 0 ? remaining : Math.min(remaining, this.#nextRetryInMs());
       const ac = new AbortController();
       await Promise.race([
         ...pending,
@@ -316,9 +319,9 @@ class ConnectionPool {
     }
   }
 
-  private nextRetryInMs(): number {
+  #nextRetryInMs(): number {
     let soonest = connectBackoffMs;
-    for (const t of this.failedAt) {
+    for (const t of this.#failedAt) {
       if (t !== undefined) {
         soonest = Math.min(soonest, Math.max(1, connectBackoffMs - (Date.now() - t)));
       }
@@ -327,7 +330,7 @@ class ConnectionPool {
   }
 
   close(): void {
-    for (const c of this.conns) c?.close();
+    for (const c of this.#conns) c?.close();
   }
 }
 
@@ -344,33 +347,36 @@ export interface RequestOptions {
 export class EtcdClient {
   /** "client-<uuid>", part of the log target like clientv3's resolver group id. */
   readonly id = `client-${crypto.randomUUID()}`;
-  private readonly pool: ConnectionPool;
-  private readonly direct = new Map<string, ConnectionPool>();
-  private token: string | undefined;
+  readonly #pool: ConnectionPool;
+  readonly #direct = new Map<string, ConnectionPool>();
+  #token: string | undefined;
   /** Whether calls carry the token (the first login succeeded). */
-  private attachToken = false;
+  #attachToken = false;
 
-  constructor(private readonly cfg: ClientConfig) {
-    this.pool = new ConnectionPool(cfg.endpoints, cfg);
+  readonly #cfg: ClientConfig;
+
+  constructor(cfg: ClientConfig) {
+    this.#cfg = cfg;
+    this.#pool = new ConnectionPool(cfg.endpoints, cfg);
   }
 
   /** The --dial-timeout this client was built with. */
   dialTimeoutMs(): number {
-    return this.cfg.dialTimeoutMs;
+    return this.#cfg.dialTimeoutMs;
   }
 
   /** The endpoints this client balances over. */
   endpoints(): string[] {
-    return [...this.cfg.endpoints];
+    return [...this.#cfg.endpoints];
   }
 
-  private target(): string {
-    return `endpoint://${this.id}/${parseEndpoint(this.cfg.endpoints[0]).authority}`;
+  #target(): string {
+    return `endpoint://${this.id}/${parseEndpoint(this.#cfg.endpoints[0]).authority}`;
   }
 
   /** clientv3's authTokenBundle exists: both a user name and a password were configured. */
-  private hasCredentials(): boolean {
-    return Boolean(this.cfg.username) && Boolean(this.cfg.password);
+  #hasCredentials(): boolean {
+    return Boolean(this.#cfg.username) && Boolean(this.#cfg.password);
   }
 
   /**
@@ -380,11 +386,11 @@ export class EtcdClient {
    * attaches its per-RPC credentials only after a successful first login) never sends one.
    */
   async authenticate(): Promise<void> {
-    if (!this.hasCredentials()) return;
-    const deadlineMs = Date.now() + (this.cfg.dialTimeoutMs || 2000);
+    if (!this.#hasCredentials()) return;
+    const deadlineMs = Date.now() + (this.#cfg.dialTimeoutMs || 2000);
     try {
-      await this.getToken({ deadlineMs });
-      this.attachToken = true;
+      await this.#getToken({ deadlineMs });
+      this.#attachToken = true;
     } catch (e) {
       if (e instanceof EtcdClientError && e.is(Errors.authNotEnabled)) return;
       throw e;
@@ -395,16 +401,16 @@ export class EtcdClient {
    * clientv3's getToken: Authenticate against each endpoint in turn until one answers; "auth
    * not enabled" ends the search at once. Every failed attempt logs the retry warning.
    */
-  private async getToken(opts: RequestOptions): Promise<void> {
+  async #getToken(opts: RequestOptions): Promise<void> {
     let last: unknown;
-    for (const ep of this.cfg.endpoints) {
+    for (const ep of this.#cfg.endpoints) {
       try {
-        const resp: AuthenticateResponse = await this.invoke(
-          this.pool,
+        const resp: AuthenticateResponse = await this.#invoke(
+          this.#pool,
           Auth.method.authenticate,
           create(AuthenticateRequestSchema, {
-            name: this.cfg.username,
-            password: this.cfg.password,
+            name: this.#cfg.username,
+            password: this.#cfg.password,
           }),
           "repeatable",
           { ...opts, withoutToken: true },
@@ -412,7 +418,7 @@ export class EtcdClient {
           `endpoint://${this.id}/${parseEndpoint(ep).authority}`,
           false,
         );
-        this.token = resp.token;
+        this.#token = resp.token;
         return;
       } catch (e) {
         if (e instanceof EtcdClientError && e.is(Errors.authNotEnabled)) throw e;
@@ -427,16 +433,16 @@ export class EtcdClient {
    * keep-alive, snapshot) when credentials are configured: log in again for a fresh token.
    * A failure other than "auth not enabled" fails the stream, with clientv3's error line.
    */
-  private async tokenForStream(opts: RequestOptions): Promise<void> {
-    if (!this.hasCredentials()) return;
+  async #tokenForStream(opts: RequestOptions): Promise<void> {
+    if (!this.#hasCredentials()) return;
     try {
-      await this.getToken(opts);
+      await this.#getToken(opts);
     } catch (e) {
       if (e instanceof EtcdClientError && e.is(Errors.authNotEnabled)) return;
       if (e instanceof EtcdClientError) {
-        this.cfg.log(
+        this.#cfg.log(
           zapLine(
-            this.cfg.now(),
+            this.#cfg.now(),
             "error",
             "clientv3/retry_interceptor.go:114",
             "clientv3/retry_interceptor: getToken failed",
@@ -448,12 +454,12 @@ export class EtcdClient {
     }
   }
 
-  private callOptions(opts: RequestOptions): CallOptions {
+  #callOptions(opts: RequestOptions): CallOptions {
     return {
       deadlineMs: opts.deadlineMs,
       signal: opts.signal,
-      metadata: this.attachToken && this.token && !opts.withoutToken
-        ? { token: this.token }
+      metadata: this.#attachToken && this.#token && !opts.withoutToken
+        ? { token: this.#token }
         : undefined,
     };
   }
@@ -462,31 +468,31 @@ export class EtcdClient {
    * clientv3's shouldRefreshToken: "user name is empty" while credentials exist (the token got
    * lost), or a token the server no longer accepts (invalid, or minted before an auth change).
    */
-  private shouldRefreshToken(e: GrpcError): boolean {
-    if (isEtcdError(e, Errors.userEmpty)) return this.hasCredentials();
+  #shouldRefreshToken(e: GrpcError): boolean {
+    if (isEtcdError(e, Errors.userEmpty)) return this.#hasCredentials();
     return isEtcdError(e, Errors.invalidAuthToken) || isEtcdError(e, Errors.authOldRevision);
   }
 
   /** One unary RPC through clientv3's retry interceptor. */
-  private async invoke<I extends DescMessage, O extends DescMessage>(
+  async #invoke<I extends DescMessage, O extends DescMessage>(
     pool: ConnectionPool,
     method: MethodDesc<I, O>,
     request: MessageShape<I>,
     policy: RetryPolicy,
     opts: RequestOptions,
     log = true,
-    target = this.target(),
+    target = this.#target(),
     retryAuth = true,
   ): Promise<MessageShape<O>> {
     const deadlineMs = opts.deadlineMs ?? Infinity;
-    const quorum = Math.floor(this.cfg.endpoints.length / 2) + 1;
+    const quorum = Math.floor(this.#cfg.endpoints.length / 2) + 1;
     let lastErr: GrpcError | undefined;
     for (let attempt = 0; attempt < maxUnaryRetries; attempt++) {
       if (attempt > 0 && attempt % quorum === 0) {
         const wait = retryBackoffMs * (1 + 0.1 * (Math.random() * 2 - 1));
         if (Date.now() + wait >= deadlineMs) {
           await sleep(deadlineMs - Date.now());
-          throw this.toClientError(
+          throw this.#toClientError(
             new GrpcError(Code.DeadlineExceeded, "context deadline exceeded"),
             deadlineMs,
             opts,
@@ -496,14 +502,14 @@ export class EtcdClient {
       }
       try {
         const conn = await pool.pick(deadlineMs, opts.signal);
-        return await conn.unary(method, request, this.callOptions(opts));
+        return await conn.unary(method, request, this.#callOptions(opts));
       } catch (e) {
         if (!(e instanceof GrpcError)) throw e;
         lastErr = e;
         if (log) {
-          this.cfg.log(
+          this.#cfg.log(
             zapLine(
-              this.cfg.now(),
+              this.#cfg.now(),
               "warn",
               "clientv3/retry_interceptor.go:62",
               "retrying of unary invoker failed",
@@ -519,18 +525,18 @@ export class EtcdClient {
           if (Date.now() >= deadlineMs || opts.signal?.aborted) break;
           continue;
         }
-        if (retryAuth && this.shouldRefreshToken(e)) {
+        if (retryAuth && this.#shouldRefreshToken(e)) {
           // clientv3's refreshToken: without credentials there is nothing to refresh, and
           // the call is simply tried again.
-          if (!this.hasCredentials()) continue;
-          this.token = undefined;
+          if (!this.#hasCredentials()) continue;
+          this.#token = undefined;
           try {
-            await this.getToken(opts);
+            await this.#getToken(opts);
           } catch (tokenError) {
             if (!(tokenError instanceof EtcdClientError)) throw tokenError;
-            this.cfg.log(
+            this.#cfg.log(
               zapLine(
-                this.cfg.now(),
+                this.#cfg.now(),
                 "warn",
                 "clientv3/retry_interceptor.go:79",
                 "retrying of unary invoker failed to fetch new auth token",
@@ -544,10 +550,10 @@ export class EtcdClient {
         if (!isSafeRetry(e, policy)) break;
       }
     }
-    throw this.toClientError(lastErr!, deadlineMs, opts);
+    throw this.#toClientError(lastErr!, deadlineMs, opts);
   }
 
-  private toClientError(e: GrpcError, deadlineMs: number, opts: RequestOptions): EtcdClientError {
+  #toClientError(e: GrpcError, deadlineMs: number, opts: RequestOptions): EtcdClientError {
     if (knownServerErrors.has(e.details)) return new EtcdClientError(e.details, e);
     if (e.code === Code.DeadlineExceeded || e.code === Code.Canceled) {
       if (opts.signal?.aborted) return new EtcdClientError("context canceled", e);
@@ -558,27 +564,27 @@ export class EtcdClient {
 
   /** KV.Range. */
   range(req: RangeRequest, opts: RequestOptions = {}): Promise<RangeResponse> {
-    return this.invoke(this.pool, KV.method.range, req, "repeatable", opts);
+    return this.#invoke(this.#pool, KV.method.range, req, "repeatable", opts);
   }
 
   /** KV.Put. */
   put(req: PutRequest, opts: RequestOptions = {}): Promise<PutResponse> {
-    return this.invoke(this.pool, KV.method.put, req, "nonRepeatable", opts);
+    return this.#invoke(this.#pool, KV.method.put, req, "nonRepeatable", opts);
   }
 
   /** KV.DeleteRange. */
   deleteRange(req: DeleteRangeRequest, opts: RequestOptions = {}): Promise<DeleteRangeResponse> {
-    return this.invoke(this.pool, KV.method.deleteRange, req, "nonRepeatable", opts);
+    return this.#invoke(this.#pool, KV.method.deleteRange, req, "nonRepeatable", opts);
   }
 
   /** KV.Txn. */
   txn(req: TxnRequest, opts: RequestOptions = {}): Promise<TxnResponse> {
-    return this.invoke(this.pool, KV.method.txn, req, "nonRepeatable", opts);
+    return this.#invoke(this.#pool, KV.method.txn, req, "nonRepeatable", opts);
   }
 
   /** KV.Compact. */
   compact(req: CompactionRequest, opts: RequestOptions = {}): Promise<CompactionResponse> {
-    return this.invoke(this.pool, KV.method.compact, req, "nonRepeatable", opts);
+    return this.#invoke(this.#pool, KV.method.compact, req, "nonRepeatable", opts);
   }
 
   /** Maintenance.Alarm GET of every alarm of every member (clientv3's AlarmList). */
@@ -588,7 +594,7 @@ export class EtcdClient {
       memberID: 0n,
       alarm: AlarmType.NONE,
     });
-    return this.invoke(this.pool, Maintenance.method.alarm, req, "repeatable", opts);
+    return this.#invoke(this.#pool, Maintenance.method.alarm, req, "repeatable", opts);
   }
 
   /**
@@ -604,7 +610,13 @@ export class EtcdClient {
         memberID: alarm.memberID,
         alarm: alarm.alarm,
       });
-      const resp = await this.invoke(this.pool, Maintenance.method.alarm, req, "repeatable", opts);
+      const resp = await this.#invoke(
+        this.#pool,
+        Maintenance.method.alarm,
+        req,
+        "repeatable",
+        opts,
+      );
       result.alarms.push(...resp.alarms);
     }
     return result;
@@ -612,8 +624,8 @@ export class EtcdClient {
 
   /** Cluster.MemberList. */
   memberList(opts: RequestOptions = {}): Promise<MemberListResponse> {
-    return this.invoke(
-      this.pool,
+    return this.#invoke(
+      this.#pool,
       Cluster.method.memberList,
       create(MemberListRequestSchema, {}),
       "repeatable",
@@ -630,8 +642,8 @@ export class EtcdClient {
     isLearner: boolean,
     opts: RequestOptions = {},
   ): Promise<MemberAddResponse> {
-    return this.invoke(
-      this.pool,
+    return this.#invoke(
+      this.#pool,
       Cluster.method.memberAdd,
       create(MemberAddRequestSchema, { peerURLs, isLearner }),
       "nonRepeatable",
@@ -641,8 +653,8 @@ export class EtcdClient {
 
   /** Cluster.MemberRemove. */
   memberRemove(id: bigint, opts: RequestOptions = {}): Promise<MemberRemoveResponse> {
-    return this.invoke(
-      this.pool,
+    return this.#invoke(
+      this.#pool,
       Cluster.method.memberRemove,
       create(MemberRemoveRequestSchema, { ID: id }),
       "nonRepeatable",
@@ -656,8 +668,8 @@ export class EtcdClient {
     peerURLs: string[],
     opts: RequestOptions = {},
   ): Promise<MemberUpdateResponse> {
-    return this.invoke(
-      this.pool,
+    return this.#invoke(
+      this.#pool,
       Cluster.method.memberUpdate,
       create(MemberUpdateRequestSchema, { ID: id, peerURLs }),
       "nonRepeatable",
@@ -667,8 +679,8 @@ export class EtcdClient {
 
   /** Cluster.MemberPromote. */
   memberPromote(id: bigint, opts: RequestOptions = {}): Promise<MemberPromoteResponse> {
-    return this.invoke(
-      this.pool,
+    return this.#invoke(
+      this.#pool,
       Cluster.method.memberPromote,
       create(MemberPromoteRequestSchema, { ID: id }),
       "nonRepeatable",
@@ -678,8 +690,8 @@ export class EtcdClient {
 
   /** Maintenance.MoveLeader; only the current leader accepts it. */
   moveLeader(targetID: bigint, opts: RequestOptions = {}): Promise<MoveLeaderResponse> {
-    return this.invoke(
-      this.pool,
+    return this.#invoke(
+      this.#pool,
       Maintenance.method.moveLeader,
       create(MoveLeaderRequestSchema, { targetID }),
       "repeatable",
@@ -691,11 +703,11 @@ export class EtcdClient {
    * clientv3's Dial of one endpoint for a maintenance call (Status, HashKV): with credentials
    * every such dial logs in again first, and a failed login fails the call as a failed dial.
    */
-  private async dialForMaintenance(endpoint: string): Promise<void> {
-    if (!this.hasCredentials()) return;
-    const deadlineMs = Date.now() + (this.cfg.dialTimeoutMs || 2000);
+  async #dialForMaintenance(endpoint: string): Promise<void> {
+    if (!this.#hasCredentials()) return;
+    const deadlineMs = Date.now() + (this.#cfg.dialTimeoutMs || 2000);
     try {
-      await this.getToken({ deadlineMs });
+      await this.#getToken({ deadlineMs });
     } catch (e) {
       if (!(e instanceof EtcdClientError)) throw e;
       if (e.is(Errors.authNotEnabled)) return;
@@ -708,8 +720,8 @@ export class EtcdClient {
 
   /** Maintenance.Status of one endpoint, dialled directly like clientv3's Status(ctx, ep). */
   async status(endpoint: string, opts: RequestOptions = {}): Promise<StatusResponse> {
-    await this.dialForMaintenance(endpoint);
-    return this.invoke(
+    await this.#dialForMaintenance(endpoint);
+    return this.#invoke(
       this.directPool(endpoint),
       Maintenance.method.status,
       create(StatusRequestSchema, {}),
@@ -726,8 +738,8 @@ export class EtcdClient {
     revision: bigint,
     opts: RequestOptions = {},
   ): Promise<HashKVResponse> {
-    await this.dialForMaintenance(endpoint);
-    return this.invoke(
+    await this.#dialForMaintenance(endpoint);
+    return this.#invoke(
       this.directPool(endpoint),
       Maintenance.method.hashKV,
       create(HashKVRequestSchema, { revision }),
@@ -740,8 +752,8 @@ export class EtcdClient {
 
   /** Lease.LeaseGrant (ID 0: the server picks one). */
   leaseGrant(ttl: bigint, opts: RequestOptions = {}): Promise<LeaseGrantResponse> {
-    return this.invoke(
-      this.pool,
+    return this.#invoke(
+      this.#pool,
       Lease.method.leaseGrant,
       create(LeaseGrantRequestSchema, { TTL: ttl, ID: 0n }),
       "repeatable",
@@ -751,8 +763,8 @@ export class EtcdClient {
 
   /** Lease.LeaseRevoke. */
   leaseRevoke(id: bigint, opts: RequestOptions = {}): Promise<LeaseRevokeResponse> {
-    return this.invoke(
-      this.pool,
+    return this.#invoke(
+      this.#pool,
       Lease.method.leaseRevoke,
       create(LeaseRevokeRequestSchema, { ID: id }),
       "repeatable",
@@ -766,8 +778,8 @@ export class EtcdClient {
     keys: boolean,
     opts: RequestOptions = {},
   ): Promise<LeaseTimeToLiveResponse> {
-    return this.invoke(
-      this.pool,
+    return this.#invoke(
+      this.#pool,
       Lease.method.leaseTimeToLive,
       create(LeaseTimeToLiveRequestSchema, { ID: id, keys }),
       "repeatable",
@@ -777,8 +789,8 @@ export class EtcdClient {
 
   /** Lease.LeaseLeases. */
   leaseLeases(opts: RequestOptions = {}): Promise<LeaseLeasesResponse> {
-    return this.invoke(
-      this.pool,
+    return this.#invoke(
+      this.#pool,
       Lease.method.leaseLeases,
       create(LeaseLeasesRequestSchema, {}),
       "repeatable",
@@ -793,9 +805,9 @@ export class EtcdClient {
   async leaseKeepAliveStream(
     opts: RequestOptions = {},
   ): Promise<BidiStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>> {
-    await this.tokenForStream(opts);
-    const conn = await this.pickOrThrow(opts);
-    return conn.bidiStream(Lease.method.leaseKeepAlive, this.callOptions(opts));
+    await this.#tokenForStream(opts);
+    const conn = await this.#pickOrThrow(opts);
+    return conn.bidiStream(Lease.method.leaseKeepAlive, this.#callOptions(opts));
   }
 
   /**
@@ -806,9 +818,9 @@ export class EtcdClient {
     requireLeader: boolean,
     opts: RequestOptions = {},
   ): Promise<BidiStream<WatchRequest, WatchResponse>> {
-    await this.tokenForStream(opts);
-    const conn = await this.pickOrThrow(opts);
-    const call = this.callOptions(opts);
+    await this.#tokenForStream(opts);
+    const conn = await this.#pickOrThrow(opts);
+    const call = this.#callOptions(opts);
     if (requireLeader) call.metadata = { ...call.metadata, hasleader: "true" };
     return conn.bidiStream(Watch.method.watch, call);
   }
@@ -818,32 +830,32 @@ export class EtcdClient {
    * database then arrives in chunks, its SHA-256 last.
    */
   async snapshotStream(opts: RequestOptions = {}): Promise<ResponseStream<SnapshotResponse>> {
-    await this.tokenForStream(opts);
-    const conn = await this.pickOrThrow(opts);
-    const stream = conn.bidiStream(Maintenance.method.snapshot, this.callOptions(opts));
+    await this.#tokenForStream(opts);
+    const conn = await this.#pickOrThrow(opts);
+    const stream = conn.bidiStream(Maintenance.method.snapshot, this.#callOptions(opts));
     stream.send(create(SnapshotRequestSchema, {}));
     stream.closeSend();
     return stream;
   }
 
   /** One Auth service call; clientv3 retries only the read-only ones (user/role get/list). */
-  private authCall<I extends DescMessage, O extends DescMessage>(
+  #authCall<I extends DescMessage, O extends DescMessage>(
     method: MethodDesc<I, O>,
     request: MessageShape<I>,
     opts: RequestOptions,
     policy: RetryPolicy = "nonRepeatable",
   ): Promise<MessageShape<O>> {
-    return this.invoke(this.pool, method, request, policy, opts);
+    return this.#invoke(this.#pool, method, request, policy, opts);
   }
 
   /** Auth.AuthEnable. */
   authEnable(opts: RequestOptions = {}): Promise<AuthEnableResponse> {
-    return this.authCall(Auth.method.authEnable, create(AuthEnableRequestSchema, {}), opts);
+    return this.#authCall(Auth.method.authEnable, create(AuthEnableRequestSchema, {}), opts);
   }
 
   /** Auth.AuthDisable. */
   authDisable(opts: RequestOptions = {}): Promise<AuthDisableResponse> {
-    return this.authCall(Auth.method.authDisable, create(AuthDisableRequestSchema, {}), opts);
+    return this.#authCall(Auth.method.authDisable, create(AuthDisableRequestSchema, {}), opts);
   }
 
   /** Auth.UserAdd (clientv3's UserAddWithOptions). */
@@ -855,25 +867,25 @@ export class EtcdClient {
   ): Promise<AuthUserAddResponse> {
     const options = create(UserAddOptionsSchema, { noPassword });
     const req = create(AuthUserAddRequestSchema, { name, password, options });
-    return this.authCall(Auth.method.userAdd, req, opts);
+    return this.#authCall(Auth.method.userAdd, req, opts);
   }
 
   /** Auth.UserDelete. */
   userDelete(name: string, opts: RequestOptions = {}): Promise<AuthUserDeleteResponse> {
     const req = create(AuthUserDeleteRequestSchema, { name });
-    return this.authCall(Auth.method.userDelete, req, opts);
+    return this.#authCall(Auth.method.userDelete, req, opts);
   }
 
   /** Auth.UserGet. */
   userGet(name: string, opts: RequestOptions = {}): Promise<AuthUserGetResponse> {
     const req = create(AuthUserGetRequestSchema, { name });
-    return this.authCall(Auth.method.userGet, req, opts, "repeatable");
+    return this.#authCall(Auth.method.userGet, req, opts, "repeatable");
   }
 
   /** Auth.UserList. */
   userList(opts: RequestOptions = {}): Promise<AuthUserListResponse> {
     const req = create(AuthUserListRequestSchema, {});
-    return this.authCall(Auth.method.userList, req, opts, "repeatable");
+    return this.#authCall(Auth.method.userList, req, opts, "repeatable");
   }
 
   /** Auth.UserChangePassword. */
@@ -883,7 +895,7 @@ export class EtcdClient {
     opts: RequestOptions = {},
   ): Promise<AuthUserChangePasswordResponse> {
     const req = create(AuthUserChangePasswordRequestSchema, { name, password });
-    return this.authCall(Auth.method.userChangePassword, req, opts);
+    return this.#authCall(Auth.method.userChangePassword, req, opts);
   }
 
   /** Auth.UserGrantRole. */
@@ -893,7 +905,7 @@ export class EtcdClient {
     opts: RequestOptions = {},
   ): Promise<AuthUserGrantRoleResponse> {
     const req = create(AuthUserGrantRoleRequestSchema, { user, role });
-    return this.authCall(Auth.method.userGrantRole, req, opts);
+    return this.#authCall(Auth.method.userGrantRole, req, opts);
   }
 
   /** Auth.UserRevokeRole. */
@@ -903,31 +915,31 @@ export class EtcdClient {
     opts: RequestOptions = {},
   ): Promise<AuthUserRevokeRoleResponse> {
     const req = create(AuthUserRevokeRoleRequestSchema, { name, role });
-    return this.authCall(Auth.method.userRevokeRole, req, opts);
+    return this.#authCall(Auth.method.userRevokeRole, req, opts);
   }
 
   /** Auth.RoleAdd. */
   roleAdd(name: string, opts: RequestOptions = {}): Promise<AuthRoleAddResponse> {
     const req = create(AuthRoleAddRequestSchema, { name });
-    return this.authCall(Auth.method.roleAdd, req, opts);
+    return this.#authCall(Auth.method.roleAdd, req, opts);
   }
 
   /** Auth.RoleDelete. */
   roleDelete(role: string, opts: RequestOptions = {}): Promise<AuthRoleDeleteResponse> {
     const req = create(AuthRoleDeleteRequestSchema, { role });
-    return this.authCall(Auth.method.roleDelete, req, opts);
+    return this.#authCall(Auth.method.roleDelete, req, opts);
   }
 
   /** Auth.RoleGet. */
   roleGet(role: string, opts: RequestOptions = {}): Promise<AuthRoleGetResponse> {
     const req = create(AuthRoleGetRequestSchema, { role });
-    return this.authCall(Auth.method.roleGet, req, opts, "repeatable");
+    return this.#authCall(Auth.method.roleGet, req, opts, "repeatable");
   }
 
   /** Auth.RoleList. */
   roleList(opts: RequestOptions = {}): Promise<AuthRoleListResponse> {
     const req = create(AuthRoleListRequestSchema, {});
-    return this.authCall(Auth.method.roleList, req, opts, "repeatable");
+    return this.#authCall(Auth.method.roleList, req, opts, "repeatable");
   }
 
   /** Auth.RoleGrantPermission of [key, rangeEnd) (empty rangeEnd: the key alone). */
@@ -940,7 +952,7 @@ export class EtcdClient {
   ): Promise<AuthRoleGrantPermissionResponse> {
     const perm = create(PermissionSchema, { key, rangeEnd, permType });
     const req = create(AuthRoleGrantPermissionRequestSchema, { name, perm });
-    return this.authCall(Auth.method.roleGrantPermission, req, opts);
+    return this.#authCall(Auth.method.roleGrantPermission, req, opts);
   }
 
   /** Auth.RoleRevokePermission of [key, rangeEnd). */
@@ -951,15 +963,15 @@ export class EtcdClient {
     opts: RequestOptions = {},
   ): Promise<AuthRoleRevokePermissionResponse> {
     const req = create(AuthRoleRevokePermissionRequestSchema, { role, key, rangeEnd });
-    return this.authCall(Auth.method.roleRevokePermission, req, opts);
+    return this.#authCall(Auth.method.roleRevokePermission, req, opts);
   }
 
-  private async pickOrThrow(opts: RequestOptions): Promise<GrpcConnection> {
+  async #pickOrThrow(opts: RequestOptions): Promise<GrpcConnection> {
     const deadlineMs = opts.deadlineMs ?? Infinity;
     try {
-      return await this.pool.pick(deadlineMs, opts.signal);
+      return await this.#pool.pick(deadlineMs, opts.signal);
     } catch (e) {
-      if (e instanceof GrpcError) throw this.toClientError(e, deadlineMs, opts);
+      if (e instanceof GrpcError) throw this.#toClientError(e, deadlineMs, opts);
       throw e;
     }
   }
@@ -967,24 +979,24 @@ export class EtcdClient {
   /** Turns a stream's failure into the error clientv3 reports for it. */
   streamError(e: unknown): EtcdClientError {
     if (e instanceof EtcdClientError) return e;
-    if (e instanceof GrpcError) return this.toClientError(e, Infinity, {});
+    if (e instanceof GrpcError) return this.#toClientError(e, Infinity, {});
     return new EtcdClientError((e as Error).message);
   }
 
   /** A pool with a single endpoint, for maintenance calls aimed at one member. */
   directPool(endpoint: string): ConnectionPool {
-    let p = this.direct.get(endpoint);
+    let p = this.#direct.get(endpoint);
     if (!p) {
-      p = new ConnectionPool([endpoint], this.cfg, true);
-      this.direct.set(endpoint, p);
+      p = new ConnectionPool([endpoint], this.#cfg, true);
+      this.#direct.set(endpoint, p);
     }
     return p;
   }
 
   /** Closes every connection. */
   close(): void {
-    this.pool.close();
-    for (const p of this.direct.values()) p.close();
+    this.#pool.close();
+    for (const p of this.#direct.values()) p.close();
   }
 }
 

@@ -55,15 +55,21 @@ export class StringValue implements FlagValue {
 
 /** An int64 flag value (parsed with base 0 like pflag: 0x10, 0o7, 1_000). */
 export class Int64Value implements FlagValue {
-  constructor(public value: bigint, private readonly bits = 64, private readonly name = "int64") {}
+  readonly #bits: number;
+  readonly #name: string;
+
+  constructor(public value: bigint, bits = 64, name = "int64") {
+    this.#bits = bits;
+    this.#name = name;
+  }
   set(s: string): void {
-    this.value = parseGoInt(s, 0, this.bits);
+    this.value = parseGoInt(s, 0, this.#bits);
   }
   string(): string {
     return this.value.toString();
   }
   type(): string {
-    return this.name;
+    return this.#name;
   }
 }
 
@@ -157,12 +163,12 @@ function csvField(f: string): string {
 
 /** A []string flag value: comma-separated (CSV), the first Set replaces the default. */
 export class StringSliceValue implements FlagValue {
-  private changed = false;
+  #changed = false;
   constructor(public value: string[]) {}
   set(s: string): void {
     const v = readCsvRecord(s);
-    this.value = this.changed ? [...this.value, ...v] : v;
-    this.changed = true;
+    this.value = this.#changed ? [...this.value, ...v] : v;
+    this.#changed = true;
   }
   string(): string {
     return "[" + this.value.map(csvField).join(",") + "]";
@@ -198,9 +204,9 @@ export class HelpRequested extends Error {
 
 /** A set of flags, like pflag.FlagSet (ContinueOnError, interspersed, sorted for display). */
 export class FlagSet {
-  private readonly formal = new Map<string, Flag>();
-  private readonly shorthands = new Map<string, Flag>();
-  private readonly insertion: Flag[] = [];
+  readonly #formal = new Map<string, Flag>();
+  readonly #shorthands = new Map<string, Flag>();
+  readonly #insertion: Flag[] = [];
   /** Positional arguments left after parse. */
   args: string[] = [];
   /** len(args) when `--` was seen, -1 otherwise. */
@@ -212,14 +218,14 @@ export class FlagSet {
 
   /** Adds an existing flag (shared, not copied); ignored if the name is already defined. */
   addFlag(flag: Flag): void {
-    if (this.formal.has(flag.name)) return;
-    this.formal.set(flag.name, flag);
-    this.insertion.push(flag);
+    if (this.#formal.has(flag.name)) return;
+    this.#formal.set(flag.name, flag);
+    this.#insertion.push(flag);
     if (flag.shorthand !== "") {
       if (flag.shorthand.length !== 1) {
         throw new Error(`${flag.shorthand} shorthand is more than one ASCII character`);
       }
-      if (!this.shorthands.has(flag.shorthand)) this.shorthands.set(flag.shorthand, flag);
+      if (!this.#shorthands.has(flag.shorthand)) this.#shorthands.set(flag.shorthand, flag);
     }
   }
 
@@ -245,7 +251,7 @@ export class FlagSet {
       changed: false,
       hidden: opts.hidden,
     };
-    if (this.formal.has(name)) throw new Error(`${this.name} flag redefined: ${name}`);
+    if (this.#formal.has(name)) throw new Error(`${this.name} flag redefined: ${name}`);
     this.addFlag(flag);
     return value;
   }
@@ -287,35 +293,35 @@ export class FlagSet {
 
   /** The flag called `name`, if defined. */
   lookup(name: string): Flag | undefined {
-    return this.formal.get(name);
+    return this.#formal.get(name);
   }
 
   /** The flag with one-letter shorthand `c`, if defined. */
   shorthandLookup(c: string): Flag | undefined {
-    return this.shorthands.get(c);
+    return this.#shorthands.get(c);
   }
 
   /** True when at least one flag is defined. */
   hasFlags(): boolean {
-    return this.formal.size > 0;
+    return this.#formal.size > 0;
   }
 
   /** True when a flag that is neither hidden nor deprecated is defined. */
   hasAvailableFlags(): boolean {
-    return this.insertion.some((f) => !f.hidden && !f.deprecated);
+    return this.#insertion.some((f) => !f.hidden && !f.deprecated);
   }
 
   /** Calls fn on every flag, in name order unless the set (or `sorted`) says otherwise. */
   visitAll(fn: (f: Flag) => void, sorted = this.sortFlags): void {
     const list = sorted
-      ? [...this.insertion].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-      : this.insertion;
+      ? [...this.#insertion].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      : this.#insertion;
     for (const f of list) fn(f);
   }
 
   /** Sets a flag by name like pflag's Set, marking it changed. */
   set(name: string, value: string): void {
-    const flag = this.formal.get(name);
+    const flag = this.#formal.get(name);
     if (!flag) throw new FlagError(`no such flag -${name}`);
     try {
       flag.value.set(value);
@@ -332,7 +338,7 @@ export class FlagSet {
 
   /** True if the flag was set on the command line (or from the environment). */
   changed(name: string): boolean {
-    return this.formal.get(name)?.changed ?? false;
+    return this.#formal.get(name)?.changed ?? false;
   }
 
   /** Parses `args` with pflag's rules; positional arguments end up in `this.args`. */
@@ -352,14 +358,14 @@ export class FlagSet {
           this.args.push(...rest);
           break;
         }
-        rest = this.parseLongArg(s, rest);
+        rest = this.#parseLongArg(s, rest);
       } else {
-        rest = this.parseShortArg(s, rest);
+        rest = this.#parseShortArg(s, rest);
       }
     }
   }
 
-  private parseLongArg(s: string, args: string[]): string[] {
+  #parseLongArg(s: string, args: string[]): string[] {
     let name = s.slice(2);
     if (name.length === 0 || name[0] === "-" || name[0] === "=") {
       throw new FlagError(`bad flag syntax: ${s}`);
@@ -368,7 +374,7 @@ export class FlagSet {
     const hasValue = eq >= 0;
     const inline = hasValue ? name.slice(eq + 1) : "";
     if (hasValue) name = name.slice(0, eq);
-    const flag = this.formal.get(name);
+    const flag = this.#formal.get(name);
     if (!flag) {
       if (name === "help") throw new HelpRequested();
       throw new FlagError(`unknown flag: --${name}`);
@@ -388,22 +394,22 @@ export class FlagSet {
     return args;
   }
 
-  private parseShortArg(s: string, args: string[]): string[] {
+  #parseShortArg(s: string, args: string[]): string[] {
     let shorthands = s.slice(1);
     let out = args;
     while (shorthands.length > 0) {
       // pflag hands the original args to every shorthand of a group (e.g. "-iw json").
-      [shorthands, out] = this.parseSingleShortArg(shorthands, args);
+      [shorthands, out] = this.#parseSingleShortArg(shorthands, args);
     }
     return out;
   }
 
-  private parseSingleShortArg(shorthands: string, args: string[]): [string, string[]] {
+  #parseSingleShortArg(shorthands: string, args: string[]): [string, string[]] {
     let outArgs = args;
     if (shorthands.startsWith("test.")) return ["", outArgs];
     let outShorts = shorthands.slice(1);
     const c = shorthands[0];
-    const flag = this.shorthands.get(c);
+    const flag = this.#shorthands.get(c);
     if (!flag) {
       if (c === "h") throw new HelpRequested();
       throw new FlagError(
@@ -431,8 +437,8 @@ export class FlagSet {
     return [outShorts, outArgs];
   }
 
-  private typed<T extends FlagValue>(name: string, ctor: abstract new (...a: never[]) => T): T {
-    const flag = this.formal.get(name);
+  #typed<T extends FlagValue>(name: string, ctor: abstract new (...a: never[]) => T): T {
+    const flag = this.#formal.get(name);
     if (!flag) throw new FlagError(`flag accessed but not defined: ${name}`);
     if (!(flag.value instanceof ctor)) {
       throw new FlagError(`trying to get ${ctor.name} value of flag of type ${flag.value.type()}`);
@@ -442,26 +448,26 @@ export class FlagSet {
 
   /** The value of a bool flag. */
   getBool(name: string): boolean {
-    return this.typed(name, BoolValue).value;
+    return this.#typed(name, BoolValue).value;
   }
 
   /** The value of a string flag. */
   getString(name: string): string {
-    return this.typed(name, StringValue).value;
+    return this.#typed(name, StringValue).value;
   }
 
   /** The value of an int64 (or int) flag. */
   getInt64(name: string): bigint {
-    return this.typed(name, Int64Value).value;
+    return this.#typed(name, Int64Value).value;
   }
 
   /** The value of a duration flag, in nanoseconds. */
   getDuration(name: string): bigint {
-    return this.typed(name, DurationValue).value;
+    return this.#typed(name, DurationValue).value;
   }
 
   /** The value of a string-slice flag. */
   getStringSlice(name: string): string[] {
-    return [...this.typed(name, StringSliceValue).value];
+    return [...this.#typed(name, StringSliceValue).value];
   }
 }

@@ -194,39 +194,41 @@ const httpStatusText: Record<number, string> = {
 
 /** A bounded async queue feeding a stream's readers. */
 class MessageQueue<T> {
-  private items: T[] = [];
-  private waiters: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void }[] = [];
-  private error: unknown = undefined;
-  private done = false;
+  #items: T[] = [];
+  #waiters: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void }[] = [];
+  #error: unknown = undefined;
+  #done = false;
 
   push(item: T): void {
-    const w = this.waiters.shift();
+    const w = this.#waiters.shift();
     if (w) w.resolve({ value: item, done: false });
-    else this.items.push(item);
+    else this.#items.push(item);
   }
 
   size(): number {
-    return this.items.length;
+    return this.#items.length;
   }
 
   finish(error?: unknown): void {
-    if (this.done) return;
-    this.done = true;
-    this.error = error;
-    for (const w of this.waiters.splice(0)) {
+    if (this.#done) return;
+    this.#done = true;
+    this.#error = error;
+    for (const w of this.#waiters.splice(0)) {
       if (error !== undefined) w.reject(error);
       else w.resolve({ value: undefined, done: true });
     }
   }
 
   next(): Promise<IteratorResult<T>> {
-    if (this.items.length > 0) return Promise.resolve({ value: this.items.shift()!, done: false });
-    if (this.done) {
-      return this.error !== undefined
-        ? Promise.reject(this.error)
+    if (this.#items.length > 0) {
+      return Promise.resolve({ value: this.#items.shift()!, done: false });
+    }
+    if (this.#done) {
+      return this.#error !== undefined
+        ? Promise.reject(this.#error)
         : Promise.resolve({ value: undefined, done: true });
     }
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 }
 
@@ -248,26 +250,29 @@ export interface BidiStream<I, O> extends ResponseStream<O> {
 
 /** One HTTP/2 connection to one endpoint, carrying many calls. */
 export class GrpcConnection {
-  private closed = false;
-  private draining = false;
-  private closeReason: string | undefined;
-  private keepaliveTimer: ReturnType<typeof setInterval> | undefined;
-  private readonly listeners = new Set<(reason: string) => void>();
+  #closed = false;
+  #draining = false;
+  #closeReason: string | undefined;
+  #keepaliveTimer: ReturnType<typeof setInterval> | undefined;
+  readonly #listeners = new Set<(reason: string) => void>();
+
+  readonly #session: http2.ClientHttp2Session;
 
   private constructor(
     readonly endpoint: Endpoint,
-    private readonly session: http2.ClientHttp2Session,
+    session: http2.ClientHttp2Session,
   ) {
+    this.#session = session;
     const onGone = (reason: string) => {
-      if (this.closed) return;
-      this.closed = true;
-      this.closeReason = reason;
-      if (this.keepaliveTimer !== undefined) clearInterval(this.keepaliveTimer);
-      for (const l of this.listeners) l(reason);
+      if (this.#closed) return;
+      this.#closed = true;
+      this.#closeReason = reason;
+      if (this.#keepaliveTimer !== undefined) clearInterval(this.#keepaliveTimer);
+      for (const l of this.#listeners) l(reason);
     };
     // GOAWAY only stops new calls; calls in flight finish (or fail on their own).
     session.on("goaway", () => {
-      this.draining = true;
+      this.#draining = true;
     });
     session.on("close", () => onGone("transport is closing"));
     session.on("error", () => onGone("transport is closing"));
@@ -315,7 +320,7 @@ export class GrpcConnection {
           // not supported: the default window still works, only slower
         }
         const conn = new GrpcConnection(endpoint, session);
-        conn.startKeepalive(opts);
+        conn.#startKeepalive(opts);
         resolve(conn);
       });
       session.once("error", (e: Error & { code?: string }) => {
@@ -330,7 +335,7 @@ export class GrpcConnection {
     });
   }
 
-  private startKeepalive(opts: ConnectOptions): void {
+  #startKeepalive(opts: ConnectOptions): void {
     const interval = opts.keepaliveTimeMs ?? 0;
     if (interval <= 0) return;
     // grpc-go raises client pings to at least 10s, as etcd's server would reject faster ones.
@@ -339,11 +344,11 @@ export class GrpcConnection {
     const keepalive = setInterval(() => {
       let answered = false;
       const t = setTimeout(() => {
-        if (!answered) this.session.destroy();
+        if (!answered) this.#session.destroy();
       }, timeout);
       Deno.unrefTimer(t as unknown as number);
       try {
-        this.session.ping(() => {
+        this.#session.ping(() => {
           answered = true;
           clearTimeout(t);
         });
@@ -352,26 +357,26 @@ export class GrpcConnection {
       }
     }, every);
     Deno.unrefTimer(keepalive as unknown as number);
-    this.keepaliveTimer = keepalive;
+    this.#keepaliveTimer = keepalive;
   }
 
   /** True once the connection can no longer carry calls. */
   isClosed(): boolean {
-    return this.closed || this.draining || this.session.closed || this.session.destroyed;
+    return this.#closed || this.#draining || this.#session.closed || this.#session.destroyed;
   }
 
   /** Calls `fn` when the connection goes away. */
   onClose(fn: (reason: string) => void): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
   }
 
   /** Closes the connection. */
   close(): void {
-    if (this.keepaliveTimer !== undefined) clearInterval(this.keepaliveTimer);
-    this.closed = true;
-    this.session.close();
-    this.session.destroy();
+    if (this.#keepaliveTimer !== undefined) clearInterval(this.#keepaliveTimer);
+    this.#closed = true;
+    this.#session.close();
+    this.#session.destroy();
   }
 
   /** A unary call. */
@@ -380,7 +385,7 @@ export class GrpcConnection {
     request: MessageShape<I>,
     opts: CallOptions = {},
   ): Promise<MessageShape<O>> {
-    const stream = this.open(method, opts);
+    const stream = this.#open(method, opts);
     stream.send(request);
     stream.closeSend();
     const first = await stream.receive();
@@ -403,7 +408,7 @@ export class GrpcConnection {
     request: MessageShape<I>,
     opts: CallOptions = {},
   ): ResponseStream<MessageShape<O>> {
-    const stream = this.open(method, opts);
+    const stream = this.#open(method, opts);
     stream.send(request);
     stream.closeSend();
     return stream;
@@ -414,16 +419,16 @@ export class GrpcConnection {
     method: MethodDesc<I, O>,
     opts: CallOptions = {},
   ): BidiStream<MessageShape<I>, MessageShape<O>> {
-    return this.open(method, opts);
+    return this.#open(method, opts);
   }
 
-  private open<I extends DescMessage, O extends DescMessage>(
+  #open<I extends DescMessage, O extends DescMessage>(
     method: MethodDesc<I, O>,
     opts: CallOptions,
   ): BidiStream<MessageShape<I>, MessageShape<O>> {
     const queue = new MessageQueue<MessageShape<O>>();
     if (this.isClosed()) {
-      queue.finish(new GrpcError(Code.Unavailable, this.closeReason ?? "transport is closing"));
+      queue.finish(new GrpcError(Code.Unavailable, this.#closeReason ?? "transport is closing"));
       return bidiFromQueue(queue, () => {}, () => {}, () => {});
     }
     const headers: http2.OutgoingHttpHeaders = {
@@ -441,7 +446,7 @@ export class GrpcConnection {
       const remaining = Math.max(0, Math.ceil(opts.deadlineMs - Date.now()));
       headers["grpc-timeout"] = `${Math.max(1, remaining)}m`;
     }
-    const req = this.session.request(headers, { endStream: false });
+    const req = this.#session.request(headers, { endStream: false });
     const decoder = new FrameDecoder();
     let finished = false;
     let status: number | undefined;

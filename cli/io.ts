@@ -40,23 +40,27 @@ export interface ByteSource {
 
 /** Go's bufio.Reader over stdin: line reads, plus access to what was never buffered. */
 export class StdinReader {
-  private buf = new Uint8Array(0);
-  private eof = false;
+  #buf = new Uint8Array(0);
+  #eof = false;
 
-  constructor(private readonly source: ByteSource) {}
+  readonly #source: ByteSource;
 
-  private async fill(): Promise<boolean> {
-    if (this.eof) return false;
+  constructor(source: ByteSource) {
+    this.#source = source;
+  }
+
+  async #fill(): Promise<boolean> {
+    if (this.#eof) return false;
     const chunk = new Uint8Array(4096);
-    const n = await this.source.read(chunk);
+    const n = await this.#source.read(chunk);
     if (n === null) {
-      this.eof = true;
+      this.#eof = true;
       return false;
     }
-    const joined = new Uint8Array(this.buf.length + n);
-    joined.set(this.buf);
-    joined.set(chunk.subarray(0, n), this.buf.length);
-    this.buf = joined;
+    const joined = new Uint8Array(this.#buf.length + n);
+    joined.set(this.#buf);
+    joined.set(chunk.subarray(0, n), this.#buf.length);
+    this.#buf = joined;
     return true;
   }
 
@@ -66,15 +70,15 @@ export class StdinReader {
    */
   async readLine(): Promise<{ line: Uint8Array; eof: boolean }> {
     for (;;) {
-      const i = this.buf.indexOf(0x0a);
+      const i = this.#buf.indexOf(0x0a);
       if (i >= 0) {
-        const line = this.buf.slice(0, i + 1);
-        this.buf = this.buf.slice(i + 1);
+        const line = this.#buf.slice(0, i + 1);
+        this.#buf = this.#buf.slice(i + 1);
         return { line, eof: false };
       }
-      if (!(await this.fill())) {
-        const line = this.buf;
-        this.buf = new Uint8Array(0);
+      if (!(await this.#fill())) {
+        const line = this.#buf;
+        this.#buf = new Uint8Array(0);
         return { line, eof: true };
       }
     }
@@ -82,23 +86,23 @@ export class StdinReader {
 
   /** ioutil.ReadAll on the reader: everything left, buffered or not. */
   async readAll(): Promise<Uint8Array> {
-    while (await this.fill());
-    const all = this.buf;
-    this.buf = new Uint8Array(0);
+    while (await this.#fill());
+    const all = this.#buf;
+    this.#buf = new Uint8Array(0);
     return all;
   }
 
   /** ioutil.ReadAll(os.Stdin) while a bufio.Reader holds part of it: only unbuffered bytes. */
   async readAllUnbuffered(): Promise<Uint8Array> {
     const parts: Uint8Array[] = [];
-    if (!this.eof) {
+    if (!this.#eof) {
       for (;;) {
         const chunk = new Uint8Array(4096);
-        const n = await this.source.read(chunk);
+        const n = await this.#source.read(chunk);
         if (n === null) break;
         parts.push(chunk.slice(0, n));
       }
-      this.eof = true;
+      this.#eof = true;
     }
     const total = parts.reduce((a, p) => a + p.length, 0);
     const out = new Uint8Array(total);
@@ -149,37 +153,43 @@ export function fileSink(file: { writeSync(p: Uint8Array): number }): ByteSink {
  * (many small writes per key would otherwise cost a system call each); flush() forces it out.
  */
 export class CoalescingSink implements ByteSink {
-  private parts: Uint8Array[] = [];
-  private size = 0;
-  private scheduled = false;
+  #parts: Uint8Array[] = [];
+  #size = 0;
+  #scheduled = false;
 
-  constructor(private readonly target: ByteSink, private readonly maxBytes = 1 << 16) {}
+  readonly #target: ByteSink;
+  readonly #maxBytes: number;
+
+  constructor(target: ByteSink, maxBytes = 1 << 16) {
+    this.#target = target;
+    this.#maxBytes = maxBytes;
+  }
 
   write(data: string | Uint8Array): void {
     const bytes = typeof data === "string" ? encoder.encode(data) : data.slice();
-    this.parts.push(bytes);
-    this.size += bytes.length;
-    if (this.size >= this.maxBytes) {
+    this.#parts.push(bytes);
+    this.#size += bytes.length;
+    if (this.#size >= this.#maxBytes) {
       this.flush();
-    } else if (!this.scheduled) {
-      this.scheduled = true;
+    } else if (!this.#scheduled) {
+      this.#scheduled = true;
       queueMicrotask(() => this.flush());
     }
   }
 
   /** Writes out everything gathered so far. */
   flush(): void {
-    this.scheduled = false;
-    if (this.parts.length === 0) return;
-    const out = new Uint8Array(this.size);
+    this.#scheduled = false;
+    if (this.#parts.length === 0) return;
+    const out = new Uint8Array(this.#size);
     let off = 0;
-    for (const p of this.parts) {
+    for (const p of this.#parts) {
       out.set(p, off);
       off += p.length;
     }
-    this.parts = [];
-    this.size = 0;
-    this.target.write(out);
+    this.#parts = [];
+    this.#size = 0;
+    this.#target.write(out);
   }
 }
 
@@ -205,16 +215,16 @@ export function processIo(): CliIo {
 
 /** A sink that collects bytes (tests). */
 export class BufferSink implements ByteSink {
-  private parts: Uint8Array[] = [];
+  #parts: Uint8Array[] = [];
   write(data: string | Uint8Array): void {
-    this.parts.push(typeof data === "string" ? encoder.encode(data) : data.slice());
+    this.#parts.push(typeof data === "string" ? encoder.encode(data) : data.slice());
   }
   /** Everything written so far. */
   bytes(): Uint8Array {
-    const total = this.parts.reduce((a, p) => a + p.length, 0);
+    const total = this.#parts.reduce((a, p) => a + p.length, 0);
     const out = new Uint8Array(total);
     let off = 0;
-    for (const p of this.parts) {
+    for (const p of this.#parts) {
       out.set(p, off);
       off += p.length;
     }

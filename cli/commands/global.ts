@@ -104,7 +104,7 @@ export class Session {
   readonly out: PrinterOutput;
   /** The command line after the program name, as Go's os.Args[1:] (watch reads it raw). */
   osArgs: string[] = [];
-  private readonly clients: EtcdClient[] = [];
+  readonly #clients: EtcdClient[] = [];
 
   constructor(readonly io: CliIo) {
     this.out = {
@@ -130,13 +130,13 @@ export class Session {
 
   /** Remembers a client so it is closed when the run ends. */
   track(client: EtcdClient): EtcdClient {
-    this.clients.push(client);
+    this.#clients.push(client);
     return client;
   }
 
   /** Closes every client opened during the run. */
   close(): void {
-    for (const c of this.clients) c.close();
+    for (const c of this.#clients) c.close();
   }
 }
 

@@ -196,15 +196,15 @@ interface ChannelResponse {
 
 /** One watch on the shared stream (clientv3's watcherStream). */
 class Substream {
-  private items: ChannelResponse[] = [];
-  private waiter?: (r: ChannelResponse | undefined) => void;
+  #items: ChannelResponse[] = [];
+  #waiter?: (r: ChannelResponse | undefined) => void;
   closed = false;
   id = -1n;
   /** The revision to resume from (clientv3's initReq.rev). */
   rev: bigint;
   /** Settles once the server answered the create request (or the watch ended before that). */
   readonly created: Promise<void>;
-  private markCreated!: () => void;
+  #markCreated!: () => void;
 
   constructor(
     readonly key: Uint8Array,
@@ -213,39 +213,39 @@ class Substream {
     readonly prevKv: boolean,
   ) {
     this.rev = startRev;
-    this.created = new Promise((resolve) => this.markCreated = resolve);
+    this.created = new Promise((resolve) => this.#markCreated = resolve);
   }
 
   /** Records that the watch exists on the server (clientv3's Watch returns then). */
   setCreated(): void {
-    this.markCreated();
+    this.#markCreated();
   }
 
   push(item: ChannelResponse): void {
     if (this.closed) return;
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = undefined;
+    if (this.#waiter) {
+      const w = this.#waiter;
+      this.#waiter = undefined;
       w(item);
-    } else this.items.push(item);
+    } else this.#items.push(item);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.markCreated();
-    if (this.waiter && this.items.length === 0) {
-      const w = this.waiter;
-      this.waiter = undefined;
+    this.#markCreated();
+    if (this.#waiter && this.#items.length === 0) {
+      const w = this.#waiter;
+      this.#waiter = undefined;
       w(undefined);
     }
   }
 
   /** The next response, or undefined once the channel is closed and drained. */
   next(): Promise<ChannelResponse | undefined> {
-    if (this.items.length > 0) return Promise.resolve(this.items.shift());
+    if (this.#items.length > 0) return Promise.resolve(this.#items.shift());
     if (this.closed) return Promise.resolve(undefined);
-    return new Promise((resolve) => this.waiter = resolve);
+    return new Promise((resolve) => this.#waiter = resolve);
   }
 
   createRequest(): WatchRequest {
@@ -294,92 +294,96 @@ function isProgressNotify(r: WatchResponse): boolean {
 
 /** clientv3's watchGrpcStream: every watch of one client on one bidirectional stream. */
 class WatchGrpcStream {
-  private stream?: BidiStream<WatchRequest, WatchResponse>;
-  private opening?: Promise<void>;
-  private readonly substreams = new Map<bigint, Substream>();
-  private resuming: Substream[] = [];
-  private readonly cancelSet = new Set<bigint>();
-  private cur?: WatchResponse;
+  #stream?: BidiStream<WatchRequest, WatchResponse>;
+  #opening?: Promise<void>;
+  readonly #substreams = new Map<bigint, Substream>();
+  #resuming: Substream[] = [];
+  readonly #cancelSet = new Set<bigint>();
+  #cur?: WatchResponse;
 
-  constructor(private readonly client: EtcdClient) {}
+  readonly #client: EtcdClient;
+
+  constructor(client: EtcdClient) {
+    this.#client = client;
+  }
 
   /** Starts a watch; its responses arrive on the returned substream. */
   watch(key: Uint8Array, rangeEnd: Uint8Array, rev: bigint, prevKv: boolean): Substream {
     const ws = new Substream(key, rangeEnd, rev, prevKv);
-    this.resuming.push(ws);
-    if (this.resuming.length === 1 && this.stream) this.stream.send(ws.createRequest());
-    this.ensureOpen();
+    this.#resuming.push(ws);
+    if (this.#resuming.length === 1 && this.#stream) this.#stream.send(ws.createRequest());
+    this.#ensureOpen();
     return ws;
   }
 
   /** clientv3's RequestProgress. */
   async requestProgress(): Promise<void> {
-    this.ensureOpen();
-    await this.opening;
-    this.stream?.send(
+    this.#ensureOpen();
+    await this.#opening;
+    this.#stream?.send(
       create(WatchRequestSchema, { requestUnion: { case: "progressRequest", value: {} } }),
     );
   }
 
-  private ensureOpen(): void {
-    if (this.stream || this.opening) return;
-    this.opening = this.open().finally(() => this.opening = undefined);
+  #ensureOpen(): void {
+    if (this.#stream || this.#opening) return;
+    this.#opening = this.#open().finally(() => this.#opening = undefined);
   }
 
-  private async open(): Promise<void> {
+  async #open(): Promise<void> {
     for (;;) {
       try {
-        this.stream = await this.client.watchStream(true);
+        this.#stream = await this.#client.watchStream(true);
         break;
       } catch (e) {
-        const err = this.client.streamError(e);
+        const err = this.#client.streamError(e);
         if (err.grpc && err.grpc.code !== Code.Unavailable) {
-          this.closeAll(err.message);
+          this.#closeAll(err.message);
           return;
         }
         await new Promise((r) => setTimeout(r, 500));
       }
     }
-    const stream = this.stream;
-    const head = this.resuming[0];
+    const stream = this.#stream;
+    const head = this.#resuming[0];
     if (head) stream.send(head.createRequest());
-    this.recvLoop(stream);
+    this.#recvLoop(stream);
   }
 
-  private async recvLoop(stream: BidiStream<WatchRequest, WatchResponse>): Promise<void> {
+  async #recvLoop(stream: BidiStream<WatchRequest, WatchResponse>): Promise<void> {
     try {
       for (;;) {
         const resp = await stream.receive();
         if (resp === undefined) throw new GrpcError(Code.Unavailable, "EOF");
-        this.onResponse(resp);
+        this.#onResponse(resp);
       }
     } catch (e) {
       const ge = e instanceof GrpcError ? e : new GrpcError(Code.Unknown, (e as Error).message);
-      const text = this.client.streamError(ge).message;
-      this.stream = undefined;
+      const text = this.#client.streamError(ge).message;
+      this.#stream = undefined;
       if (
         (ge.code !== Code.Unavailable && ge.code !== Code.Internal) ||
         text === "etcdserver: no leader"
       ) {
-        this.closeAll(text === ge.toGoString() ? v3rpcErrorText(ge) : text);
+        this.#closeAll(text === ge.toGoString() ? v3rpcErrorText(ge) : text);
         return;
       }
       // Resume every watch on a new stream, each after the last revision it saw.
-      for (const ws of this.substreams.values()) {
+      for (const ws of this.#substreams.values()) {
         ws.id = -1n;
-        this.resuming.push(ws);
+        this.#resuming.push(ws);
       }
-      this.substreams.clear();
-      this.cur = undefined;
+      this.#substreams.clear();
+      this.#cur = undefined;
       await new Promise((r) => setTimeout(r, 100));
-      this.ensureOpen();
+      this.#ensureOpen();
     }
   }
 
-  private closeAll(reason: string): void {
-    const all = [...this.substreams.values(), ...this.resuming];
-    this.substreams.clear();
-    this.resuming = [];
+  #closeAll(reason: string): void {
+    const all = [...this.#substreams.values(), ...this.#resuming];
+    this.#substreams.clear();
+    this.#resuming = [];
     for (const ws of all) {
       ws.push({
         resp: create(WatchResponseSchema, { canceled: true }),
@@ -389,16 +393,16 @@ class WatchGrpcStream {
     }
   }
 
-  private onResponse(pbresp: WatchResponse): void {
-    if (this.cur === undefined || pbresp.created || pbresp.canceled) {
-      this.cur = pbresp;
-    } else if (this.cur.watchId === pbresp.watchId) {
-      this.cur.events.push(...pbresp.events);
-      this.cur.fragment = pbresp.fragment;
+  #onResponse(pbresp: WatchResponse): void {
+    if (this.#cur === undefined || pbresp.created || pbresp.canceled) {
+      this.#cur = pbresp;
+    } else if (this.#cur.watchId === pbresp.watchId) {
+      this.#cur.events.push(...pbresp.events);
+      this.#cur.fragment = pbresp.fragment;
     }
-    const cur = this.cur;
+    const cur = this.#cur;
     if (pbresp.created) {
-      const ws = this.resuming.shift();
+      const ws = this.#resuming.shift();
       if (ws) {
         if (pbresp.watchId === -1n || (pbresp.canceled && pbresp.cancelReason !== "")) {
           ws.push({
@@ -408,48 +412,48 @@ class WatchGrpcStream {
           ws.close();
         } else {
           ws.id = pbresp.watchId;
-          this.substreams.set(ws.id, ws);
+          this.#substreams.set(ws.id, ws);
           ws.setCreated();
           // A watch from the current revision resumes at the revision it was created at.
           if (ws.rev === 0n) ws.rev = pbresp.header?.revision ?? 0n;
         }
       }
-      const next = this.resuming[0];
-      if (next) this.stream?.send(next.createRequest());
-      this.cur = undefined;
+      const next = this.#resuming[0];
+      if (next) this.#stream?.send(next.createRequest());
+      this.#cur = undefined;
       return;
     }
     if (pbresp.canceled && pbresp.compactRevision === 0n) {
-      this.cancelSet.delete(pbresp.watchId);
-      const ws = this.substreams.get(pbresp.watchId);
+      this.#cancelSet.delete(pbresp.watchId);
+      const ws = this.#substreams.get(pbresp.watchId);
       if (ws) {
-        this.substreams.delete(pbresp.watchId);
+        this.#substreams.delete(pbresp.watchId);
         ws.close();
       }
-      this.cur = undefined;
+      this.#cur = undefined;
       return;
     }
     if (cur.fragment) return;
-    this.cur = undefined;
+    this.#cur = undefined;
     if (isProgressNotify(cur) && cur.watchId === -1n) {
-      for (const ws of this.substreams.values()) this.deliver(ws, cur);
+      for (const ws of this.#substreams.values()) this.#deliver(ws, cur);
       return;
     }
-    const ws = this.substreams.get(cur.watchId);
+    const ws = this.#substreams.get(cur.watchId);
     if (ws) {
-      this.deliver(ws, cur);
+      this.#deliver(ws, cur);
       return;
     }
-    if (this.cancelSet.has(cur.watchId)) return;
-    this.cancelSet.add(cur.watchId);
-    this.stream?.send(
+    if (this.#cancelSet.has(cur.watchId)) return;
+    this.#cancelSet.add(cur.watchId);
+    this.#stream?.send(
       create(WatchRequestSchema, {
         requestUnion: { case: "cancelRequest", value: { watchId: cur.watchId } },
       }),
     );
   }
 
-  private deliver(ws: Substream, resp: WatchResponse): void {
+  #deliver(ws: Substream, resp: WatchResponse): void {
     ws.rev = resp.header?.revision ?? 0n;
     if (resp.events.length > 0) {
       ws.rev = (resp.events[resp.events.length - 1].kv?.modRevision ?? 0n) + 1n;
@@ -466,7 +470,7 @@ class WatchGrpcStream {
     };
     ws.push(item);
     if (responseError(item) !== undefined) {
-      this.substreams.delete(ws.id);
+      this.#substreams.delete(ws.id);
       ws.close();
     }
   }

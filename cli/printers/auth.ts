@@ -129,76 +129,82 @@ export function roleGetText(role: string, perms: readonly Permission[]): Uint8Ar
 
 /** The simple format: etcdctl's sentences. */
 class SimpleAuthPrinter implements AuthPrinter {
-  constructor(private readonly out: PrinterOutput) {}
-  private line(...parts: (string | Uint8Array)[]): void {
-    this.out.stdout(bytesOf(...parts, "\n"));
+  readonly #out: PrinterOutput;
+
+  constructor(out: PrinterOutput) {
+    this.#out = out;
+  }
+  #line(...parts: (string | Uint8Array)[]): void {
+    this.#out.stdout(bytesOf(...parts, "\n"));
   }
   roleAdd(role: string): void {
-    this.line(`Role ${role} created`);
+    this.#line(`Role ${role} created`);
   }
   roleGet(role: string, r: AuthRoleGetResponse): void {
-    this.out.stdout(roleGetText(role, r.perm));
+    this.#out.stdout(roleGetText(role, r.perm));
   }
   roleDelete(role: string): void {
-    this.line(`Role ${role} deleted`);
+    this.#line(`Role ${role} deleted`);
   }
   roleList(r: AuthRoleListResponse): void {
-    for (const role of r.roles) this.line(role);
+    for (const role of r.roles) this.#line(role);
   }
   roleGrantPermission(role: string): void {
-    this.line(`Role ${role} updated`);
+    this.#line(`Role ${role} updated`);
   }
   roleRevokePermission(role: string, key: Uint8Array, end: Uint8Array): void {
     if (end.length === 0) {
-      this.line("Permission of key ", key, ` is revoked from role ${role}`);
+      this.#line("Permission of key ", key, ` is revoked from role ${role}`);
     } else if (!sameBytes(end, openEnded)) {
-      this.line("Permission of range [", key, ", ", end, `) is revoked from role ${role}`);
+      this.#line("Permission of range [", key, ", ", end, `) is revoked from role ${role}`);
     } else {
-      this.line("Permission of range [", key, `, <open ended> is revoked from role ${role}`);
+      this.#line("Permission of range [", key, `, <open ended> is revoked from role ${role}`);
     }
   }
   userAdd(user: string): void {
-    this.line(`User ${user} created`);
+    this.#line(`User ${user} created`);
   }
   userGet(user: string, r: AuthUserGetResponse): void {
-    this.line(`User: ${user}\nRoles:${r.roles.map((role) => ` ${role}`).join("")}`);
+    this.#line(`User: ${user}\nRoles:${r.roles.map((role) => ` ${role}`).join("")}`);
   }
   userList(r: AuthUserListResponse): void {
-    for (const user of r.users) this.line(user);
+    for (const user of r.users) this.#line(user);
   }
   userChangePassword(): void {
-    this.line("Password updated");
+    this.#line("Password updated");
   }
   userGrantRole(user: string, role: string): void {
-    this.line(`Role ${role} is granted to user ${user}`);
+    this.#line(`Role ${role} is granted to user ${user}`);
   }
   userRevokeRole(user: string, role: string): void {
-    this.line(`Role ${role} is revoked from user ${user}`);
+    this.#line(`Role ${role} is revoked from user ${user}`);
   }
   userDelete(user: string): void {
-    this.line(`User ${user} deleted`);
+    this.#line(`User ${user} deleted`);
   }
 }
 
 /** The json and protobuf formats (etcdctl's printerRPC): the response message, encoded. */
 class MessageAuthPrinter implements AuthPrinter {
-  constructor(
-    private readonly write: <D extends DescMessage>(schema: D, msg: MessageShape<D>) => void,
-  ) {}
+  readonly #write: <D extends DescMessage>(schema: D, msg: MessageShape<D>) => void;
+
+  constructor(write: <D extends DescMessage>(schema: D, msg: MessageShape<D>) => void) {
+    this.#write = write;
+  }
   roleAdd(_role: string, r: AuthRoleAddResponse): void {
-    this.write(AuthRoleAddResponseSchema, r);
+    this.#write(AuthRoleAddResponseSchema, r);
   }
   roleGet(_role: string, r: AuthRoleGetResponse): void {
-    this.write(AuthRoleGetResponseSchema, r);
+    this.#write(AuthRoleGetResponseSchema, r);
   }
   roleDelete(_role: string, r: AuthRoleDeleteResponse): void {
-    this.write(AuthRoleDeleteResponseSchema, r);
+    this.#write(AuthRoleDeleteResponseSchema, r);
   }
   roleList(r: AuthRoleListResponse): void {
-    this.write(AuthRoleListResponseSchema, r);
+    this.#write(AuthRoleListResponseSchema, r);
   }
   roleGrantPermission(_role: string, r: AuthRoleGrantPermissionResponse): void {
-    this.write(AuthRoleGrantPermissionResponseSchema, r);
+    this.#write(AuthRoleGrantPermissionResponseSchema, r);
   }
   roleRevokePermission(
     _role: string,
@@ -206,36 +212,40 @@ class MessageAuthPrinter implements AuthPrinter {
     _end: Uint8Array,
     r: AuthRoleRevokePermissionResponse,
   ): void {
-    this.write(AuthRoleRevokePermissionResponseSchema, r);
+    this.#write(AuthRoleRevokePermissionResponseSchema, r);
   }
   userAdd(_user: string, r: AuthUserAddResponse): void {
-    this.write(AuthUserAddResponseSchema, r);
+    this.#write(AuthUserAddResponseSchema, r);
   }
   userGet(_user: string, r: AuthUserGetResponse): void {
-    this.write(AuthUserGetResponseSchema, r);
+    this.#write(AuthUserGetResponseSchema, r);
   }
   userList(r: AuthUserListResponse): void {
-    this.write(AuthUserListResponseSchema, r);
+    this.#write(AuthUserListResponseSchema, r);
   }
   userChangePassword(r: AuthUserChangePasswordResponse): void {
-    this.write(AuthUserChangePasswordResponseSchema, r);
+    this.#write(AuthUserChangePasswordResponseSchema, r);
   }
   userGrantRole(_user: string, _role: string, r: AuthUserGrantRoleResponse): void {
-    this.write(AuthUserGrantRoleResponseSchema, r);
+    this.#write(AuthUserGrantRoleResponseSchema, r);
   }
   userRevokeRole(_user: string, _role: string, r: AuthUserRevokeRoleResponse): void {
-    this.write(AuthUserRevokeRoleResponseSchema, r);
+    this.#write(AuthUserRevokeRoleResponseSchema, r);
   }
   userDelete(_user: string, r: AuthUserDeleteResponse): void {
-    this.write(AuthUserDeleteResponseSchema, r);
+    this.#write(AuthUserDeleteResponseSchema, r);
   }
 }
 
 /** A format that prints none of these results (etcdctl's printerUnsupported). */
 class UnsupportedAuthPrinter implements AuthPrinter {
-  constructor(protected readonly out: PrinterOutput, private readonly format: string) {}
+  readonly #format: string;
+
+  constructor(protected readonly out: PrinterOutput, format: string) {
+    this.#format = format;
+  }
   protected unsupported(): never {
-    this.out.fail(ExitCode.BadFeature, `${this.format} not supported as output format`);
+    this.out.fail(ExitCode.BadFeature, `${this.#format} not supported as output format`);
   }
   roleAdd(_role: string, _r: AuthRoleAddResponse): void {
     this.unsupported();
@@ -296,37 +306,37 @@ class FieldsAuthPrinter extends UnsupportedAuthPrinter {
   constructor(out: PrinterOutput) {
     super(out, "fields");
   }
-  private w(s: string): void {
+  #w(s: string): void {
     this.out.stdout(s + "\n");
   }
-  private hdr(h: ResponseHeader | undefined): void {
+  #hdr(h: ResponseHeader | undefined): void {
     const header = h ?? create(ResponseHeaderSchema);
-    this.w(`"ClusterID" : ${header.clusterId}`);
-    this.w(`"MemberID" : ${header.memberId}`);
-    this.w(`"Revision" : ${header.revision}`);
-    this.w(`"RaftTerm" : ${header.raftTerm}`);
+    this.#w(`"ClusterID" : ${header.clusterId}`);
+    this.#w(`"MemberID" : ${header.memberId}`);
+    this.#w(`"Revision" : ${header.revision}`);
+    this.#w(`"RaftTerm" : ${header.raftTerm}`);
   }
   override roleAdd(_role: string, r: AuthRoleAddResponse): void {
-    this.hdr(r.header);
+    this.#hdr(r.header);
   }
   override roleGet(_role: string, r: AuthRoleGetResponse): void {
-    this.hdr(r.header);
+    this.#hdr(r.header);
     for (const p of r.perm) {
       // fmt.Println puts a space between its operands, after the one that already ends in one.
-      this.w(`"PermType" :  ${permTypeName(p.permType)}`);
-      this.w(`"Key" : ${goQuote(p.key)}`);
-      this.w(`"RangeEnd" : ${goQuote(p.rangeEnd)}`);
+      this.#w(`"PermType" :  ${permTypeName(p.permType)}`);
+      this.#w(`"Key" : ${goQuote(p.key)}`);
+      this.#w(`"RangeEnd" : ${goQuote(p.rangeEnd)}`);
     }
   }
   override roleDelete(_role: string, r: AuthRoleDeleteResponse): void {
-    this.hdr(r.header);
+    this.#hdr(r.header);
   }
   override roleList(r: AuthRoleListResponse): void {
-    this.hdr(r.header);
-    this.w(`"Roles" :${r.roles.map((role) => ` ${goQuote(role)}`).join("")}`);
+    this.#hdr(r.header);
+    this.#w(`"Roles" :${r.roles.map((role) => ` ${goQuote(role)}`).join("")}`);
   }
   override roleGrantPermission(_role: string, r: AuthRoleGrantPermissionResponse): void {
-    this.hdr(r.header);
+    this.#hdr(r.header);
   }
   override roleRevokePermission(
     _role: string,
@@ -334,22 +344,22 @@ class FieldsAuthPrinter extends UnsupportedAuthPrinter {
     _end: Uint8Array,
     r: AuthRoleRevokePermissionResponse,
   ): void {
-    this.hdr(r.header);
+    this.#hdr(r.header);
   }
   override userAdd(_user: string, r: AuthUserAddResponse): void {
-    this.hdr(r.header);
+    this.#hdr(r.header);
   }
   override userChangePassword(r: AuthUserChangePasswordResponse): void {
-    this.hdr(r.header);
+    this.#hdr(r.header);
   }
   override userGrantRole(_user: string, _role: string, r: AuthUserGrantRoleResponse): void {
-    this.hdr(r.header);
+    this.#hdr(r.header);
   }
   override userRevokeRole(_user: string, _role: string, r: AuthUserRevokeRoleResponse): void {
-    this.hdr(r.header);
+    this.#hdr(r.header);
   }
   override userDelete(_user: string, r: AuthUserDeleteResponse): void {
-    this.hdr(r.header);
+    this.#hdr(r.header);
   }
 }
 

@@ -38,81 +38,85 @@ export class FieldsPrinter extends UnsupportedPrinter {
     super(out, "fields");
   }
 
-  private w(s: string): void {
+  #w(s: string): void {
     this.out.stdout(s + "\n");
   }
 
-  private kv(pfx: string, kv: KeyValue): void {
-    this.w(`"${pfx}Key" : ${goQuote(kv.key)}`);
-    this.w(`"${pfx}CreateRevision" : ${kv.createRevision}`);
-    this.w(`"${pfx}ModRevision" : ${kv.modRevision}`);
-    this.w(`"${pfx}Version" : ${kv.version}`);
-    this.w(`"${pfx}Value" : ${goQuote(kv.value)}`);
-    this.w(`"${pfx}Lease" : ${kv.lease}`);
+  #kv(pfx: string, kv: KeyValue): void {
+    this.#w(`"${pfx}Key" : ${goQuote(kv.key)}`);
+    this.#w(`"${pfx}CreateRevision" : ${kv.createRevision}`);
+    this.#w(`"${pfx}ModRevision" : ${kv.modRevision}`);
+    this.#w(`"${pfx}Version" : ${kv.version}`);
+    this.#w(`"${pfx}Value" : ${goQuote(kv.value)}`);
+    this.#w(`"${pfx}Lease" : ${kv.lease}`);
   }
 
-  private hdr(h: ResponseHeader | undefined): void {
-    this.w(`"ClusterID" : ${h?.clusterId ?? 0n}`);
-    this.w(`"MemberID" : ${h?.memberId ?? 0n}`);
-    this.w(`"Revision" : ${h?.revision ?? 0n}`);
-    this.w(`"RaftTerm" : ${h?.raftTerm ?? 0n}`);
+  #hdr(h: ResponseHeader | undefined): void {
+    this.#w(`"ClusterID" : ${h?.clusterId ?? 0n}`);
+    this.#w(`"MemberID" : ${h?.memberId ?? 0n}`);
+    this.#w(`"Revision" : ${h?.revision ?? 0n}`);
+    this.#w(`"RaftTerm" : ${h?.raftTerm ?? 0n}`);
   }
 
   override del(r: DeleteRangeResponse): void {
-    this.hdr(r.header);
-    this.w(`"Deleted" : ${r.deleted}`);
-    for (const kv of r.prevKvs) this.kv("Prev", kv);
+    this.#hdr(r.header);
+    this.#w(`"Deleted" : ${r.deleted}`);
+    for (const kv of r.prevKvs) this.#kv("Prev", kv);
   }
 
   override get(r: RangeResponse): void {
-    this.hdr(r.header);
-    for (const kv of r.kvs) this.kv("", kv);
-    this.w(`"More" : ${r.more}`);
-    this.w(`"Count" : ${r.count}`);
+    this.#hdr(r.header);
+    for (const kv of r.kvs) this.#kv("", kv);
+    this.#w(`"More" : ${r.more}`);
+    this.#w(`"Count" : ${r.count}`);
   }
 
   override put(r: PutResponse): void {
-    this.hdr(r.header);
-    if (r.prevKv) this.kv("Prev", r.prevKv);
+    this.#hdr(r.header);
+    if (r.prevKv) this.#kv("Prev", r.prevKv);
   }
 
   override txn(r: TxnResponse): void {
-    this.hdr(r.header);
-    this.w(`"Succeeded" : ${r.succeeded}`);
-    printTxnResponses(r, this, (kind) => this.w(`"Unknown" : ${goQuote(String(kind ?? "<nil>"))}`));
+    this.#hdr(r.header);
+    this.#w(`"Succeeded" : ${r.succeeded}`);
+    printTxnResponses(
+      r,
+      this,
+      (kind) => this.#w(`"Unknown" : ${goQuote(String(kind ?? "<nil>"))}`),
+    );
   }
 
   override watch(r: WatchResponse): void {
-    this.hdr(r.header);
+    this.#hdr(r.header);
     for (const e of r.events) {
-      this.w(`"Type" : ${Event_EventType[e.type] ?? String(e.type)}`);
-      if (e.prevKv) this.kv("Prev", e.prevKv);
-      if (e.kv) this.kv("", e.kv);
+      this.#w(`"Type" : ${Event_EventType[e.type] ?? String(e.type)}`);
+      if (e.prevKv) this.#kv("Prev", e.prevKv);
+      if (e.kv) this.#kv("", e.kv);
     }
   }
   override grant(r: LeaseGrantResponse): void {
-    this.hdr(r.header);
-    this.w(`"ID" : ${r.ID}`);
-    this.w(`"TTL" : ${r.TTL}`);
+    this.#hdr(r.header);
+    this.#w(`"ID" : ${r.ID}`);
+    this.#w(`"TTL" : ${r.TTL}`);
   }
   override revoke(_id: bigint, r: LeaseRevokeResponse): void {
-    this.hdr(r.header);
+    this.#hdr(r.header);
   }
   override keepAlive(r: LeaseKeepAliveResponse): void {
-    this.hdr(r.header);
-    this.w(`"ID" : ${r.ID}`);
-    this.w(`"TTL" : ${r.TTL}`);
+    this.#hdr(r.header);
+    this.#w(`"ID" : ${r.ID}`);
+    this.#w(`"TTL" : ${r.TTL}`);
   }
   override timeToLive(r: LeaseTimeToLiveResponse, _keys: boolean): void {
-    this.hdr(r.header);
-    this.w(`"ID" : ${r.ID}`);
-    this.w(`"TTL" : ${r.TTL}`);
-    this.w(`"GrantedTTL" : ${r.grantedTTL}`);
-    for (const k of r.keys) this.w(`"Key" : ${goQuote(k)}`);
+    this.#hdr(r.header);
+    this.#w(`"ID" : ${r.ID}`);
+    this.#w(`"TTL" : ${r.TTL}`);
+    this.#w(`"GrantedTTL" : ${r.grantedTTL}`);
+    for (const k of r.keys) this.#w(`"Key" : ${goQuote(k)}`);
   }
   override leases(r: LeaseLeasesResponse): void {
-    this.hdr(r.header);
-    for (const l of r.leases) this.w(`"ID" : ${l.ID}`);
+    this.#hdr(r.header);
+    for (const l of r.leases) this.#w(`"ID" : ${l.ID}`);
   }
   override alarm(r: AlarmResponse): void {
     if (r.header === undefined) {
@@ -123,64 +127,64 @@ export class FieldsPrinter extends UnsupportedPrinter {
       );
       throw new ExitSignal(2);
     }
-    this.hdr(r.header);
+    this.#hdr(r.header);
     for (const a of r.alarms) {
-      this.w(`"MemberID" : ${a.memberID}`);
-      this.w(`"AlarmType" : ${AlarmType[a.alarm]}`);
-      this.w("");
+      this.#w(`"MemberID" : ${a.memberID}`);
+      this.#w(`"AlarmType" : ${AlarmType[a.alarm]}`);
+      this.#w("");
     }
   }
 
   override memberList(r: MemberListResponse): void {
-    this.hdr(r.header);
+    this.#hdr(r.header);
     for (const m of r.members) {
-      this.w(`"ID" : ${m.ID}`);
-      this.w(`"Name" : ${goQuote(m.name)}`);
-      for (const u of m.peerURLs) this.w(`"PeerURL" : ${goQuote(u)}`);
-      for (const u of m.clientURLs) this.w(`"ClientURL" : ${goQuote(u)}`);
-      this.w(`"IsLearner" : ${m.isLearner}`);
-      this.w("");
+      this.#w(`"ID" : ${m.ID}`);
+      this.#w(`"Name" : ${goQuote(m.name)}`);
+      for (const u of m.peerURLs) this.#w(`"PeerURL" : ${goQuote(u)}`);
+      for (const u of m.clientURLs) this.#w(`"ClientURL" : ${goQuote(u)}`);
+      this.#w(`"IsLearner" : ${m.isLearner}`);
+      this.#w("");
     }
   }
 
   override endpointHealth(hs: EpHealth[]): void {
     for (const h of hs) {
-      this.w(`"Endpoint" : ${goQuote(h.ep)}`);
-      this.w(`"Health" : ${h.health}`);
-      this.w(`"Took" : ${h.took}`);
-      this.w(`"Error" : ${h.error}`);
-      this.w("");
+      this.#w(`"Endpoint" : ${goQuote(h.ep)}`);
+      this.#w(`"Health" : ${h.health}`);
+      this.#w(`"Took" : ${h.took}`);
+      this.#w(`"Error" : ${h.error}`);
+      this.#w("");
     }
   }
 
   override endpointStatus(ss: EpStatus[]): void {
     for (const { ep, resp } of ss) {
-      this.hdr(resp.header);
-      this.w(`"Version" : ${goQuote(resp.version)}`);
-      this.w(`"DBSize" : ${resp.dbSize}`);
-      this.w(`"Leader" : ${resp.leader}`);
-      this.w(`"IsLearner" : ${resp.isLearner}`);
-      this.w(`"RaftIndex" : ${resp.raftIndex}`);
-      this.w(`"RaftTerm" : ${resp.raftTerm}`);
-      this.w(`"RaftAppliedIndex" : ${resp.raftAppliedIndex}`);
-      this.w(`"Errors" : ${goSliceString(resp.errors)}`);
-      this.w(`"Endpoint" : ${goQuote(ep)}`);
-      this.w("");
+      this.#hdr(resp.header);
+      this.#w(`"Version" : ${goQuote(resp.version)}`);
+      this.#w(`"DBSize" : ${resp.dbSize}`);
+      this.#w(`"Leader" : ${resp.leader}`);
+      this.#w(`"IsLearner" : ${resp.isLearner}`);
+      this.#w(`"RaftIndex" : ${resp.raftIndex}`);
+      this.#w(`"RaftTerm" : ${resp.raftTerm}`);
+      this.#w(`"RaftAppliedIndex" : ${resp.raftAppliedIndex}`);
+      this.#w(`"Errors" : ${goSliceString(resp.errors)}`);
+      this.#w(`"Endpoint" : ${goQuote(ep)}`);
+      this.#w("");
     }
   }
 
   override dbStatus(s: DbStatus): void {
-    this.w(`"Hash" : ${s.hash}`);
-    this.w(`"Revision" : ${s.revision}`);
-    this.w(`"Keys" : ${s.totalKey}`);
-    this.w(`"Size" : ${s.totalSize}`);
+    this.#w(`"Hash" : ${s.hash}`);
+    this.#w(`"Revision" : ${s.revision}`);
+    this.#w(`"Keys" : ${s.totalKey}`);
+    this.#w(`"Size" : ${s.totalSize}`);
   }
   override endpointHashKV(hs: EpHashKV[]): void {
     for (const { ep, resp } of hs) {
-      this.hdr(resp.header);
-      this.w(`"Endpoint" : ${goQuote(ep)}`);
-      this.w(`"Hash" : ${resp.hash}`);
-      this.w("");
+      this.#hdr(resp.header);
+      this.#w(`"Endpoint" : ${goQuote(ep)}`);
+      this.#w(`"Hash" : ${resp.hash}`);
+      this.#w("");
     }
   }
 }

@@ -55,51 +55,51 @@ export class JsonPrinter extends UnsupportedPrinter {
     super(out, "json");
   }
 
-  private line(s: string): void {
+  #line(s: string): void {
     this.out.stdout(s + "\n");
   }
 
   override del(r: DeleteRangeResponse): void {
-    this.line(goJsonMessage(DeleteRangeResponseSchema, r));
+    this.#line(goJsonMessage(DeleteRangeResponseSchema, r));
   }
 
   override get(r: RangeResponse): void {
-    this.line(goJsonMessage(RangeResponseSchema, r));
+    this.#line(goJsonMessage(RangeResponseSchema, r));
   }
 
   override put(r: PutResponse): void {
-    this.line(goJsonMessage(PutResponseSchema, r));
+    this.#line(goJsonMessage(PutResponseSchema, r));
   }
 
   override txn(r: TxnResponse): void {
-    this.line(goJsonMessage(TxnResponseSchema, r));
+    this.#line(goJsonMessage(TxnResponseSchema, r));
   }
 
   override watch(r: WatchResponse): void {
     // clientv3.WatchResponse: exported fields without json tags, Header by value.
     const header = goJsonMessage(ResponseHeaderSchema, r.header ?? create(ResponseHeaderSchema));
     const events = r.events.map((e) => goJsonMessage(EventSchema, e)).join(",");
-    this.line(
+    this.#line(
       `{"Header":${header},"Events":[${events}],"CompactRevision":${r.compactRevision},` +
         `"Canceled":${r.canceled},"Created":${r.created}}`,
     );
   }
   override grant(r: LeaseGrantResponse): void {
-    this.line(
+    this.#line(
       embedded(r.header, [`"ID":${r.ID}`, `"TTL":${r.TTL}`, `"Error":${goJsonString(r.error)}`]),
     );
   }
   override revoke(_id: bigint, r: LeaseRevokeResponse): void {
-    this.line(goJsonMessage(LeaseRevokeResponseSchema, r));
+    this.#line(goJsonMessage(LeaseRevokeResponseSchema, r));
   }
   override keepAlive(r: LeaseKeepAliveResponse): void {
-    this.line(embedded(r.header, [`"ID":${r.ID}`, `"TTL":${r.TTL}`]));
+    this.#line(embedded(r.header, [`"ID":${r.ID}`, `"TTL":${r.TTL}`]));
   }
   override timeToLive(r: LeaseTimeToLiveResponse, _keys: boolean): void {
     const keys = r.keys.length === 0
       ? "null"
       : "[" + r.keys.map((k) => '"' + base64Std(k) + '"').join(",") + "]";
-    this.line(
+    this.#line(
       embedded(r.header, [
         `"id":${r.ID}`,
         `"ttl":${r.TTL}`,
@@ -110,30 +110,30 @@ export class JsonPrinter extends UnsupportedPrinter {
   }
   override leases(r: LeaseLeasesResponse): void {
     const leases = r.leases.map((l) => `{"id":${l.ID}}`).join(",");
-    this.line(embedded(r.header, [`"leases":[${leases}]`]));
+    this.#line(embedded(r.header, [`"leases":[${leases}]`]));
   }
   override alarm(r: AlarmResponse): void {
-    this.line(goJsonMessage(AlarmResponseSchema, r));
+    this.#line(goJsonMessage(AlarmResponseSchema, r));
   }
 
   override memberList(r: MemberListResponse): void {
-    this.line(goJsonMessage(MemberListResponseSchema, r));
+    this.#line(goJsonMessage(MemberListResponseSchema, r));
   }
 
   override memberAdd(r: MemberAddResponse): void {
-    this.line(goJsonMessage(MemberAddResponseSchema, r));
+    this.#line(goJsonMessage(MemberAddResponseSchema, r));
   }
 
   override memberRemove(_id: bigint, r: MemberRemoveResponse): void {
-    this.line(goJsonMessage(MemberRemoveResponseSchema, r));
+    this.#line(goJsonMessage(MemberRemoveResponseSchema, r));
   }
 
   override memberUpdate(_id: bigint, r: MemberUpdateResponse): void {
-    this.line(goJsonMessage(MemberUpdateResponseSchema, r));
+    this.#line(goJsonMessage(MemberUpdateResponseSchema, r));
   }
 
   override moveLeader(_leader: bigint, _target: bigint, r: MoveLeaderResponse): void {
-    this.line(goJsonMessage(MoveLeaderResponseSchema, r));
+    this.#line(goJsonMessage(MoveLeaderResponseSchema, r));
   }
 
   override endpointHealth(hs: EpHealth[]): void {
@@ -144,18 +144,18 @@ export class JsonPrinter extends UnsupportedPrinter {
       if (h.error !== "") s += `,"error":${goJsonString(h.error)}`;
       return s + "}";
     });
-    this.line("[" + items.join(",") + "]");
+    this.#line("[" + items.join(",") + "]");
   }
 
   override endpointStatus(ss: EpStatus[]): void {
     const items = ss.map((s) =>
       `{"Endpoint":${goJsonString(s.ep)},"Status":${goJsonMessage(StatusResponseSchema, s.resp)}}`
     );
-    this.line("[" + items.join(",") + "]");
+    this.#line("[" + items.join(",") + "]");
   }
 
   override dbStatus(s: DbStatus): void {
-    this.line(
+    this.#line(
       `{"hash":${s.hash},"revision":${s.revision},"totalKey":${s.totalKey},"totalSize":${s.totalSize}}`,
     );
   }
@@ -163,7 +163,7 @@ export class JsonPrinter extends UnsupportedPrinter {
     const items = hs.map((h) =>
       `{"Endpoint":${goJsonString(h.ep)},"HashKV":${goJsonMessage(HashKVResponseSchema, h.resp)}}`
     );
-    this.line("[" + items.join(",") + "]");
+    this.#line("[" + items.join(",") + "]");
   }
 }
 

@@ -46,29 +46,29 @@ export class ProtobufPrinter extends UnsupportedPrinter {
     super(out, "protobuf");
   }
 
-  private write<D extends DescMessage>(schema: D, msg: MessageShape<D>): void {
+  #write<D extends DescMessage>(schema: D, msg: MessageShape<D>): void {
     this.out.stdout(toBinary(schema, msg, { writeUnknownFields: false }));
   }
 
   override del(r: DeleteRangeResponse): void {
-    this.write(DeleteRangeResponseSchema, r);
+    this.#write(DeleteRangeResponseSchema, r);
   }
 
   override get(r: RangeResponse): void {
-    this.write(RangeResponseSchema, r);
+    this.#write(RangeResponseSchema, r);
   }
 
   override put(r: PutResponse): void {
-    this.write(PutResponseSchema, r);
+    this.#write(PutResponseSchema, r);
   }
 
   override txn(r: TxnResponse): void {
-    this.write(TxnResponseSchema, r);
+    this.#write(TxnResponseSchema, r);
   }
 
   override watch(r: WatchResponse): void {
     // etcdctl rebuilds a pb.WatchResponse from clientv3's struct: no watch ID, reason, fragment.
-    this.write(
+    this.#write(
       WatchResponseSchema,
       create(WatchResponseSchema, {
         header: r.header ?? create(ResponseHeaderSchema),
@@ -82,7 +82,7 @@ export class ProtobufPrinter extends UnsupportedPrinter {
   // clientv3's lease responses embed *pb.ResponseHeader, whose Marshal method they inherit:
   // etcdctl writes the header alone.
   override grant(r: LeaseGrantResponse): void {
-    this.header(r.header);
+    this.#header(r.header);
   }
   override revoke(_id: bigint, r: LeaseRevokeResponse): void {
     // clientv3.LeaseRevokeResponse is a defined type with no methods: not marshalable.
@@ -93,39 +93,39 @@ export class ProtobufPrinter extends UnsupportedPrinter {
     );
   }
   override keepAlive(r: LeaseKeepAliveResponse): void {
-    this.header(r.header);
+    this.#header(r.header);
   }
   override timeToLive(r: LeaseTimeToLiveResponse, _keys: boolean): void {
-    this.header(r.header);
+    this.#header(r.header);
   }
   override leases(r: LeaseLeasesResponse): void {
-    this.header(r.header);
+    this.#header(r.header);
   }
-  private header(h: ResponseHeader | undefined): void {
-    this.write(ResponseHeaderSchema, h ?? create(ResponseHeaderSchema));
+  #header(h: ResponseHeader | undefined): void {
+    this.#write(ResponseHeaderSchema, h ?? create(ResponseHeaderSchema));
   }
   override alarm(r: AlarmResponse): void {
-    this.write(AlarmResponseSchema, r);
+    this.#write(AlarmResponseSchema, r);
   }
 
   override memberList(r: MemberListResponse): void {
-    this.write(MemberListResponseSchema, r);
+    this.#write(MemberListResponseSchema, r);
   }
 
   override memberAdd(r: MemberAddResponse): void {
-    this.write(MemberAddResponseSchema, r);
+    this.#write(MemberAddResponseSchema, r);
   }
 
   override memberRemove(_id: bigint, r: MemberRemoveResponse): void {
-    this.write(MemberRemoveResponseSchema, r);
+    this.#write(MemberRemoveResponseSchema, r);
   }
 
   override memberUpdate(_id: bigint, r: MemberUpdateResponse): void {
-    this.write(MemberUpdateResponseSchema, r);
+    this.#write(MemberUpdateResponseSchema, r);
   }
 
   override moveLeader(_leader: bigint, _target: bigint, r: MoveLeaderResponse): void {
-    this.write(MoveLeaderResponseSchema, r);
+    this.#write(MoveLeaderResponseSchema, r);
   }
 }
 

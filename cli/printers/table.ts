@@ -22,27 +22,27 @@ export class TablePrinter extends UnsupportedPrinter {
     super(out, "table");
   }
 
-  private table(t: { header: string[]; rows: string[][] }): void {
+  #table(t: { header: string[]; rows: string[][] }): void {
     this.out.stdout(renderTable(t.header, t.rows));
   }
 
   override memberList(r: MemberListResponse): void {
-    this.table(memberListTable(r));
+    this.#table(memberListTable(r));
   }
 
   override endpointHealth(hs: EpHealth[]): void {
-    this.table(endpointHealthTable(hs));
+    this.#table(endpointHealthTable(hs));
   }
 
   override endpointStatus(ss: EpStatus[]): void {
-    this.table(endpointStatusTable(ss));
+    this.#table(endpointStatusTable(ss));
   }
 
   override endpointHashKV(hs: EpHashKV[]): void {
-    this.table(endpointHashKVTable(hs));
+    this.#table(endpointHashKVTable(hs));
   }
 
   override dbStatus(s: DbStatus): void {
-    this.table(dbStatusTable(s));
+    this.#table(dbStatusTable(s));
   }
 }

@@ -29,13 +29,9 @@ import {
   type LeaseTimeToLiveResponse,
   type Member,
   type MemberAddResponse,
-  MemberAddResponseSchema,
   type MemberPromoteResponse,
-  MemberPromoteResponseSchema,
   type MemberRemoveResponse,
-  MemberRemoveResponseSchema,
   type MemberUpdateResponse,
-  MemberUpdateResponseSchema,
   type MoveLeaderResponse,
   MoveLeaderResponseSchema,
   type PutRequest,
@@ -97,19 +93,11 @@ import {
   newRawNode,
   recoverStorage,
 } from "./bootstrap.ts";
-import { idHex, memberId } from "./ids.ts";
+import { idHex } from "./ids.ts";
 import { type MemberInfo, Membership, toApiMember } from "./membership.ts";
 import { Proposals, type Waiter } from "./proposals.ts";
 import { ReadIndexReads } from "./reads.ts";
-import {
-  checkAdd,
-  checkRemoveVoter,
-  decodeContext,
-  encodeContext,
-  learnerReadyPercent,
-  type ReconfigView,
-  validPeerUrls,
-} from "./reconfig.ts";
+import { decodeContext, encodeContext, MemberChanges, type ReconfigView } from "./reconfig.ts";
 import { noTransport, type Transport } from "./transport.ts";
 
 export type { NodeConfig, NodeEnvironment } from "./config.ts";
@@ -175,6 +163,8 @@ export class EtcdNode {
   #idle: Promise<void> = Promise.resolve();
   /** Keep-alive, TimeToLive and the leader's lease ticks. */
   #leases: NodeLeases;
+  /** Member add, remove, update and promote, before they reach the log. */
+  #memberChanges: MemberChanges;
 
   private constructor(init: {
     config: ResolvedNodeConfig;
@@ -244,6 +234,21 @@ export class EtcdNode {
       header: () => this.header(),
       linearizableRead: () => this.#linearizableRead(),
       propose: (operation, leaderTerm) => this.#propose(operation, leaderTerm),
+    });
+    this.#memberChanges = new MemberChanges({
+      memberId: init.meta.memberId,
+      config: init.config,
+      membership: this.#membership,
+      nowMs: init.env.nowMs ?? (() => 0),
+      forwardPromote: init.env.forwardPromote,
+      view: () => this.#reconfigView(),
+      isLeader: () => this.isLeader,
+      leader: () => this.#lead,
+      progress: () => this.#raft.status().progress,
+      linearizableRead: () => this.#linearizableRead(),
+      proposeConfChange: (type, member) => this.#proposeConfChange(type, member),
+      header: () => this.headerWithoutRevision(),
+      members: () => this.members(),
     });
   }
 
@@ -601,76 +606,23 @@ export class EtcdNode {
   }
 
   /** Cluster.MemberAdd: a voting member, or a learner that replicates but does not vote. */
-  async memberAdd(peerUrls: string[], isLearner: boolean): Promise<MemberAddResponse> {
-    if (!validPeerUrls(peerUrls)) throw Errors.memberBadURLs();
-    const nowSeconds = Math.floor((this.#env.nowMs ?? (() => 0))() / 1000);
-    const member: MemberInfo = {
-      id: memberId(peerUrls, this.#config.initialClusterToken, nowSeconds),
-      name: "",
-      peerUrls,
-      clientUrls: [],
-      isLearner,
-    };
-    this.#membership.checkAdd(member);
-    if (this.#config.strictReconfigCheck) checkAdd(this.#reconfigView(), isLearner);
-    await this.#proposeConfChange(
-      isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode,
-      member,
-    );
-    return create(MemberAddResponseSchema, {
-      header: this.headerWithoutRevision(),
-      member: toApiMember(member),
-      members: this.members(),
-    });
+  memberAdd(peerUrls: string[], isLearner: boolean): Promise<MemberAddResponse> {
+    return this.#memberChanges.add(peerUrls, isLearner);
   }
 
-  async memberRemove(id: bigint): Promise<MemberRemoveResponse> {
-    this.#membership.checkRemove(id);
-    const member = this.#membership.get(id)!;
-    if (!member.isLearner && this.#config.strictReconfigCheck) {
-      checkRemoveVoter(this.#reconfigView(), id);
-    }
-    await this.#proposeConfChange(ConfChangeType.RemoveNode, member);
-    return create(MemberRemoveResponseSchema, {
-      header: this.headerWithoutRevision(),
-      members: this.members(),
-    });
+  /** Cluster.MemberRemove (strict checks keep a started quorum). */
+  memberRemove(id: bigint): Promise<MemberRemoveResponse> {
+    return this.#memberChanges.remove(id);
   }
 
-  async memberUpdate(id: bigint, peerUrls: string[]): Promise<MemberUpdateResponse> {
-    if (!validPeerUrls(peerUrls)) throw Errors.memberBadURLs();
-    this.#membership.checkUpdate(id, peerUrls);
-    const member = { ...this.#membership.get(id)!, peerUrls };
-    await this.#proposeConfChange(ConfChangeType.UpdateNode, member);
-    return create(MemberUpdateResponseSchema, {
-      header: this.headerWithoutRevision(),
-      members: this.members(),
-    });
+  /** Cluster.MemberUpdate: a member's new peer URLs. */
+  memberUpdate(id: bigint, peerUrls: string[]): Promise<MemberUpdateResponse> {
+    return this.#memberChanges.update(id, peerUrls);
   }
 
-  async memberPromote(id: bigint): Promise<MemberPromoteResponse> {
-    this.#membership.checkPromote(id);
-    if (!this.isLeader) {
-      const forward = this.#env.forwardPromote;
-      if (!forward || this.#lead === none) throw Errors.notLeader();
-      await forward(this.#lead, id);
-      // The leader answered once the promotion applied there; catch up before listing members.
-      await this.#linearizableRead();
-      return create(MemberPromoteResponseSchema, {
-        header: this.headerWithoutRevision(),
-        members: this.members(),
-      });
-    }
-    const progress = this.#raft.status().progress;
-    const leaderMatch = progress.get(this.memberId)?.match ?? 0;
-    const learnerMatch = progress.get(id)?.match ?? 0;
-    if (learnerMatch < leaderMatch * learnerReadyPercent) throw Errors.learnerNotReady();
-    const member = { ...this.#membership.get(id)!, isLearner: false };
-    await this.#proposeConfChange(ConfChangeType.AddNode, member);
-    return create(MemberPromoteResponseSchema, {
-      header: this.headerWithoutRevision(),
-      members: this.members(),
-    });
+  /** Cluster.MemberPromote: a learner that caught up becomes a voter (decided by the leader). */
+  memberPromote(id: bigint): Promise<MemberPromoteResponse> {
+    return this.#memberChanges.promote(id);
   }
 
   /** Maintenance.MoveLeader: hands leadership to a voting member that has caught up. */

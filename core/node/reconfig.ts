@@ -6,8 +6,28 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type ConfChangeContext, ConfChangeContextSchema } from "../../gen/detcdpb/internal_pb.ts";
 import { Errors } from "../errors.ts";
-import { none } from "../raft/mod.ts";
-import { fromRecord, type MemberInfo, type Membership, toRecord } from "./membership.ts";
+import {
+  type Member,
+  type MemberAddResponse,
+  MemberAddResponseSchema,
+  type MemberPromoteResponse,
+  MemberPromoteResponseSchema,
+  type MemberRemoveResponse,
+  MemberRemoveResponseSchema,
+  type MemberUpdateResponse,
+  MemberUpdateResponseSchema,
+  type ResponseHeader,
+} from "../../gen/etcdserverpb/rpc_pb.ts";
+import { ConfChangeType, none } from "../raft/mod.ts";
+import type { ResolvedNodeConfig } from "./config.ts";
+import { memberId } from "./ids.ts";
+import {
+  fromRecord,
+  type MemberInfo,
+  type Membership,
+  toApiMember,
+  toRecord,
+} from "./membership.ts";
 import type { Transport } from "./transport.ts";
 
 /** How long a peer must have been connected to count toward etcd's strict reconfig checks. */
@@ -102,4 +122,116 @@ export function decodeContext(bytes: Uint8Array): { requestId: bigint; member: M
       ? fromRecord(ctx.member)
       : { id: 0n, name: "", peerUrls: [], clientUrls: [], isLearner: false },
   };
+}
+
+/** What member changes need of the member (EtcdNode provides it). */
+export interface MemberChangesHost {
+  readonly memberId: bigint;
+  readonly config: ResolvedNodeConfig;
+  readonly membership: Membership;
+  /** Wall clock (Unix ms): an added member's ID depends on it, as in etcd. */
+  nowMs(): number;
+  /** Asks the leader to promote a learner (NodeEnvironment.forwardPromote). */
+  readonly forwardPromote?: (leader: bigint, id: bigint) => Promise<void>;
+  /** What the strict reconfig checks look at, now. */
+  view(): ReconfigView;
+  isLeader(): boolean;
+  /** The known leader (none when there is none). */
+  leader(): bigint;
+  /** Leader only: every member's match index. */
+  progress(): ReadonlyMap<bigint, { match: number }>;
+  /** Resolves once a read started now may be served from the applied state. */
+  linearizableRead(): Promise<void> | void;
+  /** Proposes a membership change; resolves once this member applied it. */
+  proposeConfChange(type: ConfChangeType, member: MemberInfo): Promise<unknown>;
+  /** The header of membership responses (no revision, as etcd sends them). */
+  header(): ResponseHeader;
+  /** Cluster.MemberList's members, after the change. */
+  members(): Member[];
+}
+
+/**
+ * Cluster.MemberAdd/Remove/Update/Promote: etcd's validation and strict checks before proposing,
+ * then the proposal, then the member list as this member applied it.
+ */
+export class MemberChanges {
+  readonly #host: MemberChangesHost;
+
+  constructor(host: MemberChangesHost) {
+    this.#host = host;
+  }
+
+  /** A voting member, or a learner that replicates but does not vote. */
+  async add(peerUrls: string[], isLearner: boolean): Promise<MemberAddResponse> {
+    const host = this.#host;
+    if (!validPeerUrls(peerUrls)) throw Errors.memberBadURLs();
+    const nowSeconds = Math.floor(host.nowMs() / 1000);
+    const member: MemberInfo = {
+      id: memberId(peerUrls, host.config.initialClusterToken, nowSeconds),
+      name: "",
+      peerUrls,
+      clientUrls: [],
+      isLearner,
+    };
+    host.membership.checkAdd(member);
+    if (host.config.strictReconfigCheck) checkAdd(host.view(), isLearner);
+    await host.proposeConfChange(
+      isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode,
+      member,
+    );
+    return create(MemberAddResponseSchema, {
+      header: host.header(),
+      member: toApiMember(member),
+      members: host.members(),
+    });
+  }
+
+  /** Removes a member; a voter only if a started, live quorum remains (strict checks). */
+  async remove(id: bigint): Promise<MemberRemoveResponse> {
+    const host = this.#host;
+    host.membership.checkRemove(id);
+    const member = host.membership.get(id)!;
+    if (!member.isLearner && host.config.strictReconfigCheck) {
+      checkRemoveVoter(host.view(), id);
+    }
+    await host.proposeConfChange(ConfChangeType.RemoveNode, member);
+    return create(MemberRemoveResponseSchema, { header: host.header(), members: host.members() });
+  }
+
+  /** A member's new peer URLs. */
+  async update(id: bigint, peerUrls: string[]): Promise<MemberUpdateResponse> {
+    const host = this.#host;
+    if (!validPeerUrls(peerUrls)) throw Errors.memberBadURLs();
+    host.membership.checkUpdate(id, peerUrls);
+    const member = { ...host.membership.get(id)!, peerUrls };
+    await host.proposeConfChange(ConfChangeType.UpdateNode, member);
+    return create(MemberUpdateResponseSchema, { header: host.header(), members: host.members() });
+  }
+
+  /**
+   * Promotes a learner: only the leader knows whether it caught up (a follower forwards), and it
+   * must be at least learnerReadyPercent along the leader's log.
+   */
+  async promote(id: bigint): Promise<MemberPromoteResponse> {
+    const host = this.#host;
+    host.membership.checkPromote(id);
+    if (!host.isLeader()) {
+      const forward = host.forwardPromote;
+      if (!forward || host.leader() === none) throw Errors.notLeader();
+      await forward(host.leader(), id);
+      // The leader answered once the promotion applied there; catch up before listing members.
+      await host.linearizableRead();
+      return create(MemberPromoteResponseSchema, {
+        header: host.header(),
+        members: host.members(),
+      });
+    }
+    const progress = host.progress();
+    const leaderMatch = progress.get(host.memberId)?.match ?? 0;
+    const learnerMatch = progress.get(id)?.match ?? 0;
+    if (learnerMatch < leaderMatch * learnerReadyPercent) throw Errors.learnerNotReady();
+    const member = { ...host.membership.get(id)!, isLearner: false };
+    await host.proposeConfChange(ConfChangeType.AddNode, member);
+    return create(MemberPromoteResponseSchema, { header: host.header(), members: host.members() });
+  }
 }
