@@ -211,10 +211,10 @@ export interface ClientConfig {
   now: () => Date;
 }
 
-const maxUnaryRetries = 100;
-const retryBackoffMs = 25;
-const connectBackoffMs = 1000;
-const minConnectTimeoutMs = 20_000;
+const MAX_UNARY_RETRIES = 100;
+const RETRY_BACKOFF_MS = 25;
+const CONNECT_BACKOFF_MS = 1000;
+const MIN_CONNECT_TIMEOUT_MS = 20_000;
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -261,9 +261,9 @@ class ConnectionPool {
   #startAttempt(i: number, deadlineMs: number): void {
     if (this.#attempts[i] || this.#ready(i)) return;
     const last = this.#failedAt[i];
-    if (last !== undefined && Date.now() - last < connectBackoffMs) return;
+    if (last !== undefined && Date.now() - last < CONNECT_BACKOFF_MS) return;
     // grpc-go gives a connection attempt at least 20s, whatever --dial-timeout says.
-    const timeoutMs = Math.max(1, Math.min(minConnectTimeoutMs, deadlineMs - Date.now()));
+    const timeoutMs = Math.max(1, Math.min(MIN_CONNECT_TIMEOUT_MS, deadlineMs - Date.now()));
     const endpoint = parseEndpoint(this.#endpoints[i]);
     if (this.#cfg.tls) endpoint.secure = true;
     this.#attempts[i] = GrpcConnection.connect(endpoint, {
@@ -320,10 +320,10 @@ class ConnectionPool {
   }
 
   #nextRetryInMs(): number {
-    let soonest = connectBackoffMs;
+    let soonest = CONNECT_BACKOFF_MS;
     for (const t of this.#failedAt) {
       if (t !== undefined) {
-        soonest = Math.min(soonest, Math.max(1, connectBackoffMs - (Date.now() - t)));
+        soonest = Math.min(soonest, Math.max(1, CONNECT_BACKOFF_MS - (Date.now() - t)));
       }
     }
     return soonest;
@@ -487,9 +487,9 @@ export class EtcdClient {
     const deadlineMs = opts.deadlineMs ?? Infinity;
     const quorum = Math.floor(this.#cfg.endpoints.length / 2) + 1;
     let lastErr: GrpcError | undefined;
-    for (let attempt = 0; attempt < maxUnaryRetries; attempt++) {
+    for (let attempt = 0; attempt < MAX_UNARY_RETRIES; attempt++) {
       if (attempt > 0 && attempt % quorum === 0) {
-        const wait = retryBackoffMs * (1 + 0.1 * (Math.random() * 2 - 1));
+        const wait = RETRY_BACKOFF_MS * (1 + 0.1 * (Math.random() * 2 - 1));
         if (Date.now() + wait >= deadlineMs) {
           await sleep(deadlineMs - Date.now());
           throw this.#toClientError(

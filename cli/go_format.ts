@@ -8,7 +8,7 @@
 import { Buffer } from "node:buffer";
 
 const encoder = new TextEncoder();
-const lowerHex = "0123456789abcdef";
+const LOWER_HEX = "0123456789abcdef";
 
 /** Bytes of a Go string: JS strings are UTF-16, Go strings are bytes (UTF-8 here). */
 export function goBytes(s: string | Uint8Array): Uint8Array {
@@ -83,7 +83,7 @@ function escapeRune(r: number, quote: number, out: string[]): void {
       return;
   }
   if (r < 0x20 || r === 0x7f) {
-    out.push("\\x" + lowerHex[r >> 4] + lowerHex[r & 0xf]);
+    out.push("\\x" + LOWER_HEX[r >> 4] + LOWER_HEX[r & 0xf]);
   } else if (r < 0x10000) {
     out.push("\\u" + r.toString(16).padStart(4, "0"));
   } else {
@@ -98,7 +98,7 @@ export function goQuote(s: string | Uint8Array): string {
   for (let i = 0; i < b.length;) {
     const [r, size] = decodeRune(b, i);
     if (r < 0) {
-      out.push("\\x" + lowerHex[b[i] >> 4] + lowerHex[b[i] & 0xf]);
+      out.push("\\x" + LOWER_HEX[b[i] >> 4] + LOWER_HEX[b[i] & 0xf]);
     } else {
       escapeRune(r, 0x22, out);
     }
@@ -383,7 +383,7 @@ function timeQuote(s: string): string {
     const [r, size] = decodeRune(b, i);
     if (r < 0 || r >= 0x80 || r < 0x20) {
       for (let k = 0; k < size; k++) {
-        out += "\\x" + lowerHex[b[i + k] >> 4] + lowerHex[b[i + k] & 0xf];
+        out += "\\x" + LOWER_HEX[b[i + k] >> 4] + LOWER_HEX[b[i + k] & 0xf];
       }
     } else {
       const ch = String.fromCharCode(r);
@@ -567,7 +567,7 @@ export function goJsonString(s: string): string {
       } else if (ch === "\t") {
         out += "\\t";
       } else if (c < 0x20 || ch === "<" || ch === ">" || ch === "&") {
-        out += "\\u00" + lowerHex[c >> 4] + lowerHex[c & 0xf];
+        out += "\\u00" + LOWER_HEX[c >> 4] + LOWER_HEX[c & 0xf];
       } else {
         out += ch;
       }

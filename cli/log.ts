@@ -5,7 +5,7 @@
  * field order, time formats and escaping follow the Go libraries.
  */
 
-const lowerHex = "0123456789abcdef";
+const LOWER_HEX = "0123456789abcdef";
 
 /** zap's JSON string escaping (no HTML escaping, unlike encoding/json). */
 export function zapJsonString(s: string): string {
@@ -16,7 +16,7 @@ export function zapJsonString(s: string): string {
     else if (ch === "\n") out += "\\n";
     else if (ch === "\r") out += "\\r";
     else if (ch === "\t") out += "\\t";
-    else if (c < 0x20) out += "\\u00" + lowerHex[c >> 4] + lowerHex[c & 0xf];
+    else if (c < 0x20) out += "\\u00" + LOWER_HEX[c >> 4] + LOWER_HEX[c & 0xf];
     else if (c >= 0xd800 && c <= 0xdfff) out += "\\ufffd";
     else out += ch;
   }

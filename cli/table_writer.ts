@@ -4,7 +4,7 @@
  * than 30 columns wrapped at word boundaries with tablewriter's minimum-raggedness algorithm.
  */
 
-const maxRowWidth = 30;
+const MAX_ROW_WIDTH = 30;
 
 /** Terminal columns taken by a code point (go-runewidth, non-East-Asian locale). */
 export function runeWidth(cp: number): number {
@@ -116,7 +116,7 @@ export function renderTable(header: string[], rows: string[][]): string {
     let raw = str.split("\n");
     let maxWidth = 0;
     for (const line of raw) maxWidth = Math.max(maxWidth, displayWidth(line));
-    if (maxWidth > maxRowWidth) maxWidth = maxRowWidth;
+    if (maxWidth > MAX_ROW_WIDTH) maxWidth = MAX_ROW_WIDTH;
     let newMax = maxWidth;
     const newRaw: string[] = [];
     raw = [raw.join(" ")];

@@ -29,9 +29,9 @@ export interface ClientListenerOptions {
   reusePort?: boolean;
 }
 
-const preface = "PRI * HTTP/2.0";
+const PREFACE = "PRI * HTTP/2.0";
 /** How long a connection may stay silent before its first bytes; then it is closed. */
-const firstBytesTimeoutMs = 30_000;
+const FIRST_BYTES_TIMEOUT_MS = 30_000;
 
 /**
  * One client port serving three protocols: gRPC over h2c (the lean handler), and HTTP/1.1 for
@@ -78,14 +78,14 @@ export function listenClients(options: ClientListenerOptions): Promise<net.Serve
   });
   const server = net.createServer((socket) => {
     socket.setNoDelay(true);
-    socket.setTimeout(firstBytesTimeoutMs, () => socket.destroy());
+    socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => socket.destroy());
     socket.on("error", () => socket.destroy());
     socket.once("data", (chunk: Uint8Array) => {
       socket.setTimeout(0);
       socket.pause();
       socket.unshift(chunk);
-      const head = new TextDecoder().decode(chunk.subarray(0, preface.length));
-      if (preface.startsWith(head) || head.startsWith(preface)) {
+      const head = new TextDecoder().decode(chunk.subarray(0, PREFACE.length));
+      if (PREFACE.startsWith(head) || head.startsWith(PREFACE)) {
         // Our own HTTP/2 server (server/h2): it batches each turn's output into one write and
         // accepts `:authority: http://host:port` (etcdctl given http:// endpoints) as Go does.
         const connection = new H2Connection(socket, { onStream });

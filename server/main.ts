@@ -3,7 +3,7 @@
  *
  *   deno run -A server/main.ts --name infra0 --data-dir infra0.etcd ...
  */
-import { serverVersion } from "../core/node/mod.ts";
+import { SERVER_VERSION } from "../core/node/mod.ts";
 import { ConfigError, resolveConfig, toServerConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
 import { startServer } from "./server.ts";
@@ -30,7 +30,7 @@ async function main(): Promise<number> {
     return 0;
   }
   if (parsed.action === "version") {
-    console.log(`etcd Version: ${serverVersion}`);
+    console.log(`etcd Version: ${SERVER_VERSION}`);
     console.log("Git SHA: detcd");
     console.log(`Go Version: deno ${Deno.version.deno}`);
     console.log(

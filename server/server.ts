@@ -11,7 +11,7 @@ import {
   idHex,
   memberId,
   parseInitialCluster,
-  serverVersion,
+  SERVER_VERSION,
 } from "../core/node/mod.ts";
 import type { Disk } from "../core/storage/mod.ts";
 import type { ServerConfig } from "./config.ts";
@@ -31,7 +31,7 @@ import { etcdServices } from "./services.ts";
 import { WorkerPool } from "./worker_pool.ts";
 
 /** etcd lets gRPC messages exceed --max-request-bytes by this much before gRPC itself refuses. */
-export const grpcOverheadBytes = 512 * 1024;
+export const GRPC_OVERHEAD_BYTES = 512 * 1024;
 
 /**
  * Client workers per client URL, from DETCD_CLIENT_WORKERS; 0 (the default until the
@@ -63,7 +63,7 @@ export function http1Routes(node: EtcdNode): Http1Routes {
       case "/health":
         return json({ health: node.leader !== 0n ? "true" : "false" });
       case "/version":
-        return json({ etcdserver: serverVersion, etcdcluster: clusterVersion });
+        return json({ etcdserver: SERVER_VERSION, etcdcluster: clusterVersion });
       case "/metrics": {
         const status = node.status();
         return {
@@ -221,7 +221,7 @@ export async function startServer(
     });
     for (const url of config.listenClientUrls) {
       const { host, port } = hostPort(url);
-      const maxRecvBytes = config.maxRequestBytes + grpcOverheadBytes;
+      const maxRecvBytes = config.maxRequestBytes + GRPC_OVERHEAD_BYTES;
       if (clientWorkers > 0) {
         const pool = await WorkerPool.start({
           count: clientWorkers,

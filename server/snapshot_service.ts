@@ -20,7 +20,7 @@ import { Errors } from "../core/errors.ts";
 import type { AnyMethod, StreamMethod } from "./grpc.ts";
 
 /** etcd's snapshotSendBufferSize. */
-const chunkBytes = 32 * 1024;
+const CHUNK_BYTES = 32 * 1024;
 
 /** The etcd backend file of a member's current applied state. */
 export function snapshotDb(node: EtcdNode): Uint8Array {
@@ -46,7 +46,7 @@ export function snapshotMethod(node: EtcdNode, logger?: Logger): [string, AnyMet
       });
       const sha = createHash("sha256");
       for (let sent = 0; sent < total;) {
-        const blob = db.subarray(sent, Math.min(total, sent + chunkBytes));
+        const blob = db.subarray(sent, Math.min(total, sent + CHUNK_BYTES));
         sent += blob.length;
         sha.update(blob);
         await send(create(SnapshotResponseSchema, { remainingBytes: BigInt(total - sent), blob }));

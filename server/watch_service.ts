@@ -31,8 +31,8 @@ import type { AnyMethod, CallContext, StreamMethod } from "./grpc.ts";
 const INVALID_WATCH_ID = -1n;
 /** How often the store's victims and unsynced watchers are served (etcd: 10 ms and 100 ms). */
 const SYNC_INTERVAL_MS = 10;
-/** etcd's grpcOverheadBytes (v3rpc/grpc.go), added to --max-request-bytes for fragmenting. */
-const grpcOverheadBytes = 512 * 1024;
+/** etcd's GRPC_OVERHEAD_BYTES (v3rpc/grpc.go), added to --max-request-bytes for fragmenting. */
+const GRPC_OVERHEAD_BYTES = 512 * 1024;
 
 /** What the Watch service needs from the member. */
 export interface WatchHost {
@@ -56,7 +56,7 @@ export interface WatchServiceOptions {
 }
 
 /** etcd's defaults for WatchServiceOptions. */
-export const defaultProgressNotifyIntervalMs = 10 * 60 * 1000;
+export const DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS = 10 * 60 * 1000;
 
 /** Runs store.sync() every SYNC_INTERVAL_MS while some watch stream is open. */
 class SyncDriver {
@@ -94,9 +94,9 @@ export function watchMethod(host: WatchHost, options: WatchServiceOptions = {}):
 ] {
   // etcd applies the flag only when positive.
   const configured = options.progressNotifyIntervalMs ?? 0;
-  const progressMs = configured > 0 ? configured : defaultProgressNotifyIntervalMs;
+  const progressMs = configured > 0 ? configured : DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS;
   // etcd fragments at --max-request-bytes plus gRPC's overhead allowance (v3rpc/watch.go).
-  const maxRequestBytes = (options.maxRequestBytes ?? 1.5 * 1024 * 1024) + grpcOverheadBytes;
+  const maxRequestBytes = (options.maxRequestBytes ?? 1.5 * 1024 * 1024) + GRPC_OVERHEAD_BYTES;
   const driver = new SyncDriver(host.watchable);
   const method: StreamMethod<typeof WatchRequestSchema, typeof WatchResponseSchema> = {
     kind: "stream",

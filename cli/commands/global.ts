@@ -13,7 +13,7 @@ import { capnsLine } from "../log.ts";
 import { newPrinter, type Printer, type PrinterOutput, SimplePrinter } from "../printers/mod.ts";
 import { type AuthPrinter, newAuthPrinter } from "../printers/auth.ts";
 
-const second = 1_000_000_000n;
+const SECOND = 1_000_000_000n;
 
 /** Registers etcdctl's global (persistent) flags on the root command. */
 export function registerGlobalFlags(root: Command): void {
@@ -27,14 +27,14 @@ export function registerGlobalFlags(root: Command): void {
     "w",
   );
   fs.bool("hex", false, "print byte strings as hex encoded strings");
-  fs.duration("dial-timeout", 2n * second, "dial timeout for client connections");
+  fs.duration("dial-timeout", 2n * SECOND, "dial timeout for client connections");
   fs.duration(
     "command-timeout",
-    5n * second,
+    5n * SECOND,
     "timeout for short running command (excluding dial timeout)",
   );
-  fs.duration("keepalive-time", 2n * second, "keepalive time for client connections");
-  fs.duration("keepalive-timeout", 6n * second, "keepalive timeout for client connections");
+  fs.duration("keepalive-time", 2n * SECOND, "keepalive time for client connections");
+  fs.duration("keepalive-timeout", 6n * SECOND, "keepalive timeout for client connections");
   fs.bool("insecure-transport", true, "disable transport security for client connections");
   fs.bool("insecure-discovery", true, "accept insecure SRV records describing cluster endpoints");
   fs.bool(

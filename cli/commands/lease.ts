@@ -21,7 +21,7 @@ import { goHexInt64Zero16 } from "../printers/printer.ts";
 import { commandDeadline, errorText, mustClientFromCmd, orExit, type Session } from "./global.ts";
 
 /** clientv3's retryConnWait: the keep-alive send tick and the stream retry delay. */
-const retryConnWaitMs = 500;
+const RETRY_CONN_WAIT_MS = 500;
 
 /** leaseFromArgs: a lease ID in hex, as an int64. */
 export function leaseFromArgs(session: Session, arg: string): bigint {
@@ -59,7 +59,7 @@ async function keepAliveOnce(client: EtcdClient, id: bigint): Promise<LeaseKeepA
       const err = client.streamError(e);
       // isHaltErr: anything but Unavailable ends the attempt for good.
       if (err.grpc === undefined || err.grpc.code !== Code.Unavailable) throw err;
-      await sleep(retryConnWaitMs);
+      await sleep(RETRY_CONN_WAIT_MS);
     } finally {
       stream?.cancel();
     }
@@ -98,7 +98,7 @@ async function keepAliveLoop(
   const tick = setInterval(() => {
     if (Date.now() > deadline) end();
     else sendDue();
-  }, retryConnWaitMs);
+  }, RETRY_CONN_WAIT_MS);
 
   const recvLoop = async () => {
     while (!finished) {
@@ -106,7 +106,7 @@ async function keepAliveLoop(
         stream = await client.leaseKeepAliveStream();
       } catch {
         stream = undefined;
-        await sleep(retryConnWaitMs);
+        await sleep(RETRY_CONN_WAIT_MS);
         continue;
       }
       sendDue();
@@ -135,7 +135,7 @@ async function keepAliveLoop(
       }
       stream?.cancel();
       stream = undefined;
-      if (!finished) await sleep(retryConnWaitMs);
+      if (!finished) await sleep(RETRY_CONN_WAIT_MS);
     }
   };
   const loop = recvLoop();

@@ -30,11 +30,11 @@ import { dbStatus, EtcdDbError, fromEtcdBuckets } from "../../core/snapshot/mod.
 import { idHex, planRestore, restoreMember } from "../../core/node/mod.ts";
 import { DenoDisk } from "../../platform/mod.ts";
 
-const sha256Bytes = 32;
+const SHA256_BYTES = 32;
 
 /** hasChecksum: the file carries the SHA-256 trailer when its size is 32 past a multiple of 512. */
 function hasChecksum(size: number): boolean {
-  return size % 512 === sha256Bytes;
+  return size % 512 === SHA256_BYTES;
 }
 
 /** Go's fmt %v of a []byte: "[1 2 3]". */
@@ -280,9 +280,9 @@ async function restore(session: Session, cmd: Command, args: string[]): Promise<
 
   let db = file;
   if (hasChecksum(file.length)) {
-    db = file.subarray(0, file.length - sha256Bytes);
+    db = file.subarray(0, file.length - SHA256_BYTES);
     if (!skipHashCheck) {
-      const expected = file.subarray(file.length - sha256Bytes);
+      const expected = file.subarray(file.length - SHA256_BYTES);
       const actual = new Uint8Array(createHash("sha256").update(db).digest());
       if (expected.some((b, i) => b !== actual[i])) {
         fail(`expected sha256 ${goBytes(expected)}, got ${goBytes(actual)}`);

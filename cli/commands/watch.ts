@@ -27,10 +27,10 @@ import { mustClientFromCmd, type Session } from "./global.ts";
 
 const encoder = new TextEncoder();
 
-const errBadArgsNum = "bad number of arguments";
-const errBadArgsNumConflictEnv = "bad number of arguments (found conflicting environment key)";
-const errBadArgsNumSeparator = "bad number of arguments (found separator --, but no commands)";
-const errBadArgsInteractiveWatch = "args[0] must be 'watch' for interactive calls";
+const ERR_BAD_ARGS_NUM = "bad number of arguments";
+const ERR_BAD_ARGS_NUM_CONFLICT_ENV = "bad number of arguments (found conflicting environment key)";
+const ERR_BAD_ARGS_NUM_SEPARATOR = "bad number of arguments (found separator --, but no commands)";
+const ERR_BAD_ARGS_INTERACTIVE_WATCH = "args[0] must be 'watch' for interactive calls";
 
 /** The option values a watch is created with (etcdctl keeps them in package variables). */
 interface WatchOptions {
@@ -92,7 +92,7 @@ export function parseWatchArgs(
   if (interactive) {
     if (watchArgs[0] !== "watch") {
       reset();
-      throw new WatchArgsError(errBadArgsInteractiveWatch);
+      throw new WatchArgsError(ERR_BAD_ARGS_INTERACTIVE_WATCH);
     }
     watchArgs = watchArgs.slice(1);
   }
@@ -108,10 +108,10 @@ export function parseWatchArgs(
     }
     if (!execExist) execIdx = Math.max(0, rawArgs.length - 1);
     if (execExist && execIdx === rawArgs.length - 1) {
-      throw new WatchArgsError(errBadArgsNumSeparator);
+      throw new WatchArgsError(ERR_BAD_ARGS_NUM_SEPARATOR);
     }
     if (!execExist && rawArgs.length < 1 && envKey === "") {
-      throw new WatchArgsError(errBadArgsNum);
+      throw new WatchArgsError(ERR_BAD_ARGS_NUM);
     }
     if (execExist && envKey !== "") {
       let ridx = rawArgs.length - 1;
@@ -120,11 +120,11 @@ export function parseWatchArgs(
           ridx--;
           continue;
         }
-        if (ridx === execIdx) throw new WatchArgsError(errBadArgsNumConflictEnv);
+        if (ridx === execIdx) throw new WatchArgsError(ERR_BAD_ARGS_NUM_CONFLICT_ENV);
       }
     }
     if (!execExist && watchArgs.length > 0 && envKey !== "") {
-      throw new WatchArgsError(errBadArgsNumConflictEnv);
+      throw new WatchArgsError(ERR_BAD_ARGS_NUM_CONFLICT_ENV);
     }
   } else {
     for (execIdx = 0; execIdx < watchArgs.length; execIdx++) {
@@ -135,7 +135,7 @@ export function parseWatchArgs(
     }
     if (execExist && execIdx === watchArgs.length - 1) {
       reset();
-      throw new WatchArgsError(errBadArgsNumSeparator);
+      throw new WatchArgsError(ERR_BAD_ARGS_NUM_SEPARATOR);
     }
     const fs = newWatchFlags();
     try {
@@ -147,11 +147,11 @@ export function parseWatchArgs(
     const pArgs = fs.args;
     if (!execExist && envKey === "" && pArgs.length < 1) {
       reset();
-      throw new WatchArgsError(errBadArgsNum);
+      throw new WatchArgsError(ERR_BAD_ARGS_NUM);
     }
     if (!execExist && pArgs.length > 0 && envKey !== "") {
       reset();
-      throw new WatchArgsError(errBadArgsNumConflictEnv);
+      throw new WatchArgsError(ERR_BAD_ARGS_NUM_CONFLICT_ENV);
     }
   }
 
@@ -570,7 +570,7 @@ function getWatchChan(
   args: string[],
   opts: WatchOptions,
 ): Substream | string {
-  if (args.length < 1) return errBadArgsNum;
+  if (args.length < 1) return ERR_BAD_ARGS_NUM;
   let key: Uint8Array = encoder.encode(args[0]);
   let rangeEnd: Uint8Array = new Uint8Array(0);
   if (args.length === 2) {

@@ -41,12 +41,12 @@ import {
   printTxnResponses,
 } from "./printer.ts";
 
-const hexDigits = "0123456789abcdef";
+const HEX_DIGITS = "0123456789abcdef";
 
 /** etcdctl's hex form of bytes: each byte as \xNN. */
 export function hexEscaped(b: Uint8Array): string {
   let s = "";
-  for (const c of b) s += "\\x" + hexDigits[c >> 4] + hexDigits[c & 0xf];
+  for (const c of b) s += "\\x" + HEX_DIGITS[c >> 4] + HEX_DIGITS[c & 0xf];
   return s;
 }
 

@@ -75,15 +75,15 @@ import { compareBytes, UserRangePermissions } from "./range_permissions.ts";
 import { type AuthInfo, NopTokenProvider, type TokenProvider } from "./token.ts";
 
 /** The user whose root role makes it the administrator; must exist before auth is enabled. */
-export const rootUser = "root";
+export const ROOT_USER = "root";
 /** The role granting every permission and the admin RPCs. */
-export const rootRole = "root";
+export const ROOT_ROLE = "root";
 /** bcrypt's bounds and etcd's default cost (golang.org/x/crypto/bcrypt). */
-export const bcryptMinCost = 4;
+export const BCRYPT_MIN_COST = 4;
 /** The largest bcrypt cost. */
-export const bcryptMaxCost = 31;
+export const BCRYPT_MAX_COST = 31;
 /** etcd's `--bcrypt-cost` default. */
-export const bcryptDefaultCost = 10;
+export const BCRYPT_DEFAULT_COST = 10;
 
 /**
  * bcrypt hashing and comparing, injected: the server runs it in a worker so that the event loop
@@ -125,7 +125,7 @@ export interface AuthStoreOptions {
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-const caller = "auth/store.go";
+const CALLER = "auth/store.go";
 
 /** What a permission check needs of a user, kept until the next change. */
 interface CachedPermissions {
@@ -163,8 +163,8 @@ function searchNames(names: readonly string[], name: string): number {
 }
 
 function hasRootRole(user: User): boolean {
-  const i = searchNames(user.roles, rootRole);
-  return i < user.roles.length && user.roles[i] === rootRole;
+  const i = searchNames(user.roles, ROOT_ROLE);
+  return i < user.roles.length && user.roles[i] === ROOT_ROLE;
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -217,15 +217,15 @@ export class AuthStore {
     this.#tokens = options.tokens ?? new NopTokenProvider();
     this.#hasher = options.hasher;
     this.#logger = options.logger ?? silentLogger;
-    let cost = options.bcryptCost ?? bcryptDefaultCost;
-    if (!Number.isInteger(cost) || cost < bcryptMinCost || cost > bcryptMaxCost) {
-      this.#logger.warn(caller, "use default bcrypt cost instead of the invalid given cost", {
-        "min-cost": bcryptMinCost,
-        "max-cost": bcryptMaxCost,
-        "default-cost": bcryptDefaultCost,
+    let cost = options.bcryptCost ?? BCRYPT_DEFAULT_COST;
+    if (!Number.isInteger(cost) || cost < BCRYPT_MIN_COST || cost > BCRYPT_MAX_COST) {
+      this.#logger.warn(CALLER, "use default bcrypt cost instead of the invalid given cost", {
+        "min-cost": BCRYPT_MIN_COST,
+        "max-cost": BCRYPT_MAX_COST,
+        "default-cost": BCRYPT_DEFAULT_COST,
         "given-cost": cost,
       });
-      cost = bcryptDefaultCost;
+      cost = BCRYPT_DEFAULT_COST;
     }
     this.bcryptCost = cost;
   }
@@ -277,7 +277,7 @@ export class AuthStore {
     const hash = dec.decode(user.password);
     assert(this.#hasher !== undefined, "AuthStore.checkPassword without a PasswordHasher");
     if (!await this.#hasher.verify(password, hash)) {
-      this.#logger.info(caller + ":383", "invalid password", { "user-name": username });
+      this.#logger.info(CALLER + ":383", "invalid password", { "user-name": username });
       throw Errors.authFailed();
     }
     return revision;
@@ -292,7 +292,7 @@ export class AuthStore {
   async authInfoFromToken(token: string): Promise<AuthInfo> {
     const info = await this.#tokens.info(token, this.#revision);
     if (info === null) {
-      this.#logger.warn(caller + ":1315", "invalid auth token", {});
+      this.#logger.warn(CALLER + ":1315", "invalid auth token", {});
       throw Errors.invalidAuthToken();
     }
     return info;
@@ -304,19 +304,19 @@ export class AuthStore {
   authEnable(): AuthEnableResponse {
     if (this.#enabled) {
       this.#logger.info(
-        caller + ":240",
+        CALLER + ":240",
         "authentication is already enabled; ignored auth enable request",
       );
       return create(AuthEnableResponseSchema);
     }
-    const root = this.#users.get(rootUser);
+    const root = this.#users.get(ROOT_USER);
     if (root === undefined) throw Errors.rootUserNotExist();
     if (!hasRootRole(root)) throw Errors.rootRoleNotExist();
     this.#enabled = true;
     this.#everEnabled = true;
     this.#tokens.enable();
     this.#rangePermissions.clear();
-    this.#logger.info(caller + ":273", "enabled authentication");
+    this.#logger.info(CALLER + ":273", "enabled authentication");
     return create(AuthEnableResponseSchema);
   }
 
@@ -326,7 +326,7 @@ export class AuthStore {
     this.#enabled = false;
     this.#commitRevision();
     this.#tokens.disable();
-    this.#logger.info(caller + ":299", "disabled authentication");
+    this.#logger.info(CALLER + ":299", "disabled authentication");
     return create(AuthDisableResponseSchema);
   }
 
@@ -361,14 +361,14 @@ export class AuthStore {
       }),
     );
     this.#changed();
-    this.#logger.info(caller + ":471", "added a user", { "user-name": request.name });
+    this.#logger.info(CALLER + ":471", "added a user", { "user-name": request.name });
     return create(AuthUserAddResponseSchema);
   }
 
   /** Deletes a user (never root while auth is on) and forgets its tokens. */
   userDelete(request: AuthUserDeleteRequest): AuthUserDeleteResponse {
-    if (this.#enabled && request.name === rootUser) {
-      this.#logger.warn(caller + ":481", "cannot delete 'root' user", {
+    if (this.#enabled && request.name === ROOT_USER) {
+      this.#logger.warn(CALLER + ":481", "cannot delete 'root' user", {
         "user-name": request.name,
       });
       throw Errors.invalidAuthMgmt();
@@ -378,7 +378,7 @@ export class AuthStore {
     this.#users.delete(request.name);
     this.#changed();
     this.#tokens.invalidateUser(request.name);
-    this.#logger.info(caller + ":506", "deleted a user", {
+    this.#logger.info(CALLER + ":506", "deleted a user", {
       "user-name": request.name,
       "user-roles": user.roles,
     });
@@ -398,7 +398,7 @@ export class AuthStore {
     this.#users.set(request.name, updated);
     this.#changed();
     this.#tokens.invalidateUser(request.name);
-    this.#logger.info(caller + ":559", "changed a password of a user", {
+    this.#logger.info(CALLER + ":559", "changed a password of a user", {
       "user-name": request.name,
       "user-roles": user.roles,
     });
@@ -409,10 +409,10 @@ export class AuthStore {
   userGrantRole(request: AuthUserGrantRoleRequest): AuthUserGrantRoleResponse {
     const user = this.#users.get(request.user);
     if (user === undefined) throw Errors.userNotFound();
-    if (request.role !== rootRole && !this.#roles.has(request.role)) throw Errors.roleNotFound();
+    if (request.role !== ROOT_ROLE && !this.#roles.has(request.role)) throw Errors.roleNotFound();
     const i = searchNames(user.roles, request.role);
     if (i < user.roles.length && user.roles[i] === request.role) {
-      this.#logger.warn(caller + ":590", "ignored grant role request to a user", {
+      this.#logger.warn(CALLER + ":590", "ignored grant role request to a user", {
         "user-name": request.user,
         "user-roles": user.roles,
         "duplicate-role-name": request.role,
@@ -424,7 +424,7 @@ export class AuthStore {
     updated.roles.sort(compareNames);
     this.#users.set(request.user, updated);
     this.#changed();
-    this.#logger.info(caller + ":612", "granted a role to a user", {
+    this.#logger.info(CALLER + ":612", "granted a role to a user", {
       "user-name": request.user,
       "user-roles": updated.roles,
       "added-role-name": request.role,
@@ -446,8 +446,8 @@ export class AuthStore {
 
   /** Revokes a role; the root user keeps the root role while auth is on. */
   userRevokeRole(request: AuthUserRevokeRoleRequest): AuthUserRevokeRoleResponse {
-    if (this.#enabled && request.name === rootUser && request.role === rootRole) {
-      this.#logger.warn(caller + ":655", "'root' user cannot revoke 'root' role", {
+    if (this.#enabled && request.name === ROOT_USER && request.role === ROOT_ROLE) {
+      this.#logger.warn(CALLER + ":655", "'root' user cannot revoke 'root' role", {
         "user-name": request.name,
         "role-name": request.role,
       });
@@ -461,7 +461,7 @@ export class AuthStore {
     updated.roles = roles;
     this.#users.set(request.name, updated);
     this.#changed();
-    this.#logger.info(caller + ":698", "revoked a role from a user", {
+    this.#logger.info(CALLER + ":698", "revoked a role from a user", {
       "user-name": request.name,
       "old-user-roles": user.roles,
       "new-user-roles": roles,
@@ -495,7 +495,7 @@ export class AuthStore {
       create(RoleSchema, { name: role.name.slice(), keyPermission: kept.map(copyPermission) }),
     );
     this.#changed();
-    this.#logger.info(caller + ":770", "revoked a permission on range", {
+    this.#logger.info(CALLER + ":770", "revoked a permission on range", {
       "role-name": request.role,
       "key": dec.decode(request.key),
       "range-end": dec.decode(request.rangeEnd),
@@ -505,8 +505,8 @@ export class AuthStore {
 
   /** Deletes a role (never root while auth is on) and takes it from every user. */
   roleDelete(request: AuthRoleDeleteRequest): AuthRoleDeleteResponse {
-    if (this.#enabled && request.role === rootRole) {
-      this.#logger.warn(caller + ":785", "cannot delete 'root' role", {
+    if (this.#enabled && request.role === ROOT_ROLE) {
+      this.#logger.warn(CALLER + ":785", "cannot delete 'root' role", {
         "role-name": request.role,
       });
       throw Errors.invalidAuthMgmt();
@@ -522,7 +522,7 @@ export class AuthStore {
       this.#users.set(name, updated);
     }
     this.#changed();
-    this.#logger.info(caller + ":830", "deleted a role", { "role-name": request.role });
+    this.#logger.info(CALLER + ":830", "deleted a role", { "role-name": request.role });
     return create(AuthRoleDeleteResponseSchema);
   }
 
@@ -532,7 +532,7 @@ export class AuthStore {
     if (this.#roles.has(request.name)) throw Errors.roleAlreadyExist();
     this.#roles.set(request.name, create(RoleSchema, { name: enc.encode(request.name) }));
     this.#changed();
-    this.#logger.info(caller + ":861", "created a role", { "role-name": request.name });
+    this.#logger.info(CALLER + ":861", "created a role", { "role-name": request.name });
     return create(AuthRoleAddResponseSchema);
   }
 
@@ -568,7 +568,7 @@ export class AuthStore {
     }
     this.#roles.set(request.name, updated);
     this.#changed();
-    this.#logger.info(caller + ":922", "granted/updated a permission to a user", {
+    this.#logger.info(CALLER + ":922", "granted/updated a permission to a user", {
       "user-name": request.name,
       "permission-name": permissionTypeName(perm.permType),
     });
@@ -583,7 +583,7 @@ export class AuthStore {
     if (info === null || info.revision === 0) throw Errors.userEmpty();
     if (info.revision < this.#revision) {
       this.#logger.warn(
-        caller + ":946",
+        CALLER + ":946",
         "request auth revision is less than current node auth revision",
         {
           "current node auth revision": this.#revision,
@@ -596,7 +596,7 @@ export class AuthStore {
     }
     const user = this.#users.get(info.username);
     if (user === undefined) {
-      this.#logger.warn(caller + ":968", "cannot find a user for permission check", {
+      this.#logger.warn(CALLER + ":968", "cannot find a user for permission check", {
         "user-name": info.username,
       });
       throw Errors.permissionDenied();
@@ -654,7 +654,7 @@ export class AuthStore {
   hasRole(username: string, role: string): boolean {
     const user = this.#users.get(username);
     if (user === undefined) {
-      this.#logger.warn(caller + ":1462", "'has-role' requested for non-existing user", {
+      this.#logger.warn(CALLER + ":1462", "'has-role' requested for non-existing user", {
         "user-name": username,
         "role-name": role,
       });

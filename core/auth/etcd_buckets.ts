@@ -33,13 +33,13 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 /** The bucket names, as etcd spells them. */
-export const authBucketName = "auth";
+export const AUTH_BUCKET_NAME = "auth";
 /** Users by name. */
-export const authUsersBucketName = "authUsers";
+export const AUTH_USERS_BUCKET_NAME = "authUsers";
 /** Roles by name. */
-export const authRolesBucketName = "authRoles";
-const enabledKey = "authEnabled";
-const revisionKey = "authRevision";
+export const AUTH_ROLES_BUCKET_NAME = "authRoles";
+const ENABLED_KEY = "authEnabled";
+const REVISION_KEY = "authRevision";
 
 /** The three auth buckets for `state`, in etcd's layout. */
 export function authToBuckets(state: AuthSnapshot): AuthBucket[] {
@@ -47,22 +47,22 @@ export function authToBuckets(state: AuthSnapshot): AuthBucket[] {
   new DataView(rev.buffer).setBigUint64(0, BigInt(state.revision));
   const auth: Array<[Uint8Array, Uint8Array]> = [];
   if (state.everEnabled || state.enabled) {
-    auth.push([enc.encode(enabledKey), new Uint8Array([state.enabled ? 1 : 0])]);
+    auth.push([enc.encode(ENABLED_KEY), new Uint8Array([state.enabled ? 1 : 0])]);
   }
-  auth.push([enc.encode(revisionKey), rev]);
+  auth.push([enc.encode(REVISION_KEY), rev]);
   const byKey = (a: [Uint8Array, Uint8Array], b: [Uint8Array, Uint8Array]) =>
     compareBytes(a[0], b[0]);
   return [
-    { name: enc.encode(authBucketName), entries: auth },
+    { name: enc.encode(AUTH_BUCKET_NAME), entries: auth },
     {
-      name: enc.encode(authRolesBucketName),
+      name: enc.encode(AUTH_ROLES_BUCKET_NAME),
       entries: state.roles.map((r): [Uint8Array, Uint8Array] => [
         r.name,
         toBinary(RoleSchema, r),
       ]).sort(byKey),
     },
     {
-      name: enc.encode(authUsersBucketName),
+      name: enc.encode(AUTH_USERS_BUCKET_NAME),
       entries: state.users.map((u): [Uint8Array, Uint8Array] => [
         u.name,
         toBinary(UserSchema, u),
@@ -81,17 +81,17 @@ function find(buckets: readonly AuthBucket[], name: string): AuthBucket | undefi
  * AuthBucketError for values that do not decode or keys that do not match the names inside.
  */
 export function authFromBuckets(buckets: readonly AuthBucket[]): AuthSnapshot {
-  const auth = find(buckets, authBucketName)?.entries ?? [];
+  const auth = find(buckets, AUTH_BUCKET_NAME)?.entries ?? [];
   let enabled = false;
   let everEnabled = false;
   let revision = 0;
   for (const [k, v] of auth) {
     const key = dec.decode(k);
-    if (key === enabledKey) {
+    if (key === ENABLED_KEY) {
       // etcd compares the value with {1}: anything else reads as disabled.
       enabled = v.length === 1 && v[0] === 1;
       everEnabled = true;
-    } else if (key === revisionKey) {
+    } else if (key === REVISION_KEY) {
       if (v.length !== 8) {
         throw new AuthBucketError(`auth bucket: authRevision has ${v.length} bytes, not 8`);
       }
@@ -102,7 +102,7 @@ export function authFromBuckets(buckets: readonly AuthBucket[]): AuthSnapshot {
       revision = Number(r);
     }
   }
-  const users: User[] = (find(buckets, authUsersBucketName)?.entries ?? []).map(([k, v]) => {
+  const users: User[] = (find(buckets, AUTH_USERS_BUCKET_NAME)?.entries ?? []).map(([k, v]) => {
     let user: User;
     try {
       user = fromBinary(UserSchema, v);
@@ -118,7 +118,7 @@ export function authFromBuckets(buckets: readonly AuthBucket[]): AuthSnapshot {
     }
     return user;
   });
-  const roles: Role[] = (find(buckets, authRolesBucketName)?.entries ?? []).map(([k, v]) => {
+  const roles: Role[] = (find(buckets, AUTH_ROLES_BUCKET_NAME)?.entries ?? []).map(([k, v]) => {
     let role: Role;
     try {
       role = fromBinary(RoleSchema, v);

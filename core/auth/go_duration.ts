@@ -15,7 +15,7 @@ const unitsNs: Record<string, number> = {
 };
 
 /** The largest Go duration (int64 nanoseconds). */
-const maxNs = 9223372036854775807;
+const MAX_NS = 9223372036854775807;
 
 function quote(s: string): string {
   return `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
@@ -48,7 +48,7 @@ export function parseGoDurationMs(orig: string): number {
     s = s.slice(u.length);
     const value = Number(whole === "" ? "0" : whole) + (frac ? Number(`0.${frac}`) : 0);
     totalNs += value * unit;
-    if (totalNs > maxNs) throw invalid();
+    if (totalNs > MAX_NS) throw invalid();
   }
   const ms = Math.trunc(totalNs) / 1e6;
   return neg ? -ms : ms;

@@ -30,16 +30,16 @@ import {
   AuthOptionsError,
   type JwtConfig,
   type JwtSignMethod,
-  keyMismatch,
-  missingKeyData,
+  KEY_MISMATCH,
+  MISSING_KEY_DATA,
 } from "./token_options.ts";
 
 /** golang-jwt's key errors, as etcd exits with them. */
-const errPem = "invalid key: Key must be a PEM encoded PKCS1 or PKCS8 key";
-const errNotRsaPrivate = "key is not a valid RSA private key";
-const errNotRsaPublic = "key is not a valid RSA public key";
-const errNotEcPrivate = "key is not a valid ECDSA private key";
-const errNotEcPublic = "key is not a valid ECDSA public key";
+const ERR_PEM = "invalid key: Key must be a PEM encoded PKCS1 or PKCS8 key";
+const ERR_NOT_RSA_PRIVATE = "key is not a valid RSA private key";
+const ERR_NOT_RSA_PUBLIC = "key is not a valid RSA public key";
+const ERR_NOT_EC_PRIVATE = "key is not a valid ECDSA private key";
+const ERR_NOT_EC_PUBLIC = "key is not a valid ECDSA public key";
 
 type Family = "RSA" | "PSS" | "EC" | "HMAC";
 
@@ -246,7 +246,7 @@ async function loadKeys(options: JwtProviderOptions): Promise<KeyPair> {
   if (f === null) fail(`unsupported signing method: ${goMethodType(method)}`);
   const hash = hashOf(method);
   if (f === "HMAC") {
-    if (options.privateKey === null || options.privateKey.length === 0) fail(missingKeyData);
+    if (options.privateKey === null || options.privateKey.length === 0) fail(MISSING_KEY_DATA);
     const key = await crypto.subtle.importKey(
       "raw",
       new Uint8Array(options.privateKey),
@@ -262,7 +262,7 @@ async function loadKeys(options: JwtProviderOptions): Promise<KeyPair> {
   const pub = options.publicKey !== null && options.publicKey.length > 0
     ? publicKeySpki(f, options.publicKey)
     : null;
-  if (priv === null && pub === null) fail(missingKeyData);
+  if (priv === null && pub === null) fail(MISSING_KEY_DATA);
   const alg = (curve: string | null): RsaHashedImportParams | EcKeyImportParams =>
     f === "EC"
       ? { name: "ECDSA", namedCurve: curve! }
@@ -298,7 +298,7 @@ async function loadKeys(options: JwtProviderOptions): Promise<KeyPair> {
     const mismatch = f === "EC"
       ? pubJwk.crv !== privJwk.crv && pubJwk.x !== privJwk.x && pubJwk.y !== privJwk.y
       : pubJwk.e !== privJwk.e && pubJwk.n !== privJwk.n;
-    if (mismatch) fail(keyMismatch);
+    if (mismatch) fail(KEY_MISMATCH);
   }
   // Verification uses the private key's own public half, as etcd does.
   const publicJwk: JsonWebKey = f === "EC"
@@ -321,7 +321,7 @@ async function loadKeys(options: JwtProviderOptions): Promise<KeyPair> {
 /** A private key file as golang-jwt reads it, as PKCS#8 DER plus its EC curve. */
 function privateKeyPkcs8(f: Family, pem: Uint8Array): { der: Uint8Array; curve: string | null } {
   const block = decodePem(pem);
-  if (block === null) fail(errPem);
+  if (block === null) fail(ERR_PEM);
   const der = block.der;
   if (f === "EC") {
     const sec1 = sec1Curve(der);
@@ -338,7 +338,7 @@ function privateKeyPkcs8(f: Family, pem: Uint8Array): { der: Uint8Array; curve: 
           : "x509: failed to parse private key",
       );
     }
-    if (!equal(alg.oid, oids.ecPublicKey)) fail(errNotEcPrivate);
+    if (!equal(alg.oid, oids.ecPublicKey)) fail(ERR_NOT_EC_PRIVATE);
     const curve = alg.curve === null ? null : curveName(alg.curve);
     if (curve === null) fail("x509: unknown elliptic curve");
     return { der, curve };
@@ -352,14 +352,14 @@ function privateKeyPkcs8(f: Family, pem: Uint8Array): { der: Uint8Array; curve: 
         : "x509: failed to parse private key",
     );
   }
-  if (!equal(alg.oid, oids.rsaEncryption)) fail(errNotRsaPrivate);
+  if (!equal(alg.oid, oids.rsaEncryption)) fail(ERR_NOT_RSA_PRIVATE);
   return { der, curve: null };
 }
 
 /** A public key file (SPKI or certificate) as SPKI DER plus its EC curve. */
 function publicKeySpki(f: Family, pem: Uint8Array): { der: Uint8Array; curve: string | null } {
   const block = decodePem(pem);
-  if (block === null) fail(errPem);
+  if (block === null) fail(ERR_PEM);
   let der = block.der;
   let alg = spkiAlgorithm(der);
   if (alg === null) {
@@ -369,12 +369,12 @@ function publicKeySpki(f: Family, pem: Uint8Array): { der: Uint8Array; curve: st
     alg = spkiAlgorithm(der)!;
   }
   if (f === "EC") {
-    if (!equal(alg.oid, oids.ecPublicKey)) fail(errNotEcPublic);
+    if (!equal(alg.oid, oids.ecPublicKey)) fail(ERR_NOT_EC_PUBLIC);
     const curve = alg.curve === null ? null : curveName(alg.curve);
     if (curve === null) fail("x509: unsupported elliptic curve");
     return { der, curve };
   }
-  if (!equal(alg.oid, oids.rsaEncryption)) fail(errNotRsaPublic);
+  if (!equal(alg.oid, oids.rsaEncryption)) fail(ERR_NOT_RSA_PUBLIC);
   return { der, curve: null };
 }
 

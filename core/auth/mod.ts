@@ -35,11 +35,11 @@
 
 export {
   AuthStore,
-  bcryptDefaultCost,
-  bcryptMaxCost,
-  bcryptMinCost,
-  rootRole,
-  rootUser,
+  BCRYPT_DEFAULT_COST,
+  BCRYPT_MAX_COST,
+  BCRYPT_MIN_COST,
+  ROOT_ROLE,
+  ROOT_USER,
 } from "./auth_store.ts";
 export type { AuthSnapshot, AuthStoreOptions, PasswordHasher } from "./auth_store.ts";
 export {
@@ -52,29 +52,29 @@ export {
 export type { KeyInterval } from "./range_permissions.ts";
 export { NopTokenProvider } from "./token.ts";
 export type { AuthInfo, TokenAssignment, TokenProvider } from "./token.ts";
-export { defaultSimpleTokenTtlSeconds, SimpleTokenProvider } from "./simple_token.ts";
+export { DEFAULT_SIMPLE_TOKEN_TTL_SECONDS, SimpleTokenProvider } from "./simple_token.ts";
 export type { SimpleTokenOptions } from "./simple_token.ts";
 export { JwtTokenProvider } from "./jwt.ts";
 export type { JwtProviderOptions } from "./jwt.ts";
 export {
   AuthOptionsError,
-  defaultJwtTtlMs,
-  invalidAuthMethod,
-  invalidAuthOptions,
+  DEFAULT_JWT_TTL_MS,
+  INVALID_AUTH_METHOD,
+  INVALID_AUTH_OPTIONS,
   jwtSignMethods,
-  keyMismatch,
+  KEY_MISMATCH,
   loadJwtConfig,
-  missingKeyData,
+  MISSING_KEY_DATA,
   parseAuthTokenFlag,
 } from "./token_options.ts";
 export type { AuthTokenConfig, JwtConfig, JwtSignMethod } from "./token_options.ts";
 export { parseGoDurationMs } from "./go_duration.ts";
 export {
+  AUTH_BUCKET_NAME,
+  AUTH_ROLES_BUCKET_NAME,
+  AUTH_USERS_BUCKET_NAME,
   AuthBucketError,
-  authBucketName,
   authFromBuckets,
-  authRolesBucketName,
   authToBuckets,
-  authUsersBucketName,
 } from "./etcd_buckets.ts";
 export type { AuthBucket } from "./etcd_buckets.ts";

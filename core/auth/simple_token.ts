@@ -15,11 +15,11 @@ import { type Logger, silentLogger } from "../log.ts";
 import type { AuthInfo, TokenAssignment, TokenProvider } from "./token.ts";
 
 /** etcd's default `--auth-token-ttl` (seconds). */
-export const defaultSimpleTokenTtlSeconds = 300;
+export const DEFAULT_SIMPLE_TOKEN_TTL_SECONDS = 300;
 /** How often expired tokens are swept (etcd's ticker: 1 s). */
-const sweepIntervalMs = 1000;
-const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-const tokenLength = 16;
+const SWEEP_INTERVAL_MS = 1000;
+const LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+const TOKEN_LENGTH = 16;
 
 /** What a simple token provider is built from. */
 export interface SimpleTokenOptions {
@@ -56,8 +56,8 @@ export class SimpleTokenProvider implements TokenProvider {
   constructor(options: SimpleTokenOptions) {
     this.#nowMs = options.nowMs;
     this.#randomInt = options.randomInt;
-    const ttl = options.ttlSeconds ?? defaultSimpleTokenTtlSeconds;
-    this.#ttlMs = (ttl > 0 ? ttl : defaultSimpleTokenTtlSeconds) * 1000;
+    const ttl = options.ttlSeconds ?? DEFAULT_SIMPLE_TOKEN_TTL_SECONDS;
+    this.#ttlMs = (ttl > 0 ? ttl : DEFAULT_SIMPLE_TOKEN_TTL_SECONDS) * 1000;
     this.#waitApplied = options.waitApplied ?? (() => Promise.resolve(true));
     this.#logger = options.logger ?? silentLogger;
   }
@@ -85,10 +85,10 @@ export class SimpleTokenProvider implements TokenProvider {
     }
   }
 
-  /** 16 letters drawn from the injected randomness. */
+  /** 16 LETTERS drawn from the injected randomness. */
   genTokenPrefix(): string {
     let out = "";
-    for (let i = 0; i < tokenLength; i++) out += letters[this.#randomInt(letters.length)];
+    for (let i = 0; i < TOKEN_LENGTH; i++) out += LETTERS[this.#randomInt(LETTERS.length)];
     return out;
   }
 
@@ -129,7 +129,7 @@ export class SimpleTokenProvider implements TokenProvider {
   #sweep(): void {
     const now = this.#nowMs();
     if (now < this.#nextSweepMs || this.#tokens === null) return;
-    this.#nextSweepMs = now + sweepIntervalMs;
+    this.#nextSweepMs = now + SWEEP_INTERVAL_MS;
     for (const [token, entry] of this.#tokens) {
       if (now > entry.expiresMs) this.#expire(token, entry);
     }

@@ -9,7 +9,7 @@
 import { parseGoDurationMs } from "./go_duration.ts";
 
 /** etcd's default JWT lifetime (`ttl` option): 5 minutes. */
-export const defaultJwtTtlMs = 5 * 60 * 1000;
+export const DEFAULT_JWT_TTL_MS = 5 * 60 * 1000;
 
 /** A bad `--auth-token` value: `message` is etcd's fatal error, `detail` the line logged first. */
 export class AuthOptionsError extends Error {
@@ -20,13 +20,13 @@ export class AuthOptionsError extends Error {
 }
 
 /** etcd's ErrInvalidAuthOpts text. */
-export const invalidAuthOptions = "auth: invalid auth options";
+export const INVALID_AUTH_OPTIONS = "auth: invalid auth options";
 /** etcd's ErrInvalidAuthMethod text. */
-export const invalidAuthMethod = "auth: invalid auth signature method";
+export const INVALID_AUTH_METHOD = "auth: invalid auth signature method";
 /** etcd's ErrMissingKey text. */
-export const missingKeyData = "auth: missing key data";
+export const MISSING_KEY_DATA = "auth: missing key data";
 /** etcd's ErrKeyMismatch text. */
-export const keyMismatch = "auth: public and private keys don't match";
+export const KEY_MISMATCH = "auth: public and private keys don't match";
 
 /** The sign methods golang-jwt registers (etcd accepts the name of any of them). */
 export const jwtSignMethods = [
@@ -66,11 +66,11 @@ export function parseAuthTokenFlag(value: string): AuthTokenConfig {
   for (const field of fields.slice(1)) {
     const pair = field.split("=");
     if (pair.length !== 2) {
-      throw new AuthOptionsError(invalidAuthOptions, `invalid token specific option: ${value}`);
+      throw new AuthOptionsError(INVALID_AUTH_OPTIONS, `invalid token specific option: ${value}`);
     }
     if (options.has(pair[0])) {
       throw new AuthOptionsError(
-        invalidAuthOptions,
+        INVALID_AUTH_OPTIONS,
         `invalid token specific option, duplicated parameters (${pair[0]}): ${value}`,
       );
     }
@@ -84,7 +84,7 @@ export function parseAuthTokenFlag(value: string): AuthTokenConfig {
     case "":
       return { type: "none" };
     default:
-      throw new AuthOptionsError(invalidAuthOptions, `unknown token type: ${type}`);
+      throw new AuthOptionsError(INVALID_AUTH_OPTIONS, `unknown token type: ${type}`);
   }
 }
 
@@ -112,9 +112,9 @@ export function loadJwtConfig(
   readFile: (path: string) => Uint8Array,
 ): JwtConfig {
   const fail = (cause: string): never => {
-    throw new AuthOptionsError(invalidAuthOptions, `problem loading JWT options: ${cause}`);
+    throw new AuthOptionsError(INVALID_AUTH_OPTIONS, `problem loading JWT options: ${cause}`);
   };
-  let ttlMs = defaultJwtTtlMs;
+  let ttlMs = DEFAULT_JWT_TTL_MS;
   const ttl = options.get("ttl") ?? "";
   if (ttl !== "") {
     try {
@@ -135,7 +135,7 @@ export function loadJwtConfig(
   const publicKey = read("pub-key");
   const privateKey = read("priv-key");
   const method = options.get("sign-method") ?? "";
-  if (!(jwtSignMethods as readonly string[]).includes(method)) fail(invalidAuthMethod);
+  if (!(jwtSignMethods as readonly string[]).includes(method)) fail(INVALID_AUTH_METHOD);
   return {
     signMethod: method as JwtSignMethod,
     publicKey,

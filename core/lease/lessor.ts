@@ -12,14 +12,14 @@ import { compareBytes, keyId } from "../bytes.ts";
 import { Errors } from "../errors.ts";
 
 /** The largest TTL a lease may have (etcd's MaxLeaseTTL, seconds). */
-export const maxLeaseTtlSeconds = 9000000000n;
+export const MAX_LEASE_TTL_SECONDS = 9000000000n;
 /** How long an expired lease waits before its revoke is proposed again (etcd: 3 s). */
-export const expiredLeaseRetryMs = 3000;
+export const EXPIRED_LEASE_RETRY_MS = 3000;
 /** etcd's default lease checkpoint interval (5 minutes). */
-export const defaultCheckpointIntervalMs = 5 * 60 * 1000;
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 5 * 60 * 1000;
 /** Leases revoked or checkpointed per check at most (etcd: leaseRevokeRate / 2, batch 1000). */
-const revokeBatch = 500;
-const checkpointBatch = 1000;
+const REVOKE_BATCH = 500;
+const CHECKPOINT_BATCH = 1000;
 
 /**
  * What revoking needs from the key-value store: delete these keys (sorted) in one revision. The
@@ -93,7 +93,7 @@ export class Lessor {
   #primary = false;
   #checkpoint: boolean;
   #checkpointIntervalMs: number;
-  /** Leases whose revoke was asked for (ms); asked again after expiredLeaseRetryMs. */
+  /** Leases whose revoke was asked for (ms); asked again after EXPIRED_LEASE_RETRY_MS. */
   #revokeAskedMs = new Map<bigint, number>();
   /** Next checkpoint time (ms) per lease, on the primary. */
   #checkpointAtMs = new Map<bigint, number>();
@@ -102,7 +102,7 @@ export class Lessor {
     this.minTtlSeconds = options.minTtlSeconds;
     this.#deleter = options.deleter;
     this.#checkpoint = options.checkpoint ?? false;
-    this.#checkpointIntervalMs = options.checkpointIntervalMs ?? defaultCheckpointIntervalMs;
+    this.#checkpointIntervalMs = options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
   }
 
   /** Whether this member is the leader's lessor (keeps expiries, renews). */
@@ -136,7 +136,7 @@ export class Lessor {
    */
   grant(id: bigint, ttlSeconds: bigint, nowMs: number): { id: bigint; ttlSeconds: bigint } {
     if (id === 0n) throw Errors.leaseNotFound();
-    if (ttlSeconds > maxLeaseTtlSeconds) throw Errors.leaseTTLTooLarge();
+    if (ttlSeconds > MAX_LEASE_TTL_SECONDS) throw Errors.leaseTTLTooLarge();
     if (this.#leases.has(id)) throw Errors.leaseExist();
     const ttl = ttlSeconds < this.minTtlSeconds ? this.minTtlSeconds : ttlSeconds;
     const lease: Lease = {
@@ -220,16 +220,16 @@ export class Lessor {
 
   /**
    * Leases whose time ran out, for the node to propose LeaseRevoke (primary only). A lease is
-   * returned again only if it is still there expiredLeaseRetryMs later (a lost proposal).
+   * returned again only if it is still there EXPIRED_LEASE_RETRY_MS later (a lost proposal).
    */
   expired(nowMs: number): bigint[] {
     if (!this.#primary) return [];
     const out: bigint[] = [];
     for (const lease of this.#leases.values()) {
-      if (out.length >= revokeBatch) break;
+      if (out.length >= REVOKE_BATCH) break;
       if (lease.expiryMs === null || lease.expiryMs > nowMs) continue;
       const asked = this.#revokeAskedMs.get(lease.id);
-      if (asked !== undefined && nowMs < asked + expiredLeaseRetryMs) continue;
+      if (asked !== undefined && nowMs < asked + EXPIRED_LEASE_RETRY_MS) continue;
       this.#revokeAskedMs.set(lease.id, nowMs);
       out.push(lease.id);
     }
@@ -241,7 +241,7 @@ export class Lessor {
     if (!this.#primary || !this.#checkpoint) return [];
     const out: LeaseCheckpoint[] = [];
     for (const [id, atMs] of this.#checkpointAtMs) {
-      if (out.length >= checkpointBatch) break;
+      if (out.length >= CHECKPOINT_BATCH) break;
       if (atMs > nowMs) continue;
       this.#checkpointAtMs.delete(id);
       const lease = this.#leases.get(id);

@@ -1,9 +1,9 @@
 import { assertEquals, assertThrows } from "../testing.ts";
 import { Errors } from "../errors.ts";
 import {
-  expiredLeaseRetryMs,
+  EXPIRED_LEASE_RETRY_MS,
   Lessor,
-  maxLeaseTtlSeconds,
+  MAX_LEASE_TTL_SECONDS,
   minLeaseTtlSeconds,
   NotPrimaryError,
 } from "./lessor.ts";
@@ -32,13 +32,13 @@ Deno.test("grant() checks in etcd's order and raises the TTL to the minimum", ()
   const { l } = lessor();
   assertThrows(() => l.grant(0n, 10n, 0), Error, Errors.leaseNotFound().message);
   assertThrows(
-    () => l.grant(1n, maxLeaseTtlSeconds + 1n, 0),
+    () => l.grant(1n, MAX_LEASE_TTL_SECONDS + 1n, 0),
     Error,
     Errors.leaseTTLTooLarge().message,
   );
   assertEquals(l.grant(1n, 1n, 0), { id: 1n, ttlSeconds: 2n });
   assertThrows(() => l.grant(1n, 10n, 0), Error, Errors.leaseExist().message);
-  assertEquals(l.grant(2n, maxLeaseTtlSeconds, 0).ttlSeconds, maxLeaseTtlSeconds);
+  assertEquals(l.grant(2n, MAX_LEASE_TTL_SECONDS, 0).ttlSeconds, MAX_LEASE_TTL_SECONDS);
   assertEquals(l.leases(), [1n, 2n]);
 });
 
@@ -85,7 +85,7 @@ Deno.test("expired() asks once, again only after the retry interval, never on a 
   assertEquals(l.expired(5_999), []);
   assertEquals(l.expired(6_000), [1n]);
   assertEquals(l.expired(6_100), []);
-  assertEquals(l.expired(6_000 + expiredLeaseRetryMs), [1n]);
+  assertEquals(l.expired(6_000 + EXPIRED_LEASE_RETRY_MS), [1n]);
   l.demote();
   assertEquals(l.expired(100_000), []);
 });

@@ -21,10 +21,10 @@
  * @module
  */
 export {
-  defaultCheckpointIntervalMs,
-  expiredLeaseRetryMs,
+  DEFAULT_CHECKPOINT_INTERVAL_MS,
+  EXPIRED_LEASE_RETRY_MS,
   Lessor,
-  maxLeaseTtlSeconds,
+  MAX_LEASE_TTL_SECONDS,
   minLeaseTtlSeconds,
   NotPrimaryError,
 } from "./lessor.ts";

@@ -103,7 +103,7 @@ import { noTransport, type Transport } from "./transport.ts";
 export type { NodeConfig, NodeEnvironment } from "./config.ts";
 
 /** The etcd version detcd speaks and reports. */
-export const serverVersion = "3.4.23";
+export const SERVER_VERSION = "3.4.23";
 /** The cluster version etcd 3.4 members agree on. */
 export const clusterVersion = "3.4.0";
 
@@ -537,7 +537,7 @@ export class EtcdNode {
     const size = this.#sm.mvcc.sizeBytes();
     return create(StatusResponseSchema, {
       header: this.header(),
-      version: serverVersion,
+      version: SERVER_VERSION,
       dbSize: BigInt(dbFileSize(size)),
       dbSizeInUse: BigInt(dbInUseSize(size)),
       leader: this.#lead,

@@ -4,7 +4,7 @@ import { type Member, MemberSchema } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { Errors } from "../errors.ts";
 
 /** etcd 3.4 allows one learner at a time. */
-export const maxLearners = 1;
+export const MAX_LEARNERS = 1;
 
 /** A member as the replicated membership knows it. */
 export interface MemberInfo {
@@ -66,7 +66,7 @@ export class Membership {
     if (this.#removed.has(member.id)) throw Errors.memberNotFound();
     if (this.#members.has(member.id)) throw Errors.memberExist();
     this.#checkPeerUrlsFree(member.peerUrls, member.id);
-    if (member.isLearner && this.list().filter((m) => m.isLearner).length >= maxLearners) {
+    if (member.isLearner && this.list().filter((m) => m.isLearner).length >= MAX_LEARNERS) {
       throw Errors.tooManyLearners();
     }
   }

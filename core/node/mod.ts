@@ -35,7 +35,7 @@ export {
   EtcdNode,
   type NodeConfig,
   type NodeEnvironment,
-  serverVersion,
+  SERVER_VERSION,
 } from "./etcd_node.ts";
 export { nodeDefaults, type ResolvedNodeConfig, resolveNodeConfig } from "./config.ts";
 export { clusterId, idHex, memberId, parseInitialCluster } from "./ids.ts";

@@ -9,7 +9,7 @@ import { Errors, type EtcdError } from "../errors.ts";
 import { type ConfChange, none, ProposalDroppedError } from "../raft/mod.ts";
 
 /** Proposals waiting for a reply at most; past it writers get `etcdserver: too many requests`. */
-const maxPendingProposals = 20000;
+const MAX_PENDING_PROPOSALS = 20000;
 
 /** A caller waiting for the outcome of a proposal, a read or a leadership transfer. */
 export interface Waiter {
@@ -72,7 +72,7 @@ export class Proposals {
     lead: bigint,
     leaderTerm = 0,
   ): Promise<unknown> {
-    if (this.#waiters.size >= maxPendingProposals) {
+    if (this.#waiters.size >= MAX_PENDING_PROPOSALS) {
       return Promise.reject(Errors.tooManyRequests());
     }
     const id = this.newRequestId();

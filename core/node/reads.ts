@@ -8,7 +8,7 @@ import { Errors, type EtcdError } from "../errors.ts";
 import type { Waiter } from "./proposals.ts";
 
 /** Ticks without a ReadIndex answer before asking again (etcd: 500 ms at the default 100 ms). */
-const readIndexRetryTicks = 5;
+const READ_INDEX_RETRY_TICKS = 5;
 
 interface ReadBatch {
   /** Tick of the last ReadIndex request for it (asked again if no answer comes, like etcd). */
@@ -104,7 +104,7 @@ export class ReadIndexReads {
   /** Asks again for an unanswered batch and times out the reads due at `ticks`. */
   expire(ticks: number, hasLeader: boolean): void {
     const read = this.#inFlight;
-    if (read && ticks - read.issuedAt >= readIndexRetryTicks && hasLeader) {
+    if (read && ticks - read.issuedAt >= READ_INDEX_RETRY_TICKS && hasLeader) {
       // The request or its answer may have been lost (a peer connection starting, a leader
       // change): ask again, as etcd does every 500 ms.
       read.issuedAt = ticks;

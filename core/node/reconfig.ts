@@ -31,10 +31,10 @@ import {
 import type { Transport } from "./transport.ts";
 
 /** How long a peer must have been connected to count toward etcd's strict reconfig checks. */
-const healthIntervalMs = 5000;
+const HEALTH_INTERVAL_MS = 5000;
 
 /** A learner may be promoted when its log is at least this far along the leader's. */
-export const learnerReadyPercent = 0.9;
+export const LEARNER_READY_PERCENT = 0.9;
 
 function quorum(voters: number): number {
   return Math.floor(voters / 2) + 1;
@@ -57,7 +57,7 @@ function startedVoters(view: ReconfigView, except = none): number {
 
 /** Voters (this member included) this member has been connected to for etcd's 5 s. */
 function healthyVoters(view: ReconfigView): number {
-  const since = view.nowMs() - healthIntervalMs;
+  const since = view.nowMs() - HEALTH_INTERVAL_MS;
   return view.membership.voters().filter((m) => {
     if (m.id === view.memberId) return true;
     const active = view.transport.activeSince(m.id);
@@ -210,7 +210,7 @@ export class MemberChanges {
 
   /**
    * Promotes a learner: only the leader knows whether it caught up (a follower forwards), and it
-   * must be at least learnerReadyPercent along the leader's log.
+   * must be at least LEARNER_READY_PERCENT along the leader's log.
    */
   async promote(id: bigint): Promise<MemberPromoteResponse> {
     const host = this.#host;
@@ -229,7 +229,7 @@ export class MemberChanges {
     const progress = host.progress();
     const leaderMatch = progress.get(host.memberId)?.match ?? 0;
     const learnerMatch = progress.get(id)?.match ?? 0;
-    if (learnerMatch < leaderMatch * learnerReadyPercent) throw Errors.learnerNotReady();
+    if (learnerMatch < leaderMatch * LEARNER_READY_PERCENT) throw Errors.learnerNotReady();
     const member = { ...host.membership.get(id)!, isLearner: false };
     await host.proposeConfChange(ConfChangeType.AddNode, member);
     return create(MemberPromoteResponseSchema, { header: host.header(), members: host.members() });

@@ -63,12 +63,12 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 export const keyBucket = enc.encode("key");
-const revBytesLen = 17;
+const REV_BYTES_LEN = 17;
 const tombstoneMark = 0x74; // 't'
 
 /** etcd's revision key: main and sub as 8-byte big-endian, separated by `_`. */
 export function revisionKey(main: number, sub: number, tombstone = false): Uint8Array {
-  const out = new Uint8Array(revBytesLen + (tombstone ? 1 : 0));
+  const out = new Uint8Array(REV_BYTES_LEN + (tombstone ? 1 : 0));
   const view = new DataView(out.buffer);
   view.setBigUint64(0, BigInt(main));
   out[8] = 0x5f; // '_'
@@ -78,8 +78,8 @@ export function revisionKey(main: number, sub: number, tombstone = false): Uint8
 }
 
 function parseRevisionKey(key: Uint8Array): { main: number; sub: number; tombstone: boolean } {
-  const tombstone = key.length === revBytesLen + 1 && key[revBytesLen] === tombstoneMark;
-  if ((key.length !== revBytesLen && !tombstone) || key[8] !== 0x5f) {
+  const tombstone = key.length === REV_BYTES_LEN + 1 && key[REV_BYTES_LEN] === tombstoneMark;
+  if ((key.length !== REV_BYTES_LEN && !tombstone) || key[8] !== 0x5f) {
     throw new EtcdDbError(`key bucket: malformed revision key (${key.length} bytes)`);
   }
   const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
@@ -229,7 +229,7 @@ export function fromEtcdBuckets(buckets: BoltBucket[]): RestoredBackend {
   const metaValue = (name: string) => metaB.entries.find(([k]) => dec.decode(k) === name)?.[1];
   const compactRev = (name: string): number => {
     const v = metaValue(name);
-    return v === undefined ? -1 : parseRevisionKey(v.subarray(0, revBytesLen)).main;
+    return v === undefined ? -1 : parseRevisionKey(v.subarray(0, REV_BYTES_LEN)).main;
   };
   const finished = compactRev("finishedCompactRev");
   const scheduled = compactRev("scheduledCompactRev");

@@ -38,19 +38,19 @@ export class BoltFormatError extends Error {
 
 const boltMagic = 0xed0cdaed;
 const boltVersion = 2;
-const pageHeaderBytes = 16;
+const PAGE_HEADER_BYTES = 16;
 const elementBytes = 16; // leaf and branch elements are both 16 bytes
 const bucketHeaderBytes = 16; // {root pgid u64, sequence u64}
 const metaChecksumOffset = 56; // the checksum covers the meta fields before it
-const metaBytes = 64;
+const META_BYTES = 64;
 const branchPageFlag = 0x01;
 const leafPageFlag = 0x02;
 const metaPageFlag = 0x04;
 const freelistPageFlag = 0x10;
-const bucketLeafFlag = 0x01;
+const BUCKET_LEAF_FLAG = 0x01;
 const maxElementsPerPage = 0xfffe; // page.count is u16; 0xffff is the freelist's escape value
 const maxTreeDepth = 64;
-const twoTo32 = 0x1_0000_0000;
+const TWO_TO32 = 0x1_0000_0000;
 
 /** compareBytes over two ranges of one buffer, without making views. */
 function compareRanges(
@@ -81,7 +81,7 @@ function fnv64a(bytes: Uint8Array): bigint {
 
 function setU64(view: DataView, offset: number, value: number): void {
   view.setUint32(offset, value >>> 0, true);
-  view.setUint32(offset + 4, Math.floor(value / twoTo32), true);
+  view.setUint32(offset + 4, Math.floor(value / TWO_TO32), true);
 }
 
 /** Reads a u64 that must fit a JS number safely (page ids, txids); larger values are corrupt. */
@@ -91,7 +91,7 @@ function getU64(view: DataView, offset: number, what: string): number {
   if (hi > 0x1fffff) {
     throw new BoltFormatError(`${what} out of range (high word 0x${hi.toString(16)})`);
   }
-  return hi * twoTo32 + lo;
+  return hi * TWO_TO32 + lo;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -148,13 +148,13 @@ function planTree(
     level.push({ key: keys[start] ?? new Uint8Array(0), pgid });
   };
   let start = 0;
-  let bytes = pageHeaderBytes;
+  let bytes = PAGE_HEADER_BYTES;
   for (let i = 0; i < keys.length; i++) {
     const size = elementBytes + keys[i].length + values[i].length;
     if (i > start && (bytes + size > pageSize || i - start >= maxElementsPerPage)) {
       addLeaf(start, i, bytes);
       start = i;
-      bytes = pageHeaderBytes;
+      bytes = PAGE_HEADER_BYTES;
     }
     bytes += size;
   }
@@ -164,7 +164,7 @@ function planTree(
   while (level.length > 1) {
     const upper: Array<{ key: Uint8Array; pgid: number }> = [];
     let first = 0;
-    let size = pageHeaderBytes;
+    let size = PAGE_HEADER_BYTES;
     const addBranch = (from: number, to: number, pageBytes: number) => {
       const { pgid, pageCount } = alloc.take(pageBytes);
       const slice = level.slice(from, to);
@@ -183,7 +183,7 @@ function planTree(
       if (i - first >= 2 && (size + s > pageSize || i - first >= maxElementsPerPage)) {
         addBranch(first, i, size);
         first = i;
-        size = pageHeaderBytes;
+        size = PAGE_HEADER_BYTES;
       }
       size += s;
     }
@@ -212,11 +212,11 @@ function writePlan(out: Uint8Array, view: DataView, pageSize: number, plan: Page
   if (plan.kind === "leaf") {
     const count = plan.end - plan.start;
     writePageHeader(view, base, plan.pgid, leafPageFlag, count, plan.pageCount - 1);
-    let data = base + pageHeaderBytes + count * elementBytes;
+    let data = base + PAGE_HEADER_BYTES + count * elementBytes;
     for (let i = 0; i < count; i++) {
       const key = plan.keys[plan.start + i];
       const value = plan.values[plan.start + i];
-      const element = base + pageHeaderBytes + i * elementBytes;
+      const element = base + PAGE_HEADER_BYTES + i * elementBytes;
       view.setUint32(element, plan.elementFlags, true);
       view.setUint32(element + 4, data - element, true);
       view.setUint32(element + 8, key.length, true);
@@ -229,10 +229,10 @@ function writePlan(out: Uint8Array, view: DataView, pageSize: number, plan: Page
   } else {
     const count = plan.keys.length;
     writePageHeader(view, base, plan.pgid, branchPageFlag, count, plan.pageCount - 1);
-    let data = base + pageHeaderBytes + count * elementBytes;
+    let data = base + PAGE_HEADER_BYTES + count * elementBytes;
     for (let i = 0; i < count; i++) {
       const key = plan.keys[i];
-      const element = base + pageHeaderBytes + i * elementBytes;
+      const element = base + PAGE_HEADER_BYTES + i * elementBytes;
       view.setUint32(element, data - element, true);
       view.setUint32(element + 4, key.length, true);
       setU64(view, element + 8, plan.children[i]);
@@ -251,7 +251,7 @@ function writeMeta(
 ): void {
   const base = pageId * pageSize;
   writePageHeader(view, base, pageId, metaPageFlag, 0, 0);
-  const m = base + pageHeaderBytes;
+  const m = base + PAGE_HEADER_BYTES;
   view.setUint32(m, boltMagic, true);
   view.setUint32(m + 4, boltVersion, true);
   view.setUint32(m + 8, pageSize, true);
@@ -335,7 +335,7 @@ export function encodeBolt(buckets: BoltBucket[], options: EncodeBoltOptions = {
     names.push(bucket.name);
     headers.push(header);
   }
-  const rootPgid = planTree(alloc, names, headers, bucketLeafFlag);
+  const rootPgid = planTree(alloc, names, headers, BUCKET_LEAF_FLAG);
   const highWaterMark = alloc.next;
 
   const out = new Uint8Array(highWaterMark * pageSize);
@@ -362,9 +362,11 @@ interface Meta {
 
 /** Parses and validates the meta at `offset` (the start of a meta page); a string on failure. */
 function readMeta(file: Uint8Array, offset: number): Meta | string {
-  if (offset + pageHeaderBytes + metaBytes > file.length) return "file too short for a meta page";
-  const view = new DataView(file.buffer, file.byteOffset + offset, pageHeaderBytes + metaBytes);
-  const m = pageHeaderBytes;
+  if (offset + PAGE_HEADER_BYTES + META_BYTES > file.length) {
+    return "file too short for a meta page";
+  }
+  const view = new DataView(file.buffer, file.byteOffset + offset, PAGE_HEADER_BYTES + META_BYTES);
+  const m = PAGE_HEADER_BYTES;
   if (view.getUint32(m, true) !== boltMagic) return "invalid magic";
   if (view.getUint32(m + 4, true) !== boltVersion) {
     return `unsupported version ${view.getUint32(m + 4, true)}`;
@@ -486,13 +488,13 @@ class Reader {
   ): void {
     if (depth > maxTreeDepth) throw new BoltFormatError(`tree deeper than ${maxTreeDepth} levels`);
     const { start, end, count } = page;
-    if (start + pageHeaderBytes + count * elementBytes > end) {
+    if (start + PAGE_HEADER_BYTES + count * elementBytes > end) {
       throw new BoltFormatError(`page at offset ${start}: ${count} elements do not fit`);
     }
     const view = this.view;
     if (page.flags & leafPageFlag) {
       for (let i = 0; i < count; i++) {
-        const element = start + pageHeaderBytes + i * elementBytes;
+        const element = start + PAGE_HEADER_BYTES + i * elementBytes;
         const flags = view.getUint32(element, true);
         const pos = view.getUint32(element + 4, true);
         const keySize = view.getUint32(element + 8, true);
@@ -506,7 +508,7 @@ class Reader {
     } else if (page.flags & branchPageFlag) {
       if (count === 0) throw new BoltFormatError(`branch page at offset ${start} is empty`);
       for (let i = 0; i < count; i++) {
-        const element = start + pageHeaderBytes + i * elementBytes;
+        const element = start + PAGE_HEADER_BYTES + i * elementBytes;
         const pos = view.getUint32(element, true);
         const keySize = view.getUint32(element + 4, true);
         if (element + pos + keySize > end) {
@@ -532,7 +534,7 @@ class Reader {
     if (!(page.flags & freelistPageFlag)) {
       throw new BoltFormatError(`freelist page ${freelistPgid} is not a freelist page`);
     }
-    let first = page.start + pageHeaderBytes;
+    let first = page.start + PAGE_HEADER_BYTES;
     let count = page.count;
     if (count === 0xffff) {
       if (first + 8 > page.end) throw new BoltFormatError("freelist count does not fit");
@@ -588,7 +590,7 @@ export function decodeBolt(file: Uint8Array): BoltBucket[] {
   let previousName: Uint8Array | null = null;
   for (const [name, value, flags] of rootEntries) {
     const label = JSON.stringify(text(name));
-    if (!(flags & bucketLeafFlag)) {
+    if (!(flags & BUCKET_LEAF_FLAG)) {
       throw new BoltFormatError(`top-level key ${label} is not a bucket`);
     }
     if (previousName && compareBytes(previousName, name) >= 0) {
@@ -605,7 +607,7 @@ export function decodeBolt(file: Uint8Array): BoltBucket[] {
       // Inline bucket: a leaf page embedded in the value after the bucket header.
       const start = value.byteOffset - file.byteOffset + bucketHeaderBytes;
       const end = value.byteOffset - file.byteOffset + value.length;
-      if (end - start < pageHeaderBytes) {
+      if (end - start < PAGE_HEADER_BYTES) {
         throw new BoltFormatError(`inline bucket ${label} is too short`);
       }
       const flags = reader.view.getUint16(start + 8, true);
@@ -620,7 +622,7 @@ export function decodeBolt(file: Uint8Array): BoltBucket[] {
     let previousStart = -1;
     let previousSize = 0;
     reader.walk(page, 0, (at, keySize, valueSize, flags) => {
-      if (flags & bucketLeafFlag) {
+      if (flags & BUCKET_LEAF_FLAG) {
         throw new BoltFormatError(`bucket ${label} holds a nested bucket (unsupported)`);
       }
       if (

@@ -20,7 +20,7 @@ export { MemoryDisk } from "./memory_disk.ts";
 export {
   decodeRecords,
   encodeRecords,
-  maxRecordBytes,
+  MAX_RECORD_BYTES,
   Wal,
   WalCorruptError,
   walEntry,

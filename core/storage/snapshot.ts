@@ -3,9 +3,9 @@ import type { Disk } from "./disk.ts";
 
 const magic = 0x44534e50; // "DSNP"
 const formatVersion = 1;
-const headerBytes = 4 + 4 + 8 + 8 + 4 + 8;
+const HEADER_BYTES = 4 + 4 + 8 + 8 + 4 + 8;
 /** How many snapshot files are kept; older ones are removed after a new one is durable. */
-export const keepSnapshots = 5;
+export const KEEP_SNAPSHOTS = 5;
 
 /** A state snapshot as stored: the applied state as of `index` (the consistent index). */
 export interface Snapshot {
@@ -26,7 +26,7 @@ function parseFileName(name: string): { index: number; term: number } | null {
 
 /** Serialises a snapshot with a checksummed header. */
 export function encodeSnapshot(s: Snapshot): Uint8Array {
-  const out = new Uint8Array(headerBytes + s.data.length);
+  const out = new Uint8Array(HEADER_BYTES + s.data.length);
   const v = new DataView(out.buffer);
   v.setUint32(0, magic, true);
   v.setUint32(4, formatVersion, true);
@@ -34,19 +34,19 @@ export function encodeSnapshot(s: Snapshot): Uint8Array {
   v.setBigUint64(16, BigInt(s.term), true);
   v.setUint32(24, crc32c(s.data), true);
   v.setBigUint64(28, BigInt(s.data.length), true);
-  out.set(s.data, headerBytes);
+  out.set(s.data, HEADER_BYTES);
   return out;
 }
 
 /** Parses and verifies a snapshot file; throws on any mismatch. */
 export function decodeSnapshot(bytes: Uint8Array): Snapshot {
-  if (bytes.length < headerBytes) throw new Error("snapshot: file too short");
+  if (bytes.length < HEADER_BYTES) throw new Error("snapshot: file too short");
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (v.getUint32(0, true) !== magic) throw new Error("snapshot: bad magic");
   if (v.getUint32(4, true) !== formatVersion) throw new Error("snapshot: unknown format version");
   const length = Number(v.getBigUint64(28, true));
-  if (length !== bytes.length - headerBytes) throw new Error("snapshot: length mismatch");
-  const data = bytes.subarray(headerBytes);
+  if (length !== bytes.length - HEADER_BYTES) throw new Error("snapshot: length mismatch");
+  const data = bytes.subarray(HEADER_BYTES);
   if (crc32c(data) !== v.getUint32(24, true)) throw new Error("snapshot: checksum mismatch");
   return {
     index: Number(v.getBigUint64(8, true)),
@@ -59,12 +59,12 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
 export class Snapshotter {
   constructor(private readonly disk: Disk, private readonly dir: string) {}
 
-  /** Writes a snapshot durably, then prunes all but the newest `keepSnapshots`. */
+  /** Writes a snapshot durably, then prunes all but the newest `KEEP_SNAPSHOTS`. */
   async save(s: Snapshot): Promise<void> {
     await this.disk.mkdirp(this.dir);
     await this.disk.writeFileAtomic(`${this.dir}/${fileName(s.index, s.term)}`, encodeSnapshot(s));
     const names = await this.#sortedNames();
-    for (const name of names.slice(keepSnapshots)) await this.disk.remove(`${this.dir}/${name}`);
+    for (const name of names.slice(KEEP_SNAPSHOTS)) await this.disk.remove(`${this.dir}/${name}`);
   }
 
   /**

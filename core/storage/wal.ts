@@ -4,17 +4,17 @@ import type { AppendFile, Disk } from "./disk.ts";
 import { putUvarint, putUvarint64, uvarint64Size, uvarintSize } from "../varint.ts";
 
 /** Bytes before each record: payload length (u32 LE) and its CRC-32C (u32 LE). */
-const recordHeaderBytes = 8;
+const RECORD_HEADER_BYTES = 8;
 /**
  * Largest record we write or accept. A length above it is corruption, never an allocation
  * (CVE-2020-15106 / CVE-2020-15112: malformed WAL records crashed etcd).
  */
-export const maxRecordBytes = 64 * 1024 * 1024;
+export const MAX_RECORD_BYTES = 64 * 1024 * 1024;
 /**
  * A segment is closed and a new one started once it grows past this. Each new segment is
  * zero-filled up front (see Disk.openAppend), so this is also the cost paid at each roll and start.
  */
-export const defaultSegmentBytes = 16 * 1024 * 1024;
+export const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
 
 /** The WAL cannot be trusted: recovery refuses to guess. */
 export class WalCorruptError extends Error {
@@ -214,16 +214,16 @@ export function decodeWalEntry(b: Uint8Array): WalRecord {
 export function encodeRecords(entries: WalRecord[]): Uint8Array {
   const payloads = entries.map(encodeWalEntry);
   let size = 0;
-  for (const p of payloads) size += recordHeaderBytes + p.length;
+  for (const p of payloads) size += RECORD_HEADER_BYTES + p.length;
   const out = new Uint8Array(size);
   const view = new DataView(out.buffer);
   let offset = 0;
   for (const p of payloads) {
-    assert(p.length <= maxRecordBytes, `wal record of ${p.length} bytes exceeds the limit`);
+    assert(p.length <= MAX_RECORD_BYTES, `wal record of ${p.length} bytes exceeds the limit`);
     view.setUint32(offset, p.length, true);
     view.setUint32(offset + 4, crc32c(p), true);
-    out.set(p, offset + recordHeaderBytes);
-    offset += recordHeaderBytes + p.length;
+    out.set(p, offset + RECORD_HEADER_BYTES);
+    offset += RECORD_HEADER_BYTES + p.length;
   }
   return out;
 }
@@ -246,22 +246,22 @@ export function decodeRecords(data: Uint8Array): DecodeResult {
   const entries: WalRecord[] = [];
   let offset = 0;
   while (offset < data.length) {
-    if (data.length - offset < recordHeaderBytes) {
+    if (data.length - offset < RECORD_HEADER_BYTES) {
       return { entries, validBytes: offset, tornReason: "partial record header" };
     }
     const length = view.getUint32(offset, true);
     const checksum = view.getUint32(offset + 4, true);
-    if (length > maxRecordBytes) {
-      if (isZero(data, offset + recordHeaderBytes)) {
+    if (length > MAX_RECORD_BYTES) {
+      if (isZero(data, offset + RECORD_HEADER_BYTES)) {
         return { entries, validBytes: offset, tornReason: "torn record header" };
       }
       throw new WalCorruptError(`record at offset ${offset} claims ${length} bytes`);
     }
-    const end = offset + recordHeaderBytes + length;
+    const end = offset + RECORD_HEADER_BYTES + length;
     if (end > data.length) {
       return { entries, validBytes: offset, tornReason: "partial record" };
     }
-    const payload = data.subarray(offset + recordHeaderBytes, end);
+    const payload = data.subarray(offset + RECORD_HEADER_BYTES, end);
     if (crc32c(payload) !== checksum) {
       // A crash during the last, unsynced write leaves some of its sectors unwritten (zeros on a
       // preallocated segment): that is a torn tail. A bad record with live data after it and no
@@ -286,17 +286,17 @@ export function decodeRecords(data: Uint8Array): DecodeResult {
   return { entries, validBytes: offset, tornReason: null };
 }
 
-const sectorBytes = 512;
+const SECTOR_BYTES = 512;
 
 /** Whether [from, to) covers a whole 512-byte sector that is all zeros (never written). */
 function hasZeroSector(data: Uint8Array, from: number, to: number): boolean {
   for (
-    let s = Math.ceil(from / sectorBytes) * sectorBytes;
-    s + sectorBytes <= to;
-    s += sectorBytes
+    let s = Math.ceil(from / SECTOR_BYTES) * SECTOR_BYTES;
+    s + SECTOR_BYTES <= to;
+    s += SECTOR_BYTES
   ) {
     let zero = true;
-    for (let i = s; i < s + sectorBytes && zero; i++) zero = data[i] === 0;
+    for (let i = s; i < s + SECTOR_BYTES && zero; i++) zero = data[i] === 0;
     if (zero) return true;
   }
   return false;
@@ -359,7 +359,7 @@ export class Wal {
     disk: Disk,
     dir: string,
     afterIndex: number,
-    segmentBytes = defaultSegmentBytes,
+    segmentBytes = DEFAULT_SEGMENT_BYTES,
   ): Promise<WalRecovery> {
     await disk.mkdirp(dir);
     const segments = (await disk.list(dir)).map(parseSegmentName).filter((s): s is Segment =>

@@ -8,13 +8,13 @@ import type * as net from "node:net";
 import { encodeMessage, type Message } from "../../core/raft/mod.ts";
 
 /** The request path that upgrades a connection to a Raft message stream. */
-export const streamPath = "/raft/stream";
+export const STREAM_PATH = "/raft/stream";
 /** The Upgrade protocol name of a Raft message stream. */
-export const upgradeProtocol = "detcd-raft";
+export const UPGRADE_PROTOCOL = "detcd-raft";
 /** Frames larger than this break the stream (a corrupt length prefix must not allocate 4 GiB). */
-export const maxFrameBytes = 512 * 1024 * 1024;
+export const MAX_FRAME_BYTES = 512 * 1024 * 1024;
 /** Request heads larger than this are refused. */
-export const maxHeadBytes = 16 * 1024;
+export const MAX_HEAD_BYTES = 16 * 1024;
 
 /** Reads bytes until the end of an HTTP head ("\r\n\r\n"), bounded; null when there is none. */
 export function readHead(
@@ -27,7 +27,7 @@ export function readHead(
     buffered = Buffer.concat([buffered, chunk]);
     const end = buffered.indexOf("\r\n\r\n");
     if (end >= 0) finish(end + 4);
-    else if (buffered.length > maxHeadBytes) finish(null);
+    else if (buffered.length > MAX_HEAD_BYTES) finish(null);
   };
   const onClose = () => finish(null);
   function finish(end: number | null) {
@@ -115,7 +115,7 @@ export class FrameReader {
     while (data.length - offset >= 4) {
       const length = (data[offset] << 24 | data[offset + 1] << 16 | data[offset + 2] << 8 |
         data[offset + 3]) >>> 0;
-      if (length > maxFrameBytes) return false;
+      if (length > MAX_FRAME_BYTES) return false;
       if (data.length - offset - 4 < length) break;
       const frame = data.subarray(offset + 4, offset + 4 + length);
       offset += 4 + length;

@@ -10,7 +10,7 @@ import * as net from "node:net";
 import { EtcdError } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";
 import type { MemberInfo } from "../../core/node/mod.ts";
-import { clusterVersion, idHex, serverVersion } from "../../core/node/mod.ts";
+import { clusterVersion, idHex, SERVER_VERSION } from "../../core/node/mod.ts";
 import { decodeMessage, type Message } from "../../core/raft/mod.ts";
 import { hostPort } from "../listener.ts";
 import type { PeerHandler } from "./handler.ts";
@@ -21,8 +21,8 @@ import {
   parseHead,
   parseId,
   readHead,
-  streamPath,
-  upgradeProtocol,
+  STREAM_PATH,
+  UPGRADE_PROTOCOL,
 } from "./_wire.ts";
 
 /**
@@ -51,7 +51,7 @@ export async function listenPeers(
           return;
         }
         const request = parseHead(head);
-        if (request && request.method === "POST" && request.path === streamPath) {
+        if (request && request.method === "POST" && request.path === STREAM_PATH) {
           serveStream(socket, request.headers, rest, handler, logger);
           return;
         }
@@ -112,7 +112,7 @@ function serveStream(
   const senderUrls = (headers.get("x-peerurls") ?? "").split(",").filter((u) => u !== "");
   if (senderUrls.length > 0) handler.learnSender(from, senderUrls);
   socket.write(
-    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${upgradeProtocol}\r\nConnection: Upgrade\r\n` +
+    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${UPGRADE_PROTOCOL}\r\nConnection: Upgrade\r\n` +
       `${clusterHeader}\r\n`,
   );
   const reader = new FrameReader((bytes) => {
@@ -155,7 +155,7 @@ function servePlain(
     return reply(200, handler.members().map(memberJson));
   }
   if (path === "/version" && req.method === "GET") {
-    return reply(200, { etcdserver: serverVersion, etcdcluster: clusterVersion });
+    return reply(200, { etcdserver: SERVER_VERSION, etcdcluster: clusterVersion });
   }
   const promote = /^\/members\/promote\/([0-9a-f]{1,16})$/.exec(path);
   if (promote && req.method === "POST") {

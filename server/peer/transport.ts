@@ -8,14 +8,14 @@
 import * as net from "node:net";
 import type { Logger } from "../../core/log.ts";
 import type { Transport } from "../../core/node/mod.ts";
-import { idHex, serverVersion } from "../../core/node/mod.ts";
+import { idHex, SERVER_VERSION } from "../../core/node/mod.ts";
 import { type Message, MessageType } from "../../core/raft/mod.ts";
 import { hostPort } from "../listener.ts";
 import type { PeerHandler } from "./handler.ts";
-import { encodeFrames, parseHead, readHead, streamPath, upgradeProtocol } from "./_wire.ts";
+import { encodeFrames, parseHead, readHead, STREAM_PATH, UPGRADE_PROTOCOL } from "./_wire.ts";
 
 /** Above this many bytes queued on a connection, messages other than snapshots are dropped. */
-const maxQueuedBytes = 64 * 1024 * 1024;
+const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
 interface Peer {
   id: bigint;
@@ -57,7 +57,7 @@ export class PeerTransport implements Transport {
       const peer = this.#peers.get(to);
       const socket = peer?.socket;
       const usable = socket && peer.activeSince !== null && !socket.destroyed &&
-        socket.writableLength < maxQueuedBytes;
+        socket.writableLength < MAX_QUEUED_BYTES;
       if (!usable) {
         this.#unreachable(to, list);
         continue;
@@ -190,12 +190,12 @@ export class PeerTransport implements Transport {
     socket.on("close", fail);
     socket.on("connect", () => {
       socket.write(
-        `POST ${streamPath} HTTP/1.1\r\nHost: ${target.host}:${target.port}\r\n` +
-          `Connection: Upgrade\r\nUpgrade: ${upgradeProtocol}\r\n` +
+        `POST ${STREAM_PATH} HTTP/1.1\r\nHost: ${target.host}:${target.port}\r\n` +
+          `Connection: Upgrade\r\nUpgrade: ${UPGRADE_PROTOCOL}\r\n` +
           `X-Etcd-Cluster-ID: ${idHex(handler.clusterId())}\r\n` +
           `X-Server-From: ${idHex(handler.memberId())}\r\n` +
           `X-PeerURLs: ${handler.peerUrls().join(",")}\r\n` +
-          `X-Server-Version: ${serverVersion}\r\n\r\n`,
+          `X-Server-Version: ${SERVER_VERSION}\r\n\r\n`,
       );
       readHead(socket, (head) => {
         const response = head === null ? null : parseHead(head);
