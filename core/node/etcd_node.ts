@@ -132,6 +132,8 @@ export class EtcdNode {
   #raft: RawNode;
   #transport: Transport;
   #env: NodeEnvironment;
+  /** The wall clock the environment gives (0 without one): added members' IDs, request IDs. */
+  readonly #nowMs: () => number;
   #lessor: Lessor;
   #membership = new Membership();
   /** MVCC, leases, alarms and membership as applied from the log. */
@@ -184,6 +186,7 @@ export class EtcdNode {
     this.#logger = init.logger;
     this.#env = init.env;
     this.#transport = init.env.transport ?? noTransport;
+    this.#nowMs = init.env.nowMs ?? (() => 0);
     this.#log = new DurableLog({
       wal: init.wal,
       snapshotter: init.snapshotter,
@@ -211,7 +214,7 @@ export class EtcdNode {
     this.#reqTimeoutTicks = Math.ceil(5000 / heartbeatMs) + 2 * init.electionTicks;
     this.#proposals = new Proposals({
       memberId: init.meta.memberId,
-      startMs: (init.env.nowMs ?? (() => 0))(),
+      startMs: this.#nowMs(),
       maxRequestBytes: init.config.maxRequestBytes,
       raft: init.raft,
       schedule: () => this.#schedule(),
@@ -239,7 +242,7 @@ export class EtcdNode {
       memberId: init.meta.memberId,
       config: init.config,
       membership: this.#membership,
-      nowMs: init.env.nowMs ?? (() => 0),
+      nowMs: this.#nowMs,
       forwardPromote: init.env.forwardPromote,
       view: () => this.#reconfigView(),
       isLeader: () => this.isLeader,
@@ -694,7 +697,7 @@ export class EtcdNode {
       memberId: this.memberId,
       membership: this.#membership,
       transport: this.#transport,
-      nowMs: this.#env.nowMs ?? (() => 0),
+      nowMs: this.#nowMs,
     };
   }
 

@@ -140,13 +140,14 @@ export class StateMachine {
   applyRequest(request: InternalRequest, entryTerm: number): Response {
     const operation = request.request;
     assert(operation.case !== undefined, `request ${request.id} without an operation`);
-    const meta: ApplyMeta = { entryTerm, leaderTerm: request.leaderTerm };
+    const meta: ApplyMeta = { logged: true, entryTerm, leaderTerm: request.leaderTerm };
     return this.#apply(operation, meta);
   }
 
   /**
    * A read served from the applied state (a range, a read-only txn) through the same chain as
-   * writes: a CORRUPT alarm refuses it, and auth will check it, exactly as a logged request.
+   * writes, marked as a read: auth will check it exactly as a logged request; a CORRUPT alarm
+   * lets it through, as etcd's base applier does.
    */
   read<K extends "range" | "txn">(operation: OperationOf<K>): Responses[K] {
     // The backend answers each kind with its own response (operation.ts's table).

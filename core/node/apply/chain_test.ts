@@ -75,7 +75,8 @@ Deno.test("leaderTermGuard voids a leader-only request appended in another term 
     { entryTerm: 6, leaderTerm: 5n, refused: true }, // a deposed leader's, appended later
   ];
   for (const c of cases) {
-    const run = () => apply(revoke, { entryTerm: c.entryTerm, leaderTerm: c.leaderTerm });
+    const run = () =>
+      apply(revoke, { logged: true, entryTerm: c.entryTerm, leaderTerm: c.leaderTerm });
     if (c.refused) {
       assertEquals(
         isEtcdError(assertThrows(run), Errors.notLeader),

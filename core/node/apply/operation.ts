@@ -61,6 +61,8 @@ void everyKindAnswers;
 
 /** What apply knows about where an operation came from. */
 export interface ApplyMeta {
+  /** Whether it came through the log (false: a read served from the applied state). */
+  readonly logged: boolean;
   /** Term of the log entry that carried it; 0 for a read served without the log. */
   readonly entryTerm: number;
   /**
@@ -71,7 +73,7 @@ export interface ApplyMeta {
 }
 
 /** The meta of a read served from the applied state. */
-export const readMeta: ApplyMeta = { entryTerm: 0, leaderTerm: 0n };
+export const readMeta: ApplyMeta = { logged: false, entryTerm: 0, leaderTerm: 0n };
 
 /** For the `default` of an exhaustive switch: a kind nobody handles fails to type-check. */
 export function unreachable(value: never): never {
