@@ -7,7 +7,9 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { AlarmMember, AlarmRequest, CompactionRequest, DeleteRangeRequest, LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest, PutRequest, TxnRequest } from "../etcdserverpb/rpc_pb.ts";
+import type { Role, User, UserAddOptions } from "../authpb/auth_pb.ts";
+import { file_authpb_auth } from "../authpb/auth_pb.ts";
+import type { AlarmMember, AlarmRequest, AuthDisableRequest, AuthEnableRequest, AuthRoleAddRequest, AuthRoleDeleteRequest, AuthRoleGetRequest, AuthRoleGrantPermissionRequest, AuthRoleListRequest, AuthRoleRevokePermissionRequest, AuthUserDeleteRequest, AuthUserGetRequest, AuthUserGrantRoleRequest, AuthUserListRequest, AuthUserRevokeRoleRequest, CompactionRequest, DeleteRangeRequest, LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest, PutRequest, TxnRequest } from "../etcdserverpb/rpc_pb.ts";
 import { file_etcdserverpb_rpc } from "../etcdserverpb/rpc_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -15,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file detcdpb/internal.proto.
  */
 export const file_detcdpb_internal: GenFile = /*@__PURE__*/
-  fileDesc("ChZkZXRjZHBiL2ludGVybmFsLnByb3RvEgdkZXRjZHBiIs0ECg9JbnRlcm5hbFJlcXVlc3QSCgoCaWQYASABKAQSJwoDcHV0GAIgASgLMhguZXRjZHNlcnZlcnBiLlB1dFJlcXVlc3RIABI4CgxkZWxldGVfcmFuZ2UYAyABKAsyIC5ldGNkc2VydmVycGIuRGVsZXRlUmFuZ2VSZXF1ZXN0SAASJwoDdHhuGAQgASgLMhguZXRjZHNlcnZlcnBiLlR4blJlcXVlc3RIABI1Cgpjb21wYWN0aW9uGAUgASgLMh8uZXRjZHNlcnZlcnBiLkNvbXBhY3Rpb25SZXF1ZXN0SAASKwoFYWxhcm0YBiABKAsyGi5ldGNkc2VydmVycGIuQWxhcm1SZXF1ZXN0SAASNgoRbWVtYmVyX2F0dHJpYnV0ZXMYByABKAsyGS5kZXRjZHBiLk1lbWJlckF0dHJpYnV0ZXNIABIyCg9jbHVzdGVyX3ZlcnNpb24YCCABKAsyFy5kZXRjZHBiLkNsdXN0ZXJWZXJzaW9uSAASNgoLbGVhc2VfZ3JhbnQYCSABKAsyHy5ldGNkc2VydmVycGIuTGVhc2VHcmFudFJlcXVlc3RIABI4CgxsZWFzZV9yZXZva2UYCiABKAsyIC5ldGNkc2VydmVycGIuTGVhc2VSZXZva2VSZXF1ZXN0SAASQAoQbGVhc2VfY2hlY2twb2ludBgLIAEoCzIkLmV0Y2RzZXJ2ZXJwYi5MZWFzZUNoZWNrcG9pbnRSZXF1ZXN0SAASEwoLbGVhZGVyX3Rlcm0YDCABKARCCQoHcmVxdWVzdCJIChBNZW1iZXJBdHRyaWJ1dGVzEhEKCW1lbWJlcl9pZBgBIAEoBBIMCgRuYW1lGAIgASgJEhMKC2NsaWVudF91cmxzGAMgAygJIiEKDkNsdXN0ZXJWZXJzaW9uEg8KB3ZlcnNpb24YASABKAkiZAoMTWVtYmVyUmVjb3JkEgoKAmlkGAEgASgEEgwKBG5hbWUYAiABKAkSEQoJcGVlcl91cmxzGAMgAygJEhMKC2NsaWVudF91cmxzGAQgAygJEhIKCmlzX2xlYXJuZXIYBSABKAgiTgoRQ29uZkNoYW5nZUNvbnRleHQSEgoKcmVxdWVzdF9pZBgBIAEoBBIlCgZtZW1iZXIYAiABKAsyFS5kZXRjZHBiLk1lbWJlclJlY29yZCLhAQoMTm9kZVNuYXBzaG90EgwKBG12Y2MYASABKAwSKQoGYWxhcm1zGAIgAygLMhkuZXRjZHNlcnZlcnBiLkFsYXJtTWVtYmVyEiYKB21lbWJlcnMYAyADKAsyFS5kZXRjZHBiLk1lbWJlclJlY29yZBIPCgdyZW1vdmVkGAQgAygEEhcKD2NsdXN0ZXJfdmVyc2lvbhgFIAEoCRIOCgZ2b3RlcnMYBiADKAQSEAoIbGVhcm5lcnMYByADKAQSJAoGbGVhc2VzGAggAygLMhQuZGV0Y2RwYi5MZWFzZVJlY29yZCI9CgtMZWFzZVJlY29yZBIKCgJpZBgBIAEoAxILCgN0dGwYAiABKAMSFQoNcmVtYWluaW5nX3R0bBgDIAEoAyJvCghXYWxFbnRyeRINCgVpbmRleBgBIAEoBBIMCgR0ZXJtGAIgASgEEgwKBGRhdGEYAyABKAwSDAoEdHlwZRgEIAEoDRIMCgRraW5kGAUgASgNEgwKBHZvdGUYBiABKAQSDgoGY29tbWl0GAcgASgEIm0KCk1lbWJlck1ldGESEgoKY2x1c3Rlcl9pZBgBIAEoBBIRCgltZW1iZXJfaWQYAiABKAQSDAoEbmFtZRgDIAEoCRIRCglwZWVyX3VybHMYBCADKAkSFwoPaW5pdGlhbF9jbHVzdGVyGAUgASgJYgZwcm90bzM", [file_etcdserverpb_rpc]);
+  fileDesc("ChZkZXRjZHBiL2ludGVybmFsLnByb3RvEgdkZXRjZHBiIokNCg9JbnRlcm5hbFJlcXVlc3QSCgoCaWQYASABKAQSJwoDcHV0GAIgASgLMhguZXRjZHNlcnZlcnBiLlB1dFJlcXVlc3RIABI4CgxkZWxldGVfcmFuZ2UYAyABKAsyIC5ldGNkc2VydmVycGIuRGVsZXRlUmFuZ2VSZXF1ZXN0SAASJwoDdHhuGAQgASgLMhguZXRjZHNlcnZlcnBiLlR4blJlcXVlc3RIABI1Cgpjb21wYWN0aW9uGAUgASgLMh8uZXRjZHNlcnZlcnBiLkNvbXBhY3Rpb25SZXF1ZXN0SAASKwoFYWxhcm0YBiABKAsyGi5ldGNkc2VydmVycGIuQWxhcm1SZXF1ZXN0SAASNgoRbWVtYmVyX2F0dHJpYnV0ZXMYByABKAsyGS5kZXRjZHBiLk1lbWJlckF0dHJpYnV0ZXNIABIyCg9jbHVzdGVyX3ZlcnNpb24YCCABKAsyFy5kZXRjZHBiLkNsdXN0ZXJWZXJzaW9uSAASNgoLbGVhc2VfZ3JhbnQYCSABKAsyHy5ldGNkc2VydmVycGIuTGVhc2VHcmFudFJlcXVlc3RIABI4CgxsZWFzZV9yZXZva2UYCiABKAsyIC5ldGNkc2VydmVycGIuTGVhc2VSZXZva2VSZXF1ZXN0SAASQAoQbGVhc2VfY2hlY2twb2ludBgLIAEoCzIkLmV0Y2RzZXJ2ZXJwYi5MZWFzZUNoZWNrcG9pbnRSZXF1ZXN0SAASNgoLYXV0aF9lbmFibGUYDSABKAsyHy5ldGNkc2VydmVycGIuQXV0aEVuYWJsZVJlcXVlc3RIABI4CgxhdXRoX2Rpc2FibGUYDiABKAsyIC5ldGNkc2VydmVycGIuQXV0aERpc2FibGVSZXF1ZXN0SAASMgoMYXV0aGVudGljYXRlGA8gASgLMhouZGV0Y2RwYi5BdXRoZW50aWNhdGVFbnRyeUgAEjIKDWF1dGhfdXNlcl9hZGQYECABKAsyGS5kZXRjZHBiLkF1dGhVc2VyQWRkRW50cnlIABI/ChBhdXRoX3VzZXJfZGVsZXRlGBEgASgLMiMuZXRjZHNlcnZlcnBiLkF1dGhVc2VyRGVsZXRlUmVxdWVzdEgAEkkKGWF1dGhfdXNlcl9jaGFuZ2VfcGFzc3dvcmQYEiABKAsyJC5kZXRjZHBiLkF1dGhVc2VyQ2hhbmdlUGFzc3dvcmRFbnRyeUgAEkYKFGF1dGhfdXNlcl9ncmFudF9yb2xlGBMgASgLMiYuZXRjZHNlcnZlcnBiLkF1dGhVc2VyR3JhbnRSb2xlUmVxdWVzdEgAEjkKDWF1dGhfdXNlcl9nZXQYFCABKAsyIC5ldGNkc2VydmVycGIuQXV0aFVzZXJHZXRSZXF1ZXN0SAASOwoOYXV0aF91c2VyX2xpc3QYFSABKAsyIS5ldGNkc2VydmVycGIuQXV0aFVzZXJMaXN0UmVxdWVzdEgAEkgKFWF1dGhfdXNlcl9yZXZva2Vfcm9sZRgWIAEoCzInLmV0Y2RzZXJ2ZXJwYi5BdXRoVXNlclJldm9rZVJvbGVSZXF1ZXN0SAASOQoNYXV0aF9yb2xlX2FkZBgXIAEoCzIgLmV0Y2RzZXJ2ZXJwYi5BdXRoUm9sZUFkZFJlcXVlc3RIABJSChphdXRoX3JvbGVfZ3JhbnRfcGVybWlzc2lvbhgYIAEoCzIsLmV0Y2RzZXJ2ZXJwYi5BdXRoUm9sZUdyYW50UGVybWlzc2lvblJlcXVlc3RIABI5Cg1hdXRoX3JvbGVfZ2V0GBkgASgLMiAuZXRjZHNlcnZlcnBiLkF1dGhSb2xlR2V0UmVxdWVzdEgAEjsKDmF1dGhfcm9sZV9saXN0GBogASgLMiEuZXRjZHNlcnZlcnBiLkF1dGhSb2xlTGlzdFJlcXVlc3RIABJUChthdXRoX3JvbGVfcmV2b2tlX3Blcm1pc3Npb24YGyABKAsyLS5ldGNkc2VydmVycGIuQXV0aFJvbGVSZXZva2VQZXJtaXNzaW9uUmVxdWVzdEgAEj8KEGF1dGhfcm9sZV9kZWxldGUYHCABKAsyIy5ldGNkc2VydmVycGIuQXV0aFJvbGVEZWxldGVSZXF1ZXN0SAASEwoLbGVhZGVyX3Rlcm0YDCABKAQSFQoNYXV0aF91c2VybmFtZRgdIAEoCRIVCg1hdXRoX3JldmlzaW9uGB4gASgEQgkKB3JlcXVlc3QiNwoRQXV0aGVudGljYXRlRW50cnkSDAoEbmFtZRgBIAEoCRIUCgxzaW1wbGVfdG9rZW4YAiABKAkiYgoQQXV0aFVzZXJBZGRFbnRyeRIMCgRuYW1lGAEgASgJEhcKD2hhc2hlZF9wYXNzd29yZBgCIAEoCRInCgdvcHRpb25zGAMgASgLMhYuYXV0aHBiLlVzZXJBZGRPcHRpb25zIkQKG0F1dGhVc2VyQ2hhbmdlUGFzc3dvcmRFbnRyeRIMCgRuYW1lGAEgASgJEhcKD2hhc2hlZF9wYXNzd29yZBgCIAEoCSJ/CgpBdXRoUmVjb3JkEg8KB2VuYWJsZWQYASABKAgSFAoMZXZlcl9lbmFibGVkGAIgASgIEhAKCHJldmlzaW9uGAMgASgEEhsKBXVzZXJzGAQgAygLMgwuYXV0aHBiLlVzZXISGwoFcm9sZXMYBSADKAsyDC5hdXRocGIuUm9sZSJIChBNZW1iZXJBdHRyaWJ1dGVzEhEKCW1lbWJlcl9pZBgBIAEoBBIMCgRuYW1lGAIgASgJEhMKC2NsaWVudF91cmxzGAMgAygJIiEKDkNsdXN0ZXJWZXJzaW9uEg8KB3ZlcnNpb24YASABKAkiZAoMTWVtYmVyUmVjb3JkEgoKAmlkGAEgASgEEgwKBG5hbWUYAiABKAkSEQoJcGVlcl91cmxzGAMgAygJEhMKC2NsaWVudF91cmxzGAQgAygJEhIKCmlzX2xlYXJuZXIYBSABKAgiTgoRQ29uZkNoYW5nZUNvbnRleHQSEgoKcmVxdWVzdF9pZBgBIAEoBBIlCgZtZW1iZXIYAiABKAsyFS5kZXRjZHBiLk1lbWJlclJlY29yZCKEAgoMTm9kZVNuYXBzaG90EgwKBG12Y2MYASABKAwSKQoGYWxhcm1zGAIgAygLMhkuZXRjZHNlcnZlcnBiLkFsYXJtTWVtYmVyEiYKB21lbWJlcnMYAyADKAsyFS5kZXRjZHBiLk1lbWJlclJlY29yZBIPCgdyZW1vdmVkGAQgAygEEhcKD2NsdXN0ZXJfdmVyc2lvbhgFIAEoCRIOCgZ2b3RlcnMYBiADKAQSEAoIbGVhcm5lcnMYByADKAQSJAoGbGVhc2VzGAggAygLMhQuZGV0Y2RwYi5MZWFzZVJlY29yZBIhCgRhdXRoGAkgASgLMhMuZGV0Y2RwYi5BdXRoUmVjb3JkIj0KC0xlYXNlUmVjb3JkEgoKAmlkGAEgASgDEgsKA3R0bBgCIAEoAxIVCg1yZW1haW5pbmdfdHRsGAMgASgDIm8KCFdhbEVudHJ5Eg0KBWluZGV4GAEgASgEEgwKBHRlcm0YAiABKAQSDAoEZGF0YRgDIAEoDBIMCgR0eXBlGAQgASgNEgwKBGtpbmQYBSABKA0SDAoEdm90ZRgGIAEoBBIOCgZjb21taXQYByABKAQibQoKTWVtYmVyTWV0YRISCgpjbHVzdGVyX2lkGAEgASgEEhEKCW1lbWJlcl9pZBgCIAEoBBIMCgRuYW1lGAMgASgJEhEKCXBlZXJfdXJscxgEIAMoCRIXCg9pbml0aWFsX2NsdXN0ZXIYBSABKAliBnByb3RvMw", [file_authpb_auth, file_etcdserverpb_rpc]);
 
 /**
  * A state-changing request as it is proposed, logged and applied. Reads never go through here.
@@ -99,6 +101,106 @@ export type InternalRequest = Message<"detcdpb.InternalRequest"> & {
      */
     value: LeaseCheckpointRequest;
     case: "leaseCheckpoint";
+  } | {
+    /**
+     * Auth: every change and every read of users and roles goes through the log, as in etcd
+     * 3.4. Passwords never do: UserAdd and UserChangePassword carry the bcrypt hash the proposer
+     * computed, Authenticate the checked user's name and the random part of a simple token.
+     *
+     * @generated from field: etcdserverpb.AuthEnableRequest auth_enable = 13;
+     */
+    value: AuthEnableRequest;
+    case: "authEnable";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthDisableRequest auth_disable = 14;
+     */
+    value: AuthDisableRequest;
+    case: "authDisable";
+  } | {
+    /**
+     * @generated from field: detcdpb.AuthenticateEntry authenticate = 15;
+     */
+    value: AuthenticateEntry;
+    case: "authenticate";
+  } | {
+    /**
+     * @generated from field: detcdpb.AuthUserAddEntry auth_user_add = 16;
+     */
+    value: AuthUserAddEntry;
+    case: "authUserAdd";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthUserDeleteRequest auth_user_delete = 17;
+     */
+    value: AuthUserDeleteRequest;
+    case: "authUserDelete";
+  } | {
+    /**
+     * @generated from field: detcdpb.AuthUserChangePasswordEntry auth_user_change_password = 18;
+     */
+    value: AuthUserChangePasswordEntry;
+    case: "authUserChangePassword";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthUserGrantRoleRequest auth_user_grant_role = 19;
+     */
+    value: AuthUserGrantRoleRequest;
+    case: "authUserGrantRole";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthUserGetRequest auth_user_get = 20;
+     */
+    value: AuthUserGetRequest;
+    case: "authUserGet";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthUserListRequest auth_user_list = 21;
+     */
+    value: AuthUserListRequest;
+    case: "authUserList";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthUserRevokeRoleRequest auth_user_revoke_role = 22;
+     */
+    value: AuthUserRevokeRoleRequest;
+    case: "authUserRevokeRole";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthRoleAddRequest auth_role_add = 23;
+     */
+    value: AuthRoleAddRequest;
+    case: "authRoleAdd";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthRoleGrantPermissionRequest auth_role_grant_permission = 24;
+     */
+    value: AuthRoleGrantPermissionRequest;
+    case: "authRoleGrantPermission";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthRoleGetRequest auth_role_get = 25;
+     */
+    value: AuthRoleGetRequest;
+    case: "authRoleGet";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthRoleListRequest auth_role_list = 26;
+     */
+    value: AuthRoleListRequest;
+    case: "authRoleList";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthRoleRevokePermissionRequest auth_role_revoke_permission = 27;
+     */
+    value: AuthRoleRevokePermissionRequest;
+    case: "authRoleRevokePermission";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthRoleDeleteRequest auth_role_delete = 28;
+     */
+    value: AuthRoleDeleteRequest;
+    case: "authRoleDelete";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -110,6 +212,20 @@ export type InternalRequest = Message<"detcdpb.InternalRequest"> & {
    * @generated from field: uint64 leader_term = 12;
    */
   leaderTerm: bigint;
+
+  /**
+   * Who made the request (etcd's RequestHeader): the user its token named and the auth revision
+   * the token carried. Checked again when the entry applies, so a permission revoked between
+   * propose and apply is honoured. Empty / 0: no token.
+   *
+   * @generated from field: string auth_username = 29;
+   */
+  authUsername: string;
+
+  /**
+   * @generated from field: uint64 auth_revision = 30;
+   */
+  authRevision: bigint;
 };
 
 /**
@@ -118,6 +234,129 @@ export type InternalRequest = Message<"detcdpb.InternalRequest"> & {
  */
 export const InternalRequestSchema: GenMessage<InternalRequest> = /*@__PURE__*/
   messageDesc(file_detcdpb_internal, 0);
+
+/**
+ * Authenticate after the password was checked (etcd's InternalAuthenticateRequest, without the
+ * password): the token is issued when the entry applies.
+ *
+ * @generated from message detcdpb.AuthenticateEntry
+ */
+export type AuthenticateEntry = Message<"detcdpb.AuthenticateEntry"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The random part of a simple token, drawn by the proposer ("" for JWT).
+   *
+   * @generated from field: string simple_token = 2;
+   */
+  simpleToken: string;
+};
+
+/**
+ * Describes the message detcdpb.AuthenticateEntry.
+ * Use `create(AuthenticateEntrySchema)` to create a new message.
+ */
+export const AuthenticateEntrySchema: GenMessage<AuthenticateEntry> = /*@__PURE__*/
+  messageDesc(file_detcdpb_internal, 1);
+
+/**
+ * UserAdd with the password's bcrypt hash ("" for a user without password).
+ *
+ * @generated from message detcdpb.AuthUserAddEntry
+ */
+export type AuthUserAddEntry = Message<"detcdpb.AuthUserAddEntry"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string hashed_password = 2;
+   */
+  hashedPassword: string;
+
+  /**
+   * @generated from field: authpb.UserAddOptions options = 3;
+   */
+  options?: UserAddOptions | undefined;
+};
+
+/**
+ * Describes the message detcdpb.AuthUserAddEntry.
+ * Use `create(AuthUserAddEntrySchema)` to create a new message.
+ */
+export const AuthUserAddEntrySchema: GenMessage<AuthUserAddEntry> = /*@__PURE__*/
+  messageDesc(file_detcdpb_internal, 2);
+
+/**
+ * UserChangePassword with the new password's bcrypt hash.
+ *
+ * @generated from message detcdpb.AuthUserChangePasswordEntry
+ */
+export type AuthUserChangePasswordEntry = Message<"detcdpb.AuthUserChangePasswordEntry"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string hashed_password = 2;
+   */
+  hashedPassword: string;
+};
+
+/**
+ * Describes the message detcdpb.AuthUserChangePasswordEntry.
+ * Use `create(AuthUserChangePasswordEntrySchema)` to create a new message.
+ */
+export const AuthUserChangePasswordEntrySchema: GenMessage<AuthUserChangePasswordEntry> = /*@__PURE__*/
+  messageDesc(file_detcdpb_internal, 3);
+
+/**
+ * The auth state as snapshots carry it (core/auth AuthSnapshot).
+ *
+ * @generated from message detcdpb.AuthRecord
+ */
+export type AuthRecord = Message<"detcdpb.AuthRecord"> & {
+  /**
+   * @generated from field: bool enabled = 1;
+   */
+  enabled: boolean;
+
+  /**
+   * Whether auth was ever enabled (etcd writes its authEnabled key only from then on).
+   *
+   * @generated from field: bool ever_enabled = 2;
+   */
+  everEnabled: boolean;
+
+  /**
+   * @generated from field: uint64 revision = 3;
+   */
+  revision: bigint;
+
+  /**
+   * Sorted by name; passwords are bcrypt hashes.
+   *
+   * @generated from field: repeated authpb.User users = 4;
+   */
+  users: User[];
+
+  /**
+   * @generated from field: repeated authpb.Role roles = 5;
+   */
+  roles: Role[];
+};
+
+/**
+ * Describes the message detcdpb.AuthRecord.
+ * Use `create(AuthRecordSchema)` to create a new message.
+ */
+export const AuthRecordSchema: GenMessage<AuthRecord> = /*@__PURE__*/
+  messageDesc(file_detcdpb_internal, 4);
 
 /**
  * @generated from message detcdpb.MemberAttributes
@@ -144,7 +383,7 @@ export type MemberAttributes = Message<"detcdpb.MemberAttributes"> & {
  * Use `create(MemberAttributesSchema)` to create a new message.
  */
 export const MemberAttributesSchema: GenMessage<MemberAttributes> = /*@__PURE__*/
-  messageDesc(file_detcdpb_internal, 1);
+  messageDesc(file_detcdpb_internal, 5);
 
 /**
  * @generated from message detcdpb.ClusterVersion
@@ -161,7 +400,7 @@ export type ClusterVersion = Message<"detcdpb.ClusterVersion"> & {
  * Use `create(ClusterVersionSchema)` to create a new message.
  */
 export const ClusterVersionSchema: GenMessage<ClusterVersion> = /*@__PURE__*/
-  messageDesc(file_detcdpb_internal, 2);
+  messageDesc(file_detcdpb_internal, 6);
 
 /**
  * A member as the replicated membership knows it. Also the context of membership conf changes.
@@ -200,7 +439,7 @@ export type MemberRecord = Message<"detcdpb.MemberRecord"> & {
  * Use `create(MemberRecordSchema)` to create a new message.
  */
 export const MemberRecordSchema: GenMessage<MemberRecord> = /*@__PURE__*/
-  messageDesc(file_detcdpb_internal, 3);
+  messageDesc(file_detcdpb_internal, 7);
 
 /**
  * The context of a membership conf change: who proposed it (to answer the caller) and the member.
@@ -224,7 +463,7 @@ export type ConfChangeContext = Message<"detcdpb.ConfChangeContext"> & {
  * Use `create(ConfChangeContextSchema)` to create a new message.
  */
 export const ConfChangeContextSchema: GenMessage<ConfChangeContext> = /*@__PURE__*/
-  messageDesc(file_detcdpb_internal, 4);
+  messageDesc(file_detcdpb_internal, 8);
 
 /**
  * The applied state a snapshot holds: the MVCC store and what the node keeps beside it.
@@ -279,6 +518,14 @@ export type NodeSnapshot = Message<"detcdpb.NodeSnapshot"> & {
    * @generated from field: repeated detcdpb.LeaseRecord leases = 8;
    */
   leases: LeaseRecord[];
+
+  /**
+   * Users, roles, the enabled flag and the auth revision (absent in snapshots written before
+   * detcd had auth: a fresh store).
+   *
+   * @generated from field: detcdpb.AuthRecord auth = 9;
+   */
+  auth?: AuthRecord | undefined;
 };
 
 /**
@@ -286,7 +533,7 @@ export type NodeSnapshot = Message<"detcdpb.NodeSnapshot"> & {
  * Use `create(NodeSnapshotSchema)` to create a new message.
  */
 export const NodeSnapshotSchema: GenMessage<NodeSnapshot> = /*@__PURE__*/
-  messageDesc(file_detcdpb_internal, 5);
+  messageDesc(file_detcdpb_internal, 9);
 
 /**
  * A lease as snapshots keep it.
@@ -317,7 +564,7 @@ export type LeaseRecord = Message<"detcdpb.LeaseRecord"> & {
  * Use `create(LeaseRecordSchema)` to create a new message.
  */
 export const LeaseRecordSchema: GenMessage<LeaseRecord> = /*@__PURE__*/
-  messageDesc(file_detcdpb_internal, 6);
+  messageDesc(file_detcdpb_internal, 10);
 
 /**
  * One WAL record. Usually a log entry; `kind` marks the other records the log needs.
@@ -373,7 +620,7 @@ export type WalEntry = Message<"detcdpb.WalEntry"> & {
  * Use `create(WalEntrySchema)` to create a new message.
  */
 export const WalEntrySchema: GenMessage<WalEntry> = /*@__PURE__*/
-  messageDesc(file_detcdpb_internal, 7);
+  messageDesc(file_detcdpb_internal, 11);
 
 /**
  * Identity of a data dir, written once when it is created.
@@ -414,5 +661,5 @@ export type MemberMeta = Message<"detcdpb.MemberMeta"> & {
  * Use `create(MemberMetaSchema)` to create a new message.
  */
 export const MemberMetaSchema: GenMessage<MemberMeta> = /*@__PURE__*/
-  messageDesc(file_detcdpb_internal, 8);
+  messageDesc(file_detcdpb_internal, 12);
 
