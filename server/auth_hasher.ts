@@ -48,10 +48,17 @@ export class WorkerPasswordHasher implements PasswordHasher {
   #maxPending: number;
   #closed = false;
 
+  #count: number;
+
   constructor(options: WorkerPasswordHasherOptions = {}) {
-    const count = Math.max(1, options.workers ?? defaultWorkers());
+    this.#count = Math.max(1, options.workers ?? defaultWorkers());
     this.#maxPending = options.maxPending ?? 4096;
-    for (let i = 0; i < count; i++) {
+  }
+
+  /** Workers start on the first call: a member nobody logs in to runs none. */
+  #start(): void {
+    if (this.#workers.length > 0) return;
+    for (let i = 0; i < this.#count; i++) {
       const worker = new Worker(new URL("./auth_hasher_worker.ts", import.meta.url).href, {
         type: "module",
         name: `bcrypt-${i}`,
@@ -99,6 +106,7 @@ export class WorkerPasswordHasher implements PasswordHasher {
   #call(request: (id: number) => HasherRequest): Promise<HasherReply> {
     if (this.#closed) return Promise.reject(new Error("password hasher closed"));
     if (this.#pending.size >= this.#maxPending) return Promise.reject(Errors.tooManyRequests());
+    this.#start();
     const id = this.#nextId++;
     let worker = 0;
     for (let i = 1; i < this.#busy.length; i++) if (this.#busy[i] < this.#busy[worker]) worker = i;

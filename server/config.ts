@@ -263,6 +263,12 @@ export interface ServerConfig extends NodeConfig {
   logger: "zap" | "capnslog";
   /** --experimental-watch-progress-notify-interval, in milliseconds. */
   watchProgressNotifyIntervalMs?: number;
+  /** --auth-token: `simple`, `jwt,pub-key=…,priv-key=…,sign-method=…`, or "" for none. */
+  authToken: string;
+  /** --bcrypt-cost (etcd's 10 by default). */
+  bcryptCost: number;
+  /** --auth-token-ttl in seconds (simple tokens). */
+  authTokenTtlSeconds: number;
 }
 
 /** A Go duration flag ("10m", "1h30m", "500ms", "2s") in milliseconds; "0" is 0. */
@@ -354,5 +360,8 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
     leaseCheckpoint: get("experimental-enable-lease-checkpoint") === "true",
     logLevel: level as ServerConfig["logLevel"],
     logger,
+    authToken: get("auth-token"),
+    bcryptCost: int("bcrypt-cost"),
+    authTokenTtlSeconds: int("auth-token-ttl"),
   };
 }

@@ -20,12 +20,18 @@ import { encodeHeaders, type H2Stream } from "./h2/mod.ts";
  * measured about 3x slower on Deno (docs/adr/0002-transport.md).
  */
 
-/** Per-call information handlers may need (auth token later, deadlines). */
+/** Per-call information handlers may need (the auth token, cancellation). */
 export interface CallContext {
   /** Request headers (metadata), names lower case. */
   headers: Readonly<Record<string, string | string[] | undefined>>;
   /** Aborted when the client cancels or the stream closes. */
   signal: AbortSignal;
+}
+
+/** The token a call carries: gRPC metadata `token` (clientv3), or `authorization` (gateway). */
+export function tokenOf(ctx: CallContext): string | undefined {
+  const value = ctx.headers["token"] ?? ctx.headers["authorization"];
+  return Array.isArray(value) ? value[0] : value;
 }
 
 /** A unary method: one request, one response (sync or async). */

@@ -1,3 +1,5 @@
+import { createTokenProvider } from "./auth_tokens.ts";
+import { WorkerPasswordHasher } from "./auth_hasher.ts";
 import * as net from "node:net";
 import type { Logger } from "../core/log.ts";
 import { create } from "@bufbuild/protobuf";
@@ -161,7 +163,24 @@ export async function startServer(
   ) {
     await refuseIfBootstrapped(config);
   }
+  let tokens;
+  try {
+    tokens = await createTokenProvider({
+      authToken: config.authToken,
+      authTokenTtlSeconds: config.authTokenTtlSeconds,
+      waitApplied: (index) => node === null ? Promise.resolve(false) : node.waitApplied(index),
+      logger,
+    });
+  } catch (e) {
+    logger.warn("etcdserver/server.go:573", "failed to create token provider", {
+      error: (e as Error).message,
+    });
+    throw e;
+  }
+  // bcrypt runs in worker threads, created on first use (a member without auth starts none).
+  const hasher = new WorkerPasswordHasher();
   const opened = await EtcdNode.open(config, disk, logger, {
+    auth: { tokens, hasher, bcryptCost: config.bcryptCost, logger },
     transport,
     nowMs: () => Date.now(),
     seed: Math.floor(Math.random() * 2 ** 32),
@@ -207,6 +226,7 @@ export async function startServer(
     clearInterval(ticker);
     peers?.close();
     transport.close();
+    hasher.close();
   };
   try {
     peers = await listenPeers(config.listenPeerUrls, handler, logger);

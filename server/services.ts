@@ -1,5 +1,12 @@
-import { create, type DescMessage } from "@bufbuild/protobuf";
-import { Cluster, KV, Maintenance, MemberListResponseSchema } from "../gen/etcdserverpb/rpc_pb.ts";
+import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import {
+  Auth,
+  Cluster,
+  KV,
+  Maintenance,
+  MemberListResponseSchema,
+} from "../gen/etcdserverpb/rpc_pb.ts";
+import type { AuthInfo } from "../core/auth/mod.ts";
 import type { EtcdNode } from "../core/node/mod.ts";
 import { watchMethod, type WatchServiceOptions } from "./watch_service.ts";
 import { snapshotMethod } from "./snapshot_service.ts";
@@ -10,22 +17,49 @@ import {
   LeaseKeepAliveRequestSchema,
   LeaseKeepAliveResponseSchema,
 } from "../gen/etcdserverpb/rpc_pb.ts";
-import type { AnyMethod, CallContext, MethodTable, StreamMethod, UnaryMethod } from "./grpc.ts";
+import {
+  type AnyMethod,
+  type CallContext,
+  type MethodTable,
+  type StreamMethod,
+  tokenOf,
+} from "./grpc.ts";
 
 /**
  * The etcd v3 services as thin adapters over the node: one table, keyed by gRPC path, that both
  * the lean gRPC handler and the Connect/gRPC-Web router serve.
  */
 
+/**
+ * Who a call comes from: null without a token; etcd's `invalid auth token` for a token no
+ * member issued, or that expired, or whose user is gone (etcd's AuthInfoFromCtx).
+ */
+export function callerOf(
+  node: EtcdNode,
+  ctx: CallContext,
+): AuthInfo | null | Promise<AuthInfo | null> {
+  const token = tokenOf(ctx);
+  return token === undefined ? null : node.auth.callerOf(token);
+}
+
+/** A unary method whose handler gets the request and its caller (resolved from the token). */
 function unary<I extends DescMessage, O extends DescMessage>(
+  node: EtcdNode,
   method: { name: string; parent: { typeName: string }; input: I; output: O },
-  handle: UnaryMethod<I, O>["handle"],
+  handle: (
+    req: MessageShape<I>,
+    caller: AuthInfo | null,
+  ) => MessageShape<O> | Promise<MessageShape<O>>,
 ): [string, AnyMethod] {
   return [`/${method.parent.typeName}/${method.name}`, {
     kind: "unary",
     input: method.input,
     output: method.output,
-    handle,
+    handle(req: MessageShape<I>, ctx: CallContext) {
+      const caller = callerOf(node, ctx);
+      // No token: no await (the hot path of a cluster without auth stays synchronous).
+      return caller instanceof Promise ? caller.then((c) => handle(req, c)) : handle(req, caller);
+    },
   }];
 }
 
@@ -74,7 +108,11 @@ function leaseKeepAlive(node: EtcdNode): [string, AnyMethod] {
       // etcd's stream interceptor: no streams on a learner; `hasleader` clients need a leader.
       if (node.isLearner) throw Errors.notSupportedForLearner();
       if (ctx.headers["hasleader"] === "true" && node.leader === 0n) throw Errors.noLeader();
+      const caller = await callerOf(node, ctx);
       for await (const req of requests) {
+        // Checked on every renew: a user deleted meanwhile can no longer keep leases alive
+        // (GHSA-q8m4-xhhv-38mg; 3.4.23 renews for anyone).
+        node.auth.requireUser(caller);
         const header = node.header();
         let ttl: bigint;
         try {
@@ -100,48 +138,80 @@ export function etcdServices(
   const maintenance = Maintenance.method;
   const cluster = Cluster.method;
   return new Map<string, AnyMethod>(guarded(node, [
-    unary(kv.range, (req) => node.range(req)),
-    unary(kv.put, (req) => node.put(req)),
-    unary(
-      kv.deleteRange,
-      (req) => node.deleteRange(req),
-    ),
-    unary(kv.txn, (req) => node.txn(req)),
-    unary(
-      kv.compact,
-      (req) => node.compact(req),
-    ),
+    unary(node, kv.range, (req, caller) => node.range(req, caller)),
+    unary(node, kv.put, (req, caller) => node.put(req, caller)),
+    unary(node, kv.deleteRange, (req, caller) => node.deleteRange(req, caller)),
+    unary(node, kv.txn, (req, caller) => node.txn(req, caller)),
+    unary(node, kv.compact, (req, caller) => node.compact(req, caller)),
     watchMethod(node, watchOptions),
-    unary(
-      maintenance.status,
-      () => node.status(),
-    ),
-    unary(
-      maintenance.alarm,
-      (req) => node.alarm(req),
-    ),
-    unary(maintenance.hashKV, (req) => node.hashKV(req)),
+    unary(node, maintenance.status, (_req, caller) => {
+      // Any user may ask (etcd #21666 after CVE-2026-33413; 3.4.23 asks nothing).
+      node.auth.requireUser(caller);
+      return node.status();
+    }),
+    unary(node, maintenance.alarm, (req, caller) => node.alarm(req, caller)),
+    unary(node, maintenance.hashKV, (req, caller) => node.hashKV(req, caller)),
     snapshotMethod(node, logger),
-    unary(Lease.method.leaseGrant, (req) => node.leaseGrant(req)),
-    unary(Lease.method.leaseRevoke, (req) => node.leaseRevoke(req.ID)),
-    unary(Lease.method.leaseTimeToLive, (req) => node.leaseTimeToLive(req)),
-    unary(Lease.method.leaseLeases, () => node.leaseLeases()),
+    unary(node, Lease.method.leaseGrant, (req, caller) => node.leaseGrant(req, caller)),
+    unary(node, Lease.method.leaseRevoke, (req, caller) => node.leaseRevoke(req.ID, caller)),
+    unary(node, Lease.method.leaseTimeToLive, (req, caller) => node.leaseTimeToLive(req, caller)),
+    unary(node, Lease.method.leaseLeases, (_req, caller) => node.leaseLeases(caller)),
     leaseKeepAlive(node),
-    unary(maintenance.moveLeader, (req) => node.moveLeader(req.targetID)),
-    unary(cluster.memberAdd, (req) => node.memberAdd(req.peerURLs, req.isLearner)),
-    unary(cluster.memberRemove, (req) => node.memberRemove(req.ID)),
-    unary(cluster.memberUpdate, (req) => node.memberUpdate(req.ID, req.peerURLs)),
-    unary(cluster.memberPromote, (req) => node.memberPromote(req.ID)),
+    unary(node, maintenance.moveLeader, (req, caller) => node.moveLeader(req.targetID, caller)),
     unary(
-      cluster.memberList,
-      () =>
-        create(MemberListResponseSchema, {
-          header: node.headerWithoutRevision(),
-          members: node.members(),
-        }),
+      node,
+      cluster.memberAdd,
+      (req, caller) => node.memberAdd(req.peerURLs, req.isLearner, caller),
     ),
+    unary(node, cluster.memberRemove, (req, caller) => node.memberRemove(req.ID, caller)),
+    unary(
+      node,
+      cluster.memberUpdate,
+      (req, caller) => node.memberUpdate(req.ID, req.peerURLs, caller),
+    ),
+    unary(node, cluster.memberPromote, (req, caller) => node.memberPromote(req.ID, caller)),
+    unary(node, cluster.memberList, (_req, caller) => {
+      // Any user may list members (etcd #21550 after CVE-2026-33413; 3.4.23 asks nothing).
+      node.auth.requireUser(caller);
+      return create(MemberListResponseSchema, {
+        header: node.headerWithoutRevision(),
+        members: node.members(),
+      });
+    }),
+    ...authMethods(node),
   ]));
 }
 
+/** The Auth service: each method on the node's auth API, for the caller of the call. */
+function authMethods(node: EtcdNode): [string, AnyMethod][] {
+  const m = Auth.method;
+  const a = node.auth;
+  return [
+    // Authenticate looks at no token (etcd's does not call AuthInfoFromCtx): a client with a
+    // stale token can always log in again.
+    [`/${Auth.typeName}/${m.authenticate.name}`, {
+      kind: "unary",
+      input: m.authenticate.input,
+      output: m.authenticate.output,
+      handle: (req: MessageShape<typeof m.authenticate.input>) => a.authenticate(req),
+    }],
+    unary(node, m.authEnable, (_req, caller) => a.authEnable(caller)),
+    unary(node, m.authDisable, (_req, caller) => a.authDisable(caller)),
+    unary(node, m.userAdd, (req, caller) => a.userAdd(req, caller)),
+    unary(node, m.userGet, (req, caller) => a.userGet(req, caller)),
+    unary(node, m.userList, (_req, caller) => a.userList(caller)),
+    unary(node, m.userDelete, (req, caller) => a.userDelete(req, caller)),
+    unary(node, m.userChangePassword, (req, caller) => a.userChangePassword(req, caller)),
+    unary(node, m.userGrantRole, (req, caller) => a.userGrantRole(req, caller)),
+    unary(node, m.userRevokeRole, (req, caller) => a.userRevokeRole(req, caller)),
+    unary(node, m.roleAdd, (req, caller) => a.roleAdd(req, caller)),
+    unary(node, m.roleGet, (req, caller) => a.roleGet(req, caller)),
+    unary(node, m.roleList, (_req, caller) => a.roleList(caller)),
+    unary(node, m.roleDelete, (req, caller) => a.roleDelete(req, caller)),
+    unary(node, m.roleGrantPermission, (req, caller) => a.roleGrantPermission(req, caller)),
+    unary(node, m.roleRevokePermission, (req, caller) => a.roleRevokePermission(req, caller)),
+  ];
+}
+
 /** Services whose methods detcd may serve, for routers that need descriptors. */
-export const etcdServiceDescriptors = [KV, Maintenance, Cluster, Lease];
+export const etcdServiceDescriptors = [KV, Maintenance, Cluster, Lease, Auth];

@@ -2,7 +2,8 @@
  * Maintenance.Snapshot: the member's applied state as etcd's backend database (a bbolt file with
  * etcd's buckets, so real `etcdctl snapshot status|restore` and real etcd read it), streamed in
  * 32 KiB chunks with `remaining_bytes`, then the SHA-256 of the database as a last message, as
- * etcd's v3rpc does. The state is captured in one synchronous step (one applied index).
+ * etcd's v3rpc does. The state is captured in one synchronous step (one applied index). With auth
+ * on, only a root user may take it.
  */
 
 import { createHash } from "node:crypto";
@@ -17,7 +18,7 @@ import type { Logger } from "../core/log.ts";
 import { toEtcdBuckets } from "../core/snapshot/mod.ts";
 import { encodeBolt } from "../core/storage/mod.ts";
 import { Errors } from "../core/errors.ts";
-import type { AnyMethod, StreamMethod } from "./grpc.ts";
+import { type AnyMethod, type StreamMethod, tokenOf } from "./grpc.ts";
 
 /** etcd's snapshotSendBufferSize. */
 const CHUNK_BYTES = 32 * 1024;
@@ -37,6 +38,8 @@ export function snapshotMethod(node: EtcdNode, logger?: Logger): [string, AnyMet
     async handle(requests, send, ctx) {
       if (node.isLearner) throw Errors.notSupportedForLearner();
       if (ctx.headers["hasleader"] === "true" && node.leader === 0n) throw Errors.noLeader();
+      // The whole key space and every user's password hash: root only when auth is on.
+      node.auth.requireAdmin(await node.auth.callerOf(tokenOf(ctx)));
       for await (const _ of requests) break; // one SnapshotRequest, no fields
       const started = performance.now();
       const db = snapshotDb(node);

@@ -18,7 +18,7 @@ import {
 import { Errors } from "../core/errors.ts";
 import { nodeDefaults } from "../core/node/mod.ts";
 import { uvarintSize } from "../core/varint.ts";
-import type { AnyMethod, CallContext, StreamMethod } from "./grpc.ts";
+import { type AnyMethod, type CallContext, type StreamMethod, tokenOf } from "./grpc.ts";
 
 /**
  * The bidirectional Watch stream (etcd's etcdserver/api/v3rpc/watch.go) over the member's
@@ -43,6 +43,10 @@ export interface WatchHost {
   readonly leader: bigint;
   /** Learners serve no streams (etcd's stream interceptor). */
   readonly isLearner: boolean;
+  /** Whether a token's holder may read a watch's whole range (absent: no auth, anyone may). */
+  readonly auth?: {
+    mayRead(token: string | undefined, key: Uint8Array, rangeEnd: Uint8Array): Promise<boolean>;
+  };
 }
 
 /** Server settings the Watch service honours. */
@@ -208,6 +212,25 @@ async function serveWatch(
   const readLoop = async () => {
     for await (const req of requests) {
       if (done) break;
+      const u = req.requestUnion;
+      if (u.case === "createRequest" && host.auth !== undefined) {
+        // The whole range must be readable; checked for every create, with the stream's token as
+        // it stands now (it may have expired since the stream opened).
+        const key = u.value.key.length === 0 ? new Uint8Array([0]) : u.value.key;
+        if (!await host.auth.mayRead(tokenOf(ctx), key, u.value.rangeEnd)) {
+          ws.pushControl(
+            {
+              watchId: u.value.watchId,
+              revision: host.watchable.revision,
+              created: true,
+              canceled: true,
+            },
+            Errors.permissionDenied().message,
+          );
+          continue;
+        }
+        if (done) break;
+      }
       handleRequest(host, ws, driver, req, progress, fragment);
     }
     // etcd keeps sending after the client closed its side, until the call ends.

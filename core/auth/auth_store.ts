@@ -650,6 +650,17 @@ export class AuthStore {
     if (!hasRootRole(user)) throw Errors.permissionDenied();
   }
 
+  /**
+   * Throws unless the caller is a known user, whatever its roles: what the patched etcd releases
+   * ask of MemberList, alarm listing, Status and the lease API (GHSA-q8m4-xhhv-38mg; 3.4.23 asks
+   * nothing). Passes while auth is off.
+   */
+  isAuthenticated(info: AuthInfo | null): void {
+    if (!this.#enabled) return;
+    if (info === null || info.username === "") throw Errors.userEmpty();
+    if (!this.#users.has(info.username)) throw Errors.userNotFound();
+  }
+
   /** Whether the user exists and holds `role`. */
   hasRole(username: string, role: string): boolean {
     const user = this.#users.get(username);

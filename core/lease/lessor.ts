@@ -269,6 +269,12 @@ export class Lessor {
     };
   }
 
+  /** The keys attached to a lease (none for an unknown lease), in no particular order. */
+  keys(id: bigint): Uint8Array[] {
+    const lease = this.#leases.get(id);
+    return lease ? [...lease.keys.values()] : [];
+  }
+
   /** IDs of all leases, ascending. */
   leases(): bigint[] {
     return [...this.#leases.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));

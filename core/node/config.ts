@@ -3,6 +3,7 @@
  * the transport, the wall clock, the seed and the callbacks through which it reaches the rest of
  * the process). core/ reads no clock and opens no socket itself: everything comes in here.
  */
+import type { AuthStoreOptions } from "../auth/mod.ts";
 import type {
   LeaseTimeToLiveRequest,
   LeaseTimeToLiveResponse,
@@ -74,6 +75,11 @@ export function resolveNodeConfig(config: NodeConfig): ResolvedNodeConfig {
 
 /** What the environment provides to a member: everything with a side effect or a clock. */
 export interface NodeEnvironment {
+  /**
+   * The auth store's token provider, password hasher and bcrypt cost (default: no token scheme
+   * and no hasher: Authenticate fails, UserAdd cannot hash).
+   */
+  auth?: AuthStoreOptions;
   transport?: Transport;
   /** Wall clock (Unix ms): only for member IDs of added members, as etcd derives them. */
   nowMs?: () => number;

@@ -46,6 +46,7 @@ import {
   type TxnResponse,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { assert } from "../assert.ts";
+import type { AuthInfo } from "../auth/mod.ts";
 import { Errors, EtcdError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Lessor } from "../lease/mod.ts";
@@ -77,6 +78,7 @@ import {
 import { type Disk, Snapshotter, Wal } from "../storage/mod.ts";
 import type { LoggedOperation, OperationOf, Responses } from "./apply/mod.ts";
 import { StateMachine } from "./state_machine.ts";
+import { NodeAuth } from "./auth_api.ts";
 import { DurableLog } from "./durable_log.ts";
 import {
   type NodeConfig,
@@ -140,6 +142,8 @@ export class EtcdNode {
   #sm: StateMachine;
   /** Watchers of this member: every applied write's events reach them. */
   readonly watchable: WatchableStore;
+  /** The Auth service, token resolution and the caller checks of this member. */
+  readonly auth: NodeAuth;
   #confState: ConfState = { voters: [], learners: [] };
   /** Term of the last applied entry: what etcd reports in headers and Status. */
   #term = 0;
@@ -157,6 +161,8 @@ export class EtcdNode {
   #published = false;
   #publishing = false;
   #transferWaiters: { target: bigint; waiter: Waiter }[] = [];
+  /** Callers waiting for an index to be applied here (a simple token issued elsewhere). */
+  #appliedWaiters: { index: number; deadline: number; resolve: (ok: boolean) => void }[] = [];
   #running = false;
   #readyWaiters: (() => void)[] = [];
   #failure: Error | null = null;
@@ -203,6 +209,13 @@ export class EtcdNode {
       membership: this.#membership,
       header: () => this.header(),
       leaseNowMs: () => this.#leases.nowMs(),
+      auth: init.env.auth,
+    });
+    this.auth = new NodeAuth({
+      store: this.#sm.auth,
+      logger: init.logger,
+      propose: (operation, caller) => this.#propose(operation, 0, caller),
+      linearizableRead: () => this.#linearizableRead(),
     });
     this.watchable = this.#sm.watchable;
     this.memberId = init.meta.memberId;
@@ -423,58 +436,69 @@ export class EtcdNode {
   }
 
   /** Range: serializable reads answer from the applied state; linearizable ones use ReadIndex. */
-  async range(req: RangeRequest): Promise<RangeResponse> {
+  // Every client call names its caller: the user and auth revision of its token (null without
+  // one). Requests through the log carry it in the entry and are checked when they apply; reads
+  // are checked by the same apply chain; the rest is checked here.
+
+  async range(req: RangeRequest, caller: AuthInfo | null = null): Promise<RangeResponse> {
     checkRangeRequest(req);
     if (!req.serializable) await this.#linearizableRead();
-    return this.#sm.read({ case: "range", value: req });
+    return this.#sm.read({ case: "range", value: req }, caller);
   }
 
-  async put(req: PutRequest): Promise<PutResponse> {
+  async put(req: PutRequest, caller: AuthInfo | null = null): Promise<PutResponse> {
     checkPutRequest(req);
-    return await this.#propose({ case: "put", value: req });
+    return await this.#propose({ case: "put", value: req }, 0, caller);
   }
 
-  async deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
+  async deleteRange(
+    req: DeleteRangeRequest,
+    caller: AuthInfo | null = null,
+  ): Promise<DeleteRangeResponse> {
     checkDeleteRequest(req);
-    return await this.#propose({ case: "deleteRange", value: req });
+    return await this.#propose({ case: "deleteRange", value: req }, 0, caller);
   }
 
-  async txn(req: TxnRequest): Promise<TxnResponse> {
+  async txn(req: TxnRequest, caller: AuthInfo | null = null): Promise<TxnResponse> {
     checkTxnRequest(req, this.#config.maxTxnOps);
     if (isTxnReadOnly(req)) {
       // etcd serves read-only transactions without going through the log.
       if (!isTxnSerializable(req)) await this.#linearizableRead();
-      return this.#sm.read({ case: "txn", value: req });
+      return this.#sm.read({ case: "txn", value: req }, caller);
     }
-    return await this.#propose({ case: "txn", value: req });
+    return await this.#propose({ case: "txn", value: req }, 0, caller);
   }
 
-  async compact(req: CompactionRequest): Promise<CompactionResponse> {
-    return await this.#propose({ case: "compaction", value: req });
+  async compact(
+    req: CompactionRequest,
+    caller: AuthInfo | null = null,
+  ): Promise<CompactionResponse> {
+    return await this.#propose({ case: "compaction", value: req }, 0, caller);
   }
 
   /** Maintenance.Alarm: every action, listing included, goes through the log as in etcd. */
-  async alarm(req: AlarmRequest): Promise<AlarmResponse> {
-    return await this.#propose({ case: "alarm", value: req });
+  async alarm(req: AlarmRequest, caller: AuthInfo | null = null): Promise<AlarmResponse> {
+    return await this.#propose({ case: "alarm", value: req }, 0, caller);
   }
 
   /**
    * Lease.LeaseGrant: without an ID the proposer picks one from its request-ID generator (positive,
    * as etcd's v3_server.go does); the checks (exists, TTL too large) happen at apply.
    */
-  async leaseGrant(req: LeaseGrantRequest): Promise<LeaseGrantResponse> {
+  async leaseGrant(
+    req: LeaseGrantRequest,
+    caller: AuthInfo | null = null,
+  ): Promise<LeaseGrantResponse> {
     let id = req.ID;
     while (id === 0n) id = this.#proposals.newRequestId() & ((1n << 63n) - 1n);
     const value = { ...req, ID: id };
-    return await this.#propose({ case: "leaseGrant", value });
+    return await this.#propose({ case: "leaseGrant", value }, 0, caller);
   }
 
   /** Lease.LeaseRevoke: through the log; every member deletes the lease's keys in one revision. */
-  async leaseRevoke(id: bigint): Promise<LeaseRevokeResponse> {
-    return await this.#propose({
-      case: "leaseRevoke",
-      value: create(LeaseRevokeRequestSchema, { ID: id }),
-    });
+  async leaseRevoke(id: bigint, caller: AuthInfo | null = null): Promise<LeaseRevokeResponse> {
+    const value = create(LeaseRevokeRequestSchema, { ID: id });
+    return await this.#propose({ case: "leaseRevoke", value }, 0, caller);
   }
 
   /**
@@ -490,9 +514,23 @@ export class EtcdNode {
     return this.#leases.renewLocal(id);
   }
 
-  /** Lease.LeaseTimeToLive: answered by the leader (a follower asks it). */
-  leaseTimeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
-    return this.#leases.timeToLive(req);
+  /**
+   * Lease.LeaseTimeToLive: answered by the leader (a follower asks it). With auth on, the caller
+   * must be a user, and listing keys needs read permission on every one of them
+   * (CVE-2023-32082; 3.4.23 lists them to anyone).
+   */
+  async leaseTimeToLive(
+    req: LeaseTimeToLiveRequest,
+    caller: AuthInfo | null = null,
+  ): Promise<LeaseTimeToLiveResponse> {
+    this.auth.requireUser(caller);
+    const response = await this.#leases.timeToLive(req);
+    if (req.keys) {
+      for (const key of response.keys) {
+        this.#sm.auth.isRangePermitted(caller, key, new Uint8Array(0));
+      }
+    }
+    return response;
   }
 
   /** LeaseTimeToLive from this member's lessor (the leader's side of a forwarded request). */
@@ -501,12 +539,14 @@ export class EtcdNode {
   }
 
   /** Lease.LeaseLeases: this member's leases (etcd answers from the local lessor), by ID. */
-  leaseLeases(): LeaseLeasesResponse {
+  leaseLeases(caller: AuthInfo | null = null): LeaseLeasesResponse {
+    this.auth.requireUser(caller);
     return this.#leases.leases();
   }
 
   /** Maintenance.HashKV: etcd's hash of the key space up to a revision (0 = current). */
-  hashKV(req: HashKVRequest): HashKVResponse {
+  hashKV(req: HashKVRequest, caller: AuthInfo | null = null): HashKVResponse {
+    this.auth.requireAdmin(caller);
     const result = this.#sm.mvcc.hashKV(Number(req.revision));
     return create(HashKVResponseSchema, {
       header: this.header(result.revision),
@@ -608,28 +648,44 @@ export class EtcdNode {
     return this.#sm.mvcc.revision;
   }
 
-  /** Cluster.MemberAdd: a voting member, or a learner that replicates but does not vote. */
-  memberAdd(peerUrls: string[], isLearner: boolean): Promise<MemberAddResponse> {
-    return this.#memberChanges.add(peerUrls, isLearner);
+  /**
+   * Cluster.MemberAdd: a voting member, or a learner that replicates but does not vote. Membership
+   * changes need the root role when auth is on (etcd's checkMembershipOperationPermission).
+   */
+  async memberAdd(
+    peerUrls: string[],
+    isLearner: boolean,
+    caller: AuthInfo | null = null,
+  ): Promise<MemberAddResponse> {
+    this.auth.requireAdmin(caller);
+    return await this.#memberChanges.add(peerUrls, isLearner);
   }
 
   /** Cluster.MemberRemove (strict checks keep a started quorum). */
-  memberRemove(id: bigint): Promise<MemberRemoveResponse> {
-    return this.#memberChanges.remove(id);
+  async memberRemove(id: bigint, caller: AuthInfo | null = null): Promise<MemberRemoveResponse> {
+    this.auth.requireAdmin(caller);
+    return await this.#memberChanges.remove(id);
   }
 
   /** Cluster.MemberUpdate: a member's new peer URLs. */
-  memberUpdate(id: bigint, peerUrls: string[]): Promise<MemberUpdateResponse> {
-    return this.#memberChanges.update(id, peerUrls);
+  async memberUpdate(
+    id: bigint,
+    peerUrls: string[],
+    caller: AuthInfo | null = null,
+  ): Promise<MemberUpdateResponse> {
+    this.auth.requireAdmin(caller);
+    return await this.#memberChanges.update(id, peerUrls);
   }
 
   /** Cluster.MemberPromote: a learner that caught up becomes a voter (decided by the leader). */
-  memberPromote(id: bigint): Promise<MemberPromoteResponse> {
-    return this.#memberChanges.promote(id);
+  async memberPromote(id: bigint, caller: AuthInfo | null = null): Promise<MemberPromoteResponse> {
+    this.auth.requireAdmin(caller);
+    return await this.#memberChanges.promote(id);
   }
 
   /** Maintenance.MoveLeader: hands leadership to a voting member that has caught up. */
-  async moveLeader(target: bigint): Promise<MoveLeaderResponse> {
+  async moveLeader(target: bigint, caller: AuthInfo | null = null): Promise<MoveLeaderResponse> {
+    this.auth.requireAdmin(caller);
     if (!this.isLeader) throw Errors.notLeader();
     const member = this.#membership.get(target);
     if (!member || member.isLearner) throw Errors.badLeaderTransferee();
@@ -711,6 +767,7 @@ export class EtcdNode {
   #propose<K extends LoggedOperation["case"]>(
     operation: OperationOf<K>,
     leaderTerm = 0,
+    caller: AuthInfo | null = null,
   ): Promise<Responses[K]> {
     if (this.#stopped || this.#failure) return Promise.reject(Errors.stopped());
     return this.#proposals.propose(
@@ -718,6 +775,7 @@ export class EtcdNode {
       this.#ticks + this.#reqTimeoutTicks,
       this.#lead,
       leaderTerm,
+      caller,
     ) as Promise<Responses[K]>;
   }
 
@@ -751,7 +809,26 @@ export class EtcdNode {
     });
   }
 
+  /**
+   * Resolves true once this member applied `index`, false after the request timeout or when it
+   * stops (etcd's indexWaiter, which a simple token issued through another member waits on).
+   */
+  waitApplied(index: number): Promise<boolean> {
+    if (index <= this.#appliedIndex) return Promise.resolve(true);
+    if (this.#stopped || this.#failure) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      this.#appliedWaiters.push({ index, deadline: this.#ticks + this.#reqTimeoutTicks, resolve });
+    });
+  }
+
   #expireWaiters(): void {
+    if (this.#appliedWaiters.length > 0) {
+      this.#appliedWaiters = this.#appliedWaiters.filter((w) => {
+        if (w.deadline > this.#ticks) return true;
+        w.resolve(false);
+        return false;
+      });
+    }
     this.#proposals.expire(this.#ticks, this.#lead);
     this.#reads.expire(this.#ticks, this.#lead !== none);
     this.#transferWaiters = this.#transferWaiters.filter(({ waiter }) => {
@@ -967,6 +1044,8 @@ export class EtcdNode {
     this.#reads.rejectAll(error);
     for (const { waiter } of this.#transferWaiters) waiter.reject(error);
     this.#transferWaiters = [];
+    for (const w of this.#appliedWaiters) w.resolve(false);
+    this.#appliedWaiters = [];
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -982,6 +1061,13 @@ export class EtcdNode {
       this.#applyEntryData(entry);
     } finally {
       this.#env.onApply?.(entry);
+    }
+    if (this.#appliedWaiters.length > 0) {
+      this.#appliedWaiters = this.#appliedWaiters.filter((w) => {
+        if (w.index > index) return true;
+        w.resolve(true);
+        return false;
+      });
     }
   }
 
@@ -1003,7 +1089,10 @@ export class EtcdNode {
     try {
       // Every request passes the apply chain (core/node/apply/): a deposed leader's leader-only
       // request is void there, alarms refuse what they refuse, the backend applies the rest.
-      const result = this.#sm.applyRequest(request, entry.term);
+      const result = this.#sm.applyRequest(request, entry.term, entry.index);
+      // An Authenticate answers once its JWT is signed; where nobody waits, its failure (auth
+      // disabled meanwhile) is the proposer's to report, not this member's.
+      if (result instanceof Promise) result.catch(() => {});
       waiter?.resolve(result);
     } catch (e) {
       // The request failed when it was first applied too (e.g. lease not found): same outcome.

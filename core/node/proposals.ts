@@ -3,6 +3,7 @@
  * parked while there is no leader to take them, and their timeouts. Apply hands each result to
  * the waiter of its request ID (only the member that proposed an entry has one).
  */
+import type { AuthInfo } from "../auth/mod.ts";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { type InternalRequest, InternalRequestSchema } from "../../gen/detcdpb/internal_pb.ts";
 import { Errors, type EtcdError } from "../errors.ts";
@@ -64,13 +65,15 @@ export class Proposals {
   /**
    * Proposes a request; resolves with its apply result. `deadline` is the tick at which it times
    * out, `lead` the current leader. `leaderTerm` (leader-only requests) makes the request apply
-   * only if it is appended in that term (see InternalRequest.leader_term).
+   * only if it is appended in that term (see InternalRequest.leader_term). `caller` is who asked:
+   * the auth layer checks it when the entry applies.
    */
   propose(
     request: InternalRequest["request"],
     deadline: number,
     lead: bigint,
     leaderTerm = 0,
+    caller: AuthInfo | null = null,
   ): Promise<unknown> {
     if (this.#waiters.size >= MAX_PENDING_PROPOSALS) {
       return Promise.reject(Errors.tooManyRequests());
@@ -78,7 +81,13 @@ export class Proposals {
     const id = this.newRequestId();
     const data = toBinary(
       InternalRequestSchema,
-      create(InternalRequestSchema, { id, request, leaderTerm: BigInt(leaderTerm) }),
+      create(InternalRequestSchema, {
+        id,
+        request,
+        leaderTerm: BigInt(leaderTerm),
+        authUsername: caller?.username ?? "",
+        authRevision: BigInt(caller?.revision ?? 0),
+      }),
     );
     if (data.length > this.#maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
     return new Promise((resolve, reject) => {

@@ -1,7 +1,7 @@
 /**
  * The deterministic state machine every member applies committed entries to: MVCC with its
- * watchers, leases (a revoked lease's keys deleted in one revision), alarms, and membership
- * changes. Its state is a function of the applied log alone, so that every member holds the same
+ * watchers, leases (a revoked lease's keys deleted in one revision), alarms, users and roles, and
+ * membership changes. Its state is a function of the applied log alone, so that every member holds the same
  * at each index; it is also what a snapshot encodes and restores. Every request, and every read
  * served from the applied state, passes the apply chain (core/node/apply/).
  */
@@ -18,6 +18,8 @@ import {
   TxnRequestSchema,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { assert } from "../assert.ts";
+import { type AuthInfo, AuthStore, type AuthStoreOptions } from "../auth/mod.ts";
+import { authRecordOf, authSnapshotOf } from "./auth_record.ts";
 import type { Lessor } from "../lease/mod.ts";
 import { MvccStore, WatchableStore, type WriteResult } from "../mvcc/mod.ts";
 import { applyTxn } from "./kv/mod.ts";
@@ -26,6 +28,7 @@ import { AlarmStore } from "./alarms.ts";
 import {
   type Apply,
   type ApplyMeta,
+  authGuard,
   backend,
   capped,
   chain,
@@ -51,6 +54,8 @@ export class StateMachine {
   readonly watchable: WatchableStore;
   /** Raised alarms (replicated like everything else here). */
   readonly alarmStore = new AlarmStore();
+  /** Users, roles and permissions (replicated), with this member's token provider. */
+  readonly auth: AuthStore;
   /** The apply chain every operation passes. */
   readonly #apply: Apply;
 
@@ -62,20 +67,25 @@ export class StateMachine {
     header: () => ResponseHeader;
     /** The lessor's clock (ms since the member started; never the wall clock). */
     leaseNowMs: () => number;
+    /** Token provider, password hasher, bcrypt cost and logger of the auth store. */
+    auth?: AuthStoreOptions;
   }) {
     this.mvcc = init.mvcc;
     this.lessor = init.lessor;
     this.membership = init.membership;
     this.watchable = new WatchableStore(() => this.mvcc);
     this.lessor.setDeleter({ deleteKeys: (keys) => this.#deleteLeaseKeys(keys) });
+    this.auth = new AuthStore(init.auth);
     const hasAlarm = (type: Parameters<AlarmStore["has"]>[0]) => this.alarmStore.has(type);
+    const auth = authGuard({ auth: this.auth, leaseKeys: (id) => this.lessor.keys(id) });
     this.#apply = chain(
-      [leaderTermGuard, corruptionGuard(hasAlarm), capped(hasAlarm)],
+      [leaderTermGuard, corruptionGuard(hasAlarm), capped(hasAlarm), auth],
       backend({
         mvcc: () => this.mvcc,
         lessor: this.lessor,
         membership: this.membership,
         alarms: this.alarmStore,
+        auth: this.auth,
         header: init.header,
         leaseNowMs: init.leaseNowMs,
         watched: (result) => this.#watched(result),
@@ -104,9 +114,13 @@ export class StateMachine {
     this.restore(state);
   }
 
-  /** Alarms and membership from a snapshot (MVCC and leases are restored with the store). */
+  /**
+   * Alarms, users and roles, and membership from a snapshot (MVCC and leases are restored with
+   * the store).
+   */
   restore(state: NodeSnapshot): void {
     this.alarmStore.restore(state.alarms);
+    this.auth.restore(authSnapshotOf(state.auth));
     this.membership.restore(state.members, state.removed, state.clusterVersion);
   }
 
@@ -122,6 +136,7 @@ export class StateMachine {
         clusterVersion: this.membership.clusterVersion,
         voters: confState.voters,
         learners: confState.learners,
+        auth: authRecordOf(this.auth.snapshot()),
         leases: this.lessor.records().map((l) =>
           create(LeaseRecordSchema, {
             id: l.id,
@@ -137,21 +152,33 @@ export class StateMachine {
    * Applies one committed request through the apply chain; throws the request's EtcdError when a
    * layer or the backend refuses it.
    */
-  applyRequest(request: InternalRequest, entryTerm: number): Response {
+  applyRequest(request: InternalRequest, entryTerm: number, index: number): Response {
     const operation = request.request;
     assert(operation.case !== undefined, `request ${request.id} without an operation`);
-    const meta: ApplyMeta = { logged: true, entryTerm, leaderTerm: request.leaderTerm };
+    const caller = request.authUsername === "" && request.authRevision === 0n
+      ? null
+      : { username: request.authUsername, revision: Number(request.authRevision) };
+    const meta: ApplyMeta = {
+      logged: true,
+      entryTerm,
+      leaderTerm: request.leaderTerm,
+      index,
+      caller,
+    };
     return this.#apply(operation, meta);
   }
 
   /**
    * A read served from the applied state (a range, a read-only txn) through the same chain as
-   * writes, marked as a read: auth will check it exactly as a logged request; a CORRUPT alarm
-   * lets it through, as etcd's base applier does.
+   * writes, marked as a read: auth checks it for `caller` exactly as a logged request; a CORRUPT
+   * alarm lets it through, as etcd's base applier does.
    */
-  read<K extends "range" | "txn">(operation: OperationOf<K>): Responses[K] {
+  read<K extends "range" | "txn">(
+    operation: OperationOf<K>,
+    caller: AuthInfo | null,
+  ): Responses[K] {
     // The backend answers each kind with its own response (operation.ts's table).
-    return this.#apply(operation, readMeta) as Responses[K];
+    return this.#apply(operation, readMeta(caller)) as Responses[K];
   }
 
   /**

@@ -32,8 +32,8 @@ Deno.test("chain() runs every layer in order, then the backend, for every operat
     return null;
   };
   const apply = chain([recorder("a", seen), recorder("b", seen), recorder("c", seen)], backend);
-  apply(put, readMeta);
-  apply(range, readMeta);
+  apply(put, readMeta(null));
+  apply(range, readMeta(null));
   assertEquals(seen, [
     "a:put",
     "b:put",
@@ -58,7 +58,7 @@ Deno.test("a layer that refuses stops the operation before later layers and the 
     seen.push("backend");
     return null;
   });
-  const e = assertThrows(() => apply(put, readMeta));
+  const e = assertThrows(() => apply(put, readMeta(null)));
   assertEquals(isEtcdError(e, Errors.permissionDenied), true);
   assertEquals(seen, ["a:put"]);
 });
@@ -76,7 +76,12 @@ Deno.test("leaderTermGuard voids a leader-only request appended in another term 
   ];
   for (const c of cases) {
     const run = () =>
-      apply(revoke, { logged: true, entryTerm: c.entryTerm, leaderTerm: c.leaderTerm });
+      apply(revoke, {
+        ...readMeta(null),
+        logged: true,
+        entryTerm: c.entryTerm,
+        leaderTerm: c.leaderTerm,
+      });
     if (c.refused) {
       assertEquals(
         isEtcdError(assertThrows(run), Errors.notLeader),
@@ -132,7 +137,7 @@ Deno.test("capped refuses what grows the store while NOSPACE is raised, and only
   for (const noSpace of [false, true]) {
     const apply = chain([capped(() => noSpace)], () => null);
     for (const row of table) {
-      const run = () => apply(row.operation, readMeta);
+      const run = () => apply(row.operation, readMeta(null));
       if (noSpace && row.grows) {
         assertEquals(isEtcdError(assertThrows(run), Errors.noSpace), true, row.name);
       } else {

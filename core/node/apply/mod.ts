@@ -2,9 +2,9 @@
  * The apply chain: every operation a member applies (committed requests and the reads served from
  * the applied state) passes the same layers in order, as etcd wraps its applier:
  *
- * leader-term guard → corruption guard → capped (NOSPACE) → backend
+ * leader-term guard → corruption guard → capped (NOSPACE) → auth → backend
  *
- * Auth and quotas join as layers of their own (see docs/adr/0008-apply-chain.md).
+ * Quotas join as a layer of their own (see docs/adr/0008-apply-chain.md).
  *
  * @example Build a chain and apply a read (the state comes from a member)
  * ```ts ignore
@@ -15,11 +15,12 @@
  * declare const state: BackendState; // MVCC, lessor, alarms, membership of one member
  * const hasAlarm = state.alarms.has.bind(state.alarms);
  * const apply = chain([corruptionGuard(hasAlarm), capped(hasAlarm)], backend(state));
- * const response = apply({ case: "range", value: create(RangeRequestSchema, {}) }, readMeta);
+ * const response = apply({ case: "range", value: create(RangeRequestSchema, {}) }, readMeta(null));
  * ```
  *
  * @module
  */
+export { authGuard, type AuthLayerState } from "./auth.ts";
 export { backend, type BackendState } from "./backend.ts";
 export { type Apply, type ApplyLayer, chain } from "./chain.ts";
 export { capped, hasPut } from "./capped.ts";

@@ -5,8 +5,25 @@
  * typed by request kind and a new kind cannot be added without saying what it answers.
  */
 import type { InternalRequest } from "../../../gen/detcdpb/internal_pb.ts";
+import type { AuthInfo } from "../../auth/mod.ts";
 import type {
   AlarmResponse,
+  AuthDisableResponse,
+  AuthEnableResponse,
+  AuthenticateResponse,
+  AuthRoleAddResponse,
+  AuthRoleDeleteResponse,
+  AuthRoleGetResponse,
+  AuthRoleGrantPermissionResponse,
+  AuthRoleListResponse,
+  AuthRoleRevokePermissionResponse,
+  AuthUserAddResponse,
+  AuthUserChangePasswordResponse,
+  AuthUserDeleteResponse,
+  AuthUserGetResponse,
+  AuthUserGrantRoleResponse,
+  AuthUserListResponse,
+  AuthUserRevokeRoleResponse,
   CompactionResponse,
   DeleteRangeResponse,
   LeaseGrantResponse,
@@ -48,6 +65,23 @@ export interface Responses {
   leaseGrant: LeaseGrantResponse;
   leaseRevoke: LeaseRevokeResponse;
   leaseCheckpoint: null;
+  authEnable: AuthEnableResponse;
+  authDisable: AuthDisableResponse;
+  /** The token is issued at apply; a JWT is signed asynchronously, hence the promise. */
+  authenticate: Promise<AuthenticateResponse>;
+  authUserAdd: AuthUserAddResponse;
+  authUserDelete: AuthUserDeleteResponse;
+  authUserChangePassword: AuthUserChangePasswordResponse;
+  authUserGrantRole: AuthUserGrantRoleResponse;
+  authUserGet: AuthUserGetResponse;
+  authUserList: AuthUserListResponse;
+  authUserRevokeRole: AuthUserRevokeRoleResponse;
+  authRoleAdd: AuthRoleAddResponse;
+  authRoleGrantPermission: AuthRoleGrantPermissionResponse;
+  authRoleGet: AuthRoleGetResponse;
+  authRoleList: AuthRoleListResponse;
+  authRoleRevokePermission: AuthRoleRevokePermissionResponse;
+  authRoleDelete: AuthRoleDeleteResponse;
 }
 
 /** The response of any operation. */
@@ -70,10 +104,19 @@ export interface ApplyMeta {
    * 0n for requests any member may propose.
    */
   readonly leaderTerm: bigint;
+  /** Raft index of the entry that carried it; 0 for a read served without the log. */
+  readonly index: number;
+  /**
+   * Who asked: the user and auth revision of the caller's token (carried in the entry for
+   * logged requests); null without a token.
+   */
+  readonly caller: AuthInfo | null;
 }
 
-/** The meta of a read served from the applied state. */
-export const readMeta: ApplyMeta = { logged: false, entryTerm: 0, leaderTerm: 0n };
+/** The meta of a read served from the applied state for `caller`. */
+export function readMeta(caller: AuthInfo | null): ApplyMeta {
+  return { logged: false, entryTerm: 0, leaderTerm: 0n, index: 0, caller };
+}
 
 /** For the `default` of an exhaustive switch: a kind nobody handles fails to type-check. */
 export function unreachable(value: never): never {

@@ -1,0 +1,74 @@
+/**
+ * The member's token provider from `--auth-token` (etcd's auth.NewTokenProvider): `simple`
+ * tokens with `--auth-token-ttl`, signed `jwt` tokens from key files, or none (""). Time and
+ * randomness are the server's: a crypto-strong generator for the letters of simple tokens,
+ * since they are the secret.
+ */
+import {
+  AuthOptionsError,
+  JwtTokenProvider,
+  loadJwtConfig,
+  NopTokenProvider,
+  parseAuthTokenFlag,
+  SimpleTokenProvider,
+  type TokenProvider,
+} from "../core/auth/mod.ts";
+import type { Logger } from "../core/log.ts";
+
+/** A uniform integer in [0, n) from the platform's cryptographic generator. */
+export function cryptoRandomInt(n: number): number {
+  // Rejection sampling keeps the draw uniform for any n up to 2^32.
+  const limit = Math.floor(0x1_0000_0000 / n) * n;
+  const buffer = new Uint32Array(1);
+  for (;;) {
+    crypto.getRandomValues(buffer);
+    if (buffer[0] < limit) return buffer[0] % n;
+  }
+}
+
+/** What the provider is built from. */
+export interface TokenProviderConfig {
+  authToken: string;
+  authTokenTtlSeconds: number;
+  /** Resolves once this member applied `index` (simple tokens issued through another member). */
+  waitApplied: (index: number) => Promise<boolean>;
+  logger: Logger;
+}
+
+/**
+ * Builds the provider; throws AuthOptionsError with etcd's message for a bad `--auth-token`
+ * (unknown type, malformed options, unreadable or mismatched keys, unknown sign method).
+ */
+export async function createTokenProvider(config: TokenProviderConfig): Promise<TokenProvider> {
+  const parsed = parseAuthTokenFlag(config.authToken);
+  switch (parsed.type) {
+    case "simple":
+      config.logger.warn(
+        "auth/store.go:1380",
+        "simple token is not cryptographically signed",
+        {},
+      );
+      return new SimpleTokenProvider({
+        nowMs: () => performance.now(),
+        randomInt: cryptoRandomInt,
+        ttlSeconds: config.authTokenTtlSeconds,
+        waitApplied: config.waitApplied,
+        logger: config.logger,
+      });
+    case "jwt": {
+      const jwt = loadJwtConfig(parsed.options, (path) => Deno.readFileSync(path));
+      for (const option of jwt.unknownOptions) {
+        config.logger.warn("auth/options.go:86", "unknown token option", { option });
+      }
+      return await JwtTokenProvider.create({
+        ...jwt,
+        nowMs: () => Date.now(),
+        logger: config.logger,
+      });
+    }
+    case "none":
+      return new NopTokenProvider();
+  }
+}
+
+export { AuthOptionsError };
