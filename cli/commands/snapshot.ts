@@ -13,6 +13,7 @@
 
 import { createHash } from "node:crypto";
 import { Command } from "../command.ts";
+import { GrpcError } from "../grpc_client.ts";
 import { goErrnoText, humanizeBytes } from "../go_format.ts";
 import { ExitCode } from "../io.ts";
 import { zapJsonString, zapLine } from "../log.ts";
@@ -134,8 +135,9 @@ async function save(session: Session, cmd: Command, args: string[]): Promise<voi
         clientLog("info", 208, "completed snapshot read; closing");
       } catch (e) {
         const err = client.streamError(e);
+        // clientv3 logs the stream's own gRPC status error, before any translation.
         clientLog("warn", 210, "failed to receive from snapshot stream; closing", [
-          ["error", err.message],
+          ["error", e instanceof GrpcError ? e.toGoString() : err.message],
         ]);
         throw err;
       }
