@@ -572,6 +572,7 @@ export class EtcdNode {
       removed: this.#membership.removedIds(),
       clusterVersion: this.#membership.clusterVersion,
       consistentIndex: this.#appliedIndex,
+      auth: this.#sm.auth.snapshot(),
     };
   }
 

@@ -1,6 +1,7 @@
 /**
  * `snapshot restore`: a new member data dir from a backend snapshot, as etcd's v3 snapshot
- * manager builds one. The key space, leases and alarms come from the snapshot; the membership is
+ * manager builds one. The key space, leases, alarms and auth state (users, roles, the enabled flag
+ * and the auth revision, unchanged) come from the snapshot; the membership is
  * the new cluster of `--initial-cluster` (IDs derived from the peer URLs and the cluster token, as
  * for a new cluster). The member's log starts with a snapshot at index N (N = number of members)
  * and term 1, with N committed, exactly where etcd's restored WAL and snap leave a member: the
@@ -23,6 +24,8 @@ import { Snapshotter } from "../storage/snapshot.ts";
 import { Wal, walHardState, walSnapshotMarker } from "../storage/wal.ts";
 import { bootstrapMeta } from "./bootstrap.ts";
 import { memberId, parseInitialCluster } from "./ids.ts";
+import { authRecordOf } from "./auth_record.ts";
+import type { AuthSnapshot } from "../auth/mod.ts";
 
 /** The restore flags of etcdctl (`snapshot restore`). */
 export interface RestoreOptions {
@@ -41,6 +44,11 @@ export interface RestoredContent {
   mvcc: Uint8Array;
   leases: { id: bigint; ttl: bigint; remainingTtl: bigint }[];
   alarms: AlarmMember[];
+  /**
+   * Users, roles, the enabled flag and the auth revision, carried over unchanged (etcd 3.4.23's
+   * restore copies the backend and touches only the key space and membership buckets).
+   */
+  auth: AuthSnapshot;
 }
 
 /** The new member's identity and the cluster it was restored into. */
@@ -112,6 +120,7 @@ export async function restoreMember(
     leases: content.leases.map((l) =>
       create(LeaseRecordSchema, { id: l.id, ttl: l.ttl, remainingTtl: l.remainingTtl })
     ),
+    auth: authRecordOf(content.auth),
   });
   const memberDir = `${options.dataDir}/member`;
   await disk.mkdirp(memberDir);

@@ -1,4 +1,5 @@
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { NodeSnapshotSchema } from "../../gen/detcdpb/internal_pb.ts";
 import {
   AlarmRequest_AlarmAction,
   AlarmRequestSchema,
@@ -12,10 +13,12 @@ import {
 import { assert, assertEquals, assertRejects } from "../testing.ts";
 import { silentLogger } from "../log.ts";
 import { MemoryDisk } from "../storage/mod.ts";
+import { Snapshotter } from "../storage/snapshot.ts";
 import { decodeBolt, encodeBolt } from "../storage/bbolt.ts";
 import { dbStatus, fromEtcdBuckets, toEtcdBuckets } from "../snapshot/etcd_db.ts";
 import { EtcdNode } from "./etcd_node.ts";
 import { testConfig } from "./_testing.ts";
+import { authSnapshotOf } from "./auth_record.ts";
 import { RestoreError, restoreMember, type RestoreOptions } from "./restore.ts";
 
 const enc = new TextEncoder();
@@ -166,4 +169,32 @@ Deno.test("restore and start with --wal-dir: the WAL lives in its own directory"
   );
   assertEquals(got.kvs.map((kv) => dec.decode(kv.value)), ["restore"]);
   await again.stop();
+});
+
+Deno.test("restore carries the auth state into the member's snapshot unchanged, as etcd's restore keeps its auth buckets", async () => {
+  // etcd 3.4.23's auth buckets (auth enabled, revision 28, users cn/root/u, roles r/r2/r3/root).
+  const json = JSON.parse(
+    await Deno.readTextFile(
+      new URL("../auth/testdata/etcd_3.4.23_auth_buckets.json", import.meta.url),
+    ),
+  ) as Record<string, [string, string][]>;
+  const fromHex = (h: string) => new Uint8Array((h.match(/../g) ?? []).map((x) => parseInt(x, 16)));
+  const restored = fromEtcdBuckets([
+    { name: enc.encode("key"), entries: [] },
+    { name: enc.encode("meta"), entries: [] },
+    ...Object.entries(json).map(([name, entries]) => ({
+      name: enc.encode(name),
+      entries: entries.map(([k, v]): [Uint8Array, Uint8Array] => [fromHex(k), fromHex(v)]),
+    })),
+  ]);
+  const disk = new MemoryDisk();
+  const cfg = config({ dataDir: "withauth" });
+  await restoreMember(disk, restoreOptions(cfg), restored);
+  const snap = await new Snapshotter(disk, "withauth/member/snap").loadNewest(() => {});
+  assert(snap !== null, "no snapshot written");
+  const state = fromBinary(NodeSnapshotSchema, snap.data);
+  assert(state.auth !== undefined, "the snapshot has no auth record");
+  const auth = authSnapshotOf(state.auth);
+  assertEquals([auth.enabled, auth.everEnabled, auth.revision], [true, true, 28]);
+  assertEquals(auth, restored.auth);
 });

@@ -16,7 +16,7 @@
  *   "name"?, "clientURLs"?}; `members_removed`: hex ID → "removed".
  * - `cluster`: `clusterVersion` → "3.4.0".
  * - `auth` (`authRevision`; `authEnabled` only after auth was ever enabled or disabled),
- *   `authUsers`, `authRoles`: present and empty of users.
+ *   `authUsers`, `authRoles`: users, roles and their permissions (core/auth/etcd_buckets.ts).
  */
 
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -31,6 +31,8 @@ import {
   type SnapshotEntry,
 } from "../mvcc/snapshot_codec.ts";
 import { Crc32c } from "../storage/crc32c.ts";
+import { AuthBucketError, authFromBuckets, authToBuckets } from "../auth/etcd_buckets.ts";
+import type { AuthSnapshot } from "../auth/auth_store.ts";
 
 /** The part of a member's state that etcd keeps in its backend. */
 export interface BackendState {
@@ -49,6 +51,8 @@ export interface BackendState {
   clusterVersion: string;
   /** The last applied Raft index. */
   consistentIndex: number;
+  /** Users, roles, the enabled flag and the auth revision. */
+  auth: AuthSnapshot;
 }
 
 /** Raised for a database that is not a usable etcd backend. */
@@ -163,10 +167,9 @@ export function toEtcdBuckets(state: BackendState): BoltBucket[] {
   }
   return [
     bucket("alarm", state.alarms.map((a) => [toBinary(AlarmMemberSchema, a), new Uint8Array(0)])),
-    // etcd writes `authEnabled` only once auth was enabled or disabled; `authRevision` always.
-    bucket("auth", [[enc.encode("authRevision"), uint64Bytes(1n)]]),
-    bucket("authRoles", []),
-    bucket("authUsers", []),
+    // `auth`, `authRoles`, `authUsers`: etcd writes `authEnabled` only once auth was enabled or
+    // disabled, `authRevision` always (1 for a fresh store).
+    ...authToBuckets(state.auth),
     bucket(
       "cluster",
       state.clusterVersion === "" ? [] : [[
@@ -198,6 +201,11 @@ export interface RestoredBackend {
   clusterVersion: string;
   /** Members recorded in the database (informational: restore replaces the membership). */
   memberCount: number;
+  /**
+   * Users, roles, the enabled flag and the auth revision, as the database holds them (etcd's
+   * restore keeps its auth buckets untouched; a database without them: a fresh store).
+   */
+  auth: AuthSnapshot;
 }
 
 function findBucket(buckets: BoltBucket[], name: string): BoltBucket | undefined {
@@ -207,8 +215,8 @@ function findBucket(buckets: BoltBucket[], name: string): BoltBucket | undefined
 
 /**
  * Reads etcd's buckets back. Finishes a compaction the database had scheduled but not finished,
- * as etcd does when it opens its backend. Refuses databases that hold auth users or roles or have
- * auth enabled: detcd has no auth store yet, and dropping them would silently open the data.
+ * as etcd does when it opens its backend. The auth state comes back as is: users, roles, the
+ * enabled flag and the auth revision (auth buckets etcd could not have written are refused).
  */
 export function fromEtcdBuckets(buckets: BoltBucket[]): RestoredBackend {
   const keyB = findBucket(buckets, "key");
@@ -216,15 +224,12 @@ export function fromEtcdBuckets(buckets: BoltBucket[]): RestoredBackend {
   if (!keyB || !metaB) {
     throw new EtcdDbError('not an etcd backend: no "key" or "meta" bucket');
   }
-  const authB = findBucket(buckets, "auth");
-  const authEnabled = authB?.entries.find(([k]) => dec.decode(k) === "authEnabled")?.[1];
-  if (authEnabled && authEnabled.length > 0 && authEnabled[0] === 1) {
-    throw new EtcdDbError("the snapshot has auth enabled; detcd cannot restore auth yet");
-  }
-  for (const name of ["authUsers", "authRoles"]) {
-    if ((findBucket(buckets, name)?.entries.length ?? 0) > 0) {
-      throw new EtcdDbError(`the snapshot holds ${name}; detcd cannot restore auth yet`);
-    }
+  let auth: AuthSnapshot;
+  try {
+    auth = authFromBuckets(buckets);
+  } catch (e) {
+    if (e instanceof AuthBucketError) throw new EtcdDbError(e.message);
+    throw e;
   }
   const metaValue = (name: string) => metaB.entries.find(([k]) => dec.decode(k) === name)?.[1];
   const compactRev = (name: string): number => {
@@ -275,6 +280,7 @@ export function fromEtcdBuckets(buckets: BoltBucket[]): RestoredBackend {
     alarms,
     clusterVersion: version ? dec.decode(version) : "",
     memberCount: findBucket(buckets, "members")?.entries.length ?? 0,
+    auth,
   };
 }
 
