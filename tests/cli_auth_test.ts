@@ -7,8 +7,8 @@
  * timestamps, the random client id, ports, lease IDs, temp paths and snapshot sizes and durations.
  * A last test does the same reads through each CLI on one 3-member cluster, via every member.
  *
- * The server kind is one parameter (SERVER_KINDS, or DETCD_AUTH_SERVERS=etcd,detcd): today only
- * real etcd 3.4.23 (detcd has no auth yet). Without etcd/etcdctl the tests are ignored unless
+ * The server kind is one parameter (SERVER_KINDS, or DETCD_AUTH_SERVERS=etcd,detcd): real etcd
+ * 3.4.23 and detcd, so every script is checked against both servers. Without etcd/etcdctl the tests are ignored unless
  * DETCD_REQUIRE_REFERENCE=1.
  */
 
@@ -29,12 +29,10 @@ import {
 } from "./harness.ts";
 import { startCluster } from "./cluster_harness.ts";
 
-/**
- * The servers the scripts run against. Only etcd until detcd serves the Auth API; then add
- * "detcd" here (or set DETCD_AUTH_SERVERS=etcd,detcd) and the same scripts check it.
- */
+/** The servers the scripts run against (DETCD_AUTH_SERVERS narrows it, e.g. to one kind). */
 const SERVER_KINDS: MemberKind[] =
-  (Deno.env.get("DETCD_AUTH_SERVERS")?.split(",") as MemberKind[] | undefined) ?? ["etcd"];
+  (Deno.env.get("DETCD_AUTH_SERVERS")?.split(",") as MemberKind[] | undefined) ??
+    ["etcd", "detcd"];
 
 const reference = requireReference();
 

@@ -7,12 +7,10 @@
  *
  * - etcd → detcd: real etcd with users, roles and auth enabled, `etcdctl snapshot save`, then
  *   `detcdctl snapshot status|restore`. The auth state in detcd's restored member snapshot must
- *   be the one etcdctl's restore left in etcd's restored backend. Serving it (user list, role get,
- *   reads and writes as a user) is compared too once detcd serves the Auth API.
+ *   be the one etcdctl's restore left in etcd's restored backend, and the restored detcd must
+ *   serve it (user list, role get, reads and writes as a user) as the restored etcd does.
  * - detcd → etcd: detcd with the same users and roles, `etcdctl snapshot save` from it,
- *   `etcdctl snapshot restore`, real etcd started on it must answer as the source did. Needs the
- *   Auth API in detcd's server: ignored until DETCD_AUTH_SERVERS lists detcd (as in
- *   tests/cli_auth_test.ts).
+ *   `etcdctl snapshot restore`, real etcd started on it must answer as the source did.
  */
 
 import assert from "node:assert/strict";
@@ -39,15 +37,6 @@ import {
 const reference = requireReference();
 const detcd = requireDetcd();
 const ignore = reference.ignore || detcd.ignore;
-
-/** Whether detcd's server serves the Auth API yet (the lead's wiring): DETCD_AUTH_SERVERS. */
-const DETCD_SERVES_AUTH = (Deno.env.get("DETCD_AUTH_SERVERS") ?? "").split(",").includes("detcd");
-const NO_DETCD_AUTH = "detcd's server does not serve the Auth API yet: set " +
-  "DETCD_AUTH_SERVERS=etcd,detcd once it does";
-
-if (!DETCD_SERVES_AUTH) {
-  console.warn(`ignoring the detcd → etcd auth snapshot test: ${NO_DETCD_AUTH}`);
-}
 
 const ROOT = "--user=root:123456";
 const USER = "--user=u:p";
@@ -260,10 +249,6 @@ Deno.test({
       // Starting and serving left the auth state as the restore wrote it (a put is no auth change).
       assert.deepEqual(readable(await etcdDirAuth(asEtcd.dataDir)), readable(want));
 
-      if (!DETCD_SERVES_AUTH) {
-        console.warn(`not starting the restored detcd: ${NO_DETCD_AUTH}`);
-        return;
-      }
       const d = await startRestored("detcd", asDetcd);
       members.push(d);
       assert.deepEqual(await query(d, dir), eAnswers, "restored detcd vs restored etcd");
@@ -324,7 +309,7 @@ async function toEtcd(source: MemberKind) {
 Deno.test({
   name:
     "snapshot auth: detcd → etcd: etcdctl save from detcd, etcdctl restore, etcd serves the same users and roles",
-  ignore: ignore || !DETCD_SERVES_AUTH,
+  ignore,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
