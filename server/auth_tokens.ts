@@ -57,9 +57,6 @@ export async function createTokenProvider(config: TokenProviderConfig): Promise<
       });
     case "jwt": {
       const jwt = loadJwtConfig(parsed.options, (path) => Deno.readFileSync(path));
-      for (const option of jwt.unknownOptions) {
-        config.logger.warn("auth/options.go:86", "unknown token option", { option });
-      }
       return await JwtTokenProvider.create({
         ...jwt,
         nowMs: () => Date.now(),
