@@ -179,4 +179,33 @@ export const Errors = {
    * it with this error, and so does detcd.
    */
   permissionNotGiven: define(C.InvalidArgument, "etcdserver: permission not given"),
+  /**
+   * The Maintenance service answers its auth refusals with the auth package's own errors, not
+   * translated to etcd's gRPC errors (etcd 3.4.23's authMaintenanceServer): code Unknown.
+   */
+  /** detcd's storage has no bbolt file to defragment yet (its own issue). */
+  defragmentNotImplemented: define(C.Unimplemented, "detcd: defragment is not implemented yet"),
+  maintenanceUserEmpty: define(C.Unknown, "auth: user name is empty"),
+  maintenanceUserNotFound: define(C.Unknown, "auth: user not found"),
+  maintenancePermissionDenied: define(C.Unknown, "auth: permission denied"),
+  maintenanceInvalidAuthToken: define(C.Unknown, "auth: invalid auth token"),
 } as const;
+
+/**
+ * A caller check's error as the Maintenance service reports it (the auth package's text, code
+ * Unknown); other errors pass unchanged.
+ */
+export function asMaintenanceAuthError(e: unknown): unknown {
+  if (!(e instanceof EtcdError)) return e;
+  if (e.is(Errors.userEmpty)) return Errors.maintenanceUserEmpty();
+  if (e.is(Errors.userNotFound)) return Errors.maintenanceUserNotFound();
+  if (e.is(Errors.permissionDenied)) return Errors.maintenancePermissionDenied();
+  if (e.is(Errors.invalidAuthToken)) return Errors.maintenanceInvalidAuthToken();
+  return e;
+}
+
+/** grpc-go's status error text, `rpc error: code = <Name> desc = <message>`. */
+export function grpcStatusText(e: EtcdError): string {
+  const name = Object.entries(GrpcCode).find(([, code]) => code === e.code)?.[0] ?? "Unknown";
+  return `rpc error: code = ${name} desc = ${e.message}`;
+}

@@ -1,5 +1,6 @@
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import {
+  AlarmRequest_AlarmAction,
   Auth,
   Cluster,
   KV,
@@ -9,37 +10,40 @@ import {
 import type { AuthInfo } from "../core/auth/mod.ts";
 import type { EtcdNode } from "../core/node/mod.ts";
 import { watchMethod, type WatchServiceOptions } from "./watch_service.ts";
-import { snapshotMethod } from "./snapshot_service.ts";
+import { hashResponse, snapshotMethod } from "./snapshot_service.ts";
 import type { Logger } from "../core/log.ts";
 import { Errors, isEtcdError } from "../core/errors.ts";
+import { callerOf, maintenanceCaller } from "./callers.ts";
 import {
   Lease,
   LeaseKeepAliveRequestSchema,
   LeaseKeepAliveResponseSchema,
 } from "../gen/etcdserverpb/rpc_pb.ts";
-import {
-  type AnyMethod,
-  type CallContext,
-  type MethodTable,
-  type StreamMethod,
-  tokenOf,
-} from "./grpc.ts";
+import { type AnyMethod, type CallContext, type MethodTable, type StreamMethod } from "./grpc.ts";
 
 /**
  * The etcd v3 services as thin adapters over the node: one table, keyed by gRPC path, that both
  * the lean gRPC handler and the Connect/gRPC-Web router serve.
  */
 
-/**
- * Who a call comes from: null without a token; etcd's `invalid auth token` for a token no
- * member issued, or that expired, or whose user is gone (etcd's AuthInfoFromCtx).
- */
-export function callerOf(
+/** A Maintenance method: its caller is checked at `level(req)` before `handle` runs. */
+function maintenance<I extends DescMessage, O extends DescMessage>(
   node: EtcdNode,
-  ctx: CallContext,
-): AuthInfo | null | Promise<AuthInfo | null> {
-  const token = tokenOf(ctx);
-  return token === undefined ? null : node.auth.callerOf(token);
+  method: { name: string; parent: { typeName: string }; input: I; output: O },
+  level: (req: MessageShape<I>) => "admin" | "user",
+  handle: (
+    req: MessageShape<I>,
+    caller: AuthInfo | null,
+  ) => MessageShape<O> | Promise<MessageShape<O>>,
+): [string, AnyMethod] {
+  return [`/${method.parent.typeName}/${method.name}`, {
+    kind: "unary",
+    input: method.input,
+    output: method.output,
+    async handle(req: MessageShape<I>, ctx: CallContext) {
+      return await handle(req, await maintenanceCaller(node, ctx, level(req)));
+    },
+  }];
 }
 
 /** A unary method whose handler gets the request and its caller (resolved from the token). */
@@ -135,7 +139,7 @@ export function etcdServices(
   logger?: Logger,
 ): MethodTable {
   const kv = KV.method;
-  const maintenance = Maintenance.method;
+  const m = Maintenance.method;
   const cluster = Cluster.method;
   return new Map<string, AnyMethod>(guarded(node, [
     unary(node, kv.range, (req, caller) => node.range(req, caller)),
@@ -144,20 +148,28 @@ export function etcdServices(
     unary(node, kv.txn, (req, caller) => node.txn(req, caller)),
     unary(node, kv.compact, (req, caller) => node.compact(req, caller)),
     watchMethod(node, watchOptions),
-    unary(node, maintenance.status, (_req, caller) => {
-      // Any user may ask (etcd #21666 after CVE-2026-33413; 3.4.23 asks nothing).
-      node.auth.requireUser(caller);
-      return node.status();
+    // Status: any user (etcd #21666 after CVE-2026-33413; 3.4.23 asks nothing).
+    maintenance(node, m.status, () => "user", () => node.status()),
+    // Listing alarms: any user; raising or disarming one: root (CVE-2026-33413; 3.4.23: anyone).
+    maintenance(
+      node,
+      m.alarm,
+      (req) => req.action === AlarmRequest_AlarmAction.GET ? "user" : "admin",
+      (req, caller) => node.alarm(req, caller),
+    ),
+    maintenance(node, m.hashKV, () => "admin", (req) => node.hashKV(req)),
+    maintenance(node, m.hash, () => "admin", () => hashResponse(node)),
+    maintenance(node, m.defragment, () => "admin", () => {
+      throw Errors.defragmentNotImplemented();
     }),
-    unary(node, maintenance.alarm, (req, caller) => node.alarm(req, caller)),
-    unary(node, maintenance.hashKV, (req, caller) => node.hashKV(req, caller)),
     snapshotMethod(node, logger),
     unary(node, Lease.method.leaseGrant, (req, caller) => node.leaseGrant(req, caller)),
     unary(node, Lease.method.leaseRevoke, (req, caller) => node.leaseRevoke(req.ID, caller)),
     unary(node, Lease.method.leaseTimeToLive, (req, caller) => node.leaseTimeToLive(req, caller)),
     unary(node, Lease.method.leaseLeases, (_req, caller) => node.leaseLeases(caller)),
     leaseKeepAlive(node),
-    unary(node, maintenance.moveLeader, (req, caller) => node.moveLeader(req.targetID, caller)),
+    // MoveLeader: root (CVE-2026-33413; 3.4.23 asks nothing).
+    maintenance(node, m.moveLeader, () => "admin", (req) => node.moveLeader(req.targetID)),
     unary(
       node,
       cluster.memberAdd,

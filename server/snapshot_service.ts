@@ -9,6 +9,8 @@
 import { createHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import {
+  type HashResponse,
+  HashResponseSchema,
   Maintenance,
   SnapshotRequestSchema,
   SnapshotResponseSchema,
@@ -16,9 +18,11 @@ import {
 import type { EtcdNode } from "../core/node/mod.ts";
 import type { Logger } from "../core/log.ts";
 import { toEtcdBuckets } from "../core/snapshot/mod.ts";
-import { encodeBolt } from "../core/storage/mod.ts";
+import { type BoltBucket, crc32c, encodeBolt } from "../core/storage/mod.ts";
+import { compareBytes } from "../core/bytes.ts";
 import { Errors } from "../core/errors.ts";
-import { type AnyMethod, type StreamMethod, tokenOf } from "./grpc.ts";
+import type { AnyMethod, StreamMethod } from "./grpc.ts";
+import { maintenanceCaller } from "./callers.ts";
 
 /** etcd's snapshotSendBufferSize. */
 const CHUNK_BYTES = 32 * 1024;
@@ -30,6 +34,29 @@ export function snapshotDb(node: EtcdNode): Uint8Array {
   return encodeBolt(toEtcdBuckets(state), { txid: Math.max(2, state.consistentIndex) });
 }
 
+/**
+ * Maintenance.Hash: etcd's hash of the whole backend (CRC-32C over every bucket's name and its
+ * keys and values in bbolt's order, the consistent index left out), of this member's own backend.
+ */
+export function hashResponse(node: EtcdNode): HashResponse {
+  const state = node.backendState();
+  const buckets: BoltBucket[] = [...toEtcdBuckets(state)].sort((a, b) =>
+    compareBytes(a.name, b.name)
+  );
+  let crc = 0;
+  for (const bucket of buckets) {
+    crc = crc32c(bucket.name, crc);
+    const meta = new TextDecoder().decode(bucket.name) === "meta";
+    const entries = [...bucket.entries].sort((a, b) => compareBytes(a[0], b[0]));
+    for (const [key, value] of entries) {
+      if (meta && new TextDecoder().decode(key) === "consistent_index") continue;
+      crc = crc32c(key, crc);
+      crc = crc32c(value, crc);
+    }
+  }
+  return create(HashResponseSchema, { header: node.header(), hash: crc });
+}
+
 export function snapshotMethod(node: EtcdNode, logger?: Logger): [string, AnyMethod] {
   const method: StreamMethod<typeof SnapshotRequestSchema, typeof SnapshotResponseSchema> = {
     kind: "stream",
@@ -39,7 +66,7 @@ export function snapshotMethod(node: EtcdNode, logger?: Logger): [string, AnyMet
       if (node.isLearner) throw Errors.notSupportedForLearner();
       if (ctx.headers["hasleader"] === "true" && node.leader === 0n) throw Errors.noLeader();
       // The whole key space and every user's password hash: root only when auth is on.
-      node.auth.requireAdmin(await node.auth.callerOf(tokenOf(ctx)));
+      await maintenanceCaller(node, ctx, "admin");
       for await (const _ of requests) break; // one SnapshotRequest, no fields
       const started = performance.now();
       const db = snapshotDb(node);

@@ -15,7 +15,7 @@ import {
   WatchError,
   type WatchStream,
 } from "../core/mvcc/mod.ts";
-import { Errors } from "../core/errors.ts";
+import { Errors, type EtcdError, grpcStatusText } from "../core/errors.ts";
 import { nodeDefaults } from "../core/node/mod.ts";
 import { uvarintSize } from "../core/varint.ts";
 import { type AnyMethod, type CallContext, type StreamMethod, tokenOf } from "./grpc.ts";
@@ -43,9 +43,13 @@ export interface WatchHost {
   readonly leader: bigint;
   /** Learners serve no streams (etcd's stream interceptor). */
   readonly isLearner: boolean;
-  /** Whether a token's holder may read a watch's whole range (absent: no auth, anyone may). */
+  /** Why a token's holder may not watch a range, or null (absent: no auth, anyone may). */
   readonly auth?: {
-    mayRead(token: string | undefined, key: Uint8Array, rangeEnd: Uint8Array): Promise<boolean>;
+    watchRefusal(
+      token: string | undefined,
+      key: Uint8Array,
+      rangeEnd: Uint8Array,
+    ): Promise<EtcdError | null>;
   };
 }
 
@@ -217,15 +221,24 @@ async function serveWatch(
         // The whole range must be readable; checked for every create, with the stream's token as
         // it stands now (it may have expired since the stream opened).
         const key = u.value.key.length === 0 ? new Uint8Array([0]) : u.value.key;
-        if (!await host.auth.mayRead(tokenOf(ctx), key, u.value.rangeEnd)) {
+        const refusal = await host.auth.watchRefusal(tokenOf(ctx), key, u.value.rangeEnd);
+        if (refusal !== null) {
+          // etcd answers with the invalid watch ID and the refusal as a gRPC status text; a
+          // refusal other than these four reads as permission denied.
+          const known = [
+            Errors.invalidAuthToken,
+            Errors.authOldRevision,
+            Errors.userEmpty,
+          ].some((f) => refusal.is(f));
+          const reason = known ? refusal : Errors.permissionDenied();
           ws.pushControl(
             {
-              watchId: u.value.watchId,
+              watchId: INVALID_WATCH_ID,
               revision: host.watchable.revision,
               created: true,
               canceled: true,
             },
-            Errors.permissionDenied().message,
+            grpcStatusText(reason),
           );
           continue;
         }

@@ -83,21 +83,21 @@ export class NodeAuth {
   }
 
   /**
-   * Whether the holder of `token` may read all of [key, rangeEnd) (a watch's whole range,
-   * `\0` meaning every key from `key` on: GHSA-xg4h-6gfc-h4m8). An invalid token may read
-   * nothing, as in etcd's isWatchPermitted.
+   * Why the holder of `token` may not watch [key, rangeEnd) (the whole range must be readable,
+   * `\0` meaning every key from `key` on: GHSA-xg4h-6gfc-h4m8), or null when it may. An
+   * invalid token may watch nothing, as in etcd's isWatchPermitted.
    */
-  async mayRead(
+  async watchRefusal(
     token: string | undefined,
     key: Uint8Array,
     rangeEnd: Uint8Array,
-  ): Promise<boolean> {
+  ): Promise<EtcdError | null> {
     try {
       const caller = await this.callerOf(token);
       this.store.isRangePermitted(caller, key, rangeEnd);
-      return true;
+      return null;
     } catch (e) {
-      if (e instanceof EtcdError) return false;
+      if (e instanceof EtcdError) return e;
       throw e;
     }
   }
