@@ -689,13 +689,13 @@ const ROWS: Row[] = [
   },
   // Watch
   {
-    name: "Watch b/1 from revision 1",
+    name: "Watch b/1, history included",
     watch: true,
     run: (f, t) => watchOutcome(f.client, { key: "b/1", startRevision: f.compacted + 1n }, t),
     expect: { root: "ok" },
   },
   {
-    name: "Watch from a/ to the end (range_end \\0) from revision 1 (GHSA-xg4h-6gfc-h4m8)",
+    name: "Watch from a/ to the end (range_end \\0) , history included (GHSA-xg4h-6gfc-h4m8)",
     watch: true,
     run: (f, t) =>
       watchOutcome(f.client, { key: "a/", rangeEnd: "\0", startRevision: f.compacted + 1n }, t),
