@@ -329,3 +329,80 @@ Deno.test("a refused oversized request does not stall the next calls on the same
     }
   });
 });
+
+/** A Connect (JSON) call; returns the HTTP status and the decoded body. */
+async function connectCall(
+  address: string,
+  path: string,
+  body: unknown,
+  token?: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (token !== undefined) headers.token = token;
+  const res = await fetch(`http://${address}/${path}`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+/** A gRPC-Web Range of `key`; returns the grpc-status of its trailer. */
+async function grpcWebRange(address: string, key: string, token?: string): Promise<string> {
+  const headers: Record<string, string> = {
+    "content-type": "application/grpc-web+proto",
+    "x-grpc-web": "1",
+  };
+  if (token !== undefined) headers.token = token;
+  const range = create(RangeRequestSchema, { key: enc.encode(key) });
+  const res = await fetch(`http://${address}/etcdserverpb.KV/Range`, {
+    method: "POST",
+    headers,
+    body: encodeGrpcFrame(toBinary(RangeRequestSchema, range)),
+  });
+  const text = new TextDecoder().decode(new Uint8Array(await res.arrayBuffer()));
+  return /grpc-status: ?(\d+)/.exec(text)?.[1] ?? `http ${res.status}`;
+}
+
+for (const workers of [0, 1]) {
+  Deno.test(`auth over Connect and gRPC-Web is checked as over gRPC (client workers: ${workers})`, async () => {
+    await withServer(["--bcrypt-cost=4"], async (_server, address) => {
+      const call = (path: string, body: unknown, token?: string) =>
+        connectCall(address, path, body, token);
+      assertEquals(
+        (await call("etcdserverpb.Auth/UserAdd", { name: "root", password: "pw" })).status,
+        200,
+      );
+      assertEquals(
+        (await call("etcdserverpb.Auth/UserGrantRole", { user: "root", role: "root" })).status,
+        200,
+      );
+      assertEquals((await call("etcdserverpb.Auth/AuthEnable", {})).status, 200);
+      // No token: etcd's error, nothing written.
+      const anonymous = await call("etcdserverpb.KV/Put", { key: btoa("k"), value: btoa("v") });
+      assertEquals(anonymous.status, 400);
+      assertEquals(anonymous.body.message, "etcdserver: user name is empty");
+      // A token nobody issued.
+      const forged = await call("etcdserverpb.KV/Put", { key: btoa("k"), value: btoa("v") }, "x.1");
+      assertEquals(forged.status, 401);
+      assertEquals(forged.body.message, "etcdserver: invalid auth token");
+      const wrong = await call("etcdserverpb.Auth/Authenticate", { name: "root", password: "no" });
+      assertEquals(
+        wrong.body.message,
+        "etcdserver: authentication failed, invalid user ID or password",
+      );
+      const login = await call("etcdserverpb.Auth/Authenticate", { name: "root", password: "pw" });
+      assertEquals(login.status, 200);
+      const token = login.body.token as string;
+      const put = await call("etcdserverpb.KV/Put", { key: btoa("k"), value: btoa("v") }, token);
+      assertEquals(put.status, 200);
+      const got = await call("etcdserverpb.KV/Range", { key: btoa("k") }, token);
+      assertEquals((got.body.kvs as { value: string }[])[0].value, btoa("v"));
+      // The anonymous put above wrote nothing: the key's only version is the root's put.
+      assertEquals((got.body.kvs as { version: string }[])[0].version, "1");
+      // gRPC-Web: the same refusal (InvalidArgument = 3), and the same success with the token.
+      assertEquals(await grpcWebRange(address, "k"), "3");
+      assertEquals(await grpcWebRange(address, "k", token), "0");
+    }, workers);
+  });
+}
