@@ -161,6 +161,8 @@ export class EtcdNode {
   #published = false;
   #publishing = false;
   #transferWaiters: { target: bigint; waiter: Waiter }[] = [];
+  /** Entries up to this index are re-applied from the WAL at start (see ApplyMeta.replay). */
+  #replayUntil = 0;
   /** Callers waiting for an index to be applied here (a simple token issued elsewhere). */
   #appliedWaiters: { index: number; deadline: number; resolve: (ok: boolean) => void }[] = [];
   #running = false;
@@ -337,6 +339,7 @@ export class EtcdNode {
     if (fresh && config.initialClusterState === "new") raft.bootstrap(initialPeers(config));
     if (fresh) await disk.writeFileAtomic(metaPath, toBinary(MemberMetaSchema, meta));
     // Replay: everything committed up to the recovered commit index is applied before serving.
+    node.#replayUntil = node.#commitIndex;
     await node.#drive();
     if (node.#failure) throw node.#failure;
     const voters = node.#confState.voters;
@@ -1088,7 +1091,8 @@ export class EtcdNode {
     try {
       // Every request passes the apply chain (core/node/apply/): a deposed leader's leader-only
       // request is void there, alarms refuse what they refuse, the backend applies the rest.
-      const result = this.#sm.applyRequest(request, entry.term, entry.index);
+      const replay = entry.index <= this.#replayUntil;
+      const result = this.#sm.applyRequest(request, entry.term, entry.index, replay);
       // An Authenticate answers once its JWT is signed; where nobody waits, its failure (auth
       // disabled meanwhile) is the proposer's to report, not this member's.
       if (result instanceof Promise) result.catch(() => {});

@@ -152,7 +152,12 @@ export class StateMachine {
    * Applies one committed request through the apply chain; throws the request's EtcdError when a
    * layer or the backend refuses it.
    */
-  applyRequest(request: InternalRequest, entryTerm: number, index: number): Response {
+  applyRequest(
+    request: InternalRequest,
+    entryTerm: number,
+    index: number,
+    replay = false,
+  ): Response {
     const operation = request.request;
     assert(operation.case !== undefined, `request ${request.id} without an operation`);
     const caller = request.authUsername === "" && request.authRevision === 0n
@@ -164,6 +169,7 @@ export class StateMachine {
       leaderTerm: request.leaderTerm,
       index,
       caller,
+      replay,
     };
     return this.#apply(operation, meta);
   }

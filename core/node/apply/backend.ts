@@ -15,6 +15,7 @@ import {
   type ResponseHeader,
 } from "../../../gen/etcdserverpb/rpc_pb.ts";
 import type { AuthStore } from "../../auth/mod.ts";
+import { Errors } from "../../errors.ts";
 import type { Lessor } from "../../lease/mod.ts";
 import type { MvccStore, WriteResult } from "../../mvcc/mod.ts";
 import { applyDeleteRange, applyPut, applyTxn, range } from "../kv/mod.ts";
@@ -99,6 +100,8 @@ export function backend(state: BackendState): Apply {
       case "authDisable":
         return headed(state.auth.authDisable(), state);
       case "authenticate": {
+        // A login replayed at start issues nothing: its token expired with the old process.
+        if (meta.replay) return Promise.reject(Errors.stopped());
         const { name, simpleToken } = operation.value;
         // The token is registered now (simple tokens), on every member alike; only a JWT's
         // signature is awaited. The header is the one of this apply.

@@ -111,11 +111,17 @@ export interface ApplyMeta {
    * logged requests); null without a token.
    */
   readonly caller: AuthInfo | null;
+  /**
+   * Re-applied from the WAL while the member starts: nobody waits for it, and what lives only in
+   * memory for a while (a simple token) is not issued again, as etcd (whose backend remembers
+   * what it applied) never re-applies it.
+   */
+  readonly replay: boolean;
 }
 
 /** The meta of a read served from the applied state for `caller`. */
 export function readMeta(caller: AuthInfo | null): ApplyMeta {
-  return { logged: false, entryTerm: 0, leaderTerm: 0n, index: 0, caller };
+  return { logged: false, entryTerm: 0, leaderTerm: 0n, index: 0, caller, replay: false };
 }
 
 /** For the `default` of an exhaustive switch: a kind nobody handles fails to type-check. */
