@@ -43,13 +43,18 @@ export interface WatchHost {
   readonly leader: bigint;
   /** Learners serve no streams (etcd's stream interceptor). */
   readonly isLearner: boolean;
-  /** Why a token's holder may not watch a range, or null (absent: no auth, anyone may). */
+  /** Watch permissions (absent: no auth, anyone may watch anything). */
   readonly auth?: {
-    watchRefusal(
+    /** Who may watch: the caller's user name (null: auth off), or why not. */
+    authorizeWatch(
       token: string | undefined,
       key: Uint8Array,
       rangeEnd: Uint8Array,
-    ): Promise<EtcdError | null>;
+    ): Promise<{ username: string | null } | { refusal: EtcdError }>;
+    /** Whether `username` may still read the whole range, by the current permissions. */
+    stillPermitted(username: string, key: Uint8Array, rangeEnd: Uint8Array): boolean;
+    /** Moves with every change of users, roles or permissions. */
+    readonly authRevision: number;
   };
 }
 
@@ -167,12 +172,50 @@ async function serveWatch(
     wakeUp();
   });
 
+  /**
+   * Watchers created by a user, with what they watch: when users, roles or permissions change,
+   * each is checked again and cancelled once its user may no longer read its whole range, so a
+   * revoked permission stops the events at once (etcd 3.4.23 checks only at creation). A token
+   * that merely expired does not end a watch (etcd #12385): the user is what counts.
+   */
+  const permitted = new Map<
+    bigint,
+    { username: string; key: Uint8Array; rangeEnd: Uint8Array }
+  >();
+  let checkedAuthRevision = host.auth?.authRevision ?? 0;
+  const recheck = (): void => {
+    const auth = host.auth;
+    if (auth === undefined || auth.authRevision === checkedAuthRevision) return;
+    checkedAuthRevision = auth.authRevision;
+    for (const [id, w] of permitted) {
+      if (auth.stillPermitted(w.username, w.key, w.rangeEnd)) continue;
+      permitted.delete(id);
+      progress.delete(id);
+      fragment.delete(id);
+      try {
+        ws.cancel(id);
+      } catch (e) {
+        if (!(e instanceof WatchError)) throw e;
+      }
+      ws.pushControl(
+        { watchId: id, revision: host.watchable.revision, canceled: true },
+        grpcStatusText(Errors.permissionDenied()),
+      );
+    }
+  };
+
   const sendLoop = async () => {
     while (!done) {
+      recheck();
       const batch = ws.take();
       if (batch === undefined) {
         await new Promise<void>((resolve) => (wake = resolve));
         continue;
+      }
+      // Events taken just before their watcher lost its permission are not sent.
+      if (batch.kind === "events" && host.auth !== undefined) {
+        recheck();
+        if (!ws.has(batch.watchId)) continue;
       }
       const response = toResponse(host, batch);
       if (batch.kind === "events" && fragment.has(batch.watchId)) {
@@ -217,14 +260,16 @@ async function serveWatch(
     for await (const req of requests) {
       if (done) break;
       const u = req.requestUnion;
+      let username: string | null = null;
       if (u.case === "createRequest" && host.auth !== undefined) {
         // The whole range must be readable; checked for every create, with the stream's token as
         // it stands now (it may have expired since the stream opened).
         const key = u.value.key.length === 0 ? new Uint8Array([0]) : u.value.key;
-        const refusal = await host.auth.watchRefusal(tokenOf(ctx), key, u.value.rangeEnd);
-        if (refusal !== null) {
+        const verdict = await host.auth.authorizeWatch(tokenOf(ctx), key, u.value.rangeEnd);
+        if ("refusal" in verdict) {
           // etcd answers with the invalid watch ID and the refusal as a gRPC status text; a
-          // refusal other than these four reads as permission denied.
+          // refusal other than these three reads as permission denied.
+          const refusal = verdict.refusal;
           const known = [
             Errors.invalidAuthToken,
             Errors.authOldRevision,
@@ -242,9 +287,16 @@ async function serveWatch(
           );
           continue;
         }
+        username = verdict.username;
         if (done) break;
       }
-      handleRequest(host, ws, driver, req, progress, fragment);
+      const id = handleRequest(host, ws, driver, req, progress, fragment);
+      if (u.case === "createRequest" && id !== undefined && username !== null) {
+        const key = u.value.key.length === 0 ? new Uint8Array([0]) : u.value.key;
+        permitted.set(id, { username, key, rangeEnd: u.value.rangeEnd });
+      } else if (u.case === "cancelRequest") {
+        permitted.delete(u.value.watchId);
+      }
     }
     // etcd keeps sending after the client closed its side, until the call ends.
     await aborted;
@@ -270,7 +322,7 @@ function handleRequest(
   req: WatchRequest,
   progress: Map<bigint, boolean>,
   fragment: Set<bigint>,
-): void {
+): bigint | undefined {
   const u = req.requestUnion;
   switch (u.case) {
     case "createRequest": {
@@ -290,21 +342,21 @@ function handleRequest(
           { watchId: INVALID_WATCH_ID, revision: rev, created: true, canceled: true },
           e.message,
         );
-        return;
+        return undefined;
       }
       if (c.progressNotify) progress.set(id, true);
       if (c.fragment) fragment.add(id);
       // Created goes first in the queue: the events of this watcher come after it.
       ws.pushControl({ watchId: id, revision: rev, created: true });
       driver.poke();
-      return;
+      return id;
     }
     case "cancelRequest": {
       const id = u.value.watchId;
       try {
         ws.cancel(id);
       } catch (e) {
-        if (e instanceof WatchError) return; // etcd answers nothing for an unknown ID
+        if (e instanceof WatchError) return undefined; // etcd answers nothing for an unknown ID
         throw e;
       }
       progress.delete(id);

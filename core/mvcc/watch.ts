@@ -429,6 +429,11 @@ export class WatchStream {
     return id;
   }
 
+  /** Whether the watcher `id` is open on this stream. */
+  has(id: bigint): boolean {
+    return this.#watchers.has(id);
+  }
+
   /** Cancels a watcher; throws WatchError(notExist) for an unknown ID. */
   cancel(id: bigint): void {
     const w = this.#watchers.get(id);

@@ -83,23 +83,40 @@ export class NodeAuth {
   }
 
   /**
-   * Why the holder of `token` may not watch [key, rangeEnd) (the whole range must be readable,
-   * `\0` meaning every key from `key` on: GHSA-xg4h-6gfc-h4m8), or null when it may. An
-   * invalid token may watch nothing, as in etcd's isWatchPermitted.
+   * Whether the holder of `token` may watch [key, rangeEnd): the whole range must be readable
+   * (`\0` meaning every key from `key` on: GHSA-xg4h-6gfc-h4m8). Answers the user (null while
+   * auth is off) or the refusal; an invalid token may watch nothing, as in etcd's
+   * isWatchPermitted.
    */
-  async watchRefusal(
+  async authorizeWatch(
     token: string | undefined,
     key: Uint8Array,
     rangeEnd: Uint8Array,
-  ): Promise<EtcdError | null> {
+  ): Promise<{ username: string | null } | { refusal: EtcdError }> {
     try {
       const caller = await this.callerOf(token);
       this.store.isRangePermitted(caller, key, rangeEnd);
-      return null;
+      return { username: this.store.enabled ? caller?.username ?? null : null };
     } catch (e) {
-      if (e instanceof EtcdError) return e;
+      if (e instanceof EtcdError) return { refusal: e };
       throw e;
     }
+  }
+
+  /** Whether `username` may still read all of [key, rangeEnd) (a watch, after a change). */
+  stillPermitted(username: string, key: Uint8Array, rangeEnd: Uint8Array): boolean {
+    try {
+      this.store.isRangePermitted({ username, revision: this.store.revision }, key, rangeEnd);
+      return true;
+    } catch (e) {
+      if (e instanceof EtcdError) return false;
+      throw e;
+    }
+  }
+
+  /** The auth revision: moves with every change of users, roles or permissions. */
+  get authRevision(): number {
+    return this.store.revision;
   }
 
   /** Throws unless the caller holds the root role (passes while auth is off). */
