@@ -40,6 +40,36 @@ export interface TokenProviderConfig {
  * (unknown type, malformed options, unreadable or mismatched keys, unknown sign method).
  */
 export async function createTokenProvider(config: TokenProviderConfig): Promise<TokenProvider> {
+  try {
+    return await buildTokenProvider(config);
+  } catch (e) {
+    if (e instanceof AuthOptionsError && e.detail !== null) logCause(config, e.detail);
+    throw e;
+  }
+}
+
+/** The line etcd logs about a bad `--auth-token` before it gives up. */
+function logCause(config: TokenProviderConfig, detail: string): void {
+  const value = config.authToken;
+  let m: RegExpExecArray | null;
+  if ((m = /^unknown token type: (.*)$/s.exec(detail)) !== null) {
+    config.logger.warn("auth/store.go:1394", "unknown token type", {
+      type: m[1],
+      error: "auth: invalid auth options",
+    });
+  } else if ((m = /^problem loading JWT options: (.*)$/s.exec(detail)) !== null) {
+    config.logger.error("auth/jwt.go:139", "problem loading JWT options", { error: m[1] });
+  } else if ((m = /^invalid token specific option, duplicated parameters \((.*?)\)/.exec(detail))) {
+    config.logger.warn("auth/store.go:1348", "invalid token option", {
+      option: value,
+      "duplicate-parameter": m[1],
+    });
+  } else if (detail.startsWith("invalid token specific option")) {
+    config.logger.warn("auth/store.go:1339", "invalid token option", { option: value });
+  }
+}
+
+async function buildTokenProvider(config: TokenProviderConfig): Promise<TokenProvider> {
   const parsed = parseAuthTokenFlag(config.authToken);
   switch (parsed.type) {
     case "simple":

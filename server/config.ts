@@ -1,3 +1,4 @@
+import type { PeerTlsFlags } from "./peer/tls.ts";
 import { parse as parseYaml } from "yaml";
 import type { NodeConfig } from "../core/node/mod.ts";
 
@@ -269,6 +270,8 @@ export interface ServerConfig extends NodeConfig {
   bcryptCost: number;
   /** --auth-token-ttl in seconds (simple tokens). */
   authTokenTtlSeconds: number;
+  /** --peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth, --peer-cert-allowed-cn. */
+  peerTls: PeerTlsFlags;
 }
 
 /** A Go duration flag ("10m", "1h30m", "500ms", "2s") in milliseconds; "0" is 0. */
@@ -363,5 +366,12 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
     authToken: get("auth-token"),
     bcryptCost: int("bcrypt-cost"),
     authTokenTtlSeconds: int("auth-token-ttl"),
+    peerTls: {
+      certFile: get("peer-cert-file"),
+      keyFile: get("peer-key-file"),
+      trustedCaFile: get("peer-trusted-ca-file"),
+      clientCertAuth: get("peer-client-cert-auth") === "true",
+      allowedCn: get("peer-cert-allowed-cn"),
+    },
   };
 }

@@ -25,7 +25,9 @@ import {
   forwardLeaseTimeToLive,
   forwardPromote,
   listenPeers,
+  loadPeerTls,
   type PeerHandler,
+  type PeerTls,
   PeerTransport,
   type RemoteMember,
 } from "./peer/mod.ts";
@@ -105,7 +107,7 @@ export async function startServer(
   } = {},
 ): Promise<RunningServer> {
   const clientWorkers = options.clientWorkers ?? defaultClientWorkers();
-  for (const url of [...config.listenClientUrls, ...config.listenPeerUrls]) {
+  for (const url of config.listenClientUrls) {
     if (!url.startsWith("http://")) {
       throw new Error(
         `detcd does not serve ${new URL(url).protocol} URLs yet (TLS is planned): ${url}`,
@@ -147,10 +149,23 @@ export async function startServer(
       },
     };
   };
-  const transport = new PeerTransport(handler, logger);
+  const peerTls = loadPeerTls(
+    config.peerTls,
+    [...config.listenPeerUrls, ...config.initialAdvertisePeerUrls],
+    (path) => Deno.readFileSync(path),
+  );
+  if (peerTls !== null) {
+    logger.info("embed/etcd.go:476", "starting with peer TLS", {
+      "tls-info": `cert = ${config.peerTls.certFile}, key = ${config.peerTls.keyFile}, ` +
+        `trusted-ca = ${config.peerTls.trustedCaFile}, ` +
+        `client-cert-auth = ${config.peerTls.clientCertAuth}, crl-file = `,
+      "cipher-suites": [],
+    });
+  }
+  const transport = new PeerTransport(handler, logger, peerTls);
   let join: { clusterId: bigint; memberId: bigint } | undefined;
   if (config.initialClusterState === "existing" && !(await EtcdNode.isInitialized(config, disk))) {
-    const joined = await joinExistingCluster(config);
+    const joined = await joinExistingCluster(config, peerTls);
     join = { clusterId: joined.clusterId, memberId: joined.memberId };
     // The log will tell this member who its peers are, but it must reach them to receive it.
     for (const m of joined.members) {
@@ -161,7 +176,7 @@ export async function startServer(
     config.initialClusterState === "new" && !(await EtcdNode.isInitialized(config, disk)) &&
     parseInitialCluster(config.initialCluster).length > 1
   ) {
-    await refuseIfBootstrapped(config);
+    await refuseIfBootstrapped(config, peerTls);
   }
   let tokens;
   try {
@@ -189,15 +204,15 @@ export async function startServer(
     onFatal: options.onFatal,
     forwardPromote: (leader, id) => {
       const peerUrls = node?.memberInfos().find((m) => m.id === leader)?.peerUrls ?? [];
-      return forwardPromote(peerUrls, node!.clusterId, id, 5000);
+      return forwardPromote(peerUrls, node!.clusterId, id, 5000, peerTls);
     },
     forwardLeaseRenew: (leader, id) => {
       const peerUrls = node?.memberInfos().find((m) => m.id === leader)?.peerUrls ?? [];
-      return forwardLeaseRenew(peerUrls, node!.clusterId, id, 5000);
+      return forwardLeaseRenew(peerUrls, node!.clusterId, id, 5000, peerTls);
     },
     forwardLeaseTimeToLive: async (leader, req) => {
       const peerUrls = node?.memberInfos().find((m) => m.id === leader)?.peerUrls ?? [];
-      const t = await forwardLeaseTimeToLive(peerUrls, node!.clusterId, req.ID, 5000);
+      const t = await forwardLeaseTimeToLive(peerUrls, node!.clusterId, req.ID, 5000, peerTls);
       return create(LeaseTimeToLiveResponseSchema, {
         ID: req.ID,
         TTL: t.ttl,
@@ -229,7 +244,7 @@ export async function startServer(
     hasher.close();
   };
   try {
-    peers = await listenPeers(config.listenPeerUrls, handler, logger);
+    peers = await listenPeers(config.listenPeerUrls, handler, logger, peerTls);
     await opened.waitReady();
     logger.info("embed/etcd.go:247", "now serving peer/client/metrics", {
       "local-member-id": idHex(opened.memberId),
@@ -292,13 +307,16 @@ export async function startServer(
  * there): its data dir was lost, and starting it as new would fork the cluster. etcd refuses with
  * "member <id> has already been bootstrapped".
  */
-async function refuseIfBootstrapped(config: ServerConfig): Promise<void> {
+async function refuseIfBootstrapped(
+  config: ServerConfig,
+  peerTls: PeerTls | null,
+): Promise<void> {
   const initial = parseInitialCluster(config.initialCluster);
   const self = memberId(config.initialAdvertisePeerUrls, config.initialClusterToken);
   const urls = initial.filter((m) => m.name !== config.name).flatMap((m) => m.peerUrls).sort();
   for (const url of urls) {
     try {
-      const remote = await fetchRemoteCluster(url, 1000);
+      const remote = await fetchRemoteCluster(url, 1000, peerTls);
       const known = remote.members.find((m) => m.id === self);
       if (known && known.clientUrls.length > 0) {
         throw new Error(`member ${idHex(self)} has already been bootstrapped`);
@@ -318,13 +336,14 @@ async function refuseIfBootstrapped(config: ServerConfig): Promise<void> {
  */
 async function joinExistingCluster(
   config: ServerConfig,
+  peerTls: PeerTls | null,
 ): Promise<{ clusterId: bigint; memberId: bigint; members: RemoteMember[] }> {
   const initial = parseInitialCluster(config.initialCluster);
   const urls = initial.filter((m) => m.name !== config.name).flatMap((m) => m.peerUrls).sort();
   let existing: { clusterId: bigint; members: RemoteMember[] } | null = null;
   for (const url of urls) {
     try {
-      existing = await fetchRemoteCluster(url, 2000);
+      existing = await fetchRemoteCluster(url, 2000, peerTls);
       break;
     } catch {
       // try the next one

@@ -46,6 +46,28 @@ function maintenance<I extends DescMessage, O extends DescMessage>(
   }];
 }
 
+/**
+ * A unary method whose handler gets the request and a way to resolve its caller when it needs
+ * it (reads resolve the token after their read barrier, as etcd does).
+ */
+function unaryLate<I extends DescMessage, O extends DescMessage>(
+  node: EtcdNode,
+  method: { name: string; parent: { typeName: string }; input: I; output: O },
+  handle: (
+    req: MessageShape<I>,
+    caller: () => AuthInfo | null | Promise<AuthInfo | null>,
+  ) => MessageShape<O> | Promise<MessageShape<O>>,
+): [string, AnyMethod] {
+  return [`/${method.parent.typeName}/${method.name}`, {
+    kind: "unary",
+    input: method.input,
+    output: method.output,
+    handle(req: MessageShape<I>, ctx: CallContext) {
+      return handle(req, () => callerOf(node, ctx));
+    },
+  }];
+}
+
 /** A unary method whose handler gets the request and its caller (resolved from the token). */
 function unary<I extends DescMessage, O extends DescMessage>(
   node: EtcdNode,
@@ -142,10 +164,10 @@ export function etcdServices(
   const m = Maintenance.method;
   const cluster = Cluster.method;
   return new Map<string, AnyMethod>(guarded(node, [
-    unary(node, kv.range, (req, caller) => node.range(req, caller)),
+    unaryLate(node, kv.range, (req, caller) => node.range(req, caller)),
     unary(node, kv.put, (req, caller) => node.put(req, caller)),
     unary(node, kv.deleteRange, (req, caller) => node.deleteRange(req, caller)),
-    unary(node, kv.txn, (req, caller) => node.txn(req, caller)),
+    unaryLate(node, kv.txn, (req, caller) => node.txn(req, caller)),
     unary(node, kv.compact, (req, caller) => node.compact(req, caller)),
     watchMethod(node, watchOptions),
     // Status: any user (etcd #21666 after CVE-2026-33413; 3.4.23 asks nothing).

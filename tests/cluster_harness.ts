@@ -36,6 +36,8 @@ export interface StartClusterOptions {
   electionTimeoutMs?: number;
   /** More server flags for every member. */
   extraArgs?: string[];
+  /** The peer URLs' scheme (default http; https needs the peer TLS flags in extraArgs). */
+  peerScheme?: "http" | "https";
   /** Bound on each member's startup and on the wait for a leader; default 30 s (60 s detcd). */
   readyTimeoutMs?: number;
 }
@@ -119,8 +121,8 @@ class ProcessCluster implements Cluster {
   }
 }
 
-function asClusterMember(member: Member): ClusterMember {
-  return Object.assign(member, { peerUrl: `http://127.0.0.1:${member.peerPort}` });
+function asClusterMember(member: Member, scheme = "http"): ClusterMember {
+  return Object.assign(member, { peerUrl: `${scheme}://127.0.0.1:${member.peerPort}` });
 }
 
 /**
@@ -161,7 +163,9 @@ async function startClusterOnce(options: StartClusterOptions): Promise<Cluster> 
     clientPort: freePort(),
     peerPort: freePort(),
   }));
-  const initialCluster = planned.map((p) => `${p.name}=http://127.0.0.1:${p.peerPort}`).join(",");
+  const scheme = options.peerScheme ?? "http";
+  const initialCluster = planned.map((p) => `${p.name}=${scheme}://127.0.0.1:${p.peerPort}`)
+    .join(",");
   const started = await Promise.allSettled(planned.map((p) =>
     startMember({
       kind: options.kind,
@@ -173,11 +177,14 @@ async function startClusterOnce(options: StartClusterOptions): Promise<Cluster> 
       initialClusterState: "new",
       initialClusterToken: token,
       extraArgs: [...timingArgs, ...(options.extraArgs ?? [])],
+      peerScheme: scheme,
       readyTimeoutMs,
     })
   ));
   for (const result of started) {
-    if (result.status === "fulfilled") cluster.members.push(asClusterMember(result.value));
+    if (result.status === "fulfilled") {
+      cluster.members.push(asClusterMember(result.value, scheme));
+    }
   }
   try {
     for (const result of started) if (result.status === "rejected") throw result.reason;

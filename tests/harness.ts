@@ -223,6 +223,8 @@ export interface StartMemberOptions {
   initialClusterToken?: string;
   /** More etcd flags, e.g. `["--max-txn-ops", "3"]`. */
   extraArgs?: string[];
+  /** The peer URLs' scheme (default http; https needs the --peer-cert-file flags in extraArgs). */
+  peerScheme?: "http" | "https";
   /** Bound on startup; default 30 s for etcd, 60 s for detcd. */
   readyTimeoutMs?: number;
   /** Extra environment for the server process. */
@@ -453,7 +455,7 @@ export async function startMember(options: StartMemberOptions): Promise<Member> 
   const clientPort = options.clientPort ?? freePort();
   const peerPort = options.peerPort ?? freePort();
   const clientUrl = `http://127.0.0.1:${clientPort}`;
-  const listenPeerUrl = `http://127.0.0.1:${peerPort}`;
+  const listenPeerUrl = `${options.peerScheme ?? "http"}://127.0.0.1:${peerPort}`;
   const advertisePeerUrl = options.advertisePeerUrl ?? listenPeerUrl;
   const args = [
     "--name",

@@ -124,6 +124,18 @@ const leaderEarlyTypes = new Set<MessageType>([
  * leader's commit index with ReadIndex and wait until it is applied. Time comes in through `tick()`
  * (one per heartbeat interval); the network through the Transport and `step()`.
  */
+/** Who a call comes from, or how to find out (a token resolved only when needed). */
+export type CallerSource =
+  | AuthInfo
+  | null
+  | (() => AuthInfo | null | Promise<AuthInfo | null>);
+
+function resolveCaller(
+  source: CallerSource,
+): AuthInfo | null | Promise<AuthInfo | null> {
+  return typeof source === "function" ? source() : source;
+}
+
 export class EtcdNode {
   readonly memberId: bigint;
   readonly clusterId: bigint;
@@ -443,10 +455,15 @@ export class EtcdNode {
   // one). Requests through the log carry it in the entry and are checked when they apply; reads
   // are checked by the same apply chain; the rest is checked here.
 
-  async range(req: RangeRequest, caller: AuthInfo | null = null): Promise<RangeResponse> {
+  /**
+   * KV.Range. `caller` may be given late (a function): as etcd does, a linearizable read resolves
+   * the caller's token only after its read barrier, so a token revoked by an entry this member
+   * had not applied yet is seen as revoked.
+   */
+  async range(req: RangeRequest, caller: CallerSource = null): Promise<RangeResponse> {
     checkRangeRequest(req);
     if (!req.serializable) await this.#linearizableRead();
-    return this.#sm.read({ case: "range", value: req }, caller);
+    return this.#sm.read({ case: "range", value: req }, await resolveCaller(caller));
   }
 
   async put(req: PutRequest, caller: AuthInfo | null = null): Promise<PutResponse> {
@@ -462,14 +479,15 @@ export class EtcdNode {
     return await this.#propose({ case: "deleteRange", value: req }, 0, caller);
   }
 
-  async txn(req: TxnRequest, caller: AuthInfo | null = null): Promise<TxnResponse> {
+  /** KV.Txn; a read-only txn resolves a late `caller` after its read barrier, as range does. */
+  async txn(req: TxnRequest, caller: CallerSource = null): Promise<TxnResponse> {
     checkTxnRequest(req, this.#config.maxTxnOps);
     if (isTxnReadOnly(req)) {
       // etcd serves read-only transactions without going through the log.
       if (!isTxnSerializable(req)) await this.#linearizableRead();
-      return this.#sm.read({ case: "txn", value: req }, caller);
+      return this.#sm.read({ case: "txn", value: req }, await resolveCaller(caller));
     }
-    return await this.#propose({ case: "txn", value: req }, 0, caller);
+    return await this.#propose({ case: "txn", value: req }, 0, await resolveCaller(caller));
   }
 
   async compact(

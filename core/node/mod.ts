@@ -31,6 +31,7 @@
  * @module
  */
 export {
+  type CallerSource,
   clusterVersion,
   EtcdNode,
   type NodeConfig,

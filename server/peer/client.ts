@@ -6,10 +6,12 @@
  */
 
 import * as http from "node:http";
+import * as https from "node:https";
 import { EtcdError, type GrpcCodeValue } from "../../core/errors.ts";
 import { idHex } from "../../core/node/mod.ts";
 import { hostPort } from "../listener.ts";
 import { hexBytes, type MemberJson, parseId } from "./_wire.ts";
+import type { PeerTls } from "./tls.ts";
 
 /** A member as GET /members on a peer port describes it. */
 export interface RemoteMember {
@@ -27,10 +29,21 @@ function peerRequest(
   path: string,
   timeoutMs: number,
   headers: Record<string, string> = {},
+  peerTls: PeerTls | null = null,
 ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
     const { host, port } = hostPort(url);
-    const req = http.request({ host, port, method, path, headers, timeout: timeoutMs }, (res) => {
+    const options = { host, port, method, path, headers, timeout: timeoutMs };
+    const secure = url.startsWith("https://");
+    if (secure && peerTls === null) {
+      reject(new Error(`no peer TLS configuration for ${url}`));
+      return;
+    }
+    const send = secure
+      ? (cb: (res: http.IncomingMessage) => void) =>
+        https.request({ ...options, ...peerTls!.client, agent: false }, cb)
+      : (cb: (res: http.IncomingMessage) => void) => http.request(options, cb);
+    const req = send((res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (c: string) => body += c);
@@ -47,8 +60,16 @@ function peerRequest(
 export async function fetchRemoteCluster(
   url: string,
   timeoutMs: number,
+  peerTls: PeerTls | null = null,
 ): Promise<{ clusterId: bigint; members: RemoteMember[] }> {
-  const { status, headers, body } = await peerRequest(url, "GET", "/members", timeoutMs);
+  const { status, headers, body } = await peerRequest(
+    url,
+    "GET",
+    "/members",
+    timeoutMs,
+    {},
+    peerTls,
+  );
   if (status !== 200) throw new Error(`GET /members: status ${status}`);
   const clusterId = parseId(String(headers["x-etcd-cluster-id"] ?? ""));
   if (clusterId === null) throw new Error("missing cluster ID");
@@ -74,6 +95,7 @@ export async function forwardPromote(
   clusterId: bigint,
   id: bigint,
   timeoutMs: number,
+  peerTls: PeerTls | null = null,
 ): Promise<void> {
   let lastError: unknown = new Error("leader has no peer URLs");
   for (const url of leaderPeerUrls) {
@@ -84,6 +106,7 @@ export async function forwardPromote(
         `/members/promote/${idHex(id)}`,
         timeoutMs,
         { "x-etcd-cluster-id": idHex(clusterId) },
+        peerTls,
       );
       if (status === 200) return;
       const parsed = JSON.parse(body) as { message?: string; code?: number };
@@ -105,13 +128,14 @@ async function leaseRequest(
   clusterId: bigint,
   path: string,
   timeoutMs: number,
+  peerTls: PeerTls | null,
 ): Promise<Record<string, unknown>> {
   let lastError: unknown = new Error("leader has no peer URLs");
   for (const url of leaderPeerUrls) {
     try {
       const { status, body } = await peerRequest(url, "POST", path, timeoutMs, {
         "x-etcd-cluster-id": idHex(clusterId),
-      });
+      }, peerTls);
       const parsed = JSON.parse(body) as Record<string, unknown>;
       if (status === 200) return parsed;
       throw EtcdError.fromStatus(
@@ -132,9 +156,10 @@ export async function forwardLeaseRenew(
   clusterId: bigint,
   id: bigint,
   timeoutMs: number,
+  peerTls: PeerTls | null = null,
 ): Promise<bigint> {
   const path = `/leases/renew/${BigInt.asUintN(64, id).toString(16)}`;
-  const r = await leaseRequest(leaderPeerUrls, clusterId, path, timeoutMs);
+  const r = await leaseRequest(leaderPeerUrls, clusterId, path, timeoutMs, peerTls);
   return BigInt(String(r.ttl));
 }
 
@@ -144,9 +169,10 @@ export async function forwardLeaseTimeToLive(
   clusterId: bigint,
   id: bigint,
   timeoutMs: number,
+  peerTls: PeerTls | null = null,
 ): Promise<{ ttl: bigint; grantedTtl: bigint; keys: Uint8Array[] }> {
   const path = `/leases/timetolive/${BigInt.asUintN(64, id).toString(16)}`;
-  const r = await leaseRequest(leaderPeerUrls, clusterId, path, timeoutMs);
+  const r = await leaseRequest(leaderPeerUrls, clusterId, path, timeoutMs, peerTls);
   return {
     ttl: BigInt(String(r.ttl)),
     grantedTtl: BigInt(String(r.grantedTtl ?? "0")),

@@ -39,6 +39,7 @@
 export type { PeerHandler } from "./handler.ts";
 export { listenPeers } from "./server.ts";
 export { PeerTransport } from "./transport.ts";
+export { loadPeerTls, type PeerTls, PeerTlsError, type PeerTlsFlags } from "./tls.ts";
 export {
   fetchRemoteCluster,
   forwardLeaseRenew,

@@ -7,6 +7,7 @@
 
 import * as http from "node:http";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import { EtcdError } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";
 import type { MemberInfo } from "../../core/node/mod.ts";
@@ -14,6 +15,7 @@ import { clusterVersion, idHex, SERVER_VERSION } from "../../core/node/mod.ts";
 import { decodeMessage, type Message } from "../../core/raft/mod.ts";
 import { hostPort } from "../listener.ts";
 import type { PeerHandler } from "./handler.ts";
+import { allowedPeer, type PeerTls } from "./tls.ts";
 import {
   bytesHex,
   FrameReader,
@@ -33,6 +35,7 @@ export async function listenPeers(
   urls: readonly string[],
   handler: () => PeerHandler | null,
   logger: Logger,
+  peerTls: PeerTls | null = null,
 ): Promise<{ close(): void }> {
   const servers: net.Server[] = [];
   const sockets = new Set<net.Socket>();
@@ -40,7 +43,7 @@ export async function listenPeers(
   plain.on("clientError", (_e, socket) => socket.destroy());
   for (const url of urls) {
     const { host, port } = hostPort(url);
-    const server = net.createServer((socket) => {
+    const serve = (socket: net.Socket) => {
       sockets.add(socket);
       socket.on("close", () => sockets.delete(socket));
       socket.on("error", () => socket.destroy());
@@ -59,7 +62,27 @@ export async function listenPeers(
         plain.emit("connection", socket);
         socket.resume();
       });
-    });
+    };
+    let server: net.Server;
+    if (url.startsWith("https://")) {
+      if (peerTls === null) throw new Error(`no peer TLS configuration for ${url}`);
+      const secure = tls.createServer(peerTls.server, (socket) => {
+        if (!allowedPeer(peerTls, socket)) {
+          logger.warn("embed/config_logging.go:279", "rejected connection", {
+            "remote-addr": `${socket.remoteAddress}:${socket.remotePort}`,
+            "error": `CommonName authentication failed (allowed CN "${peerTls.allowedCn}")`,
+          });
+          socket.destroy();
+          return;
+        }
+        serve(socket);
+      });
+      // A handshake that fails (no or untrusted client certificate) closes only that connection.
+      secure.on("tlsClientError", (_e, socket) => socket.destroy());
+      server = secure;
+    } else {
+      server = net.createServer(serve);
+    }
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(port, host, () => {

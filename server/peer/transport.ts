@@ -12,6 +12,7 @@ import { idHex, SERVER_VERSION } from "../../core/node/mod.ts";
 import { type Message, MessageType } from "../../core/raft/mod.ts";
 import { hostPort } from "../listener.ts";
 import type { PeerHandler } from "./handler.ts";
+import { connectTls, type PeerTls } from "./tls.ts";
 import { encodeFrames, parseHead, readHead, STREAM_PATH, UPGRADE_PROTOCOL } from "./_wire.ts";
 
 /** Above this many bytes queued on a connection, messages other than snapshots are dropped. */
@@ -39,7 +40,10 @@ export class PeerTransport implements Transport {
   #logger: Logger;
   #closed = false;
 
-  constructor(handler: () => PeerHandler | null, logger: Logger) {
+  readonly #tls: PeerTls | null;
+
+  constructor(handler: () => PeerHandler | null, logger: Logger, peerTls: PeerTls | null = null) {
+    this.#tls = peerTls;
     this.#handler = handler;
     this.#logger = logger;
   }
@@ -164,7 +168,10 @@ export class PeerTransport implements Transport {
       this.#retry(peer);
       return;
     }
-    const socket = net.connect(target.port, target.host);
+    const secure = url.startsWith("https://") && this.#tls !== null;
+    const socket: net.Socket = secure
+      ? connectTls(this.#tls!, target.host, target.port)
+      : net.connect(target.port, target.host);
     peer.socket = socket;
     socket.setNoDelay(true);
     const fail = () => {
@@ -188,7 +195,8 @@ export class PeerTransport implements Transport {
       fail();
     });
     socket.on("close", fail);
-    socket.on("connect", () => {
+    // Over TLS the stream starts once the handshake verified the peer's certificate.
+    socket.on(secure ? "secureConnect" : "connect", () => {
       socket.write(
         `POST ${STREAM_PATH} HTTP/1.1\r\nHost: ${target.host}:${target.port}\r\n` +
           `Connection: Upgrade\r\nUpgrade: ${UPGRADE_PROTOCOL}\r\n` +
