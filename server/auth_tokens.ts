@@ -26,6 +26,22 @@ export function cryptoRandomInt(n: number): number {
   }
 }
 
+/** Reads a key file; a failure reads as Go's os.ReadFile error (`open X: no such file...`). */
+function readKeyFile(path: string): Uint8Array {
+  try {
+    return Deno.readFileSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(`open ${path}: no such file or directory`);
+    }
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new Error(`open ${path}: permission denied`);
+    }
+    if (e instanceof Deno.errors.IsADirectory) throw new Error(`read ${path}: is a directory`);
+    throw e;
+  }
+}
+
 /** What the provider is built from. */
 export interface TokenProviderConfig {
   authToken: string;
@@ -86,7 +102,7 @@ async function buildTokenProvider(config: TokenProviderConfig): Promise<TokenPro
         logger: config.logger,
       });
     case "jwt": {
-      const jwt = loadJwtConfig(parsed.options, (path) => Deno.readFileSync(path));
+      const jwt = loadJwtConfig(parsed.options, readKeyFile);
       return await JwtTokenProvider.create({
         ...jwt,
         nowMs: () => Date.now(),

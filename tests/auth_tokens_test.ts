@@ -554,12 +554,8 @@ async function simpleTokensOnCluster(kind: MemberKind): Promise<string[]> {
     await step("root token still valid on m3", m3.range("foo", root));
     // Several disable/enable rounds, each read fired at once after the disable: etcd resolves the
     // token only after a linearizable read's barrier, so members that had not applied the disable
-    // yet refuse the token too. KNOWN DETCD BUG (left failing, for the lead): detcd resolves the
-    // token before the barrier (server/services.ts unary → callerOf, then EtcdNode.range waits),
-    // so a lagging member may serve the read with the dead token ("OK" instead of "invalid auth
-    // token"; after a user deletion "revision of auth store is old"). It is a race here, seen in
-    // some runs; freezing a follower with SIGSTOP while the read reaches it and the disable
-    // commits elsewhere shows it every time on detcd, while etcd answers invalid auth token.
+    // yet refuse the token too; detcd does the same (it once resolved the token before the
+    // barrier, and a lagging member served the read with the dead token).
     for (let round = 1; round <= 3; round++) {
       const t = await m1.authenticate("root", "rootpw");
       await step(`round ${round}: root token from m1 on m3`, m3.range("foo", t));
