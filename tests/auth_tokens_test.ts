@@ -500,11 +500,8 @@ Deno.test({
           );
         }
       }
-      // KNOWN DETCD DIVERGENCE (kept failing on purpose, for the lead): detcd exits 1 with
-      // "failed to create token provider" like etcd, but does not log the line before it that
-      // says why ("unknown token type" type=bogus, "problem loading JWT options" with the
-      // missing file / bad sign method). AuthOptionsError.detail carries that text; server.ts
-      // drops it.
+      // Both the cause line ("unknown token type", "problem loading JWT options") and the fatal
+      // one must match.
       assert.equal(problems.length, 0, `${problems.length} cases differ:\n${problems.join("\n")}`);
     } finally {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
