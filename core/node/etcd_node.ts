@@ -130,6 +130,11 @@ export type CallerSource =
   | null
   | (() => AuthInfo | null | Promise<AuthInfo | null>);
 
+/** A version as etcd logs cluster versions: major.minor ("3.4"). */
+function majorMinor(version: string): string {
+  return version.split(".").slice(0, 2).join(".");
+}
+
 function resolveCaller(
   source: CallerSource,
 ): AuthInfo | null | Promise<AuthInfo | null> {
@@ -173,6 +178,8 @@ export class EtcdNode {
   #published = false;
   #publishing = false;
   #transferWaiters: { target: bigint; waiter: Waiter }[] = [];
+  /** A proposal of the cluster version is on its way (proposed once per leadership). */
+  #settingClusterVersion = false;
   /** Entries up to this index are re-applied from the WAL at start (see ApplyMeta.replay). */
   #replayUntil = 0;
   /** Callers waiting for an index to be applied here (a simple token issued elsewhere). */
@@ -894,10 +901,40 @@ export class EtcdNode {
 
   #maybeSetClusterVersion(): void {
     if (this.#state !== StateType.Leader || this.#membership.clusterVersion !== "") return;
+    if (this.#settingClusterVersion) return;
+    this.#settingClusterVersion = true;
+    this.#logger.info("etcdserver/server.go:2567", "setting up initial cluster version", {
+      "cluster-version": majorMinor(clusterVersion),
+    });
     this.#propose({
       case: "clusterVersion",
       value: create(ClusterVersionSchema, { version: clusterVersion }),
-    }).catch(() => {});
+    }).then(() => {
+      this.#logger.info("etcdserver/server.go:2599", "cluster version is updated", {
+        "cluster-version": majorMinor(clusterVersion),
+      });
+    }, () => {}).finally(() => this.#settingClusterVersion = false);
+  }
+
+  /** The log lines etcd prints when an applied entry sets the cluster version. */
+  #logClusterVersion(previous: string, version: string): void {
+    if (previous === version) return;
+    const ids = { "cluster-id": idHex(this.clusterId), "local-member-id": idHex(this.memberId) };
+    if (previous === "") {
+      this.#logger.info("membership/cluster.go:558", "set initial cluster version", {
+        ...ids,
+        "cluster-version": majorMinor(version),
+      });
+    } else {
+      this.#logger.info("membership/cluster.go:547", "updated cluster version", {
+        ...ids,
+        from: majorMinor(previous),
+        to: majorMinor(version),
+      });
+    }
+    this.#logger.info("api/capability.go:76", "enabled capabilities for version", {
+      "cluster-version": majorMinor(version),
+    });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1110,7 +1147,11 @@ export class EtcdNode {
       // Every request passes the apply chain (core/node/apply/): a deposed leader's leader-only
       // request is void there, alarms refuse what they refuse, the backend applies the rest.
       const replay = entry.index <= this.#replayUntil;
+      const previousVersion = this.#membership.clusterVersion;
       const result = this.#sm.applyRequest(request, entry.term, entry.index, replay);
+      if (request.request.case === "clusterVersion") {
+        this.#logClusterVersion(previousVersion, this.#membership.clusterVersion);
+      }
       // An Authenticate answers once its JWT is signed; where nobody waits, its failure (auth
       // disabled meanwhile) is the proposer's to report, not this member's.
       if (result instanceof Promise) result.catch(() => {});
