@@ -337,6 +337,14 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
         `--heartbeat-interval[${heartbeatIntervalMs}ms]`,
     );
   }
+  // Peer TLS options detcd does not implement yet are refused rather than silently ignored: a
+  // revocation list or host name rule that is not enforced would be a false sense of security.
+  for (const flag of ["peer-crl-file", "peer-cert-allowed-hostname"]) {
+    if (get(flag) !== "") throw new ConfigError(`--${flag} is not supported by detcd yet`);
+  }
+  if (get("peer-auto-tls") === "true") {
+    throw new ConfigError("--peer-auto-tls is not supported by detcd yet");
+  }
   const maxRequestBytes = int("max-request-bytes");
   if (maxRequestBytes <= 0) throw new ConfigError("--max-request-bytes must be positive");
   return {

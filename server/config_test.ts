@@ -88,3 +88,22 @@ Deno.test("a bad URL or cluster state is refused", async () => {
     "initial-cluster-state",
   );
 });
+
+Deno.test("peer TLS options detcd does not enforce yet are refused, not ignored", async () => {
+  for (
+    const args of [
+      ["--peer-crl-file=/tmp/x.crl"],
+      ["--peer-cert-allowed-hostname=host"],
+      ["--peer-auto-tls"],
+    ]
+  ) {
+    const { values } = await resolveConfig(args, {});
+    let message = "";
+    try {
+      toServerConfig(values);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    assertEquals(message, `${args[0].split("=")[0]} is not supported by detcd yet`);
+  }
+});
