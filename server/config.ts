@@ -269,6 +269,20 @@ export interface ServerConfig extends NodeConfig {
   bcryptCost: number;
   /** --auth-token-ttl in seconds (simple tokens). */
   authTokenTtlSeconds: number;
+  /** The client port's TLS flags (etcd's ClientTLSInfo), paths as given. */
+  clientTls?: ClientTlsFlags;
+  /** --cipher-suites, Go names, comma-separated ("" for Go's defaults). */
+  cipherSuites?: string;
+}
+
+/** --cert-file, --key-file, --trusted-ca-file, --client-cert-auth, --client-crl-file, --auto-tls. */
+export interface ClientTlsFlags {
+  certFile: string;
+  keyFile: string;
+  trustedCaFile: string;
+  clientCertAuth: boolean;
+  crlFile: string;
+  autoTls: boolean;
 }
 
 /** A Go duration flag ("10m", "1h30m", "500ms", "2s") in milliseconds; "0" is 0. */
@@ -363,5 +377,14 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
     authToken: get("auth-token"),
     bcryptCost: int("bcrypt-cost"),
     authTokenTtlSeconds: int("auth-token-ttl"),
+    clientTls: {
+      certFile: get("cert-file"),
+      keyFile: get("key-file"),
+      trustedCaFile: get("trusted-ca-file"),
+      clientCertAuth: get("client-cert-auth") === "true",
+      crlFile: get("client-crl-file"),
+      autoTls: get("auto-tls") === "true",
+    },
+    cipherSuites: get("cipher-suites"),
   };
 }
