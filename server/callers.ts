@@ -8,15 +8,22 @@ import type { EtcdNode } from "../core/node/mod.ts";
 import { type CallContext, tokenOf } from "./grpc.ts";
 
 /**
- * Who a call comes from: null without a token; etcd's `invalid auth token` for a token no
- * member issued, or that expired, or whose user is gone (etcd's AuthInfoFromCtx).
+ * Who a call comes from (etcd's EtcdServer.AuthInfoFromCtx): the user of its token; etcd's
+ * `invalid auth token` for a token no member issued, or that expired, or whose user is gone.
+ * Without a token, on a TLS connection whose client certificate was verified (--client-cert-auth),
+ * the certificate's common name (AuthInfoFromTLS), except for requests relayed by a gRPC gateway
+ * (`grpcgateway-accept`), whose certificate is the gateway's; else null.
  */
 export function callerOf(
   node: EtcdNode,
   ctx: CallContext,
 ): AuthInfo | null | Promise<AuthInfo | null> {
   const token = tokenOf(ctx);
-  return token === undefined ? null : node.auth.callerOf(token);
+  if (token !== undefined) return node.auth.callerOf(token);
+  if (ctx.tlsCommonName !== undefined && ctx.headers["grpcgateway-accept"] === undefined) {
+    return node.auth.callerOfCommonName(ctx.tlsCommonName);
+  }
+  return null;
 }
 
 /**

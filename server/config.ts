@@ -272,6 +272,20 @@ export interface ServerConfig extends NodeConfig {
   authTokenTtlSeconds: number;
   /** --peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth, --peer-cert-allowed-cn. */
   peerTls: PeerTlsFlags;
+  /** The client port's TLS flags (etcd's ClientTLSInfo), paths as given. */
+  clientTls?: ClientTlsFlags;
+  /** --cipher-suites, Go names, comma-separated ("" for Go's defaults). */
+  cipherSuites?: string;
+}
+
+/** --cert-file, --key-file, --trusted-ca-file, --client-cert-auth, --client-crl-file, --auto-tls. */
+export interface ClientTlsFlags {
+  certFile: string;
+  keyFile: string;
+  trustedCaFile: string;
+  clientCertAuth: boolean;
+  crlFile: string;
+  autoTls: boolean;
 }
 
 /** A Go duration flag ("10m", "1h30m", "500ms", "2s") in milliseconds; "0" is 0. */
@@ -381,5 +395,14 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
       clientCertAuth: get("peer-client-cert-auth") === "true",
       allowedCn: get("peer-cert-allowed-cn"),
     },
+    clientTls: {
+      certFile: get("cert-file"),
+      keyFile: get("key-file"),
+      trustedCaFile: get("trusted-ca-file"),
+      clientCertAuth: get("client-cert-auth") === "true",
+      crlFile: get("client-crl-file"),
+      autoTls: get("auto-tls") === "true",
+    },
+    cipherSuites: get("cipher-suites"),
   };
 }

@@ -1,9 +1,16 @@
 import type { DescMethod, Message } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createContextKey,
+  createContextValues,
+  type HandlerContext,
+} from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import { type CallContext, type MethodTable, toStatus } from "./grpc.ts";
+import { type CallContext, type MethodTable, type PeerInfo, toStatus } from "./grpc.ts";
 import { etcdServiceDescriptors } from "./services.ts";
 
 /**
@@ -16,10 +23,13 @@ function toConnectError(e: unknown): ConnectError {
   return new ConnectError(s.message, s.code as number as Code);
 }
 
+/** The verified client certificate's common name of the request's connection (see CallContext). */
+const kTlsCommonName = createContextKey<string | undefined>(undefined);
+
 function callContext(ctx: HandlerContext): CallContext {
   const headers: http2.IncomingHttpHeaders = {};
   ctx.requestHeader.forEach((v, k) => (headers[k] = v));
-  return { headers, signal: ctx.signal };
+  return { headers, signal: ctx.signal, tlsCommonName: ctx.values.get(kTlsCommonName) };
 }
 
 /** Registers every method of the table that belongs to a known service descriptor. */
@@ -69,13 +79,22 @@ function register(router: ConnectRouter, table: MethodTable): void {
   }
 }
 
-/** An HTTP/1.1 request handler serving Connect and gRPC-Web for the table. */
+/**
+ * An HTTP/1.1 request handler serving Connect and gRPC-Web for the table; `peerOf` tells what the
+ * request's connection knows of its client (a TLS client certificate's common name).
+ */
 export function connectHandler(
   table: MethodTable,
   maxRecvBytes: number,
   fallback: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+  peerOf?: (req: http.IncomingMessage) => PeerInfo | undefined,
 ): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   return connectNodeAdapter({
+    contextValues: (req) =>
+      createContextValues().set(
+        kTlsCommonName,
+        peerOf?.(req as http.IncomingMessage)?.tlsCommonName,
+      ),
     routes: (router) => register(router, table),
     grpc: false,
     grpcWeb: true,

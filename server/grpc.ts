@@ -26,6 +26,17 @@ export interface CallContext {
   headers: Readonly<Record<string, string | string[] | undefined>>;
   /** Aborted when the client cancels or the stream closes. */
   signal: AbortSignal;
+  /**
+   * The common name of the client's verified TLS certificate, set only on a TLS connection with
+   * --client-cert-auth (etcd's AuthInfoFromTLS: the user of a call without a token).
+   */
+  tlsCommonName?: string;
+}
+
+/** What a connection knows of its client, handed to each of its calls. */
+export interface PeerInfo {
+  /** See CallContext.tlsCommonName. */
+  tlsCommonName?: string;
 }
 
 /** The token a call carries: gRPC metadata `token` (clientv3), or `authorization` (gateway). */
@@ -153,7 +164,12 @@ export function refuseNonGrpc(stream: H2Stream): void {
  * Handles one HTTP/2 stream whose content-type is application/grpc. Unknown methods get
  * Unimplemented with grpc-go's wording.
  */
-export function handleGrpcStream(table: MethodTable, options: GrpcOptions, stream: H2Stream): void {
+export function handleGrpcStream(
+  table: MethodTable,
+  options: GrpcOptions,
+  stream: H2Stream,
+  peer: PeerInfo = {},
+): void {
   const path = stream.headers[":path"] ?? "";
   const method = table.get(path);
   if (!method) {
@@ -166,8 +182,8 @@ export function handleGrpcStream(table: MethodTable, options: GrpcOptions, strea
     );
     return;
   }
-  if (method.kind === "unary") serveUnary(method, options, stream);
-  else serveStream(method, options, stream);
+  if (method.kind === "unary") serveUnary(method, options, stream, peer);
+  else serveStream(method, options, stream, peer);
 }
 
 function serveUnary(
@@ -175,6 +191,7 @@ function serveUnary(
   method: UnaryMethod<any, any>,
   options: GrpcOptions,
   stream: H2Stream,
+  peer: PeerInfo,
 ): void {
   let reader: GrpcFrameDecoder | null = null;
   let first: Uint8Array | null = null;
@@ -219,7 +236,7 @@ function serveUnary(
       sendError(stream, GrpcCode.Internal, "grpc: request message missing");
       return;
     }
-    const ctx = lazyContext(stream);
+    const ctx = lazyContext(stream, peer);
     let result: Uint8Array | Promise<Uint8Array>;
     try {
       result = method.raw ? method.raw(payload, ctx) : invokeUnary(method, payload, ctx);
@@ -281,10 +298,11 @@ export function invokeUnary(
  * A context whose AbortSignal exists only if a handler asks for it: aborting creates a
  * DOMException with a stack trace, which showed up in profiles when done for every stream.
  */
-function lazyContext(stream: H2Stream): CallContext {
+function lazyContext(stream: H2Stream, peer: PeerInfo): CallContext {
   let controller: AbortController | null = null;
   return {
     headers: stream.headers,
+    tlsCommonName: peer.tlsCommonName,
     get signal() {
       if (controller === null) {
         const c = new AbortController();
@@ -313,6 +331,7 @@ function serveStream(
   method: StreamMethod<any, any>,
   options: GrpcOptions,
   stream: H2Stream,
+  peer: PeerInfo,
 ): void {
   const reader = new GrpcFrameDecoder();
   const abort = new AbortController();
@@ -379,7 +398,11 @@ function serveStream(
     else stream.end(code === GrpcCode.OK ? OK_TRAILERS : statusBlock(code, message, false));
   };
   const headers = stream.headers;
-  method.handle(requests(), send, { headers, signal: abort.signal }).then(
+  method.handle(requests(), send, {
+    headers,
+    signal: abort.signal,
+    tlsCommonName: peer.tlsCommonName,
+  }).then(
     () => finish(GrpcCode.OK, ""),
     (e) => {
       reportInternal(options, stream, e);

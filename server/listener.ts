@@ -1,9 +1,10 @@
 import * as http from "node:http";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import type { Logger } from "../core/log.ts";
 import { connectHandler } from "./connect.ts";
-import { handleGrpcStream, type MethodTable, refuseNonGrpc } from "./grpc.ts";
-import { H2Connection, type H2Stream } from "./h2/mod.ts";
+import { handleGrpcStream, type MethodTable, type PeerInfo, refuseNonGrpc } from "./grpc.ts";
+import { encodeHeaders, H2Connection, type H2Stream } from "./h2/mod.ts";
 
 /** A plain HTTP/1.1 answer (etcd's /health, /version, /metrics). */
 export interface PlainResponse {
@@ -27,7 +28,34 @@ export interface ClientListenerOptions {
   logger: Logger;
   /** Share the port with other listeners (one per client worker). */
   reusePort?: boolean;
+  /** Serve TLS (an https:// client URL) with these credentials. */
+  tls?: ClientTls;
 }
+
+/** The client port's TLS settings (--cert-file, --key-file, --trusted-ca-file, ...). */
+export interface ClientTls {
+  /** PEM certificate chain and private key. */
+  cert: string;
+  key: string;
+  /** PEM CA certificates client certificates must chain to (--trusted-ca-file). */
+  ca?: string;
+  /**
+   * --client-cert-auth: a client without a certificate signed by `ca` is refused in the
+   * handshake, and a verified certificate's common name names the user of calls without a token.
+   */
+  clientCertAuth: boolean;
+  /** PEM certificate revocation list (--client-crl-file). */
+  crl?: string;
+  /** OpenSSL cipher list (from --cipher-suites). */
+  ciphers?: string;
+}
+
+/**
+ * How long a TLS client may take to complete its handshake before its connection is closed.
+ * etcd (Go) sets no deadline; 10 s bounds connections that never send a ClientHello, as the
+ * 30 s first-bytes limit does on plain ports.
+ */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 const PREFACE = "PRI * HTTP/2.0";
 /** How long a connection may stay silent before its first bytes; then it is closed. */
@@ -49,20 +77,44 @@ export function listenClients(options: ClientListenerOptions): Promise<net.Serve
         error: error instanceof Error ? error.stack ?? error.message : String(error),
       }),
   };
-  const onStream = (stream: H2Stream) => {
+  const streamHandler = (peer: PeerInfo) => (stream: H2Stream) => {
     const contentType = stream.headers["content-type"] ?? "";
     if (
       contentType.startsWith("application/grpc") && !contentType.startsWith("application/grpc-web")
     ) {
-      handleGrpcStream(table, grpcOptions, stream);
+      handleGrpcStream(table, grpcOptions, stream, peer);
+    } else if (stream.headers[":method"] === "GET") {
+      // etcd's plain endpoints over HTTP/2 too (curl picks h2 on a TLS port).
+      const path = (stream.headers[":path"] ?? "").split("?")[0];
+      Promise.resolve(options.http1Routes(path)).then((plain) => {
+        if (stream.closed) return;
+        if (plain === null) {
+          refuseNonGrpc(stream);
+          return;
+        }
+        stream.respond(
+          encodeHeaders({ ":status": String(plain.status), "content-type": plain.contentType }),
+        );
+        stream.write(new TextEncoder().encode(plain.body));
+        stream.end();
+      });
     } else refuseNonGrpc(stream);
   };
+  const plainPeer: PeerInfo = {};
+  const onStream = streamHandler(plainPeer);
+  // What each TLS connection knows of its client, for the HTTP/1.1 requests it carries.
+  const peers = new WeakMap<net.Socket, PeerInfo>();
   // Live h2c connections, told to go away (GOAWAY, then close when idle) when the server closes.
   const connections = new Set<H2Connection>();
-  const connect = connectHandler(table, options.maxRecvBytes, (_req, res) => {
-    res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
-    res.end("404 page not found\n");
-  });
+  const connect = connectHandler(
+    table,
+    options.maxRecvBytes,
+    (_req, res) => {
+      res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+      res.end("404 page not found\n");
+    },
+    (req) => peers.get(req.socket),
+  );
   const h1 = http.createServer(async (req, res) => {
     const plain = await options.http1Routes((req.url ?? "").split("?")[0]);
     if (plain === null) {
@@ -76,7 +128,14 @@ export function listenClients(options: ClientListenerOptions): Promise<net.Serve
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
     else socket.destroy();
   });
-  const server = net.createServer((socket) => {
+  const serveH2 = (socket: net.Socket, handler: (stream: H2Stream) => void) => {
+    // Our own HTTP/2 server (server/h2): it batches each turn's output into one write and
+    // accepts `:authority: http://host:port` (etcdctl given http:// endpoints) as Go does.
+    const connection = new H2Connection(socket, { onStream: handler });
+    connections.add(connection);
+    socket.once("close", () => connections.delete(connection));
+  };
+  const server = options.tls ? listenTls(options.tls) : net.createServer((socket) => {
     socket.setNoDelay(true);
     socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => socket.destroy());
     socket.on("error", () => socket.destroy());
@@ -85,16 +144,50 @@ export function listenClients(options: ClientListenerOptions): Promise<net.Serve
       socket.pause();
       socket.unshift(chunk);
       const head = new TextDecoder().decode(chunk.subarray(0, PREFACE.length));
-      if (PREFACE.startsWith(head) || head.startsWith(PREFACE)) {
-        // Our own HTTP/2 server (server/h2): it batches each turn's output into one write and
-        // accepts `:authority: http://host:port` (etcdctl given http:// endpoints) as Go does.
-        const connection = new H2Connection(socket, { onStream });
-        connections.add(connection);
-        socket.once("close", () => connections.delete(connection));
-      } else h1.emit("connection", socket);
+      if (PREFACE.startsWith(head) || head.startsWith(PREFACE)) serveH2(socket, onStream);
+      else h1.emit("connection", socket);
       socket.resume();
     });
   });
+  /**
+   * The TLS port: the handshake (ALPN `h2` or `http/1.1`) decides the protocol; a client that
+   * fails it (no or an untrusted certificate with --client-cert-auth, plain HTTP, silence past
+   * TLS_HANDSHAKE_TIMEOUT_MS) is disconnected.
+   */
+  function listenTls(settings: ClientTls): net.Server {
+    const tlsServer = tls.createServer({
+      cert: settings.cert,
+      key: settings.key,
+      ca: settings.ca,
+      crl: settings.crl,
+      ciphers: settings.ciphers,
+      requestCert: settings.clientCertAuth,
+      rejectUnauthorized: settings.clientCertAuth,
+      ALPNProtocols: ["h2", "http/1.1"],
+      handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
+    }, (socket) => {
+      socket.setNoDelay(true);
+      socket.on("error", () => socket.destroy());
+      const peer: PeerInfo = settings.clientCertAuth ? { tlsCommonName: commonNameOf(socket) } : {};
+      if (socket.alpnProtocol === "h2") serveH2(socket, streamHandler(peer));
+      else {
+        peers.set(socket, peer);
+        h1.emit("connection", socket);
+      }
+    });
+    // Deno's node:tls reports a failed or timed-out handshake but leaves the socket open.
+    tlsServer.on("tlsClientError", (error: Error, socket: tls.TLSSocket) => {
+      logger.warn("embed/config_logging.go:287", "rejected connection", {
+        ...(socket?.remoteAddress !== undefined
+          ? { "remote-addr": `${socket.remoteAddress}:${socket.remotePort}` }
+          : {}),
+        "server-name": "",
+        error: handshakeError(error),
+      });
+      socket?.destroy();
+    });
+    return tlsServer;
+  }
   const close = server.close.bind(server);
   server.close = ((callback?: (err?: Error) => void) => {
     for (const connection of connections) connection.shutdown();
@@ -107,6 +200,35 @@ export function listenClients(options: ClientListenerOptions): Promise<net.Serve
       resolve(server);
     });
   });
+}
+
+/** A failed handshake in Go's words where they are known (etcd logs them), else OpenSSL's. */
+function handshakeError(error: Error): string {
+  const m = error.message;
+  if (/peer (sent no|did not return a) certificate/i.test(m)) {
+    return "tls: client didn't provide a certificate";
+  }
+  if (/wrong version number|InvalidContentType|http request/i.test(m)) {
+    return "tls: first record does not look like a TLS handshake";
+  }
+  if (/unknown ca|unable to get (local )?issuer/i.test(m)) {
+    return "tls: failed to verify client certificate: x509: certificate signed by unknown authority";
+  }
+  if (/certificate (has )?expired/i.test(m)) {
+    return "tls: failed to verify client certificate: x509: certificate has expired or is not yet valid";
+  }
+  return m;
+}
+
+/**
+ * The common name of a TLS client's verified certificate (the last CN attribute, as Go's
+ * pkix.Name keeps); undefined without a verified certificate.
+ */
+function commonNameOf(socket: tls.TLSSocket): string | undefined {
+  if (!socket.authorized) return undefined;
+  const cn = socket.getPeerCertificate()?.subject?.CN as string | string[] | undefined;
+  if (cn === undefined) return "";
+  return Array.isArray(cn) ? cn[cn.length - 1] ?? "" : cn;
 }
 
 /** Splits a listen URL into what `listen` needs; IPv6 brackets removed. */

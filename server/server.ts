@@ -18,7 +18,13 @@ import {
 import type { Disk } from "../core/storage/mod.ts";
 import type { ServerConfig } from "./config.ts";
 import { DenoDisk } from "../platform/mod.ts";
-import { hostPort, type Http1Routes, listenClients, type PlainResponse } from "./listener.ts";
+import {
+  type ClientTls,
+  hostPort,
+  type Http1Routes,
+  listenClients,
+  type PlainResponse,
+} from "./listener.ts";
 import {
   fetchRemoteCluster,
   forwardLeaseRenew,
@@ -107,19 +113,13 @@ export async function startServer(
   } = {},
 ): Promise<RunningServer> {
   const clientWorkers = options.clientWorkers ?? defaultClientWorkers();
-  for (const url of config.listenClientUrls) {
-    if (!url.startsWith("http://")) {
-      throw new Error(
-        `detcd does not serve ${new URL(url).protocol} URLs yet (TLS is planned): ${url}`,
-      );
-    }
-  }
   logger.info("embed/etcd.go:117", "configuring peer listeners", {
     "listen-peer-urls": config.listenPeerUrls,
   });
   logger.info("embed/etcd.go:127", "configuring client listeners", {
     "listen-client-urls": config.listenClientUrls,
   });
+  const clientTls = await loadClientTls(config, logger);
   let node: EtcdNode | null = null;
   const handler = (): PeerHandler | null => {
     const n = node;
@@ -232,6 +232,7 @@ export async function startServer(
   const servers: net.Server[] = [];
   const pools: WorkerPool[] = [];
   const clientAddresses: string[] = [];
+  const secureAddresses: boolean[] = [];
   let peers: { close(): void } | null = null;
   const shutdown = async () => {
     for (const s of servers) s.close();
@@ -246,6 +247,14 @@ export async function startServer(
   try {
     peers = await listenPeers(config.listenPeerUrls, handler, logger, peerTls);
     await opened.waitReady();
+    if (clientTls !== null) {
+      const flags = config.clientTls!;
+      logger.info("embed/etcd.go:719", "starting with client TLS", {
+        "tls-info":
+          `cert = ${flags.certFile}, key = ${flags.keyFile}, trusted-ca = ${flags.trustedCaFile}, client-cert-auth = ${flags.clientCertAuth}, crl-file = ${flags.crlFile}`,
+        "cipher-suites": config.cipherSuites ? config.cipherSuites.split(",") : [],
+      });
+    }
     logger.info("embed/etcd.go:247", "now serving peer/client/metrics", {
       "local-member-id": idHex(opened.memberId),
       "initial-advertise-peer-urls": config.initialAdvertisePeerUrls,
@@ -257,7 +266,9 @@ export async function startServer(
     for (const url of config.listenClientUrls) {
       const { host, port } = hostPort(url);
       const maxRecvBytes = config.maxRequestBytes + GRPC_OVERHEAD_BYTES;
-      if (clientWorkers > 0) {
+      const secure = url.startsWith("https://");
+      // TLS connections are served on the main thread (client workers carry plain ports only).
+      if (clientWorkers > 0 && !secure) {
         const pool = await WorkerPool.start({
           count: clientWorkers,
           host,
@@ -271,6 +282,7 @@ export async function startServer(
         });
         pools.push(pool);
         clientAddresses.push(`${host}:${pool.port}`);
+        secureAddresses.push(false);
         continue;
       }
       const server = await listenClients({
@@ -280,26 +292,93 @@ export async function startServer(
         http1Routes: routes,
         maxRecvBytes,
         logger,
+        tls: secure ? clientTls! : undefined,
       });
       servers.push(server);
       const address = server.address() as net.AddressInfo;
       clientAddresses.push(`${host}:${address.port}`);
+      secureAddresses.push(secure);
     }
   } catch (e) {
     await shutdown();
     throw e;
   }
   logger.info("embed/serve.go:97", "ready to serve client requests");
-  for (const address of clientAddresses) {
-    logger.info(
-      "embed/serve.go:145",
-      "serving client traffic insecurely; this is strongly discouraged!",
-      {
-        address,
-      },
-    );
-  }
+  clientAddresses.forEach((address, i) => {
+    if (secureAddresses[i]) {
+      logger.info("embed/serve.go:201", "serving client traffic securely", { address });
+    } else {
+      logger.info(
+        "embed/serve.go:145",
+        "serving client traffic insecurely; this is strongly discouraged!",
+        { address },
+      );
+    }
+  });
   return { node: opened, clientAddresses, stop: shutdown };
+}
+
+/**
+ * The client port's TLS material, read once at start (null when no client URL is https://),
+ * with etcd's checks and warnings (embed/etcd.go configureClientListeners).
+ */
+async function loadClientTls(config: ServerConfig, logger: Logger): Promise<ClientTls | null> {
+  const flags = config.clientTls;
+  const hasCert = flags !== undefined && (flags.certFile !== "" || flags.keyFile !== "");
+  for (const url of config.listenClientUrls) {
+    const scheme = new URL(url).protocol;
+    if (scheme === "http:") {
+      if (hasCert) {
+        logger.warn(
+          "embed/etcd.go:625",
+          "scheme is HTTP while key and cert files are present; ignoring key and cert files",
+          { "client-url": url },
+        );
+      }
+      if (flags?.clientCertAuth) {
+        logger.warn(
+          "embed/etcd.go:632",
+          "scheme is HTTP while --client-cert-auth is enabled; ignoring client cert auth for this URL",
+          { "client-url": url },
+        );
+      }
+    } else if (scheme === "https:") {
+      if (!hasCert) {
+        throw new Error(
+          `TLS key/cert (--cert-file, --key-file) must be provided for client url ${url} with HTTPS scheme`,
+        );
+      }
+    } else {
+      throw new Error(`detcd does not serve ${scheme} URLs: ${url}`);
+    }
+  }
+  const secure = config.listenClientUrls.filter((u) => u.startsWith("https://"));
+  if (secure.length === 0 || flags === undefined) return null;
+  const plainAddresses = new Set(
+    config.listenClientUrls.filter((u) => u.startsWith("http://")).map((u) => new URL(u).host),
+  );
+  for (const url of secure) {
+    if (plainAddresses.has(new URL(url).host)) {
+      // etcd serves both on one port (cmux); detcd's TLS port does not also speak plain HTTP.
+      throw new Error(`detcd cannot serve http:// and https:// on the same address: ${url}`);
+    }
+  }
+  const read = async (flag: string, path: string) => {
+    try {
+      return await Deno.readTextFile(path);
+    } catch (e) {
+      throw new Error(`${flag} ${path}: ${(e as Error).message}`);
+    }
+  };
+  return {
+    cert: await read("--cert-file", flags.certFile),
+    key: await read("--key-file", flags.keyFile),
+    ca: flags.trustedCaFile !== ""
+      ? await read("--trusted-ca-file", flags.trustedCaFile)
+      : undefined,
+    crl: flags.crlFile !== "" ? await read("--client-crl-file", flags.crlFile) : undefined,
+    clientCertAuth: flags.clientCertAuth,
+  };
 }
 
 /**

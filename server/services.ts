@@ -169,7 +169,7 @@ export function etcdServices(
     unary(node, kv.deleteRange, (req, caller) => node.deleteRange(req, caller)),
     unaryLate(node, kv.txn, (req, caller) => node.txn(req, caller)),
     unary(node, kv.compact, (req, caller) => node.compact(req, caller)),
-    watchMethod(node, watchOptions),
+    watchMethod(node, { ...watchOptions, callerOf: (ctx) => callerOf(node, ctx) }),
     // Status: any user (etcd #21666 after CVE-2026-33413; 3.4.23 asks nothing).
     maintenance(node, m.status, () => "user", () => node.status()),
     // Listing alarms: any user; raising or disarming one: root (CVE-2026-33413; 3.4.23: anyone).

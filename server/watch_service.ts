@@ -16,9 +16,10 @@ import {
   type WatchStream,
 } from "../core/mvcc/mod.ts";
 import { Errors, type EtcdError, grpcStatusText } from "../core/errors.ts";
+import type { AuthInfo } from "../core/auth/mod.ts";
 import { nodeDefaults } from "../core/node/mod.ts";
 import { uvarintSize } from "../core/varint.ts";
-import { type AnyMethod, type CallContext, type StreamMethod, tokenOf } from "./grpc.ts";
+import type { AnyMethod, CallContext, StreamMethod } from "./grpc.ts";
 
 /**
  * The bidirectional Watch stream (etcd's etcdserver/api/v3rpc/watch.go) over the member's
@@ -47,7 +48,7 @@ export interface WatchHost {
   readonly auth?: {
     /** Who may watch: the caller's user name (null: auth off), or why not. */
     authorizeWatch(
-      token: string | undefined,
+      caller: () => AuthInfo | null | Promise<AuthInfo | null>,
       key: Uint8Array,
       rangeEnd: Uint8Array,
     ): Promise<{ username: string | null } | { refusal: EtcdError }>;
@@ -60,6 +61,8 @@ export interface WatchHost {
 
 /** Server settings the Watch service honours. */
 export interface WatchServiceOptions {
+  /** Who a stream comes from (its token, or its client certificate's CN); null when absent. */
+  callerOf?: (ctx: CallContext) => AuthInfo | null | Promise<AuthInfo | null>;
   /** --experimental-watch-progress-notify-interval in ms (etcd's default: 10 minutes). */
   progressNotifyIntervalMs?: number;
   /** --max-request-bytes: fragments (for watchers that asked) stay under it plus 512 KiB. */
@@ -133,6 +136,7 @@ export function watchMethod(host: WatchHost, options: WatchServiceOptions = {}):
         requests,
         send,
         ctx,
+        options.callerOf ?? (() => null),
       );
     },
   };
@@ -148,6 +152,7 @@ async function serveWatch(
   requests: AsyncIterable<WatchRequest>,
   send: (res: WatchResponse) => Promise<void>,
   ctx: CallContext,
+  callerOf: (ctx: CallContext) => AuthInfo | null | Promise<AuthInfo | null>,
 ): Promise<void> {
   const store = host.watchable;
   const ws = store.newStream();
@@ -265,7 +270,11 @@ async function serveWatch(
         // The whole range must be readable; checked for every create, with the stream's token as
         // it stands now (it may have expired since the stream opened).
         const key = u.value.key.length === 0 ? new Uint8Array([0]) : u.value.key;
-        const verdict = await host.auth.authorizeWatch(tokenOf(ctx), key, u.value.rangeEnd);
+        const verdict = await host.auth.authorizeWatch(
+          () => callerOf(ctx),
+          key,
+          u.value.rangeEnd,
+        );
         if ("refusal" in verdict) {
           // etcd answers with the invalid watch ID and the refusal as a gRPC status text; a
           // refusal other than these three reads as permission denied.

@@ -231,6 +231,8 @@ export interface StartMemberOptions {
   env?: Record<string, string>;
   /** Restarts with new ports when a port we chose was taken before the bind (default 3). */
   portRetries?: number;
+  /** Scheme of the client URL: `https` needs --cert-file/--key-file in extraArgs. */
+  clientScheme?: "http" | "https";
 }
 
 /** A running (or killed, restartable) member and what a test needs to reach it. */
@@ -239,7 +241,7 @@ export interface Member {
   readonly name: string;
   readonly clientPort: number;
   readonly peerPort: number;
-  /** `http://127.0.0.1:<clientPort>`. */
+  /** `http://127.0.0.1:<clientPort>` (`https://` for a TLS member). */
   readonly clientUrl: string;
   /** `127.0.0.1:<clientPort>`, what etcdctl's `--endpoints` takes and prints. */
   readonly endpoint: string;
@@ -283,8 +285,9 @@ class ProcessMember implements Member {
     private readonly tempDir: string,
     private readonly readyTimeoutMs: number,
     private readonly env: Record<string, string>,
+    scheme: "http" | "https" = "http",
   ) {
-    this.clientUrl = `http://127.0.0.1:${clientPort}`;
+    this.clientUrl = `${scheme}://127.0.0.1:${clientPort}`;
     this.endpoint = `127.0.0.1:${clientPort}`;
     this.logPath = `${tempDir}/${name}.log`;
     this.logFile = Deno.openSync(this.logPath, { create: true, append: true });
@@ -454,7 +457,7 @@ export async function startMember(options: StartMemberOptions): Promise<Member> 
   const dataDir = options.dataDir ?? `${tempDir}/data`;
   const clientPort = options.clientPort ?? freePort();
   const peerPort = options.peerPort ?? freePort();
-  const clientUrl = `http://127.0.0.1:${clientPort}`;
+  const clientUrl = `${options.clientScheme ?? "http"}://127.0.0.1:${clientPort}`;
   const listenPeerUrl = `${options.peerScheme ?? "http"}://127.0.0.1:${peerPort}`;
   const advertisePeerUrl = options.advertisePeerUrl ?? listenPeerUrl;
   const args = [
@@ -490,6 +493,7 @@ export async function startMember(options: StartMemberOptions): Promise<Member> 
     tempDir,
     options.readyTimeoutMs ?? (options.kind === "etcd" ? 30_000 : 60_000),
     options.env ?? {},
+    options.clientScheme,
   );
   try {
     await member.spawn();

@@ -83,20 +83,31 @@ export class NodeAuth {
   }
 
   /**
-   * Whether the holder of `token` may watch [key, rangeEnd): the whole range must be readable
-   * (`\0` meaning every key from `key` on: GHSA-xg4h-6gfc-h4m8). Answers the user (null while
+   * The caller of a call without a token over a TLS connection whose client certificate was
+   * verified (etcd's AuthInfoFromTLS, used only with --client-cert-auth): the certificate's
+   * common name is the user name, at the store's current auth revision. A name that is no user
+   * is refused later, by the permission checks, as etcd does.
+   */
+  callerOfCommonName(commonName: string): AuthInfo {
+    return { username: commonName, revision: this.store.revision };
+  }
+
+  /**
+   * Whether the caller (resolved from its token or client certificate) may watch
+   * [key, rangeEnd): the whole range must be readable (`\0` meaning every key from `key` on:
+   * GHSA-xg4h-6gfc-h4m8). Answers the user (null while
    * auth is off) or the refusal; an invalid token may watch nothing, as in etcd's
    * isWatchPermitted.
    */
   async authorizeWatch(
-    token: string | undefined,
+    caller: () => AuthInfo | null | Promise<AuthInfo | null>,
     key: Uint8Array,
     rangeEnd: Uint8Array,
   ): Promise<{ username: string | null } | { refusal: EtcdError }> {
     try {
-      const caller = await this.callerOf(token);
-      this.store.isRangePermitted(caller, key, rangeEnd);
-      return { username: this.store.enabled ? caller?.username ?? null : null };
+      const who = await caller();
+      this.store.isRangePermitted(who, key, rangeEnd);
+      return { username: this.store.enabled ? who?.username ?? null : null };
     } catch (e) {
       if (e instanceof EtcdError) return { refusal: e };
       throw e;
