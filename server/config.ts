@@ -351,9 +351,17 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
         `--heartbeat-interval[${heartbeatIntervalMs}ms]`,
     );
   }
-  // Peer TLS options detcd does not implement yet are refused rather than silently ignored: a
-  // revocation list or host name rule that is not enforced would be a false sense of security.
-  for (const flag of ["peer-crl-file", "peer-cert-allowed-hostname"]) {
+  // TLS options detcd does not implement yet are refused rather than silently ignored: a
+  // revocation list, host name rule or cipher restriction that is not enforced would be a false
+  // sense of security.
+  for (
+    const flag of [
+      "peer-crl-file",
+      "peer-cert-allowed-hostname",
+      "client-cert-allowed-hostname",
+      "cipher-suites",
+    ]
+  ) {
     if (get(flag) !== "") throw new ConfigError(`--${flag} is not supported by detcd yet`);
   }
   if (get("peer-auto-tls") === "true") {
