@@ -259,6 +259,9 @@ Deno.test({
       // A --user wins over the certificate.
       { cert: "alice", args: ["--user", "root:rootpw", "get", "/b/x"] },
       { cert: "root", args: ["--user", "alice:alicepw", "get", "/b/x"] },
+      // Watches too: the certificate's user may watch its prefix, not the rest.
+      { cert: "alice", args: ["watch", "/a/k", "--rev", "1"], timeoutMs: 3000 },
+      { cert: "alice", args: ["watch", "/b/x", "--rev", "1"], timeoutMs: 3000 },
       // A CN that is no user.
       { cert: "nobody", args: ["get", "/a/k"] },
       { cert: "root", args: ["auth", "disable"] },
@@ -268,6 +271,8 @@ Deno.test({
     assert.match(outcomes[11], /permission denied/);
     assert.match(outcomes[14], /\/b\/x\n1/);
     assert.match(outcomes[15], /permission denied/);
+    assert.match(outcomes[16], /PUT\n\/a\/k\nv/);
+    assert.doesNotMatch(outcomes[17], /PUT/);
   },
 });
 
