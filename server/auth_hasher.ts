@@ -22,7 +22,7 @@ export type HasherReply =
 
 /** Pool size and bound. */
 export interface WorkerPasswordHasherOptions {
-  /** Worker threads (default: the CPU count minus one, at least 1, at most 4). */
+  /** Worker threads (default: the CPU count, at least 2, at most 4). */
   workers?: number;
   /** Calls queued or running at most before new ones are refused (default 4096). */
   maxPending?: number;
@@ -35,8 +35,10 @@ interface Pending {
 }
 
 function defaultWorkers(): number {
+  // At least two: bcrypt at cost 10 is ~70 ms a check, so one thread caps logins near 14/s on
+  // any machine, while etcd checks on every core (measured: docs/benchmarks.md, "Auth on").
   const cpus = typeof navigator !== "undefined" ? navigator.hardwareConcurrency ?? 2 : 2;
-  return Math.min(4, Math.max(1, cpus - 1));
+  return Math.min(4, Math.max(2, cpus));
 }
 
 /** bcrypt in a pool of workers. Call close() when done: workers keep the process alive. */
