@@ -364,9 +364,6 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
   ) {
     if (get(flag) !== "") throw new ConfigError(`--${flag} is not supported by detcd yet`);
   }
-  if (get("peer-auto-tls") === "true") {
-    throw new ConfigError("--peer-auto-tls is not supported by detcd yet");
-  }
   const maxRequestBytes = int("max-request-bytes");
   if (maxRequestBytes <= 0) throw new ConfigError("--max-request-bytes must be positive");
   return {
@@ -402,6 +399,7 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
       trustedCaFile: get("peer-trusted-ca-file"),
       clientCertAuth: get("peer-client-cert-auth") === "true",
       allowedCn: get("peer-cert-allowed-cn"),
+      autoTls: get("peer-auto-tls") === "true",
     },
     clientTls: {
       certFile: get("cert-file"),

@@ -89,12 +89,13 @@ Deno.test("a bad URL or cluster state is refused", async () => {
   );
 });
 
-Deno.test("peer TLS options detcd does not enforce yet are refused, not ignored", async () => {
+Deno.test("TLS options detcd does not enforce yet are refused, not ignored", async () => {
   for (
     const args of [
       ["--peer-crl-file=/tmp/x.crl"],
       ["--peer-cert-allowed-hostname=host"],
-      ["--peer-auto-tls"],
+      ["--client-cert-allowed-hostname=host"],
+      ["--cipher-suites=TLS_AES_128_GCM_SHA256"],
     ]
   ) {
     const { values } = await resolveConfig(args, {});

@@ -1,4 +1,5 @@
 import { createTokenProvider } from "./auth_tokens.ts";
+import { selfCert, type SelfCertLog } from "./self_cert.ts";
 import { WorkerPasswordHasher } from "./auth_hasher.ts";
 import * as net from "node:net";
 import type { Logger } from "../core/log.ts";
@@ -101,6 +102,12 @@ export function http1Routes(node: EtcdNode): Http1Routes {
 }
 
 /** Opens the member's data dir and starts serving clients (and holding the peer port). */
+/** etcd's SelfCert log lines ("created cert file", "created key file"). */
+function selfCertLogger(logger: Logger): SelfCertLog {
+  return (msg, path) =>
+    logger.info(`transport/listener.go:${msg === "created key file" ? 228 : 207}`, msg, { path });
+}
+
 export async function startServer(
   config: ServerConfig,
   logger: Logger,
@@ -116,6 +123,36 @@ export async function startServer(
   logger.info("embed/etcd.go:117", "configuring peer listeners", {
     "listen-peer-urls": config.listenPeerUrls,
   });
+  const peerFlags = { ...config.peerTls };
+  let peerSelfSigned = false;
+  if (peerFlags.autoTls) {
+    if (peerFlags.certFile !== "" || peerFlags.keyFile !== "") {
+      logger.warn("embed/config.go:807", "ignoring peer auto TLS since certs given");
+    } else {
+      const made = await selfCert(
+        `${config.dataDir}/fixtures/peer`,
+        config.listenPeerUrls,
+        selfCertLogger(logger),
+      );
+      peerFlags.certFile = made.certFile;
+      peerFlags.keyFile = made.keyFile;
+      peerSelfSigned = true;
+    }
+  }
+  const peerTls = loadPeerTls(
+    peerFlags,
+    [...config.listenPeerUrls, ...config.initialAdvertisePeerUrls],
+    (path) => Deno.readFileSync(path),
+    peerSelfSigned,
+  );
+  if (peerTls !== null) {
+    logger.info("embed/etcd.go:476", "starting with peer TLS", {
+      "tls-info": `cert = ${peerFlags.certFile}, key = ${peerFlags.keyFile}, ` +
+        `trusted-ca = ${peerFlags.trustedCaFile}, ` +
+        `client-cert-auth = ${peerFlags.clientCertAuth}, crl-file = `,
+      "cipher-suites": [],
+    });
+  }
   logger.info("embed/etcd.go:127", "configuring client listeners", {
     "listen-client-urls": config.listenClientUrls,
   });
@@ -149,19 +186,6 @@ export async function startServer(
       },
     };
   };
-  const peerTls = loadPeerTls(
-    config.peerTls,
-    [...config.listenPeerUrls, ...config.initialAdvertisePeerUrls],
-    (path) => Deno.readFileSync(path),
-  );
-  if (peerTls !== null) {
-    logger.info("embed/etcd.go:476", "starting with peer TLS", {
-      "tls-info": `cert = ${config.peerTls.certFile}, key = ${config.peerTls.keyFile}, ` +
-        `trusted-ca = ${config.peerTls.trustedCaFile}, ` +
-        `client-cert-auth = ${config.peerTls.clientCertAuth}, crl-file = `,
-      "cipher-suites": [],
-    });
-  }
   const transport = new PeerTransport(handler, logger, peerTls);
   let join: { clusterId: bigint; memberId: bigint } | undefined;
   if (config.initialClusterState === "existing" && !(await EtcdNode.isInitialized(config, disk))) {
@@ -323,7 +347,20 @@ export async function startServer(
  * with etcd's checks and warnings (embed/etcd.go configureClientListeners).
  */
 async function loadClientTls(config: ServerConfig, logger: Logger): Promise<ClientTls | null> {
-  const flags = config.clientTls;
+  const flags = config.clientTls === undefined ? undefined : { ...config.clientTls };
+  if (flags?.autoTls) {
+    if (flags.certFile !== "" || flags.keyFile !== "") {
+      logger.warn("embed/config.go:784", "ignoring client auto TLS since certs given");
+    } else if (config.listenClientUrls.some((u) => u.startsWith("https://"))) {
+      const made = await selfCert(
+        `${config.dataDir}/fixtures/client`,
+        config.listenClientUrls,
+        selfCertLogger(logger),
+      );
+      flags.certFile = made.certFile;
+      flags.keyFile = made.keyFile;
+    }
+  }
   const hasCert = flags !== undefined && (flags.certFile !== "" || flags.keyFile !== "");
   for (const url of config.listenClientUrls) {
     const scheme = new URL(url).protocol;

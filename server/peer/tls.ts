@@ -15,6 +15,8 @@ export interface PeerTlsFlags {
   trustedCaFile: string;
   clientCertAuth: boolean;
   allowedCn: string;
+  /** --peer-auto-tls: a self-signed certificate when no certificate is given. */
+  autoTls: boolean;
 }
 
 /** What the peer listener and the peer clients use; null when peers talk plain TCP. */
@@ -38,6 +40,7 @@ export function loadPeerTls(
   flags: PeerTlsFlags,
   peerUrls: readonly string[],
   readFile: (path: string) => Uint8Array,
+  selfSigned = false,
 ): PeerTls | null {
   const secure = peerUrls.filter((u) => u.startsWith("https://"));
   if (flags.certFile === "" || flags.keyFile === "") {
@@ -69,7 +72,9 @@ export function loadPeerTls(
       ALPNProtocols: ["http/1.1"],
       minVersion: "TLSv1.2",
     },
-    client: { cert, key, ca, rejectUnauthorized: true, minVersion: "TLSv1.2" },
+    // A self-signed certificate (auto TLS) proves nothing about a peer: like etcd, members then
+    // encrypt without verifying each other.
+    client: { cert, key, ca, rejectUnauthorized: !selfSigned, minVersion: "TLSv1.2" },
     allowedCn: flags.allowedCn,
   };
 }
