@@ -78,10 +78,14 @@ export function recoverStorage(
   }
   if (recovery.hardState) {
     const hs = recovery.hardState;
+    // A snapshot holds committed entries only, so the commit index is at least its index even
+    // when a crash lost the hard state written after it (a leader's snapshot is made durable
+    // before the Ready's hard state reaches the WAL); Raft refuses a commit below its snapshot.
+    const snapshotIndex = snapshot?.index ?? 0;
     storage.setHardState({
       term: hs.term,
       vote: hs.vote,
-      commit: Math.min(hs.commit, storage.lastIndex()),
+      commit: Math.max(Math.min(hs.commit, storage.lastIndex()), snapshotIndex),
     });
   }
   return storage;
