@@ -14,11 +14,13 @@ import {
   type CallOptions,
   Code,
   ConnectError,
+  endpointScheme,
   GrpcConnection,
   GrpcError,
   type MethodDesc,
   parseEndpoint,
   type ResponseStream,
+  type TlsOptions,
 } from "./grpc_client.ts";
 import {
   AlarmRequest_AlarmAction,
@@ -199,8 +201,12 @@ export type RetryPolicy = "repeatable" | "nonRepeatable";
 /** Settings of a client, from etcdctl's global flags. */
 export interface ClientConfig {
   endpoints: string[];
-  /** Dial every endpoint with TLS (any TLS flag given), whatever its scheme. */
-  tls?: boolean;
+  /**
+   * clientv3's Config.TLS: set when any TLS flag was given (or --insecure-transport=false). It
+   * secures endpoints without a scheme; an https:// first endpoint gets TLS with the default
+   * roots without it, and an http:// one never gets TLS.
+   */
+  tls?: TlsOptions;
   dialTimeoutMs: number;
   keepaliveTimeMs: number;
   keepaliveTimeoutMs: number;
@@ -226,6 +232,23 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * clientv3's choice of transport credentials: the scheme of the endpoint dialled (the first one
+ * for a balanced client) decides; without a scheme the configured TLS applies, if any.
+ */
+export function processCreds(scheme: string, tls: TlsOptions | undefined): TlsOptions | undefined {
+  switch (scheme) {
+    case "":
+    case "unix":
+      return tls;
+    case "https":
+    case "unixs":
+      return tls ?? {};
+    default:
+      return undefined;
+  }
+}
+
 /** Picks connections for calls: list order preferred, reconnecting on demand. */
 class ConnectionPool {
   readonly #conns: (GrpcConnection | undefined)[];
@@ -242,7 +265,11 @@ class ConnectionPool {
   readonly #cfg: ClientConfig;
   readonly #direct: boolean;
 
+  /** The transport credentials every connection of this pool uses (undefined: plaintext). */
+  readonly #creds: TlsOptions | undefined;
+
   constructor(endpoints: string[], cfg: ClientConfig, direct = false) {
+    this.#creds = processCreds(endpointScheme(endpoints[0] ?? ""), cfg.tls);
     this.#endpoints = endpoints;
     this.#cfg = cfg;
     this.#direct = direct;
@@ -265,11 +292,12 @@ class ConnectionPool {
     // grpc-go gives a connection attempt at least 20s, whatever --dial-timeout says.
     const timeoutMs = Math.max(1, Math.min(MIN_CONNECT_TIMEOUT_MS, deadlineMs - Date.now()));
     const endpoint = parseEndpoint(this.#endpoints[i]);
-    if (this.#cfg.tls) endpoint.secure = true;
+    endpoint.secure = this.#creds !== undefined;
     this.#attempts[i] = GrpcConnection.connect(endpoint, {
       timeoutMs,
       keepaliveTimeMs: this.#cfg.keepaliveTimeMs,
       keepaliveTimeoutMs: this.#cfg.keepaliveTimeoutMs,
+      tls: this.#creds,
     }).then(
       (c) => {
         this.#conns[i] = c;
