@@ -17,6 +17,7 @@ import type { DescMessage, DescMethod, MessageShape } from "@bufbuild/protobuf";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { GrpcCode, type GrpcCodeValue } from "../core/errors.ts";
 import { encodeGrpcFrame, GrpcFrameDecoder } from "../core/wire/mod.ts";
+import { systemRoots } from "./tls_files.ts";
 
 /** gRPC status codes: the table core/errors.ts keeps for the server, under the CLI's names. */
 export const Code = GrpcCode;
@@ -424,6 +425,10 @@ export class GrpcConnection {
       let settled = false;
       const settings = { initialWindowSize: 1 << 24, maxFrameSize: 1 << 20 };
       const tlsOpts = opts.tls ?? {};
+      // Without --cacert Go trusts the system's pool, which node:tls does not read by itself.
+      const roots = endpoint.secure && !tlsOpts.insecureSkipVerify
+        ? tlsOpts.ca ?? systemRoots()
+        : undefined;
       const serverName = tlsOpts.serverName || hostOf(endpoint.authority);
       // The certificate is checked here, after the handshake and before any request, so that
       // a refusal names Go's reason; node:tls's own verdict on the chain is `authorized`.
@@ -436,7 +441,7 @@ export class GrpcConnection {
               host: hostOf(endpoint.authority),
               port: Number(endpoint.authority.slice(endpoint.authority.lastIndexOf(":") + 1)),
               ALPNProtocols: ["h2"],
-              ca: tlsOpts.ca?.length ? tlsOpts.ca : undefined,
+              ca: roots?.length ? roots : undefined,
               cert: tlsOpts.cert,
               key: tlsOpts.key,
               servername: canonicalIp(serverName) === undefined ? serverName : undefined,
@@ -454,7 +459,7 @@ export class GrpcConnection {
                     peer.raw,
                     serverName,
                     // Go's empty pool trusts nothing; node would fall back to its roots.
-                    tlsSocket!.authorized && tlsOpts.ca?.length !== 0,
+                    tlsSocket!.authorized && roots?.length !== 0,
                   );
               } catch (e) {
                 problem = `x509: ${(e as Error).message}`;

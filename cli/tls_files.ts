@@ -60,10 +60,7 @@ export function caBundle(text: string): { certs: string[] } | { error: string } 
   for (const block of pemBlocks(text)) {
     const err = parseCertificateError(block.der);
     if (err !== undefined) return { error: err };
-    const b64 = Buffer.from(block.der).toString("base64").replace(/.{64}/g, "$&\n");
-    certs.push(
-      `-----BEGIN CERTIFICATE-----\n${b64.replace(/\n$/, "")}\n-----END CERTIFICATE-----\n`,
-    );
+    certs.push(certificatePem(block.der));
   }
   return { certs };
 }
@@ -124,4 +121,76 @@ export function keyPairError(certText: string, keyText: string): string | undefi
     return "tls: private key does not match public key";
   }
   return undefined;
+}
+
+/** Go 1.19's certificate bundle files on Linux, the first readable one used. */
+const SYSTEM_CERT_FILES = [
+  "/etc/ssl/certs/ca-certificates.crt",
+  "/etc/pki/tls/certs/ca-bundle.crt",
+  "/etc/ssl/ca-bundle.pem",
+  "/etc/pki/tls/cacert.pem",
+  "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+  "/etc/ssl/cert.pem",
+];
+
+/** Go 1.19's certificate directories on Linux, every file of each read. */
+const SYSTEM_CERT_DIRS = ["/etc/ssl/certs", "/etc/pki/tls/certs", "/system/etc/security/cacerts"];
+
+let systemRootsCache: string[] | undefined;
+
+/** AppendCertsFromPEM: the CERTIFICATE blocks that parse; others are skipped silently. */
+function appendCerts(into: Set<string>, seen: Set<string>, text: string): void {
+  for (const block of pemBlocks(text)) {
+    if (block.type !== "CERTIFICATE") continue;
+    // The bundle and the directory hold the same certificates: parse each one once.
+    const pem = certificatePem(block.der);
+    if (seen.has(pem)) continue;
+    seen.add(pem);
+    if (parseCertificateError(block.der) === undefined) into.add(pem);
+  }
+}
+
+function certificatePem(der: Uint8Array): string {
+  const b64 = Buffer.from(der).toString("base64").replace(/.{64}/g, "$&\n").replace(/\n$/, "");
+  return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
+}
+
+/**
+ * Go's system root pool on Linux (crypto/x509 loadSystemRoots), which a TLS client without
+ * --cacert trusts: SSL_CERT_FILE or the first bundle file found, plus every file in SSL_CERT_DIR
+ * (colon-separated) or the default directories. Read once per process.
+ */
+export function systemRoots(
+  getenv: (key: string) => string | undefined = (key) => Deno.env.get(key),
+): string[] {
+  if (systemRootsCache !== undefined) return systemRootsCache;
+  const certs = new Set<string>();
+  const seen = new Set<string>();
+  const file = getenv("SSL_CERT_FILE");
+  for (const path of file ? [file] : SYSTEM_CERT_FILES) {
+    try {
+      appendCerts(certs, seen, Deno.readTextFileSync(path));
+      break;
+    } catch {
+      // not there: the next candidate
+    }
+  }
+  const dirs = getenv("SSL_CERT_DIR");
+  for (const dir of dirs ? dirs.split(":") : SYSTEM_CERT_DIRS) {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(dir)];
+    } catch {
+      continue;
+    }
+    for (const entry of entries) {
+      try {
+        appendCerts(certs, seen, Deno.readTextFileSync(`${dir}/${entry.name}`));
+      } catch {
+        // unreadable or a directory: Go skips it too
+      }
+    }
+  }
+  systemRootsCache = [...certs];
+  return systemRootsCache;
 }

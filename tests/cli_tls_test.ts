@@ -354,6 +354,15 @@ const WORKING: Step[] = [
     ],
   },
   { args: ["--endpoints={NOAUTH}", "--cacert={CERTS}/ca.crt", "endpoint", "status"] },
+  // Without --cacert the system's roots, which Go reads from SSL_CERT_FILE and SSL_CERT_DIR.
+  {
+    args: ["--endpoints=https://{NOAUTH}", ...FAST, "get", "x", "-w", "json"],
+    env: { SSL_CERT_FILE: "{CERTS}/ca.crt" },
+  },
+  {
+    args: ["--endpoints={NOAUTH}", ...FAST, "--insecure-transport=false", "endpoint", "status"],
+    env: { SSL_CERT_DIR: "{CERTS}" },
+  },
 ];
 
 /** Refused connections: the balancer's summary for most calls, Go's reason for endpoint status. */
@@ -467,6 +476,8 @@ Deno.test({
         assert.equal(out[1].stdout, "foo\nbar\n");
         assert.match(out[14].stdout, /^Snapshot saved at /m);
         assert.equal(out[15].stdout, "foo\nbaz\n");
+        assert.match(out[out.length - 2].stdout, /"header"/);
+        assert.match(out[out.length - 1].stdout, /^127\.0\.0\.1:/);
       });
       await t.step("refusals", async () => {
         const out = await compare(certs, [a, b], shared, REFUSALS);
