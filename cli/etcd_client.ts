@@ -217,6 +217,38 @@ export interface ClientConfig {
   now: () => Date;
 }
 
+/** The stack etcdctl 3.4.23's zap logger attaches to a failed snapshot stream. */
+const SNAPSHOT_STREAM_STACK = [
+  "go.etcd.io/etcd/clientv3.(*Client).streamClientInterceptor.func1",
+  "\tgo.etcd.io/etcd/clientv3/retry_interceptor.go:129",
+  "google.golang.org/grpc.(*ClientConn).NewStream",
+  "\tgoogle.golang.org/grpc/stream.go:148",
+  "google.golang.org/grpc.NewClientStream",
+  "\tgoogle.golang.org/grpc/stream.go:155",
+  "go.etcd.io/etcd/etcdserver/etcdserverpb.(*maintenanceClient).Snapshot",
+  "\tgo.etcd.io/etcd/etcdserver/etcdserverpb/rpc.pb.go:4296",
+  "go.etcd.io/etcd/clientv3.(*retryMaintenanceClient).Snapshot",
+  "\tgo.etcd.io/etcd/clientv3/retry.go:214",
+  "go.etcd.io/etcd/clientv3.(*maintenance).Snapshot",
+  "\tgo.etcd.io/etcd/clientv3/maintenance.go:195",
+  "go.etcd.io/etcd/clientv3/snapshot.(*v3Manager).Save",
+  "\tgo.etcd.io/etcd/clientv3/snapshot/v3_snapshot.go:123",
+  "go.etcd.io/etcd/etcdctl/ctlv3/command.snapshotSaveCommandFunc",
+  "\tgo.etcd.io/etcd/etcdctl/ctlv3/command/snapshot_command.go:113",
+  "github.com/spf13/cobra.(*Command).execute",
+  "\tgithub.com/spf13/cobra/command.go:920",
+  "github.com/spf13/cobra.(*Command).ExecuteC",
+  "\tgithub.com/spf13/cobra/command.go:1044",
+  "github.com/spf13/cobra.(*Command).Execute",
+  "\tgithub.com/spf13/cobra/command.go:968",
+  "go.etcd.io/etcd/etcdctl/ctlv3.Start",
+  "\tgo.etcd.io/etcd/etcdctl/ctlv3/ctl_nocov.go:26",
+  "main.main",
+  "\tgo.etcd.io/etcd/etcdctl/main.go:35",
+  "runtime.main",
+  "\truntime/proc.go:250",
+].join("\n");
+
 const MAX_UNARY_RETRIES = 100;
 const RETRY_BACKOFF_MS = 25;
 const CONNECT_BACKOFF_MS = 1000;
@@ -859,7 +891,25 @@ export class EtcdClient {
    */
   async snapshotStream(opts: RequestOptions = {}): Promise<ResponseStream<SnapshotResponse>> {
     await this.#tokenForStream(opts);
-    const conn = await this.#pickOrThrow(opts);
+    let conn: GrpcConnection;
+    try {
+      conn = await this.#pickOrThrow(opts);
+    } catch (e) {
+      // clientv3 retries Snapshot's stream, so its stream interceptor logs a stream that could
+      // not be opened (no ready connection before the deadline), with zap's stack trace.
+      if (e instanceof EtcdClientError && e.grpc) {
+        this.#cfg.log(
+          zapLine(
+            this.#cfg.now(),
+            "error",
+            "clientv3/retry_interceptor.go:129",
+            "streamer failed to create ClientStream",
+            [["error", e.grpc.toGoString()], ["stacktrace", SNAPSHOT_STREAM_STACK]],
+          ),
+        );
+      }
+      throw e;
+    }
     const stream = conn.bidiStream(Maintenance.method.snapshot, this.#callOptions(opts));
     stream.send(create(SnapshotRequestSchema, {}));
     stream.closeSend();

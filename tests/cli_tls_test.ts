@@ -425,6 +425,16 @@ const REFUSALS: Step[] = [
   { args: ["--endpoints={PLAIN}", ...FAST, "--cacert={CERTS}/ca.crt", "get", "foo"] },
   { args: ["--endpoints={PLAIN}", ...FAST, "--cacert={CERTS}/ca.crt", "endpoint", "status"] },
   { args: ["--endpoints=https://{PLAIN}", ...FAST, "endpoint", "status"] },
+  {
+    args: [
+      "--endpoints={EP}",
+      ...FAST,
+      "--cacert={CERTS}/ca.crt",
+      "snapshot",
+      "save",
+      "{DIR}/s.db",
+    ],
+  },
   // Unusable files: refused before any dial.
   { args: ["--endpoints={EP}", "--cert={CERTS}/junk.pem", "--key={CERTS}/client.key", "get", "a"] },
   { args: ["--endpoints={EP}", "--cert={CERTS}/client.crt", "--key={CERTS}/junk.pem", "get", "a"] },
