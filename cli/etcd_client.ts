@@ -14,11 +14,13 @@ import {
   type CallOptions,
   Code,
   ConnectError,
+  endpointScheme,
   GrpcConnection,
   GrpcError,
   type MethodDesc,
   parseEndpoint,
   type ResponseStream,
+  type TlsOptions,
 } from "./grpc_client.ts";
 import {
   AlarmRequest_AlarmAction,
@@ -199,8 +201,12 @@ export type RetryPolicy = "repeatable" | "nonRepeatable";
 /** Settings of a client, from etcdctl's global flags. */
 export interface ClientConfig {
   endpoints: string[];
-  /** Dial every endpoint with TLS (any TLS flag given), whatever its scheme. */
-  tls?: boolean;
+  /**
+   * clientv3's Config.TLS: set when any TLS flag was given (or --insecure-transport=false). It
+   * secures endpoints without a scheme; an https:// first endpoint gets TLS with the default
+   * roots without it, and an http:// one never gets TLS.
+   */
+  tls?: TlsOptions;
   dialTimeoutMs: number;
   keepaliveTimeMs: number;
   keepaliveTimeoutMs: number;
@@ -210,6 +216,38 @@ export interface ClientConfig {
   log: (line: string) => void;
   now: () => Date;
 }
+
+/** The stack etcdctl 3.4.23's zap logger attaches to a failed snapshot stream. */
+const SNAPSHOT_STREAM_STACK = [
+  "go.etcd.io/etcd/clientv3.(*Client).streamClientInterceptor.func1",
+  "\tgo.etcd.io/etcd/clientv3/retry_interceptor.go:129",
+  "google.golang.org/grpc.(*ClientConn).NewStream",
+  "\tgoogle.golang.org/grpc/stream.go:148",
+  "google.golang.org/grpc.NewClientStream",
+  "\tgoogle.golang.org/grpc/stream.go:155",
+  "go.etcd.io/etcd/etcdserver/etcdserverpb.(*maintenanceClient).Snapshot",
+  "\tgo.etcd.io/etcd/etcdserver/etcdserverpb/rpc.pb.go:4296",
+  "go.etcd.io/etcd/clientv3.(*retryMaintenanceClient).Snapshot",
+  "\tgo.etcd.io/etcd/clientv3/retry.go:214",
+  "go.etcd.io/etcd/clientv3.(*maintenance).Snapshot",
+  "\tgo.etcd.io/etcd/clientv3/maintenance.go:195",
+  "go.etcd.io/etcd/clientv3/snapshot.(*v3Manager).Save",
+  "\tgo.etcd.io/etcd/clientv3/snapshot/v3_snapshot.go:123",
+  "go.etcd.io/etcd/etcdctl/ctlv3/command.snapshotSaveCommandFunc",
+  "\tgo.etcd.io/etcd/etcdctl/ctlv3/command/snapshot_command.go:113",
+  "github.com/spf13/cobra.(*Command).execute",
+  "\tgithub.com/spf13/cobra/command.go:920",
+  "github.com/spf13/cobra.(*Command).ExecuteC",
+  "\tgithub.com/spf13/cobra/command.go:1044",
+  "github.com/spf13/cobra.(*Command).Execute",
+  "\tgithub.com/spf13/cobra/command.go:968",
+  "go.etcd.io/etcd/etcdctl/ctlv3.Start",
+  "\tgo.etcd.io/etcd/etcdctl/ctlv3/ctl_nocov.go:26",
+  "main.main",
+  "\tgo.etcd.io/etcd/etcdctl/main.go:35",
+  "runtime.main",
+  "\truntime/proc.go:250",
+].join("\n");
 
 const MAX_UNARY_RETRIES = 100;
 const RETRY_BACKOFF_MS = 25;
@@ -224,6 +262,23 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       resolve();
     });
   });
+}
+
+/**
+ * clientv3's choice of transport credentials: the scheme of the endpoint dialled (the first one
+ * for a balanced client) decides; without a scheme the configured TLS applies, if any.
+ */
+export function processCreds(scheme: string, tls: TlsOptions | undefined): TlsOptions | undefined {
+  switch (scheme) {
+    case "":
+    case "unix":
+      return tls;
+    case "https":
+    case "unixs":
+      return tls ?? {};
+    default:
+      return undefined;
+  }
 }
 
 /** Picks connections for calls: list order preferred, reconnecting on demand. */
@@ -242,7 +297,11 @@ class ConnectionPool {
   readonly #cfg: ClientConfig;
   readonly #direct: boolean;
 
+  /** The transport credentials every connection of this pool uses (undefined: plaintext). */
+  readonly #creds: TlsOptions | undefined;
+
   constructor(endpoints: string[], cfg: ClientConfig, direct = false) {
+    this.#creds = processCreds(endpointScheme(endpoints[0] ?? ""), cfg.tls);
     this.#endpoints = endpoints;
     this.#cfg = cfg;
     this.#direct = direct;
@@ -265,11 +324,12 @@ class ConnectionPool {
     // grpc-go gives a connection attempt at least 20s, whatever --dial-timeout says.
     const timeoutMs = Math.max(1, Math.min(MIN_CONNECT_TIMEOUT_MS, deadlineMs - Date.now()));
     const endpoint = parseEndpoint(this.#endpoints[i]);
-    if (this.#cfg.tls) endpoint.secure = true;
+    endpoint.secure = this.#creds !== undefined;
     this.#attempts[i] = GrpcConnection.connect(endpoint, {
       timeoutMs,
       keepaliveTimeMs: this.#cfg.keepaliveTimeMs,
       keepaliveTimeoutMs: this.#cfg.keepaliveTimeoutMs,
+      tls: this.#creds,
     }).then(
       (c) => {
         this.#conns[i] = c;
@@ -831,7 +891,25 @@ export class EtcdClient {
    */
   async snapshotStream(opts: RequestOptions = {}): Promise<ResponseStream<SnapshotResponse>> {
     await this.#tokenForStream(opts);
-    const conn = await this.#pickOrThrow(opts);
+    let conn: GrpcConnection;
+    try {
+      conn = await this.#pickOrThrow(opts);
+    } catch (e) {
+      // clientv3 retries Snapshot's stream, so its stream interceptor logs a stream that could
+      // not be opened (no ready connection before the deadline), with zap's stack trace.
+      if (e instanceof EtcdClientError && e.grpc) {
+        this.#cfg.log(
+          zapLine(
+            this.#cfg.now(),
+            "error",
+            "clientv3/retry_interceptor.go:129",
+            "streamer failed to create ClientStream",
+            [["error", e.grpc.toGoString()], ["stacktrace", SNAPSHOT_STREAM_STACK]],
+          ),
+        );
+      }
+      throw e;
+    }
     const stream = conn.bidiStream(Maintenance.method.snapshot, this.#callOptions(opts));
     stream.send(create(SnapshotRequestSchema, {}));
     stream.closeSend();

@@ -1,5 +1,6 @@
 /**
- * A minimal gRPC client over `node:http2`, written for detcdctl: h2c to http:// endpoints,
+ * A minimal gRPC client over `node:http2`, written for detcdctl: h2c or TLS (ALPN h2, CA bundle,
+ * client certificate, server certificate checked with Go's rules and reported in Go's words),
  * unary calls, server streaming and bidirectional streaming (watch, lease keep-alive),
  * 5-byte length-prefixed framing, status from trailers or trailers-only responses, deadlines,
  * metadata headers (the auth `token`), and keepalive pings. Messages are protobuf-es schemas.
@@ -10,10 +11,13 @@
  */
 
 import * as http2 from "node:http2";
+import * as tls from "node:tls";
+import { X509Certificate } from "node:crypto";
 import type { DescMessage, DescMethod, MessageShape } from "@bufbuild/protobuf";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { GrpcCode, type GrpcCodeValue } from "../core/errors.ts";
 import { encodeGrpcFrame, GrpcFrameDecoder } from "../core/wire/mod.ts";
+import { systemRoots } from "./tls_files.ts";
 
 /** gRPC status codes: the table core/errors.ts keeps for the server, under the CLI's names. */
 export const Code = GrpcCode;
@@ -64,6 +68,16 @@ export interface Endpoint {
   secure: boolean;
 }
 
+/**
+ * The scheme of an endpoint as clientv3's ParseEndpoint reads it: "" without "://" (or when Go's
+ * url.Parse would refuse it), else the URL scheme, lower-cased.
+ */
+export function endpointScheme(ep: string): string {
+  if (!ep.includes("://")) return "";
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(ep);
+  return m ? m[1].toLowerCase() : "";
+}
+
 /** Parses an etcdctl endpoint: "host:port", "http://host:port" or "https://host:port". */
 export function parseEndpoint(ep: string): Endpoint {
   const m = /^(https?):\/\/([^/]*)/.exec(ep);
@@ -72,18 +86,23 @@ export function parseEndpoint(ep: string): Endpoint {
   return { authority: ep, secure: false };
 }
 
-/** Why a connection attempt failed: the dial itself, or the peer closing before HTTP/2 setup. */
+/**
+ * Why a connection attempt failed: the dial itself, the TLS handshake (or the check of the
+ * server's certificate), or the peer closing before HTTP/2 setup.
+ */
 export class ConnectError extends Error {
-  constructor(readonly kind: "dial" | "closed", message: string) {
+  constructor(readonly kind: "dial" | "handshake" | "closed", message: string) {
     super(message);
     this.name = "ConnectError";
   }
 
   /** The text grpc-go's balancer reports for this failure ("latest balancer error: ..."). */
   balancerText(): string {
-    return this.kind === "closed"
-      ? "connection closed"
-      : `connection error: desc = "transport: Error while dialing ${this.message}"`;
+    if (this.kind === "closed") return "connection closed";
+    if (this.kind === "handshake") {
+      return `connection error: desc = "transport: authentication handshake failed: ${this.message}"`;
+    }
+    return `connection error: desc = "transport: Error while dialing ${this.message}"`;
   }
 }
 
@@ -95,6 +114,124 @@ export interface ConnectOptions {
   keepaliveTimeMs?: number;
   /** Close the connection if a ping is not answered within this long. */
   keepaliveTimeoutMs?: number;
+  /** TLS settings for a secure endpoint (none: the default roots and no client certificate). */
+  tls?: TlsOptions;
+}
+
+/** What Go's tls.Config holds for etcdctl: roots, client certificate, verification. */
+export interface TlsOptions {
+  /** PEM CA certificates that replace the default roots (an empty list trusts nothing). */
+  ca?: string[];
+  /** PEM client certificate and key, presented when the server asks. */
+  cert?: string;
+  key?: string;
+  /** Accept any server certificate (--insecure-skip-tls-verify). */
+  insecureSkipVerify?: boolean;
+  /** The name the server's certificate must hold; default the endpoint's host. */
+  serverName?: string;
+}
+
+/** The host of "host:port" (brackets of an IPv6 literal removed), as net.SplitHostPort. */
+export function hostOf(authority: string): string {
+  const m = /^\[([^\]]*)\]:[^:]*$/.exec(authority) ?? /^([^:]*):[^:]*$/.exec(authority);
+  return m ? m[1] : authority;
+}
+
+/** Canonical text of an IP address, or undefined when `s` is not one (Go's net.ParseIP). */
+function canonicalIp(s: string): string | undefined {
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(s)) {
+    return s.split(".").every((p) => Number(p) <= 255 && (p === "0" || !p.startsWith("0")))
+      ? s
+      : undefined;
+  }
+  if (!s.includes(":")) return undefined;
+  try {
+    return new URL(`http://[${s}]/`).hostname.slice(1, -1);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Go's time.RFC3339 in the local zone (seconds, "Z" for UTC). */
+function goRfc3339(ms: number, utc: boolean): string {
+  const offMin = utc ? 0 : -new Date(ms).getTimezoneOffset();
+  const d = new Date(ms + offMin * 60_000);
+  const base = d.toISOString().slice(0, 19);
+  if (offMin === 0) return `${base}Z`;
+  const sign = offMin < 0 ? "-" : "+";
+  const a = Math.abs(offMin);
+  return `${base}${sign}${String(Math.floor(a / 60)).padStart(2, "0")}:${
+    String(a % 60).padStart(2, "0")
+  }`;
+}
+
+/** crypto/x509's matchHostnames: label by label, a leading "*" label matching any one label. */
+function matchHostnames(pattern: string, host: string): boolean {
+  pattern = pattern.toLowerCase().replace(/\.$/, "");
+  host = host.toLowerCase().replace(/\.$/, "");
+  if (pattern === "" || host === "") return false;
+  const p = pattern.split(".");
+  const h = host.split(".");
+  if (p.length !== h.length) return false;
+  return p.every((label, i) => (i === 0 && label === "*") || label === h[i]);
+}
+
+/**
+ * The server certificate check of Go's crypto/tls as etcdctl (Go 1.19) runs it, in its order and
+ * words: the leaf's validity period, then the host name (IP SANs for an address, DNS SANs for a
+ * name; never the Common Name), then the chain to the roots (which node:tls verified, reported in
+ * `authorized`). Returns Go's error text, or undefined when the certificate is accepted.
+ */
+export function goVerifyServerCertificate(
+  leafDer: Uint8Array,
+  serverName: string,
+  chainTrusted: boolean,
+  nowMs: number = Date.now(),
+): string | undefined {
+  const leaf = new X509Certificate(leafDer);
+  const notBefore = Date.parse(leaf.validFrom);
+  const notAfter = Date.parse(leaf.validTo);
+  const prefix = "x509: certificate has expired or is not yet valid: ";
+  if (nowMs < notBefore) {
+    return `${prefix}current time ${goRfc3339(nowMs, false)} is before ${
+      goRfc3339(notBefore, true)
+    }`;
+  }
+  if (nowMs > notAfter) {
+    return `${prefix}current time ${goRfc3339(nowMs, false)} is after ${goRfc3339(notAfter, true)}`;
+  }
+  const sans = leaf.subjectAltName === undefined
+    ? undefined
+    : leaf.subjectAltName.split(", ").map((e) => e.trim());
+  const ips = (sans ?? []).filter((e) => e.startsWith("IP Address:")).map((e) =>
+    canonicalIp(e.slice("IP Address:".length)) ?? e.slice("IP Address:".length)
+  );
+  const dns = (sans ?? []).filter((e) => e.startsWith("DNS:")).map((e) => e.slice(4));
+  let candidate = serverName;
+  if (candidate.length >= 3 && candidate.startsWith("[") && candidate.endsWith("]")) {
+    candidate = candidate.slice(1, -1);
+  }
+  const ip = canonicalIp(candidate);
+  const matched = ip !== undefined
+    ? ips.includes(ip)
+    : dns.some((pattern) => matchHostnames(pattern, serverName));
+  if (!matched) {
+    const host = ip !== undefined ? candidate : serverName;
+    const cn = /(?:^|\n)CN=([^\n]*)/.exec(leaf.subject)?.[1] ?? "";
+    if (sans === undefined && matchHostnames(cn, host)) {
+      return "x509: certificate relies on legacy Common Name field, use SANs instead";
+    }
+    if (ip !== undefined && ips.length === 0) {
+      return `x509: cannot validate certificate for ${host} because it doesn't contain any IP SANs`;
+    }
+    const valid = (ip !== undefined ? ips : dns).join(", ");
+    if (valid === "") {
+      return `x509: certificate is not valid for any names, but wanted to match ${host}`;
+    }
+    return `x509: certificate is valid for ${valid}, not ${host}`;
+  }
+  if (!chainTrusted) return "x509: certificate signed by unknown authority";
+  return undefined;
 }
 
 /**
@@ -284,16 +421,55 @@ export class GrpcConnection {
    * ConnectError saying how the attempt failed.
    */
   static connect(endpoint: Endpoint, opts: ConnectOptions): Promise<GrpcConnection> {
-    if (endpoint.secure) {
-      return Promise.reject(
-        new ConnectError("dial", `tls: TLS endpoints are not supported by detcdctl yet`),
-      );
-    }
     return new Promise((resolve, reject) => {
       let settled = false;
-      const session = http2.connect(`http://${endpoint.authority}`, {
-        settings: { initialWindowSize: 1 << 24, maxFrameSize: 1 << 20 },
-      });
+      const settings = { initialWindowSize: 1 << 24, maxFrameSize: 1 << 20 };
+      const tlsOpts = opts.tls ?? {};
+      // Without --cacert Go trusts the system's pool, which node:tls does not read by itself.
+      const roots = endpoint.secure && !tlsOpts.insecureSkipVerify
+        ? tlsOpts.ca ?? systemRoots()
+        : undefined;
+      const serverName = tlsOpts.serverName || hostOf(endpoint.authority);
+      // The certificate is checked here, after the handshake and before any request, so that
+      // a refusal names Go's reason; node:tls's own verdict on the chain is `authorized`.
+      let tlsSocket: tls.TLSSocket | undefined;
+      const session = endpoint.secure
+        ? http2.connect(`https://${endpoint.authority}`, {
+          settings,
+          createConnection: () => {
+            tlsSocket = tls.connect({
+              host: hostOf(endpoint.authority),
+              port: Number(endpoint.authority.slice(endpoint.authority.lastIndexOf(":") + 1)),
+              ALPNProtocols: ["h2"],
+              ca: roots?.length ? roots : undefined,
+              cert: tlsOpts.cert,
+              key: tlsOpts.key,
+              servername: canonicalIp(serverName) === undefined ? serverName : undefined,
+              rejectUnauthorized: false,
+              checkServerIdentity: () => undefined,
+            });
+            tlsSocket.once("secureConnect", () => {
+              if (opts.tls?.insecureSkipVerify) return;
+              let problem: string | undefined;
+              try {
+                const peer = tlsSocket!.getPeerCertificate(true);
+                problem = peer?.raw === undefined
+                  ? "tls: server sent no certificate"
+                  : goVerifyServerCertificate(
+                    peer.raw,
+                    serverName,
+                    // Go's empty pool trusts nothing; node would fall back to its roots.
+                    tlsSocket!.authorized && roots?.length !== 0,
+                  );
+              } catch (e) {
+                problem = `x509: ${(e as Error).message}`;
+              }
+              if (problem !== undefined) fail(new ConnectError("handshake", problem));
+            });
+            return tlsSocket;
+          },
+        })
+        : http2.connect(`http://${endpoint.authority}`, { settings });
       const fail = (e: ConnectError) => {
         if (settled) return;
         settled = true;
@@ -328,8 +504,12 @@ export class GrpcConnection {
           fail(new ConnectError("closed", "connection closed"));
           return;
         }
-        const what = e.code === "ECONNREFUSED" ? "connect: connection refused" : e.message;
-        fail(new ConnectError("dial", `dial tcp ${endpoint.authority}: ${what}`));
+        if (e.code === "ECONNREFUSED" || !endpoint.secure) {
+          const what = e.code === "ECONNREFUSED" ? "connect: connection refused" : e.message;
+          fail(new ConnectError("dial", `dial tcp ${endpoint.authority}: ${what}`));
+          return;
+        }
+        fail(new ConnectError("handshake", goHandshakeErrorText(e)));
       });
       session.once("close", () => fail(new ConnectError("closed", "connection closed")));
     });
@@ -433,7 +613,7 @@ export class GrpcConnection {
     }
     const headers: http2.OutgoingHttpHeaders = {
       ":method": "POST",
-      ":scheme": "http",
+      ":scheme": this.endpoint.secure ? "https" : "http",
       ":path": `/${method.parent.typeName}/${method.name}`,
       ":authority": this.endpoint.authority,
       "content-type": "application/grpc",
@@ -563,6 +743,21 @@ export class GrpcConnection {
     const cancel = () => fail(new GrpcError(Code.Canceled, "context canceled"));
     return bidiFromQueue(queue, send, closeSend, cancel);
   }
+}
+
+/**
+ * Go's text for a TLS handshake that failed before it completed: a peer that hangs up reads as
+ * EOF; a peer that answers with something other than TLS (a plain HTTP/2 server) as Go's
+ * complaint about the first record.
+ */
+function goHandshakeErrorText(e: Error & { code?: string }): string {
+  if (e.code === "ECONNRESET" || e.code === "EPIPE" || /disconnected|EOF/i.test(e.message)) {
+    return "EOF";
+  }
+  if (/WRONG_VERSION|record|InvalidContentType|CorruptMessage/i.test(`${e.code} ${e.message}`)) {
+    return "tls: first record does not look like a TLS handshake";
+  }
+  return e.message;
 }
 
 function bidiFromQueue<I, O>(

@@ -4,11 +4,14 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   Code,
   decodeGrpcMessage,
+  endpointScheme,
   FrameDecoder,
   GrpcConnection,
   GrpcError,
+  hostOf,
   parseEndpoint,
 } from "./grpc_client.ts";
+import { processCreds } from "./etcd_client.ts";
 import { encodeGrpcFrame } from "../core/wire/mod.ts";
 import {
   CompactionRequestSchema,
@@ -210,4 +213,24 @@ Deno.test("GrpcConnection.connect reports refused connections like Go's dialer",
     GrpcConnection.connect(parseEndpoint(`127.0.0.1:${port}`), { timeoutMs: 2000 }),
     { message: `dial tcp 127.0.0.1:${port}: connect: connection refused` },
   );
+});
+
+Deno.test("endpointScheme and hostOf read endpoints as clientv3 and net.SplitHostPort do", () => {
+  assert.equal(endpointScheme("127.0.0.1:2379"), "");
+  assert.equal(endpointScheme("https://127.0.0.1:2379"), "https");
+  assert.equal(endpointScheme("HTTP://h:1"), "http");
+  assert.equal(endpointScheme("unixs://sock"), "unixs");
+  assert.equal(hostOf("127.0.0.1:2379"), "127.0.0.1");
+  assert.equal(hostOf("[::1]:2379"), "::1");
+  assert.equal(hostOf("localhost"), "localhost");
+});
+
+Deno.test("processCreds: the scheme decides, a bare endpoint takes the configured TLS", () => {
+  const tls = { ca: ["x"] };
+  assert.equal(processCreds("", tls), tls);
+  assert.equal(processCreds("", undefined), undefined);
+  assert.equal(processCreds("https", tls), tls);
+  assert.deepEqual(processCreds("https", undefined), {});
+  assert.equal(processCreds("http", tls), undefined);
+  assert.equal(processCreds("ftp", tls), undefined);
 });

@@ -6,6 +6,8 @@
 
 import type { Command } from "../command.ts";
 import { EtcdClient, type EtcdClientError } from "../etcd_client.ts";
+import type { TlsOptions } from "../grpc_client.ts";
+import { caBundle, keyPairError } from "../tls_files.ts";
 import type { FlagSet } from "../flags.ts";
 import { type CliIo, ExitCode, ExitSignal } from "../io.ts";
 import { goErrnoText } from "../go_format.ts";
@@ -85,7 +87,7 @@ export interface ClientSettings {
   auth?: { username: string; password: string };
 }
 
-/** TLS settings (accepted now; TLS itself comes later). */
+/** TLS settings (secureCfg). */
 export interface SecureSettings {
   cert: string;
   key: string;
@@ -395,9 +397,9 @@ function nsToMs(ns: bigint): number {
   return Number(ns / 1_000_000n);
 }
 
-function readableFile(session: Session, path: string): void {
+function readFileOrExit(session: Session, path: string): string {
   try {
-    Deno.readFileSync(path);
+    return new TextDecoder().decode(Deno.readFileSync(path));
   } catch (e) {
     session.exitWithError(ExitCode.BadArgs, `open ${path}: ${goErrnoText(e)}`);
   }
@@ -405,11 +407,12 @@ function readableFile(session: Session, path: string): void {
 
 /**
  * newClientCfg: validates the TLS settings like transport.TLSInfo does and builds an
- * unconnected client; exits on errors. Any TLS setting makes every connection TLS.
+ * unconnected client; exits on errors. Any TLS setting gives the client a TLS configuration
+ * (which endpoints use it follows clientv3's scheme rule, see etcd_client.ts processCreds).
  */
 export function buildClient(session: Session, s: ClientSettings): EtcdClient {
   const sec = s.secure;
-  let tls = false;
+  let tls: TlsOptions | undefined;
   if (sec.cert !== "" || sec.key !== "") {
     if (sec.cert === "" || sec.key === "") {
       session.exitWithError(
@@ -417,15 +420,22 @@ export function buildClient(session: Session, s: ClientSettings): EtcdClient {
         `KeyFile and CertFile must both be present[key: ${sec.key}, cert: ${sec.cert}]`,
       );
     }
-    readableFile(session, sec.cert);
-    readableFile(session, sec.key);
-    tls = true;
+    const cert = readFileOrExit(session, sec.cert);
+    const key = readFileOrExit(session, sec.key);
+    const problem = keyPairError(cert, key);
+    if (problem !== undefined) session.exitWithError(ExitCode.BadArgs, problem);
+    tls = { cert, key };
   }
   if (sec.cacert !== "") {
-    readableFile(session, sec.cacert);
-    tls = true;
+    const bundle = caBundle(readFileOrExit(session, sec.cacert));
+    if ("error" in bundle) session.exitWithError(ExitCode.BadArgs, bundle.error);
+    tls = { ...tls, ca: bundle.certs };
   }
-  if (sec.serverName !== "" || !sec.insecureTransport) tls = true;
+  if (sec.serverName !== "") tls = { ...tls, serverName: sec.serverName };
+  // An empty tls.Config when --insecure-transport=false asks for TLS without any file.
+  if (tls === undefined && !sec.insecureTransport) tls = {};
+  // --insecure-skip-tls-verify only counts when TLS is configured at all.
+  if (tls !== undefined && sec.insecureSkipVerify) tls.insecureSkipVerify = true;
   if (s.endpoints.length < 1) {
     session.exitWithError(
       ExitCode.BadConnection,
