@@ -19,6 +19,7 @@ import {
   type MemberKind,
   startMember,
   type StartMemberOptions,
+  TEST_TLS,
 } from "./harness.ts";
 
 /** Options of {@link startCluster}. */
@@ -44,7 +45,7 @@ export interface StartClusterOptions {
 
 /** A member of a test cluster: a {@link Member} plus its peer URL. */
 export interface ClusterMember extends Member {
-  /** `http://127.0.0.1:<peerPort>`, advertised and listened on. */
+  /** `http://127.0.0.1:<peerPort>` (https in TLS mode), advertised and listened on. */
   readonly peerUrl: string;
 }
 
@@ -121,7 +122,7 @@ class ProcessCluster implements Cluster {
   }
 }
 
-function asClusterMember(member: Member, scheme = "http"): ClusterMember {
+function asClusterMember(member: Member, scheme = TEST_TLS ? "https" : "http"): ClusterMember {
   return Object.assign(member, { peerUrl: `${scheme}://127.0.0.1:${member.peerPort}` });
 }
 
@@ -163,7 +164,7 @@ async function startClusterOnce(options: StartClusterOptions): Promise<Cluster> 
     clientPort: freePort(),
     peerPort: freePort(),
   }));
-  const scheme = options.peerScheme ?? "http";
+  const scheme = options.peerScheme ?? (TEST_TLS ? "https" : "http");
   const initialCluster = planned.map((p) => `${p.name}=${scheme}://127.0.0.1:${p.peerPort}`)
     .join(",");
   const started = await Promise.allSettled(planned.map((p) =>

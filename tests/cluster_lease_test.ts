@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals } from "../core/testing.ts";
 import { startCluster } from "./cluster_harness.ts";
-import { KvClient, type Member, requireDetcd, runCtl } from "./harness.ts";
+import { KvClient, type Member, requireDetcd, runCtl, tlsCtlEnv } from "./harness.ts";
 
 const detcd = requireDetcd();
 
@@ -71,6 +71,7 @@ Deno.test({
       // etcdctl keeps the lease alive through a follower (every TTL/3 s).
       keeper = new Deno.Command("etcdctl", {
         args: [`--endpoints=${f1.endpoint}`, "lease", "keep-alive", kept],
+        env: tlsCtlEnv(),
         stdout: "piped",
         stderr: "piped",
       }).spawn();

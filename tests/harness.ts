@@ -81,6 +81,99 @@ function envFlag(name: string): boolean {
 }
 
 /**
+ * DETCD_TEST_TLS=1 runs every member on TLS, client and peer ports alike (etcd and detcd with the
+ * same certificates), and every CLI with `ETCDCTL_CACERT`: the conformance suites run once in
+ * this mode in CI, so each scenario is also checked over TLS. Peers verify each other's client
+ * certificates; clients present none (with --client-cert-auth the certificate's CN would become
+ * the user and change what the auth scenarios expect).
+ */
+export const TEST_TLS: boolean = envFlag("DETCD_TEST_TLS");
+
+let testTlsDir: string | null = null;
+
+/** The certificates of TLS mode (made once per test process with openssl): ca, member. */
+export function testTlsFiles(): { dir: string; ca: string; cert: string; key: string } {
+  if (testTlsDir === null) {
+    const dir = Deno.makeTempDirSync({ prefix: "detcd-test-tls-" });
+    const run = (args: string[]) => {
+      const out = new Deno.Command("openssl", { args, cwd: dir, stderr: "piped" }).outputSync();
+      if (!out.success) {
+        throw new Error(`openssl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+      }
+    };
+    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    run([
+      "req",
+      "-x509",
+      ...ec,
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.crt",
+      "-days",
+      "3",
+      "-subj",
+      "/CN=detcd-test-ca",
+    ]);
+    run(["req", ...ec, "-keyout", "member.key", "-out", "member.csr", "-subj", "/CN=member"]);
+    Deno.writeTextFileSync(
+      `${dir}/member.ext`,
+      "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+    );
+    run([
+      "x509",
+      "-req",
+      "-in",
+      "member.csr",
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-out",
+      "member.crt",
+      "-days",
+      "3",
+      "-extfile",
+      "member.ext",
+    ]);
+    testTlsDir = dir;
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch {
+        // already gone
+      }
+    });
+  }
+  const dir = testTlsDir;
+  return { dir, ca: `${dir}/ca.crt`, cert: `${dir}/member.crt`, key: `${dir}/member.key` };
+}
+
+/** The environment a CLI started outside runCtl needs in TLS mode (ETCDCTL_CACERT). */
+export function tlsCtlEnv(): Record<string, string> {
+  return TEST_TLS ? { ETCDCTL_CACERT: testTlsFiles().ca } : {};
+}
+
+/** The server flags of TLS mode. */
+function testTlsArgs(): string[] {
+  const f = testTlsFiles();
+  return [
+    "--cert-file",
+    f.cert,
+    "--key-file",
+    f.key,
+    "--peer-cert-file",
+    f.cert,
+    "--peer-key-file",
+    f.key,
+    "--peer-trusted-ca-file",
+    f.ca,
+    "--peer-client-cert-auth",
+  ];
+}
+
+/**
  * Decides whether tests that need the reference etcd/etcdctl run. When they are missing, tests are
  * ignored (and say why) unless DETCD_REQUIRE_REFERENCE=1, in which case they run and fail at once
  * through {@link assertReference}: CI must never pass by silently skipping the comparison.
@@ -176,6 +269,7 @@ function childEnv(extra: Record<string, string> = {}): Record<string, string> {
     env[key] = value;
   }
   env.NO_COLOR = "1";
+  if (TEST_TLS) env.ETCDCTL_CACERT = testTlsFiles().ca;
   return { ...env, ...extra };
 }
 
@@ -457,8 +551,10 @@ export async function startMember(options: StartMemberOptions): Promise<Member> 
   const dataDir = options.dataDir ?? `${tempDir}/data`;
   const clientPort = options.clientPort ?? freePort();
   const peerPort = options.peerPort ?? freePort();
-  const clientUrl = `${options.clientScheme ?? "http"}://127.0.0.1:${clientPort}`;
-  const listenPeerUrl = `${options.peerScheme ?? "http"}://127.0.0.1:${peerPort}`;
+  const defaultScheme = TEST_TLS ? "https" : "http";
+  const clientScheme = options.clientScheme ?? defaultScheme;
+  const clientUrl = `${clientScheme}://127.0.0.1:${clientPort}`;
+  const listenPeerUrl = `${options.peerScheme ?? defaultScheme}://127.0.0.1:${peerPort}`;
   const advertisePeerUrl = options.advertisePeerUrl ?? listenPeerUrl;
   const args = [
     "--name",
@@ -481,6 +577,7 @@ export async function startMember(options: StartMemberOptions): Promise<Member> 
     ...(options.initialClusterToken
       ? ["--initial-cluster-token", options.initialClusterToken]
       : []),
+    ...(TEST_TLS ? testTlsArgs() : []),
     ...(options.extraArgs ?? []),
   ];
   const member = new ProcessMember(
@@ -493,7 +590,7 @@ export async function startMember(options: StartMemberOptions): Promise<Member> 
     tempDir,
     options.readyTimeoutMs ?? (options.kind === "etcd" ? 30_000 : 60_000),
     options.env ?? {},
-    options.clientScheme,
+    clientScheme,
   );
   try {
     await member.spawn();
@@ -888,7 +985,9 @@ export class KvClient {
   private closed = false;
 
   constructor(readonly endpoint: string) {
-    this.session = http2.connect(`http://${endpoint}`);
+    this.session = TEST_TLS
+      ? http2.connect(`https://${endpoint}`, { ca: Deno.readTextFileSync(testTlsFiles().ca) })
+      : http2.connect(`http://${endpoint}`);
     this.session.on("error", () => {
       // surfaced per call
     });

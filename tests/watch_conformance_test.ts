@@ -19,6 +19,7 @@ import {
   SHARED_MEMBER_NAME,
   SHARED_PEER_URL,
   startMember,
+  tlsCtlEnv,
 } from "./harness.ts";
 
 const reference = requireReference();
@@ -41,6 +42,7 @@ async function watchOutput(
 ): Promise<string> {
   const child = new Deno.Command("etcdctl", {
     args: [`--endpoints=${member.endpoint}`, "watch", ...args],
+    env: tlsCtlEnv(),
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
