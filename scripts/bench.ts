@@ -4,7 +4,7 @@
  * detcd/etcd ratio against the targets: throughput at least 0.7x etcd's, p99 latency at most 2x.
  *
  * Usage: deno task bench [--only etcd|detcd] [--quick] [--cold] [--rounds N] [--auth]
- *   [--filter TEXT] [--json FILE]
+ *   [--tls | --mtls] [--filter TEXT] [--json FILE]
  *
  * --filter TEXT runs only the workloads whose name contains TEXT (e.g. `--filter burst`).
  *
@@ -22,6 +22,18 @@
  * calls at once (200 clients, one call each); the burst should raise detcd's put p99 by at most
  * 1.5x. Both members' burst factors are shown; per member, the round with the median factor is shown.
  *
+ * --tls measures over client TLS (issue 11): certificates are made once with openssl into a temp dir
+ * (a CA, a server certificate with 127.0.0.1/localhost SANs, a client certificate; ECDSA P-256);
+ * both members serve an https:// client URL with the same `--cert-file --key-file`, and ebench
+ * trusts the CA (`-cacert`). --mtls adds client-certificate auth: `--trusted-ca-file
+ * --client-cert-auth` on both members, ebench presents the client certificate (`-cert -key`). The
+ * plan: put and range with 50 clients (target: at least 1.0x etcd's throughput), and the rate of
+ * new TLS connections, measured against etcd without a target, by scripts/tls_handshake (Go,
+ * standard library, built into .bench/): 16 dialers, each connection a full handshake with ALPN h2
+ * and then closed; a second workload also sends the HTTP/2 preface and waits for the server's
+ * SETTINGS frame, so that the server's side of the handshake (and its HTTP/2 set-up) is finished
+ * before the connection counts. --tls/--mtls combine with --auth (the auth plan over TLS).
+ *
  * ebench comes from DETCD_EBENCH (a built binary), else .bench/ebench, else it is built there with
  * build.sh from DETCD_EBENCH_SRC (default ../shared/bench next to the repository; needs Debian's
  * golang-go and golang-etcd-server-dev). Members are single, fresh, on loopback; workloads run one
@@ -30,9 +42,25 @@
 
 import { type Member, type MemberKind, runCtl, startMember } from "../tests/harness.ts";
 import { ebenchPath, type EbenchResult, runEbench as ebenchRun } from "./_ebench.ts";
+import {
+  type BenchCertificates,
+  clientTlsFlags,
+  etcdctlTlsFlags,
+  handshakePath,
+  makeBenchCertificates,
+  memberTlsFlags,
+  runHandshake,
+  type TlsMode,
+} from "./_tls_bench.ts";
+
+/** Client flags every ebench and tls_handshake run gets (the TLS ones under --tls/--mtls). */
+const clientFlags: string[] = [];
+
+/** etcdctl flags for the members (the TLS ones under --tls/--mtls). */
+const ctlFlags: string[] = [];
 
 function runEbench(ebench: string, member: Member, args: string[]): Promise<EbenchResult> {
-  return ebenchRun(ebench, member.endpoint, args, member.kind);
+  return ebenchRun(ebench, member.endpoint, [...args, ...clientFlags], member.kind);
 }
 
 /** A workload and how its ratio is judged. */
@@ -42,10 +70,13 @@ interface Workload {
   /**
    * "throughput": detcd/etcd qps should be ≥ target; "latency": detcd/etcd p99 should be ≤ target;
    * "burst": the put workload in `args` runs alone, then again during {@link BURST_ARGS}, and detcd's
-   * p99 under the burst over its p99 alone should be ≤ target.
+   * p99 under the burst over its p99 alone should be ≤ target; "rate": detcd/etcd throughput is
+   * shown without a target.
    */
-  judge: "throughput" | "latency" | "burst";
+  judge: "throughput" | "latency" | "burst" | "rate";
   target: number;
+  /** What runs the workload: ebench (default) or scripts/tls_handshake. */
+  tool?: "ebench" | "handshake";
 }
 
 interface Options {
@@ -56,6 +87,8 @@ interface Options {
   rounds: number;
   /** Authentication on, the load generator logged in (see the module comment). */
   auth: boolean;
+  /** Client TLS (`--tls`) or mutual TLS (`--mtls`) on both members (see the module comment). */
+  tls?: TlsMode;
   /** Only the workloads whose name contains this text. */
   filter?: string;
   json?: string;
@@ -82,6 +115,12 @@ function parseArgs(argv: string[]): Options {
       }
     } else if (flag === "--auth") {
       options.auth = true;
+    } else if (flag === "--tls" || flag === "--mtls") {
+      const mode = flag === "--tls" ? "tls" : "mtls";
+      if (options.tls !== undefined && options.tls !== mode) {
+        throw new Error("--tls and --mtls exclude each other");
+      }
+      options.tls = mode;
     } else if (flag === "--filter") {
       options.filter = value();
     } else if (flag === "--json") {
@@ -89,7 +128,7 @@ function parseArgs(argv: string[]): Options {
     } else {
       throw new Error(
         `unknown argument ${arg}\nusage: deno task bench [--only etcd|detcd] ` +
-          "[--quick] [--cold] [--rounds N] [--auth] [--filter TEXT] [--json FILE]",
+          "[--quick] [--cold] [--rounds N] [--auth] [--tls | --mtls] [--filter TEXT] [--json FILE]",
       );
     }
   }
@@ -174,6 +213,55 @@ function authWorkloads(quick: boolean): Workload[] {
   ] as const).map((workload) => ({ ...workload, args: [...workload.args, ...common] }));
 }
 
+/** The plan of --tls/--mtls (issue 11), over the TLS set-up of the mode (see the module comment). */
+function tlsWorkloads(quick: boolean, mode: TlsMode): Workload[] {
+  const scale = quick ? 4 : 1;
+  const common = ["-keys", "1000", "-val", "256", "-timeout", "120s"];
+  const label = mode === "mtls" ? "mTLS" : "TLS";
+  const dialers = ["-conc", "16", "-total", `${4_000 / scale}`];
+  return [
+    {
+      name: `put, 50 clients, ${label}`,
+      args: [
+        "-op",
+        "put",
+        "-clients",
+        "50",
+        "-conns",
+        "10",
+        "-total",
+        `${40_000 / scale}`,
+        ...common,
+      ],
+      judge: "throughput",
+      target: 1,
+    },
+    {
+      name: `range (linearizable), 50 clients, ${label}`,
+      args: [
+        ...["-op", "range", "-clients", "50", "-conns", "10", "-total", `${40_000 / scale}`],
+        ...common,
+      ],
+      judge: "throughput",
+      target: 1,
+    },
+    {
+      name: `new ${label} connections (handshake), 16 dialers`,
+      args: dialers,
+      judge: "rate",
+      target: 0,
+      tool: "handshake",
+    },
+    {
+      name: `new ${label} connections (handshake + HTTP/2 SETTINGS), 16 dialers`,
+      args: [...dialers, "-h2"],
+      judge: "rate",
+      target: 0,
+      tool: "handshake",
+    },
+  ];
+}
+
 /**
  * Turns authentication on through etcd's own etcdctl, the same way for both members: root (with
  * the root role), the benchmark user with readwrite on ebench's `bench/` prefix, `auth enable`.
@@ -189,7 +277,12 @@ async function enableAuth(member: Member): Promise<void> {
     ["auth", "enable"],
   ];
   for (const step of steps) {
-    const result = await runCtl("etcdctl", ["--endpoints", member.endpoint, ...step]);
+    const result = await runCtl("etcdctl", [
+      "--endpoints",
+      member.endpoint,
+      ...ctlFlags,
+      ...step,
+    ]);
     if (result.code !== 0) {
       throw new Error(
         `etcdctl ${step.join(" ")} against ${member.kind} failed (exit ${result.code}):\n` +
@@ -321,22 +414,44 @@ async function main(): Promise<void> {
   const options = parseArgs(Deno.args);
   const kinds: MemberKind[] = options.only !== undefined ? [options.only] : ["etcd", "detcd"];
   const ebench = await ebenchPath();
-  const plan = (options.auth ? authWorkloads(options.quick) : workloads(options.quick))
-    .filter((workload) => options.filter === undefined || workload.name.includes(options.filter));
+  const plan =
+    (options.auth
+      ? authWorkloads(options.quick)
+      : options.tls !== undefined
+      ? tlsWorkloads(options.quick, options.tls)
+      : workloads(options.quick))
+      .filter((workload) => options.filter === undefined || workload.name.includes(options.filter));
+  const handshake = plan.some((workload) => workload.tool === "handshake")
+    ? await handshakePath()
+    : undefined;
   const credentials = options.auth ? BENCH_USER : [];
   const results = new Map<string, Partial<Record<MemberKind, EbenchResult>>>();
   const bursts = new Map<string, Partial<Record<MemberKind, BurstRound>>>();
   const members: Member[] = [];
   const started = Date.now();
+  let certs: BenchCertificates | undefined;
   try {
+    const tls = options.tls;
+    if (tls !== undefined) {
+      certs = await makeBenchCertificates();
+      clientFlags.push(...clientTlsFlags(tls, certs));
+      ctlFlags.push(...etcdctlTlsFlags(tls, certs));
+    }
     for (const kind of kinds) {
-      const member = await startMember({ kind, name: `bench-${kind}` });
+      const member = await startMember({
+        kind,
+        name: `bench-${kind}`,
+        ...(tls !== undefined && certs !== undefined
+          ? { clientScheme: "https" as const, extraArgs: memberTlsFlags(tls, certs) }
+          : {}),
+      });
       members.push(member);
       if (options.auth) await enableAuth(member);
     }
     console.error(
-      `members: ${members.map((m) => `${m.kind} at ${m.endpoint}`).join(", ")}; ebench ${ebench}` +
-        (options.auth ? "; auth on, logged in as bench" : ""),
+      `members: ${members.map((m) => `${m.kind} at ${m.clientUrl}`).join(", ")}; ebench ${ebench}` +
+        (options.auth ? "; auth on, logged in as bench" : "") +
+        (tls !== undefined ? `; ${tls}, certificates in ${certs?.dir}` : ""),
     );
     if (!options.cold) {
       // Steady state, not start-up, is what the targets are about: every member gets the same
@@ -351,6 +466,12 @@ async function main(): Promise<void> {
         }
         if (options.auth) {
           await runEbench(ebench, member, ["-op", "authenticate", "-total", "50", ...credentials]);
+        }
+        if (handshake !== undefined) {
+          await runHandshake(handshake, member.endpoint, [
+            ...["-conc", "16", "-total", "500", "-h2"],
+            ...clientFlags,
+          ], member.kind);
         }
       }
     }
@@ -381,7 +502,14 @@ async function main(): Promise<void> {
       const rounds: Partial<Record<MemberKind, EbenchResult[]>> = {};
       for (let round = 0; round < options.rounds; round++) {
         for (const member of members) {
-          const result = await runEbench(ebench, member, workload.args);
+          const result = workload.tool === "handshake"
+            ? await runHandshake(
+              handshake!,
+              member.endpoint,
+              [...workload.args, ...clientFlags],
+              member.kind,
+            )
+            : await runEbench(ebench, member, workload.args);
           (rounds[member.kind] ??= []).push(result);
           logResult(member.kind, workload.name, result);
         }
@@ -392,6 +520,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await Promise.all(members.map((member) => member.stop()));
+    if (certs !== undefined) await Deno.remove(certs.dir, { recursive: true }).catch(() => {});
   }
 
   const header = ["workload", "etcd", "detcd", "detcd/etcd", "target", "verdict"];
@@ -466,15 +595,16 @@ async function main(): Promise<void> {
     const byKind = results.get(workload.name) ?? {};
     const etcd = byKind.etcd;
     const ours = byKind.detcd;
-    if (workload.judge === "throughput") {
+    if (workload.judge === "throughput" || workload.judge === "rate") {
       const ratio = etcd && ours ? ours.qps / etcd.qps : undefined;
+      const rate = workload.judge === "rate";
       rows.push([
-        `${workload.name} (ops/s)`,
+        `${workload.name} (${workload.tool === "handshake" ? "conns" : "ops"}/s)`,
         fixed(etcd?.qps, 0),
         fixed(ours?.qps, 0),
         fixed(ratio, 2),
-        `>= ${target}`,
-        ratio === undefined ? "-" : ratio >= workload.target ? "ok" : "BELOW",
+        rate ? "" : `>= ${target}`,
+        ratio === undefined || rate ? "-" : ratio >= workload.target ? "ok" : "BELOW",
       ]);
       rows.push([
         `  p50 / p99 latency (ms)`,
@@ -509,7 +639,11 @@ async function main(): Promise<void> {
   console.log(
     `\n${Math.round((Date.now() - started) / 1000)} s, ${Deno.build.os}, ` +
       `${navigator.hardwareConcurrency} CPUs, ${options.quick ? "--quick" : "full"} run` +
-      `${options.auth ? " with auth on" : ""}, ${options.rounds} round(s) per member, median shown`,
+      `${options.auth ? " with auth on" : ""}` +
+      `${
+        options.tls !== undefined ? ` over ${options.tls === "mtls" ? "mutual TLS" : "TLS"}` : ""
+      }` +
+      `, ${options.rounds} round(s) per member, median shown`,
   );
   if (options.json !== undefined) {
     await Deno.writeTextFile(
@@ -518,6 +652,7 @@ async function main(): Promise<void> {
         {
           date: new Date().toISOString(),
           auth: options.auth,
+          tls: options.tls ?? "none",
           results: Object.fromEntries(results),
           ...(options.auth ? { bursts: Object.fromEntries(bursts) } : {}),
         },
