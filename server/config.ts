@@ -356,7 +356,6 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
   // sense of security.
   for (
     const flag of [
-      "peer-crl-file",
       "peer-cert-allowed-hostname",
       "client-cert-allowed-hostname",
       "cipher-suites",
@@ -400,6 +399,7 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
       clientCertAuth: get("peer-client-cert-auth") === "true",
       allowedCn: get("peer-cert-allowed-cn"),
       autoTls: get("peer-auto-tls") === "true",
+      crlFile: get("peer-crl-file"),
     },
     clientTls: {
       certFile: get("cert-file"),

@@ -92,7 +92,6 @@ Deno.test("a bad URL or cluster state is refused", async () => {
 Deno.test("TLS options detcd does not enforce yet are refused, not ignored", async () => {
   for (
     const args of [
-      ["--peer-crl-file=/tmp/x.crl"],
       ["--peer-cert-allowed-hostname=host"],
       ["--client-cert-allowed-hostname=host"],
       ["--cipher-suites=TLS_AES_128_GCM_SHA256"],

@@ -1,6 +1,7 @@
 import * as http from "node:http";
 import * as net from "node:net";
 import * as tls from "node:tls";
+import { crlRefusal } from "./crl.ts";
 import type { Logger } from "../core/log.ts";
 import { connectHandler } from "./connect.ts";
 import { handleGrpcStream, type MethodTable, type PeerInfo, refuseNonGrpc } from "./grpc.ts";
@@ -44,8 +45,11 @@ export interface ClientTls {
    * handshake, and a verified certificate's common name names the user of calls without a token.
    */
   clientCertAuth: boolean;
-  /** PEM certificate revocation list (--client-crl-file). */
-  crl?: string;
+  /**
+   * --client-crl-file: the revocation list, read on each new connection; a client presenting a
+   * revoked certificate is disconnected after the handshake (server/crl.ts).
+   */
+  crlFile?: string;
   /** OpenSSL cipher list (from --cipher-suites). */
   ciphers?: string;
 }
@@ -159,7 +163,6 @@ export function listenClients(options: ClientListenerOptions): Promise<net.Serve
       cert: settings.cert,
       key: settings.key,
       ca: settings.ca,
-      crl: settings.crl,
       ciphers: settings.ciphers,
       requestCert: settings.clientCertAuth,
       rejectUnauthorized: settings.clientCertAuth,
@@ -168,6 +171,16 @@ export function listenClients(options: ClientListenerOptions): Promise<net.Serve
     }, (socket) => {
       socket.setNoDelay(true);
       socket.on("error", () => socket.destroy());
+      const revoked = settings.crlFile ? crlRefusal(settings.crlFile, socket) : null;
+      if (revoked !== null) {
+        logger.warn("embed/config_logging.go:287", "rejected connection", {
+          "remote-addr": `${socket.remoteAddress}:${socket.remotePort}`,
+          "server-name": "",
+          error: revoked,
+        });
+        socket.destroy();
+        return;
+      }
       const peer: PeerInfo = settings.clientCertAuth ? { tlsCommonName: commonNameOf(socket) } : {};
       if (socket.alpnProtocol === "h2") serveH2(socket, streamHandler(peer));
       else {

@@ -149,7 +149,7 @@ export async function startServer(
     logger.info("embed/etcd.go:476", "starting with peer TLS", {
       "tls-info": `cert = ${peerFlags.certFile}, key = ${peerFlags.keyFile}, ` +
         `trusted-ca = ${peerFlags.trustedCaFile}, ` +
-        `client-cert-auth = ${peerFlags.clientCertAuth}, crl-file = `,
+        `client-cert-auth = ${peerFlags.clientCertAuth}, crl-file = ${peerFlags.crlFile}`,
       "cipher-suites": [],
     });
   }
@@ -413,7 +413,10 @@ async function loadClientTls(config: ServerConfig, logger: Logger): Promise<Clie
     ca: flags.trustedCaFile !== ""
       ? await read("--trusted-ca-file", flags.trustedCaFile)
       : undefined,
-    crl: flags.crlFile !== "" ? await read("--client-crl-file", flags.crlFile) : undefined,
+    // Read once now so that a missing list fails at start; connections read it again each time.
+    crlFile: flags.crlFile !== ""
+      ? (await read("--client-crl-file", flags.crlFile), flags.crlFile)
+      : undefined,
     clientCertAuth: flags.clientCertAuth,
   };
 }

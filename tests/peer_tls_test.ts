@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import * as tls from "node:tls";
 import { Buffer } from "node:buffer";
-import { type MemberKind, requireReference, runCtl } from "./harness.ts";
+import { type MemberKind, requireReference, runCtl, startMember } from "./harness.ts";
 import { type Cluster, startCluster } from "./cluster_harness.ts";
 
 const reference = requireReference();
@@ -240,6 +240,102 @@ Deno.test({
         }
       }
       assert.deepEqual(outcome.etcd, { peer: 200, stranger: "refused" });
+      assert.deepEqual(outcome.detcd, outcome.etcd);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+/** A CRL signed by `ca` revoking the certificate `revoked` (openssl ca's minimal database). */
+async function makeCrl(dir: string, ca: string, revoked: string): Promise<string> {
+  await Deno.writeTextFile(
+    `${dir}/crl.cnf`,
+    `[ ca ]\ndefault_ca = c\n[ c ]\ndatabase = ${dir}/index.txt\n` +
+      `crlnumber = ${dir}/crlnumber\ndefault_md = sha256\ndefault_crl_days = 2\n`,
+  );
+  await Deno.writeTextFile(`${dir}/index.txt`, "");
+  await Deno.writeTextFile(`${dir}/crlnumber`, "01\n");
+  const base = ["-config", `${dir}/crl.cnf`, "-keyfile", `${ca}.key`, "-cert", `${ca}.crt`];
+  await openssl(dir, ["ca", ...base, "-revoke", `${revoked}.crt`]);
+  await openssl(dir, ["ca", ...base, "-gencrl", "-out", "revoked.crl"]);
+  return `${dir}/revoked.crl`;
+}
+
+Deno.test({
+  name: "CRLs: --peer-crl-file and --client-crl-file refuse revoked certificates, as etcd does",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await certs();
+    try {
+      const crl = await makeCrl(dir, "ca", "stranger");
+      const outcome: Record<string, unknown> = {};
+      for (const kind of ["etcd", "detcd"] as const) {
+        const cluster = await startCluster({
+          kind,
+          size: 3,
+          peerScheme: "https",
+          extraArgs: peerFlags(dir, ["--peer-crl-file", crl]),
+        });
+        let peer: unknown;
+        try {
+          await ctl(cluster, 1, ["put", "k", "v"]);
+          const port = cluster.members[0].peerPort;
+          peer = {
+            member: await getMembers(dir, port, "peer"),
+            revoked: await getMembers(dir, port, "stranger"),
+          };
+        } finally {
+          await cluster.stop();
+        }
+        // A client port with the same list: the revoked certificate's client is refused.
+        const member = await startMember({
+          kind,
+          clientScheme: "https",
+          extraArgs: [
+            "--cert-file",
+            `${dir}/peer.crt`,
+            "--key-file",
+            `${dir}/peer.key`,
+            "--trusted-ca-file",
+            `${dir}/ca.crt`,
+            "--client-cert-auth",
+            "--client-crl-file",
+            crl,
+          ],
+        });
+        try {
+          const client = async (cert: string) => {
+            const r = await runCtl("etcdctl", [
+              `--endpoints=${member.clientUrl}`,
+              "--cacert",
+              `${dir}/ca.crt`,
+              "--cert",
+              `${dir}/${cert}.crt`,
+              "--key",
+              `${dir}/${cert}.key`,
+              "--dial-timeout=2s",
+              "--command-timeout=3s",
+              "put",
+              "k",
+              "v",
+            ]);
+            return `${r.code} ${r.stdout}${
+              r.stderr.split("\n").filter((l) => l.startsWith("Error")).join("")
+            }`;
+          };
+          outcome[kind] = { peer, good: await client("peer"), revoked: await client("stranger") };
+        } finally {
+          await member.stop();
+        }
+      }
+      assert.deepEqual(outcome.etcd, {
+        peer: { member: 200, revoked: "refused" },
+        good: "0 OK\n",
+        revoked: "1 Error: context deadline exceeded",
+      });
       assert.deepEqual(outcome.detcd, outcome.etcd);
     } finally {
       await Deno.remove(dir, { recursive: true });

@@ -15,7 +15,7 @@ import { clusterVersion, idHex, SERVER_VERSION } from "../../core/node/mod.ts";
 import { decodeMessage, type Message } from "../../core/raft/mod.ts";
 import { hostPort } from "../listener.ts";
 import type { PeerHandler } from "./handler.ts";
-import { allowedPeer, type PeerTls } from "./tls.ts";
+import { peerRefusal, type PeerTls } from "./tls.ts";
 import {
   bytesHex,
   FrameReader,
@@ -67,10 +67,11 @@ export async function listenPeers(
     if (url.startsWith("https://")) {
       if (peerTls === null) throw new Error(`no peer TLS configuration for ${url}`);
       const secure = tls.createServer(peerTls.server, (socket) => {
-        if (!allowedPeer(peerTls, socket)) {
+        const refusal = peerRefusal(peerTls, socket);
+        if (refusal !== null) {
           logger.warn("embed/config_logging.go:279", "rejected connection", {
             "remote-addr": `${socket.remoteAddress}:${socket.remotePort}`,
-            "error": `CommonName authentication failed (allowed CN "${peerTls.allowedCn}")`,
+            "error": refusal,
           });
           socket.destroy();
           return;

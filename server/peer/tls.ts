@@ -7,6 +7,7 @@
  */
 import { Buffer } from "node:buffer";
 import * as tls from "node:tls";
+import { crlRefusal } from "../crl.ts";
 
 /** The peer TLS flags. */
 export interface PeerTlsFlags {
@@ -17,6 +18,8 @@ export interface PeerTlsFlags {
   allowedCn: string;
   /** --peer-auto-tls: a self-signed certificate when no certificate is given. */
   autoTls: boolean;
+  /** --peer-crl-file: peers presenting a certificate revoked there are disconnected ("" none). */
+  crlFile: string;
 }
 
 /** What the peer listener and the peer clients use; null when peers talk plain TCP. */
@@ -27,6 +30,8 @@ export interface PeerTls {
   client: tls.ConnectionOptions;
   /** --peer-cert-allowed-cn: the only client certificate CN accepted ("" for any). */
   allowedCn: string;
+  /** --peer-crl-file ("" for none). */
+  crlFile: string;
 }
 
 /** Raised for peer TLS flags etcd refuses; the message is etcd's. */
@@ -76,6 +81,7 @@ export function loadPeerTls(
     // encrypt without verifying each other.
     client: { cert, key, ca, rejectUnauthorized: !selfSigned, minVersion: "TLSv1.2" },
     allowedCn: flags.allowedCn,
+    crlFile: flags.crlFile,
   };
 }
 
@@ -96,11 +102,18 @@ export function connectTls(peer: PeerTls, host: string, port: number): tls.TLSSo
 }
 
 /**
- * Whether an accepted peer connection may stay: with --peer-cert-allowed-cn, its verified client
- * certificate must carry exactly that CN.
+ * Why an accepted peer connection may not stay, or null: with --peer-crl-file none of its
+ * certificates may be revoked; with --peer-cert-allowed-cn its verified client certificate must
+ * carry exactly that CN.
  */
-export function allowedPeer(peer: PeerTls, socket: tls.TLSSocket): boolean {
-  if (peer.allowedCn === "") return true;
+export function peerRefusal(peer: PeerTls, socket: tls.TLSSocket): string | null {
+  if (peer.crlFile !== "") {
+    const revoked = crlRefusal(peer.crlFile, socket);
+    if (revoked !== null) return revoked;
+  }
+  if (peer.allowedCn === "") return null;
   const cn = socket.getPeerCertificate()?.subject?.CN;
-  return cn === peer.allowedCn;
+  return cn === peer.allowedCn
+    ? null
+    : `CommonName authentication failed (allowed CN "${peer.allowedCn}")`;
 }
