@@ -94,7 +94,6 @@ Deno.test("TLS options detcd does not enforce yet are refused, not ignored", asy
     const args of [
       ["--peer-cert-allowed-hostname=host"],
       ["--client-cert-allowed-hostname=host"],
-      ["--cipher-suites=TLS_AES_128_GCM_SHA256"],
     ]
   ) {
     const { values } = await resolveConfig(args, {});

@@ -1,5 +1,6 @@
 import { createTokenProvider } from "./auth_tokens.ts";
 import { selfCert, type SelfCertLog } from "./self_cert.ts";
+import { opensslCiphers } from "./cipher_suites.ts";
 import { WorkerPasswordHasher } from "./auth_hasher.ts";
 import * as net from "node:net";
 import type { Logger } from "../core/log.ts";
@@ -123,7 +124,7 @@ export async function startServer(
   logger.info("embed/etcd.go:117", "configuring peer listeners", {
     "listen-peer-urls": config.listenPeerUrls,
   });
-  const peerFlags = { ...config.peerTls };
+  const peerFlags = { ...config.peerTls, ciphers: opensslCiphers(config.cipherSuites ?? "") };
   let peerSelfSigned = false;
   if (peerFlags.autoTls) {
     if (peerFlags.certFile !== "" || peerFlags.keyFile !== "") {
@@ -150,7 +151,7 @@ export async function startServer(
       "tls-info": `cert = ${peerFlags.certFile}, key = ${peerFlags.keyFile}, ` +
         `trusted-ca = ${peerFlags.trustedCaFile}, ` +
         `client-cert-auth = ${peerFlags.clientCertAuth}, crl-file = ${peerFlags.crlFile}`,
-      "cipher-suites": [],
+      "cipher-suites": config.cipherSuites ? config.cipherSuites.split(",") : [],
     });
   }
   logger.info("embed/etcd.go:127", "configuring client listeners", {
@@ -418,6 +419,7 @@ async function loadClientTls(config: ServerConfig, logger: Logger): Promise<Clie
       ? (await read("--client-crl-file", flags.crlFile), flags.crlFile)
       : undefined,
     clientCertAuth: flags.clientCertAuth,
+    ciphers: opensslCiphers(config.cipherSuites ?? ""),
   };
 }
 
