@@ -94,6 +94,7 @@ Deno.test("TLS options detcd does not enforce yet are refused, not ignored", asy
     const args of [
       ["--peer-cert-allowed-hostname=host"],
       ["--client-cert-allowed-hostname=host"],
+      ["--cipher-suites=TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"],
     ]
   ) {
     const { values } = await resolveConfig(args, {});

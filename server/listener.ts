@@ -50,8 +50,6 @@ export interface ClientTls {
    * revoked certificate is disconnected after the handshake (server/crl.ts).
    */
   crlFile?: string;
-  /** OpenSSL cipher list (from --cipher-suites). */
-  ciphers?: string;
 }
 
 /**
@@ -163,7 +161,6 @@ export function listenClients(options: ClientListenerOptions): Promise<net.Serve
       cert: settings.cert,
       key: settings.key,
       ca: settings.ca,
-      ciphers: settings.ciphers,
       requestCert: settings.clientCertAuth,
       rejectUnauthorized: settings.clientCertAuth,
       ALPNProtocols: ["h2", "http/1.1"],

@@ -1,6 +1,5 @@
 import { createTokenProvider } from "./auth_tokens.ts";
 import { selfCert, type SelfCertLog } from "./self_cert.ts";
-import { opensslCiphers } from "./cipher_suites.ts";
 import { WorkerPasswordHasher } from "./auth_hasher.ts";
 import * as net from "node:net";
 import type { Logger } from "../core/log.ts";
@@ -124,7 +123,7 @@ export async function startServer(
   logger.info("embed/etcd.go:117", "configuring peer listeners", {
     "listen-peer-urls": config.listenPeerUrls,
   });
-  const peerFlags = { ...config.peerTls, ciphers: opensslCiphers(config.cipherSuites ?? "") };
+  const peerFlags = { ...config.peerTls };
   let peerSelfSigned = false;
   if (peerFlags.autoTls) {
     if (peerFlags.certFile !== "" || peerFlags.keyFile !== "") {
@@ -419,7 +418,6 @@ async function loadClientTls(config: ServerConfig, logger: Logger): Promise<Clie
       ? (await read("--client-crl-file", flags.crlFile), flags.crlFile)
       : undefined,
     clientCertAuth: flags.clientCertAuth,
-    ciphers: opensslCiphers(config.cipherSuites ?? ""),
   };
 }
 

@@ -20,8 +20,6 @@ export interface PeerTlsFlags {
   autoTls: boolean;
   /** --peer-crl-file: peers presenting a certificate revoked there are disconnected ("" none). */
   crlFile: string;
-  /** --cipher-suites as an OpenSSL list (TLS 1.2 suites; undefined: OpenSSL's defaults). */
-  ciphers?: string;
 }
 
 /** What the peer listener and the peer clients use; null when peers talk plain TCP. */
@@ -78,7 +76,6 @@ export function loadPeerTls(
       rejectUnauthorized: flags.clientCertAuth,
       ALPNProtocols: ["http/1.1"],
       minVersion: "TLSv1.2",
-      ciphers: flags.ciphers,
     },
     // A self-signed certificate (auto TLS) proves nothing about a peer: like etcd, members then
     // encrypt without verifying each other.
@@ -88,7 +85,6 @@ export function loadPeerTls(
       ca,
       rejectUnauthorized: !selfSigned,
       minVersion: "TLSv1.2",
-      ciphers: flags.ciphers,
     },
     allowedCn: flags.allowedCn,
     crlFile: flags.crlFile,
