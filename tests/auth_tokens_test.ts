@@ -336,6 +336,18 @@ for (const method of ["RS256", "ES256"]) {
           runs[0].push(...a);
           runs[1].push(...b);
         }
+        // etcd answers a request from its apply loop before it records that entry's index as
+        // applied, so a status read right after the login's entry may show applied = index - 1.
+        for (const run of runs) {
+          const last = run[run.length - 1];
+          last.stdout = last.stdout.replace(
+            /, (\d+), (\d+), \n/,
+            (line, index, applied) =>
+              Number(applied) === Number(index) || Number(applied) === Number(index) - 1
+                ? `, ${index}, <APPLIED>, \n`
+                : line,
+          );
+        }
         const report = compareRuns(["etcd", "detcd"], runs[0], runs[1]);
         assert.equal(report, undefined, report);
         // The script did what it is for: root and u in their prefix pass, u outside is refused.
