@@ -31,6 +31,11 @@ export interface ClientListenerOptions {
   reusePort?: boolean;
   /** Serve TLS (an https:// client URL) with these credentials. */
   tls?: ClientTls;
+  /**
+   * With `tls`: the same address is also an http:// client URL, so the port speaks both, as
+   * etcd's does (a connection opening with a TLS record is TLS, anything else plain).
+   */
+  alsoPlain?: boolean;
 }
 
 /** The client port's TLS settings (--cert-file, --key-file, --trusted-ca-file, ...). */
@@ -60,6 +65,8 @@ export interface ClientTls {
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 const PREFACE = "PRI * HTTP/2.0";
+/** The first byte of a TLS connection (a handshake record carrying the ClientHello). */
+const TLS_HANDSHAKE_RECORD = 0x16;
 /** How long a connection may stay silent before its first bytes; then it is closed. */
 const FIRST_BYTES_TIMEOUT_MS = 30_000;
 
@@ -69,7 +76,7 @@ const FIRST_BYTES_TIMEOUT_MS = 30_000;
  * the HTTP/2 preface goes to the h2c server, anything else to the HTTP/1.1 server (which
  * answers garbage with 400 and closes).
  */
-export function listenClients(options: ClientListenerOptions): Promise<net.Server> {
+export async function listenClients(options: ClientListenerOptions): Promise<net.Server> {
   const { table, logger } = options;
   const grpcOptions = {
     maxRecvBytes: options.maxRecvBytes,
@@ -137,20 +144,55 @@ export function listenClients(options: ClientListenerOptions): Promise<net.Serve
     connections.add(connection);
     socket.once("close", () => connections.delete(connection));
   };
-  const server = options.tls ? listenTls(options.tls) : net.createServer((socket) => {
-    socket.setNoDelay(true);
-    socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => socket.destroy());
-    socket.on("error", () => socket.destroy());
-    socket.once("data", (chunk: Uint8Array) => {
-      socket.setTimeout(0);
-      socket.pause();
-      socket.unshift(chunk);
-      const head = new TextDecoder().decode(chunk.subarray(0, PREFACE.length));
-      if (PREFACE.startsWith(head) || head.startsWith(PREFACE)) serveH2(socket, onStream);
-      else h1.emit("connection", socket);
-      socket.resume();
+  // Both on one port: TLS connections are relayed to a TLS server on a loopback port of its own
+  // (Deno's node:tls cannot take over a socket whose first bytes were already read), and the
+  // relayed connections' real remote addresses are kept for the log lines.
+  let inner: net.Server | null = null;
+  const relayed = new Map<number, string>();
+  const remoteOf = (socket: net.Socket) =>
+    (socket.remoteAddress === "127.0.0.1" && relayed.get(socket.remotePort ?? -1)) ||
+    `${socket.remoteAddress}:${socket.remotePort}`;
+  const relay = (socket: net.Socket, innerPort: number) => {
+    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    const out = net.connect({ host: "127.0.0.1", port: innerPort });
+    out.setNoDelay(true);
+    out.once("connect", () => relayed.set(out.localPort!, remote));
+    out.once("close", () => {
+      relayed.delete(out.localPort!);
+      socket.destroy();
     });
-  });
+    out.on("error", () => out.destroy());
+    socket.once("close", () => out.destroy());
+    socket.pipe(out);
+    out.pipe(socket);
+  };
+  const server = options.tls && !options.alsoPlain
+    ? listenTls(options.tls)
+    : net.createServer((socket) => {
+      socket.setNoDelay(true);
+      socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => socket.destroy());
+      socket.on("error", () => socket.destroy());
+      socket.once("data", (chunk: Uint8Array) => {
+        socket.setTimeout(0);
+        socket.pause();
+        socket.unshift(chunk);
+        const head = new TextDecoder().decode(chunk.subarray(0, PREFACE.length));
+        if (inner !== null && chunk[0] === TLS_HANDSHAKE_RECORD) {
+          relay(socket, (inner.address() as net.AddressInfo).port);
+        } else if (PREFACE.startsWith(head) || head.startsWith(PREFACE)) {
+          serveH2(socket, onStream);
+        } else h1.emit("connection", socket);
+        socket.resume();
+      });
+    });
+  if (options.tls && options.alsoPlain) {
+    const tlsServer = listenTls(options.tls);
+    await new Promise<void>((resolve, reject) => {
+      tlsServer.once("error", reject);
+      tlsServer.listen({ port: 0, host: "127.0.0.1" }, () => resolve());
+    });
+    inner = tlsServer;
+  }
   /**
    * The TLS port: the handshake (ALPN `h2` or `http/1.1`) decides the protocol; a client that
    * fails it (no or an untrusted certificate with --client-cert-auth, plain HTTP, silence past
@@ -171,7 +213,7 @@ export function listenClients(options: ClientListenerOptions): Promise<net.Serve
       const revoked = settings.crlFile ? crlRefusal(settings.crlFile, socket) : null;
       if (revoked !== null) {
         logger.warn("embed/config_logging.go:287", "rejected connection", {
-          "remote-addr": `${socket.remoteAddress}:${socket.remotePort}`,
+          "remote-addr": remoteOf(socket),
           "server-name": "",
           error: revoked,
         });
@@ -188,9 +230,7 @@ export function listenClients(options: ClientListenerOptions): Promise<net.Serve
     // Deno's node:tls reports a failed or timed-out handshake but leaves the socket open.
     tlsServer.on("tlsClientError", (error: Error, socket: tls.TLSSocket) => {
       logger.warn("embed/config_logging.go:287", "rejected connection", {
-        ...(socket?.remoteAddress !== undefined
-          ? { "remote-addr": `${socket.remoteAddress}:${socket.remotePort}` }
-          : {}),
+        ...(socket?.remoteAddress !== undefined ? { "remote-addr": remoteOf(socket) } : {}),
         "server-name": "",
         error: handshakeError(error),
       });
@@ -201,12 +241,17 @@ export function listenClients(options: ClientListenerOptions): Promise<net.Serve
   const close = server.close.bind(server);
   server.close = ((callback?: (err?: Error) => void) => {
     for (const connection of connections) connection.shutdown();
+    inner?.close();
     return close(callback);
   }) as net.Server["close"];
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
+  return await new Promise((resolve, reject) => {
+    const failed = (e: Error) => {
+      inner?.close();
+      reject(e);
+    };
+    server.once("error", failed);
     server.listen({ port: options.port, host: options.host, reusePort: options.reusePort }, () => {
-      server.off("error", reject);
+      server.off("error", failed);
       resolve(server);
     });
   });

@@ -287,10 +287,36 @@ export async function startServer(
       "listen-client-urls": config.listenClientUrls,
       "listen-metrics-urls": [],
     });
+    // An address listed as both http:// and https:// is one port speaking both, as in etcd.
+    const plainHosts = new Set(
+      config.listenClientUrls.filter((u) => u.startsWith("http://")).map((u) => new URL(u).host),
+    );
+    const secureHosts = new Set(
+      config.listenClientUrls.filter((u) => u.startsWith("https://")).map((u) => new URL(u).host),
+    );
     for (const url of config.listenClientUrls) {
       const { host, port } = hostPort(url);
       const maxRecvBytes = config.maxRequestBytes + GRPC_OVERHEAD_BYTES;
       const secure = url.startsWith("https://");
+      const both = plainHosts.has(new URL(url).host) && secureHosts.has(new URL(url).host);
+      if (both && !secure) continue; // served by its https:// URL's listener
+      if (both) {
+        const server = await listenClients({
+          host,
+          port,
+          table,
+          http1Routes: routes,
+          maxRecvBytes,
+          logger,
+          tls: clientTls!,
+          alsoPlain: true,
+        });
+        servers.push(server);
+        const address = `${host}:${(server.address() as net.AddressInfo).port}`;
+        clientAddresses.push(address, address);
+        secureAddresses.push(false, true);
+        continue;
+      }
       // TLS connections are served on the main thread (client workers carry plain ports only).
       if (clientWorkers > 0 && !secure) {
         const pool = await WorkerPool.start({
@@ -391,15 +417,6 @@ async function loadClientTls(config: ServerConfig, logger: Logger): Promise<Clie
   }
   const secure = config.listenClientUrls.filter((u) => u.startsWith("https://"));
   if (secure.length === 0 || flags === undefined) return null;
-  const plainAddresses = new Set(
-    config.listenClientUrls.filter((u) => u.startsWith("http://")).map((u) => new URL(u).host),
-  );
-  for (const url of secure) {
-    if (plainAddresses.has(new URL(url).host)) {
-      // etcd serves both on one port (cmux); detcd's TLS port does not also speak plain HTTP.
-      throw new Error(`detcd cannot serve http:// and https:// on the same address: ${url}`);
-    }
-  }
   const read = async (flag: string, path: string) => {
     try {
       return await Deno.readTextFile(path);
@@ -451,7 +468,8 @@ async function refuseIfBootstrapped(
 /**
  * `--initial-cluster-state existing` on an empty data dir: ask the other members listed in
  * --initial-cluster for the cluster, check that --initial-cluster describes it, and take the
- * member ID the cluster gave this member's peer URLs (etcd's ValidateClusterAndAssignIDs).
+ * member ID the cluster gave the peer URLs of this member's entry there (etcd's
+ * ValidateClusterAndAssignIDs).
  */
 async function joinExistingCluster(
   config: ServerConfig,
@@ -496,7 +514,15 @@ async function joinExistingCluster(
       );
     }
   }
-  const self = existing.members.find((m) => same(m.peerUrls, config.initialAdvertisePeerUrls));
+  // Like etcd, the member is the one whose peer URLs its own --initial-cluster entry names (what
+  // `member add` printed), not its --initial-advertise-peer-urls, which are not checked on join.
+  const own = initial.find((m) => m.name === config.name);
+  if (!own) {
+    throw new Error(
+      `couldn't find local name "${config.name}" in the initial cluster configuration`,
+    );
+  }
+  const self = existing.members.find((m) => same(m.peerUrls, own.peerUrls));
   if (!self) throw new Error(`member ${config.name} has no match in the existing cluster`);
   return { clusterId: existing.clusterId, memberId: self.id, members: existing.members };
 }

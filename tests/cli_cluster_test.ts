@@ -303,6 +303,11 @@ clusterTest({
     }),
 });
 
+/** The scheme of the cluster's peer URLs (https in `deno task test:tls`). */
+function peerScheme(c: Cluster): string {
+  return new URL(c.members[0].peerUrl).protocol.slice(0, -1);
+}
+
 clusterTest({
   name: "cluster CLI: the user's guide walk-through (add etcd4, join, update, remove)",
   fn: (kind) =>
@@ -313,7 +318,7 @@ clusterTest({
 
       // etcdctl adds etcd4, detcdctl removes it, detcdctl adds it again: same output, bar its ID.
       const peerPort = freePort();
-      const peerUrl = `http://127.0.0.1:${peerPort}`;
+      const peerUrl = `${peerScheme(c)}://127.0.0.1:${peerPort}`;
       const add = ["member", "add", "etcd4", `--peer-urls=${peerUrl}`];
       const addA = await ctl("etcdctl", first, add);
       assert.equal(addA.code, 0, addA.stderr);
@@ -340,7 +345,7 @@ clusterTest({
       await same(first, ["endpoint", "health", "--cluster", "-w", "table"], ids);
 
       // Move etcd4 to a new peer URL, then update it: etcdctl first, detcdctl repeats it.
-      const newPeerUrl = `http://127.0.0.1:${freePort()}`;
+      const newPeerUrl = `${peerScheme(c)}://127.0.0.1:${freePort()}`;
       const update = ["member", "update", idB.toString(16), `--peer-urls=${newPeerUrl}`];
       const updA = await ctl("etcdctl", first, update);
       const updB = await ctl("detcdctl", first, update);
@@ -376,7 +381,7 @@ clusterTest({
       const first = c.members[0].endpoint;
       const ids: IdLabels = new Map();
       const peerPort = freePort();
-      const peerUrl = `http://127.0.0.1:${peerPort}`;
+      const peerUrl = `${peerScheme(c)}://127.0.0.1:${peerPort}`;
       // Each format of add, by etcdctl and then by detcdctl (removing in between).
       const addFormats = [...formats, "simple"];
       for (const [i, f] of addFormats.entries()) {

@@ -263,7 +263,7 @@ async function runSide(
             "<GONE>",
           )
           .replace(
-            /(?:write|read) tcp [^"\\ ]+->[^"\\ ]+: (?:write|read): (?:broken pipe|connection reset by peer)/g,
+            /(?:write|read) tcp [^"\\ ]+->[^"\\ ]+: (?:(?:write|read): )?(?:broken pipe|connection reset by peer|use of closed network connection)/g,
             "<GONE>",
           )
           .replace(
