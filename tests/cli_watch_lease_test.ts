@@ -27,6 +27,9 @@ import {
   requireReference,
   runCtl,
   startMember,
+  TEST_TLS,
+  testTlsFiles,
+  tlsCtlEnv,
 } from "./harness.ts";
 
 /**
@@ -49,7 +52,7 @@ function childEnv(extra: Record<string, string> = {}): Record<string, string> {
     env[key] = value;
   }
   env.NO_COLOR = "1";
-  return { ...env, ...extra };
+  return { ...env, ...tlsCtlEnv(), ...extra };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -69,9 +72,17 @@ function normaliseLog(text: string): string {
   ).replace(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ /gm, "<TIME> ");
 }
 
+let httpClient: Deno.HttpClient | undefined;
+/** A fetch client trusting the test CA in TLS mode (the default client otherwise). */
+function metricsClient(): Deno.HttpClient | undefined {
+  if (!TEST_TLS) return undefined;
+  httpClient ??= Deno.createHttpClient({ caCerts: [Deno.readTextFileSync(testTlsFiles().ca)] });
+  return httpClient;
+}
+
 async function watcherCount(member: Member): Promise<number | undefined> {
   try {
-    const resp = await fetch(`${member.clientUrl}/metrics`);
+    const resp = await fetch(`${member.clientUrl}/metrics`, { client: metricsClient() });
     const text = await resp.text();
     const m = /^etcd_debugging_mvcc_watcher_total (\d+)/m.exec(text);
     return m ? Number(m[1]) : undefined;
