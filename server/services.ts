@@ -10,6 +10,7 @@ import {
 import type { AuthInfo } from "../core/auth/mod.ts";
 import type { EtcdNode } from "../core/node/mod.ts";
 import { watchMethod, type WatchServiceOptions } from "./watch_service.ts";
+import { addConcurrencyServices, concurrencyServiceDescriptors } from "./concurrency_service.ts";
 import { hashResponse, snapshotMethod } from "./snapshot_service.ts";
 import type { Logger } from "../core/log.ts";
 import { Errors, isEtcdError } from "../core/errors.ts";
@@ -163,57 +164,59 @@ export function etcdServices(
   const kv = KV.method;
   const m = Maintenance.method;
   const cluster = Cluster.method;
-  return new Map<string, AnyMethod>(guarded(node, [
-    unaryLate(node, kv.range, (req, caller) => node.range(req, caller)),
-    unary(node, kv.put, (req, caller) => node.put(req, caller)),
-    unary(node, kv.deleteRange, (req, caller) => node.deleteRange(req, caller)),
-    unaryLate(node, kv.txn, (req, caller) => node.txn(req, caller)),
-    unary(node, kv.compact, (req, caller) => node.compact(req, caller)),
-    watchMethod(node, { ...watchOptions, callerOf: (ctx) => callerOf(node, ctx) }),
-    // Status: any user (etcd #21666 after CVE-2026-33413; 3.4.23 asks nothing).
-    maintenance(node, m.status, () => "user", () => node.status()),
-    // Listing alarms: any user; raising or disarming one: root (CVE-2026-33413; 3.4.23: anyone).
-    maintenance(
-      node,
-      m.alarm,
-      (req) => req.action === AlarmRequest_AlarmAction.GET ? "user" : "admin",
-      (req, caller) => node.alarm(req, caller),
-    ),
-    maintenance(node, m.hashKV, () => "admin", (req) => node.hashKV(req)),
-    maintenance(node, m.hash, () => "admin", () => hashResponse(node)),
-    maintenance(node, m.defragment, () => "admin", () => {
-      throw Errors.defragmentNotImplemented();
-    }),
-    snapshotMethod(node, logger),
-    unary(node, Lease.method.leaseGrant, (req, caller) => node.leaseGrant(req, caller)),
-    unary(node, Lease.method.leaseRevoke, (req, caller) => node.leaseRevoke(req.ID, caller)),
-    unary(node, Lease.method.leaseTimeToLive, (req, caller) => node.leaseTimeToLive(req, caller)),
-    unary(node, Lease.method.leaseLeases, (_req, caller) => node.leaseLeases(caller)),
-    leaseKeepAlive(node),
-    // MoveLeader: root (CVE-2026-33413; 3.4.23 asks nothing).
-    maintenance(node, m.moveLeader, () => "admin", (req) => node.moveLeader(req.targetID)),
-    unary(
-      node,
-      cluster.memberAdd,
-      (req, caller) => node.memberAdd(req.peerURLs, req.isLearner, caller),
-    ),
-    unary(node, cluster.memberRemove, (req, caller) => node.memberRemove(req.ID, caller)),
-    unary(
-      node,
-      cluster.memberUpdate,
-      (req, caller) => node.memberUpdate(req.ID, req.peerURLs, caller),
-    ),
-    unary(node, cluster.memberPromote, (req, caller) => node.memberPromote(req.ID, caller)),
-    unary(node, cluster.memberList, (_req, caller) => {
-      // Any user may list members (etcd #21550 after CVE-2026-33413; 3.4.23 asks nothing).
-      node.auth.requireUser(caller);
-      return create(MemberListResponseSchema, {
-        header: node.headerWithoutRevision(),
-        members: node.members(),
-      });
-    }),
-    ...authMethods(node),
-  ]));
+  return addConcurrencyServices(
+    new Map<string, AnyMethod>(guarded(node, [
+      unaryLate(node, kv.range, (req, caller) => node.range(req, caller)),
+      unary(node, kv.put, (req, caller) => node.put(req, caller)),
+      unary(node, kv.deleteRange, (req, caller) => node.deleteRange(req, caller)),
+      unaryLate(node, kv.txn, (req, caller) => node.txn(req, caller)),
+      unary(node, kv.compact, (req, caller) => node.compact(req, caller)),
+      watchMethod(node, { ...watchOptions, callerOf: (ctx) => callerOf(node, ctx) }),
+      // Status: any user (etcd #21666 after CVE-2026-33413; 3.4.23 asks nothing).
+      maintenance(node, m.status, () => "user", () => node.status()),
+      // Listing alarms: any user; raising or disarming one: root (CVE-2026-33413; 3.4.23: anyone).
+      maintenance(
+        node,
+        m.alarm,
+        (req) => req.action === AlarmRequest_AlarmAction.GET ? "user" : "admin",
+        (req, caller) => node.alarm(req, caller),
+      ),
+      maintenance(node, m.hashKV, () => "admin", (req) => node.hashKV(req)),
+      maintenance(node, m.hash, () => "admin", () => hashResponse(node)),
+      maintenance(node, m.defragment, () => "admin", () => {
+        throw Errors.defragmentNotImplemented();
+      }),
+      snapshotMethod(node, logger),
+      unary(node, Lease.method.leaseGrant, (req, caller) => node.leaseGrant(req, caller)),
+      unary(node, Lease.method.leaseRevoke, (req, caller) => node.leaseRevoke(req.ID, caller)),
+      unary(node, Lease.method.leaseTimeToLive, (req, caller) => node.leaseTimeToLive(req, caller)),
+      unary(node, Lease.method.leaseLeases, (_req, caller) => node.leaseLeases(caller)),
+      leaseKeepAlive(node),
+      // MoveLeader: root (CVE-2026-33413; 3.4.23 asks nothing).
+      maintenance(node, m.moveLeader, () => "admin", (req) => node.moveLeader(req.targetID)),
+      unary(
+        node,
+        cluster.memberAdd,
+        (req, caller) => node.memberAdd(req.peerURLs, req.isLearner, caller),
+      ),
+      unary(node, cluster.memberRemove, (req, caller) => node.memberRemove(req.ID, caller)),
+      unary(
+        node,
+        cluster.memberUpdate,
+        (req, caller) => node.memberUpdate(req.ID, req.peerURLs, caller),
+      ),
+      unary(node, cluster.memberPromote, (req, caller) => node.memberPromote(req.ID, caller)),
+      unary(node, cluster.memberList, (_req, caller) => {
+        // Any user may list members (etcd #21550 after CVE-2026-33413; 3.4.23 asks nothing).
+        node.auth.requireUser(caller);
+        return create(MemberListResponseSchema, {
+          header: node.headerWithoutRevision(),
+          members: node.members(),
+        });
+      }),
+      ...authMethods(node),
+    ])),
+  );
 }
 
 /** The Auth service: each method on the node's auth API, for the caller of the call. */
@@ -248,4 +251,11 @@ function authMethods(node: EtcdNode): [string, AnyMethod][] {
 }
 
 /** Services whose methods detcd may serve, for routers that need descriptors. */
-export const etcdServiceDescriptors = [KV, Maintenance, Cluster, Lease, Auth];
+export const etcdServiceDescriptors = [
+  KV,
+  Maintenance,
+  Cluster,
+  Lease,
+  Auth,
+  ...concurrencyServiceDescriptors,
+];
