@@ -1,10 +1,9 @@
 /**
  * etcd's v3lock and v3election services (Lock, Unlock; Campaign, Proclaim, Leader, Observe,
  * Resign). etcd builds them on an in-process client of its own KV, Lease and Watch servers, with
- * the recipes of clientv3/concurrency (a key `<name>/<lease in hex>` per contender, ownership by
- * lowest create revision, waiting on the deletion of the next lower contender). detcd does the
- * same over its own method table, with the caller's call context, so every step passes the same
- * auth checks, learner and leader guards as the caller's own requests would.
+ * the recipes of clientv3/concurrency. detcd runs the same recipes (core/concurrency) over its own
+ * method table, with the caller's call context, so every step passes the same auth checks,
+ * learner and leader guards as the caller's own requests would.
  */
 import {
   create,
@@ -13,85 +12,60 @@ import {
   type MessageShape,
 } from "@bufbuild/protobuf";
 import {
-  Compare_CompareResult,
-  Compare_CompareTarget,
   DeleteRangeRequestSchema,
   type DeleteRangeResponse,
   KV,
   Lease,
   LeaseGrantRequestSchema,
   type LeaseGrantResponse,
-  RangeRequest_SortOrder,
-  RangeRequest_SortTarget,
   RangeRequestSchema,
   type RangeResponse,
-  type ResponseHeader,
   TxnRequestSchema,
   type TxnResponse,
   Watch,
   WatchRequestSchema,
   type WatchResponse,
 } from "../gen/etcdserverpb/rpc_pb.ts";
-import type { KeyValue } from "../gen/mvccpb/kv_pb.ts";
-import { Event_EventType } from "../gen/mvccpb/kv_pb.ts";
 import { Lock, LockResponseSchema, UnlockResponseSchema } from "../gen/v3lockpb/v3lock_pb.ts";
 import {
   CampaignResponseSchema,
   Election,
-  type LeaderKey,
-  LeaderKeySchema,
   LeaderResponseSchema,
   ProclaimResponseSchema,
   ResignResponseSchema,
 } from "../gen/v3electionpb/v3election_pb.ts";
 import { EtcdError, GrpcCode } from "../core/errors.ts";
+import {
+  campaign,
+  electionLeader,
+  lockMutex,
+  observeElection,
+  proclaim,
+  type RecipeClient,
+  RecipeError,
+  resign,
+} from "../core/concurrency/recipes.ts";
 import type { AnyMethod, CallContext, MethodTable, StreamMethod } from "./grpc.ts";
 
 /** clientv3/concurrency's default session TTL, for a lock or campaign without a lease. */
 const SESSION_TTL_SECONDS = 60n;
 
-/** The errors of etcd's election recipe and server (gRPC code Unknown, as etcd sends them). */
+/** The election server's own error (gRPC code Unknown, as etcd sends it). */
 const electionErrors = {
-  notLeader: () => new EtcdError(GrpcCode.Unknown, "election: not leader"),
-  noLeader: () => new EtcdError(GrpcCode.Unknown, "election: no leader"),
   missingLeaderKey: () => new EtcdError(GrpcCode.Unknown, `"leader" field must be provided`),
 };
-
-const encoder = new TextEncoder();
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-/** The first key after every key starting with `prefix` (clientv3.GetPrefixRangeEnd). */
-function prefixEnd(prefix: Uint8Array): Uint8Array {
-  const end = prefix.slice();
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i] < 0xff) {
-      end[i]++;
-      return end.slice(0, i + 1);
-    }
-  }
-  return new Uint8Array([0]);
-}
-
-/** `fmt.Sprintf("%x", leaseID)` of Go for an int64. */
-function hexLease(id: bigint): string {
-  return id < 0n ? `-${(-id).toString(16)}` : id.toString(16);
-}
 
 /**
  * An in-process client of this member's own services, acting as the caller of `ctx` (etcd's
  * v3client with the incoming context).
  */
-class SelfClient {
+class SelfClient implements RecipeClient {
   constructor(readonly table: MethodTable, readonly ctx: CallContext) {}
+
+  /** The same caller, not bound to the call's end (to clean up after a cancelled call). */
+  detached(): SelfClient {
+    return new SelfClient(this.table, { ...this.ctx, signal: new AbortController().signal });
+  }
 
   async #unary<I extends DescMessage>(
     path: string,
@@ -188,46 +162,6 @@ class SelfClient {
     if (!finished) throw callCancelled();
   }
 
-  /** Waits for the deletion of `key`, watching from `revision` (concurrency.waitDelete). */
-  waitDelete(key: Uint8Array, revision: bigint): Promise<void> {
-    return this.watch(
-      key,
-      new Uint8Array(),
-      revision,
-      (res) => res.events.some((e) => e.type === Event_EventType.DELETE),
-    );
-  }
-
-  /**
-   * Waits until no key under `prefix` has a create revision at or below `maxCreateRevision`
-   * (concurrency.waitDeletes): the contenders before this one are gone.
-   */
-  async waitDeletes(prefix: Uint8Array, maxCreateRevision: bigint): Promise<ResponseHeader> {
-    for (;;) {
-      const res = await this.range({
-        key: prefix,
-        rangeEnd: prefixEnd(prefix),
-        sortTarget: RangeRequest_SortTarget.CREATE,
-        sortOrder: RangeRequest_SortOrder.DESCEND,
-        limit: 1n,
-        maxCreateRevision,
-      });
-      if (res.kvs.length === 0) return res.header!;
-      await this.waitDelete(res.kvs[0].key, res.header!.revision);
-    }
-  }
-
-  /** The key under `prefix` with the lowest create revision (clientv3.WithFirstCreate). */
-  firstCreated(prefix: Uint8Array): MessageInitShape<typeof RangeRequestSchema> {
-    return {
-      key: prefix,
-      rangeEnd: prefixEnd(prefix),
-      sortTarget: RangeRequest_SortTarget.CREATE,
-      sortOrder: RangeRequest_SortOrder.ASCEND,
-      limit: 1n,
-    };
-  }
-
   /** concurrency.NewSession's lease: the given one, or a new one of 60 s when none. */
   async sessionLease(lease: bigint): Promise<bigint> {
     if (lease !== 0n) return lease;
@@ -235,23 +169,8 @@ class SelfClient {
   }
 }
 
-/** A lock whose key vanished while it waited (etcd 3.5's concurrency.ErrSessionExpired). */
-function sessionExpired(): EtcdError {
-  return new EtcdError(GrpcCode.Unknown, "mutex: session is expired");
-}
-
 function callCancelled(): EtcdError {
   return new EtcdError(GrpcCode.Canceled, "context canceled");
-}
-
-/** A transaction comparing a key's create revision. */
-function createRevisionIs(key: Uint8Array, revision: bigint) {
-  return {
-    key,
-    target: Compare_CompareTarget.CREATE,
-    result: Compare_CompareResult.EQUAL,
-    targetUnion: { case: "createRevision" as const, value: revision },
-  };
 }
 
 function unaryMethod<I extends DescMessage, O extends DescMessage>(
@@ -281,6 +200,7 @@ function asRecipeError(e: unknown): unknown {
   if (e instanceof EtcdError && e.code !== GrpcCode.Unknown) {
     return new EtcdError(GrpcCode.Unknown, e.message);
   }
+  if (e instanceof RecipeError) return new EtcdError(GrpcCode.Unknown, e.message);
   return e;
 }
 
@@ -290,74 +210,15 @@ function lockMethods(table: MethodTable): [string, AnyMethod][] {
     unaryMethod(Lock.method.lock, async (req, ctx) => {
       const client = new SelfClient(table, ctx);
       const lease = await client.sessionLease(req.lease);
-      const prefix = concat(req.name, encoder.encode("/"));
-      const key = concat(prefix, encoder.encode(hexLease(lease)));
-      const owner = { case: "requestRange" as const, value: client.firstCreated(prefix) };
-      const res = await client.txn({
-        compare: [createRevisionIs(key, 0n)],
-        success: [
-          { request: { case: "requestPut", value: { key, lease } } },
-          { request: owner },
-        ],
-        failure: [{ request: { case: "requestRange", value: { key } } }, { request: owner }],
-      });
-      let myRevision = res.header!.revision;
-      if (!res.succeeded) {
-        myRevision = (res.responses[0].response.value as RangeResponse).kvs[0].createRevision;
-      }
-      const first = (res.responses[1].response.value as RangeResponse).kvs;
-      let header = res.header!;
-      if (first.length > 0 && first[0].createRevision !== myRevision) {
-        const leave = () =>
-          new SelfClient(table, { ...ctx, signal: new AbortController().signal })
-            .deleteKey(key).catch(() => {});
-        try {
-          await client.waitDeletes(prefix, myRevision - 1n);
-        } catch (e) {
-          // Given up (the caller went away, or the watch failed): leave the queue.
-          await leave();
-          throw e;
-        }
-        // #11456 (3.4.23 grants it anyway): while this caller waited, its lease may have expired
-        // and taken its key along; then it holds nothing.
-        const mine = await client.range({ key }).catch(async (e) => {
-          await leave();
-          throw e;
-        });
-        if (mine.kvs.length === 0) throw sessionExpired();
-        header = mine.header!;
-      }
-      return create(LockResponseSchema, { header, key });
+      // Rechecked after the wait (#11456): 3.4.23 would grant a lock whose key is gone.
+      const held = await lockMutex(client, client.detached(), req.name, lease, true);
+      return create(LockResponseSchema, held);
     }),
     unaryMethod(Lock.method.unlock, async (req, ctx) => {
       const res = await new SelfClient(table, ctx).deleteKey(req.key);
       return create(UnlockResponseSchema, { header: res.header });
     }),
   ];
-}
-
-/** Proclaim of concurrency.Election for a resumed leader key. */
-async function proclaim(
-  client: SelfClient,
-  leader: LeaderKey,
-  lease: bigint,
-  value: Uint8Array,
-): Promise<ResponseHeader> {
-  const res = await client.txn({
-    compare: [createRevisionIs(leader.key, leader.rev)],
-    success: [{ request: { case: "requestPut", value: { key: leader.key, value, lease } } }],
-  });
-  if (!res.succeeded) throw electionErrors.notLeader();
-  return res.header!;
-}
-
-/** Resign of concurrency.Election: deletes the leader key if it is still this campaign's. */
-async function resign(client: SelfClient, leader: LeaderKey): Promise<ResponseHeader> {
-  const res = await client.txn({
-    compare: [createRevisionIs(leader.key, leader.rev)],
-    success: [{ request: { case: "requestDeleteRange", value: { key: leader.key } } }],
-  });
-  return res.header!;
 }
 
 /** The Election service (etcd's v3election), over `table`'s KV, Lease and Watch methods. */
@@ -368,94 +229,37 @@ function electionMethods(table: MethodTable): [string, AnyMethod][] {
     input: m.observe.input,
     output: m.observe.output,
     async handle(requests, send, ctx) {
+      let name: Uint8Array | undefined;
+      for await (const req of requests) {
+        name = req.name;
+        break;
+      }
+      if (name === undefined) return;
       try {
-        await observeLeader(requests, send, ctx);
+        await observeElection(
+          new SelfClient(table, ctx),
+          name,
+          (header, kv) => send(create(LeaderResponseSchema, { header, kv })),
+          () => ctx.signal.aborted,
+        );
       } catch (e) {
         throw asRecipeError(e);
       }
     },
   };
-  async function observeLeader(
-    requests: AsyncIterable<MessageShape<typeof m.observe.input>>,
-    send: (res: MessageShape<typeof m.observe.output>) => Promise<void>,
-    ctx: CallContext,
-  ): Promise<void> {
-    let name: Uint8Array | undefined;
-    for await (const req of requests) {
-      name = req.name;
-      break;
-    }
-    if (name === undefined) return;
-    const client = new SelfClient(table, ctx);
-    const prefix = concat(name, encoder.encode("/"));
-    while (!ctx.signal.aborted) {
-      const res = await client.range(client.firstCreated(prefix));
-      let header: ResponseHeader;
-      let kv: KeyValue;
-      if (res.kvs.length === 0) {
-        // No leader yet: wait for the first key put under the prefix.
-        let found: [ResponseHeader, KeyValue] | null = null;
-        await client.watch(prefix, prefixEnd(prefix), res.header!.revision, (w) => {
-          const put = w.events.find((e) => e.type === Event_EventType.PUT);
-          if (put === undefined) return false;
-          found = [{ ...w.header!, revision: put.kv!.modRevision }, put.kv!];
-          return true;
-        });
-        [header, kv] = found!;
-      } else {
-        header = res.header!;
-        kv = res.kvs[0];
-      }
-      await send(create(LeaderResponseSchema, { header, kv }));
-      // Follow the leader key: each change is sent; its deletion starts over.
-      await client.watch(kv.key, new Uint8Array(), header.revision + 1n, async (w) => {
-        for (const e of w.events) {
-          if (e.type === Event_EventType.DELETE) return true;
-          await send(create(LeaderResponseSchema, { header: w.header, kv: e.kv }));
-        }
-        return false;
-      });
-    }
-  }
   return [
     unaryMethod(m.campaign, async (req, ctx) => {
       const client = new SelfClient(table, ctx);
       const lease = await client.sessionLease(req.lease);
-      const prefix = concat(req.name, encoder.encode("/"));
-      const key = concat(prefix, encoder.encode(hexLease(lease)));
-      const res = await client.txn({
-        compare: [createRevisionIs(key, 0n)],
-        success: [{ request: { case: "requestPut", value: { key, value: req.value, lease } } }],
-        failure: [{ request: { case: "requestRange", value: { key } } }],
-      });
-      const leader = create(LeaderKeySchema, {
-        name: req.name,
-        key,
-        rev: res.header!.revision,
+      const { leader, header } = await campaign(
+        client,
+        client.detached(),
+        req.name,
+        req.value,
         lease,
-      });
-      if (!res.succeeded) {
-        const kv = (res.responses[0].response.value as RangeResponse).kvs[0];
-        leader.rev = kv.createRevision;
-        if (!sameBytes(kv.value, req.value)) {
-          try {
-            await proclaim(client, leader, lease, req.value);
-          } catch (e) {
-            await resign(client, leader).catch(() => {});
-            throw e;
-          }
-        }
-      }
-      try {
-        await client.waitDeletes(prefix, leader.rev - 1n);
-      } catch (e) {
-        if (ctx.signal.aborted) {
-          const detached = new SelfClient(table, { ...ctx, signal: new AbortController().signal });
-          await resign(detached, leader).catch(() => {});
-        }
-        throw e;
-      }
-      return create(CampaignResponseSchema, { header: res.header, leader });
+        () => ctx.signal.aborted,
+      );
+      return create(CampaignResponseSchema, { header, leader });
     }),
     unaryMethod(m.proclaim, async (req, ctx) => {
       if (req.leader === undefined) throw electionErrors.missingLeaderKey();
@@ -465,10 +269,8 @@ function electionMethods(table: MethodTable): [string, AnyMethod][] {
       return create(ProclaimResponseSchema, { header });
     }),
     unaryMethod(m.leader, async (req, ctx) => {
-      const client = new SelfClient(table, ctx);
-      const res = await client.range(client.firstCreated(concat(req.name, encoder.encode("/"))));
-      if (res.kvs.length === 0) throw electionErrors.noLeader();
-      return create(LeaderResponseSchema, { header: res.header, kv: res.kvs[0] });
+      const leader = await electionLeader(new SelfClient(table, ctx), req.name);
+      return create(LeaderResponseSchema, leader);
     }),
     [`/${Election.typeName}/${m.observe.name}`, observe],
     unaryMethod(m.resign, async (req, ctx) => {
@@ -479,10 +281,6 @@ function electionMethods(table: MethodTable): [string, AnyMethod][] {
       return create(ResignResponseSchema, { header });
     }),
   ];
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 /** Adds the Lock and Election services to a member's method table (which must hold KV etc.). */
