@@ -262,7 +262,7 @@ export function freePort(): number {
 }
 
 /** The environment for child processes: ours minus ETCD_* and ETCDCTL_*, which would change them. */
-function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(Deno.env.toObject())) {
     if (key.startsWith("ETCD_") || key.startsWith("ETCDCTL_")) continue;
@@ -629,7 +629,7 @@ export interface RunCtlOptions {
   cwd?: string;
 }
 
-function ctlCommand(kind: CtlKind): [string, string[]] {
+export function ctlCommand(kind: CtlKind): [string, string[]] {
   if (kind === "etcdctl") return ["etcdctl", []];
   // The repo's deno.json named explicitly, so that detcdctl runs from any working directory.
   return [Deno.execPath(), [

@@ -67,13 +67,16 @@ async function keepAliveOnce(client: EtcdClient, id: bigint): Promise<LeaseKeepA
 }
 
 /**
- * clientv3's KeepAlive channel for one lease, printed as it goes; resolves when the channel
- * closes (lease expired or revoked, or no answer within the deadline).
+ * clientv3's KeepAlive channel for one lease, each answer handed to `onResponse` (printed by
+ * default); resolves when the channel closes (lease expired or revoked, no answer within the
+ * deadline, or `stop` aborted).
  */
-async function keepAliveLoop(
+export async function keepAliveLoop(
   session: Session,
   client: EtcdClient,
   id: bigint,
+  onResponse: (resp: LeaseKeepAliveResponse) => void = (resp) => session.display.keepAlive(resp),
+  stop?: AbortSignal,
 ): Promise<void> {
   const firstTimeoutMs = client.dialTimeoutMs() + 1000 === 1000
     ? 5000
@@ -95,6 +98,8 @@ async function keepAliveLoop(
       stream.send(create(LeaseKeepAliveRequestSchema, { ID: id }));
     }
   };
+  stop?.addEventListener("abort", () => end(), { once: true });
+  if (stop?.aborted) end();
   const tick = setInterval(() => {
     if (Date.now() > deadline) end();
     else sendDue();
@@ -122,7 +127,7 @@ async function keepAliveLoop(
           const ttlMs = Number(resp.TTL) * 1000;
           nextKeepAlive = Date.now() + ttlMs / 3;
           deadline = Date.now() + ttlMs;
-          session.display.keepAlive(resp);
+          onResponse(resp);
         }
       } catch (e) {
         if (e instanceof ExitSignal) {

@@ -84,15 +84,6 @@ export function pendingCommands(pending: (c: Command) => Command): Record<string
     "Optional. If present, defragments a data directory not in use by etcd.",
   );
 
-  const elect = c(
-    "elect <election-name> [proposal]",
-    "Observes and participates in leader election",
-  );
-  elect.flags().bool("listen", false, "observation mode", "l");
-
-  const lock = c("lock <lockname> [exec-command arg1 arg2 ...]", "Acquires a named lock");
-  lock.flags().int("ttl", 10n, "timeout for session");
-
   const mirror = c(
     "make-mirror [options] <destination>",
     "Makes a mirror at the destination etcd cluster",
@@ -177,8 +168,6 @@ The items in the lists are hash, revision, total keys, total size.
     snapshot,
     "make-mirror": mirror,
     migrate,
-    lock,
-    elect,
     check,
   };
 }

@@ -5,6 +5,7 @@
 
 import { Command } from "../command.ts";
 import { apiVersion, etcdctlUsage, etcdctlVersion } from "../help.ts";
+import { electCommand, lockCommand } from "./concurrency.ts";
 import { endpointCommand } from "./endpoint.ts";
 import { registerGlobalFlags, type Session } from "./global.ts";
 import { kvCommands } from "./kv.ts";
@@ -64,8 +65,8 @@ export function newRootCommand(session: Session): Command {
     snapshotCommand(session),
     p["make-mirror"],
     p.migrate,
-    p.lock,
-    p.elect,
+    lockCommand(session),
+    electCommand(session),
     authCommand(session),
     userCommand(session),
     roleCommand(session),

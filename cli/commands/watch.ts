@@ -24,6 +24,7 @@ import {
 import { Event_EventType } from "../../gen/mvccpb/kv_pb.ts";
 import { argify, GoPanic, panic, prefixRangeEnd } from "./kv.ts";
 import { mustClientFromCmd, type Session } from "./global.ts";
+import { runCommand } from "./exec.ts";
 
 const encoder = new TextEncoder();
 
@@ -496,47 +497,11 @@ async function runExec(
   env: Record<string, string>,
 ): Promise<void> {
   flushStdout(session);
-  let err: string | undefined;
-  try {
-    const out = await new Deno.Command(execArgs[0], {
-      args: execArgs.slice(1),
-      clearEnv: true,
-      env,
-      stdin: "null",
-      stdout: "inherit",
-      stderr: "inherit",
-    }).output();
-    if (out.signal) err = `signal: ${signalName(out.signal)}`;
-    else if (out.code !== 0) err = `exit status ${out.code}`;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      err = execArgs[0].includes("/")
-        ? `fork/exec ${execArgs[0]}: no such file or directory`
-        : `exec: ${goQuote(execArgs[0])}: executable file not found in $PATH`;
-    } else if (e instanceof Deno.errors.PermissionDenied) {
-      err = `fork/exec ${execArgs[0]}: permission denied`;
-    } else {
-      err = (e as Error).message;
-    }
-  }
+  const err = await runCommand(execArgs, env);
   if (err !== undefined) {
     session.io.stderr.write(`command ${goQuoteSlice(execArgs)} error (${err})\n`);
     throw new ExitSignal(1);
   }
-}
-
-function signalName(sig: Deno.Signal): string {
-  const names: Record<string, string> = {
-    SIGKILL: "killed",
-    SIGTERM: "terminated",
-    SIGINT: "interrupt",
-    SIGHUP: "hangup",
-    SIGQUIT: "quit",
-    SIGABRT: "aborted",
-    SIGSEGV: "segmentation fault",
-    SIGPIPE: "broken pipe",
-  };
-  return names[sig] ?? sig;
 }
 
 /** printWatchCh: prints every response of a watch, running the command per event. */

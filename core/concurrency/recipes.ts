@@ -282,12 +282,13 @@ export async function electionLeader(
 /**
  * concurrency.Election.Observe: hands `emit` the leader, then every change of its key; when it
  * is deleted, the next leader (waiting for one if there is none). Runs until `stopped()` or a
- * failure (thrown).
+ * failure (thrown). A change of the key comes with the range that found the leader (clientv3
+ * reuses that GetResponse, count and more included); the leader itself with none.
  */
 export async function observeElection(
   client: RecipeClient,
   name: Uint8Array,
-  emit: (header: ResponseHeader, kv: KeyValue) => Promise<void>,
+  emit: (header: ResponseHeader, kv: KeyValue, range?: RangeResponse) => Promise<void>,
   stopped: () => boolean,
 ): Promise<void> {
   const prefix = queuePrefix(name);
@@ -312,7 +313,7 @@ export async function observeElection(
     await client.watch(kv.key, new Uint8Array(), header.revision + 1n, async (w) => {
       for (const e of w.events) {
         if (e.type === Event_EventType.DELETE) return true;
-        await emit(w.header!, e.kv!);
+        await emit(w.header!, e.kv!, res);
       }
       return false;
     });
