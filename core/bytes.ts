@@ -67,3 +67,29 @@ export function idBytes(id: string): Uint8Array {
   for (let i = 0; i < id.length; i++) out[i] = id.charCodeAt(i);
   return out;
 }
+
+/** The bytes of every part, one after the other, in a new array. */
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * clientv3.GetPrefixRangeEnd: the first key after every key that starts with `prefix`; when every
+ * byte is 0xff no key follows them all, and the range is open ended ("\x00", from-key).
+ */
+export function prefixRangeEnd(prefix: Uint8Array): Uint8Array {
+  const end = prefix.slice();
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i] < 0xff) {
+      end[i]++;
+      return end.slice(0, i + 1);
+    }
+  }
+  return new Uint8Array([0]);
+}

@@ -7,6 +7,8 @@
  * DNS subject alternative names. Built with WebCrypto and a small DER writer (no package).
  */
 
+import { concatBytes } from "../core/bytes.ts";
+
 const enc = new TextEncoder();
 
 // ---- DER ----
@@ -24,13 +26,7 @@ function tlv(tag: number, ...content: Uint8Array[]): Uint8Array {
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(...parts);
 }
 
 const seq = (...c: Uint8Array[]) => tlv(0x30, ...c);

@@ -37,18 +37,9 @@ function bytes(s: string): Uint8Array {
   return encoder.encode(s);
 }
 
-/** clientv3.GetPrefixRangeEnd: the smallest key greater than every key with this prefix. */
-export function prefixRangeEnd(key: Uint8Array): Uint8Array {
-  const end = key.slice();
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i] < 0xff) {
-      end[i]++;
-      return end.slice(0, i + 1);
-    }
-  }
-  // All bytes are 0xff: no upper bound, use "\x00" (from-key).
-  return new Uint8Array([0]);
-}
+/** clientv3.GetPrefixRangeEnd (core/bytes.ts). */
+import { prefixRangeEnd } from "../../core/bytes.ts";
+export { prefixRangeEnd };
 
 /** Where ops read a value missing from the command line (put's stdin fallback). */
 export type StdinReadAll = () => Promise<Uint8Array>;

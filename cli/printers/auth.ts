@@ -84,18 +84,9 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
-/** clientv3.GetPrefixRangeEnd: the first key after every key that starts with `prefix`. */
-export function prefixRangeEnd(prefix: Uint8Array): Uint8Array {
-  const end = prefix.slice();
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i] < 0xff) {
-      end[i]++;
-      return end.slice(0, i + 1);
-    }
-  }
-  // Every byte is 0xff: no key follows them all, so the range is open ended.
-  return new Uint8Array([0]);
-}
+/** clientv3.GetPrefixRangeEnd (core/bytes.ts). */
+import { prefixRangeEnd } from "../../core/bytes.ts";
+export { prefixRangeEnd };
 
 const openEnded = new Uint8Array([0]);
 

@@ -5,6 +5,8 @@
  * Private to core/auth.
  */
 
+import { concatBytes } from "../bytes.ts";
+
 /** One PEM block: its label and DER bytes (Go's pem.Decode of the first block). */
 export interface PemBlock {
   label: string;
@@ -88,15 +90,7 @@ function element(tag: number, content: Uint8Array): Uint8Array {
   return out;
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+const concat = concatBytes;
 
 /** OID contents (without tag and length). */
 export const oids = {

@@ -21,7 +21,7 @@ import {
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { Event_EventType, type KeyValue } from "../../gen/mvccpb/kv_pb.ts";
 import { type LeaderKey, LeaderKeySchema } from "../../gen/v3electionpb/v3election_pb.ts";
-import { bytesEqual } from "../bytes.ts";
+import { bytesEqual, concatBytes as concat, prefixRangeEnd as prefixEnd } from "../bytes.ts";
 
 /** What the recipes need of a client. Failures are thrown as the client reports them. */
 export interface RecipeClient {
@@ -59,28 +59,6 @@ export class RecipeError extends Error {
 }
 
 const encoder = new TextEncoder();
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-/** The first key after every key starting with `prefix` (clientv3.GetPrefixRangeEnd). */
-export function prefixEnd(prefix: Uint8Array): Uint8Array {
-  const end = prefix.slice();
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i] < 0xff) {
-      end[i]++;
-      return end.slice(0, i + 1);
-    }
-  }
-  return new Uint8Array([0]);
-}
 
 /** `<name>/`: the prefix of a lock's or an election's keys. */
 export function queuePrefix(name: Uint8Array): Uint8Array {
