@@ -276,6 +276,10 @@ export interface ServerConfig extends NodeConfig {
   clientTls?: ClientTlsFlags;
   /** --cipher-suites, Go names, comma-separated ("" for Go's defaults). */
   cipherSuites?: string;
+  /** --auto-compaction-mode. */
+  autoCompactionMode?: "periodic" | "revision";
+  /** --auto-compaction-retention as given ("0": off); parsed at start as etcd does. */
+  autoCompactionRetention?: string;
 }
 
 /** --cert-file, --key-file, --trusted-ca-file, --client-cert-auth, --client-crl-file, --auto-tls. */
@@ -364,6 +368,10 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
   ) {
     if (get(flag) !== "") throw new ConfigError(`--${flag} is not supported by detcd yet`);
   }
+  const compactionMode = get("auto-compaction-mode");
+  if (compactionMode !== "periodic" && compactionMode !== "revision") {
+    throw new ConfigError(`unknown auto-compaction-mode "${compactionMode}"`);
+  }
   const maxRequestBytes = int("max-request-bytes");
   if (maxRequestBytes <= 0) throw new ConfigError("--max-request-bytes must be positive");
   return {
@@ -390,6 +398,8 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
     leaseCheckpoint: get("experimental-enable-lease-checkpoint") === "true",
     logLevel: level as ServerConfig["logLevel"],
     logger,
+    autoCompactionMode: compactionMode,
+    autoCompactionRetention: get("auto-compaction-retention") || "0",
     authToken: get("auth-token"),
     bcryptCost: int("bcrypt-cost"),
     authTokenTtlSeconds: int("auth-token-ttl"),

@@ -1,3 +1,4 @@
+import { parseCompactionRetention, startCompactor } from "./compactor.ts";
 import { createTokenProvider } from "./auth_tokens.ts";
 import { selfCert, type SelfCertLog } from "./self_cert.ts";
 import { WorkerPasswordHasher } from "./auth_hasher.ts";
@@ -157,6 +158,12 @@ export async function startServer(
     "listen-client-urls": config.listenClientUrls,
   });
   const clientTls = await loadClientTls(config, logger);
+  const compactionMode = config.autoCompactionMode ?? "periodic";
+  // Parsed before anything starts, as etcd does (a bad value ends the start-up).
+  const compactionRetention = parseCompactionRetention(
+    compactionMode,
+    config.autoCompactionRetention ?? "0",
+  );
   let node: EtcdNode | null = null;
   const handler = (): PeerHandler | null => {
     const n = node;
@@ -247,6 +254,9 @@ export async function startServer(
   });
   node = opened;
   const ticker = setInterval(() => opened.tick(), opened.heartbeatIntervalMs);
+  const compactor = startCompactor(opened, compactionMode, compactionRetention, logger, {
+    revisionIntervalMs: revisionCompactionIntervalMs(),
+  });
   const table = etcdServices(opened, {
     maxRequestBytes: config.maxRequestBytes,
     progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
@@ -259,6 +269,7 @@ export async function startServer(
   const secureAddresses: boolean[] = [];
   let peers: { close(): void } | null = null;
   const shutdown = async () => {
+    compactor?.stop();
     for (const s of servers) s.close();
     for (const p of pools) p.stop();
     // The node still ticks and talks to peers while it hands leadership over.
@@ -436,6 +447,15 @@ async function loadClientTls(config: ServerConfig, logger: Logger): Promise<Clie
       : undefined,
     clientCertAuth: flags.clientCertAuth,
   };
+}
+
+/**
+ * etcd checks revision-mode retention every 5 minutes; DETCD_REVISION_COMPACTION_INTERVAL_MS
+ * shortens that for tests (not an etcd setting).
+ */
+function revisionCompactionIntervalMs(): number | undefined {
+  const v = Number(Deno.env.get("DETCD_REVISION_COMPACTION_INTERVAL_MS") ?? "");
+  return Number.isFinite(v) && v > 0 ? v : undefined;
 }
 
 /**

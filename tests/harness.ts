@@ -286,7 +286,7 @@ globalThis.addEventListener("unload", () => {
 });
 
 /** The command line that runs a member of the given kind (program and arguments before flags). */
-function serverCommand(kind: MemberKind): [string, string[]] {
+export function serverCommand(kind: MemberKind): [string, string[]] {
   if (kind === "etcd") return ["etcd", []];
   return [Deno.execPath(), ["run", "-A", `${REPO_ROOT}/server/main.ts`]];
 }
