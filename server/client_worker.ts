@@ -89,8 +89,8 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
       host: message.host,
       port: message.port,
       table: remoteTable(message.unaryPaths),
-      http1Routes: async (plainPath) => {
-        const reply = await send({ plainPath });
+      http1Routes: async (plainPath, plainMethod) => {
+        const reply = await send({ plainPath, plainMethod });
         return "plain" in reply ? reply.plain as PlainResponse | null : null;
       },
       maxRecvBytes: message.maxRecvBytes,

@@ -12,11 +12,17 @@ export interface PlainResponse {
   status: number;
   contentType: string;
   body: string;
+  /** Further response headers (Allow, X-Content-Type-Options). */
+  headers?: Record<string, string>;
 }
 
-/** Answers etcd's plain HTTP/1.1 endpoints by path; null for paths it does not own. */
+/**
+ * Answers etcd's plain HTTP/1.1 endpoints by the request target (path and query) and method;
+ * null for paths it does not own.
+ */
 export type Http1Routes = (
-  path: string,
+  target: string,
+  method: string,
 ) => PlainResponse | null | Promise<PlainResponse | null>;
 
 /** What one client listener needs. */
@@ -94,16 +100,17 @@ export async function listenClients(options: ClientListenerOptions): Promise<net
       handleGrpcStream(table, grpcOptions, stream, peer);
     } else if (stream.headers[":method"] === "GET") {
       // etcd's plain endpoints over HTTP/2 too (curl picks h2 on a TLS port).
-      const path = (stream.headers[":path"] ?? "").split("?")[0];
-      Promise.resolve(options.http1Routes(path)).then((plain) => {
+      Promise.resolve(options.http1Routes(stream.headers[":path"] ?? "", "GET")).then((plain) => {
         if (stream.closed) return;
         if (plain === null) {
           refuseNonGrpc(stream);
           return;
         }
-        stream.respond(
-          encodeHeaders({ ":status": String(plain.status), "content-type": plain.contentType }),
-        );
+        stream.respond(encodeHeaders({
+          ":status": String(plain.status),
+          "content-type": plain.contentType,
+          ...lowerCased(plain.headers ?? {}),
+        }));
         stream.write(new TextEncoder().encode(plain.body));
         stream.end();
       });
@@ -125,12 +132,12 @@ export async function listenClients(options: ClientListenerOptions): Promise<net
     (req) => peers.get(req.socket),
   );
   const h1 = http.createServer(async (req, res) => {
-    const plain = await options.http1Routes((req.url ?? "").split("?")[0]);
+    const plain = await options.http1Routes(req.url ?? "", req.method ?? "GET");
     if (plain === null) {
       connect(req, res);
       return;
     }
-    res.writeHead(plain.status, { "content-type": plain.contentType });
+    res.writeHead(plain.status, { "content-type": plain.contentType, ...plain.headers });
     res.end(plain.body);
   });
   h1.on("clientError", (_err, socket) => {
@@ -255,6 +262,10 @@ export async function listenClients(options: ClientListenerOptions): Promise<net
       resolve(server);
     });
   });
+}
+
+function lowerCased(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
 }
 
 /** A failed handshake in Go's words where they are known (etcd logs them), else OpenSSL's. */

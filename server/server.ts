@@ -6,8 +6,10 @@ import * as net from "node:net";
 import type { Logger } from "../core/log.ts";
 import { create } from "@bufbuild/protobuf";
 import {
+  AlarmType,
   LeaseTimeToLiveRequestSchema,
   LeaseTimeToLiveResponseSchema,
+  RangeRequestSchema,
 } from "../gen/etcdserverpb/rpc_pb.ts";
 import {
   clusterVersion,
@@ -70,11 +72,27 @@ export function http1Routes(node: EtcdNode): Http1Routes {
     contentType: "application/json",
     body: JSON.stringify(body),
   });
-  return (path) => {
-    switch (path) {
-      case "/health":
-        return json({ health: node.leader !== 0n ? "true" : "false" });
+  // Go's http.Error: plain text, no sniffing, a newline after the message.
+  const httpError = (status: number, message: string, headers: Record<string, string> = {}) => ({
+    status,
+    contentType: "text/plain; charset=utf-8",
+    body: `${message}\n`,
+    headers: { "X-Content-Type-Options": "nosniff", ...headers },
+  });
+  const methodNotAllowed = () => httpError(405, "Method Not Allowed", { Allow: "GET" });
+  return (target, method) => {
+    const url = new URL(target, "http://localhost");
+    switch (url.pathname) {
+      case "/health": {
+        if (method !== "GET") return methodNotAllowed();
+        return checkHealth(node, new Set(url.searchParams.getAll("exclude"))).then((healthy) =>
+          healthy
+            ? { status: 200, contentType: "text/plain; charset=utf-8", body: '{"health":"true"}' }
+            : httpError(503, '{"health":"false"}')
+        );
+      }
       case "/version":
+        if (method !== "GET") return methodNotAllowed();
         return json({ etcdserver: SERVER_VERSION, etcdcluster: clusterVersion });
       case "/metrics": {
         const status = node.status();
@@ -100,6 +118,27 @@ export function http1Routes(node: EtcdNode): Http1Routes {
         return null;
     }
   };
+}
+
+/**
+ * etcd 3.4's /health: unhealthy with a raised alarm (unless named in `?exclude=`), without a
+ * leader, or when a quorum read does not succeed within a second.
+ */
+async function checkHealth(node: EtcdNode, excluded: Set<string>): Promise<boolean> {
+  if (node.alarmList().some((a) => !excluded.has(AlarmType[a.alarm]))) return false;
+  if (node.leader === 0n) return false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      node.range(create(RangeRequestSchema, { key: new TextEncoder().encode("health") })),
+      new Promise((_, reject) => timer = setTimeout(() => reject(new Error("timeout")), 1000)),
+    ]);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Opens the member's data dir and starts serving clients (and holding the peer port). */

@@ -87,7 +87,7 @@ export class WorkerPool {
         }
         for (const call of message.calls) {
           if ("plainPath" in call) {
-            Promise.resolve(options.http1Routes(call.plainPath)).then(
+            Promise.resolve(options.http1Routes(call.plainPath, call.plainMethod)).then(
               (plain) => reply({ id: call.id, plain }),
               () => reply({ id: call.id, plain: null }),
             );

@@ -28,7 +28,9 @@ export interface CallMessage {
 /** A plain HTTP/1.1 endpoint request forwarded by a worker. */
 export interface PlainMessage {
   id: number;
+  /** The request target: path and query. */
   plainPath: string;
+  plainMethod: string;
 }
 
 /** Worker → main: calls gathered during one turn. */

@@ -10,6 +10,7 @@ import {
   NodeSnapshotSchema,
 } from "../../gen/detcdpb/internal_pb.ts";
 import {
+  type AlarmMember,
   type AlarmRequest,
   type AlarmResponse,
   AlarmType,
@@ -641,6 +642,11 @@ export class EtcdNode {
   /** Whether this member is a learner (it then serves only Status and serializable reads). */
   get isLearner(): boolean {
     return this.#membership.get(this.memberId)?.isLearner ?? false;
+  }
+
+  /** The raised alarms, as this member applied them (no Raft round: /health's view). */
+  alarmList(): readonly AlarmMember[] {
+    return this.#sm.alarms;
   }
 
   get isLeader(): boolean {

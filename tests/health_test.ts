@@ -1,0 +1,98 @@
+/**
+ * /health and /version over HTTP/1.1, side by side with etcd 3.4.23: status, the headers that
+ * matter, body; a raised NOSPACE alarm makes /health 503 unless `?exclude=NOSPACE`; methods other
+ * than GET get 405 with `Allow: GET`.
+ */
+import assert from "node:assert/strict";
+import {
+  AlarmRequest_AlarmAction,
+  AlarmRequestSchema,
+  AlarmResponseSchema,
+  AlarmType,
+  StatusRequestSchema,
+  StatusResponseSchema,
+} from "../gen/etcdserverpb/rpc_pb.ts";
+import { AuthClient, must } from "./auth_client.ts";
+import {
+  assertReference,
+  type MemberKind,
+  requireReference,
+  SHARED_MEMBER_NAME,
+  SHARED_PEER_URL,
+  startMember,
+} from "./harness.ts";
+
+const reference = requireReference();
+
+async function http(url: string, method = "GET"): Promise<string> {
+  const res = await fetch(url, { method });
+  const keep = ["content-type", "allow", "x-content-type-options"];
+  const headers = keep.flatMap((h) => res.headers.has(h) ? [`${h}: ${res.headers.get(h)}`] : []);
+  return `${method} ${new URL(url).pathname}${new URL(url).search} -> ${res.status}\n${
+    headers.join("\n")
+  }\n${JSON.stringify(await res.text())}`;
+}
+
+Deno.test({
+  name: "/health and /version answer as etcd 3.4.23's, alarms and ?exclude= included",
+  ignore: reference.ignore,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    assertReference();
+    const runs: string[][] = [];
+    for (const kind of ["etcd", "detcd"] as MemberKind[]) {
+      const member = await startMember({
+        kind,
+        name: SHARED_MEMBER_NAME,
+        advertisePeerUrl: SHARED_PEER_URL,
+      });
+      const client = new AuthClient(member.endpoint);
+      try {
+        const base = `http://${member.endpoint}`;
+        const out = [
+          await http(`${base}/health`),
+          await http(`${base}/health`, "POST"),
+          await http(`${base}/version`, "POST"),
+        ];
+        const status = must(
+          await client.unary(
+            "/etcdserverpb.Maintenance/Status",
+            StatusRequestSchema,
+            StatusResponseSchema,
+            {},
+          ),
+          "status",
+        );
+        must(
+          await client.unary(
+            "/etcdserverpb.Maintenance/Alarm",
+            AlarmRequestSchema,
+            AlarmResponseSchema,
+            {
+              action: AlarmRequest_AlarmAction.ACTIVATE,
+              memberID: status.header!.memberId,
+              alarm: AlarmType.NOSPACE,
+            },
+          ),
+          "raise NOSPACE",
+        );
+        out.push(
+          await http(`${base}/health`),
+          await http(`${base}/health?exclude=NOSPACE`),
+          await http(`${base}/health?exclude=CORRUPT`),
+          await http(`${base}/health?exclude=CORRUPT&exclude=NOSPACE`),
+        );
+        runs.push(out);
+      } finally {
+        client.close();
+        await member.stop();
+      }
+    }
+    const [etcd, detcd] = runs;
+    assert.deepEqual(detcd, etcd);
+    assert.match(etcd[0], /-> 200\n[^]*"\{\\"health\\":\\"true\\"\}"$/);
+    assert.match(etcd[3], /-> 503\n[^]*"\{\\"health\\":\\"false\\"\}\\n"$/);
+    assert.match(etcd[4], /-> 200/);
+  },
+});
