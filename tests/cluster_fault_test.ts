@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals } from "../core/testing.ts";
 import { startCluster, startJoiningMember } from "./cluster_harness.ts";
-import { freePort, KvClient, type Member, requireDetcd } from "./harness.ts";
+import { freePort, KvClient, type Member, requireDetcd, TEST_TLS } from "./harness.ts";
 import {
   HashKVRequestSchema,
   HashKVResponseSchema,
@@ -213,7 +213,7 @@ Deno.test({
       // etcd's strict reconfig check refuses any add until every voter has been connected 5 s.
       await new Promise((r) => setTimeout(r, Math.max(0, startedAt + 5500 - Date.now())));
       const peerPort = freePort();
-      const peerUrl = `http://127.0.0.1:${peerPort}`;
+      const peerUrl = `${TEST_TLS ? "https" : "http"}://127.0.0.1:${peerPort}`;
       const added = await within(
         10_000,
         client.call(

@@ -18,7 +18,11 @@ import {
   type MemberKind,
   requireReference,
   startMember,
+  TEST_TLS,
 } from "./harness.ts";
+
+/** The peer URLs' scheme (https in `deno task test:tls`). */
+const SCHEME = TEST_TLS ? "https" : "http";
 
 const reference = requireReference();
 
@@ -63,7 +67,7 @@ for (const kind of ["etcd", "detcd"] as MemberKind[]) {
       const client = new KvClient(cluster.members[1].endpoint);
       try {
         const peerPort = freePort();
-        const peerUrl = `http://127.0.0.1:${peerPort}`;
+        const peerUrl = `${SCHEME}://127.0.0.1:${peerPort}`;
         // etcd refuses membership changes until every voter has been connected for 5 s.
         await new Promise((r) => setTimeout(r, 5500));
         await client.call(
@@ -86,7 +90,7 @@ for (const kind of ["etcd", "detcd"] as MemberKind[]) {
         assert(unequal.includes("error validating peerURLs {ClusterID:"), unequal);
 
         // Right count, but a peer URL the cluster does not have.
-        const stray = `http://127.0.0.1:${freePort()}`;
+        const stray = `${SCHEME}://127.0.0.1:${freePort()}`;
         const noMatch = await failedStart(
           cluster,
           "etcd4",
