@@ -84,38 +84,6 @@ export function pendingCommands(pending: (c: Command) => Command): Record<string
     "Optional. If present, defragments a data directory not in use by etcd.",
   );
 
-  const mirror = c(
-    "make-mirror [options] <destination>",
-    "Makes a mirror at the destination etcd cluster",
-  );
-  mirror.flags().string("prefix", "", "Key-value prefix to mirror");
-  mirror.flags().string(
-    "dest-prefix",
-    "",
-    "destination prefix to mirror a prefix to a different prefix in the destination cluster",
-  );
-  mirror.flags().bool(
-    "no-dest-prefix",
-    false,
-    "mirror key-values to the root of the destination cluster",
-  );
-  mirror.flags().string(
-    "dest-cert",
-    "",
-    "Identify secure client using this TLS certificate file for the destination cluster",
-  );
-  mirror.flags().string("dest-key", "", "Identify secure client using this TLS key file");
-  mirror.flags().string(
-    "dest-cacert",
-    "",
-    "Verify certificates of TLS enabled secure servers using this CA bundle",
-  );
-  mirror.flags().bool(
-    "dest-insecure-transport",
-    true,
-    "Disable transport security for client connections",
-  );
-
   const migrate = c("migrate", "Migrates keys in a v2 store to a mvcc store");
   migrate.flags().bool("no-ttl", false, "Do not convert TTL keys");
   migrate.flags().string("data-dir", "", "Path to the data directory");
@@ -166,7 +134,6 @@ The items in the lists are hash, revision, total keys, total size.
   return {
     defrag,
     snapshot,
-    "make-mirror": mirror,
     migrate,
     check,
   };

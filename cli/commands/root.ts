@@ -14,6 +14,7 @@ import { watchCommand } from "./watch.ts";
 import { alarmCommand } from "./alarm.ts";
 import { authCommand } from "./auth.ts";
 import { memberCommand } from "./member.ts";
+import { makeMirrorCommand } from "./mirror.ts";
 import { moveLeaderCommand } from "./move_leader.ts";
 import { pendingCommands, pendingMarker } from "./pending.ts";
 import { roleCommand } from "./role.ts";
@@ -63,7 +64,7 @@ export function newRootCommand(session: Session): Command {
     leaseCommand(session),
     memberCommand(session),
     snapshotCommand(session),
-    p["make-mirror"],
+    makeMirrorCommand(session),
     p.migrate,
     lockCommand(session),
     electCommand(session),
