@@ -152,6 +152,11 @@ export function fileSink(file: { writeSync(p: Uint8Array): number }): ByteSink {
  * A sink that gathers the writes of one synchronous stretch of work and writes them at once,
  * (many small writes per key would otherwise cost a system call each); flush() forces it out.
  */
+/** Writes out what stdout holds back (before a child process writes to the same stream). */
+export function flushStdout(io: CliIo): void {
+  if (io.stdout instanceof CoalescingSink) io.stdout.flush();
+}
+
 export class CoalescingSink implements ByteSink {
   #parts: Uint8Array[] = [];
   #size = 0;

@@ -350,23 +350,6 @@ export async function startServer(
       const secure = url.startsWith("https://");
       const both = plainHosts.has(new URL(url).host) && secureHosts.has(new URL(url).host);
       if (both && !secure) continue; // served by its https:// URL's listener
-      if (both) {
-        const server = await listenClients({
-          host,
-          port,
-          table,
-          http1Routes: routes,
-          maxRecvBytes,
-          logger,
-          tls: clientTls!,
-          alsoPlain: true,
-        });
-        servers.push(server);
-        const address = `${host}:${(server.address() as net.AddressInfo).port}`;
-        clientAddresses.push(address, address);
-        secureAddresses.push(false, true);
-        continue;
-      }
       // TLS connections are served on the main thread (client workers carry plain ports only).
       if (clientWorkers > 0 && !secure) {
         const pool = await WorkerPool.start({
@@ -393,10 +376,15 @@ export async function startServer(
         maxRecvBytes,
         logger,
         tls: secure ? clientTls! : undefined,
+        alsoPlain: both,
       });
       servers.push(server);
-      const address = server.address() as net.AddressInfo;
-      clientAddresses.push(`${host}:${address.port}`);
+      const address = `${host}:${(server.address() as net.AddressInfo).port}`;
+      if (both) {
+        clientAddresses.push(address);
+        secureAddresses.push(false);
+      }
+      clientAddresses.push(address);
       secureAddresses.push(secure);
     }
   } catch (e) {

@@ -158,14 +158,10 @@ async function run(member: Member, dir: string, steps: Step[]): Promise<string[]
 }
 
 /** Runs the same steps against a fresh etcd and a fresh detcd and compares every outcome. */
-async function compareSides(
-  dir: string,
-  steps: Step[],
-  start: (kind: MemberKind, dir: string) => Promise<Member> = startTlsMember,
-): Promise<string[]> {
+async function compareSides(dir: string, steps: Step[]): Promise<string[]> {
   const results: string[][] = [];
   for (const kind of ["etcd", "detcd"] as const) {
-    const member = await start(kind, dir);
+    const member = await startTlsMember(kind, dir);
     try {
       results.push(await run(member, dir, steps));
     } finally {

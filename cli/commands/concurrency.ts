@@ -8,7 +8,7 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Command } from "../command.ts";
 import type { EtcdClient } from "../etcd_client.ts";
-import { ExitCode, ExitSignal } from "../io.ts";
+import { ExitCode, ExitSignal, flushStdout } from "../io.ts";
 import {
   DeleteRangeRequestSchema,
   type DeleteRangeResponse,
@@ -29,7 +29,7 @@ import {
 } from "../../core/concurrency/recipes.ts";
 import { runCommand } from "./exec.ts";
 import { keepAliveLoop } from "./lease.ts";
-import { errorText, mustClientFromCmd, orExit, type Session } from "./global.ts";
+import { mustClientFromCmd, orExit, type Session } from "./global.ts";
 
 const encoder = new TextEncoder();
 
@@ -121,21 +121,6 @@ function signalledOrExpired(interrupted: AbortSignal, expired: Promise<void>): P
   });
 }
 
-/** Runs `body`, turning a failure into etcdctl's `Error: ...` and exit status 1. */
-async function orExitError<T>(session: Session, body: () => Promise<T>): Promise<T> {
-  try {
-    return await body();
-  } catch (e) {
-    if (e instanceof ExitSignal) throw e;
-    session.exitWithError(ExitCode.Error, e instanceof Canceled ? e.message : errorText(e));
-  }
-}
-
-function flushStdout(session: Session): void {
-  const out = session.io.stdout as { flush?: () => void };
-  out.flush?.();
-}
-
 /** `lock <lockname> [exec-command arg1 arg2 ...]`. */
 export function lockCommand(session: Session): Command {
   const cmd = new Command({
@@ -154,18 +139,20 @@ export function lockCommand(session: Session): Command {
       const interrupt = new AbortController();
       const handler = onInterrupt(interrupt);
       try {
-        const held = await orExitError(session, () =>
+        const held = await orExit(
+          session,
           lockMutex(
             recipeClient(client, interrupt.signal),
             recipeClient(client),
             encoder.encode(args[0]),
             s.lease,
             false,
-          ));
-        const unlock = () => orExitError(session, () => recipeClient(client).deleteKey(held.key));
+          ),
+        );
+        const unlock = () => orExit(session, recipeClient(client).deleteKey(held.key));
         const execArgs = args.slice(1);
         if (execArgs.length > 0) {
-          flushStdout(session);
+          flushStdout(session.io);
           const env: Record<string, string> = {
             ETCD_LOCK_KEY: new TextDecoder().decode(held.key),
             ETCD_LOCK_REV: String(held.header.revision),
@@ -176,13 +163,13 @@ export function lockCommand(session: Session): Command {
           if (err !== undefined) session.exitWithError(ExitCode.Error, err);
           return;
         }
-        const k = await orExitError(
+        const k = await orExit(
           session,
-          () => recipeClient(client, interrupt.signal).range({ key: held.key }),
+          recipeClient(client, interrupt.signal).range({ key: held.key }),
         );
         if (k.kvs.length === 0) session.exitWithError(ExitCode.Error, "lock lost on init");
         session.display.get(k);
-        flushStdout(session);
+        flushStdout(session.io);
         if (await signalledOrExpired(interrupt.signal, s.done)) {
           await unlock();
           return;
@@ -237,7 +224,7 @@ export function electCommand(session: Session): Command {
                   count: range?.count ?? 0n,
                   more: range?.more ?? false,
                 }));
-                flushStdout(session);
+                flushStdout(session.io);
                 return Promise.resolve();
               },
               () => interrupt.signal.aborted,
@@ -250,7 +237,8 @@ export function electCommand(session: Session): Command {
           }
           return;
         }
-        const { leader } = await orExitError(session, () =>
+        const { leader } = await orExit(
+          session,
           campaign(
             recipeClient(client, interrupt.signal),
             recipeClient(client),
@@ -258,17 +246,18 @@ export function electCommand(session: Session): Command {
             encoder.encode(args[1]),
             s.lease,
             () => interrupt.signal.aborted,
-          ));
-        const resp = await orExitError(
+          ),
+        );
+        const resp = await orExit(
           session,
-          () => recipeClient(client, interrupt.signal).range({ key: leader.key }),
+          recipeClient(client, interrupt.signal).range({ key: leader.key }),
         );
         session.display.get(resp);
-        flushStdout(session);
+        flushStdout(session.io);
         if (!await signalledOrExpired(interrupt.signal, s.done)) {
           session.exitWithError(ExitCode.Error, "elect: session expired");
         }
-        await orExitError(session, () => resign(recipeClient(client), leader));
+        await orExit(session, resign(recipeClient(client), leader));
       } finally {
         handler.remove();
         await s.close();

@@ -13,7 +13,7 @@ import type { EtcdClient } from "../etcd_client.ts";
 import { FlagError, type FlagSet, HelpRequested } from "../flags.ts";
 import { goQuote } from "../go_format.ts";
 import { type BidiStream, Code, GrpcError } from "../grpc_client.ts";
-import { CoalescingSink, ExitCode, ExitSignal } from "../io.ts";
+import { ExitCode, ExitSignal, flushStdout } from "../io.ts";
 import {
   ResponseHeaderSchema,
   type WatchRequest,
@@ -480,11 +480,6 @@ class WatchGrpcStream {
 // ---------------------------------------------------------------------------------------------
 // The command
 
-function flushStdout(session: Session): void {
-  const out = session.io.stdout;
-  if (out instanceof CoalescingSink) out.flush();
-}
-
 /** Go's %q of a []string: each element quoted, space-separated, in brackets. */
 function goQuoteSlice(items: string[]): string {
   return "[" + items.map((s) => goQuote(s)).join(" ") + "]";
@@ -496,7 +491,7 @@ async function runExec(
   execArgs: string[],
   env: Record<string, string>,
 ): Promise<void> {
-  flushStdout(session);
+  flushStdout(session.io);
   const err = await runCommand(execArgs, env);
   if (err !== undefined) {
     session.io.stderr.write(`command ${goQuoteSlice(execArgs)} error (${err})\n`);
