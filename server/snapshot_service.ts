@@ -17,9 +17,8 @@ import {
 } from "../gen/etcdserverpb/rpc_pb.ts";
 import type { EtcdNode } from "../core/node/mod.ts";
 import type { Logger } from "../core/log.ts";
-import { toEtcdBuckets } from "../core/snapshot/mod.ts";
-import { type BoltBucket, crc32c, encodeBolt } from "../core/storage/mod.ts";
-import { compareBytes } from "../core/bytes.ts";
+import { etcdDbSources, etcdDbWriter } from "../core/snapshot/mod.ts";
+import { crc32c } from "../core/storage/mod.ts";
 import { Errors } from "../core/errors.ts";
 import type { AnyMethod, StreamMethod } from "./grpc.ts";
 import { maintenanceCaller } from "./callers.ts";
@@ -27,34 +26,96 @@ import { maintenanceCaller } from "./callers.ts";
 /** etcd's snapshotSendBufferSize. */
 const CHUNK_BYTES = 32 * 1024;
 
-/** The etcd backend file of a member's current applied state. */
-export function snapshotDb(node: EtcdNode): Uint8Array {
-  const state = node.backendState();
-  // The bbolt transaction id only orders the two meta pages; the applied index keeps it growing.
-  return encodeBolt(toEtcdBuckets(state), { txid: Math.max(2, state.consistentIndex) });
+/** Work runs in slices of about this long, then lets timers, I/O and Raft in. */
+const SLICE_MS = 4;
+
+/** Lets the event loop run other work once a slice of `SLICE_MS` is used up. */
+class Slicer {
+  #since = performance.now();
+
+  async pause(): Promise<void> {
+    if (performance.now() - this.#since < SLICE_MS) return;
+    await new Promise<void>((resolve) => setTimeout(resolve, 0));
+    this.#since = performance.now();
+  }
+}
+
+/**
+ * The etcd backend file of a member's applied state at this moment, as chunks of about
+ * `CHUNK_BYTES`: the view is taken at once (one applied index), then the file is planned and
+ * written page by page in slices, so the member keeps serving and memory stays bounded by what
+ * the consumer has not taken yet. Yields the file's total size first.
+ */
+export async function* snapshotDbChunks(
+  node: EtcdNode,
+): AsyncGenerator<{ total: number } | Uint8Array> {
+  const writer = etcdDbWriter(node.backendState());
+  const slicer = new Slicer();
+  for (const _ of writer.plan()) await slicer.pause();
+  yield { total: writer.size };
+  let chunk = new Uint8Array(CHUNK_BYTES);
+  let filled = 0;
+  for (const page of writer.pages()) {
+    for (let at = 0; at < page.length;) {
+      const n = Math.min(page.length - at, CHUNK_BYTES - filled);
+      chunk.set(page.subarray(at, at + n), filled);
+      filled += n;
+      at += n;
+      if (filled === CHUNK_BYTES) {
+        yield chunk;
+        chunk = new Uint8Array(CHUNK_BYTES);
+        filled = 0;
+      }
+    }
+    await slicer.pause();
+  }
+  if (filled > 0) yield chunk.subarray(0, filled);
+}
+
+/** The whole backend file in one buffer (tests and small states). */
+export async function snapshotDb(node: EtcdNode): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let out = new Uint8Array(0);
+  for await (const part of snapshotDbChunks(node)) {
+    if (part instanceof Uint8Array) parts.push(part);
+    else out = new Uint8Array(part.total);
+  }
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
 }
 
 /**
  * Maintenance.Hash: etcd's hash of the whole backend (CRC-32C over every bucket's name and its
- * keys and values in bbolt's order, the consistent index left out), of this member's own backend.
+ * keys and values in bbolt's order, the consistent index left out), of this member's own backend,
+ * from one view, computed in slices.
  */
-export function hashResponse(node: EtcdNode): HashResponse {
-  const state = node.backendState();
-  const buckets: BoltBucket[] = [...toEtcdBuckets(state)].sort((a, b) =>
-    compareBytes(a.name, b.name)
-  );
+export async function hashResponse(node: EtcdNode): Promise<HashResponse> {
+  const sources = etcdDbSources(node.backendState());
+  const header = node.header();
+  const slicer = new Slicer();
+  const consistentIndex = new TextEncoder().encode("consistent_index");
+  const meta = new TextEncoder().encode("meta");
   let crc = 0;
-  for (const bucket of buckets) {
-    crc = crc32c(bucket.name, crc);
-    const meta = new TextDecoder().decode(bucket.name) === "meta";
-    const entries = [...bucket.entries].sort((a, b) => compareBytes(a[0], b[0]));
-    for (const [key, value] of entries) {
-      if (meta && new TextDecoder().decode(key) === "consistent_index") continue;
+  for (const source of sources) {
+    crc = crc32c(source.name, crc);
+    const isMeta = sameBytes(source.name, meta);
+    for (let i = 0; i < source.length; i++) {
+      const key = source.key(i);
+      if (isMeta && sameBytes(key, consistentIndex)) continue;
       crc = crc32c(key, crc);
-      crc = crc32c(value, crc);
+      crc = crc32c(source.value(i), crc);
+      if ((i & 1023) === 1023) await slicer.pause();
     }
   }
-  return create(HashResponseSchema, { header: node.header(), hash: crc });
+  return create(HashResponseSchema, { header, hash: crc });
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 export function snapshotMethod(node: EtcdNode, logger?: Logger): [string, AnyMethod] {
@@ -69,17 +130,22 @@ export function snapshotMethod(node: EtcdNode, logger?: Logger): [string, AnyMet
       await maintenanceCaller(node, ctx, "admin");
       for await (const _ of requests) break; // one SnapshotRequest, no fields
       const started = performance.now();
-      const db = snapshotDb(node);
-      const total = db.length;
-      logger?.info("v3rpc/maintenance.go:139", "sending database snapshot to client", {
-        "total-bytes": total,
-      });
       const sha = createHash("sha256");
-      for (let sent = 0; sent < total;) {
-        const blob = db.subarray(sent, Math.min(total, sent + CHUNK_BYTES));
-        sent += blob.length;
-        sha.update(blob);
-        await send(create(SnapshotResponseSchema, { remainingBytes: BigInt(total - sent), blob }));
+      let total = 0;
+      let sent = 0;
+      for await (const part of snapshotDbChunks(node)) {
+        if (!(part instanceof Uint8Array)) {
+          total = part.total;
+          logger?.info("v3rpc/maintenance.go:139", "sending database snapshot to client", {
+            "total-bytes": total,
+          });
+          continue;
+        }
+        sent += part.length;
+        sha.update(part);
+        const remainingBytes = BigInt(total - sent);
+        await send(create(SnapshotResponseSchema, { remainingBytes, blob: part }));
+        if (ctx.signal.aborted) return;
       }
       const digest = new Uint8Array(sha.digest());
       logger?.info("v3rpc/maintenance.go:177", "sending database sha256 checksum to client", {

@@ -29,6 +29,14 @@ export type {
   WriteResult,
   WriteTxn,
 } from "./store.ts";
+export {
+  encodeView,
+  type MvccView,
+  type SnapshotEntry,
+  tombstoneValueSize,
+  viewEntries,
+  viewOfEntries,
+} from "./snapshot_codec.ts";
 /** Byte order and byte keys as the store uses them (one copy, in core/bytes.ts). */
 export { compareBytes, keyId } from "../bytes.ts";
 export {

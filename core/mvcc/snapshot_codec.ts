@@ -28,6 +28,45 @@ export interface DecodedSnapshot {
   entries: SnapshotEntry[];
 }
 
+/**
+ * Every stored revision of a store at one moment, read in revision order by index: what snapshots
+ * (ours and etcd's backend file) are written from while the store goes on changing. Taking one is
+ * O(1); it stays valid (and unchanged) however the store changes afterwards.
+ */
+export interface MvccView {
+  readonly revision: number;
+  /** -1 when never compacted, as in etcd. */
+  readonly compactMainRev: number;
+  /** Number of stored revisions. */
+  readonly length: number;
+  /** Stored revision i (0 <= i < length), in (main, sub) order; its kv is shared and frozen. */
+  entry(i: number): SnapshotEntry;
+}
+
+/** A view over decoded entries (already in revision order). */
+export function viewOfEntries(
+  revision: number,
+  compactMainRev: number,
+  entries: readonly SnapshotEntry[],
+): MvccView {
+  return { revision, compactMainRev, length: entries.length, entry: (i) => entries[i] };
+}
+
+/** A view's entries, in order. */
+export function* viewEntries(view: MvccView): Generator<SnapshotEntry> {
+  for (let i = 0; i < view.length; i++) yield view.entry(i);
+}
+
+/** encodeSnapshotBytes of a view. */
+export function encodeView(view: MvccView): Uint8Array {
+  return encodeSnapshotBytes(view.revision, view.compactMainRev, viewEntries(view));
+}
+
+/** A tombstone's stored KeyValue, as etcd writes it: only the key (field 1). */
+export function tombstoneValueSize(key: Uint8Array): number {
+  return 1 + uvarintSize(key.length) + key.length;
+}
+
 const MAGIC = [0x44, 0x4d, 0x56, 0x43]; // "DMVC"
 const FORMAT_VERSION = 1;
 
@@ -49,7 +88,7 @@ export function encodeSnapshotBytes(
     w.uvarint(e.sub);
     w.byte(e.tombstone ? 1 : 0);
     if (e.tombstone) {
-      w.uvarint(1 + uvarintSize(e.kv.key.length) + e.kv.key.length);
+      w.uvarint(tombstoneValueSize(e.kv.key));
       w.byte(0x0a);
       w.bytes(e.kv.key);
     } else {

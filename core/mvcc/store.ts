@@ -31,7 +31,12 @@ import { keyId } from "../bytes.ts";
 import { SortedRecords } from "./sorted_records.ts";
 import { Crc32c } from "../storage/crc32c.ts";
 import { ByteWriter, writeKeyValue } from "./kv_codec.ts";
-import { decodeSnapshotBytes, encodeSnapshotBytes, type SnapshotEntry } from "./snapshot_codec.ts";
+import {
+  decodeSnapshotBytes,
+  encodeView,
+  type MvccView,
+  type SnapshotEntry,
+} from "./snapshot_codec.ts";
 
 /** Narrow view of the lessor that mvcc needs (lease package will implement it later). */
 export interface LeaseHooks {
@@ -413,15 +418,26 @@ export class MvccStore implements ReadView {
     return out;
   }
 
+  /**
+   * Every stored revision as of now, without copying: later writes append past the view's end
+   * and a compaction replaces the log array, so the captured array and length stay as they are.
+   */
+  view(): MvccView {
+    const log = this.#log;
+    return {
+      revision: this.#revision,
+      compactMainRev: this.#compactMainRev,
+      length: log.length,
+      entry(i: number): SnapshotEntry {
+        const e = log[i];
+        return { main: e.main, sub: e.sub, tombstone: e.tombstone, kv: e.event.kv ?? ZERO_KV };
+      },
+    };
+  }
+
   /** Full state, including history, tombstones, revision and compact revision. */
   encodeSnapshot(): Uint8Array {
-    const entries: SnapshotEntry[] = this.#log.map((e) => ({
-      main: e.main,
-      sub: e.sub,
-      tombstone: e.tombstone,
-      kv: e.event.kv ?? ZERO_KV,
-    }));
-    return encodeSnapshotBytes(this.#revision, this.#compactMainRev, entries);
+    return encodeView(this.view());
   }
 
   /**

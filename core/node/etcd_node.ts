@@ -589,7 +589,7 @@ export class EtcdNode {
    */
   backendState(): BackendState {
     return {
-      mvcc: this.#sm.mvcc.encodeSnapshot(),
+      mvcc: this.#sm.mvcc.view(),
       leases: this.#lessor.records().map((l) => ({
         id: l.id,
         ttl: l.ttlSeconds,

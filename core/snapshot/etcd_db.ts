@@ -19,25 +19,36 @@
  *   `authUsers`, `authRoles`: users, roles and their permissions (core/auth/etcd_buckets.ts).
  */
 
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { type KeyValue, KeyValueSchema } from "../../gen/mvccpb/kv_pb.ts";
 import { type AlarmMember, AlarmMemberSchema } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { compareBytes, keyId } from "../bytes.ts";
-import type { BoltBucket } from "../storage/bbolt.ts";
 import {
-  decodeSnapshotBytes,
+  type BoltBucket,
+  type BoltSource,
+  BoltWriter,
+  bucketSource,
+  type EncodeBoltOptions,
+} from "../storage/bbolt.ts";
+import {
   encodeSnapshotBytes,
+  type MvccView,
   type SnapshotEntry,
+  tombstoneValueSize,
 } from "../mvcc/snapshot_codec.ts";
+import { ByteWriter, keyValueSize, writeKeyValue } from "../mvcc/kv_codec.ts";
 import { Crc32c } from "../storage/crc32c.ts";
 import { AuthBucketError, authFromBuckets, authToBuckets } from "../auth/etcd_buckets.ts";
 import type { AuthSnapshot } from "../auth/auth_store.ts";
 
-/** The part of a member's state that etcd keeps in its backend. */
+/**
+ * The part of a member's state that etcd keeps in its backend, at one applied index. The MVCC
+ * part is a view (no copy); the rest is small and copied.
+ */
 export interface BackendState {
-  /** MvccStore.encodeSnapshot() bytes. */
-  mvcc: Uint8Array;
+  /** Every stored revision (MvccStore.view()). */
+  mvcc: MvccView;
   leases: { id: bigint; ttl: bigint; remainingTtl: bigint }[];
   alarms: AlarmMember[];
   members: {
@@ -149,23 +160,50 @@ function bucket(name: string, entries: Array<[Uint8Array, Uint8Array]>): BoltBuc
   return { name: enc.encode(name), entries };
 }
 
-/** The buckets of etcd's backend for `state`. */
-export function toEtcdBuckets(state: BackendState): BoltBucket[] {
-  const mvcc = decodeSnapshotBytes(state.mvcc);
-  const keys: Array<[Uint8Array, Uint8Array]> = mvcc.entries.map((e) => [
-    revisionKey(e.main, e.sub, e.tombstone),
-    e.tombstone
-      ? toBinary(KeyValueSchema, create(KeyValueSchema, { key: e.kv.key }))
-      : toBinary(KeyValueSchema, e.kv),
-  ]);
+/**
+ * The `key` bucket over a view: revision keys in revision order (which is their byte order), each
+ * value encoded when the writer asks for it, a tombstone as a KeyValue holding only its key.
+ */
+function keySource(view: MvccView): BoltSource {
+  const scratch = new ByteWriter(1024);
+  return {
+    name: keyBucket,
+    length: view.length,
+    key(i) {
+      const e = view.entry(i);
+      return revisionKey(e.main, e.sub, e.tombstone);
+    },
+    valueSize(i) {
+      const e = view.entry(i);
+      return e.tombstone ? tombstoneValueSize(e.kv.key) : keyValueSize(e.kv);
+    },
+    value(i) {
+      const e = view.entry(i);
+      scratch.reset();
+      if (e.tombstone) {
+        scratch.byte(0x0a);
+        scratch.bytes(e.kv.key);
+      } else {
+        writeKeyValue(scratch, e.kv);
+      }
+      return scratch.view();
+    },
+  };
+}
+
+/**
+ * The buckets of etcd's backend for `state`, the `key` bucket read from the view as it is
+ * written: nothing of the key space is copied.
+ */
+export function etcdDbSources(state: BackendState): BoltSource[] {
   const meta: Array<[Uint8Array, Uint8Array]> = [
     [enc.encode("consistent_index"), uint64Bytes(BigInt(state.consistentIndex))],
   ];
-  if (mvcc.compactMainRev > 0) {
-    const rev = revisionKey(mvcc.compactMainRev, 0);
+  if (state.mvcc.compactMainRev > 0) {
+    const rev = revisionKey(state.mvcc.compactMainRev, 0);
     meta.push([enc.encode("finishedCompactRev"), rev], [enc.encode("scheduledCompactRev"), rev]);
   }
-  return [
+  const small: BoltBucket[] = [
     bucket("alarm", state.alarms.map((a) => [toBinary(AlarmMemberSchema, a), new Uint8Array(0)])),
     // `auth`, `authRoles`, `authUsers`: etcd writes `authEnabled` only once auth was enabled or
     // disabled, `authRevision` always (1 for a fresh store).
@@ -177,7 +215,6 @@ export function toEtcdBuckets(state: BackendState): BoltBucket[] {
         enc.encode(state.clusterVersion),
       ]],
     ),
-    bucket("key", keys),
     bucket("lease", state.leases.map((l) => [uint64Bytes(l.id), encodeLease(l)])),
     bucket(
       "members",
@@ -189,6 +226,30 @@ export function toEtcdBuckets(state: BackendState): BoltBucket[] {
     ),
     bucket("meta", meta),
   ];
+  return [keySource(state.mvcc), ...small.map(bucketSource)]
+    .sort((a, b) => compareBytes(a.name, b.name));
+}
+
+/**
+ * etcd's backend file for `state`, to be planned and then streamed page by page (see BoltWriter).
+ * The bbolt transaction id only orders the two meta pages; the applied index keeps it growing.
+ */
+export function etcdDbWriter(state: BackendState, options: EncodeBoltOptions = {}): BoltWriter {
+  return new BoltWriter(etcdDbSources(state), {
+    txid: Math.max(2, state.consistentIndex),
+    ...options,
+  });
+}
+
+/** The buckets of etcd's backend for `state`, materialised (small states and tests). */
+export function toEtcdBuckets(state: BackendState): BoltBucket[] {
+  return etcdDbSources(state).map((source) => {
+    const entries: Array<[Uint8Array, Uint8Array]> = [];
+    for (let i = 0; i < source.length; i++) {
+      entries.push([source.key(i), source.value(i).slice()]);
+    }
+    return { name: source.name, entries };
+  });
 }
 
 /** What an etcd backend holds that detcd restores (membership comes from the restore flags). */

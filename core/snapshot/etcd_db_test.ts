@@ -4,7 +4,7 @@ import { assertEquals, assertThrows } from "../testing.ts";
 import { decodeSnapshotBytes } from "../mvcc/snapshot_codec.ts";
 import type { BoltBucket } from "../storage/bbolt.ts";
 import { decodeBolt, encodeBolt } from "../storage/bbolt.ts";
-import { encodeSnapshotBytes } from "../mvcc/snapshot_codec.ts";
+import { viewOfEntries } from "../mvcc/snapshot_codec.ts";
 import {
   type BackendState,
   EtcdDbError,
@@ -97,7 +97,7 @@ const AUTH_BUCKETS = ["auth", "authRoles", "authUsers"];
 
 function stateWith(auth: BackendState["auth"]): BackendState {
   return {
-    mvcc: encodeSnapshotBytes(1, 0, []),
+    mvcc: viewOfEntries(1, 0, []),
     leases: [],
     alarms: [],
     members: [],

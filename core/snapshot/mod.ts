@@ -21,6 +21,8 @@ export {
   type DbStatus,
   dbStatus,
   EtcdDbError,
+  etcdDbSources,
+  etcdDbWriter,
   fromEtcdBuckets,
   keyBucket,
   type RestoredBackend,

@@ -97,12 +97,27 @@ function getU64(view: DataView, offset: number, what: string): number {
 // ---------------------------------------------------------------------------------------------
 // Encoder
 
+/**
+ * One top-level bucket for {@link BoltWriter}: entries read by index, in strictly increasing key
+ * order. The writer walks them twice (sizes while planning, bytes while writing), so a source must
+ * answer the same both times: a consistent view, not live data.
+ */
+export interface BoltSource {
+  readonly name: Uint8Array;
+  readonly length: number;
+  key(i: number): Uint8Array;
+  /** Size of value i in bytes (without building it). */
+  valueSize(i: number): number;
+  /** Value i (valueSize(i) bytes); may be a scratch buffer, used before the next call. */
+  value(i: number): Uint8Array;
+}
+
+/** A planned leaf page run: entries [start, end) of one source. */
 interface LeafPlan {
   kind: "leaf";
   pgid: number;
   pageCount: number;
-  keys: Uint8Array[];
-  values: Uint8Array[];
+  source: BoltSource;
   start: number;
   end: number;
   elementFlags: number;
@@ -118,79 +133,183 @@ interface BranchPlan {
 
 type PagePlan = LeafPlan | BranchPlan;
 
-class PageAllocator {
-  next = 3; // 0 and 1: meta pages; 2: freelist
-  readonly plans: PagePlan[] = [];
-  constructor(readonly pageSize: number) {}
+/** How often (in entries) planning offers its caller a pause. */
+const PLAN_CHECKPOINT_ENTRIES = 4096;
 
-  take(bytes: number): { pgid: number; pageCount: number } {
-    const pageCount = Math.max(1, Math.ceil(bytes / this.pageSize));
-    const pgid = this.next;
-    this.next += pageCount;
-    return { pgid, pageCount };
-  }
+/** Entries of a sorted array of buckets' names → bucket headers, the root bucket's tree. */
+function arraySource(name: Uint8Array, keys: Uint8Array[], values: Uint8Array[]): BoltSource {
+  return {
+    name,
+    length: keys.length,
+    key: (i) => keys[i],
+    valueSize: (i) => values[i].length,
+    value: (i) => values[i],
+  };
 }
 
-/** Plans the pages of one B+tree holding sorted `keys`/`values`; returns the root page id. */
-function planTree(
-  alloc: PageAllocator,
-  keys: Uint8Array[],
-  values: Uint8Array[],
-  elementFlags: number,
-): number {
-  const pageSize = alloc.pageSize;
-  // Leaves: pack greedily; an element that does not fit starts a new page, and an element larger
-  // than a page sits alone on a page with overflow pages.
-  let level: Array<{ key: Uint8Array; pgid: number }> = [];
-  const addLeaf = (start: number, end: number, bytes: number) => {
-    const { pgid, pageCount } = alloc.take(bytes);
-    alloc.plans.push({ kind: "leaf", pgid, pageCount, keys, values, start, end, elementFlags });
-    level.push({ key: keys[start] ?? new Uint8Array(0), pgid });
-  };
-  let start = 0;
-  let bytes = PAGE_HEADER_BYTES;
-  for (let i = 0; i < keys.length; i++) {
-    const size = elementBytes + keys[i].length + values[i].length;
-    if (i > start && (bytes + size > pageSize || i - start >= maxElementsPerPage)) {
-      addLeaf(start, i, bytes);
-      start = i;
-      bytes = PAGE_HEADER_BYTES;
-    }
-    bytes += size;
-  }
-  addLeaf(start, keys.length, bytes);
+/**
+ * bbolt's file for top-level buckets, planned then written page by page, so that a large database
+ * is produced with bounded memory and with pauses for the caller (a member keeps serving while it
+ * streams a snapshot). The file is what bbolt's `Tx.WriteTo` would stream: two meta pages, an empty
+ * freelist page, then each bucket's tree (leaves, then branch levels) in bucket-name order, then
+ * the root bucket's tree; `tx.Check()` finds every page reachable exactly once.
+ *
+ * Use: run {@link plan} to its end (each value it yields is a point where the caller may pause),
+ * then {@link size} is the file's length and {@link pages} yields the file in order.
+ */
+export class BoltWriter {
+  readonly #pageSize: number;
+  readonly #txid: number;
+  readonly #sources: BoltSource[];
+  readonly #plans: PagePlan[] = [];
+  #next = 3; // 0 and 1: meta pages; 2: freelist
+  #rootPgid = -1;
 
-  // Branch levels until a single page remains.
-  while (level.length > 1) {
-    const upper: Array<{ key: Uint8Array; pgid: number }> = [];
-    let first = 0;
-    let size = PAGE_HEADER_BYTES;
-    const addBranch = (from: number, to: number, pageBytes: number) => {
-      const { pgid, pageCount } = alloc.take(pageBytes);
-      const slice = level.slice(from, to);
-      alloc.plans.push({
-        kind: "branch",
-        pgid,
-        pageCount,
-        keys: slice.map((c) => c.key),
-        children: slice.map((c) => c.pgid),
-      });
-      upper.push({ key: level[from].key, pgid });
-    };
-    for (let i = 0; i < level.length; i++) {
-      const s = elementBytes + level[i].key.length;
-      // At least two children per branch page so that every level shrinks.
-      if (i - first >= 2 && (size + s > pageSize || i - first >= maxElementsPerPage)) {
-        addBranch(first, i, size);
-        first = i;
-        size = PAGE_HEADER_BYTES;
-      }
-      size += s;
+  constructor(sources: BoltSource[], options: EncodeBoltOptions = {}) {
+    const pageSize = options.pageSize ?? 4096;
+    const txid = options.txid ?? 1;
+    if (
+      !Number.isInteger(pageSize) || pageSize < 1024 || pageSize > 65536 ||
+      (pageSize & (pageSize - 1)) !== 0
+    ) {
+      throw new RangeError(`bbolt: page size ${pageSize} is not a power of two in [1024, 65536]`);
     }
-    addBranch(first, level.length, size);
-    level = upper;
+    if (!Number.isSafeInteger(txid) || txid < 1) {
+      throw new RangeError(`bbolt: txid ${txid} must be a positive integer`);
+    }
+    const ordered = sources.slice().sort((a, b) => compareBytes(a.name, b.name));
+    for (let i = 0; i < ordered.length; i++) {
+      if (ordered[i].name.length === 0) {
+        throw new BoltFormatError("bucket name must not be empty");
+      }
+      if (i > 0 && compareBytes(ordered[i - 1].name, ordered[i].name) === 0) {
+        throw new BoltFormatError(`duplicate bucket ${JSON.stringify(text(ordered[i].name))}`);
+      }
+    }
+    this.#pageSize = pageSize;
+    this.#txid = txid;
+    this.#sources = ordered;
   }
-  return level[0].pgid;
+
+  /** Plans every page; yields every few thousand entries. Throws on unsorted or empty keys. */
+  *plan(): Generator<void> {
+    if (this.#rootPgid >= 0) return;
+    const names: Uint8Array[] = [];
+    const headers: Uint8Array[] = [];
+    for (const source of this.#sources) {
+      const root = yield* this.#planTree(source, 0);
+      const header = new Uint8Array(bucketHeaderBytes);
+      setU64(new DataView(header.buffer), 0, root); // sequence stays 0
+      names.push(source.name);
+      headers.push(header);
+    }
+    const rootName = new Uint8Array(0);
+    this.#rootPgid = yield* this.#planTree(arraySource(rootName, names, headers), BUCKET_LEAF_FLAG);
+  }
+
+  /** The file's length in bytes (after {@link plan}). */
+  get size(): number {
+    this.#assertPlanned();
+    return this.#next * this.#pageSize;
+  }
+
+  /** The file in order: the meta and freelist pages, then one buffer per planned page run. */
+  *pages(): Generator<Uint8Array> {
+    this.#assertPlanned();
+    const pageSize = this.#pageSize;
+    const txid = this.#txid;
+    const head = new Uint8Array(3 * pageSize);
+    const headView = new DataView(head.buffer);
+    const meta = { rootPgid: this.#rootPgid, freelistPgid: 2, highWaterMark: this.#next, txid };
+    // bbolt writes transaction t's meta to page t % 2; the other page keeps the previous one.
+    writeMeta(head, headView, pageSize, (txid % 2) as 0 | 1, meta);
+    writeMeta(head, headView, pageSize, ((txid + 1) % 2) as 0 | 1, { ...meta, txid: txid - 1 });
+    writePageHeader(headView, 2 * pageSize, 2, freelistPageFlag, 0, 0);
+    yield head;
+    for (const plan of this.#plans) {
+      const out = new Uint8Array(plan.pageCount * pageSize);
+      writePlan(out, new DataView(out.buffer), plan);
+      yield out;
+    }
+  }
+
+  #assertPlanned(): void {
+    if (this.#rootPgid < 0) throw new Error("bbolt: BoltWriter.plan() has not finished");
+  }
+
+  #take(bytes: number): { pgid: number; pageCount: number } {
+    const pageCount = Math.max(1, Math.ceil(bytes / this.#pageSize));
+    const pgid = this.#next;
+    this.#next += pageCount;
+    return { pgid, pageCount };
+  }
+
+  /** Plans the pages of one B+tree over `source`; returns the root page id. */
+  *#planTree(source: BoltSource, elementFlags: number): Generator<void, number> {
+    const pageSize = this.#pageSize;
+    const bucketName = () => JSON.stringify(text(source.name));
+    // Leaves: pack greedily; an element that does not fit starts a new page, and an element larger
+    // than a page sits alone on a page with overflow pages.
+    let level: Array<{ key: Uint8Array; pgid: number }> = [];
+    const addLeaf = (start: number, end: number, bytes: number) => {
+      const { pgid, pageCount } = this.#take(bytes);
+      this.#plans.push({ kind: "leaf", pgid, pageCount, source, start, end, elementFlags });
+      level.push({ key: start < source.length ? source.key(start) : new Uint8Array(0), pgid });
+    };
+    let start = 0;
+    let bytes = PAGE_HEADER_BYTES;
+    let previous: Uint8Array | null = null;
+    for (let i = 0; i < source.length; i++) {
+      const key = source.key(i);
+      if (key.length === 0) throw new BoltFormatError(`empty key in bucket ${bucketName()}`);
+      if (previous !== null && compareBytes(previous, key) >= 0) {
+        throw new BoltFormatError(`keys out of order in bucket ${bucketName()}`);
+      }
+      previous = key;
+      const size = elementBytes + key.length + source.valueSize(i);
+      if (i > start && (bytes + size > pageSize || i - start >= maxElementsPerPage)) {
+        addLeaf(start, i, bytes);
+        start = i;
+        bytes = PAGE_HEADER_BYTES;
+      }
+      bytes += size;
+      if (i % PLAN_CHECKPOINT_ENTRIES === PLAN_CHECKPOINT_ENTRIES - 1) yield;
+    }
+    addLeaf(start, source.length, bytes);
+
+    // Branch levels until a single page remains.
+    while (level.length > 1) {
+      const upper: Array<{ key: Uint8Array; pgid: number }> = [];
+      let first = 0;
+      let size = PAGE_HEADER_BYTES;
+      const addBranch = (from: number, to: number, pageBytes: number) => {
+        const { pgid, pageCount } = this.#take(pageBytes);
+        const slice = level.slice(from, to);
+        this.#plans.push({
+          kind: "branch",
+          pgid,
+          pageCount,
+          keys: slice.map((c) => c.key),
+          children: slice.map((c) => c.pgid),
+        });
+        upper.push({ key: level[from].key, pgid });
+      };
+      for (let i = 0; i < level.length; i++) {
+        const s = elementBytes + level[i].key.length;
+        // At least two children per branch page so that every level shrinks.
+        if (i - first >= 2 && (size + s > pageSize || i - first >= maxElementsPerPage)) {
+          addBranch(first, i, size);
+          first = i;
+          size = PAGE_HEADER_BYTES;
+        }
+        size += s;
+      }
+      addBranch(first, level.length, size);
+      level = upper;
+      yield;
+    }
+    return level[0].pgid;
+  }
 }
 
 function writePageHeader(
@@ -207,16 +326,17 @@ function writePageHeader(
   view.setUint32(offset + 12, overflow, true);
 }
 
-function writePlan(out: Uint8Array, view: DataView, pageSize: number, plan: PagePlan): void {
-  const base = plan.pgid * pageSize;
+/** Writes one planned page run into `out` (exactly its pages). */
+function writePlan(out: Uint8Array, view: DataView, plan: PagePlan): void {
   if (plan.kind === "leaf") {
     const count = plan.end - plan.start;
-    writePageHeader(view, base, plan.pgid, leafPageFlag, count, plan.pageCount - 1);
-    let data = base + PAGE_HEADER_BYTES + count * elementBytes;
+    const source = plan.source;
+    writePageHeader(view, 0, plan.pgid, leafPageFlag, count, plan.pageCount - 1);
+    let data = PAGE_HEADER_BYTES + count * elementBytes;
     for (let i = 0; i < count; i++) {
-      const key = plan.keys[plan.start + i];
-      const value = plan.values[plan.start + i];
-      const element = base + PAGE_HEADER_BYTES + i * elementBytes;
+      const key = source.key(plan.start + i);
+      const value = source.value(plan.start + i);
+      const element = PAGE_HEADER_BYTES + i * elementBytes;
       view.setUint32(element, plan.elementFlags, true);
       view.setUint32(element + 4, data - element, true);
       view.setUint32(element + 8, key.length, true);
@@ -228,11 +348,11 @@ function writePlan(out: Uint8Array, view: DataView, pageSize: number, plan: Page
     }
   } else {
     const count = plan.keys.length;
-    writePageHeader(view, base, plan.pgid, branchPageFlag, count, plan.pageCount - 1);
-    let data = base + PAGE_HEADER_BYTES + count * elementBytes;
+    writePageHeader(view, 0, plan.pgid, branchPageFlag, count, plan.pageCount - 1);
+    let data = PAGE_HEADER_BYTES + count * elementBytes;
     for (let i = 0; i < count; i++) {
       const key = plan.keys[i];
-      const element = base + PAGE_HEADER_BYTES + i * elementBytes;
+      const element = PAGE_HEADER_BYTES + i * elementBytes;
       view.setUint32(element, data - element, true);
       view.setUint32(element + 4, key.length, true);
       setU64(view, element + 8, plan.children[i]);
@@ -265,7 +385,8 @@ function writeMeta(
   view.setBigUint64(m + metaChecksumOffset, sum, true);
 }
 
-function sortedEntries(bucket: BoltBucket): { keys: Uint8Array[]; values: Uint8Array[] } {
+/** A bucket's entries sorted by key, as a source; duplicate keys are refused. */
+export function bucketSource(bucket: BoltBucket): BoltSource {
   let entries = bucket.entries;
   let sorted = true;
   for (let i = 1; i < entries.length; i++) {
@@ -278,17 +399,13 @@ function sortedEntries(bucket: BoltBucket): { keys: Uint8Array[]; values: Uint8A
     entries = entries.slice().sort((a, b) => compareBytes(a[0], b[0]));
     for (let i = 1; i < entries.length; i++) {
       if (compareBytes(entries[i - 1][0], entries[i][0]) === 0) {
-        throw new BoltFormatError(`duplicate key in bucket ${JSON.stringify(text(bucket.name))}`);
+        throw new BoltFormatError(
+          `duplicate key in bucket ${JSON.stringify(text(bucket.name))}`,
+        );
       }
     }
   }
-  const keys = new Array<Uint8Array>(entries.length);
-  const values = new Array<Uint8Array>(entries.length);
-  for (let i = 0; i < entries.length; i++) {
-    keys[i] = entries[i][0];
-    values[i] = entries[i][1];
-  }
-  return { keys, values };
+  return arraySource(bucket.name, entries.map((e) => e[0]), entries.map((e) => e[1]));
 }
 
 function text(bytes: Uint8Array): string {
@@ -296,56 +413,18 @@ function text(bytes: Uint8Array): string {
 }
 
 /**
- * Builds a complete bbolt database file holding `buckets` (top-level only). The file is what
- * bbolt's `Tx.WriteTo` would stream: two meta pages, an empty freelist page, then the trees,
- * padded to whole pages; `tx.Check()` finds every page reachable exactly once.
+ * Builds a complete bbolt database file holding `buckets` (top-level only) in one buffer: what
+ * {@link BoltWriter} streams, for small databases and tests.
  */
 export function encodeBolt(buckets: BoltBucket[], options: EncodeBoltOptions = {}): Uint8Array {
-  const pageSize = options.pageSize ?? 4096;
-  const txid = options.txid ?? 1;
-  if (
-    !Number.isInteger(pageSize) || pageSize < 1024 || pageSize > 65536 ||
-    (pageSize & (pageSize - 1)) !== 0
-  ) {
-    throw new RangeError(`bbolt: page size ${pageSize} is not a power of two in [1024, 65536]`);
+  const writer = new BoltWriter(buckets.map(bucketSource), options);
+  for (const _ of writer.plan());
+  const out = new Uint8Array(writer.size);
+  let offset = 0;
+  for (const page of writer.pages()) {
+    out.set(page, offset);
+    offset += page.length;
   }
-  if (!Number.isSafeInteger(txid) || txid < 1) {
-    throw new RangeError(`bbolt: txid ${txid} must be a positive integer`);
-  }
-  const ordered = buckets.slice().sort((a, b) => compareBytes(a.name, b.name));
-  for (let i = 0; i < ordered.length; i++) {
-    if (ordered[i].name.length === 0) throw new BoltFormatError("bucket name must not be empty");
-    if (i > 0 && compareBytes(ordered[i - 1].name, ordered[i].name) === 0) {
-      throw new BoltFormatError(`duplicate bucket ${JSON.stringify(text(ordered[i].name))}`);
-    }
-  }
-  const alloc = new PageAllocator(pageSize);
-  const names: Uint8Array[] = [];
-  const headers: Uint8Array[] = [];
-  for (const bucket of ordered) {
-    const { keys, values } = sortedEntries(bucket);
-    for (const key of keys) {
-      if (key.length === 0) {
-        throw new BoltFormatError(`empty key in bucket ${JSON.stringify(text(bucket.name))}`);
-      }
-    }
-    const root = planTree(alloc, keys, values, 0);
-    const header = new Uint8Array(bucketHeaderBytes);
-    setU64(new DataView(header.buffer), 0, root); // sequence stays 0
-    names.push(bucket.name);
-    headers.push(header);
-  }
-  const rootPgid = planTree(alloc, names, headers, BUCKET_LEAF_FLAG);
-  const highWaterMark = alloc.next;
-
-  const out = new Uint8Array(highWaterMark * pageSize);
-  const view = new DataView(out.buffer);
-  const meta = { rootPgid, freelistPgid: 2, highWaterMark, txid };
-  // bbolt writes transaction t's meta to page t % 2; the other page keeps the previous one.
-  writeMeta(out, view, pageSize, (txid % 2) as 0 | 1, meta);
-  writeMeta(out, view, pageSize, ((txid + 1) % 2) as 0 | 1, { ...meta, txid: txid - 1 });
-  writePageHeader(view, 2 * pageSize, 2, freelistPageFlag, 0, 0);
-  for (const plan of alloc.plans) writePlan(out, view, pageSize, plan);
   return out;
 }
 

@@ -1,0 +1,294 @@
+/**
+ * `deno task bench:scale`: how detcd's cost grows with data, against etcd 3.4.23 in the same run
+ * (issue 12). Each member, one at a time, fresh and single on loopback:
+ *
+ * 1. idle resident memory (VmRSS of the server process, 3 s after it serves);
+ * 2. loads --keys distinct keys of 64 bytes with 256-byte values (scripts/scale_bench, etcd's own Go
+ *    client, 64 writers) and reports puts/s;
+ * 3. resident memory loaded (after 3 s);
+ * 4. a keys-only listing of every key (`etcdctl get --prefix --keys-only`, output discarded);
+ * 5. the probe alone: one serializable Get every 10 ms for 5 s (p99 and max, the "normal");
+ * 6. `etcdctl snapshot save` with the probe running and the member's RSS sampled every 50 ms: the
+ *    time (bounded by --snapshot-timeout), whether it completed, the file's size, the peak RSS, and
+ *    the probe's p99 and max while it ran (how long the member stopped answering);
+ * 7. the data dir's size on disk;
+ * 8. restart to healthy (SIGTERM, start on the same data dir, until a Get succeeds) and the RSS
+ *    3 s after.
+ *
+ * Usage: deno task bench:scale [--keys N] [--only etcd|detcd] [--snapshot-timeout SECONDS]
+ *   [--json FILE]
+ *
+ * scripts/scale_bench is built into .bench/scale_bench (needs Debian's golang-go and
+ * golang-etcd-server-dev) unless DETCD_SCALE_BENCH names a built binary.
+ */
+
+import { parseArgs } from "node:util";
+import { type Member, type MemberKind, REPO_ROOT, startMember } from "../tests/harness.ts";
+
+const { values: flags } = parseArgs({
+  options: {
+    keys: { type: "string", default: "200000" },
+    only: { type: "string" },
+    "snapshot-timeout": { type: "string", default: "300" },
+    json: { type: "string" },
+  },
+});
+const KEYS = Number(flags.keys);
+const SNAPSHOT_TIMEOUT_MS = Number(flags["snapshot-timeout"]) * 1000;
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function scaleBenchPath(): Promise<string> {
+  const given = Deno.env.get("DETCD_SCALE_BENCH");
+  if (given) return given;
+  const out = `${REPO_ROOT}/.bench/scale_bench`;
+  if (await exists(out)) return out;
+  const gopath = await Deno.makeTempDir();
+  await Deno.mkdir(`${gopath}/src/scalebench`, { recursive: true });
+  await Deno.copyFile(
+    `${REPO_ROOT}/scripts/scale_bench/main.go`,
+    `${gopath}/src/scalebench/main.go`,
+  );
+  await Deno.mkdir(`${REPO_ROOT}/.bench`, { recursive: true });
+  const built = await new Deno.Command("go", {
+    args: ["build", "-o", out, "."],
+    cwd: `${gopath}/src/scalebench`,
+    env: { GO111MODULE: "off", GOPATH: `${gopath}:/usr/share/gocode`, GOCACHE: `${gopath}/cache` },
+  }).output();
+  await Deno.remove(gopath, { recursive: true });
+  if (!built.success) {
+    throw new Error(`building scale_bench: ${new TextDecoder().decode(built.stderr)}`);
+  }
+  return out;
+}
+
+/** VmRSS of a process in MB (0 once it is gone). */
+function rssMb(pid: number): number {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const m = /VmRSS:\s+(\d+) kB/.exec(status);
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function duMb(path: string): Promise<number> {
+  const out = await new Deno.Command("du", { args: ["-sb", path] }).output();
+  return Number(new TextDecoder().decode(out.stdout).split("\t")[0]) / 1e6;
+}
+
+/** A running scale_bench -mode probe; end() closes its stdin and returns its result. */
+function startProbe(tool: string, member: Member, seconds: number) {
+  const child = new Deno.Command(tool, {
+    args: ["-mode", "probe", "-endpoints", member.endpoint, "-for", `${seconds}s`],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  return {
+    async end(): Promise<{ p50_ms: number; p99_ms: number; max_ms: number; total: number }> {
+      await child.stdin.close().catch(() => {});
+      const out = await child.output();
+      return JSON.parse(new TextDecoder().decode(out.stdout));
+    },
+  };
+}
+
+async function run(
+  cmd: string,
+  args: string[],
+  timeoutMs: number,
+): Promise<{ ok: boolean; ms: number; stdout: string; stderr: string }> {
+  const started = performance.now();
+  const child = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const out = await child.output();
+  clearTimeout(timer);
+  const dec = new TextDecoder();
+  return {
+    ok: out.success,
+    ms: performance.now() - started,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
+
+interface ScaleResult {
+  kind: MemberKind;
+  keys: number;
+  idleRssMb: number;
+  loadPutsPerSec: number;
+  loadedRssMb: number;
+  keysOnlyListSec: number;
+  probeP99Ms: number;
+  probeMaxMs: number;
+  snapshotOk: boolean;
+  snapshotSec: number;
+  snapshotMb: number;
+  snapshotPeakRssMb: number;
+  snapshotProbeP99Ms: number;
+  snapshotProbeMaxMs: number;
+  dataDirMb: number;
+  restartSec: number;
+  restartedRssMb: number;
+}
+
+async function measure(kind: MemberKind, tool: string): Promise<ScaleResult> {
+  const member = await startMember({
+    kind,
+    extraArgs: ["--quota-backend-bytes", String(8 * 1024 ** 3)],
+    readyTimeoutMs: 600_000,
+  });
+  const dir = await Deno.makeTempDir({ prefix: "detcd-scale-" });
+  try {
+    await sleep(3000);
+    const idleRssMb = rssMb(member.pid());
+    console.error(`${kind}: loading ${KEYS} keys...`);
+    const load = await run(tool, [
+      "-mode",
+      "load",
+      "-endpoints",
+      member.endpoint,
+      "-keys",
+      String(KEYS),
+    ], 3_600_000);
+    if (!load.ok) throw new Error(`load failed: ${load.stderr}`);
+    const loaded = JSON.parse(load.stdout);
+    await sleep(3000);
+    const loadedRssMb = rssMb(member.pid());
+    console.error(`${kind}: listing...`);
+    const list = await run("etcdctl", [
+      "--endpoints",
+      member.endpoint,
+      "--command-timeout=600s",
+      "get",
+      "scale/",
+      "--prefix",
+      "--keys-only",
+    ], 600_000);
+    if (!list.ok) throw new Error(`listing failed: ${list.stderr}`);
+
+    const idleProbe = startProbe(tool, member, 5);
+    await sleep(5500);
+    const normal = await idleProbe.end();
+
+    console.error(`${kind}: snapshot save...`);
+    const probe = startProbe(tool, member, SNAPSHOT_TIMEOUT_MS / 1000 + 10);
+    let peak = rssMb(member.pid());
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        peak = Math.max(peak, rssMb(member.pid()));
+        await sleep(50);
+      }
+    })();
+    const file = `${dir}/snap.db`;
+    const snap = await run(
+      "etcdctl",
+      ["--endpoints", member.endpoint, "snapshot", "save", file],
+      SNAPSHOT_TIMEOUT_MS,
+    );
+    sampling = false;
+    await sampler;
+    const during = await probe.end();
+    const snapshotMb = snap.ok ? (await Deno.stat(file)).size / 1e6 : 0;
+    if (!snap.ok) console.error(`${kind}: snapshot save failed: ${snap.stderr.slice(-500)}`);
+
+    const dataDirMb = await duMb(member.dataDir);
+    console.error(`${kind}: restart...`);
+    const started = performance.now();
+    await member.restart();
+    for (;;) {
+      const get = await run("etcdctl", [
+        "--endpoints",
+        member.endpoint,
+        "get",
+        "scale/",
+        "--prefix",
+        "--limit=1",
+        "--keys-only",
+      ], 30_000);
+      if (get.ok && get.stdout.startsWith("scale/")) break;
+      await sleep(100);
+    }
+    const restartSec = (performance.now() - started) / 1000;
+    await sleep(3000);
+    return {
+      kind,
+      keys: KEYS,
+      idleRssMb,
+      loadPutsPerSec: loaded.qps,
+      loadedRssMb,
+      keysOnlyListSec: list.ms / 1000,
+      probeP99Ms: normal.p99_ms,
+      probeMaxMs: normal.max_ms,
+      snapshotOk: snap.ok,
+      snapshotSec: snap.ms / 1000,
+      snapshotMb,
+      snapshotPeakRssMb: peak,
+      snapshotProbeP99Ms: during.p99_ms,
+      snapshotProbeMaxMs: during.max_ms,
+      dataDirMb,
+      restartSec,
+      restartedRssMb: rssMb(member.pid()),
+    };
+  } finally {
+    await member.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+const tool = await scaleBenchPath();
+const kinds: MemberKind[] = flags.only ? [flags.only as MemberKind] : ["etcd", "detcd"];
+const results: ScaleResult[] = [];
+for (const kind of kinds) {
+  const r = await measure(kind, tool);
+  console.error(JSON.stringify(r));
+  results.push(r);
+}
+
+const rows: Array<[string, keyof ScaleResult, number]> = [
+  ["idle resident memory (MB)", "idleRssMb", 0],
+  ["puts/s while loading", "loadPutsPerSec", 0],
+  ["resident memory, loaded (MB)", "loadedRssMb", 0],
+  ["keys-only listing of all keys (s)", "keysOnlyListSec", 2],
+  ["probe Get p99, idle (ms)", "probeP99Ms", 1],
+  ["probe Get max, idle (ms)", "probeMaxMs", 1],
+  ["`snapshot save` time (s)", "snapshotSec", 2],
+  ["snapshot file (MB)", "snapshotMb", 0],
+  ["peak resident memory during snapshot (MB)", "snapshotPeakRssMb", 0],
+  ["probe Get p99 during snapshot (ms)", "snapshotProbeP99Ms", 1],
+  ["probe Get max during snapshot (longest stall, ms)", "snapshotProbeMaxMs", 1],
+  ["data dir on disk (MB)", "dataDirMb", 0],
+  ["restart to healthy (s)", "restartSec", 2],
+  ["resident memory after restart (MB)", "restartedRssMb", 0],
+];
+const byKind = (k: MemberKind) => results.find((r) => r.kind === k);
+const e = byKind("etcd");
+const d = byKind("detcd");
+console.log(`\n${KEYS} keys (64-byte keys, 256-byte values)\n`);
+console.log("| | etcd 3.4.23 | detcd | detcd/etcd |");
+console.log("|---|---:|---:|---:|");
+for (const [label, field, digits] of rows) {
+  const ev = e?.[field] as number | undefined;
+  const dv = d?.[field] as number | undefined;
+  const fmt = (v: number | undefined) => v === undefined ? "-" : v.toFixed(digits);
+  const ratio = ev && dv !== undefined ? `${(dv / ev).toFixed(2)}x` : "-";
+  console.log(`| ${label} | ${fmt(ev)} | ${fmt(dv)} | ${ratio} |`);
+}
+for (const r of results) {
+  if (!r.snapshotOk) console.log(`\n${r.kind}: snapshot save did NOT complete`);
+}
+if (flags.json) await Deno.writeTextFile(flags.json, JSON.stringify(results, null, 2));

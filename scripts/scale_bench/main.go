@@ -1,0 +1,138 @@
+// scale_bench: the load and probe sides of the storage-scale benchmark (scripts/bench_scale.ts),
+// on etcd's own Go client (3.4).
+//
+//	-mode load:  puts -keys distinct keys of -keylen bytes with -val byte values, -clients at a
+//	             time; prints {"op":"load","total":...,"seconds":...,"qps":...}.
+//	-mode probe: one serializable Get of one key every -every until -for has passed (or stdin
+//	             closes); prints {"op":"probe","total":...,"p50_ms","p99_ms","max_ms","errors"}.
+//	             The latency a client sees while the member does something else (a snapshot).
+//
+// Build like ../shared/bench/build.sh builds ebench (GOPATH with /usr/share/gocode, GO111MODULE=off):
+//
+//	d=$(mktemp -d); mkdir -p $d/src/scalebench; cp scripts/scale_bench/main.go $d/src/scalebench/
+//	cd $d/src/scalebench && GO111MODULE=off GOPATH=$d:/usr/share/gocode go build -o /tmp/scale_bench .
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/clientv3"
+)
+
+// scaleKey is key i padded to keylen bytes: "scale/" + zero-padded decimal.
+func scaleKey(i, keylen int) string {
+	s := fmt.Sprintf("%d", i)
+	pad := keylen - len("scale/") - len(s)
+	if pad < 0 {
+		pad = 0
+	}
+	return "scale/" + strings.Repeat("0", pad) + s
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func main() {
+	endpoint := flag.String("endpoints", "127.0.0.1:2379", "")
+	mode := flag.String("mode", "load", "load|probe")
+	keys := flag.Int("keys", 200000, "distinct keys to load")
+	keylen := flag.Int("keylen", 64, "key length in bytes")
+	vsize := flag.Int("val", 256, "value size in bytes")
+	clients := flag.Int("clients", 64, "concurrent writers (load)")
+	every := flag.Duration("every", 10*time.Millisecond, "probe interval")
+	dur := flag.Duration("for", 60*time.Second, "probe for at most this long")
+	flag.Parse()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(*endpoint, ","), DialTimeout: 5 * time.Second})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	defer cli.Close()
+	out := map[string]interface{}{"op": *mode}
+	switch *mode {
+	case "load":
+		val := strings.Repeat("v", *vsize)
+		var next int64 = -1
+		var errs int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		for w := 0; w < *clients; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := atomic.AddInt64(&next, 1)
+					if i >= int64(*keys) {
+						return
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					_, err := cli.Put(ctx, scaleKey(int(i), *keylen), val)
+					cancel()
+					if err != nil {
+						if atomic.AddInt64(&errs, 1) == 1 {
+							fmt.Fprintln(os.Stderr, "put:", err)
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		el := time.Since(start)
+		out["total"], out["errors"], out["seconds"] = *keys, errs, el.Seconds()
+		out["qps"] = float64(*keys) / el.Seconds()
+	case "probe":
+		stop := make(chan struct{})
+		go func() { // stdin closing ends the probe early
+			buf := make([]byte, 1)
+			for {
+				if _, err := os.Stdin.Read(buf); err != nil {
+					close(stop)
+					return
+				}
+			}
+		}()
+		var lat []time.Duration
+		var errs int
+		deadline := time.After(*dur)
+		tick := time.NewTicker(*every)
+		defer tick.Stop()
+	loop:
+		for {
+			select {
+			case <-stop:
+				break loop
+			case <-deadline:
+				break loop
+			case <-tick.C:
+				t := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				_, err := cli.Get(ctx, scaleKey(0, *keylen), clientv3.WithSerializable())
+				cancel()
+				lat = append(lat, time.Since(t))
+				if err != nil {
+					errs++
+				}
+			}
+		}
+		sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
+		out["total"], out["errors"] = len(lat), errs
+		if len(lat) > 0 {
+			out["p50_ms"] = ms(lat[len(lat)/2])
+			out["p99_ms"] = ms(lat[len(lat)*99/100])
+			out["max_ms"] = ms(lat[len(lat)-1])
+		}
+	default:
+		fmt.Fprintln(os.Stderr, "unknown mode", *mode)
+		os.Exit(2)
+	}
+	b, _ := json.Marshal(out)
+	fmt.Println(string(b))
+}
