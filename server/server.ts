@@ -1,3 +1,4 @@
+import { Slicer } from "./slicer.ts";
 import { parseCompactionRetention, startCompactor } from "./compactor.ts";
 import { createTokenProvider } from "./auth_tokens.ts";
 import { selfCert, type SelfCertLog } from "./self_cert.ts";
@@ -268,6 +269,10 @@ export async function startServer(
     auth: { tokens, hasher, bcryptCost: config.bcryptCost, logger },
     transport,
     nowMs: () => Date.now(),
+    pause: (() => {
+      const slicer = new Slicer();
+      return () => slicer.pause();
+    })(),
     seed: Math.floor(Math.random() * 2 ** 32),
     join,
     onRemoved: options.onRemoved,

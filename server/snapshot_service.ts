@@ -22,23 +22,10 @@ import { crc32c } from "../core/storage/mod.ts";
 import { Errors } from "../core/errors.ts";
 import type { AnyMethod, StreamMethod } from "./grpc.ts";
 import { maintenanceCaller } from "./callers.ts";
+import { Slicer } from "./slicer.ts";
 
 /** etcd's snapshotSendBufferSize. */
 const CHUNK_BYTES = 32 * 1024;
-
-/** Work runs in slices of about this long, then lets timers, I/O and Raft in. */
-const SLICE_MS = 4;
-
-/** Lets the event loop run other work once a slice of `SLICE_MS` is used up. */
-class Slicer {
-  #since = performance.now();
-
-  async pause(): Promise<void> {
-    if (performance.now() - this.#since < SLICE_MS) return;
-    await new Promise<void>((resolve) => setTimeout(resolve, 0));
-    this.#since = performance.now();
-  }
-}
 
 /**
  * The etcd backend file of a member's applied state at this moment, as chunks of about

@@ -31,6 +31,7 @@ export type {
 } from "./store.ts";
 export {
   encodeView,
+  encodeViewSteps,
   type MvccView,
   type SnapshotEntry,
   tombstoneValueSize,

@@ -70,6 +70,34 @@ export function tombstoneValueSize(key: Uint8Array): number {
 const MAGIC = [0x44, 0x4d, 0x56, 0x43]; // "DMVC"
 const FORMAT_VERSION = 1;
 
+/** Bytes of one entry in the format. */
+function entrySize(e: SnapshotEntry): number {
+  const kvSize = e.tombstone ? tombstoneValueSize(e.kv.key) : keyValueSize(e.kv);
+  return uvarintSize(e.main) + uvarintSize(e.sub) + 1 + uvarintSize(kvSize) + kvSize;
+}
+
+function writeEntry(w: ByteWriter, e: SnapshotEntry): void {
+  w.uvarint(e.main);
+  w.uvarint(e.sub);
+  w.byte(e.tombstone ? 1 : 0);
+  if (e.tombstone) {
+    w.uvarint(tombstoneValueSize(e.kv.key));
+    w.byte(0x0a);
+    w.bytes(e.kv.key);
+  } else {
+    w.uvarint(keyValueSize(e.kv));
+    writeKeyValue(w, e.kv);
+  }
+}
+
+function writeHeader(w: ByteWriter, revision: number, compactMainRev: number, count: number): void {
+  for (const b of MAGIC) w.byte(b);
+  w.byte(FORMAT_VERSION);
+  w.uvarint(revision);
+  w.uvarint(compactMainRev + 1);
+  w.uvarint(count);
+}
+
 /** Encodes a snapshot; entries must be in revision order. */
 export function encodeSnapshotBytes(
   revision: number,
@@ -77,26 +105,47 @@ export function encodeSnapshotBytes(
   entries: Iterable<SnapshotEntry>,
 ): Uint8Array {
   const w = new ByteWriter(1 << 16);
-  for (const b of MAGIC) w.byte(b);
-  w.byte(FORMAT_VERSION);
-  w.uvarint(revision);
-  w.uvarint(compactMainRev + 1);
   const list = [...entries];
-  w.uvarint(list.length);
-  for (const e of list) {
-    w.uvarint(e.main);
-    w.uvarint(e.sub);
-    w.byte(e.tombstone ? 1 : 0);
-    if (e.tombstone) {
-      w.uvarint(tombstoneValueSize(e.kv.key));
-      w.byte(0x0a);
-      w.bytes(e.kv.key);
-    } else {
-      w.uvarint(keyValueSize(e.kv));
-      writeKeyValue(w, e.kv);
-    }
-  }
+  writeHeader(w, revision, compactMainRev, list.length);
+  for (const e of list) writeEntry(w, e);
   return w.finish();
+}
+
+/** How often (in entries) the sliced encoder offers its caller a pause. */
+const ENCODE_CHECKPOINT_ENTRIES = 2048;
+
+/**
+ * encodeView in steps, for large stores: yields every few thousand entries (the caller may let
+ * other work run), and writes the encoding straight into one buffer sized in a first pass, with
+ * `frame(size)` bytes before it (e.g. a file header and an enclosing message's field header) and
+ * `after` bytes after it. Returns the whole buffer; no other copy of the state is made.
+ */
+export function* encodeViewSteps(
+  view: MvccView,
+  frame: (size: number) => Uint8Array,
+  after: Uint8Array = new Uint8Array(0),
+): Generator<void, Uint8Array> {
+  const head = new ByteWriter(32);
+  writeHeader(head, view.revision, view.compactMainRev, view.length);
+  let size = head.length;
+  for (let i = 0; i < view.length; i++) {
+    size += entrySize(view.entry(i));
+    if (i % ENCODE_CHECKPOINT_ENTRIES === ENCODE_CHECKPOINT_ENTRIES - 1) yield;
+  }
+  const before = frame(size);
+  // Slack: the writer wants room for a whole varint before each one, even the last.
+  const w = new ByteWriter(before.length + size + after.length + 16);
+  w.raw(before);
+  w.raw(head.view());
+  for (let i = 0; i < view.length; i++) {
+    writeEntry(w, view.entry(i));
+    if (i % ENCODE_CHECKPOINT_ENTRIES === ENCODE_CHECKPOINT_ENTRIES - 1) yield;
+  }
+  w.raw(after);
+  const out = w.view();
+  assert(out.length === before.length + size + after.length, "snapshot size planned");
+  assert(out.buffer.byteLength === before.length + size + after.length + 16, "written in place");
+  return out;
 }
 
 /** Decodes encodeSnapshotBytes() output; throws on anything else. Bytes are copied out. */

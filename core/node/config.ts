@@ -83,6 +83,11 @@ export interface NodeEnvironment {
   transport?: Transport;
   /** Wall clock (Unix ms): only for member IDs of added members, as etcd derives them. */
   nowMs?: () => number;
+  /**
+   * Lets other work run during long background work (a snapshot being written): the server
+   * yields to its event loop once a slice of time is used. Default: a resolved promise.
+   */
+  pause?: () => Promise<void>;
   /** Seed of the Raft randomness (election timeouts). */
   seed?: number;
   /**

@@ -13,6 +13,7 @@ import type {
   Snapshot as RaftSnapshot,
 } from "../raft/mod.ts";
 import {
+  SNAPSHOT_HEADER_BYTES,
   type Snapshotter,
   type Wal,
   walEntry,
@@ -94,18 +95,34 @@ export class DurableLog {
     this.#storage.setConfState(confState);
   }
 
+  /** Term of the entry at `index` (still in Raft's log). */
+  termAt(index: number): number {
+    return this.#storage.term(index);
+  }
+
   /**
-   * Saves a snapshot of the state machine at the applied `index` (its encoding `data`), then
-   * compacts Raft's log and releases the WAL up to the previous snapshot.
+   * Saves a snapshot of the state machine at the applied `index`: `file` is the sealed snapshot
+   * file (see sealSnapshot), its data the state's encoding. Then compacts Raft's log and releases
+   * the WAL up to the previous snapshot. A snapshot taken in the background may be overtaken by
+   * one the leader sent meanwhile: then it is dropped (false).
    */
-  async saveSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<void> {
-    const term = this.#storage.term(index);
+  async saveSnapshot(
+    index: number,
+    term: number,
+    confState: ConfState,
+    file: Uint8Array,
+  ): Promise<boolean> {
+    if (index <= this.#snapshotIndex) return false;
     // The hard state that committed `index` may still be unsynced (a commit-only Ready does not
     // sync): make it durable first, or a crash leaves a snapshot newer than the WAL's commit and
     // the member cannot restart (etcd syncs its WAL in SaveSnap for the same reason).
     await this.#wal.sync();
-    await this.#snapshotter.save({ index, term, data });
-    this.#storage.createSnapshot(index, confState, data);
+    await this.#snapshotter.saveFile(index, term, file);
+    // Raft's storage may have moved past `index` meanwhile (a snapshot received from the leader).
+    if (index <= this.#storage.snapshot().metadata.index || index <= this.#snapshotIndex) {
+      return false;
+    }
+    this.#storage.createSnapshot(index, confState, file.subarray(SNAPSHOT_HEADER_BYTES));
     const compactTo = index - this.#catchUpEntries;
     if (compactTo > this.#storage.firstIndex()) this.#storage.compact(compactTo);
     // Keep the log back to the previous snapshot: if this newest one is ever unreadable, recovery
@@ -113,6 +130,7 @@ export class DurableLog {
     await this.#wal.releaseTo(this.#snapshotIndex);
     this.#snapshotIndex = index;
     this.#logger.info("etcdserver/server.go:2381", "saved snapshot", { "snapshot-index": index });
+    return true;
   }
 
   close(): void {

@@ -76,7 +76,14 @@ import {
   type Snapshot as RaftSnapshot,
   StateType,
 } from "../raft/mod.ts";
-import { type Disk, Snapshotter, Wal } from "../storage/mod.ts";
+import {
+  crc32c,
+  type Disk,
+  sealSnapshot,
+  SNAPSHOT_HEADER_BYTES,
+  Snapshotter,
+  Wal,
+} from "../storage/mod.ts";
 import type { LoggedOperation, OperationOf, Responses } from "./apply/mod.ts";
 import { StateMachine } from "./state_machine.ts";
 import { NodeAuth } from "./auth_api.ts";
@@ -102,6 +109,9 @@ import { Proposals, type Waiter } from "./proposals.ts";
 import { ReadIndexReads } from "./reads.ts";
 import { decodeContext, encodeContext, MemberChanges, type ReconfigView } from "./reconfig.ts";
 import { noTransport, type Transport } from "./transport.ts";
+
+/** A background snapshot's checksum runs over this much at a time between pauses. */
+const CRC_SLICE_BYTES = 1 << 20;
 
 export type { NodeConfig, NodeEnvironment } from "./config.ts";
 
@@ -191,6 +201,8 @@ export class EtcdNode {
   #stopped = false;
   #removed = false;
   #idle: Promise<void> = Promise.resolve();
+  /** The snapshot being written in the background, if any. */
+  #snapshotTask: Promise<void> | null = null;
   /** Keep-alive, TimeToLive and the leader's lease ticks. */
   #leases: NodeLeases;
   /** Member add, remove, update and promote, before they reach the log. */
@@ -776,6 +788,7 @@ export class EtcdNode {
     this.#stopped = true;
     this.#leases.wakeWaiters();
     await this.#idle;
+    await this.#snapshotTask;
     this.#rejectAll(Errors.stopped());
     this.#log.close();
   }
@@ -1004,12 +1017,50 @@ export class EtcdNode {
     }
     this.#raft.advance(rd);
     this.#reads.release(this.#appliedIndex);
-    if (this.#appliedIndex - this.#log.snapshotIndex >= this.#config.snapshotCount) {
-      await this.#log.saveSnapshot(
-        this.#appliedIndex,
-        this.#confState,
-        this.#sm.encode(this.#confState),
-      );
+    if (
+      this.#snapshotTask === null &&
+      this.#appliedIndex - this.#log.snapshotIndex >= this.#config.snapshotCount
+    ) {
+      this.#snapshotTask = this.#snapshotInBackground().finally(() => (this.#snapshotTask = null));
+    }
+  }
+
+  /**
+   * Takes a snapshot at the applied index: the state is captured at once (the MVCC store as a
+   * view), then encoded, checksummed and written in steps with pauses (NodeEnvironment.pause)
+   * while the member goes on applying and answering, as etcd snapshots in a goroutine. One at a
+   * time; a failure is logged and the next applied entry tries again.
+   */
+  async #snapshotInBackground(): Promise<void> {
+    const index = this.#appliedIndex;
+    const confState = {
+      voters: [...this.#confState.voters],
+      learners: [...this.#confState.learners],
+    };
+    const term = this.#log.termAt(index);
+    const steps = this.#sm.snapshotSteps(confState, SNAPSHOT_HEADER_BYTES);
+    const pause = this.#env.pause ?? (() => Promise.resolve());
+    try {
+      let step = steps.next();
+      while (!step.done) {
+        await pause();
+        step = steps.next();
+      }
+      const file = step.value;
+      let crc = 0;
+      for (let at = SNAPSHOT_HEADER_BYTES; at < file.length; at += CRC_SLICE_BYTES) {
+        crc = crc32c(file.subarray(at, Math.min(file.length, at + CRC_SLICE_BYTES)), crc);
+        await pause();
+      }
+      sealSnapshot(file, index, term, crc);
+      // Even when stopping: stop() waits for this save before it closes the log.
+      await this.#log.saveSnapshot(index, term, confState, file);
+    } catch (e) {
+      if (this.#stopped) return;
+      this.#logger.error("etcdserver/server.go:2375", "failed to save snapshot", {
+        "snapshot-index": index,
+        error: e instanceof Error ? e.message : String(e),
+      });
     }
   }
 

@@ -213,3 +213,39 @@ Deno.test("a corrupt newest snapshot falls back to the previous one and loses no
     assertEquals(dec.decode((await again.range(get(`k${i}`))).kvs[0].value), `v${i}`);
   }
 });
+
+Deno.test("a snapshot is written in the background from the state at its index while writes go on", async () => {
+  const disk = new MemoryDisk();
+  // Every pause of the background snapshot waits until the test lets it go on.
+  let paused = 0;
+  let release: () => void = () => {};
+  let gate = new Promise<void>((r) => (release = r));
+  const pause = () => {
+    paused++;
+    return gate;
+  };
+  const node = await EtcdNode.open(config({ snapshotCount: 20 }), disk, silentLogger, { pause });
+  for (let i = 0; i < 40; i++) await node.put(put(`k${i}`, "before"));
+  assert(paused > 0, "a snapshot started and is waiting in a pause");
+  // Acknowledged writes while the snapshot waits: the member is not held up by it.
+  for (let i = 0; i < 40; i++) await node.put(put(`k${i}`, "after"));
+  const files = async () =>
+    (await disk.list("data/member/snap")).filter((f) => f.endsWith(".snap"));
+  assertEquals(await files(), [], "nothing saved yet");
+  const applied = Number(node.status().raftAppliedIndex);
+  release();
+  gate = Promise.resolve();
+  await node.stop(); // waits for the snapshot
+  const saved = await files();
+  assertEquals(saved.length, 1);
+  const snapIndex = parseInt(saved[0].slice(17, 33), 16);
+  assert(snapIndex <= applied - 40, `snapshot at ${snapIndex}, before the 40 later writes`);
+  // The snapshot holds the index it was taken at, not the writes made while it was written...
+  const again = await EtcdNode.open(config({ snapshotCount: 20 }), disk, silentLogger);
+  // ...and the WAL after it brings the member to its last write.
+  assertEquals(again.revision, 81);
+  for (const i of [0, 17, 39]) {
+    assertEquals(dec.decode((await again.range(get(`k${i}`))).kvs[0].value), "after");
+  }
+  await again.stop();
+});

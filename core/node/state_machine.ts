@@ -21,7 +21,8 @@ import { assert } from "../assert.ts";
 import { type AuthInfo, AuthStore, type AuthStoreOptions } from "../auth/mod.ts";
 import { authRecordOf, authSnapshotOf } from "./auth_record.ts";
 import type { Lessor } from "../lease/mod.ts";
-import { MvccStore, WatchableStore, type WriteResult } from "../mvcc/mod.ts";
+import { encodeViewSteps, MvccStore, WatchableStore, type WriteResult } from "../mvcc/mod.ts";
+import { putUvarint, uvarintSize } from "../varint.ts";
 import { applyTxn } from "./kv/mod.ts";
 import { type ConfChange, ConfChangeType, type ConfState } from "../raft/mod.ts";
 import { AlarmStore } from "./alarms.ts";
@@ -124,12 +125,16 @@ export class StateMachine {
     this.membership.restore(state.members, state.removed, state.clusterVersion);
   }
 
-  /** The snapshot of this state (with Raft's configuration at the same index). */
-  encode(confState: ConfState): Uint8Array {
-    return toBinary(
+  /**
+   * The snapshot of this state as of now (with Raft's configuration at the same index), as a
+   * NodeSnapshot encoded in steps: everything but the MVCC store is encoded at once, the store is
+   * captured as a view and written when the steps run (see encodeViewSteps), after `reserve`
+   * zero bytes (room for a file header). The state may change between the steps.
+   */
+  snapshotSteps(confState: ConfState, reserve = 0): Generator<void, Uint8Array> {
+    const rest = toBinary(
       NodeSnapshotSchema,
       create(NodeSnapshotSchema, {
-        mvcc: this.mvcc.encodeSnapshot(),
         alarms: this.alarmStore.list as AlarmMember[],
         members: this.membership.records(),
         removed: this.membership.removedIds(),
@@ -146,6 +151,25 @@ export class StateMachine {
         ),
       }),
     );
+    // Field 1 (`mvcc`, length-delimited) after the others: protobuf takes fields in any order.
+    return encodeViewSteps(this.mvcc.view(), (size) => {
+      const field = new Uint8Array(1 + uvarintSize(size));
+      field[0] = 0x0a;
+      putUvarint(field, 1, size);
+      const head = new Uint8Array(reserve + rest.length + field.length);
+      head.set(rest, reserve);
+      head.set(field, reserve + rest.length);
+      return head;
+    });
+  }
+
+  /** The snapshot of this state in one step (small states and tests). */
+  encode(confState: ConfState): Uint8Array {
+    const steps = this.snapshotSteps(confState);
+    for (;;) {
+      const step = steps.next();
+      if (step.done) return step.value;
+    }
   }
 
   /**

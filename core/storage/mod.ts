@@ -30,7 +30,14 @@ export {
   type WalRecovery,
   walSnapshotMarker,
 } from "./wal.ts";
-export { decodeSnapshot, encodeSnapshot, type Snapshot, Snapshotter } from "./snapshot.ts";
+export {
+  decodeSnapshot,
+  encodeSnapshot,
+  sealSnapshot,
+  type Snapshot,
+  SNAPSHOT_HEADER_BYTES,
+  Snapshotter,
+} from "./snapshot.ts";
 export {
   type BoltBucket,
   BoltFormatError,

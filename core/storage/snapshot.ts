@@ -24,17 +24,29 @@ function parseFileName(name: string): { index: number; term: number } | null {
   return m ? { term: parseInt(m[1], 16), index: parseInt(m[2], 16) } : null;
 }
 
+/** Bytes before a snapshot file's data. */
+export const SNAPSHOT_HEADER_BYTES = HEADER_BYTES;
+
+/**
+ * Writes the header of a snapshot file whose data already fills `file` from
+ * SNAPSHOT_HEADER_BYTES on, `crc` being that data's CRC-32C (a large snapshot is encoded in place
+ * and checksummed in slices, not copied).
+ */
+export function sealSnapshot(file: Uint8Array, index: number, term: number, crc: number): void {
+  const v = new DataView(file.buffer, file.byteOffset, HEADER_BYTES);
+  v.setUint32(0, magic, true);
+  v.setUint32(4, formatVersion, true);
+  v.setBigUint64(8, BigInt(index), true);
+  v.setBigUint64(16, BigInt(term), true);
+  v.setUint32(24, crc, true);
+  v.setBigUint64(28, BigInt(file.length - HEADER_BYTES), true);
+}
+
 /** Serialises a snapshot with a checksummed header. */
 export function encodeSnapshot(s: Snapshot): Uint8Array {
   const out = new Uint8Array(HEADER_BYTES + s.data.length);
-  const v = new DataView(out.buffer);
-  v.setUint32(0, magic, true);
-  v.setUint32(4, formatVersion, true);
-  v.setBigUint64(8, BigInt(s.index), true);
-  v.setBigUint64(16, BigInt(s.term), true);
-  v.setUint32(24, crc32c(s.data), true);
-  v.setBigUint64(28, BigInt(s.data.length), true);
   out.set(s.data, HEADER_BYTES);
+  sealSnapshot(out, s.index, s.term, crc32c(s.data));
   return out;
 }
 
@@ -60,9 +72,14 @@ export class Snapshotter {
   constructor(private readonly disk: Disk, private readonly dir: string) {}
 
   /** Writes a snapshot durably, then prunes all but the newest `KEEP_SNAPSHOTS`. */
-  async save(s: Snapshot): Promise<void> {
+  save(s: Snapshot): Promise<void> {
+    return this.saveFile(s.index, s.term, encodeSnapshot(s));
+  }
+
+  /** save() of a file already encoded and sealed (see sealSnapshot). */
+  async saveFile(index: number, term: number, file: Uint8Array): Promise<void> {
     await this.disk.mkdirp(this.dir);
-    await this.disk.writeFileAtomic(`${this.dir}/${fileName(s.index, s.term)}`, encodeSnapshot(s));
+    await this.disk.writeFileAtomic(`${this.dir}/${fileName(index, term)}`, file);
     const names = await this.#sortedNames();
     for (const name of names.slice(KEEP_SNAPSHOTS)) await this.disk.remove(`${this.dir}/${name}`);
   }
