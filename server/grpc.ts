@@ -12,7 +12,11 @@ import {
   GrpcFrameDecoder,
   grpcFrameLength,
 } from "../core/wire/mod.ts";
-import { encodeHeaders, type H2Stream } from "./h2/mod.ts";
+import { encodeHeaders, ErrorCode, type H2Stream } from "./h2/mod.ts";
+import { type RangeResponse, RangeResponseSchema } from "../gen/etcdserverpb/rpc_pb.ts";
+import { assert } from "../core/assert.ts";
+import { type ChunkedMessage, chunkedRange } from "./chunked_response.ts";
+import { Slicer } from "./slicer.ts";
 
 /**
  * A lean gRPC server on detcd's own HTTP/2 streams (server/h2): 5-byte length-prefixed frames,
@@ -237,9 +241,9 @@ function serveUnary(
       return;
     }
     const ctx = lazyContext(stream, peer);
-    let result: Uint8Array | Promise<Uint8Array>;
+    let result: Uint8Array | ChunkedMessage | Promise<Uint8Array | ChunkedMessage>;
     try {
-      result = method.raw ? method.raw(payload, ctx) : invokeUnary(method, payload, ctx);
+      result = method.raw ? method.raw(payload, ctx) : invokeUnaryHere(method, payload, ctx);
     } catch (e) {
       reportInternal(options, stream, e);
       const s = toStatus(e);
@@ -295,6 +299,28 @@ export function invokeUnary(
 }
 
 /**
+ * invokeUnary for a call answered on this thread: a large RangeResponse comes back as a
+ * ChunkedMessage, to be written as it is encoded (see chunked_response.ts).
+ */
+function invokeUnaryHere(
+  // deno-lint-ignore no-explicit-any
+  method: UnaryMethod<any, any>,
+  payload: Uint8Array,
+  ctx: CallContext,
+): Uint8Array | ChunkedMessage | Promise<Uint8Array | ChunkedMessage> {
+  if (method.output !== RangeResponseSchema) return invokeUnary(method, payload, ctx);
+  let req;
+  try {
+    req = fromBinary(method.input, payload);
+  } catch (e) {
+    throw new EtcdError(GrpcCode.Internal, `grpc: error unmarshalling request: ${e}`);
+  }
+  const encode = (res: RangeResponse) => chunkedRange(res) ?? toBinary(RangeResponseSchema, res);
+  const result = method.handle(req, ctx) as RangeResponse | Promise<RangeResponse>;
+  return result instanceof Promise ? result.then(encode) : encode(result);
+}
+
+/**
  * A context whose AbortSignal exists only if a handler asks for it: aborting creates a
  * DOMException with a stack trace, which showed up in profiles when done for every stream.
  */
@@ -319,10 +345,52 @@ function reportInternal(options: GrpcOptions, stream: H2Stream, e: unknown) {
   if (!(e instanceof EtcdError)) options.onInternalError?.(stream.headers[":path"] ?? "", e);
 }
 
-function respondUnary(stream: H2Stream, payload: Uint8Array): void {
+function respondUnary(stream: H2Stream, payload: Uint8Array | ChunkedMessage): void {
   if (stream.closed) return;
   stream.respond(RESPONSE_HEADERS);
+  if (!(payload instanceof Uint8Array)) {
+    respondChunked(stream, payload).catch(() => stream.reset(ErrorCode.INTERNAL_ERROR));
+    return;
+  }
   stream.write(encodeGrpcFrame(payload));
+  stream.end(OK_TRAILERS);
+}
+
+/**
+ * Writes a large response as it is encoded: the gRPC prefix with the planned size, then each
+ * chunk, waiting whenever the client has not taken the previous ones (flow control) and letting
+ * other work in between chunks.
+ */
+async function respondChunked(stream: H2Stream, message: ChunkedMessage): Promise<void> {
+  const prefix = new Uint8Array(GRPC_PREFIX_BYTES);
+  new DataView(prefix.buffer).setUint32(1, message.size);
+  // Blocked from a write that returned false until the stream drains (which may happen while
+  // this writer pauses, before it waits).
+  let blocked = false;
+  let waiting: (() => void) | null = null;
+  const wake = () => {
+    blocked = false;
+    const w = waiting;
+    waiting = null;
+    w?.();
+  };
+  stream.ondrain = wake;
+  const previousOnclose = stream.onclose;
+  stream.onclose = () => {
+    previousOnclose?.();
+    wake();
+  };
+  const slicer = new Slicer();
+  let written = 0;
+  blocked = !stream.write(prefix);
+  for (const chunk of message.chunks()) {
+    if (blocked && !stream.closed) await new Promise<void>((resolve) => (waiting = resolve));
+    if (stream.closed) return;
+    written += chunk.length;
+    blocked = !stream.write(chunk);
+    await slicer.pause();
+  }
+  assert(written === message.size, "chunked response size planned");
   stream.end(OK_TRAILERS);
 }
 

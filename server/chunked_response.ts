@@ -1,0 +1,73 @@
+/**
+ * Large unary responses written as they are encoded (etcd #12342: a range over a large key space
+ * built its whole response in memory before sending). A RangeResponse carrying many KeyValues is
+ * sized first (cheap: no bytes), then encoded in chunks of about CHUNK_BYTES that go out as the
+ * client takes them, so the member never holds a second copy of the key space and keeps serving
+ * between chunks. The bytes are the same as toBinary's.
+ */
+import { toBinary } from "@bufbuild/protobuf";
+import { type RangeResponse, ResponseHeaderSchema } from "../gen/etcdserverpb/rpc_pb.ts";
+import { ByteWriter, keyValueSize, writeKeyValue } from "../core/mvcc/kv_codec.ts";
+import { int64Size, uvarintSize } from "../core/varint.ts";
+
+/** A response message to be written in pieces: its encoded size, then its bytes in order. */
+export interface ChunkedMessage {
+  readonly size: number;
+  chunks(): Generator<Uint8Array>;
+}
+
+/** Chunks of about this many bytes. */
+const CHUNK_BYTES = 64 * 1024;
+
+/** Responses estimated smaller than this are encoded at once (toBinary). */
+export const CHUNKED_MIN_BYTES = 1024 * 1024;
+
+/**
+ * A RangeResponse as a ChunkedMessage when it is large (at least CHUNKED_MIN_BYTES), else null.
+ * Fields in field-number order, as toBinary writes them: header, kvs, more, count.
+ */
+export function chunkedRange(res: RangeResponse): ChunkedMessage | null {
+  const kvs = res.kvs;
+  // An upper bound first (a KeyValue's fields other than key and value take at most 48 bytes):
+  // most responses are small and need no exact sizing.
+  let bound = 0;
+  for (const kv of kvs) bound += kv.key.length + kv.value.length + 64;
+  if (bound < CHUNKED_MIN_BYTES) return null;
+  let kvsBytes = 0;
+  for (const kv of kvs) {
+    const n = keyValueSize(kv);
+    kvsBytes += 1 + uvarintSize(n) + n;
+  }
+  if (kvsBytes < CHUNKED_MIN_BYTES) return null;
+  const header = res.header ? toBinary(ResponseHeaderSchema, res.header) : null;
+  const headBytes = header ? 1 + uvarintSize(header.length) + header.length : 0;
+  const tailBytes = (res.more ? 2 : 0) + (res.count !== 0n ? 1 + int64Size(res.count) : 0);
+  return {
+    size: headBytes + kvsBytes + tailBytes,
+    *chunks() {
+      const w = new ByteWriter(CHUNK_BYTES + 1024);
+      if (header) {
+        w.byte(0x0a);
+        w.bytes(header);
+      }
+      for (const kv of kvs) {
+        w.byte(0x12);
+        w.uvarint(keyValueSize(kv));
+        writeKeyValue(w, kv);
+        if (w.length >= CHUNK_BYTES) {
+          yield w.finish();
+          w.reset();
+        }
+      }
+      if (res.more) {
+        w.byte(0x18);
+        w.byte(1);
+      }
+      if (res.count !== 0n) {
+        w.byte(0x20);
+        w.int64(res.count);
+      }
+      if (w.length > 0) yield w.finish();
+    },
+  };
+}
