@@ -52,6 +52,8 @@ export function newLessor(config: ResolvedNodeConfig): Lessor {
 }
 
 /** Raft's log as the disk holds it: the snapshot's metadata, then the WAL's entries and state. */
+const NO_DATA = new Uint8Array(0);
+
 export function recoverStorage(
   snapshot: { index: number; term: number; data: Uint8Array; state: NodeSnapshot } | null,
   recovery: WalRecovery,
@@ -65,7 +67,8 @@ export function recoverStorage(
         term: snapshot.term,
         confState: { voters: state.voters, learners: state.learners },
       },
-      data: snapshot.data,
+      // The data stays in its file: a snapshot sent to a follower is read from there.
+      data: NO_DATA,
     });
   }
   if (recovery.entries.length > 0) {

@@ -13,7 +13,6 @@ import type {
   Snapshot as RaftSnapshot,
 } from "../raft/mod.ts";
 import {
-  SNAPSHOT_HEADER_BYTES,
   type Snapshotter,
   type Wal,
   walEntry,
@@ -21,6 +20,8 @@ import {
   type WalRecord,
   walSnapshotMarker,
 } from "../storage/mod.ts";
+
+const NO_DATA = new Uint8Array(0);
 
 /** The WAL, the snapshot files and Raft's in-memory log of one member. */
 export class DurableLog {
@@ -82,7 +83,8 @@ export class DurableLog {
     const { index, term } = snap.metadata;
     await this.#snapshotter.save({ index, term, data: snap.data });
     await this.#wal.append([walSnapshotMarker(index, term)]);
-    this.#storage.applySnapshot(snap);
+    // Raft's storage keeps only the metadata: the state is in the file (see snapshotData).
+    this.#storage.applySnapshot({ metadata: snap.metadata, data: NO_DATA });
   }
 
   /** The state machine now holds a received snapshot at `index`. */
@@ -93,6 +95,15 @@ export class DurableLog {
   /** Raft's configuration changed (a membership change applied). */
   setConfState(confState: ConfState): void {
     this.#storage.setConfState(confState);
+  }
+
+  /**
+   * The state of the snapshot at (index, term), read from its file: Raft's storage keeps only
+   * snapshots' metadata, so a snapshot message to a follower gets its data here. Null if the file
+   * is gone or does not verify.
+   */
+  async snapshotData(index: number, term: number): Promise<Uint8Array | null> {
+    return (await this.#snapshotter.load(index, term))?.data ?? null;
   }
 
   /** Term of the entry at `index` (still in Raft's log). */
@@ -122,7 +133,7 @@ export class DurableLog {
     if (index <= this.#storage.snapshot().metadata.index || index <= this.#snapshotIndex) {
       return false;
     }
-    this.#storage.createSnapshot(index, confState, file.subarray(SNAPSHOT_HEADER_BYTES));
+    this.#storage.createSnapshot(index, confState, NO_DATA);
     const compactTo = index - this.#catchUpEntries;
     if (compactTo > this.#storage.firstIndex()) this.#storage.compact(compactTo);
     // Keep the log back to the previous snapshot: if this newest one is ever unreadable, recovery

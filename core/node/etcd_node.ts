@@ -992,7 +992,7 @@ export class EtcdNode {
     let later = rd.messages;
     if (this.#state === StateType.Leader && later.length > 0) {
       const early = later.filter((m) => leaderEarlyTypes.has(m.type));
-      if (early.length > 0) this.#transport.send(early);
+      if (early.length > 0) this.#send(early);
       later = early.length === later.length
         ? []
         : later.filter((m) => !leaderEarlyTypes.has(m.type));
@@ -1008,7 +1008,7 @@ export class EtcdNode {
       }
       this.#log.stage(rd.entries, rd.hardState);
     }
-    if (later.length > 0) this.#transport.send(later);
+    if (later.length > 0) this.#send(later);
 
     if (rd.snapshot) this.#applySnapshot(rd.snapshot);
     for (const e of rd.committedEntries) this.#applyEntry(e);
@@ -1023,6 +1023,36 @@ export class EtcdNode {
     ) {
       this.#snapshotTask = this.#snapshotInBackground().finally(() => (this.#snapshotTask = null));
     }
+  }
+
+  /**
+   * Hands messages to the transport. A snapshot message leaves Raft without its data (Raft's
+   * storage keeps only snapshots' metadata): it is read from the snapshot's file first, and a
+   * failure to read it is reported to Raft as a failed snapshot send (it tries again later).
+   */
+  #send(messages: Message[]): void {
+    let ready = messages;
+    for (const m of messages) {
+      if (m.type !== MessageType.Snap || !m.snapshot || m.snapshot.data.length > 0) continue;
+      ready = ready.filter((x) => x !== m);
+      const { index, term } = m.snapshot.metadata;
+      this.#log.snapshotData(index, term).then((data) => {
+        if (this.#stopped) return;
+        if (data === null) {
+          this.#logger.warn(
+            "etcdserver/snapshot_merge.go:64",
+            "failed to read a snapshot to send",
+            {
+              "snapshot-index": index,
+            },
+          );
+          this.reportSnapshot(m.to, false);
+          return;
+        }
+        this.#transport.send([{ ...m, snapshot: { ...m.snapshot!, data } }]);
+      });
+    }
+    if (ready.length > 0) this.#transport.send(ready);
   }
 
   /**

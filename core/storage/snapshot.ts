@@ -84,6 +84,17 @@ export class Snapshotter {
     for (const name of names.slice(KEEP_SNAPSHOTS)) await this.disk.remove(`${this.dir}/${name}`);
   }
 
+  /** The snapshot at (index, term) if its file is there and verifies, else null. */
+  async load(index: number, term: number): Promise<Snapshot | null> {
+    const bytes = await this.disk.readFile(`${this.dir}/${fileName(index, term)}`);
+    if (bytes === null) return null;
+    try {
+      return decodeSnapshot(bytes);
+    } catch {
+      return null;
+    }
+  }
+
   /**
    * The newest snapshot that verifies, or null. Broken files are skipped and reported through
    * `onSkip` so the operator learns of them.
