@@ -93,3 +93,34 @@ export function prefixRangeEnd(prefix: Uint8Array): Uint8Array {
   }
   return new Uint8Array([0]);
 }
+
+/**
+ * Copies of small byte arrays packed into shared slabs: one ArrayBuffer per slab instead of one
+ * per array (each ArrayBuffer costs ~100 bytes of bookkeeping plus its allocation), and nothing
+ * of the caller's buffer is kept alive. A slab is freed once no copy in it is referenced. Arrays
+ * over a quarter of a slab get their own buffer.
+ */
+export class ByteArena {
+  readonly #slabBytes: number;
+  #slab: Uint8Array;
+  #used = 0;
+
+  constructor(slabBytes = 64 * 1024) {
+    this.#slabBytes = slabBytes;
+    this.#slab = new Uint8Array(0);
+  }
+
+  /** A copy of `bytes` (a view into a slab, or its own buffer when large). */
+  copy(bytes: Uint8Array): Uint8Array {
+    const n = bytes.length;
+    if (n > this.#slabBytes >> 2) return bytes.slice();
+    if (this.#used + n > this.#slab.length) {
+      this.#slab = new Uint8Array(this.#slabBytes);
+      this.#used = 0;
+    }
+    const out = this.#slab.subarray(this.#used, this.#used + n);
+    out.set(bytes);
+    this.#used += n;
+    return out;
+  }
+}

@@ -27,7 +27,7 @@ import {
 } from "../../gen/mvccpb/kv_pb.ts";
 import { Errors } from "../errors.ts";
 import { assert } from "../assert.ts";
-import { keyId } from "../bytes.ts";
+import { ByteArena, keyId } from "../bytes.ts";
 import { SortedRecords } from "./sorted_records.ts";
 import { Crc32c } from "../storage/crc32c.ts";
 import { ByteWriter, writeKeyValue } from "./kv_codec.ts";
@@ -112,8 +112,7 @@ export interface ReadView {
  * A write transaction (etcd's mvcc.TxnWrite): every put and delete in it share one new revision,
  * with sub-revisions in call order; reads see the transaction's own writes. Nothing is visible
  * outside until end(). One at a time per store; a transaction that changed nothing may be dropped
- * without end(). The store keeps the key and value arrays it is given (see MvccStore): treat them
- * as immutable.
+ * without end(). The store copies the keys and values it is given.
  */
 export interface WriteTxn extends ReadView {
   /** The store's revision when the transaction began; its writes land at beginRevision + 1. */
@@ -172,7 +171,10 @@ class KeyRecord {
 
   /** Appends a revision (in revision order). */
   push(entry: Entry): void {
-    this.history.push(entry);
+    // A one-element literal holds one slot; push() onto an empty array reserves seventeen, and
+    // most keys have one revision.
+    if (this.history.length === 0) this.history = [entry];
+    else this.history.push(entry);
     this.#latestMain = entry.main;
     this.#latest = entry.tombstone ? undefined : entry.event.kv;
   }
@@ -228,20 +230,22 @@ const ZERO_KV: KeyValue = Object.freeze(create(KeyValueSchema));
 /** Rough per-revision bookkeeping overhead, for sizeBytes(). */
 const ENTRY_OVERHEAD_BYTES = 64;
 const KEY_BUCKET = new TextEncoder().encode("key");
-/** A view may waste this much of its buffer (plus its own size) before retainBytes() copies it. */
-const RETAIN_SLACK_BYTES = 64;
 
 /**
  * etcd's MVCC store. All methods are synchronous and deterministic; a method that throws an
  * EtcdError has changed nothing.
  *
- * Ownership: the store may keep the key and value arrays it is given (see retainBytes), and hands
- * out its stored KeyValue and Event objects frozen. Treat arrays as immutable once passed in, and
- * copy a KeyValue before changing it.
+ * Ownership: the store copies the keys and values it is given (into its arena), and hands out its
+ * stored KeyValue and Event objects frozen: copy a KeyValue before changing it.
  */
 export class MvccStore implements ReadView {
   readonly #leases: LeaseHooks;
   #records = new Map<string, KeyRecord>();
+  /**
+   * Where stored keys and values are copied: slabs, not one buffer each, and never a view that
+   * pins a request's (or a Raft entry's) whole buffer.
+   */
+  readonly #arena = new ByteArena();
   #index = new SortedRecords<KeyRecord>();
   /** Every stored revision in (main, sub) order, like etcd's key bucket. */
   #log: Entry[] = [];
@@ -463,15 +467,16 @@ export class MvccStore implements ReadView {
       const id = keyId(s.kv.key);
       let record = store.#records.get(id);
       if (!record) {
-        record = new KeyRecord(id, s.kv.key);
+        record = new KeyRecord(id, store.#arena.copy(s.kv.key));
         store.#records.set(id, record);
       }
       let kv: KeyValue;
       if (s.tombstone) {
         kv = create(KeyValueSchema, { key: record.key, modRevision: BigInt(s.main) });
       } else {
-        kv = s.kv; // freshly decoded and copied out of the snapshot: ours to keep
+        kv = s.kv; // freshly decoded out of the snapshot: ours to keep
         kv.key = record.key; // one key array per record
+        kv.value = store.#arena.copy(kv.value);
       }
       Object.freeze(kv);
       assert(s.tombstone || kv.modRevision === BigInt(s.main), "snapshot kv mod_revision");
@@ -574,14 +579,14 @@ export class MvccStore implements ReadView {
     const prev = record?.live();
     const rev = tx.beginRevision + 1;
     if (!record) {
-      record = new KeyRecord(id, retainBytes(key));
+      record = new KeyRecord(id, this.#arena.copy(key));
       this.#records.set(id, record);
       this.#index.insert(record);
     }
     const modRevision = BigInt(rev);
     const kv = create(KeyValueSchema);
     kv.key = record.key;
-    kv.value = retainBytes(value);
+    kv.value = this.#arena.copy(value);
     kv.createRevision = prev ? prev.createRevision : modRevision;
     kv.modRevision = modRevision;
     kv.version = prev ? prev.version + 1n : 1n;
@@ -630,17 +635,6 @@ export class MvccStore implements ReadView {
     tx.changes++;
     tx.events.push(event);
   }
-}
-
-/**
- * Bytes the store keeps from a write. A view that (nearly) spans its buffer is kept as is:
- * copying every value costs more than the whole rest of a put. A small view of a large buffer
- * (a batch, a socket read) is copied so it does not pin that buffer for the key's lifetime.
- */
-function retainBytes(bytes: Uint8Array): Uint8Array {
-  return bytes.buffer.byteLength <= 2 * bytes.byteLength + RETAIN_SLACK_BYTES
-    ? bytes
-    : bytes.slice();
 }
 
 /** mkGteRange: "\0" means no upper bound. */
