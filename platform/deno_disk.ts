@@ -1,4 +1,5 @@
-import type { AppendFile, Disk } from "../core/storage/mod.ts";
+import { closeSync, openSync, readSync } from "node:fs";
+import type { AppendFile, Disk, ReadAtFile } from "../core/storage/mod.ts";
 
 /**
  * core's Disk on the real file system. Files are created 0600 and directories 0700
@@ -56,6 +57,21 @@ export class DenoDisk implements Disk {
       },
       close: () => file.close(),
     };
+  }
+
+  openRead(path: string): Promise<ReadAtFile | null> {
+    let fd: number;
+    try {
+      fd = openSync(path, "r");
+    } catch (e) {
+      if ((e as { code?: string }).code === "ENOENT") return Promise.resolve(null);
+      throw e;
+    }
+    return Promise.resolve({
+      // node:fs readSync with a position is one pread (Deno's seek + read are two syscalls).
+      readAt: (buf: Uint8Array, position: number) => readSync(fd, buf, 0, buf.length, position),
+      close: () => closeSync(fd),
+    });
   }
 
   async truncate(path: string, size: number): Promise<void> {

@@ -10,6 +10,16 @@ export interface AppendFile {
   close(): void;
 }
 
+/**
+ * A file open for positional reads. Synchronous: a read may serve a request from the event loop
+ * (one pread, a few µs from the page cache; docs/adr/0010-storage-that-scales.md).
+ */
+export interface ReadAtFile {
+  /** Reads up to buf.length bytes at `position` into buf; returns how many (fewer at the end). */
+  readAt(buf: Uint8Array, position: number): number;
+  close(): void;
+}
+
 /** What storage needs from a disk. Paths are '/'-separated. */
 export interface Disk {
   /** Whole file, or null when it does not exist. */
@@ -22,6 +32,11 @@ export interface Disk {
    * data, not size changes (about half the cost here); readers treat a zero tail as the end.
    */
   openAppend(path: string, preallocateBytes?: number): Promise<AppendFile>;
+  /**
+   * Opens a file for positional reads, or null when it does not exist. Reads see what was
+   * written through openAppend so far (synced or not), as a page cache does.
+   */
+  openRead(path: string): Promise<ReadAtFile | null>;
   /** Cuts a file to `size` bytes and syncs it. */
   truncate(path: string, size: number): Promise<void>;
   /** Names (not paths) of the entries in a directory; [] when it does not exist. */

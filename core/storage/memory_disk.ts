@@ -1,4 +1,4 @@
-import type { AppendFile, Disk } from "./disk.ts";
+import type { AppendFile, Disk, ReadAtFile } from "./disk.ts";
 
 interface MemoryFile {
   synced: Uint8Array;
@@ -42,6 +42,21 @@ export class MemoryDisk implements Disk {
         file.synced = contents(file);
         file.pending = [];
         return Promise.resolve();
+      },
+      close: () => {},
+    });
+  }
+
+  openRead(path: string): Promise<ReadAtFile | null> {
+    if (!this.#files.has(path)) return Promise.resolve(null);
+    return Promise.resolve({
+      readAt: (buf: Uint8Array, position: number) => {
+        const f = this.#files.get(path);
+        if (!f) return 0;
+        const data = contents(f);
+        const n = Math.max(0, Math.min(buf.length, data.length - position));
+        buf.set(data.subarray(position, position + n));
+        return n;
       },
       close: () => {},
     });

@@ -15,7 +15,13 @@
  * @module
  */
 export { Crc32c, crc32c } from "./crc32c.ts";
-export type { AppendFile, Disk } from "./disk.ts";
+export type { AppendFile, Disk, ReadAtFile } from "./disk.ts";
+export {
+  DEFAULT_REVISION_SEGMENT_BYTES,
+  RevisionLog,
+  RevisionLogCorruptError,
+  type RevisionRecord,
+} from "./revision_log.ts";
 export { MemoryDisk } from "./memory_disk.ts";
 export {
   decodeRecords,

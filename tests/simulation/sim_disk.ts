@@ -1,4 +1,4 @@
-import type { AppendFile, Disk, MemoryDisk } from "../../core/storage/mod.ts";
+import type { AppendFile, Disk, MemoryDisk, ReadAtFile } from "../../core/storage/mod.ts";
 
 /**
  * One member incarnation's view of its MemoryDisk. Every mutating operation (append write, sync,
@@ -77,6 +77,10 @@ export class SimDisk implements Disk {
         },
       };
     });
+  }
+
+  openRead(path: string): Promise<ReadAtFile | null> {
+    return this.#now(() => this.#base.openRead(path));
   }
 
   truncate(path: string, size: number): Promise<void> {

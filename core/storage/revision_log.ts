@@ -1,0 +1,388 @@
+/**
+ * The revision log (docs/adr/0010-storage-that-scales.md, phase 2): stored revisions appended in
+ * revision order to segment files and read back by location with one positional read, so that a
+ * member's values live on disk and its memory holds only an index. This module is the file format
+ * and its bookkeeping; what the records mean (etcd's `key` bucket: a revision and its KeyValue) is
+ * the MVCC store's.
+ *
+ * Record: `u32 LE payload length | u32 LE CRC-32C(payload) | payload`, the payload
+ * `u8 flags | uvarint main | uvarint sub | data`; flag 1 = tombstone. Segments are named by a
+ * 16-hex-digit sequence (`0000000000000001.rev`), each up to `segmentBytes` (a record never spans
+ * two). Appends are buffered and written by flush() without a sync: durability comes from the WAL,
+ * which a caller cuts only after sync(). On open, a torn or zero tail of the last segment (a crash
+ * mid-write) is cut off; a bad record anywhere else is corruption and refused.
+ *
+ * A location is one number: segment sequence × 2^32 + offset of the record; with the record's
+ * size (header included) it is all a read needs. Sizes of live and released records are kept per
+ * segment, for the compaction that rewrites mostly-dead segments.
+ */
+import { crc32c } from "./crc32c.ts";
+import type { AppendFile, Disk, ReadAtFile } from "./disk.ts";
+import { putUvarint, uvarintSize } from "../varint.ts";
+
+const HEADER_BYTES = 8;
+const SEGMENT_SPAN = 2 ** 32;
+/** A record larger than this is corruption, never an allocation (as the WAL's MAX_RECORD_BYTES). */
+const MAX_RECORD_BYTES = 64 * 1024 * 1024;
+/** Default segment size (a segment is closed once the next record would pass it). */
+export const DEFAULT_REVISION_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** Buffered appends are written once they reach this (a flush is also asked for by the caller). */
+const FLUSH_BYTES = 1024 * 1024;
+const TOMBSTONE = 1;
+
+/** The log cannot be trusted: a bad record before the last segment's tail. */
+export class RevisionLogCorruptError extends Error {
+  constructor(message: string) {
+    super(`revision log: ${message}`);
+    this.name = "RevisionLogCorruptError";
+  }
+}
+
+/** One record as read back. */
+export interface RevisionRecord {
+  main: number;
+  sub: number;
+  tombstone: boolean;
+  data: Uint8Array;
+  location: number;
+  /** The record's size in the file, header included (what read() and release() take). */
+  size: number;
+}
+
+interface Segment {
+  sequence: number;
+  /** Resolves once the file exists (new segments are created asynchronously). */
+  file: Promise<AppendFile> | null;
+  reader: ReadAtFile | null;
+  /** Bytes handed to the file (written or being written). */
+  written: number;
+  /** Appended, not yet handed to the file; starts at offset `written`. */
+  tail: Uint8Array[];
+  tailBytes: number;
+  /** Being written: bytes [start, start + data.length), readable from here until done. */
+  inflight: { start: number; data: Uint8Array }[];
+  liveBytes: number;
+  totalBytes: number;
+  /** Written since the last sync. */
+  dirty: boolean;
+}
+
+function segmentName(sequence: number): string {
+  return `${sequence.toString(16).padStart(16, "0")}.rev`;
+}
+
+/** Revision records in segment files; see the module comment. */
+export class RevisionLog {
+  readonly #disk: Disk;
+  readonly #dir: string;
+  readonly #segmentBytes: number;
+  readonly #segments = new Map<number, Segment>();
+  #head: Segment;
+  #flushing: Promise<void> = Promise.resolve();
+  #failure: unknown = null;
+
+  private constructor(disk: Disk, dir: string, segmentBytes: number, head: Segment) {
+    this.#disk = disk;
+    this.#dir = dir;
+    this.#segmentBytes = segmentBytes;
+    this.#head = head;
+  }
+
+  /**
+   * Opens the log in `dir` (created if needed): every existing record is handed to `visit` in
+   * order (to rebuild an index), a torn tail of the last segment is cut off, and appends go to a
+   * new segment.
+   */
+  static async open(
+    disk: Disk,
+    dir: string,
+    visit: (record: RevisionRecord) => void,
+    options: { segmentBytes?: number } = {},
+  ): Promise<RevisionLog> {
+    const segmentBytes = options.segmentBytes ?? DEFAULT_REVISION_SEGMENT_BYTES;
+    await disk.mkdirp(dir);
+    const sequences = (await disk.list(dir))
+      .map((name) => /^([0-9a-f]{16})\.rev$/.exec(name))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => parseInt(m[1], 16))
+      .sort((a, b) => a - b);
+    const existing: Segment[] = [];
+    for (let i = 0; i < sequences.length; i++) {
+      const sequence = sequences[i];
+      const path = `${dir}/${segmentName(sequence)}`;
+      const reader = await disk.openRead(path);
+      if (reader === null) continue;
+      const segment = newSegment(sequence, null, reader);
+      const end = scanSegment(segment, reader, visit);
+      if (end.bad !== null) {
+        if (i !== sequences.length - 1) {
+          throw new RevisionLogCorruptError(`${segmentName(sequence)}: ${end.bad} at ${end.at}`);
+        }
+        await disk.truncate(path, end.at);
+      }
+      segment.written = end.at;
+      if (end.at === 0) {
+        // An empty segment (a member stopped before appending to it): nothing to keep.
+        reader.close();
+        await disk.remove(path);
+        continue;
+      }
+      existing.push(segment);
+    }
+    const next = existing.length > 0 ? existing[existing.length - 1].sequence + 1 : 1;
+    const head = newSegment(next, null, null);
+    const log = new RevisionLog(disk, dir, segmentBytes, head);
+    for (const s of existing) log.#segments.set(s.sequence, s);
+    log.#segments.set(head.sequence, head);
+    log.#create(head);
+    return log;
+  }
+
+  /** Appends a record; returns its location (see read()). Buffered until flush(). */
+  append(main: number, sub: number, tombstone: boolean, data: Uint8Array): {
+    location: number;
+    size: number;
+  } {
+    if (this.#failure !== null) throw this.#failure;
+    const payload = 1 + uvarintSize(main) + uvarintSize(sub) + data.length;
+    const size = HEADER_BYTES + payload;
+    if (size > MAX_RECORD_BYTES) throw new RangeError(`revision record of ${size} bytes`);
+    let head = this.#head;
+    const end = head.written + head.tailBytes;
+    if (end > 0 && end + size > this.#segmentBytes) head = this.#roll();
+    const record = new Uint8Array(size);
+    const view = new DataView(record.buffer);
+    view.setUint32(0, payload, true);
+    record[HEADER_BYTES] = tombstone ? TOMBSTONE : 0;
+    let at = putUvarint(record, HEADER_BYTES + 1, main);
+    at = putUvarint(record, at, sub);
+    record.set(data, at);
+    view.setUint32(4, crc32c(record.subarray(HEADER_BYTES)), true);
+    const offset = head.written + head.tailBytes;
+    head.tail.push(record);
+    head.tailBytes += size;
+    head.liveBytes += size;
+    head.totalBytes += size;
+    if (head.tailBytes >= FLUSH_BYTES) void this.flush().catch(() => {});
+    return { location: head.sequence * SEGMENT_SPAN + offset, size };
+  }
+
+  /** The data of the record at `location` (a copy), checked against its CRC. */
+  read(location: number, size: number): Uint8Array {
+    const segment = this.#segments.get(Math.floor(location / SEGMENT_SPAN));
+    if (!segment) throw new RevisionLogCorruptError(`no segment for location ${location}`);
+    const offset = location % SEGMENT_SPAN;
+    const record = new Uint8Array(size);
+    if (!readBuffered(segment, offset, record)) {
+      if (segment.reader === null || segment.reader.readAt(record, offset) !== size) {
+        throw new RevisionLogCorruptError(
+          `short read at ${segmentName(segment.sequence)}:${offset}`,
+        );
+      }
+    }
+    const payload = new DataView(record.buffer).getUint32(0, true);
+    if (
+      payload !== size - HEADER_BYTES ||
+      crc32c(record.subarray(HEADER_BYTES)) !== new DataView(record.buffer).getUint32(4, true)
+    ) {
+      throw new RevisionLogCorruptError(`bad record at ${segmentName(segment.sequence)}:${offset}`);
+    }
+    return record.subarray(dataStart(record));
+  }
+
+  /** The record at `location` is no longer needed (compacted away): it becomes garbage. */
+  release(location: number, size: number): void {
+    const segment = this.#segments.get(Math.floor(location / SEGMENT_SPAN));
+    if (segment) segment.liveBytes -= size;
+  }
+
+  /** Bytes in all segments, and of those the records not released. */
+  get sizes(): { totalBytes: number; liveBytes: number } {
+    let totalBytes = 0;
+    let liveBytes = 0;
+    for (const s of this.#segments.values()) {
+      totalBytes += s.totalBytes;
+      liveBytes += s.liveBytes;
+    }
+    return { totalBytes, liveBytes };
+  }
+
+  /** Writes what was appended (no sync); resolves once the file has it. */
+  flush(): Promise<void> {
+    const work = this.#flushing.then(() => this.#flushAll());
+    this.#flushing = work.catch((e) => {
+      this.#failure ??= e;
+    });
+    return work;
+  }
+
+  /** flush(), then makes every segment durable. */
+  async sync(): Promise<void> {
+    await this.flush();
+    for (const s of this.#segments.values()) {
+      if (s.file === null || !s.dirty) continue;
+      s.dirty = false;
+      await (await s.file).sync();
+    }
+  }
+
+  close(): void {
+    for (const s of this.#segments.values()) {
+      s.reader?.close();
+      s.file?.then((f) => f.close(), () => {});
+    }
+  }
+
+  async #flushAll(): Promise<void> {
+    for (const s of this.#segments.values()) {
+      if (s.tailBytes === 0 || s.file === null) continue;
+      const data = concat(s.tail, s.tailBytes);
+      const start = s.written;
+      s.tail = [];
+      s.tailBytes = 0;
+      s.written += data.length;
+      s.dirty = true;
+      const inflight = { start, data };
+      s.inflight.push(inflight);
+      try {
+        await (await s.file).write(data);
+      } finally {
+        s.inflight = s.inflight.filter((x) => x !== inflight);
+      }
+    }
+  }
+
+  /** Starts the next segment; the old head keeps its buffered bytes until the next flush. */
+  #roll(): Segment {
+    const head = newSegment(this.#head.sequence + 1, null, null);
+    this.#segments.set(head.sequence, head);
+    this.#head = head;
+    this.#create(head);
+    void this.flush().catch(() => {});
+    return head;
+  }
+
+  #create(segment: Segment): void {
+    const path = `${this.#dir}/${segmentName(segment.sequence)}`;
+    segment.file = (async () => {
+      const file = await this.#disk.openAppend(path);
+      segment.reader = await this.#disk.openRead(path);
+      return file;
+    })();
+    segment.file.catch((e) => {
+      this.#failure ??= e;
+    });
+  }
+}
+
+function newSegment(
+  sequence: number,
+  file: Promise<AppendFile> | null,
+  reader: ReadAtFile | null,
+): Segment {
+  return {
+    sequence,
+    file,
+    reader,
+    written: 0,
+    tail: [],
+    tailBytes: 0,
+    inflight: [],
+    liveBytes: 0,
+    totalBytes: 0,
+    dirty: false,
+  };
+}
+
+/** Where the data starts in a record (after header, flags and the two varints). */
+function dataStart(record: Uint8Array): number {
+  let at = HEADER_BYTES + 1;
+  for (let varints = 0; varints < 2; varints++) {
+    while (record[at] & 0x80) at++;
+    at++;
+  }
+  return at;
+}
+
+function readUvarint(bytes: Uint8Array, at: number): [number, number] {
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; i < 9; i++) {
+    const b = bytes[at++];
+    value += (b & 0x7f) * scale;
+    if ((b & 0x80) === 0) return [value, at];
+    scale *= 128;
+  }
+  throw new RevisionLogCorruptError("varint too long");
+}
+
+/** Serves a read from bytes not yet in the file; false when they are in the file. */
+function readBuffered(segment: Segment, offset: number, out: Uint8Array): boolean {
+  for (const { start, data } of segment.inflight) {
+    if (offset >= start && offset + out.length <= start + data.length) {
+      out.set(data.subarray(offset - start, offset - start + out.length));
+      return true;
+    }
+  }
+  if (offset < segment.written) return false;
+  let at = segment.written;
+  for (const record of segment.tail) {
+    if (offset === at) {
+      out.set(record.subarray(0, out.length));
+      return true;
+    }
+    at += record.length;
+  }
+  return false;
+}
+
+function concat(parts: Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * Visits every good record of a segment; returns where the good records end and, if they end
+ * before the file does, why.
+ */
+function scanSegment(
+  segment: Segment,
+  reader: ReadAtFile,
+  visit: (record: RevisionRecord) => void,
+): { at: number; bad: string | null } {
+  const header = new Uint8Array(HEADER_BYTES);
+  const view = new DataView(header.buffer);
+  let at = 0;
+  for (;;) {
+    const got = reader.readAt(header, at);
+    if (got === 0) return { at, bad: null };
+    if (got < HEADER_BYTES) return { at, bad: "torn record header" };
+    const payload = view.getUint32(0, true);
+    if (payload === 0) return { at, bad: "zero record" };
+    if (payload + HEADER_BYTES > MAX_RECORD_BYTES) return { at, bad: "record length out of range" };
+    const record = new Uint8Array(HEADER_BYTES + payload);
+    if (reader.readAt(record, at) !== record.length) return { at, bad: "torn record" };
+    if (crc32c(record.subarray(HEADER_BYTES)) !== view.getUint32(4, true)) {
+      return { at, bad: "checksum mismatch" };
+    }
+    const [main, afterMain] = readUvarint(record, HEADER_BYTES + 1);
+    const [sub, afterSub] = readUvarint(record, afterMain);
+    visit({
+      main,
+      sub,
+      tombstone: (record[HEADER_BYTES] & TOMBSTONE) !== 0,
+      data: record.subarray(afterSub),
+      location: segment.sequence * SEGMENT_SPAN + at,
+      size: record.length,
+    });
+    segment.liveBytes += record.length;
+    segment.totalBytes += record.length;
+    at += record.length;
+  }
+}

@@ -1,0 +1,123 @@
+import { assert, assertEquals, assertRejects, assertThrows } from "../testing.ts";
+import { MemoryDisk } from "./memory_disk.ts";
+import type { Disk } from "./disk.ts";
+import { RevisionLog, RevisionLogCorruptError, type RevisionRecord } from "./revision_log.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const DIR = "data/member/revs";
+
+function value(i: number): Uint8Array {
+  return enc.encode(`value-${i}-${"v".repeat(i % 50)}`);
+}
+
+async function openCollect(disk: Disk, segmentBytes = 4096) {
+  const seen: RevisionRecord[] = [];
+  const log = await RevisionLog.open(disk, DIR, (r) => seen.push({ ...r, data: r.data.slice() }), {
+    segmentBytes,
+  });
+  return { log, seen };
+}
+
+Deno.test("revision log: appended records read back before and after they are written, across segments", async () => {
+  const disk = new MemoryDisk();
+  const { log } = await openCollect(disk);
+  const locations: { location: number; size: number }[] = [];
+  for (let i = 0; i < 300; i++) {
+    locations.push(log.append(i + 2, i % 3, i % 7 === 0, value(i)));
+    // Buffered: readable at once.
+    assertEquals(
+      dec.decode(log.read(locations[i].location, locations[i].size)),
+      dec.decode(value(i)),
+    );
+  }
+  await log.flush();
+  for (let i = 0; i < 300; i++) {
+    assertEquals(
+      dec.decode(log.read(locations[i].location, locations[i].size)),
+      dec.decode(value(i)),
+    );
+  }
+  const segments = (await disk.list(DIR)).filter((n) => n.endsWith(".rev"));
+  assert(segments.length > 3, `rolled over 4 KiB segments (${segments.length})`);
+  log.close();
+});
+
+Deno.test("revision log: reopening visits every record in order, then appends to a new segment", async () => {
+  const disk = new MemoryDisk();
+  const first = await openCollect(disk);
+  for (let i = 0; i < 120; i++) first.log.append(i + 2, 0, i % 10 === 9, value(i));
+  await first.log.sync();
+  first.log.close();
+
+  const second = await openCollect(disk);
+  assertEquals(second.seen.length, 120);
+  second.seen.forEach((r, i) => {
+    assertEquals([r.main, r.sub, r.tombstone, dec.decode(r.data)], [
+      i + 2,
+      0,
+      i % 10 === 9,
+      dec.decode(value(i)),
+    ]);
+    assertEquals(dec.decode(second.log.read(r.location, r.size)), dec.decode(value(i)));
+  });
+  const before = await disk.list(DIR);
+  const added = second.log.append(500, 0, false, enc.encode("after"));
+  await second.log.flush();
+  const after = await disk.list(DIR);
+  assertEquals(after.length, before.length, "appends go to the segment created at open");
+  assertEquals(dec.decode(second.log.read(added.location, added.size)), "after");
+  second.log.close();
+  const third = await openCollect(disk);
+  assertEquals(third.seen.length, 121);
+  third.log.close();
+});
+
+Deno.test("revision log: a torn tail of the last segment is cut off; the records before it stay", async () => {
+  const disk = new MemoryDisk();
+  const { log } = await openCollect(disk, 1 << 20);
+  const sizes: number[] = [];
+  for (let i = 0; i < 10; i++) sizes.push(log.append(i + 2, 0, false, value(i)).size);
+  await log.sync();
+  log.close();
+  const [name] = (await disk.list(DIR)).filter((n) => n.endsWith(".rev"));
+  const full = sizes.reduce((a, b) => a + b, 0);
+  // A crash in the middle of the last record's write.
+  await disk.truncate(`${DIR}/${name}`, full - 3);
+  const again = await openCollect(disk, 1 << 20);
+  assertEquals(again.seen.length, 9);
+  assertEquals((await disk.readFile(`${DIR}/${name}`))!.length, full - sizes[9], "cut at a record");
+  again.log.close();
+});
+
+Deno.test("revision log: a bad record before the last segment is corruption, not a tail", async () => {
+  const disk = new MemoryDisk();
+  const { log } = await openCollect(disk);
+  for (let i = 0; i < 200; i++) log.append(i + 2, 0, false, value(i));
+  await log.sync();
+  log.close();
+  const [firstSegment] = (await disk.list(DIR)).filter((n) => n.endsWith(".rev"));
+  disk.corrupt(`${DIR}/${firstSegment}`, 20, enc.encode("XX"));
+  await assertRejects(() => openCollect(disk), RevisionLogCorruptError);
+});
+
+Deno.test("revision log: a read whose bytes changed on disk fails its checksum", async () => {
+  const disk = new MemoryDisk();
+  const { log } = await openCollect(disk, 1 << 20);
+  const a = log.append(2, 0, false, enc.encode("hello world"));
+  await log.flush();
+  const [name] = (await disk.list(DIR)).filter((n) => n.endsWith(".rev"));
+  disk.corrupt(`${DIR}/${name}`, a.size - 2, enc.encode("W"));
+  assertThrows(() => log.read(a.location, a.size), RevisionLogCorruptError);
+  log.close();
+});
+
+Deno.test("revision log: released records are counted as garbage", async () => {
+  const { log } = await openCollect(new MemoryDisk());
+  const a = log.append(2, 0, false, value(1));
+  const b = log.append(3, 0, false, value(2));
+  assertEquals(log.sizes, { totalBytes: a.size + b.size, liveBytes: a.size + b.size });
+  log.release(a.location, a.size);
+  assertEquals(log.sizes, { totalBytes: a.size + b.size, liveBytes: b.size });
+  log.close();
+});

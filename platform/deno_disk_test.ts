@@ -1,0 +1,45 @@
+import { assertEquals } from "../core/testing.ts";
+import { RevisionLog } from "../core/storage/mod.ts";
+import { DenoDisk } from "./deno_disk.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function value(i: number): Uint8Array {
+  return enc.encode(`value-${i}-${"v".repeat(i % 50)}`);
+}
+
+Deno.test("DenoDisk.openRead: a missing file is null", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    assertEquals(await new DenoDisk().openRead(`${root}/nothing`), null);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("revision log on real files: positional reads after flush and after reopening", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const disk = new DenoDisk();
+    const dir = `${root}/revs`;
+    const log = await RevisionLog.open(disk, dir, () => {}, { segmentBytes: 8192 });
+    const locs = [];
+    for (let i = 0; i < 500; i++) locs.push(log.append(i + 2, 0, false, value(i)));
+    await log.sync();
+    for (const i of [0, 1, 250, 499]) {
+      assertEquals(dec.decode(log.read(locs[i].location, locs[i].size)), dec.decode(value(i)));
+    }
+    log.close();
+    const seen: string[] = [];
+    const again = await RevisionLog.open(disk, dir, (r) => seen.push(dec.decode(r.data)), {
+      segmentBytes: 8192,
+    });
+    assertEquals(seen.length, 500);
+    assertEquals(seen[321], dec.decode(value(321)));
+    assertEquals(dec.decode(again.read(locs[7].location, locs[7].size)), dec.decode(value(7)));
+    again.close();
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
