@@ -17,7 +17,8 @@ export interface EbenchResult {
   first_error?: string;
 }
 
-async function exists(path: string): Promise<boolean> {
+/** Whether a file exists. */
+export async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
     return true;

@@ -5,7 +5,7 @@
  * (scripts/tls_handshake/main.go, standard library only) built into .bench/.
  */
 import { REPO_ROOT } from "../tests/harness.ts";
-import type { EbenchResult } from "./_ebench.ts";
+import { type EbenchResult, exists } from "./_ebench.ts";
 
 /** Client TLS only (`--tls`) or client TLS with client-certificate auth (`--mtls`). */
 export type TlsMode = "tls" | "mtls";
@@ -88,15 +88,6 @@ export function etcdctlTlsFlags(mode: TlsMode, certs: BenchCertificates): string
     `--cacert=${certs.ca}`,
     ...(mode === "mtls" ? [`--cert=${certs.clientCert}`, `--key=${certs.clientKey}`] : []),
   ];
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -24,6 +24,7 @@
 
 import { parseArgs } from "node:util";
 import { type Member, type MemberKind, REPO_ROOT, startMember } from "../tests/harness.ts";
+import { exists } from "./_ebench.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -35,15 +36,6 @@ const { values: flags } = parseArgs({
 });
 const KEYS = Number(flags.keys);
 const SNAPSHOT_TIMEOUT_MS = Number(flags["snapshot-timeout"]) * 1000;
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function scaleBenchPath(): Promise<string> {
   const given = Deno.env.get("DETCD_SCALE_BENCH");

@@ -48,6 +48,7 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import * as fs from "node:fs";
+import { crc32c } from "../core/storage/crc32c.ts";
 
 const KEY_BYTES = 64;
 const VALUE_BYTES = 256;
@@ -266,36 +267,6 @@ function kvKey(source: Uint8Array, offset: number): string {
   return latin1.decode(source.subarray(i, i + length));
 }
 
-// CRC-32C, slicing-by-8 (as scripts/measure_storage.ts)
-const CRC_TABLES = (() => {
-  const tables = Array.from({ length: 8 }, () => new Uint32Array(256));
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
-    tables[0][n] = c >>> 0;
-  }
-  for (let n = 0; n < 256; n++) {
-    for (let t = 1; t < 8; t++) {
-      tables[t][n] = (tables[t - 1][n] >>> 8) ^ tables[0][tables[t - 1][n] & 0xff];
-    }
-  }
-  return tables;
-})();
-
-function crc32c(bytes: Uint8Array, start: number, end: number): number {
-  const [t0, t1, t2, t3, t4, t5, t6, t7] = CRC_TABLES;
-  let crc = 0xffffffff;
-  let i = start;
-  for (const end8 = end - 8; i <= end8; i += 8) {
-    const a =
-      (crc ^ (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24))) >>> 0;
-    crc = t7[a & 0xff] ^ t6[(a >>> 8) & 0xff] ^ t5[(a >>> 16) & 0xff] ^ t4[a >>> 24] ^
-      t3[bytes[i + 4]] ^ t2[bytes[i + 5]] ^ t1[bytes[i + 6]] ^ t0[bytes[i + 7]];
-  }
-  for (; i < end; i++) crc = t0[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
-}
-
 // ---------------------------------------------------------------------------------------------
 // The in-memory key index every candidate keeps (etcd's treeIndex, reduced to the latest revision)
 
@@ -419,7 +390,7 @@ class RevisionLog implements Candidate {
       const end = encodeKv(batch, pos + HEADER_BYTES + REV_BYTES, key, rev, i);
       const view = new DataView(batch.buffer, start, HEADER_BYTES);
       view.setUint32(0, end - start - HEADER_BYTES, true);
-      view.setUint32(4, crc32c(batch, start + HEADER_BYTES, end), true);
+      view.setUint32(4, crc32c(batch.subarray(start + HEADER_BYTES, end)), true);
       pos = end;
       locations.push(start);
     }
@@ -454,7 +425,7 @@ class RevisionLog implements Candidate {
     const view = new DataView(buf.buffer, buf.byteOffset, HEADER_BYTES);
     const length = view.getUint32(0, true);
     if (length + HEADER_BYTES !== buf.length) throw new Error("bad record length");
-    if (crc32c(buf, HEADER_BYTES, buf.length) !== view.getUint32(4, true)) {
+    if (crc32c(buf.subarray(HEADER_BYTES, buf.length)) !== view.getUint32(4, true)) {
       throw new Error("bad record crc");
     }
     return buf.subarray(HEADER_BYTES + REV_BYTES);
@@ -500,7 +471,7 @@ class RevisionLog implements Candidate {
       for (let p = 0; p < buf.length;) {
         const length = view.getUint32(p, true);
         const recordEnd = p + HEADER_BYTES + length;
-        if (crc32c(buf, p + HEADER_BYTES, recordEnd) !== view.getUint32(p + 4, true)) {
+        if (crc32c(buf.subarray(p + HEADER_BYTES, recordEnd)) !== view.getUint32(p + 4, true)) {
           throw new Error("bad record crc");
         }
         buf.subarray(p + HEADER_BYTES + REV_BYTES, recordEnd);
@@ -541,7 +512,7 @@ class RevisionLog implements Candidate {
           const length = view.getUint32(p, true);
           const end = p + HEADER_BYTES + length;
           if (end > have) break;
-          if (crc32c(buf, p + HEADER_BYTES, end) !== view.getUint32(p + 4, true)) {
+          if (crc32c(buf.subarray(p + HEADER_BYTES, end)) !== view.getUint32(p + 4, true)) {
             throw new Error(`bad record crc in ${name} at ${fileOffset + p}`);
           }
           const revAt = p + HEADER_BYTES;

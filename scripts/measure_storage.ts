@@ -35,6 +35,7 @@ import { DatabaseSync } from "node:sqlite";
 import { getHeapStatistics } from "node:v8";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { type KeyValue, KeyValueSchema } from "../gen/mvccpb/kv_pb.ts";
+import { crc32c } from "../core/storage/crc32c.ts";
 
 /** One measured configuration, as printed and as written to --json. */
 interface Result {
@@ -208,37 +209,6 @@ const VALUE = filler(VALUE_BYTES, 7);
 
 function keyOf(index: number): string {
   return `/registry/bench/key-${index.toString().padStart(10, "0")}`;
-}
-
-/** CRC-32C (Castagnoli) lookup tables for slicing-by-8: eight bytes per step. */
-const CRC32C_TABLES = (() => {
-  const tables = Array.from({ length: 8 }, () => new Uint32Array(256));
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
-    tables[0][n] = c >>> 0;
-  }
-  for (let n = 0; n < 256; n++) {
-    for (let t = 1; t < 8; t++) {
-      tables[t][n] = (tables[t - 1][n] >>> 8) ^ tables[0][tables[t - 1][n] & 0xff];
-    }
-  }
-  return tables;
-})();
-
-/** CRC-32C, the checksum etcd's WAL uses; computed in JS so that its cost is part of the run. */
-function crc32c(bytes: Uint8Array): number {
-  const [t0, t1, t2, t3, t4, t5, t6, t7] = CRC32C_TABLES;
-  let crc = 0xffffffff;
-  let i = 0;
-  for (const end8 = bytes.length - 8; i <= end8; i += 8) {
-    const a =
-      (crc ^ (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24))) >>> 0;
-    crc = t7[a & 0xff] ^ t6[(a >>> 8) & 0xff] ^ t5[(a >>> 16) & 0xff] ^ t4[a >>> 24] ^
-      t3[bytes[i + 4]] ^ t2[bytes[i + 5]] ^ t1[bytes[i + 6]] ^ t0[bytes[i + 7]];
-  }
-  for (; i < bytes.length; i++) crc = t0[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
 }
 
 const PAYLOAD_TEMPLATE = filler(RECORD_BYTES - FRAME_HEADER_BYTES, 11);

@@ -3,6 +3,7 @@ import { RangeResponseSchema, ResponseHeaderSchema } from "../gen/etcdserverpb/r
 import { KeyValueSchema } from "../gen/mvccpb/kv_pb.ts";
 import { assert, assertEquals } from "../core/testing.ts";
 import { CHUNKED_MIN_BYTES, chunkedRange } from "./chunked_response.ts";
+import { concatBytes } from "../core/bytes.ts";
 
 const enc = new TextEncoder();
 
@@ -27,17 +28,6 @@ function response(keys: number, valueBytes: number, more: boolean, count: bigint
   return create(RangeResponseSchema, { header, kvs, more, count });
 }
 
-function concat(chunks: Iterable<Uint8Array>): Uint8Array {
-  const parts = [...chunks];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 for (
   const [keys, valueBytes, more, count] of [
     [5000, 256, false, 5000n],
@@ -52,7 +42,7 @@ for (
     assert(chunked !== null, "large enough to be chunked");
     const expected = toBinary(RangeResponseSchema, res);
     assertEquals(chunked.size, expected.length);
-    const bytes = concat(chunked.chunks());
+    const bytes = concatBytes(...chunked.chunks());
     assertEquals(bytes.length, expected.length);
     assert(bytes.every((b, i) => b === expected[i]), "same bytes");
   });
