@@ -911,6 +911,12 @@ export class H2Connection {
     if (socket.writableLength > this.#maxOutputBytes) {
       // The client lets us send but does not read: cut it off.
       socket.destroy();
+      return;
+    }
+    // Writers told to wait because staged bytes (not the socket) passed the high-water mark get
+    // no 'drain' event when the socket took everything at once: wake them here.
+    if (this.#drainWaiters.size > 0 && this.#socketBacklog() < SOCKET_HIGH_WATER) {
+      this.#onSocketDrain();
     }
   }
 }

@@ -266,6 +266,44 @@ Deno.test("h2: sending respects the client's windows and resumes on WINDOW_UPDAT
   assertEquals(drained, 0); // end() was called; no writer waits.
 });
 
+Deno.test("h2: a writer told to wait because of staged bytes is woken once they are written (no lost drain)", async () => {
+  const total = 4 * 1024 * 1024;
+  await withServer({
+    onStream: (s) => {
+      s.onend = () => {
+        s.respond(encodeHeaders({ ":status": "200" }));
+        // Large windows: everything goes straight to the staging buffer, which passes the socket
+        // high-water mark (1 MiB) before it is flushed; the writer waits for ondrain each time.
+        let sent = 0;
+        const more = () => {
+          while (sent < total) {
+            sent += 256 * 1024;
+            if (!s.write(new Uint8Array(256 * 1024).fill(1))) return;
+          }
+          s.end(encodeHeaders({ "grpc-status": "0" }));
+        };
+        s.ondrain = more;
+        more();
+      };
+    },
+  }, async (port) => {
+    const big = 1 << 30;
+    const raw = await RawClient.connect(port, [[Setting.INITIAL_WINDOW_SIZE, big - 1]]);
+    const increment = new Uint8Array(4);
+    new DataView(increment.buffer).setUint32(0, big - 65536);
+    raw.send(encodeFrame(FrameType.WINDOW_UPDATE, 0, 0, increment));
+    raw.send(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestBlock()));
+    await raw.waitFor(
+      (f) => f.type === FrameType.HEADERS && f.streamId === 1 && (f.flags & Flag.END_STREAM) !== 0,
+      "the trailers after 4 MiB",
+    );
+    const sent = raw.frames.filter((f) => f.type === FrameType.DATA)
+      .reduce((n, f) => n + f.payload.length, 0);
+    assertEquals(sent, total);
+    raw.close();
+  });
+});
+
 Deno.test("h2: request data is acknowledged with WINDOW_UPDATE on the stream and connection", async () => {
   await withServer(
     { onStream: echo, streamWindowBytes: 1000, connectionWindowBytes: 65535 },
