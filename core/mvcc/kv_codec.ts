@@ -150,6 +150,17 @@ export class ByteReader {
 
   /** Varint as an int64. */
   int64(): bigint {
+    // Revisions, versions and most lease IDs fit seven bytes (2^49): add them up as a number.
+    let n = 0;
+    let scale = 1;
+    const start = this.pos;
+    for (let i = 0; i < 7; i++) {
+      const b = this.byte();
+      n += (b & 0x7f) * scale;
+      if (b < 0x80) return BigInt(n);
+      scale *= 0x80;
+    }
+    this.pos = start;
     let u = 0n;
     let shift = 0n;
     for (let i = 0; i < 10; i++) {
@@ -171,17 +182,25 @@ export class ByteReader {
   }
 }
 
+/** A copy of a view, so that a decoded value does not pin its input. */
+const sliceCopy = (view: Uint8Array): Uint8Array => view.slice();
+
 /**
- * Decodes a KeyValue from r up to `end`; bytes fields are copied so the result does not pin the
- * input. Only the six KeyValue fields are accepted.
+ * Decodes a KeyValue from r up to `end`; bytes fields are copied (by `copy`: a plain slice unless
+ * the caller keeps them somewhere, e.g. the store's arena) so the result does not pin the input.
+ * Only the six KeyValue fields are accepted.
  */
-export function readKeyValue(r: ByteReader, end: number): KeyValue {
+export function readKeyValue(
+  r: ByteReader,
+  end: number,
+  copy: (view: Uint8Array) => Uint8Array = sliceCopy,
+): KeyValue {
   const kv = create(KeyValueSchema);
   while (r.pos < end) {
     const tag = r.byte();
     switch (tag) {
       case 0x0a:
-        kv.key = r.bytes().slice();
+        kv.key = copy(r.bytes());
         break;
       case 0x10:
         kv.createRevision = r.int64();
@@ -193,7 +212,7 @@ export function readKeyValue(r: ByteReader, end: number): KeyValue {
         kv.version = r.int64();
         break;
       case 0x2a:
-        kv.value = r.bytes().slice();
+        kv.value = copy(r.bytes());
         break;
       case 0x30:
         kv.lease = r.int64();

@@ -26,6 +26,16 @@ const table = [
     }),
   },
   {
+    name: "around seven varint bytes (2^49), where decoding leaves its number fast path",
+    kv: create(KeyValueSchema, {
+      key: new Uint8Array([3]),
+      createRevision: 2n ** 49n - 1n,
+      modRevision: 2n ** 49n,
+      version: 2n ** 49n + 1n,
+      lease: 2n ** 56n - 1n,
+    }),
+  },
+  {
     name: "negative int64s take ten bytes",
     kv: create(KeyValueSchema, { key: new Uint8Array([0]), version: -1n, lease: -(2n ** 63n) }),
   },

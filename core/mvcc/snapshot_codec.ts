@@ -148,8 +148,14 @@ export function* encodeViewSteps(
   return out;
 }
 
-/** Decodes encodeSnapshotBytes() output; throws on anything else. Bytes are copied out. */
-export function decodeSnapshotBytes(bytes: Uint8Array): DecodedSnapshot {
+/**
+ * Decodes encodeSnapshotBytes() output; throws on anything else. Keys and values are copied out
+ * (by `copy`, a plain slice by default).
+ */
+export function decodeSnapshotBytes(
+  bytes: Uint8Array,
+  copy?: (view: Uint8Array) => Uint8Array,
+): DecodedSnapshot {
   const r = new ByteReader(bytes);
   for (const b of MAGIC) assert(r.byte() === b, "not an mvcc snapshot");
   assert(r.byte() === FORMAT_VERSION, "unsupported mvcc snapshot version");
@@ -165,7 +171,7 @@ export function decodeSnapshotBytes(bytes: Uint8Array): DecodedSnapshot {
     const len = r.uvarint();
     const end = r.pos + len;
     assert(end <= bytes.length, "mvcc snapshot truncated");
-    const kv = readKeyValue(r, end);
+    const kv = readKeyValue(r, end, copy);
     entries.push({ main, sub, tombstone: flag === 1, kv });
   }
   assert(r.pos === bytes.length, "trailing bytes after mvcc snapshot");

@@ -449,8 +449,8 @@ export class MvccStore implements ReadView {
    * through `leases` (in key order), so restore the lessor first, as etcd does.
    */
   static decodeSnapshot(bytes: Uint8Array, leases?: LeaseHooks): MvccStore {
-    const decoded = decodeSnapshotBytes(bytes);
     const store = new MvccStore(leases);
+    const decoded = decodeSnapshotBytes(bytes, (view) => store.#arena.copy(view));
     store.#revision = decoded.revision;
     store.#compactMainRev = decoded.compactMainRev;
     store.#compactRevIncomplete = decoded.compactMainRev > 0;
@@ -467,16 +467,15 @@ export class MvccStore implements ReadView {
       const id = keyId(s.kv.key);
       let record = store.#records.get(id);
       if (!record) {
-        record = new KeyRecord(id, store.#arena.copy(s.kv.key));
+        record = new KeyRecord(id, s.kv.key); // in the arena already
         store.#records.set(id, record);
       }
       let kv: KeyValue;
       if (s.tombstone) {
         kv = create(KeyValueSchema, { key: record.key, modRevision: BigInt(s.main) });
       } else {
-        kv = s.kv; // freshly decoded out of the snapshot: ours to keep
+        kv = s.kv; // decoded into the arena: ours to keep
         kv.key = record.key; // one key array per record
-        kv.value = store.#arena.copy(kv.value);
       }
       Object.freeze(kv);
       assert(s.tombstone || kv.modRevision === BigInt(s.main), "snapshot kv mod_revision");
