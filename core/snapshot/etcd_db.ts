@@ -85,9 +85,12 @@ const tombstoneMark = 0x74; // 't'
 export function revisionKey(main: number, sub: number, tombstone = false): Uint8Array {
   const out = new Uint8Array(REV_BYTES_LEN + (tombstone ? 1 : 0));
   const view = new DataView(out.buffer);
-  view.setBigUint64(0, BigInt(main));
+  // Two 32-bit halves, no BigInt: revisions are safe integers (below 2^53).
+  view.setUint32(0, Math.floor(main / 0x1_0000_0000));
+  view.setUint32(4, main >>> 0);
   out[8] = 0x5f; // '_'
-  view.setBigUint64(9, BigInt(sub));
+  view.setUint32(9, Math.floor(sub / 0x1_0000_0000));
+  view.setUint32(13, sub >>> 0);
   if (tombstone) out[17] = tombstoneMark;
   return out;
 }
@@ -166,19 +169,29 @@ function bucket(name: string, entries: Array<[Uint8Array, Uint8Array]>): BoltBuc
  */
 function keySource(view: MvccView): BoltSource {
   const scratch = new ByteWriter(1024);
+  // The writer asks for an entry's key, then its size or value: one view entry per index.
+  let lastIndex = -1;
+  let last: SnapshotEntry | null = null;
+  const entry = (i: number): SnapshotEntry => {
+    if (i !== lastIndex) {
+      last = view.entry(i);
+      lastIndex = i;
+    }
+    return last!;
+  };
   return {
     name: keyBucket,
     length: view.length,
     key(i) {
-      const e = view.entry(i);
+      const e = entry(i);
       return revisionKey(e.main, e.sub, e.tombstone);
     },
     valueSize(i) {
-      const e = view.entry(i);
+      const e = entry(i);
       return e.tombstone ? tombstoneValueSize(e.kv.key) : keyValueSize(e.kv);
     },
     value(i) {
-      const e = view.entry(i);
+      const e = entry(i);
       scratch.reset();
       if (e.tombstone) {
         scratch.byte(0x0a);

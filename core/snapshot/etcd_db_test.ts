@@ -160,3 +160,17 @@ Deno.test("a disabled store that was enabled once keeps its authEnabled=0 key bo
   ]);
   assertEquals(fromEtcdBuckets(written).auth, disabled);
 });
+
+Deno.test("revisionKey: 8-byte big-endian main and sub around 32 bits and up to 2^53, `_` between, `t` for a tombstone", () => {
+  for (const [main, sub] of [[2, 0], [2 ** 32 - 1, 1], [2 ** 32, 2 ** 32 + 7], [2 ** 53 - 1, 3]]) {
+    for (const tombstone of [false, true]) {
+      const expected = new Uint8Array(tombstone ? 18 : 17);
+      const view = new DataView(expected.buffer);
+      view.setBigUint64(0, BigInt(main));
+      expected[8] = 0x5f;
+      view.setBigUint64(9, BigInt(sub));
+      if (tombstone) expected[17] = 0x74;
+      assertEquals(revisionKey(main, sub, tombstone), expected);
+    }
+  }
+});
