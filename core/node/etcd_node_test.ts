@@ -130,6 +130,7 @@ function bindAll(disk: MemoryDisk) {
     readFile: disk.readFile.bind(disk),
     writeFileAtomic: disk.writeFileAtomic.bind(disk),
     openAppend: disk.openAppend.bind(disk),
+    openRead: disk.openRead.bind(disk),
     truncate: disk.truncate.bind(disk),
     list: disk.list.bind(disk),
     remove: disk.remove.bind(disk),

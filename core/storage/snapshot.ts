@@ -4,8 +4,13 @@ import type { Disk } from "./disk.ts";
 const magic = 0x44534e50; // "DSNP"
 const formatVersion = 1;
 const HEADER_BYTES = 4 + 4 + 8 + 8 + 4 + 8;
-/** How many snapshot files are kept; older ones are removed after a new one is durable. */
-export const KEEP_SNAPSHOTS = 5;
+/**
+ * How many snapshot files are kept; older ones are removed after a new one is durable. Two: the
+ * newest, and the previous one to fall back to if the newest is ever unreadable (the WAL is kept
+ * back to it; an older snapshot has no WAL left after it and could not be used). Each holds the
+ * whole state, so every extra one costs its size on disk.
+ */
+export const KEEP_SNAPSHOTS = 2;
 
 /** A state snapshot as stored: the applied state as of `index` (the consistent index). */
 export interface Snapshot {

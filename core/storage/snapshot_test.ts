@@ -31,10 +31,13 @@ Deno.test("snapshotter loads the newest valid snapshot and skips a broken one", 
   assertEquals(skipped.length, 1);
 });
 
-Deno.test("snapshotter keeps only the newest five", async () => {
+Deno.test("snapshotter keeps the newest two: the newest and the one to fall back to", async () => {
   const disk = new MemoryDisk();
   const snaps = new Snapshotter(disk, "snap");
   for (let i = 1; i <= 8; i++) await snaps.save({ index: i, term: 2, data: enc.encode(`${i}`) });
-  assertEquals((await disk.list("snap")).length, 5);
+  assertEquals((await disk.list("snap")).length, 2);
   assertEquals((await snaps.loadNewest(() => {}))?.index, 8);
+  // The newest unreadable: the previous one is there.
+  disk.corrupt(`snap/${(await disk.list("snap"))[1]}`, 36, enc.encode("x"));
+  assertEquals((await snaps.loadNewest(() => {}))?.index, 7);
 });
