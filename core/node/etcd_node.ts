@@ -203,6 +203,8 @@ export class EtcdNode {
   #idle: Promise<void> = Promise.resolve();
   /** The snapshot being written in the background, if any. */
   #snapshotTask: Promise<void> | null = null;
+  /** No snapshot is started below this applied index (set after a failed one). */
+  #nextSnapshotAt = 0;
   /** Keep-alive, TimeToLive and the leader's lease ticks. */
   #leases: NodeLeases;
   /** Member add, remove, update and promote, before they reach the log. */
@@ -1019,7 +1021,8 @@ export class EtcdNode {
     this.#reads.release(this.#appliedIndex);
     if (
       this.#snapshotTask === null &&
-      this.#appliedIndex - this.#log.snapshotIndex >= this.#config.snapshotCount
+      this.#appliedIndex - this.#log.snapshotIndex >= this.#config.snapshotCount &&
+      this.#appliedIndex >= this.#nextSnapshotAt
     ) {
       this.#snapshotTask = this.#snapshotInBackground().finally(() => (this.#snapshotTask = null));
     }
@@ -1036,7 +1039,7 @@ export class EtcdNode {
       if (m.type !== MessageType.Snap || !m.snapshot || m.snapshot.data.length > 0) continue;
       ready = ready.filter((x) => x !== m);
       const { index, term } = m.snapshot.metadata;
-      this.#log.snapshotData(index, term).then((data) => {
+      this.#log.snapshotData(index, term).catch(() => null).then((data) => {
         if (this.#stopped) return;
         if (data === null) {
           this.#logger.warn(
@@ -1059,7 +1062,7 @@ export class EtcdNode {
    * Takes a snapshot at the applied index: the state is captured at once (the MVCC store as a
    * view), then encoded, checksummed and written in steps with pauses (NodeEnvironment.pause)
    * while the member goes on applying and answering, as etcd snapshots in a goroutine. One at a
-   * time; a failure is logged and the next applied entry tries again.
+   * time; a failure is logged and tried again a tenth of --snapshot-count entries later.
    */
   async #snapshotInBackground(): Promise<void> {
     const index = this.#appliedIndex;
@@ -1067,10 +1070,10 @@ export class EtcdNode {
       voters: [...this.#confState.voters],
       learners: [...this.#confState.learners],
     };
-    const term = this.#log.termAt(index);
-    const steps = this.#sm.snapshotSteps(confState, SNAPSHOT_HEADER_BYTES);
     const pause = this.#env.pause ?? (() => Promise.resolve());
     try {
+      const term = this.#log.termAt(index);
+      const steps = this.#sm.snapshotSteps(confState, SNAPSHOT_HEADER_BYTES);
       let step = steps.next();
       while (!step.done) {
         await pause();
@@ -1086,6 +1089,9 @@ export class EtcdNode {
       // Even when stopping: stop() waits for this save before it closes the log.
       await this.#log.saveSnapshot(index, term, confState, file);
     } catch (e) {
+      // Not again at once (a full disk would have every Ready encode the whole state): after
+      // another tenth of --snapshot-count entries.
+      this.#nextSnapshotAt = index + Math.max(1, Math.floor(this.#config.snapshotCount / 10));
       if (this.#stopped) return;
       this.#logger.error("etcdserver/server.go:2375", "failed to save snapshot", {
         "snapshot-index": index,

@@ -250,3 +250,27 @@ Deno.test("a snapshot is written in the background from the state at its index w
   }
   await again.stop();
 });
+
+Deno.test("a failing snapshot save does not stop writes and is retried a tenth of --snapshot-count later, not at once", async () => {
+  const disk = new MemoryDisk();
+  let failing = true;
+  let attempts = 0;
+  const node = await EtcdNode.open(config({ snapshotCount: 100 }), {
+    ...bindAll(disk),
+    writeFileAtomic: (path: string, data: Uint8Array) => {
+      if (!path.endsWith(".snap")) return disk.writeFileAtomic(path, data);
+      attempts++;
+      return failing
+        ? Promise.reject(new Error("ENOSPC: no space left on device"))
+        : disk.writeFileAtomic(path, data);
+    },
+  }, silentLogger);
+  for (let i = 0; i < 160; i++) await node.put(put(`k${i}`, "v"));
+  // Due from index 100 on; one attempt per ten entries, not one per entry.
+  assert(attempts >= 3 && attempts <= 8, `${attempts} attempts`);
+  failing = false;
+  for (let i = 0; i < 20; i++) await node.put(put(`k${i}`, "again"));
+  await node.stop();
+  const snaps = (await disk.list("data/member/snap")).filter((f) => f.endsWith(".snap"));
+  assertEquals(snaps.length, 1, "saved once the disk took it");
+});
