@@ -287,6 +287,17 @@ export function invokeUnary(
   payload: Uint8Array,
   ctx: CallContext,
 ): Uint8Array | Promise<Uint8Array> {
+  return invokeWith(method, payload, ctx, (res) => toBinary(method.output, res));
+}
+
+/** Decodes the request, runs the handler and hands its response to `encode`. */
+function invokeWith<R>(
+  // deno-lint-ignore no-explicit-any
+  method: UnaryMethod<any, any>,
+  payload: Uint8Array,
+  ctx: CallContext,
+  encode: (res: Message) => R,
+): R | Promise<R> {
   let req;
   try {
     req = fromBinary(method.input, payload);
@@ -294,8 +305,7 @@ export function invokeUnary(
     throw new EtcdError(GrpcCode.Internal, `grpc: error unmarshalling request: ${e}`);
   }
   const result = method.handle(req, ctx);
-  if (result instanceof Promise) return result.then((res) => toBinary(method.output, res));
-  return toBinary(method.output, result);
+  return result instanceof Promise ? result.then(encode) : encode(result);
 }
 
 /**
@@ -309,15 +319,10 @@ function invokeUnaryHere(
   ctx: CallContext,
 ): Uint8Array | ChunkedMessage | Promise<Uint8Array | ChunkedMessage> {
   if (method.output !== RangeResponseSchema) return invokeUnary(method, payload, ctx);
-  let req;
-  try {
-    req = fromBinary(method.input, payload);
-  } catch (e) {
-    throw new EtcdError(GrpcCode.Internal, `grpc: error unmarshalling request: ${e}`);
-  }
-  const encode = (res: RangeResponse) => chunkedRange(res) ?? toBinary(RangeResponseSchema, res);
-  const result = method.handle(req, ctx) as RangeResponse | Promise<RangeResponse>;
-  return result instanceof Promise ? result.then(encode) : encode(result);
+  return invokeWith(method, payload, ctx, (res) => {
+    const range = res as RangeResponse;
+    return chunkedRange(range) ?? toBinary(RangeResponseSchema, range);
+  });
 }
 
 /**
