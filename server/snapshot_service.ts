@@ -2,8 +2,9 @@
  * Maintenance.Snapshot: the member's applied state as etcd's backend database (a bbolt file with
  * etcd's buckets, so real `etcdctl snapshot status|restore` and real etcd read it), streamed in
  * 32 KiB chunks with `remaining_bytes`, then the SHA-256 of the database as a last message, as
- * etcd's v3rpc does. The state is captured in one synchronous step (one applied index). With auth
- * on, only a root user may take it.
+ * etcd's v3rpc does. The state is captured at once (one applied index; the MVCC store as a view,
+ * not a copy), then the file is planned and written page by page in slices while the member goes
+ * on serving (docs/adr/0010-storage-that-scales.md). With auth on, only a root user may take it.
  */
 
 import { createHash } from "node:crypto";
@@ -57,22 +58,6 @@ export async function* snapshotDbChunks(
     await slicer.pause();
   }
   if (filled > 0) yield chunk.subarray(0, filled);
-}
-
-/** The whole backend file in one buffer (tests and small states). */
-export async function snapshotDb(node: EtcdNode): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let out = new Uint8Array(0);
-  for await (const part of snapshotDbChunks(node)) {
-    if (part instanceof Uint8Array) parts.push(part);
-    else out = new Uint8Array(part.total);
-  }
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
 }
 
 /**
