@@ -48,6 +48,7 @@ import {
   runCtl,
   runScript,
   type ScriptStep,
+  SERVER_V8_FLAGS,
   SHARED_MEMBER_NAME,
   SHARED_PEER_URL,
   startMember,
@@ -446,9 +447,13 @@ async function startRefused(kind: MemberKind, authToken: string): Promise<Refusa
       "--auth-token",
       authToken,
     ];
-    const [program, args] = kind === "etcd"
-      ? ["etcd", flags]
-      : [Deno.execPath(), ["run", "-A", `${REPO_ROOT}/server/main.ts`, ...flags]];
+    const [program, args] = kind === "etcd" ? ["etcd", flags] : [Deno.execPath(), [
+      "run",
+      "-A",
+      ...SERVER_V8_FLAGS,
+      `${REPO_ROOT}/server/main.ts`,
+      ...flags,
+    ]];
     const child = new Deno.Command(program, {
       args,
       cwd: REPO_ROOT,

@@ -286,9 +286,16 @@ globalThis.addEventListener("unload", () => {
 });
 
 /** The command line that runs a member of the given kind (program and arguments before flags). */
+/**
+ * V8 flags a member runs with (as `deno task start` does): no memory reducer, whose compacting
+ * collections when the member goes quiet paused a 1M-key member for up to 664 ms
+ * (docs/benchmarks.md, "Storage at scale"). They must be given at start: set later, V8 ignores it.
+ */
+export const SERVER_V8_FLAGS: readonly string[] = ["--v8-flags=--no-memory-reducer"];
+
 export function serverCommand(kind: MemberKind): [string, string[]] {
   if (kind === "etcd") return ["etcd", []];
-  return [Deno.execPath(), ["run", "-A", `${REPO_ROOT}/server/main.ts`]];
+  return [Deno.execPath(), ["run", "-A", ...SERVER_V8_FLAGS, `${REPO_ROOT}/server/main.ts`]];
 }
 
 /** Options of {@link startMember}; every port defaults to a fresh free one. */
