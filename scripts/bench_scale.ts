@@ -23,7 +23,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { type Member, type MemberKind, REPO_ROOT, startMember } from "../tests/harness.ts";
+import { type Member, type MemberKind, REPO_ROOT, sleep, startMember } from "../tests/harness.ts";
 import { exists } from "./_ebench.ts";
 
 const { values: flags } = parseArgs({
@@ -70,10 +70,6 @@ function rssMb(pid: number): number {
   } catch {
     return 0;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 async function duMb(path: string): Promise<number> {

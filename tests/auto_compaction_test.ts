@@ -13,14 +13,11 @@ import {
   requireReference,
   runCtl,
   serverCommand,
+  sleep,
   startMember,
 } from "./harness.ts";
 
 const reference = requireReference();
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 async function ctl(member: Member, ...args: string[]) {
   return await runCtl("etcdctl", [`--endpoints=${member.endpoint}`, ...args]);

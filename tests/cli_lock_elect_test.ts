@@ -12,15 +12,12 @@ import {
   type MemberKind,
   requireReference,
   runCtl,
+  sleep,
   startMember,
 } from "./harness.ts";
 import { Proc } from "./cli_process.ts";
 
 const reference = requireReference();
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 /** Lease IDs (as hex in keys, as decimals in JSON) and revisions vary between runs. */
 function normalise(text: string): string {

@@ -13,15 +13,12 @@ import {
   type MemberKind,
   requireReference,
   runCtl,
+  sleep,
   startMember,
 } from "./harness.ts";
 import { Proc } from "./cli_process.ts";
 
 const reference = requireReference();
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 async function ctl(member: Member, ...args: string[]) {
   const r = await runCtl("etcdctl", [`--endpoints=${member.endpoint}`, ...args]);

@@ -2,13 +2,9 @@
  * A CLI (etcdctl or detcdctl) running in the background against one member, for the tests of
  * long-running commands (lock, elect, make-mirror): its output as it comes, signals, its end.
  */
-import { childEnv, ctlCommand, type CtlKind, type Member, REPO_ROOT } from "./harness.ts";
+import { childEnv, ctlCommand, type CtlKind, type Member, REPO_ROOT, sleep } from "./harness.ts";
 
 const decoder = new TextDecoder();
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 /** A CLI process in the background. */
 export class Proc {

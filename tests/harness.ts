@@ -298,6 +298,11 @@ export function serverCommand(kind: MemberKind): [string, string[]] {
   return [Deno.execPath(), ["run", "-A", ...SERVER_V8_FLAGS, `${REPO_ROOT}/server/main.ts`]];
 }
 
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
 /** Options of {@link startMember}; every port defaults to a fresh free one. */
 export interface StartMemberOptions {
   kind: MemberKind;

@@ -56,8 +56,8 @@ interface Segment {
   reader: ReadAtFile | null;
   /** Bytes handed to the file (written or being written). */
   written: number;
-  /** Appended, not yet handed to the file; starts at offset `written`. */
-  tail: Uint8Array[];
+  /** Appended, not yet handed to the file: the first `tailBytes` bytes, from offset `written`. */
+  tail: Uint8Array;
   tailBytes: number;
   /** Being written: bytes [start, start + data.length), readable from here until done. */
   inflight: { start: number; data: Uint8Array }[];
@@ -150,8 +150,15 @@ export class RevisionLog {
     let head = this.#head;
     const end = head.written + head.tailBytes;
     if (end > 0 && end + size > this.#segmentBytes) head = this.#roll();
-    const record = new Uint8Array(size);
-    const view = new DataView(record.buffer);
+    if (head.tailBytes + size > head.tail.length) {
+      const grown = new Uint8Array(
+        Math.max(2 * head.tail.length, head.tailBytes + size, 64 * 1024),
+      );
+      grown.set(head.tail.subarray(0, head.tailBytes));
+      head.tail = grown;
+    }
+    const record = head.tail.subarray(head.tailBytes, head.tailBytes + size);
+    const view = new DataView(record.buffer, record.byteOffset, size);
     view.setUint32(0, payload, true);
     record[HEADER_BYTES] = tombstone ? TOMBSTONE : 0;
     let at = putUvarint(record, HEADER_BYTES + 1, main);
@@ -159,7 +166,6 @@ export class RevisionLog {
     record.set(data, at);
     view.setUint32(4, crc32c(record.subarray(HEADER_BYTES)), true);
     const offset = head.written + head.tailBytes;
-    head.tail.push(record);
     head.tailBytes += size;
     head.liveBytes += size;
     head.totalBytes += size;
@@ -236,10 +242,11 @@ export class RevisionLog {
   async #flushAll(): Promise<void> {
     for (const s of this.#segments.values()) {
       if (s.tailBytes === 0 || s.file === null) continue;
-      const data = concat(s.tail, s.tailBytes);
+      const data = s.tail.slice(0, s.tailBytes);
       const start = s.written;
-      s.tail = [];
       s.tailBytes = 0;
+      // Only the head appends again: a rolled segment gives its buffer back.
+      if (s !== this.#head) s.tail = new Uint8Array(0);
       s.written += data.length;
       s.dirty = true;
       const inflight = { start, data };
@@ -285,7 +292,7 @@ function newSegment(
     file,
     reader,
     written: 0,
-    tail: [],
+    tail: new Uint8Array(0),
     tailBytes: 0,
     inflight: [],
     liveBytes: 0,
@@ -324,27 +331,10 @@ function readBuffered(segment: Segment, offset: number, out: Uint8Array): boolea
       return true;
     }
   }
-  if (offset < segment.written) return false;
-  let at = segment.written;
-  for (const record of segment.tail) {
-    if (offset === at) {
-      out.set(record.subarray(0, out.length));
-      return true;
-    }
-    at += record.length;
-  }
-  return false;
-}
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  const at = offset - segment.written;
+  if (at < 0 || at + out.length > segment.tailBytes) return false;
+  out.set(segment.tail.subarray(at, at + out.length));
+  return true;
 }
 
 /**
