@@ -149,20 +149,26 @@ export function* encodeViewSteps(
 }
 
 /**
- * Decodes encodeSnapshotBytes() output; throws on anything else. Keys and values are copied out
- * (by `copy`, a plain slice by default).
+ * Reads encodeSnapshotBytes() output entry by entry: `visit` gets each stored revision with its
+ * KeyValue's encoding (a view into `bytes`) and the snapshot's revision; returns the revisions.
+ * Throws on anything else.
  */
-export function decodeSnapshotBytes(
+export function forEachSnapshotEntry(
   bytes: Uint8Array,
-  copy?: (view: Uint8Array) => Uint8Array,
-): DecodedSnapshot {
+  visit: (
+    main: number,
+    sub: number,
+    tombstone: boolean,
+    data: Uint8Array,
+    revision: number,
+  ) => void,
+): { revision: number; compactMainRev: number } {
   const r = new ByteReader(bytes);
   for (const b of MAGIC) assert(r.byte() === b, "not an mvcc snapshot");
   assert(r.byte() === FORMAT_VERSION, "unsupported mvcc snapshot version");
   const revision = r.uvarint();
   const compactMainRev = r.uvarint() - 1;
   const count = r.uvarint();
-  const entries: SnapshotEntry[] = [];
   for (let i = 0; i < count; i++) {
     const main = r.uvarint();
     const sub = r.uvarint();
@@ -171,9 +177,25 @@ export function decodeSnapshotBytes(
     const len = r.uvarint();
     const end = r.pos + len;
     assert(end <= bytes.length, "mvcc snapshot truncated");
-    const kv = readKeyValue(r, end, copy);
-    entries.push({ main, sub, tombstone: flag === 1, kv });
+    visit(main, sub, flag === 1, bytes.subarray(r.pos, end), revision);
+    r.pos = end;
   }
   assert(r.pos === bytes.length, "trailing bytes after mvcc snapshot");
-  return { revision, compactMainRev, entries };
+  return { revision, compactMainRev };
+}
+
+/**
+ * Decodes encodeSnapshotBytes() output; throws on anything else. Keys and values are copied out
+ * (by `copy`, a plain slice by default).
+ */
+export function decodeSnapshotBytes(
+  bytes: Uint8Array,
+  copy?: (view: Uint8Array) => Uint8Array,
+): DecodedSnapshot {
+  const entries: SnapshotEntry[] = [];
+  const head = forEachSnapshotEntry(bytes, (main, sub, tombstone, data) => {
+    const kv = readKeyValue(new ByteReader(data), data.length, copy);
+    entries.push({ main, sub, tombstone, kv });
+  });
+  return { ...head, entries };
 }

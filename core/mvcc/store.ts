@@ -30,10 +30,10 @@ import { assert } from "../assert.ts";
 import { ByteArena, keyId } from "../bytes.ts";
 import { SortedRecords } from "./sorted_records.ts";
 import { Crc32c } from "../storage/crc32c.ts";
-import { ByteWriter, writeKeyValue } from "./kv_codec.ts";
+import { ByteReader, ByteWriter, readKeyValue, writeKeyValue } from "./kv_codec.ts";
 import {
-  decodeSnapshotBytes,
   encodeView,
+  forEachSnapshotEntry,
   type MvccView,
   type SnapshotEntry,
 } from "./snapshot_codec.ts";
@@ -141,20 +141,60 @@ export interface HashKVResult {
   compactRevision: number;
 }
 
-/** One revision of one key: a put or a tombstone. */
+/**
+ * Where a store keeps the bytes of its revisions when they do not stay in memory: etcd's `key`
+ * bucket, a revision and its KeyValue's protobuf encoding (a tombstone's holds only the key).
+ * `RevisionLog` (core/storage/revision_log.ts) is the one on disk. Reads are synchronous; a record
+ * stays readable after release() (released records are garbage for a later rewrite, never reused
+ * while a view may read them).
+ */
+export interface RevisionStorage {
+  /** Stores a record; returns where it is and its size there (what read() and release() take). */
+  append(main: number, sub: number, tombstone: boolean, data: Uint8Array): {
+    location: number;
+    size: number;
+  };
+  /** The data of the record at `location`. */
+  read(location: number, size: number): Uint8Array;
+  /** The record is no longer part of the store (compacted, or its store was replaced). */
+  release(location: number, size: number): void;
+}
+
+/** How a store keeps its revisions. */
+export interface MvccStoreOptions {
+  /**
+   * Where the revisions' bytes live. Absent: in memory, every KeyValue kept decoded (tests, the
+   * simulation, tools). Present: memory holds the index and a cache of recently used KeyValues.
+   */
+  revisions?: RevisionStorage;
+  /** Bytes of decoded KeyValues kept when `revisions` is given (default 64 MiB). */
+  cacheBytes?: number;
+}
+
+/** Default size of the decoded-KeyValue cache of a store whose revisions are on disk. */
+export const DEFAULT_KV_CACHE_BYTES = 64 * 1024 * 1024;
+/** What a cached KeyValue costs beyond its key and value (the message, its BigInts, the slot). */
+const CACHED_KV_OVERHEAD_BYTES = 200;
+
+/**
+ * One revision of one key: a put or a tombstone. Its KeyValue is `kv` when in memory (always, for
+ * a store without revision storage; while cached otherwise), else read back from `location`.
+ */
 class Entry {
   /** Set when physical compaction drops this revision. */
   compacted = false;
+  /** The put's KeyValue (frozen), when in memory; never set for a tombstone. */
+  kv: KeyValue | undefined = undefined;
+  /** Where the record is in the store's revision storage (-1: nowhere, in memory only). */
+  location = -1;
+  /** The record's size there. */
+  size = 0;
   constructor(
     readonly main: number,
     readonly sub: number,
-    readonly event: Event,
+    readonly tombstone: boolean,
     readonly record: KeyRecord,
   ) {}
-
-  get tombstone(): boolean {
-    return this.event.type === Event_EventType.DELETE;
-  }
 }
 
 /** A key and its history (revision-ordered; generations are separated by tombstones). */
@@ -162,10 +202,10 @@ class KeyRecord {
   history: Entry[] = [];
   /**
    * Cached from the last history entry so that reads at the current revision touch only this
-   * object and the KeyValue (point reads are bound by memory latency, not by computation).
+   * object and the entry (point reads are bound by memory latency, not by computation).
    */
   #latestMain = 0;
-  #latest: KeyValue | undefined = undefined;
+  #latest: Entry | undefined = undefined;
 
   constructor(readonly id: string, readonly key: Uint8Array) {}
 
@@ -176,7 +216,7 @@ class KeyRecord {
     if (this.history.length === 0) this.history = [entry];
     else this.history.push(entry);
     this.#latestMain = entry.main;
-    this.#latest = entry.tombstone ? undefined : entry.event.kv;
+    this.#latest = entry.tombstone ? undefined : entry;
   }
 
   /** Drops the first `count` entries (compaction). */
@@ -188,18 +228,18 @@ class KeyRecord {
     }
   }
 
-  /** The live value as of `rev`, or undefined when the key did not exist then. */
-  at(rev: number): KeyValue | undefined {
+  /** The live revision as of `rev`, or undefined when the key did not exist then. */
+  at(rev: number): Entry | undefined {
     if (rev >= this.#latestMain) return this.#latest;
     const h = this.history;
     const i = lastAtOrBefore(h, rev);
     if (i < 0) return undefined;
     const e = h[i];
-    return e.tombstone ? undefined : e.event.kv;
+    return e.tombstone ? undefined : e;
   }
 
-  /** The current live value (the latest entry unless it is a tombstone). */
-  live(): KeyValue | undefined {
+  /** The current live revision (the latest entry unless it is a tombstone). */
+  live(): Entry | undefined {
     return this.#latest;
   }
 }
@@ -235,15 +275,15 @@ const KEY_BUCKET = new TextEncoder().encode("key");
  * etcd's MVCC store. All methods are synchronous and deterministic; a method that throws an
  * EtcdError has changed nothing.
  *
- * Ownership: the store copies the keys and values it is given (into its arena), and hands out its
- * stored KeyValue and Event objects frozen: copy a KeyValue before changing it.
+ * Ownership: the store copies the keys and values it is given (into its arena or its revision
+ * storage), and hands out KeyValue and Event objects frozen: copy a KeyValue before changing it.
  */
 export class MvccStore implements ReadView {
   readonly #leases: LeaseHooks;
   #records = new Map<string, KeyRecord>();
   /**
-   * Where stored keys and values are copied: slabs, not one buffer each, and never a view that
-   * pins a request's (or a Raft entry's) whole buffer.
+   * Where stored keys (and, without revision storage, values) are copied: slabs, not one buffer
+   * each, and never a view that pins a request's (or a Raft entry's) whole buffer.
    */
   readonly #arena = new ByteArena();
   #index = new SortedRecords<KeyRecord>();
@@ -255,9 +295,20 @@ export class MvccStore implements ReadView {
   /** Compaction dropped a tombstone of the compact revision itself (its events are incomplete). */
   #compactRevIncomplete = false;
   #bytes = 0;
+  /** Where revisions live when not (only) in memory; null keeps every KeyValue in memory. */
+  readonly #revisions: RevisionStorage | null;
+  /** Entries whose kv is cached, oldest first from #cacheHead (with revision storage only). */
+  #cached: Entry[] = [];
+  #cacheHead = 0;
+  #cacheBytes = 0;
+  readonly #cacheLimit: number;
+  /** Scratch encoder for records appended to the revision storage. */
+  readonly #encoder = new ByteWriter(1024);
 
-  constructor(leases: LeaseHooks = noLeases) {
+  constructor(leases: LeaseHooks = noLeases, options: MvccStoreOptions = {}) {
     this.#leases = leases;
+    this.#revisions = options.revisions ?? null;
+    this.#cacheLimit = options.cacheBytes ?? DEFAULT_KV_CACHE_BYTES;
   }
 
   /** Current revision (1 on a fresh store, like etcd). */
@@ -333,9 +384,11 @@ export class MvccStore implements ReadView {
       const cut = h[i].tombstone ? i + 1 : i;
       if (cut === 0) continue;
       for (let j = 0; j < cut; j++) {
-        if (h[j].main === rev) this.#compactRevIncomplete = true;
-        h[j].compacted = true;
-        this.#bytes -= entryBytes(h[j]);
+        const e = h[j];
+        if (e.main === rev) this.#compactRevIncomplete = true;
+        e.compacted = true;
+        this.#bytes -= this.#entryBytes(e);
+        if (e.location >= 0) this.#revisions!.release(e.location, e.size);
       }
       record.dropOldest(cut);
       if (record.history.length === 0) {
@@ -385,18 +438,13 @@ export class MvccStore implements ReadView {
       if (e.main <= compactRev && keep.size > 0 && !keep.has(e)) continue;
       view.setBigUint64(0, BigInt(e.main));
       view.setBigUint64(9, BigInt(e.sub));
-      w.reset();
       if (e.tombstone) {
         revBytes[17] = 0x74; // 't'
         crc.update(revBytes);
-        // etcd stores a tombstone as a KeyValue holding only the key.
-        w.byte(0x0a);
-        w.bytes(e.record.key);
       } else {
         crc.update(revBytes.subarray(0, 17));
-        writeKeyValue(w, e.event.kv ?? ZERO_KV);
       }
-      crc.update(w.view());
+      crc.update(this.#recordData(e, w));
     }
     return { hash: crc.digest(), revision: currentRev, compactRevision: compactRev };
   }
@@ -417,7 +465,11 @@ export class MvccStore implements ReadView {
     for (let i = lastAtOrBefore(log, fromRev - 1) + 1; i < log.length; i++) {
       const e = log[i];
       if (e.main > toRev) break;
-      out.push(e.event);
+      out.push(
+        e.tombstone
+          ? freezeEvent(Event_EventType.DELETE, tombstoneKv(e))
+          : freezeEvent(Event_EventType.PUT, this.#kvOf(e)),
+      );
     }
     return out;
   }
@@ -432,9 +484,14 @@ export class MvccStore implements ReadView {
       revision: this.#revision,
       compactMainRev: this.#compactMainRev,
       length: log.length,
-      entry(i: number): SnapshotEntry {
+      entry: (i: number): SnapshotEntry => {
         const e = log[i];
-        return { main: e.main, sub: e.sub, tombstone: e.tombstone, kv: e.event.kv ?? ZERO_KV };
+        return {
+          main: e.main,
+          sub: e.sub,
+          tombstone: e.tombstone,
+          kv: e.tombstone ? tombstoneKv(e) : this.#kvOf(e, false),
+        };
       },
     };
   }
@@ -445,53 +502,73 @@ export class MvccStore implements ReadView {
   }
 
   /**
-   * Restores a store from encodeSnapshot() bytes. Live keys with a lease are re-attached
-   * through `leases` (in key order), so restore the lessor first, as etcd does.
+   * Releases every record of this store from its revision storage (the store was replaced by a
+   * restored one). Views already taken stay readable: released records are not reused.
    */
-  static decodeSnapshot(bytes: Uint8Array, leases?: LeaseHooks): MvccStore {
-    const store = new MvccStore(leases);
-    const decoded = decodeSnapshotBytes(bytes, (view) => store.#arena.copy(view));
-    store.#revision = decoded.revision;
-    store.#compactMainRev = decoded.compactMainRev;
-    store.#compactRevIncomplete = decoded.compactMainRev > 0;
+  retire(): void {
+    const revisions = this.#revisions;
+    if (revisions === null) return;
+    for (const e of this.#log) if (e.location >= 0) revisions.release(e.location, e.size);
+  }
+
+  /**
+   * Restores a store from encodeSnapshot() bytes. Live keys with a lease are re-attached
+   * through `leases` (in key order), so restore the lessor first, as etcd does. With revision
+   * storage, the records are appended to it as they are read (the snapshot's bytes are not kept).
+   */
+  static decodeSnapshot(
+    bytes: Uint8Array,
+    leases?: LeaseHooks,
+    options?: MvccStoreOptions,
+  ): MvccStore {
+    const store = new MvccStore(leases, options);
+    const revisions = store.#revisions;
+    /** The lease of each record's latest put, when not 0 (tombstones clear it). */
+    const leaseOf = new Map<KeyRecord, bigint>();
     let prevMain = 0;
     let prevSub = -1;
-    for (const s of decoded.entries) {
+    const head = forEachSnapshotEntry(bytes, (main, sub, tombstone, data, revision) => {
       assert(
-        s.main > prevMain || (s.main === prevMain && s.sub > prevSub),
+        main > prevMain || (main === prevMain && sub > prevSub),
         "snapshot revisions are strictly increasing",
       );
-      assert(s.main <= decoded.revision, "snapshot entry beyond the snapshot revision");
-      prevMain = s.main;
-      prevSub = s.sub;
-      const id = keyId(s.kv.key);
+      assert(main <= revision, "snapshot entry beyond the snapshot revision");
+      prevMain = main;
+      prevSub = sub;
+      const r = new ByteReader(data);
+      const kv = readKeyValue(r, data.length, revisions ? viewOf : (v) => store.#arena.copy(v));
+      const id = keyId(kv.key);
       let record = store.#records.get(id);
       if (!record) {
-        record = new KeyRecord(id, s.kv.key); // in the arena already
+        record = new KeyRecord(id, revisions ? store.#arena.copy(kv.key) : kv.key);
         store.#records.set(id, record);
       }
-      let kv: KeyValue;
-      if (s.tombstone) {
-        kv = create(KeyValueSchema, { key: record.key, modRevision: BigInt(s.main) });
-      } else {
-        kv = s.kv; // decoded into the arena: ours to keep
+      assert(tombstone || kv.modRevision === BigInt(main), "snapshot kv mod_revision");
+      const entry = new Entry(main, sub, tombstone, record);
+      if (revisions) {
+        const at = revisions.append(main, sub, tombstone, data);
+        entry.location = at.location;
+        entry.size = at.size;
+      } else if (!tombstone) {
         kv.key = record.key; // one key array per record
+        entry.kv = Object.freeze(kv);
       }
-      Object.freeze(kv);
-      assert(s.tombstone || kv.modRevision === BigInt(s.main), "snapshot kv mod_revision");
-      const type = s.tombstone ? Event_EventType.DELETE : Event_EventType.PUT;
-      const entry = new Entry(s.main, s.sub, freezeEvent(type, kv), record);
+      if (tombstone || kv.lease === 0n) leaseOf.delete(record);
+      else leaseOf.set(record, kv.lease);
       record.push(entry);
       store.#log.push(entry);
-      store.#bytes += entryBytes(entry);
-    }
+      store.#bytes += store.#entryBytes(entry);
+    });
+    store.#revision = head.revision;
+    store.#compactMainRev = head.compactMainRev;
+    store.#compactRevIncomplete = head.compactMainRev > 0;
     const sorted = [...store.#records.values()].sort((a, b) =>
       a.id < b.id ? -1 : a.id > b.id ? 1 : 0
     );
     store.#index = SortedRecords.fromSorted(sorted);
     for (const record of sorted) {
-      const kv = record.live();
-      if (kv && kv.lease !== 0n) store.#leases.attach(kv.lease, record.key);
+      const lease = leaseOf.get(record);
+      if (lease !== undefined && record.live()) store.#leases.attach(lease, record.key);
     }
     return store;
   }
@@ -546,6 +623,56 @@ export class MvccStore implements ReadView {
     if (tx.changes > 0) this.#revision = tx.beginRevision + 1;
   }
 
+  /**
+   * The KeyValue of a put entry: in memory, or read back from the revision storage (and cached,
+   * unless `cache` is false: a snapshot's pass over everything should not flush the hot keys).
+   */
+  #kvOf(e: Entry, cache = true): KeyValue {
+    const cached = e.kv;
+    if (cached !== undefined) return cached;
+    const data = this.#revisions!.read(e.location, e.size);
+    const kv = readKeyValue(new ByteReader(data), data.length, viewOf);
+    kv.key = e.record.key;
+    Object.freeze(kv);
+    if (cache) this.#cache(e, kv);
+    return kv;
+  }
+
+  /** A put's KeyValue is now in memory; the oldest cached ones leave once over the budget. */
+  #cache(e: Entry, kv: KeyValue): void {
+    e.kv = kv;
+    this.#cached.push(e);
+    this.#cacheBytes += cachedBytes(kv);
+    while (this.#cacheBytes > this.#cacheLimit && this.#cacheHead < this.#cached.length) {
+      const old = this.#cached[this.#cacheHead++];
+      this.#cacheBytes -= cachedBytes(old.kv!);
+      old.kv = undefined;
+    }
+    if (this.#cacheHead > 4096 && this.#cacheHead * 2 > this.#cached.length) {
+      this.#cached = this.#cached.slice(this.#cacheHead);
+      this.#cacheHead = 0;
+    }
+  }
+
+  /** The record's bytes as etcd's key bucket holds them (written into `w` when in memory). */
+  #recordData(e: Entry, w: ByteWriter): Uint8Array {
+    if (e.location >= 0) return this.#revisions!.read(e.location, e.size);
+    w.reset();
+    if (e.tombstone) {
+      // etcd stores a tombstone as a KeyValue holding only the key.
+      w.byte(0x0a);
+      w.bytes(e.record.key);
+    } else {
+      writeKeyValue(w, e.kv ?? ZERO_KV);
+    }
+    return w.view();
+  }
+
+  #entryBytes(e: Entry): number {
+    if (e.location >= 0) return ENTRY_OVERHEAD_BYTES + e.size;
+    return ENTRY_OVERHEAD_BYTES + e.record.key.length + (e.kv ? e.kv.value.length : 0);
+  }
+
   /** rangeKeys: checks the revision against curRev (the view's) and collects. */
   #range(key: Uint8Array, end: Uint8Array, curRev: number, options: RangeOptions): RangeResult {
     let rev = options.revision ?? 0;
@@ -556,17 +683,17 @@ export class MvccStore implements ReadView {
     const countOnly = options.countOnly ?? false;
     const kvs: KeyValue[] = [];
     if (end.length === 0) {
-      const kv = this.#records.get(keyId(key))?.at(rev);
-      if (!kv) return { kvs, count: 0, revision: curRev };
-      if (!countOnly) kvs.push(kv);
+      const e = this.#records.get(keyId(key))?.at(rev);
+      if (!e) return { kvs, count: 0, revision: curRev };
+      if (!countOnly) kvs.push(this.#kvOf(e));
       return { kvs, count: 1, revision: curRev };
     }
     let count = 0;
     this.#index.scan(keyId(key), endId(end), (record) => {
-      const kv = record.at(rev);
-      if (!kv) return;
+      const e = record.at(rev);
+      if (!e) return;
       count++;
-      if (!countOnly && (limit <= 0 || kvs.length < limit)) kvs.push(kv);
+      if (!countOnly && (limit <= 0 || kvs.length < limit)) kvs.push(this.#kvOf(e));
     });
     return { kvs, count, revision: curRev };
   }
@@ -575,7 +702,8 @@ export class MvccStore implements ReadView {
   #put(tx: WriteBatch, key: Uint8Array, value: Uint8Array, lease: bigint): KeyValue | undefined {
     const id = keyId(key);
     let record = this.#records.get(id);
-    const prev = record?.live();
+    const prevEntry = record?.live();
+    const prev = prevEntry && this.#kvOf(prevEntry);
     const rev = tx.beginRevision + 1;
     if (!record) {
       record = new KeyRecord(id, this.#arena.copy(key));
@@ -585,13 +713,13 @@ export class MvccStore implements ReadView {
     const modRevision = BigInt(rev);
     const kv = create(KeyValueSchema);
     kv.key = record.key;
-    kv.value = this.#arena.copy(value);
+    kv.value = this.#revisions ? value.slice() : this.#arena.copy(value);
     kv.createRevision = prev ? prev.createRevision : modRevision;
     kv.modRevision = modRevision;
     kv.version = prev ? prev.version + 1n : 1n;
     kv.lease = lease;
     Object.freeze(kv);
-    this.#append(tx, record, freezeEvent(Event_EventType.PUT, kv));
+    this.#append(tx, record, Event_EventType.PUT, kv);
     if (prev && prev.lease !== 0n) this.#leases.detach(prev.lease, record.key);
     if (lease !== 0n) this.#leases.attach(lease, record.key);
     return prev;
@@ -603,10 +731,10 @@ export class MvccStore implements ReadView {
     const records: KeyRecord[] = [];
     const prevKvs: KeyValue[] = [];
     const collect = (record: KeyRecord) => {
-      const kv = record.at(readRev);
-      if (!kv) return;
+      const e = record.at(readRev);
+      if (!e) return;
       records.push(record);
-      prevKvs.push(kv);
+      prevKvs.push(this.#kvOf(e));
     };
     if (end.length === 0) {
       const record = this.#records.get(keyId(key));
@@ -618,21 +746,40 @@ export class MvccStore implements ReadView {
     for (let i = 0; i < records.length; i++) {
       const record = records[i];
       const tomb = Object.freeze(create(KeyValueSchema, { key: record.key, modRevision: rev }));
-      this.#append(tx, record, freezeEvent(Event_EventType.DELETE, tomb));
+      this.#append(tx, record, Event_EventType.DELETE, tomb);
       const lease = prevKvs[i].lease;
       if (lease !== 0n) this.#leases.detach(lease, record.key);
     }
     return prevKvs;
   }
 
-  #append(tx: WriteBatch, record: KeyRecord, event: Event): void {
-    const entry = new Entry(tx.beginRevision + 1, tx.changes, event, record);
-    tx.prevKvs.push(record.at(tx.beginRevision));
+  #append(tx: WriteBatch, record: KeyRecord, type: Event_EventType, kv: KeyValue): void {
+    const tombstone = type === Event_EventType.DELETE;
+    const entry = new Entry(tx.beginRevision + 1, tx.changes, tombstone, record);
+    const prev = record.at(tx.beginRevision);
+    tx.prevKvs.push(prev && this.#kvOf(prev));
+    const revisions = this.#revisions;
+    if (revisions !== null) {
+      const w = this.#encoder;
+      w.reset();
+      if (tombstone) {
+        w.byte(0x0a);
+        w.bytes(record.key);
+      } else {
+        writeKeyValue(w, kv);
+      }
+      const at = revisions.append(entry.main, entry.sub, tombstone, w.view());
+      entry.location = at.location;
+      entry.size = at.size;
+      if (!tombstone) this.#cache(entry, kv);
+    } else if (!tombstone) {
+      entry.kv = kv;
+    }
     record.push(entry);
     this.#log.push(entry);
-    this.#bytes += entryBytes(entry);
+    this.#bytes += this.#entryBytes(entry);
     tx.changes++;
-    tx.events.push(event);
+    tx.events.push(freezeEvent(type, kv));
   }
 }
 
@@ -645,7 +792,16 @@ function freezeEvent(type: Event_EventType, kv: KeyValue): Event {
   return Object.freeze(create(EventSchema, { type, kv }));
 }
 
-function entryBytes(e: Entry): number {
-  const kv = e.event.kv;
-  return ENTRY_OVERHEAD_BYTES + e.record.key.length + (kv ? kv.value.length : 0);
+/** What a DELETE event carries: the key and the tombstone's revision. */
+function tombstoneKv(e: Entry): KeyValue {
+  return Object.freeze(
+    create(KeyValueSchema, { key: e.record.key, modRevision: BigInt(e.main) }),
+  );
+}
+
+/** Decoded values keep a view of the record just read (a fresh buffer each read). */
+const viewOf = (view: Uint8Array): Uint8Array => view;
+
+function cachedBytes(kv: KeyValue): number {
+  return CACHED_KV_OVERHEAD_BYTES + kv.value.length;
 }

@@ -227,12 +227,15 @@ Deno.test("write results carry each key's previous value for watchers' prev_kv",
   assert.deepEqual(del.prevKvs.map((kv) => kvView(kv)?.value), ["2", "x"]);
 });
 
-Deno.test("events are frozen and shared with history reads", () => {
+Deno.test("events are frozen; history reads share their KeyValues", () => {
   const store = new MvccStore();
   const { events } = applyPut(store, putReq("a", "1"));
   assert.ok(Object.isFrozen(events[0]));
   assert.ok(Object.isFrozen(events[0].kv));
-  assert.equal(store.eventsBetween(2)[0], events[0]);
+  const replayed = store.eventsBetween(2)[0];
+  assert.ok(Object.isFrozen(replayed));
+  assert.deepEqual(replayed, events[0]);
+  assert.equal(replayed.kv, events[0].kv);
 });
 
 Deno.test("eventsBetween returns every stored revision in order within bounds", () => {
