@@ -5,7 +5,7 @@ import { startServer } from "../server/server.ts";
 import { assertEquals } from "../core/testing.ts";
 import { freePort } from "./harness.ts";
 
-Deno.test("CVE-2020-15113: data dir and member dirs are 0700, WAL, snapshot and meta files 0600", async () => {
+Deno.test("CVE-2020-15113: data dir and member dirs are 0700, WAL, snapshot, revision and meta files 0600", async () => {
   const root = await Deno.makeTempDir();
   const dataDir = `${root}/node.etcd`;
   const peer = freePort();
@@ -39,10 +39,11 @@ Deno.test("CVE-2020-15113: data dir and member dirs are 0700, WAL, snapshot and 
     await walk(dataDir);
     const loose = Object.entries(modes).filter(([path, mode]) =>
       mode !==
-        ((path.endsWith(".wal") || path.endsWith(".snap") || path.endsWith("meta")) ? 0o600 : 0o700)
+        (/\.(wal|snap|rev)$|meta$/.test(path) ? 0o600 : 0o700)
     );
     assertEquals(loose, []);
     assertEquals(Object.keys(modes).some((p) => p.endsWith(".snap")), true);
+    assertEquals(Object.keys(modes).some((p) => p.endsWith(".rev")), true);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

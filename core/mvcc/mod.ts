@@ -19,13 +19,15 @@
  *
  * @module
  */
-export { MvccStore, noLeases } from "./store.ts";
+export { DEFAULT_KV_CACHE_BYTES, MvccStore, noLeases } from "./store.ts";
 export type {
   HashKVResult,
   LeaseHooks,
+  MvccStoreOptions,
   RangeOptions,
   RangeResult,
   ReadView,
+  RevisionStorage,
   WriteResult,
   WriteTxn,
 } from "./store.ts";

@@ -79,6 +79,7 @@ import {
 import {
   crc32c,
   type Disk,
+  RevisionLog,
   sealSnapshot,
   SNAPSHOT_HEADER_BYTES,
   Snapshotter,
@@ -168,6 +169,8 @@ export class EtcdNode {
   #membership = new Membership();
   /** MVCC, leases, alarms and membership as applied from the log. */
   #sm: StateMachine;
+  /** Where the MVCC store keeps its revisions (member/revs). */
+  #revisions: RevisionLog;
   /** Watchers of this member: every applied write's events reach them. */
   readonly watchable: WatchableStore;
   /** The Auth service, token resolution and the caller checks of this member. */
@@ -219,6 +222,7 @@ export class EtcdNode {
     storage: MemoryStorage;
     raft: RawNode;
     mvcc: MvccStore;
+    revisions: RevisionLog;
     lessor: Lessor;
     meta: MemberMeta;
     appliedIndex: number;
@@ -239,8 +243,10 @@ export class EtcdNode {
     });
     this.#raft = init.raft;
     this.#lessor = init.lessor;
+    this.#revisions = init.revisions;
     this.#sm = new StateMachine({
       mvcc: init.mvcc,
+      storeOptions: { revisions: init.revisions },
       lessor: init.lessor,
       membership: this.#membership,
       header: () => this.header(),
@@ -332,8 +338,9 @@ export class EtcdNode {
     );
     const state = snapshot ? fromBinary(NodeSnapshotSchema, snapshot.data) : null;
     const lessor = newLessor(config);
+    const revisions = await openRevisionLog(disk, `${memberDir}/revs`);
     // Leases first: restoring MVCC re-attaches live keys to them (etcd's order).
-    const mvcc = StateMachine.restoreStore(state, lessor);
+    const mvcc = StateMachine.restoreStore(state, lessor, { revisions });
     const snapshotIndex = snapshot?.index ?? 0;
     const recovery = await Wal.open(
       disk,
@@ -358,6 +365,7 @@ export class EtcdNode {
       storage,
       raft,
       mvcc,
+      revisions,
       lessor,
       meta,
       appliedIndex: snapshotIndex,
@@ -793,6 +801,7 @@ export class EtcdNode {
     await this.#snapshotTask;
     this.#rejectAll(Errors.stopped());
     this.#log.close();
+    this.#revisions.close();
   }
 
   /** What etcd's strict reconfig checks look at. */
@@ -1314,4 +1323,15 @@ function dbInUseSize(bytes: number): number {
 
 function pageRound(bytes: number): number {
   return bytes <= 0 ? 0 : Math.ceil(bytes / 4096) * 4096;
+}
+
+/**
+ * The MVCC store's revision log in `dir`, empty: the store is rebuilt from the newest snapshot and
+ * the WAL at every start (docs/adr/0010-storage-that-scales.md), so what an earlier run left there
+ * (or a crash cut short) is removed first.
+ */
+async function openRevisionLog(disk: Disk, dir: string): Promise<RevisionLog> {
+  await disk.mkdirp(dir);
+  for (const name of await disk.list(dir)) await disk.remove(`${dir}/${name}`);
+  return await RevisionLog.open(disk, dir, () => {});
 }

@@ -21,7 +21,13 @@ import { assert } from "../assert.ts";
 import { type AuthInfo, AuthStore, type AuthStoreOptions } from "../auth/mod.ts";
 import { authRecordOf, authSnapshotOf } from "./auth_record.ts";
 import type { Lessor } from "../lease/mod.ts";
-import { encodeViewSteps, MvccStore, WatchableStore, type WriteResult } from "../mvcc/mod.ts";
+import {
+  encodeViewSteps,
+  MvccStore,
+  type MvccStoreOptions,
+  WatchableStore,
+  type WriteResult,
+} from "../mvcc/mod.ts";
 import { putUvarint, uvarintSize } from "../varint.ts";
 import { applyTxn } from "./kv/mod.ts";
 import { type ConfChange, ConfChangeType, type ConfState } from "../raft/mod.ts";
@@ -59,9 +65,13 @@ export class StateMachine {
   readonly auth: AuthStore;
   /** The apply chain every operation passes. */
   readonly #apply: Apply;
+  /** How restored stores keep their revisions (as the first one). */
+  readonly #storeOptions: MvccStoreOptions;
 
   constructor(init: {
     mvcc: MvccStore;
+    /** How a store restored from a snapshot keeps its revisions (in memory when absent). */
+    storeOptions?: MvccStoreOptions;
     lessor: Lessor;
     membership: Membership;
     /** The header of a response, taken after the write (its revision). */
@@ -72,6 +82,7 @@ export class StateMachine {
     auth?: AuthStoreOptions;
   }) {
     this.mvcc = init.mvcc;
+    this.#storeOptions = init.storeOptions ?? {};
     this.lessor = init.lessor;
     this.membership = init.membership;
     this.watchable = new WatchableStore(() => this.mvcc);
@@ -98,9 +109,15 @@ export class StateMachine {
    * The MVCC store a snapshot holds (a new one without a snapshot), with its leases restored into
    * `lessor` first: restoring MVCC re-attaches live keys to them (etcd's order).
    */
-  static restoreStore(state: NodeSnapshot | null, lessor: Lessor): MvccStore {
+  static restoreStore(
+    state: NodeSnapshot | null,
+    lessor: Lessor,
+    options: MvccStoreOptions = {},
+  ): MvccStore {
     if (state) lessor.restore(leaseRecords(state));
-    return state ? MvccStore.decodeSnapshot(state.mvcc, lessor) : new MvccStore(lessor);
+    return state
+      ? MvccStore.decodeSnapshot(state.mvcc, lessor, options)
+      : new MvccStore(lessor, options);
   }
 
   /** Raised alarms, sorted by member then type. */
@@ -110,7 +127,9 @@ export class StateMachine {
 
   /** Replaces the whole state with a snapshot's (one the leader sent). */
   restoreSnapshot(state: NodeSnapshot): void {
-    this.mvcc = StateMachine.restoreStore(state, this.lessor);
+    const replaced = this.mvcc;
+    this.mvcc = StateMachine.restoreStore(state, this.lessor, this.#storeOptions);
+    replaced.retire();
     this.watchable.restored();
     this.restore(state);
   }
