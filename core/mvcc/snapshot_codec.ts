@@ -12,12 +12,34 @@ import { assert } from "../assert.ts";
 import { uvarintSize } from "../varint.ts";
 import { ByteReader, ByteWriter, keyValueSize, readKeyValue, writeKeyValue } from "./kv_codec.ts";
 
-/** One stored revision as it travels in a snapshot. */
+/**
+ * One stored revision as it travels in a snapshot: its KeyValue decoded (`kv`), or as etcd's key
+ * bucket holds it (`data`: the KeyValue's encoding, a tombstone's holding only the key), or both.
+ */
 export interface SnapshotEntry {
   main: number;
   sub: number;
   tombstone: boolean;
-  kv: KeyValue;
+  kv?: KeyValue;
+  data?: Uint8Array;
+}
+
+/** Size of an entry's KeyValue encoding, as etcd's key bucket holds it. */
+export function entryValueSize(e: SnapshotEntry): number {
+  if (e.data !== undefined) return e.data.length;
+  return e.tombstone ? tombstoneValueSize(e.kv!.key) : keyValueSize(e.kv!);
+}
+
+/** Writes an entry's KeyValue encoding, as etcd's key bucket holds it. */
+export function writeEntryValue(w: ByteWriter, e: SnapshotEntry): void {
+  if (e.data !== undefined) {
+    w.raw(e.data);
+  } else if (e.tombstone) {
+    w.byte(0x0a);
+    w.bytes(e.kv!.key);
+  } else {
+    writeKeyValue(w, e.kv!);
+  }
 }
 
 /** What a snapshot holds. */
@@ -72,7 +94,7 @@ const FORMAT_VERSION = 1;
 
 /** Bytes of one entry in the format. */
 function entrySize(e: SnapshotEntry): number {
-  const kvSize = e.tombstone ? tombstoneValueSize(e.kv.key) : keyValueSize(e.kv);
+  const kvSize = entryValueSize(e);
   return uvarintSize(e.main) + uvarintSize(e.sub) + 1 + uvarintSize(kvSize) + kvSize;
 }
 
@@ -80,14 +102,8 @@ function writeEntry(w: ByteWriter, e: SnapshotEntry): void {
   w.uvarint(e.main);
   w.uvarint(e.sub);
   w.byte(e.tombstone ? 1 : 0);
-  if (e.tombstone) {
-    w.uvarint(tombstoneValueSize(e.kv.key));
-    w.byte(0x0a);
-    w.bytes(e.kv.key);
-  } else {
-    w.uvarint(keyValueSize(e.kv));
-    writeKeyValue(w, e.kv);
-  }
+  w.uvarint(entryValueSize(e));
+  writeEntryValue(w, e);
 }
 
 function writeHeader(w: ByteWriter, revision: number, compactMainRev: number, count: number): void {

@@ -27,7 +27,7 @@ import {
 } from "../../gen/mvccpb/kv_pb.ts";
 import { Errors } from "../errors.ts";
 import { assert } from "../assert.ts";
-import { ByteArena, keyId } from "../bytes.ts";
+import { ByteArena, idBytes, keyId } from "../bytes.ts";
 import { SortedRecords } from "./sorted_records.ts";
 import { Crc32c } from "../storage/crc32c.ts";
 import { ByteReader, ByteWriter, readKeyValue, writeKeyValue } from "./kv_codec.ts";
@@ -206,8 +206,17 @@ class KeyRecord {
    */
   #latestMain = 0;
   #latest: Entry | undefined = undefined;
+  /** The key's bytes, kept only by a store in memory (otherwise made from the id when asked). */
+  readonly #key: Uint8Array | undefined;
 
-  constructor(readonly id: string, readonly key: Uint8Array) {}
+  constructor(readonly id: string, key: Uint8Array | undefined) {
+    this.#key = key;
+  }
+
+  /** The key (a new array each time when the store keeps only the id). */
+  get key(): Uint8Array {
+    return this.#key ?? idBytes(this.id);
+  }
 
   /** Appends a revision (in revision order). */
   push(entry: Entry): void {
@@ -486,12 +495,12 @@ export class MvccStore implements ReadView {
       length: log.length,
       entry: (i: number): SnapshotEntry => {
         const e = log[i];
-        return {
-          main: e.main,
-          sub: e.sub,
-          tombstone: e.tombstone,
-          kv: e.tombstone ? tombstoneKv(e) : this.#kvOf(e, false),
-        };
+        const { main, sub, tombstone } = e;
+        // A record on disk goes out as it is stored: neither decoded nor encoded again.
+        if (e.kv === undefined && e.location >= 0) {
+          return { main, sub, tombstone, data: this.#revisions!.read(e.location, e.size) };
+        }
+        return { main, sub, tombstone, kv: tombstone ? tombstoneKv(e) : e.kv! };
       },
     };
   }
@@ -540,7 +549,8 @@ export class MvccStore implements ReadView {
       const id = keyId(kv.key);
       let record = store.#records.get(id);
       if (!record) {
-        record = new KeyRecord(id, revisions ? store.#arena.copy(kv.key) : kv.key);
+        // A store on disk keeps the id only: a key array costs ~140 bytes more per key.
+        record = new KeyRecord(id, revisions ? undefined : kv.key);
         store.#records.set(id, record);
       }
       assert(tombstone || kv.modRevision === BigInt(main), "snapshot kv mod_revision");
@@ -623,18 +633,14 @@ export class MvccStore implements ReadView {
     if (tx.changes > 0) this.#revision = tx.beginRevision + 1;
   }
 
-  /**
-   * The KeyValue of a put entry: in memory, or read back from the revision storage (and cached,
-   * unless `cache` is false: a snapshot's pass over everything should not flush the hot keys).
-   */
-  #kvOf(e: Entry, cache = true): KeyValue {
+  /** The KeyValue of a put entry: in memory, or read back from the revision storage and cached. */
+  #kvOf(e: Entry): KeyValue {
     const cached = e.kv;
     if (cached !== undefined) return cached;
     const data = this.#revisions!.read(e.location, e.size);
     const kv = readKeyValue(new ByteReader(data), data.length, viewOf);
-    kv.key = e.record.key;
     Object.freeze(kv);
-    if (cache) this.#cache(e, kv);
+    this.#cache(e, kv);
     return kv;
   }
 
@@ -670,7 +676,7 @@ export class MvccStore implements ReadView {
 
   #entryBytes(e: Entry): number {
     if (e.location >= 0) return ENTRY_OVERHEAD_BYTES + e.size;
-    return ENTRY_OVERHEAD_BYTES + e.record.key.length + (e.kv ? e.kv.value.length : 0);
+    return ENTRY_OVERHEAD_BYTES + e.record.id.length + (e.kv ? e.kv.value.length : 0);
   }
 
   /** rangeKeys: checks the revision against curRev (the view's) and collects. */
@@ -705,23 +711,24 @@ export class MvccStore implements ReadView {
     const prevEntry = record?.live();
     const prev = prevEntry && this.#kvOf(prevEntry);
     const rev = tx.beginRevision + 1;
+    const inMemory = this.#revisions === null;
     if (!record) {
-      record = new KeyRecord(id, this.#arena.copy(key));
+      record = new KeyRecord(id, inMemory ? this.#arena.copy(key) : undefined);
       this.#records.set(id, record);
       this.#index.insert(record);
     }
     const modRevision = BigInt(rev);
     const kv = create(KeyValueSchema);
-    kv.key = record.key;
-    kv.value = this.#revisions ? value.slice() : this.#arena.copy(value);
+    kv.key = inMemory ? record.key : key.slice();
+    kv.value = inMemory ? this.#arena.copy(value) : value.slice();
     kv.createRevision = prev ? prev.createRevision : modRevision;
     kv.modRevision = modRevision;
     kv.version = prev ? prev.version + 1n : 1n;
     kv.lease = lease;
     Object.freeze(kv);
     this.#append(tx, record, Event_EventType.PUT, kv);
-    if (prev && prev.lease !== 0n) this.#leases.detach(prev.lease, record.key);
-    if (lease !== 0n) this.#leases.attach(lease, record.key);
+    if (prev && prev.lease !== 0n) this.#leases.detach(prev.lease, kv.key);
+    if (lease !== 0n) this.#leases.attach(lease, kv.key);
     return prev;
   }
 
@@ -748,7 +755,7 @@ export class MvccStore implements ReadView {
       const tomb = Object.freeze(create(KeyValueSchema, { key: record.key, modRevision: rev }));
       this.#append(tx, record, Event_EventType.DELETE, tomb);
       const lease = prevKvs[i].lease;
-      if (lease !== 0n) this.#leases.detach(lease, record.key);
+      if (lease !== 0n) this.#leases.detach(lease, tomb.key);
     }
     return prevKvs;
   }
@@ -764,7 +771,7 @@ export class MvccStore implements ReadView {
       w.reset();
       if (tombstone) {
         w.byte(0x0a);
-        w.bytes(record.key);
+        w.bytes(kv.key);
       } else {
         writeKeyValue(w, kv);
       }

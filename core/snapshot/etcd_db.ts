@@ -33,11 +33,12 @@ import {
 } from "../storage/bbolt.ts";
 import {
   encodeSnapshotBytes,
+  entryValueSize,
   type MvccView,
   type SnapshotEntry,
-  tombstoneValueSize,
+  writeEntryValue,
 } from "../mvcc/snapshot_codec.ts";
-import { ByteWriter, keyValueSize, writeKeyValue } from "../mvcc/kv_codec.ts";
+import { ByteWriter } from "../mvcc/kv_codec.ts";
 import { Crc32c } from "../storage/crc32c.ts";
 import { AuthBucketError, authFromBuckets, authToBuckets } from "../auth/etcd_buckets.ts";
 import type { AuthSnapshot } from "../auth/auth_store.ts";
@@ -187,18 +188,13 @@ function keySource(view: MvccView): BoltSource {
       return revisionKey(e.main, e.sub, e.tombstone);
     },
     valueSize(i) {
-      const e = entry(i);
-      return e.tombstone ? tombstoneValueSize(e.kv.key) : keyValueSize(e.kv);
+      return entryValueSize(entry(i));
     },
     value(i) {
       const e = entry(i);
+      if (e.data !== undefined) return e.data;
       scratch.reset();
-      if (e.tombstone) {
-        scratch.byte(0x0a);
-        scratch.bytes(e.kv.key);
-      } else {
-        writeKeyValue(scratch, e.kv);
-      }
+      writeEntryValue(scratch, e);
       return scratch.view();
     },
   };
@@ -315,7 +311,7 @@ export function fromEtcdBuckets(buckets: BoltBucket[]): RestoredBackend {
   const compactMainRev = Math.max(finished, scheduled);
 
   const sorted = [...keyB.entries].sort((a, b) => compareBytes(a[0], b[0]));
-  let entries: SnapshotEntry[] = sorted.map(([k, v]) => {
+  let entries: DecodedEntry[] = sorted.map(([k, v]) => {
     const rev = parseRevisionKey(k);
     let kv: KeyValue;
     try {
@@ -358,11 +354,14 @@ export function fromEtcdBuckets(buckets: BoltBucket[]): RestoredBackend {
   };
 }
 
+/** A stored revision read from etcd's key bucket, its KeyValue decoded. */
+type DecodedEntry = SnapshotEntry & { kv: KeyValue };
+
 /**
  * etcd's compaction of the stored revisions: every revision above `rev` stays; of the ones at or
  * below it, each key keeps only its latest, and not even that when it is a tombstone.
  */
-function compactEntries(entries: SnapshotEntry[], rev: number): SnapshotEntry[] {
+function compactEntries(entries: DecodedEntry[], rev: number): DecodedEntry[] {
   // keyId, not a UTF-8 decode: binary keys that decode alike must stay apart.
   const latest = new Map<string, number>();
   entries.forEach((e, i) => {
