@@ -165,39 +165,53 @@ export function* encodeViewSteps(
 }
 
 /**
- * Reads encodeSnapshotBytes() output entry by entry: `visit` gets each stored revision with its
- * KeyValue's encoding (a view into `bytes`) and the snapshot's revision; returns the revisions.
- * Throws on anything else.
+ * Reads encodeSnapshotBytes() output entry by entry, in as many calls as the caller likes: each
+ * stored revision comes with its KeyValue's encoding (a view into the bytes). Throws on anything
+ * else than the format.
  */
-export function forEachSnapshotEntry(
-  bytes: Uint8Array,
-  visit: (
-    main: number,
-    sub: number,
-    tombstone: boolean,
-    data: Uint8Array,
-    revision: number,
-  ) => void,
-): { revision: number; compactMainRev: number } {
-  const r = new ByteReader(bytes);
-  for (const b of MAGIC) assert(r.byte() === b, "not an mvcc snapshot");
-  assert(r.byte() === FORMAT_VERSION, "unsupported mvcc snapshot version");
-  const revision = r.uvarint();
-  const compactMainRev = r.uvarint() - 1;
-  const count = r.uvarint();
-  for (let i = 0; i < count; i++) {
-    const main = r.uvarint();
-    const sub = r.uvarint();
-    const flag = r.byte();
-    assert(flag === 0 || flag === 1, "mvcc snapshot: bad tombstone flag");
-    const len = r.uvarint();
-    const end = r.pos + len;
-    assert(end <= bytes.length, "mvcc snapshot truncated");
-    visit(main, sub, flag === 1, bytes.subarray(r.pos, end), revision);
-    r.pos = end;
+export class SnapshotReader {
+  readonly revision: number;
+  /** -1 when never compacted, as in etcd. */
+  readonly compactMainRev: number;
+  /** Number of stored revisions. */
+  readonly count: number;
+  readonly #bytes: Uint8Array;
+  readonly #r: ByteReader;
+  #read = 0;
+
+  constructor(bytes: Uint8Array) {
+    const r = new ByteReader(bytes);
+    for (const b of MAGIC) assert(r.byte() === b, "not an mvcc snapshot");
+    assert(r.byte() === FORMAT_VERSION, "unsupported mvcc snapshot version");
+    this.revision = r.uvarint();
+    this.compactMainRev = r.uvarint() - 1;
+    this.count = r.uvarint();
+    this.#bytes = bytes;
+    this.#r = r;
   }
-  assert(r.pos === bytes.length, "trailing bytes after mvcc snapshot");
-  return { revision, compactMainRev };
+
+  /** Visits up to `max` more entries; false once every entry has been visited. */
+  next(
+    max: number,
+    visit: (main: number, sub: number, tombstone: boolean, data: Uint8Array) => void,
+  ): boolean {
+    const r = this.#r;
+    const bytes = this.#bytes;
+    for (let n = 0; n < max && this.#read < this.count; n++, this.#read++) {
+      const main = r.uvarint();
+      const sub = r.uvarint();
+      const flag = r.byte();
+      assert(flag === 0 || flag === 1, "mvcc snapshot: bad tombstone flag");
+      const len = r.uvarint();
+      const end = r.pos + len;
+      assert(end <= bytes.length, "mvcc snapshot truncated");
+      visit(main, sub, flag === 1, bytes.subarray(r.pos, end));
+      r.pos = end;
+    }
+    if (this.#read < this.count) return true;
+    assert(r.pos === bytes.length, "trailing bytes after mvcc snapshot");
+    return false;
+  }
 }
 
 /**
@@ -209,9 +223,10 @@ export function decodeSnapshotBytes(
   copy?: (view: Uint8Array) => Uint8Array,
 ): DecodedSnapshot {
   const entries: SnapshotEntry[] = [];
-  const head = forEachSnapshotEntry(bytes, (main, sub, tombstone, data) => {
+  const reader = new SnapshotReader(bytes);
+  reader.next(Infinity, (main, sub, tombstone, data) => {
     const kv = readKeyValue(new ByteReader(data), data.length, copy);
     entries.push({ main, sub, tombstone, kv });
   });
-  return { ...head, entries };
+  return { revision: reader.revision, compactMainRev: reader.compactMainRev, entries };
 }

@@ -31,12 +31,7 @@ import { ByteArena, idBytes, keyId } from "../bytes.ts";
 import { SortedRecords } from "./sorted_records.ts";
 import { Crc32c } from "../storage/crc32c.ts";
 import { ByteReader, ByteWriter, readKeyValue, writeKeyValue } from "./kv_codec.ts";
-import {
-  encodeView,
-  forEachSnapshotEntry,
-  type MvccView,
-  type SnapshotEntry,
-} from "./snapshot_codec.ts";
+import { encodeView, type MvccView, type SnapshotEntry, SnapshotReader } from "./snapshot_codec.ts";
 
 /** Narrow view of the lessor that mvcc needs (lease package will implement it later). */
 export interface LeaseHooks {
@@ -158,6 +153,8 @@ export interface RevisionStorage {
   read(location: number, size: number): Uint8Array;
   /** The record is no longer part of the store (compacted, or its store was replaced). */
   release(location: number, size: number): void;
+  /** Writes what was appended (a restore waits for it between its steps). */
+  flush(): Promise<void>;
 }
 
 /** How a store keeps its revisions. */
@@ -276,6 +273,8 @@ interface WriteBatch {
 
 const NO_RANGE_OPTIONS: RangeOptions = Object.freeze({});
 const ZERO_KV: KeyValue = Object.freeze(create(KeyValueSchema));
+/** Revisions restored between two chances for the revision storage to write (~1 MiB). */
+const RESTORE_STEP_ENTRIES = 4096;
 /** Rough per-revision bookkeeping overhead, for sizeBytes(). */
 const ENTRY_OVERHEAD_BYTES = 64;
 const KEY_BUCKET = new TextEncoder().encode("key");
@@ -530,18 +529,35 @@ export class MvccStore implements ReadView {
     leases?: LeaseHooks,
     options?: MvccStoreOptions,
   ): MvccStore {
+    const steps = MvccStore.restoreSteps(bytes, leases, options);
+    for (;;) {
+      const step = steps.next();
+      if (step.done) return step.value;
+    }
+  }
+
+  /**
+   * decodeSnapshot in steps of a few thousand revisions: between them the caller lets the
+   * revision storage write what was appended (a large store is not buffered whole).
+   */
+  static *restoreSteps(
+    bytes: Uint8Array,
+    leases?: LeaseHooks,
+    options?: MvccStoreOptions,
+  ): Generator<void, MvccStore> {
     const store = new MvccStore(leases, options);
     const revisions = store.#revisions;
+    const reader = new SnapshotReader(bytes);
     /** The lease of each record's latest put, when not 0 (tombstones clear it). */
     const leaseOf = new Map<KeyRecord, bigint>();
     let prevMain = 0;
     let prevSub = -1;
-    const head = forEachSnapshotEntry(bytes, (main, sub, tombstone, data, revision) => {
+    const visit = (main: number, sub: number, tombstone: boolean, data: Uint8Array) => {
       assert(
         main > prevMain || (main === prevMain && sub > prevSub),
         "snapshot revisions are strictly increasing",
       );
-      assert(main <= revision, "snapshot entry beyond the snapshot revision");
+      assert(main <= reader.revision, "snapshot entry beyond the snapshot revision");
       prevMain = main;
       prevSub = sub;
       const r = new ByteReader(data);
@@ -568,10 +584,11 @@ export class MvccStore implements ReadView {
       record.push(entry);
       store.#log.push(entry);
       store.#bytes += store.#entryBytes(entry);
-    });
-    store.#revision = head.revision;
-    store.#compactMainRev = head.compactMainRev;
-    store.#compactRevIncomplete = head.compactMainRev > 0;
+    };
+    while (reader.next(RESTORE_STEP_ENTRIES, visit)) yield;
+    store.#revision = reader.revision;
+    store.#compactMainRev = reader.compactMainRev;
+    store.#compactRevIncomplete = reader.compactMainRev > 0;
     const sorted = [...store.#records.values()].sort((a, b) =>
       a.id < b.id ? -1 : a.id > b.id ? 1 : 0
     );

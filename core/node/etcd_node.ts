@@ -340,7 +340,7 @@ export class EtcdNode {
     const lessor = newLessor(config);
     const revisions = await openRevisionLog(disk, `${memberDir}/revs`);
     // Leases first: restoring MVCC re-attaches live keys to them (etcd's order).
-    const mvcc = StateMachine.restoreStore(state, lessor, { revisions });
+    const mvcc = await StateMachine.restoreStore(state, lessor, { revisions });
     const snapshotIndex = snapshot?.index ?? 0;
     const recovery = await Wal.open(
       disk,
@@ -1021,7 +1021,7 @@ export class EtcdNode {
     }
     if (later.length > 0) this.#send(later);
 
-    if (rd.snapshot) this.#applySnapshot(rd.snapshot);
+    if (rd.snapshot) await this.#applySnapshot(rd.snapshot);
     for (const e of rd.committedEntries) this.#applyEntry(e);
     for (const rs of rd.readStates) {
       this.#reads.onReadState(rs.index, rs.requestCtx, this.#appliedIndex, this.#ticks);
@@ -1148,9 +1148,9 @@ export class EtcdNode {
   }
 
   /** Replaces the state machine with a snapshot the leader sent. */
-  #applySnapshot(snap: RaftSnapshot): void {
+  async #applySnapshot(snap: RaftSnapshot): Promise<void> {
     const state = fromBinary(NodeSnapshotSchema, snap.data);
-    this.#sm.restoreSnapshot(state);
+    await this.#sm.restoreSnapshot(state);
     this.#restoreConf(state);
     this.#appliedIndex = snap.metadata.index;
     this.#log.snapshotApplied(snap.metadata.index);

@@ -109,15 +109,20 @@ export class StateMachine {
    * The MVCC store a snapshot holds (a new one without a snapshot), with its leases restored into
    * `lessor` first: restoring MVCC re-attaches live keys to them (etcd's order).
    */
-  static restoreStore(
+  static async restoreStore(
     state: NodeSnapshot | null,
     lessor: Lessor,
     options: MvccStoreOptions = {},
-  ): MvccStore {
-    if (state) lessor.restore(leaseRecords(state));
-    return state
-      ? MvccStore.decodeSnapshot(state.mvcc, lessor, options)
-      : new MvccStore(lessor, options);
+  ): Promise<MvccStore> {
+    if (!state) return new MvccStore(lessor, options);
+    lessor.restore(leaseRecords(state));
+    // In steps: the revision storage writes each one out before the next is read.
+    const steps = MvccStore.restoreSteps(state.mvcc, lessor, options);
+    for (;;) {
+      const step = steps.next();
+      if (step.done) return step.value;
+      await options.revisions?.flush();
+    }
   }
 
   /** Raised alarms, sorted by member then type. */
@@ -126,9 +131,9 @@ export class StateMachine {
   }
 
   /** Replaces the whole state with a snapshot's (one the leader sent). */
-  restoreSnapshot(state: NodeSnapshot): void {
+  async restoreSnapshot(state: NodeSnapshot): Promise<void> {
     const replaced = this.mvcc;
-    this.mvcc = StateMachine.restoreStore(state, this.lessor, this.#storeOptions);
+    this.mvcc = await StateMachine.restoreStore(state, this.lessor, this.#storeOptions);
     replaced.retire();
     this.watchable.restored();
     this.restore(state);
