@@ -37,27 +37,32 @@ const CHUNK_BYTES = 32 * 1024;
 export async function* snapshotDbChunks(
   node: EtcdNode,
 ): AsyncGenerator<{ total: number } | Uint8Array> {
-  const writer = etcdDbWriter(node.backendState());
-  const slicer = new Slicer();
-  for (const _ of writer.plan()) await slicer.pause();
-  yield { total: writer.size };
-  let chunk = new Uint8Array(CHUNK_BYTES);
-  let filled = 0;
-  for (const page of writer.pages()) {
-    for (let at = 0; at < page.length;) {
-      const n = Math.min(page.length - at, CHUNK_BYTES - filled);
-      chunk.set(page.subarray(at, at + n), filled);
-      filled += n;
-      at += n;
-      if (filled === CHUNK_BYTES) {
-        yield chunk;
-        chunk = new Uint8Array(CHUNK_BYTES);
-        filled = 0;
+  const state = node.backendState();
+  try {
+    const writer = etcdDbWriter(state);
+    const slicer = new Slicer();
+    for (const _ of writer.plan()) await slicer.pause();
+    yield { total: writer.size };
+    let chunk = new Uint8Array(CHUNK_BYTES);
+    let filled = 0;
+    for (const page of writer.pages()) {
+      for (let at = 0; at < page.length;) {
+        const n = Math.min(page.length - at, CHUNK_BYTES - filled);
+        chunk.set(page.subarray(at, at + n), filled);
+        filled += n;
+        at += n;
+        if (filled === CHUNK_BYTES) {
+          yield chunk;
+          chunk = new Uint8Array(CHUNK_BYTES);
+          filled = 0;
+        }
       }
+      await slicer.pause();
     }
-    await slicer.pause();
+    if (filled > 0) yield chunk.subarray(0, filled);
+  } finally {
+    state.mvcc.close?.(); // whether sent whole or the client went away
   }
-  if (filled > 0) yield chunk.subarray(0, filled);
 }
 
 /**
@@ -66,22 +71,27 @@ export async function* snapshotDbChunks(
  * from one view, computed in slices.
  */
 export async function hashResponse(node: EtcdNode): Promise<HashResponse> {
-  const sources = etcdDbSources(node.backendState());
+  const state = node.backendState();
+  const sources = etcdDbSources(state);
   const header = node.header();
   const slicer = new Slicer();
   const consistentIndex = new TextEncoder().encode("consistent_index");
   const meta = new TextEncoder().encode("meta");
   let crc = 0;
-  for (const source of sources) {
-    crc = crc32c(source.name, crc);
-    const isMeta = sameBytes(source.name, meta);
-    for (let i = 0; i < source.length; i++) {
-      const key = source.key(i);
-      if (isMeta && sameBytes(key, consistentIndex)) continue;
-      crc = crc32c(key, crc);
-      crc = crc32c(source.value(i), crc);
-      if ((i & 1023) === 1023) await slicer.pause();
+  try {
+    for (const source of sources) {
+      crc = crc32c(source.name, crc);
+      const isMeta = sameBytes(source.name, meta);
+      for (let i = 0; i < source.length; i++) {
+        const key = source.key(i);
+        if (isMeta && sameBytes(key, consistentIndex)) continue;
+        crc = crc32c(key, crc);
+        crc = crc32c(source.value(i), crc);
+        if ((i & 1023) === 1023) await slicer.pause();
+      }
     }
+  } finally {
+    state.mvcc.close?.();
   }
   return create(HashResponseSchema, { header, hash: crc });
 }

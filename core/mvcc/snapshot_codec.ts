@@ -63,6 +63,11 @@ export interface MvccView {
   readonly length: number;
   /** Stored revision i (0 <= i < length), in (main, sub) order; its kv is shared and frozen. */
   entry(i: number): SnapshotEntry;
+  /**
+   * The reader is done: what the view covers may now be reclaimed (a store's view must be closed,
+   * or the space its revisions held is never given back).
+   */
+  close?(): void;
 }
 
 /** A view over decoded entries (already in revision order). */

@@ -155,7 +155,28 @@ export interface RevisionStorage {
   release(location: number, size: number): void;
   /** Writes what was appended (a restore waits for it between its steps). */
   flush(): Promise<void>;
+  /** Closed segments whose live records are under `fraction` of their bytes. */
+  sparseSegments(fraction: number): number[];
+  /**
+   * Removes a segment all of whose records were released: at once, or while something holds the
+   * storage (see hold()), when the last hold ends.
+   */
+  removeSegment(sequence: number): void;
+  /** Keeps every segment until the returned function is called (a view is reading). */
+  hold(): () => void;
+  /** Total bytes stored, and of those the records not released. */
+  readonly sizes: { totalBytes: number; liveBytes: number };
 }
+
+/** The segment of a revision storage a location is in (2^32 locations per segment). */
+function segmentOf(location: number): number {
+  return Math.floor(location / 2 ** 32);
+}
+
+/** A segment is rewritten once less than this fraction of its bytes is live. */
+const SPARSE_SEGMENT_FRACTION = 0.5;
+/** Revisions visited between two pauses of a rewrite. */
+const RECLAIM_STEP_ENTRIES = 4096;
 
 /** How a store keeps its revisions. */
 export interface MvccStoreOptions {
@@ -488,7 +509,9 @@ export class MvccStore implements ReadView {
    */
   view(): MvccView {
     const log = this.#log;
+    const release = this.#revisions?.hold();
     return {
+      close: () => release?.(),
       revision: this.#revision,
       compactMainRev: this.#compactMainRev,
       length: log.length,
@@ -506,7 +529,51 @@ export class MvccStore implements ReadView {
 
   /** Full state, including history, tombstones, revision and compact revision. */
   encodeSnapshot(): Uint8Array {
-    return encodeView(this.view());
+    const view = this.view();
+    try {
+      return encodeView(view);
+    } finally {
+      view.close?.();
+    }
+  }
+
+  /**
+   * Whether rewriting the revision storage would give space back: some closed segment is mostly
+   * garbage (compacted revisions, or a replaced store's).
+   */
+  get reclaimable(): boolean {
+    return this.#revisions !== null &&
+      this.#revisions.sparseSegments(SPARSE_SEGMENT_FRACTION).length > 0;
+  }
+
+  /**
+   * The defragment that never stops the world: the live revisions of mostly-garbage segments are
+   * appended again (in steps; the caller may let other work run between them, writes and reads
+   * included), then those segments are removed, at once or, while a view is open, when the last
+   * one closes. Returns how many segments were rewritten.
+   */
+  *reclaimSteps(): Generator<void, number> {
+    const revisions = this.#revisions;
+    if (revisions === null) return 0;
+    const sparse = new Set(revisions.sparseSegments(SPARSE_SEGMENT_FRACTION));
+    if (sparse.size === 0) return 0;
+    // Entries appended later go to the head segment, never a sparse one: this array is enough.
+    // One compacted meanwhile has released its record (wherever it is by then).
+    const log = this.#log;
+    for (let i = 0; i < log.length; i++) {
+      const e = log[i];
+      if (!e.compacted && e.location >= 0 && sparse.has(segmentOf(e.location))) {
+        const data = revisions.read(e.location, e.size);
+        const at = revisions.append(e.main, e.sub, e.tombstone, data);
+        revisions.release(e.location, e.size);
+        e.location = at.location;
+        e.size = at.size;
+      }
+      if (i % RECLAIM_STEP_ENTRIES === RECLAIM_STEP_ENTRIES - 1) yield;
+    }
+    // What else these segments held was released: a replaced store's records, compacted ones.
+    for (const sequence of sparse) revisions.removeSegment(sequence);
+    return sparse.size;
   }
 
   /**

@@ -206,6 +206,8 @@ export class EtcdNode {
   #idle: Promise<void> = Promise.resolve();
   /** The snapshot being written in the background, if any. */
   #snapshotTask: Promise<void> | null = null;
+  /** The revision log's mostly-garbage segments being rewritten in the background, if so. */
+  #reclaimTask: Promise<void> | null = null;
   /** No snapshot is started below this applied index (set after a failed one). */
   #nextSnapshotAt = 0;
   /** Keep-alive, TimeToLive and the leader's lease ticks. */
@@ -799,6 +801,7 @@ export class EtcdNode {
     this.#leases.wakeWaiters();
     await this.#idle;
     await this.#snapshotTask;
+    await this.#reclaimTask;
     this.#rejectAll(Errors.stopped());
     this.#log.close();
     this.#revisions.close();
@@ -1035,6 +1038,35 @@ export class EtcdNode {
     ) {
       this.#snapshotTask = this.#snapshotInBackground().finally(() => (this.#snapshotTask = null));
     }
+    if (this.#reclaimTask === null && !this.#stopped && this.#sm.mvcc.reclaimable) {
+      this.#reclaimTask = this.#reclaimInBackground().finally(() => (this.#reclaimTask = null));
+    }
+  }
+
+  /**
+   * Gives back the space of compacted (or replaced) revisions: the store rewrites its revision
+   * log's mostly-garbage segments in slices while the member serves (MvccStore.reclaimSteps).
+   * Abandoned when the store is replaced by a leader's snapshot or the member stops.
+   */
+  async #reclaimInBackground(): Promise<void> {
+    const pause = this.#env.pause ?? (() => Promise.resolve());
+    const store = this.#sm.mvcc;
+    const steps = store.reclaimSteps();
+    try {
+      let step = steps.next();
+      while (!step.done) {
+        await pause();
+        if (this.#stopped || this.#sm.mvcc !== store) return;
+        step = steps.next();
+      }
+      this.#logger.info("mvcc/revision_log.go", "rewrote revision log segments", {
+        segments: step.value,
+      });
+    } catch (e) {
+      if (!this.#stopped) this.#fail(e);
+    } finally {
+      steps.return(0);
+    }
   }
 
   /**
@@ -1084,9 +1116,13 @@ export class EtcdNode {
       const term = this.#log.termAt(index);
       const steps = this.#sm.snapshotSteps(confState, SNAPSHOT_HEADER_BYTES);
       let step = steps.next();
-      while (!step.done) {
-        await pause();
-        step = steps.next();
+      try {
+        while (!step.done) {
+          await pause();
+          step = steps.next();
+        }
+      } finally {
+        steps.return(undefined as never); // the store's view is closed even when abandoned
       }
       const file = step.value;
       let crc = 0;

@@ -25,6 +25,7 @@ import {
   encodeViewSteps,
   MvccStore,
   type MvccStoreOptions,
+  type MvccView,
   WatchableStore,
   type WriteResult,
 } from "../mvcc/mod.ts";
@@ -176,15 +177,19 @@ export class StateMachine {
       }),
     );
     // Field 1 (`mvcc`, length-delimited) after the others: protobuf takes fields in any order.
-    return encodeViewSteps(this.mvcc.view(), (size) => {
-      const field = new Uint8Array(1 + uvarintSize(size));
-      field[0] = 0x0a;
-      putUvarint(field, 1, size);
-      const head = new Uint8Array(reserve + rest.length + field.length);
-      head.set(rest, reserve);
-      head.set(field, reserve + rest.length);
-      return head;
-    });
+    const view = this.mvcc.view();
+    return closing(
+      view,
+      encodeViewSteps(view, (size) => {
+        const field = new Uint8Array(1 + uvarintSize(size));
+        field[0] = 0x0a;
+        putUvarint(field, 1, size);
+        const head = new Uint8Array(reserve + rest.length + field.length);
+        head.set(rest, reserve);
+        head.set(field, reserve + rest.length);
+        return head;
+      }),
+    );
   }
 
   /** The snapshot of this state in one step (small states and tests). */
@@ -289,4 +294,13 @@ function leaseRecords(state: NodeSnapshot) {
     ttlSeconds: l.ttl,
     remainingTtlSeconds: l.remainingTtl,
   }));
+}
+
+/** Runs `steps`, closing `view` when they end (done, thrown or abandoned with return()). */
+function* closing<T>(view: MvccView, steps: Generator<void, T>): Generator<void, T> {
+  try {
+    return yield* steps;
+  } finally {
+    view.close?.();
+  }
 }

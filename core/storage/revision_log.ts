@@ -80,6 +80,9 @@ export class RevisionLog {
   #head: Segment;
   #flushing: Promise<void> = Promise.resolve();
   #failure: unknown = null;
+  /** Readers holding the log (see hold()), and the segments waiting for them to finish. */
+  #holds = 0;
+  #toRemove: number[] = [];
 
   private constructor(disk: Disk, dir: string, segmentBytes: number, head: Segment) {
     this.#disk = disk;
@@ -200,6 +203,69 @@ export class RevisionLog {
   release(location: number, size: number): void {
     const segment = this.#segments.get(Math.floor(location / SEGMENT_SPAN));
     if (segment) segment.liveBytes -= size;
+  }
+
+  /** The segment a location is in. */
+  static segmentOf(location: number): number {
+    return Math.floor(location / SEGMENT_SPAN);
+  }
+
+  /**
+   * Closed segments (not the one appended to) whose live records are under `fraction` of their
+   * bytes: worth rewriting (their live records appended again, then the segment removed).
+   */
+  sparseSegments(fraction: number): number[] {
+    const out: number[] = [];
+    for (const s of this.#segments.values()) {
+      if (s === this.#head || s.totalBytes === 0 || this.#toRemove.includes(s.sequence)) continue;
+      if (s.liveBytes < fraction * s.totalBytes) out.push(s.sequence);
+    }
+    return out;
+  }
+
+  /**
+   * Keeps every segment (removeSegment() waits) until the returned function is called: a reader
+   * that may still read released records (a view of an earlier state) holds the log.
+   */
+  hold(): () => void {
+    this.#holds++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      if (--this.#holds === 0) {
+        const waiting = this.#toRemove;
+        this.#toRemove = [];
+        for (const sequence of waiting) this.removeSegment(sequence);
+      }
+    };
+  }
+
+  /**
+   * Removes a segment none of whose records is live any more (every one released): its bytes leave
+   * the sizes and its file is deleted (after pending writes), at once unless the log is held.
+   */
+  removeSegment(sequence: number): void {
+    const segment = this.#segments.get(sequence);
+    if (!segment || segment === this.#head) return;
+    if (segment.liveBytes !== 0) {
+      throw new Error(`revision segment ${sequence} still holds ${segment.liveBytes} live bytes`);
+    }
+    if (this.#holds > 0) {
+      if (!this.#toRemove.includes(sequence)) this.#toRemove.push(sequence);
+      return;
+    }
+    this.#segments.delete(sequence);
+    const path = `${this.#dir}/${segmentName(sequence)}`;
+    // After pending writes (the file may still be being created or written).
+    const work = this.#flushing.then(async () => {
+      segment.reader?.close();
+      if (segment.file !== null) (await segment.file).close();
+      await this.#disk.remove(path);
+    });
+    this.#flushing = work.catch((e) => {
+      this.#failure ??= e;
+    });
   }
 
   /** Bytes in all segments, and of those the records not released. */
