@@ -478,9 +478,19 @@ export class MvccStore implements ReadView {
     return { hash: crc.digest(), revision: currentRev, compactRevision: compactRev };
   }
 
-  /** Approximate size in bytes of live data + history (for Status db_size). */
+  /** Approximate size in bytes of live data + history (a store in memory). */
   sizeBytes(): number {
     return this.#bytes;
+  }
+
+  /**
+   * What the store occupies, and of that what its revisions use: the revision storage's own
+   * bytes (segments, and the records not yet compacted away) when there is one, else the
+   * in-memory estimate for both. Status's db_size and db_size_in_use.
+   */
+  storageSizes(): { totalBytes: number; liveBytes: number } {
+    if (this.#revisions === null) return { totalBytes: this.#bytes, liveBytes: this.#bytes };
+    return this.#revisions.sizes;
   }
 
   /**

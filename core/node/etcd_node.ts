@@ -630,12 +630,12 @@ export class EtcdNode {
 
   /** Maintenance.Status for this member. */
   status(): StatusResponse {
-    const size = this.#sm.mvcc.sizeBytes();
+    const size = this.#sm.mvcc.storageSizes();
     return create(StatusResponseSchema, {
       header: this.header(),
       version: SERVER_VERSION,
-      dbSize: BigInt(dbFileSize(size)),
-      dbSizeInUse: BigInt(dbInUseSize(size)),
+      dbSize: BigInt(dbFileSize(size.totalBytes)),
+      dbSizeInUse: BigInt(dbInUseSize(size.liveBytes)),
       leader: this.#lead,
       raftIndex: BigInt(this.#commitIndex),
       raftTerm: BigInt(this.#term),
@@ -1347,7 +1347,8 @@ export class EtcdNode {
 
 /**
  * etcd reports the size of its bbolt file, which starts at 20 KiB (16 KiB in use) and grows by
- * pages; we report the same starting point plus the live data rounded to 4 KiB pages.
+ * pages; we report the same starting point plus the revision log's bytes (db_size: all of its
+ * segments; db_size_in_use: the records not compacted away), rounded to 4 KiB pages.
  */
 function dbFileSize(bytes: number): number {
   return 20480 + pageRound(bytes - 4096);
