@@ -197,3 +197,36 @@ Deno.test("rewriting sparse segments gives space back; a view taken before still
 function view2(store: MvccStore): string[] {
   return view(store.range(b("key"), b("kez"), { revision: 395 }));
 }
+
+Deno.test("keys-only and count-only reads touch no record on disk", async () => {
+  const log = await RevisionLog.open(new MemoryDisk(), "/revs", () => {});
+  let reads = 0;
+  const counting = Object.assign(Object.create(log), {
+    read(location: number, size: number) {
+      reads++;
+      return log.read(location, size);
+    },
+  });
+  for (const method of ["append", "release", "flush", "sparseSegments", "removeSegment", "hold"]) {
+    // deno-lint-ignore no-explicit-any
+    (counting as any)[method] = (log as any)[method].bind(log);
+  }
+  Object.defineProperty(counting, "sizes", { get: () => log.sizes });
+  const store = new MvccStore(undefined, { revisions: counting, cacheBytes: 0 });
+  for (const [k, v, lease] of [["a", "1", 0n], ["b", "2", 9n], ["a", "3", 0n]] as const) {
+    const tx = store.write();
+    tx.put(b(k), b(v), lease);
+    tx.end();
+  }
+  reads = 0;
+  const keys = store.range(b("a"), ALL, { keysOnly: true });
+  assert.equal(store.range(b("a"), ALL, { countOnly: true }).count, 2);
+  assert.equal(reads, 0);
+  const full = store.range(b("a"), ALL);
+  assert.equal(reads, 2);
+  assert.deepEqual(
+    keys.kvs,
+    full.kvs.map((kv) => ({ ...kv, value: new Uint8Array(0) })),
+  );
+  assert.deepEqual(view(keys), ["a= c2 m4 v2 l0", "b= c3 m3 v1 l9"]);
+});

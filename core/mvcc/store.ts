@@ -74,6 +74,8 @@ export interface RangeOptions {
   limit?: number;
   /** Only count: return no kvs. */
   countOnly?: boolean;
+  /** KeyValues without their values (then nothing is read from the revision storage). */
+  keysOnly?: boolean;
 }
 
 /** etcd's mvcc.RangeResult. The kvs are the store's own, frozen: copy before changing. */
@@ -185,14 +187,18 @@ export interface MvccStoreOptions {
    * simulation, tools). Present: memory holds the index and a cache of recently used KeyValues.
    */
   revisions?: RevisionStorage;
-  /** Bytes of decoded KeyValues kept when `revisions` is given (default 64 MiB). */
+  /** Bytes of decoded KeyValues kept when `revisions` is given (default 8 MiB). */
   cacheBytes?: number;
 }
 
 /** Default size of the decoded-KeyValue cache of a store whose revisions are on disk. */
-export const DEFAULT_KV_CACHE_BYTES = 64 * 1024 * 1024;
-/** What a cached KeyValue costs beyond its key and value (the message, its BigInts, the slot). */
-const CACHED_KV_OVERHEAD_BYTES = 200;
+export const DEFAULT_KV_CACHE_BYTES = 8 * 1024 * 1024;
+/**
+ * What a cached KeyValue costs beyond its value: the message, its BigInts, the arrays, and the
+ * old-generation garbage it becomes once evicted (measured: a 64 MiB budget counted at 200 bytes
+ * each grew a 200k-key store's RSS by 240 MB).
+ */
+const CACHED_KV_OVERHEAD_BYTES = 1024;
 
 /**
  * One revision of one key: a put or a tombstone. Its KeyValue is `kv` when in memory (always, for
@@ -207,13 +213,27 @@ class Entry {
   location = -1;
   /** The record's size there. */
   size = 0;
+  /** The put's create revision, version and lease (a keys-only read needs nothing more). */
+  createRevision = 0;
+  version = 0;
+  lease: bigint = NO_LEASE;
   constructor(
     readonly main: number,
     readonly sub: number,
     readonly tombstone: boolean,
     readonly record: KeyRecord,
   ) {}
+
+  /** Takes a put's create revision, version and lease from its KeyValue. */
+  describe(kv: KeyValue): void {
+    this.createRevision = Number(kv.createRevision);
+    this.version = Number(kv.version);
+    // One shared 0n rather than a BigInt per entry.
+    this.lease = kv.lease === 0n ? NO_LEASE : kv.lease;
+  }
 }
+
+const NO_LEASE = 0n;
 
 /** A key and its history (revision-ordered; generations are separated by tombstones). */
 class KeyRecord {
@@ -648,6 +668,7 @@ export class MvccStore implements ReadView {
       }
       assert(tombstone || kv.modRevision === BigInt(main), "snapshot kv mod_revision");
       const entry = new Entry(main, sub, tombstone, record);
+      if (!tombstone) entry.describe(kv);
       if (revisions) {
         const at = revisions.append(main, sub, tombstone, data);
         entry.location = at.location;
@@ -781,11 +802,12 @@ export class MvccStore implements ReadView {
     if (rev < this.#compactMainRev) throw Errors.compacted();
     const limit = options.limit ?? 0;
     const countOnly = options.countOnly ?? false;
+    const read = options.keysOnly ? keyOnlyKv : (e: Entry) => this.#kvOf(e);
     const kvs: KeyValue[] = [];
     if (end.length === 0) {
       const e = this.#records.get(keyId(key))?.at(rev);
       if (!e) return { kvs, count: 0, revision: curRev };
-      if (!countOnly) kvs.push(this.#kvOf(e));
+      if (!countOnly) kvs.push(read(e));
       return { kvs, count: 1, revision: curRev };
     }
     let count = 0;
@@ -793,7 +815,7 @@ export class MvccStore implements ReadView {
       const e = record.at(rev);
       if (!e) return;
       count++;
-      if (!countOnly && (limit <= 0 || kvs.length < limit)) kvs.push(this.#kvOf(e));
+      if (!countOnly && (limit <= 0 || kvs.length < limit)) kvs.push(read(e));
     });
     return { kvs, count, revision: curRev };
   }
@@ -813,8 +835,17 @@ export class MvccStore implements ReadView {
     }
     const modRevision = BigInt(rev);
     const kv = create(KeyValueSchema);
-    kv.key = inMemory ? record.key : key.slice();
-    kv.value = inMemory ? this.#arena.copy(value) : value.slice();
+    if (inMemory) {
+      kv.key = record.key;
+      kv.value = this.#arena.copy(value);
+    } else {
+      // Key and value in one buffer: one allocation for what the event and the cache hold.
+      const both = new Uint8Array(key.length + value.length);
+      both.set(key);
+      both.set(value, key.length);
+      kv.key = both.subarray(0, key.length);
+      kv.value = both.subarray(key.length);
+    }
     kv.createRevision = prev ? prev.createRevision : modRevision;
     kv.modRevision = modRevision;
     kv.version = prev ? prev.version + 1n : 1n;
@@ -857,6 +888,7 @@ export class MvccStore implements ReadView {
   #append(tx: WriteBatch, record: KeyRecord, type: Event_EventType, kv: KeyValue): void {
     const tombstone = type === Event_EventType.DELETE;
     const entry = new Entry(tx.beginRevision + 1, tx.changes, tombstone, record);
+    if (!tombstone) entry.describe(kv);
     const prev = record.at(tx.beginRevision);
     tx.prevKvs.push(prev && this.#kvOf(prev));
     const revisions = this.#revisions;
@@ -898,6 +930,17 @@ function tombstoneKv(e: Entry): KeyValue {
   return Object.freeze(
     create(KeyValueSchema, { key: e.record.key, modRevision: BigInt(e.main) }),
   );
+}
+
+/** A put's KeyValue without its value, from what the index holds (frozen). */
+function keyOnlyKv(e: Entry): KeyValue {
+  const kv = create(KeyValueSchema);
+  kv.key = e.kv?.key ?? e.record.key;
+  kv.createRevision = BigInt(e.createRevision);
+  kv.modRevision = BigInt(e.main);
+  kv.version = BigInt(e.version);
+  kv.lease = e.lease;
+  return Object.freeze(kv);
 }
 
 /** Decoded values keep a view of the record just read (a fresh buffer each read). */

@@ -36,6 +36,8 @@ export function range(view: ReadView, req: RangeRequest): RangeResponse {
     revision: Number(req.revision),
     limit: fetchLimit,
     countOnly: req.countOnly,
+    // Sorting by value needs the values; otherwise a keys-only range reads none.
+    keysOnly: req.keysOnly && req.sortTarget !== RangeRequest_SortTarget.VALUE,
   });
   let kvs = found.kvs;
   if (req.maxModRevision !== 0n) kvs = kvs.filter((kv) => kv.modRevision <= req.maxModRevision);
