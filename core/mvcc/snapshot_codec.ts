@@ -21,19 +21,25 @@ export interface SnapshotEntry {
   sub: number;
   tombstone: boolean;
   kv?: KeyValue;
+  /** From a store's view: valid until the view's next entry's data is read. */
   data?: Uint8Array;
+  /** data's length, when known without reading it. */
+  dataSize?: number;
 }
 
 /** Size of an entry's KeyValue encoding, as etcd's key bucket holds it. */
 export function entryValueSize(e: SnapshotEntry): number {
-  if (e.data !== undefined) return e.data.length;
+  if (e.dataSize !== undefined) return e.dataSize;
+  const data = e.data; // once: it may be read from disk
+  if (data !== undefined) return data.length;
   return e.tombstone ? tombstoneValueSize(e.kv!.key) : keyValueSize(e.kv!);
 }
 
 /** Writes an entry's KeyValue encoding, as etcd's key bucket holds it. */
 export function writeEntryValue(w: ByteWriter, e: SnapshotEntry): void {
-  if (e.data !== undefined) {
-    w.raw(e.data);
+  const data = e.data; // once: it may be read from disk
+  if (data !== undefined) {
+    w.raw(data);
   } else if (e.tombstone) {
     w.byte(0x0a);
     w.bytes(e.kv!.key);

@@ -151,8 +151,13 @@ export interface RevisionStorage {
     location: number;
     size: number;
   };
-  /** The data of the record at `location`. */
-  read(location: number, size: number): Uint8Array;
+  /**
+   * The data of the record at `location`: a new array, or with `scratch` (when large enough) a
+   * view of it, valid until the scratch is reused.
+   */
+  read(location: number, size: number, scratch?: Uint8Array): Uint8Array;
+  /** The data size of a record of revision (main, sub) that is `size` bytes where stored. */
+  dataSize(main: number, sub: number, size: number): number;
   /** The record is no longer part of the store (compacted, or its store was replaced). */
   release(location: number, size: number): void;
   /** Writes what was appended (a restore waits for it between its steps). */
@@ -353,6 +358,8 @@ export class MvccStore implements ReadView {
   readonly #cacheLimit: number;
   /** Scratch encoder for records appended to the revision storage. */
   readonly #encoder = new ByteWriter(1024);
+  /** Scratch for records read and used at once (hashing). */
+  #scratch = new Uint8Array(4096);
 
   constructor(leases: LeaseHooks = noLeases, options: MvccStoreOptions = {}) {
     this.#leases = leases;
@@ -539,7 +546,15 @@ export class MvccStore implements ReadView {
    */
   view(): MvccView {
     const log = this.#log;
-    const release = this.#revisions?.hold();
+    const revisions = this.#revisions;
+    const release = revisions?.hold();
+    // The data of an entry is read when asked for, into one buffer per view: each entry's data is
+    // used (copied out) before the next is read.
+    let scratch = new Uint8Array(4096);
+    const readData = (e: Entry): Uint8Array => {
+      if (scratch.length < e.size) scratch = new Uint8Array(2 * e.size);
+      return revisions!.read(e.location, e.size, scratch);
+    };
     return {
       close: () => release?.(),
       revision: this.#revision,
@@ -548,9 +563,18 @@ export class MvccStore implements ReadView {
       entry: (i: number): SnapshotEntry => {
         const e = log[i];
         const { main, sub, tombstone } = e;
-        // A record on disk goes out as it is stored: neither decoded nor encoded again.
+        // A record on disk goes out as it is stored: neither decoded nor encoded again, and its
+        // size is known without reading it.
         if (e.kv === undefined && e.location >= 0) {
-          return { main, sub, tombstone, data: this.#revisions!.read(e.location, e.size) };
+          return {
+            main,
+            sub,
+            tombstone,
+            dataSize: revisions!.dataSize(main, sub, e.size),
+            get data() {
+              return readData(e);
+            },
+          };
         }
         return { main, sub, tombstone, kv: tombstone ? tombstoneKv(e) : e.kv! };
       },
@@ -777,7 +801,10 @@ export class MvccStore implements ReadView {
 
   /** The record's bytes as etcd's key bucket holds them (written into `w` when in memory). */
   #recordData(e: Entry, w: ByteWriter): Uint8Array {
-    if (e.location >= 0) return this.#revisions!.read(e.location, e.size);
+    if (e.location >= 0) {
+      if (this.#scratch.length < e.size) this.#scratch = new Uint8Array(2 * e.size);
+      return this.#revisions!.read(e.location, e.size, this.#scratch);
+    }
     w.reset();
     if (e.tombstone) {
       // etcd stores a tombstone as a KeyValue holding only the key.

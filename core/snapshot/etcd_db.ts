@@ -192,7 +192,8 @@ function keySource(view: MvccView): BoltSource {
     },
     value(i) {
       const e = entry(i);
-      if (e.data !== undefined) return e.data;
+      const data = e.data; // once: it may be read from disk
+      if (data !== undefined) return data;
       scratch.reset();
       writeEntryValue(scratch, e);
       return scratch.view();

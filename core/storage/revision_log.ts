@@ -176,12 +176,17 @@ export class RevisionLog {
     return { location: head.sequence * SEGMENT_SPAN + offset, size };
   }
 
-  /** The data of the record at `location` (a copy), checked against its CRC. */
-  read(location: number, size: number): Uint8Array {
+  /**
+   * The data of the record at `location` (a copy), checked against its CRC. With `scratch` (at
+   * least `size` bytes), read into it: the result is a view of it, valid until it is reused.
+   */
+  read(location: number, size: number, scratch?: Uint8Array): Uint8Array {
     const segment = this.#segments.get(Math.floor(location / SEGMENT_SPAN));
     if (!segment) throw new RevisionLogCorruptError(`no segment for location ${location}`);
     const offset = location % SEGMENT_SPAN;
-    const record = new Uint8Array(size);
+    const record = scratch !== undefined && scratch.length >= size
+      ? scratch.subarray(0, size)
+      : new Uint8Array(size);
     if (!readBuffered(segment, offset, record)) {
       if (segment.reader === null || segment.reader.readAt(record, offset) !== size) {
         throw new RevisionLogCorruptError(
@@ -189,14 +194,19 @@ export class RevisionLog {
         );
       }
     }
-    const payload = new DataView(record.buffer).getUint32(0, true);
+    const header = new DataView(record.buffer, record.byteOffset, HEADER_BYTES);
     if (
-      payload !== size - HEADER_BYTES ||
-      crc32c(record.subarray(HEADER_BYTES)) !== new DataView(record.buffer).getUint32(4, true)
+      header.getUint32(0, true) !== size - HEADER_BYTES ||
+      crc32c(record.subarray(HEADER_BYTES)) !== header.getUint32(4, true)
     ) {
       throw new RevisionLogCorruptError(`bad record at ${segmentName(segment.sequence)}:${offset}`);
     }
     return record.subarray(dataStart(record));
+  }
+
+  /** Size of the data of a record of revision (main, sub) that is `size` bytes in the file. */
+  dataSize(main: number, sub: number, size: number): number {
+    return revisionDataSize(main, sub, size);
   }
 
   /** The record at `location` is no longer needed (compacted away): it becomes garbage. */
@@ -365,6 +375,11 @@ function newSegment(
     totalBytes: 0,
     dirty: false,
   };
+}
+
+/** Size of a record's data, from its revision and its size in the file (no read needed). */
+export function revisionDataSize(main: number, sub: number, size: number): number {
+  return size - HEADER_BYTES - 1 - uvarintSize(main) - uvarintSize(sub);
 }
 
 /** Where the data starts in a record (after header, flags and the two varints). */
