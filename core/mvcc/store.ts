@@ -158,6 +158,11 @@ export interface RevisionStorage {
   read(location: number, size: number, scratch?: Uint8Array): Uint8Array;
   /** The data size of a record of revision (main, sub) that is `size` bytes where stored. */
   dataSize(main: number, sub: number, size: number): number;
+  /**
+   * A reader for records visited mostly in storage order, each result valid until its next
+   * read (reads ahead in blocks).
+   */
+  sequentialReader(): (location: number, size: number) => Uint8Array;
   /** The record is no longer part of the store (compacted, or its store was replaced). */
   release(location: number, size: number): void;
   /** Writes what was appended (a restore waits for it between its steps). */
@@ -358,8 +363,6 @@ export class MvccStore implements ReadView {
   readonly #cacheLimit: number;
   /** Scratch encoder for records appended to the revision storage. */
   readonly #encoder = new ByteWriter(1024);
-  /** Scratch for records read and used at once (hashing). */
-  #scratch = new Uint8Array(4096);
 
   constructor(leases: LeaseHooks = noLeases, options: MvccStoreOptions = {}) {
     this.#leases = leases;
@@ -485,6 +488,7 @@ export class MvccStore implements ReadView {
       if (i >= 0 && !h[i].tombstone) keep.add(h[i]);
     }
     const crc = new Crc32c().update(KEY_BUCKET);
+    const read = this.#revisions?.sequentialReader();
     const w = new ByteWriter(4096);
     const revBytes = new Uint8Array(18);
     const view = new DataView(revBytes.buffer);
@@ -500,7 +504,7 @@ export class MvccStore implements ReadView {
       } else {
         crc.update(revBytes.subarray(0, 17));
       }
-      crc.update(this.#recordData(e, w));
+      crc.update(this.#recordData(e, w, read));
     }
     return { hash: crc.digest(), revision: currentRev, compactRevision: compactRev };
   }
@@ -548,12 +552,12 @@ export class MvccStore implements ReadView {
     const log = this.#log;
     const revisions = this.#revisions;
     const release = revisions?.hold();
-    // The data of an entry is read when asked for, into one buffer per view: each entry's data is
-    // used (copied out) before the next is read.
-    let scratch = new Uint8Array(4096);
+    // The data of an entry is read when asked for, ahead in blocks (a view is read in revision
+    // order, which is mostly file order): each entry's data is used before the next is read.
+    let reader: ((location: number, size: number) => Uint8Array) | null = null;
     const readData = (e: Entry): Uint8Array => {
-      if (scratch.length < e.size) scratch = new Uint8Array(2 * e.size);
-      return revisions!.read(e.location, e.size, scratch);
+      reader ??= revisions!.sequentialReader();
+      return reader(e.location, e.size);
     };
     return {
       close: () => release?.(),
@@ -800,11 +804,12 @@ export class MvccStore implements ReadView {
   }
 
   /** The record's bytes as etcd's key bucket holds them (written into `w` when in memory). */
-  #recordData(e: Entry, w: ByteWriter): Uint8Array {
-    if (e.location >= 0) {
-      if (this.#scratch.length < e.size) this.#scratch = new Uint8Array(2 * e.size);
-      return this.#revisions!.read(e.location, e.size, this.#scratch);
-    }
+  #recordData(
+    e: Entry,
+    w: ByteWriter,
+    read?: (location: number, size: number) => Uint8Array,
+  ): Uint8Array {
+    if (e.location >= 0) return read!(e.location, e.size);
     w.reset();
     if (e.tombstone) {
       // etcd stores a tombstone as a KeyValue holding only the key.

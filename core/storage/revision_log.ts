@@ -204,6 +204,51 @@ export class RevisionLog {
     return record.subarray(dataStart(record));
   }
 
+  /**
+   * A reader for records visited mostly in file order (a snapshot, a hash): it reads the file in
+   * blocks of `blockBytes` and serves the records inside a block without another read. Each
+   * result is valid until its next read.
+   */
+  sequentialReader(blockBytes = 256 * 1024): (location: number, size: number) => Uint8Array {
+    let block = new Uint8Array(blockBytes);
+    let blockSegment = -1;
+    let blockStart = 0;
+    let blockEnd = 0;
+    let scratch = new Uint8Array(4096);
+    return (location, size) => {
+      const sequence = Math.floor(location / SEGMENT_SPAN);
+      const offset = location % SEGMENT_SPAN;
+      if (sequence !== blockSegment || offset < blockStart || offset + size > blockEnd) {
+        const segment = this.#segments.get(sequence);
+        // Only what the file holds for sure; buffered and in-flight bytes are read one by one.
+        const fileEnd = segment && segment.inflight.length === 0 ? segment.written : 0;
+        if (segment?.reader == null || offset + size > fileEnd || size > block.length) {
+          if (scratch.length < size) scratch = new Uint8Array(2 * size);
+          return this.read(location, size, scratch);
+        }
+        const got = segment.reader.readAt(block, offset);
+        blockSegment = sequence;
+        blockStart = offset;
+        blockEnd = offset + got;
+        if (offset + size > blockEnd) {
+          blockSegment = -1;
+          throw new RevisionLogCorruptError(
+            `short read at ${segmentName(sequence)}:${offset}`,
+          );
+        }
+      }
+      const record = block.subarray(offset - blockStart, offset - blockStart + size);
+      const header = new DataView(record.buffer, record.byteOffset, HEADER_BYTES);
+      if (
+        header.getUint32(0, true) !== size - HEADER_BYTES ||
+        crc32c(record.subarray(HEADER_BYTES)) !== header.getUint32(4, true)
+      ) {
+        throw new RevisionLogCorruptError(`bad record at ${segmentName(sequence)}:${offset}`);
+      }
+      return record.subarray(dataStart(record));
+    };
+  }
+
   /** Size of the data of a record of revision (main, sub) that is `size` bytes in the file. */
   dataSize(main: number, sub: number, size: number): number {
     return revisionDataSize(main, sub, size);
