@@ -64,6 +64,8 @@ import {
   Cluster,
   type CompactionRequest,
   type CompactionResponse,
+  DefragmentRequestSchema,
+  type DefragmentResponse,
   type DeleteRangeRequest,
   type DeleteRangeResponse,
   HashKVRequestSchema,
@@ -804,6 +806,20 @@ export class EtcdClient {
       Maintenance.method.hashKV,
       create(HashKVRequestSchema, { revision }),
       "repeatable",
+      opts,
+      true,
+      `passthrough:///${endpoint}`,
+    );
+  }
+
+  /** Maintenance.Defragment of one endpoint, dialled directly (never retried, as clientv3's). */
+  async defragment(endpoint: string, opts: RequestOptions = {}): Promise<DefragmentResponse> {
+    await this.#dialForMaintenance(endpoint);
+    return this.#invoke(
+      this.directPool(endpoint),
+      Maintenance.method.defragment,
+      create(DefragmentRequestSchema, {}),
+      "nonRepeatable",
       opts,
       true,
       `passthrough:///${endpoint}`,

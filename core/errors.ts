@@ -183,8 +183,6 @@ export const Errors = {
    * The Maintenance service answers its auth refusals with the auth package's own errors, not
    * translated to etcd's gRPC errors (etcd 3.4.23's authMaintenanceServer): code Unknown.
    */
-  /** detcd's storage has no bbolt file to defragment yet (its own issue). */
-  defragmentNotImplemented: define(C.Unimplemented, "detcd: defragment is not implemented yet"),
   maintenanceUserEmpty: define(C.Unknown, "auth: user name is empty"),
   maintenanceUserNotFound: define(C.Unknown, "auth: user not found"),
   maintenancePermissionDenied: define(C.Unknown, "auth: permission denied"),

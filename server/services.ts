@@ -183,9 +183,7 @@ export function etcdServices(
       ),
       maintenance(node, m.hashKV, () => "admin", (req) => node.hashKV(req)),
       maintenance(node, m.hash, () => "admin", () => hashResponse(node)),
-      maintenance(node, m.defragment, () => "admin", () => {
-        throw Errors.defragmentNotImplemented();
-      }),
+      maintenance(node, m.defragment, () => "admin", () => node.defragment()),
       snapshotMethod(node, logger),
       unary(node, Lease.method.leaseGrant, (req, caller) => node.leaseGrant(req, caller)),
       unary(node, Lease.method.leaseRevoke, (req, caller) => node.leaseRevoke(req.ID, caller)),

@@ -624,15 +624,6 @@ const maintenanceRootOnly: Partial<Record<Caller, Expect>> = {
 };
 
 /**
- * Defragment: the same refusals; root's call defragments etcd's bbolt file, while detcd (whose
- * storage is not bbolt) says it is not implemented yet, after the same caller check.
- */
-const defragmentRootOnly: Partial<Record<Caller, Expect>> = {
-  ...maintenanceRootOnly,
-  root: split("ok", { code: 12, message: "detcd: defragment is not implemented yet" }),
-};
-
-/**
  * Every member answers Status with the same leader, asked as root: with auth on, detcd answers
  * Status only to a user (the patched etcd rule), so the harness's anonymous wait cannot be used.
  */
@@ -883,7 +874,7 @@ const ROWS: Row[] = [
   ] as const).map(([name, run]): Row => ({
     name,
     run,
-    expect: name === "Defragment" ? defragmentRootOnly : maintenanceRootOnly,
+    expect: maintenanceRootOnly,
   })),
   {
     name: "MoveLeader to an unknown member",

@@ -26,7 +26,7 @@ import {
 import { EtcdClientError } from "../etcd_client.ts";
 
 /** endpointsFromCluster: --endpoints as given, or every member's client URLs with --cluster. */
-async function endpointsFromCluster(session: Session, cmd: Command): Promise<string[]> {
+export async function endpointsFromCluster(session: Session, cmd: Command): Promise<string[]> {
   if (!cmd.flags().getBool("cluster")) return cmd.flags().getStringSlice("endpoints");
   const secure = secureCfgFromCmd(session, cmd);
   const eps = endpointsFromCmd(session, cmd);

@@ -76,14 +76,6 @@ export function pendingCommands(pending: (c: Command) => Command): Record<string
     datascale,
   );
 
-  const defrag = c("defrag", "Defragments the storage of the etcd members with given endpoints");
-  defrag.persistentFlags().bool("cluster", false, "use all endpoints from the cluster member list");
-  defrag.flags().string(
-    "data-dir",
-    "",
-    "Optional. If present, defragments a data directory not in use by etcd.",
-  );
-
   const migrate = c("migrate", "Migrates keys in a v2 store to a mvcc store");
   migrate.flags().bool("no-ttl", false, "Do not convert TTL keys");
   migrate.flags().string("data-dir", "", "Path to the data directory");
@@ -132,7 +124,6 @@ The items in the lists are hash, revision, total keys, total size.
   );
 
   return {
-    defrag,
     snapshot,
     migrate,
     check,

@@ -6,6 +6,7 @@
 import { Command } from "../command.ts";
 import { apiVersion, etcdctlUsage, etcdctlVersion } from "../help.ts";
 import { electCommand, lockCommand } from "./concurrency.ts";
+import { defragCommand } from "./defrag.ts";
 import { endpointCommand } from "./endpoint.ts";
 import { registerGlobalFlags, type Session } from "./global.ts";
 import { kvCommands } from "./kv.ts";
@@ -56,7 +57,7 @@ export function newRootCommand(session: Session): Command {
     txn,
     compaction,
     alarmCommand(session),
-    p.defrag,
+    defragCommand(session),
     endpointCommand(session),
     moveLeaderCommand(session),
     watchCommand(session),

@@ -169,6 +169,8 @@ export interface RevisionStorage {
   flush(): Promise<void>;
   /** Closed segments whose live records are under `fraction` of their bytes. */
   sparseSegments(fraction: number): number[];
+  /** Closes the segment appended to, so that a rewrite may take every record written so far. */
+  seal(): void;
   /**
    * Removes a segment all of whose records were released: at once, or while something holds the
    * storage (see hold()), when the last hold ends.
@@ -611,9 +613,23 @@ export class MvccStore implements ReadView {
    * one closes. Returns how many segments were rewritten.
    */
   *reclaimSteps(): Generator<void, number> {
+    return yield* this.#rewriteSteps(SPARSE_SEGMENT_FRACTION);
+  }
+
+  /**
+   * Maintenance.Defragment: reclaimSteps for every segment with any garbage, the one appended to
+   * included (it is closed first). Once the steps end and no view is open, the revision storage
+   * holds only live records (db_size = db_size_in_use).
+   */
+  *defragmentSteps(): Generator<void, number> {
+    this.#revisions?.seal();
+    return yield* this.#rewriteSteps(1);
+  }
+
+  *#rewriteSteps(fraction: number): Generator<void, number> {
     const revisions = this.#revisions;
     if (revisions === null) return 0;
-    const sparse = new Set(revisions.sparseSegments(SPARSE_SEGMENT_FRACTION));
+    const sparse = new Set(revisions.sparseSegments(fraction));
     if (sparse.size === 0) return 0;
     // Entries appended later go to the head segment, never a sparse one: this array is enough.
     // One compacted meanwhile has released its record (wherever it is by then).

@@ -16,6 +16,8 @@ import {
   AlarmType,
   type CompactionRequest,
   type CompactionResponse,
+  type DefragmentResponse,
+  DefragmentResponseSchema,
   type DeleteRangeRequest,
   type DeleteRangeResponse,
   type HashKVRequest,
@@ -1049,24 +1051,63 @@ export class EtcdNode {
    * Abandoned when the store is replaced by a leader's snapshot or the member stops.
    */
   async #reclaimInBackground(): Promise<void> {
+    try {
+      const segments = await this.#rewrite(false);
+      this.#logger.info("mvcc/revision_log.go", "rewrote revision log segments", { segments });
+    } catch (e) {
+      if (!this.#stopped) this.#fail(e);
+    }
+  }
+
+  /**
+   * Rewrites the revision log's segments with garbage (all of them when `all`, else the mostly
+   * garbage ones) in slices; returns how many. Ends early when the member stops or its store is
+   * replaced by a leader's snapshot (the new store starts over); a failed read throws.
+   */
+  async #rewrite(all: boolean): Promise<number> {
     const pause = this.#env.pause ?? (() => Promise.resolve());
     const store = this.#sm.mvcc;
-    const steps = store.reclaimSteps();
+    const steps = all ? store.defragmentSteps() : store.reclaimSteps();
     try {
       let step = steps.next();
       while (!step.done) {
         await pause();
-        if (this.#stopped || this.#sm.mvcc !== store) return;
+        if (this.#stopped || this.#sm.mvcc !== store) return 0;
         step = steps.next();
       }
-      this.#logger.info("mvcc/revision_log.go", "rewrote revision log segments", {
-        segments: step.value,
-      });
-    } catch (e) {
-      if (!this.#stopped) this.#fail(e);
+      return step.value;
     } finally {
       steps.return(0);
     }
+  }
+
+  /**
+   * Maintenance.Defragment: this member's revision log rewritten without its garbage, while the
+   * member keeps serving (etcd's rewrites its bbolt file with every request waiting). One rewrite
+   * at a time: a background one in progress is waited for first.
+   */
+  async defragment(): Promise<DefragmentResponse> {
+    while (this.#reclaimTask !== null) await this.#reclaimTask;
+    if (this.#stopped || this.#failure) throw Errors.stopped();
+    const before = this.#sm.mvcc.storageSizes();
+    this.#logger.info("mvcc/backend/backend.go:357", "defragmenting", {
+      path: "member/revs",
+      "current-db-size-bytes": before.totalBytes,
+      "current-db-size-in-use-bytes": before.liveBytes,
+    });
+    const started = performance.now();
+    const work = this.#rewrite(true);
+    this.#reclaimTask = work.then(() => {}, () => {}).finally(() => (this.#reclaimTask = null));
+    await work;
+    const after = this.#sm.mvcc.storageSizes();
+    this.#logger.info("mvcc/backend/backend.go:409", "defragmented", {
+      path: "member/revs",
+      "current-db-size-bytes-diff": after.totalBytes - before.totalBytes,
+      "current-db-size-bytes": after.totalBytes,
+      "current-db-size-in-use-bytes": after.liveBytes,
+      took: `${Math.round(performance.now() - started)}ms`,
+    });
+    return create(DefragmentResponseSchema, { header: this.header() });
   }
 
   /**

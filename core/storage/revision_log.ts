@@ -210,7 +210,7 @@ export class RevisionLog {
    * result is valid until its next read.
    */
   sequentialReader(blockBytes = 256 * 1024): (location: number, size: number) => Uint8Array {
-    let block = new Uint8Array(blockBytes);
+    const block = new Uint8Array(blockBytes);
     let blockSegment = -1;
     let blockStart = 0;
     let blockEnd = 0;
@@ -258,6 +258,15 @@ export class RevisionLog {
   release(location: number, size: number): void {
     const segment = this.#segments.get(Math.floor(location / SEGMENT_SPAN));
     if (segment) segment.liveBytes -= size;
+  }
+
+  /**
+   * Closes the segment appended to (when it holds anything) and starts the next, so that every
+   * record written so far is in a closed segment, which a rewrite may take.
+   */
+  seal(): void {
+    const head = this.#head;
+    if (head.written + head.tailBytes > 0) this.#roll();
   }
 
   /** The segment a location is in. */
