@@ -33,6 +33,7 @@ export type {
 } from "./store.ts";
 export {
   encodeView,
+  encodeViewChunks,
   encodeViewSteps,
   type MvccView,
   type SnapshotEntry,

@@ -112,23 +112,24 @@ export class DurableLog {
   }
 
   /**
-   * Saves a snapshot of the state machine at the applied `index`: `file` is the sealed snapshot
-   * file (see sealSnapshot), its data the state's encoding. Then compacts Raft's log and releases
-   * the WAL up to the previous snapshot. A snapshot taken in the background may be overtaken by
-   * one the leader sent meanwhile: then it is dropped (false).
+   * Saves a snapshot of the state machine at the applied `index`: `data` is the state's encoding,
+   * whole (a sealed snapshot file, see sealSnapshot) or in chunks written as they come. Then
+   * compacts Raft's log and releases the WAL up to the previous snapshot. A snapshot taken in the
+   * background may be overtaken by one the leader sent meanwhile: then it is dropped (false).
    */
   async saveSnapshot(
     index: number,
     term: number,
     confState: ConfState,
-    file: Uint8Array,
+    data: Uint8Array | AsyncIterable<Uint8Array>,
   ): Promise<boolean> {
     if (index <= this.#snapshotIndex) return false;
     // The hard state that committed `index` may still be unsynced (a commit-only Ready does not
     // sync): make it durable first, or a crash leaves a snapshot newer than the WAL's commit and
     // the member cannot restart (etcd syncs its WAL in SaveSnap for the same reason).
     await this.#wal.sync();
-    await this.#snapshotter.saveFile(index, term, file);
+    if (data instanceof Uint8Array) await this.#snapshotter.saveFile(index, term, data);
+    else await this.#snapshotter.saveStream(index, term, data);
     // Raft's storage may have moved past `index` meanwhile (a snapshot received from the leader).
     if (index <= this.#storage.snapshot().metadata.index || index <= this.#snapshotIndex) {
       return false;

@@ -129,6 +129,7 @@ function bindAll(disk: MemoryDisk) {
   return {
     readFile: disk.readFile.bind(disk),
     writeFileAtomic: disk.writeFileAtomic.bind(disk),
+    writeFileAtomicStream: disk.writeFileAtomicStream.bind(disk),
     openAppend: disk.openAppend.bind(disk),
     openRead: disk.openRead.bind(disk),
     truncate: disk.truncate.bind(disk),
@@ -257,12 +258,13 @@ Deno.test("a failing snapshot save does not stop writes and is retried a tenth o
   let attempts = 0;
   const node = await EtcdNode.open(config({ snapshotCount: 100 }), {
     ...bindAll(disk),
-    writeFileAtomic: (path: string, data: Uint8Array) => {
-      if (!path.endsWith(".snap")) return disk.writeFileAtomic(path, data);
+    // Snapshots are written in chunks as they are encoded.
+    writeFileAtomicStream: (path, headerBytes, chunks, header) => {
+      if (!path.endsWith(".snap")) throw new Error(`unexpected stream write of ${path}`);
       attempts++;
       return failing
         ? Promise.reject(new Error("ENOSPC: no space left on device"))
-        : disk.writeFileAtomic(path, data);
+        : disk.writeFileAtomicStream(path, headerBytes, chunks, header);
     },
   }, silentLogger);
   for (let i = 0; i < 160; i++) await node.put(put(`k${i}`, "v"));

@@ -22,6 +22,7 @@ import { type AuthInfo, AuthStore, type AuthStoreOptions } from "../auth/mod.ts"
 import { authRecordOf, authSnapshotOf } from "./auth_record.ts";
 import type { Lessor } from "../lease/mod.ts";
 import {
+  encodeViewChunks,
   encodeViewSteps,
   MvccStore,
   type MvccStoreOptions,
@@ -157,6 +158,24 @@ export class StateMachine {
    * zero bytes (room for a file header). The state may change between the steps.
    */
   snapshotSteps(confState: ConfState, reserve = 0): Generator<void, Uint8Array> {
+    const { view, frame } = this.#snapshotParts(confState, reserve);
+    return closing(view, encodeViewSteps(view, frame));
+  }
+
+  /**
+   * The snapshot of this state as of now, as snapshotSteps captures it, encoded as chunks of about
+   * 1 MiB (never whole in memory); null between them marks where the caller may pause.
+   */
+  snapshotChunks(confState: ConfState): Generator<Uint8Array | null, void> {
+    const { view, frame } = this.#snapshotParts(confState, 0);
+    return closing(view, encodeViewChunks(view, frame));
+  }
+
+  /** The store's view, and the bytes before its encoding (`reserve` zeros, the rest, field 1). */
+  #snapshotParts(
+    confState: ConfState,
+    reserve: number,
+  ): { view: MvccView; frame: (size: number) => Uint8Array } {
     const rest = toBinary(
       NodeSnapshotSchema,
       create(NodeSnapshotSchema, {
@@ -177,19 +196,16 @@ export class StateMachine {
       }),
     );
     // Field 1 (`mvcc`, length-delimited) after the others: protobuf takes fields in any order.
-    const view = this.mvcc.view();
-    return closing(
-      view,
-      encodeViewSteps(view, (size) => {
-        const field = new Uint8Array(1 + uvarintSize(size));
-        field[0] = 0x0a;
-        putUvarint(field, 1, size);
-        const head = new Uint8Array(reserve + rest.length + field.length);
-        head.set(rest, reserve);
-        head.set(field, reserve + rest.length);
-        return head;
-      }),
-    );
+    const frame = (size: number) => {
+      const field = new Uint8Array(1 + uvarintSize(size));
+      field[0] = 0x0a;
+      putUvarint(field, 1, size);
+      const head = new Uint8Array(reserve + rest.length + field.length);
+      head.set(rest, reserve);
+      head.set(field, reserve + rest.length);
+      return head;
+    };
+    return { view: this.mvcc.view(), frame };
   }
 
   /** The snapshot of this state in one step (small states and tests). */
@@ -296,11 +312,22 @@ function leaseRecords(state: NodeSnapshot) {
   }));
 }
 
-/** Runs `steps`, closing `view` when they end (done, thrown or abandoned with return()). */
-function* closing<T>(view: MvccView, steps: Generator<void, T>): Generator<void, T> {
-  try {
-    return yield* steps;
-  } finally {
+/**
+ * Runs `steps`, closing `view` when they end: done, thrown, or abandoned with return() — even
+ * before the first step, when a generator's own `finally` would not run.
+ */
+function closing<Y, T>(view: MvccView, steps: Generator<Y, T>): Generator<Y, T> {
+  const inner = (function* () {
+    try {
+      return yield* steps;
+    } finally {
+      view.close?.();
+    }
+  })();
+  const finish = inner.return.bind(inner);
+  inner.return = (value: T) => {
     view.close?.();
-  }
+    return finish(value);
+  };
+  return inner;
 }

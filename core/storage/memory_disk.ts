@@ -27,6 +27,18 @@ export class MemoryDisk implements Disk {
     return Promise.resolve();
   }
 
+  async writeFileAtomicStream(
+    path: string,
+    headerBytes: number,
+    chunks: AsyncIterable<Uint8Array>,
+    header: () => Uint8Array,
+  ): Promise<void> {
+    const parts: Uint8Array[] = [new Uint8Array(headerBytes)];
+    for await (const chunk of chunks) parts.push(chunk.slice());
+    parts[0] = header();
+    await this.writeFileAtomic(path, concat(parts));
+  }
+
   openAppend(path: string, preallocateBytes = 0): Promise<AppendFile> {
     const size = this.options.preallocate ? preallocateBytes : 0;
     const file: MemoryFile = { synced: new Uint8Array(size), pending: [] };
@@ -113,5 +125,15 @@ function contents(f: MemoryFile): Uint8Array {
   const out = new Uint8Array(size);
   out.set(f.synced);
   for (const w of f.pending) out.set(w.data, w.offset);
+  return out;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
   return out;
 }

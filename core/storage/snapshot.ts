@@ -38,13 +38,25 @@ export const SNAPSHOT_HEADER_BYTES = HEADER_BYTES;
  * and checksummed in slices, not copied).
  */
 export function sealSnapshot(file: Uint8Array, index: number, term: number, crc: number): void {
-  const v = new DataView(file.buffer, file.byteOffset, HEADER_BYTES);
+  file.set(snapshotHeader(index, term, crc, file.length - HEADER_BYTES));
+}
+
+/** The header of a snapshot file whose data is `length` bytes with CRC-32C `crc`. */
+export function snapshotHeader(
+  index: number,
+  term: number,
+  crc: number,
+  length: number,
+): Uint8Array {
+  const out = new Uint8Array(HEADER_BYTES);
+  const v = new DataView(out.buffer);
   v.setUint32(0, magic, true);
   v.setUint32(4, formatVersion, true);
   v.setBigUint64(8, BigInt(index), true);
   v.setBigUint64(16, BigInt(term), true);
   v.setUint32(24, crc, true);
-  v.setBigUint64(28, BigInt(file.length - HEADER_BYTES), true);
+  v.setBigUint64(28, BigInt(length), true);
+  return out;
 }
 
 /** Serialises a snapshot with a checksummed header. */
@@ -85,6 +97,34 @@ export class Snapshotter {
   async saveFile(index: number, term: number, file: Uint8Array): Promise<void> {
     await this.disk.mkdirp(this.dir);
     await this.disk.writeFileAtomic(`${this.dir}/${fileName(index, term)}`, file);
+    await this.#prune();
+  }
+
+  /**
+   * save() of a snapshot whose data comes in chunks (never whole in memory): each is checksummed
+   * as it passes, and the header is written once they are all on disk.
+   */
+  async saveStream(index: number, term: number, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    await this.disk.mkdirp(this.dir);
+    let crc = 0;
+    let length = 0;
+    const checked = (async function* () {
+      for await (const chunk of chunks) {
+        crc = crc32c(chunk, crc);
+        length += chunk.length;
+        yield chunk;
+      }
+    })();
+    await this.disk.writeFileAtomicStream(
+      `${this.dir}/${fileName(index, term)}`,
+      HEADER_BYTES,
+      checked,
+      () => snapshotHeader(index, term, crc, length),
+    );
+    await this.#prune();
+  }
+
+  async #prune(): Promise<void> {
     const names = await this.#sortedNames();
     for (const name of names.slice(KEEP_SNAPSHOTS)) await this.disk.remove(`${this.dir}/${name}`);
   }

@@ -63,6 +63,25 @@ export class SimDisk implements Disk {
     return this.#later(() => this.#base.writeFileAtomic(path, copy));
   }
 
+  async writeFileAtomicStream(
+    path: string,
+    headerBytes: number,
+    chunks: AsyncIterable<Uint8Array>,
+    header: () => Uint8Array,
+  ): Promise<void> {
+    // Simulated files are small: gathered here, then written as one atomic write would be.
+    const parts: Uint8Array[] = [];
+    for await (const chunk of chunks) parts.push(chunk.slice());
+    const file = new Uint8Array(headerBytes + parts.reduce((n, p) => n + p.length, 0));
+    let at = headerBytes;
+    for (const p of parts) {
+      file.set(p, at);
+      at += p.length;
+    }
+    file.set(header());
+    return await this.writeFileAtomic(path, file);
+  }
+
   openAppend(path: string, preallocateBytes?: number): Promise<AppendFile> {
     return this.#later(async () => {
       const file = await this.#base.openAppend(path, preallocateBytes);
