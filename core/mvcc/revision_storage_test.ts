@@ -5,6 +5,7 @@
  * store's HashKV is checked against etcd's own numbers in hash_test.ts.
  */
 import * as assert from "node:assert/strict";
+import { seededRandomInt } from "../raft/random.ts";
 import { MemoryDisk } from "../storage/memory_disk.ts";
 import { RevisionLog } from "../storage/revision_log.ts";
 import { b, s } from "./_testing.ts";
@@ -22,19 +23,6 @@ async function diskStore(cacheBytes: number): Promise<{ store: MvccStore; log: R
   return { store: new MvccStore(undefined, { revisions: log, cacheBytes }), log };
 }
 
-/** A deterministic pseudo-random sequence (xorshift). */
-function random(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
-
 function view(r: RangeResult): string[] {
   return r.kvs.map((kv) =>
     `${s(kv.key)}=${
@@ -46,10 +34,10 @@ function view(r: RangeResult): string[] {
 Deno.test("a store on a revision log answers as the store in memory (cache of 0 bytes)", async () => {
   const memory = new MvccStore();
   const { store: disk, log } = await diskStore(0);
-  const next = random(7);
-  const key = () => `k${Math.floor(next() * 40).toString().padStart(2, "0")}`;
+  const next = seededRandomInt(7);
+  const key = () => `k${next(40).toString().padStart(2, "0")}`;
   for (let step = 0; step < 600; step++) {
-    const roll = next();
+    const roll = next(100) / 100;
     const [k1, k2] = [key(), key()];
     for (const store of [memory, disk]) {
       const tx = store.write();

@@ -1,3 +1,4 @@
+import { concatBytes } from "../bytes.ts";
 import type { AppendFile, Disk, ReadAtFile } from "./disk.ts";
 
 interface MemoryFile {
@@ -36,7 +37,7 @@ export class MemoryDisk implements Disk {
     const parts: Uint8Array[] = [new Uint8Array(headerBytes)];
     for await (const chunk of chunks) parts.push(chunk.slice());
     parts[0] = header();
-    await this.writeFileAtomic(path, concat(parts));
+    await this.writeFileAtomic(path, concatBytes(...parts));
   }
 
   openAppend(path: string, preallocateBytes = 0): Promise<AppendFile> {
@@ -125,15 +126,5 @@ function contents(f: MemoryFile): Uint8Array {
   const out = new Uint8Array(size);
   out.set(f.synced);
   for (const w of f.pending) out.set(w.data, w.offset);
-  return out;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
   return out;
 }

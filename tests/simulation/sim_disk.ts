@@ -1,3 +1,4 @@
+import { concatBytes } from "../../core/bytes.ts";
 import type { AppendFile, Disk, MemoryDisk, ReadAtFile } from "../../core/storage/mod.ts";
 
 /**
@@ -70,16 +71,10 @@ export class SimDisk implements Disk {
     header: () => Uint8Array,
   ): Promise<void> {
     // Simulated files are small: gathered here, then written as one atomic write would be.
-    const parts: Uint8Array[] = [];
+    const parts: Uint8Array[] = [new Uint8Array(headerBytes)];
     for await (const chunk of chunks) parts.push(chunk.slice());
-    const file = new Uint8Array(headerBytes + parts.reduce((n, p) => n + p.length, 0));
-    let at = headerBytes;
-    for (const p of parts) {
-      file.set(p, at);
-      at += p.length;
-    }
-    file.set(header());
-    return await this.writeFileAtomic(path, file);
+    parts[0] = header();
+    return await this.writeFileAtomic(path, concatBytes(...parts));
   }
 
   openAppend(path: string, preallocateBytes?: number): Promise<AppendFile> {
