@@ -1088,6 +1088,7 @@ export class EtcdNode {
     const work = this.#rewrite(true);
     this.#reclaimTask = work.then(() => {}, () => {}).finally(() => (this.#reclaimTask = null));
     await work;
+    if (this.#stopped) throw Errors.stopped(); // cut short: not defragmented
     const after = this.#sm.mvcc.storageSizes();
     this.#logger.info("mvcc/backend/backend.go:409", "defragmented", {
       path: "member/revs",
