@@ -78,7 +78,15 @@ import {
   type Snapshot as RaftSnapshot,
   StateType,
 } from "../raft/mod.ts";
-import { type Disk, RevisionLog, Snapshotter, Wal } from "../storage/mod.ts";
+import {
+  crc32c,
+  type Disk,
+  RevisionLog,
+  sealSnapshot,
+  SNAPSHOT_HEADER_BYTES,
+  Snapshotter,
+  Wal,
+} from "../storage/mod.ts";
 import type { LoggedOperation, OperationOf, Responses } from "./apply/mod.ts";
 import { StateMachine } from "./state_machine.ts";
 import { NodeAuth } from "./auth_api.ts";
@@ -104,6 +112,9 @@ import { Proposals, type Waiter } from "./proposals.ts";
 import { ReadIndexReads } from "./reads.ts";
 import { decodeContext, encodeContext, MemberChanges, type ReconfigView } from "./reconfig.ts";
 import { noTransport, type Transport } from "./transport.ts";
+
+/** A background snapshot's checksum runs over this much at a time between pauses. */
+const CRC_SLICE_BYTES = 1 << 20;
 
 export type { NodeConfig, NodeEnvironment } from "./config.ts";
 
@@ -1145,21 +1156,28 @@ export class EtcdNode {
     const pause = this.#env.pause ?? (() => Promise.resolve());
     try {
       const term = this.#log.termAt(index);
-      // Encoded in chunks of about 1 MiB, each written as it comes: the state is never whole in
-      // memory (a million keys made a 375 MB buffer).
-      const steps = this.#sm.snapshotChunks(confState);
-      const chunks = async function* () {
-        for (const part of steps) {
-          if (part !== null) yield part;
-          await pause();
-        }
-      };
+      // One buffer, encoded in steps: the chunked write (StateMachine.snapshotChunks with
+      // Snapshotter.saveStream) left a 1M-key member unable to restart once ("wal: entry 797645
+      // follows 563055"), not yet explained; until it is, the whole-buffer save that restarted.
+      const steps = this.#sm.snapshotSteps(confState, SNAPSHOT_HEADER_BYTES);
+      let step = steps.next();
       try {
-        // Even when stopping: stop() waits for this save before it closes the log.
-        await this.#log.saveSnapshot(index, term, confState, chunks());
+        while (!step.done) {
+          await pause();
+          step = steps.next();
+        }
       } finally {
-        steps.return(); // the store's view is closed, even when the save never read it
+        steps.return(undefined as never); // the store's view is closed even when abandoned
       }
+      const file = step.value;
+      let crc = 0;
+      for (let at = SNAPSHOT_HEADER_BYTES; at < file.length; at += CRC_SLICE_BYTES) {
+        crc = crc32c(file.subarray(at, Math.min(file.length, at + CRC_SLICE_BYTES)), crc);
+        await pause();
+      }
+      sealSnapshot(file, index, term, crc);
+      // Even when stopping: stop() waits for this save before it closes the log.
+      await this.#log.saveSnapshot(index, term, confState, file);
     } catch (e) {
       // Not again at once (a full disk would have every Ready encode the whole state): after
       // another tenth of --snapshot-count entries.

@@ -258,13 +258,12 @@ Deno.test("a failing snapshot save does not stop writes and is retried a tenth o
   let attempts = 0;
   const node = await EtcdNode.open(config({ snapshotCount: 100 }), {
     ...bindAll(disk),
-    // Snapshots are written in chunks as they are encoded.
-    writeFileAtomicStream: (path, headerBytes, chunks, header) => {
-      if (!path.endsWith(".snap")) throw new Error(`unexpected stream write of ${path}`);
+    writeFileAtomic: (path: string, data: Uint8Array) => {
+      if (!path.endsWith(".snap")) return disk.writeFileAtomic(path, data);
       attempts++;
       return failing
         ? Promise.reject(new Error("ENOSPC: no space left on device"))
-        : disk.writeFileAtomicStream(path, headerBytes, chunks, header);
+        : disk.writeFileAtomic(path, data);
     },
   }, silentLogger);
   for (let i = 0; i < 160; i++) await node.put(put(`k${i}`, "v"));

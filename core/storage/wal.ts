@@ -482,18 +482,16 @@ export class Wal {
    * snapshot). The segment being written stays until it fills up and a new one starts.
    */
   async releaseTo(index: number): Promise<void> {
-    const keep: Segment[] = [];
-    const last = this.#segments.length - 1;
-    for (let i = 0; i < this.#segments.length; i++) {
-      const next = this.#segments[i + 1];
-      if (i < last && next.firstIndex - 1 <= index) {
-        await this.#disk.remove(`${this.#dir}/${this.#segments[i].name}`);
-      } else {
-        keep.push(this.#segments[i]);
-      }
+    // Decided at once; a segment rolled while the removals are awaited must stay in the list.
+    const segments = this.#segments;
+    const removed = new Set<Segment>();
+    for (let i = 0; i < segments.length - 1; i++) {
+      if (segments[i + 1].firstIndex - 1 <= index) removed.add(segments[i]);
     }
-    if (keep.length !== this.#segments.length) await this.#disk.syncDir(this.#dir);
-    this.#segments = keep;
+    if (removed.size === 0) return;
+    this.#segments = this.#segments.filter((s) => !removed.has(s));
+    for (const s of removed) await this.#disk.remove(`${this.#dir}/${s.name}`);
+    await this.#disk.syncDir(this.#dir);
   }
 
   /** Number of segment files currently on disk. */
