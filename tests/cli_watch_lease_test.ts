@@ -272,6 +272,19 @@ async function runWatchScenario(member: Member, s: WatchScenario): Promise<void>
   } finally {
     for (const w of watchers) w.kill("SIGKILL");
     await Promise.all(watchers.map((w) => w.finish(1000).catch(() => {})));
+    // The server drops a watcher when it sees its stream end, which can come after the process has
+    // exited: the next scenario's base count must not include these watchers.
+    await settleWatchers(member, base);
+  }
+}
+
+/** Waits (best effort, up to 10 s) until the server's watcher count is back to `n` or below. */
+async function settleWatchers(member: Member, n: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const count = await watcherCount(member);
+    if (count === undefined || count <= n) return;
+    await sleep(50);
   }
 }
 
