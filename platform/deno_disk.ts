@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import type { AppendFile, Disk, ReadAtFile } from "../core/storage/mod.ts";
 
 /**
@@ -100,6 +100,7 @@ export class DenoDisk implements Disk {
     return Promise.resolve({
       // node:fs readSync with a position is one pread (Deno's seek + read are two syscalls).
       readAt: (buf: Uint8Array, position: number) => readSync(fd, buf, 0, buf.length, position),
+      size: () => fstatSync(fd).size,
       close: () => closeSync(fd),
     });
   }

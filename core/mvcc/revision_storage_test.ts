@@ -218,3 +218,119 @@ Deno.test("keys-only and count-only reads touch no record on disk", async () => 
   );
   assert.deepEqual(view(keys), ["a= c2 m4 v2 l0", "b= c3 m3 v1 l9"]);
 });
+
+/** Runs a generator of steps to its end. */
+function run<T>(steps: Generator<void, T>): T {
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+Deno.test("a checkpoint restores the store over its own log after a crash, written records and rewrites after it notwithstanding", async () => {
+  const disk = new MemoryDisk();
+  const options = { segmentBytes: 4096, removeAfterCheckpoint: true };
+  const log = await RevisionLog.open(disk, "/revs", () => {}, options);
+  const attached: string[] = [];
+  const leases = {
+    exists: () => true,
+    attach: (id: bigint, key: Uint8Array) => attached.push(`${s(key)}:${id}`),
+    detach: () => {},
+  };
+  const store = new MvccStore(leases, { revisions: log, cacheBytes: 0 });
+  const memory = new MvccStore();
+  const next = seededRandomInt(11);
+  const write = (step: number) => {
+    const k = `k${next(30).toString().padStart(2, "0")}`;
+    const roll = next(100);
+    for (const st of [store, memory]) {
+      const tx = st.write();
+      if (roll < 60) tx.put(b(k), b(`v${step} `.repeat(1 + (step % 9))), BigInt(roll % 3));
+      else if (roll < 80) tx.deleteRange(b(k), EMPTY);
+      else tx.deleteRange(b("k1"), b("k2"));
+      tx.end();
+    }
+  };
+  for (let step = 0; step < 500; step++) write(step);
+  store.compact(300);
+  memory.compact(300);
+  await log.flush();
+  // Some records moved by a rewrite before the checkpoint: their old segments are retired.
+  assert.ok(run(store.reclaimSteps()) > 0);
+  const retiredBefore = log.retiredSegments;
+  assert.ok(retiredBefore > 0);
+
+  const mark = log.checkpointMark();
+  const bytes = run(store.checkpoint(() => new Uint8Array(0)));
+  await log.sync();
+  assert.ok(MvccStore.isCheckpoint(bytes));
+  const atCheckpoint = memory.encodeSnapshot();
+  const hashAtCheckpoint = memory.hash();
+  const revisionAtCheckpoint = memory.revision;
+  const leasedAtCheckpoint = memory.range(b("k"), b("l")).kvs.filter((kv) => kv.lease !== 0n)
+    .map((kv) => `${s(kv.key)}:${kv.lease}`);
+  const rangesAtCheckpoint = [];
+  for (let rev = memory.compactRevision; rev <= memory.revision; rev += 5) {
+    rangesAtCheckpoint.push(view(memory.range(b("k"), b("l"), { revision: rev })));
+  }
+  // No values in it: a fraction of the full snapshot.
+  assert.ok(bytes.length * 2 < atCheckpoint.length, `${bytes.length} vs ${atCheckpoint.length}`);
+
+  // After the checkpoint: more writes, a compaction and a rewrite (segments retired after the
+  // mark stay), then the checkpoint is saved: only the segments retired before it go.
+  for (let step = 500; step < 700; step++) write(step);
+  store.compact(store.revision - 20);
+  await log.flush();
+  run(store.reclaimSteps());
+  assert.ok(log.retiredSegments > retiredBefore);
+  log.checkpointSaved(mark);
+  assert.ok(log.retiredSegments > 0, "retired after the mark: kept");
+  await log.sync();
+  for (let step = 700; step < 720; step++) write(step); // never synced: lost in the crash
+  await log.flush();
+  disk.crash();
+
+  const reopened = await RevisionLog.openLocated(disk, "/revs", options);
+  attached.length = 0;
+  const restored = run(
+    MvccStore.restoreCheckpointSteps(bytes, leases, { revisions: reopened, cacheBytes: 0 }),
+  );
+  assert.ok(reopened.removeUnreferenced() > 0, "segments only written after the checkpoint go");
+  assert.deepEqual(restored.encodeSnapshot(), atCheckpoint);
+  assert.equal(restored.hash(), hashAtCheckpoint);
+  const ranges = [];
+  for (let rev = restored.compactRevision; rev <= restored.revision; rev += 5) {
+    ranges.push(view(restored.range(b("k"), b("l"), { revision: rev })));
+  }
+  assert.deepEqual(ranges, rangesAtCheckpoint);
+  // Live keys with a lease are attached again, as a full snapshot's restore does.
+  assert.ok(leasedAtCheckpoint.length > 0);
+  assert.deepEqual(attached, leasedAtCheckpoint);
+  // The restored store takes writes, and its reads of old records come from the old segments.
+  const tx = restored.write();
+  tx.put(b("k00"), b("after"), 0n);
+  tx.end();
+  assert.equal(s(restored.range(b("k00"), EMPTY).kvs[0].value), "after");
+  assert.equal(restored.revision, revisionAtCheckpoint + 1);
+});
+
+Deno.test("a checkpoint whose records are gone is refused, not restored without them", async () => {
+  const disk = new MemoryDisk();
+  const options = { segmentBytes: 4096, removeAfterCheckpoint: true };
+  const log = await RevisionLog.open(disk, "/revs", () => {}, options);
+  const store = new MvccStore(undefined, { revisions: log, cacheBytes: 0 });
+  for (let i = 0; i < 100; i++) {
+    const tx = store.write();
+    tx.put(b(`k${i}`), b("x".repeat(100)), 0n);
+    tx.end();
+  }
+  const bytes = run(store.checkpoint(() => new Uint8Array(0)));
+  await log.sync();
+  const segments = (await disk.list("/revs")).sort();
+  await disk.remove(`/revs/${segments[1]}`);
+  const reopened = await RevisionLog.openLocated(disk, "/revs", options);
+  assert.throws(
+    () => run(MvccStore.restoreCheckpointSteps(bytes, undefined, { revisions: reopened })),
+    /the checkpoint's record at .* is missing/,
+  );
+});

@@ -30,6 +30,7 @@ import { assert } from "../assert.ts";
 import { ByteArena, idBytes, keyId } from "../bytes.ts";
 import { SortedRecords } from "./sorted_records.ts";
 import { Crc32c } from "../storage/crc32c.ts";
+import { int64Size, uvarintSize } from "../varint.ts";
 import { ByteReader, ByteWriter, readKeyValue, writeKeyValue } from "./kv_codec.ts";
 import { encodeView, type MvccView, type SnapshotEntry, SnapshotReader } from "./snapshot_codec.ts";
 
@@ -178,6 +179,12 @@ export interface RevisionStorage {
   removeSegment(sequence: number): void;
   /** Keeps every segment until the returned function is called (a view is reading). */
   hold(): () => void;
+  /**
+   * The record at `location` (stored before a restart) belongs to the store being restored from
+   * a checkpoint; throws when the storage does not hold it. Only storage that outlives a restart
+   * has it.
+   */
+  adopt?(location: number, size: number): void;
   /** Total bytes stored, and of those the records not released. */
   readonly sizes: { totalBytes: number; liveBytes: number };
 }
@@ -186,6 +193,14 @@ export interface RevisionStorage {
 function segmentOf(location: number): number {
   return Math.floor(location / 2 ** 32);
 }
+
+/** "DMVC" and the version byte of a checkpoint (snapshot_codec.ts's format is version 1). */
+const CHECKPOINT_MAGIC = [0x44, 0x4d, 0x56, 0x43];
+const CHECKPOINT_VERSION = 2;
+/** Entries encoded (or restored) between two pauses of a checkpoint. */
+const CHECKPOINT_STEP_ENTRIES = 4096;
+const CHECKPOINT_TOMBSTONE = 1;
+const CHECKPOINT_LEASE = 2;
 
 /** A segment is rewritten once less than this fraction of its bytes is live. */
 const SPARSE_SEGMENT_FRACTION = 0.5;
@@ -370,6 +385,11 @@ export class MvccStore implements ReadView {
     this.#leases = leases;
     this.#revisions = options.revisions ?? null;
     this.#cacheLimit = options.cacheBytes ?? DEFAULT_KV_CACHE_BYTES;
+  }
+
+  /** Whether the revisions are in revision storage (else all in memory). */
+  get onRevisionStorage(): boolean {
+    return this.#revisions !== null;
   }
 
   /** Current revision (1 on a fresh store, like etcd). */
@@ -595,6 +615,113 @@ export class MvccStore implements ReadView {
     } finally {
       view.close?.();
     }
+  }
+
+  /**
+   * The store as a checkpoint (ADR 0010, phase 3): its revision, compact revision and, for every
+   * stored revision, the key, create revision, version, lease and where its record is in the
+   * revision storage, but no value. With the storage's records it is the whole state, in a
+   * fraction of a full snapshot's size and read from nothing. What is captured is this moment's
+   * set of revisions (later writes and compactions do not change it); the encoding runs in steps
+   * (the caller may let other work run between them) into one buffer after `frame(size)` bytes.
+   * Every location written was appended before the steps end: sync the storage after them.
+   *
+   *   "DMVC" 2 | uvarint revision | uvarint (compactMainRev + 1) | u8 compact-rev-incomplete |
+   *   uvarint count | count x ( uvarint main | uvarint sub | u8 flags (1 tombstone, 2 lease) |
+   *   uvarint key length | key | put: uvarint create revision | uvarint version | lease: int64 |
+   *   uvarint location | uvarint size )
+   */
+  checkpoint(frame: (size: number) => Uint8Array): Generator<void, Uint8Array> {
+    assert(this.#revisions !== null, "a checkpoint needs revision storage");
+    return checkpointSteps(
+      this.#log,
+      this.#log.length,
+      this.#revision,
+      this.#compactMainRev,
+      this.#compactRevIncomplete,
+      frame,
+    );
+  }
+
+  /** Whether snapshot bytes are a checkpoint (see checkpoint()) rather than a full snapshot. */
+  static isCheckpoint(bytes: Uint8Array): boolean {
+    return bytes.length > 4 && CHECKPOINT_MAGIC.every((b, i) => bytes[i] === b) &&
+      bytes[4] === CHECKPOINT_VERSION;
+  }
+
+  /**
+   * Restores a store from checkpoint() bytes over the revision storage that holds its records
+   * (each one adopted: a missing record throws). Live keys with a lease are re-attached through
+   * `leases` (restore the lessor first). In steps, like restoreSteps.
+   */
+  static *restoreCheckpointSteps(
+    bytes: Uint8Array,
+    leases: LeaseHooks | undefined,
+    options: MvccStoreOptions,
+  ): Generator<void, MvccStore> {
+    const revisions = options.revisions;
+    assert(revisions?.adopt !== undefined, "a checkpoint is restored over its revision storage");
+    const store = new MvccStore(leases, options);
+    const r = new ByteReader(bytes);
+    assert(MvccStore.isCheckpoint(bytes), "not an mvcc checkpoint");
+    r.pos = 5;
+    const revision = r.uvarint();
+    const compactMainRev = r.uvarint() - 1;
+    const incomplete = r.byte() === 1;
+    const count = r.uvarint();
+    const leaseOf = new Map<KeyRecord, bigint>();
+    let prevMain = 0;
+    let prevSub = -1;
+    for (let i = 0; i < count; i++) {
+      const main = r.uvarint();
+      const sub = r.uvarint();
+      assert(
+        main > prevMain || (main === prevMain && sub > prevSub),
+        "checkpoint revisions are strictly increasing",
+      );
+      assert(main <= revision, "checkpoint entry beyond its revision");
+      prevMain = main;
+      prevSub = sub;
+      const flags = r.byte();
+      const tombstone = (flags & CHECKPOINT_TOMBSTONE) !== 0;
+      const keyLength = r.uvarint();
+      assert(r.pos + keyLength <= bytes.length, "checkpoint truncated");
+      const id = keyId(bytes.subarray(r.pos, r.pos + keyLength));
+      r.pos += keyLength;
+      let record = store.#records.get(id);
+      if (!record) {
+        record = new KeyRecord(id, undefined);
+        store.#records.set(id, record);
+      }
+      const entry = new Entry(main, sub, tombstone, record);
+      if (!tombstone) {
+        entry.createRevision = r.uvarint();
+        entry.version = r.uvarint();
+        if ((flags & CHECKPOINT_LEASE) !== 0) entry.lease = r.int64();
+      }
+      entry.location = r.uvarint();
+      entry.size = r.uvarint();
+      revisions.adopt(entry.location, entry.size);
+      if (tombstone || entry.lease === NO_LEASE) leaseOf.delete(record);
+      else leaseOf.set(record, entry.lease);
+      record.push(entry);
+      store.#log.push(entry);
+      store.#bytes += store.#entryBytes(entry);
+      if (i % CHECKPOINT_STEP_ENTRIES === CHECKPOINT_STEP_ENTRIES - 1) yield;
+    }
+    assert(r.pos === bytes.length, "trailing bytes after an mvcc checkpoint");
+    store.#revision = revision;
+    store.#compactMainRev = compactMainRev;
+    store.#compactRevIncomplete = incomplete;
+    const sorted = [...store.#records.values()].sort((a, b) =>
+      a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+    );
+    store.#index = SortedRecords.fromSorted(sorted);
+    for (const record of sorted) {
+      const lease = leaseOf.get(record);
+      if (lease !== undefined && record.live()) store.#leases.attach(lease, record.key);
+    }
+    return store;
   }
 
   /**
@@ -974,6 +1101,86 @@ function freezeEvent(type: Event_EventType, kv: KeyValue): Event {
 }
 
 /** What a DELETE event carries: the key and the tombstone's revision. */
+/** MvccStore.checkpoint's encoding: sizes (and locations) first, then the bytes. */
+function* checkpointSteps(
+  log: readonly Entry[],
+  length: number,
+  revision: number,
+  compactMainRev: number,
+  incomplete: boolean,
+  frame: (size: number) => Uint8Array,
+): Generator<void, Uint8Array> {
+  // Locations as of the sizing pass (a rewrite may move a record meanwhile: either place is
+  // kept until a later checkpoint, but the size planned must be the size written).
+  const locations = new Float64Array(length);
+  let size = 5 + uvarintSize(revision) + uvarintSize(compactMainRev + 1) + 1 + uvarintSize(length);
+  for (let i = 0; i < length; i++) {
+    const e = log[i];
+    locations[i] = e.location;
+    const keyLength = e.record.id.length;
+    size += uvarintSize(e.main) + uvarintSize(e.sub) + 1 + uvarintSize(keyLength) + keyLength;
+    if (!e.tombstone) {
+      size += uvarintSize(e.createRevision) + uvarintSize(e.version);
+      if (e.lease !== NO_LEASE) size += int64Size(e.lease);
+    }
+    size += uvarintSize(e.location) + uvarintSize(e.size);
+    if (i % CHECKPOINT_STEP_ENTRIES === CHECKPOINT_STEP_ENTRIES - 1) yield;
+  }
+  const before = frame(size);
+  const out = new Uint8Array(before.length + size);
+  out.set(before);
+  const w = new CheckpointWriter(out, before.length);
+  for (const b of CHECKPOINT_MAGIC) w.byte(b);
+  w.byte(CHECKPOINT_VERSION);
+  w.uvarint(revision);
+  w.uvarint(compactMainRev + 1);
+  w.byte(incomplete ? 1 : 0);
+  w.uvarint(length);
+  for (let i = 0; i < length; i++) {
+    const e = log[i];
+    const id = e.record.id;
+    w.uvarint(e.main);
+    w.uvarint(e.sub);
+    const leased = !e.tombstone && e.lease !== NO_LEASE;
+    w.byte((e.tombstone ? CHECKPOINT_TOMBSTONE : 0) | (leased ? CHECKPOINT_LEASE : 0));
+    w.uvarint(id.length);
+    for (let c = 0; c < id.length; c++) w.byte(id.charCodeAt(c));
+    if (!e.tombstone) {
+      w.uvarint(e.createRevision);
+      w.uvarint(e.version);
+      if (leased) w.int64(e.lease);
+    }
+    w.uvarint(locations[i]);
+    w.uvarint(e.size);
+    if (i % CHECKPOINT_STEP_ENTRIES === CHECKPOINT_STEP_ENTRIES - 1) yield;
+  }
+  assert(w.at === out.length, "checkpoint size planned");
+  return out;
+}
+
+/** Writes into a buffer sized in advance (ByteWriter wants slack for every varint). */
+class CheckpointWriter {
+  constructor(readonly out: Uint8Array, public at: number) {}
+  byte(b: number): void {
+    this.out[this.at++] = b;
+  }
+  uvarint(n: number): void {
+    while (n >= 0x80) {
+      this.out[this.at++] = (n % 0x80) | 0x80;
+      n = Math.floor(n / 0x80);
+    }
+    this.out[this.at++] = n;
+  }
+  int64(v: bigint): void {
+    let u = BigInt.asUintN(64, v);
+    while (u >= 0x80n) {
+      this.out[this.at++] = Number(u & 0x7fn) | 0x80;
+      u >>= 7n;
+    }
+    this.out[this.at++] = Number(u);
+  }
+}
+
 function tombstoneKv(e: Entry): KeyValue {
   return Object.freeze(
     create(KeyValueSchema, { key: e.record.key, modRevision: BigInt(e.main) }),

@@ -83,7 +83,7 @@ export class DurableLog {
     const { index, term } = snap.metadata;
     await this.#snapshotter.save({ index, term, data: snap.data });
     await this.#wal.append([walSnapshotMarker(index, term)]);
-    // Raft's storage keeps only the metadata: the state is in the file (see snapshotData).
+    // Raft's storage keeps only the metadata: the state is in the file and the state machine.
     this.#storage.applySnapshot({ metadata: snap.metadata, data: NO_DATA });
   }
 
@@ -97,15 +97,6 @@ export class DurableLog {
     this.#storage.setConfState(confState);
   }
 
-  /**
-   * The state of the snapshot at (index, term), read from its file: Raft's storage keeps only
-   * snapshots' metadata, so a snapshot message to a follower gets its data here. Null if the file
-   * is gone or does not verify.
-   */
-  async snapshotData(index: number, term: number): Promise<Uint8Array | null> {
-    return (await this.#snapshotter.load(index, term))?.data ?? null;
-  }
-
   /** Term of the entry at `index` (still in Raft's log). */
   termAt(index: number): number {
     return this.#storage.term(index);
@@ -116,13 +107,23 @@ export class DurableLog {
    * whole (a sealed snapshot file, see sealSnapshot) or in chunks written as they come. Then
    * compacts Raft's log and releases the WAL up to the previous snapshot. A snapshot taken in the
    * background may be overtaken by one the leader sent meanwhile: then it is dropped (false).
+   * With `replace`, a snapshot at the newest snapshot's own index replaces its file.
    */
   async saveSnapshot(
     index: number,
     term: number,
     confState: ConfState,
     data: Uint8Array | AsyncIterable<Uint8Array>,
+    replace = false,
   ): Promise<boolean> {
+    if (replace && index === this.#snapshotIndex && index > 0) {
+      // The same state written again (a checkpoint after the revision log was rewritten): the
+      // file is replaced atomically; Raft's log and the WAL stay as they are.
+      await this.#wal.sync();
+      if (data instanceof Uint8Array) await this.#snapshotter.saveFile(index, term, data);
+      else await this.#snapshotter.saveStream(index, term, data);
+      return index === this.#snapshotIndex;
+    }
     if (index <= this.#snapshotIndex) return false;
     // The hard state that committed `index` may still be unsynced (a commit-only Ready does not
     // sync): make it durable first, or a crash leaves a snapshot newer than the WAL's commit and

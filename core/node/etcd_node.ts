@@ -342,9 +342,11 @@ export class EtcdNode {
     );
     const state = snapshot ? fromBinary(NodeSnapshotSchema, snapshot.data) : null;
     const lessor = newLessor(config);
-    const revisions = await openRevisionLog(disk, `${memberDir}/revs`);
+    const located = state !== null && MvccStore.isCheckpoint(state.mvcc);
+    const revisions = await openRevisionLog(disk, `${memberDir}/revs`, located);
     // Leases first: restoring MVCC re-attaches live keys to them (etcd's order).
     const mvcc = await StateMachine.restoreStore(state, lessor, { revisions });
+    if (located) revisions.removeUnreferenced();
     const snapshotIndex = snapshot?.index ?? 0;
     const recovery = await Wal.open(
       disk,
@@ -1038,7 +1040,9 @@ export class EtcdNode {
       this.#appliedIndex - this.#log.snapshotIndex >= this.#config.snapshotCount &&
       this.#appliedIndex >= this.#nextSnapshotAt
     ) {
-      this.#snapshotTask = this.#snapshotInBackground().finally(() => (this.#snapshotTask = null));
+      this.#snapshotTask = this.#snapshotInBackground().then(() => {}).finally(() =>
+        this.#snapshotTask = null
+      );
     }
     if (this.#reclaimTask === null && !this.#stopped && this.#sm.mvcc.reclaimable) {
       this.#reclaimTask = this.#reclaimInBackground().finally(() => (this.#reclaimTask = null));
@@ -1054,6 +1058,8 @@ export class EtcdNode {
     try {
       const segments = await this.#rewrite(false);
       this.#logger.info("mvcc/revision_log.go", "rewrote revision log segments", { segments });
+      // The old segments go once a checkpoint no longer points into them.
+      if (segments > 0) await this.#checkpointNow();
     } catch (e) {
       if (!this.#stopped) this.#fail(e);
     }
@@ -1096,7 +1102,10 @@ export class EtcdNode {
       "current-db-size-in-use-bytes": before.liveBytes,
     });
     const started = performance.now();
-    const work = this.#rewrite(true);
+    const work = this.#rewrite(true).then(async (segments) => {
+      // The old segments go once a checkpoint no longer points into them.
+      if (segments > 0 && !(await this.#checkpointNow())) throw Errors.stopped();
+    });
     this.#reclaimTask = work.then(() => {}, () => {}).finally(() => (this.#reclaimTask = null));
     await work;
     if (this.#stopped) throw Errors.stopped(); // cut short: not defragmented
@@ -1113,32 +1122,67 @@ export class EtcdNode {
 
   /**
    * Hands messages to the transport. A snapshot message leaves Raft without its data (Raft's
-   * storage keeps only snapshots' metadata): it is read from the snapshot's file first, and a
-   * failure to read it is reported to Raft as a failed snapshot send (it tries again later).
+   * storage keeps only snapshots' metadata, and the member's own snapshot files are checkpoints
+   * that point into its revision log): the whole state as of now is encoded for it, at the
+   * applied index (etcd's merged snapshot, createMergedSnapshotMessage); a failure is reported to
+   * Raft as a failed snapshot send (it tries again later).
    */
   #send(messages: Message[]): void {
     let ready = messages;
     for (const m of messages) {
       if (m.type !== MessageType.Snap || !m.snapshot || m.snapshot.data.length > 0) continue;
       ready = ready.filter((x) => x !== m);
-      const { index, term } = m.snapshot.metadata;
-      this.#log.snapshotData(index, term).catch(() => null).then((data) => {
-        if (this.#stopped) return;
-        if (data === null) {
-          this.#logger.warn(
-            "etcdserver/snapshot_merge.go:64",
-            "failed to read a snapshot to send",
-            {
-              "snapshot-index": index,
-            },
-          );
-          this.reportSnapshot(m.to, false);
-          return;
-        }
-        this.#transport.send([{ ...m, snapshot: { ...m.snapshot!, data } }]);
-      });
+      this.#sendSnapshot(m);
     }
     if (ready.length > 0) this.#transport.send(ready);
+  }
+
+  #sendSnapshot(m: Message): void {
+    const index = this.#appliedIndex;
+    const confState = {
+      voters: [...this.#confState.voters],
+      learners: [...this.#confState.learners],
+    };
+    const pause = this.#env.pause ?? (() => Promise.resolve());
+    const work = async () => {
+      const term = this.#log.termAt(index);
+      const steps = this.#sm.snapshotSteps(confState, 0, true);
+      let step = steps.next();
+      try {
+        while (!step.done) {
+          await pause();
+          if (this.#stopped) return null;
+          step = steps.next();
+        }
+      } finally {
+        steps.return(undefined as never);
+      }
+      return { metadata: { index, term, confState }, data: step.value };
+    };
+    work().then((snapshot) => {
+      if (snapshot === null || this.#stopped) return;
+      this.#transport.send([{ ...m, snapshot }]);
+    }, (e) => {
+      if (this.#stopped) return;
+      this.#logger.warn("etcdserver/snapshot_merge.go:64", "failed to make a snapshot to send", {
+        "snapshot-index": index,
+        error: e instanceof Error ? e.message : String(e),
+      });
+      this.reportSnapshot(m.to, false);
+    });
+  }
+
+  /**
+   * A checkpoint now (a snapshot at the applied index, rewritten when there is one there
+   * already): after a rewrite of the revision log, so that its old segments can go. False when
+   * the member stopped or the save failed.
+   */
+  async #checkpointNow(): Promise<boolean> {
+    while (this.#snapshotTask !== null) await this.#snapshotTask;
+    if (this.#stopped) return false;
+    const task = this.#snapshotInBackground(true);
+    this.#snapshotTask = task.then(() => {}).finally(() => (this.#snapshotTask = null));
+    return await task;
   }
 
   /**
@@ -1147,19 +1191,20 @@ export class EtcdNode {
    * while the member goes on applying and answering, as etcd snapshots in a goroutine. One at a
    * time; a failure is logged and tried again a tenth of --snapshot-count entries later.
    */
-  async #snapshotInBackground(): Promise<void> {
+  async #snapshotInBackground(force = false): Promise<boolean> {
     const index = this.#appliedIndex;
     const confState = {
       voters: [...this.#confState.voters],
       learners: [...this.#confState.learners],
     };
     const pause = this.#env.pause ?? (() => Promise.resolve());
+    const revisions = this.#revisions;
     try {
       const term = this.#log.termAt(index);
-      // One buffer, encoded in steps: the chunked write (StateMachine.snapshotChunks with
-      // Snapshotter.saveStream) left a 1M-key member unable to restart once ("wal: entry 797645
-      // follows 563055"), not yet explained; until it is, the whole-buffer save that restarted.
+      // A checkpoint (the store's revisions stay in the revision log; the file says where),
+      // encoded in steps into one buffer. The store is captured now, with the log's mark.
       const steps = this.#sm.snapshotSteps(confState, SNAPSHOT_HEADER_BYTES);
+      const mark = revisions.checkpointMark();
       let step = steps.next();
       try {
         while (!step.done) {
@@ -1176,17 +1221,22 @@ export class EtcdNode {
         await pause();
       }
       sealSnapshot(file, index, term, crc);
+      // Every record the checkpoint points at is durable before it is.
+      await revisions.sync();
       // Even when stopping: stop() waits for this save before it closes the log.
-      await this.#log.saveSnapshot(index, term, confState, file);
+      const saved = await this.#log.saveSnapshot(index, term, confState, file, force);
+      if (saved) revisions.checkpointSaved(mark);
+      return saved;
     } catch (e) {
       // Not again at once (a full disk would have every Ready encode the whole state): after
       // another tenth of --snapshot-count entries.
       this.#nextSnapshotAt = index + Math.max(1, Math.floor(this.#config.snapshotCount / 10));
-      if (this.#stopped) return;
+      if (this.#stopped) return false;
       this.#logger.error("etcdserver/server.go:2375", "failed to save snapshot", {
         "snapshot-index": index,
         error: e instanceof Error ? e.message : String(e),
       });
+      return false;
     }
   }
 
@@ -1408,12 +1458,15 @@ function pageRound(bytes: number): number {
 }
 
 /**
- * The MVCC store's revision log in `dir`, empty: the store is rebuilt from the newest snapshot and
- * the WAL at every start (docs/adr/0010-storage-that-scales.md), so what an earlier run left there
- * (or a crash cut short) is removed first.
+ * The MVCC store's revision log in `dir` (docs/adr/0010-storage-that-scales.md). When the newest
+ * snapshot is a checkpoint (`located`), its records are where the checkpoint says: the log is
+ * opened as it is. Otherwise (a full snapshot: a restored backup, one a leader sent, or none) the
+ * store is rebuilt from it and the WAL, so what an earlier run left there is removed first. Either
+ * way a segment is removed only once a checkpoint no longer points into it.
  */
-async function openRevisionLog(disk: Disk, dir: string): Promise<RevisionLog> {
+async function openRevisionLog(disk: Disk, dir: string, located: boolean): Promise<RevisionLog> {
+  if (located) return await RevisionLog.openLocated(disk, dir, { removeAfterCheckpoint: true });
   await disk.mkdirp(dir);
   for (const name of await disk.list(dir)) await disk.remove(`${dir}/${name}`);
-  return await RevisionLog.open(disk, dir, () => {});
+  return await RevisionLog.open(disk, dir, () => {}, { removeAfterCheckpoint: true });
 }

@@ -118,8 +118,11 @@ export class StateMachine {
   ): Promise<MvccStore> {
     if (!state) return new MvccStore(lessor, options);
     lessor.restore(leaseRecords(state));
-    // In steps: the revision storage writes each one out before the next is read.
-    const steps = MvccStore.restoreSteps(state.mvcc, lessor, options);
+    // In steps: the revision storage writes each one out before the next is read. A checkpoint
+    // is restored over the revision storage that holds its records (opened, not rebuilt).
+    const steps = MvccStore.isCheckpoint(state.mvcc)
+      ? MvccStore.restoreCheckpointSteps(state.mvcc, lessor, options)
+      : MvccStore.restoreSteps(state.mvcc, lessor, options);
     for (;;) {
       const step = steps.next();
       if (step.done) return step.value;
@@ -134,6 +137,8 @@ export class StateMachine {
 
   /** Replaces the whole state with a snapshot's (one the leader sent). */
   async restoreSnapshot(state: NodeSnapshot): Promise<void> {
+    // A checkpoint points into the revision storage of the member that took it.
+    assert(!MvccStore.isCheckpoint(state.mvcc), "a snapshot received must be a full one");
     const replaced = this.mvcc;
     this.mvcc = await StateMachine.restoreStore(state, this.lessor, this.#storeOptions);
     replaced.retire();
@@ -154,10 +159,19 @@ export class StateMachine {
   /**
    * The snapshot of this state as of now (with Raft's configuration at the same index), as a
    * NodeSnapshot encoded in steps: everything but the MVCC store is encoded at once, the store is
-   * captured as a view and written when the steps run (see encodeViewSteps), after `reserve`
-   * zero bytes (room for a file header). The state may change between the steps.
+   * captured at once and written when the steps run, after `reserve` zero bytes (room for a file
+   * header). The state may change between the steps. A store on revision storage is written as a
+   * checkpoint (MvccStore.checkpoint: its records stay where they are) unless `full`: the whole
+   * state, values included (encodeViewSteps), what a follower is sent.
    */
-  snapshotSteps(confState: ConfState, reserve = 0): Generator<void, Uint8Array> {
+  snapshotSteps(
+    confState: ConfState,
+    reserve = 0,
+    full = false,
+  ): Generator<void, Uint8Array> {
+    if (!full && this.mvcc.onRevisionStorage) {
+      return this.mvcc.checkpoint(this.#snapshotFrame(confState, reserve));
+    }
     const { view, frame } = this.#snapshotParts(confState, reserve);
     return closing(view, encodeViewSteps(view, frame));
   }
@@ -176,6 +190,11 @@ export class StateMachine {
     confState: ConfState,
     reserve: number,
   ): { view: MvccView; frame: (size: number) => Uint8Array } {
+    return { frame: this.#snapshotFrame(confState, reserve), view: this.mvcc.view() };
+  }
+
+  /** The bytes before the store's encoding: `reserve` zeros, every other field, field 1's head. */
+  #snapshotFrame(confState: ConfState, reserve: number): (size: number) => Uint8Array {
     const rest = toBinary(
       NodeSnapshotSchema,
       create(NodeSnapshotSchema, {
@@ -205,7 +224,7 @@ export class StateMachine {
       head.set(field, reserve + rest.length);
       return head;
     };
-    return { view: this.mvcc.view(), frame };
+    return frame;
   }
 
   /** The snapshot of this state in one step (small states and tests). */

@@ -17,6 +17,8 @@ export interface AppendFile {
 export interface ReadAtFile {
   /** Reads up to buf.length bytes at `position` into buf; returns how many (fewer at the end). */
   readAt(buf: Uint8Array, position: number): number;
+  /** The file's size now. */
+  size(): number;
   close(): void;
 }
 

@@ -71,6 +71,10 @@ export class MemoryDisk implements Disk {
         buf.set(data.subarray(position, position + n));
         return n;
       },
+      size: () => {
+        const f = this.#files.get(path);
+        return f ? contents(f).length : 0;
+      },
       close: () => {},
     });
   }

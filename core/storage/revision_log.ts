@@ -67,6 +67,27 @@ interface Segment {
   dirty: boolean;
 }
 
+/** How a log is opened. */
+export interface RevisionLogOptions {
+  /** Bytes per segment (default DEFAULT_REVISION_SEGMENT_BYTES). */
+  segmentBytes?: number;
+  /**
+   * Segments are removed only once a checkpoint taken after they were retired is saved
+   * (checkpointMark(), checkpointSaved()): a member whose newest checkpoint points into them
+   * still restarts.
+   */
+  removeAfterCheckpoint?: boolean;
+}
+
+/** The sequences of the segment files in `dir`, ascending. */
+async function segmentSequences(disk: Disk, dir: string): Promise<number[]> {
+  return (await disk.list(dir))
+    .map((name) => /^([0-9a-f]{16})\.rev$/.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => parseInt(m[1], 16))
+    .sort((a, b) => a - b);
+}
+
 function segmentName(sequence: number): string {
   return `${sequence.toString(16).padStart(16, "0")}.rev`;
 }
@@ -83,12 +104,29 @@ export class RevisionLog {
   /** Readers holding the log (see hold()), and the segments waiting for them to finish. */
   #holds = 0;
   #toRemove: number[] = [];
+  /**
+   * With `removeAfterCheckpoint`: segments whose records were all moved or released, each kept
+   * until a checkpoint taken after it was retired is saved (an older one may still point into it).
+   */
+  readonly #deferRemoval: boolean;
+  #retired: { sequence: number; mark: number }[] = [];
+  /** Checkpoints marked so far (see checkpointMark()). */
+  #marks = 0;
+  /** A segment file was created since the last sync (the directory must be synced too). */
+  #created = false;
 
-  private constructor(disk: Disk, dir: string, segmentBytes: number, head: Segment) {
+  private constructor(
+    disk: Disk,
+    dir: string,
+    segmentBytes: number,
+    head: Segment,
+    deferRemoval: boolean,
+  ) {
     this.#disk = disk;
     this.#dir = dir;
     this.#segmentBytes = segmentBytes;
     this.#head = head;
+    this.#deferRemoval = deferRemoval;
   }
 
   /**
@@ -100,15 +138,10 @@ export class RevisionLog {
     disk: Disk,
     dir: string,
     visit: (record: RevisionRecord) => void,
-    options: { segmentBytes?: number } = {},
+    options: RevisionLogOptions = {},
   ): Promise<RevisionLog> {
-    const segmentBytes = options.segmentBytes ?? DEFAULT_REVISION_SEGMENT_BYTES;
     await disk.mkdirp(dir);
-    const sequences = (await disk.list(dir))
-      .map((name) => /^([0-9a-f]{16})\.rev$/.exec(name))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => parseInt(m[1], 16))
-      .sort((a, b) => a - b);
+    const sequences = await segmentSequences(disk, dir);
     const existing: Segment[] = [];
     for (let i = 0; i < sequences.length; i++) {
       const sequence = sequences[i];
@@ -132,13 +165,106 @@ export class RevisionLog {
       }
       existing.push(segment);
     }
+    return RevisionLog.#withHead(disk, dir, existing, options);
+  }
+
+  /**
+   * Opens the log in `dir` as a checkpoint left it, without reading its records: the caller
+   * names the records it still uses with adopt() (every other byte counts as garbage), then
+   * removeUnreferenced(). Appends go to a new segment; bytes past the last adopted record of a
+   * segment (appended after the checkpoint, maybe torn by a crash) are never read.
+   */
+  static async openLocated(
+    disk: Disk,
+    dir: string,
+    options: RevisionLogOptions = {},
+  ): Promise<RevisionLog> {
+    await disk.mkdirp(dir);
+    const existing: Segment[] = [];
+    for (const sequence of await segmentSequences(disk, dir)) {
+      const reader = await disk.openRead(`${dir}/${segmentName(sequence)}`);
+      if (reader === null) continue;
+      const segment = newSegment(sequence, null, reader);
+      segment.written = reader.size();
+      segment.totalBytes = segment.written;
+      existing.push(segment);
+    }
+    return RevisionLog.#withHead(disk, dir, existing, options);
+  }
+
+  static #withHead(
+    disk: Disk,
+    dir: string,
+    existing: Segment[],
+    options: RevisionLogOptions,
+  ): RevisionLog {
+    const segmentBytes = options.segmentBytes ?? DEFAULT_REVISION_SEGMENT_BYTES;
     const next = existing.length > 0 ? existing[existing.length - 1].sequence + 1 : 1;
     const head = newSegment(next, null, null);
-    const log = new RevisionLog(disk, dir, segmentBytes, head);
+    const log = new RevisionLog(
+      disk,
+      dir,
+      segmentBytes,
+      head,
+      options.removeAfterCheckpoint ?? false,
+    );
     for (const s of existing) log.#segments.set(s.sequence, s);
     log.#segments.set(head.sequence, head);
     log.#create(head);
     return log;
+  }
+
+  /**
+   * After openLocated(): the record at `location` of `size` bytes is part of the restored state.
+   * Throws when the log does not have it (a segment missing or too short).
+   */
+  adopt(location: number, size: number): void {
+    const sequence = Math.floor(location / SEGMENT_SPAN);
+    const segment = this.#segments.get(sequence);
+    const offset = location % SEGMENT_SPAN;
+    if (!segment || segment === this.#head || offset + size > segment.written) {
+      throw new RevisionLogCorruptError(
+        `the checkpoint's record at ${segmentName(sequence)}:${offset} (${size} bytes) is missing`,
+      );
+    }
+    segment.liveBytes += size;
+  }
+
+  /** After adopt(): removes the segments none of whose records was adopted. */
+  removeUnreferenced(): number {
+    let removed = 0;
+    for (const s of [...this.#segments.values()]) {
+      if (s === this.#head || s.liveBytes !== 0) continue;
+      this.#removeWhenFree(s.sequence);
+      removed++;
+    }
+    return removed;
+  }
+
+  /**
+   * A checkpoint (a record of the locations of the live revisions) is being taken now; returns
+   * its mark, for checkpointSaved() once it is durable.
+   */
+  checkpointMark(): number {
+    return ++this.#marks;
+  }
+
+  /**
+   * The checkpoint of `mark` is durable: segments retired before it was marked are no longer
+   * pointed at by the newest checkpoint and are removed (once no view holds the log).
+   */
+  checkpointSaved(mark: number): void {
+    const keep: { sequence: number; mark: number }[] = [];
+    for (const r of this.#retired) {
+      if (r.mark < mark) this.#removeWhenFree(r.sequence);
+      else keep.push(r);
+    }
+    this.#retired = keep;
+  }
+
+  /** Segments retired and waiting for a checkpoint (removeAfterCheckpoint). */
+  get retiredSegments(): number {
+    return this.#retired.length;
   }
 
   /** Appends a record; returns its location (see read()). Buffered until flush(). */
@@ -282,6 +408,7 @@ export class RevisionLog {
     const out: number[] = [];
     for (const s of this.#segments.values()) {
       if (s === this.#head || s.totalBytes === 0 || this.#toRemove.includes(s.sequence)) continue;
+      if (this.#retired.some((r) => r.sequence === s.sequence)) continue;
       if (s.liveBytes < fraction * s.totalBytes) out.push(s.sequence);
     }
     return out;
@@ -300,14 +427,15 @@ export class RevisionLog {
       if (--this.#holds === 0) {
         const waiting = this.#toRemove;
         this.#toRemove = [];
-        for (const sequence of waiting) this.removeSegment(sequence);
+        for (const sequence of waiting) this.#removeWhenFree(sequence);
       }
     };
   }
 
   /**
    * Removes a segment none of whose records is live any more (every one released): its bytes leave
-   * the sizes and its file is deleted (after pending writes), at once unless the log is held.
+   * the sizes and its file is deleted (after pending writes), at once unless the log is held, or
+   * with `removeAfterCheckpoint` once a checkpoint taken after this call is saved.
    */
   removeSegment(sequence: number): void {
     const segment = this.#segments.get(sequence);
@@ -315,6 +443,18 @@ export class RevisionLog {
     if (segment.liveBytes !== 0) {
       throw new Error(`revision segment ${sequence} still holds ${segment.liveBytes} live bytes`);
     }
+    if (this.#deferRemoval) {
+      if (!this.#retired.some((r) => r.sequence === sequence)) {
+        this.#retired.push({ sequence, mark: this.#marks });
+      }
+      return;
+    }
+    this.#removeWhenFree(sequence);
+  }
+
+  #removeWhenFree(sequence: number): void {
+    const segment = this.#segments.get(sequence);
+    if (!segment || segment === this.#head) return;
     if (this.#holds > 0) {
       if (!this.#toRemove.includes(sequence)) this.#toRemove.push(sequence);
       return;
@@ -352,14 +492,21 @@ export class RevisionLog {
     return work;
   }
 
-  /** flush(), then makes every segment durable. */
+  /** flush(), then makes every segment durable, and the directory when a segment was created. */
   async sync(): Promise<void> {
+    const created = this.#created;
+    this.#created = false;
     await this.flush();
-    for (const s of this.#segments.values()) {
+    for (const s of [...this.#segments.values()]) {
       if (s.file === null || !s.dirty) continue;
       s.dirty = false;
       await (await s.file).sync();
     }
+    if (created) {
+      for (const s of [...this.#segments.values()]) await s.file;
+      await this.#disk.syncDir(this.#dir);
+    }
+    if (this.#failure !== null) throw this.#failure;
   }
 
   close(): void {
@@ -400,6 +547,7 @@ export class RevisionLog {
   }
 
   #create(segment: Segment): void {
+    this.#created = true;
     const path = `${this.#dir}/${segmentName(segment.sequence)}`;
     segment.file = (async () => {
       const file = await this.#disk.openAppend(path);
