@@ -1116,6 +1116,7 @@ function* checkpointSteps(
   let size = 5 + uvarintSize(revision) + uvarintSize(compactMainRev + 1) + 1 + uvarintSize(length);
   for (let i = 0; i < length; i++) {
     const e = log[i];
+    assert(e.location >= 0, "a checkpoint's revisions are all in revision storage");
     locations[i] = e.location;
     const keyLength = e.record.id.length;
     size += uvarintSize(e.main) + uvarintSize(e.sub) + 1 + uvarintSize(keyLength) + keyLength;
