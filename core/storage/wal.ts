@@ -421,6 +421,7 @@ export class Wal {
         last = index;
         if (index > afterIndex) entries.push(r);
       }
+      detachFrom(data, entries);
     }
     const lastIndex = Math.max(last, afterIndex);
     const wal = new Wal(disk, dir, segments, lastIndex, segmentBytes, hardState);
@@ -524,5 +525,29 @@ export class Wal {
     this.#fileBytes = 0;
     this.#segments.push(seg);
     await this.#disk.syncDir(this.#dir);
+  }
+}
+
+/**
+ * The recovered entries' data are views into a segment's buffer (64 MiB, most of it entries
+ * before the snapshot, or preallocated zeros): those that point into `segment` are moved to one
+ * buffer holding only the span they cover, so that the segment's buffer can be freed (Raft's
+ * storage keeps the entries until the next snapshot).
+ */
+function detachFrom(segment: Uint8Array, entries: WalRecord[]): void {
+  let start = Infinity;
+  let end = 0;
+  for (let i = 0; i < entries.length; i++) {
+    const data = entries[i].data;
+    if (data.buffer !== segment.buffer) continue;
+    start = Math.min(start, data.byteOffset);
+    end = Math.max(end, data.byteOffset + data.length);
+  }
+  if (end === 0) return;
+  const span = new Uint8Array(segment.buffer.slice(start, end));
+  for (let i = 0; i < entries.length; i++) {
+    const data = entries[i].data;
+    if (data.buffer !== segment.buffer) continue;
+    entries[i].data = span.subarray(data.byteOffset - start, data.byteOffset - start + data.length);
   }
 }

@@ -39,6 +39,23 @@ Deno.test("wal skips entries covered by the snapshot index", async () => {
   assertEquals(again.entries.map((e) => Number(e.index)), [4, 5]);
 });
 
+Deno.test("entries recovered after the snapshot do not keep their segment's whole buffer alive", async () => {
+  const disk = new MemoryDisk({ preallocate: true });
+  const segmentBytes = 64 * 1024;
+  const { wal } = await Wal.open(disk, "w", 0, segmentBytes);
+  const value = new Uint8Array(1000).fill(7);
+  for (let i = 1; i <= 150; i++) await wal.append([walEntry(i, 2, value)], false);
+  await wal.sync();
+  wal.close();
+  const again = await Wal.open(disk, "w", 100, segmentBytes);
+  assertEquals(again.entries.map((e) => e.index), Array.from({ length: 50 }, (_, i) => 101 + i));
+  for (const e of again.entries) {
+    assertEquals(e.data, value);
+    // Only the span of the entries kept: not the 64 KiB the segment was read into.
+    assert(e.data.buffer.byteLength < 60 * 1024, `${e.data.buffer.byteLength} bytes held`);
+  }
+});
+
 Deno.test("wal cuts a torn last record and keeps the ones before it", async () => {
   const disk = new MemoryDisk();
   const { wal } = await Wal.open(disk, "w", 0);
