@@ -29,36 +29,6 @@ export class DenoDisk implements Disk {
     await this.syncDir(path.slice(0, path.lastIndexOf("/")) || ".");
   }
 
-  async writeFileAtomicStream(
-    path: string,
-    headerBytes: number,
-    chunks: AsyncIterable<Uint8Array>,
-    header: () => Uint8Array,
-  ): Promise<void> {
-    const tmp = `${path}.tmp`;
-    const file = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
-    const writeAll = async (data: Uint8Array) => {
-      let written = 0;
-      while (written < data.length) written += await file.write(data.subarray(written));
-    };
-    try {
-      await writeAll(new Uint8Array(headerBytes));
-      for await (const chunk of chunks) await writeAll(chunk);
-      const head = header();
-      if (head.length !== headerBytes) throw new Error(`header of ${head.length} bytes`);
-      await file.seek(0, Deno.SeekMode.Start);
-      await writeAll(head);
-      await file.syncData();
-    } catch (e) {
-      file.close();
-      await Deno.remove(tmp).catch(() => {});
-      throw e;
-    }
-    file.close();
-    await Deno.rename(tmp, path);
-    await this.syncDir(path.slice(0, path.lastIndexOf("/")) || ".");
-  }
-
   async openAppend(path: string, preallocateBytes = 0): Promise<AppendFile> {
     const file = await Deno.open(path, { write: true, create: true, truncate: true, mode: 0o600 });
     if (preallocateBytes > 0) {

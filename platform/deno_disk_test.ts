@@ -43,29 +43,3 @@ Deno.test("revision log on real files: positional reads after flush and after re
     await Deno.remove(root, { recursive: true });
   }
 });
-
-async function* chunks(fail: boolean) {
-  yield enc.encode("body-1;");
-  if (fail) throw new Error("disk full");
-  yield enc.encode("body-2");
-}
-
-Deno.test("DenoDisk.writeFileAtomicStream: chunks after a reserved header; a failure keeps the old file", async () => {
-  const root = await Deno.makeTempDir();
-  try {
-    const disk = new DenoDisk();
-    const path = `${root}/file`;
-    await disk.writeFileAtomicStream(path, 4, chunks(false), () => enc.encode("HEAD"));
-    assertEquals(dec.decode(await Deno.readFile(path)), "HEADbody-1;body-2");
-    assertEquals((await Deno.stat(path)).mode! & 0o777, 0o600);
-    let failed = false;
-    await disk.writeFileAtomicStream(path, 4, chunks(true), () => enc.encode("NEW!")).catch(
-      () => (failed = true),
-    );
-    assertEquals(failed, true);
-    assertEquals(dec.decode(await Deno.readFile(path)), "HEADbody-1;body-2");
-    assertEquals([...Deno.readDirSync(root)].map((e) => e.name), ["file"]);
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
-});

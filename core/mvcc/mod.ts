@@ -33,7 +33,6 @@ export type {
 } from "./store.ts";
 export {
   encodeView,
-  encodeViewChunks,
   encodeViewSteps,
   type MvccView,
   type SnapshotEntry,

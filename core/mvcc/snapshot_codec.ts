@@ -176,47 +176,6 @@ export function* encodeViewSteps(
 }
 
 /**
- * encodeView as chunks of about `chunkBytes` (the encoding is never whole in memory): `frame(size)`
- * bytes first, then the encoding, then `after`. Every few thousand entries, and after each chunk,
- * it yields null: a point where the caller may let other work run. Sizes come first (from a
- * store's index: nothing read), then the bytes.
- */
-export function* encodeViewChunks(
-  view: MvccView,
-  frame: (size: number) => Uint8Array,
-  after: Uint8Array = new Uint8Array(0),
-  chunkBytes = 1 << 20,
-): Generator<Uint8Array | null, void> {
-  const head = new ByteWriter(32);
-  writeHeader(head, view.revision, view.compactMainRev, view.length);
-  let size = head.length;
-  for (let i = 0; i < view.length; i++) {
-    size += entrySize(view.entry(i));
-    if (i % ENCODE_CHECKPOINT_ENTRIES === ENCODE_CHECKPOINT_ENTRIES - 1) yield null;
-  }
-  const w = new ByteWriter(chunkBytes + (64 << 10));
-  const before = frame(size);
-  w.raw(before);
-  w.raw(head.view());
-  let total = 0;
-  for (let i = 0; i < view.length; i++) {
-    writeEntry(w, view.entry(i));
-    if (w.length >= chunkBytes) {
-      total += w.length;
-      yield w.finish();
-      w.reset();
-      yield null;
-    } else if (i % ENCODE_CHECKPOINT_ENTRIES === ENCODE_CHECKPOINT_ENTRIES - 1) {
-      yield null;
-    }
-  }
-  w.raw(after);
-  total += w.length;
-  assert(total === before.length + size + after.length, "snapshot size planned");
-  yield w.finish();
-}
-
-/**
  * Reads encodeSnapshotBytes() output entry by entry, in as many calls as the caller likes: each
  * stored revision comes with its KeyValue's encoding (a view into the bytes). Throws on anything
  * else than the format.

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { Errors } from "../errors.ts";
 import { InvariantError } from "../assert.ts";
 import { MvccStore } from "./store.ts";
-import { encodeViewChunks } from "./snapshot_codec.ts";
 import {
   b,
   del,
@@ -89,28 +88,4 @@ Deno.test("snapshot decoding rejects foreign or damaged bytes", () => {
   const wrongVersion = bytes.slice();
   wrongVersion[4] = 99;
   assert.throws(() => MvccStore.decodeSnapshot(wrongVersion), InvariantError);
-});
-
-Deno.test("a snapshot encoded in chunks is the same bytes as one encoded whole", () => {
-  const store = busyStore();
-  for (let i = 0; i < 3000; i++) put(store, `k${i}`, "v".repeat(i % 300));
-  const frame = (size: number) => new Uint8Array([size & 0xff, 1, 2]);
-  const after = new Uint8Array([9, 9]);
-  const parts: Uint8Array[] = [];
-  let pauses = 0;
-  for (const part of encodeViewChunks(store.view(), frame, after, 4096)) {
-    if (part === null) pauses++;
-    else parts.push(part);
-  }
-  const whole = store.encodeSnapshot();
-  const joined = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    joined.set(p, at);
-    at += p.length;
-  }
-  assert.deepEqual(joined, new Uint8Array([...frame(whole.length), ...whole, ...after]));
-  assert.ok(parts.length > 100, `${parts.length} chunks`);
-  assert.ok(parts.slice(0, -1).every((p) => p.length >= 4096 && p.length < 8192));
-  assert.ok(pauses >= parts.length - 1);
 });

@@ -103,8 +103,8 @@ export class DurableLog {
   }
 
   /**
-   * Saves a snapshot of the state machine at the applied `index`: `data` is the state's encoding,
-   * whole (a sealed snapshot file, see sealSnapshot) or in chunks written as they come. Then
+   * Saves a snapshot of the state machine at the applied `index`: `data` is the sealed snapshot
+   * file (see sealSnapshot). Then
    * compacts Raft's log and releases the WAL up to the previous snapshot. A snapshot taken in the
    * background may be overtaken by one the leader sent meanwhile: then it is dropped (false).
    * With `replace`, a snapshot at the newest snapshot's own index replaces its file.
@@ -113,15 +113,14 @@ export class DurableLog {
     index: number,
     term: number,
     confState: ConfState,
-    data: Uint8Array | AsyncIterable<Uint8Array>,
+    data: Uint8Array,
     replace = false,
   ): Promise<boolean> {
     if (replace && index === this.#snapshotIndex && index > 0) {
       // The same state written again (a checkpoint after the revision log was rewritten): the
       // file is replaced atomically; Raft's log and the WAL stay as they are.
       await this.#wal.sync();
-      if (data instanceof Uint8Array) await this.#snapshotter.saveFile(index, term, data);
-      else await this.#snapshotter.saveStream(index, term, data);
+      await this.#snapshotter.saveFile(index, term, data);
       return index === this.#snapshotIndex;
     }
     if (index <= this.#snapshotIndex) return false;
@@ -129,8 +128,7 @@ export class DurableLog {
     // sync): make it durable first, or a crash leaves a snapshot newer than the WAL's commit and
     // the member cannot restart (etcd syncs its WAL in SaveSnap for the same reason).
     await this.#wal.sync();
-    if (data instanceof Uint8Array) await this.#snapshotter.saveFile(index, term, data);
-    else await this.#snapshotter.saveStream(index, term, data);
+    await this.#snapshotter.saveFile(index, term, data);
     // Raft's storage may have moved past `index` meanwhile (a snapshot received from the leader).
     if (index <= this.#storage.snapshot().metadata.index || index <= this.#snapshotIndex) {
       return false;

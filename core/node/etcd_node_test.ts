@@ -129,7 +129,6 @@ function bindAll(disk: MemoryDisk) {
   return {
     readFile: disk.readFile.bind(disk),
     writeFileAtomic: disk.writeFileAtomic.bind(disk),
-    writeFileAtomicStream: disk.writeFileAtomicStream.bind(disk),
     openAppend: disk.openAppend.bind(disk),
     openRead: disk.openRead.bind(disk),
     truncate: disk.truncate.bind(disk),

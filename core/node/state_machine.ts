@@ -22,7 +22,6 @@ import { type AuthInfo, AuthStore, type AuthStoreOptions } from "../auth/mod.ts"
 import { authRecordOf, authSnapshotOf } from "./auth_record.ts";
 import type { Lessor } from "../lease/mod.ts";
 import {
-  encodeViewChunks,
   encodeViewSteps,
   MvccStore,
   type MvccStoreOptions,
@@ -174,15 +173,6 @@ export class StateMachine {
     }
     const { view, frame } = this.#snapshotParts(confState, reserve);
     return closing(view, encodeViewSteps(view, frame));
-  }
-
-  /**
-   * The snapshot of this state as of now, as snapshotSteps captures it, encoded as chunks of about
-   * 1 MiB (never whole in memory); null between them marks where the caller may pause.
-   */
-  snapshotChunks(confState: ConfState): Generator<Uint8Array | null, void> {
-    const { view, frame } = this.#snapshotParts(confState, 0);
-    return closing(view, encodeViewChunks(view, frame));
   }
 
   /** The store's view, and the bytes before its encoding (`reserve` zeros, the rest, field 1). */

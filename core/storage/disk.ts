@@ -29,18 +29,6 @@ export interface Disk {
   /** Replaces `path` atomically and durably (temp file, sync, rename, directory sync). */
   writeFileAtomic(path: string, data: Uint8Array): Promise<void>;
   /**
-   * writeFileAtomic of a file made in parts, never whole in memory: `headerBytes` reserved at the
-   * start, then every chunk in order, then `header()` (asked for once the chunks are done, e.g. to
-   * hold their checksum) written into the reserved bytes. Nothing is at `path` until all of it is
-   * durable; a failure leaves `path` as it was.
-   */
-  writeFileAtomicStream(
-    path: string,
-    headerBytes: number,
-    chunks: AsyncIterable<Uint8Array>,
-    header: () => Uint8Array,
-  ): Promise<void>;
-  /**
    * Creates a new file (mode 0600) for sequential writes from offset 0. With `preallocateBytes`
    * the file is first filled with that many zero bytes and synced, so later fdatasyncs only flush
    * data, not size changes (about half the cost here); readers treat a zero tail as the end.

@@ -1,4 +1,3 @@
-import { concatBytes } from "../bytes.ts";
 import type { AppendFile, Disk, ReadAtFile } from "./disk.ts";
 
 interface MemoryFile {
@@ -26,18 +25,6 @@ export class MemoryDisk implements Disk {
   writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
     this.#files.set(path, { synced: data.slice(), pending: [] });
     return Promise.resolve();
-  }
-
-  async writeFileAtomicStream(
-    path: string,
-    headerBytes: number,
-    chunks: AsyncIterable<Uint8Array>,
-    header: () => Uint8Array,
-  ): Promise<void> {
-    const parts: Uint8Array[] = [new Uint8Array(headerBytes)];
-    for await (const chunk of chunks) parts.push(chunk.slice());
-    parts[0] = header();
-    await this.writeFileAtomic(path, concatBytes(...parts));
   }
 
   openAppend(path: string, preallocateBytes = 0): Promise<AppendFile> {

@@ -100,30 +100,6 @@ export class Snapshotter {
     await this.#prune();
   }
 
-  /**
-   * save() of a snapshot whose data comes in chunks (never whole in memory): each is checksummed
-   * as it passes, and the header is written once they are all on disk.
-   */
-  async saveStream(index: number, term: number, chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    await this.disk.mkdirp(this.dir);
-    let crc = 0;
-    let length = 0;
-    const checked = (async function* () {
-      for await (const chunk of chunks) {
-        crc = crc32c(chunk, crc);
-        length += chunk.length;
-        yield chunk;
-      }
-    })();
-    await this.disk.writeFileAtomicStream(
-      `${this.dir}/${fileName(index, term)}`,
-      HEADER_BYTES,
-      checked,
-      () => snapshotHeader(index, term, crc, length),
-    );
-    await this.#prune();
-  }
-
   async #prune(): Promise<void> {
     const names = await this.#sortedNames();
     for (const name of names.slice(KEEP_SNAPSHOTS)) await this.disk.remove(`${this.dir}/${name}`);

@@ -1,4 +1,4 @@
-import { assertEquals, assertRejects, assertThrows } from "../testing.ts";
+import { assertEquals, assertThrows } from "../testing.ts";
 import { MemoryDisk } from "./memory_disk.ts";
 import { decodeSnapshot, encodeSnapshot, Snapshotter } from "./snapshot.ts";
 
@@ -40,21 +40,4 @@ Deno.test("snapshotter keeps the newest two: the newest and the one to fall back
   // The newest unreadable: the previous one is there.
   disk.corrupt(`snap/${(await disk.list("snap"))[1]}`, 36, enc.encode("x"));
   assertEquals((await snaps.loadNewest(() => {}))?.index, 7);
-});
-
-Deno.test("a snapshot saved from chunks loads as the same snapshot; a failed one leaves the older", async () => {
-  const disk = new MemoryDisk();
-  const snaps = new Snapshotter(disk, "snap");
-  const data = enc.encode("a state made of several chunks");
-  async function* chunks(fail = false) {
-    for (let at = 0; at < data.length; at += 7) {
-      if (fail && at > 7) throw new Error("ENOSPC");
-      yield data.subarray(at, at + 7);
-    }
-  }
-  await snaps.saveStream(10, 2, chunks());
-  assertEquals(await snaps.load(10, 2), { index: 10, term: 2, data });
-  await assertRejects(() => snaps.saveStream(20, 2, chunks(true)), Error, "ENOSPC");
-  assertEquals(await snaps.load(20, 2), null);
-  assertEquals((await snaps.loadNewest(() => {}))?.index, 10);
 });

@@ -1,4 +1,3 @@
-import { concatBytes } from "../../core/bytes.ts";
 import type { AppendFile, Disk, MemoryDisk, ReadAtFile } from "../../core/storage/mod.ts";
 
 /**
@@ -62,19 +61,6 @@ export class SimDisk implements Disk {
   writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
     const copy = data.slice();
     return this.#later(() => this.#base.writeFileAtomic(path, copy));
-  }
-
-  async writeFileAtomicStream(
-    path: string,
-    headerBytes: number,
-    chunks: AsyncIterable<Uint8Array>,
-    header: () => Uint8Array,
-  ): Promise<void> {
-    // Simulated files are small: gathered here, then written as one atomic write would be.
-    const parts: Uint8Array[] = [new Uint8Array(headerBytes)];
-    for await (const chunk of chunks) parts.push(chunk.slice());
-    parts[0] = header();
-    return await this.writeFileAtomic(path, concatBytes(...parts));
   }
 
   openAppend(path: string, preallocateBytes?: number): Promise<AppendFile> {
