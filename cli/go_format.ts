@@ -6,6 +6,7 @@
  */
 
 import { Buffer } from "node:buffer";
+export { humanizeBytes } from "../core/go_humanize.ts";
 
 const encoder = new TextEncoder();
 const LOWER_HEX = "0123456789abcdef";
@@ -530,24 +531,6 @@ export function formatGoDuration(d: bigint): string {
     }
   }
   return neg ? "-" + out : out;
-}
-
-/** Go's %.0f: round half to even on the exact binary value (JS toFixed rounds half up). */
-function formatFixed0(v: number): string {
-  const fl = Math.floor(v);
-  if (v - fl === 0.5) return (fl % 2 === 0 ? fl : fl + 1).toFixed(0);
-  return v.toFixed(0);
-}
-
-/** go-humanize Bytes (SI units): "20 kB", "1.5 MB", "7 B". */
-export function humanizeBytes(size: bigint | number): string {
-  const s = typeof size === "bigint" ? Number(BigInt.asUintN(64, size)) : size;
-  if (s < 10) return `${s} B`;
-  const sizes = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-  const e = Math.floor(Math.log(s) / Math.log(1000));
-  const suffix = sizes[e];
-  const val = Math.floor((s / Math.pow(1000, e)) * 10 + 0.5) / 10;
-  return val < 10 ? `${val.toFixed(1)} ${suffix}` : `${formatFixed0(val)} ${suffix}`;
 }
 
 /** encoding/json's string encoding with HTML escaping, as Go 1.19 writes it. */

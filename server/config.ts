@@ -387,6 +387,7 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
     initialClusterState: state,
     snapshotCount: int("snapshot-count"),
     maxTxnOps: int("max-txn-ops"),
+    quotaBackendBytes: int("quota-backend-bytes"),
     maxRequestBytes,
     heartbeatIntervalMs,
     electionTimeoutMs,

@@ -25,6 +25,11 @@ export interface NodeConfig {
   snapshotCount: number;
   maxTxnOps: number;
   maxRequestBytes: number;
+  /**
+   * --quota-backend-bytes: past this storage size puts, txns that put and lease grants answer
+   * NOSPACE and the member raises the NOSPACE alarm (0: etcd's default of 2 GiB; negative: none).
+   */
+  quotaBackendBytes?: number;
   /** --heartbeat-interval: one Raft tick (ms). */
   heartbeatIntervalMs?: number;
   /** --election-timeout (ms); a multiple of the heartbeat interval. */

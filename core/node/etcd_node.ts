@@ -12,6 +12,8 @@ import {
 import {
   type AlarmMember,
   type AlarmRequest,
+  AlarmRequest_AlarmAction,
+  AlarmRequestSchema,
   type AlarmResponse,
   AlarmType,
   type CompactionRequest,
@@ -50,7 +52,8 @@ import {
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { assert } from "../assert.ts";
 import type { AuthInfo } from "../auth/mod.ts";
-import { Errors, EtcdError } from "../errors.ts";
+import { Errors, EtcdError, isEtcdError } from "../errors.ts";
+import { humanizeBytes } from "../go_humanize.ts";
 import type { Logger } from "../log.ts";
 import type { Lessor } from "../lease/mod.ts";
 import { MvccStore, WatchableStore } from "../mvcc/mod.ts";
@@ -87,7 +90,16 @@ import {
   Snapshotter,
   Wal,
 } from "../storage/mod.ts";
-import type { LoggedOperation, OperationOf, Responses } from "./apply/mod.ts";
+import {
+  backendQuota,
+  DEFAULT_QUOTA_BYTES,
+  type LoggedOperation,
+  MAX_QUOTA_BYTES,
+  type OperationOf,
+  type Quota,
+  quotaCost,
+  type Responses,
+} from "./apply/mod.ts";
 import { StateMachine } from "./state_machine.ts";
 import { NodeAuth } from "./auth_api.ts";
 import { DurableLog } from "./durable_log.ts";
@@ -171,6 +183,8 @@ export class EtcdNode {
   #membership = new Membership();
   /** MVCC, leases, alarms and membership as applied from the log. */
   #sm: StateMachine;
+  /** --quota-backend-bytes over this member's storage. */
+  readonly #quota: Quota;
   /** Where the MVCC store keeps its revisions (member/revs). */
   #revisions: RevisionLog;
   /** Watchers of this member: every applied write's events reach them. */
@@ -248,7 +262,12 @@ export class EtcdNode {
     this.#raft = init.raft;
     this.#lessor = init.lessor;
     this.#revisions = init.revisions;
+    this.#quota = backendQuota(
+      init.config.quotaBackendBytes ?? 0,
+      () => dbFileSize(this.#sm.mvcc.storageSizes().totalBytes),
+    );
     this.#sm = new StateMachine({
+      quota: this.#quota,
       mvcc: init.mvcc,
       storeOptions: { revisions: init.revisions },
       lessor: init.lessor,
@@ -342,6 +361,7 @@ export class EtcdNode {
     );
     const state = snapshot ? fromBinary(NodeSnapshotSchema, snapshot.data) : null;
     const lessor = newLessor(config);
+    logQuota(logger, config.quotaBackendBytes);
     const located = state !== null && MvccStore.isCheckpoint(state.mvcc);
     const revisions = await openRevisionLog(disk, `${memberDir}/revs`, located);
     // Leases first: restoring MVCC re-attaches live keys to them (etcd's order).
@@ -504,6 +524,7 @@ export class EtcdNode {
 
   async put(req: PutRequest, caller: AuthInfo | null = null): Promise<PutResponse> {
     checkPutRequest(req);
+    await this.#checkQuota({ case: "put", value: req });
     return await this.#propose({ case: "put", value: req }, 0, caller);
   }
 
@@ -523,6 +544,7 @@ export class EtcdNode {
       if (!isTxnSerializable(req)) await this.#linearizableRead();
       return this.#sm.read({ case: "txn", value: req }, await resolveCaller(caller));
     }
+    await this.#checkQuota({ case: "txn", value: req });
     return await this.#propose({ case: "txn", value: req }, 0, await resolveCaller(caller));
   }
 
@@ -546,10 +568,32 @@ export class EtcdNode {
     req: LeaseGrantRequest,
     caller: AuthInfo | null = null,
   ): Promise<LeaseGrantResponse> {
+    await this.#checkQuota({ case: "leaseGrant", value: req });
     let id = req.ID;
     while (id === 0n) id = this.#proposals.newRequestId() & ((1n << 63n) - 1n);
     const value = { ...req, ID: id };
     return await this.#propose({ case: "leaseGrant", value }, 0, caller);
+  }
+
+  /**
+   * etcd's quotaAlarmer: a request that would take this member's storage past its quota is not
+   * proposed; the member raises NOSPACE (through the log, cluster-wide) and the request answers
+   * `etcdserver: mvcc: database space exceeded`.
+   */
+  async #checkQuota(operation: OperationOf<"put" | "txn" | "leaseGrant">): Promise<void> {
+    if (this.#quota.available(quotaCost(operation))) return;
+    await this.#raiseNoSpace().catch(() => {});
+    throw Errors.noSpace();
+  }
+
+  /** Proposes this member's NOSPACE alarm (etcd's AlarmRequest ACTIVATE NOSPACE). */
+  #raiseNoSpace(): Promise<AlarmResponse> {
+    const value = create(AlarmRequestSchema, {
+      action: AlarmRequest_AlarmAction.ACTIVATE,
+      memberID: this.memberId,
+      alarm: AlarmType.NOSPACE,
+    });
+    return this.#propose({ case: "alarm", value }, 0, null);
   }
 
   /** Lease.LeaseRevoke: through the log; every member deletes the lease's keys in one revision. */
@@ -1392,6 +1436,21 @@ export class EtcdNode {
     } catch (e) {
       // The request failed when it was first applied too (e.g. lease not found): same outcome.
       if (!(e instanceof EtcdError)) throw e;
+      if (isEtcdError(e, Errors.noSpace) && !this.#sm.alarmStore.has(AlarmType.NOSPACE)) {
+        // Applied past this member's quota (etcd's applyEntryNormal): raise NOSPACE, then answer.
+        const quotaBytes = effectiveQuotaBytes(this.#config.quotaBackendBytes);
+        this.#logger.warn(
+          "etcdserver/server.go:2267",
+          "message exceeded backend quota; raising alarm",
+          {
+            "quota-size-bytes": quotaBytes,
+            "quota-size": humanizeBytes(quotaBytes),
+            error: e.message,
+          },
+        );
+        this.#raiseNoSpace().catch(() => {}).finally(() => waiter?.reject(e));
+        return;
+      }
       waiter?.reject(e);
     }
   }
@@ -1445,6 +1504,45 @@ export class EtcdNode {
  * pages; we report the same starting point plus the revision log's bytes (db_size: all of its
  * segments; db_size_in_use: the records not compacted away), rounded to 4 KiB pages.
  */
+/** --quota-backend-bytes as it applies: 0 is etcd's default (2 GiB). */
+function effectiveQuotaBytes(configured = 0): number {
+  return configured === 0 ? DEFAULT_QUOTA_BYTES : configured;
+}
+
+/** What etcd logs about its backend quota when it starts (etcdserver/quota.go). */
+function logQuota(logger: Logger, configured = 0): void {
+  const name = { "quota-name": "v3-applier" };
+  if (configured < 0) {
+    logger.info("etcdserver/quota.go:82", "disabled backend quota", {
+      ...name,
+      "quota-size-bytes": configured,
+    });
+    return;
+  }
+  if (configured === 0) {
+    logger.info("etcdserver/quota.go:98", "enabled backend quota with default value", {
+      ...name,
+      "quota-size-bytes": DEFAULT_QUOTA_BYTES,
+      "quota-size": humanizeBytes(DEFAULT_QUOTA_BYTES),
+    });
+    return;
+  }
+  if (configured > MAX_QUOTA_BYTES) {
+    logger.warn("etcdserver/quota.go:113", "quota exceeds the maximum value", {
+      ...name,
+      "quota-size-bytes": configured,
+      "quota-size": humanizeBytes(configured),
+      "quota-maximum-size-bytes": MAX_QUOTA_BYTES,
+      "quota-maximum-size": humanizeBytes(MAX_QUOTA_BYTES),
+    });
+  }
+  logger.info("etcdserver/quota.go:126", "enabled backend quota", {
+    ...name,
+    "quota-size-bytes": configured,
+    "quota-size": humanizeBytes(configured),
+  });
+}
+
 function dbFileSize(bytes: number): number {
   return 20480 + pageRound(bytes - 4096);
 }

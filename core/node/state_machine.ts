@@ -43,6 +43,8 @@ import {
   corruptionGuard,
   leaderTermGuard,
   type OperationOf,
+  type Quota,
+  quotaGuard,
   readMeta,
   type Response,
   type Responses,
@@ -81,6 +83,8 @@ export class StateMachine {
     leaseNowMs: () => number;
     /** Token provider, password hasher, bcrypt cost and logger of the auth store. */
     auth?: AuthStoreOptions;
+    /** --quota-backend-bytes over this member's storage (none: no quota). */
+    quota?: Quota;
   }) {
     this.mvcc = init.mvcc;
     this.#storeOptions = init.storeOptions ?? {};
@@ -92,7 +96,13 @@ export class StateMachine {
     const hasAlarm = (type: Parameters<AlarmStore["has"]>[0]) => this.alarmStore.has(type);
     const auth = authGuard({ auth: this.auth, leaseKeys: (id) => this.lessor.keys(id) });
     this.#apply = chain(
-      [leaderTermGuard, corruptionGuard(hasAlarm), capped(hasAlarm), auth],
+      [
+        leaderTermGuard,
+        corruptionGuard(hasAlarm),
+        capped(hasAlarm),
+        auth,
+        quotaGuard(init.quota ?? { available: () => true }),
+      ],
       backend({
         mvcc: () => this.mvcc,
         lessor: this.lessor,

@@ -27,6 +27,14 @@ export { capped, hasPut } from "./capped.ts";
 export { corruptionGuard } from "./corruption_guard.ts";
 export { leaderTermGuard } from "./leader_term.ts";
 export {
+  backendQuota,
+  DEFAULT_QUOTA_BYTES,
+  MAX_QUOTA_BYTES,
+  type Quota,
+  quotaCost,
+  quotaGuard,
+} from "./quota.ts";
+export {
   type ApplyMeta,
   type LoggedOperation,
   type Operation,
