@@ -5,6 +5,8 @@
  * while reads and deletes work; after compaction and `defrag` the alarm still holds until
  * `alarm disarm`, and then writes resume. The transcripts (member IDs and ports made generic) must
  * be the same; only the number of puts that fit may differ (bbolt pages against log records).
+ * This is the NOSPACE drill of etcd #16779 and #9992 (compaction, defragment and a manual disarm
+ * to recover), on one member and on three.
  */
 import assert from "node:assert/strict";
 import {
@@ -15,6 +17,7 @@ import {
   runCtl,
   startMember,
 } from "./harness.ts";
+import { startCluster } from "./cluster_harness.ts";
 
 const reference = requireReference();
 const QUOTA = 1024 * 1024;
@@ -89,5 +92,75 @@ Deno.test({
     assert.equal(etcd.lines[1], "$ etcdctl alarm list\nexit 0\nmemberID:MEMBER alarm:NOSPACE \n");
     // A 1 MiB quota holds about fifteen 64 KiB values on either.
     for (const { fitted } of [etcd, detcd]) assert.ok(fitted >= 8 && fitted <= 16, `${fitted}`);
+  },
+});
+
+/** The NOSPACE story on a 3-member cluster, through every member: normalized transcript lines. */
+async function clusterStory(kind: MemberKind): Promise<string[]> {
+  const cluster = await startCluster({
+    kind,
+    size: 3,
+    extraArgs: ["--quota-backend-bytes", String(QUOTA)],
+  });
+  const lines: string[] = [];
+  const normalize = (text: string) =>
+    text.replace(/memberID:\d+/g, "memberID:MEMBER")
+      .replace(/"ts":"[^"]*"/g, '"ts":"TS"').replace(/client-[0-9a-f-]+/g, "client-ID")
+      .replace(/127\.0\.0\.1:\d+/g, "127.0.0.1:PORT");
+  const at = async (member: Member, args: string[], stdin?: string) => {
+    const r = await ctl(member, args, stdin);
+    return normalize(`$ etcdctl ${args.join(" ")}\nexit ${r.code}\n${r.stdout}${r.stderr}`);
+  };
+  try {
+    await cluster.waitForLeader();
+    const [first] = cluster.members;
+    let refused = null;
+    for (let i = 0; i < 64 && refused === null; i++) {
+      const r = await ctl(first, ["put", `k${i}`], VALUE);
+      if (r.code !== 0) refused = r.stderr;
+    }
+    assert.ok(refused !== null, `${kind}: the quota never stopped a put`);
+    // The alarm is the cluster's: each member refuses a put and lists it (same lines everywhere).
+    for (const member of cluster.members) {
+      lines.push(await at(member, ["put", "small", "1"]));
+      const list = await ctl(member, ["alarm", "list"]);
+      lines.push(`alarm list: exit ${list.code}\n${
+        [...new Set(normalize(list.stdout).split("\n"))]
+          .join("\n")
+      }`);
+    }
+    assert.equal((await ctl(first, ["del", "k", "--prefix"])).code, 0);
+    const rev = JSON.parse((await ctl(first, ["get", "none", "-w", "json"])).stdout).header
+      .revision;
+    assert.equal((await ctl(first, ["compaction", String(rev)])).code, 0);
+    const all = `--endpoints=${cluster.endpoints()}`;
+    const defrag = await runCtl("etcdctl", [all, "defrag"]);
+    lines.push(`defrag: exit ${defrag.code}`);
+    const disarm = await runCtl("etcdctl", [all, "alarm", "disarm"]);
+    lines.push(`disarm: exit ${disarm.code}`);
+    for (const member of cluster.members) {
+      lines.push(await at(member, ["put", `after-${cluster.members.indexOf(member)}`, "1"]));
+      lines.push(await at(member, ["alarm", "list"]));
+    }
+    return lines;
+  } finally {
+    await cluster.stop();
+  }
+}
+
+Deno.test({
+  name:
+    "--quota-backend-bytes on 3 members: one member's NOSPACE refuses puts on all, a disarm clears it, as etcd 3.4.23",
+  ignore: reference.ignore,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    assertReference();
+    const etcd = await clusterStory("etcd");
+    const detcd = await clusterStory("detcd");
+    assert.deepEqual(detcd, etcd);
+    assert.match(etcd[0], /\nError: etcdserver: mvcc: database space exceeded\n$/);
+    assert.match(etcd[1], /^alarm list: exit 0\nmemberID:MEMBER alarm:NOSPACE \n/);
+    assert.match(etcd.at(-2)!, /^\$ etcdctl put after-2 1\nexit 0\nOK\n$/);
   },
 });
