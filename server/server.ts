@@ -1,4 +1,5 @@
 import { Slicer } from "./slicer.ts";
+import { renderMetrics } from "./metrics.ts";
 import { parseCompactionRetention, startCompactor } from "./compactor.ts";
 import { createTokenProvider } from "./auth_tokens.ts";
 import { selfCert, type SelfCertLog } from "./self_cert.ts";
@@ -95,26 +96,12 @@ export function http1Routes(node: EtcdNode): Http1Routes {
       case "/version":
         if (method !== "GET") return methodNotAllowed();
         return json({ etcdserver: SERVER_VERSION, etcdcluster: clusterVersion });
-      case "/metrics": {
-        const status = node.status();
+      case "/metrics":
         return {
           status: 200,
           contentType: "text/plain; version=0.0.4",
-          body: [
-            "# TYPE etcd_server_has_leader gauge",
-            `etcd_server_has_leader ${node.leader !== 0n ? 1 : 0}`,
-            "# TYPE etcd_server_is_leader gauge",
-            `etcd_server_is_leader ${node.isLeader ? 1 : 0}`,
-            "# TYPE etcd_mvcc_db_total_size_in_bytes gauge",
-            `etcd_mvcc_db_total_size_in_bytes ${status.dbSize}`,
-            "# TYPE etcd_debugging_mvcc_current_revision gauge",
-            `etcd_debugging_mvcc_current_revision ${node.revision}`,
-            "# TYPE etcd_server_proposals_applied_total gauge",
-            `etcd_server_proposals_applied_total ${status.raftAppliedIndex}`,
-            "",
-          ].join("\n"),
+          body: renderMetrics(node),
         };
-      }
       default:
         return null;
     }

@@ -96,3 +96,56 @@ Deno.test({
     assert.match(etcd[4], /-> 200/);
   },
 });
+
+Deno.test({
+  name:
+    "/metrics: every family detcd serves is etcd 3.4.23's (help, type, value format); a fresh member's values match",
+  ignore: reference.ignore,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    assertReference();
+    const pages: Record<string, string> = {};
+    for (const kind of ["etcd", "detcd"] as MemberKind[]) {
+      const member = await startMember({ kind, extraArgs: ["--quota-backend-bytes", "0"] });
+      try {
+        pages[kind] = await (await fetch(`${member.clientUrl}/metrics`)).text();
+      } finally {
+        await member.stop();
+      }
+    }
+    const families = (page: string) => {
+      const out = new Map<string, string[]>();
+      for (const line of page.split("\n")) {
+        const m = /^# (?:HELP|TYPE) (\S+)/.exec(line) ?? /^([a-z_:]+)(?:\{| )/.exec(line);
+        if (!m) continue;
+        out.set(m[1], [...(out.get(m[1]) ?? []), line]);
+      }
+      return out;
+    };
+    const etcd = families(pages.etcd);
+    const detcd = families(pages.detcd);
+    assert.ok(detcd.size >= 9, `${detcd.size} families`);
+    const sameValue = [
+      "etcd_debugging_mvcc_current_revision",
+      "etcd_debugging_mvcc_db_total_size_in_bytes",
+      "etcd_mvcc_db_total_size_in_bytes",
+      "etcd_mvcc_db_total_size_in_use_in_bytes",
+      "etcd_server_has_leader",
+      "etcd_server_is_leader",
+      "etcd_server_quota_backend_bytes",
+    ];
+    for (const [name, lines] of detcd) {
+      const theirs = etcd.get(name);
+      assert.ok(theirs, `etcd has no ${name}`);
+      // HELP and TYPE lines are the same; values where a fresh member's must be.
+      assert.deepEqual(lines.slice(0, 2), theirs.slice(0, 2), name);
+      if (sameValue.includes(name)) assert.deepEqual(lines, theirs, name);
+      else assert.match(lines[2], /^\S+ [0-9.e+]+$/, name);
+    }
+    // In name order, as the Prometheus client writes them.
+    const names = [...detcd.keys()];
+    assert.deepEqual(names, [...names].sort());
+    assert.ok(pages.detcd.includes("etcd_server_quota_backend_bytes 2.147483648e+09\n"));
+  },
+});

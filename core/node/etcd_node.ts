@@ -749,6 +749,11 @@ export class EtcdNode {
     return this.#appliedIndex;
   }
 
+  /** --quota-backend-bytes as in force (etcd's etcd_server_quota_backend_bytes). */
+  get quotaBackendBytes(): number {
+    return effectiveQuotaBytes(this.#config.quotaBackendBytes);
+  }
+
   /** Current MVCC revision. */
   get revision(): number {
     return this.#sm.mvcc.revision;
