@@ -261,10 +261,15 @@ class Entry {
 }
 
 const NO_LEASE = 0n;
+const NO_ENTRIES: readonly Entry[] = Object.freeze([]);
 
 /** A key and its history (revision-ordered; generations are separated by tombstones). */
 class KeyRecord {
-  history: Entry[] = [];
+  /**
+   * The revisions, oldest first: most keys have one, kept alone (an array costs ~56 bytes more
+   * per key); an array from the second on; undefined once compaction dropped them all.
+   */
+  #h: Entry | Entry[] | undefined = undefined;
   /**
    * Cached from the last history entry so that reads at the current revision touch only this
    * object and the entry (point reads are bound by memory latency, not by computation).
@@ -283,20 +288,33 @@ class KeyRecord {
     return this.#key ?? idBytes(this.id);
   }
 
+  /** The revisions, oldest first (a new array when there is one: not for hot paths). */
+  get history(): readonly Entry[] {
+    const h = this.#h;
+    return h === undefined ? NO_ENTRIES : Array.isArray(h) ? h : [h];
+  }
+
+  /** Whether any revision is left. */
+  get empty(): boolean {
+    return this.#h === undefined;
+  }
+
   /** Appends a revision (in revision order). */
   push(entry: Entry): void {
-    // A one-element literal holds one slot; push() onto an empty array reserves seventeen, and
-    // most keys have one revision.
-    if (this.history.length === 0) this.history = [entry];
-    else this.history.push(entry);
+    const h = this.#h;
+    // A two-element literal holds two slots; push() onto an empty array reserves seventeen.
+    if (h === undefined) this.#h = entry;
+    else if (Array.isArray(h)) h.push(entry);
+    else this.#h = [h, entry];
     this.#latestMain = entry.main;
     this.#latest = entry.tombstone ? undefined : entry;
   }
 
   /** Drops the first `count` entries (compaction). */
   dropOldest(count: number): void {
-    this.history = this.history.slice(count);
-    if (this.history.length === 0) {
+    const rest = this.history.slice(count);
+    this.#h = rest.length === 0 ? undefined : rest.length === 1 ? rest[0] : rest;
+    if (rest.length === 0) {
       this.#latestMain = 0;
       this.#latest = undefined;
     }
@@ -305,7 +323,9 @@ class KeyRecord {
   /** The live revision as of `rev`, or undefined when the key did not exist then. */
   at(rev: number): Entry | undefined {
     if (rev >= this.#latestMain) return this.#latest;
-    const h = this.history;
+    const h = this.#h;
+    // One revision, newer than rev: the key did not exist then.
+    if (!Array.isArray(h)) return undefined;
     const i = lastAtOrBefore(h, rev);
     if (i < 0) return undefined;
     const e = h[i];
@@ -472,12 +492,12 @@ export class MvccStore implements ReadView {
         if (e.location >= 0) this.#revisions!.release(e.location, e.size);
       }
       record.dropOldest(cut);
-      if (record.history.length === 0) {
+      if (record.empty) {
         this.#records.delete(record.id);
         emptied = true;
       }
     }
-    if (emptied) this.#index.retain((record) => record.history.length > 0);
+    if (emptied) this.#index.retain((record) => !record.empty);
     // Compacted entries all have main <= rev, and the log is revision-ordered.
     const log = this.#log;
     const end = lastAtOrBefore(log, rev) + 1;
