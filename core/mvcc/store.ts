@@ -708,12 +708,7 @@ export class MvccStore implements ReadView {
       assert(r.pos + keyLength <= bytes.length, "checkpoint truncated");
       const id = keyId(bytes.subarray(r.pos, r.pos + keyLength));
       r.pos += keyLength;
-      let record = store.#records.get(id);
-      if (!record) {
-        record = new KeyRecord(id, undefined);
-        store.#records.set(id, record);
-      }
-      const entry = new Entry(main, sub, tombstone, record);
+      const entry = new Entry(main, sub, tombstone, store.#recordFor(id, undefined));
       if (!tombstone) {
         entry.createRevision = r.uvarint();
         entry.version = r.uvarint();
@@ -722,25 +717,11 @@ export class MvccStore implements ReadView {
       entry.location = r.uvarint();
       entry.size = r.uvarint();
       revisions.adopt(entry.location, entry.size);
-      if (tombstone || entry.lease === NO_LEASE) leaseOf.delete(record);
-      else leaseOf.set(record, entry.lease);
-      record.push(entry);
-      store.#log.push(entry);
-      store.#bytes += store.#entryBytes(entry);
+      store.#restored(entry, leaseOf);
       if (i % CHECKPOINT_STEP_ENTRIES === CHECKPOINT_STEP_ENTRIES - 1) yield;
     }
     assert(r.pos === bytes.length, "trailing bytes after an mvcc checkpoint");
-    store.#revision = revision;
-    store.#compactMainRev = compactMainRev;
-    store.#compactRevIncomplete = incomplete;
-    const sorted = [...store.#records.values()].sort((a, b) =>
-      a.id < b.id ? -1 : a.id > b.id ? 1 : 0
-    );
-    store.#index = SortedRecords.fromSorted(sorted);
-    for (const record of sorted) {
-      const lease = leaseOf.get(record);
-      if (lease !== undefined && record.live()) store.#leases.attach(lease, record.key);
-    }
+    store.#finishRestore(revision, compactMainRev, incomplete, leaseOf);
     return store;
   }
 
@@ -851,12 +832,8 @@ export class MvccStore implements ReadView {
       const r = new ByteReader(data);
       const kv = readKeyValue(r, data.length, revisions ? viewOf : (v) => store.#arena.copy(v));
       const id = keyId(kv.key);
-      let record = store.#records.get(id);
-      if (!record) {
-        // A store on disk keeps the id only: a key array costs ~140 bytes more per key.
-        record = new KeyRecord(id, revisions ? undefined : kv.key);
-        store.#records.set(id, record);
-      }
+      // A store on disk keeps the id only: a key array costs ~140 bytes more per key.
+      const record = store.#recordFor(id, revisions ? undefined : kv.key);
       assert(tombstone || kv.modRevision === BigInt(main), "snapshot kv mod_revision");
       const entry = new Entry(main, sub, tombstone, record);
       if (!tombstone) entry.describe(kv);
@@ -868,25 +845,59 @@ export class MvccStore implements ReadView {
         kv.key = record.key; // one key array per record
         entry.kv = Object.freeze(kv);
       }
-      if (tombstone || kv.lease === 0n) leaseOf.delete(record);
-      else leaseOf.set(record, kv.lease);
-      record.push(entry);
-      store.#log.push(entry);
-      store.#bytes += store.#entryBytes(entry);
+      store.#restored(entry, leaseOf);
     };
     while (reader.next(RESTORE_STEP_ENTRIES, visit)) yield;
-    store.#revision = reader.revision;
-    store.#compactMainRev = reader.compactMainRev;
-    store.#compactRevIncomplete = reader.compactMainRev > 0;
-    const sorted = [...store.#records.values()].sort((a, b) =>
+    store.#finishRestore(
+      reader.revision,
+      reader.compactMainRev,
+      reader.compactMainRev > 0,
+      leaseOf,
+    );
+    return store;
+  }
+
+  /** A restore's record of the key `id`, made on first sight. */
+  #recordFor(id: string, key: Uint8Array | undefined): KeyRecord {
+    let record = this.#records.get(id);
+    if (!record) {
+      record = new KeyRecord(id, key);
+      this.#records.set(id, record);
+    }
+    return record;
+  }
+
+  /**
+   * A restore adds `entry` (in revision order) to its key, the log and the size; `leaseOf` keeps
+   * the lease of each key's latest put (a tombstone clears it).
+   */
+  #restored(entry: Entry, leaseOf: Map<KeyRecord, bigint>): void {
+    const record = entry.record;
+    if (entry.tombstone || entry.lease === NO_LEASE) leaseOf.delete(record);
+    else leaseOf.set(record, entry.lease);
+    record.push(entry);
+    this.#log.push(entry);
+    this.#bytes += this.#entryBytes(entry);
+  }
+
+  /** Ends a restore: the revisions, the key index, and live keys attached to their leases again. */
+  #finishRestore(
+    revision: number,
+    compactMainRev: number,
+    compactRevIncomplete: boolean,
+    leaseOf: Map<KeyRecord, bigint>,
+  ): void {
+    this.#revision = revision;
+    this.#compactMainRev = compactMainRev;
+    this.#compactRevIncomplete = compactRevIncomplete;
+    const sorted = [...this.#records.values()].sort((a, b) =>
       a.id < b.id ? -1 : a.id > b.id ? 1 : 0
     );
-    store.#index = SortedRecords.fromSorted(sorted);
+    this.#index = SortedRecords.fromSorted(sorted);
     for (const record of sorted) {
       const lease = leaseOf.get(record);
-      if (lease !== undefined && record.live()) store.#leases.attach(lease, record.key);
+      if (lease !== undefined && record.live()) this.#leases.attach(lease, record.key);
     }
-    return store;
   }
 
   // ---- the write transaction and its steps (mvcc/kvstore_txn.go) ----

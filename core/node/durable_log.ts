@@ -104,10 +104,10 @@ export class DurableLog {
 
   /**
    * Saves a snapshot of the state machine at the applied `index`: `data` is the sealed snapshot
-   * file (see sealSnapshot). Then
-   * compacts Raft's log and releases the WAL up to the previous snapshot. A snapshot taken in the
-   * background may be overtaken by one the leader sent meanwhile: then it is dropped (false).
-   * With `replace`, a snapshot at the newest snapshot's own index replaces its file.
+   * file (see sealSnapshot). Then compacts Raft's log and releases the WAL up to the previous
+   * snapshot. A snapshot taken in the background may be overtaken by one the leader sent
+   * meanwhile: then it is dropped (false). With `replace`, a snapshot at the newest snapshot's own
+   * index replaces its file.
    */
   async saveSnapshot(
     index: number,
