@@ -22,6 +22,7 @@ import {
   REPO_ROOT,
   requireReference,
   runCtl,
+  settleEtcdAppliedIndex,
   SHARED_MEMBER_NAME,
   SHARED_PEER_URL,
   shellQuote,
@@ -143,7 +144,9 @@ async function runSide(ctl: CtlKind, member: Member, steps: readonly Step[]): Pr
       };
       outcomes.push({
         args: step.args,
-        stdout: normalise(raw.stdout),
+        stdout: normalise(
+          member.kind === "etcd" ? settleEtcdAppliedIndex(raw.stdout) : raw.stdout,
+        ),
         stderr: step.unorderedStderr
           ? normalise(raw.stderr).split("\n").sort().join("\n")
           : normalise(raw.stderr),

@@ -25,6 +25,7 @@ import {
   normaliseOutput,
   requireReference,
   runCtl,
+  settleEtcdAppliedIndex,
   SHARED_MEMBER_NAME,
   SHARED_PEER_URL,
   shellQuote,
@@ -242,8 +243,9 @@ async function runSide(
         const m = step.capture.pattern.exec(raw.stdout);
         if (m) vars.set(step.capture.name, m[1]);
       }
+      const etcd = Object.values(members).some((m) => m.kind === "etcd");
       const normalise = (text: string) => {
-        let out = normaliseOutput(text, { ports });
+        let out = normaliseOutput(etcd ? settleEtcdAppliedIndex(text) : text, { ports });
         for (const [name, value] of vars) {
           // Members and ports are normalised by port (normaliseOutput), not as text.
           if (!(name in members) && !name.endsWith("_PORT")) {

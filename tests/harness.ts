@@ -770,6 +770,27 @@ export function normaliseOutput(text: string, context: NormaliseContext): string
   return out;
 }
 
+/**
+ * Real etcd answers a request as soon as its entry is applied but advances its applied index a
+ * moment later (etcdserver's apply loop triggers the waiting request, then calls
+ * setAppliedIndex). An `endpoint status` right after a request, or after the Authenticate that
+ * `--user` proposes, can therefore print a raft applied index one below the raft index. This
+ * rewrites exactly that lag in etcd's simple and JSON `endpoint status` output so that a compared
+ * script does not depend on it; apply it to etcd's side only, so a lagging detcd still shows.
+ */
+export function settleEtcdAppliedIndex(text: string): string {
+  const lagging = (index: string, applied: string) => BigInt(applied) + 1n === BigInt(index);
+  return text.replace(
+    /^([^\s,]+, [0-9a-f]{1,16}, [^,\s]+, [^,]+, (?:true|false), (?:true|false), \d+, )(\d+), (\d+),/gm,
+    (whole, head: string, index: string, applied: string) =>
+      lagging(index, applied) ? `${head}${index}, ${index},` : whole,
+  ).replace(
+    /("raftIndex":(\d+),"raftTerm":\d+,"raftAppliedIndex":)(\d+)/g,
+    (whole, head: string, index: string, applied: string) =>
+      lagging(index, applied) ? `${head}${index}` : whole,
+  );
+}
+
 /** go-humanize's `Bytes()` output, as etcdctl prints the backend size ("20 kB", "1.0 MB"). */
 const HUMAN_BYTES = String.raw`\d+(?:\.\d+)? [kMGTPE]?B`;
 
@@ -843,7 +864,10 @@ export async function runScript(
     outcomes.push({
       args: step.args,
       raw,
-      stdout: normaliseOutput(raw.stdout, context),
+      stdout: normaliseOutput(
+        member.kind === "etcd" ? settleEtcdAppliedIndex(raw.stdout) : raw.stdout,
+        context,
+      ),
       stderr: normaliseOutput(raw.stderr, context),
       code: raw.code,
     });

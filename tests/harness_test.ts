@@ -16,6 +16,7 @@ import {
   requireReference,
   runCtl,
   type Script,
+  settleEtcdAppliedIndex,
   startMember,
   type StepOutcome,
 } from "./harness.ts";
@@ -123,6 +124,20 @@ function outcome(args: string[], stdout: string, code = 0, stderr = ""): StepOut
   const raw = { stdout, stdoutBytes: new TextEncoder().encode(stdout), stderr, code };
   return { args, raw, stdout, stderr, code };
 }
+
+Deno.test("settleEtcdAppliedIndex() rewrites only an applied index exactly one behind", () => {
+  const simple = (index: number, applied: number) =>
+    `127.0.0.1:2379, b71f75320dc06a6c, 3.4.23, 20 kB, true, false, 2, ${index}, ${applied}, \n`;
+  assert.equal(settleEtcdAppliedIndex(simple(51, 50)), simple(51, 51));
+  assert.equal(settleEtcdAppliedIndex(simple(51, 51)), simple(51, 51));
+  assert.equal(settleEtcdAppliedIndex(simple(51, 49)), simple(51, 49));
+  assert.equal(settleEtcdAppliedIndex(simple(51, 52)), simple(51, 52));
+  const json = (index: number, applied: number) =>
+    `[{"Status":{"leader":1,"raftIndex":${index},"raftTerm":2,"raftAppliedIndex":${applied}}}]`;
+  assert.equal(settleEtcdAppliedIndex(json(4, 3)), json(4, 4));
+  assert.equal(settleEtcdAppliedIndex(json(4, 2)), json(4, 2));
+  assert.equal(settleEtcdAppliedIndex("put foo 51, 50,\n"), "put foo 51, 50,\n");
+});
 
 Deno.test("compareRuns() reports the first differing command with both outputs", () => {
   const a = [outcome(["put", "a", "1"], "OK\n"), outcome(["get", "a"], "a\n1\n")];
