@@ -7,7 +7,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { EtcdError, type GrpcCodeValue } from "../core/errors.ts";
-import type { AnyMethod, CallContext, MethodTable } from "./grpc.ts";
+import { type AnyMethod, type CallContext, type MethodTable, tokenOf } from "./grpc.ts";
 import { listenClients, type PlainResponse } from "./listener.ts";
 import { createLogger } from "./logger.ts";
 import { etcdServiceDescriptors } from "./services.ts";
@@ -41,8 +41,7 @@ function send(call: Omit<CallMessage, "id"> | Omit<PlainMessage, "id">): Promise
 }
 
 async function remote(path: string, payload: Uint8Array, ctx: CallContext): Promise<Uint8Array> {
-  const token = ctx.headers["token"];
-  const reply = await send({ path, payload, token: typeof token === "string" ? token : undefined });
+  const reply = await send({ path, payload, token: tokenOf(ctx) });
   if ("payload" in reply) return reply.payload;
   if ("code" in reply) throw EtcdError.fromStatus(reply.code as GrpcCodeValue, reply.message);
   throw new Error("unexpected reply");

@@ -6,6 +6,7 @@ import type { Logger } from "../core/log.ts";
 import { connectHandler } from "./connect.ts";
 import { handleGrpcStream, type MethodTable, type PeerInfo, refuseNonGrpc } from "./grpc.ts";
 import { encodeHeaders, H2Connection, type H2Stream } from "./h2/mod.ts";
+import { type GatewayExchange, gatewayHandler, type HeaderList } from "./gateway.ts";
 
 /** A plain HTTP/1.1 answer (etcd's /health, /version, /metrics). */
 export interface PlainResponse {
@@ -92,12 +93,17 @@ export async function listenClients(options: ClientListenerOptions): Promise<net
         error: error instanceof Error ? error.stack ?? error.message : String(error),
       }),
   };
+  const gateway = gatewayHandler(table, options.maxRecvBytes);
   const streamHandler = (peer: PeerInfo) => (stream: H2Stream) => {
     const contentType = stream.headers["content-type"] ?? "";
     if (
       contentType.startsWith("application/grpc") && !contentType.startsWith("application/grpc-web")
     ) {
       handleGrpcStream(table, grpcOptions, stream, peer);
+    } else if (
+      gatewayPathOf(stream.headers[":path"] ?? "") !== null && gateway(h2Exchange(stream))
+    ) {
+      // The JSON gateway (curl speaks HTTP/2 to a TLS port).
     } else if (stream.headers[":method"] === "GET") {
       // etcd's plain endpoints over HTTP/2 too (curl picks h2 on a TLS port).
       Promise.resolve(options.http1Routes(stream.headers[":path"] ?? "", "GET")).then((plain) => {
@@ -132,11 +138,23 @@ export async function listenClients(options: ClientListenerOptions): Promise<net
     (req) => peers.get(req.socket),
   );
   const h1 = http.createServer(async (req, res) => {
+    const gatewayPath = gatewayPathOf(req.url ?? "");
+    if (gatewayPath !== null || req.method === "OPTIONS") {
+      // etcd's access controller: CORS headers, and OPTIONS answered before any route.
+      for (const [name, value] of CORS_HEADERS) res.setHeader(name, value);
+      if (req.method === "OPTIONS") {
+        res.writeHead(200, { "Content-Length": "0" });
+        res.end();
+        return;
+      }
+      if (gatewayPath !== null && gateway(h1Exchange(req, res, gatewayPath))) return;
+    }
     const plain = await options.http1Routes(req.url ?? "", req.method ?? "GET");
     if (plain === null) {
       connect(req, res);
       return;
     }
+    for (const [name, value] of CORS_HEADERS) res.setHeader(name, value);
     res.writeHead(plain.status, { "content-type": plain.contentType, ...plain.headers });
     res.end(plain.body);
   });
@@ -262,6 +280,124 @@ export async function listenClients(options: ClientListenerOptions): Promise<net
       resolve(server);
     });
   });
+}
+
+/** etcd's CORS headers (addCORSHeader with the default --cors "*"), on its HTTP answers. */
+const CORS_HEADERS: HeaderList = [
+  ["Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE"],
+  ["Access-Control-Allow-Origin", "*"],
+  ["Access-Control-Allow-Headers", "accept, content-type, authorization"],
+];
+
+/** The gateway path of a request target (`/v3beta/` read as `/v3/`), or null if not one. */
+function gatewayPathOf(target: string): string | null {
+  const path = target.split("?", 1)[0];
+  if (path.startsWith("/v3/")) return path;
+  if (path.startsWith("/v3beta/")) return `/v3/${path.slice("/v3beta/".length)}`;
+  return null;
+}
+
+/** A gateway exchange over node:http. */
+function h1Exchange(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  path: string,
+): GatewayExchange {
+  const aborted = new AbortController();
+  res.once("close", () => aborted.abort());
+  return {
+    method: req.method ?? "GET",
+    path,
+    headers: req.headers,
+    body: req as AsyncIterable<Uint8Array>,
+    signal: aborted.signal,
+    reply(status, headers, body) {
+      const bytes = new TextEncoder().encode(body);
+      res.writeHead(status, [...headers.flat(), "Content-Length", String(bytes.length)]);
+      res.end(bytes);
+    },
+    start(status, headers) {
+      res.writeHead(status, headers.filter(([name]) => name !== "Transfer-Encoding").flat());
+      res.flushHeaders();
+    },
+    write(text) {
+      res.write(text);
+    },
+    end(trailers) {
+      if (trailers !== undefined) res.addTrailers(Object.fromEntries(trailers));
+      res.end();
+    },
+  };
+}
+
+/** A gateway exchange over one of our HTTP/2 streams (a gateway path's). */
+function h2Exchange(stream: H2Stream): GatewayExchange {
+  const aborted = new AbortController();
+  const chunks: Uint8Array[] = [];
+  let ended = false;
+  let wake: (() => void) | null = null;
+  stream.ondata = (chunk) => {
+    chunks.push(chunk);
+    wake?.();
+  };
+  stream.onend = () => {
+    ended = true;
+    wake?.();
+  };
+  stream.onclose = () => {
+    ended = true;
+    aborted.abort();
+    wake?.();
+  };
+  async function* body() {
+    while (true) {
+      if (chunks.length > 0) {
+        yield chunks.shift()!;
+        continue;
+      }
+      if (ended) return;
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = null;
+    }
+  }
+  const fields = (status: number, headers: HeaderList) => {
+    const out: Record<string, string> = { ":status": String(status) };
+    for (const [name, value] of [...CORS_HEADERS, ...headers]) {
+      const lower = name.toLowerCase();
+      if (lower !== "transfer-encoding") out[lower] = value;
+    }
+    return encodeHeaders(out);
+  };
+  const encoder = new TextEncoder();
+  const target = stream.headers[":path"] ?? "";
+  return {
+    method: stream.headers[":method"] ?? "GET",
+    path: gatewayPathOf(target) ?? target,
+    headers: stream.headers,
+    body: body(),
+    signal: aborted.signal,
+    reply(status, headers, text) {
+      if (stream.closed) return;
+      const bytes = encoder.encode(text);
+      stream.respond(fields(status, [...headers, ["Content-Length", String(bytes.length)]]));
+      stream.write(bytes);
+      stream.end();
+    },
+    start(status, headers) {
+      if (!stream.closed) stream.respond(fields(status, headers));
+    },
+    write(text) {
+      if (!stream.closed) stream.write(encoder.encode(text));
+    },
+    end(trailers) {
+      if (stream.closed) return;
+      stream.end(
+        trailers === undefined ? undefined : encodeHeaders(
+          Object.fromEntries(trailers.map(([name, value]) => [name.toLowerCase(), value])),
+        ),
+      );
+    },
+  };
 }
 
 function lowerCased(headers: Record<string, string>): Record<string, string> {
