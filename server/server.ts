@@ -93,6 +93,16 @@ export function http1Routes(node: EtcdNode): Http1Routes {
             : httpError(503, '{"health":"false"}')
         );
       }
+      case "/livez":
+      case "/readyz": {
+        if (method !== "GET") return methodNotAllowed();
+        const kind = url.pathname.slice(1) as "livez" | "readyz";
+        return runProbe(node, kind, url.searchParams).then(({ healthy, text }) =>
+          healthy
+            ? { status: 200, contentType: "text/plain; charset=utf-8", body: text }
+            : httpError(503, text.replace(/\n$/, ""))
+        );
+      }
       case "/version":
         if (method !== "GET") return methodNotAllowed();
         return json({ etcdserver: SERVER_VERSION, etcdcluster: clusterVersion });
@@ -127,6 +137,80 @@ async function checkHealth(node: EtcdNode, excluded: Set<string>): Promise<boole
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** A read used as a probe: true when it answers within a second. */
+async function probeRead(node: EtcdNode, serializable: boolean): Promise<string | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      node.range(
+        create(RangeRequestSchema, {
+          key: new Uint8Array([0]),
+          keysOnly: true,
+          limit: 1n,
+          serializable,
+        }),
+      ),
+      new Promise((_, reject) =>
+        timer = setTimeout(() => reject(new Error("context deadline exceeded")), 1000)
+      ),
+    ]);
+    return null;
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    // etcd's probes pass a read refused by auth: the member itself answered.
+    if (/user name is empty|permission denied/.test(message)) return null;
+    return message;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * etcd 3.5's /livez and /readyz: named checks run in order (livez: serializable_read; readyz:
+ * data_corruption, serializable_read, linearizable_read), `?exclude=<check>` skips one,
+ * `?verbose` lists every check; "ok" when all pass, else 503 with the list and "<kind> check
+ * failed".
+ */
+async function runProbe(
+  node: EtcdNode,
+  kind: "livez" | "readyz",
+  query: URLSearchParams,
+): Promise<{ healthy: boolean; text: string }> {
+  const checks: [string, () => Promise<string | null>][] = kind === "livez"
+    ? [["serializable_read", () => probeRead(node, true)]]
+    : [
+      [
+        "data_corruption",
+        () =>
+          Promise.resolve(
+            node.alarmList().some((a) => a.alarm === AlarmType.CORRUPT)
+              ? "alarm activated: CORRUPT"
+              : null,
+          ),
+      ],
+      ["serializable_read", () => probeRead(node, true)],
+      ["linearizable_read", () => probeRead(node, false)],
+    ];
+  const excluded = new Set(query.getAll("exclude"));
+  let lines = "";
+  let healthy = true;
+  for (const [name, check] of checks) {
+    if (excluded.has(name)) {
+      lines += `[+]${name} excluded: ok\n`;
+      continue;
+    }
+    const failure = await check();
+    if (failure === null) lines += `[+]${name} ok\n`;
+    else {
+      healthy = false;
+      lines += `[-]${name} failed: ${failure}\n`;
+    }
+  }
+  if (!healthy) return { healthy, text: `${lines}${kind} check failed\n` };
+  if (!query.has("verbose")) return { healthy, text: "ok" };
+  return { healthy, text: `${lines}${kind} check passed\n` };
 }
 
 /** Opens the member's data dir and starts serving clients (and holding the peer port). */

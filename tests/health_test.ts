@@ -149,3 +149,66 @@ Deno.test({
     assert.ok(pages.detcd.includes("etcd_server_quota_backend_bytes 2.147483648e+09\n"));
   },
 });
+
+Deno.test({
+  name:
+    "/livez and /readyz as etcd 3.5 serves them: ok, ?verbose, a CORRUPT alarm fails readyz only, ?exclude=, GET only",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    // etcd 3.4.23 has no such probes (404): this follows etcd 3.5's health.go, with no local
+    // reference to run side by side.
+    const member = await startMember({ kind: "detcd" });
+    const client = new AuthClient(member.endpoint);
+    try {
+      const base = `http://${member.endpoint}`;
+      assert.equal(
+        await http(`${base}/livez`),
+        'GET /livez -> 200\ncontent-type: text/plain; charset=utf-8\n"ok"',
+      );
+      assert.equal(
+        await http(`${base}/readyz?verbose`),
+        "GET /readyz?verbose -> 200\ncontent-type: text/plain; charset=utf-8\n" +
+          JSON.stringify(
+            "[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\nreadyz check passed\n",
+          ),
+      );
+      assert.match(await http(`${base}/readyz`, "POST"), /-> 405\n[^]*allow: GET\n/);
+      const status = must(
+        await client.unary(
+          "/etcdserverpb.Maintenance/Status",
+          StatusRequestSchema,
+          StatusResponseSchema,
+          {},
+        ),
+        "status",
+      );
+      must(
+        await client.unary(
+          "/etcdserverpb.Maintenance/Alarm",
+          AlarmRequestSchema,
+          AlarmResponseSchema,
+          {
+            action: AlarmRequest_AlarmAction.ACTIVATE,
+            memberID: status.header!.memberId,
+            alarm: AlarmType.CORRUPT,
+          },
+        ),
+        "raise CORRUPT",
+      );
+      assert.equal(
+        await http(`${base}/readyz`),
+        "GET /readyz -> 503\ncontent-type: text/plain; charset=utf-8\nx-content-type-options: nosniff\n" +
+          JSON.stringify(
+            "[-]data_corruption failed: alarm activated: CORRUPT\n[+]serializable_read ok\n" +
+              "[+]linearizable_read ok\nreadyz check failed\n",
+          ),
+      );
+      assert.match(await http(`${base}/readyz?exclude=data_corruption`), /-> 200\n[^]*"ok"$/);
+      assert.match(await http(`${base}/livez`), /-> 200\n[^]*"ok"$/);
+    } finally {
+      client.close();
+      await member.stop();
+    }
+  },
+});
