@@ -280,6 +280,10 @@ export interface ServerConfig extends NodeConfig {
   autoCompactionMode?: "periodic" | "revision";
   /** --auto-compaction-retention as given ("0": off); parsed at start as etcd does. */
   autoCompactionRetention?: string;
+  /** --experimental-initial-corrupt-check. */
+  initialCorruptCheck?: boolean;
+  /** --experimental-corrupt-check-time in milliseconds (0: no periodic check). */
+  corruptCheckTimeMs?: number;
 }
 
 /** --cert-file, --key-file, --trusted-ca-file, --client-cert-auth, --client-crl-file, --auto-tls. */
@@ -401,6 +405,11 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
     logger,
     autoCompactionMode: compactionMode,
     autoCompactionRetention: get("auto-compaction-retention") || "0",
+    initialCorruptCheck: get("experimental-initial-corrupt-check") === "true",
+    corruptCheckTimeMs: durationMs(
+      "experimental-corrupt-check-time",
+      get("experimental-corrupt-check-time"),
+    ),
     authToken: get("auth-token"),
     bcryptCost: int("bcrypt-cost"),
     authTokenTtlSeconds: int("auth-token-ttl"),

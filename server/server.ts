@@ -1,5 +1,6 @@
 import { Slicer } from "./slicer.ts";
 import { renderMetrics } from "./metrics.ts";
+import { checkInitialHashKV, startCorruptionMonitor } from "./corruption.ts";
 import { parseCompactionRetention, startCompactor } from "./compactor.ts";
 import { createTokenProvider } from "./auth_tokens.ts";
 import { selfCert, type SelfCertLog } from "./self_cert.ts";
@@ -9,6 +10,7 @@ import type { Logger } from "../core/log.ts";
 import { create } from "@bufbuild/protobuf";
 import {
   AlarmType,
+  HashKVRequestSchema,
   LeaseTimeToLiveRequestSchema,
   LeaseTimeToLiveResponseSchema,
   RangeRequestSchema,
@@ -32,6 +34,7 @@ import {
   type PlainResponse,
 } from "./listener.ts";
 import {
+  fetchPeerHashKV,
   fetchRemoteCluster,
   forwardLeaseRenew,
   forwardLeaseTimeToLive,
@@ -292,6 +295,10 @@ export async function startServer(
         await n.memberPromote(id);
       },
       leaseRenew: (id) => n.leaseRenewLocal(id),
+      hashKV: (revision) => {
+        const r = n.hashKV(create(HashKVRequestSchema, { revision }));
+        return { hash: r.hash, revision: r.header!.revision, compactRevision: r.compactRevision };
+      },
       leaseTimeToLive: async (id) => {
         const r = await n.leaseTimeToLiveLocal(
           create(LeaseTimeToLiveRequestSchema, { ID: id, keys: true }),
@@ -305,6 +312,7 @@ export async function startServer(
     };
   };
   const transport = new PeerTransport(handler, logger, peerTls);
+  const initializedBefore = await EtcdNode.isInitialized(config, disk);
   let join: { clusterId: bigint; memberId: bigint } | undefined;
   if (config.initialClusterState === "existing" && !(await EtcdNode.isInitialized(config, disk))) {
     const joined = await joinExistingCluster(config, peerTls);
@@ -368,7 +376,23 @@ export async function startServer(
     },
   });
   node = opened;
+  const fetchHashKV = (url: string, revision: bigint) =>
+    fetchPeerHashKV(url, revision, opened.requestTimeoutMs, peerTls);
+  if (config.initialCorruptCheck && initializedBefore) {
+    // Before this member serves peers or clients, as etcd's CheckInitialHashKV.
+    try {
+      await checkInitialHashKV(opened, fetchHashKV, logger, opened.requestTimeoutMs);
+    } catch (e) {
+      await opened.stop().catch(() => {});
+      transport.close();
+      hasher.close();
+      throw e;
+    }
+  }
   const ticker = setInterval(() => opened.tick(), opened.heartbeatIntervalMs);
+  const stopCorruptionMonitor = (config.corruptCheckTimeMs ?? 0) > 0
+    ? startCorruptionMonitor(opened, config.corruptCheckTimeMs!, fetchHashKV, logger)
+    : null;
   const compactor = startCompactor(opened, compactionMode, compactionRetention, logger, {
     revisionIntervalMs: revisionCompactionIntervalMs(),
   });
@@ -385,6 +409,7 @@ export async function startServer(
   let peers: { close(): void } | null = null;
   const shutdown = async () => {
     compactor?.stop();
+    stopCorruptionMonitor?.();
     for (const s of servers) s.close();
     for (const p of pools) p.stop();
     // The node still ticks and talks to peers while it hands leadership over.

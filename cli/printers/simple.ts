@@ -141,9 +141,12 @@ export class SimplePrinter implements Printer {
     for (const l of r.leases) this.#out.stdout(`${goHexInt64Zero16(l.ID)}\n`);
   }
   alarm(r: AlarmResponse): void {
-    // Go's %+v of an AlarmMember is its proto text form.
+    // Go's %+v of an AlarmMember is its compact proto text form: zero fields left out (the
+    // corruption check raises CORRUPT for member 0: "alarm:CORRUPT ").
     for (const a of r.alarms) {
-      this.#out.stdout(`memberID:${a.memberID} alarm:${AlarmType[a.alarm]} \n`);
+      const member = a.memberID === 0n ? "" : `memberID:${a.memberID} `;
+      const alarm = a.alarm === AlarmType.NONE ? "" : `alarm:${AlarmType[a.alarm]} `;
+      this.#out.stdout(`${member}${alarm}\n`);
     }
   }
 

@@ -745,6 +745,11 @@ export class EtcdNode {
     return this.#config.electionTimeoutMs;
   }
 
+  /** etcd's ReqTimeout (5 s plus two election timeouts), in ms. */
+  get requestTimeoutMs(): number {
+    return 5000 + 2 * this.#config.electionTimeoutMs;
+  }
+
   get appliedIndex(): number {
     return this.#appliedIndex;
   }

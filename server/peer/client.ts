@@ -7,7 +7,7 @@
 
 import * as http from "node:http";
 import * as https from "node:https";
-import { EtcdError, type GrpcCodeValue } from "../../core/errors.ts";
+import { Errors, EtcdError, type GrpcCodeValue } from "../../core/errors.ts";
 import { idHex } from "../../core/node/mod.ts";
 import { hostPort } from "../listener.ts";
 import { hexBytes, type MemberJson, parseId } from "./_wire.ts";
@@ -30,6 +30,7 @@ function peerRequest(
   timeoutMs: number,
   headers: Record<string, string> = {},
   peerTls: PeerTls | null = null,
+  body?: string,
 ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
     const { host, port } = hostPort(url);
@@ -52,7 +53,7 @@ function peerRequest(
     });
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.on("error", reject);
-    req.end();
+    req.end(body);
   });
 }
 
@@ -177,5 +178,53 @@ export async function forwardLeaseTimeToLive(
     ttl: BigInt(String(r.ttl)),
     grantedTtl: BigInt(String(r.grantedTtl ?? "0")),
     keys: Array.isArray(r.keys) ? r.keys.map((k) => hexBytes(String(k))) : [],
+  };
+}
+
+/** What a peer's GET /members/hashkv answered. */
+export interface PeerHashKV {
+  hash: number;
+  revision: bigint;
+  compactRevision: bigint;
+}
+
+/**
+ * Asks a peer URL for its key-space hash at `revision` (etcd's getPeerHashKVHTTP); a compacted or
+ * future revision throws the matching EtcdError, anything else a plain Error.
+ */
+export async function fetchPeerHashKV(
+  url: string,
+  revision: bigint,
+  timeoutMs: number,
+  peerTls: PeerTls | null = null,
+): Promise<PeerHashKV> {
+  const request = JSON.stringify({ revision: Number(revision) });
+  const { status, body } = await peerRequest(
+    url,
+    "GET",
+    "/members/hashkv",
+    timeoutMs,
+    // With its length given: a GET with a chunked body is not read by the peer's HTTP server.
+    {
+      "content-type": "application/json",
+      "content-length": String(new TextEncoder().encode(request).length),
+    },
+    peerTls,
+    request,
+  );
+  if (status === 400) {
+    if (body.includes("required revision has been compacted")) throw Errors.compacted();
+    if (body.includes("required revision is a future revision")) throw Errors.futureRev();
+  }
+  if (status !== 200) throw new Error(`unknown error: ${body}`);
+  const parsed = JSON.parse(body) as {
+    header?: { revision?: number };
+    hash?: number;
+    compact_revision?: number;
+  };
+  return {
+    hash: parsed.hash ?? 0,
+    revision: BigInt(parsed.header?.revision ?? 0),
+    compactRevision: BigInt(parsed.compact_revision ?? 0),
   };
 }

@@ -24,6 +24,11 @@ export interface PeerHandler {
   leaseTimeToLive(
     id: bigint,
   ): Promise<{ ttl: bigint; grantedTtl: bigint; keys: Uint8Array[] } | null>;
+  /**
+   * etcd's HashByRev: the hash of the key space at `revision` (0: the current one), with the
+   * revision it is at and the compact revision; throws the compacted/future-revision EtcdError.
+   */
+  hashKV(revision: bigint): { hash: number; revision: bigint; compactRevision: bigint };
   /** This member's own peer URLs (sent along so that peers can answer before they know it). */
   peerUrls(): string[];
   /**

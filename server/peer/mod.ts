@@ -41,9 +41,11 @@ export { listenPeers } from "./server.ts";
 export { PeerTransport } from "./transport.ts";
 export { loadPeerTls, type PeerTls, PeerTlsError, type PeerTlsFlags } from "./tls.ts";
 export {
+  fetchPeerHashKV,
   fetchRemoteCluster,
   forwardLeaseRenew,
   forwardLeaseTimeToLive,
   forwardPromote,
+  type PeerHashKV,
   type RemoteMember,
 } from "./client.ts";

@@ -181,6 +181,10 @@ function servePlain(
   if (path === "/version" && req.method === "GET") {
     return reply(200, { etcdserver: SERVER_VERSION, etcdcluster: clusterVersion });
   }
+  if (path === "/members/hashkv") {
+    serveHashKV(req, res, handler);
+    return;
+  }
   const promote = /^\/members\/promote\/([0-9a-f]{1,16})$/.exec(path);
   if (promote && req.method === "POST") {
     req.resume();
@@ -219,6 +223,50 @@ function servePlain(
     return;
   }
   reply(404, { message: "not found" });
+}
+
+/**
+ * etcd's GET /members/hashkv (corruption checks): the body is `{"revision":N}`, the answer the
+ * HashKVResponse as Go's encoding/json writes it; a compacted or future revision is a 400 with
+ * the error's text, which the asking member recognises.
+ */
+function serveHashKV(req: http.IncomingMessage, res: http.ServerResponse, handler: PeerHandler) {
+  const plain = (status: number, text: string, headers: Record<string, string> = {}) => {
+    res.writeHead(status, {
+      "content-type": "text/plain; charset=utf-8",
+      "x-content-type-options": "nosniff",
+      ...headers,
+    });
+    res.end(`${text}\n`);
+  };
+  if (req.method !== "GET") return plain(405, "Method Not Allowed", { allow: "GET" });
+  let body = "";
+  req.setEncoding("utf8");
+  req.on("data", (chunk: string) => body += chunk);
+  req.on("end", () => {
+    let revision = 0n;
+    try {
+      const parsed = body.trim() === "" ? {} : JSON.parse(body);
+      if (parsed.revision !== undefined) revision = BigInt(parsed.revision);
+    } catch {
+      return plain(400, "error unmarshalling request");
+    }
+    let result;
+    try {
+      result = handler.hashKV(revision);
+    } catch (e) {
+      return plain(400, e instanceof Error ? e.message : String(e));
+    }
+    const header = result.revision === 0n ? {} : { revision: Number(result.revision) };
+    const json: Record<string, unknown> = { header };
+    if (result.hash !== 0) json.hash = result.hash;
+    if (result.compactRevision !== 0n) json.compact_revision = Number(result.compactRevision);
+    res.writeHead(200, {
+      "content-type": "application/json",
+      "x-etcd-cluster-id": idHex(handler.clusterId()),
+    });
+    res.end(JSON.stringify(json));
+  });
 }
 
 function memberJson(m: MemberInfo): MemberJson {
