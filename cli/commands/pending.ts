@@ -31,51 +31,6 @@ export function pendingCommands(pending: (c: Command) => Command): Record<string
     return g;
   };
 
-  const perf = c("perf [options]", "Check the performance of the etcd cluster");
-  perf.flags().string(
-    "load",
-    "s",
-    "The performance check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)",
-  );
-  perf.flags().string(
-    "prefix",
-    "/etcdctl-check-perf/",
-    "The prefix for writing the performance check's keys.",
-  );
-  perf.flags().bool(
-    "auto-compact",
-    false,
-    "Compact storage with last revision after test is finished.",
-  );
-  perf.flags().bool("auto-defrag", false, "Defragment storage after test is finished.");
-  const datascale = c(
-    "datascale [options]",
-    "Check the memory usage of holding data for different workloads on a given server endpoint.",
-    "If no endpoint is provided, localhost will be used. If multiple endpoints are provided, first endpoint will be used.",
-  );
-  datascale.flags().string(
-    "load",
-    "s",
-    "The datascale check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)",
-  );
-  datascale.flags().string(
-    "prefix",
-    "/etcdctl-check-datascale/",
-    "The prefix for writing the datascale check's keys.",
-  );
-  datascale.flags().bool(
-    "auto-compact",
-    false,
-    "Compact storage with last revision after test is finished.",
-  );
-  datascale.flags().bool("auto-defrag", false, "Defragment storage after test is finished.");
-  const check = group(
-    "check <subcommand>",
-    "commands for checking properties of the etcd cluster",
-    perf,
-    datascale,
-  );
-
   const migrate = c("migrate", "Migrates keys in a v2 store to a mvcc store");
   migrate.flags().bool("no-ttl", false, "Do not convert TTL keys");
   migrate.flags().string("data-dir", "", "Path to the data directory");
@@ -126,6 +81,5 @@ The items in the lists are hash, revision, total keys, total size.
   return {
     snapshot,
     migrate,
-    check,
   };
 }

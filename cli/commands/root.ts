@@ -18,6 +18,7 @@ import { memberCommand } from "./member.ts";
 import { makeMirrorCommand } from "./mirror.ts";
 import { moveLeaderCommand } from "./move_leader.ts";
 import { pendingCommands, pendingMarker } from "./pending.ts";
+import { checkCommand } from "./check.ts";
 import { roleCommand } from "./role.ts";
 import { snapshotCommand } from "./snapshot.ts";
 import { userCommand } from "./user.ts";
@@ -72,7 +73,7 @@ export function newRootCommand(session: Session): Command {
     authCommand(session),
     userCommand(session),
     roleCommand(session),
-    p.check,
+    checkCommand(session),
   );
   return root;
 }

@@ -1,0 +1,106 @@
+/**
+ * `check datascale` and `check perf`, etcdctl 3.4.23 on etcd 3.4.23 against detcdctl on detcd,
+ * each on its own fresh member: exit codes and output after normalising what is measured (the
+ * memory used, throughput, latencies, the progress bar's timing) and the port. The verdict words
+ * of `check perf` are normalised too: whether 150 writes/s held for a minute on a loaded machine
+ * is the machine's business; that each line is there, in etcdctl's order and form, is ours.
+ */
+
+import assert from "node:assert/strict";
+import {
+  assertReference,
+  type Member,
+  type MemberKind,
+  requireReference,
+  runCtl,
+  startMember,
+} from "./harness.ts";
+
+const reference = requireReference();
+const OPTIONS = { ignore: reference.ignore, sanitizeOps: false, sanitizeResources: false };
+const CTL_OF: Record<MemberKind, "etcdctl" | "detcdctl"> = { etcd: "etcdctl", detcd: "detcdctl" };
+
+/** Only what a progress bar finally showed: its last redraw, its running time normalised. */
+function lastBarState(text: string): string {
+  return text.split("\n").map((line) => {
+    if (!line.includes("\r")) return line;
+    const last = line.split("\r").at(-1)!.trimEnd();
+    return last.replace(/ \d+(?:h\d+m|m)?\d+s$/, " <TIME>");
+  }).join("\n");
+}
+
+function normalise(text: string, member: Member): string {
+  return lastBarState(text)
+    .replaceAll(`:${member.clientPort}`, ":<PORT>")
+    .replace(/memory used : -?[\d.]+ MB/, "memory used : <N> MB")
+    .replace(
+      /^(?:PASS: Throughput is|FAIL: Throughput too low:) \d+ writes\/s$/m,
+      "<VERDICT> throughput <N> writes/s",
+    )
+    .replace(
+      /^(?:PASS: Slowest request took|Slowest request took too long:) [\d.]+s$/m,
+      "<VERDICT> slowest <N>s",
+    )
+    .replace(/^(?:PASS: Stddev is|Stddev too high:) [\d.]+s$/m, "<VERDICT> stddev <N>s")
+    .replace(/^(?:PASS|FAIL)$/m, "<VERDICT>");
+}
+
+async function run(kind: MemberKind, steps: string[][]): Promise<string[]> {
+  const member = await startMember({ kind });
+  try {
+    const out: string[] = [];
+    for (const args of steps) {
+      const r = await runCtl(CTL_OF[kind], [`--endpoints=${member.endpoint}`, ...args], {
+        timeoutMs: 180_000,
+      });
+      // check perf exits 1 exactly when it printed FAIL.
+      const code = args[1] === "perf" && (r.code === 0 || r.code === 1) ? "<0|1>" : r.code;
+      out.push(
+        `$ ${args.join(" ")} -> ${code}\n${normalise(r.stdout, member)}${
+          normalise(r.stderr, member)
+        }`,
+      );
+    }
+    return out;
+  } finally {
+    await member.stop();
+  }
+}
+
+Deno.test({
+  name: "check datascale: loads, reports memory, deletes, compacts and defragments as etcdctl's",
+  ...OPTIONS,
+  fn: async () => {
+    assertReference();
+    const steps = [
+      ["check", "datascale", "--load", "nope"],
+      ["put", "/etcdctl-check-datascale/x", "1"],
+      ["check", "datascale"],
+      ["del", "/etcdctl-check-datascale/x"],
+      ["check", "datascale", "--load", "small", "--auto-compact", "--auto-defrag"],
+      ["get", "/etcdctl-check-datascale/", "--prefix", "--count-only"],
+      ["check", "perf", "--load", "huge"],
+      ["put", "/etcdctl-check-perf/x", "1"],
+      ["check", "perf"],
+    ];
+    const [etcd, detcd] = await Promise.all([run("etcd", steps), run("detcd", steps)]);
+    assert.deepEqual(detcd, etcd);
+    assert.match(etcd[4], /^ 10000 \/ 10000 {2}100\.00% <TIME>$/m);
+    assert.match(etcd[4], /Compacted with revision 10003\n/);
+  },
+});
+
+Deno.test({
+  name: "check perf: a minute of 150 puts/s, the report's lines, cleanup as etcdctl's",
+  ...OPTIONS,
+  fn: async () => {
+    assertReference();
+    const steps = [
+      ["check", "perf", "--auto-compact"],
+      ["get", "/etcdctl-check-perf/", "--prefix", "--count-only"],
+    ];
+    const [etcd, detcd] = await Promise.all([run("etcd", steps), run("detcd", steps)]);
+    assert.deepEqual(detcd, etcd);
+    assert.match(etcd[0], /^ 60 \/ 60 {2}100\.00% <TIME>$/m);
+  },
+});
