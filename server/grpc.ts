@@ -5,6 +5,14 @@ import {
   type MessageShape,
   toBinary,
 } from "@bufbuild/protobuf";
+import {
+  callHandled,
+  callStarted,
+  messageReceived,
+  messageSent,
+  type MethodStats,
+  methodStats,
+} from "./grpc_metrics.ts";
 import { EtcdError, GrpcCode, type GrpcCodeValue } from "../core/errors.ts";
 import {
   encodeGrpcFrame,
@@ -186,8 +194,9 @@ export function handleGrpcStream(
     );
     return;
   }
-  if (method.kind === "unary") serveUnary(method, options, stream, peer);
-  else serveStream(method, options, stream, peer);
+  const stats = methodStats(path);
+  if (method.kind === "unary") serveUnary(method, options, stream, peer, stats);
+  else serveStream(method, options, stream, peer, stats);
 }
 
 function serveUnary(
@@ -196,6 +205,7 @@ function serveUnary(
   options: GrpcOptions,
   stream: H2Stream,
   peer: PeerInfo,
+  stats: MethodStats | undefined,
 ): void {
   let reader: GrpcFrameDecoder | null = null;
   let first: Uint8Array | null = null;
@@ -241,27 +251,28 @@ function serveUnary(
       return;
     }
     const ctx = lazyContext(stream, peer);
+    callStarted(stats, stream.headers);
+    messageReceived(stats, payload.length);
+    const fail = (e: unknown) => {
+      reportInternal(options, stream, e);
+      const s = toStatus(e);
+      callHandled(stats, s.code);
+      sendError(stream, s.code, s.message);
+    };
+    const respond = (res: Uint8Array | ChunkedMessage) => {
+      messageSent(stats, res instanceof Uint8Array ? res.length : res.size);
+      callHandled(stats, GrpcCode.OK);
+      respondUnary(stream, res);
+    };
     let result: Uint8Array | ChunkedMessage | Promise<Uint8Array | ChunkedMessage>;
     try {
       result = method.raw ? method.raw(payload, ctx) : invokeUnaryHere(method, payload, ctx);
     } catch (e) {
-      reportInternal(options, stream, e);
-      const s = toStatus(e);
-      sendError(stream, s.code, s.message);
+      fail(e);
       return;
     }
-    if (result instanceof Promise) {
-      result.then(
-        (res) => respondUnary(stream, res),
-        (e) => {
-          reportInternal(options, stream, e);
-          const s = toStatus(e);
-          sendError(stream, s.code, s.message);
-        },
-      );
-    } else {
-      respondUnary(stream, result);
-    }
+    if (result instanceof Promise) result.then(respond, fail);
+    else respond(result);
   };
 }
 
@@ -405,7 +416,9 @@ function serveStream(
   options: GrpcOptions,
   stream: H2Stream,
   peer: PeerInfo,
+  stats: MethodStats | undefined,
 ): void {
+  callStarted(stats, stream.headers);
   const reader = new GrpcFrameDecoder();
   const abort = new AbortController();
   const queue: Message[] = [];
@@ -435,6 +448,7 @@ function serveStream(
       reader.push(chunk);
       const max = options.maxRecvBytes;
       for (let p = nextMessage(reader, max); p !== null; p = nextMessage(reader, max)) {
+        messageReceived(stats, p.length);
         queue.push(fromBinary(method.input, p));
       }
       stream.consumed(chunk.length);
@@ -461,11 +475,14 @@ function serveStream(
   const send = (res: Message): Promise<void> => {
     if (stream.closed || stream.localEnded) return Promise.resolve();
     if (!stream.headersSent) stream.respond(RESPONSE_HEADERS);
-    if (stream.write(encodeGrpcFrame(toBinary(method.output, res)))) return Promise.resolve();
+    const bytes = toBinary(method.output, res);
+    messageSent(stats, bytes.length);
+    if (stream.write(encodeGrpcFrame(bytes))) return Promise.resolve();
     // Back-pressure: wait until the client takes what we sent (or goes away).
     return new Promise((resolve) => drained.push(resolve));
   };
   const finish = (code: GrpcCodeValue, message: string) => {
+    callHandled(stats, code);
     if (stream.closed || stream.localEnded) return;
     if (!stream.headersSent) sendError(stream, code, message);
     else stream.end(code === GrpcCode.OK ? OK_TRAILERS : statusBlock(code, message, false));

@@ -7,6 +7,7 @@
  * its ticks; nothing here reads a clock.
  */
 
+import { leasesExpired, leasesGranted, leasesRenewed, leasesRevoked } from "./metrics.ts";
 import { assert } from "../assert.ts";
 import { compareBytes, keyId } from "../bytes.ts";
 import { Errors } from "../errors.ts";
@@ -147,6 +148,7 @@ export class Lessor {
       keys: new Map(),
     };
     this.#leases.set(id, lease);
+    leasesGranted.inc();
     if (this.#primary) {
       lease.expiryMs = nowMs + Number(ttl) * 1000;
       this.#scheduleCheckpoint(lease, nowMs);
@@ -163,6 +165,7 @@ export class Lessor {
     this.#leases.delete(id);
     this.#revokeAskedMs.delete(id);
     this.#checkpointAtMs.delete(id);
+    leasesRevoked.inc();
   }
 
   /** LeaseCheckpoint as applied: records the remaining TTL (used by promote after a change). */
@@ -189,6 +192,7 @@ export class Lessor {
     const clearCheckpoint = this.#checkpoint && lease.remainingTtlSeconds > 0n;
     lease.expiryMs = nowMs + Number(lease.ttlSeconds) * 1000;
     this.#revokeAskedMs.delete(id);
+    leasesRenewed.inc();
     return { ttlSeconds: lease.ttlSeconds, clearCheckpoint };
   }
 
@@ -233,6 +237,7 @@ export class Lessor {
       this.#revokeAskedMs.set(lease.id, nowMs);
       out.push(lease.id);
     }
+    leasesExpired.inc({}, out.length);
     return out.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
 

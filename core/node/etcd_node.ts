@@ -1,4 +1,5 @@
 import type { BackendState } from "../snapshot/etcd_db.ts";
+import { leaderChanges, learnerPromoteSuccesses, slowApplies } from "./metrics.ts";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   ClusterVersionSchema,
@@ -745,6 +746,11 @@ export class EtcdNode {
     return this.#config.electionTimeoutMs;
   }
 
+  /** Proposals of this member waiting for their outcome. */
+  get pendingProposals(): number {
+    return this.#proposals.pending;
+  }
+
   /** etcd's ReqTimeout (5 s plus two election timeouts), in ms. */
   get requestTimeoutMs(): number {
     return 5000 + 2 * this.#config.electionTimeoutMs;
@@ -762,6 +768,16 @@ export class EtcdNode {
   /** Current MVCC revision. */
   get revision(): number {
     return this.#sm.mvcc.revision;
+  }
+
+  /** The revision of the last compaction (0 before any). */
+  get compactRevision(): number {
+    return this.#sm.mvcc.compactRevision;
+  }
+
+  /** Keys that exist now (O(keys): for metrics). */
+  get keyCount(): number {
+    return this.#sm.mvcc.keyCount;
   }
 
   /**
@@ -796,7 +812,9 @@ export class EtcdNode {
   /** Cluster.MemberPromote: a learner that caught up becomes a voter (decided by the leader). */
   async memberPromote(id: bigint, caller: AuthInfo | null = null): Promise<MemberPromoteResponse> {
     this.auth.requireAdmin(caller);
-    return await this.#memberChanges.promote(id);
+    const response = await this.#memberChanges.promote(id);
+    if (this.isLeader) learnerPromoteSuccesses.inc();
+    return response;
   }
 
   /** Maintenance.MoveLeader: hands leadership to a voting member that has caught up. */
@@ -1300,6 +1318,7 @@ export class EtcdNode {
     this.#lead = lead;
     this.#state = state;
     if (leadChanged) {
+      if (lead !== none) leaderChanges.inc();
       if (lead === none) {
         this.#logger.info("raft/raft.go:1025", "raft.node lost leader", {
           "local-member-id": idHex(this.memberId),
@@ -1401,9 +1420,12 @@ export class EtcdNode {
     assert(index === this.#appliedIndex + 1, `apply of ${index} after ${this.#appliedIndex}`);
     this.#appliedIndex = index;
     this.#term = entry.term;
+    const started = performance.now();
     try {
       this.#applyEntryData(entry);
     } finally {
+      // etcd counts an apply that took longer than 100 ms (warnApplyDuration) as slow.
+      if (performance.now() - started > 100) slowApplies.inc();
       this.#env.onApply?.(entry);
     }
     if (this.#appliedWaiters.length > 0) {

@@ -3,6 +3,7 @@
  * parked while there is no leader to take them, and their timeouts. Apply hands each result to
  * the waiter of its request ID (only the member that proposed an entry has one).
  */
+import { proposalsFailed } from "./metrics.ts";
 import type { AuthInfo } from "../auth/mod.ts";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { type InternalRequest, InternalRequestSchema } from "../../gen/detcdpb/internal_pb.ts";
@@ -151,6 +152,11 @@ export class Proposals {
     this.#schedule();
   }
 
+  /** Proposals waiting for their outcome (etcd_server_proposals_pending). */
+  get pending(): number {
+    return this.#waiters.size;
+  }
+
   /** The waiter of an applied request, if this member proposed it (it is then forgotten). */
   take(id: bigint): Waiter | undefined {
     const waiter = this.#waiters.get(id);
@@ -163,6 +169,7 @@ export class Proposals {
     for (const [id, w] of this.#waiters) {
       if (w.deadline > ticks) break;
       this.#waiters.delete(id);
+      proposalsFailed.inc();
       w.reject(
         w.lead !== none && w.lead !== lead ? Errors.timeoutDueToLeaderFail() : Errors.timeout(),
       );

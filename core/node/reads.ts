@@ -3,6 +3,7 @@
  * for the next, so that each batch costs one ReadIndex round; a batch is released once the member
  * has applied up to the index the leader confirmed.
  */
+import { readIndexesFailed, slowReadIndexes } from "./metrics.ts";
 import { keyId as ctxKey } from "../bytes.ts";
 import { Errors, type EtcdError } from "../errors.ts";
 import type { Waiter } from "./proposals.ts";
@@ -106,11 +107,13 @@ export class ReadIndexReads {
     const read = this.#inFlight;
     if (read && ticks - read.issuedAt >= READ_INDEX_RETRY_TICKS && hasLeader) {
       // The request or its answer may have been lost (a peer connection starting, a leader
-      // change): ask again, as etcd does every 500 ms.
+      // change): ask again, as etcd does every 500 ms (and counts as a slow read index).
+      slowReadIndexes.inc();
       read.issuedAt = ticks;
       this.#readIndex(read.ctx);
     }
     if (read && read.waiters.length > 0 && read.waiters[0].deadline <= ticks) {
+      readIndexesFailed.inc();
       for (const w of read.waiters) w.reject(Errors.timeout());
       this.#inFlight = null;
       this.#issue(ticks);

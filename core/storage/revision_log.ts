@@ -16,6 +16,7 @@
  * size (header included) it is all a read needs. Sizes of live and released records are kept per
  * segment, for the compaction that rewrites mostly-dead segments.
  */
+import { backendCommitSeconds } from "./metrics.ts";
 import { crc32c } from "./crc32c.ts";
 import type { AppendFile, Disk, ReadAtFile } from "./disk.ts";
 import { putUvarint, uvarintSize } from "../varint.ts";
@@ -494,6 +495,15 @@ export class RevisionLog {
 
   /** flush(), then makes every segment durable, and the directory when a segment was created. */
   async sync(): Promise<void> {
+    const started = performance.now();
+    try {
+      await this.#sync();
+    } finally {
+      backendCommitSeconds.observe((performance.now() - started) / 1000);
+    }
+  }
+
+  async #sync(): Promise<void> {
     const created = this.#created;
     this.#created = false;
     await this.flush();

@@ -1,4 +1,5 @@
 import { assert } from "../assert.ts";
+import { walFsyncSeconds, walWriteBytes } from "./metrics.ts";
 import { crc32c } from "./crc32c.ts";
 import type { AppendFile, Disk } from "./disk.ts";
 import { putUvarint, putUvarint64, uvarint64Size, uvarintSize } from "../varint.ts";
@@ -462,7 +463,8 @@ export class Wal {
       }
     }
     await this.#file!.write(data);
-    if (sync) await this.#file!.sync();
+    walWriteBytes.inc({}, data.length);
+    if (sync) await this.#timedSync();
     this.#fileBytes += data.length;
     this.#lastIndex = last;
     for (let i = records.length - 1; i >= 0; i--) {
@@ -475,7 +477,14 @@ export class Wal {
 
   /** Makes everything appended so far durable. */
   async sync(): Promise<void> {
-    if (this.#file !== null) await this.#file.sync();
+    if (this.#file !== null) await this.#timedSync();
+  }
+
+  /** fsync of the segment being written, timed into etcd_disk_wal_fsync_duration_seconds. */
+  async #timedSync(): Promise<void> {
+    const started = performance.now();
+    await this.#file!.sync();
+    walFsyncSeconds.observe((performance.now() - started) / 1000);
   }
 
   /**

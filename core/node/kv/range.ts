@@ -3,6 +3,7 @@
  * and min/max revision filters of a RangeRequest, in etcd's order and with its quirks, on top of
  * a ReadView (the store at its revision, or a write transaction inside a Txn).
  */
+import { mvccRanges } from "../metrics.ts";
 import { create } from "@bufbuild/protobuf";
 import { type KeyValue, KeyValueSchema } from "../../../gen/mvccpb/kv_pb.ts";
 import {
@@ -21,6 +22,7 @@ import { goSort } from "../../go_sort.ts";
  * left unset: the caller fills it. The kvs are the store's own (frozen) unless keys_only.
  */
 export function range(view: ReadView, req: RangeRequest): RangeResponse {
+  mvccRanges.inc();
   const limit = Number(req.limit);
   let fetchLimit = limit;
   if (

@@ -4,6 +4,7 @@
  * ranges checked, then every op applied in one write transaction (one revision), with the
  * headers etcd puts on nested responses.
  */
+import { mvccTxns } from "../metrics.ts";
 import { create } from "@bufbuild/protobuf";
 import { type KeyValue, KeyValueSchema } from "../../../gen/mvccpb/kv_pb.ts";
 import {
@@ -44,6 +45,7 @@ const ZERO_KV: KeyValue = Object.freeze(create(KeyValueSchema));
  * nested responses carry the headers etcd puts there.
  */
 export function applyTxn(store: MvccStore, req: TxnRequest): WriteResult<TxnResponse> {
+  mvccTxns.inc();
   const plan = planTxn(store, req);
   if (!isTxnReadOnly(req)) checkPuts(store, req, plan);
   checkRanges(store, req, plan, store.revision);

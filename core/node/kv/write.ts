@@ -3,6 +3,7 @@
  * lease and ignore_value/ignore_lease checks, prev_kv, and the response of each. Each function
  * applies one request as one write transaction; the *Op forms run inside a Txn's transaction.
  */
+import { mvccDeletes, mvccPuts } from "../metrics.ts";
 import { create } from "@bufbuild/protobuf";
 import {
   type DeleteRangeRequest,
@@ -46,6 +47,7 @@ export function applyDeleteRange(
  * key's current value/lease and throw Errors.keyNotFound() before writing when it is missing.
  */
 export function putOp(tx: WriteTxn, req: PutRequest): PutResponse {
+  mvccPuts.inc();
   let value = req.value;
   let lease = req.lease;
   if (req.ignoreValue || req.ignoreLease) {
@@ -62,6 +64,7 @@ export function putOp(tx: WriteTxn, req: PutRequest): PutResponse {
 
 /** A delete inside `tx`: the deleted count, and the deleted kvs when prev_kv is set. */
 export function deleteRangeOp(tx: WriteTxn, req: DeleteRangeRequest): DeleteRangeResponse {
+  mvccDeletes.inc();
   const deleted = tx.deleteRange(req.key, req.rangeEnd);
   const response = create(DeleteRangeResponseSchema, { deleted: BigInt(deleted.length) });
   if (req.prevKv) response.prevKvs = deleted;

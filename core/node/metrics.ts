@@ -1,0 +1,58 @@
+/**
+ * The member's own etcd metrics (names, help texts and types of etcd 3.4.23), updated where the
+ * work happens; server/metrics.ts adds the values read from the node at scrape time.
+ */
+import { Counter } from "../metrics.ts";
+
+export const leaderChanges = new Counter(
+  "etcd_server_leader_changes_seen_total",
+  "The number of leader changes seen.",
+);
+export const proposalsFailed = new Counter(
+  "etcd_server_proposals_failed_total",
+  "The total number of failed proposals seen.",
+);
+export const slowApplies = new Counter(
+  "etcd_server_slow_apply_total",
+  "The total number of slow apply requests (likely overloaded from slow disk).",
+);
+export const readIndexesFailed = new Counter(
+  "etcd_server_read_indexes_failed_total",
+  "The total number of failed read indexes seen.",
+);
+export const slowReadIndexes = new Counter(
+  "etcd_server_slow_read_indexes_total",
+  "The total number of pending read indexes not in sync with leader's or timed out read index requests.",
+);
+export const learnerPromoteSuccesses = new Counter(
+  "etcd_server_learner_promote_successes",
+  "The total number of successful learner promotions while this member is leader.",
+);
+/** etcd keeps each mvcc counter under its current name and its older etcd_debugging_ one. */
+function twin(what: string, help: string): { inc(): void } {
+  const current = new Counter(`etcd_mvcc_${what}_total`, help);
+  const old = new Counter(`etcd_debugging_mvcc_${what}_total`, help);
+  current.touch();
+  old.touch();
+  return {
+    inc() {
+      current.inc();
+      old.inc();
+    },
+  };
+}
+export const mvccPuts = twin("put", "Total number of puts seen by this member.");
+export const mvccRanges = twin("range", "Total number of ranges seen by this member.");
+export const mvccDeletes = twin("delete", "Total number of deletes seen by this member.");
+export const mvccTxns = twin("txn", "Total number of txns seen by this member.");
+
+for (
+  const c of [
+    leaderChanges,
+    proposalsFailed,
+    slowApplies,
+    readIndexesFailed,
+    slowReadIndexes,
+    learnerPromoteSuccesses,
+  ]
+) c.touch();
