@@ -115,11 +115,15 @@ Deno.test({
       }
     }
     const families = (page: string) => {
+      // A sample belongs to the family whose HELP line came last (a histogram's _bucket, _sum
+      // and _count lines included).
       const out = new Map<string, string[]>();
+      let current = "";
       for (const line of page.split("\n")) {
-        const m = /^# (?:HELP|TYPE) (\S+)/.exec(line) ?? /^([a-z_:]+)(?:\{| )/.exec(line);
-        if (!m) continue;
-        out.set(m[1], [...(out.get(m[1]) ?? []), line]);
+        const head = /^# (?:HELP|TYPE) (\S+)/.exec(line);
+        if (head) current = head[1];
+        else if (line === "") continue;
+        out.set(current, [...(out.get(current) ?? []), line]);
       }
       return out;
     };
