@@ -113,14 +113,8 @@ class Scanner {
 
   #object(): JsonNode {
     const entries = new Map<string, JsonNode>();
-    this.#pos++;
-    this.skipSpace();
-    if (this.atEnd()) this.#eof();
-    if (this.text[this.#pos] === "}") {
-      this.#pos++;
-      return { kind: "object", entries };
-    }
-    while (true) {
+    if (this.#opens("}")) return { kind: "object", entries };
+    do {
       this.skipSpace();
       if (this.atEnd()) this.#eof();
       if (this.text[this.#pos] !== '"') this.#invalid("looking for beginning of object key string");
@@ -130,45 +124,35 @@ class Scanner {
       if (this.text[this.#pos] !== ":") this.#invalid("after object key");
       this.#pos++;
       entries.set(key, this.value());
-      this.skipSpace();
-      if (this.atEnd()) this.#eof();
-      const c = this.text[this.#pos];
-      if (c === ",") {
-        this.#pos++;
-        continue;
-      }
-      if (c === "}") {
-        this.#pos++;
-        return { kind: "object", entries };
-      }
-      this.#invalid("after object key:value pair");
-    }
+    } while (!this.#closes("}", "after object key:value pair"));
+    return { kind: "object", entries };
   }
 
   #array(): JsonNode {
     const items: JsonNode[] = [];
+    if (this.#opens("]")) return { kind: "array", items };
+    do items.push(this.value()); while (!this.#closes("]", "after array element"));
+    return { kind: "array", items };
+  }
+
+  /** Past an opening bracket: true (and past `close`) when the container is empty. */
+  #opens(close: string): boolean {
     this.#pos++;
     this.skipSpace();
     if (this.atEnd()) this.#eof();
-    if (this.text[this.#pos] === "]") {
-      this.#pos++;
-      return { kind: "array", items };
-    }
-    while (true) {
-      items.push(this.value());
-      this.skipSpace();
-      if (this.atEnd()) this.#eof();
-      const c = this.text[this.#pos];
-      if (c === ",") {
-        this.#pos++;
-        continue;
-      }
-      if (c === "]") {
-        this.#pos++;
-        return { kind: "array", items };
-      }
-      this.#invalid("after array element");
-    }
+    if (this.text[this.#pos] !== close) return false;
+    this.#pos++;
+    return true;
+  }
+
+  /** After an element: true past `close`, false past a comma; anything else is invalid. */
+  #closes(close: string, context: string): boolean {
+    this.skipSpace();
+    if (this.atEnd()) this.#eof();
+    const c = this.text[this.#pos];
+    if (c !== "," && c !== close) this.#invalid(context);
+    this.#pos++;
+    return c === close;
   }
 
   #string(): string {
@@ -395,27 +379,18 @@ function enumValue(desc: DescEnum, node: JsonNode): number {
   return integer(node, INTEGERS[ScalarType.INT32]!) as number;
 }
 
-function singular(field: DescField, node: JsonNode): unknown {
-  switch (field.fieldKind) {
+/** A field's value (a list field's element) from JSON, by the field's kind. */
+function element(field: DescField, node: JsonNode): unknown {
+  const kind = field.fieldKind === "list" ? field.listKind : field.fieldKind;
+  switch (kind) {
     case "scalar":
-      return scalar(field, field.scalar, node);
+      return scalar(field, (field as { scalar: ScalarType }).scalar, node);
     case "enum":
-      return enumValue(field.enum, node);
+      return enumValue((field as { enum: DescEnum }).enum, node);
     case "message":
-      return messageInit(field.message, node);
+      return messageInit((field as { message: DescMessage }).message, node);
     default:
       throw new GatewayJsonError(`field ${field.name}: unsupported kind`);
-  }
-}
-
-function listItem(field: DescField & { fieldKind: "list" }, node: JsonNode): unknown {
-  switch (field.listKind) {
-    case "scalar":
-      return scalar(field, field.scalar, node);
-    case "enum":
-      return enumValue(field.enum, node);
-    case "message":
-      return messageInit(field.message, node);
   }
 }
 
@@ -430,10 +405,10 @@ function messageInit(desc: DescMessage, node: JsonNode): Record<string, unknown>
     let converted: unknown;
     if (field.fieldKind === "list") {
       if (value.kind !== "array") throw cannotUnmarshal(value, "[]json.RawMessage");
-      converted = value.items.map((item) => listItem(field, item));
+      converted = value.items.map((item) => element(field, item));
     } else if (field.fieldKind === "map") {
       throw new GatewayJsonError(`field ${field.name}: maps are not supported`);
-    } else converted = singular(field, value);
+    } else converted = element(field, value);
     if (field.oneof !== undefined) {
       init[field.oneof.localName] = { case: field.localName, value: converted };
     } else init[field.localName] = converted;

@@ -33,6 +33,28 @@ async function http(url: string, method = "GET"): Promise<string> {
   }\n${JSON.stringify(await res.text())}`;
 }
 
+/** Raises an alarm for the member `client` talks to. */
+async function raiseAlarm(client: AuthClient, alarm: AlarmType): Promise<void> {
+  const status = must(
+    await client.unary(
+      "/etcdserverpb.Maintenance/Status",
+      StatusRequestSchema,
+      StatusResponseSchema,
+      {},
+    ),
+    "status",
+  );
+  must(
+    await client.unary(
+      "/etcdserverpb.Maintenance/Alarm",
+      AlarmRequestSchema,
+      AlarmResponseSchema,
+      { action: AlarmRequest_AlarmAction.ACTIVATE, memberID: status.header!.memberId, alarm },
+    ),
+    `raise ${AlarmType[alarm]}`,
+  );
+}
+
 Deno.test({
   name: "/health and /version answer as etcd 3.4.23's, alarms and ?exclude= included",
   ignore: reference.ignore,
@@ -55,28 +77,7 @@ Deno.test({
           await http(`${base}/health`, "POST"),
           await http(`${base}/version`, "POST"),
         ];
-        const status = must(
-          await client.unary(
-            "/etcdserverpb.Maintenance/Status",
-            StatusRequestSchema,
-            StatusResponseSchema,
-            {},
-          ),
-          "status",
-        );
-        must(
-          await client.unary(
-            "/etcdserverpb.Maintenance/Alarm",
-            AlarmRequestSchema,
-            AlarmResponseSchema,
-            {
-              action: AlarmRequest_AlarmAction.ACTIVATE,
-              memberID: status.header!.memberId,
-              alarm: AlarmType.NOSPACE,
-            },
-          ),
-          "raise NOSPACE",
-        );
+        await raiseAlarm(client, AlarmType.NOSPACE);
         out.push(
           await http(`${base}/health`),
           await http(`${base}/health?exclude=NOSPACE`),
@@ -130,11 +131,10 @@ Deno.test({
     const etcd = families(pages.etcd);
     const detcd = families(pages.detcd);
     assert.ok(detcd.size >= 50, `${detcd.size} families`);
+    // (Not the db sizes: etcd's own follow bbolt's commit timing, 20480 or 24576 bytes for two
+    // identical fresh members, see normaliseOutput.)
     const sameValue = [
       "etcd_debugging_mvcc_current_revision",
-      "etcd_debugging_mvcc_db_total_size_in_bytes",
-      "etcd_mvcc_db_total_size_in_bytes",
-      "etcd_mvcc_db_total_size_in_use_in_bytes",
       "etcd_server_has_leader",
       "etcd_server_is_leader",
       "etcd_server_quota_backend_bytes",
@@ -178,28 +178,7 @@ Deno.test({
           ),
       );
       assert.match(await http(`${base}/readyz`, "POST"), /-> 405\n[^]*allow: GET\n/);
-      const status = must(
-        await client.unary(
-          "/etcdserverpb.Maintenance/Status",
-          StatusRequestSchema,
-          StatusResponseSchema,
-          {},
-        ),
-        "status",
-      );
-      must(
-        await client.unary(
-          "/etcdserverpb.Maintenance/Alarm",
-          AlarmRequestSchema,
-          AlarmResponseSchema,
-          {
-            action: AlarmRequest_AlarmAction.ACTIVATE,
-            memberID: status.header!.memberId,
-            alarm: AlarmType.CORRUPT,
-          },
-        ),
-        "raise CORRUPT",
-      );
+      await raiseAlarm(client, AlarmType.CORRUPT);
       assert.equal(
         await http(`${base}/readyz`),
         "GET /readyz -> 503\ncontent-type: text/plain; charset=utf-8\nx-content-type-options: nosniff\n" +

@@ -509,53 +509,46 @@ async function checkDatascale(session: Session, cmd: Command): Promise<void> {
   }
 }
 
+/** The flags `check perf` and `check datascale` share, with each one's words and prefix. */
+function loadFlags(cmd: Command, what: string, prefix: string): Command {
+  cmd.flags().string(
+    "load",
+    "s",
+    `The ${what} check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)`,
+  );
+  cmd.flags().string("prefix", prefix, `The prefix for writing the ${what} check's keys.`);
+  cmd.flags().bool(
+    "auto-compact",
+    false,
+    "Compact storage with last revision after test is finished.",
+  );
+  cmd.flags().bool("auto-defrag", false, "Defragment storage after test is finished.");
+  return cmd;
+}
+
 /** The `check` command group. */
 export function checkCommand(session: Session): Command {
-  const perf = new Command({
-    use: "perf [options]",
-    short: "Check the performance of the etcd cluster",
-    run: (c) => checkPerf(session, c),
-  });
-  perf.flags().string(
-    "load",
-    "s",
-    "The performance check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)",
-  );
-  perf.flags().string(
-    "prefix",
+  const perf = loadFlags(
+    new Command({
+      use: "perf [options]",
+      short: "Check the performance of the etcd cluster",
+      run: (c) => checkPerf(session, c),
+    }),
+    "performance",
     "/etcdctl-check-perf/",
-    "The prefix for writing the performance check's keys.",
   );
-  perf.flags().bool(
-    "auto-compact",
-    false,
-    "Compact storage with last revision after test is finished.",
-  );
-  perf.flags().bool("auto-defrag", false, "Defragment storage after test is finished.");
-  const datascale = new Command({
-    use: "datascale [options]",
-    short:
-      "Check the memory usage of holding data for different workloads on a given server endpoint.",
-    long:
-      "If no endpoint is provided, localhost will be used. If multiple endpoints are provided, first endpoint will be used.",
-    run: (c) => checkDatascale(session, c),
-  });
-  datascale.flags().string(
-    "load",
-    "s",
-    "The datascale check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)",
-  );
-  datascale.flags().string(
-    "prefix",
+  const datascale = loadFlags(
+    new Command({
+      use: "datascale [options]",
+      short:
+        "Check the memory usage of holding data for different workloads on a given server endpoint.",
+      long:
+        "If no endpoint is provided, localhost will be used. If multiple endpoints are provided, first endpoint will be used.",
+      run: (c) => checkDatascale(session, c),
+    }),
+    "datascale",
     "/etcdctl-check-datascale/",
-    "The prefix for writing the datascale check's keys.",
   );
-  datascale.flags().bool(
-    "auto-compact",
-    false,
-    "Compact storage with last revision after test is finished.",
-  );
-  datascale.flags().bool("auto-defrag", false, "Defragment storage after test is finished.");
   const check = new Command({
     use: "check <subcommand>",
     short: "commands for checking properties of the etcd cluster",
