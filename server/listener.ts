@@ -43,6 +43,8 @@ export interface ClientListenerOptions {
    * etcd's does (a connection opening with a TLS record is TLS, anything else plain).
    */
   alsoPlain?: boolean;
+  /** Whether auth is enabled now (the gateway refuses a certificate's CN then, as etcd). */
+  authEnabled?: () => boolean;
 }
 
 /** The client port's TLS settings (--cert-file, --key-file, --trusted-ca-file, ...). */
@@ -94,12 +96,25 @@ export async function listenClients(options: ClientListenerOptions): Promise<net
       }),
   };
   const gateway = gatewayHandler(table, options.maxRecvBytes);
+  // etcd's access controller: with --client-cert-auth and auth on, a gateway request whose
+  // verified certificate names someone is refused (the gateway's calls cannot act as that user).
+  const refusedCommonName = (peer: PeerInfo | undefined) =>
+    peer?.tlsCommonName !== undefined && peer.tlsCommonName !== "" &&
+    (options.authEnabled?.() ?? false);
   const streamHandler = (peer: PeerInfo) => (stream: H2Stream) => {
     const contentType = stream.headers["content-type"] ?? "";
     if (
       contentType.startsWith("application/grpc") && !contentType.startsWith("application/grpc-web")
     ) {
       handleGrpcStream(table, grpcOptions, stream, peer);
+    } else if (gatewayPathOf(stream.headers[":path"] ?? "") !== null && refusedCommonName(peer)) {
+      stream.respond(encodeHeaders({
+        ":status": "400",
+        "content-type": "text/plain; charset=utf-8",
+        "x-content-type-options": "nosniff",
+      }));
+      stream.write(new TextEncoder().encode(`${GATEWAY_CN_REFUSAL}\n`));
+      stream.end();
     } else if (
       gatewayPathOf(stream.headers[":path"] ?? "") !== null && gateway(h2Exchange(stream))
     ) {
@@ -145,6 +160,14 @@ export async function listenClients(options: ClientListenerOptions): Promise<net
       if (req.method === "OPTIONS") {
         res.writeHead(200, { "Content-Length": "0" });
         res.end();
+        return;
+      }
+      if (gatewayPath !== null && refusedCommonName(peers.get(req.socket))) {
+        res.writeHead(400, {
+          "Content-Type": "text/plain; charset=utf-8",
+          "X-Content-Type-Options": "nosniff",
+        });
+        res.end(`${GATEWAY_CN_REFUSAL}\n`);
         return;
       }
       if (gatewayPath !== null && gateway(h1Exchange(req, res, gatewayPath))) return;
@@ -281,6 +304,9 @@ export async function listenClients(options: ClientListenerOptions): Promise<net
     });
   });
 }
+
+const GATEWAY_CN_REFUSAL =
+  "CommonName of client sending a request against gateway will be ignored and not used as expected";
 
 /** etcd's CORS headers (addCORSHeader with the default --cors "*"), on its HTTP answers. */
 const CORS_HEADERS: HeaderList = [

@@ -478,6 +478,7 @@ export async function startServer(
         logger,
         tls: secure ? clientTls! : undefined,
         alsoPlain: both,
+        authEnabled: () => opened.auth.store.enabled,
       });
       servers.push(server);
       const address = `${host}:${(server.address() as net.AddressInfo).port}`;

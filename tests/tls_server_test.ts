@@ -473,3 +473,64 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "tls: with auth on, the JSON gateway refuses a client certificate that names a user, as etcd does",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    assertReference();
+    const dir = await certificates();
+    const results: string[][] = [];
+    for (const kind of ["etcd", "detcd"] as const) {
+      const member = await startTlsMember(kind, dir);
+      const client = Deno.createHttpClient({
+        caCerts: [await Deno.readTextFile(`${dir}/ca.crt`)],
+        cert: await Deno.readTextFile(`${dir}/alice.crt`),
+        key: await Deno.readTextFile(`${dir}/alice.key`),
+      });
+      const gateway = async (path: string, body: string) => {
+        const res = await fetch(`${member.clientUrl}${path}`, { method: "POST", body, client });
+        const text = await res.text();
+        return `${res.status} ${text.replace(/"(cluster_id|member_id)":"\d+"/g, '"$1":"<ID>"')}`;
+      };
+      try {
+        const out = [await gateway("/v3/kv/put", '{"key":"YQ==","value":"Yg=="}')];
+        for (
+          const args of [
+            ["user", "add", "root:pw"],
+            ["user", "grant-role", "root", "root"],
+            ["auth", "enable"],
+          ]
+        ) {
+          const r = await runCtl("etcdctl", [
+            `--endpoints=${member.clientUrl}`,
+            "--cacert",
+            `${dir}/ca.crt`,
+            "--cert",
+            `${dir}/root.crt`,
+            "--key",
+            `${dir}/root.key`,
+            ...args,
+          ]);
+          assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+        }
+        out.push(await gateway("/v3/kv/range", '{"key":"YQ=="}'));
+        out.push(await gateway("/v3/auth/authenticate", '{"name":"root","password":"pw"}'));
+        results.push(out);
+      } finally {
+        client.close();
+        await member.stop();
+      }
+    }
+    const [etcd, detcd] = results;
+    assert.deepEqual(detcd, etcd);
+    assert.match(etcd[0], /^200 /);
+    assert.equal(
+      etcd[1],
+      "400 CommonName of client sending a request against gateway will be ignored and not used as expected\n",
+    );
+  },
+});
