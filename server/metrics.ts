@@ -27,6 +27,11 @@ function nodeFamilies(node: EtcdNode): FamilySnapshot[] {
   const watchers = node.watchable.counts;
   return [
     gauge(
+      "etcd_debugging_auth_revision",
+      "The current revision of auth store.",
+      Number(node.auth.store.revision),
+    ),
+    gauge(
       "etcd_cluster_version",
       "Which version is running. 1 for 'cluster_version' label with current cluster version",
       1,
@@ -45,6 +50,11 @@ function nodeFamilies(node: EtcdNode): FamilySnapshot[] {
       Number(status.dbSize),
     ),
     gauge("etcd_debugging_mvcc_keys_total", "Total number of keys.", node.keyCount),
+    gauge(
+      "etcd_debugging_mvcc_slow_watcher_total",
+      "Total number of unsynced slow watchers.",
+      watchers.unsynced + watchers.victims,
+    ),
     gauge(
       "etcd_debugging_mvcc_watcher_total",
       "Total number of watchers.",

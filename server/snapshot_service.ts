@@ -7,6 +7,7 @@
  * on serving (docs/adr/0010-storage-that-scales.md). With auth on, only a root user may take it.
  */
 
+import { hashSeconds } from "../core/node/metrics.ts";
 import { createHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import {
@@ -71,6 +72,15 @@ export async function* snapshotDbChunks(
  * from one view, computed in slices.
  */
 export async function hashResponse(node: EtcdNode): Promise<HashResponse> {
+  const started = performance.now();
+  try {
+    return await backendHash(node);
+  } finally {
+    hashSeconds.observe((performance.now() - started) / 1000);
+  }
+}
+
+async function backendHash(node: EtcdNode): Promise<HashResponse> {
   const state = node.backendState();
   const sources = etcdDbSources(state);
   const header = node.header();

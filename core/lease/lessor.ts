@@ -7,7 +7,13 @@
  * its ticks; nothing here reads a clock.
  */
 
-import { leasesExpired, leasesGranted, leasesRenewed, leasesRevoked } from "./metrics.ts";
+import {
+  leasesExpired,
+  leasesGranted,
+  leasesRenewed,
+  leasesRevoked,
+  leaseTtls,
+} from "./metrics.ts";
 import { assert } from "../assert.ts";
 import { compareBytes, keyId } from "../bytes.ts";
 import { Errors } from "../errors.ts";
@@ -149,6 +155,7 @@ export class Lessor {
     };
     this.#leases.set(id, lease);
     leasesGranted.inc();
+    leaseTtls.observe(Number(ttl));
     if (this.#primary) {
       lease.expiryMs = nowMs + Number(ttl) * 1000;
       this.#scheduleCheckpoint(lease, nowMs);

@@ -1,5 +1,5 @@
 /** The lessor's etcd metrics (etcd 3.4.23's names, help texts and types). */
-import { Counter } from "../metrics.ts";
+import { Counter, exponentialBuckets, Histogram } from "../metrics.ts";
 
 export const leasesGranted = new Counter(
   "etcd_debugging_lease_granted_total",
@@ -19,3 +19,9 @@ export const leasesExpired = new Counter(
 );
 
 for (const c of [leasesGranted, leasesRevoked, leasesRenewed, leasesExpired]) c.touch();
+export const leaseTtls = new Histogram(
+  "etcd_debugging_lease_ttl_total",
+  "Bucketed histogram of lease TTLs.",
+  exponentialBuckets(1, 2, 24),
+);
+leaseTtls.touch();

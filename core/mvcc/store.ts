@@ -17,6 +17,7 @@
  * Errors raised here: compacted/future revision on reads and compactions. The request checks
  * (lease not found, key not found for ignore_value/ignore_lease, ...) are the caller's.
  */
+import { compactionKeys, compactionMilliseconds } from "./metrics.ts";
 import { create } from "@bufbuild/protobuf";
 import {
   type Event,
@@ -475,9 +476,11 @@ export class MvccStore implements ReadView {
   compact(rev: number): void {
     if (rev <= this.#compactMainRev) throw Errors.compacted();
     if (rev > this.#revision) throw Errors.futureRev();
+    const started = performance.now();
     this.#compactMainRev = rev;
     this.#compactRevIncomplete = false;
     let emptied = false;
+    let removed = 0;
     for (const record of this.#index) {
       const h = record.history;
       const i = lastAtOrBefore(h, rev);
@@ -491,6 +494,7 @@ export class MvccStore implements ReadView {
         this.#bytes -= this.#entryBytes(e);
         if (e.location >= 0) this.#revisions!.release(e.location, e.size);
       }
+      removed += cut;
       record.dropOldest(cut);
       if (record.empty) {
         this.#records.delete(record.id);
@@ -505,6 +509,8 @@ export class MvccStore implements ReadView {
     for (let i = 0; i < end; i++) if (!log[i].compacted) kept.push(log[i]);
     for (let i = end; i < log.length; i++) kept.push(log[i]);
     this.#log = kept;
+    compactionKeys.inc({}, removed);
+    compactionMilliseconds.observe(performance.now() - started);
   }
 
   /** Deterministic hash of the store's state: etcd's HashKV at the current revision. */

@@ -1,5 +1,13 @@
 import type { BackendState } from "../snapshot/etcd_db.ts";
-import { leaderChanges, learnerPromoteSuccesses, slowApplies } from "./metrics.ts";
+import {
+  defragInflight,
+  defragSeconds,
+  hashRevSeconds,
+  leaderChanges,
+  learnerPromoteSuccesses,
+  slowApplies,
+  snapshotSaveSeconds,
+} from "./metrics.ts";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   ClusterVersionSchema,
@@ -648,7 +656,9 @@ export class EtcdNode {
 
   /** Maintenance.HashKV: etcd's hash of the key space up to a revision (0 = current). */
   hashKV(req: HashKVRequest): HashKVResponse {
+    const started = performance.now();
     const result = this.#sm.mvcc.hashKV(Number(req.revision));
+    hashRevSeconds.observe((performance.now() - started) / 1000);
     return create(HashKVResponseSchema, {
       header: this.header(result.revision),
       hash: result.hash,
@@ -1174,12 +1184,18 @@ export class EtcdNode {
       "current-db-size-in-use-bytes": before.liveBytes,
     });
     const started = performance.now();
+    defragInflight.set(1);
     const work = this.#rewrite(true).then(async (segments) => {
       // The old segments go once a checkpoint no longer points into them.
       if (segments > 0 && !(await this.#checkpointNow())) throw Errors.stopped();
     });
     this.#reclaimTask = work.then(() => {}, () => {}).finally(() => (this.#reclaimTask = null));
-    await work;
+    try {
+      await work;
+    } finally {
+      defragInflight.set(0);
+      defragSeconds.observe((performance.now() - started) / 1000);
+    }
     if (this.#stopped) throw Errors.stopped(); // cut short: not defragmented
     const after = this.#sm.mvcc.storageSizes();
     this.#logger.info("mvcc/backend/backend.go:409", "defragmented", {
@@ -1296,7 +1312,9 @@ export class EtcdNode {
       // Every record the checkpoint points at is durable before it is.
       await revisions.sync();
       // Even when stopping: stop() waits for this save before it closes the log.
+      const saveStarted = performance.now();
       const saved = await this.#log.saveSnapshot(index, term, confState, file, force);
+      snapshotSaveSeconds.observe((performance.now() - saveStarted) / 1000);
       if (saved) revisions.checkpointSaved(mark);
       return saved;
     } catch (e) {

@@ -2,7 +2,7 @@
  * The member's own etcd metrics (names, help texts and types of etcd 3.4.23), updated where the
  * work happens; server/metrics.ts adds the values read from the node at scrape time.
  */
-import { Counter } from "../metrics.ts";
+import { Counter, exponentialBuckets, Gauge, Histogram } from "../metrics.ts";
 
 export const leaderChanges = new Counter(
   "etcd_server_leader_changes_seen_total",
@@ -56,3 +56,32 @@ for (
     learnerPromoteSuccesses,
   ]
 ) c.touch();
+
+export const hashSeconds = new Histogram(
+  "etcd_mvcc_hash_duration_seconds",
+  "The latency distribution of storage hash operation.",
+  exponentialBuckets(0.01, 2, 15),
+);
+export const hashRevSeconds = new Histogram(
+  "etcd_mvcc_hash_rev_duration_seconds",
+  "The latency distribution of storage hash by revision operation.",
+  exponentialBuckets(0.01, 2, 15),
+);
+export const defragSeconds = new Histogram(
+  "etcd_disk_backend_defrag_duration_seconds",
+  "The latency distribution of backend defragmentation.",
+  exponentialBuckets(0.1, 2, 13),
+);
+export const defragInflight = new Gauge(
+  "etcd_disk_defrag_inflight",
+  "Whether or not defrag is active on the member. 1 means active, 0 means not.",
+);
+export const snapshotSaveSeconds = new Histogram(
+  "etcd_debugging_snap_save_total_duration_seconds",
+  "The total latency distributions of save called by snapshot.",
+  exponentialBuckets(0.001, 2, 14),
+);
+for (const h of [hashSeconds, hashRevSeconds, defragSeconds, snapshotSaveSeconds]) {
+  h.touch();
+}
+defragInflight.set(0);
