@@ -280,6 +280,10 @@ export interface ServerConfig extends NodeConfig {
   autoCompactionMode?: "periodic" | "revision";
   /** --auto-compaction-retention as given ("0": off); parsed at start as etcd does. */
   autoCompactionRetention?: string;
+  /** --listen-metrics-urls: extra listeners for /metrics and /health only. */
+  listenMetricsUrls?: string[];
+  /** --metrics: "extensive" adds the gRPC handling-time histograms. */
+  metrics?: "basic" | "extensive";
   /** --experimental-initial-corrupt-check. */
   initialCorruptCheck?: boolean;
   /** --experimental-corrupt-check-time in milliseconds (0: no periodic check). */
@@ -406,6 +410,8 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
     autoCompactionMode: compactionMode,
     autoCompactionRetention: get("auto-compaction-retention") || "0",
     initialCorruptCheck: get("experimental-initial-corrupt-check") === "true",
+    listenMetricsUrls: parseUrls("listen-metrics-urls", get("listen-metrics-urls")),
+    metrics: get("metrics") === "extensive" ? "extensive" : "basic",
     corruptCheckTimeMs: durationMs(
       "experimental-corrupt-check-time",
       get("experimental-corrupt-check-time"),

@@ -251,17 +251,17 @@ function serveUnary(
       return;
     }
     const ctx = lazyContext(stream, peer);
-    callStarted(stats, stream.headers);
+    const startedMs = callStarted(stats, stream.headers);
     messageReceived(stats, payload.length);
     const fail = (e: unknown) => {
       reportInternal(options, stream, e);
       const s = toStatus(e);
-      callHandled(stats, s.code);
+      callHandled(stats, s.code, startedMs);
       sendError(stream, s.code, s.message);
     };
     const respond = (res: Uint8Array | ChunkedMessage) => {
       messageSent(stats, res instanceof Uint8Array ? res.length : res.size);
-      callHandled(stats, GrpcCode.OK);
+      callHandled(stats, GrpcCode.OK, startedMs);
       respondUnary(stream, res);
     };
     let result: Uint8Array | ChunkedMessage | Promise<Uint8Array | ChunkedMessage>;
@@ -418,7 +418,7 @@ function serveStream(
   peer: PeerInfo,
   stats: MethodStats | undefined,
 ): void {
-  callStarted(stats, stream.headers);
+  const startedMs = callStarted(stats, stream.headers);
   const reader = new GrpcFrameDecoder();
   const abort = new AbortController();
   const queue: Message[] = [];
@@ -482,7 +482,7 @@ function serveStream(
     return new Promise((resolve) => drained.push(resolve));
   };
   const finish = (code: GrpcCodeValue, message: string) => {
-    callHandled(stats, code);
+    callHandled(stats, code, startedMs);
     if (stream.closed || stream.localEnded) return;
     if (!stream.headersSent) sendError(stream, code, message);
     else stream.end(code === GrpcCode.OK ? OK_TRAILERS : statusBlock(code, message, false));

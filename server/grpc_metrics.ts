@@ -6,7 +6,7 @@
  */
 import type { DescMethod } from "@bufbuild/protobuf";
 import { GrpcCode, type GrpcCodeValue } from "../core/errors.ts";
-import type { FamilySnapshot, Sample } from "../core/metrics.ts";
+import { type FamilySnapshot, goFloat, type Sample } from "../core/metrics.ts";
 import { etcdServiceDescriptors } from "./services.ts";
 
 /** One method's counters. */
@@ -19,6 +19,17 @@ export interface MethodStats {
   sent: number;
   /** Calls handled, by gRPC code. */
   handled: number[];
+  /** Handling time histogram (--metrics extensive): counts per bucket, sum in seconds. */
+  latency: { counts: number[]; sum: number; count: number };
+}
+
+/** Prometheus' DefBuckets, go-grpc-prometheus' handling-time buckets. */
+const HANDLING_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+let handlingHistogram = false;
+
+/** --metrics extensive: time every call (grpc_server_handling_seconds). */
+export function enableHandlingTimeHistogram(): void {
+  handlingHistogram = true;
 }
 
 const CODE_NAMES = Object.keys(GrpcCode) as (keyof typeof GrpcCode)[];
@@ -46,6 +57,7 @@ for (const service of etcdServiceDescriptors) {
       received: 0,
       sent: 0,
       handled: CODE_NAMES.map(() => 0),
+      latency: { counts: HANDLING_BUCKETS.map(() => 0), sum: 0, count: 0 },
     });
   }
 }
@@ -55,17 +67,22 @@ export function methodStats(path: string): MethodStats | undefined {
   return stats.get(path);
 }
 
-/** A call begins: started, and etcd's client request count by the client's API version. */
+/**
+ * A call begins: started, and etcd's client request count by the client's API version. Returns
+ * the start time for callHandled.
+ */
 export function callStarted(
   s: MethodStats | undefined,
   headers: Readonly<Record<string, string | string[] | undefined>>,
-): void {
-  if (s === undefined) return;
+): number {
+  const now = handlingHistogram ? performance.now() : 0;
+  if (s === undefined) return now;
   s.started++;
   const v = headers["client-api-version"];
   const version = (Array.isArray(v) ? v[0] : v) ?? "unknown";
   const key = `${s.type === "unary" ? "unary" : "stream"}\u0000${version}`;
   clientRequests.set(key, (clientRequests.get(key) ?? 0) + 1);
+  return now;
 }
 
 /** A request message of `bytes` arrived. */
@@ -80,9 +97,22 @@ export function messageSent(s: MethodStats | undefined, bytes: number): void {
   if (s !== undefined) s.sent++;
 }
 
-/** A call ended with `code`. */
-export function callHandled(s: MethodStats | undefined, code: GrpcCodeValue): void {
-  if (s !== undefined) s.handled[code]++;
+/** A call that started at `startedMs` (callStarted's answer) ended with `code`. */
+export function callHandled(
+  s: MethodStats | undefined,
+  code: GrpcCodeValue,
+  startedMs: number,
+): void {
+  if (s === undefined) return;
+  s.handled[code]++;
+  if (!handlingHistogram) return;
+  const seconds = (performance.now() - startedMs) / 1000;
+  const h = s.latency;
+  for (let i = 0; i < HANDLING_BUCKETS.length; i++) {
+    if (seconds <= HANDLING_BUCKETS[i]) h.counts[i]++;
+  }
+  h.sum += seconds;
+  h.count++;
 }
 
 function methodLabels(s: MethodStats): [string, string][] {
@@ -123,7 +153,26 @@ export function grpcFamilies(): FamilySnapshot[] {
       ? -1
       : 1
   );
+  const histograms: FamilySnapshot[] = handlingHistogram
+    ? [{
+      name: "grpc_server_handling_seconds",
+      help:
+        "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+      type: "histogram",
+      samples: all.flatMap((s): Sample[] => [
+        ...HANDLING_BUCKETS.map((le, i): Sample => ({
+          suffix: "_bucket",
+          labels: [...methodLabels(s), ["le", goFloat(le)]],
+          value: s.latency.counts[i],
+        })),
+        { suffix: "_bucket", labels: [...methodLabels(s), ["le", "+Inf"]], value: s.latency.count },
+        { suffix: "_sum", labels: methodLabels(s), value: s.latency.sum },
+        { suffix: "_count", labels: methodLabels(s), value: s.latency.count },
+      ]),
+    }]
+    : [];
   return [
+    ...histograms,
     {
       name: "etcd_network_client_grpc_received_bytes_total",
       help: "The total number of bytes received from grpc clients.",

@@ -1,10 +1,13 @@
 import { Slicer } from "./slicer.ts";
 import { renderMetrics } from "./metrics.ts";
 import { checkInitialHashKV, startCorruptionMonitor } from "./corruption.ts";
+import { enableHandlingTimeHistogram } from "./grpc_metrics.ts";
 import { parseCompactionRetention, startCompactor } from "./compactor.ts";
 import { createTokenProvider } from "./auth_tokens.ts";
 import { selfCert, type SelfCertLog } from "./self_cert.ts";
 import { WorkerPasswordHasher } from "./auth_hasher.ts";
+import * as http from "node:http";
+import * as https from "node:https";
 import * as net from "node:net";
 import type { Logger } from "../core/log.ts";
 import { create } from "@bufbuild/protobuf";
@@ -112,13 +115,55 @@ export function http1Routes(node: EtcdNode): Http1Routes {
       case "/metrics":
         return {
           status: 200,
-          contentType: "text/plain; version=0.0.4",
+          contentType: "text/plain; version=0.0.4; charset=utf-8",
           body: renderMetrics(node),
         };
       default:
         return null;
     }
   };
+}
+
+/**
+ * A --listen-metrics-urls listener: /metrics and /health only (etcd's HandleMetricsHealth), over
+ * TLS with the client port's certificate for an https:// URL; anything else is Go's 404.
+ */
+async function listenMetrics(
+  url: string,
+  routes: Http1Routes,
+  tlsSettings: ClientTls | null,
+): Promise<net.Server> {
+  const { host, port } = hostPort(url);
+  const handler = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const path = (req.url ?? "").split("?")[0];
+    const plain = path === "/metrics" || path === "/health"
+      ? await routes(req.url ?? "", req.method ?? "GET")
+      : null;
+    if (plain === null) {
+      res.writeHead(404, {
+        "Content-Type": "text/plain; charset=utf-8",
+        "X-Content-Type-Options": "nosniff",
+      });
+      res.end("404 page not found\n");
+      return;
+    }
+    res.writeHead(plain.status, { "Content-Type": plain.contentType, ...plain.headers });
+    res.end(plain.body);
+  };
+  if (url.startsWith("https://") && tlsSettings === null) {
+    throw new Error(`${url}: an https metrics URL needs the client TLS flags (--cert-file)`);
+  }
+  const server = url.startsWith("https://")
+    ? https.createServer({ cert: tlsSettings!.cert, key: tlsSettings!.key }, handler)
+    : http.createServer(handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ port, host }, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return server;
 }
 
 /**
@@ -396,6 +441,7 @@ export async function startServer(
   const compactor = startCompactor(opened, compactionMode, compactionRetention, logger, {
     revisionIntervalMs: revisionCompactionIntervalMs(),
   });
+  if (config.metrics === "extensive") enableHandlingTimeHistogram();
   const table = etcdServices(opened, {
     maxRequestBytes: config.maxRequestBytes,
     progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
@@ -436,8 +482,11 @@ export async function startServer(
       "listen-peer-urls": config.listenPeerUrls,
       "advertise-client-urls": config.advertiseClientUrls,
       "listen-client-urls": config.listenClientUrls,
-      "listen-metrics-urls": [],
+      "listen-metrics-urls": config.listenMetricsUrls ?? [],
     });
+    for (const url of config.listenMetricsUrls ?? []) {
+      servers.push(await listenMetrics(url, routes, clientTls));
+    }
     // An address listed as both http:// and https:// is one port speaking both, as in etcd.
     const plainHosts = new Set(
       config.listenClientUrls.filter((u) => u.startsWith("http://")).map((u) => new URL(u).host),

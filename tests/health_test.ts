@@ -15,8 +15,10 @@ import {
 import { AuthClient, must } from "./auth_client.ts";
 import {
   assertReference,
+  freePort,
   type MemberKind,
   requireReference,
+  runCtl,
   SHARED_MEMBER_NAME,
   SHARED_PEER_URL,
   startMember,
@@ -193,5 +195,61 @@ Deno.test({
       client.close();
       await member.stop();
     }
+  },
+});
+
+Deno.test({
+  name:
+    "--listen-metrics-urls serves /metrics and /health only; --metrics extensive adds grpc_server_handling_seconds, as etcd",
+  ignore: reference.ignore,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    assertReference();
+    const runs: string[][] = [];
+    for (const kind of ["etcd", "detcd"] as MemberKind[]) {
+      const metricsPort = freePort();
+      const member = await startMember({
+        kind,
+        name: SHARED_MEMBER_NAME,
+        advertisePeerUrl: SHARED_PEER_URL,
+        extraArgs: [
+          "--metrics",
+          "extensive",
+          "--listen-metrics-urls",
+          `http://127.0.0.1:${metricsPort}`,
+        ],
+      });
+      try {
+        const base = `http://127.0.0.1:${metricsPort}`;
+        const put = await runCtl("etcdctl", [`--endpoints=${member.endpoint}`, "put", "a", "b"]);
+        assert.equal(put.code, 0, put.stderr);
+        const page = await (await fetch(`${base}/metrics`)).text();
+        // The put's histogram: every label and the count; which buckets it fell in is timing.
+        const putHistogram = page.split("\n").filter((l) =>
+          l.startsWith("grpc_server_handling_seconds") && l.includes('grpc_method="Put"')
+        ).map((l) =>
+          /_sum|_bucket\{(?!.*le="\+Inf")/.test(l) ? l.replace(/ [0-9.e+-]+$/, " <N>") : l
+        );
+        runs.push([
+          await http(`${base}/health`),
+          await http(`${base}/version`),
+          await http(`${base}/v3/kv/range`, "POST"),
+          (await http(`${base}/metrics`)).split("\n").slice(0, 2).join("\n"),
+          page.split("\n").filter((l) =>
+            l.startsWith("# ") && l.includes("grpc_server_handling_seconds")
+          )
+            .join("\n"),
+          ...putHistogram,
+        ]);
+      } finally {
+        await member.stop();
+      }
+    }
+    const [etcd, detcd] = runs;
+    assert.deepEqual(detcd, etcd);
+    assert.match(etcd[0], /-> 200\n/);
+    assert.match(etcd[1], /-> 404\n/);
+    assert.ok(etcd.some((l) => /^grpc_server_handling_seconds_count\{.*Put.*\} 1$/.test(l)));
   },
 });
