@@ -5,7 +5,13 @@
  * time, and the process collector's. etcd's names, help texts, types, labels and buckets;
  * families in name order, samples in label order, values as Go's client formats them.
  */
-import { type FamilySnapshot, goFloat, registeredFamilies } from "../core/metrics.ts";
+import {
+  Counter,
+  type FamilySnapshot,
+  Gauge,
+  goFloat,
+  registeredFamilies,
+} from "../core/metrics.ts";
 import { type EtcdNode, idHex } from "../core/node/mod.ts";
 import { clusterVersion, SERVER_VERSION } from "../core/node/mod.ts";
 import { grpcFamilies } from "./grpc_metrics.ts";
@@ -186,8 +192,28 @@ function escapeLabel(text: string): string {
   return text.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
 }
 
+const scrapes = new Counter(
+  "promhttp_metric_handler_requests_total",
+  "Total number of scrapes by HTTP status code.",
+);
+for (const code of ["200", "500", "503"]) scrapes.touch({ code });
+const scrapesInFlight = new Gauge(
+  "promhttp_metric_handler_requests_in_flight",
+  "Current number of scrapes being served.",
+);
+
 /** The metrics page of `node`. */
 export function renderMetrics(node: EtcdNode): string {
+  scrapesInFlight.set(1);
+  try {
+    return renderFamilies(node);
+  } finally {
+    scrapesInFlight.set(0);
+    scrapes.inc({ code: "200" });
+  }
+}
+
+function renderFamilies(node: EtcdNode): string {
   const families = [
     ...registeredFamilies(),
     ...grpcFamilies(),

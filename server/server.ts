@@ -1,4 +1,5 @@
 import { Slicer } from "./slicer.ts";
+import { Counter } from "../core/metrics.ts";
 import { renderMetrics } from "./metrics.ts";
 import { checkInitialHashKV, startCorruptionMonitor } from "./corruption.ts";
 import { enableHandlingTimeHistogram } from "./grpc_metrics.ts";
@@ -171,6 +172,23 @@ async function listenMetrics(
  * leader, or when a quorum read does not succeed within a second.
  */
 async function checkHealth(node: EtcdNode, excluded: Set<string>): Promise<boolean> {
+  const healthy = await checkHealthOnce(node, excluded);
+  (healthy ? healthSuccesses : healthFailures).inc();
+  return healthy;
+}
+
+const healthSuccesses = new Counter(
+  "etcd_server_health_success",
+  "The total number of successful health checks",
+);
+const healthFailures = new Counter(
+  "etcd_server_health_failures",
+  "The total number of failed health checks",
+);
+healthSuccesses.touch();
+healthFailures.touch();
+
+async function checkHealthOnce(node: EtcdNode, excluded: Set<string>): Promise<boolean> {
   if (node.alarmList().some((a) => !excluded.has(AlarmType[a.alarm]))) return false;
   if (node.leader === 0n) return false;
   let timer: ReturnType<typeof setTimeout> | undefined;

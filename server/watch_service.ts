@@ -1,4 +1,5 @@
 import { create, toBinary } from "@bufbuild/protobuf";
+import { Counter, Gauge } from "../core/metrics.ts";
 import {
   type ResponseHeader,
   Watch,
@@ -20,6 +21,17 @@ import type { AuthInfo } from "../core/auth/mod.ts";
 import { nodeDefaults } from "../core/node/mod.ts";
 import { uvarintSize } from "../core/varint.ts";
 import type { AnyMethod, CallContext, StreamMethod } from "./grpc.ts";
+
+const watchStreams = new Gauge(
+  "etcd_debugging_mvcc_watch_stream_total",
+  "Total number of watch streams.",
+);
+watchStreams.set(0);
+const eventsSent = new Counter(
+  "etcd_debugging_mvcc_events_total",
+  "Total number of events sent by this member.",
+);
+eventsSent.touch();
 
 /**
  * The bidirectional Watch stream (etcd's etcdserver/api/v3rpc/watch.go) over the member's
@@ -157,6 +169,7 @@ async function serveWatch(
   const store = host.watchable;
   const ws = store.newStream();
   driver.opened();
+  watchStreams.inc();
   /** Per watcher: progress notify asked (and whether nothing was sent since the last tick). */
   const progress = new Map<bigint, boolean>();
   const fragment = new Set<bigint>();
@@ -223,6 +236,7 @@ async function serveWatch(
         if (!ws.has(batch.watchId)) continue;
       }
       const response = toResponse(host, batch);
+      if (batch.kind === "events") eventsSent.inc({}, batch.events.length);
       if (batch.kind === "events" && fragment.has(batch.watchId)) {
         await sendFragments(response, maxRequestBytes, send);
       } else {
@@ -315,6 +329,7 @@ async function serveWatch(
     if (noLeader) throw Errors.noLeader();
   } finally {
     done = true;
+    watchStreams.inc({}, -1);
     clearInterval(ticker);
     clearInterval(monitor);
     ws.close();
