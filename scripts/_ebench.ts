@@ -73,3 +73,36 @@ export async function runEbench(
   }
   return JSON.parse(line) as EbenchResult;
 }
+
+/**
+ * scripts/scale_bench built into .bench/scale_bench (Debian's golang-go and
+ * golang-etcd-server-dev), unless DETCD_SCALE_BENCH names a built binary.
+ */
+export async function scaleBenchPath(): Promise<string> {
+  const given = Deno.env.get("DETCD_SCALE_BENCH");
+  if (given) return given;
+  const out = `${REPO_ROOT}/.bench/scale_bench`;
+  const source = `${REPO_ROOT}/scripts/scale_bench/main.go`;
+  // Built again when the source changed since.
+  if (
+    await exists(out) &&
+    (await Deno.stat(out)).mtime! >= (await Deno.stat(source)).mtime!
+  ) return out;
+  const gopath = await Deno.makeTempDir();
+  await Deno.mkdir(`${gopath}/src/scalebench`, { recursive: true });
+  await Deno.copyFile(
+    `${REPO_ROOT}/scripts/scale_bench/main.go`,
+    `${gopath}/src/scalebench/main.go`,
+  );
+  await Deno.mkdir(`${REPO_ROOT}/.bench`, { recursive: true });
+  const built = await new Deno.Command("go", {
+    args: ["build", "-o", out, "."],
+    cwd: `${gopath}/src/scalebench`,
+    env: { GO111MODULE: "off", GOPATH: `${gopath}:/usr/share/gocode`, GOCACHE: `${gopath}/cache` },
+  }).output();
+  await Deno.remove(gopath, { recursive: true });
+  if (!built.success) {
+    throw new Error(`building scale_bench: ${new TextDecoder().decode(built.stderr)}`);
+  }
+  return out;
+}

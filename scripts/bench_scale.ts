@@ -24,7 +24,7 @@
 
 import { parseArgs } from "node:util";
 import { type Member, type MemberKind, REPO_ROOT, sleep, startMember } from "../tests/harness.ts";
-import { exists } from "./_ebench.ts";
+import { scaleBenchPath } from "./_ebench.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -36,30 +36,6 @@ const { values: flags } = parseArgs({
 });
 const KEYS = Number(flags.keys);
 const SNAPSHOT_TIMEOUT_MS = Number(flags["snapshot-timeout"]) * 1000;
-
-async function scaleBenchPath(): Promise<string> {
-  const given = Deno.env.get("DETCD_SCALE_BENCH");
-  if (given) return given;
-  const out = `${REPO_ROOT}/.bench/scale_bench`;
-  if (await exists(out)) return out;
-  const gopath = await Deno.makeTempDir();
-  await Deno.mkdir(`${gopath}/src/scalebench`, { recursive: true });
-  await Deno.copyFile(
-    `${REPO_ROOT}/scripts/scale_bench/main.go`,
-    `${gopath}/src/scalebench/main.go`,
-  );
-  await Deno.mkdir(`${REPO_ROOT}/.bench`, { recursive: true });
-  const built = await new Deno.Command("go", {
-    args: ["build", "-o", out, "."],
-    cwd: `${gopath}/src/scalebench`,
-    env: { GO111MODULE: "off", GOPATH: `${gopath}:/usr/share/gocode`, GOCACHE: `${gopath}/cache` },
-  }).output();
-  await Deno.remove(gopath, { recursive: true });
-  if (!built.success) {
-    throw new Error(`building scale_bench: ${new TextDecoder().decode(built.stderr)}`);
-  }
-  return out;
-}
 
 /** VmRSS of a process in MB (0 once it is gone). */
 function rssMb(pid: number): number {

@@ -6,6 +6,13 @@
 //	-mode probe: one serializable Get of one key every -every until -for has passed (or stdin
 //	             closes); prints {"op":"probe","total":...,"p50_ms","p99_ms","max_ms","errors"}.
 //	             The latency a client sees while the member does something else (a snapshot).
+//	-mode defrag: on a member loaded with -keys keys (-mode load), overwrites the first half of
+//	             them, compacts at the current revision (half the data is now garbage), then runs
+//	             -clients writers (puts to their own keys) for 2 s, Defragment while they write, and
+//	             1 s more; prints {"op":"defrag","seconds", "db_before","db_in_use_before",
+//	             "db_after","writes_during","p99_ms_before","max_ms_before","p99_ms_during",
+//	             "max_ms_during","errors"}: how long it took, what it reclaimed, and the longest
+//	             pause a writer saw (etcd #9222: etcd's defragment blocks every request).
 //
 // Build like ../shared/bench/build.sh builds ebench (GOPATH with /usr/share/gocode, GO111MODULE=off):
 //
@@ -129,10 +136,119 @@ func main() {
 			out["p99_ms"] = ms(lat[len(lat)*99/100])
 			out["max_ms"] = ms(lat[len(lat)-1])
 		}
+	case "defrag":
+		runDefrag(cli, *endpoint, *keys, *keylen, *vsize, *clients, out)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown mode", *mode)
 		os.Exit(2)
 	}
 	b, _ := json.Marshal(out)
 	fmt.Println(string(b))
+}
+
+// runDefrag is -mode defrag (see the header).
+func runDefrag(cli *clientv3.Client, endpoint string, keys, keylen, vsize, writers int, out map[string]interface{}) {
+	ctx := context.Background()
+	val := strings.Repeat("y", vsize)
+	// Overwrite half the keys, 64 at a time.
+	var next int64 = -1
+	var wg sync.WaitGroup
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(atomic.AddInt64(&next, 1))
+				if i >= keys/2 {
+					return
+				}
+				if _, err := cli.Put(ctx, scaleKey(i, keylen), val); err != nil {
+					fmt.Fprintln(os.Stderr, "overwrite:", err)
+					os.Exit(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	st, err := cli.Status(ctx, endpoint)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "status:", err)
+		os.Exit(1)
+	}
+	if _, err := cli.Compact(ctx, st.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		fmt.Fprintln(os.Stderr, "compact:", err)
+		os.Exit(1)
+	}
+	before, _ := cli.Status(ctx, endpoint)
+	type sample struct {
+		at  time.Time
+		lat time.Duration
+	}
+	var mu sync.Mutex
+	var samples []sample
+	var errs int64
+	stop := make(chan struct{})
+	var writersDone sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		writersDone.Add(1)
+		go func(w int) {
+			defer writersDone.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				t := time.Now()
+				c, cancel := context.WithTimeout(ctx, 60*time.Second)
+				_, err := cli.Put(c, fmt.Sprintf("defrag/%d/%d", w, n%100), val)
+				cancel()
+				if err != nil {
+					atomic.AddInt64(&errs, 1)
+				}
+				mu.Lock()
+				samples = append(samples, sample{t, time.Since(t)})
+				mu.Unlock()
+			}
+		}(w)
+	}
+	time.Sleep(2 * time.Second)
+	dstart := time.Now()
+	if _, err := cli.Defragment(ctx, endpoint); err != nil {
+		fmt.Fprintln(os.Stderr, "defragment:", err)
+		os.Exit(1)
+	}
+	dend := time.Now()
+	time.Sleep(time.Second)
+	close(stop)
+	writersDone.Wait()
+	after, _ := cli.Status(ctx, endpoint)
+	var beforeLat, duringLat []time.Duration
+	for _, s := range samples {
+		end := s.at.Add(s.lat)
+		switch {
+		case end.Before(dstart):
+			beforeLat = append(beforeLat, s.lat)
+		case s.at.Before(dend):
+			duringLat = append(duringLat, s.lat)
+		}
+	}
+	pct := func(l []time.Duration, p int) float64 {
+		if len(l) == 0 {
+			return 0
+		}
+		sort.Slice(l, func(a, b int) bool { return l[a] < l[b] })
+		i := len(l) * p / 100
+		if i >= len(l) {
+			i = len(l) - 1
+		}
+		return ms(l[i])
+	}
+	out["seconds"] = dend.Sub(dstart).Seconds()
+	out["db_before"], out["db_in_use_before"] = before.DbSize, before.DbSizeInUse
+	out["db_after"] = after.DbSize
+	out["writes_during"] = len(duringLat)
+	out["p99_ms_before"], out["max_ms_before"] = pct(beforeLat, 99), pct(beforeLat, 100)
+	out["p99_ms_during"], out["max_ms_during"] = pct(duringLat, 99), pct(duringLat, 100)
+	out["errors"] = errs
 }
