@@ -112,7 +112,14 @@ Deno.test({
     for (const kind of ["etcd", "detcd"] as MemberKind[]) {
       const member = await startMember({ kind, extraArgs: ["--quota-backend-bytes", "0"] });
       try {
-        pages[kind] = await (await fetch(`${member.clientUrl}/metrics`)).text();
+        // etcd sets its cluster version (and etcd_cluster_version appears) a moment after it
+        // starts serving: read the page once it is there, on both sides alike.
+        const deadline = Date.now() + 10_000;
+        do {
+          pages[kind] = await (await fetch(`${member.clientUrl}/metrics`)).text();
+          if (pages[kind].includes("\netcd_cluster_version{")) break;
+          await new Promise((r) => setTimeout(r, 100));
+        } while (Date.now() < deadline);
       } finally {
         await member.stop();
       }
