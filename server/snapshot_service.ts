@@ -7,7 +7,7 @@
  * on serving (docs/adr/0010-storage-that-scales.md). With auth on, only a root user may take it.
  */
 
-import { hashSeconds } from "../core/node/metrics.ts";
+import { backendSnapshotSeconds, hashSeconds } from "../core/node/metrics.ts";
 import { createHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import {
@@ -139,6 +139,7 @@ export function snapshotMethod(node: EtcdNode, logger?: Logger): [string, AnyMet
         await send(create(SnapshotResponseSchema, { remainingBytes, blob: part }));
         if (ctx.signal.aborted) return;
       }
+      backendSnapshotSeconds.observe((performance.now() - started) / 1000);
       const digest = new Uint8Array(sha.digest());
       logger?.info("v3rpc/maintenance.go:177", "sending database sha256 checksum to client", {
         "total-bytes": total,

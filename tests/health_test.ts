@@ -156,6 +156,21 @@ Deno.test({
       if (sameValue.includes(name)) assert.deepEqual(lines, theirs, name);
       else assert.match(lines[2], /^\S+ [0-9.e+]+$/, name);
     }
+    // A histogram's buckets are etcd's, bound for bound.
+    const bounds = (lines: string[]) => {
+      const first = lines.find((l) => l.includes("_bucket{"));
+      const series = first?.replace(/,?le="[^"]*"/, "").replace(/ \S+$/, "");
+      return lines.filter((l) =>
+        l.includes("_bucket{") && l.replace(/,?le="[^"]*"/, "").replace(/ \S+$/, "") === series
+      ).map((l) => /le="([^"]*)"/.exec(l)![1]);
+    };
+    let histograms = 0;
+    for (const [name, lines] of detcd) {
+      if (!lines.includes(`# TYPE ${name} histogram`)) continue;
+      histograms++;
+      assert.deepEqual(bounds(lines), bounds(etcd.get(name)!), `${name} buckets`);
+    }
+    assert.ok(histograms >= 10, `${histograms} histograms`);
     // In name order, as the Prometheus client writes them.
     const names = [...detcd.keys()];
     assert.deepEqual(names, [...names].sort());

@@ -12,3 +12,15 @@ export const compactionMilliseconds = new Histogram(
 );
 compactionKeys.touch();
 compactionMilliseconds.touch();
+export const dbCompactionPauseMilliseconds = new Histogram(
+  "etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds",
+  "Bucketed histogram of db compaction pause duration.",
+  exponentialBuckets(1, 2, 13),
+);
+export const indexCompactionPauseMilliseconds = new Histogram(
+  "etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds",
+  "Bucketed histogram of index compaction pause duration.",
+  exponentialBuckets(0.5, 2, 14),
+);
+dbCompactionPauseMilliseconds.touch();
+indexCompactionPauseMilliseconds.touch();

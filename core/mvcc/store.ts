@@ -17,7 +17,12 @@
  * Errors raised here: compacted/future revision on reads and compactions. The request checks
  * (lease not found, key not found for ignore_value/ignore_lease, ...) are the caller's.
  */
-import { compactionKeys, compactionMilliseconds } from "./metrics.ts";
+import {
+  compactionKeys,
+  compactionMilliseconds,
+  dbCompactionPauseMilliseconds,
+  indexCompactionPauseMilliseconds,
+} from "./metrics.ts";
 import { create } from "@bufbuild/protobuf";
 import {
   type Event,
@@ -502,6 +507,8 @@ export class MvccStore implements ReadView {
       }
     }
     if (emptied) this.#index.retain((record) => !record.empty);
+    const indexDone = performance.now();
+    indexCompactionPauseMilliseconds.observe(indexDone - started);
     // Compacted entries all have main <= rev, and the log is revision-ordered.
     const log = this.#log;
     const end = lastAtOrBefore(log, rev) + 1;
@@ -510,6 +517,7 @@ export class MvccStore implements ReadView {
     for (let i = end; i < log.length; i++) kept.push(log[i]);
     this.#log = kept;
     compactionKeys.inc({}, removed);
+    dbCompactionPauseMilliseconds.observe(performance.now() - indexDone);
     compactionMilliseconds.observe(performance.now() - started);
   }
 

@@ -6,6 +6,7 @@ import {
   leaderChanges,
   learnerPromoteSuccesses,
   slowApplies,
+  snapshotApplyInProgress,
   snapshotSaveSeconds,
 } from "./metrics.ts";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -1372,7 +1373,12 @@ export class EtcdNode {
   /** Replaces the state machine with a snapshot the leader sent. */
   async #applySnapshot(snap: RaftSnapshot): Promise<void> {
     const state = fromBinary(NodeSnapshotSchema, snap.data);
-    await this.#sm.restoreSnapshot(state);
+    snapshotApplyInProgress.set(1);
+    try {
+      await this.#sm.restoreSnapshot(state);
+    } finally {
+      snapshotApplyInProgress.set(0);
+    }
     this.#restoreConf(state);
     this.#appliedIndex = snap.metadata.index;
     this.#log.snapshotApplied(snap.metadata.index);

@@ -85,3 +85,20 @@ for (const h of [hashSeconds, hashRevSeconds, defragSeconds, snapshotSaveSeconds
   h.touch();
 }
 defragInflight.set(0);
+
+export const totalPutBytes = new Gauge(
+  "etcd_debugging_mvcc_total_put_size_in_bytes",
+  "The total size of put kv pairs seen by this member.",
+);
+totalPutBytes.set(0);
+export const snapshotApplyInProgress = new Gauge(
+  "etcd_server_snapshot_apply_in_progress_total",
+  "1 if the server is applying the incoming snapshot. 0 if none.",
+);
+snapshotApplyInProgress.set(0);
+export const backendSnapshotSeconds = new Histogram(
+  "etcd_disk_backend_snapshot_duration_seconds",
+  "The latency distribution of backend snapshots.",
+  exponentialBuckets(0.01, 2, 17),
+);
+backendSnapshotSeconds.touch();

@@ -3,7 +3,7 @@
  * lease and ignore_value/ignore_lease checks, prev_kv, and the response of each. Each function
  * applies one request as one write transaction; the *Op forms run inside a Txn's transaction.
  */
-import { mvccDeletes, mvccPuts } from "../metrics.ts";
+import { mvccDeletes, mvccPuts, totalPutBytes } from "../metrics.ts";
 import { create } from "@bufbuild/protobuf";
 import {
   type DeleteRangeRequest,
@@ -48,6 +48,7 @@ export function applyDeleteRange(
  */
 export function putOp(tx: WriteTxn, req: PutRequest): PutResponse {
   mvccPuts.inc();
+  totalPutBytes.inc({}, req.key.length + req.value.length);
   let value = req.value;
   let lease = req.lease;
   if (req.ignoreValue || req.ignoreLease) {
