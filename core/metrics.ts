@@ -55,7 +55,17 @@ abstract class Metric<V> implements Family {
     registry.set(name, this);
   }
 
-  protected entry(labels: Labels, initial: () => V): { labels: Labels; value: V } {
+  /** The unlabelled series, kept aside: updating it costs no key (hot paths). */
+  #plain: { labels: Labels; value: V } | undefined;
+
+  protected entry(labels: Labels | undefined, initial: () => V): { labels: Labels; value: V } {
+    if (labels === undefined) {
+      if (this.#plain === undefined) {
+        this.#plain = { labels: {}, value: initial() };
+        this.values.set(labelKey({}), this.#plain);
+      }
+      return this.#plain;
+    }
     const key = labelKey(labels);
     let e = this.values.get(key);
     if (e === undefined) {
@@ -88,12 +98,18 @@ export class Counter extends Metric<number> {
     super(name, help, "counter");
   }
 
-  inc(labels: Labels = {}, by = 1): void {
+  /** Adds `by` to the unlabelled series. */
+  inc(by = 1): void {
+    this.entry(undefined, () => 0).value += by;
+  }
+
+  /** Adds `by` to the series with these labels. */
+  incWith(labels: Labels, by = 1): void {
     this.entry(labels, () => 0).value += by;
   }
 
-  /** Makes the labelled series appear (at 0) before anything happened. */
-  touch(labels: Labels = {}): void {
+  /** Makes a series appear (at 0) before anything happened. */
+  touch(labels?: Labels): void {
     this.entry(labels, () => 0);
   }
 
@@ -108,12 +124,13 @@ export class Gauge extends Metric<number> {
     super(name, help, "gauge");
   }
 
-  set(value: number, labels: Labels = {}): void {
+  set(value: number, labels?: Labels): void {
     this.entry(labels, () => 0).value = value;
   }
 
-  inc(labels: Labels = {}, by = 1): void {
-    this.entry(labels, () => 0).value += by;
+  /** Adds `by` (negative to subtract) to the unlabelled series. */
+  inc(by = 1): void {
+    this.entry(undefined, () => 0).value += by;
   }
 
   protected samples(labels: Labels, value: number): Sample[] {
@@ -140,7 +157,7 @@ export class Histogram extends Metric<HistogramValue> {
     super(name, help, "histogram");
   }
 
-  observe(value: number, labels: Labels = {}): void {
+  observe(value: number, labels?: Labels): void {
     const e = this.entry(labels, () => this.#empty());
     for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]) e.value.counts[i]++;
     e.value.sum += value;
@@ -148,7 +165,7 @@ export class Histogram extends Metric<HistogramValue> {
   }
 
   /** Makes the unlabelled series appear (all zero) before the first observation. */
-  touch(labels: Labels = {}): void {
+  touch(labels?: Labels): void {
     this.entry(labels, () => this.#empty());
   }
 

@@ -29,8 +29,8 @@ Deno.test("a histogram counts into cumulative buckets with +Inf, sum and count",
 
 Deno.test("a counter's series are sorted by label values; a name registers once", () => {
   const c = new Counter("test_metrics_counter_total", "A test counter.");
-  c.inc({ b: "2", a: "z" });
-  c.inc({ a: "y", b: "9" }, 3);
+  c.incWith({ b: "2", a: "z" });
+  c.incWith({ a: "y", b: "9" }, 3);
   const f = registeredFamilies().find((f) => f.name === "test_metrics_counter_total")!;
   assert.deepEqual(f.samples.map((s) => [s.labels, s.value]), [
     [[["a", "y"], ["b", "9"]], 3],

@@ -37,7 +37,8 @@ const CODE_NAMES = Object.keys(GrpcCode) as (keyof typeof GrpcCode)[];
 const stats = new Map<string, MethodStats>();
 let receivedBytes = 0;
 let sentBytes = 0;
-const clientRequests = new Map<string, number>();
+/** Client requests by `client-api-version`, unary and stream apart. */
+const clientRequests = { unary: new Map<string, number>(), stream: new Map<string, number>() };
 
 const TYPE_OF: Record<DescMethod["methodKind"], MethodStats["type"]> = {
   unary: "unary",
@@ -80,8 +81,8 @@ export function callStarted(
   s.started++;
   const v = headers["client-api-version"];
   const version = (Array.isArray(v) ? v[0] : v) ?? "unknown";
-  const key = `${s.type === "unary" ? "unary" : "stream"}\u0000${version}`;
-  clientRequests.set(key, (clientRequests.get(key) ?? 0) + 1);
+  const counts = s.type === "unary" ? clientRequests.unary : clientRequests.stream;
+  counts.set(version, (counts.get(version) ?? 0) + 1);
   return now;
 }
 
@@ -139,14 +140,13 @@ export function grpcFamilies(): FamilySnapshot[] {
       });
     }
   }
-  const requests: Sample[] = [...clientRequests.entries()].map(([key, value]) => {
-    const [type, version] = key.split("\u0000");
-    return {
+  const requests: Sample[] = (["stream", "unary"] as const).flatMap((type) =>
+    [...clientRequests[type].entries()].map(([version, value]): Sample => ({
       suffix: "",
-      labels: [["client_api_version", version], ["type", type]] as [string, string][],
+      labels: [["client_api_version", version], ["type", type]],
       value,
-    };
-  }).sort((a, b) =>
+    }))
+  ).sort((a, b) =>
     a.labels[0][1] !== b.labels[0][1]
       ? (a.labels[0][1] < b.labels[0][1] ? -1 : 1)
       : a.labels[1][1] < b.labels[1][1]

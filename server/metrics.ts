@@ -209,7 +209,7 @@ export function renderMetrics(node: EtcdNode): string {
     return renderFamilies(node);
   } finally {
     scrapesInFlight.set(0);
-    scrapes.inc({ code: "200" });
+    scrapes.incWith({ code: "200" });
   }
 }
 

@@ -236,7 +236,7 @@ async function serveWatch(
         if (!ws.has(batch.watchId)) continue;
       }
       const response = toResponse(host, batch);
-      if (batch.kind === "events") eventsSent.inc({}, batch.events.length);
+      if (batch.kind === "events") eventsSent.inc(batch.events.length);
       if (batch.kind === "events" && fragment.has(batch.watchId)) {
         await sendFragments(response, maxRequestBytes, send);
       } else {
@@ -329,7 +329,7 @@ async function serveWatch(
     if (noLeader) throw Errors.noLeader();
   } finally {
     done = true;
-    watchStreams.inc({}, -1);
+    watchStreams.inc(-1);
     clearInterval(ticker);
     clearInterval(monitor);
     ws.close();

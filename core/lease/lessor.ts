@@ -244,7 +244,7 @@ export class Lessor {
       this.#revokeAskedMs.set(lease.id, nowMs);
       out.push(lease.id);
     }
-    leasesExpired.inc({}, out.length);
+    leasesExpired.inc(out.length);
     return out.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
 

@@ -516,7 +516,7 @@ export class MvccStore implements ReadView {
     for (let i = 0; i < end; i++) if (!log[i].compacted) kept.push(log[i]);
     for (let i = end; i < log.length; i++) kept.push(log[i]);
     this.#log = kept;
-    compactionKeys.inc({}, removed);
+    compactionKeys.inc(removed);
     dbCompactionPauseMilliseconds.observe(performance.now() - indexDone);
     compactionMilliseconds.observe(performance.now() - started);
   }

@@ -463,7 +463,7 @@ export class Wal {
       }
     }
     await this.#file!.write(data);
-    walWriteBytes.inc({}, data.length);
+    walWriteBytes.inc(data.length);
     if (sync) await this.#timedSync();
     this.#fileBytes += data.length;
     this.#lastIndex = last;

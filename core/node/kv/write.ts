@@ -48,7 +48,7 @@ export function applyDeleteRange(
  */
 export function putOp(tx: WriteTxn, req: PutRequest): PutResponse {
   mvccPuts.inc();
-  totalPutBytes.inc({}, req.key.length + req.value.length);
+  totalPutBytes.inc(req.key.length + req.value.length);
   let value = req.value;
   let lease = req.lease;
   if (req.ignoreValue || req.ignoreLease) {
