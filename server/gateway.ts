@@ -191,7 +191,6 @@ class BodyValues {
   #ended = false;
   readonly #decoder = new TextDecoder();
   readonly #chunks: AsyncIterator<Uint8Array>;
-  #bytes = 0;
 
   constructor(body: AsyncIterable<Uint8Array>, readonly maxBytes: number) {
     this.#chunks = body[Symbol.asyncIterator]();
@@ -223,12 +222,11 @@ class BodyValues {
       this.#text += this.#decoder.decode();
       return;
     }
-    this.#bytes += value.length;
-    if (this.#bytes > this.maxBytes) {
-      throw new TooLarge(this.#bytes, this.maxBytes);
-    }
     this.#text = this.#text.slice(this.#pos) + this.#decoder.decode(value, { stream: true });
     this.#pos = 0;
+    // What is read but not yet a whole value: one message's worth at most (a long-lived watch
+    // stream may send any number of them).
+    if (this.#text.length > this.maxBytes) throw new TooLarge(this.#text.length, this.maxBytes);
   }
 }
 
@@ -304,12 +302,20 @@ async function unary(
   exchange: GatewayExchange,
   maxRecvBytes: number,
 ): Promise<void> {
+  // A call's failure, as grpc-gateway passes a gRPC status on: the trailer declared and sent.
+  const callFailed = (code: GrpcCodeValue, message: string) => {
+    exchange.start(httpStatusOf(code), [JSON_TYPE, ["Trailer", GRPC_TRAILER[0]]]);
+    exchange.write(errorBody(code, message));
+    exchange.end([GRPC_TRAILER]);
+  };
   let request;
   try {
     request = await decodeRequest(method, body, maxRecvBytes);
   } catch (e) {
     const { code, message } = decodeFailure(e, GrpcCode.InvalidArgument);
-    exchange.reply(httpStatusOf(code), [JSON_TYPE], errorBody(code, message));
+    // Too large is the gRPC server's refusal (a call that failed), not the gateway's.
+    if (e instanceof TooLarge) callFailed(code, message);
+    else exchange.reply(httpStatusOf(code), [JSON_TYPE], errorBody(code, message));
     return;
   }
   let response;
@@ -317,9 +323,7 @@ async function unary(
     response = await method.handle(request, ctx);
   } catch (e) {
     const { code, message } = toStatus(e);
-    exchange.start(httpStatusOf(code), [JSON_TYPE, ["Trailer", GRPC_TRAILER[0]]]);
-    exchange.write(errorBody(code, message));
-    exchange.end([GRPC_TRAILER]);
+    callFailed(code, message);
     return;
   }
   exchange.reply(200, [JSON_TYPE, GRPC_METADATA], messageToJsonText(method.output, response));

@@ -338,18 +338,22 @@ function h1Exchange(
     body: req as AsyncIterable<Uint8Array>,
     signal: aborted.signal,
     reply(status, headers, body) {
+      if (res.destroyed) return;
       const bytes = new TextEncoder().encode(body);
       res.writeHead(status, [...headers.flat(), "Content-Length", String(bytes.length)]);
       res.end(bytes);
     },
     start(status, headers) {
+      if (res.destroyed) return;
       res.writeHead(status, headers.filter(([name]) => name !== "Transfer-Encoding").flat());
       res.flushHeaders();
     },
+    // A client that went away gets nothing more (its call is being cancelled).
     write(text) {
-      res.write(text);
+      if (!res.destroyed && !res.writableEnded) res.write(text);
     },
     end(trailers) {
+      if (res.destroyed || res.writableEnded) return;
       if (trailers !== undefined) res.addTrailers(Object.fromEntries(trailers));
       res.end();
     },
