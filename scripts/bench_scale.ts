@@ -23,7 +23,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { type Member, type MemberKind, REPO_ROOT, sleep, startMember } from "../tests/harness.ts";
+import { type Member, type MemberKind, sleep, startMember } from "../tests/harness.ts";
 import { scaleBenchPath } from "./_ebench.ts";
 
 const { values: flags } = parseArgs({
