@@ -382,7 +382,10 @@ function h2Exchange(stream: H2Stream): GatewayExchange {
   async function* body() {
     while (true) {
       if (chunks.length > 0) {
-        yield chunks.shift()!;
+        const chunk = chunks.shift()!;
+        // Taken: the client may send more (flow control, as the gRPC stream reader does).
+        stream.consumed(chunk.length);
+        yield chunk;
         continue;
       }
       if (ended) return;
