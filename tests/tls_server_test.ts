@@ -497,7 +497,11 @@ Deno.test({
         return `${res.status} ${text.replace(/"(cluster_id|member_id)":"\d+"/g, '"$1":"<ID>"')}`;
       };
       try {
-        const out = [await gateway("/v3/kv/put", '{"key":"YQ==","value":"Yg=="}')];
+        const out = [
+          await gateway("/v3/kv/put", '{"key":"YQ==","value":"Yg=="}'),
+          // A large body (1.3 MB of JSON) through the TLS port.
+          await gateway("/v3/kv/put", `{"key":"Yg==","value":"${btoa("x".repeat(1_000_000))}"}`),
+        ];
         for (
           const args of [
             ["user", "add", "root:pw"],
@@ -528,8 +532,9 @@ Deno.test({
     const [etcd, detcd] = results;
     assert.deepEqual(detcd, etcd);
     assert.match(etcd[0], /^200 /);
+    assert.match(etcd[1], /^200 /);
     assert.equal(
-      etcd[1],
+      etcd[2],
       "400 CommonName of client sending a request against gateway will be ignored and not used as expected\n",
     );
   },
