@@ -19,7 +19,7 @@ import { Command } from "../command.ts";
 import type { EtcdClient } from "../etcd_client.ts";
 import { ExitCode, ExitSignal } from "../io.ts";
 import { goQuote } from "../go_format.ts";
-import { prefixRangeEnd } from "../../core/bytes.ts";
+import { concatBytes, prefixRangeEnd } from "../../core/bytes.ts";
 import {
   CompactionRequestSchema,
   DeleteRangeRequestSchema,
@@ -194,6 +194,26 @@ class Report {
     this.latencies.push((endMs - startMs) / 1000);
   }
 
+  /** One put, timed into the report (a failure counted by its text). */
+  async put(client: EtcdClient, key: Uint8Array, value: Uint8Array): Promise<void> {
+    const st = Date.now();
+    try {
+      await client.put(create(PutRequestSchema, { key, value }));
+      this.add(st, Date.now());
+    } catch (e) {
+      if (e instanceof ExitSignal) throw e;
+      this.add(st, Date.now(), e);
+    }
+  }
+
+  /** etcdctl's error lines; true when there were errors. */
+  printErrors(out: (text: string) => void): boolean {
+    if (this.errors.size === 0) return false;
+    out("FAIL: too many errors\n");
+    for (const [text, n] of this.errors) out(`FAIL: ERROR(${text}) -> ${n}\n`);
+    return true;
+  }
+
   stats(): { rps: number; slowest: number; stddev: number } {
     const totalS = (Date.now() - this.#startMs) / 1000;
     const n = this.latencies.length;
@@ -225,13 +245,6 @@ function randomKey(size: number): Uint8Array {
   }
   key[i] = Number(ux);
   return key;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 interface Common {
@@ -355,7 +368,7 @@ async function checkPerf(session: Session, cmd: Command): Promise<void> {
         if (due >= endMs) break;
         const wait = due - Date.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        queue.push(concat(common.prefix, randomKey(256)));
+        queue.push(concatBytes(common.prefix, randomKey(256)));
         wake.shift()?.();
       }
       producing = false;
@@ -370,26 +383,14 @@ async function checkPerf(session: Session, cmd: Command): Promise<void> {
           await new Promise<void>((r) => wake.push(r));
           continue;
         }
-        const st = Date.now();
-        try {
-          await client.put(create(PutRequestSchema, { key, value }));
-          report.add(st, Date.now());
-        } catch (e) {
-          if (e instanceof ExitSignal) throw e;
-          report.add(st, Date.now(), e);
-        }
+        await report.put(client, key, value);
       }
     };
     await Promise.all([producer, ...common.clients.map(worker)]);
     const stats = report.stats();
     await barDone;
     await cleanUp(session, cmd, common);
-    let ok = true;
-    if (report.errors.size !== 0) {
-      out("FAIL: too many errors\n");
-      for (const [text, n] of report.errors) out(`FAIL: ERROR(${text}) -> ${n}\n`);
-      ok = false;
-    }
+    let ok = !report.printErrors(out);
     if (stats.rps / cfg.limit <= 0.9) {
       out(`FAIL: Throughput too low: ${Math.trunc(stats.rps) + 1} writes/s\n`);
       ok = false;
@@ -477,15 +478,7 @@ async function checkDatascale(session: Session, cmd: Command): Promise<void> {
     const worker = async (client: EtcdClient) => {
       while (next < cfg.limit) {
         next++;
-        const key = concat(common.prefix, randomKey(512));
-        const st = Date.now();
-        try {
-          await client.put(create(PutRequestSchema, { key, value }));
-          report.add(st, Date.now());
-        } catch (e) {
-          if (e instanceof ExitSignal) throw e;
-          report.add(st, Date.now(), e);
-        }
+        await report.put(client, concatBytes(common.prefix, randomKey(512)), value);
         bar.add(1);
       }
     };
@@ -498,11 +491,7 @@ async function checkDatascale(session: Session, cmd: Command): Promise<void> {
     }
     await cleanUp(session, cmd, common);
     const mbUsed = (after - before) / (1024 * 1024);
-    if (report.errors.size !== 0) {
-      out("FAIL: too many errors\n");
-      for (const [text, n] of report.errors) out(`FAIL: ERROR(${text}) -> ${n}\n`);
-      throw new ExitSignal(ExitCode.Error);
-    }
+    if (report.printErrors(out)) throw new ExitSignal(ExitCode.Error);
     out(`PASS: Approximate system memory used : ${mbUsed.toFixed(2)} MB.\n`);
   } finally {
     for (const c of common.clients) c.close();
