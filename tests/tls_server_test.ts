@@ -131,6 +131,19 @@ interface Step {
   plain?: boolean;
 }
 
+/** etcdctl's flags to reach `member` over TLS with the client certificate `cert`. */
+function tlsCtlArgs(member: Member, dir: string, cert: string): string[] {
+  return [
+    `--endpoints=${member.clientUrl}`,
+    "--cacert",
+    `${dir}/ca.crt`,
+    "--cert",
+    `${dir}/${cert}.crt`,
+    "--key",
+    `${dir}/${cert}.key`,
+  ];
+}
+
 /** Runs the steps with etcdctl against `member`, each outcome normalised. */
 async function run(member: Member, dir: string, steps: Step[]): Promise<string[]> {
   const outcomes: string[] = [];
@@ -390,18 +403,9 @@ Deno.test({
         closed.push(new Promise((r) => s.on("close", () => r())));
         silent.push(s);
       }
-      const r = await runCtl("etcdctl", [
-        `--endpoints=${member.clientUrl}`,
-        "--cacert",
-        `${dir}/ca.crt`,
-        "--cert",
-        `${dir}/alice.crt`,
-        "--key",
-        `${dir}/alice.key`,
-        "put",
-        "k",
-        "v",
-      ], { env: { ETCDCTL_API: "3" } });
+      const r = await runCtl("etcdctl", [...tlsCtlArgs(member, dir, "alice"), "put", "k", "v"], {
+        env: { ETCDCTL_API: "3" },
+      });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, "OK\n");
       // The server ends them once the handshake timeout passes (10 s).
@@ -509,16 +513,7 @@ Deno.test({
             ["auth", "enable"],
           ]
         ) {
-          const r = await runCtl("etcdctl", [
-            `--endpoints=${member.clientUrl}`,
-            "--cacert",
-            `${dir}/ca.crt`,
-            "--cert",
-            `${dir}/root.crt`,
-            "--key",
-            `${dir}/root.key`,
-            ...args,
-          ]);
+          const r = await runCtl("etcdctl", [...tlsCtlArgs(member, dir, "root"), ...args]);
           assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
         }
         out.push(await gateway("/v3/kv/range", '{"key":"YQ=="}'));
