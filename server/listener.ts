@@ -383,7 +383,8 @@ function h2Exchange(stream: H2Stream): GatewayExchange {
     while (true) {
       if (chunks.length > 0) {
         const chunk = chunks.shift()!;
-        // Taken: the client may send more (flow control, as the gRPC stream reader does).
+        // Taken: no longer held against the connection's bound on unread input (a long watch
+        // stream's requests would otherwise count until it ends), as the gRPC stream reader does.
         stream.consumed(chunk.length);
         yield chunk;
         continue;
