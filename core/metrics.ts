@@ -31,6 +31,19 @@ interface Family {
 
 const registry = new Map<string, Family>();
 
+/** The monotonic clock (ms) durations are timed with; replaceable (a simulation, a test). */
+let clock: () => number = () => performance.now();
+
+/** Times metric durations with `now` (ms) instead of performance.now(). */
+export function setMetricsClock(now: () => number): void {
+  clock = now;
+}
+
+/** The metrics clock's reading, ms. */
+export function metricsNow(): number {
+  return clock();
+}
+
 function labelKey(labels: Labels): string {
   return JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
@@ -153,8 +166,23 @@ interface HistogramValue {
 
 /** Observations counted into cumulative buckets, with their sum and count. */
 export class Histogram extends Metric<HistogramValue> {
-  constructor(name: string, help: string, readonly buckets: readonly number[]) {
+  /** Observed units per millisecond of the metrics clock. */
+  readonly #perMs: number;
+
+  constructor(
+    name: string,
+    help: string,
+    readonly buckets: readonly number[],
+    unit: "seconds" | "milliseconds" = "seconds",
+  ) {
     super(name, help, "histogram");
+    this.#perMs = unit === "seconds" ? 1 / 1000 : 1;
+  }
+
+  /** Starts timing on the metrics clock; the returned function observes the time since. */
+  startTimer(labels?: Labels): () => void {
+    const started = clock();
+    return () => this.observe((clock() - started) * this.#perMs, labels);
   }
 
   observe(value: number, labels?: Labels): void {

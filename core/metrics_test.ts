@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { Counter, exponentialBuckets, goFloat, Histogram, registeredFamilies } from "./metrics.ts";
+import {
+  Counter,
+  exponentialBuckets,
+  goFloat,
+  Histogram,
+  registeredFamilies,
+  setMetricsClock,
+} from "./metrics.ts";
 
 Deno.test("exponentialBuckets are Prometheus' (etcd's disk buckets: 1 ms to 8.192 s)", () => {
   const b = exponentialBuckets(0.001, 2, 14);
@@ -37,4 +44,30 @@ Deno.test("a counter's series are sorted by label values; a name registers once"
     [[["a", "z"], ["b", "2"]], 1],
   ]);
   assert.throws(() => new Counter("test_metrics_counter_total", "again"), /registered twice/);
+});
+
+Deno.test("a histogram's timer reads the injected metrics clock, in its unit", () => {
+  let now = 1000;
+  setMetricsClock(() => now);
+  try {
+    const seconds = new Histogram("test_metrics_timer_seconds", "Timed in seconds.", [0.1, 1]);
+    const millis = new Histogram(
+      "test_metrics_timer_ms",
+      "Timed in ms.",
+      [100, 1000],
+      "milliseconds",
+    );
+    const s = seconds.startTimer();
+    const m = millis.startTimer();
+    now += 250;
+    s();
+    m();
+    const sum = (name: string) =>
+      registeredFamilies().find((f) => f.name === name)!.samples.find((x) => x.suffix === "_sum")!
+        .value;
+    assert.equal(sum("test_metrics_timer_seconds"), 0.25);
+    assert.equal(sum("test_metrics_timer_ms"), 250);
+  } finally {
+    setMetricsClock(() => performance.now());
+  }
 });

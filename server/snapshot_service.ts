@@ -72,11 +72,11 @@ export async function* snapshotDbChunks(
  * from one view, computed in slices.
  */
 export async function hashResponse(node: EtcdNode): Promise<HashResponse> {
-  const started = performance.now();
+  const timed = hashSeconds.startTimer();
   try {
     return await backendHash(node);
   } finally {
-    hashSeconds.observe((performance.now() - started) / 1000);
+    timed();
   }
 }
 

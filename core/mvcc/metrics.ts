@@ -9,6 +9,7 @@ export const compactionMilliseconds = new Histogram(
   "etcd_debugging_mvcc_db_compaction_total_duration_milliseconds",
   "Bucketed histogram of db compaction total duration.",
   exponentialBuckets(100, 2, 14),
+  "milliseconds",
 );
 compactionKeys.touch();
 compactionMilliseconds.touch();
@@ -16,11 +17,13 @@ export const dbCompactionPauseMilliseconds = new Histogram(
   "etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds",
   "Bucketed histogram of db compaction pause duration.",
   exponentialBuckets(1, 2, 13),
+  "milliseconds",
 );
 export const indexCompactionPauseMilliseconds = new Histogram(
   "etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds",
   "Bucketed histogram of index compaction pause duration.",
   exponentialBuckets(0.5, 2, 14),
+  "milliseconds",
 );
 dbCompactionPauseMilliseconds.touch();
 indexCompactionPauseMilliseconds.touch();

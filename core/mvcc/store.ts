@@ -481,7 +481,8 @@ export class MvccStore implements ReadView {
   compact(rev: number): void {
     if (rev <= this.#compactMainRev) throw Errors.compacted();
     if (rev > this.#revision) throw Errors.futureRev();
-    const started = performance.now();
+    const total = compactionMilliseconds.startTimer();
+    const indexPause = indexCompactionPauseMilliseconds.startTimer();
     this.#compactMainRev = rev;
     this.#compactRevIncomplete = false;
     let emptied = false;
@@ -507,8 +508,8 @@ export class MvccStore implements ReadView {
       }
     }
     if (emptied) this.#index.retain((record) => !record.empty);
-    const indexDone = performance.now();
-    indexCompactionPauseMilliseconds.observe(indexDone - started);
+    indexPause();
+    const dbPause = dbCompactionPauseMilliseconds.startTimer();
     // Compacted entries all have main <= rev, and the log is revision-ordered.
     const log = this.#log;
     const end = lastAtOrBefore(log, rev) + 1;
@@ -517,8 +518,8 @@ export class MvccStore implements ReadView {
     for (let i = end; i < log.length; i++) kept.push(log[i]);
     this.#log = kept;
     compactionKeys.inc(removed);
-    dbCompactionPauseMilliseconds.observe(performance.now() - indexDone);
-    compactionMilliseconds.observe(performance.now() - started);
+    dbPause();
+    total();
   }
 
   /** Deterministic hash of the store's state: etcd's HashKV at the current revision. */

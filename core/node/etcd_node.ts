@@ -1,4 +1,5 @@
 import type { BackendState } from "../snapshot/etcd_db.ts";
+import { metricsNow } from "../metrics.ts";
 import {
   defragInflight,
   defragSeconds,
@@ -657,9 +658,9 @@ export class EtcdNode {
 
   /** Maintenance.HashKV: etcd's hash of the key space up to a revision (0 = current). */
   hashKV(req: HashKVRequest): HashKVResponse {
-    const started = performance.now();
+    const timed = hashRevSeconds.startTimer();
     const result = this.#sm.mvcc.hashKV(Number(req.revision));
-    hashRevSeconds.observe((performance.now() - started) / 1000);
+    timed();
     return create(HashKVResponseSchema, {
       header: this.header(result.revision),
       hash: result.hash,
@@ -1186,6 +1187,7 @@ export class EtcdNode {
     });
     const started = performance.now();
     defragInflight.set(1);
+    const timed = defragSeconds.startTimer();
     const work = this.#rewrite(true).then(async (segments) => {
       // The old segments go once a checkpoint no longer points into them.
       if (segments > 0 && !(await this.#checkpointNow())) throw Errors.stopped();
@@ -1195,7 +1197,7 @@ export class EtcdNode {
       await work;
     } finally {
       defragInflight.set(0);
-      defragSeconds.observe((performance.now() - started) / 1000);
+      timed();
     }
     if (this.#stopped) throw Errors.stopped(); // cut short: not defragmented
     const after = this.#sm.mvcc.storageSizes();
@@ -1313,9 +1315,9 @@ export class EtcdNode {
       // Every record the checkpoint points at is durable before it is.
       await revisions.sync();
       // Even when stopping: stop() waits for this save before it closes the log.
-      const saveStarted = performance.now();
+      const timed = snapshotSaveSeconds.startTimer();
       const saved = await this.#log.saveSnapshot(index, term, confState, file, force);
-      snapshotSaveSeconds.observe((performance.now() - saveStarted) / 1000);
+      timed();
       if (saved) revisions.checkpointSaved(mark);
       return saved;
     } catch (e) {
@@ -1444,12 +1446,12 @@ export class EtcdNode {
     assert(index === this.#appliedIndex + 1, `apply of ${index} after ${this.#appliedIndex}`);
     this.#appliedIndex = index;
     this.#term = entry.term;
-    const started = performance.now();
+    const started = metricsNow();
     try {
       this.#applyEntryData(entry);
     } finally {
       // etcd counts an apply that took longer than 100 ms (warnApplyDuration) as slow.
-      if (performance.now() - started > 100) slowApplies.inc();
+      if (metricsNow() - started > 100) slowApplies.inc();
       this.#env.onApply?.(entry);
     }
     if (this.#appliedWaiters.length > 0) {

@@ -495,11 +495,11 @@ export class RevisionLog {
 
   /** flush(), then makes every segment durable, and the directory when a segment was created. */
   async sync(): Promise<void> {
-    const started = performance.now();
+    const timed = backendCommitSeconds.startTimer();
     try {
       await this.#sync();
     } finally {
-      backendCommitSeconds.observe((performance.now() - started) / 1000);
+      timed();
     }
   }
 

@@ -482,9 +482,9 @@ export class Wal {
 
   /** fsync of the segment being written, timed into etcd_disk_wal_fsync_duration_seconds. */
   async #timedSync(): Promise<void> {
-    const started = performance.now();
+    const timed = walFsyncSeconds.startTimer();
     await this.#file!.sync();
-    walFsyncSeconds.observe((performance.now() - started) / 1000);
+    timed();
   }
 
   /**
