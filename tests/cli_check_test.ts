@@ -52,6 +52,39 @@ function normalise(text: string, member: Member): string {
     .replace(/^(?:PASS|FAIL)$/m, "<VERDICT>");
 }
 
+/**
+ * `check perf --load s`'s report agrees with itself: each PASS line's number is within its bound
+ * (throughput above 90 % of 150/s and at most what the rate allows, slowest at most 0.5 s, stddev
+ * at most 0.1 s), each failure line's is past it, and the last line and the exit code say PASS
+ * exactly when no line failed.
+ */
+function checkPerfVerdicts(kind: MemberKind, stdout: string, code: number): void {
+  const lines = stdout.split("\n");
+  const num = (re: RegExp) => {
+    const m = lines.map((l) => re.exec(l)).find((m) => m !== null);
+    return m ? Number(m[1]) : undefined;
+  };
+  const passRate = num(/^PASS: Throughput is (\d+) writes\/s$/);
+  const failRate = num(/^FAIL: Throughput too low: (\d+) writes\/s$/);
+  const passSlowest = num(/^PASS: Slowest request took ([\d.]+)s$/);
+  const failSlowest = num(/^Slowest request took too long: ([\d.]+)s$/);
+  const passStddev = num(/^PASS: Stddev is ([\d.]+)s$/);
+  const failStddev = num(/^Stddev too high: ([\d.]+)s$/);
+  assert.ok((passRate === undefined) !== (failRate === undefined), `${kind}: one throughput line`);
+  if (passRate !== undefined) assert.ok(passRate > 135 && passRate <= 160, `${kind}: ${passRate}`);
+  if (failRate !== undefined) assert.ok(failRate <= 136, `${kind}: ${failRate}`);
+  assert.ok((passSlowest === undefined) !== (failSlowest === undefined), `${kind}: slowest line`);
+  if (passSlowest !== undefined) assert.ok(passSlowest <= 0.5, `${kind}: ${passSlowest}`);
+  if (failSlowest !== undefined) assert.ok(failSlowest > 0.5, `${kind}: ${failSlowest}`);
+  assert.ok((passStddev === undefined) !== (failStddev === undefined), `${kind}: stddev line`);
+  if (passStddev !== undefined) assert.ok(passStddev <= 0.1, `${kind}: ${passStddev}`);
+  if (failStddev !== undefined) assert.ok(failStddev > 0.1, `${kind}: ${failStddev}`);
+  const failed = failRate !== undefined || failSlowest !== undefined ||
+    failStddev !== undefined || lines.includes("FAIL: too many errors");
+  assert.equal(lines.at(-2), failed ? "FAIL" : "PASS", `${kind}: the verdict line`);
+  assert.equal(code, failed ? 1 : 0, `${kind}: the exit code`);
+}
+
 async function run(kind: MemberKind, steps: string[][]): Promise<string[]> {
   const member = await startMember({ kind });
   try {
@@ -60,8 +93,11 @@ async function run(kind: MemberKind, steps: string[][]): Promise<string[]> {
       const r = await runCtl(CTL_OF[kind], [`--endpoints=${member.endpoint}`, ...args], {
         timeoutMs: 180_000,
       });
-      // check perf exits 1 exactly when it printed FAIL.
-      const code = args[1] === "perf" && (r.code === 0 || r.code === 1) ? "<0|1>" : r.code;
+      // check perf exits 1 exactly when it printed FAIL; its verdicts are held to its numbers
+      // here, since the comparison below normalises them away.
+      const ran = args[1] === "perf" && (r.code === 0 || r.code === 1);
+      if (ran) checkPerfVerdicts(kind, r.stdout, r.code);
+      const code = ran ? "<0|1>" : r.code;
       out.push(
         `$ ${args.join(" ")} -> ${code}\n${normalise(r.stdout, member)}${
           normalise(r.stderr, member)
