@@ -114,7 +114,19 @@ async function scenario(kind: MemberKind): Promise<Outcome> {
       others.push(await start(2, checks));
     } catch (e) {
       const m = /"error":"([0-9a-f]+ found data inconsistency with peers)"/.exec(String(e));
-      refusal = m ? m[1].replace(/^[0-9a-f]+/, "<ID>") : String(e).slice(0, 2000);
+      // A leader that still remembers the member's old log position may reach it before its own
+      // check ends: etcd panics ("tocommit(13) is out of range"), detcd stops likewise. Either way
+      // the restored member does not serve; which comes first is the machine's timing.
+      const lost = /tocommit\(\d+\) is out of range|commit \d+ is beyond last index/.test(
+        String(e),
+      );
+      refusal = m ? "refused" : lost ? "refused" : String(e).slice(0, 2000);
+      if (m) {
+        assert.equal(
+          m[1].replace(/^[0-9a-f]+/, "<ID>"),
+          "<ID> found data inconsistency with peers",
+        );
+      }
     }
     // Without the initial check it joins; the leader's periodic check finds it. (The whole
     // cluster restarts: a leader that remembers the member's old log position would send it a
@@ -161,7 +173,7 @@ Deno.test({
     const [etcd, detcd] = await Promise.all([scenario("etcd"), scenario("detcd")]);
     assert.deepEqual(detcd, etcd);
     assert.equal(etcd.cleanRestartPassed, true);
-    assert.equal(etcd.refusal, "<ID> found data inconsistency with peers");
+    assert.equal(etcd.refusal, "refused");
     assert.equal(etcd.alarmList, "alarm:CORRUPT \n");
     assert.equal(etcd.putError, "1 Error: etcdserver: corrupt cluster");
     assert.equal(etcd.getValue, "v\n");
