@@ -120,7 +120,7 @@ async function scenario(kind: MemberKind): Promise<Outcome> {
       const lost = /tocommit\(\d+\) is out of range|commit \d+ is beyond last index/.test(
         String(e),
       );
-      refusal = m ? "refused" : lost ? "refused" : String(e).slice(0, 2000);
+      refusal = m || lost ? "refused" : String(e).slice(0, 2000);
       if (m) {
         assert.equal(
           m[1].replace(/^[0-9a-f]+/, "<ID>"),
