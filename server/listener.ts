@@ -7,6 +7,7 @@ import { connectHandler } from "./connect.ts";
 import { handleGrpcStream, type MethodTable, type PeerInfo, refuseNonGrpc } from "./grpc.ts";
 import { encodeHeaders, H2Connection, type H2Stream } from "./h2/mod.ts";
 import { type GatewayExchange, gatewayHandler, type HeaderList } from "./gateway.ts";
+import { acceptWebSocket, isWebSocketUpgrade, upgradeRefusal } from "./websocket.ts";
 
 /** A plain HTTP/1.1 answer (etcd's /health, /version, /metrics). */
 export interface PlainResponse {
@@ -96,6 +97,8 @@ export async function listenClients(options: ClientListenerOptions): Promise<net
       }),
   };
   const gateway = gatewayHandler(table, options.maxRecvBytes);
+  // One WebSocket message holds at most a request's JSON text (base64 grows bytes by a third).
+  const maxWebSocketMessage = options.maxRecvBytes * 2 + 1024 * 1024;
   // etcd's access controller: with --client-cert-auth and auth on, a gateway request whose
   // verified certificate names someone is refused (the gateway's calls cannot act as that user).
   const refusedCommonName = (peer: PeerInfo | undefined) =>
@@ -152,7 +155,15 @@ export async function listenClients(options: ClientListenerOptions): Promise<net
     },
     (req) => peers.get(req.socket),
   );
-  const h1 = http.createServer(async (req, res) => {
+  // A WebSocket upgrade on a gateway path that gorilla's Upgrader would accept is taken over
+  // (server/websocket.ts); any other upgrade request is an ordinary HTTP/1.1 request, as in Go.
+  const takesUpgrade = (req: http.IncomingMessage) =>
+    gatewayPathOf(req.url ?? "") !== null && isWebSocketUpgrade(req.headers) &&
+    upgradeRefusal(req.method ?? "", req.headers) === null &&
+    !refusedCommonName(peers.get(req.socket));
+  const h1 = http.createServer({
+    shouldUpgradeCallback: takesUpgrade,
+  } as http.ServerOptions, async (req, res) => {
     const gatewayPath = gatewayPathOf(req.url ?? "");
     if (gatewayPath !== null || req.method === "OPTIONS") {
       // etcd's access controller: CORS headers, and OPTIONS answered before any route.
@@ -170,6 +181,19 @@ export async function listenClients(options: ClientListenerOptions): Promise<net
         res.end(`${GATEWAY_CN_REFUSAL}\n`);
         return;
       }
+      if (gatewayPath !== null && isWebSocketUpgrade(req.headers)) {
+        // gorilla's refusal of a handshake it cannot complete.
+        const status = upgradeRefusal(req.method ?? "", req.headers) ?? 400;
+        const text = `${http.STATUS_CODES[status]}\n`;
+        res.writeHead(status, {
+          "Content-Type": "text/plain; charset=utf-8",
+          "Sec-Websocket-Version": "13",
+          "X-Content-Type-Options": "nosniff",
+          "Content-Length": String(text.length),
+        });
+        res.end(text);
+        return;
+      }
       if (gatewayPath !== null && gateway(h1Exchange(req, res, gatewayPath))) return;
     }
     const plain = await options.http1Routes(req.url ?? "", req.method ?? "GET");
@@ -180,6 +204,10 @@ export async function listenClients(options: ClientListenerOptions): Promise<net
     for (const [name, value] of CORS_HEADERS) res.setHeader(name, value);
     res.writeHead(plain.status, { "content-type": plain.contentType, ...plain.headers });
     res.end(plain.body);
+  });
+  h1.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Uint8Array) => {
+    const path = gatewayPathOf(req.url ?? "")!;
+    gateway(acceptWebSocket(req, socket, head, path, maxWebSocketMessage));
   });
   h1.on("clientError", (_err, socket) => {
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
