@@ -257,7 +257,15 @@ export async function listenClients(options: ClientListenerOptions): Promise<net
           relay(socket, (inner.address() as net.AddressInfo).port);
         } else if (PREFACE.startsWith(head) || head.startsWith(PREFACE)) {
           serveH2(socket, onStream);
-        } else h1.emit("connection", socket);
+        } else {
+          // Deno's HTTP/1.1 server reads a fresh socket's handle directly (Node's
+          // parser.consume), which would let later bytes of a large request reach its parser
+          // before the first chunk put back above: marked as taken, the server reads the
+          // socket's stream instead, in order.
+          const handle = (socket as unknown as { _handle?: { _consumed?: boolean } })._handle;
+          if (handle) handle._consumed = true;
+          h1.emit("connection", socket);
+        }
         socket.resume();
       });
     });
