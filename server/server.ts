@@ -1,4 +1,4 @@
-import { Slicer } from "./slicer.ts";
+import { PACED_SLICE_MS, Slicer } from "./slicer.ts";
 import { Counter } from "../core/metrics.ts";
 import { renderMetrics } from "./metrics.ts";
 import { checkInitialHashKV, startCorruptionMonitor } from "./corruption.ts";
@@ -413,6 +413,10 @@ export async function startServer(
     nowMs: () => Date.now(),
     pause: (() => {
       const slicer = new Slicer();
+      return () => slicer.pause();
+    })(),
+    pacedPause: (() => {
+      const slicer = new Slicer(PACED_SLICE_MS);
       return () => slicer.pause();
     })(),
     seed: Math.floor(Math.random() * 2 ** 32),

@@ -2,7 +2,7 @@
  * An ordered set of records keyed by a binary-string id, for range scans over the key space.
  * A list of sorted chunks (at most 2 * LOAD records each) keeps inserts at O(log n + LOAD) and
  * in-order scans cache-friendly, without the bookkeeping of a full B-tree. Keys are only removed
- * by compaction, which rebuilds the chunk list in one pass.
+ * by compaction: one at a time (an emptied chunk goes) or in one pass.
  */
 
 /** Anything with an order-defining id (see keyId()). */
@@ -78,6 +78,21 @@ export class SortedRecords<T extends HasId> {
     this.#chunks.splice(ci + 1, 0, right);
     this.#maxes[ci] = chunk[chunk.length - 1].id;
     this.#maxes.splice(ci + 1, 0, right[right.length - 1].id);
+  }
+
+  /** Removes the record with this id, if present. */
+  remove(id: string): void {
+    const ci = this.#chunkFor(id);
+    if (ci === this.#chunks.length) return;
+    const chunk = this.#chunks[ci];
+    const pos = lowerBound(chunk, id);
+    if (pos === chunk.length || chunk[pos].id !== id) return;
+    chunk.splice(pos, 1);
+    this.#size--;
+    if (chunk.length === 0) {
+      this.#chunks.splice(ci, 1);
+      this.#maxes.splice(ci, 1);
+    } else if (pos === chunk.length) this.#maxes[ci] = chunk[chunk.length - 1].id;
   }
 
   /** Keeps only the records for which keep() is true, preserving order. */

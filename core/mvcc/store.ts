@@ -210,8 +210,10 @@ const CHECKPOINT_LEASE = 2;
 
 /** A segment is rewritten once less than this fraction of its bytes is live. */
 const SPARSE_SEGMENT_FRACTION = 0.5;
+/** Keys whose history one compaction step drops. */
+const COMPACTION_STEP_KEYS = 1024;
 /** Revisions visited between two pauses of a rewrite. */
-const RECLAIM_STEP_ENTRIES = 4096;
+const RECLAIM_STEP_ENTRIES = 512;
 
 /** How a store keeps its revisions. */
 export interface MvccStoreOptions {
@@ -222,6 +224,11 @@ export interface MvccStoreOptions {
   revisions?: RevisionStorage;
   /** Bytes of decoded KeyValues kept when `revisions` is given (default 8 MiB). */
   cacheBytes?: number;
+  /**
+   * compact() only marks the compaction; its history is dropped by compactionStep() calls (the
+   * node's, between which it serves). Default: all at once.
+   */
+  stepwiseCompaction?: boolean;
 }
 
 /** Default size of the decoded-KeyValue cache of a store whose revisions are on disk. */
@@ -305,8 +312,9 @@ class KeyRecord {
     return this.#h === undefined;
   }
 
-  /** Appends a revision (in revision order). */
-  push(entry: Entry): void {
+  /** Appends a revision (in revision order); returns how the number of live keys changed. */
+  push(entry: Entry): number {
+    const wasLive = this.#latest !== undefined ? 1 : 0;
     const h = this.#h;
     // A two-element literal holds two slots; push() onto an empty array reserves seventeen.
     if (h === undefined) this.#h = entry;
@@ -314,6 +322,7 @@ class KeyRecord {
     else this.#h = [h, entry];
     this.#latestMain = entry.main;
     this.#latest = entry.tombstone ? undefined : entry;
+    return (entry.tombstone ? 0 : 1) - wasLive;
   }
 
   /** Drops the first `count` entries (compaction). */
@@ -396,7 +405,14 @@ export class MvccStore implements ReadView {
   #compactMainRev = -1;
   /** Compaction dropped a tombstone of the compact revision itself (its events are incomplete). */
   #compactRevIncomplete = false;
+  /** A compaction whose history is still being dropped: its revision and where it got to. */
+  #compaction:
+    | { rev: number; after: string | undefined; removed: number; timer: () => void }
+    | null = null;
+  readonly #stepwiseCompaction: boolean;
   #bytes = 0;
+  /** Keys whose latest revision is not a tombstone (etcd_debugging_mvcc_keys_total). */
+  #liveKeys = 0;
   /** Where revisions live when not (only) in memory; null keeps every KeyValue in memory. */
   readonly #revisions: RevisionStorage | null;
   /** Entries whose kv is cached, oldest first from #cacheHead (with revision storage only). */
@@ -411,6 +427,7 @@ export class MvccStore implements ReadView {
     this.#leases = leases;
     this.#revisions = options.revisions ?? null;
     this.#cacheLimit = options.cacheBytes ?? DEFAULT_KV_CACHE_BYTES;
+    this.#stepwiseCompaction = options.stepwiseCompaction ?? false;
   }
 
   /** Whether the revisions are in revision storage (else all in memory). */
@@ -446,11 +463,9 @@ export class MvccStore implements ReadView {
     return this.#compactRevIncomplete;
   }
 
-  /** Number of keys that currently exist (O(keys): for status and metrics, not hot paths). */
+  /** Number of keys that currently exist (kept as keys are created and deleted). */
   get keyCount(): number {
-    let n = 0;
-    for (const record of this.#index) if (record.live()) n++;
-    return n;
+    return this.#liveKeys;
   }
 
   /**
@@ -475,51 +490,99 @@ export class MvccStore implements ReadView {
   }
 
   /**
-   * Physical compaction up to rev; throws Errors.compacted() if rev <= the last compaction
-   * (on a fresh store, compact(0) succeeds as in etcd), Errors.futureRev() if rev > revision.
+   * Compaction up to rev; throws Errors.compacted() if rev <= the last compaction (on a fresh
+   * store, compact(0) succeeds as in etcd), Errors.futureRev() if rev > revision. Reads below rev
+   * fail from now on. The history it drops goes at once, or, with `stepwiseCompaction`, in steps
+   * of compactionStep() (etcd also compacts its index key by key, letting writes in between);
+   * anything that looks at stored history as a whole (a view, a hash, a rewrite) finishes it
+   * first.
    */
   compact(rev: number): void {
     if (rev <= this.#compactMainRev) throw Errors.compacted();
     if (rev > this.#revision) throw Errors.futureRev();
-    const total = compactionMilliseconds.startTimer();
-    const indexPause = indexCompactionPauseMilliseconds.startTimer();
+    this.#finishCompaction();
     this.#compactMainRev = rev;
-    this.#compactRevIncomplete = false;
-    let emptied = false;
-    let removed = 0;
-    for (const record of this.#index) {
+    // A tombstone at exactly rev is dropped with the history (a put there is kept): known now,
+    // for the watches created before the last step.
+    const log = this.#log;
+    let incomplete = false;
+    for (let i = lastAtOrBefore(log, rev); i >= 0 && log[i].main === rev; i--) {
+      if (log[i].tombstone) incomplete = true;
+    }
+    this.#compactRevIncomplete = incomplete;
+    this.#compaction = {
+      rev,
+      after: undefined,
+      removed: 0,
+      timer: compactionMilliseconds.startTimer(),
+    };
+    if (!this.#stepwiseCompaction) this.#finishCompaction();
+  }
+
+  /** Whether a compaction's dropping of history is under way (see compactionStep()). */
+  get compacting(): boolean {
+    return this.#compaction !== null;
+  }
+
+  /**
+   * Drops the compacted history of the next few thousand keys; returns true once the compaction
+   * is complete (at once when none is under way). Writes and reads may run between steps.
+   */
+  compactionStep(): boolean {
+    const job = this.#compaction;
+    if (job === null) return true;
+    const indexPause = indexCompactionPauseMilliseconds.startTimer();
+    const batch: KeyRecord[] = [];
+    // Keys inserted since the compaction have only newer revisions: passing them is harmless.
+    const start = job.after === undefined ? "" : job.after + "\0";
+    this.#index.scan(start, undefined, (record) => {
+      batch.push(record);
+      return batch.length < COMPACTION_STEP_KEYS;
+    });
+    for (const record of batch) {
       const h = record.history;
-      const i = lastAtOrBefore(h, rev);
+      const i = lastAtOrBefore(h, job.rev);
       if (i < 0) continue;
       const cut = h[i].tombstone ? i + 1 : i;
       if (cut === 0) continue;
       for (let j = 0; j < cut; j++) {
         const e = h[j];
-        if (e.main === rev) this.#compactRevIncomplete = true;
         e.compacted = true;
         this.#bytes -= this.#entryBytes(e);
         if (e.location >= 0) this.#revisions!.release(e.location, e.size);
       }
-      removed += cut;
+      job.removed += cut;
       record.dropOldest(cut);
       if (record.empty) {
+        // Gone from the map and the index together: a later put of the key makes a new record.
         this.#records.delete(record.id);
-        emptied = true;
+        this.#index.remove(record.id);
       }
     }
-    if (emptied) this.#index.retain((record) => !record.empty);
     indexPause();
+    if (batch.length === COMPACTION_STEP_KEYS) {
+      job.after = batch[batch.length - 1].id;
+      return false;
+    }
     const dbPause = dbCompactionPauseMilliseconds.startTimer();
-    // Compacted entries all have main <= rev, and the log is revision-ordered.
+    // Compacted entries all have main <= rev, and the log is revision-ordered. The array is
+    // replaced, never changed in place: views hold the old one.
     const log = this.#log;
-    const end = lastAtOrBefore(log, rev) + 1;
+    const end = lastAtOrBefore(log, job.rev) + 1;
     const kept: Entry[] = [];
     for (let i = 0; i < end; i++) if (!log[i].compacted) kept.push(log[i]);
     for (let i = end; i < log.length; i++) kept.push(log[i]);
     this.#log = kept;
-    compactionKeys.inc(removed);
+    compactionKeys.inc(job.removed);
     dbPause();
-    total();
+    job.timer();
+    this.#compaction = null;
+    return true;
+  }
+
+  /** Runs what is left of a compaction under way. */
+  #finishCompaction(): void {
+    while (!this.compactionStep());
   }
 
   /** Deterministic hash of the store's state: etcd's HashKV at the current revision. */
@@ -533,6 +596,7 @@ export class MvccStore implements ReadView {
    * would drop. Same history, same number as etcd. rev 0 = current.
    */
   hashKV(rev: number): HashKVResult {
+    this.#finishCompaction();
     const compactRev = this.#compactMainRev;
     const currentRev = this.#revision;
     if (rev > 0 && rev <= compactRev) throw Errors.compacted();
@@ -606,6 +670,7 @@ export class MvccStore implements ReadView {
    * and a compaction replaces the log array, so the captured array and length stay as they are.
    */
   view(): MvccView {
+    this.#finishCompaction();
     const log = this.#log;
     const revisions = this.#revisions;
     const release = revisions?.hold();
@@ -667,6 +732,7 @@ export class MvccStore implements ReadView {
    *   uvarint location | uvarint size )
    */
   checkpoint(frame: (size: number) => Uint8Array): Generator<void, Uint8Array> {
+    this.#finishCompaction();
     assert(this.#revisions !== null, "a checkpoint needs revision storage");
     return checkpointSteps(
       this.#log,
@@ -770,6 +836,7 @@ export class MvccStore implements ReadView {
   }
 
   *#rewriteSteps(fraction: number): Generator<void, number> {
+    this.#finishCompaction();
     const revisions = this.#revisions;
     if (revisions === null) return 0;
     const sparse = new Set(revisions.sparseSegments(fraction));
@@ -798,6 +865,7 @@ export class MvccStore implements ReadView {
    * restored one). Views already taken stay readable: released records are not reused.
    */
   retire(): void {
+    this.#finishCompaction();
     const revisions = this.#revisions;
     if (revisions === null) return;
     for (const e of this.#log) if (e.location >= 0) revisions.release(e.location, e.size);
@@ -890,7 +958,7 @@ export class MvccStore implements ReadView {
     const record = entry.record;
     if (entry.tombstone || entry.lease === NO_LEASE) leaseOf.delete(record);
     else leaseOf.set(record, entry.lease);
-    record.push(entry);
+    this.#liveKeys += record.push(entry);
     this.#log.push(entry);
     this.#bytes += this.#entryBytes(entry);
   }
@@ -1129,7 +1197,7 @@ export class MvccStore implements ReadView {
     } else if (!tombstone) {
       entry.kv = kv;
     }
-    record.push(entry);
+    this.#liveKeys += record.push(entry);
     this.#log.push(entry);
     this.#bytes += this.#entryBytes(entry);
     tx.changes++;

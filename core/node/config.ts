@@ -93,6 +93,12 @@ export interface NodeEnvironment {
    * yields to its event loop once a slice of time is used. Default: a resolved promise.
    */
   pause?: () => Promise<void>;
+  /**
+   * As `pause`, for background work that has no deadline (the revision log's rewrite: defragment
+   * and reclaim): the server rests between slices so that requests keep most of the thread.
+   * Default: `pause`.
+   */
+  pacedPause?: () => Promise<void>;
   /** Seed of the Raft randomness (election timeouts). */
   seed?: number;
   /**

@@ -67,7 +67,7 @@ import { Errors, EtcdError, isEtcdError } from "../errors.ts";
 import { humanizeBytes } from "../go_humanize.ts";
 import type { Logger } from "../log.ts";
 import type { Lessor } from "../lease/mod.ts";
-import { MvccStore, WatchableStore } from "../mvcc/mod.ts";
+import { MvccStore, type MvccStoreOptions, WatchableStore } from "../mvcc/mod.ts";
 import {
   checkDeleteRequest,
   checkPutRequest,
@@ -135,6 +135,11 @@ import { Proposals, type Waiter } from "./proposals.ts";
 import { ReadIndexReads } from "./reads.ts";
 import { decodeContext, encodeContext, MemberChanges, type ReconfigView } from "./reconfig.ts";
 import { noTransport, type Transport } from "./transport.ts";
+
+/** A member's MVCC store: revisions in its revision log, compaction dropped in steps. */
+function storeOptions(revisions: RevisionLog): MvccStoreOptions {
+  return { revisions, stepwiseCompaction: true };
+}
 
 /** A background snapshot's checksum runs over this much at a time between pauses. */
 const CRC_SLICE_BYTES = 1 << 20;
@@ -235,6 +240,8 @@ export class EtcdNode {
   #snapshotTask: Promise<void> | null = null;
   /** The revision log's mostly-garbage segments being rewritten in the background, if so. */
   #reclaimTask: Promise<void> | null = null;
+  /** Dropping a compaction's history in steps (MvccStore.compactionStep), while serving. */
+  #compactionTask: Promise<void> | null = null;
   /** No snapshot is started below this applied index (set after a failed one). */
   #nextSnapshotAt = 0;
   /** Keep-alive, TimeToLive and the leader's lease ticks. */
@@ -280,7 +287,7 @@ export class EtcdNode {
     this.#sm = new StateMachine({
       quota: this.#quota,
       mvcc: init.mvcc,
-      storeOptions: { revisions: init.revisions },
+      storeOptions: storeOptions(init.revisions),
       lessor: init.lessor,
       membership: this.#membership,
       header: () => this.header(),
@@ -376,7 +383,7 @@ export class EtcdNode {
     const located = state !== null && MvccStore.isCheckpoint(state.mvcc);
     const revisions = await openRevisionLog(disk, `${memberDir}/revs`, located);
     // Leases first: restoring MVCC re-attaches live keys to them (etcd's order).
-    const mvcc = await StateMachine.restoreStore(state, lessor, { revisions });
+    const mvcc = await StateMachine.restoreStore(state, lessor, storeOptions(revisions));
     if (located) revisions.removeUnreferenced();
     const snapshotIndex = snapshot?.index ?? 0;
     const recovery = await Wal.open(
@@ -889,6 +896,7 @@ export class EtcdNode {
     this.#leases.wakeWaiters();
     await this.#idle;
     await this.#snapshotTask;
+    await this.#compactionTask;
     await this.#reclaimTask;
     this.#rejectAll(Errors.stopped());
     this.#log.close();
@@ -1128,8 +1136,37 @@ export class EtcdNode {
         this.#snapshotTask = null
       );
     }
-    if (this.#reclaimTask === null && !this.#stopped && this.#sm.mvcc.reclaimable) {
+    this.#startBackgroundWork();
+  }
+
+  /** Starts what the applied entries left to do in the background: compaction, then reclaim. */
+  #startBackgroundWork(): void {
+    if (this.#stopped) return;
+    if (this.#compactionTask === null && this.#sm.mvcc.compacting) {
+      this.#compactionTask = this.#compactInBackground().finally(() => {
+        this.#compactionTask = null;
+        this.#startBackgroundWork(); // what it released may make segments worth rewriting
+      });
+      return;
+    }
+    if (this.#reclaimTask === null && this.#compactionTask === null && this.#sm.mvcc.reclaimable) {
       this.#reclaimTask = this.#reclaimInBackground().finally(() => (this.#reclaimTask = null));
+    }
+  }
+
+  /**
+   * Drops a compaction's history key range by key range, resting between steps as the rewrite
+   * does, so that no request waits for the whole of it (etcd's index compaction also lets writes
+   * in between keys). Abandoned when the store is replaced or the member stops; anything that
+   * needs the history complete (a snapshot, a hash, a rewrite) finishes it at once.
+   */
+  async #compactInBackground(): Promise<void> {
+    const pause = this.#env.pacedPause ?? this.#env.pause ?? (() => Promise.resolve());
+    const store = this.#sm.mvcc;
+    try {
+      while (!this.#stopped && this.#sm.mvcc === store && !store.compactionStep()) await pause();
+    } catch (e) {
+      if (!this.#stopped) this.#fail(e);
     }
   }
 
@@ -1155,7 +1192,8 @@ export class EtcdNode {
    * replaced by a leader's snapshot (the new store starts over); a failed read throws.
    */
   async #rewrite(all: boolean): Promise<number> {
-    const pause = this.#env.pause ?? (() => Promise.resolve());
+    while (this.#compactionTask !== null) await this.#compactionTask;
+    const pause = this.#env.pacedPause ?? this.#env.pause ?? (() => Promise.resolve());
     const store = this.#sm.mvcc;
     const steps = all ? store.defragmentSteps() : store.reclaimSteps();
     try {
@@ -1283,6 +1321,8 @@ export class EtcdNode {
    * time; a failure is logged and tried again a tenth of --snapshot-count entries later.
    */
   async #snapshotInBackground(force = false): Promise<boolean> {
+    // A compaction under way is let finish in its steps rather than all at once by the view.
+    while (this.#compactionTask !== null) await this.#compactionTask;
     const index = this.#appliedIndex;
     const confState = {
       voters: [...this.#confState.voters],
