@@ -15,13 +15,19 @@ export class DenoDisk implements Disk {
     }
   }
 
-  async writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
+  async writeFileAtomic(
+    path: string,
+    data: Uint8Array,
+    observeSync?: (ms: number) => void,
+  ): Promise<void> {
     const tmp = `${path}.tmp`;
     const file = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
     try {
       let written = 0;
       while (written < data.length) written += await file.write(data.subarray(written));
+      const syncing = performance.now();
       await file.syncData();
+      observeSync?.(performance.now() - syncing);
     } finally {
       file.close();
     }

@@ -1,13 +1,13 @@
 /**
  * `deno task bench:defrag`: defragment under writers, against etcd 3.4.23 in the same run (issue
  * 13, etcd #9222). Each member, one at a time, fresh and single on loopback: --keys keys of 64
- * bytes with 256-byte values loaded and the first half overwritten; then, while 10 writers put
- * without pause, a compaction at the revision before them (half the stored data is garbage then)
- * and a `Defragment` (scripts/scale_bench -mode defrag): how long each took, the db size before and
- * after, and the writers' p99 and longest put before and from the compaction to 1 s after the
- * defragment.
+ * bytes with 256-byte values loaded and the first half overwritten; then, while --clients writers
+ * (default 50) put without pause, a compaction at the revision before them (half the stored data
+ * is garbage then) and a `Defragment` (scripts/scale_bench -mode defrag): how long each took, the
+ * db size before and after, and the writers' p99 and longest put before and from the compaction
+ * to 1 s after the defragment.
  *
- * Usage: deno task bench:defrag [--keys N] [--only etcd|detcd] [--json FILE]
+ * Usage: deno task bench:defrag [--keys N] [--clients N] [--only etcd|detcd] [--json FILE]
  */
 
 import { parseArgs } from "node:util";
@@ -17,11 +17,13 @@ import { scaleBenchPath } from "./_ebench.ts";
 const { values: flags } = parseArgs({
   options: {
     keys: { type: "string", default: "200000" },
+    clients: { type: "string", default: "50" },
     only: { type: "string" },
     json: { type: "string" },
   },
 });
 const KEYS = Number(flags.keys);
+const CLIENTS = Number(flags.clients);
 
 interface DefragResult {
   kind: MemberKind;
@@ -60,7 +62,7 @@ async function measure(kind: MemberKind): Promise<DefragResult> {
   try {
     const ep = ["-endpoints", member.endpoint, "-keys", String(KEYS)];
     await tool([...ep, "-mode", "load"]);
-    const r = await tool([...ep, "-mode", "defrag", "-clients", "10"]);
+    const r = await tool([...ep, "-mode", "defrag", "-clients", String(CLIENTS)]);
     return { kind, ...r } as unknown as DefragResult;
   } finally {
     await member.stop();
@@ -70,7 +72,7 @@ async function measure(kind: MemberKind): Promise<DefragResult> {
 const kinds: MemberKind[] = flags.only ? [flags.only as MemberKind] : ["etcd", "detcd"];
 const results: DefragResult[] = [];
 for (const kind of kinds) {
-  console.error(`${kind}: loading ${KEYS} keys, then defragment under 10 writers ...`);
+  console.error(`${kind}: loading ${KEYS} keys, then defragment under ${CLIENTS} writers ...`);
   results.push(await measure(kind));
 }
 const mb = (b: number) => (b / 1024 / 1024).toFixed(1);

@@ -67,6 +67,11 @@ function nodeFamilies(node: EtcdNode): FamilySnapshot[] {
       watchers.synced + watchers.unsynced + watchers.victims,
     ),
     gauge(
+      "etcd_mvcc_db_open_read_transactions",
+      "The number of currently open read transactions",
+      node.openReads,
+    ),
+    gauge(
       "etcd_mvcc_db_total_size_in_bytes",
       "Total size of the underlying database physically allocated in bytes.",
       Number(status.dbSize),

@@ -362,6 +362,8 @@ export interface Member {
   running(): boolean;
   /** Sends a signal (SIGKILL for crash tests) and waits for the process to exit. */
   kill(signal?: Deno.Signal): Promise<void>;
+  /** Sends a signal without waiting for anything (SIGSTOP and SIGCONT pause and resume it). */
+  signal(signal: Deno.Signal): void;
   /** Starts the member again on the same data dir and ports and waits until it serves. */
   restart(): Promise<void>;
   /** Terminates (SIGTERM, then SIGKILL after 5 s) and removes the temp dir. Idempotent. */
@@ -490,6 +492,10 @@ class ProcessMember implements Member {
     } catch {
       return false;
     }
+  }
+
+  signal(signal: Deno.Signal): void {
+    this.child?.kill(signal);
   }
 
   async kill(signal: Deno.Signal = "SIGKILL"): Promise<void> {

@@ -1,5 +1,5 @@
 /** The MVCC store's etcd metrics (etcd 3.4.23's names, help texts, types and buckets). */
-import { Counter, exponentialBuckets, Histogram } from "../metrics.ts";
+import { Counter, exponentialBuckets, Gauge, Histogram } from "../metrics.ts";
 
 export const compactionKeys = new Counter(
   "etcd_debugging_mvcc_db_compaction_keys_total",
@@ -27,3 +27,10 @@ export const indexCompactionPauseMilliseconds = new Histogram(
 );
 dbCompactionPauseMilliseconds.touch();
 indexCompactionPauseMilliseconds.touch();
+
+/** Events handed to watchers (etcd 3.4 only ever adds to this gauge, as here). */
+export const pendingEvents = new Gauge(
+  "etcd_debugging_mvcc_pending_events_total",
+  "Total number of pending events to be sent.",
+);
+pendingEvents.set(0);

@@ -18,6 +18,7 @@ import { type Event, Event_EventType, EventSchema, type KeyValue } from "../../g
 import { assert } from "../assert.ts";
 import { compareBytes, keyId } from "../bytes.ts";
 import type { MvccStore } from "./store.ts";
+import { pendingEvents } from "./metrics.ts";
 
 /** etcd's chanBufLen: responses a stream may hold before its watchers become victims. */
 export const WATCH_STREAM_CAPACITY = 128;
@@ -507,11 +508,15 @@ export class WatchStream {
       evs = events.filter((e) =>
         e.type === Event_EventType.PUT ? !w.options.noPut : !w.options.noDelete
       );
-      if (evs.length === 0 && !progress) return true; // all filtered out: send nothing
+      if (evs.length === 0 && !progress) {
+        pendingEvents.inc(events.length); // counted as handed over, as etcd counts them
+        return true; // all filtered out: send nothing
+      }
     }
     if (this.#eventCount >= this.#capacity) return false;
     this.#eventCount++;
     this.#push({ kind: "events", watchId: w.watchId, events: evs, revision, compactRevision: 0 });
+    pendingEvents.inc(events.length);
     return true;
   }
 

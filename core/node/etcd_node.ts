@@ -1,13 +1,18 @@
 import type { BackendState } from "../snapshot/etcd_db.ts";
+import { formatGoDurationMs } from "../go_duration.ts";
 import { metricsNow } from "../metrics.ts";
 import {
   defragInflight,
   defragSeconds,
   hashRevSeconds,
+  heartbeatSendFailures,
   leaderChanges,
   learnerPromoteSuccesses,
+  receivedSnapshotFsyncSeconds,
+  receivedSnapshotSaveSeconds,
   slowApplies,
   snapshotApplyInProgress,
+  snapshotMarshallingSeconds,
   snapshotSaveSeconds,
 } from "./metrics.ts";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -240,6 +245,8 @@ export class EtcdNode {
   #snapshotTask: Promise<void> | null = null;
   /** The revision log's mostly-garbage segments being rewritten in the background, if so. */
   #reclaimTask: Promise<void> | null = null;
+  /** When this member (as leader) last sent each peer a heartbeat (metricsNow ms). */
+  readonly #heartbeatSentAt = new Map<bigint, number>();
   /** Dropping a compaction's history in steps (MvccStore.compactionStep), while serving. */
   #compactionTask: Promise<void> | null = null;
   /** No snapshot is started below this applied index (set after a failed one). */
@@ -799,6 +806,11 @@ export class EtcdNode {
     return this.#sm.mvcc.keyCount;
   }
 
+  /** Views of the store being read (snapshots streamed or saved): etcd's open read txns. */
+  get openReads(): number {
+    return this.#revisions.holders;
+  }
+
   /**
    * Cluster.MemberAdd: a voting member, or a learner that replicates but does not vote. Membership
    * changes need the root role when auth is on (etcd's checkMembershipOperationPermission).
@@ -1259,11 +1271,38 @@ export class EtcdNode {
   #send(messages: Message[]): void {
     let ready = messages;
     for (const m of messages) {
+      if (m.type === MessageType.Heartbeat) this.#observeHeartbeat(m.to);
       if (m.type !== MessageType.Snap || !m.snapshot || m.snapshot.data.length > 0) continue;
       ready = ready.filter((x) => x !== m);
       this.#sendSnapshot(m);
     }
     if (ready.length > 0) this.#transport.send(ready);
+  }
+
+  /**
+   * etcd's heartbeat timeout detector: a leader's heartbeat to a peer sent more than two
+   * heartbeat intervals after the previous one means the leader is overloaded (warned, counted in
+   * etcd_server_heartbeat_send_failures_total). Forgotten on every leadership change.
+   */
+  #observeHeartbeat(to: bigint): void {
+    const now = metricsNow();
+    const previous = this.#heartbeatSentAt.get(to);
+    this.#heartbeatSentAt.set(to, now);
+    if (previous === undefined) return;
+    const interval = this.#config.heartbeatIntervalMs;
+    const exceeded = now - previous - 2 * interval;
+    if (exceeded <= 0) return;
+    this.#logger.warn(
+      "etcdserver/raft.go:440",
+      "leader failed to send out heartbeat on time; took too long, leader is overloaded likely from slow disk",
+      {
+        to: idHex(to),
+        "heartbeat-interval": formatGoDurationMs(interval),
+        "expected-duration": formatGoDurationMs(2 * interval),
+        "exceeded-duration": formatGoDurationMs(exceeded),
+      },
+    );
+    heartbeatSendFailures.inc();
   }
 
   #sendSnapshot(m: Message): void {
@@ -1334,6 +1373,7 @@ export class EtcdNode {
       const term = this.#log.termAt(index);
       // A checkpoint (the store's revisions stay in the revision log; the file says where),
       // encoded in steps into one buffer. The store is captured now, with the log's mark.
+      const marshalling = snapshotMarshallingSeconds.startTimer();
       const steps = this.#sm.snapshotSteps(confState, SNAPSHOT_HEADER_BYTES);
       const mark = revisions.checkpointMark();
       let step = steps.next();
@@ -1352,6 +1392,7 @@ export class EtcdNode {
         await pause();
       }
       sealSnapshot(file, index, term, crc);
+      marshalling();
       // Every record the checkpoint points at is durable before it is.
       await revisions.sync();
       // Even when stopping: stop() waits for this save before it closes the log.
@@ -1374,6 +1415,7 @@ export class EtcdNode {
   }
 
   #onSoftState(lead: bigint, state: StateType): void {
+    this.#heartbeatSentAt.clear();
     const wasLeader = this.#state === StateType.Leader;
     const leadChanged = lead !== this.#lead;
     this.#lead = lead;
@@ -1417,7 +1459,14 @@ export class EtcdNode {
     const state = fromBinary(NodeSnapshotSchema, snap.data);
     snapshotApplyInProgress.set(1);
     try {
+      // What etcd times as saving the leader's .snap.db: here its records written into the
+      // revision log, then made durable.
+      const saving = receivedSnapshotSaveSeconds.startTimer();
       await this.#sm.restoreSnapshot(state);
+      const syncing = receivedSnapshotFsyncSeconds.startTimer();
+      await this.#revisions.sync();
+      syncing();
+      saving();
     } finally {
       snapshotApplyInProgress.set(0);
     }

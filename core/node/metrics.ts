@@ -76,12 +76,43 @@ export const defragInflight = new Gauge(
   "etcd_disk_defrag_inflight",
   "Whether or not defrag is active on the member. 1 means active, 0 means not.",
 );
+export const heartbeatSendFailures = new Counter(
+  "etcd_server_heartbeat_send_failures_total",
+  "The total number of leader heartbeat send failures (likely overloaded from slow disk).",
+);
+heartbeatSendFailures.touch();
+export const snapshotMarshallingSeconds = new Histogram(
+  "etcd_debugging_snap_save_marshalling_duration_seconds",
+  "The marshalling cost distributions of save called by snapshot.",
+  exponentialBuckets(0.001, 2, 14),
+);
+/** A follower's save of a leader's snapshot (etcd's .snap.db; here the restored revision log). */
+export const receivedSnapshotSaveSeconds = new Histogram(
+  "etcd_snap_db_save_total_duration_seconds",
+  "The total latency distributions of v3 snapshot save",
+  exponentialBuckets(0.1, 2, 10),
+);
+export const receivedSnapshotFsyncSeconds = new Histogram(
+  "etcd_snap_db_fsync_duration_seconds",
+  "The latency distributions of fsyncing .snap.db file",
+  exponentialBuckets(0.001, 2, 14),
+);
 export const snapshotSaveSeconds = new Histogram(
   "etcd_debugging_snap_save_total_duration_seconds",
   "The total latency distributions of save called by snapshot.",
   exponentialBuckets(0.001, 2, 14),
 );
-for (const h of [hashSeconds, hashRevSeconds, defragSeconds, snapshotSaveSeconds]) {
+for (
+  const h of [
+    hashSeconds,
+    hashRevSeconds,
+    defragSeconds,
+    snapshotSaveSeconds,
+    snapshotMarshallingSeconds,
+    receivedSnapshotSaveSeconds,
+    receivedSnapshotFsyncSeconds,
+  ]
+) {
   h.touch();
 }
 defragInflight.set(0);

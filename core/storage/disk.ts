@@ -27,7 +27,11 @@ export interface Disk {
   /** Whole file, or null when it does not exist. */
   readFile(path: string): Promise<Uint8Array | null>;
   /** Replaces `path` atomically and durably (temp file, sync, rename, directory sync). */
-  writeFileAtomic(path: string, data: Uint8Array): Promise<void>;
+  writeFileAtomic(
+    path: string,
+    data: Uint8Array,
+    observeSync?: (ms: number) => void,
+  ): Promise<void>;
   /**
    * Creates a new file (mode 0600) for sequential writes from offset 0. With `preallocateBytes`
    * the file is first filled with that many zero bytes and synced, so later fdatasyncs only flush

@@ -19,6 +19,13 @@ export const backendCommitSeconds = new Histogram(
   DISK_BUCKETS,
 );
 
+export const snapshotFsyncSeconds = new Histogram(
+  "etcd_snap_fsync_duration_seconds",
+  "The latency distributions of fsync called by snap.",
+  DISK_BUCKETS,
+);
+
 walFsyncSeconds.touch();
+snapshotFsyncSeconds.touch();
 backendCommitSeconds.touch();
 walWriteBytes.set(0);

@@ -419,6 +419,11 @@ export class RevisionLog {
    * Keeps every segment (removeSegment() waits) until the returned function is called: a reader
    * that may still read released records (a view of an earlier state) holds the log.
    */
+  /** Readers holding the log now (etcd's open read transactions: views being read). */
+  get holders(): number {
+    return this.#holds;
+  }
+
   hold(): () => void {
     this.#holds++;
     let held = true;

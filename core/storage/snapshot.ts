@@ -1,5 +1,6 @@
 import { crc32c } from "./crc32c.ts";
 import type { Disk } from "./disk.ts";
+import { snapshotFsyncSeconds } from "./metrics.ts";
 
 const magic = 0x44534e50; // "DSNP"
 const formatVersion = 1;
@@ -96,7 +97,11 @@ export class Snapshotter {
   /** save() of a file already encoded and sealed (see sealSnapshot). */
   async saveFile(index: number, term: number, file: Uint8Array): Promise<void> {
     await this.disk.mkdirp(this.dir);
-    await this.disk.writeFileAtomic(`${this.dir}/${fileName(index, term)}`, file);
+    await this.disk.writeFileAtomic(
+      `${this.dir}/${fileName(index, term)}`,
+      file,
+      (ms) => snapshotFsyncSeconds.observe(ms / 1000),
+    );
     await this.#prune();
   }
 
