@@ -39,8 +39,12 @@ const swapped = (succeeded: boolean, revision: number): KvOutput => ({
   revision,
 });
 
+/** The verdict, which must not depend on the ordering shortcut (precedes). */
 function verdict(history: KvOperation[]) {
-  return checkLinearizable(etcdKvModel, history).verdict;
+  const guided = checkLinearizable(etcdKvModel, history).verdict;
+  const unguided = checkLinearizable({ ...etcdKvModel, precedes: undefined }, history).verdict;
+  assert.equal(guided, unguided, "precedes changed the verdict");
+  return guided;
 }
 
 Deno.test("linearizable: sequential writes and reads, concurrent ones either way", () => {
@@ -186,21 +190,24 @@ Deno.test("revisions: shared or going backwards across keys is caught by checkRe
   );
 });
 
-Deno.test("a search past its budget answers unknown, not a verdict", () => {
-  // n concurrent writes of one key, all returned before reads that see an early one: the search
-  // tries the orders (subsets) of the writes before it can say no.
+Deno.test("a search past its budget answers unknown, not a verdict; ordering facts prune it", () => {
+  // n concurrent writes of one key, all returned before reads that see an early one: without the
+  // revisions' order the search tries the orders (subsets) of the writes before it can say no.
   const history = (n: number) => {
     const out: KvOperation[] = [];
     for (let i = 0; i < n; i++) out.push(op(i, 0, 1000, put("x", `v${i}`), wrote(i + 2)));
     for (let i = 0; i < 3; i++) out.push(op(100 + i, 1001 + i, 1002 + i, get("x"), read("v7", 9)));
     return out;
   };
-  const tight = checkLinearizable(etcdKvModel, history(40), { budget: 5000 });
+  const unguided = { ...etcdKvModel, precedes: undefined };
+  const tight = checkLinearizable(unguided, history(40), { budget: 5000 });
   assert.equal(tight.verdict, "unknown");
   assert.ok(tight.steps <= 5001);
-  // Small enough to decide: the last write (v11, revision 13) is what a later read must see.
-  const decided = checkLinearizable(etcdKvModel, history(12));
-  assert.equal(decided.verdict, "illegal");
+  // Small enough to decide unguided: the last write (v11, revision 13) is what a later read sees.
+  assert.equal(checkLinearizable(unguided, history(12)).verdict, "illegal");
+  // With the writes ordered by their revisions the 40-write history is decided at once.
+  const guided = checkLinearizable(etcdKvModel, history(40), { budget: 5000 });
+  assert.equal(guided.verdict, "illegal");
 });
 
 Deno.test("the checker on a plain register model (not etcd's): Lowe's classic examples", () => {
@@ -229,4 +236,48 @@ Deno.test("the checker on a plain register model (not etcd's): Lowe's classic ex
       .verdict,
     "ok",
   );
+});
+
+Deno.test("random histories: linearizable when made from a real order; the shortcut never changes a verdict", () => {
+  let seed = 42;
+  const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+  let illegal = 0;
+  for (let round = 0; round < 300; round++) {
+    // Operations take effect at distinct points inside their intervals, one key, etcd's rules.
+    const history: KvOperation[] = [];
+    let value: string | null = null;
+    let modRevision = 0;
+    let revision = 1;
+    for (let i = 0; i < 8; i++) {
+      const at = i * 10 + 5;
+      const call = at - 1 - rand(12);
+      const ret = at + 1 + rand(12);
+      const kind = rand(3);
+      if (kind === 0) {
+        revision++;
+        value = `v${i}`;
+        modRevision = revision;
+        history.push(op(i, call, rand(5) === 0 ? null : ret, put("x", value), wrote(revision)));
+      } else if (kind === 1 && value !== null) {
+        revision++;
+        value = null;
+        modRevision = 0;
+        history.push(op(i, call, ret, del("x"), { kind: "delete", revision, deleted: 1 }));
+      } else history.push(op(i, call, ret, get("x"), read(value, modRevision)));
+    }
+    assert.equal(verdict(history), "ok", `round ${round}`);
+    // One read's answer changed to another value the history wrote: often not linearizable.
+    const reads = history.filter((o) => o.input.kind === "get");
+    const puts = history.filter((o) => o.input.kind === "put");
+    if (reads.length === 0 || puts.length === 0) continue;
+    const target = reads[rand(reads.length)];
+    const other = puts[rand(puts.length)];
+    const changed = history.map((o) =>
+      o === target
+        ? { ...o, output: read((other.input as { value: string }).value, rand(2) === 0 ? 0 : 3) }
+        : o
+    );
+    if (verdict(changed) === "illegal") illegal++;
+  }
+  assert.ok(illegal > 30, `${illegal} changed histories found illegal`);
 });

@@ -112,7 +112,40 @@ function step(state: KeyState, input: KvInput, output: KvOutput | undefined): Ke
   }
 }
 
-/** The model: per key, versions as above. */
+/**
+ * Only what a read of the latest value can still tell apart: the current version and, when its
+ * revision is unknown, the last version whose revision is known. Far fewer distinct states, so
+ * the search's cache recognises far more of them (histories with unknown writes explode without).
+ */
+function latestOnly(state: KeyState): KeyState {
+  const cur = state[state.length - 1];
+  if (cur === undefined || (state.length === 1)) return state;
+  if (cur.rev !== UNKNOWN) return [cur];
+  let i = state.length - 2;
+  while (i >= 0 && state[i].rev === UNKNOWN) i--;
+  return i < 0 ? [cur] : [state[i], cur];
+}
+
+/**
+ * The model: per key, its versions. With `keepHistory` false (no read as of a revision in the
+ * history) the state keeps only what reads of the latest value depend on.
+ */
+export function kvModel(keepHistory: boolean): Model<KeyState, KvInput, KvOutput> {
+  return {
+    ...etcdKvModel,
+    step: keepHistory ? step : (state, input, output) => {
+      const next = step(state, input, output);
+      return next === null ? null : latestOnly(next);
+    },
+  };
+}
+
+/** The model for `history`: the versions kept only when some read asks for a past revision. */
+export function kvModelFor(history: KvOperation[]): Model<KeyState, KvInput, KvOutput> {
+  return kvModel(history.some((op) => op.input.kind === "get" && (op.input.revision ?? 0) > 0));
+}
+
+/** The model, every version kept (reads as of a revision allowed). */
 export const etcdKvModel: Model<KeyState, KvInput, KvOutput> = {
   init: () => [],
   step,
@@ -126,6 +159,24 @@ export const etcdKvModel: Model<KeyState, KvInput, KvOutput> = {
       else byKey.set(op.input.key, [op]);
     }
     return [...byKey.values()];
+  },
+  precedes(a, b) {
+    if (a.input.key !== b.input.key) return false;
+    const ra = writeRevision(a);
+    const rb = writeRevision(b);
+    // Writes in the order of their revisions.
+    if (ra !== null && rb !== null) return ra < rb;
+    // A read of the latest value comes after the write it names and before any later write.
+    const readOf = (op: KvOperation) =>
+      op.output?.kind === "get" && op.output.value !== null &&
+        !((op.input as { revision?: number }).revision)
+        ? op.output.modRevision
+        : null;
+    const mb = readOf(b);
+    if (ra !== null && mb !== null) return ra === mb;
+    const ma = readOf(a);
+    if (ma !== null && rb !== null) return rb > ma;
+    return false;
   },
   describe: (op) =>
     `client ${op.client} [${op.call}, ${op.return ?? "?"}] ${JSON.stringify(op.input)} -> ${
@@ -217,4 +268,28 @@ export function checkRevisions(history: KvOperation[]): string[] {
     }
   }
   return problems;
+}
+
+/**
+ * Leaves out puts of unknown outcome whose value nobody read (and nobody else wrote): such a put,
+ * if it happened, can always be placed last, where no one observes it, so the verdict is the same;
+ * each one left in multiplies the orders the search may have to try.
+ */
+export function withoutUnobservedUnknownPuts(history: KvOperation[]): KvOperation[] {
+  const read = new Set<string>();
+  const written = new Map<string, number>();
+  for (const op of history) {
+    if (op.output?.kind === "get" && op.output.value !== null) {
+      read.add(`${op.input.key}\u0000${op.output.value}`);
+    }
+    if (op.input.kind === "put" || op.input.kind === "cas") {
+      const k = `${op.input.key}\u0000${op.input.value}`;
+      written.set(k, (written.get(k) ?? 0) + 1);
+    }
+  }
+  return history.filter((op) => {
+    if (op.output !== undefined || op.input.kind !== "put") return true;
+    const k = `${op.input.key}\u0000${op.input.value}`;
+    return read.has(k) || written.get(k)! > 1;
+  });
 }

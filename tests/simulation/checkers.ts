@@ -21,7 +21,20 @@ import {
 import { idHex } from "../../core/node/mod.ts";
 import type { Entry } from "../../core/raft/mod.ts";
 import type { EventLoop } from "./event_loop.ts";
-import { checkHistory, describe, type Op } from "./history.ts";
+import { checkHistory, describe, type Op, toKvHistory } from "./history.ts";
+import { checkLinearizable } from "../linearizability/checker.ts";
+import {
+  checkRevisions,
+  etcdKvModel,
+  kvModelFor,
+  withoutUnobservedUnknownPuts,
+} from "../linearizability/etcd_model.ts";
+
+/** Search steps the linearizability checker may take per run before calling it undecided. */
+const LINEARIZABILITY_BUDGET = 2_000_000;
+/** Every run must get at least this much done to count (a seed where all failed fails). */
+const MIN_ACKED_PUTS = 5;
+const MIN_CHECKED_READS = 3;
 import { ELECTION_TIMEOUT_MS, HEARTBEAT_MS, type Member, type Members } from "./members.ts";
 import type { WatchChecker } from "./watch_check.ts";
 import type { LeaseWorkload, SimLease } from "./workloads.ts";
@@ -165,6 +178,36 @@ export async function checkFinalState(
   }
   const problem = checkHistory(ops);
   if (problem) loop.fail(`linearizability: ${problem}`);
+  // The search (tests/linearizability): every key's history has a legal sequential order.
+  const history = withoutUnobservedUnknownPuts(toKvHistory(ops));
+  loop.stats.linearizabilityOps = history.length;
+  loop.stats.linearizabilityReads = history.filter((o) => o.input.kind === "get").length;
+  const verdict = checkLinearizable(kvModelFor(history), history, {
+    budget: LINEARIZABILITY_BUDGET,
+  });
+  if (verdict.verdict === "illegal") {
+    loop.fail(
+      `linearizability checker: no legal order for key ${verdict.part![0].input.key}; ` +
+        `the longest order found:\n  ${
+          verdict.longest!.map((o) => etcdKvModel.describe!(o)).join("\n  ")
+        }\nthe key's operations:\n  ${
+          verdict.part!.map((o) => etcdKvModel.describe!(o)).join("\n  ")
+        }`,
+    );
+    return;
+  }
+  if (verdict.verdict === "unknown") loop.stats.linearizabilityUndecided = 1;
+  const revisionProblems = checkRevisions(history);
+  if (revisionProblems.length > 0) loop.fail(`revisions: ${revisionProblems[0]}`);
+  // A run whose clients got nothing done proves nothing.
+  if (
+    loop.stats.putsAcked < MIN_ACKED_PUTS || loop.stats.linearizabilityReads < MIN_CHECKED_READS
+  ) {
+    loop.fail(
+      `too little checked: ${loop.stats.putsAcked} acknowledged puts (at least ${MIN_ACKED_PUTS}), ` +
+        `${loop.stats.linearizabilityReads} linearizable reads (at least ${MIN_CHECKED_READS})`,
+    );
+  }
   loop.log(
     `final: ${expected.length} members at applied ${first.appliedIndex}, revision ${first.revision}`,
   );

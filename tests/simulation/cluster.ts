@@ -261,7 +261,12 @@ class Simulation {
         `the cluster did not converge within 60 s after healing: ${this.#summary()}`,
       );
     }
-    // Stay converged a little longer (late messages, pending publishes), then check the end state.
+    // The healed cluster serves: clients call for 3 s more with no faults, and those calls are
+    // part of the checked history (a run where nothing succeeds fails the final check). Then stay
+    // converged a little longer (late messages, pending publishes) and check the end state.
+    this.#clients.resume();
+    await this.#runUntil(loop.nowMs + 3_000, () => false);
+    this.#clients.stop();
     await this.#runUntil(loop.nowMs + 3_000, () => false);
     await this.#runUntil(loop.nowMs + 30_000, () => this.#converged());
     await this.#leaseChecker.endPhase({

@@ -159,6 +159,12 @@ export interface SimStats {
   leaseRevokes: number;
   /** checkers.ts (LeaseChecker) */
   leaseKeysExpired: number;
+  /** checkers.ts: operations the linearizability checker took (reads included, failures not). */
+  linearizabilityOps: number;
+  /** checkers.ts: linearizable reads among them, with a known answer. */
+  linearizabilityReads: number;
+  /** checkers.ts: 1 when the checker's search ran out of budget (undecided, not a failure). */
+  linearizabilityUndecided: number;
 }
 
 /** Lines of the event log kept for a failure report. */
@@ -198,6 +204,9 @@ export class EventLoop {
     leaseRenewsAcked: 0,
     leaseRevokes: 0,
     leaseKeysExpired: 0,
+    linearizabilityOps: 0,
+    linearizabilityReads: 0,
+    linearizabilityUndecided: 0,
   };
 
   /** `trace`: print every log line as it is written (DETCD_SIM_TRACE=1). */

@@ -3,6 +3,7 @@
  * read's value names the write it saw. Times are simulated milliseconds: an operation is invoked
  * at `invokeMs` and its outcome is known at `endMs` (never for calls lost in a crash).
  */
+import type { KvOperation } from "../linearizability/etcd_model.ts";
 
 /** What became of a client call. `unknown`: the member crashed or the call timed out. */
 export type Outcome = "pending" | "ok" | "error" | "unknown";
@@ -128,4 +129,39 @@ export function describe(op: Op): string {
   return `${
     op.serializable ? "s" : "l"
   }get#${op.id}(${op.key}) via ${op.member} [${op.invokeMs}ms..${end}${what}]`;
+}
+
+/**
+ * The history as the linearizability checker takes it: an acknowledged put with its revision; a
+ * put that failed or never answered as unknown (a timeout or a lost leader may still have applied
+ * it); a linearizable read with its answer. Failed reads and serializable reads (which may be
+ * stale by design) are left out.
+ */
+export function toKvHistory(ops: readonly Op[]): KvOperation[] {
+  const out: KvOperation[] = [];
+  for (const op of ops) {
+    if (op.kind === "put") {
+      const input = { kind: "put" as const, key: op.key, value: op.value };
+      out.push(
+        op.outcome === "ok"
+          ? {
+            client: op.id,
+            call: op.invokeMs,
+            return: op.endMs,
+            input,
+            output: { kind: "put", revision: op.revision },
+          }
+          : { client: op.id, call: op.invokeMs, input },
+      );
+    } else if (op.outcome === "ok" && !op.serializable) {
+      out.push({
+        client: op.id,
+        call: op.invokeMs,
+        return: op.endMs,
+        input: { kind: "get", key: op.key },
+        output: { kind: "get", value: op.value, modRevision: op.modRevision },
+      });
+    }
+  }
+  return out;
 }

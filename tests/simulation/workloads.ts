@@ -89,6 +89,12 @@ export class ClientWorkload {
     this.#stopped = true;
   }
 
+  /** Calls again after a stop (the healed cluster's phase), from the same stream. */
+  resume(): void {
+    this.#stopped = false;
+    this.start();
+  }
+
   #call(): void {
     const r = this.#rng;
     const stats = this.#loop.stats;
