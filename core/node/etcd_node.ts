@@ -577,7 +577,18 @@ export class EtcdNode {
     req: CompactionRequest,
     caller: AuthInfo | null = null,
   ): Promise<CompactionResponse> {
-    return await this.#propose({ case: "compaction", value: req }, 0, caller);
+    const response = await this.#propose({ case: "compaction", value: req }, 0, caller);
+    // etcd answers a physical compaction once its backend holds none of the compacted revisions:
+    // here once this member's compaction steps are done.
+    if (req.physical) await this.#compactionDone();
+    return response;
+  }
+
+  /** Resolves once no compaction is dropping history (or the member stops). */
+  async #compactionDone(): Promise<void> {
+    while (!this.#stopped && this.#sm.mvcc.compacting) {
+      await (this.#compactionTask ?? new Promise<void>((resolve) => setTimeout(resolve, 0)));
+    }
   }
 
   /** Maintenance.Alarm: every action, listing included, goes through the log as in etcd. */

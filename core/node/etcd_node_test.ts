@@ -387,3 +387,32 @@ Deno.test("--quota-backend-bytes: past it a put answers NOSPACE and raises the a
   assertEquals(dec.decode((await node.range(get("small"))).kvs[0].value), "1");
   await node.stop();
 });
+
+Deno.test("a physical compaction answers once its history is dropped; a plain one at once", async () => {
+  // Background steps rest 5 ms each (as the server's slices would), so they are seen under way.
+  const env = { pacedPause: () => new Promise<void>((resolve) => setTimeout(resolve, 5)) };
+  const node = await EtcdNode.open(config(), new MemoryDisk(), silentLogger, env);
+  const load = async () => {
+    for (let round = 0; round < 2; round++) {
+      await Promise.all(
+        Array.from({ length: 3000 }, (_, i) => node.put(put(`k${i}`, `${round}`.repeat(200)))),
+      );
+    }
+  };
+  const settled = async () => {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    return node.status().dbSizeInUse;
+  };
+  await load();
+  await node.compact(create(CompactionRequestSchema, { revision: BigInt(node.revision) }));
+  const plain = node.status().dbSizeInUse;
+  const plainAfter = await settled();
+  assert(plainAfter < plain, `steps still under way when a plain compaction answers: ${plain}`);
+  await load();
+  await node.compact(
+    create(CompactionRequestSchema, { revision: BigInt(node.revision), physical: true }),
+  );
+  const physical = node.status().dbSizeInUse;
+  assertEquals(physical, await settled());
+  await node.stop();
+});
