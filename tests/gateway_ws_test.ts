@@ -7,15 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  assertReference,
-  type Member,
-  type MemberKind,
-  requireReference,
-  SHARED_MEMBER_NAME,
-  SHARED_PEER_URL,
-  startMember,
-} from "./harness.ts";
+import { type Member, requireReference, sideBySide } from "./harness.ts";
 
 const reference = requireReference();
 const OPTIONS = { ignore: reference.ignore, sanitizeOps: false, sanitizeResources: false };
@@ -223,21 +215,6 @@ async function post(member: Member, path: string, body: string, token?: string):
   const text = await res.text();
   assert.equal(res.status, 200, `${member.kind} ${path} ${body}: ${text}`);
   return text;
-}
-
-/** Starts an etcd and a detcd sharing name and peer URL, runs `body` on each, stops both. */
-async function sideBySide<T>(body: (member: Member, kind: MemberKind) => Promise<T>): Promise<T[]> {
-  assertReference();
-  const start = (kind: MemberKind) =>
-    startMember({ kind, name: SHARED_MEMBER_NAME, advertisePeerUrl: SHARED_PEER_URL });
-  const started = await Promise.allSettled([start("etcd"), start("detcd")]);
-  const members = started.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
-  try {
-    for (const r of started) if (r.status === "rejected") throw r.reason;
-    return await Promise.all([body(members[0], "etcd"), body(members[1], "detcd")]);
-  } finally {
-    await Promise.all(members.map((m) => m.stop()));
-  }
 }
 
 /** One scenario's transcript: a title line, the handshake, then what the scenario records. */

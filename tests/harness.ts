@@ -1153,3 +1153,23 @@ export class KvClient {
     });
   }
 }
+
+/**
+ * Starts a fresh etcd and a fresh detcd sharing name and advertised peer URL (so cluster and member
+ * IDs, revisions and terms agree), runs `body` on both at once, stops both; returns [etcd, detcd].
+ */
+export async function sideBySide<T>(
+  body: (member: Member, kind: MemberKind) => Promise<T>,
+): Promise<T[]> {
+  assertReference();
+  const start = (kind: MemberKind) =>
+    startMember({ kind, name: SHARED_MEMBER_NAME, advertisePeerUrl: SHARED_PEER_URL });
+  const started = await Promise.allSettled([start("etcd"), start("detcd")]);
+  const members = started.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
+  try {
+    for (const r of started) if (r.status === "rejected") throw r.reason;
+    return await Promise.all([body(members[0], "etcd"), body(members[1], "detcd")]);
+  } finally {
+    await Promise.all(members.map((m) => m.stop()));
+  }
+}
