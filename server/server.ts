@@ -411,6 +411,7 @@ export async function startServer(
     auth: { tokens, hasher, bcryptCost: config.bcryptCost, logger },
     transport,
     nowMs: () => Date.now(),
+    monotonicMs: () => performance.now(),
     pause: (() => {
       const slicer = new Slicer();
       return () => slicer.pause();

@@ -15,6 +15,7 @@
 import { createHash } from "node:crypto";
 import type * as http from "node:http";
 import type { Duplex } from "node:stream";
+import { concatBytes } from "../core/bytes.ts";
 import type { GatewayExchange, HeaderList } from "./gateway.ts";
 
 /** RFC 6455's GUID appended to the client's key for Sec-WebSocket-Accept. */
@@ -176,19 +177,13 @@ export function acceptWebSocket(
     finish();
   };
 
-  let pending = new Uint8Array(0);
-  /** The message being assembled from fragments (its opcode), or null between messages. */
+  let pending: Uint8Array = new Uint8Array(0);
+  /** The payloads of a message arriving in fragments, or null between messages. */
   let fragments: Uint8Array[] | null = null;
   let fragmentBytes = 0;
   const onData = (chunk: Uint8Array) => {
     if (closed) return;
-    if (pending.length === 0) pending = new Uint8Array(chunk);
-    else {
-      const joined = new Uint8Array(pending.length + chunk.length);
-      joined.set(pending);
-      joined.set(chunk, pending.length);
-      pending = joined;
-    }
+    pending = pending.length === 0 ? new Uint8Array(chunk) : concatBytes(pending, chunk);
     while (!closed) {
       const used = readFrame(pending);
       if (used === 0) return;
@@ -279,16 +274,7 @@ export function acceptWebSocket(
         }
         fragments = null;
         fragmentBytes = 0;
-        if (parts.length === 1) deliver(parts[0]);
-        else {
-          const whole = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-          let o = 0;
-          for (const p of parts) {
-            whole.set(p, o);
-            o += p.length;
-          }
-          deliver(whole);
-        }
+        deliver(parts.length === 1 ? parts[0] : concatBytes(...parts));
       }
     }
     return used;

@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { concatBytes } from "../core/bytes.ts";
 import { type Member, requireReference, sideBySide } from "./harness.ts";
 
 const reference = requireReference();
@@ -29,7 +30,7 @@ const QUIET_MS = 3_000;
 
 /** A raw WebSocket client: the handshake as text, then frames one at a time. */
 class RawClient {
-  #buf = new Uint8Array(0);
+  #buf: Uint8Array = new Uint8Array(0);
   #eof = false;
   #reading: Promise<void> | null = null;
 
@@ -69,10 +70,7 @@ class RawClient {
       this.#eof = true;
       return false;
     }
-    const joined = new Uint8Array(this.#buf.length + n);
-    joined.set(this.#buf);
-    joined.set(chunk.subarray(0, n), this.#buf.length);
-    this.#buf = joined;
+    this.#buf = concatBytes(this.#buf, chunk.subarray(0, n));
     return true;
   }
 
@@ -217,6 +215,25 @@ async function post(member: Member, path: string, body: string, token?: string):
   return text;
 }
 
+/**
+ * Opens a connection to `path`, lets `act` send, and returns the handshake and every frame that
+ * follows until the connection ends (or goes quiet).
+ */
+async function exchange(
+  member: Member,
+  path: string,
+  act: (client: RawClient) => Promise<void>,
+  extra: Record<string, string> = {},
+): Promise<string[]> {
+  const { client, handshake } = await RawClient.open(member, path, extra);
+  try {
+    await act(client);
+    return [...handshake, ...(await client.rest())];
+  } finally {
+    client.close();
+  }
+}
+
 /** One scenario's transcript: a title line, the handshake, then what the scenario records. */
 type Scenario = [string, (member: Member) => Promise<string[]>];
 
@@ -262,94 +279,49 @@ const SCENARIOS: Scenario[] = [
       client.close();
     }
   }],
-  ["unary range: one answer, then the connection ends", async (member) => {
-    const { client, handshake } = await RawClient.open(member, "/v3/kv/range");
-    try {
-      await client.send(JSON.stringify({ key: KEY }));
-      return [...handshake, ...(await client.rest())];
-    } finally {
-      client.close();
-    }
-  }],
-  ["unary put in two messages (one JSON value over both)", async (member) => {
-    const { client, handshake } = await RawClient.open(member, "/v3/kv/put");
-    try {
-      await client.send(`{"key":"${KEY}",`);
-      await client.send(`"value":"${b64("2")}"}`);
-      return [...handshake, ...(await client.rest())];
-    } finally {
-      client.close();
-    }
-  }],
-  ["unary range: a body that is not JSON, then an unknown path", async (member) => {
-    const first = await RawClient.open(member, "/v3/kv/range");
-    const second = await RawClient.open(member, "/v3/kv/nothing");
-    try {
-      await first.client.send("nope");
-      await second.client.send("{}");
-      return [
-        ...first.handshake,
-        ...(await first.client.rest()),
-        ...second.handshake,
-        ...(await second.client.rest()),
-      ];
-    } finally {
-      first.client.close();
-      second.client.close();
-    }
-  }],
+  [
+    "unary range: one answer, then the connection ends",
+    (member) => exchange(member, "/v3/kv/range", (c) => c.send(JSON.stringify({ key: KEY }))),
+  ],
+  [
+    "unary put in two messages (one JSON value over both)",
+    (member) =>
+      exchange(member, "/v3/kv/put", async (c) => {
+        await c.send(`{"key":"${KEY}",`);
+        await c.send(`"value":"${b64("2")}"}`);
+      }),
+  ],
+  ["unary range: a body that is not JSON, then an unknown path", async (member) => [
+    ...(await exchange(member, "/v3/kv/range", (c) => c.send("nope"))),
+    ...(await exchange(member, "/v3/kv/nothing", (c) => c.send("{}"))),
+  ]],
   [
     "a Bearer subprotocol is answered in kind (auth off: the token is not looked at)",
-    async (member) => {
-      const { client, handshake } = await RawClient.open(member, "/v3/kv/range", {
-        "Sec-WebSocket-Protocol": "Bearer, sometoken",
-      });
-      try {
-        await client.send(JSON.stringify({ key: KEY, count_only: true }));
-        return [...handshake, ...(await client.rest())];
-      } finally {
-        client.close();
-      }
-    },
+    (member) =>
+      exchange(
+        member,
+        "/v3/kv/range",
+        (c) => c.send(JSON.stringify({ key: KEY, count_only: true })),
+        { "Sec-WebSocket-Protocol": "Bearer, sometoken" },
+      ),
   ],
-  ["an unmasked frame is a protocol error", async (member) => {
-    const { client, handshake } = await RawClient.open(member, "/v3/watch");
-    try {
-      await client.frame(0x1, `{"create_request":{"key":"${KEY}"}}`, { masked: false });
-      return [...handshake, ...(await client.rest())];
-    } finally {
-      client.close();
-    }
-  }],
-  ["an unknown opcode is a protocol error", async (member) => {
-    const { client, handshake } = await RawClient.open(member, "/v3/watch");
-    try {
-      await client.frame(0x3, "x");
-      return [...handshake, ...(await client.rest())];
-    } finally {
-      client.close();
-    }
-  }],
+  ["an unmasked frame is a protocol error", (member) =>
+    exchange(
+      member,
+      "/v3/watch",
+      (c) => c.frame(0x1, `{"create_request":{"key":"${KEY}"}}`, { masked: false }),
+    )],
   [
-    "reserved bits on an unmasked frame; a close frame with a code no peer may send",
-    async (member) => {
-      const first = await RawClient.open(member, "/v3/watch");
-      const second = await RawClient.open(member, "/v3/watch");
-      try {
-        await first.client.frame(0x20 | 0x1, "x", { masked: false });
-        await second.client.frame(0x8, new Uint8Array([0x03, 0xed])); // 1005
-        return [
-          ...first.handshake,
-          ...(await first.client.rest()),
-          ...second.handshake,
-          ...(await second.client.rest()),
-        ];
-      } finally {
-        first.client.close();
-        second.client.close();
-      }
-    },
+    "an unknown opcode is a protocol error",
+    (member) => exchange(member, "/v3/watch", (c) => c.frame(0x3, "x")),
   ],
+  ["reserved bits on an unmasked frame; a close frame with a code no peer may send", async (
+    member,
+  ) => [
+    ...(await exchange(member, "/v3/watch", (c) => c.frame(0x20 | 0x1, "x", { masked: false }))),
+    // 1005
+    ...(await exchange(member, "/v3/watch", (c) => c.frame(0x8, new Uint8Array([0x03, 0xed])))),
+  ]],
   ["handshakes gorilla refuses: POST, no version, no key", async (member) => {
     const out: string[] = [];
     for (
@@ -410,14 +382,15 @@ Deno.test({
           { Cookie: `a=b; token=${token}` },
         ] as Record<string, string>[]
       ) {
-        const { client, handshake } = await RawClient.open(member, "/v3/kv/range", extra);
-        try {
-          await client.send(JSON.stringify({ key: KEY }));
-          out.push(`# ${JSON.stringify(extra).replace(token, "<TOKEN>")}`, ...handshake);
-          out.push(...(await client.rest()));
-        } finally {
-          client.close();
-        }
+        out.push(
+          `# ${JSON.stringify(extra).replace(token, "<TOKEN>")}`,
+          ...(await exchange(
+            member,
+            "/v3/kv/range",
+            (c) => c.send(JSON.stringify({ key: KEY })),
+            extra,
+          )),
+        );
       }
       return normalise(out, member);
     });

@@ -94,11 +94,16 @@ export interface NodeEnvironment {
    */
   pause?: () => Promise<void>;
   /**
-   * As `pause`, for background work that has no deadline (the revision log's rewrite: defragment
-   * and reclaim): the server rests between slices so that requests keep most of the thread.
-   * Default: `pause`.
+   * As `pause`, for background work that has no deadline (compaction's steps, the revision log's
+   * rewrite for defragment and reclaim): the server gives it shorter slices than `pause` so that
+   * requests keep most of the thread. Default: `pause`.
    */
   pacedPause?: () => Promise<void>;
+  /**
+   * A monotonic clock (ms) for etcd's heartbeat timeout detector (a leader's heartbeats to a peer
+   * more than two intervals apart are warned about and counted). Absent: the detector is off.
+   */
+  monotonicMs?: () => number;
   /** Seed of the Raft randomness (election timeouts). */
   seed?: number;
   /**

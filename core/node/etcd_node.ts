@@ -245,7 +245,7 @@ export class EtcdNode {
   #snapshotTask: Promise<void> | null = null;
   /** The revision log's mostly-garbage segments being rewritten in the background, if so. */
   #reclaimTask: Promise<void> | null = null;
-  /** When this member (as leader) last sent each peer a heartbeat (metricsNow ms). */
+  /** When this member (as leader) last sent each peer a heartbeat (env.monotonicMs). */
   readonly #heartbeatSentAt = new Map<bigint, number>();
   /** Dropping a compaction's history in steps (MvccStore.compactionStep), while serving. */
   #compactionTask: Promise<void> | null = null;
@@ -587,7 +587,9 @@ export class EtcdNode {
   /** Resolves once no compaction is dropping history (or the member stops). */
   async #compactionDone(): Promise<void> {
     while (!this.#stopped && this.#sm.mvcc.compacting) {
-      await (this.#compactionTask ?? new Promise<void>((resolve) => setTimeout(resolve, 0)));
+      if (this.#compactionTask === null) this.#startBackgroundWork();
+      if (this.#compactionTask === null) return;
+      await this.#compactionTask;
     }
   }
 
@@ -1296,7 +1298,8 @@ export class EtcdNode {
    * etcd_server_heartbeat_send_failures_total). Forgotten on every leadership change.
    */
   #observeHeartbeat(to: bigint): void {
-    const now = metricsNow();
+    if (this.#env.monotonicMs === undefined) return;
+    const now = this.#env.monotonicMs();
     const previous = this.#heartbeatSentAt.get(to);
     this.#heartbeatSentAt.set(to, now);
     if (previous === undefined) return;

@@ -415,15 +415,15 @@ export class RevisionLog {
     return out;
   }
 
-  /**
-   * Keeps every segment (removeSegment() waits) until the returned function is called: a reader
-   * that may still read released records (a view of an earlier state) holds the log.
-   */
   /** Readers holding the log now (etcd's open read transactions: views being read). */
   get holders(): number {
     return this.#holds;
   }
 
+  /**
+   * Keeps every segment (removeSegment() waits) until the returned function is called: a reader
+   * that may still read released records (a view of an earlier state) holds the log.
+   */
   hold(): () => void {
     this.#holds++;
     let held = true;
