@@ -411,17 +411,20 @@ class ChaosRun {
     this.log(`${this.elapsed()} disk-full ${m.member.name} for ${ms} ms`);
     const file = await Deno.open(filler, { create: true, write: true });
     const chunk = new Uint8Array(1 << 20);
-    try {
-      for (;;) await file.write(chunk);
-    } catch {
-      // ENOSPC: full
-    }
-    try {
-      for (;;) await file.write(chunk.subarray(0, 4096));
-    } catch {
-      // the last pages
+    let filled = 0;
+    for (const size of [1 << 20, 4096]) {
+      try {
+        for (;;) filled += await file.write(chunk.subarray(0, size));
+      } catch {
+        // ENOSPC: full at this granularity
+      }
     }
     file.close();
+    this.log(
+      `${this.elapsed()} ${m.member.name}'s disk is full (${
+        (filled / 2 ** 20).toFixed(1)
+      } MiB filler)`,
+    );
     await sleep(ms);
     await Deno.remove(filler);
     if (!processAlive(m.member)) {
@@ -764,7 +767,7 @@ function processAlive(member: Member): boolean {
 // ---- watch guarantees ------------------------------------------------------------------------
 
 /** One watcher's view: what it has seen, checked as it arrives. */
-class Watcher {
+export class Watcher {
   lastRev = 0;
   progress = 0;
   resumes = 0;
@@ -843,7 +846,7 @@ class Watcher {
   }
 }
 
-class WatchCheck {
+export class WatchCheck {
   readonly watchers: Watcher[] = [];
   readonly byRevision = new Map<number, string>();
   readonly problems: string[] = [];
