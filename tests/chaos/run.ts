@@ -350,7 +350,8 @@ class ChaosRun {
     if (kind === "split") {
       const order = this.members.map((m) => m.index).sort(() => prng.float() - 0.5);
       const minority = order.slice(0, Math.floor(this.size / 2));
-      this.log(`${this.elapsed()} split ${minority.join(",")} | rest for ${ms} ms`);
+      const names = minority.map((i) => this.members[i].member.name).join(",");
+      this.log(`${this.elapsed()} split ${names} | the rest for ${ms} ms`);
       this.partitions.separate(minority);
       this.refreshProxies();
       await sleep(ms);
@@ -665,6 +666,8 @@ class ChaosRun {
     }
     // The history.
     const history = withoutUnobservedUnknownPuts(this.history);
+    const checking = performance.now();
+    this.log(`${this.elapsed()} checking ${history.length} operations`);
     const verdict = checkLinearizable(kvModelFor(history), history, {
       budget: this.options.budget ?? 50_000_000,
     });
@@ -678,6 +681,11 @@ class ChaosRun {
     } else {
       this.linearizable = verdict.verdict === "ok" ? "yes" : "unknown";
     }
+    this.log(
+      `${this.elapsed()} linearizability: ${verdict.verdict} in ${
+        ((performance.now() - checking) / 1000).toFixed(1)
+      } s, ${verdict.steps} steps over ${verdict.parts} keys`,
+    );
     for (const p of checkRevisions(history)) {
       this.linearizable = "NO";
       this.problems.push(`revisions: ${p}`);
