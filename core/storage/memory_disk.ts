@@ -2,16 +2,27 @@ import type { AppendFile, Disk, ReadAtFile } from "./disk.ts";
 
 interface MemoryFile {
   synced: Uint8Array;
-  /** Writes not yet synced, at their offsets. */
-  pending: { offset: number; data: Uint8Array }[];
+  /** Writes (and an open's truncation to 0) not yet synced, in order. */
+  pending: ({ offset: number; data: Uint8Array } | { truncate: number })[];
 }
 
 /**
- * An in-memory Disk for tests and simulation. `crash()` drops every write not yet synced, the
- * way a power loss does, so recovery code is tested against the disk it will really meet.
+ * An in-memory Disk for tests and simulation, with the durability rules of a POSIX file system
+ * after a power cut, so recovery code is tested against the disk it will really meet:
+ *
+ * - a file's contents survive a crash only as of its last `sync` (unsynced writes vanish, and so
+ *   does the truncation of an existing file reopened for appending);
+ * - a directory entry survives only as of the last `syncDir` of its directory: a file created and
+ *   written (even synced) but whose directory was not synced is gone after `crash()`, and a
+ *   removed file whose directory was not synced comes back;
+ * - `writeFileAtomic` and `truncate` are durable on return, as DenoDisk's are (temp, sync, rename
+ *   and directory sync; ftruncate and fdatasync). Directories themselves always survive.
  */
 export class MemoryDisk implements Disk {
+  /** What a reader sees now. */
   #files = new Map<string, MemoryFile>();
+  /** The directory entries a crash leaves (each pointing at a file, whose synced bytes stay). */
+  #durable = new Map<string, MemoryFile>();
   #dirs = new Set<string>();
 
   /** With `preallocate`, files opened for appending are zero-filled as the real disk does. */
@@ -24,23 +35,36 @@ export class MemoryDisk implements Disk {
 
   writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
     this.#files.set(path, { synced: data.slice(), pending: [] });
+    this.#syncDirOf(path);
     return Promise.resolve();
   }
 
   openAppend(path: string, preallocateBytes = 0): Promise<AppendFile> {
+    let file = this.#files.get(path);
+    if (file === undefined) {
+      // A new directory entry: durable once the directory is synced.
+      file = { synced: new Uint8Array(0), pending: [] };
+      this.#files.set(path, file);
+    }
     const size = this.options.preallocate ? preallocateBytes : 0;
-    const file: MemoryFile = { synced: new Uint8Array(size), pending: [] };
-    this.#files.set(path, file);
+    if (size > 0) {
+      // DenoDisk zero-fills and syncs before returning.
+      file.synced = new Uint8Array(size);
+      file.pending = [];
+    } else {
+      file.pending.push({ truncate: 0 }); // O_TRUNC, durable at the next sync
+    }
+    const f = file;
     let offset = 0;
     return Promise.resolve({
       write: (data: Uint8Array) => {
-        file.pending.push({ offset, data: data.slice() });
+        f.pending.push({ offset, data: data.slice() });
         offset += data.length;
         return Promise.resolve();
       },
       sync: () => {
-        file.synced = contents(file);
-        file.pending = [];
+        f.synced = contents(f);
+        f.pending = [];
         return Promise.resolve();
       },
       close: () => {},
@@ -68,7 +92,10 @@ export class MemoryDisk implements Disk {
 
   truncate(path: string, size: number): Promise<void> {
     const f = this.#files.get(path);
-    if (f) this.#files.set(path, { synced: contents(f).slice(0, size), pending: [] });
+    if (f) {
+      f.synced = contents(f).slice(0, size);
+      f.pending = [];
+    }
     return Promise.resolve();
   }
 
@@ -91,12 +118,27 @@ export class MemoryDisk implements Disk {
     return Promise.resolve();
   }
 
-  syncDir(_dir: string): Promise<void> {
+  syncDir(dir: string): Promise<void> {
+    const prefix = dir.endsWith("/") ? dir : dir + "/";
+    const inDir = (p: string) => p.startsWith(prefix) && !p.slice(prefix.length).includes("/");
+    for (const p of [...this.#durable.keys()]) {
+      if (inDir(p) && !this.#files.has(p)) this.#durable.delete(p);
+    }
+    for (const [p, f] of this.#files) if (inDir(p)) this.#durable.set(p, f);
     return Promise.resolve();
   }
 
-  /** Loses every unsynced write, as a kill -9 followed by a power cut would. */
+  #syncDirOf(path: string): void {
+    const at = path.lastIndexOf("/");
+    void this.syncDir(at < 0 ? "." : path.slice(0, at));
+  }
+
+  /**
+   * A kill -9 followed by a power cut: every unsynced write and every directory change since the
+   * directory's last sync are lost.
+   */
   crash(): void {
+    this.#files = new Map(this.#durable);
     for (const f of this.#files.values()) f.pending = [];
   }
 
@@ -106,16 +148,31 @@ export class MemoryDisk implements Disk {
     if (!f) throw new Error(`no file ${path}`);
     const data = contents(f);
     data.set(bytes, offset);
-    this.#files.set(path, { synced: data, pending: [] });
+    f.synced = data;
+    f.pending = [];
   }
 }
 
 /** The file as a reader sees it: synced bytes with pending writes laid over them. */
 function contents(f: MemoryFile): Uint8Array {
-  let size = f.synced.length;
-  for (const w of f.pending) size = Math.max(size, w.offset + w.data.length);
-  const out = new Uint8Array(size);
-  out.set(f.synced);
-  for (const w of f.pending) out.set(w.data, w.offset);
-  return out;
+  let data = f.synced;
+  let size = data.length;
+  let copied = false;
+  for (const op of f.pending) {
+    if ("truncate" in op) {
+      size = Math.min(size, op.truncate);
+      if (copied) data.fill(0, size);
+      continue;
+    }
+    const end = op.offset + op.data.length;
+    if (!copied || end > data.length) {
+      const grown = new Uint8Array(Math.max(end, size, data.length));
+      grown.set(data.subarray(0, Math.min(data.length, size)));
+      data = grown;
+      copied = true;
+    }
+    data.set(op.data, op.offset);
+    size = Math.max(size, end);
+  }
+  return copied ? data.subarray(0, size) : data.slice(0, size);
 }
