@@ -378,6 +378,8 @@ class ProcessMember implements Member {
   readonly logPath: string;
   private child: Deno.ChildProcess | undefined;
   private exited: Promise<Deno.CommandStatus> | undefined;
+  /** The exit status of the current incarnation once it has exited (crashed, killed or quit). */
+  private exitStatus: Deno.CommandStatus | undefined;
   private pumps: Promise<void>[] = [];
   private tail = "";
   private logFile: Deno.FsFile;
@@ -407,7 +409,7 @@ class ProcessMember implements Member {
   }
 
   running(): boolean {
-    return this.child !== undefined;
+    return this.child !== undefined && this.exitStatus === undefined;
   }
 
   logTail(maxBytes = 4000): string {
@@ -429,7 +431,11 @@ class ProcessMember implements Member {
     }).spawn();
     liveChildren.add(child);
     this.child = child;
-    this.exited = child.status;
+    this.exitStatus = undefined;
+    this.exited = child.status.then((status) => {
+      if (this.child === child) this.exitStatus = status;
+      return status;
+    });
     let sawReady = false;
     let wake: () => void = () => {};
     let recent = "";
@@ -515,6 +521,7 @@ class ProcessMember implements Member {
     liveChildren.delete(child);
     this.child = undefined;
     this.exited = undefined;
+    this.exitStatus = undefined;
     this.pumps = [];
   }
 

@@ -194,6 +194,31 @@ Deno.test({
 });
 
 Deno.test({
+  name: "Member.running() turns false when the process is killed from outside",
+  ignore: reference.ignore,
+  async fn() {
+    assertReference();
+    const member = await startMember({ kind: "etcd", name: "crashed" });
+    try {
+      assert.equal(member.running(), true);
+      // A crash the harness did not cause: SIGKILL sent by pid, not through member.kill().
+      Deno.kill(member.pid(), "SIGKILL");
+      const deadline = Date.now() + 10_000;
+      while (member.running() && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(member.running(), false, "a member killed from outside still reports running");
+      // It can be started again on the same data dir, and then reports running again.
+      await member.restart();
+      assert.equal(member.running(), true);
+    } finally {
+      await member.stop();
+    }
+    assert.equal(member.running(), false);
+  },
+});
+
+Deno.test({
   name: "a member that cannot start fails at once with the tail of its log",
   ignore: reference.ignore,
   async fn() {
