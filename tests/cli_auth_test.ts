@@ -9,7 +9,7 @@
  *
  * The server kind is one parameter (SERVER_KINDS, or DETCD_AUTH_SERVERS=etcd,detcd): real etcd
  * 3.4.23 and detcd, so every script is checked against both servers. Without etcd/etcdctl the tests are ignored unless
- * DETCD_REQUIRE_REFERENCE=1.
+ * DETCD_REQUIRE_REFERENCE is set (1 or true).
  */
 
 import assert from "node:assert/strict";

@@ -12,7 +12,7 @@
  * normalised, nothing else.
  *
  * The server kind is one parameter (SERVER_KINDS); without etcd/etcdctl the tests are ignored
- * unless DETCD_REQUIRE_REFERENCE=1.
+ * unless DETCD_REQUIRE_REFERENCE is set (1 or true).
  */
 
 import assert from "node:assert/strict";
