@@ -716,6 +716,8 @@ export interface CtlResult {
   stdoutBytes: Uint8Array;
   stderr: string;
   code: number;
+  /** True when the harness killed the CLI at its timeout (it hung): never an expected outcome. */
+  timedOut: boolean;
 }
 
 /** Options of {@link runCtl}. */
@@ -797,6 +799,7 @@ export async function runCtl(
       stdoutBytes: output.stdout,
       stderr,
       code: output.code,
+      timedOut,
     };
   } finally {
     clearTimeout(timer);
@@ -992,8 +995,12 @@ export function compareRuns(
   b: readonly StepOutcome[],
 ): string | undefined {
   const differing: number[] = [];
+  const hung = (outcome: StepOutcome) => outcome.raw.timedOut;
   for (let i = 0; i < Math.min(a.length, b.length); i++) {
-    if (a[i].stdout !== b[i].stdout || a[i].stderr !== b[i].stderr || a[i].code !== b[i].code) {
+    if (
+      a[i].stdout !== b[i].stdout || a[i].stderr !== b[i].stderr || a[i].code !== b[i].code ||
+      hung(a[i]) || hung(b[i])
+    ) {
       differing.push(i);
     }
   }
@@ -1015,6 +1022,9 @@ export function compareRuns(
     );
   }
   if (a[i].code !== b[i].code) parts.push(`  exit code: ${la} ${a[i].code}, ${lb} ${b[i].code}`);
+  for (const [label, outcome] of [[la, a[i]], [lb, b[i]]] as const) {
+    if (hung(outcome)) parts.push(`  ${label} hung: killed by the harness at its timeout`);
+  }
   if (differing.length > 1) {
     parts.push(`  later differing steps: ${differing.slice(1).map((d) => d + 1).join(", ")}`);
   }

@@ -195,8 +195,14 @@ for (const testCase of normaliseCases) {
   });
 }
 
-function outcome(args: string[], stdout: string, code = 0, stderr = ""): StepOutcome {
-  const raw = { stdout, stdoutBytes: new TextEncoder().encode(stdout), stderr, code };
+function outcome(
+  args: string[],
+  stdout: string,
+  code = 0,
+  stderr = "",
+  timedOut = false,
+): StepOutcome {
+  const raw = { stdout, stdoutBytes: new TextEncoder().encode(stdout), stderr, code, timedOut };
   return { args, raw, stdout, stderr, code };
 }
 
@@ -225,6 +231,14 @@ Deno.test("compareRuns() reports the first differing command with both outputs",
   assert.match(report, /│2/);
   assert.match(report, /exit code: etcd 0, detcd 1/);
   assert.equal(compareRuns(["etcd", "detcd"], a, a), undefined);
+});
+
+Deno.test("compareRuns() fails a step where both sides hung, though their outputs agree", () => {
+  const hung = [outcome(["watch", "k"], "", 137, "\n<killed by harness after 30000 ms>", true)];
+  const report = compareRuns(["etcd", "detcd"], hung, hung);
+  assert.ok(report !== undefined, "two hung runs must not compare equal");
+  assert.match(report, /etcd hung: killed by the harness at its timeout/);
+  assert.match(report, /detcd hung/);
 });
 
 Deno.test({
