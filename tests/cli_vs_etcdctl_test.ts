@@ -30,7 +30,12 @@ interface Outcome {
   stdout: string;
   stderr: string;
   code: number;
+  /** Killed after STEP_TIMEOUT_MS: a failure even when both CLIs hang alike. */
+  hung: boolean;
 }
+
+/** A step that has not ended after this long is killed and fails the scenario. */
+const STEP_TIMEOUT_MS = 30_000;
 
 function which(bin: string): string | undefined {
   for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
@@ -170,11 +175,29 @@ async function runStep(which: "etcdctl" | "detcdctl", step: Step, etcd: Etcd): P
       stderr: "piped",
     });
   const child = cmd.spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(step.stdin ?? ""));
-  await w.close();
-  const out = await child.output();
-  return { stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr), code: out.code };
+  let hung = false;
+  const timer = setTimeout(() => {
+    hung = true;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // exited meanwhile
+    }
+  }, STEP_TIMEOUT_MS);
+  try {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(step.stdin ?? "")).catch(() => {});
+    await w.close().catch(() => {});
+    const out = await child.output();
+    return {
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+      code: out.code,
+      hung,
+    };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -251,6 +274,9 @@ async function runScenario(
     }
     if (a.code !== b.code) {
       diffs.push(`${label}\n  exit code etcdctl ${a.code}, detcdctl ${b.code}`);
+    }
+    for (const [ctl, outcome] of [["etcdctl", a], ["detcdctl", b]] as const) {
+      if (outcome.hung) diffs.push(`${label}\n  ${ctl} hung (killed after ${STEP_TIMEOUT_MS} ms)`);
     }
   });
   return diffs;
