@@ -13,7 +13,7 @@
  * client id, ports, lease IDs, temp paths, snapshot sizes and durations, the current time in Go's
  * "certificate has expired" text, and one race of etcdctl's own (below).
  *
- * Without etcd/etcdctl/openssl the tests are ignored unless DETCD_REQUIRE_REFERENCE=1.
+ * Without etcd/etcdctl/openssl the tests are ignored unless DETCD_REQUIRE_REFERENCE is set (1 or true).
  */
 
 import assert from "node:assert/strict";
@@ -23,6 +23,7 @@ import {
   freePort,
   type Member,
   normaliseOutput,
+  referenceRequired,
   requireReference,
   runCtl,
   settleEtcdAppliedIndex,
@@ -35,7 +36,7 @@ import {
 
 const reference = requireReference();
 const ignore = reference.ignore ||
-  (which("openssl") === undefined && Deno.env.get("DETCD_REQUIRE_REFERENCE") !== "1");
+  (which("openssl") === undefined && !referenceRequired());
 
 /** Runs openssl, failing the test with its stderr when it fails. */
 async function openssl(dir: string, args: string[]): Promise<void> {

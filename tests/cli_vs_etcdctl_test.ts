@@ -8,12 +8,12 @@
  * must be identical after normalising what is legitimately different per run: log timestamps,
  * the random client id in log lines, and measured durations.
  *
- * Needs `etcd` and `etcdctl` on PATH. Without them the test is skipped, unless
- * DETCD_REQUIRE_REFERENCE=1, in which case it fails.
+ * Needs `etcd` and `etcdctl` 3.4.23 on PATH. Without them (or with another version) the test is
+ * skipped, unless DETCD_REQUIRE_REFERENCE is `1` or `true`, in which case it fails.
  */
 
 import assert from "node:assert/strict";
-import { freePort } from "./harness.ts";
+import { assertReference, freePort, requireReference } from "./harness.ts";
 
 const repoRoot = new URL("..", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -30,7 +30,12 @@ interface Outcome {
   stdout: string;
   stderr: string;
   code: number;
+  /** Killed after STEP_TIMEOUT_MS: a failure even when both CLIs hang alike. */
+  hung: boolean;
 }
+
+/** A step that has not ended after this long is killed and fails the scenario. */
+const STEP_TIMEOUT_MS = 30_000;
 
 function which(bin: string): string | undefined {
   for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
@@ -46,8 +51,8 @@ function which(bin: string): string | undefined {
 
 const etcdBin = which("etcd");
 const etcdctlBin = which("etcdctl");
-const missing = [!etcdBin && "etcd", !etcdctlBin && "etcdctl"].filter(Boolean);
-const requireReference = Deno.env.get("DETCD_REQUIRE_REFERENCE") === "1";
+/** Missing or not 3.4.23: ignored, unless DETCD_REQUIRE_REFERENCE (1 or true) makes it fail. */
+const reference = requireReference();
 
 /** A single-member etcd on 127.0.0.1 in its own temporary data directory. */
 class Etcd {
@@ -170,11 +175,29 @@ async function runStep(which: "etcdctl" | "detcdctl", step: Step, etcd: Etcd): P
       stderr: "piped",
     });
   const child = cmd.spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(step.stdin ?? ""));
-  await w.close();
-  const out = await child.output();
-  return { stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr), code: out.code };
+  let hung = false;
+  const timer = setTimeout(() => {
+    hung = true;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // exited meanwhile
+    }
+  }, STEP_TIMEOUT_MS);
+  try {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(step.stdin ?? "")).catch(() => {});
+    await w.close().catch(() => {});
+    const out = await child.output();
+    return {
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+      code: out.code,
+      hung,
+    };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -251,6 +274,9 @@ async function runScenario(
     }
     if (a.code !== b.code) {
       diffs.push(`${label}\n  exit code etcdctl ${a.code}, detcdctl ${b.code}`);
+    }
+    for (const [ctl, outcome] of [["etcdctl", a], ["detcdctl", b]] as const) {
+      if (outcome.hung) diffs.push(`${label}\n  ${ctl} hung (killed after ${STEP_TIMEOUT_MS} ms)`);
     }
   });
   return diffs;
@@ -554,20 +580,13 @@ const scenarios: [string, Step[], string[]?][] = [
 for (const [name, steps, etcdArgs] of scenarios) {
   Deno.test({
     name: `detcdctl matches etcdctl 3.4.23 byte for byte: ${name}`,
-    ignore: missing.length > 0 && !requireReference,
+    ignore: reference.ignore,
     sanitizeResources: false,
     sanitizeOps: false,
     async fn() {
-      assert.deepEqual(missing, [], `reference binaries missing: ${missing.join(", ")}`);
+      assertReference();
       const diffs = await runScenario(name, steps, etcdArgs);
       assert.equal(diffs.length, 0, `${diffs.length} differences:\n${diffs.join("\n")}`);
     },
   });
-}
-
-if (missing.length > 0 && !requireReference) {
-  console.log(
-    `cli_vs_etcdctl_test: skipped, ${missing.join(" and ")} not on PATH ` +
-      "(set DETCD_REQUIRE_REFERENCE=1 to make this a failure)",
-  );
 }

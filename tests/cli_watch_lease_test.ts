@@ -11,8 +11,10 @@
  * the member; lease IDs, header revisions and remaining TTLs (which move with time) are
  * normalised, nothing else.
  *
- * The server kind is one parameter (SERVER_KINDS); without etcd/etcdctl the tests are ignored
- * unless DETCD_REQUIRE_REFERENCE=1.
+ * Each test runs on real etcd 3.4.23 and then on detcd, and what etcdctl printed on detcd (watch
+ * outcomes, step results) must equal what it printed on etcd: the server is under test too, not
+ * only the CLI. SERVER_KINDS narrows this to one kind; without etcd/etcdctl the tests are ignored
+ * unless DETCD_REQUIRE_REFERENCE is set (1 or true).
  */
 
 import assert from "node:assert/strict";
@@ -26,6 +28,8 @@ import {
   REPO_ROOT,
   requireReference,
   runCtl,
+  SHARED_MEMBER_NAME,
+  SHARED_PEER_URL,
   startMember,
   TEST_TLS,
   testTlsFiles,
@@ -213,11 +217,38 @@ async function currentRevision(member: Member): Promise<bigint> {
   return BigInt(/"revision":(\d+)/.exec(out)![1]);
 }
 
-async function withMember(kind: MemberKind, fn: (m: Member) => Promise<void>): Promise<void> {
+/**
+ * What the server made etcdctl print in each member's scenarios, in order: the watch scenarios'
+ * outcomes and the step scripts' results. A test that runs on etcd and on detcd compares the two,
+ * so the server is under test too (both CLIs alike against a wrong detcd would pass otherwise).
+ */
+const serverTranscripts = new WeakMap<Member, unknown[]>();
+
+/** Records an entry with the member's own port made generic (the other server has another). */
+function record(member: Member, entry: unknown): void {
+  const portFree = JSON.stringify(entry).replace(
+    new RegExp(`:${member.clientPort}(?!\\d)`, "g"),
+    ":<CLIENT_PORT>",
+  );
+  serverTranscripts.get(member)?.push(JSON.parse(portFree));
+}
+
+/**
+ * Runs `fn` on a fresh member of `kind` (same name and advertised peer URL for every kind, so
+ * cluster and member IDs agree) and returns what etcdctl printed there.
+ */
+async function withMember(kind: MemberKind, fn: (m: Member) => Promise<void>): Promise<unknown[]> {
   assertReference();
-  const member = await startMember({ kind });
+  const member = await startMember({
+    kind,
+    name: SHARED_MEMBER_NAME,
+    advertisePeerUrl: SHARED_PEER_URL,
+  });
+  const transcript: unknown[] = [];
+  serverTranscripts.set(member, transcript);
   try {
     await fn(member);
+    return transcript;
   } finally {
     await member.stop();
   }
@@ -239,6 +270,11 @@ interface WatchScenario {
   done: (stdout: string) => boolean;
   /** How the watchers are stopped once done (default SIGINT); "exit" waits for them to end. */
   stop?: "SIGINT" | "SIGTERM" | "stdin" | "exit";
+  /**
+   * With stop "exit": the code both CLIs must exit with by themselves (within 10 s; a CLI still
+   * running then is killed, and that fails the scenario even when both hung alike).
+   */
+  exitCode?: number;
   /** Optional expectation on etcdctl's own output (the guide's transcript). */
   expect?: string;
 }
@@ -267,8 +303,17 @@ async function runWatchScenario(member: Member, s: WatchScenario): Promise<void>
       }
     }
     const [a, b] = await Promise.all(watchers.map((w) => w.finish()));
+    if (s.stop === "exit") {
+      assert.ok(
+        s.exitCode !== undefined,
+        `${s.name}: a scenario that waits for the exit says its code`,
+      );
+      assert.equal(a.end, `exit ${s.exitCode}`, `${s.name}: how etcdctl ended\n${a.stderr}`);
+      assert.equal(b.end, `exit ${s.exitCode}`, `${s.name}: how detcdctl ended\n${b.stderr}`);
+    }
     assert.deepEqual(b, a, `${s.name}: detcdctl differs from etcdctl`);
     if (s.expect !== undefined) assert.equal(a.stdout, s.expect, `${s.name}: etcdctl output`);
+    record(member, { scenario: s.name, ...a });
   } finally {
     for (const w of watchers) w.kill("SIGKILL");
     await Promise.all(watchers.map((w) => w.finish(1000).catch(() => {})));
@@ -288,14 +333,31 @@ async function settleWatchers(member: Member, n: number): Promise<void> {
   }
 }
 
+/**
+ * One test per scenario: on etcd and then on detcd (each comparing detcdctl with etcdctl), and
+ * what etcdctl printed on detcd compared with what it printed on etcd. With one server kind
+ * (DETCD_WATCH_LEASE_SERVERS) only that kind runs, without the comparison across servers.
+ */
 function watchTest(name: string, fn: (m: Member) => Promise<void>): void {
-  for (const kind of SERVER_KINDS) {
+  const both = SERVER_KINDS.includes("etcd") && SERVER_KINDS.includes("detcd");
+  for (const kind of both ? ["etcd and detcd"] : SERVER_KINDS) {
     Deno.test({
       name: `${name} [${kind}]`,
       ignore: reference.ignore,
       sanitizeOps: false,
       sanitizeResources: false,
-      fn: () => withMember(kind, fn),
+      fn: async () => {
+        if (!both) return void await withMember(kind as MemberKind, fn);
+        const onEtcd = await withMember("etcd", fn);
+        const onDetcd = await withMember("detcd", fn);
+        for (let i = 0; i < Math.max(onEtcd.length, onDetcd.length); i++) {
+          assert.deepEqual(
+            onDetcd[i],
+            onEtcd[i],
+            `entry ${i + 1}: etcdctl against detcd printed otherwise than against etcd 3.4.23`,
+          );
+        }
+      },
     });
   }
 }
@@ -393,6 +455,7 @@ watchTest(
       writes: (m) => etcdctl(m, "put", "t", "1").then(() => {}),
       done: () => false,
       stop: "exit",
+      exitCode: 4,
     });
     await runWatchScenario(m, {
       name: "--hex watch",
@@ -406,36 +469,40 @@ watchTest(
   },
 );
 
-watchTest("watch: exec mode sets ETCD_WATCH_* and a failing command ends the watch", async (m) => {
-  await runWatchScenario(m, {
-    name: "watch -- sh env",
-    args: [
-      "watch",
-      "--prefix",
-      "e",
-      "--",
-      "sh",
-      "-c",
-      'env | grep ^ETCD_WATCH_ | sort; echo "args: $0"',
-      "zero",
-    ],
-    writes: async (m) => {
-      await etcdctl(m, "put", "e1", 'quote " and \u00e9');
-      await etcdctl(m, "del", "e1");
-      await etcdctl(m, "put", "e2", "done");
-    },
-    done: (out) => out.includes("done\nETCD") && (out.match(/args: zero/g) ?? []).length === 3,
-  });
-  for (const command of [["false"], ["no-such-command-here"], ["./no/such/file"]]) {
+watchTest(
+  "watch: exec mode sets ETCD_WATCH_* and a failing command ends the watch (exit 1)",
+  async (m) => {
     await runWatchScenario(m, {
-      name: `watch -- ${command.join(" ")}`,
-      args: ["watch", "x", "--", ...command],
-      writes: (m) => etcdctl(m, "put", "x", "1").then(() => {}),
-      done: () => false,
-      stop: "exit",
+      name: "watch -- sh env",
+      args: [
+        "watch",
+        "--prefix",
+        "e",
+        "--",
+        "sh",
+        "-c",
+        'env | grep ^ETCD_WATCH_ | sort; echo "args: $0"',
+        "zero",
+      ],
+      writes: async (m) => {
+        await etcdctl(m, "put", "e1", 'quote " and \u00e9');
+        await etcdctl(m, "del", "e1");
+        await etcdctl(m, "put", "e2", "done");
+      },
+      done: (out) => out.includes("done\nETCD") && (out.match(/args: zero/g) ?? []).length === 3,
     });
-  }
-});
+    for (const command of [["false"], ["no-such-command-here"], ["./no/such/file"]]) {
+      await runWatchScenario(m, {
+        name: `watch -- ${command.join(" ")}`,
+        args: ["watch", "x", "--", ...command],
+        writes: (m) => etcdctl(m, "put", "x", "1").then(() => {}),
+        done: () => false,
+        stop: "exit",
+        exitCode: 1,
+      });
+    }
+  },
+);
 
 watchTest("watch: ETCDCTL_WATCH_KEY and ETCDCTL_WATCH_RANGE_END", async (m) => {
   await runWatchScenario(m, {
@@ -458,22 +525,27 @@ watchTest("watch: ETCDCTL_WATCH_KEY and ETCDCTL_WATCH_RANGE_END", async (m) => {
   });
 });
 
-watchTest("watch: a compacted start revision is canceled (exit 5) in every format", async (m) => {
-  await etcdctl(m, "put", "c", "1");
-  await etcdctl(m, "put", "c", "2");
-  const rev = await currentRevision(m);
-  await etcdctl(m, "compaction", String(rev));
-  for (const format of ["simple", "json", "fields", "protobuf", "table"]) {
-    await runWatchScenario(m, {
-      name: `-w ${format} watch --rev 1`,
-      args: ["-w", format, "watch", "--rev", "1", "c"],
-      waitReady: false,
-      writes: () => Promise.resolve(),
-      done: () => false,
-      stop: "exit",
-    });
-  }
-});
+watchTest(
+  "watch: a compacted start revision is canceled (exit 5; -w table exit 4) in every format",
+  async (m) => {
+    await etcdctl(m, "put", "c", "1");
+    await etcdctl(m, "put", "c", "2");
+    const rev = await currentRevision(m);
+    await etcdctl(m, "compaction", String(rev));
+    for (const format of ["simple", "json", "fields", "protobuf", "table"]) {
+      await runWatchScenario(m, {
+        name: `-w ${format} watch --rev 1`,
+        args: ["-w", format, "watch", "--rev", "1", "c"],
+        waitReady: false,
+        writes: () => Promise.resolve(),
+        done: () => false,
+        stop: "exit",
+        // table is refused at the first response, before the cancel is looked at.
+        exitCode: format === "table" ? 4 : 5,
+      });
+    }
+  },
+);
 
 watchTest("watch: interactive mode's errors, progress and exec lines", async (m) => {
   await runWatchScenario(m, {
@@ -502,6 +574,7 @@ watchTest("watch: interactive mode's errors, progress and exec lines", async (m)
       writes: () => Promise.resolve(),
       done: () => false,
       stop: "exit",
+      exitCode: 128,
     });
   }
 });
@@ -546,6 +619,8 @@ async function runSteps(ctl: CtlKind, member: Member, steps: Step[]): Promise<St
     const r = await runCtl(ctl, args, {
       env: { ETCDCTL_ENDPOINTS: member.endpoint, ...step.env },
     });
+    // A CLI that hangs fails the step, even if the other CLI hangs the same way.
+    assert.ok(!r.timedOut, `${ctl} ${args.join(" ")} did not end:\n${r.stderr}`);
     if (step.args.includes("grant") && r.code === 0) {
       const hex = /^lease ([0-9a-f]{16}) granted/m.exec(r.stdout)?.[1];
       const dec = /"ID":(\d+)/.exec(r.stdout)?.[1] ?? /^"ID" : (\d+)$/m.exec(r.stdout)?.[1];
@@ -597,6 +672,7 @@ async function compareSteps(member: Member, steps: Step[]): Promise<StepResult[]
   for (let i = 0; i < a.length; i++) {
     assert.deepEqual(b[i], a[i], `step ${i + 1} (${a[i].args}): detcdctl differs from etcdctl`);
   }
+  for (const result of a) record(member, result);
   return a;
 }
 

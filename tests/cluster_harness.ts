@@ -41,6 +41,12 @@ export interface StartClusterOptions {
   peerScheme?: "http" | "https";
   /** Bound on each member's startup and on the wait for a leader; default 30 s (60 s detcd). */
   readyTimeoutMs?: number;
+  /**
+   * The members' ports (default fresh free ones). Member and cluster IDs are hashed from the peer
+   * URLs and the token, so an etcd cluster and then a detcd cluster started on the same ports
+   * with the same token show the same IDs and can be compared byte for byte.
+   */
+  ports?: readonly { clientPort: number; peerPort: number }[];
 }
 
 /** A member of a test cluster: a {@link Member} plus its peer URL. */
@@ -135,7 +141,9 @@ export async function startCluster(options: StartClusterOptions): Promise<Cluste
     try {
       return await startClusterOnce(options);
     } catch (error) {
-      if (attempt >= 3 || !/address already in use/i.test(`${error}`)) throw error;
+      const retry = options.ports === undefined && attempt < 3 &&
+        /address already in use/i.test(`${error}`);
+      if (!retry) throw error;
     }
   }
 }
@@ -161,8 +169,8 @@ async function startClusterOnce(options: StartClusterOptions): Promise<Cluster> 
   );
   const planned = Array.from({ length: options.size }, (_, i) => ({
     name: `${prefix}${i + 1}`,
-    clientPort: freePort(),
-    peerPort: freePort(),
+    clientPort: options.ports?.[i]?.clientPort ?? freePort(),
+    peerPort: options.ports?.[i]?.peerPort ?? freePort(),
   }));
   const scheme = options.peerScheme ?? (TEST_TLS ? "https" : "http");
   const initialCluster = planned.map((p) => `${p.name}=${scheme}://127.0.0.1:${p.peerPort}`)

@@ -4,16 +4,23 @@
  * against a real detcd member: detcd's HTTP/2 server (server/h2) accepts that authority.
  *
  * The etcdctl tests need etcdctl 3.4.23 on PATH; without it they are ignored, unless
- * DETCD_REQUIRE_REFERENCE=1, in which case they fail. The raw HTTP/2 test needs only detcd.
+ * DETCD_REQUIRE_REFERENCE is set (1 or true), in which case they fail. The raw HTTP/2 test needs only detcd.
  */
 
 import * as http2 from "node:http2";
 import { assert, assertEquals } from "../core/testing.ts";
-import { type Member, requireDetcd, runCtl, startMember, which } from "./harness.ts";
+import {
+  type Member,
+  referenceRequired,
+  requireDetcd,
+  runCtl,
+  startMember,
+  which,
+} from "./harness.ts";
 
 const detcd = requireDetcd();
 const haveEtcdctl = which("etcdctl") !== undefined;
-const requireReference = Deno.env.get("DETCD_REQUIRE_REFERENCE") === "1";
+const requireReference = referenceRequired();
 if (!haveEtcdctl && !requireReference) {
   console.warn("ignoring etcdctl tests of scheme authorities: etcdctl not on PATH");
 }
@@ -41,7 +48,7 @@ Deno.test({
   ...options,
   fn: () =>
     withMember(async (member) => {
-      assert(haveEtcdctl, "etcdctl 3.4.23 not on PATH and DETCD_REQUIRE_REFERENCE=1");
+      assert(haveEtcdctl, "etcdctl 3.4.23 not on PATH and DETCD_REQUIRE_REFERENCE is set");
       const url = member.clientUrl;
 
       const status = await ctl([`--endpoints=${url}`, "endpoint", "status"]);

@@ -53,9 +53,8 @@ const textDecoder = new TextDecoder();
 // ---------------------------------------------------------------------------------------------
 // Environment probes
 
-/** Finds an executable on PATH the way a shell would; undefined when absent. */
-export function which(name: string): string | undefined {
-  const path = Deno.env.get("PATH") ?? "";
+/** Finds an executable on PATH (or `path`) the way a shell would; undefined when absent. */
+export function which(name: string, path: string = Deno.env.get("PATH") ?? ""): string | undefined {
   for (const dir of path.split(":")) {
     if (dir === "") continue;
     const candidate = `${dir}/${name}`;
@@ -173,28 +172,104 @@ function testTlsArgs(): string[] {
   ];
 }
 
+/** The reference every comparison is made against: etcd and etcdctl of exactly this version. */
+export const REFERENCE_VERSION = "3.4.23";
+
 /**
- * Decides whether tests that need the reference etcd/etcdctl run. When they are missing, tests are
- * ignored (and say why) unless DETCD_REQUIRE_REFERENCE=1, in which case they run and fail at once
- * through {@link assertReference}: CI must never pass by silently skipping the comparison.
+ * True when DETCD_REQUIRE_REFERENCE is `1` or `true`: tests that need the reference then run and
+ * fail instead of being ignored when it is missing or of another version (CI sets it).
  */
-export function requireReference(): Requirement {
-  const missing = ["etcd", "etcdctl"].filter((name) => which(name) === undefined);
-  if (missing.length === 0) return { ignore: false, reason: "" };
-  const reason = `reference ${missing.join(" and ")} not on PATH ` +
-    "(apt-get install -y etcd-server etcd-client)";
-  if (envFlag("DETCD_REQUIRE_REFERENCE")) return { ignore: false, reason };
-  console.warn(`ignoring tests that need the reference: ${reason}`);
-  return { ignore: true, reason };
+export function referenceRequired(): boolean {
+  return envFlag("DETCD_REQUIRE_REFERENCE");
 }
 
-/** Throws a clear error inside a test when the reference binaries are missing. */
-export function assertReference(): void {
-  const missing = ["etcd", "etcdctl"].filter((name) => which(name) === undefined);
+/**
+ * The version in the first line of `etcd --version` ("etcd Version: 3.4.23") or of
+ * `etcdctl version` ("etcdctl version: 3.4.23"); undefined when the first line is not of that
+ * form (another program, or a release that prints something else).
+ */
+export function parseReferenceVersion(
+  program: "etcd" | "etcdctl",
+  output: string,
+): string | undefined {
+  const firstLine = output.split("\n")[0].trim();
+  const label = program === "etcd" ? "etcd Version" : "etcdctl version";
+  const match = new RegExp(`^${label}: (\\S+)$`).exec(firstLine);
+  return match?.[1];
+}
+
+/**
+ * What is wrong with the reference binaries found on `path` (default: PATH): missing, or not
+ * exactly {@link REFERENCE_VERSION}. Undefined when both are there and of the right version.
+ */
+export function referenceProblem(path?: string): string | undefined {
+  const missing = ["etcd", "etcdctl"].filter((name) => which(name, path) === undefined);
   if (missing.length > 0) {
+    return `reference ${missing.join(" and ")} not on PATH ` +
+      "(apt-get install -y etcd-server etcd-client)";
+  }
+  const wrong: string[] = [];
+  for (const [program, args] of [["etcd", ["--version"]], ["etcdctl", ["version"]]] as const) {
+    const binary = which(program, path)!;
+    let output = "";
+    try {
+      const result = new Deno.Command(binary, {
+        args: [...args],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        clearEnv: true,
+        env: { PATH: Deno.env.get("PATH") ?? "" },
+      }).outputSync();
+      output = textDecoder.decode(result.stdout);
+    } catch (error) {
+      output = `${error}`;
+    }
+    const version = parseReferenceVersion(program, output);
+    if (version !== REFERENCE_VERSION) {
+      wrong.push(
+        `${binary} is ${
+          version === undefined ? `not a recognisable ${program}` : `version ${version}`
+        } (first line: ${JSON.stringify(output.split("\n")[0])}), not ${REFERENCE_VERSION}`,
+      );
+    }
+  }
+  return wrong.length > 0 ? `wrong reference: ${wrong.join("; ")}` : undefined;
+}
+
+/** The answer of {@link referenceProblem} for PATH, computed once per test process. */
+let cachedReferenceProblem: { problem: string | undefined } | undefined;
+
+function pathReferenceProblem(): string | undefined {
+  cachedReferenceProblem ??= { problem: referenceProblem() };
+  return cachedReferenceProblem.problem;
+}
+
+/**
+ * Decides whether tests that need the reference etcd/etcdctl run. When they are missing or not
+ * exactly {@link REFERENCE_VERSION}, tests are ignored (and say why) unless
+ * DETCD_REQUIRE_REFERENCE is set (`1` or `true`), in which case they run and fail at once through
+ * {@link assertReference}: CI must never pass by silently skipping or by comparing with the wrong
+ * reference. `path` replaces PATH (for the harness's own tests).
+ */
+export function requireReference(path?: string): Requirement {
+  const problem = path === undefined ? pathReferenceProblem() : referenceProblem(path);
+  if (problem === undefined) return { ignore: false, reason: "" };
+  if (referenceRequired()) return { ignore: false, reason: problem };
+  console.warn(`ignoring tests that need the reference: ${problem}`);
+  return { ignore: true, reason: problem };
+}
+
+/**
+ * Throws a clear error inside a test when the reference binaries are missing or of another version
+ * than {@link REFERENCE_VERSION}. `path` replaces PATH (for the harness's own tests).
+ */
+export function assertReference(path?: string): void {
+  const problem = path === undefined ? pathReferenceProblem() : referenceProblem(path);
+  if (problem !== undefined) {
     throw new Error(
-      `reference ${missing.join(" and ")} not on PATH and DETCD_REQUIRE_REFERENCE=1: ` +
-        "install etcd-server and etcd-client (etcd 3.4.23)",
+      `${problem}; DETCD_REQUIRE_REFERENCE is set or the test was run anyway: ` +
+        `install etcd-server and etcd-client (etcd ${REFERENCE_VERSION})`,
     );
   }
 }
@@ -378,6 +453,8 @@ class ProcessMember implements Member {
   readonly logPath: string;
   private child: Deno.ChildProcess | undefined;
   private exited: Promise<Deno.CommandStatus> | undefined;
+  /** The exit status of the current incarnation once it has exited (crashed, killed or quit). */
+  private exitStatus: Deno.CommandStatus | undefined;
   private pumps: Promise<void>[] = [];
   private tail = "";
   private logFile: Deno.FsFile;
@@ -407,7 +484,7 @@ class ProcessMember implements Member {
   }
 
   running(): boolean {
-    return this.child !== undefined;
+    return this.child !== undefined && this.exitStatus === undefined;
   }
 
   logTail(maxBytes = 4000): string {
@@ -429,7 +506,11 @@ class ProcessMember implements Member {
     }).spawn();
     liveChildren.add(child);
     this.child = child;
-    this.exited = child.status;
+    this.exitStatus = undefined;
+    this.exited = child.status.then((status) => {
+      if (this.child === child) this.exitStatus = status;
+      return status;
+    });
     let sawReady = false;
     let wake: () => void = () => {};
     let recent = "";
@@ -515,6 +596,7 @@ class ProcessMember implements Member {
     liveChildren.delete(child);
     this.child = undefined;
     this.exited = undefined;
+    this.exitStatus = undefined;
     this.pumps = [];
   }
 
@@ -634,6 +716,8 @@ export interface CtlResult {
   stdoutBytes: Uint8Array;
   stderr: string;
   code: number;
+  /** True when the harness killed the CLI at its timeout (it hung): never an expected outcome. */
+  timedOut: boolean;
 }
 
 /** Options of {@link runCtl}. */
@@ -715,6 +799,7 @@ export async function runCtl(
       stdoutBytes: output.stdout,
       stderr,
       code: output.code,
+      timedOut,
     };
   } finally {
     clearTimeout(timer);
@@ -910,8 +995,12 @@ export function compareRuns(
   b: readonly StepOutcome[],
 ): string | undefined {
   const differing: number[] = [];
+  const hung = (outcome: StepOutcome) => outcome.raw.timedOut;
   for (let i = 0; i < Math.min(a.length, b.length); i++) {
-    if (a[i].stdout !== b[i].stdout || a[i].stderr !== b[i].stderr || a[i].code !== b[i].code) {
+    if (
+      a[i].stdout !== b[i].stdout || a[i].stderr !== b[i].stderr || a[i].code !== b[i].code ||
+      hung(a[i]) || hung(b[i])
+    ) {
       differing.push(i);
     }
   }
@@ -933,6 +1022,9 @@ export function compareRuns(
     );
   }
   if (a[i].code !== b[i].code) parts.push(`  exit code: ${la} ${a[i].code}, ${lb} ${b[i].code}`);
+  for (const [label, outcome] of [[la, a[i]], [lb, b[i]]] as const) {
+    if (hung(outcome)) parts.push(`  ${label} hung: killed by the harness at its timeout`);
+  }
   if (differing.length > 1) {
     parts.push(`  later differing steps: ${differing.slice(1).map((d) => d + 1).join(", ")}`);
   }

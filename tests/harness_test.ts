@@ -13,6 +13,9 @@ import {
   GrpcStatusError,
   KvClient,
   normaliseOutput,
+  parseReferenceVersion,
+  REFERENCE_VERSION,
+  referenceProblem,
   requireReference,
   runCtl,
   type Script,
@@ -28,6 +31,78 @@ Deno.test("freePort() returns a loopback port that can be bound again", () => {
   assert.ok(port > 0 && port < 65536);
   const listener = Deno.listen({ hostname: "127.0.0.1", port });
   listener.close();
+});
+
+Deno.test("parseReferenceVersion() reads the first line of etcd --version and etcdctl version", () => {
+  const cases: [program: "etcd" | "etcdctl", output: string, expected: string | undefined][] = [
+    [
+      "etcd",
+      "etcd Version: 3.4.23\nGit SHA: Not provided\nGo Version: go1.19.8\n",
+      "3.4.23",
+    ],
+    ["etcdctl", "etcdctl version: 3.4.23\nAPI version: 3.4\n", "3.4.23"],
+    ["etcd", "etcd Version: 3.5.9\nGit SHA: bdbbde998\n", "3.5.9"],
+    ["etcdctl", "etcdctl version: 3.4.2\nAPI version: 3.4\n", "3.4.2"],
+    // etcdctl's line is not etcd's, and a version that is not on the first line does not count.
+    ["etcd", "etcdctl version: 3.4.23\n", undefined],
+    ["etcdctl", "something else\netcdctl version: 3.4.23\n", undefined],
+    ["etcd", "", undefined],
+  ];
+  for (const [program, output, expected] of cases) {
+    assert.equal(parseReferenceVersion(program, output), expected, `${program}: ${output}`);
+  }
+});
+
+/** A directory with fake `etcd` and `etcdctl` scripts that print the given first lines. */
+function fakeReference(etcdLine: string, etcdctlLine: string): string {
+  const dir = Deno.makeTempDirSync({ prefix: "detcd-fake-reference-" });
+  for (const [name, line] of [["etcd", etcdLine], ["etcdctl", etcdctlLine]]) {
+    Deno.writeTextFileSync(`${dir}/${name}`, `#!/bin/sh\necho '${line}'\necho 'more'\n`, {
+      mode: 0o755,
+    });
+  }
+  return dir;
+}
+
+Deno.test("a reference of another version is refused, also when DETCD_REQUIRE_REFERENCE=true", () => {
+  const good = fakeReference(
+    `etcd Version: ${REFERENCE_VERSION}`,
+    `etcdctl version: ${REFERENCE_VERSION}`,
+  );
+  const newerServer = fakeReference("etcd Version: 3.5.9", `etcdctl version: ${REFERENCE_VERSION}`);
+  const olderCli = fakeReference(`etcd Version: ${REFERENCE_VERSION}`, "etcdctl version: 3.4.2");
+  const empty = Deno.makeTempDirSync({ prefix: "detcd-no-reference-" });
+  const saved = Deno.env.get("DETCD_REQUIRE_REFERENCE");
+  try {
+    assert.equal(referenceProblem(good), undefined);
+    assert.match(referenceProblem(newerServer) ?? "", /etcd is version 3\.5\.9 .*not 3\.4\.23/);
+    assert.match(referenceProblem(olderCli) ?? "", /etcdctl is version 3\.4\.2 .*not 3\.4\.23/);
+    assert.match(referenceProblem(empty) ?? "", /reference etcd and etcdctl not on PATH/);
+
+    for (const value of ["1", "true"]) {
+      Deno.env.set("DETCD_REQUIRE_REFERENCE", value);
+      // Required: the tests run (not ignored) and fail at once with the reason.
+      assert.deepEqual(requireReference(good), { ignore: false, reason: "" });
+      for (const dir of [newerServer, olderCli, empty]) {
+        assert.equal(requireReference(dir).ignore, false, `${value}: ${dir}`);
+        assert.throws(() => assertReference(dir), /DETCD_REQUIRE_REFERENCE/);
+      }
+      assertReference(good);
+    }
+    // Not required: a wrong reference makes the tests ignored, never compared with it.
+    for (const value of [undefined, "0", "false"]) {
+      if (value === undefined) Deno.env.delete("DETCD_REQUIRE_REFERENCE");
+      else Deno.env.set("DETCD_REQUIRE_REFERENCE", value);
+      assert.equal(requireReference(newerServer).ignore, true);
+      assert.equal(requireReference(good).ignore, false);
+    }
+  } finally {
+    if (saved === undefined) Deno.env.delete("DETCD_REQUIRE_REFERENCE");
+    else Deno.env.set("DETCD_REQUIRE_REFERENCE", saved);
+    for (const dir of [good, newerServer, olderCli, empty]) {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  }
 });
 
 const normaliseCases: {
@@ -120,8 +195,14 @@ for (const testCase of normaliseCases) {
   });
 }
 
-function outcome(args: string[], stdout: string, code = 0, stderr = ""): StepOutcome {
-  const raw = { stdout, stdoutBytes: new TextEncoder().encode(stdout), stderr, code };
+function outcome(
+  args: string[],
+  stdout: string,
+  code = 0,
+  stderr = "",
+  timedOut = false,
+): StepOutcome {
+  const raw = { stdout, stdoutBytes: new TextEncoder().encode(stdout), stderr, code, timedOut };
   return { args, raw, stdout, stderr, code };
 }
 
@@ -150,6 +231,14 @@ Deno.test("compareRuns() reports the first differing command with both outputs",
   assert.match(report, /│2/);
   assert.match(report, /exit code: etcd 0, detcd 1/);
   assert.equal(compareRuns(["etcd", "detcd"], a, a), undefined);
+});
+
+Deno.test("compareRuns() fails a step where both sides hung, though their outputs agree", () => {
+  const hung = [outcome(["watch", "k"], "", 137, "\n<killed by harness after 30000 ms>", true)];
+  const report = compareRuns(["etcd", "detcd"], hung, hung);
+  assert.ok(report !== undefined, "two hung runs must not compare equal");
+  assert.match(report, /etcd hung: killed by the harness at its timeout/);
+  assert.match(report, /detcd hung/);
 });
 
 Deno.test({
@@ -190,6 +279,31 @@ Deno.test({
       await member.stop();
     }
     await assert.rejects(Deno.stat(member.dataDir), Deno.errors.NotFound);
+  },
+});
+
+Deno.test({
+  name: "Member.running() turns false when the process is killed from outside",
+  ignore: reference.ignore,
+  async fn() {
+    assertReference();
+    const member = await startMember({ kind: "etcd", name: "crashed" });
+    try {
+      assert.equal(member.running(), true);
+      // A crash the harness did not cause: SIGKILL sent by pid, not through member.kill().
+      Deno.kill(member.pid(), "SIGKILL");
+      const deadline = Date.now() + 10_000;
+      while (member.running() && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(member.running(), false, "a member killed from outside still reports running");
+      // It can be started again on the same data dir, and then reports running again.
+      await member.restart();
+      assert.equal(member.running(), true);
+    } finally {
+      await member.stop();
+    }
+    assert.equal(member.running(), false);
   },
 });
 

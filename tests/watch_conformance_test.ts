@@ -91,20 +91,40 @@ interface Scenario {
   /** Writes once the watch runs. */
   during?: string[][];
   stdin?: string;
+  /**
+   * What etcd's output must end with (or, for JSON, contain in its last line): the event of a
+   * write made after every write the watch must not see, so that reading stopped after it.
+   */
+  sentinel?: string;
 }
 
 const scenarios: Scenario[] = [
   {
-    name: "guide: watch one key (put, update, delete)",
+    name: "guide: watch one key (put, update, delete); fox is not seen",
     args: ["foo"],
-    lines: 9,
-    during: [["put", "foo", "bar"], ["put", "foo", "bar123"], ["del", "foo"], ["put", "fox", "x"]],
+    // Read until the sentinel: had `fox` been sent, it would stand where the sentinel's lines are.
+    lines: 12,
+    during: [
+      ["put", "foo", "bar"],
+      ["put", "foo", "bar123"],
+      ["del", "foo"],
+      ["put", "fox", "x"],
+      ["put", "foo", "sentinel"],
+    ],
+    sentinel: "PUT\nfoo\nsentinel\n",
   },
   {
-    name: "guide: watch --prefix foo",
+    name: "guide: watch --prefix foo; fo is not seen",
     args: ["--prefix", "foo"],
-    lines: 9,
-    during: [["put", "foo1", "bar1"], ["put", "foo2", "bar2"], ["del", "foo1"], ["put", "fo", "x"]],
+    lines: 12,
+    during: [
+      ["put", "foo1", "bar1"],
+      ["put", "foo2", "bar2"],
+      ["del", "foo1"],
+      ["put", "fo", "x"],
+      ["put", "foo-end", "sentinel"],
+    ],
+    sentinel: "PUT\nfoo-end\nsentinel\n",
   },
   {
     name: "guide: watch -i (watch name, watch location)",
@@ -114,10 +134,12 @@ const scenarios: Scenario[] = [
     during: [["put", "name", "cuiliang"], ["del", "name"], ["put", "location", "beijing"]],
   },
   {
-    name: "watch a range [a, c) in json",
+    name: "watch a range [a, c) in json; c is not seen",
     args: ["a", "c", "-w", "json"],
+    // b=4 comes after c=3: had c been sent, the third line would be c's.
     lines: 3,
     during: [["put", "a", "1"], ["put", "b", "2"], ["put", "c", "3"], ["put", "b", "4"]],
+    sentinel: '"value":"NA=="',
   },
   {
     name: "watch --rev replays history, with --prev-kv",
@@ -184,6 +206,13 @@ for (const s of scenarios) {
     async fn() {
       assertReference();
       const [etcd, ours] = await Promise.all([runScenario("etcd", s), runScenario("detcd", s)]);
+      if (s.sentinel !== undefined) {
+        const lastLine = etcd.trimEnd().split("\n").at(-1)!;
+        assert.ok(
+          etcd.endsWith(s.sentinel) || lastLine.includes(s.sentinel),
+          `the reference's watch output does not end with the sentinel:\n${etcd}`,
+        );
+      }
       assert.equal(ours, etcd);
     },
   });

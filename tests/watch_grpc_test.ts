@@ -209,8 +209,11 @@ async function transcript(kind: MemberKind): Promise<string[]> {
         },
       },
     });
-    await step("fragmented replay", 4);
-    out.push(`then: ${show(await w.next(500))}`);
+    await step("fragmented replay", 3);
+    // Nothing more may come: a progress request is answered after anything already sent, so the
+    // next response must be that answer (not a fixed wait that a slow stream could outlast).
+    w.send({ requestUnion: { case: "progressRequest", value: {} } });
+    await step("then only the progress answer");
     return out;
   } finally {
     w.close();
@@ -226,6 +229,8 @@ Deno.test({
     assertReference();
     const [etcd, ours] = await Promise.all([transcript("etcd"), transcript("detcd")]);
     if (Deno.env.get("SHOW")) console.log(etcd.join("\n"));
+    // The closing sentinel was answered (so the stream was read to a known end).
+    assert.doesNotMatch(etcd.at(-1)!, /<none>/);
     assert.deepEqual(ours, etcd);
   },
 });
@@ -310,7 +315,14 @@ Deno.test({
         slowRevs.push(...revs([r]));
       }
       assert.deepEqual(slowRevs, fastRevs);
-      assert.equal(await slow.next(300), undefined);
+      // Nothing repeated after that: a sentinel put is the very next event the slow watcher gets.
+      const sentinel = await kv.put("s/sentinel", "end");
+      const after = await slow.next(10_000);
+      assert.deepEqual(
+        revs([after]),
+        [Number(sentinel.header?.revision)],
+        `after all ${total} events: ${show(after)}`,
+      );
     } finally {
       slow.close();
       fast.close();
@@ -356,7 +368,9 @@ async function revokeTranscript(kind: MemberKind): Promise<string[]> {
       { ID: grant.ID },
     );
     out.push(show(await w.next()));
-    out.push(show(await w.next(500)));
+    // No further DELETE may follow in another response: the next one is a sentinel put's event.
+    await put(kv, "l/sentinel", "end");
+    out.push(show(await w.next()));
     return out;
   } finally {
     w.close();
@@ -375,6 +389,7 @@ Deno.test({
       etcd[1],
       /\[DELETE l\/a=@5 prev=v, DELETE l\/b=@5 prev=v, DELETE l\/c=@5 prev=v\]/,
     );
+    assert.match(etcd[2], /\[PUT l\/sentinel=end@6\]/);
     assert.deepEqual(ours, etcd);
   },
 });
