@@ -564,7 +564,6 @@ class ChaosRun {
     const w = this.watch.watcher(m.member.name);
     let handle: WatchHandle | null = null;
     let stopped = false;
-    let progressTimer: ReturnType<typeof setInterval> | undefined;
     const open = () => {
       if (stopped) return;
       const from = w.lastRev + 1;
@@ -588,7 +587,7 @@ class ChaosRun {
       });
     };
     open();
-    progressTimer = setInterval(() => handle?.requestProgress(), 1000);
+    const progressTimer = setInterval(() => handle?.requestProgress(), 1000);
     return {
       stop: () => {
         stopped = true;
