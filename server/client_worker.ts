@@ -10,7 +10,7 @@ import { EtcdError, type GrpcCodeValue } from "../core/errors.ts";
 import { type AnyMethod, type CallContext, type MethodTable, tokenOf } from "./grpc.ts";
 import { listenClients, type PlainResponse } from "./listener.ts";
 import { createLogger } from "./logger.ts";
-import { etcdServiceDescriptors } from "./services.ts";
+import { etcdServiceDescriptors } from "./service_descriptors.ts";
 import type {
   CallMessage,
   FromWorker,

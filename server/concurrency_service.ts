@@ -291,5 +291,4 @@ export function addConcurrencyServices(table: MethodTable): MethodTable {
   return table;
 }
 
-/** The services this module serves, for the Connect/gRPC-Web router. */
-export const concurrencyServiceDescriptors = [Lock, Election];
+export { concurrencyServiceDescriptors } from "./service_descriptors.ts";

@@ -11,7 +11,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { type CallContext, type MethodTable, type PeerInfo, toStatus } from "./grpc.ts";
-import { etcdServiceDescriptors } from "./services.ts";
+import { etcdServiceDescriptors } from "./service_descriptors.ts";
 
 /**
  * The Connect protocol and gRPC-Web, for browsers and Connect clients, over connect-node's

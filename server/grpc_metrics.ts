@@ -7,7 +7,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { GrpcCode, type GrpcCodeValue } from "../core/errors.ts";
 import { type FamilySnapshot, goFloat, type Sample } from "../core/metrics.ts";
-import { etcdServiceDescriptors } from "./services.ts";
+import { etcdServiceDescriptors } from "./service_descriptors.ts";
 
 /** One method's counters. */
 export interface MethodStats {

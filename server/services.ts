@@ -10,7 +10,7 @@ import {
 import type { AuthInfo } from "../core/auth/mod.ts";
 import type { EtcdNode } from "../core/node/mod.ts";
 import { watchMethod, type WatchServiceOptions } from "./watch_service.ts";
-import { addConcurrencyServices, concurrencyServiceDescriptors } from "./concurrency_service.ts";
+import { addConcurrencyServices } from "./concurrency_service.ts";
 import { hashResponse, snapshotMethod } from "./snapshot_service.ts";
 import type { Logger } from "../core/log.ts";
 import { Errors, isEtcdError } from "../core/errors.ts";
@@ -248,12 +248,4 @@ function authMethods(node: EtcdNode): [string, AnyMethod][] {
   ];
 }
 
-/** Services whose methods detcd may serve, for routers that need descriptors. */
-export const etcdServiceDescriptors = [
-  KV,
-  Maintenance,
-  Cluster,
-  Lease,
-  Auth,
-  ...concurrencyServiceDescriptors,
-];
+export { etcdServiceDescriptors } from "./service_descriptors.ts";

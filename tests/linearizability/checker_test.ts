@@ -6,6 +6,7 @@ import {
   type KvInput,
   type KvOperation,
   type KvOutput,
+  withoutUnobservedUnknownPuts,
 } from "./etcd_model.ts";
 
 /** An operation over [call, ret] (ret null: unknown outcome). */
@@ -280,4 +281,26 @@ Deno.test("random histories: linearizable when made from a real order; the short
     if (verdict(changed) === "illegal") illegal++;
   }
   assert.ok(illegal > 30, `${illegal} changed histories found illegal`);
+});
+
+Deno.test("an unknown put that only a delete observed stays in the history (simulation seed 47)", () => {
+  // The put's value is never read, but the delete found the key: without the put the history has
+  // no legal order, so leaving it out as "unobserved" would report a correct run as broken.
+  const history = [
+    op(1, 0, 10, del("k"), { kind: "delete", revision: 1, deleted: 0 }),
+    op(2, 20, null, put("k", "never-read")),
+    op(3, 30, 40, del("k"), { kind: "delete", revision: 5, deleted: 1 }),
+    op(4, 50, 60, get("k"), read(null, 0)),
+  ];
+  const kept = withoutUnobservedUnknownPuts(history);
+  assert.equal(kept.length, 4);
+  assert.equal(checkLinearizable(etcdKvModel, kept).verdict, "ok");
+  // Without the put, no order is legal: the filter must not have dropped it.
+  assert.equal(
+    checkLinearizable(etcdKvModel, history.filter((o) => o.client !== 2)).verdict,
+    "illegal",
+  );
+  // On a key that only puts and gets touch, the unread unknown put still goes.
+  const plain = [op(1, 0, 10, put("j", "a"), wrote(1)), op(2, 20, null, put("j", "b"))];
+  assert.equal(withoutUnobservedUnknownPuts(plain).length, 1);
 });

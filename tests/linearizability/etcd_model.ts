@@ -271,13 +271,16 @@ export function checkRevisions(history: KvOperation[]): string[] {
 }
 
 /**
- * Leaves out puts of unknown outcome whose value nobody read (and nobody else wrote): such a put,
- * if it happened, can always be placed last, where no one observes it, so the verdict is the same;
- * each one left in multiplies the orders the search may have to try.
+ * Leaves out puts of unknown outcome whose value nobody read (and nobody else wrote), on keys that
+ * only puts and gets touch: such a put, if it happened, can always be placed last, where no one
+ * observes it, so the verdict is the same; each one left in multiplies the orders the search may
+ * have to try. On a key with deletes or compare-and-swaps the put stays: a delete that found the
+ * key, or a CAS that failed, may be what observed it.
  */
 export function withoutUnobservedUnknownPuts(history: KvOperation[]): KvOperation[] {
   const read = new Set<string>();
   const written = new Map<string, number>();
+  const observedOtherwise = new Set<string>();
   for (const op of history) {
     if (op.output?.kind === "get" && op.output.value !== null) {
       read.add(`${op.input.key}\u0000${op.output.value}`);
@@ -286,9 +289,11 @@ export function withoutUnobservedUnknownPuts(history: KvOperation[]): KvOperatio
       const k = `${op.input.key}\u0000${op.input.value}`;
       written.set(k, (written.get(k) ?? 0) + 1);
     }
+    if (op.input.kind === "delete" || op.input.kind === "cas") observedOtherwise.add(op.input.key);
   }
   return history.filter((op) => {
     if (op.output !== undefined || op.input.kind !== "put") return true;
+    if (observedOtherwise.has(op.input.key)) return true;
     const k = `${op.input.key}\u0000${op.input.value}`;
     return read.has(k) || written.get(k)! > 1;
   });

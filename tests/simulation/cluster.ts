@@ -43,6 +43,7 @@ import { Network } from "./network.ts";
 import { Prng } from "./prng.ts";
 import { SimDisk } from "./sim_disk.ts";
 import { WatchChecker } from "./watch_check.ts";
+import { KvWorkload } from "./kv_workload.ts";
 import { ClientWorkload, LeaseWorkload } from "./workloads.ts";
 
 /** What one run simulates. Everything not given is drawn from the seed. */
@@ -138,6 +139,7 @@ class Simulation {
   #membership: MembershipChanges;
   #clients: ClientWorkload;
   #leases: LeaseWorkload;
+  #kv: KvWorkload;
   /** A whole-key-space watcher on every member incarnation (see watch_check.ts). */
   #watches = new WatchChecker();
   #safety: SafetyChecker;
@@ -164,6 +166,8 @@ class Simulation {
     // was added.
     const leaseRng = new Prng((this.seed ^ 0x1ea5e5) >>> 0);
     this.#leases = new LeaseWorkload(this.#loop, this.#members, leaseRng);
+    // So has the delete/CAS/compaction workload (through the method table).
+    this.#kv = new KvWorkload(this.#loop, this.#members, new Prng((this.seed ^ 0x6b7673) >>> 0));
     this.#watches.onRevision = (_rev, events) => this.#leases.observeRevision(events);
     this.#network = new Network(
       this.#loop,
@@ -241,7 +245,7 @@ class Simulation {
       loop.at(r.range(0, 50), `open ${m.name}`, () => this.#open(m));
     }
     // Started in this order: events due at the same millisecond run in the order scheduled.
-    const actors: ChaosActor[] = [this.#clients, this.#leases, this.#faults];
+    const actors: ChaosActor[] = [this.#clients, this.#leases, this.#faults, this.#kv];
     if (this.#options.membershipChanges !== false) actors.push(this.#membership);
     for (const actor of actors) actor.start();
     loop.every(500, "reconcile", () => this.#membership.reconcile());
@@ -265,15 +269,17 @@ class Simulation {
     // part of the checked history (a run where nothing succeeds fails the final check). Then stay
     // converged a little longer (late messages, pending publishes) and check the end state.
     this.#clients.resume();
+    this.#kv.resume();
     await this.#runUntil(loop.nowMs + 3_000, () => false);
     this.#clients.stop();
+    this.#kv.stop();
     await this.#runUntil(loop.nowMs + 3_000, () => false);
     await this.#runUntil(loop.nowMs + 30_000, () => this.#converged());
     await this.#leaseChecker.endPhase({
       runUntil: (limitMs, until) => this.#runUntil(limitMs, until),
       converged: () => this.#converged(),
     });
-    await checkFinalState(loop, this.#members, this.#clients.ops);
+    await checkFinalState(loop, this.#members, this.#clients.ops, this.#kv);
     if (loop.violation !== null) throw this.#failure(loop.violation);
     return {
       seed: this.seed,

@@ -159,6 +159,12 @@ export interface SimStats {
   leaseRevokes: number;
   /** checkers.ts (LeaseChecker) */
   leaseKeysExpired: number;
+  /** kv_workload.ts: calls made (deletes, CAS, puts, reads, reads at a revision) */
+  kvOps: number;
+  /** kv_workload.ts: calls answered */
+  kvAcked: number;
+  /** kv_workload.ts: compactions asked for */
+  compactions: number;
   /** checkers.ts: operations the linearizability checker took (reads included, failures not). */
   linearizabilityOps: number;
   /** checkers.ts: linearizable reads among them, with a known answer. */
@@ -196,6 +202,9 @@ export class EventLoop {
     putsAcked: 0,
     gets: 0,
     getsOk: 0,
+    kvOps: 0,
+    kvAcked: 0,
+    compactions: 0,
     memberAdds: 0,
     memberRemoves: 0,
     promotions: 0,
