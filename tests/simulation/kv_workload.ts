@@ -20,9 +20,7 @@ import {
   RangeRequestSchema,
   TxnRequestSchema,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
-import type { EtcdNode } from "../../core/node/mod.ts";
-import { etcdServices } from "../../server/services.ts";
-import type { CallContext, MethodTable } from "../../server/grpc.ts";
+import { callUnary } from "./services.ts";
 import type { KvInput, KvOperation, KvOutput } from "../linearizability/etcd_model.ts";
 import { errorText, type EventLoop } from "./event_loop.ts";
 import type { Members } from "./members.ts";
@@ -53,7 +51,6 @@ export class KvWorkload {
   #lastSeen = new Map<string, string | null>();
   /** Revisions of acknowledged writes, for reads as of a revision. */
   #writeRevisions: { key: string; rev: number }[] = [];
-  #tables = new WeakMap<EtcdNode, MethodTable>();
 
   constructor(loop: EventLoop, members: Members, rng: Prng) {
     this.#loop = loop;
@@ -91,25 +88,6 @@ export class KvWorkload {
     this.start();
   }
 
-  #table(node: EtcdNode): MethodTable {
-    let table = this.#tables.get(node);
-    if (table === undefined) {
-      table = etcdServices(node);
-      this.#tables.set(node, table);
-    }
-    return table;
-  }
-
-  /** Calls a unary method of the member's table as a client without auth would. */
-  #invoke(node: EtcdNode, path: string, req: unknown): Promise<unknown> {
-    const method = this.#table(node).get(path);
-    if (method === undefined || method.kind !== "unary") {
-      return Promise.reject(new Error(`no unary method ${path}`));
-    }
-    const ctx: CallContext = { headers: {}, signal: new AbortController().signal };
-    return new Promise((resolve) => resolve(method.handle(req as never, ctx)));
-  }
-
   #call(): void {
     // A call whose member crashed is never answered: it counts no longer.
     for (const p of this.#pending) {
@@ -130,7 +108,7 @@ export class KvWorkload {
       const rev = Math.max(1, node.revision - r.range(0, 40));
       if (rev <= node.compactRevision) return;
       stats.compactions++;
-      this.#invoke(
+      callUnary(
         node,
         "/etcdserverpb.KV/Compact",
         create(CompactionRequestSchema, {
@@ -225,7 +203,7 @@ export class KvWorkload {
     const pending = { call, member: m, incarnation: inc };
     this.#pending.add(pending);
     stats.kvOps++;
-    this.#invoke(node, path, req).then(
+    callUnary(node, path, req).then(
       (resp) => {
         this.#pending.delete(pending);
         if (m.incarnation !== inc) return; // answered by a crashed incarnation: never seen

@@ -11,11 +11,14 @@
 import { create } from "@bufbuild/protobuf";
 import {
   LeaseGrantRequestSchema,
+  LeaseRevokeRequestSchema,
   LeaseTimeToLiveRequestSchema,
   PutRequestSchema,
+  type PutResponse,
   RangeRequestSchema,
   type RangeResponse,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
+import { callUnary, keepAliveOnce } from "./services.ts";
 import { EtcdError } from "../../core/errors.ts";
 import { errorText, type EventLoop } from "./event_loop.ts";
 import { describe, type GetOp, type Op, type PutOp } from "./history.ts";
@@ -127,7 +130,9 @@ export class ClientWorkload {
       this.#track(
         m,
         op,
-        node.put(
+        callUnary<PutResponse>(
+          node,
+          "/etcdserverpb.KV/Put",
           create(PutRequestSchema, { key: encoder.encode(key), value: encoder.encode(value) }),
         ),
         (resp) => {
@@ -156,7 +161,11 @@ export class ClientWorkload {
       stats.gets++;
       let call: Promise<RangeResponse>;
       try {
-        call = node.range(create(RangeRequestSchema, { key: encoder.encode(key), serializable }));
+        call = callUnary<RangeResponse>(
+          node,
+          "/etcdserverpb.KV/Range",
+          create(RangeRequestSchema, { key: encoder.encode(key), serializable }),
+        );
       } catch (e) {
         call = Promise.reject(e);
       }
@@ -362,18 +371,19 @@ export class LeaseWorkload {
     this.#loop.stats.leaseGrants++;
     this.#loop.log(`lease L${no} grant ttl ${lease.ttlMs / 1000}s via ${m.name}`);
     const req = create(LeaseGrantRequestSchema, { ID: lease.id, TTL: BigInt(lease.ttlMs / 1000) });
-    this.#call(m, lease, "grant", () => m.node!.leaseGrant(req)).then(
-      () => {
-        lease.granted = true;
-        this.#loop.log(`lease L${no} granted`);
-        const keys = r.range(1, 2);
-        for (let i = 0; i < keys; i++) this.#put(lease, `L${no}k${i}`);
-        const renewForMs = r.pick([0, 2000, 5000, 10_000, 30_000]);
-        const revoke = r.chance(0.3);
-        this.#keepAlive(lease, this.#loop.nowMs + renewForMs, revoke);
-      },
-      (e) => this.#loop.log(`lease L${no} grant failed: ${errorText(e)}`),
-    );
+    this.#call(m, lease, "grant", () => callUnary(m.node!, "/etcdserverpb.Lease/LeaseGrant", req))
+      .then(
+        () => {
+          lease.granted = true;
+          this.#loop.log(`lease L${no} granted`);
+          const keys = r.range(1, 2);
+          for (let i = 0; i < keys; i++) this.#put(lease, `L${no}k${i}`);
+          const renewForMs = r.pick([0, 2000, 5000, 10_000, 30_000]);
+          const revoke = r.chance(0.3);
+          this.#keepAlive(lease, this.#loop.nowMs + renewForMs, revoke);
+        },
+        (e) => this.#loop.log(`lease L${no} grant failed: ${errorText(e)}`),
+      );
   }
 
   #put(lease: SimLease, key: string): void {
@@ -386,7 +396,12 @@ export class LeaseWorkload {
       value: encoder.encode(`L${lease.no}`),
       lease: lease.id,
     });
-    this.#call(m, lease, `put ${key}`, () => m.node!.put(req)).then(
+    this.#call(
+      m,
+      lease,
+      `put ${key}`,
+      () => callUnary<PutResponse>(m.node!, "/etcdserverpb.KV/Put", req),
+    ).then(
       (resp) => this.#loop.log(`lease L${lease.no} put ${key} ok rev=${resp.header?.revision}`),
       (e) => this.#loop.log(`lease L${lease.no} put ${key} failed: ${errorText(e)}`),
     );
@@ -408,16 +423,21 @@ export class LeaseWorkload {
         lease.revokeInvokeMs ??= loop.nowMs;
         loop.stats.leaseRevokes++;
         loop.log(`lease L${lease.no} revoke via ${m.name}`);
-        this.#call(m, lease, "revoke", () => m.node!.leaseRevoke(lease.id)).then(
-          () => loop.log(`lease L${lease.no} revoked`),
-          (e) => loop.log(`lease L${lease.no} revoke failed: ${errorText(e)}`),
-        );
+        this.#call(m, lease, "revoke", () =>
+          callUnary(
+            m.node!,
+            "/etcdserverpb.Lease/LeaseRevoke",
+            create(LeaseRevokeRequestSchema, { ID: lease.id }),
+          )).then(
+            () => loop.log(`lease L${lease.no} revoked`),
+            (e) => loop.log(`lease L${lease.no} revoke failed: ${errorText(e)}`),
+          );
         return;
       }
       const m = this.#member();
       if (m) {
         const invokeMs = loop.nowMs;
-        this.#call(m, lease, "renew", () => m.node!.leaseRenew(lease.id)).then(
+        this.#call(m, lease, "renew", () => keepAliveOnce(m.node!, lease.id)).then(
           (ttl) => {
             lease.ackedRenewInvokes.push(invokeMs);
             lease.lastRenewEndMs = Math.max(lease.lastRenewEndMs, loop.nowMs);
@@ -431,7 +451,12 @@ export class LeaseWorkload {
         );
         if (r.chance(0.2)) {
           const req = create(LeaseTimeToLiveRequestSchema, { ID: lease.id, keys: true });
-          this.#call(m, lease, "ttl", () => m.node!.leaseTimeToLive(req)).catch(() => {});
+          this.#call(
+            m,
+            lease,
+            "ttl",
+            () => callUnary(m.node!, "/etcdserverpb.Lease/LeaseTimeToLive", req),
+          ).catch(() => {});
         }
       }
       loop.at(r.range(500, 1000), `lease L${lease.no} renew`, step);
