@@ -4,7 +4,7 @@
  * one-line summary; exits 1 when a check failed.
  *
  *   deno task chaos --seconds 60 --seed 7 [--members 3|5] [--target detcd|etcd] [--clients 8]
- *                   [--no-disk-fault] [--faults kill-leader,disk-full,...] [--quiet]
+ *                   [--no-disk-fault] [--no-clock-skew] [--faults kill-leader,disk-full,...] [--quiet]
  */
 import { parseArgs } from "node:util";
 import { runChaos } from "../tests/chaos/run.ts";
@@ -18,6 +18,7 @@ const { values } = parseArgs({
     target: { type: "string", default: "detcd" },
     clients: { type: "string", default: "8" },
     "no-disk-fault": { type: "boolean", default: false },
+    "no-clock-skew": { type: "boolean", default: false },
     faults: { type: "string" },
     quiet: { type: "boolean", default: false },
   },
@@ -41,6 +42,7 @@ const summary = await runChaos({
   target,
   clients: Number(values.clients),
   diskFault: !values["no-disk-fault"],
+  clockSkew: !values["no-clock-skew"],
   faults: values.faults?.split(","),
   log: values.quiet ? undefined : (line) => console.log(line),
 });

@@ -3,7 +3,8 @@
  * loopback, real gRPC clients writing and reading for a bounded time, and faults drawn from a seed:
  * kill -9 of a follower or of the leader, SIGSTOP/SIGCONT pauses, peer partitions and stalls (a
  * TCP proxy on every peer port, see proxy.ts), and a disk that fills up (one member's data dir on
- * a small tmpfs, when this process may mount one). Then it heals everything and checks:
+ * a small tmpfs, when this process may mount one), and one member's wall clock skewed (libfaketime).
+ * Then it heals everything and checks:
  *
  * - the clients' history is linearizable (tests/linearizability, etcd's KV model; writes that
  *   failed in a way that may have happened stay open to the end), revisions included;
@@ -52,6 +53,12 @@ export interface ChaosOptions {
   epochMs?: number;
   /** Allow the full-disk fault (needs root for a tmpfs mount; default: try). */
   diskFault?: boolean;
+  /**
+   * Start the second member with its wall clock skewed by an offset drawn from the seed (Debian's
+   * libfaketime, when installed; default on). Go reads the clock through the vDSO, not libc, so
+   * against etcd the preload changes nothing; against detcd, Date and every wall-clock read move.
+   */
+  clockSkew?: boolean;
   /** Only these fault kinds (default: every kind the cluster allows). */
   faults?: readonly string[];
   /** Search budget of the linearizability check (steps over all keys). */
@@ -71,6 +78,8 @@ export interface ChaosSummary {
   unknown: number;
   faults: number;
   faultKinds: Record<string, number>;
+  /** The skewed member and its offset ("chaos2:+120s"), or "none". */
+  skew: string;
   linearizable: "yes" | "NO" | "unknown";
   watchEvents: number;
   watchResumes: number;
@@ -138,6 +147,7 @@ class ChaosRun {
   keysUsed = new Set<string>();
   hashes: "equal" | "DIFFER" | "none" = "none";
   linearizable: "yes" | "NO" | "unknown" = "unknown";
+  skewSeconds = 0;
 
   constructor(readonly options: ChaosOptions) {
     this.kind = options.target ?? "detcd";
@@ -153,10 +163,21 @@ class ChaosRun {
   }
 
   async execute(): Promise<ChaosSummary> {
-    await this.startCluster();
     const prng = new Prng(this.seed);
     const faultPrng = prng.fork();
     const clientPrng = prng.fork();
+    const skewPrng = prng.fork();
+    if (this.options.clockSkew !== false && haveFaketime()) {
+      this.skewSeconds = (skewPrng.chance(0.5) ? 1 : -1) * skewPrng.range(30, 600);
+    }
+    await this.startCluster();
+    if (this.skewSeconds !== 0) {
+      this.log(
+        `${this.elapsed()} ${
+          this.members[1].member.name
+        }'s wall clock is off by ${this.skewSeconds} s`,
+      );
+    }
     this.log(`${this.elapsed()} cluster of ${this.size} ${this.kind} members ready`);
     const watchers = this.members.map((m) => this.watchMember(m));
     const clients = Array.from(
@@ -198,6 +219,14 @@ class ChaosRun {
     await Promise.all(proxies.map((p) => p.listen()));
     // The last member's data dir may live on a small tmpfs, for the full-disk fault.
     const tmpfs = this.options.diskFault === false ? null : await this.mountTmpfs();
+    const skewEnv = (i: number): Record<string, string> => {
+      if (i !== 1 || this.skewSeconds === 0) return {};
+      return {
+        LD_PRELOAD: FAKETIME_LIB,
+        FAKETIME: `${this.skewSeconds > 0 ? "+" : ""}${this.skewSeconds}s`,
+        DONT_FAKE_MONOTONIC: "1",
+      };
+    };
     const started = await Promise.allSettled(planned.map((p, i) =>
       startMember({
         kind: this.kind,
@@ -212,6 +241,7 @@ class ChaosRun {
         initialClusterState: "new",
         initialClusterToken: `chaos-${this.seed}`,
         extraArgs: ["--heartbeat-interval", "100", "--election-timeout", "1000"],
+        env: skewEnv(i),
       })
     ));
     started.forEach((r, i) => {
@@ -721,6 +751,13 @@ class ChaosRun {
     }
   }
 
+  skew(): string {
+    if (this.skewSeconds === 0) return "none";
+    return `${this.members[1]?.member.name ?? "chaos2"}:${
+      this.skewSeconds > 0 ? "+" : ""
+    }${this.skewSeconds}s`;
+  }
+
   summary(): ChaosSummary {
     const faults = Object.entries(this.faultKinds).filter(([k]) => k !== "disk-full-stopped")
       .reduce((s, [, n]) => s + n, 0);
@@ -734,6 +771,7 @@ class ChaosRun {
       `fail=${this.counts.fail}`,
       `unknown=${this.counts.unknown}`,
       `faults=${faults}`,
+      `skew=${this.skew()}`,
       `linearizable=${this.linearizable}`,
       `watch=${this.watch.problems.length === 0 ? "ok" : "NO"}`,
       `watch-events=${this.watch.events}`,
@@ -750,6 +788,7 @@ class ChaosRun {
       ...this.counts,
       faults,
       faultKinds: this.faultKinds,
+      skew: this.skew(),
       linearizable: this.linearizable,
       watchEvents: this.watch.events,
       watchResumes: this.watch.resumes(),
@@ -757,6 +796,16 @@ class ChaosRun {
       problems: this.problems,
       line,
     };
+  }
+}
+
+const FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+function haveFaketime(): boolean {
+  try {
+    return Deno.statSync(FAKETIME_LIB).isFile;
+  } catch {
+    return false;
   }
 }
 
