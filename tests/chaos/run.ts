@@ -702,10 +702,18 @@ class ChaosRun {
     });
     if (verdict.verdict === "illegal") {
       this.linearizable = "NO";
+      const longest = verdict.longest!;
+      const placed = new Set(longest);
+      const unplaced = verdict.part!.filter((o) => !placed.has(o)).sort((x, y) => x.call - y.call);
+      const show = (ops: KvOperation[]) => ops.map((o) => etcdKvModel.describe!(o)).join("\n  ");
       this.problems.push(
-        `not linearizable: key ${verdict.part![0].input.key}; longest legal order:\n  ${
-          verdict.longest!.map((o) => etcdKvModel.describe!(o)).join("\n  ")
-        }`,
+        `not linearizable: key ${verdict.part![0].input.key} (${
+          verdict.part!.length
+        } operations); ` +
+          `the longest legal order placed ${longest.length}, ending:\n  ${
+            show(longest.slice(-8))
+          }\n` +
+          `and none of the next could follow:\n  ${show(unplaced.slice(0, 6))}`,
       );
     } else {
       this.linearizable = verdict.verdict === "ok" ? "yes" : "unknown";
