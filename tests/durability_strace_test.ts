@@ -25,10 +25,13 @@
  * Seen on Linux (Deno 2.9.6): replies are `sendto` on the TCP fd, WAL writes are `write`, WAL
  * syncs are `fdatasync`, directory syncs are `fsync` (Deno's `FsFile.sync`).
  *
- * The test can fail (mutations tried, each restored): making DenoDisk's AppendFile.sync a no-op
- * fails the per-put check for every put; removing the syncDir in Wal's segment roll fails the
- * segment-creation check; removing the syncDir in DenoDisk.writeFileAtomic fails the rename
- * check.
+ * The test can fail (mutations tried, each restored; 2000 puts): DenoDisk's AppendFile.sync made a
+ * no-op: 1992 puts answered before any sync of their WAL write (8 were synced by a segment roll's
+ * truncate); Wal.append syncing 5 ms later instead of before resolving: 1992 puts answered before
+ * the (present) fdatasync; the syncDir in Wal's segment roll removed: all 9 segment creations
+ * flagged; the syncDir in DenoDisk.writeFileAtomic removed: all 5 renames (meta, snapshots)
+ * flagged. Applying committed entries before the WAL write is not caught, rightly: Raft commits
+ * an entry only after the leader's own write of it, so no reply can overtake the sync that way.
  *
  * A second test corrupts a real member's WAL: a flipped byte in a record in the middle must stop
  * the member from starting (non-zero exit, "wal: checksum mismatch" in its log, nothing served);
