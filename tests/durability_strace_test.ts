@@ -33,21 +33,31 @@
  * flagged. Applying committed entries before the WAL write is not caught, rightly: Raft commits
  * an entry only after the leader's own write of it, so no reply can overtake the sync that way.
  *
- * A second test corrupts a real member's WAL: a flipped byte in a record in the middle must stop
- * the member from starting (non-zero exit, "wal: checksum mismatch" in its log, nothing served);
- * a torn last record must be cut off and every earlier acknowledged put served. etcd 3.4.23 is the
- * reference for the behaviour (refuses vs starts) where its own WAL allows the same damage.
+ * A second test corrupts a real member's WAL (SIGKILLed after 30 acknowledged puts): a flipped
+ * bit in a record in the middle must stop the member from starting (non-zero exit, "wal: checksum
+ * mismatch" in its log, never ready); the last put's record cut in half (file cut short, or its
+ * second half zeroed as in a preallocated segment) must be cut off and every earlier put served.
+ * etcd 3.4.23 is the reference for the behaviours (refuses vs starts) under the same damage to
+ * its own WAL format: it refuses the flipped bit ("crc mismatch") and starts from the cut tail.
+ * Mutations caught: a checksum mismatch read as a torn tail (detcd then started and served 15 of
+ * 30 acknowledged puts); a partial last record read as corruption (detcd refused to start).
  */
 
 import { assert, assertEquals } from "../core/testing.ts";
 import {
+  assertReference,
   childEnv,
   freePort,
   KvClient,
+  type Member,
+  type MemberKind,
   REPO_ROOT,
+  requireDetcd,
   type Requirement,
+  requireReference,
   SERVER_V8_FLAGS,
   sleep,
+  startMember,
   TEST_TLS,
   which,
 } from "./harness.ts";
@@ -627,5 +637,231 @@ Deno.test({
     } finally {
       if (!keep) await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// A damaged WAL on a real member
+
+/** A WAL record's span in its segment file: [offset, end). */
+interface Frame {
+  offset: number;
+  end: number;
+}
+
+/**
+ * The records of a segment, walked by the server's own framing. detcd: u32 LE payload length,
+ * u32 CRC-32C, payload (core/storage/wal.ts). etcd: u64 LE length field (top byte: padding),
+ * walpb.Record, padding to 8 bytes (etcd's wal/encoder.go). Both end at the zero-filled tail.
+ */
+function frames(kind: MemberKind, data: Uint8Array): Frame[] {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const out: Frame[] = [];
+  let offset = 0;
+  while (offset + 8 <= data.length) {
+    let end: number;
+    if (kind === "detcd") {
+      const length = view.getUint32(offset, true);
+      if (length === 0 && view.getUint32(offset + 4, true) === 0) break;
+      end = offset + 8 + length;
+    } else {
+      const field = view.getBigUint64(offset, true);
+      if (field === 0n) break;
+      const length = Number(field & 0x00ff_ffff_ffff_ffffn);
+      const padding = field & (1n << 63n) ? Number((field >> 56n) & 7n) : 0;
+      end = offset + 8 + length + padding;
+    }
+    if (end > data.length) break;
+    out.push({ offset, end });
+    offset = end;
+  }
+  return out;
+}
+
+/** The frame whose bytes hold `needle`. */
+function frameHolding(data: Uint8Array, all: Frame[], needle: string): Frame {
+  const at = indexOfBytes(data, textEncoder.encode(needle));
+  assert(at >= 0, `${needle} is not in the WAL`);
+  const frame = all.find((f) => f.offset <= at && at < f.end);
+  assert(frame !== undefined, `${needle} lies outside the WAL's records`);
+  return frame;
+}
+
+async function onlySegment(dataDir: string): Promise<string> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(`${dataDir}/member/wal`)) {
+    if (e.name.endsWith(".wal")) names.push(e.name);
+  }
+  assertEquals(names.length, 1, `one WAL segment expected, found ${names.join(", ")}`);
+  return `${dataDir}/member/wal/${names[0]}`;
+}
+
+async function copyDir(from: string, to: string): Promise<void> {
+  const out = await new Deno.Command("cp", { args: ["-a", from, to] }).output();
+  assert(out.success, `cp -a ${from} ${to}: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+/** What a member did on a damaged copy of its data dir. */
+interface Outcome {
+  started: boolean;
+  /** The start-up error (exit code and log tail) when it did not start. */
+  error: string;
+  /** Each key's value as served after a start (undefined: absent). */
+  values: (string | undefined)[];
+}
+
+const KEYS = 30;
+
+/**
+ * Writes KEYS acknowledged puts to a fresh member of `kind`, kills it (SIGKILL), then starts it on
+ * three damaged copies of its data dir: a flipped bit inside the value of a put in the middle of
+ * the WAL, the WAL cut in the middle of the record of the last put (a torn write the file system
+ * kept short), and (detcd only, whose segments are zero-filled like etcd's but whose recovery
+ * also reads a zeroed half record as torn) that record's second half zeroed.
+ */
+async function damagedStarts(
+  kind: MemberKind,
+): Promise<{ expected: string[]; outcomes: Record<string, Outcome> }> {
+  const dir = await Deno.makeTempDir({ prefix: `detcd-walcorrupt-${kind}-` });
+  const advertisePeerUrl = `http://127.0.0.1:${freePort()}`;
+  const runId = crypto.randomUUID().slice(0, 8);
+  const valueOf = (i: number) => `acknowledged-${runId}-${i}-`;
+  try {
+    const member = await startMember({ kind, dataDir: `${dir}/data`, advertisePeerUrl });
+    try {
+      const client = new KvClient(member.endpoint);
+      try {
+        for (let i = 0; i < KEYS; i++) await client.put(`wal/${i}`, valueOf(i));
+      } finally {
+        client.close();
+      }
+      await member.kill("SIGKILL");
+    } finally {
+      await member.stop();
+    }
+    const segment = await onlySegment(`${dir}/data`);
+    const original = await Deno.readFile(segment);
+    const all = frames(kind, original);
+    assert(all.length >= KEYS, `only ${all.length} records in ${segment}`);
+    const middle = frameHolding(original, all, valueOf(KEYS / 2));
+    const last = frameHolding(original, all, valueOf(KEYS - 1));
+    const cut = last.offset + Math.floor((last.end - last.offset) / 2);
+
+    const damages: Record<string, (data: Uint8Array) => Uint8Array> = {
+      "flipped bit": (data) => {
+        const copy = data.slice();
+        const at = indexOfBytes(copy, textEncoder.encode(valueOf(KEYS / 2)));
+        assert(middle.offset < at && at < middle.end);
+        copy[at + 2] ^= 0x04;
+        return copy;
+      },
+      "cut in the last record": (data) => data.slice(0, cut),
+    };
+    if (kind === "detcd") {
+      damages["last record half zeroed"] = (data) => {
+        const copy = data.slice();
+        copy.fill(0, cut, all[all.length - 1].end);
+        return copy;
+      };
+    }
+    const outcomes: Record<string, Outcome> = {};
+    for (const [name, damage] of Object.entries(damages)) {
+      const copy = `${dir}/${name.replaceAll(" ", "-")}`;
+      await copyDir(`${dir}/data`, copy);
+      await Deno.writeFile(copy + segment.slice(`${dir}/data`.length), damage(original));
+      const outcome: Outcome = { started: false, error: "", values: [] };
+      let restarted: Member;
+      try {
+        restarted = await startMember({
+          kind,
+          dataDir: copy,
+          advertisePeerUrl,
+          readyTimeoutMs: 30_000,
+        });
+      } catch (error) {
+        outcome.error = `${error}`;
+        outcomes[name] = outcome;
+        continue;
+      }
+      try {
+        outcome.started = true;
+        const client = new KvClient(restarted.endpoint);
+        try {
+          for (let i = 0; i < KEYS; i++) {
+            const kv = (await client.range(`wal/${i}`)).kvs[0];
+            outcome.values.push(kv ? new TextDecoder().decode(kv.value) : undefined);
+          }
+        } finally {
+          client.close();
+        }
+        outcome.error = restarted.logTail();
+      } finally {
+        await restarted.stop();
+      }
+      outcomes[name] = outcome;
+    }
+    return { expected: [...Array(KEYS).keys()].map(valueOf), outcomes };
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** The behaviours detcd and etcd must share on a damaged WAL. */
+function assertDamageHandled(
+  kind: MemberKind,
+  { expected, outcomes }: { expected: string[]; outcomes: Record<string, Outcome> },
+): void {
+  for (const [name, o] of Object.entries(outcomes)) {
+    const served = o.values.filter((v, i) => v === expected[i]).length;
+    const why = o.started ? "" : `: ${/wal: [^"]*|crc mismatch[^"]*/.exec(o.error)?.[0]}`;
+    console.log(
+      `${kind}, ${name}: ${o.started ? `started, ${served} puts served` : "refused"}${why}`,
+    );
+  }
+  const flipped = outcomes["flipped bit"];
+  assert(!flipped.started, `${kind} served from a WAL with a flipped bit`);
+  assert(
+    /exited with code [1-9]/.test(flipped.error),
+    `${kind} must exit non-zero: ${flipped.error}`,
+  );
+  const corruptText = kind === "detcd"
+    ? /wal: checksum mismatch in record at offset \d+/
+    : /crc mismatch/;
+  assert(corruptText.test(flipped.error), `${kind} must say why: ${flipped.error}`);
+  for (const name of ["cut in the last record", "last record half zeroed"]) {
+    const torn = outcomes[name];
+    if (torn === undefined) continue;
+    assert(torn.started, `${kind} refused a WAL with a torn tail (${name}): ${torn.error}`);
+    // Every put before the torn one was acknowledged and must be served as written.
+    assertEquals(torn.values.slice(0, KEYS - 1), expected.slice(0, KEYS - 1), `${kind}, ${name}`);
+    if (kind === "detcd") {
+      // detcd rebuilds its store from the WAL: the torn put is gone, and the log says so.
+      assertEquals(torn.values[KEYS - 1], undefined, `${kind}, ${name}: the torn put`);
+      assert(torn.error.includes("cut a torn record off the WAL tail"), torn.error);
+    }
+  }
+}
+
+Deno.test({
+  name: "a real detcd refuses a WAL with a flipped bit in its middle (non-zero exit, the reason " +
+    "in its log) and starts from a torn tail with every earlier acknowledged put",
+  ...requireDetcd(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    assertDamageHandled("detcd", await damagedStarts("detcd"));
+  },
+});
+
+Deno.test({
+  name:
+    "etcd 3.4.23, the reference, also refuses a flipped bit in its WAL and starts from a torn " +
+    "tail with every earlier acknowledged put",
+  ...requireReference(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    assertReference();
+    assertDamageHandled("etcd", await damagedStarts("etcd"));
   },
 });
