@@ -15,8 +15,9 @@
  *   `fsync`) of that WAL file that *returns* before the reply answering the put is *started*;
  * - every WAL segment created (`openat` O_CREAT under member/wal/) is followed by an fsync of the
  *   WAL directory before the next reply to any client;
- * - every rename under the data dir (snapshots, meta: temp + sync + rename) is followed by an fsync
- *   of its directory, before any file under the data dir is removed (WAL segments and old
+ * - every rename under the data dir (snapshots, meta: temp + sync + rename), and every directory
+ *   made inside it (member, wal, snap, revs), is followed by an fsync of the directory holding its
+ *   new entry, before any file under the data dir is removed (WAL segments and old
  *   snapshots are released only because a snapshot is durable) and, for files renamed before the
  *   first reply (meta), before that reply;
  * - every revision-log segment created is followed by an fsync of its directory before the next
@@ -240,6 +241,7 @@ const WRITES = new Set(["write", "pwrite64", "writev", "pwritev", "sendto", "sen
 const SYNCS = new Set(["fdatasync", "fsync"]);
 const RENAMES = new Set(["rename", "renameat", "renameat2"]);
 const UNLINKS = new Set(["unlink", "unlinkat"]);
+const MKDIRS = new Set(["mkdir", "mkdirat"]);
 
 /** A connection's bytes as sent, with the call that sent each span. */
 interface Stream {
@@ -285,6 +287,7 @@ export function checkTrace(
   const creations: { call: Syscall; path: string }[] = [];
   const renames: { call: Syscall; path: string }[] = [];
   const unlinks: { call: Syscall; path: string }[] = [];
+  const mkdirs: { call: Syscall; path: string }[] = [];
   const replyCalls = new Map<string, number>();
   const walSyncCalls = new Map<string, number>();
   for (const call of calls) {
@@ -315,6 +318,9 @@ export function checkTrace(
       const paths = quotedStrings(call.args).map((b) => textDecoder.decode(b));
       const to = paths[paths.length - 1];
       if (to !== undefined && under(to, dataDir)) renames.push({ call, path: to });
+    } else if (MKDIRS.has(call.name) && call.ret === 0) {
+      const path = textDecoder.decode(quotedStrings(call.args)[0] ?? new Uint8Array());
+      if (under(path, dataDir)) mkdirs.push({ call, path: path.replace(/\/+$/, "") });
     } else if (UNLINKS.has(call.name) && call.ret === 0) {
       const path = textDecoder.decode(quotedStrings(call.args)[0] ?? new Uint8Array());
       if (under(path, dataDir)) unlinks.push({ call, path });
@@ -374,10 +380,10 @@ export function checkTrace(
     }
   }
 
-  // 3. A rename is made durable (directory fsync) before anything is removed on its strength,
+  // 3. A rename (or a directory made) is made durable (directory fsync) before anything is removed on its strength,
   //    and before the first reply if it came before any.
   const firstReply = replies[0];
-  for (const r of renames) {
+  for (const r of [...renames, ...mkdirs]) {
     const dir = dirOf(r.path);
     const sync = dirSyncAfter(dir, r.call.endLine);
     const removal = unlinks.find((u) => u.call.startLine > r.call.endLine);
@@ -390,7 +396,7 @@ export function checkTrace(
     );
     if (sync === undefined || sync.call.endLine >= deadline) {
       violations.push(
-        `rename to ${r.path} (line ${r.call.startLine + 1}) not followed by a sync of ${dir}` +
+        `${r.call.name} ${r.path} (line ${r.call.startLine + 1}) not followed by a sync of ${dir}` +
           (deadline === Infinity ? "" : ` before line ${deadline + 1}`),
       );
     }
@@ -441,6 +447,8 @@ const TRACED = [
   "openat",
   "unlink",
   "unlinkat",
+  "mkdir",
+  "mkdirat",
 ];
 
 /** Starts detcd under strace; resolves once its client port answers. */
