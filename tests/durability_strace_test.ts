@@ -34,6 +34,10 @@
  * flagged. Applying committed entries before the WAL write is not caught, rightly: Raft commits
  * an entry only after the leader's own write of it, so no reply can overtake the sync that way.
  *
+ * Bug it found: DenoDisk.mkdirp made `member/` and `member/snap/` without syncing their parent
+ * directories, so a power cut could lose a snapshot dir after WAL segments had been released on
+ * its strength (2 violations before the fix in platform/deno_disk.ts, none after).
+ *
  * A second test corrupts a real member's WAL (SIGKILLed after 30 acknowledged puts): a flipped
  * bit in a record in the middle must stop the member from starting (non-zero exit, "wal: checksum
  * mismatch" in its log, never ready); the last put's record cut in half (file cut short, or its
