@@ -110,8 +110,27 @@ export class DenoDisk implements Disk {
     }
   }
 
+  /**
+   * A new directory's entry lives in its parent, so each directory made here is followed by a sync
+   * of its parent: without it a power cut can lose the directory and all that was synced inside
+   * it (a member's whole `member` dir, or `snap` after WAL segments were released on the strength
+   * of a snapshot in it). Found by tests/durability_strace_test.ts.
+   */
   async mkdirp(dir: string): Promise<void> {
+    const missing: string[] = [];
+    for (let d = dir.replace(/\/+$/, "") || "/"; d !== "/" && d !== "."; d = parentOf(d)) {
+      try {
+        await Deno.stat(d);
+        break;
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+        missing.push(d);
+      }
+    }
+    if (missing.length === 0) return;
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    // Outermost first: each parent's entry is durable before its child's.
+    for (const d of missing.reverse()) await this.syncDir(parentOf(d));
   }
 
   async syncDir(dir: string): Promise<void> {
@@ -122,4 +141,10 @@ export class DenoDisk implements Disk {
       d.close();
     }
   }
+}
+
+/** The directory holding `path`'s entry ("." for a bare name, "/" at the root). */
+function parentOf(path: string): string {
+  const at = path.lastIndexOf("/");
+  return at < 0 ? "." : at === 0 ? "/" : path.slice(0, at);
 }

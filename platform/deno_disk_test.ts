@@ -18,6 +18,30 @@ Deno.test("DenoDisk.openRead: a missing file is null", async () => {
   }
 });
 
+Deno.test("DenoDisk.mkdirp syncs the parent of each directory it makes, outermost first", async () => {
+  const root = await Deno.makeTempDir();
+  const synced: string[] = [];
+  class Recording extends DenoDisk {
+    override async syncDir(dir: string): Promise<void> {
+      synced.push(dir);
+      await super.syncDir(dir);
+    }
+  }
+  try {
+    const disk = new Recording();
+    await disk.mkdirp(`${root}/a/b/c/`);
+    assertEquals(synced, [root, `${root}/a`, `${root}/a/b`]);
+    assertEquals((await Deno.stat(`${root}/a/b/c`)).mode! & 0o777, 0o700);
+    synced.length = 0;
+    await disk.mkdirp(`${root}/a/b`);
+    assertEquals(synced, [], "an existing directory needs no sync");
+    await disk.mkdirp(`${root}/a/d`);
+    assertEquals(synced, [`${root}/a`]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("revision log on real files: positional reads after flush and after reopening", async () => {
   const root = await Deno.makeTempDir();
   try {

@@ -407,7 +407,8 @@ export async function startServer(
   }
   // bcrypt runs in worker threads, created on first use (a member without auth starts none).
   const hasher = new WorkerPasswordHasher();
-  const opened = await EtcdNode.open(config, disk, logger, {
+  const walSegmentBytes = config.walSegmentBytes ?? walSegmentBytesFromEnv();
+  const opened = await EtcdNode.open({ ...config, walSegmentBytes }, disk, logger, {
     auth: { tokens, hasher, bcryptCost: config.bcryptCost, logger },
     transport,
     nowMs: () => Date.now(),
@@ -648,6 +649,15 @@ async function loadClientTls(config: ServerConfig, logger: Logger): Promise<Clie
       : undefined,
     clientCertAuth: flags.clientCertAuth,
   };
+}
+
+/**
+ * The WAL's segment size (etcd: 64 MiB, fixed; detcd: DEFAULT_SEGMENT_BYTES). DETCD_WAL_SEGMENT_BYTES
+ * makes it small so that real-process tests see segments roll (not an etcd setting).
+ */
+function walSegmentBytesFromEnv(): number | undefined {
+  const v = Number(Deno.env.get("DETCD_WAL_SEGMENT_BYTES") ?? "");
+  return Number.isSafeInteger(v) && v > 0 ? v : undefined;
 }
 
 /**

@@ -48,7 +48,10 @@ export interface Disk {
   /** Names (not paths) of the entries in a directory; [] when it does not exist. */
   list(dir: string): Promise<string[]>;
   remove(path: string): Promise<void>;
-  /** Creates a directory and its parents with mode 0700 (CVE-2020-15113: no loose permissions). */
+  /**
+   * Creates a directory and its parents with mode 0700 (CVE-2020-15113: no loose permissions);
+   * durable on return: the entry of each directory made is synced in its parent.
+   */
   mkdirp(dir: string): Promise<void>;
   /** Makes a directory's entries (creations, renames, removals) durable. */
   syncDir(dir: string): Promise<void>;
