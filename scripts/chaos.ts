@@ -4,7 +4,7 @@
  * one-line summary; exits 1 when a check failed.
  *
  *   deno task chaos --seconds 60 --seed 7 [--members 3|5] [--target detcd|etcd] [--clients 8]
- *                   [--no-disk-fault] [--no-clock-skew] [--faults kill-leader,disk-full,...] [--quiet]
+ *                   [--no-disk-fault] [--no-clock-skew] [--faults kill-leader,disk-full,...] [--history FILE] [--quiet]
  */
 import { parseArgs } from "node:util";
 import { runChaos } from "../tests/chaos/run.ts";
@@ -20,6 +20,7 @@ const { values } = parseArgs({
     "no-disk-fault": { type: "boolean", default: false },
     "no-clock-skew": { type: "boolean", default: false },
     faults: { type: "string" },
+    history: { type: "string" },
     quiet: { type: "boolean", default: false },
   },
 });
@@ -44,6 +45,7 @@ const summary = await runChaos({
   diskFault: !values["no-disk-fault"],
   clockSkew: !values["no-clock-skew"],
   faults: values.faults?.split(","),
+  historyFile: values.history,
   log: values.quiet ? undefined : (line) => console.log(line),
 });
 for (const problem of summary.problems) console.log(`PROBLEM: ${problem}`);

@@ -48,9 +48,14 @@ export interface ChaosOptions {
   target?: MemberKind;
   /** Concurrent clients (default 8). */
   clients?: number;
-  /** Keys per epoch (default 4); keys change every `epochMs` so each key's history stays short. */
+  /**
+   * Keys per epoch (default 6); keys change every `epochMs` (default 3 s) so that each key's
+   * history, the unit the checker searches, stays short however long the run.
+   */
   keys?: number;
   epochMs?: number;
+  /** Writes the whole history there (JSON lines), for checking it again offline. */
+  historyFile?: string;
   /** Allow the full-disk fault (needs root for a tmpfs mount; default: try). */
   diskFault?: boolean;
   /**
@@ -490,8 +495,8 @@ class ChaosRun {
   // ---- clients -------------------------------------------------------------------------------
 
   keyFor(prng: Prng): string {
-    const epoch = Math.floor((performance.now() - this.start) / (this.options.epochMs ?? 10_000));
-    const key = `${PREFIX}${epoch}/${prng.int(this.options.keys ?? 4)}`;
+    const epoch = Math.floor((performance.now() - this.start) / (this.options.epochMs ?? 3_000));
+    const key = `${PREFIX}${epoch}/${prng.int(this.options.keys ?? 6)}`;
     this.keysUsed.add(key);
     return key;
   }
@@ -700,8 +705,18 @@ class ChaosRun {
     const verdict = checkLinearizable(kvModelFor(history), history, {
       budget: this.options.budget ?? 50_000_000,
     });
+    if (this.options.historyFile) {
+      await Deno.writeTextFile(
+        this.options.historyFile,
+        this.history.map((o) => JSON.stringify(o)).join("\n") + "\n",
+      );
+    }
     if (verdict.verdict === "illegal") {
       this.linearizable = "NO";
+      // The key's whole history, to study it (and check it again with tests/linearizability).
+      const dump = await Deno.makeTempFile({ prefix: "chaos-not-linearizable-", suffix: ".jsonl" });
+      await Deno.writeTextFile(dump, verdict.part!.map((o) => JSON.stringify(o)).join("\n") + "\n");
+      this.problems.push(`the key's ${verdict.part!.length} operations are in ${dump}`);
       const longest = verdict.longest!;
       const placed = new Set(longest);
       const unplaced = verdict.part!.filter((o) => !placed.has(o)).sort((x, y) => x.call - y.call);

@@ -243,22 +243,33 @@ export function checkRevisions(history: KvOperation[]): string[] {
       );
     }
   }
-  // Reads as of a revision against the key's acknowledged writes.
+  // Reads as of a revision against the key's acknowledged writes (per key, sorted by revision,
+  // found by binary search: a long history has hundreds of thousands of each).
   const unsure = new Set(
     history.filter((op) => op.output === undefined && op.input.kind !== "get").map((op) =>
       op.input.key
     ),
   );
+  const byKey = new Map<string, { rev: number; value: string | null }[]>();
+  for (const w of writes) {
+    const list = byKey.get(w.op.input.key) ?? [];
+    list.push({ rev: w.rev, value: writesValue(w.op) });
+    byKey.set(w.op.input.key, list);
+  }
+  for (const list of byKey.values()) list.sort((a, b) => a.rev - b.rev);
   for (const op of history) {
     if (op.input.kind !== "get" || !op.input.revision || op.output?.kind !== "get") continue;
     if (unsure.has(op.input.key)) continue;
     const at = op.input.revision;
-    let best: { rev: number; value: string | null } | null = null;
-    for (const w of writes) {
-      if (w.op.input.key !== op.input.key || w.rev > at) continue;
-      if (best === null || w.rev > best.rev) best = { rev: w.rev, value: writesValue(w.op) };
+    const list = byKey.get(op.input.key) ?? [];
+    let lo = 0;
+    let hi = list.length; // the first write above `at`
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (list[mid].rev <= at) lo = mid + 1;
+      else hi = mid;
     }
-    const want = best?.value ?? null;
+    const want = lo > 0 ? list[lo - 1].value : null;
     if (op.output.value !== want) {
       problems.push(
         `${etcdKvModel.describe!(op)} but the write at or below revision ${at} left ${
