@@ -25,6 +25,10 @@ for (let seed = from; seed <= to; seed++) {
     for (const [name, value] of Object.entries(result.stats)) {
       if (typeof value === "number") totals[name] = (totals[name] ?? 0) + value;
     }
+    if ((seed - from + 1) % 1000 === 0) {
+      const s = ((performance.now() - started) / 1000).toFixed(0);
+      console.log(`${seed - from + 1} seeds done (${failed.length} failed), ${s}s`);
+    }
   } catch (e) {
     failed.push(seed);
     console.log(`FAIL ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}`);
