@@ -16,7 +16,8 @@ interface MemoryFile {
  *   written (even synced) but whose directory was not synced is gone after `crash()`, and a
  *   removed file whose directory was not synced comes back;
  * - `writeFileAtomic` and `truncate` are durable on return, as DenoDisk's are (temp, sync, rename
- *   and directory sync; ftruncate and fdatasync). Directories themselves always survive.
+ *   and directory sync; ftruncate and fdatasync). Directories made by `mkdirp` survive (its
+ *   contract: DenoDisk syncs each new directory's parent).
  */
 export class MemoryDisk implements Disk {
   /** What a reader sees now. */
