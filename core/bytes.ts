@@ -84,7 +84,9 @@ export function concatBytes(...parts: Uint8Array[]): Uint8Array {
  * byte is 0xff no key follows them all, and the range is open ended ("\x00", from-key).
  */
 export function prefixRangeEnd(prefix: Uint8Array): Uint8Array {
-  const end = prefix.slice();
+  // A copy made with the constructor: a key decoded from a request may be a Node Buffer, whose
+  // slice() is a view, and incrementing it would change the caller's key.
+  const end = new Uint8Array(prefix);
   for (let i = end.length - 1; i >= 0; i--) {
     if (end[i] < 0xff) {
       end[i]++;

@@ -19,6 +19,7 @@ import { assert } from "../assert.ts";
 import { compareBytes, keyId } from "../bytes.ts";
 import type { MvccStore } from "./store.ts";
 import { pendingEvents } from "./metrics.ts";
+import { RangeWatchers } from "./range_watchers.ts";
 
 /** etcd's chanBufLen: responses a stream may hold before its watchers become victims. */
 export const WATCH_STREAM_CAPACITY = 128;
@@ -106,9 +107,9 @@ export type WatchSource = () => MvccStore;
 /** The watchable store: every watcher of every stream on one member. */
 export class WatchableStore {
   readonly #source: WatchSource;
-  /** Synced single-key watchers by key id, and synced range watchers (scanned linearly). */
+  /** Synced single-key watchers by key id, and synced range watchers (indexed by their ranges). */
   #syncedKeys = new Map<string, Set<Watcher>>();
-  #syncedRanges = new Set<Watcher>();
+  #syncedRanges = new RangeWatchers<Watcher>();
   #unsynced = new Set<Watcher>();
   #victims = new Set<Watcher>();
   /** Streams waiting to answer a progress request until all their watchers are synced. */
@@ -168,7 +169,7 @@ export class WatchableStore {
       if (!key) continue;
       const set = this.#syncedKeys.get(keyId(key));
       if (set) { for (const w of set) add(w, i); }
-      for (const w of this.#syncedRanges) if (w.matches(key)) add(w, i);
+      this.#syncedRanges.forEachMatch(key, (w) => add(w, i));
     }
     for (const [w, indexes] of batches) {
       const evs = indexes.map((i) => this.#withPrev(w, events[i], prevKvs[i]));
