@@ -15,6 +15,12 @@
 //	             "errors"}: how long compaction and defragment took, what they reclaimed, and the
 //	             longest pause a writer saw from the compaction to 1 s after the defragment
 //	             (etcd #9222: etcd's defragment blocks every request).
+//	-mode watchers: -total puts by -clients writers over -keys keys with no watcher open, then
+//	             the same with -watchers idle single-key watchers and -rangewatchers idle prefix
+//	             watchers open (on keys and prefixes nothing writes: each put is checked against
+//	             them but sent to none); prints {"op":"watchers","qps_without","qps_with",
+//	             "p99_ms_without","p99_ms_with","watchers","rangewatchers","errors"}: what idle
+//	             watchers cost every write (issue 15: an index for range watchers, not a scan).
 //
 // Build like ../shared/bench/build.sh builds ebench (GOPATH with /usr/share/gocode, GO111MODULE=off):
 //
@@ -51,7 +57,10 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func main() {
 	endpoint := flag.String("endpoints", "127.0.0.1:2379", "")
-	mode := flag.String("mode", "load", "load|probe")
+	mode := flag.String("mode", "load", "load|probe|defrag|watchers")
+	total := flag.Int("total", 40000, "puts per phase (watchers)")
+	watchers := flag.Int("watchers", 10000, "idle single-key watchers (watchers)")
+	rangeWatchers := flag.Int("rangewatchers", 1000, "idle prefix watchers (watchers)")
 	keys := flag.Int("keys", 200000, "distinct keys to load")
 	keylen := flag.Int("keylen", 64, "key length in bytes")
 	vsize := flag.Int("val", 256, "value size in bytes")
@@ -140,6 +149,8 @@ func main() {
 		}
 	case "defrag":
 		runDefrag(cli, *endpoint, *keys, *keylen, *vsize, *clients, out)
+	case "watchers":
+		runWatchers(cli, *keys, *keylen, *vsize, *clients, *total, *watchers, *rangeWatchers, out)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown mode", *mode)
 		os.Exit(2)
@@ -255,4 +266,73 @@ func runDefrag(cli *clientv3.Client, endpoint string, keys, keylen, vsize, write
 	out["p99_ms_before"], out["max_ms_before"] = pct(beforeLat, 99), pct(beforeLat, 100)
 	out["p99_ms_during"], out["max_ms_during"] = pct(duringLat, 99), pct(duringLat, 100)
 	out["errors"] = errs
+}
+
+// putPhase runs total puts by clients writers over keys keys; returns puts/s, p99 and errors.
+func putPhase(cli *clientv3.Client, keys, keylen, vsize, clients, total int) (float64, float64, int64) {
+	val := strings.Repeat("v", vsize)
+	var next int64 = -1
+	var errs int64
+	lat := make([]time.Duration, total)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < clients; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := atomic.AddInt64(&next, 1)
+				if i >= int64(total) {
+					return
+				}
+				t := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				_, err := cli.Put(ctx, scaleKey(int(i)%keys, keylen), val)
+				cancel()
+				lat[i] = time.Since(t)
+				if err != nil {
+					atomic.AddInt64(&errs, 1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
+	return float64(total) / el.Seconds(), ms(lat[len(lat)*99/100]), errs
+}
+
+// runWatchers is -mode watchers (see the header).
+func runWatchers(cli *clientv3.Client, keys, keylen, vsize, clients, total, watchers, rangeWatchers int, out map[string]interface{}) {
+	putPhase(cli, keys, keylen, vsize, clients, total/4) // warm up
+	qps0, p990, errs0 := putPhase(cli, keys, keylen, vsize, clients, total)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	created := make(chan struct{}, 1024)
+	open := func(key string, opts ...clientv3.OpOption) {
+		ch := cli.Watch(ctx, key, append(opts, clientv3.WithCreatedNotify())...)
+		go func() {
+			first := true
+			for range ch {
+				if first {
+					created <- struct{}{}
+					first = false
+				}
+			}
+		}()
+	}
+	for i := 0; i < watchers; i++ {
+		open(fmt.Sprintf("idle/key/%08d", i))
+	}
+	for i := 0; i < rangeWatchers; i++ {
+		open(fmt.Sprintf("idle/prefix/%06d/", i), clientv3.WithPrefix())
+	}
+	for i := 0; i < watchers+rangeWatchers; i++ {
+		<-created
+	}
+	qps1, p991, errs1 := putPhase(cli, keys, keylen, vsize, clients, total)
+	out["qps_without"], out["qps_with"] = qps0, qps1
+	out["p99_ms_without"], out["p99_ms_with"] = p990, p991
+	out["watchers"], out["rangewatchers"] = watchers, rangeWatchers
+	out["errors"] = errs0 + errs1
 }

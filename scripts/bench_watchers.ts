@@ -1,0 +1,90 @@
+/**
+ * `deno task bench:watchers`: what idle watchers cost every write, against etcd 3.4.23 in the same
+ * run (issue 15). Each member, one at a time, fresh and single on loopback: puts by --clients
+ * writers (default 50) over 1000 keys with no watcher open, then the same with --watchers idle
+ * single-key watchers (default 10,000) and --range-watchers idle prefix watchers (default 1,000)
+ * open on keys and prefixes nothing writes, so that every put is checked against them and sent to
+ * none (scripts/scale_bench -mode watchers, etcd's Go client). Reports puts/s and p99 without and
+ * with, and the slowdown.
+ *
+ * Usage: deno task bench:watchers [--watchers N] [--range-watchers N] [--total N] [--clients N]
+ *                                 [--only etcd|detcd]
+ */
+import { parseArgs } from "node:util";
+import { type MemberKind, startMember } from "../tests/harness.ts";
+import { scaleBenchPath } from "./_ebench.ts";
+
+const { values: flags } = parseArgs({
+  options: {
+    watchers: { type: "string", default: "10000" },
+    "range-watchers": { type: "string", default: "1000" },
+    total: { type: "string", default: "40000" },
+    clients: { type: "string", default: "50" },
+    only: { type: "string" },
+  },
+});
+
+interface WatchersResult {
+  kind: MemberKind;
+  qps_without: number;
+  qps_with: number;
+  p99_ms_without: number;
+  p99_ms_with: number;
+  errors: number;
+}
+
+async function measure(kind: MemberKind): Promise<WatchersResult> {
+  const member = await startMember({ kind });
+  try {
+    const out = await new Deno.Command(await scaleBenchPath(), {
+      args: [
+        "-endpoints",
+        member.endpoint,
+        "-mode",
+        "watchers",
+        "-keys",
+        "1000",
+        "-clients",
+        flags.clients!,
+        "-total",
+        flags.total!,
+        "-watchers",
+        flags.watchers!,
+        "-rangewatchers",
+        flags["range-watchers"]!,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const dec = new TextDecoder();
+    if (!out.success) throw new Error(`scale_bench: ${dec.decode(out.stderr)}`);
+    return { kind, ...JSON.parse(dec.decode(out.stdout).trim().split("\n").at(-1)!) };
+  } finally {
+    await member.stop();
+  }
+}
+
+const kinds: MemberKind[] = flags.only ? [flags.only as MemberKind] : ["etcd", "detcd"];
+const results: WatchersResult[] = [];
+for (const kind of kinds) {
+  console.error(
+    `${kind}: ${flags.total} puts without, then with ${flags.watchers} + ` +
+      `${flags["range-watchers"]} idle watchers ...`,
+  );
+  results.push(await measure(kind));
+}
+const rows: [string, (r: WatchersResult) => string][] = [
+  ["puts/s, no watchers", (r) => r.qps_without.toFixed(0)],
+  ["puts/s, watchers open", (r) => r.qps_with.toFixed(0)],
+  ["slowdown", (r) => `${((1 - r.qps_with / r.qps_without) * 100).toFixed(1)}%`],
+  ["put p99, no watchers (ms)", (r) => r.p99_ms_without.toFixed(1)],
+  ["put p99, watchers open (ms)", (r) => r.p99_ms_with.toFixed(1)],
+  ["errors", (r) => String(r.errors)],
+];
+console.log(
+  `| ${flags.watchers} + ${flags["range-watchers"]} idle watchers | ${
+    results.map((r) => r.kind).join(" | ")
+  } |`,
+);
+console.log(`|---|${results.map(() => "---").join("|")}|`);
+for (const [label, f] of rows) console.log(`| ${label} | ${results.map(f).join(" | ")} |`);
