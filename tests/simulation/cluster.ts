@@ -280,6 +280,8 @@ class Simulation {
       converged: () => this.#converged(),
     });
     await checkFinalState(loop, this.#members, this.#clients.ops, this.#kv);
+    loop.stats.watchResumes = this.#watches.resumed;
+    loop.stats.watchProgress = this.#watches.progressChecked;
     if (loop.violation !== null) throw this.#failure(loop.violation);
     return {
       seed: this.seed,

@@ -165,6 +165,10 @@ export interface SimStats {
   kvAcked: number;
   /** kv_workload.ts: compactions asked for */
   compactions: number;
+  /** watch_check.ts: watchers resumed from a past revision on a member's next incarnation */
+  watchResumes: number;
+  /** watch_check.ts: progress notifications checked */
+  watchProgress: number;
   /** checkers.ts: operations the linearizability checker took (reads included, failures not). */
   linearizabilityOps: number;
   /** checkers.ts: linearizable reads among them, with a known answer. */
@@ -203,6 +207,8 @@ export class EventLoop {
     gets: 0,
     getsOk: 0,
     kvOps: 0,
+    watchResumes: 0,
+    watchProgress: 0,
     kvAcked: 0,
     compactions: 0,
     memberAdds: 0,
