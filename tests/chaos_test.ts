@@ -48,13 +48,19 @@ Deno.test("chaos watch check: in order, no repeat, no gap, members agree, progre
   c.take(response([], { header: 7 }), 1);
   assert.deepEqual(c.take(response([[6, "j", "x"]]), 1), []);
   assert.deepEqual(check.progressAhead, 1);
-  // A cancel as compacted allows the gap up to the compaction, and no further.
+  // A cancel as compacted at 10 allows the gap across the compaction (10 itself may be a delete
+  // the compaction dropped), and no further.
   const d = check.watcher("d");
   d.take(response([[2, "k", "1"]]), 1);
   d.take(response([], { canceled: true, compactRevision: 10 }), 3);
-  assert.deepEqual(d.take(response([[10, "k", "9"]]), 10), []);
-  assert.match(d.take(response([[12, "k", "9"]]), 10)[0], /a gap/);
-  assert.ok(!check.caughtUp(12));
+  assert.deepEqual(d.take(response([[11, "k", "9"]]), 10), []);
+  assert.match(d.take(response([[13, "k", "9"]]), 10)[0], /a gap/);
+  assert.ok(!check.caughtUp(14));
+  const e = check.watcher("e");
+  e.take(response([[2, "k", "1"]]), 1);
+  e.take(response([], { canceled: true, compactRevision: 10 }), 3);
+  assert.deepEqual(e.take(response([[10, "j", "x"], [11, "k", "9"]]), 10), []);
+  assert.match(e.take(response([[14, "k", "9"]]), 10)[0], /a gap/);
 });
 
 /** Connects through the proxy as member `from`; resolves with what came back before the close. */

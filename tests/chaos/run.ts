@@ -762,6 +762,9 @@ class ChaosRun {
         );
       }
     }
+    if (this.watch.progressAhead > 0) {
+      this.log(`${this.elapsed()} progress ahead of events: ${this.watch.progressExample}`);
+    }
     if (this.watch.progressAhead > 0 && this.kind === "detcd") {
       this.watch.problems.push(
         `${this.watch.progressAhead} events after a progress notification that claimed them; ` +
@@ -850,6 +853,8 @@ export class Watcher {
   lastRev = 0;
   progress = 0;
   resumes = 0;
+  /** The last responses, for a report. */
+  recent: string[] = [];
   /** Set when a compacted cancel allowed a gap up to this revision. */
   allowGapTo = 0;
 
@@ -868,6 +873,19 @@ export class Watcher {
     events: { type: number; kv?: { key: Uint8Array; value: Uint8Array; modRevision: bigint } }[];
   }, from: number): string[] {
     const problems: string[] = [];
+    const revs = r.events.map((e) => Number(e.kv!.modRevision));
+    this.recent.push(
+      `stream from ${from}: ${
+        r.created
+          ? "created"
+          : r.canceled
+          ? `canceled (compact ${r.compactRevision})`
+          : revs.length === 0
+          ? `progress ${r.header?.revision}`
+          : `events ${revs[0]}..${revs[revs.length - 1]}`
+      } (header ${r.header?.revision})`,
+    );
+    if (this.recent.length > 12) this.recent.shift();
     if (r.canceled) {
       if (r.compactRevision > 0n) {
         // Resuming below the compaction: told so, and allowed to go on from it.
@@ -904,11 +922,15 @@ export class Watcher {
       if (rev <= this.progress) {
         this.check.progressAhead++;
         this.check.progressExample ||= `watcher on ${this.name}: event at revision ${rev} ` +
-          `after a progress notification at ${this.progress}`;
+          `after a progress notification at ${this.progress}; its last responses:\n    ` +
+          this.recent.join("\n    ");
       }
-      if (this.lastRev !== 0 && rev !== this.lastRev + 1 && rev > this.allowGapTo) {
+      // After a cancel as compacted at c, revisions up to c may be gone (a delete at c is dropped
+      // with the compaction), so the first event may come after c.
+      if (this.lastRev !== 0 && rev !== this.lastRev + 1 && this.lastRev >= this.allowGapTo) {
         problems.push(
-          `watcher on ${this.name}: revision ${rev} after ${this.lastRev}, a gap (stream from ${from})`,
+          `watcher on ${this.name}: revision ${rev} after ${this.lastRev}, a gap (stream from ${from}); ` +
+            `its last responses:\n    ${this.recent.join("\n    ")}`,
         );
       }
       this.lastRev = rev;
