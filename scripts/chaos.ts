@@ -36,6 +36,29 @@ if (members !== 3 && members !== 5) {
   Deno.exit(2);
 }
 const seed = values.seed === undefined ? Date.now() % 1_000_000 : Number(values.seed);
+
+/**
+ * The commit the members run, "+dirty" when server/, core/ or platform/ have uncommitted changes:
+ * members restarted by a fault run the files as they are on disk at that moment, so a long run
+ * must not share its checkout with ongoing work (run it from a `git worktree` at a fixed commit).
+ */
+async function codeVersion(): Promise<string> {
+  const git = async (...args: string[]) => {
+    const out = await new Deno.Command("git", { args, stdout: "piped", stderr: "null" }).output();
+    return out.success ? new TextDecoder().decode(out.stdout).trim() : "";
+  };
+  const head = await git("rev-parse", "--short", "HEAD");
+  if (head === "") return "unknown";
+  const dirty = await git("status", "--porcelain", "--", "server", "core", "platform");
+  return dirty === "" ? head : `${head}+dirty`;
+}
+const version = await codeVersion();
+if (version.endsWith("+dirty")) {
+  console.error(
+    `warning: server/, core/ or platform/ have uncommitted changes; members restarted during ` +
+      `the run will run whatever is on disk then`,
+  );
+}
 const summary = await runChaos({
   seconds: Number(values.seconds),
   seed,
@@ -50,5 +73,5 @@ const summary = await runChaos({
 });
 for (const problem of summary.problems) console.log(`PROBLEM: ${problem}`);
 console.log(`faults by kind: ${JSON.stringify(summary.faultKinds)}`);
-console.log(summary.line);
+console.log(`${summary.line} code=${version}`);
 Deno.exit(summary.problems.length === 0 && summary.linearizable === "yes" ? 0 : 1);
