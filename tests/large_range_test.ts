@@ -60,7 +60,8 @@ async function outputs(kind: MemberKind): Promise<string[]> {
 }
 
 Deno.test({
-  name: "a multi-megabyte range prints as etcd's: every value, keys only, a sub-range, a limit",
+  name: "etcd #12342, #12678: a multi-megabyte range is written as it is encoded and prints as " +
+    "etcd's: every value, keys only, a sub-range, a limit",
   ignore: reference.ignore,
   sanitizeOps: false,
   sanitizeResources: false,

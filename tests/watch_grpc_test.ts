@@ -273,7 +273,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "#17529 a watcher that stops reading gets every event later, in order, once; " +
+  name: "#17529, #16839: a watcher that stops reading gets every event later, in order, once; " +
     "a watcher on another connection is not stalled meanwhile (detcd)",
   ignore: requireDetcd().ignore,
   async fn() {
