@@ -12,8 +12,6 @@ import {
   CompactionRequestSchema,
   type CompactionResponse,
   CompactionResponseSchema,
-  Compare_CompareResult,
-  Compare_CompareTarget,
   DeleteRangeRequestSchema,
   type DeleteRangeResponse,
   DeleteRangeResponseSchema,
@@ -41,6 +39,7 @@ import {
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { encodeGrpcFrame, GRPC_PREFIX_BYTES, grpcFrameLength } from "../../core/wire/mod.ts";
 import { concatBytes } from "../../core/bytes.ts";
+import { casTxn } from "../cas_request.ts";
 
 const encoder = new TextEncoder();
 
@@ -153,27 +152,12 @@ export class ChaosClient {
 
   /** `If(value(key) == expect) Then(put key value)`; expect null: If(create_revision == 0). */
   cas(key: string, expect: string | null, value: string): Promise<TxnResponse> {
-    const k = encoder.encode(key);
-    return this.unary("/etcdserverpb.KV/Txn", TxnRequestSchema, TxnResponseSchema, {
-      compare: [
-        expect === null
-          ? {
-            result: Compare_CompareResult.EQUAL,
-            target: Compare_CompareTarget.CREATE,
-            key: k,
-            targetUnion: { case: "createRevision", value: 0n },
-          }
-          : {
-            result: Compare_CompareResult.EQUAL,
-            target: Compare_CompareTarget.VALUE,
-            key: k,
-            targetUnion: { case: "value", value: encoder.encode(expect) },
-          },
-      ],
-      success: [{
-        request: { case: "requestPut", value: { key: k, value: encoder.encode(value) } },
-      }],
-    });
+    return this.unary(
+      "/etcdserverpb.KV/Txn",
+      TxnRequestSchema,
+      TxnResponseSchema,
+      casTxn(key, expect, value),
+    );
   }
 
   compact(revision: number): Promise<CompactionResponse> {

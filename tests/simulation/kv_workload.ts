@@ -13,14 +13,13 @@
 import { create } from "@bufbuild/protobuf";
 import {
   CompactionRequestSchema,
-  Compare_CompareResult,
-  Compare_CompareTarget,
   DeleteRangeRequestSchema,
   PutRequestSchema,
   RangeRequestSchema,
   TxnRequestSchema,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { callUnary } from "./services.ts";
+import { casTxn } from "../cas_request.ts";
 import type { KvInput, KvOperation, KvOutput } from "../linearizability/etcd_model.ts";
 import { errorText, type EventLoop } from "./event_loop.ts";
 import type { Members } from "./members.ts";
@@ -143,26 +142,7 @@ export class KvWorkload {
       const expect = this.#lastSeen.get(key) ?? null;
       input = { kind: "cas", key, expect, value };
       path = "/etcdserverpb.KV/Txn";
-      req = create(TxnRequestSchema, {
-        compare: [
-          expect === null
-            ? {
-              result: Compare_CompareResult.EQUAL,
-              target: Compare_CompareTarget.CREATE,
-              key: k,
-              targetUnion: { case: "createRevision", value: 0n },
-            }
-            : {
-              result: Compare_CompareResult.EQUAL,
-              target: Compare_CompareTarget.VALUE,
-              key: k,
-              targetUnion: { case: "value", value: encoder.encode(expect) },
-            },
-        ],
-        success: [{
-          request: { case: "requestPut", value: { key: k, value: encoder.encode(value) } },
-        }],
-      });
+      req = create(TxnRequestSchema, casTxn(key, expect, value));
       answer = (resp: { header?: { revision: bigint }; succeeded: boolean }) => ({
         kind: "cas",
         succeeded: resp.succeeded,
