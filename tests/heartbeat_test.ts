@@ -42,13 +42,23 @@ for (const kind of ["etcd", "detcd"] as MemberKind[]) {
         const followers = cluster.members.filter((m) => m !== leader);
         assert.equal(await failures(leader.clientUrl), 0, "none before the pause");
         // 100 ms heartbeats, 1000 ms election timeout: 500 ms late, and still the leader after.
-        leader.signal("SIGSTOP");
-        await sleep(500);
-        leader.signal("SIGCONT");
-        await sleep(1000);
-        assert.equal(await cluster.waitForLeader(), leaderId, "the pause cost no election");
-        const late = await failures(leader.clientUrl);
-        assert.ok(late >= 1 && late <= 4, `${late} late heartbeats (one or two per follower)`);
+        // On a loaded machine a pause can end up unnoticed (etcd 3.4.23 too once counted none in
+        // CI), so it is paused again, at most three times, until one counts.
+        let pauses = 0;
+        let late = 0;
+        while (late === 0 && pauses < 3) {
+          pauses++;
+          leader.signal("SIGSTOP");
+          await sleep(500);
+          leader.signal("SIGCONT");
+          await sleep(1000);
+          assert.equal(await cluster.waitForLeader(), leaderId, "the pause cost no election");
+          late = await failures(leader.clientUrl);
+        }
+        assert.ok(
+          late >= 1 && late <= 4,
+          `${late} late heartbeats after ${pauses} pause(s) (one or two per follower)`,
+        );
         for (const f of followers) assert.equal(await failures(f.clientUrl), 0, f.name);
         const log = await Deno.readTextFile(leader.logPath);
         assert.match(
