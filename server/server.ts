@@ -40,11 +40,10 @@ import {
 import {
   fetchPeerHashKV,
   fetchRemoteCluster,
-  forwardLeaseRenew,
-  forwardLeaseTimeToLive,
   forwardPromote,
   listenPeers,
   loadPeerTls,
+  PeerCalls,
   type PeerHandler,
   type PeerTls,
   PeerTransport,
@@ -375,6 +374,8 @@ export async function startServer(
     };
   };
   const transport = new PeerTransport(handler, logger, peerTls);
+  // Follower → leader lease calls, on one multiplexed stream per leader.
+  const calls = new PeerCalls(handler, peerTls);
   const initializedBefore = await EtcdNode.isInitialized(config, disk);
   let join: { clusterId: bigint; memberId: bigint } | undefined;
   if (config.initialClusterState === "existing" && !(await EtcdNode.isInitialized(config, disk))) {
@@ -431,11 +432,11 @@ export async function startServer(
     },
     forwardLeaseRenew: (leader, id) => {
       const peerUrls = node?.memberInfos().find((m) => m.id === leader)?.peerUrls ?? [];
-      return forwardLeaseRenew(peerUrls, node!.clusterId, id, 5000, peerTls);
+      return calls.renewLease(peerUrls, id, 5000);
     },
     forwardLeaseTimeToLive: async (leader, req) => {
       const peerUrls = node?.memberInfos().find((m) => m.id === leader)?.peerUrls ?? [];
-      const t = await forwardLeaseTimeToLive(peerUrls, node!.clusterId, req.ID, 5000, peerTls);
+      const t = await calls.leaseTimeToLive(peerUrls, req.ID, 5000);
       return create(LeaseTimeToLiveResponseSchema, {
         ID: req.ID,
         TTL: t.ttl,
@@ -454,6 +455,7 @@ export async function startServer(
     } catch (e) {
       await opened.stop().catch(() => {});
       transport.close();
+      calls.close();
       hasher.close();
       throw e;
     }
@@ -487,6 +489,7 @@ export async function startServer(
     clearInterval(ticker);
     peers?.close();
     transport.close();
+    calls.close();
     hasher.close();
   };
   try {

@@ -5,13 +5,16 @@
  * Raft message). A member of another cluster (412) or a removed member (410) is refused before the
  * upgrade. The same port answers plain HTTP/1.1: GET /members and /version (asked by a member that
  * joins with `--initial-cluster-state existing`), POST /members/promote/<id> (a follower
- * forwarding a learner promotion to the leader) and POST /leases/{renew,timetolive}/<id> (a
- * follower forwarding lease calls to the leader).
+ * forwarding a learner promotion to the leader) and POST /leases/{renew,timetolive}/<id> (lease
+ * calls of a follower whose leader serves no call stream). A follower's lease calls travel on a
+ * second upgraded connection to the leader, `POST /peer/calls`: multiplexed JSON frames both ways.
  *
- * Three parts, one concern each:
+ * Four parts, one concern each:
  * - `server.ts` ({@linkcode listenPeers}): accepts Raft streams and answers the plain endpoints;
  * - `transport.ts` ({@linkcode PeerTransport}): the outgoing Raft stream to each peer, its
  *   reconnects, and what Raft is told when a peer cannot be reached;
+ * - `calls.ts` ({@linkcode PeerCalls}): a follower's lease renewals and TimeToLive on one
+ *   multiplexed stream per leader, and the leader's side of it;
  * - `client.ts` ({@linkcode fetchRemoteCluster}, {@linkcode forwardPromote},
  *   {@linkcode forwardLeaseRenew}, {@linkcode forwardLeaseTimeToLive}): one-shot calls to a peer.
  *
@@ -39,6 +42,7 @@
 export type { PeerHandler } from "./handler.ts";
 export { listenPeers } from "./server.ts";
 export { PeerTransport } from "./transport.ts";
+export { PeerCalls } from "./calls.ts";
 export { loadPeerTls, type PeerTls, PeerTlsError, type PeerTlsFlags } from "./tls.ts";
 export {
   fetchPeerHashKV,

@@ -14,6 +14,7 @@ import type { MemberInfo } from "../../core/node/mod.ts";
 import { clusterVersion, idHex, SERVER_VERSION } from "../../core/node/mod.ts";
 import { decodeMessage, type Message } from "../../core/raft/mod.ts";
 import { hostPort } from "../listener.ts";
+import { CALLS_PATH, CALLS_PROTOCOL, serveCalls } from "./calls.ts";
 import type { PeerHandler } from "./handler.ts";
 import { peerRefusal, type PeerTls } from "./tls.ts";
 import {
@@ -56,6 +57,11 @@ export async function listenPeers(
         const request = parseHead(head);
         if (request && request.method === "POST" && request.path === STREAM_PATH) {
           serveStream(socket, request.headers, rest, handler, logger);
+          return;
+        }
+        if (request && request.method === "POST" && request.path === CALLS_PATH) {
+          const admitted = admit(socket, request.headers, handler, logger, CALLS_PROTOCOL);
+          if (admitted) serveCalls(socket, rest, admitted.handler, logger, admitted.from);
           return;
         }
         socket.unshift(Buffer.concat([Buffer.from(head), Buffer.from(rest)]));
@@ -102,19 +108,24 @@ export async function listenPeers(
   };
 }
 
-function serveStream(
+/**
+ * Checks an upgrade request's cluster and sender (as etcd's rafthttp does) and answers 101, or
+ * refuses it with etcd's status and closes the connection (null).
+ */
+function admit(
   socket: net.Socket,
   headers: Map<string, string>,
-  rest: Uint8Array,
   handlerOf: () => PeerHandler | null,
   logger: Logger,
-): void {
+  protocol: string,
+): { handler: PeerHandler; from: bigint } | null {
   const refuse = (status: string, message: string, extra = "") => {
     const body = JSON.stringify({ message });
     socket.end(
       `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n` +
         `${extra}Connection: close\r\n\r\n${body}`,
     );
+    return null;
   };
   const handler = handlerOf();
   if (handler === null) return refuse("503 Service Unavailable", "member is starting");
@@ -133,12 +144,25 @@ function serveStream(
   if (handler.isRemoved(from)) {
     return refuse("410 Gone", "the member has been permanently removed from the cluster");
   }
-  const senderUrls = (headers.get("x-peerurls") ?? "").split(",").filter((u) => u !== "");
-  if (senderUrls.length > 0) handler.learnSender(from, senderUrls);
   socket.write(
-    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${UPGRADE_PROTOCOL}\r\nConnection: Upgrade\r\n` +
+    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${protocol}\r\nConnection: Upgrade\r\n` +
       `${clusterHeader}\r\n`,
   );
+  return { handler, from };
+}
+
+function serveStream(
+  socket: net.Socket,
+  headers: Map<string, string>,
+  rest: Uint8Array,
+  handlerOf: () => PeerHandler | null,
+  logger: Logger,
+): void {
+  const senderUrls = (headers.get("x-peerurls") ?? "").split(",").filter((u) => u !== "");
+  const admitted = admit(socket, headers, handlerOf, logger, UPGRADE_PROTOCOL);
+  if (admitted === null) return;
+  const { handler, from } = admitted;
+  if (senderUrls.length > 0) handler.learnSender(from, senderUrls);
   const reader = new FrameReader((bytes) => {
     let message: Message;
     try {

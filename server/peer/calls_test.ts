@@ -1,0 +1,208 @@
+/**
+ * The follower → leader call stream (calls.ts) against a real peer listener with a scripted
+ * member: many renews in flight on one connection, answers matched out of order, the leader's
+ * EtcdError passed through, a leader that drops the connection, a call past its deadline, a
+ * refused upgrade, and a leader that serves no call streams (the one-shot endpoints instead).
+ */
+import * as http from "node:http";
+import * as net from "node:net";
+import { Errors, isEtcdError } from "../../core/errors.ts";
+import { silentLogger as silent } from "../../core/log.ts";
+import { assert, assertEquals, assertRejects } from "../../core/testing.ts";
+import { PeerCalls } from "./calls.ts";
+import type { PeerHandler } from "./handler.ts";
+import { listenPeers } from "./server.ts";
+
+const CLUSTER = 0x1234n;
+
+/** A member whose lease answers the test scripts; unknown leases are not found. */
+function scriptedMember(
+  renew: (id: bigint) => Promise<bigint>,
+  clusterId = CLUSTER,
+): PeerHandler {
+  return {
+    clusterId: () => clusterId,
+    memberId: () => 0xaan,
+    members: () => [],
+    isRemoved: () => false,
+    step() {},
+    reportUnreachable() {},
+    reportSnapshot() {},
+    reportPeerDown() {},
+    promote: () => Promise.resolve(),
+    leaseRenew: renew,
+    leaseTimeToLive: (id) =>
+      Promise.resolve(
+        id === 7n
+          ? { ttl: 5n, grantedTtl: 10n, keys: [new Uint8Array([0, 0xff, 0x61]), new Uint8Array()] }
+          : null,
+      ),
+    hashKV: () => ({ hash: 0, revision: 0n, compactRevision: 0n }),
+    peerUrls: () => [],
+    learnSender() {},
+  };
+}
+
+/** A TCP relay in front of `port` that counts connections and can cut them all. */
+async function relay(port: number) {
+  const sockets = new Set<net.Socket>();
+  let connections = 0;
+  const server = net.createServer((inbound) => {
+    connections++;
+    const outbound = net.connect(port, "127.0.0.1");
+    sockets.add(inbound).add(outbound);
+    inbound.pipe(outbound).pipe(inbound);
+    const drop = () => {
+      inbound.destroy();
+      outbound.destroy();
+    };
+    inbound.on("error", drop).on("close", drop);
+    outbound.on("error", drop).on("close", drop);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    connections: () => connections,
+    cut() {
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+    },
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+const follower = (clusterId = CLUSTER): PeerHandler => ({
+  ...scriptedMember(() => Promise.reject(new Error("not leader"))),
+  clusterId: () => clusterId,
+  memberId: () => 0xbbn,
+});
+
+Deno.test("peer calls: 300 renews in flight share one connection and get their own answers", async () => {
+  const port = await freePort();
+  // Answers come back in an order other than the requests' (later IDs answer sooner).
+  const leader = scriptedMember((id) =>
+    id === 404n
+      ? Promise.reject(Errors.leaseNotFound())
+      : new Promise((r) => setTimeout(() => r(id * 10n), Number(300n - (id % 300n)) % 20))
+  );
+  const peers = await listenPeers([`http://127.0.0.1:${port}`], () => leader, silent);
+  const front = await relay(port);
+  const calls = new PeerCalls(() => follower());
+  try {
+    const ids = Array.from({ length: 300 }, (_, i) => BigInt(i + 1));
+    const ttls = await Promise.all(ids.map((id) => calls.renewLease([front.url], id, 5000)));
+    assertEquals(ttls, ids.map((id) => id * 10n));
+    assertEquals(front.connections(), 1);
+    // The leader's own error comes back as that error; the stream stays usable.
+    const e = await calls.renewLease([front.url], 404n, 5000).catch((e) => e);
+    assert(isEtcdError(e, Errors.leaseNotFound), String(e));
+    // Negative IDs travel as their 64-bit pattern.
+    assertEquals(await calls.renewLease([front.url], -2n, 5000), -20n);
+    const ttl = await calls.leaseTimeToLive([front.url], 7n, 5000);
+    assertEquals(ttl, {
+      ttl: 5n,
+      grantedTtl: 10n,
+      keys: [new Uint8Array([0, 0xff, 0x61]), new Uint8Array()],
+    });
+    assertEquals((await calls.leaseTimeToLive([front.url], 8n, 5000)).ttl, -1n);
+    assertEquals(front.connections(), 1);
+  } finally {
+    calls.close();
+    peers.close();
+    await front.close();
+  }
+});
+
+Deno.test("peer calls: a dropped connection fails the calls in flight, the next call reconnects; deadlines and refusals", async () => {
+  const port = await freePort();
+  let hold = true;
+  const leader = scriptedMember((id) => hold ? new Promise(() => {}) : Promise.resolve(id + 1n));
+  const peers = await listenPeers([`http://127.0.0.1:${port}`], () => leader, silent);
+  const front = await relay(port);
+  const calls = new PeerCalls(() => follower());
+  try {
+    // A renew the leader never answers fails at its deadline with a plain error (retried by the
+    // lessor), not an EtcdError.
+    const started = performance.now();
+    const late = await calls.renewLease([front.url], 1n, 300).catch((e) => e);
+    assert(late instanceof Error && !isEtcdError(late, Errors.leaseNotFound), String(late));
+    assertEquals(late.message, "timeout");
+    assert(performance.now() - started >= 290, "failed before its deadline");
+
+    const inFlight = calls.renewLease([front.url], 2n, 5000);
+    await new Promise((r) => setTimeout(r, 100));
+    front.cut();
+    await assertRejects(() => inFlight, Error, "closed");
+    hold = false;
+    assertEquals(await calls.renewLease([front.url], 3n, 5000), 4n);
+    assertEquals(front.connections(), 2);
+
+    // Another cluster's member is refused before the upgrade.
+    const stranger = new PeerCalls(() => follower(0x9999n));
+    try {
+      const refused = await stranger.renewLease([front.url], 3n, 5000).catch((e) => e);
+      assert(refused instanceof Error, String(refused));
+      assertEquals(refused.message, `call stream to ${front.url}: status 412`);
+    } finally {
+      stranger.close();
+    }
+    // Once closed, nothing is sent.
+    calls.close();
+    await assertRejects(() => calls.renewLease([front.url], 3n, 5000));
+  } finally {
+    calls.close();
+    peers.close();
+    await front.close();
+  }
+});
+
+Deno.test("peer calls: a leader without call streams is asked over the one-shot endpoints", async () => {
+  const paths: string[] = [];
+  const old = http.createServer((req, res) => {
+    paths.push(`${req.method} ${req.url}`);
+    req.resume();
+    const reply = (status: number, body: unknown) => {
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(JSON.stringify(body));
+    };
+    if (req.url === "/leases/renew/2a") return reply(200, { ttl: "9" });
+    if (req.url === "/leases/timetolive/2a") {
+      return reply(200, { ttl: "3", grantedTtl: "9", keys: ["6b"] });
+    }
+    reply(404, { message: "not found" });
+  });
+  await new Promise<void>((r) => old.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${(old.address() as net.AddressInfo).port}`;
+  const calls = new PeerCalls(() => follower());
+  try {
+    assertEquals(await calls.renewLease([url], 42n, 5000), 9n);
+    assertEquals(await calls.renewLease([url], 42n, 5000), 9n);
+    assertEquals(await calls.leaseTimeToLive([url], 42n, 5000), {
+      ttl: 3n,
+      grantedTtl: 9n,
+      keys: [new Uint8Array([0x6b])],
+    });
+    // One refused upgrade, then the one-shot endpoints only.
+    assertEquals(paths, [
+      "POST /peer/calls",
+      "POST /leases/renew/2a",
+      "POST /leases/renew/2a",
+      "POST /leases/timetolive/2a",
+    ]);
+  } finally {
+    calls.close();
+    old.closeAllConnections();
+    await new Promise<void>((r) => old.close(() => r()));
+  }
+});
