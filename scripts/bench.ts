@@ -150,6 +150,11 @@ function workloads(quick: boolean): Workload[] {
       judge: "throughput",
     },
     {
+      name: "range (serializable), 50 clients",
+      args: ["-op", "rangeser", "-clients", "50", "-conns", "10", "-total", `${40_000 / scale}`],
+      judge: "throughput",
+    },
+    {
       name: "txn (compare + put), 50 clients",
       args: ["-op", "txn", "-clients", "50", "-conns", "10", "-total", `${20_000 / scale}`],
       judge: "throughput",
@@ -158,6 +163,17 @@ function workloads(quick: boolean): Workload[] {
       name: "put latency, 1 client",
       args: ["-op", "put", "-clients", "1", "-conns", "1", "-total", `${2_000 / scale}`],
       judge: "latency",
+    },
+    {
+      // ebench's watch: 100 watchers on one prefix, one writer; events/s and delivery latency.
+      name: "watch fan-out, 100 watchers x 2,000 puts (events)",
+      args: ["-op", "watch", "-clients", "100", "-conns", "10", "-total", `${2_000 / scale}`],
+      judge: "throughput",
+    },
+    {
+      name: "lease keep-alive, 50 clients",
+      args: ["-op", "keepalive", "-clients", "50", "-conns", "10", "-total", `${40_000 / scale}`],
+      judge: "throughput",
     },
   ] as const).map((workload) => ({
     ...workload,

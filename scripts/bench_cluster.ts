@@ -4,6 +4,8 @@
  *
  *   - put throughput, 50 clients over 10 connections spread on all three members, 256 B values;
  *   - linearizable range throughput, same spread (followers ask the leader for a read index);
+ *   - lease keep-alive, 50 clients (one lease each, KeepAliveOnce per request), all connected to
+ *     the leader, then all to one follower (which forwards every renew to the leader);
  *   - time to a new leader after kill -9 of the leader (polling every member's Status each 10 ms),
  *     with the same --heartbeat-interval / --election-timeout for both.
  *
@@ -112,16 +114,44 @@ async function main(): Promise<void> {
   const path = await ebenchPath();
   const scale = o.quick ? 4 : 1;
   const common = ["-keys", "1000", "-val", "256", "-timeout", "120s", "-clients", "50", "-conns"];
-  const workloads = [
+  /** Where the clients connect: every member, the leader, or one follower. */
+  type Target = "all" | "leader" | "follower";
+  const workloads: { name: string; args: string[]; target: Target }[] = [
     {
       name: "put, 50 clients, 256 B",
       args: ["-op", "put", ...common, "10", "-total", `${40000 / scale}`],
+      target: "all",
     },
     {
       name: "range (linearizable), 50 clients",
       args: ["-op", "range", ...common, "10", "-total", `${40000 / scale}`],
+      target: "all",
+    },
+    {
+      name: "lease keep-alive via the leader, 50 clients",
+      args: ["-op", "keepalive", ...common, "10", "-total", `${40000 / scale}`],
+      target: "leader",
+    },
+    {
+      name: "lease keep-alive via a follower, 50 clients",
+      args: ["-op", "keepalive", ...common, "10", "-total", `${40000 / scale}`],
+      target: "follower",
     },
   ];
+  const endpointsFor = async (cluster: Cluster, target: Target): Promise<string> => {
+    if (target === "all") return cluster.endpoints();
+    const leader = await cluster.waitForLeader();
+    for (const m of cluster.members) {
+      const client = new KvClient(m.endpoint);
+      try {
+        const isLeader = (await client.status()).header?.memberId === leader;
+        if (isLeader === (target === "leader")) return m.endpoint;
+      } finally {
+        client.close();
+      }
+    }
+    throw new Error(`no ${target} found`);
+  };
   const kinds: MemberKind[] = ["etcd", "detcd"];
   const results = new Map<string, Record<MemberKind, EbenchResult[]>>();
   const elections: Record<MemberKind, number[]> = { etcd: [], detcd: [] };
@@ -141,7 +171,7 @@ async function main(): Promise<void> {
           await ebench(path, endpoints, ["-op", op, "-total", "5000", "-keys", "1000"]);
         }
         for (const w of workloads) {
-          const r = await ebench(path, endpoints, w.args);
+          const r = await ebench(path, await endpointsFor(cluster, w.target), w.args);
           const entry = results.get(w.name) ?? { etcd: [], detcd: [] };
           entry[kind].push(r);
           results.set(w.name, entry);
