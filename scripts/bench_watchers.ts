@@ -5,7 +5,9 @@
  * single-key watchers (default 10,000) and --range-watchers idle prefix watchers (default 1,000)
  * open on keys and prefixes nothing writes, so that every put is checked against them and sent to
  * none (scripts/scale_bench -mode watchers, etcd's Go client). Reports puts/s and p99 without and
- * with, and the slowdown.
+ * with, the slowdown, and the member's resident memory (VmRSS) a second after the puts without
+ * watchers and a second after every watcher is open: their difference per watcher is what an idle
+ * watcher costs.
  *
  * Usage: deno task bench:watchers [--watchers N] [--range-watchers N] [--total N] [--clients N]
  *                                 [--only etcd|detcd]
@@ -31,6 +33,14 @@ interface WatchersResult {
   p99_ms_without: number;
   p99_ms_with: number;
   errors: number;
+  rss_mb_without: number;
+  rss_mb_with: number;
+}
+
+/** VmRSS of a process in MB. */
+function rssMb(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
 }
 
 async function measure(kind: MemberKind): Promise<WatchersResult> {
@@ -55,10 +65,30 @@ async function measure(kind: MemberKind): Promise<WatchersResult> {
       ],
       stdout: "piped",
       stderr: "piped",
-    }).output();
-    const dec = new TextDecoder();
-    if (!out.success) throw new Error(`scale_bench: ${dec.decode(out.stderr)}`);
-    return { kind, ...JSON.parse(dec.decode(out.stdout).trim().split("\n").at(-1)!) };
+    }).spawn();
+    const marks = new Map<string, number>();
+    let stderr = "";
+    const reading = (async () => {
+      for await (const chunk of out.stderr.pipeThrough(new TextDecoderStream())) {
+        stderr += chunk;
+        for (const mark of ["no watchers", "watchers open"]) {
+          if (!marks.has(mark) && stderr.includes(`mark: ${mark}\n`)) {
+            marks.set(mark, 0);
+            await new Promise((r) => setTimeout(r, 1000));
+            marks.set(mark, rssMb(member.pid()));
+          }
+        }
+      }
+    })();
+    const [status, stdout] = await Promise.all([out.status, new Response(out.stdout).text()]);
+    await reading;
+    if (!status.success) throw new Error(`scale_bench: ${stderr}`);
+    return {
+      kind,
+      ...JSON.parse(stdout.trim().split("\n").at(-1)!),
+      rss_mb_without: marks.get("no watchers") ?? NaN,
+      rss_mb_with: marks.get("watchers open") ?? NaN,
+    };
   } finally {
     await member.stop();
   }
@@ -79,6 +109,14 @@ const rows: [string, (r: WatchersResult) => string][] = [
   ["slowdown", (r) => `${((1 - r.qps_with / r.qps_without) * 100).toFixed(1)}%`],
   ["put p99, no watchers (ms)", (r) => r.p99_ms_without.toFixed(1)],
   ["put p99, watchers open (ms)", (r) => r.p99_ms_with.toFixed(1)],
+  ["resident memory, no watchers (MB)", (r) => r.rss_mb_without.toFixed(1)],
+  ["resident memory, watchers open (MB)", (r) => r.rss_mb_with.toFixed(1)],
+  [
+    "memory per idle watcher (bytes)",
+    (r) =>
+      (((r.rss_mb_with - r.rss_mb_without) * 1024 * 1024) /
+        (Number(flags.watchers) + Number(flags["range-watchers"]))).toFixed(0),
+  ],
   ["errors", (r) => String(r.errors)],
 ];
 console.log(

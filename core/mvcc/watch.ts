@@ -70,24 +70,34 @@ export interface WatchBatch {
 
 type WatcherState = "synced" | "unsynced" | "victim" | "gone";
 
+/** What most watchers share instead of one object each (an idle watcher's memory is issue 15's). */
+const ONE_KEY = new Uint8Array(0);
+const NO_OPTIONS: WatchOptions = Object.freeze({});
+
 class Watcher {
   state: WatcherState = "synced";
   /** The first revision this watcher has not yet been handed (etcd's minRev). */
   minRev = 0;
   /** A victim's batch that did not fit, and where to continue after it (0: nothing more). */
   pending: { events: Event[]; revision: number; moreRev: number } | null = null;
-  readonly single: boolean;
   readonly id: string;
+  readonly end: Uint8Array;
+  readonly options: WatchOptions;
   constructor(
     readonly stream: WatchStream,
     readonly watchId: bigint,
     readonly key: Uint8Array,
     /** Empty: one key. [0]: from key. Otherwise [key, end). */
-    readonly end: Uint8Array,
-    readonly options: WatchOptions,
+    end: Uint8Array,
+    options: WatchOptions,
   ) {
-    this.single = end.length === 0;
+    this.end = end.length === 0 ? ONE_KEY : end;
+    this.options = options.prevKv || options.noPut || options.noDelete ? options : NO_OPTIONS;
     this.id = keyId(key);
+  }
+
+  get single(): boolean {
+    return this.end.length === 0;
   }
 
   matches(key: Uint8Array): boolean {
@@ -108,7 +118,8 @@ export type WatchSource = () => MvccStore;
 export class WatchableStore {
   readonly #source: WatchSource;
   /** Synced single-key watchers by key id, and synced range watchers (indexed by their ranges). */
-  #syncedKeys = new Map<string, Set<Watcher>>();
+  /** Synced single-key watchers by key: the watcher itself while it is the key's only one. */
+  #syncedKeys = new Map<string, Watcher | Set<Watcher>>();
   #syncedRanges = new RangeWatchers<Watcher>();
   #unsynced = new Set<Watcher>();
   #victims = new Set<Watcher>();
@@ -134,7 +145,7 @@ export class WatchableStore {
   /** Counts per set, for tests and metrics. */
   get counts(): { synced: number; unsynced: number; victims: number } {
     let synced = this.#syncedRanges.size;
-    for (const set of this.#syncedKeys.values()) synced += set.size;
+    for (const one of this.#syncedKeys.values()) synced += one instanceof Set ? one.size : 1;
     return { synced, unsynced: this.#unsynced.size, victims: this.#victims.size };
   }
 
@@ -167,8 +178,9 @@ export class WatchableStore {
     for (let i = 0; i < events.length; i++) {
       const key = events[i].kv?.key;
       if (!key) continue;
-      const set = this.#syncedKeys.get(keyId(key));
-      if (set) { for (const w of set) add(w, i); }
+      const one = this.#syncedKeys.get(keyId(key));
+      if (one instanceof Set) { for (const w of one) add(w, i); }
+      else if (one !== undefined) add(one, i);
       this.#syncedRanges.forEachMatch(key, (w) => add(w, i));
     }
     for (const [w, indexes] of batches) {
@@ -197,7 +209,10 @@ export class WatchableStore {
       w.minRev = Math.max(w.minRev, this.#notifiedRev + 1);
       this.#toUnsynced(w);
     };
-    for (const set of this.#syncedKeys.values()) for (const w of set) seen(w);
+    for (const one of this.#syncedKeys.values()) {
+      if (one instanceof Set) one.forEach(seen);
+      else seen(one);
+    }
     for (const w of this.#syncedRanges) seen(w);
     this.#syncedKeys.clear();
     this.#syncedRanges.clear();
@@ -267,12 +282,10 @@ export class WatchableStore {
   #addSynced(w: Watcher): void {
     w.state = "synced";
     if (w.single) {
-      let set = this.#syncedKeys.get(w.id);
-      if (!set) {
-        set = new Set();
-        this.#syncedKeys.set(w.id, set);
-      }
-      set.add(w);
+      const one = this.#syncedKeys.get(w.id);
+      if (one === undefined) this.#syncedKeys.set(w.id, w);
+      else if (one instanceof Set) one.add(w);
+      else if (one !== w) this.#syncedKeys.set(w.id, new Set([one, w]));
     } else {
       this.#syncedRanges.add(w);
     }
@@ -280,9 +293,12 @@ export class WatchableStore {
 
   #removeSynced(w: Watcher): void {
     if (w.single) {
-      const set = this.#syncedKeys.get(w.id);
-      set?.delete(w);
-      if (set && set.size === 0) this.#syncedKeys.delete(w.id);
+      const one = this.#syncedKeys.get(w.id);
+      if (one === w) {
+        this.#syncedKeys.delete(w.id);
+      } else if (one instanceof Set && one.delete(w) && one.size === 1) {
+        this.#syncedKeys.set(w.id, one.values().next().value!);
+      }
     } else {
       this.#syncedRanges.delete(w);
     }

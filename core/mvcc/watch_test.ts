@@ -79,6 +79,36 @@ Deno.test("a synced watcher on a key sees only that key's events, each with its 
   assertEquals(got.map((x) => x.revision), [2, 4]);
 });
 
+Deno.test("several watchers on one key each get its events, and keep getting them as others leave", () => {
+  const t = setup();
+  const [s1, s2] = [t.watchable.newStream(), t.watchable.newStream()];
+  const a = s1.watch(0n, b("k"), NONE, 0, {});
+  const b2 = s1.watch(0n, b("k"), NONE, 0, { prevKv: true });
+  const c = s2.watch(0n, b("k"), NONE, 0, {});
+  t.put("k", "1");
+  const first = [...drain(s1), ...drain(s2)];
+  assertEquals(first.map((x) => x.watchId), [a, b2, c]);
+  assertEquals(first.map((x) => lines([x])[0]), ["PUT k=1@2", "PUT k=1@2", "PUT k=1@2"]);
+  assertEquals(t.watchable.counts.synced, 3);
+  // Down to one watcher on the key, then to none, then one again.
+  s1.cancel(a);
+  t.put("k", "2");
+  s2.cancel(c);
+  t.put("k", "3");
+  const left = drain(s1);
+  assertEquals(left.map((x) => x.watchId), [b2, b2]);
+  assertEquals(lines(left), ["PUT k=2@3", "PUT k=3@4"]);
+  assertEquals(dec.decode(left[1].events[0].prevKv!.value), "2");
+  assertEquals(drain(s2), []);
+  s1.cancel(b2);
+  assertEquals(t.watchable.counts.synced, 0);
+  t.put("k", "4");
+  const again = s2.watch(0n, b("k"), NONE, 0, {});
+  t.put("k", "5");
+  assertEquals(drain(s1), []);
+  assertEquals(drain(s2).map((x) => [x.watchId, lines([x])[0]]), [[again, "PUT k=5@6"]]);
+});
+
 Deno.test("range, prefix and from-key watchers match as etcd's intervals do", () => {
   const t = setup();
   const ws = t.watchable.newStream();

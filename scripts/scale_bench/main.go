@@ -21,6 +21,8 @@
 //	             them but sent to none); prints {"op":"watchers","qps_without","qps_with",
 //	             "p99_ms_without","p99_ms_with","watchers","rangewatchers","errors"}: what idle
 //	             watchers cost every write (issue 15: an index for range watchers, not a scan).
+//	             "mark: no watchers" and "mark: watchers open" on stderr, each followed by a 2 s
+//	             pause, let the caller sample the member's memory.
 //
 // Build like ../shared/bench/build.sh builds ebench (GOPATH with /usr/share/gocode, GO111MODULE=off):
 //
@@ -306,6 +308,10 @@ func putPhase(cli *clientv3.Client, keys, keylen, vsize, clients, total int) (fl
 func runWatchers(cli *clientv3.Client, keys, keylen, vsize, clients, total, watchers, rangeWatchers int, out map[string]interface{}) {
 	putPhase(cli, keys, keylen, vsize, clients, total/4) // warm up
 	qps0, p990, errs0 := putPhase(cli, keys, keylen, vsize, clients, total)
+	// Marks on stderr let the caller sample the member's memory before and after the watchers
+	// open (it waits a second after each mark; the pause gives it two).
+	fmt.Fprintln(os.Stderr, "mark: no watchers")
+	time.Sleep(2 * time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	created := make(chan struct{}, 1024)
@@ -330,6 +336,8 @@ func runWatchers(cli *clientv3.Client, keys, keylen, vsize, clients, total, watc
 	for i := 0; i < watchers+rangeWatchers; i++ {
 		<-created
 	}
+	fmt.Fprintln(os.Stderr, "mark: watchers open")
+	time.Sleep(2 * time.Second)
 	qps1, p991, errs1 := putPhase(cli, keys, keylen, vsize, clients, total)
 	out["qps_without"], out["qps_with"] = qps0, qps1
 	out["p99_ms_without"], out["p99_ms_with"] = p990, p991
