@@ -163,11 +163,19 @@ export class WatchableStore {
     const rev = Number(events[0].kv?.modRevision ?? 0n);
     // Paired with sync(): watchers are handed each revision once, in order, so an applied write
     // must come after every revision already notified, and be one revision.
-    assert(rev > this.#notifiedRev, `notify of revision ${rev} after ${this.#notifiedRev}`);
-    assert(
-      events.every((e) => Number(e.kv?.modRevision ?? 0n) === rev),
-      `one write's events span several revisions (first ${rev})`,
-    );
+    // (Messages built only on failure: this runs for every applied write.)
+    if (rev <= this.#notifiedRev) {
+      assert(false, `notify of revision ${rev} after ${this.#notifiedRev}`);
+    }
+    for (const e of events) {
+      if (Number(e.kv?.modRevision ?? 0n) !== rev) {
+        assert(false, `one write's events span several revisions (first ${rev})`);
+      }
+    }
+    if (this.#syncedKeys.size === 0 && this.#syncedRanges.size === 0) {
+      this.#notifiedRev = rev;
+      return;
+    }
     const batches = new Map<Watcher, number[]>();
     const add = (w: Watcher, i: number) => {
       if (rev < w.minRev) return; // a future start revision: only events at or after it
