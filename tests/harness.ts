@@ -360,14 +360,17 @@ globalThis.addEventListener("unload", () => {
   }
 });
 
-/** The command line that runs a member of the given kind (program and arguments before flags). */
 /**
  * V8 flags a member runs with (as `deno task start` does): no memory reducer, whose compacting
  * collections when the member goes quiet paused a 1M-key member for up to 664 ms
  * (docs/benchmarks.md, "Storage at scale"). They must be given at start: set later, V8 ignores it.
+ * DETCD_SERVER_V8_FLAGS (a comma-separated V8 flag list) replaces them, to measure others.
  */
-export const SERVER_V8_FLAGS: readonly string[] = ["--v8-flags=--no-memory-reducer"];
+export const SERVER_V8_FLAGS: readonly string[] = [
+  `--v8-flags=${Deno.env.get("DETCD_SERVER_V8_FLAGS") ?? "--no-memory-reducer"}`,
+];
 
+/** The command line that runs a member of the given kind (program and arguments before flags). */
 export function serverCommand(kind: MemberKind): [string, string[]] {
   if (kind === "etcd") return ["etcd", []];
   return [Deno.execPath(), ["run", "-A", ...SERVER_V8_FLAGS, `${REPO_ROOT}/server/main.ts`]];
