@@ -75,34 +75,62 @@ export async function runEbench(
 }
 
 /**
- * scripts/scale_bench built into .bench/scale_bench (Debian's golang-go and
- * golang-etcd-server-dev), unless DETCD_SCALE_BENCH names a built binary.
+ * scripts/<tool>/main.go (a Go program on etcd's client 3.4) built into .bench/<tool> with Debian's
+ * golang-go and golang-etcd-server-dev, again whenever the source changed since.
  */
-export async function scaleBenchPath(): Promise<string> {
-  const given = Deno.env.get("DETCD_SCALE_BENCH");
-  if (given) return given;
-  const out = `${REPO_ROOT}/.bench/scale_bench`;
-  const source = `${REPO_ROOT}/scripts/scale_bench/main.go`;
-  // Built again when the source changed since.
+async function builtGoTool(tool: "scale_bench" | "lease_bench"): Promise<string> {
+  const out = `${REPO_ROOT}/.bench/${tool}`;
+  const source = `${REPO_ROOT}/scripts/${tool}/main.go`;
   if (
     await exists(out) &&
     (await Deno.stat(out)).mtime! >= (await Deno.stat(source)).mtime!
   ) return out;
   const gopath = await Deno.makeTempDir();
-  await Deno.mkdir(`${gopath}/src/scalebench`, { recursive: true });
-  await Deno.copyFile(
-    `${REPO_ROOT}/scripts/scale_bench/main.go`,
-    `${gopath}/src/scalebench/main.go`,
-  );
+  const dir = `${gopath}/src/${tool.replace("_", "")}`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.copyFile(source, `${dir}/main.go`);
   await Deno.mkdir(`${REPO_ROOT}/.bench`, { recursive: true });
   const built = await new Deno.Command("go", {
     args: ["build", "-o", out, "."],
-    cwd: `${gopath}/src/scalebench`,
+    cwd: dir,
     env: { GO111MODULE: "off", GOPATH: `${gopath}:/usr/share/gocode`, GOCACHE: `${gopath}/cache` },
   }).output();
   await Deno.remove(gopath, { recursive: true });
   if (!built.success) {
-    throw new Error(`building scale_bench: ${new TextDecoder().decode(built.stderr)}`);
+    throw new Error(`building ${tool}: ${new TextDecoder().decode(built.stderr)}`);
   }
   return out;
+}
+
+/** scripts/scale_bench, built (see builtGoTool) unless DETCD_SCALE_BENCH names a binary. */
+export async function scaleBenchPath(): Promise<string> {
+  return Deno.env.get("DETCD_SCALE_BENCH") || await builtGoTool("scale_bench");
+}
+
+/** scripts/lease_bench, built (see builtGoTool) unless DETCD_LEASE_BENCH names a binary. */
+export async function leaseBenchPath(): Promise<string> {
+  return Deno.env.get("DETCD_LEASE_BENCH") || await builtGoTool("lease_bench");
+}
+
+/** Runs lease_bench against one endpoint; its result line as ebench's (total = requests done). */
+export async function runLeaseBench(
+  path: string,
+  endpoint: string,
+  args: string[],
+  label: string,
+): Promise<EbenchResult> {
+  const output = await new Deno.Command(path, {
+    args: ["-endpoints", endpoint, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(output.stdout).trim();
+  const line = stdout.split("\n").at(-1) ?? "";
+  if (!output.success || !line.startsWith("{")) {
+    throw new Error(
+      `lease_bench ${args.join(" ")} against ${label} failed (exit ${output.code}):\n${stdout}`,
+    );
+  }
+  const r = JSON.parse(line) as EbenchResult & { done: number };
+  return { ...r, total: r.done };
 }

@@ -34,6 +34,10 @@
  * SETTINGS frame, so that the server's side of the handshake (and its HTTP/2 set-up) is finished
  * before the connection counts. --tls/--mtls combine with --auth (the auth plan over TLS).
  *
+ * The default plan: put (50 clients and 1 client), linearizable and serializable range, txn, watch
+ * fan-out (100 watchers, events/s and delivery p99), lease keep-alive (ebench), and lease grant +
+ * revoke pairs (scripts/lease_bench, built into .bench/ like scripts/scale_bench).
+ *
  * ebench comes from DETCD_EBENCH (a built binary), else .bench/ebench, else it is built there with
  * build.sh from DETCD_EBENCH_SRC (default ../shared/bench next to the repository; needs Debian's
  * golang-go and golang-etcd-server-dev). Members are single, fresh, on loopback; workloads run one
@@ -41,7 +45,13 @@
  */
 
 import { type Member, type MemberKind, runCtl, startMember } from "../tests/harness.ts";
-import { ebenchPath, type EbenchResult, runEbench as ebenchRun } from "./_ebench.ts";
+import {
+  ebenchPath,
+  type EbenchResult,
+  leaseBenchPath,
+  runEbench as ebenchRun,
+  runLeaseBench,
+} from "./_ebench.ts";
 import {
   type BenchCertificates,
   clientTlsFlags,
@@ -75,8 +85,8 @@ interface Workload {
    */
   judge: "throughput" | "latency" | "burst" | "rate";
   target: number;
-  /** What runs the workload: ebench (default) or scripts/tls_handshake. */
-  tool?: "ebench" | "handshake";
+  /** What runs the workload: ebench (default), scripts/tls_handshake or scripts/lease_bench. */
+  tool?: "ebench" | "handshake" | "lease";
 }
 
 interface Options {
@@ -175,9 +185,16 @@ function workloads(quick: boolean): Workload[] {
       args: ["-op", "keepalive", "-clients", "50", "-conns", "10", "-total", `${40_000 / scale}`],
       judge: "throughput",
     },
+    {
+      // scripts/lease_bench: a LeaseGrant then a LeaseRevoke of it, the pair counted once.
+      name: "lease grant + revoke, 50 clients (pairs)",
+      args: ["-op", "grant-revoke", "-clients", "50", "-total", `${10_000 / scale}`],
+      judge: "throughput",
+      tool: "lease",
+    },
   ] as const).map((workload) => ({
     ...workload,
-    args: [...workload.args, ...common],
+    args: "tool" in workload ? [...workload.args] : [...workload.args, ...common],
     target: workload.judge === "throughput" ? 0.7 : 2,
   }));
 }
@@ -523,6 +540,13 @@ async function main(): Promise<void> {
               handshake!,
               member.endpoint,
               [...workload.args, ...clientFlags],
+              member.kind,
+            )
+            : workload.tool === "lease"
+            ? await runLeaseBench(
+              await leaseBenchPath(),
+              member.endpoint,
+              workload.args,
               member.kind,
             )
             : await runEbench(ebench, member, workload.args);

@@ -1,10 +1,11 @@
 // lease_bench: lease keep-alive throughput over raw LeaseKeepAlive streams, one lease and one
-// stream per client, each request answered before the next (etcd's Go client, 3.4).
+// stream per client, each request answered before the next (etcd's Go client, 3.4); with
+// -op grant-revoke, each request is a LeaseGrant (TTL 60) then a LeaseRevoke of that lease (the
+// pair is one operation: qps counts pairs, latencies are of the pair).
 //
-// Build like ../shared/bench/build.sh builds ebench (GOPATH with /usr/share/gocode, GO111MODULE=off):
-//   d=$(mktemp -d); mkdir -p $d/src/lbench; cp scripts/lease_bench/main.go $d/src/lbench/
-//   cd $d/src/lbench && GO111MODULE=off GOPATH=$d:/usr/share/gocode go build -o /tmp/lease_bench .
-// Usage: lease_bench -endpoints 127.0.0.1:2379 -clients 50 -total 50000
+// Built by scripts/_ebench.ts into .bench/lease_bench (`deno task bench` does it when needed), as
+// ../shared/bench/build.sh builds ebench (GOPATH with /usr/share/gocode, GO111MODULE=off).
+// Usage: lease_bench -endpoints 127.0.0.1:2379 [-op keepalive|grant-revoke] -clients 50 -total 50000
 package main
 
 import (
@@ -26,7 +27,12 @@ func main() {
 	endpoint := flag.String("endpoints", "127.0.0.1:2379", "")
 	clients := flag.Int("clients", 50, "")
 	total := flag.Int("total", 50000, "")
+	op := flag.String("op", "keepalive", "keepalive|grant-revoke")
 	flag.Parse()
+	if *op != "keepalive" && *op != "grant-revoke" {
+		fmt.Println("unknown -op", *op)
+		os.Exit(2)
+	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{*endpoint}, DialTimeout: 5 * time.Second})
 	if err != nil {
 		fmt.Println(err)
@@ -44,6 +50,22 @@ func main() {
 		wg.Add(1)
 		go func(c int) {
 			defer wg.Done()
+			if *op == "grant-revoke" {
+				for i := 0; i < per; i++ {
+					t := time.Now()
+					g, err := lc.LeaseGrant(context.Background(), &pb.LeaseGrantRequest{TTL: 60})
+					if err == nil {
+						_, err = lc.LeaseRevoke(context.Background(), &pb.LeaseRevokeRequest{ID: g.ID})
+					}
+					if err != nil {
+						atomic.AddInt64(&errs, 1)
+						return
+					}
+					lat[c] = append(lat[c], time.Since(t))
+					atomic.AddInt64(&done, 1)
+				}
+				return
+			}
 			g, err := lc.LeaseGrant(context.Background(), &pb.LeaseGrantRequest{TTL: 60})
 			if err != nil {
 				atomic.AddInt64(&errs, 1)
@@ -84,6 +106,6 @@ func main() {
 		}
 		return float64(all[int(q*float64(len(all)-1))].Microseconds()) / 1000
 	}
-	out, _ := json.Marshal(map[string]interface{}{"op": "keepalive", "clients": *clients, "done": done, "errors": errs, "seconds": secs, "qps": float64(done) / secs, "p50_ms": p(0.5), "p99_ms": p(0.99)})
+	out, _ := json.Marshal(map[string]interface{}{"op": *op, "clients": *clients, "done": done, "errors": errs, "seconds": secs, "qps": float64(done) / secs, "p50_ms": p(0.5), "p99_ms": p(0.99)})
 	fmt.Println(string(out))
 }
