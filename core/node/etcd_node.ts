@@ -18,7 +18,6 @@ import {
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   ClusterVersionSchema,
-  InternalRequestSchema,
   MemberAttributesSchema,
   type MemberMeta,
   MemberMetaSchema,
@@ -1579,7 +1578,7 @@ export class EtcdNode {
       }
       return;
     }
-    const request = fromBinary(InternalRequestSchema, entry.data);
+    const request = this.#proposals.decode(entry.data);
     const waiter = this.#proposals.take(request.id);
     try {
       // Every request passes the apply chain (core/node/apply/): a deposed leader's leader-only
