@@ -51,27 +51,40 @@ export async function ebenchPath(): Promise<string> {
   return built;
 }
 
+/**
+ * Runs one of the load tools (`program args...`) and returns the JSON object its last stdout line
+ * holds; a failed run or no such line throws with the tool's output.
+ */
+export async function runJsonTool<T>(
+  program: string,
+  args: string[],
+  description: string,
+): Promise<T> {
+  const output = await new Deno.Command(program, { args, stdout: "piped", stderr: "piped" })
+    .output();
+  const stdout = new TextDecoder().decode(output.stdout).trim();
+  const line = stdout.split("\n").at(-1) ?? "";
+  if (!output.success || !line.startsWith("{")) {
+    throw new Error(
+      `${description} failed (exit ${output.code}):\n` +
+        `${stdout}\n${new TextDecoder().decode(output.stderr)}`,
+    );
+  }
+  return JSON.parse(line) as T;
+}
+
 /** Runs ebench against `endpoints` (comma-separated) and returns its result line. */
-export async function runEbench(
+export function runEbench(
   ebench: string,
   endpoints: string,
   args: string[],
   label: string,
 ): Promise<EbenchResult> {
-  const output = await new Deno.Command(ebench, {
-    args: ["-endpoints", endpoints, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(output.stdout).trim();
-  const line = stdout.split("\n").at(-1) ?? "";
-  if (!output.success || !line.startsWith("{")) {
-    throw new Error(
-      `ebench ${args.join(" ")} against ${label} failed (exit ${output.code}):\n` +
-        `${stdout}\n${new TextDecoder().decode(output.stderr)}`,
-    );
-  }
-  return JSON.parse(line) as EbenchResult;
+  return runJsonTool(
+    ebench,
+    ["-endpoints", endpoints, ...args],
+    `ebench ${args.join(" ")} against ${label}`,
+  );
 }
 
 /**
@@ -119,18 +132,10 @@ export async function runLeaseBench(
   args: string[],
   label: string,
 ): Promise<EbenchResult> {
-  const output = await new Deno.Command(path, {
-    args: ["-endpoints", endpoint, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(output.stdout).trim();
-  const line = stdout.split("\n").at(-1) ?? "";
-  if (!output.success || !line.startsWith("{")) {
-    throw new Error(
-      `lease_bench ${args.join(" ")} against ${label} failed (exit ${output.code}):\n${stdout}`,
-    );
-  }
-  const r = JSON.parse(line) as EbenchResult & { done: number };
+  const r = await runJsonTool<EbenchResult & { done: number }>(
+    path,
+    ["-endpoints", endpoint, ...args],
+    `lease_bench ${args.join(" ")} against ${label}`,
+  );
   return { ...r, total: r.done };
 }

@@ -5,7 +5,7 @@
  * (scripts/tls_handshake/main.go, standard library only) built into .bench/.
  */
 import { REPO_ROOT } from "../tests/harness.ts";
-import { type EbenchResult, exists } from "./_ebench.ts";
+import { type EbenchResult, exists, runJsonTool } from "./_ebench.ts";
 
 /** Client TLS only (`--tls`) or client TLS with client-certificate auth (`--mtls`). */
 export type TlsMode = "tls" | "mtls";
@@ -116,24 +116,15 @@ export async function handshakePath(): Promise<string> {
 }
 
 /** Runs tls_handshake against `endpoint` and returns its result line (ebench's shape). */
-export async function runHandshake(
+export function runHandshake(
   program: string,
   endpoint: string,
   args: string[],
   label: string,
 ): Promise<EbenchResult> {
-  const output = await new Deno.Command(program, {
-    args: ["-endpoint", endpoint, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(output.stdout).trim();
-  const line = stdout.split("\n").at(-1) ?? "";
-  if (!output.success || !line.startsWith("{")) {
-    throw new Error(
-      `tls_handshake ${args.join(" ")} against ${label} failed (exit ${output.code}):\n` +
-        `${stdout}\n${new TextDecoder().decode(output.stderr)}`,
-    );
-  }
-  return JSON.parse(line) as EbenchResult;
+  return runJsonTool(
+    program,
+    ["-endpoint", endpoint, ...args],
+    `tls_handshake ${args.join(" ")} against ${label}`,
+  );
 }
