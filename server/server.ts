@@ -40,7 +40,6 @@ import {
 import {
   fetchPeerHashKV,
   fetchRemoteCluster,
-  forwardPromote,
   listenPeers,
   loadPeerTls,
   PeerCalls,
@@ -428,7 +427,7 @@ export async function startServer(
     onFatal: options.onFatal,
     forwardPromote: (leader, id) => {
       const peerUrls = node?.memberInfos().find((m) => m.id === leader)?.peerUrls ?? [];
-      return forwardPromote(peerUrls, node!.clusterId, id, 5000, peerTls);
+      return calls.promote(peerUrls, id, 5000);
     },
     forwardLeaseRenew: (leader, id) => {
       const peerUrls = node?.memberInfos().find((m) => m.id === leader)?.peerUrls ?? [];

@@ -1,13 +1,14 @@
 /**
  * Follower → leader calls on one persistent, multiplexed connection per leader (issue 15): lease
- * renewals and TimeToLive, which a follower forwards for its clients. One HTTP/1.1 exchange per
+ * renewals and TimeToLive, which a follower forwards for its clients, and learner promotions. One HTTP/1.1 exchange per
  * forwarded renew capped a follower at about 3,500 renews/s (the request objects, parsers and
  * sockets of both ends), a third of etcd's.
  *
  * Wire: the connection upgrades with `POST /peer/calls` (`Upgrade: detcd-calls`, the Raft stream's
  * cluster and sender headers); then both directions carry length-prefixed frames (the Raft
  * stream's u32 framing), each one JSON object: a request `{c, op, lease}` (`op` "renew" or
- * "timetolive", `lease` the ID in hex), an answer `{c, ...}` with the result or
+ * "timetolive", `lease` the ID in hex) or `{c, op: "promote", member}` (the member ID in hex), an
+ * answer `{c, ...}` with the result or
  * `{c, error: {code, message}}` (the leader's EtcdError). Answers come in any order; frames made in
  * one turn of the event loop leave in one write. A leader that answers the upgrade 404 (a detcd
  * without calls) is asked over the one-shot endpoints of client.ts instead.
@@ -18,7 +19,7 @@ import { Errors, EtcdError, GrpcCode, type GrpcCodeValue } from "../../core/erro
 import type { Logger } from "../../core/log.ts";
 import { idHex, SERVER_VERSION } from "../../core/node/mod.ts";
 import { hostPort } from "../listener.ts";
-import { forwardLeaseRenew, forwardLeaseTimeToLive } from "./client.ts";
+import { forwardLeaseRenew, forwardLeaseTimeToLive, forwardPromote } from "./client.ts";
 import type { PeerHandler } from "./handler.ts";
 import { connectTls, type PeerTls } from "./tls.ts";
 import { bytesHex, FrameReader, hexBytes, parseHead, readHead } from "./_wire.ts";
@@ -258,6 +259,16 @@ export class PeerCalls {
     };
   }
 
+  /** Promotes a learner on the leader; rejects with the leader's EtcdError. */
+  async promote(leaderPeerUrls: readonly string[], id: bigint, timeoutMs: number): Promise<void> {
+    await this.#call(
+      leaderPeerUrls,
+      { op: "promote", member: BigInt.asUintN(64, id).toString(16) },
+      timeoutMs,
+      () => forwardPromote(leaderPeerUrls, this.#clusterId(), id, timeoutMs, this.#tls),
+    );
+  }
+
   /** Closes every call stream (member shutdown); calls in flight reject. */
   close(): void {
     this.#closed = true;
@@ -331,6 +342,14 @@ export function serveCalls(
       return false;
     }
     const c = Number(request.c);
+    if (request.op === "promote") {
+      const member = typeof request.member === "string" && /^[0-9a-f]{1,16}$/.test(request.member)
+        ? BigInt(`0x${request.member}`)
+        : null;
+      if (member === null) failed(c)(new EtcdError(GrpcCode.InvalidArgument, "bad member ID"));
+      else handler.promote(member).then(() => outbox.push({ c }), failed(c));
+      return true;
+    }
     const lease = typeof request.lease === "string" && /^[0-9a-f]{1,16}$/.test(request.lease)
       ? BigInt.asIntN(64, BigInt(`0x${request.lease}`))
       : null;

@@ -29,7 +29,7 @@ function scriptedMember(
     reportUnreachable() {},
     reportSnapshot() {},
     reportPeerDown() {},
-    promote: () => Promise.resolve(),
+    promote: (id) => id === 5n ? Promise.resolve() : Promise.reject(Errors.memberNotLearner()),
     leaseRenew: renew,
     leaseTimeToLive: (id) =>
       Promise.resolve(
@@ -116,6 +116,10 @@ Deno.test("peer calls: 300 renews in flight share one connection and get their o
       keys: [new Uint8Array([0, 0xff, 0x61]), new Uint8Array()],
     });
     assertEquals((await calls.leaseTimeToLive([front.url], 8n, 5000)).ttl, -1n);
+    // Learner promotion rides the same stream.
+    await calls.promote([front.url], 5n, 5000);
+    const notLearner = await calls.promote([front.url], 6n, 5000).catch((e) => e);
+    assert(isEtcdError(notLearner, Errors.memberNotLearner), String(notLearner));
     assertEquals(front.connections(), 1);
   } finally {
     calls.close();
