@@ -353,6 +353,30 @@ class KeyRecord {
   }
 }
 
+/**
+ * A view's entry whose record is in revision storage: its data read when asked for (a class, so
+ * that the getter is the prototype's rather than a closure and accessor made for every entry).
+ */
+class StoredEntry implements SnapshotEntry {
+  readonly main: number;
+  readonly sub: number;
+  readonly tombstone: boolean;
+  readonly #entry: Entry;
+  readonly #read: (e: Entry) => Uint8Array;
+
+  constructor(entry: Entry, readonly dataSize: number, read: (e: Entry) => Uint8Array) {
+    this.main = entry.main;
+    this.sub = entry.sub;
+    this.tombstone = entry.tombstone;
+    this.#entry = entry;
+    this.#read = read;
+  }
+
+  get data(): Uint8Array {
+    return this.#read(this.#entry);
+  }
+}
+
 /** Index of the last entry with main <= rev, or -1. */
 function lastAtOrBefore(h: readonly Entry[], rev: number): number {
   let lo = 0;
@@ -692,15 +716,7 @@ export class MvccStore implements ReadView {
         // A record on disk goes out as it is stored: neither decoded nor encoded again, and its
         // size is known without reading it.
         if (e.kv === undefined && e.location >= 0) {
-          return {
-            main,
-            sub,
-            tombstone,
-            dataSize: revisions!.dataSize(main, sub, e.size),
-            get data() {
-              return readData(e);
-            },
-          };
+          return new StoredEntry(e, revisions!.dataSize(main, sub, e.size), readData);
         }
         return { main, sub, tombstone, kv: tombstone ? tombstoneKv(e) : e.kv! };
       },

@@ -85,15 +85,42 @@ const tombstoneMark = 0x74; // 't'
 /** etcd's revision key: main and sub as 8-byte big-endian, separated by `_`. */
 export function revisionKey(main: number, sub: number, tombstone = false): Uint8Array {
   const out = new Uint8Array(REV_BYTES_LEN + (tombstone ? 1 : 0));
-  const view = new DataView(out.buffer);
-  // Two 32-bit halves, no BigInt: revisions are safe integers (below 2^53).
-  view.setUint32(0, Math.floor(main / 0x1_0000_0000));
-  view.setUint32(4, main >>> 0);
-  out[8] = 0x5f; // '_'
-  view.setUint32(9, Math.floor(sub / 0x1_0000_0000));
-  view.setUint32(13, sub >>> 0);
-  if (tombstone) out[17] = tombstoneMark;
+  writeRevisionKey(out, main, sub, tombstone);
   return out;
+}
+
+/** Writes revisionKey(main, sub, tombstone) into `out` (REV_BYTES_LEN bytes, one more if dead). */
+function writeRevisionKey(out: Uint8Array, main: number, sub: number, tombstone: boolean): void {
+  // Two 32-bit big-endian halves each, no BigInt: revisions are safe integers (below 2^53).
+  putUint32(out, 0, Math.floor(main / 0x1_0000_0000));
+  putUint32(out, 4, main >>> 0);
+  out[8] = 0x5f; // '_'
+  putUint32(out, 9, Math.floor(sub / 0x1_0000_0000));
+  putUint32(out, 13, sub >>> 0);
+  if (tombstone) out[17] = tombstoneMark;
+}
+
+function putUint32(out: Uint8Array, at: number, v: number): void {
+  out[at] = v >>> 24;
+  out[at + 1] = (v >>> 16) & 0xff;
+  out[at + 2] = (v >>> 8) & 0xff;
+  out[at + 3] = v & 0xff;
+}
+
+/** Bytes handed out as views of shared 64 KiB slabs (one ArrayBuffer per slab, not per key). */
+class Slab {
+  #slab = new Uint8Array(0);
+  #used = 0;
+
+  take(size: number): Uint8Array {
+    if (this.#used + size > this.#slab.length) {
+      this.#slab = new Uint8Array(64 * 1024);
+      this.#used = 0;
+    }
+    const out = this.#slab.subarray(this.#used, this.#used + size);
+    this.#used += size;
+    return out;
+  }
 }
 
 function parseRevisionKey(key: Uint8Array): { main: number; sub: number; tombstone: boolean } {
@@ -170,6 +197,9 @@ function bucket(name: string, entries: Array<[Uint8Array, Uint8Array]>): BoltBuc
  */
 function keySource(view: MvccView): BoltSource {
   const scratch = new ByteWriter(1024);
+  // Keys stay valid (the writer keeps some for branch pages): views of slabs, not an array each
+  // (an ArrayBuffer per key was a third of a snapshot's time).
+  const keys = new Slab();
   // The writer asks for an entry's key, then its size or value: one view entry per index.
   let lastIndex = -1;
   let last: SnapshotEntry | null = null;
@@ -185,7 +215,9 @@ function keySource(view: MvccView): BoltSource {
     length: view.length,
     key(i) {
       const e = entry(i);
-      return revisionKey(e.main, e.sub, e.tombstone);
+      const out = keys.take(REV_BYTES_LEN + (e.tombstone ? 1 : 0));
+      writeRevisionKey(out, e.main, e.sub, e.tombstone);
+      return out;
     },
     valueSize(i) {
       return entryValueSize(entry(i));
