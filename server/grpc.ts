@@ -43,6 +43,13 @@ export interface CallContext {
    * --client-cert-auth (etcd's AuthInfoFromTLS: the user of a call without a token).
    */
   tlsCommonName?: string;
+  /**
+   * Set by the gRPC transport for streaming calls only: sends a response the handler encoded
+   * itself, as a whole gRPC message frame (the 5-byte prefix, then the message), handed over
+   * without a copy; resolves as `send` does. Other transports (the gateway, Connect) leave it
+   * unset, and the handler then uses `send`.
+   */
+  sendFrame?: (frame: Uint8Array) => Promise<void>;
 }
 
 /** What a connection knows of its client, handed to each of its calls. */
@@ -472,15 +479,16 @@ function serveStream(
       await new Promise<void>((r) => (wake = r));
     }
   }
-  const send = (res: Message): Promise<void> => {
+  const sendFrame = (frame: Uint8Array): Promise<void> => {
     if (stream.closed || stream.localEnded) return Promise.resolve();
     if (!stream.headersSent) stream.respond(RESPONSE_HEADERS);
-    const bytes = toBinary(method.output, res);
-    messageSent(stats, bytes.length);
-    if (stream.write(encodeGrpcFrame(bytes))) return Promise.resolve();
+    messageSent(stats, frame.length - GRPC_PREFIX_BYTES);
+    if (stream.write(frame)) return Promise.resolve();
     // Back-pressure: wait until the client takes what we sent (or goes away).
     return new Promise((resolve) => drained.push(resolve));
   };
+  const send = (res: Message): Promise<void> =>
+    sendFrame(encodeGrpcFrame(toBinary(method.output, res)));
   const finish = (code: GrpcCodeValue, message: string) => {
     callHandled(stats, code, startedMs);
     if (stream.closed || stream.localEnded) return;
@@ -492,6 +500,7 @@ function serveStream(
     headers,
     signal: abort.signal,
     tlsCommonName: peer.tlsCommonName,
+    sendFrame,
   }).then(
     () => finish(GrpcCode.OK, ""),
     (e) => {

@@ -21,6 +21,8 @@ import type { EtcdNode } from "../core/node/mod.ts";
 import type { Logger } from "../core/log.ts";
 import { etcdDbSources, etcdDbWriter } from "../core/snapshot/mod.ts";
 import { crc32c } from "../core/storage/mod.ts";
+import { putUvarint, uvarintSize } from "../core/varint.ts";
+import { GRPC_PREFIX_BYTES } from "../core/wire/mod.ts";
 import { Errors } from "../core/errors.ts";
 import type { AnyMethod, StreamMethod } from "./grpc.ts";
 import { maintenanceCaller } from "./callers.ts";
@@ -29,38 +31,85 @@ import { Slicer } from "./slicer.ts";
 /** etcd's snapshotSendBufferSize. */
 const CHUNK_BYTES = 32 * 1024;
 
+/** A chunk of the file: `blob` holds its bytes, inside `out`, what is handed on. */
+export interface SnapshotChunk {
+  out: Uint8Array;
+  blob: Uint8Array;
+}
+
+/** Makes the buffer of the next chunk: `size` bytes of the file, `remaining` after them. */
+export type ChunkAllocator = (size: number, remaining: number) => SnapshotChunk;
+
+/** A chunk that is only the file's bytes. */
+const plainChunk: ChunkAllocator = (size) => {
+  const bytes = new Uint8Array(size);
+  return { out: bytes, blob: bytes };
+};
+
 /**
- * The etcd backend file of a member's applied state at this moment, as chunks of about
- * `CHUNK_BYTES`: the view is taken at once (one applied index), then the file is planned and
- * written page by page in slices, so the member keeps serving and memory stays bounded by what
- * the consumer has not taken yet. Yields the file's total size first.
+ * A chunk that is a whole gRPC frame of a SnapshotResponse {remaining_bytes = 2, blob = 3}
+ * (protobuf's encoding, as toBinary writes it: a zero remaining_bytes left out), so that the
+ * file's bytes are copied once, into the frame that goes out.
+ */
+export const snapshotResponseFrame: ChunkAllocator = (size, remaining) => {
+  const message = (remaining > 0 ? 1 + uvarintSize(remaining) : 0) + 1 + uvarintSize(size) + size;
+  const out = new Uint8Array(GRPC_PREFIX_BYTES + message);
+  out[1] = message >>> 24;
+  out[2] = (message >>> 16) & 0xff;
+  out[3] = (message >>> 8) & 0xff;
+  out[4] = message & 0xff;
+  let at = GRPC_PREFIX_BYTES;
+  if (remaining > 0) {
+    out[at++] = 0x10; // field 2, varint
+    at = putUvarint(out, at, remaining);
+  }
+  out[at++] = 0x1a; // field 3, length-delimited
+  at = putUvarint(out, at, size);
+  return { out, blob: out.subarray(at) };
+};
+
+/**
+ * The etcd backend file of a member's applied state at this moment, as chunks of `CHUNK_BYTES`
+ * (the last one shorter): the view is taken at once (one applied index), then the file is planned
+ * and written page by page in slices, so the member keeps serving and memory stays bounded by what
+ * the consumer has not taken yet. Yields the file's total size first; `allocate` makes each
+ * chunk's buffer.
  */
 export async function* snapshotDbChunks(
   node: EtcdNode,
-): AsyncGenerator<{ total: number } | Uint8Array> {
+  allocate: ChunkAllocator = plainChunk,
+): AsyncGenerator<{ total: number } | SnapshotChunk> {
   const state = node.backendState();
   try {
     const writer = etcdDbWriter(state);
     const slicer = new Slicer();
     for (const _ of writer.plan()) await slicer.pause();
-    yield { total: writer.size };
-    let chunk = new Uint8Array(CHUNK_BYTES);
+    const total = writer.size;
+    yield { total };
+    let done = 0;
+    const next = () => {
+      const size = Math.min(CHUNK_BYTES, total - done);
+      done += size;
+      return allocate(size, total - done);
+    };
+    let chunk = total > 0 ? next() : null;
     let filled = 0;
     for (const page of writer.pages()) {
       for (let at = 0; at < page.length;) {
-        const n = Math.min(page.length - at, CHUNK_BYTES - filled);
-        chunk.set(page.subarray(at, at + n), filled);
+        if (chunk === null) throw new Error("snapshot: the file is longer than planned");
+        const n = Math.min(page.length - at, chunk.blob.length - filled);
+        chunk.blob.set(page.subarray(at, at + n), filled);
         filled += n;
         at += n;
-        if (filled === CHUNK_BYTES) {
+        if (filled === chunk.blob.length) {
           yield chunk;
-          chunk = new Uint8Array(CHUNK_BYTES);
+          chunk = done < total ? next() : null;
           filled = 0;
         }
       }
       await slicer.pause();
     }
-    if (filled > 0) yield chunk.subarray(0, filled);
+    if (chunk !== null) throw new Error("snapshot: the file is shorter than planned");
   } finally {
     state.mvcc.close?.(); // whether sent whole or the client went away
   }
@@ -125,18 +174,25 @@ export function snapshotMethod(node: EtcdNode, logger?: Logger): [string, AnyMet
       const sha = createHash("sha256");
       let total = 0;
       let sent = 0;
-      for await (const part of snapshotDbChunks(node)) {
-        if (!(part instanceof Uint8Array)) {
+      // Over gRPC each chunk is built as the frame that goes out (one copy of the file's bytes).
+      const sendFrame = ctx.sendFrame;
+      const chunks = snapshotDbChunks(node, sendFrame ? snapshotResponseFrame : undefined);
+      for await (const part of chunks) {
+        if ("total" in part) {
           total = part.total;
           logger?.info("v3rpc/maintenance.go:139", "sending database snapshot to client", {
             "total-bytes": total,
           });
           continue;
         }
-        sent += part.length;
-        sha.update(part);
-        const remainingBytes = BigInt(total - sent);
-        await send(create(SnapshotResponseSchema, { remainingBytes, blob: part }));
+        sent += part.blob.length;
+        sha.update(part.blob);
+        if (sendFrame) {
+          await sendFrame(part.out);
+        } else {
+          const remainingBytes = BigInt(total - sent);
+          await send(create(SnapshotResponseSchema, { remainingBytes, blob: part.blob }));
+        }
         if (ctx.signal.aborted) return;
       }
       backendSnapshotSeconds.observe((performance.now() - started) / 1000);

@@ -1,9 +1,11 @@
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import {
   CompactionRequestSchema,
   DeleteRangeRequestSchema,
   PutRequestSchema,
+  SnapshotResponseSchema,
 } from "../gen/etcdserverpb/rpc_pb.ts";
+import { encodeGrpcFrame } from "../core/wire/mod.ts";
 import { assert, assertEquals } from "../core/testing.ts";
 import { silentLogger } from "../core/log.ts";
 import { MemoryDisk } from "../core/storage/mod.ts";
@@ -12,7 +14,12 @@ import { dbStatus, fromEtcdBuckets } from "../core/snapshot/etcd_db.ts";
 import { EtcdNode } from "../core/node/etcd_node.ts";
 import { testConfig } from "../core/node/_testing.ts";
 import { encodeView } from "../core/mvcc/snapshot_codec.ts";
-import { hashResponse, snapshotDbChunks } from "./snapshot_service.ts";
+import {
+  hashResponse,
+  type SnapshotChunk,
+  snapshotDbChunks,
+  snapshotResponseFrame,
+} from "./snapshot_service.ts";
 
 const enc = new TextEncoder();
 
@@ -28,13 +35,13 @@ async function node(keys: number): Promise<EtcdNode> {
 }
 
 async function collect(
-  chunks: AsyncGenerator<{ total: number } | Uint8Array>,
+  chunks: AsyncGenerator<{ total: number } | SnapshotChunk>,
 ): Promise<{ total: number; file: Uint8Array; chunkSizes: number[] }> {
   let total = -1;
   const parts: Uint8Array[] = [];
   for await (const part of chunks) {
-    if (part instanceof Uint8Array) parts.push(part);
-    else total = part.total;
+    if ("total" in part) total = part.total;
+    else parts.push(part.blob);
   }
   const file = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
@@ -52,7 +59,7 @@ Deno.test("a snapshot streams the state of the moment it starts: later writes an
   const stream = snapshotDbChunks(n);
   // The first step takes the view and plans the file: its size is known before any byte.
   const first = await stream.next();
-  assert(!first.done && !(first.value instanceof Uint8Array), "the size comes first");
+  assert(!first.done && "total" in first.value, "the size comes first");
   // Meanwhile the member goes on: more writes, a delete, a compaction that drops history.
   await n.put(create(PutRequestSchema, { key: enc.encode("key-1"), value: enc.encode("new") }));
   await n.deleteRange(create(DeleteRangeRequestSchema, { key: enc.encode("key-2") }));
@@ -78,7 +85,7 @@ Deno.test("the member's timers run while a large snapshot is written", async () 
   let chunks = 0;
   let firedBeforeEnd = false;
   for await (const part of snapshotDbChunks(n)) {
-    if (part instanceof Uint8Array) chunks++;
+    if (!("total" in part)) chunks++;
     if (fired) firedBeforeEnd = true;
   }
   assert(chunks > 100, `a large file (${chunks} chunks)`);
@@ -96,4 +103,21 @@ Deno.test("Maintenance.Hash covers every bucket but the consistent index", async
   const c = await hashResponse(n);
   assert(c.hash !== a.hash, "a write changes the hash");
   await n.stop();
+});
+
+Deno.test("a chunk built as its gRPC frame is the SnapshotResponse protobuf-es encodes, for every size and remainder", () => {
+  for (const size of [1, 127, 128, 16383, 16384, 32768]) {
+    for (const remaining of [0, 1, 127, 128, 300_000, 2 ** 32 + 5, 2 ** 40]) {
+      const { out, blob } = snapshotResponseFrame(size, remaining);
+      assertEquals(blob.length, size);
+      for (let i = 0; i < size; i++) blob[i] = (i * 7 + size) & 0xff;
+      const expected = encodeGrpcFrame(
+        toBinary(
+          SnapshotResponseSchema,
+          create(SnapshotResponseSchema, { remainingBytes: BigInt(remaining), blob: blob.slice() }),
+        ),
+      );
+      assertEquals(out, expected, `size ${size}, remaining ${remaining}`);
+    }
+  }
 });
