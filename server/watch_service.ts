@@ -2,6 +2,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { Counter, Gauge } from "../core/metrics.ts";
 import {
   type ResponseHeader,
+  ResponseHeaderSchema,
   Watch,
   WatchCreateRequest_FilterType,
   type WatchRequest,
@@ -9,7 +10,7 @@ import {
   type WatchResponse,
   WatchResponseSchema,
 } from "../gen/etcdserverpb/rpc_pb.ts";
-import { EventSchema } from "../gen/mvccpb/kv_pb.ts";
+import { type Event, EventSchema } from "../gen/mvccpb/kv_pb.ts";
 import {
   type WatchableStore,
   type WatchBatch,
@@ -19,7 +20,8 @@ import {
 import { Errors, type EtcdError, grpcStatusText } from "../core/errors.ts";
 import type { AuthInfo } from "../core/auth/mod.ts";
 import { nodeDefaults } from "../core/node/mod.ts";
-import { uvarintSize } from "../core/varint.ts";
+import { putUvarint, putUvarint64, uvarint64Size, uvarintSize } from "../core/varint.ts";
+import { GRPC_PREFIX_BYTES } from "../core/wire/mod.ts";
 import type { AnyMethod, CallContext, StreamMethod } from "./grpc.ts";
 
 const watchStreams = new Gauge(
@@ -222,6 +224,7 @@ async function serveWatch(
     }
   };
 
+  const frames = new EventFrames();
   const sendLoop = async () => {
     while (!done) {
       recheck();
@@ -235,12 +238,16 @@ async function serveWatch(
         recheck();
         if (!ws.has(batch.watchId)) continue;
       }
-      const response = toResponse(host, batch);
       if (batch.kind === "events") eventsSent.inc(batch.events.length);
-      if (batch.kind === "events" && fragment.has(batch.watchId)) {
-        await sendFragments(response, maxRequestBytes, send);
+      if (batch.kind === "events" && ctx.sendFrame && !fragment.has(batch.watchId)) {
+        // Over gRPC, as bytes: each event encoded once however many watchers it goes to.
+        await ctx.sendFrame(
+          frames.events(host.header(batch.revision), batch.watchId, batch.events),
+        );
+      } else if (batch.kind === "events" && fragment.has(batch.watchId)) {
+        await sendFragments(toResponse(host, batch), maxRequestBytes, send);
       } else {
-        await send(response);
+        await send(toResponse(host, batch));
       }
       if (batch.kind === "events" && batch.events.length > 0 && progress.has(batch.watchId)) {
         progress.set(batch.watchId, false);
@@ -394,6 +401,70 @@ function handleRequest(
       return;
     default:
       return;
+  }
+}
+
+/**
+ * WatchResponse frames of event batches, built from bytes: an event goes to every watcher of its
+ * key (a put under a prefix that 100 watchers watch is 100 responses), so each event is encoded
+ * once (cached by the Event object, which all those batches share) and so is the header of a
+ * revision; only the watch ID differs. The bytes are protobuf-es's (fields in number order,
+ * zeros left out), as tests check.
+ */
+export class EventFrames {
+  #events = new WeakMap<Event, Uint8Array>();
+  #header: ResponseHeader | null = null;
+  #headerBytes = new Uint8Array(0);
+
+  events(header: ResponseHeader, watchId: bigint, events: readonly Event[]): Uint8Array {
+    const h = this.#headerOf(header);
+    let size = 1 + uvarintSize(h.length) + h.length;
+    // int64 on the wire: a negative ID is its 64-bit two's complement (ten bytes).
+    const id = BigInt.asUintN(64, watchId);
+    if (id !== 0n) size += 1 + uvarint64Size(id);
+    const encoded: Uint8Array[] = [];
+    for (const e of events) {
+      let bytes = this.#events.get(e);
+      if (bytes === undefined) {
+        bytes = toBinary(EventSchema, e);
+        this.#events.set(e, bytes);
+      }
+      encoded.push(bytes);
+      size += 1 + uvarintSize(bytes.length) + bytes.length;
+    }
+    const out = new Uint8Array(GRPC_PREFIX_BYTES + size);
+    out[1] = size >>> 24;
+    out[2] = (size >>> 16) & 0xff;
+    out[3] = (size >>> 8) & 0xff;
+    out[4] = size & 0xff;
+    let at = GRPC_PREFIX_BYTES;
+    out[at++] = 0x0a; // header = 1
+    at = putUvarint(out, at, h.length);
+    out.set(h, at);
+    at += h.length;
+    if (id !== 0n) {
+      out[at++] = 0x10; // watch_id = 2
+      at = putUvarint64(out, at, id);
+    }
+    for (const bytes of encoded) {
+      out[at++] = 0x5a; // events = 11
+      at = putUvarint(out, at, bytes.length);
+      out.set(bytes, at);
+      at += bytes.length;
+    }
+    return out;
+  }
+
+  #headerOf(h: ResponseHeader): Uint8Array {
+    const last = this.#header;
+    if (
+      last === null || last.revision !== h.revision || last.raftTerm !== h.raftTerm ||
+      last.memberId !== h.memberId || last.clusterId !== h.clusterId
+    ) {
+      this.#header = h;
+      this.#headerBytes = toBinary(ResponseHeaderSchema, h);
+    }
+    return this.#headerBytes;
   }
 }
 
