@@ -41,6 +41,9 @@ type Answer = Record<string, unknown>;
 /** The leader does not serve call streams: ask it over the one-shot endpoints. */
 class CallsUnsupported extends Error {}
 
+/** A call stream not upgraded within this is given up (a dial that hangs, a silent peer). */
+const DEFAULT_UPGRADE_TIMEOUT_MS = 5000;
+
 /** How long a leader that refused call streams is asked over the one-shot endpoints instead. */
 const UNSUPPORTED_RECHECK_MS = 10_000;
 
@@ -102,7 +105,12 @@ class CallConnection {
   #open = false;
   #failure: Error | null = null;
 
-  constructor(url: string, handler: PeerHandler, peerTls: PeerTls | null) {
+  constructor(
+    url: string,
+    handler: PeerHandler,
+    peerTls: PeerTls | null,
+    upgradeTimeoutMs: number,
+  ) {
     const { host, port } = hostPort(url);
     const secure = url.startsWith("https://");
     if (secure && peerTls === null) throw new Error(`no peer TLS configuration for ${url}`);
@@ -142,9 +150,15 @@ class CallConnection {
         for (const request of this.#waiting.splice(0)) this.#outbox.push(request);
       });
     });
-    // Calls past their deadline fail as a timeout would; the caller decides whether to retry.
+    // Calls past their deadline fail as a timeout would; the caller decides whether to retry. A
+    // stream not up within the upgrade timeout is given up, so that the next call dials again.
+    const started = performance.now();
     this.#sweeper = setInterval(() => {
       const now = performance.now();
+      if (!this.#open && now - started > upgradeTimeoutMs) {
+        this.#fail(new Error(`call stream to ${url}: no upgrade within ${upgradeTimeoutMs} ms`));
+        return;
+      }
       for (const [c, p] of this.#pending) {
         if (p.deadline > now) continue;
         this.#pending.delete(c);
@@ -220,11 +234,17 @@ export class PeerCalls {
   readonly #handler: () => PeerHandler | null;
   readonly #tls: PeerTls | null;
   readonly #clusterId: () => bigint;
+  readonly #upgradeTimeoutMs: number;
   #closed = false;
 
-  constructor(handler: () => PeerHandler | null, peerTls: PeerTls | null = null) {
+  constructor(
+    handler: () => PeerHandler | null,
+    peerTls: PeerTls | null = null,
+    upgradeTimeoutMs = DEFAULT_UPGRADE_TIMEOUT_MS,
+  ) {
     this.#handler = handler;
     this.#tls = peerTls;
+    this.#upgradeTimeoutMs = upgradeTimeoutMs;
     this.#clusterId = () => this.#handler()?.clusterId() ?? 0n;
   }
 
@@ -302,7 +322,12 @@ export class PeerCalls {
     if (this.#closed || handler === null) throw Errors.stopped();
     const index = this.#urlIndex.get(key) ?? 0;
     this.#urlIndex.set(key, index + 1);
-    const connection = new CallConnection(urls[index % urls.length], handler, this.#tls);
+    const connection = new CallConnection(
+      urls[index % urls.length],
+      handler,
+      this.#tls,
+      this.#upgradeTimeoutMs,
+    );
     this.#connections.set(key, connection);
     return connection;
   }

@@ -210,3 +210,22 @@ Deno.test("peer calls: a leader without call streams is asked over the one-shot 
     await new Promise<void>((r) => old.close(() => r()));
   }
 });
+
+Deno.test("peer calls: a peer that accepts but never upgrades is given up, and the next call dials again", async () => {
+  const accepted: net.Socket[] = [];
+  const silent = net.createServer((socket) => void accepted.push(socket));
+  await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+  const calls = new PeerCalls(() => follower(), null, 300);
+  try {
+    const first = await calls.renewLease([url], 1n, 10_000).catch((e) => e);
+    assert(first instanceof Error, String(first));
+    assertEquals(first.message, `call stream to ${url}: no upgrade within 300 ms`);
+    await calls.renewLease([url], 1n, 10_000).catch(() => {});
+    assertEquals(accepted.length, 2);
+  } finally {
+    calls.close();
+    for (const s of accepted) s.destroy();
+    await new Promise<void>((r) => silent.close(() => r()));
+  }
+});
