@@ -43,14 +43,18 @@ export interface CallContext {
    * --client-cert-auth (etcd's AuthInfoFromTLS: the user of a call without a token).
    */
   tlsCommonName?: string;
-  /**
-   * Set by the gRPC transport for streaming calls only: sends a response the handler encoded
-   * itself, as a whole gRPC message frame (the 5-byte prefix, then the message), handed over
-   * without a copy; resolves as `send` does. Other transports (the gateway, Connect) leave it
-   * unset, and the handler then uses `send`.
-   */
-  sendFrame?: (frame: Uint8Array) => Promise<void>;
 }
+
+/**
+ * A streaming handler's `send`. The gRPC transport's also has `frame`: it sends a response the
+ * handler encoded itself, as a whole gRPC message frame (the 5-byte prefix, then the message),
+ * without a copy, and resolves as `send` does. Other transports (the gateway, Connect) and any
+ * wrapper of a `send` (an in-process call relaying to its own caller) have none, so the handler
+ * falls back to messages: the fast path cannot leak past the stream it belongs to.
+ */
+export type StreamSend<O extends DescMessage> = ((res: MessageShape<O>) => Promise<void>) & {
+  frame?: (frame: Uint8Array) => Promise<void>;
+};
 
 /** What a connection knows of its client, handed to each of its calls. */
 export interface PeerInfo {
@@ -81,7 +85,7 @@ export interface StreamMethod<I extends DescMessage, O extends DescMessage> {
   output: O;
   handle(
     requests: AsyncIterable<MessageShape<I>>,
-    send: (res: MessageShape<O>) => Promise<void>,
+    send: StreamSend<O>,
     ctx: CallContext,
   ): Promise<void>;
 }
@@ -487,8 +491,10 @@ function serveStream(
     // Back-pressure: wait until the client takes what we sent (or goes away).
     return new Promise((resolve) => drained.push(resolve));
   };
-  const send = (res: Message): Promise<void> =>
-    sendFrame(encodeGrpcFrame(toBinary(method.output, res)));
+  const send = Object.assign(
+    (res: Message): Promise<void> => sendFrame(encodeGrpcFrame(toBinary(method.output, res))),
+    { frame: sendFrame },
+  );
   const finish = (code: GrpcCodeValue, message: string) => {
     callHandled(stats, code, startedMs);
     if (stream.closed || stream.localEnded) return;
@@ -500,7 +506,6 @@ function serveStream(
     headers,
     signal: abort.signal,
     tlsCommonName: peer.tlsCommonName,
-    sendFrame,
   }).then(
     () => finish(GrpcCode.OK, ""),
     (e) => {

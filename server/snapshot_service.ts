@@ -175,7 +175,7 @@ export function snapshotMethod(node: EtcdNode, logger?: Logger): [string, AnyMet
       let total = 0;
       let sent = 0;
       // Over gRPC each chunk is built as the frame that goes out (one copy of the file's bytes).
-      const sendFrame = ctx.sendFrame;
+      const sendFrame = send.frame;
       const chunks = snapshotDbChunks(node, sendFrame ? snapshotResponseFrame : undefined);
       for await (const part of chunks) {
         if ("total" in part) {

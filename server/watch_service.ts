@@ -22,7 +22,7 @@ import type { AuthInfo } from "../core/auth/mod.ts";
 import { nodeDefaults } from "../core/node/mod.ts";
 import { putUvarint, putUvarint64, uvarint64Size, uvarintSize } from "../core/varint.ts";
 import { GRPC_PREFIX_BYTES } from "../core/wire/mod.ts";
-import type { AnyMethod, CallContext, StreamMethod } from "./grpc.ts";
+import type { AnyMethod, CallContext, StreamMethod, StreamSend } from "./grpc.ts";
 
 const watchStreams = new Gauge(
   "etcd_debugging_mvcc_watch_stream_total",
@@ -164,7 +164,7 @@ async function serveWatch(
   maxRequestBytes: number,
   leaderLostMs: number,
   requests: AsyncIterable<WatchRequest>,
-  send: (res: WatchResponse) => Promise<void>,
+  send: StreamSend<typeof WatchResponseSchema>,
   ctx: CallContext,
   callerOf: (ctx: CallContext) => AuthInfo | null | Promise<AuthInfo | null>,
 ): Promise<void> {
@@ -239,11 +239,9 @@ async function serveWatch(
         if (!ws.has(batch.watchId)) continue;
       }
       if (batch.kind === "events") eventsSent.inc(batch.events.length);
-      if (batch.kind === "events" && ctx.sendFrame && !fragment.has(batch.watchId)) {
+      if (batch.kind === "events" && send.frame && !fragment.has(batch.watchId)) {
         // Over gRPC, as bytes: each event encoded once however many watchers it goes to.
-        await ctx.sendFrame(
-          frames.events(host.header(batch.revision), batch.watchId, batch.events),
-        );
+        await send.frame(frames.events(host.header(batch.revision), batch.watchId, batch.events));
       } else if (batch.kind === "events" && fragment.has(batch.watchId)) {
         await sendFragments(toResponse(host, batch), maxRequestBytes, send);
       } else {

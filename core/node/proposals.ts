@@ -170,11 +170,13 @@ export class Proposals {
     return this.#waiters.size;
   }
 
-  /** The waiter of an applied request, if this member proposed it (it is then forgotten). */
   /**
    * The request an entry's data holds: the object this member proposed when the entry carries the
    * very array it was encoded into (the leader's own proposals, applied in this process), else
-   * decoded. The bytes in the log are the same either way; this saves a decode per write.
+   * decoded. The bytes in the log are the same either way; this saves a decode per write. (The
+   * object's keys and values are views of the buffers the request arrived in, which nothing
+   * rewrites: each socket read is a new buffer and the gRPC decoder joins chunks into new arrays;
+   * the store copies what it keeps when the entry applies.)
    */
   decode(data: Uint8Array): InternalRequest {
     const mine = this.#proposed.get(data);
@@ -183,6 +185,7 @@ export class Proposals {
     return mine;
   }
 
+  /** The waiter of an applied request, if this member proposed it (it is then forgotten). */
   take(id: bigint): Waiter | undefined {
     const waiter = this.#waiters.get(id);
     if (waiter) this.#waiters.delete(id);

@@ -50,6 +50,7 @@ const UNSUPPORTED_RECHECK_MS = 10_000;
 interface Pending {
   resolve(answer: Answer): void;
   reject(error: unknown): void;
+  sentAt: number;
   deadline: number;
 }
 
@@ -98,12 +99,14 @@ class Outbox {
 class CallConnection {
   readonly #socket: net.Socket;
   readonly #pending = new Map<number, Pending>();
-  readonly #waiting: unknown[] = [];
+  readonly #waiting: { c: number }[] = [];
   readonly #outbox: Outbox;
   readonly #sweeper: ReturnType<typeof setInterval>;
   #nextCall = 1;
   #open = false;
   #failure: Error | null = null;
+  /** When the leader last sent anything on this stream. */
+  #lastReceived = 0;
 
   constructor(
     url: string,
@@ -120,6 +123,7 @@ class CallConnection {
       if (!socket.destroyed) socket.write(bytes);
     });
     socket.setNoDelay(true);
+    socket.setKeepAlive(true, 10_000);
     socket.on("error", (e: Error) => this.#fail(e));
     socket.on("close", () => this.#fail(new Error(`call stream to ${url} closed`)));
     socket.on(secure ? "secureConnect" : "connect", () => {
@@ -143,15 +147,21 @@ class CallConnection {
         const reader = new FrameReader((bytes) => this.#answer(bytes));
         if (rest.length > 0 && !reader.push(rest)) return void this.#fail(new Error("bad frame"));
         socket.on("data", (chunk: Uint8Array) => {
+          this.#lastReceived = performance.now();
           if (!reader.push(chunk)) this.#fail(new Error(`call stream to ${url}: bad frame`));
         });
         socket.resume();
         this.#open = true;
-        for (const request of this.#waiting.splice(0)) this.#outbox.push(request);
+        this.#lastReceived = performance.now();
+        // What timed out while the stream came up is not sent (the caller has given up on it).
+        for (const request of this.#waiting.splice(0)) {
+          if (this.#pending.has(request.c)) this.#outbox.push(request);
+        }
       });
     });
     // Calls past their deadline fail as a timeout would; the caller decides whether to retry. A
-    // stream not up within the upgrade timeout is given up, so that the next call dials again.
+    // stream not up within the upgrade timeout, or silent since a call that timed out was sent
+    // (a connection lost without a reset), is given up, so that the next call dials again.
     const started = performance.now();
     this.#sweeper = setInterval(() => {
       const now = performance.now();
@@ -159,11 +169,14 @@ class CallConnection {
         this.#fail(new Error(`call stream to ${url}: no upgrade within ${upgradeTimeoutMs} ms`));
         return;
       }
+      let silent = false;
       for (const [c, p] of this.#pending) {
         if (p.deadline > now) continue;
         this.#pending.delete(c);
         p.reject(new Error("timeout"));
+        if (this.#lastReceived < p.sentAt) silent = true;
       }
+      if (silent) this.#fail(new Error(`call stream to ${url}: no answer since a call timed out`));
     }, 100);
   }
 
@@ -171,11 +184,17 @@ class CallConnection {
     return this.#failure !== null;
   }
 
+  /** Calls waiting for their answer. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
   call(request: Answer, timeoutMs: number): Promise<Answer> {
     if (this.#failure) return Promise.reject(this.#failure);
     const c = this.#nextCall++;
     return new Promise<Answer>((resolve, reject) => {
-      this.#pending.set(c, { resolve, reject, deadline: performance.now() + timeoutMs });
+      const now = performance.now();
+      this.#pending.set(c, { resolve, reject, sentAt: now, deadline: now + timeoutMs });
       const framed = { c, ...request };
       if (this.#open) this.#outbox.push(framed);
       else this.#waiting.push(framed);
@@ -328,6 +347,13 @@ export class PeerCalls {
       this.#tls,
       this.#upgradeTimeoutMs,
     );
+    // A new leader: the streams to former ones go once nothing waits on them.
+    for (const [other, c] of this.#connections) {
+      if (other !== key && c.pending === 0) {
+        c.close();
+        this.#connections.delete(other);
+      }
+    }
     this.#connections.set(key, connection);
     return connection;
   }

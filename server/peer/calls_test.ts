@@ -43,15 +43,20 @@ function scriptedMember(
   };
 }
 
-/** A TCP relay in front of `port` that counts connections and can cut them all. */
+/**
+ * A TCP relay in front of `port` that counts connections, can cut them all, and can swallow
+ * everything (a connection lost without a reset: nothing arrives, nothing fails).
+ */
 async function relay(port: number) {
   const sockets = new Set<net.Socket>();
   let connections = 0;
+  let swallow = false;
   const server = net.createServer((inbound) => {
     connections++;
     const outbound = net.connect(port, "127.0.0.1");
     sockets.add(inbound).add(outbound);
-    inbound.pipe(outbound).pipe(inbound);
+    inbound.on("data", (chunk) => swallow || outbound.write(chunk));
+    outbound.on("data", (chunk) => swallow || inbound.write(chunk));
     const drop = () => {
       inbound.destroy();
       outbound.destroy();
@@ -63,6 +68,9 @@ async function relay(port: number) {
   return {
     url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
     connections: () => connections,
+    swallow(on: boolean) {
+      swallow = on;
+    },
     cut() {
       for (const s of sockets) s.destroy();
       sockets.clear();
@@ -227,5 +235,28 @@ Deno.test("peer calls: a peer that accepts but never upgrades is given up, and t
     calls.close();
     for (const s of accepted) s.destroy();
     await new Promise<void>((r) => silent.close(() => r()));
+  }
+});
+
+Deno.test("peer calls: a stream silent since a call timed out is replaced by a new one", async () => {
+  const port = await freePort();
+  const leader = scriptedMember((id) => Promise.resolve(id));
+  const peers = await listenPeers([`http://127.0.0.1:${port}`], () => leader, silent);
+  const front = await relay(port);
+  const calls = new PeerCalls(() => follower());
+  try {
+    assertEquals(await calls.renewLease([front.url], 1n, 5000), 1n);
+    front.swallow(true);
+    const lost = await calls.renewLease([front.url], 2n, 300).catch((e) => e);
+    assertEquals(lost.message, "timeout");
+    // The next sweep gives the silent stream up; the call after dials again and gets through.
+    await new Promise((r) => setTimeout(r, 250));
+    front.swallow(false);
+    assertEquals(await calls.renewLease([front.url], 3n, 5000), 3n);
+    assertEquals(front.connections(), 2);
+  } finally {
+    calls.close();
+    peers.close();
+    await front.close();
   }
 });
