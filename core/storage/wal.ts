@@ -411,7 +411,10 @@ export class Wal {
               `${seg.name}: log starts at ${index} but the snapshot ends at ${afterIndex}`,
             );
           }
-        } else if (index > last + 1) {
+        } else if (index > last + 1 && !(last < afterIndex && index <= afterIndex + 1)) {
+          // A gap the loaded snapshot does not cover. (One it covers is a received snapshot whose
+          // file was saved but whose marker never reached the WAL before a crash: the member
+          // restarted from the file and logged on from the snapshot's index.)
           throw new WalCorruptError(`${seg.name}: entry ${index} follows ${last}`);
         }
         if (index <= last && entries.length > 0 && index <= entries[entries.length - 1].index) {

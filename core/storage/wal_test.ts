@@ -229,6 +229,27 @@ Deno.test("a snapshot marker restarts the log after the snapshot", async () => {
   await assertRejects(() => Wal.open(disk, "w", 4), WalCorruptError);
 });
 
+Deno.test("simulation seed 42921: a received snapshot whose marker never reached the WAL covers the gap after a restart", async () => {
+  // Entries 1..4 durable; then a snapshot at 20 arrived, its file was saved and the member crashed
+  // before the WAL's marker was written. It restarts from the file (WAL opened after 20) and logs
+  // on from 21, so the WAL holds 1..4 and then 21.. with nothing between.
+  const disk = new MemoryDisk();
+  const { wal } = await Wal.open(disk, "w", 0);
+  await wal.append(entries(1, 4));
+  wal.close();
+  const restarted = await Wal.open(disk, "w", 20);
+  assertEquals(restarted.entries, []);
+  await restarted.wal.append(entries(21, 2, 5));
+  restarted.wal.close();
+  // Opened again from the same snapshot: the gap 5..20 is the snapshot's, as it was at the restart.
+  const again = await Wal.open(disk, "w", 20);
+  assertEquals(again.entries.map((e) => e.index), [21, 22]);
+  again.wal.close();
+  // Without that snapshot (an older one loaded) the gap is a hole: refuse.
+  await assertRejects(() => Wal.open(disk, "w", 4), WalCorruptError, "entry 21 follows 4");
+  await assertRejects(() => Wal.open(disk, "w", 19), WalCorruptError, "entry 21 follows 4");
+});
+
 Deno.test("a WAL that rolled over preallocated segments reopens with every entry", async () => {
   const disk = new MemoryDisk({ preallocate: true });
   const { wal } = await Wal.open(disk, "w", 0, 4096);
