@@ -22,7 +22,7 @@ import type { Logger } from "../core/log.ts";
 import { etcdDbSources, etcdDbWriter } from "../core/snapshot/mod.ts";
 import { crc32c } from "../core/storage/mod.ts";
 import { putUvarint, uvarintSize } from "../core/varint.ts";
-import { GRPC_PREFIX_BYTES } from "../core/wire/mod.ts";
+import { GRPC_PREFIX_BYTES, putGrpcPrefix } from "../core/wire/mod.ts";
 import { Errors } from "../core/errors.ts";
 import type { AnyMethod, StreamMethod } from "./grpc.ts";
 import { maintenanceCaller } from "./callers.ts";
@@ -54,10 +54,7 @@ const plainChunk: ChunkAllocator = (size) => {
 export const snapshotResponseFrame: ChunkAllocator = (size, remaining) => {
   const message = (remaining > 0 ? 1 + uvarintSize(remaining) : 0) + 1 + uvarintSize(size) + size;
   const out = new Uint8Array(GRPC_PREFIX_BYTES + message);
-  out[1] = message >>> 24;
-  out[2] = (message >>> 16) & 0xff;
-  out[3] = (message >>> 8) & 0xff;
-  out[4] = message & 0xff;
+  putGrpcPrefix(out, message);
   let at = GRPC_PREFIX_BYTES;
   if (remaining > 0) {
     out[at++] = 0x10; // field 2, varint

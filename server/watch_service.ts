@@ -21,7 +21,7 @@ import { Errors, type EtcdError, grpcStatusText } from "../core/errors.ts";
 import type { AuthInfo } from "../core/auth/mod.ts";
 import { nodeDefaults } from "../core/node/mod.ts";
 import { putUvarint, putUvarint64, uvarint64Size, uvarintSize } from "../core/varint.ts";
-import { GRPC_PREFIX_BYTES } from "../core/wire/mod.ts";
+import { GRPC_PREFIX_BYTES, putGrpcPrefix } from "../core/wire/mod.ts";
 import type { AnyMethod, CallContext, StreamMethod, StreamSend } from "./grpc.ts";
 
 const watchStreams = new Gauge(
@@ -431,10 +431,7 @@ export class EventFrames {
       size += 1 + uvarintSize(bytes.length) + bytes.length;
     }
     const out = new Uint8Array(GRPC_PREFIX_BYTES + size);
-    out[1] = size >>> 24;
-    out[2] = (size >>> 16) & 0xff;
-    out[3] = (size >>> 8) & 0xff;
-    out[4] = size & 0xff;
+    putGrpcPrefix(out, size);
     let at = GRPC_PREFIX_BYTES;
     out[at++] = 0x0a; // header = 1
     at = putUvarint(out, at, h.length);

@@ -12,13 +12,21 @@ export const GRPC_PREFIX_BYTES = 5;
 /** Frames one encoded message (uncompressed) for a gRPC request or response body. */
 export function encodeGrpcFrame(payload: Uint8Array): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(GRPC_PREFIX_BYTES + payload.length);
-  const n = payload.length;
-  out[1] = (n >>> 24) & 0xff;
-  out[2] = (n >>> 16) & 0xff;
-  out[3] = (n >>> 8) & 0xff;
-  out[4] = n & 0xff;
+  putGrpcPrefix(out, payload.length);
   out.set(payload, GRPC_PREFIX_BYTES);
   return out;
+}
+
+/**
+ * Writes the prefix of an uncompressed message of `length` bytes at the start of `out` (a frame
+ * the caller fills in place, to spare the copy encodeGrpcFrame makes).
+ */
+export function putGrpcPrefix(out: Uint8Array, length: number): void {
+  out[0] = 0;
+  out[1] = (length >>> 24) & 0xff;
+  out[2] = (length >>> 16) & 0xff;
+  out[3] = (length >>> 8) & 0xff;
+  out[4] = length & 0xff;
 }
 
 /**

@@ -22,4 +22,5 @@ export {
   GRPC_PREFIX_BYTES,
   GrpcFrameDecoder,
   grpcFrameLength,
+  putGrpcPrefix,
 } from "./grpc_frame.ts";
