@@ -117,9 +117,9 @@ export type WatchSource = () => MvccStore;
 /** The watchable store: every watcher of every stream on one member. */
 export class WatchableStore {
   readonly #source: WatchSource;
-  /** Synced single-key watchers by key id, and synced range watchers (indexed by their ranges). */
-  /** Synced single-key watchers by key: the watcher itself while it is the key's only one. */
+  /** Synced single-key watchers by key id: the watcher itself while it is the key's only one. */
   #syncedKeys = new Map<string, Watcher | Set<Watcher>>();
+  /** Synced range watchers, indexed by their ranges. */
   #syncedRanges = new RangeWatchers<Watcher>();
   #unsynced = new Set<Watcher>();
   #victims = new Set<Watcher>();
