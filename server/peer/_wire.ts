@@ -5,6 +5,8 @@
  */
 
 import type * as net from "node:net";
+import { EtcdError, type GrpcCodeValue } from "../../core/errors.ts";
+import { idHex, SERVER_VERSION } from "../../core/node/mod.ts";
 import { encodeMessage, type Message } from "../../core/raft/mod.ts";
 
 /** The request path that upgrades a connection to a Raft message stream. */
@@ -76,21 +78,88 @@ export function parseId(hex: string): bigint | null {
 
 /** Messages as one buffer of frames (u32 big-endian length + encoded message), one write. */
 export function encodeFrames(messages: readonly Message[]): Uint8Array {
-  const frames = messages.map(encodeMessage);
+  return frameAll(messages.map(encodeMessage));
+}
+
+/** Bodies as one buffer of frames (u32 big-endian length + body), for one write. */
+export function frameAll(bodies: readonly Uint8Array[]): Uint8Array {
   let size = 0;
-  for (const f of frames) size += 4 + f.length;
+  for (const b of bodies) size += 4 + b.length;
   const out = new Uint8Array(size);
   let o = 0;
-  for (const f of frames) {
-    const n = f.length;
+  for (const b of bodies) {
+    const n = b.length;
     out[o] = n >>> 24;
     out[o + 1] = (n >>> 16) & 0xff;
     out[o + 2] = (n >>> 8) & 0xff;
     out[o + 3] = n & 0xff;
-    out.set(f, o + 4);
+    out.set(b, o + 4);
     o += 4 + n;
   }
   return out;
+}
+
+/** What the sender of an upgrade request says of itself (the member's identity). */
+export interface UpgradeSender {
+  clusterId(): bigint;
+  memberId(): bigint;
+}
+
+/**
+ * The head of a request that upgrades a peer connection (the Raft stream, a call stream): the
+ * cluster and sender as etcd's rafthttp sends them, and the sender's peer URLs when given.
+ */
+export function upgradeHead(
+  path: string,
+  protocol: string,
+  target: { host: string; port: number },
+  sender: UpgradeSender,
+  peerUrls?: readonly string[],
+): string {
+  return `POST ${path} HTTP/1.1\r\nHost: ${target.host}:${target.port}\r\n` +
+    `Connection: Upgrade\r\nUpgrade: ${protocol}\r\n` +
+    `X-Etcd-Cluster-ID: ${idHex(sender.clusterId())}\r\n` +
+    `X-Server-From: ${idHex(sender.memberId())}\r\n` +
+    (peerUrls === undefined ? "" : `X-PeerURLs: ${peerUrls.join(",")}\r\n`) +
+    `X-Server-Version: ${SERVER_VERSION}\r\n\r\n`;
+}
+
+/** A leader's failure as forwarded calls carry it back: its gRPC code (2 when not an EtcdError). */
+export function errorJson(e: unknown): { code: number; message: string } {
+  return {
+    code: e instanceof EtcdError ? e.code : 2,
+    message: e instanceof Error ? e.message : String(e),
+  };
+}
+
+/** The EtcdError errorJson() described (etcd's own, when code and message name one). */
+export function errorFromJson(json: Record<string, unknown>, fallback: string): EtcdError {
+  return EtcdError.fromStatus(
+    (typeof json.code === "number" ? json.code : 2) as GrpcCodeValue,
+    typeof json.message === "string" ? json.message : fallback,
+  );
+}
+
+/** A lease's TTLs and keys on the leader, as forwarded LeaseTimeToLive calls carry them. */
+export interface LeaseTtl {
+  ttl: bigint;
+  grantedTtl: bigint;
+  keys: Uint8Array[];
+}
+
+/** LeaseTimeToLive's answer as JSON (an unknown lease: TTL -1). */
+export function leaseTtlJson(t: LeaseTtl | null): Record<string, string | string[]> {
+  if (t === null) return { ttl: "-1" };
+  return { ttl: String(t.ttl), grantedTtl: String(t.grantedTtl), keys: t.keys.map(bytesHex) };
+}
+
+/** The inverse of leaseTtlJson. */
+export function parseLeaseTtl(json: Record<string, unknown>): LeaseTtl {
+  return {
+    ttl: BigInt(String(json.ttl)),
+    grantedTtl: BigInt(String(json.grantedTtl ?? "0")),
+    keys: Array.isArray(json.keys) ? json.keys.map((k) => hexBytes(String(k))) : [],
+  };
 }
 
 /** Reassembles length-prefixed frames from a byte stream. */

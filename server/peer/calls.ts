@@ -1,40 +1,45 @@
 /**
  * Follower → leader calls on one persistent, multiplexed connection per leader (issue 15): lease
- * renewals and TimeToLive, which a follower forwards for its clients, and learner promotions. One HTTP/1.1 exchange per
- * forwarded renew capped a follower at about 3,500 renews/s (the request objects, parsers and
- * sockets of both ends), a third of etcd's.
+ * renewals and TimeToLive, which a follower forwards for its clients, and learner promotions. One
+ * HTTP/1.1 exchange per forwarded renew capped a follower at about 3,500 renews/s (the request
+ * objects, parsers and sockets of both ends), a third of etcd's.
  *
  * Wire: the connection upgrades with `POST /peer/calls` (`Upgrade: detcd-calls`, the Raft stream's
  * cluster and sender headers); then both directions carry length-prefixed frames (the Raft
  * stream's u32 framing), each one JSON object: a request `{c, op, lease}` (`op` "renew" or
  * "timetolive", `lease` the ID in hex) or `{c, op: "promote", member}` (the member ID in hex), an
- * answer `{c, ...}` with the result or
- * `{c, error: {code, message}}` (the leader's EtcdError). Answers come in any order; frames made in
- * one turn of the event loop leave in one write. A leader that answers the upgrade 404 (a detcd
+ * answer `{c, ...}` with the result (as the one-shot endpoints answer) or `{c, error: {code,
+ * message}}` (the leader's EtcdError). Answers come in any order; frames made in one turn of the
+ * event loop leave in one write. A leader that answers the upgrade 404 (a detcd
  * without calls) is asked over the one-shot endpoints of client.ts instead.
  */
 
 import * as net from "node:net";
-import { Errors, EtcdError, GrpcCode, type GrpcCodeValue } from "../../core/errors.ts";
+import { Errors, EtcdError, GrpcCode } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";
-import { idHex, SERVER_VERSION } from "../../core/node/mod.ts";
+import { idHex } from "../../core/node/mod.ts";
 import { hostPort } from "../listener.ts";
 import { forwardLeaseRenew, forwardLeaseTimeToLive, forwardPromote } from "./client.ts";
 import type { PeerHandler } from "./handler.ts";
 import { connectTls, type PeerTls } from "./tls.ts";
-import { bytesHex, FrameReader, hexBytes, parseHead, readHead } from "./_wire.ts";
+import {
+  errorFromJson,
+  errorJson,
+  frameAll,
+  FrameReader,
+  type LeaseTtl,
+  leaseTtlJson,
+  parseHead,
+  parseId,
+  parseLeaseTtl,
+  readHead,
+  upgradeHead,
+} from "./_wire.ts";
 
 /** The request path that upgrades a connection to a call stream. */
 export const CALLS_PATH = "/peer/calls";
 /** The Upgrade protocol name of a call stream. */
 export const CALLS_PROTOCOL = "detcd-calls";
-
-/** A lease's remaining and granted TTL and its keys, as the leader knows them. */
-export interface LeaseTtl {
-  ttl: bigint;
-  grantedTtl: bigint;
-  keys: Uint8Array[];
-}
 
 type Answer = Record<string, unknown>;
 
@@ -54,20 +59,7 @@ interface Pending {
   deadline: number;
 }
 
-/** Encodes objects as frames (u32 big-endian length + UTF-8 JSON), one buffer. */
-function encodeJsonFrames(objects: readonly unknown[]): Uint8Array {
-  const bodies = objects.map((o) => Buffer.from(JSON.stringify(o)));
-  let size = 0;
-  for (const b of bodies) size += 4 + b.length;
-  const out = Buffer.allocUnsafe(size);
-  let offset = 0;
-  for (const b of bodies) {
-    out.writeUInt32BE(b.length, offset);
-    out.set(b, offset + 4);
-    offset += 4 + b.length;
-  }
-  return out;
-}
+const encoder = new TextEncoder();
 
 /** Gathers objects and writes them as frames in one write at the end of this event-loop turn. */
 class Outbox {
@@ -91,7 +83,7 @@ class Outbox {
     if (this.#queued.length === 0) return;
     const objects = this.#queued;
     this.#queued = [];
-    this.#write(encodeJsonFrames(objects));
+    this.#write(frameAll(objects.map((o) => encoder.encode(JSON.stringify(o)))));
   }
 }
 
@@ -127,13 +119,7 @@ class CallConnection {
     socket.on("error", (e: Error) => this.#fail(e));
     socket.on("close", () => this.#fail(new Error(`call stream to ${url} closed`)));
     socket.on(secure ? "secureConnect" : "connect", () => {
-      socket.write(
-        `POST ${CALLS_PATH} HTTP/1.1\r\nHost: ${host}:${port}\r\n` +
-          `Connection: Upgrade\r\nUpgrade: ${CALLS_PROTOCOL}\r\n` +
-          `X-Etcd-Cluster-ID: ${idHex(handler.clusterId())}\r\n` +
-          `X-Server-From: ${idHex(handler.memberId())}\r\n` +
-          `X-Server-Version: ${SERVER_VERSION}\r\n\r\n`,
-      );
+      socket.write(upgradeHead(CALLS_PATH, CALLS_PROTOCOL, { host, port }, handler));
       readHead(socket, (head, rest) => {
         const response = head === null ? null : parseHead(head);
         if (response?.status !== 101) {
@@ -216,12 +202,9 @@ class CallConnection {
     const pending = this.#pending.get(c);
     if (!pending) return true; // answered after its deadline
     this.#pending.delete(c);
-    const error = answer.error as { code?: unknown; message?: unknown } | undefined;
-    if (error !== undefined) {
-      pending.reject(EtcdError.fromStatus(
-        (typeof error.code === "number" ? error.code : 2) as GrpcCodeValue,
-        typeof error.message === "string" ? error.message : "error",
-      ));
+    const error = answer.error;
+    if (typeof error === "object" && error !== null) {
+      pending.reject(errorFromJson(error as Answer, "error"));
     } else {
       pending.resolve(answer);
     }
@@ -268,42 +251,38 @@ export class PeerCalls {
   }
 
   /** Renews a lease on the leader; resolves to its TTL in seconds. */
-  async renewLease(leaderPeerUrls: readonly string[], id: bigint, timeoutMs: number) {
-    const answer = await this.#call(
+  renewLease(leaderPeerUrls: readonly string[], id: bigint, timeoutMs: number): Promise<bigint> {
+    return this.#call(
       leaderPeerUrls,
       { op: "renew", lease: BigInt.asUintN(64, id).toString(16) },
       timeoutMs,
+      (answer) => BigInt(String(answer.ttl)),
       () => forwardLeaseRenew(leaderPeerUrls, this.#clusterId(), id, timeoutMs, this.#tls),
     );
-    return typeof answer === "bigint" ? answer : BigInt(String(answer.ttl));
   }
 
   /** A lease's TTLs and keys on the leader (TTL -1 for an unknown lease). */
-  async leaseTimeToLive(
+  leaseTimeToLive(
     leaderPeerUrls: readonly string[],
     id: bigint,
     timeoutMs: number,
   ): Promise<LeaseTtl> {
-    const answer = await this.#call(
+    return this.#call(
       leaderPeerUrls,
       { op: "timetolive", lease: BigInt.asUintN(64, id).toString(16) },
       timeoutMs,
+      parseLeaseTtl,
       () => forwardLeaseTimeToLive(leaderPeerUrls, this.#clusterId(), id, timeoutMs, this.#tls),
     );
-    if (!isAnswer(answer)) return answer;
-    return {
-      ttl: BigInt(String(answer.ttl)),
-      grantedTtl: BigInt(String(answer.grantedTtl ?? "0")),
-      keys: Array.isArray(answer.keys) ? answer.keys.map((k) => hexBytes(String(k))) : [],
-    };
   }
 
   /** Promotes a learner on the leader; rejects with the leader's EtcdError. */
-  async promote(leaderPeerUrls: readonly string[], id: bigint, timeoutMs: number): Promise<void> {
-    await this.#call(
+  promote(leaderPeerUrls: readonly string[], id: bigint, timeoutMs: number): Promise<void> {
+    return this.#call(
       leaderPeerUrls,
       { op: "promote", member: BigInt.asUintN(64, id).toString(16) },
       timeoutMs,
+      () => {},
       () => forwardPromote(leaderPeerUrls, this.#clusterId(), id, timeoutMs, this.#tls),
     );
   }
@@ -315,18 +294,20 @@ export class PeerCalls {
     this.#connections.clear();
   }
 
+  /** A call on the leader's stream, its answer read by `parse`; `oneShot` if it serves none. */
   async #call<T>(
     urls: readonly string[],
     request: Answer,
     timeoutMs: number,
+    parse: (answer: Answer) => T,
     oneShot: () => Promise<T>,
-  ): Promise<Answer | T> {
+  ): Promise<T> {
     if (urls.length === 0) throw new Error("leader has no peer URLs");
     const key = urls.join(",");
     if ((this.#unsupportedUntil.get(key) ?? 0) > performance.now()) return await oneShot();
     const connection = this.#connection(key, urls);
     try {
-      return await connection.call(request, timeoutMs);
+      return parse(await connection.call(request, timeoutMs));
     } catch (e) {
       if (!(e instanceof CallsUnsupported)) throw e;
       this.#unsupportedUntil.set(key, performance.now() + UNSUPPORTED_RECHECK_MS);
@@ -359,10 +340,6 @@ export class PeerCalls {
   }
 }
 
-function isAnswer(x: unknown): x is Answer {
-  return typeof x === "object" && x !== null && "c" in x;
-}
-
 /**
  * The leader's side of a call stream, on a connection whose upgrade was accepted: answers each
  * request as the member does (the leader's EtcdError travels back with its code and message).
@@ -377,10 +354,7 @@ export function serveCalls(
   const outbox = new Outbox((bytes) => {
     if (!socket.destroyed) socket.write(bytes);
   });
-  const failed = (c: number) => (e: unknown) => {
-    const message = e instanceof Error ? e.message : String(e);
-    outbox.push({ c, error: { code: e instanceof EtcdError ? e.code : 2, message } });
-  };
+  const failed = (c: number) => (e: unknown) => outbox.push({ c, error: errorJson(e) });
   const reader = new FrameReader((bytes) => {
     let request: Answer;
     try {
@@ -394,30 +368,19 @@ export function serveCalls(
     }
     const c = Number(request.c);
     if (request.op === "promote") {
-      const member = typeof request.member === "string" && /^[0-9a-f]{1,16}$/.test(request.member)
-        ? BigInt(`0x${request.member}`)
-        : null;
+      const member = parseId(String(request.member));
       if (member === null) failed(c)(new EtcdError(GrpcCode.InvalidArgument, "bad member ID"));
       else handler.promote(member).then(() => outbox.push({ c }), failed(c));
       return true;
     }
-    const lease = typeof request.lease === "string" && /^[0-9a-f]{1,16}$/.test(request.lease)
-      ? BigInt.asIntN(64, BigInt(`0x${request.lease}`))
-      : null;
+    const id = parseId(String(request.lease));
+    const lease = id === null ? null : BigInt.asIntN(64, id);
     if (lease === null) {
       failed(c)(new EtcdError(GrpcCode.InvalidArgument, "bad lease ID"));
     } else if (request.op === "renew") {
       handler.leaseRenew(lease).then((ttl) => outbox.push({ c, ttl: String(ttl) }), failed(c));
     } else if (request.op === "timetolive") {
-      handler.leaseTimeToLive(lease).then((t) =>
-        outbox.push(
-          t === null ? { c, ttl: "-1" } : {
-            c,
-            ttl: String(t.ttl),
-            grantedTtl: String(t.grantedTtl),
-            keys: t.keys.map(bytesHex),
-          },
-        ), failed(c));
+      handler.leaseTimeToLive(lease).then((t) => outbox.push({ c, ...leaseTtlJson(t) }), failed(c));
     } else {
       failed(c)(new EtcdError(GrpcCode.Unimplemented, `unknown peer call ${String(request.op)}`));
     }

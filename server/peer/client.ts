@@ -7,10 +7,10 @@
 
 import * as http from "node:http";
 import * as https from "node:https";
-import { Errors, EtcdError, type GrpcCodeValue } from "../../core/errors.ts";
+import { Errors, EtcdError } from "../../core/errors.ts";
 import { idHex } from "../../core/node/mod.ts";
 import { hostPort } from "../listener.ts";
-import { hexBytes, type MemberJson, parseId } from "./_wire.ts";
+import { errorFromJson, type LeaseTtl, type MemberJson, parseId, parseLeaseTtl } from "./_wire.ts";
 import type { PeerTls } from "./tls.ts";
 
 /** A member as GET /members on a peer port describes it. */
@@ -110,11 +110,7 @@ export async function forwardPromote(
         peerTls,
       );
       if (status === 200) return;
-      const parsed = JSON.parse(body) as { message?: string; code?: number };
-      throw EtcdError.fromStatus(
-        (parsed.code ?? 2) as GrpcCodeValue,
-        parsed.message ?? `status ${status}`,
-      );
+      throw errorFromJson(JSON.parse(body), `status ${status}`);
     } catch (e) {
       if (e instanceof EtcdError) throw e;
       lastError = e;
@@ -139,10 +135,7 @@ async function leaseRequest(
       }, peerTls);
       const parsed = JSON.parse(body) as Record<string, unknown>;
       if (status === 200) return parsed;
-      throw EtcdError.fromStatus(
-        (typeof parsed.code === "number" ? parsed.code : 2) as GrpcCodeValue,
-        typeof parsed.message === "string" ? parsed.message : `status ${status}`,
-      );
+      throw errorFromJson(parsed, `status ${status}`);
     } catch (e) {
       if (e instanceof EtcdError) throw e;
       lastError = e;
@@ -171,14 +164,9 @@ export async function forwardLeaseTimeToLive(
   id: bigint,
   timeoutMs: number,
   peerTls: PeerTls | null = null,
-): Promise<{ ttl: bigint; grantedTtl: bigint; keys: Uint8Array[] }> {
+): Promise<LeaseTtl> {
   const path = `/leases/timetolive/${BigInt.asUintN(64, id).toString(16)}`;
-  const r = await leaseRequest(leaderPeerUrls, clusterId, path, timeoutMs, peerTls);
-  return {
-    ttl: BigInt(String(r.ttl)),
-    grantedTtl: BigInt(String(r.grantedTtl ?? "0")),
-    keys: Array.isArray(r.keys) ? r.keys.map((k) => hexBytes(String(k))) : [],
-  };
+  return parseLeaseTtl(await leaseRequest(leaderPeerUrls, clusterId, path, timeoutMs, peerTls));
 }
 
 /** What a peer's GET /members/hashkv answered. */

@@ -1,5 +1,6 @@
 import type { MemberInfo } from "../../core/node/mod.ts";
 import type { Message } from "../../core/raft/mod.ts";
+import type { LeaseTtl } from "./_wire.ts";
 
 /**
  * What the peer server and transport need from the member. One interface for both halves, so that
@@ -21,9 +22,7 @@ export interface PeerHandler {
   /** Renews a lease on the leader (forwarded keep-alives); resolves to its TTL. */
   leaseRenew(id: bigint): Promise<bigint>;
   /** A lease's remaining and granted TTL and keys on the leader; null for an unknown lease. */
-  leaseTimeToLive(
-    id: bigint,
-  ): Promise<{ ttl: bigint; grantedTtl: bigint; keys: Uint8Array[] } | null>;
+  leaseTimeToLive(id: bigint): Promise<LeaseTtl | null>;
   /**
    * etcd's HashByRev: the hash of the key space at `revision` (0: the current one), with the
    * revision it is at and the compact revision; throws the compacted/future-revision EtcdError.

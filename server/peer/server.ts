@@ -8,7 +8,6 @@
 import * as http from "node:http";
 import * as net from "node:net";
 import * as tls from "node:tls";
-import { EtcdError } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";
 import type { MemberInfo } from "../../core/node/mod.ts";
 import { clusterVersion, idHex, SERVER_VERSION } from "../../core/node/mod.ts";
@@ -18,8 +17,9 @@ import { CALLS_PATH, CALLS_PROTOCOL, serveCalls } from "./calls.ts";
 import type { PeerHandler } from "./handler.ts";
 import { peerRefusal, type PeerTls } from "./tls.ts";
 import {
-  bytesHex,
+  errorJson,
   FrameReader,
+  leaseTtlJson,
   type MemberJson,
   parseHead,
   parseId,
@@ -214,11 +214,7 @@ function servePlain(
     req.resume();
     handler.promote(BigInt(`0x${promote[1]}`)).then(
       () => reply(200, handler.members().map(memberJson)),
-      (e) => {
-        const message = e instanceof Error ? e.message : String(e);
-        const code = e instanceof EtcdError ? e.code : 2;
-        reply(412, { message, code });
-      },
+      (e) => reply(412, errorJson(e)),
     );
     return;
   }
@@ -226,23 +222,11 @@ function servePlain(
   if (lease && req.method === "POST") {
     req.resume();
     const id = BigInt.asIntN(64, BigInt(`0x${lease[2]}`));
-    const failed = (e: unknown) => {
-      const message = e instanceof Error ? e.message : String(e);
-      const code = e instanceof EtcdError ? e.code : 2;
-      reply(412, { message, code });
-    };
+    const failed = (e: unknown) => reply(412, errorJson(e));
     if (lease[1] === "renew") {
       handler.leaseRenew(id).then((ttl) => reply(200, { ttl: String(ttl) }), failed);
     } else {
-      handler.leaseTimeToLive(id).then((t) =>
-        reply(
-          200,
-          t === null ? { ttl: "-1" } : {
-            ttl: String(t.ttl),
-            grantedTtl: String(t.grantedTtl),
-            keys: t.keys.map(bytesHex),
-          },
-        ), failed);
+      handler.leaseTimeToLive(id).then((t) => reply(200, leaseTtlJson(t)), failed);
     }
     return;
   }

@@ -8,12 +8,19 @@
 import * as net from "node:net";
 import type { Logger } from "../../core/log.ts";
 import type { Transport } from "../../core/node/mod.ts";
-import { idHex, SERVER_VERSION } from "../../core/node/mod.ts";
+import { idHex } from "../../core/node/mod.ts";
 import { type Message, MessageType } from "../../core/raft/mod.ts";
 import { hostPort } from "../listener.ts";
 import type { PeerHandler } from "./handler.ts";
 import { connectTls, type PeerTls } from "./tls.ts";
-import { encodeFrames, parseHead, readHead, STREAM_PATH, UPGRADE_PROTOCOL } from "./_wire.ts";
+import {
+  encodeFrames,
+  parseHead,
+  readHead,
+  STREAM_PATH,
+  UPGRADE_PROTOCOL,
+  upgradeHead,
+} from "./_wire.ts";
 
 /** Above this many bytes queued on a connection, messages other than snapshots are dropped. */
 const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
@@ -198,12 +205,7 @@ export class PeerTransport implements Transport {
     // Over TLS the stream starts once the handshake verified the peer's certificate.
     socket.on(secure ? "secureConnect" : "connect", () => {
       socket.write(
-        `POST ${STREAM_PATH} HTTP/1.1\r\nHost: ${target.host}:${target.port}\r\n` +
-          `Connection: Upgrade\r\nUpgrade: ${UPGRADE_PROTOCOL}\r\n` +
-          `X-Etcd-Cluster-ID: ${idHex(handler.clusterId())}\r\n` +
-          `X-Server-From: ${idHex(handler.memberId())}\r\n` +
-          `X-PeerURLs: ${handler.peerUrls().join(",")}\r\n` +
-          `X-Server-Version: ${SERVER_VERSION}\r\n\r\n`,
+        upgradeHead(STREAM_PATH, UPGRADE_PROTOCOL, target, handler, handler.peerUrls()),
       );
       readHead(socket, (head) => {
         const response = head === null ? null : parseHead(head);
