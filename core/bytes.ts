@@ -114,15 +114,20 @@ export class ByteArena {
 
   /** A copy of `bytes` (a view into a slab, or its own buffer when large). */
   copy(bytes: Uint8Array): Uint8Array {
-    const n = bytes.length;
-    if (n > this.#slabBytes >> 2) return bytes.slice();
+    const out = this.alloc(bytes.length);
+    out.set(bytes);
+    return out;
+  }
+
+  /** `n` zeroed bytes of their own (a view into a slab, or a buffer of their own when large). */
+  alloc(n: number): Uint8Array {
+    if (n > this.#slabBytes >> 2) return new Uint8Array(n);
     if (this.#used + n > this.#slab.length) {
       this.#slab = new Uint8Array(this.#slabBytes);
       this.#used = 0;
     }
     // The constructor, not subarray(): measured 2.7x faster per copy.
     const out = new Uint8Array(this.#slab.buffer, this.#used, n);
-    out.set(bytes);
     this.#used += n;
     return out;
   }

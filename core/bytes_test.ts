@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { bytesEqual, compareBytes, idBytes, keyId } from "./bytes.ts";
+import { ByteArena, bytesEqual, compareBytes, idBytes, keyId } from "./bytes.ts";
 
 const b = (...xs: number[]) => new Uint8Array(xs);
 
@@ -37,4 +37,21 @@ Deno.test("keyId keeps bytewise order, tells binary keys apart, and idBytes inve
   const long = new Uint8Array(20_000).map((_, i) => i & 0xff);
   assert.equal(keyId(long).length, long.length);
   assert.deepEqual(idBytes(keyId(long)), long);
+});
+
+Deno.test("ByteArena: copies and allocations are views of shared slabs that never overlap; large ones get their own buffer", () => {
+  const arena = new ByteArena(64);
+  const a = arena.copy(new Uint8Array([1, 2, 3]));
+  const b = arena.alloc(4);
+  assert.deepEqual([...b], [0, 0, 0, 0]);
+  b.set([9, 9, 9, 9]);
+  assert.deepEqual([...a], [1, 2, 3]);
+  assert(a.buffer === b.buffer, "one slab");
+  const big = arena.alloc(17); // over a quarter of the slab
+  assert(big.buffer !== a.buffer && big.byteOffset === 0 && big.length === 17);
+  // A full slab gives way to a new one; what was handed out stays.
+  const rest = Array.from({ length: 20 }, (_, i) => arena.copy(new Uint8Array([i, i, i, i])));
+  assert(rest.some((r) => r.buffer !== a.buffer), "a second slab");
+  rest.forEach((r, i) => assert.deepEqual([...r], [i, i, i, i]));
+  assert.deepEqual([...a], [1, 2, 3]);
 });

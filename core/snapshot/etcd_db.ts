@@ -23,7 +23,7 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { type KeyValue, KeyValueSchema } from "../../gen/mvccpb/kv_pb.ts";
 import { type AlarmMember, AlarmMemberSchema } from "../../gen/etcdserverpb/rpc_pb.ts";
-import { compareBytes, keyId } from "../bytes.ts";
+import { ByteArena, compareBytes, keyId } from "../bytes.ts";
 import {
   type BoltBucket,
   type BoltSource,
@@ -107,22 +107,6 @@ function putUint32(out: Uint8Array, at: number, v: number): void {
   out[at + 3] = v & 0xff;
 }
 
-/** Bytes handed out as views of shared 64 KiB slabs (one ArrayBuffer per slab, not per key). */
-class Slab {
-  #slab = new Uint8Array(0);
-  #used = 0;
-
-  take(size: number): Uint8Array {
-    if (this.#used + size > this.#slab.length) {
-      this.#slab = new Uint8Array(64 * 1024);
-      this.#used = 0;
-    }
-    const out = this.#slab.subarray(this.#used, this.#used + size);
-    this.#used += size;
-    return out;
-  }
-}
-
 function parseRevisionKey(key: Uint8Array): { main: number; sub: number; tombstone: boolean } {
   const tombstone = key.length === REV_BYTES_LEN + 1 && key[REV_BYTES_LEN] === tombstoneMark;
   if ((key.length !== REV_BYTES_LEN && !tombstone) || key[8] !== 0x5f) {
@@ -199,7 +183,7 @@ function keySource(view: MvccView): BoltSource {
   const scratch = new ByteWriter(1024);
   // Keys stay valid (the writer keeps some for branch pages): views of slabs, not an array each
   // (an ArrayBuffer per key was a third of a snapshot's time).
-  const keys = new Slab();
+  const keys = new ByteArena();
   // The writer asks for an entry's key, then its size or value: one view entry per index.
   let lastIndex = -1;
   let last: SnapshotEntry | null = null;
@@ -215,7 +199,7 @@ function keySource(view: MvccView): BoltSource {
     length: view.length,
     key(i) {
       const e = entry(i);
-      const out = keys.take(REV_BYTES_LEN + (e.tombstone ? 1 : 0));
+      const out = keys.alloc(REV_BYTES_LEN + (e.tombstone ? 1 : 0));
       writeRevisionKey(out, e.main, e.sub, e.tombstone);
       return out;
     },
