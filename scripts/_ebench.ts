@@ -91,7 +91,9 @@ export function runEbench(
  * scripts/<tool>/main.go (a Go program on etcd's client 3.4) built into .bench/<tool> with Debian's
  * golang-go and golang-etcd-server-dev, again whenever the source changed since.
  */
-async function builtGoTool(tool: "scale_bench" | "lease_bench"): Promise<string> {
+export async function builtGoTool(
+  tool: "scale_bench" | "lease_bench" | "tls_handshake",
+): Promise<string> {
   const out = `${REPO_ROOT}/.bench/${tool}`;
   const source = `${REPO_ROOT}/scripts/${tool}/main.go`;
   if (

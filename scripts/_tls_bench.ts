@@ -4,8 +4,7 @@
  * member flags and client flags that use them, and the handshake-rate program
  * (scripts/tls_handshake/main.go, standard library only) built into .bench/.
  */
-import { REPO_ROOT } from "../tests/harness.ts";
-import { type EbenchResult, exists, runJsonTool } from "./_ebench.ts";
+import { builtGoTool, type EbenchResult, runJsonTool } from "./_ebench.ts";
 
 /** Client TLS only (`--tls`) or client TLS with client-certificate auth (`--mtls`). */
 export type TlsMode = "tls" | "mtls";
@@ -91,28 +90,11 @@ export function etcdctlTlsFlags(mode: TlsMode, certs: BenchCertificates): string
 }
 
 /**
- * The handshake-rate program: DETCD_TLS_HANDSHAKE (a built binary), else .bench/tls_handshake,
- * else built there with `go build` (standard library only, no network; GOPATH mode).
+ * The handshake-rate program: DETCD_TLS_HANDSHAKE (a built binary), else scripts/tls_handshake
+ * built into .bench/ (standard library only; see builtGoTool).
  */
 export async function handshakePath(): Promise<string> {
-  const given = Deno.env.get("DETCD_TLS_HANDSHAKE");
-  if (given !== undefined) return given;
-  const built = `${REPO_ROOT}/.bench/tls_handshake`;
-  if (await exists(built)) return built;
-  console.error(`building ${built} (needs golang-go)...`);
-  await Deno.mkdir(`${REPO_ROOT}/.bench`, { recursive: true });
-  const cache = await Deno.makeTempDir({ prefix: "detcd-gocache-" });
-  try {
-    const status = await new Deno.Command("go", {
-      args: ["build", "-o", built, "./scripts/tls_handshake"],
-      cwd: REPO_ROOT,
-      env: { GO111MODULE: "off", GOCACHE: cache, GOFLAGS: "" },
-    }).spawn().status;
-    if (!status.success) throw new Error(`building tls_handshake failed (exit ${status.code})`);
-  } finally {
-    await Deno.remove(cache, { recursive: true }).catch(() => {});
-  }
-  return built;
+  return Deno.env.get("DETCD_TLS_HANDSHAKE") ?? await builtGoTool("tls_handshake");
 }
 
 /** Runs tls_handshake against `endpoint` and returns its result line (ebench's shape). */
