@@ -1,6 +1,7 @@
 /**
- * ebench, the load generator built on etcd's own Go client (../shared/bench), as both benchmarks
- * (scripts/bench.ts, scripts/bench_cluster.ts) find, build and run it.
+ * What the benchmarks share: ebench, the load generator built on etcd's own Go client
+ * (../shared/bench), found, built and run; the Go tools in scripts/ built into .bench/ and run;
+ * and a process's resident memory.
  */
 import { REPO_ROOT } from "../tests/harness.ts";
 
@@ -140,4 +141,15 @@ export async function runLeaseBench(
     `lease_bench ${args.join(" ")} against ${label}`,
   );
   return { ...r, total: r.done };
+}
+
+/** VmRSS of a process in MB (0 once it is gone). */
+export function rssMb(pid: number): number {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const m = /VmRSS:\s+(\d+) kB/.exec(status);
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
 }

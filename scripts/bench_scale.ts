@@ -24,7 +24,7 @@
 
 import { parseArgs } from "node:util";
 import { type Member, type MemberKind, sleep, startMember } from "../tests/harness.ts";
-import { scaleBenchPath } from "./_ebench.ts";
+import { rssMb, scaleBenchPath } from "./_ebench.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -36,17 +36,6 @@ const { values: flags } = parseArgs({
 });
 const KEYS = Number(flags.keys);
 const SNAPSHOT_TIMEOUT_MS = Number(flags["snapshot-timeout"]) * 1000;
-
-/** VmRSS of a process in MB (0 once it is gone). */
-function rssMb(pid: number): number {
-  try {
-    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    const m = /VmRSS:\s+(\d+) kB/.exec(status);
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
 
 async function duMb(path: string): Promise<number> {
   const out = await new Deno.Command("du", { args: ["-sb", path] }).output();

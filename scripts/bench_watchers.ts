@@ -14,7 +14,7 @@
  */
 import { parseArgs } from "node:util";
 import { type MemberKind, startMember } from "../tests/harness.ts";
-import { scaleBenchPath } from "./_ebench.ts";
+import { rssMb, scaleBenchPath } from "./_ebench.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -35,12 +35,6 @@ interface WatchersResult {
   errors: number;
   rss_mb_without: number;
   rss_mb_with: number;
-}
-
-/** VmRSS of a process in MB. */
-function rssMb(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
 }
 
 async function measure(kind: MemberKind): Promise<WatchersResult> {
