@@ -240,55 +240,239 @@ export const DEFAULT_KV_CACHE_BYTES = 8 * 1024 * 1024;
  */
 const CACHED_KV_OVERHEAD_BYTES = 1024;
 
-/**
- * One revision of one key: a put or a tombstone. Its KeyValue is `kv` when in memory (always, for
- * a store without revision storage; while cached otherwise), else read back from `location`.
- */
-class Entry {
-  /** Set when physical compaction drops this revision. */
-  compacted = false;
-  /** The put's KeyValue (frozen), when in memory; never set for a tombstone. */
-  kv: KeyValue | undefined = undefined;
-  /** Where the record is in the store's revision storage (-1: nowhere, in memory only). */
-  location = -1;
-  /** The record's size there. */
-  size = 0;
-  /** The put's create revision, version and lease (a keys-only read needs nothing more). */
-  createRevision = 0;
-  version = 0;
-  lease: bigint = NO_LEASE;
-  constructor(
-    readonly main: number,
-    readonly sub: number,
-    readonly tombstone: boolean,
-    readonly record: KeyRecord,
-  ) {}
+/** Flags of a stored revision. */
+const TOMBSTONE = 1;
+/** Set when physical compaction drops the revision (it leaves the columns at the next rebuild). */
+const COMPACTED = 2;
 
-  /** Takes a put's create revision, version and lease from its KeyValue. */
-  describe(kv: KeyValue): void {
-    this.createRevision = Number(kv.createRevision);
-    this.version = Number(kv.version);
-    // One shared 0n rather than a BigInt per entry.
-    this.lease = kv.lease === 0n ? NO_LEASE : kv.lease;
+/** Revisions per chunk of the columns (a power of two). */
+const CHUNK_BITS = 12;
+const CHUNK_SIZE = 1 << CHUNK_BITS;
+const CHUNK_MASK = CHUNK_SIZE - 1;
+/** A first chunk starts this small (a store in a test holds a handful of revisions). */
+const FIRST_CHUNK_CAPACITY = 16;
+
+const NO_LEASE = 0n;
+
+/** Up to CHUNK_SIZE consecutive revisions of the columns; its arrays grow until they hold that many. */
+class ColumnChunk {
+  main: Float64Array;
+  sub: Int32Array;
+  flags: Uint8Array;
+  createRevision: Float64Array;
+  version: Float64Array;
+  lease: BigInt64Array;
+  /** Where the record is in the store's revision storage (-1: nowhere, in memory only). */
+  location: Float64Array;
+  size: Uint32Array;
+  /** The key of each revision. */
+  readonly records: KeyRecord[] = [];
+  /** KeyValues in memory (every put's, for a store in memory; the cached ones otherwise). */
+  kvs: (KeyValue | undefined)[] | undefined = undefined;
+
+  constructor(capacity: number) {
+    this.main = new Float64Array(capacity);
+    this.sub = new Int32Array(capacity);
+    this.flags = new Uint8Array(capacity);
+    this.createRevision = new Float64Array(capacity);
+    this.version = new Float64Array(capacity);
+    this.lease = new BigInt64Array(capacity);
+    this.location = new Float64Array(capacity);
+    this.size = new Uint32Array(capacity);
+  }
+
+  /** Room for `count` revisions (at most CHUNK_SIZE). */
+  ensure(count: number): void {
+    if (count <= this.main.length) return;
+    const capacity = Math.min(CHUNK_SIZE, Math.max(count, this.main.length * 4));
+    this.main = grown(this.main, new Float64Array(capacity));
+    this.sub = grown(this.sub, new Int32Array(capacity));
+    this.flags = grown(this.flags, new Uint8Array(capacity));
+    this.createRevision = grown(this.createRevision, new Float64Array(capacity));
+    this.version = grown(this.version, new Float64Array(capacity));
+    this.lease = grown(this.lease, new BigInt64Array(capacity));
+    this.location = grown(this.location, new Float64Array(capacity));
+    this.size = grown(this.size, new Uint32Array(capacity));
   }
 }
 
-const NO_LEASE = 0n;
-const NO_ENTRIES: readonly Entry[] = Object.freeze([]);
+function grown<T extends { set(from: T): void }>(from: T, to: T): T {
+  to.set(from);
+  return to;
+}
 
-/** A key and its history (revision-ordered; generations are separated by tombstones). */
+/**
+ * Every stored revision in (main, sub) order, like etcd's key bucket, as columns of typed arrays
+ * in chunks (ADR 0010, phase 4): a revision is a position, not an object — what the collector
+ * has to visit per revision is one slot of a chunk's array of keys. Append-only: compaction
+ * builds new columns (views keep the old ones); a rewrite changes a revision's location in place.
+ */
+class RevisionColumns {
+  #chunks: ColumnChunk[] = [];
+  #length = 0;
+
+  get length(): number {
+    return this.#length;
+  }
+
+  /** Appends a revision; returns its position. */
+  push(
+    main: number,
+    sub: number,
+    flags: number,
+    record: KeyRecord,
+    createRevision: number,
+    version: number,
+    lease: bigint,
+    location: number,
+    size: number,
+  ): number {
+    const i = this.#length;
+    const o = i & CHUNK_MASK;
+    let c: ColumnChunk;
+    if (o === 0) {
+      c = new ColumnChunk(this.#chunks.length === 0 ? FIRST_CHUNK_CAPACITY : CHUNK_SIZE);
+      this.#chunks.push(c);
+    } else {
+      c = this.#chunks[i >>> CHUNK_BITS];
+      c.ensure(o + 1);
+    }
+    c.main[o] = main;
+    c.sub[o] = sub;
+    c.flags[o] = flags;
+    c.createRevision[o] = createRevision;
+    c.version[o] = version;
+    if (lease !== NO_LEASE) c.lease[o] = lease;
+    c.location[o] = location;
+    c.size[o] = size;
+    c.records.push(record);
+    this.#length = i + 1;
+    return i;
+  }
+
+  /** Appends revision i of `from` (compaction's rebuild); returns its position here. */
+  copy(from: RevisionColumns, i: number): number {
+    const c = from.#chunks[i >>> CHUNK_BITS];
+    const o = i & CHUNK_MASK;
+    const at = this.push(
+      c.main[o],
+      c.sub[o],
+      c.flags[o],
+      c.records[o],
+      c.createRevision[o],
+      c.version[o],
+      c.lease[o],
+      c.location[o],
+      c.size[o],
+    );
+    const kv = c.kvs?.[o];
+    if (kv !== undefined) this.setKv(at, kv);
+    return at;
+  }
+
+  main(i: number): number {
+    return this.#chunks[i >>> CHUNK_BITS].main[i & CHUNK_MASK];
+  }
+  sub(i: number): number {
+    return this.#chunks[i >>> CHUNK_BITS].sub[i & CHUNK_MASK];
+  }
+  tombstone(i: number): boolean {
+    return (this.#chunks[i >>> CHUNK_BITS].flags[i & CHUNK_MASK] & TOMBSTONE) !== 0;
+  }
+  compacted(i: number): boolean {
+    return (this.#chunks[i >>> CHUNK_BITS].flags[i & CHUNK_MASK] & COMPACTED) !== 0;
+  }
+  markCompacted(i: number): void {
+    this.#chunks[i >>> CHUNK_BITS].flags[i & CHUNK_MASK] |= COMPACTED;
+  }
+  record(i: number): KeyRecord {
+    return this.#chunks[i >>> CHUNK_BITS].records[i & CHUNK_MASK];
+  }
+  createRevision(i: number): number {
+    return this.#chunks[i >>> CHUNK_BITS].createRevision[i & CHUNK_MASK];
+  }
+  version(i: number): number {
+    return this.#chunks[i >>> CHUNK_BITS].version[i & CHUNK_MASK];
+  }
+  lease(i: number): bigint {
+    const lease = this.#chunks[i >>> CHUNK_BITS].lease[i & CHUNK_MASK];
+    return lease === NO_LEASE ? NO_LEASE : lease;
+  }
+  location(i: number): number {
+    return this.#chunks[i >>> CHUNK_BITS].location[i & CHUNK_MASK];
+  }
+  size(i: number): number {
+    return this.#chunks[i >>> CHUNK_BITS].size[i & CHUNK_MASK];
+  }
+  /** The record of revision i moved (a rewrite). */
+  relocate(i: number, location: number, size: number): void {
+    const c = this.#chunks[i >>> CHUNK_BITS];
+    c.location[i & CHUNK_MASK] = location;
+    c.size[i & CHUNK_MASK] = size;
+  }
+  /** The put's KeyValue, when in memory. */
+  kv(i: number): KeyValue | undefined {
+    return this.#chunks[i >>> CHUNK_BITS].kvs?.[i & CHUNK_MASK];
+  }
+  setKv(i: number, kv: KeyValue | undefined): void {
+    const c = this.#chunks[i >>> CHUNK_BITS];
+    if (c.kvs === undefined) {
+      if (kv === undefined) return;
+      c.kvs = [];
+    }
+    c.kvs[i & CHUNK_MASK] = kv;
+  }
+
+  /** Position of the last revision with main <= rev, or -1. */
+  lastAtOrBefore(rev: number): number {
+    const chunks = this.#chunks;
+    // The chunk first (its first main), then inside it.
+    let lo = 0;
+    let hi = chunks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (chunks[mid].main[0] <= rev) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo === 0) return -1;
+    const ci = lo - 1;
+    const main = chunks[ci].main;
+    const base = ci << CHUNK_BITS;
+    lo = 0;
+    hi = Math.min(CHUNK_SIZE, this.#length - base);
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (main[mid] <= rev) lo = mid + 1;
+      else hi = mid;
+    }
+    return base + lo - 1;
+  }
+
+  /** Position of revision (main, sub), or of the first one after it. */
+  lowerBound(main: number, sub: number): number {
+    let i = this.lastAtOrBefore(main - 1) + 1;
+    while (i < this.#length && this.main(i) === main && this.sub(i) < sub) i++;
+    return i;
+  }
+}
+
+/**
+ * A key and its history: positions in the store's columns, oldest first (generations are
+ * separated by tombstones). Positions change when compaction rebuilds the columns (remap()).
+ */
 class KeyRecord {
   /**
-   * The revisions, oldest first: most keys have one, kept alone (an array costs ~56 bytes more
-   * per key); an array from the second on; undefined once compaction dropped them all.
+   * The revisions: most keys have one, kept alone as a number (an array costs ~56 bytes more per
+   * key); an array from the second on; -1 once compaction dropped them all.
    */
-  #h: Entry | Entry[] | undefined = undefined;
+  #h: number | number[] = -1;
   /**
-   * Cached from the last history entry so that reads at the current revision touch only this
-   * object and the entry (point reads are bound by memory latency, not by computation).
+   * Cached from the last revision so that reads at the current revision look at nothing else
+   * (point reads are bound by memory latency, not by computation).
    */
   #latestMain = 0;
-  #latest: Entry | undefined = undefined;
+  /** The live revision's position, -1 when the latest is a tombstone (or there is none). */
+  #latest = -1;
   /** The key's bytes, kept only by a store in memory (otherwise made from the id when asked). */
   readonly #key: Uint8Array | undefined;
 
@@ -301,54 +485,67 @@ class KeyRecord {
     return this.#key ?? idBytes(this.id);
   }
 
-  /** The revisions, oldest first (a new array when there is one: not for hot paths). */
-  get history(): readonly Entry[] {
+  /** The revisions' positions, oldest first (a new array when there is one: not for hot paths). */
+  get history(): readonly number[] {
     const h = this.#h;
-    return h === undefined ? NO_ENTRIES : Array.isArray(h) ? h : [h];
+    return typeof h === "number" ? (h < 0 ? [] : [h]) : h;
   }
 
   /** Whether any revision is left. */
   get empty(): boolean {
-    return this.#h === undefined;
+    return this.#h === -1;
   }
 
-  /** Appends a revision (in revision order); returns how the number of live keys changed. */
-  push(entry: Entry): number {
-    const wasLive = this.#latest !== undefined ? 1 : 0;
+  /**
+   * Appends revision `i` (main revision `main`, in revision order); returns how the number of
+   * live keys changed.
+   */
+  push(i: number, main: number, tombstone: boolean): number {
+    const wasLive = this.#latest >= 0 ? 1 : 0;
     const h = this.#h;
     // A two-element literal holds two slots; push() onto an empty array reserves seventeen.
-    if (h === undefined) this.#h = entry;
-    else if (Array.isArray(h)) h.push(entry);
-    else this.#h = [h, entry];
-    this.#latestMain = entry.main;
-    this.#latest = entry.tombstone ? undefined : entry;
-    return (entry.tombstone ? 0 : 1) - wasLive;
+    if (typeof h === "number") this.#h = h < 0 ? i : [h, i];
+    else h.push(i);
+    this.#latestMain = main;
+    this.#latest = tombstone ? -1 : i;
+    return (tombstone ? 0 : 1) - wasLive;
   }
 
-  /** Drops the first `count` entries (compaction). */
+  /** Drops the first `count` revisions (compaction). */
   dropOldest(count: number): void {
     const rest = this.history.slice(count);
-    this.#h = rest.length === 0 ? undefined : rest.length === 1 ? rest[0] : rest;
+    this.#h = rest.length === 0 ? -1 : rest.length === 1 ? rest[0] : rest;
     if (rest.length === 0) {
       this.#latestMain = 0;
-      this.#latest = undefined;
+      this.#latest = -1;
     }
   }
 
-  /** The live revision as of `rev`, or undefined when the key did not exist then. */
-  at(rev: number): Entry | undefined {
+  /** The columns were rebuilt: `to[i]` is where position i went. */
+  remap(to: Int32Array): void {
+    const h = this.#h;
+    if (typeof h === "number") {
+      if (h >= 0) this.#h = to[h];
+    } else {
+      for (let j = 0; j < h.length; j++) h[j] = to[h[j]];
+    }
+    if (this.#latest >= 0) this.#latest = to[this.#latest];
+  }
+
+  /** The live revision as of `rev`, or -1 when the key did not exist then. */
+  at(log: RevisionColumns, rev: number): number {
     if (rev >= this.#latestMain) return this.#latest;
     const h = this.#h;
     // One revision, newer than rev: the key did not exist then.
-    if (!Array.isArray(h)) return undefined;
-    const i = lastAtOrBefore(h, rev);
-    if (i < 0) return undefined;
-    const e = h[i];
-    return e.tombstone ? undefined : e;
+    if (typeof h === "number") return -1;
+    const j = lastAtOrBefore(log, h, rev);
+    if (j < 0) return -1;
+    const i = h[j];
+    return log.tombstone(i) ? -1 : i;
   }
 
-  /** The current live revision (the latest entry unless it is a tombstone). */
-  live(): Entry | undefined {
+  /** The current live revision (the latest unless it is a tombstone), or -1. */
+  live(): number {
     return this.#latest;
   }
 }
@@ -361,34 +558,40 @@ class StoredEntry implements SnapshotEntry {
   readonly main: number;
   readonly sub: number;
   readonly tombstone: boolean;
-  readonly #entry: Entry;
-  readonly #read: (e: Entry) => Uint8Array;
+  readonly #location: number;
+  readonly #size: number;
+  readonly #read: (location: number, size: number) => Uint8Array;
 
-  constructor(entry: Entry, readonly dataSize: number, read: (e: Entry) => Uint8Array) {
-    this.main = entry.main;
-    this.sub = entry.sub;
-    this.tombstone = entry.tombstone;
-    this.#entry = entry;
+  constructor(
+    log: RevisionColumns,
+    i: number,
+    readonly dataSize: number,
+    read: (location: number, size: number) => Uint8Array,
+  ) {
+    this.main = log.main(i);
+    this.sub = log.sub(i);
+    this.tombstone = log.tombstone(i);
+    this.#location = log.location(i);
+    this.#size = log.size(i);
     this.#read = read;
   }
 
   get data(): Uint8Array {
-    return this.#read(this.#entry);
+    return this.#read(this.#location, this.#size);
   }
 }
 
-/** Index of the last entry with main <= rev, or -1. */
-function lastAtOrBefore(h: readonly Entry[], rev: number): number {
+/** Index in `h` (positions in `log`) of the last revision with main <= rev, or -1. */
+function lastAtOrBefore(log: RevisionColumns, h: readonly number[], rev: number): number {
   let lo = 0;
   let hi = h.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (h[mid].main <= rev) lo = mid + 1;
+    if (log.main(h[mid]) <= rev) lo = mid + 1;
     else hi = mid;
   }
   return lo - 1;
 }
-
 /** The state of one write transaction while it applies (etcd's storeTxnWrite). */
 interface WriteBatch {
   /** Keys changed so far (each change takes the next sub-revision). */
@@ -423,7 +626,7 @@ export class MvccStore implements ReadView {
   readonly #arena = new ByteArena();
   #index = new SortedRecords<KeyRecord>();
   /** Every stored revision in (main, sub) order, like etcd's key bucket. */
-  #log: Entry[] = [];
+  #log = new RevisionColumns();
   #revision = 1;
   /** etcd's compactMainRev: -1 until the first compaction. */
   #compactMainRev = -1;
@@ -439,8 +642,8 @@ export class MvccStore implements ReadView {
   #liveKeys = 0;
   /** Where revisions live when not (only) in memory; null keeps every KeyValue in memory. */
   readonly #revisions: RevisionStorage | null;
-  /** Entries whose kv is cached, oldest first from #cacheHead (with revision storage only). */
-  #cached: Entry[] = [];
+  /** Positions whose kv is cached, oldest first from #cacheHead (with revision storage only). */
+  #cached: number[] = [];
   #cacheHead = 0;
   #cacheBytes = 0;
   readonly #cacheLimit: number;
@@ -530,8 +733,8 @@ export class MvccStore implements ReadView {
     // for the watches created before the last step.
     const log = this.#log;
     let incomplete = false;
-    for (let i = lastAtOrBefore(log, rev); i >= 0 && log[i].main === rev; i--) {
-      if (log[i].tombstone) incomplete = true;
+    for (let i = log.lastAtOrBefore(rev); i >= 0 && log.main(i) === rev; i--) {
+      if (log.tombstone(i)) incomplete = true;
     }
     this.#compactRevIncomplete = incomplete;
     this.#compaction = {
@@ -563,17 +766,19 @@ export class MvccStore implements ReadView {
       batch.push(record);
       return batch.length < COMPACTION_STEP_KEYS;
     });
+    const log = this.#log;
     for (const record of batch) {
       const h = record.history;
-      const i = lastAtOrBefore(h, job.rev);
+      const i = lastAtOrBefore(log, h, job.rev);
       if (i < 0) continue;
-      const cut = h[i].tombstone ? i + 1 : i;
+      const cut = log.tombstone(h[i]) ? i + 1 : i;
       if (cut === 0) continue;
       for (let j = 0; j < cut; j++) {
         const e = h[j];
-        e.compacted = true;
+        log.markCompacted(e);
         this.#bytes -= this.#entryBytes(e);
-        if (e.location >= 0) this.#revisions!.release(e.location, e.size);
+        const location = log.location(e);
+        if (location >= 0) this.#revisions!.release(location, log.size(e));
       }
       job.removed += cut;
       record.dropOldest(cut);
@@ -589,19 +794,33 @@ export class MvccStore implements ReadView {
       return false;
     }
     const dbPause = dbCompactionPauseMilliseconds.startTimer();
-    // Compacted entries all have main <= rev, and the log is revision-ordered. The array is
-    // replaced, never changed in place: views hold the old one.
-    const log = this.#log;
-    const end = lastAtOrBefore(log, job.rev) + 1;
-    const kept: Entry[] = [];
-    for (let i = 0; i < end; i++) if (!log[i].compacted) kept.push(log[i]);
-    for (let i = end; i < log.length; i++) kept.push(log[i]);
-    this.#log = kept;
+    this.#rebuildColumns();
     compactionKeys.inc(job.removed);
     dbPause();
     job.timer();
     this.#compaction = null;
     return true;
+  }
+
+  /**
+   * The columns without the compacted revisions: new columns (views hold the old ones), every
+   * key's positions and the cache's moved to them.
+   */
+  #rebuildColumns(): void {
+    const log = this.#log;
+    const kept = new RevisionColumns();
+    const to = new Int32Array(log.length).fill(-1);
+    for (let i = 0; i < log.length; i++) if (!log.compacted(i)) to[i] = kept.copy(log, i);
+    for (const record of this.#index) record.remap(to);
+    const cached: number[] = [];
+    for (let j = this.#cacheHead; j < this.#cached.length; j++) {
+      const i = to[this.#cached[j]];
+      if (i >= 0) cached.push(i);
+      else this.#cacheBytes -= cachedBytes(log.kv(this.#cached[j])!);
+    }
+    this.#cached = cached;
+    this.#cacheHead = 0;
+    this.#log = kept;
   }
 
   /** Runs what is left of a compaction under way. */
@@ -626,11 +845,12 @@ export class MvccStore implements ReadView {
     if (rev > 0 && rev <= compactRev) throw Errors.compacted();
     if (rev > 0 && rev > currentRev) throw Errors.futureRev();
     if (rev <= 0) rev = currentRev;
-    const keep = new Set<Entry>();
+    const log = this.#log;
+    const keep = new Set<number>();
     for (const record of this.#index) {
       const h = record.history;
-      const i = lastAtOrBefore(h, rev);
-      if (i >= 0 && !h[i].tombstone) keep.add(h[i]);
+      const i = lastAtOrBefore(log, h, rev);
+      if (i >= 0 && !log.tombstone(h[i])) keep.add(h[i]);
     }
     const crc = new Crc32c().update(KEY_BUCKET);
     const read = this.#revisions?.sequentialReader();
@@ -638,12 +858,13 @@ export class MvccStore implements ReadView {
     const revBytes = new Uint8Array(18);
     const view = new DataView(revBytes.buffer);
     revBytes[8] = 0x5f; // '_'
-    for (const e of this.#log) {
-      if (e.main > rev) break;
-      if (e.main <= compactRev && keep.size > 0 && !keep.has(e)) continue;
-      view.setBigUint64(0, BigInt(e.main));
-      view.setBigUint64(9, BigInt(e.sub));
-      if (e.tombstone) {
+    for (let e = 0; e < log.length; e++) {
+      const main = log.main(e);
+      if (main > rev) break;
+      if (main <= compactRev && keep.size > 0 && !keep.has(e)) continue;
+      view.setBigUint64(0, BigInt(main));
+      view.setBigUint64(9, BigInt(log.sub(e)));
+      if (log.tombstone(e)) {
         revBytes[17] = 0x74; // 't'
         crc.update(revBytes);
       } else {
@@ -677,13 +898,12 @@ export class MvccStore implements ReadView {
   eventsBetween(fromRev: number, toRev: number = this.#revision): Event[] {
     const log = this.#log;
     const out: Event[] = [];
-    for (let i = lastAtOrBefore(log, fromRev - 1) + 1; i < log.length; i++) {
-      const e = log[i];
-      if (e.main > toRev) break;
+    for (let i = log.lastAtOrBefore(fromRev - 1) + 1; i < log.length; i++) {
+      if (log.main(i) > toRev) break;
       out.push(
-        e.tombstone
-          ? freezeEvent(Event_EventType.DELETE, tombstoneKv(e))
-          : freezeEvent(Event_EventType.PUT, this.#kvOf(e)),
+        log.tombstone(i)
+          ? freezeEvent(Event_EventType.DELETE, tombstoneKv(log, i))
+          : freezeEvent(Event_EventType.PUT, this.#kvOf(i)),
       );
     }
     return out;
@@ -701,9 +921,9 @@ export class MvccStore implements ReadView {
     // The data of an entry is read when asked for, ahead in blocks (a view is read in revision
     // order, which is mostly file order): each entry's data is used before the next is read.
     let reader: ((location: number, size: number) => Uint8Array) | null = null;
-    const readData = (e: Entry): Uint8Array => {
+    const readData = (location: number, size: number): Uint8Array => {
       reader ??= revisions!.sequentialReader();
-      return reader(e.location, e.size);
+      return reader(location, size);
     };
     return {
       close: () => release?.(),
@@ -711,14 +931,20 @@ export class MvccStore implements ReadView {
       compactMainRev: this.#compactMainRev,
       length: log.length,
       entry: (i: number): SnapshotEntry => {
-        const e = log[i];
-        const { main, sub, tombstone } = e;
+        const kv = log.kv(i);
         // A record on disk goes out as it is stored: neither decoded nor encoded again, and its
         // size is known without reading it.
-        if (e.kv === undefined && e.location >= 0) {
-          return new StoredEntry(e, revisions!.dataSize(main, sub, e.size), readData);
+        if (kv === undefined && log.location(i) >= 0) {
+          const dataSize = revisions!.dataSize(log.main(i), log.sub(i), log.size(i));
+          return new StoredEntry(log, i, dataSize, readData);
         }
-        return { main, sub, tombstone, kv: tombstone ? tombstoneKv(e) : e.kv! };
+        const tombstone = log.tombstone(i);
+        return {
+          main: log.main(i),
+          sub: log.sub(i),
+          tombstone,
+          kv: tombstone ? tombstoneKv(log, i) : kv!,
+        };
       },
     };
   }
@@ -805,16 +1031,30 @@ export class MvccStore implements ReadView {
       assert(r.pos + keyLength <= bytes.length, "checkpoint truncated");
       const id = keyId(bytes.subarray(r.pos, r.pos + keyLength));
       r.pos += keyLength;
-      const entry = new Entry(main, sub, tombstone, store.#recordFor(id, undefined));
+      let createRevision = 0;
+      let version = 0;
+      let lease = NO_LEASE;
       if (!tombstone) {
-        entry.createRevision = r.uvarint();
-        entry.version = r.uvarint();
-        if ((flags & CHECKPOINT_LEASE) !== 0) entry.lease = r.int64();
+        createRevision = r.uvarint();
+        version = r.uvarint();
+        if ((flags & CHECKPOINT_LEASE) !== 0) lease = r.int64();
       }
-      entry.location = r.uvarint();
-      entry.size = r.uvarint();
-      revisions.adopt(entry.location, entry.size);
-      store.#restored(entry, leaseOf);
+      const location = r.uvarint();
+      const size = r.uvarint();
+      revisions.adopt(location, size);
+      store.#restored(
+        main,
+        sub,
+        tombstone,
+        store.#recordFor(id, undefined),
+        createRevision,
+        version,
+        lease,
+        location,
+        size,
+        undefined,
+        leaseOf,
+      );
       if (i % CHECKPOINT_STEP_ENTRIES === CHECKPOINT_STEP_ENTRIES - 1) yield;
     }
     assert(r.pos === bytes.length, "trailing bytes after an mvcc checkpoint");
@@ -857,19 +1097,28 @@ export class MvccStore implements ReadView {
     if (revisions === null) return 0;
     const sparse = new Set(revisions.sparseSegments(fraction));
     if (sparse.size === 0) return 0;
-    // Entries appended later go to the head segment, never a sparse one: this array is enough.
-    // One compacted meanwhile has released its record (wherever it is by then).
-    const log = this.#log;
+    // Revisions appended later go to the head segment, never a sparse one. One compacted
+    // meanwhile has released its record (wherever it is by then); when a compaction rebuilt the
+    // columns between two steps, the walk goes on in the new ones after the last revision seen.
+    let log = this.#log;
     for (let i = 0; i < log.length; i++) {
-      const e = log[i];
-      if (!e.compacted && e.location >= 0 && sparse.has(segmentOf(e.location))) {
-        const data = revisions.read(e.location, e.size);
-        const at = revisions.append(e.main, e.sub, e.tombstone, data);
-        revisions.release(e.location, e.size);
-        e.location = at.location;
-        e.size = at.size;
+      const location = log.location(i);
+      if (!log.compacted(i) && location >= 0 && sparse.has(segmentOf(location))) {
+        const size = log.size(i);
+        const data = revisions.read(location, size);
+        const at = revisions.append(log.main(i), log.sub(i), log.tombstone(i), data);
+        revisions.release(location, size);
+        log.relocate(i, at.location, at.size);
       }
-      if (i % RECLAIM_STEP_ENTRIES === RECLAIM_STEP_ENTRIES - 1) yield;
+      if (i % RECLAIM_STEP_ENTRIES === RECLAIM_STEP_ENTRIES - 1) {
+        const main = log.main(i);
+        const sub = log.sub(i);
+        yield;
+        if (this.#log !== log) {
+          log = this.#log;
+          i = log.lowerBound(main, sub + 1) - 1;
+        }
+      }
     }
     // What else these segments held was released: a replaced store's records, compacted ones.
     for (const sequence of sparse) revisions.removeSegment(sequence);
@@ -884,7 +1133,11 @@ export class MvccStore implements ReadView {
     this.#finishCompaction();
     const revisions = this.#revisions;
     if (revisions === null) return;
-    for (const e of this.#log) if (e.location >= 0) revisions.release(e.location, e.size);
+    const log = this.#log;
+    for (let i = 0; i < log.length; i++) {
+      const location = log.location(i);
+      if (location >= 0) revisions.release(location, log.size(i));
+    }
   }
 
   /**
@@ -934,17 +1187,30 @@ export class MvccStore implements ReadView {
       // A store on disk keeps the id only: a key array costs ~140 bytes more per key.
       const record = store.#recordFor(id, revisions ? undefined : kv.key);
       assert(tombstone || kv.modRevision === BigInt(main), "snapshot kv mod_revision");
-      const entry = new Entry(main, sub, tombstone, record);
-      if (!tombstone) entry.describe(kv);
+      let location = -1;
+      let size = 0;
+      let inMemory: KeyValue | undefined = undefined;
       if (revisions) {
         const at = revisions.append(main, sub, tombstone, data);
-        entry.location = at.location;
-        entry.size = at.size;
+        location = at.location;
+        size = at.size;
       } else if (!tombstone) {
         kv.key = record.key; // one key array per record
-        entry.kv = Object.freeze(kv);
+        inMemory = Object.freeze(kv);
       }
-      store.#restored(entry, leaseOf);
+      store.#restored(
+        main,
+        sub,
+        tombstone,
+        record,
+        tombstone ? 0 : Number(kv.createRevision),
+        tombstone ? 0 : Number(kv.version),
+        tombstone ? NO_LEASE : kv.lease,
+        location,
+        size,
+        inMemory,
+        leaseOf,
+      );
     };
     while (reader.next(RESTORE_STEP_ENTRIES, visit)) yield;
     store.#finishRestore(
@@ -967,16 +1233,39 @@ export class MvccStore implements ReadView {
   }
 
   /**
-   * A restore adds `entry` (in revision order) to its key, the log and the size; `leaseOf` keeps
-   * the lease of each key's latest put (a tombstone clears it).
+   * A restore adds a revision (in revision order) to its key, the log and the size; `leaseOf`
+   * keeps the lease of each key's latest put (a tombstone clears it).
    */
-  #restored(entry: Entry, leaseOf: Map<KeyRecord, bigint>): void {
-    const record = entry.record;
-    if (entry.tombstone || entry.lease === NO_LEASE) leaseOf.delete(record);
-    else leaseOf.set(record, entry.lease);
-    this.#liveKeys += record.push(entry);
-    this.#log.push(entry);
-    this.#bytes += this.#entryBytes(entry);
+  #restored(
+    main: number,
+    sub: number,
+    tombstone: boolean,
+    record: KeyRecord,
+    createRevision: number,
+    version: number,
+    lease: bigint,
+    location: number,
+    size: number,
+    kv: KeyValue | undefined,
+    leaseOf: Map<KeyRecord, bigint>,
+  ): void {
+    if (tombstone || lease === NO_LEASE) leaseOf.delete(record);
+    else leaseOf.set(record, lease);
+    const log = this.#log;
+    const i = log.push(
+      main,
+      sub,
+      tombstone ? TOMBSTONE : 0,
+      record,
+      createRevision,
+      version,
+      lease,
+      location,
+      size,
+    );
+    if (kv !== undefined) log.setKv(i, kv);
+    this.#liveKeys += record.push(i, main, tombstone);
+    this.#bytes += this.#entryBytes(i);
   }
 
   /** Ends a restore: the revisions, the key index, and live keys attached to their leases again. */
@@ -995,7 +1284,7 @@ export class MvccStore implements ReadView {
     this.#index = SortedRecords.fromSorted(sorted);
     for (const record of sorted) {
       const lease = leaseOf.get(record);
-      if (lease !== undefined && record.live()) this.#leases.attach(lease, record.key);
+      if (lease !== undefined && record.live() >= 0) this.#leases.attach(lease, record.key);
     }
   }
 
@@ -1050,10 +1339,11 @@ export class MvccStore implements ReadView {
   }
 
   /** The KeyValue of a put entry: in memory, or read back from the revision storage and cached. */
-  #kvOf(e: Entry): KeyValue {
-    const cached = e.kv;
+  #kvOf(e: number): KeyValue {
+    const log = this.#log;
+    const cached = log.kv(e);
     if (cached !== undefined) return cached;
-    const data = this.#revisions!.read(e.location, e.size);
+    const data = this.#revisions!.read(log.location(e), log.size(e));
     const kv = readKeyValue(new ByteReader(data), data.length, viewOf);
     Object.freeze(kv);
     this.#cache(e, kv);
@@ -1061,14 +1351,15 @@ export class MvccStore implements ReadView {
   }
 
   /** A put's KeyValue is now in memory; the oldest cached ones leave once over the budget. */
-  #cache(e: Entry, kv: KeyValue): void {
-    e.kv = kv;
+  #cache(e: number, kv: KeyValue): void {
+    const log = this.#log;
+    log.setKv(e, kv);
     this.#cached.push(e);
     this.#cacheBytes += cachedBytes(kv);
     while (this.#cacheBytes > this.#cacheLimit && this.#cacheHead < this.#cached.length) {
       const old = this.#cached[this.#cacheHead++];
-      this.#cacheBytes -= cachedBytes(old.kv!);
-      old.kv = undefined;
+      this.#cacheBytes -= cachedBytes(log.kv(old)!);
+      log.setKv(old, undefined);
     }
     if (this.#cacheHead > 4096 && this.#cacheHead * 2 > this.#cached.length) {
       this.#cached = this.#cached.slice(this.#cacheHead);
@@ -1078,25 +1369,29 @@ export class MvccStore implements ReadView {
 
   /** The record's bytes as etcd's key bucket holds them (written into `w` when in memory). */
   #recordData(
-    e: Entry,
+    e: number,
     w: ByteWriter,
     read?: (location: number, size: number) => Uint8Array,
   ): Uint8Array {
-    if (e.location >= 0) return read!(e.location, e.size);
+    const log = this.#log;
+    const location = log.location(e);
+    if (location >= 0) return read!(location, log.size(e));
     w.reset();
-    if (e.tombstone) {
+    if (log.tombstone(e)) {
       // etcd stores a tombstone as a KeyValue holding only the key.
       w.byte(0x0a);
-      w.bytes(e.record.key);
+      w.bytes(log.record(e).key);
     } else {
-      writeKeyValue(w, e.kv ?? ZERO_KV);
+      writeKeyValue(w, log.kv(e) ?? ZERO_KV);
     }
     return w.view();
   }
 
-  #entryBytes(e: Entry): number {
-    if (e.location >= 0) return ENTRY_OVERHEAD_BYTES + e.size;
-    return ENTRY_OVERHEAD_BYTES + e.record.id.length + (e.kv ? e.kv.value.length : 0);
+  #entryBytes(e: number): number {
+    const log = this.#log;
+    if (log.location(e) >= 0) return ENTRY_OVERHEAD_BYTES + log.size(e);
+    const kv = log.kv(e);
+    return ENTRY_OVERHEAD_BYTES + log.record(e).id.length + (kv ? kv.value.length : 0);
   }
 
   /** rangeKeys: checks the revision against curRev (the view's) and collects. */
@@ -1107,18 +1402,20 @@ export class MvccStore implements ReadView {
     if (rev < this.#compactMainRev) throw Errors.compacted();
     const limit = options.limit ?? 0;
     const countOnly = options.countOnly ?? false;
-    const read = options.keysOnly ? keyOnlyKv : (e: Entry) => this.#kvOf(e);
+    const log = this.#log;
+    const read = options.keysOnly ? (e: number) => keyOnlyKv(log, e) : (e: number) => this.#kvOf(e);
     const kvs: KeyValue[] = [];
     if (end.length === 0) {
-      const e = this.#records.get(keyId(key))?.at(rev);
-      if (!e) return { kvs, count: 0, revision: curRev };
+      const record = this.#records.get(keyId(key));
+      const e = record === undefined ? -1 : record.at(log, rev);
+      if (e < 0) return { kvs, count: 0, revision: curRev };
       if (!countOnly) kvs.push(read(e));
       return { kvs, count: 1, revision: curRev };
     }
     let count = 0;
     this.#index.scan(keyId(key), endId(end), (record) => {
-      const e = record.at(rev);
-      if (!e) return;
+      const e = record.at(log, rev);
+      if (e < 0) return;
       count++;
       if (!countOnly && (limit <= 0 || kvs.length < limit)) kvs.push(read(e));
     });
@@ -1129,8 +1426,8 @@ export class MvccStore implements ReadView {
   #put(tx: WriteBatch, key: Uint8Array, value: Uint8Array, lease: bigint): KeyValue | undefined {
     const id = keyId(key);
     let record = this.#records.get(id);
-    const prevEntry = record?.live();
-    const prev = prevEntry && this.#kvOf(prevEntry);
+    const prevEntry = record === undefined ? -1 : record.live();
+    const prev = prevEntry >= 0 ? this.#kvOf(prevEntry) : undefined;
     const rev = tx.beginRevision + 1;
     const inMemory = this.#revisions === null;
     if (!record) {
@@ -1167,9 +1464,10 @@ export class MvccStore implements ReadView {
     const readRev = tx.changes > 0 ? tx.beginRevision + 1 : tx.beginRevision;
     const records: KeyRecord[] = [];
     const prevKvs: KeyValue[] = [];
+    const log = this.#log;
     const collect = (record: KeyRecord) => {
-      const e = record.at(readRev);
-      if (!e) return;
+      const e = record.at(log, readRev);
+      if (e < 0) return;
       records.push(record);
       prevKvs.push(this.#kvOf(e));
     };
@@ -1192,10 +1490,13 @@ export class MvccStore implements ReadView {
 
   #append(tx: WriteBatch, record: KeyRecord, type: Event_EventType, kv: KeyValue): void {
     const tombstone = type === Event_EventType.DELETE;
-    const entry = new Entry(tx.beginRevision + 1, tx.changes, tombstone, record);
-    if (!tombstone) entry.describe(kv);
-    const prev = record.at(tx.beginRevision);
-    tx.prevKvs.push(prev && this.#kvOf(prev));
+    const main = tx.beginRevision + 1;
+    const sub = tx.changes;
+    const log = this.#log;
+    const prev = record.at(log, tx.beginRevision);
+    tx.prevKvs.push(prev >= 0 ? this.#kvOf(prev) : undefined);
+    let location = -1;
+    let size = 0;
     const revisions = this.#revisions;
     if (revisions !== null) {
       const w = this.#encoder;
@@ -1206,16 +1507,27 @@ export class MvccStore implements ReadView {
       } else {
         writeKeyValue(w, kv);
       }
-      const at = revisions.append(entry.main, entry.sub, tombstone, w.view());
-      entry.location = at.location;
-      entry.size = at.size;
-      if (!tombstone) this.#cache(entry, kv);
-    } else if (!tombstone) {
-      entry.kv = kv;
+      const at = revisions.append(main, sub, tombstone, w.view());
+      location = at.location;
+      size = at.size;
     }
-    this.#liveKeys += record.push(entry);
-    this.#log.push(entry);
-    this.#bytes += this.#entryBytes(entry);
+    const e = log.push(
+      main,
+      sub,
+      tombstone ? TOMBSTONE : 0,
+      record,
+      tombstone ? 0 : Number(kv.createRevision),
+      tombstone ? 0 : Number(kv.version),
+      tombstone ? NO_LEASE : kv.lease,
+      location,
+      size,
+    );
+    if (!tombstone) {
+      if (revisions !== null) this.#cache(e, kv);
+      else log.setKv(e, kv);
+    }
+    this.#liveKeys += record.push(e, main, tombstone);
+    this.#bytes += this.#entryBytes(e);
     tx.changes++;
     tx.events.push(freezeEvent(type, kv));
   }
@@ -1233,7 +1545,7 @@ function freezeEvent(type: Event_EventType, kv: KeyValue): Event {
 /** What a DELETE event carries: the key and the tombstone's revision. */
 /** MvccStore.checkpoint's encoding: sizes (and locations) first, then the bytes. */
 function* checkpointSteps(
-  log: readonly Entry[],
+  log: RevisionColumns,
   length: number,
   revision: number,
   compactMainRev: number,
@@ -1245,16 +1557,18 @@ function* checkpointSteps(
   const locations = new Float64Array(length);
   let size = 5 + uvarintSize(revision) + uvarintSize(compactMainRev + 1) + 1 + uvarintSize(length);
   for (let i = 0; i < length; i++) {
-    const e = log[i];
-    assert(e.location >= 0, "a checkpoint's revisions are all in revision storage");
-    locations[i] = e.location;
-    const keyLength = e.record.id.length;
-    size += uvarintSize(e.main) + uvarintSize(e.sub) + 1 + uvarintSize(keyLength) + keyLength;
-    if (!e.tombstone) {
-      size += uvarintSize(e.createRevision) + uvarintSize(e.version);
-      if (e.lease !== NO_LEASE) size += int64Size(e.lease);
+    const location = log.location(i);
+    assert(location >= 0, "a checkpoint's revisions are all in revision storage");
+    locations[i] = location;
+    const keyLength = log.record(i).id.length;
+    size += uvarintSize(log.main(i)) + uvarintSize(log.sub(i)) + 1 + uvarintSize(keyLength) +
+      keyLength;
+    if (!log.tombstone(i)) {
+      size += uvarintSize(log.createRevision(i)) + uvarintSize(log.version(i));
+      const lease = log.lease(i);
+      if (lease !== NO_LEASE) size += int64Size(lease);
     }
-    size += uvarintSize(e.location) + uvarintSize(e.size);
+    size += uvarintSize(location) + uvarintSize(log.size(i));
     if (i % CHECKPOINT_STEP_ENTRIES === CHECKPOINT_STEP_ENTRIES - 1) yield;
   }
   const before = frame(size);
@@ -1268,21 +1582,22 @@ function* checkpointSteps(
   w.byte(incomplete ? 1 : 0);
   w.uvarint(length);
   for (let i = 0; i < length; i++) {
-    const e = log[i];
-    const id = e.record.id;
-    w.uvarint(e.main);
-    w.uvarint(e.sub);
-    const leased = !e.tombstone && e.lease !== NO_LEASE;
-    w.byte((e.tombstone ? CHECKPOINT_TOMBSTONE : 0) | (leased ? CHECKPOINT_LEASE : 0));
+    const id = log.record(i).id;
+    w.uvarint(log.main(i));
+    w.uvarint(log.sub(i));
+    const tombstone = log.tombstone(i);
+    const lease = tombstone ? NO_LEASE : log.lease(i);
+    const leased = lease !== NO_LEASE;
+    w.byte((tombstone ? CHECKPOINT_TOMBSTONE : 0) | (leased ? CHECKPOINT_LEASE : 0));
     w.uvarint(id.length);
     for (let c = 0; c < id.length; c++) w.byte(id.charCodeAt(c));
-    if (!e.tombstone) {
-      w.uvarint(e.createRevision);
-      w.uvarint(e.version);
-      if (leased) w.int64(e.lease);
+    if (!tombstone) {
+      w.uvarint(log.createRevision(i));
+      w.uvarint(log.version(i));
+      if (leased) w.int64(lease);
     }
     w.uvarint(locations[i]);
-    w.uvarint(e.size);
+    w.uvarint(log.size(i));
     if (i % CHECKPOINT_STEP_ENTRIES === CHECKPOINT_STEP_ENTRIES - 1) yield;
   }
   assert(w.at === out.length, "checkpoint size planned");
@@ -1312,20 +1627,20 @@ class CheckpointWriter {
   }
 }
 
-function tombstoneKv(e: Entry): KeyValue {
+function tombstoneKv(log: RevisionColumns, e: number): KeyValue {
   return Object.freeze(
-    create(KeyValueSchema, { key: e.record.key, modRevision: BigInt(e.main) }),
+    create(KeyValueSchema, { key: log.record(e).key, modRevision: BigInt(log.main(e)) }),
   );
 }
 
 /** A put's KeyValue without its value, from what the index holds (frozen). */
-function keyOnlyKv(e: Entry): KeyValue {
+function keyOnlyKv(log: RevisionColumns, e: number): KeyValue {
   const kv = create(KeyValueSchema);
-  kv.key = e.kv?.key ?? e.record.key;
-  kv.createRevision = BigInt(e.createRevision);
-  kv.modRevision = BigInt(e.main);
-  kv.version = BigInt(e.version);
-  kv.lease = e.lease;
+  kv.key = log.kv(e)?.key ?? log.record(e).key;
+  kv.createRevision = BigInt(log.createRevision(e));
+  kv.modRevision = BigInt(log.main(e));
+  kv.version = BigInt(log.version(e));
+  kv.lease = log.lease(e);
   return Object.freeze(kv);
 }
 
