@@ -48,6 +48,15 @@ export class SortedRecords<T extends HasId> {
     return lo;
   }
 
+  /** The record with this id, if present (two binary searches: the chunk, then inside it). */
+  get(id: string): T | undefined {
+    const ci = this.#chunkFor(id);
+    if (ci === this.#chunks.length) return undefined;
+    const chunk = this.#chunks[ci];
+    const record = chunk[lowerBound(chunk, id)];
+    return record !== undefined && record.id === id ? record : undefined;
+  }
+
   /** Inserts a record whose id is not yet present. */
   insert(record: T): void {
     const id = record.id;

@@ -25,6 +25,13 @@ Deno.test("SortedRecords: inserts, removes and scans agree with a sorted array",
         scanned.push(r.id);
       });
       assert.deepEqual(scanned, want.filter((id) => id >= from), `scan from ${from}`);
+      // Point lookups find exactly the ids present (the store finds its keys this way).
+      for (let k = 0; k < 3000; k += 7) {
+        const id = String(k).padStart(4, "0");
+        assert.equal(set.get(id)?.id, model.has(id) ? id : undefined, `get ${id}`);
+      }
+      assert.equal(set.get("9999"), undefined);
+      assert.equal(set.get(""), undefined);
     }
   }
   // Every record removed: nothing left to scan, and inserts work again.

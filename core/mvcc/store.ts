@@ -618,7 +618,12 @@ const KEY_BUCKET = new TextEncoder().encode("key");
  */
 export class MvccStore implements ReadView {
   readonly #leases: LeaseHooks;
-  #records = new Map<string, KeyRecord>();
+  /**
+   * A restore's keys by id while it runs (revisions arrive in revision order, not key order);
+   * afterwards keys are found in #index (a Map costs ~40 bytes a key and a long pause each time it
+   * grows at a million keys).
+   */
+  #restoring: Map<string, KeyRecord> | null = null;
   /**
    * Where stored keys (and, without revision storage, values) are copied: slabs, not one buffer
    * each, and never a view that pins a request's (or a Raft entry's) whole buffer.
@@ -783,8 +788,7 @@ export class MvccStore implements ReadView {
       job.removed += cut;
       record.dropOldest(cut);
       if (record.empty) {
-        // Gone from the map and the index together: a later put of the key makes a new record.
-        this.#records.delete(record.id);
+        // Gone from the index: a later put of the key makes a new record.
         this.#index.remove(record.id);
       }
     }
@@ -1224,10 +1228,11 @@ export class MvccStore implements ReadView {
 
   /** A restore's record of the key `id`, made on first sight. */
   #recordFor(id: string, key: Uint8Array | undefined): KeyRecord {
-    let record = this.#records.get(id);
+    const records = this.#restoring ??= new Map();
+    let record = records.get(id);
     if (!record) {
       record = new KeyRecord(id, key);
-      this.#records.set(id, record);
+      records.set(id, record);
     }
     return record;
   }
@@ -1278,10 +1283,11 @@ export class MvccStore implements ReadView {
     this.#revision = revision;
     this.#compactMainRev = compactMainRev;
     this.#compactRevIncomplete = compactRevIncomplete;
-    const sorted = [...this.#records.values()].sort((a, b) =>
+    const sorted = [...(this.#restoring?.values() ?? [])].sort((a, b) =>
       a.id < b.id ? -1 : a.id > b.id ? 1 : 0
     );
     this.#index = SortedRecords.fromSorted(sorted);
+    this.#restoring = null;
     for (const record of sorted) {
       const lease = leaseOf.get(record);
       if (lease !== undefined && record.live() >= 0) this.#leases.attach(lease, record.key);
@@ -1406,7 +1412,7 @@ export class MvccStore implements ReadView {
     const read = options.keysOnly ? (e: number) => keyOnlyKv(log, e) : (e: number) => this.#kvOf(e);
     const kvs: KeyValue[] = [];
     if (end.length === 0) {
-      const record = this.#records.get(keyId(key));
+      const record = this.#index.get(keyId(key));
       const e = record === undefined ? -1 : record.at(log, rev);
       if (e < 0) return { kvs, count: 0, revision: curRev };
       if (!countOnly) kvs.push(read(e));
@@ -1425,14 +1431,13 @@ export class MvccStore implements ReadView {
   /** storeTxnWrite.put: a new revision of key; returns its previous live value. */
   #put(tx: WriteBatch, key: Uint8Array, value: Uint8Array, lease: bigint): KeyValue | undefined {
     const id = keyId(key);
-    let record = this.#records.get(id);
+    let record = this.#index.get(id);
     const prevEntry = record === undefined ? -1 : record.live();
     const prev = prevEntry >= 0 ? this.#kvOf(prevEntry) : undefined;
     const rev = tx.beginRevision + 1;
     const inMemory = this.#revisions === null;
     if (!record) {
       record = new KeyRecord(id, inMemory ? this.#arena.copy(key) : undefined);
-      this.#records.set(id, record);
       this.#index.insert(record);
     }
     const modRevision = BigInt(rev);
@@ -1472,7 +1477,7 @@ export class MvccStore implements ReadView {
       prevKvs.push(this.#kvOf(e));
     };
     if (end.length === 0) {
-      const record = this.#records.get(keyId(key));
+      const record = this.#index.get(keyId(key));
       if (record) collect(record);
     } else {
       this.#index.scan(keyId(key), endId(end), collect);
