@@ -212,6 +212,8 @@ const CHECKPOINT_LEASE = 2;
 const SPARSE_SEGMENT_FRACTION = 0.5;
 /** Keys whose history one compaction step drops. */
 const COMPACTION_STEP_KEYS = 1024;
+/** Revisions a compaction's rebuild copies per step (about a millisecond). */
+const REBUILD_STEP_REVISIONS = 16_384;
 /** Revisions visited between two pauses of a rewrite. */
 const RECLAIM_STEP_ENTRIES = 512;
 
@@ -271,35 +273,47 @@ class ColumnChunk {
   kvs: (KeyValue | undefined)[] | undefined = undefined;
 
   constructor(capacity: number) {
-    this.main = new Float64Array(capacity);
-    this.sub = new Int32Array(capacity);
-    this.flags = new Uint8Array(capacity);
-    this.createRevision = new Float64Array(capacity);
-    this.version = new Float64Array(capacity);
-    this.lease = new BigInt64Array(capacity);
-    this.location = new Float64Array(capacity);
-    this.size = new Uint32Array(capacity);
+    // One buffer for all columns (one allocation per chunk, not eight): the 8-byte columns
+    // first, then the 4-byte ones, then the flags; capacity is a multiple of 8.
+    const buffer = new ArrayBuffer(capacity * COLUMN_BYTES);
+    let at = 0;
+    const next = (bytes: number) => (at += capacity * bytes) - capacity * bytes;
+    this.main = new Float64Array(buffer, next(8), capacity);
+    this.createRevision = new Float64Array(buffer, next(8), capacity);
+    this.version = new Float64Array(buffer, next(8), capacity);
+    this.location = new Float64Array(buffer, next(8), capacity);
+    this.lease = new BigInt64Array(buffer, next(8), capacity);
+    this.sub = new Int32Array(buffer, next(4), capacity);
+    this.size = new Uint32Array(buffer, next(4), capacity);
+    this.flags = new Uint8Array(buffer, next(1), capacity);
   }
 
-  /** Room for `count` revisions (at most CHUNK_SIZE). */
+  /** Room for `count` revisions (at most CHUNK_SIZE): the columns move to a larger buffer. */
   ensure(count: number): void {
     if (count <= this.main.length) return;
-    const capacity = Math.min(CHUNK_SIZE, Math.max(count, this.main.length * 4));
-    this.main = grown(this.main, new Float64Array(capacity));
-    this.sub = grown(this.sub, new Int32Array(capacity));
-    this.flags = grown(this.flags, new Uint8Array(capacity));
-    this.createRevision = grown(this.createRevision, new Float64Array(capacity));
-    this.version = grown(this.version, new Float64Array(capacity));
-    this.lease = grown(this.lease, new BigInt64Array(capacity));
-    this.location = grown(this.location, new Float64Array(capacity));
-    this.size = grown(this.size, new Uint32Array(capacity));
+    const capacity = Math.min(CHUNK_SIZE, Math.ceil(Math.max(count, this.main.length * 4) / 8) * 8);
+    const to = new ColumnChunk(capacity);
+    to.main.set(this.main);
+    to.createRevision.set(this.createRevision);
+    to.version.set(this.version);
+    to.location.set(this.location);
+    to.lease.set(this.lease);
+    to.sub.set(this.sub);
+    to.size.set(this.size);
+    to.flags.set(this.flags);
+    this.main = to.main;
+    this.createRevision = to.createRevision;
+    this.version = to.version;
+    this.location = to.location;
+    this.lease = to.lease;
+    this.sub = to.sub;
+    this.size = to.size;
+    this.flags = to.flags;
   }
 }
 
-function grown<T extends { set(from: T): void }>(from: T, to: T): T {
-  to.set(from);
-  return to;
-}
+/** Bytes per revision in a chunk's buffer: five 8-byte columns, two of 4 bytes, one of 1. */
+const COLUMN_BYTES = 5 * 8 + 2 * 4 + 1;
 
 /**
  * Every stored revision in (main, sub) order, like etcd's key bucket, as columns of typed arrays
@@ -350,24 +364,100 @@ class RevisionColumns {
     return i;
   }
 
-  /** Appends revision i of `from` (compaction's rebuild); returns its position here. */
-  copy(from: RevisionColumns, i: number): number {
-    const c = from.#chunks[i >>> CHUNK_BITS];
-    const o = i & CHUNK_MASK;
-    const at = this.push(
-      c.main[o],
-      c.sub[o],
-      c.flags[o],
-      c.records[o],
-      c.createRevision[o],
-      c.version[o],
-      c.lease[o],
-      c.location[o],
-      c.size[o],
-    );
-    const kv = c.kvs?.[o];
-    if (kv !== undefined) this.setKv(at, kv);
-    return at;
+  /**
+   * Compaction's rebuild, a range at a time: appends the revisions of positions [start, end) of
+   * `from` that are not marked compacted, writing where each went into `to` (left -1 for the
+   * dropped ones). Runs of kept revisions are copied column by column; KeyValues too when
+   * `withKvs` (a store in memory, whose KeyValues never change).
+   */
+  appendKept(
+    from: RevisionColumns,
+    start: number,
+    end: number,
+    to: Int32Array,
+    withKvs: boolean,
+  ): void {
+    while (start < end) {
+      const ci = start >>> CHUNK_BITS;
+      const c = from.#chunks[ci];
+      const base = ci << CHUNK_BITS;
+      const n = Math.min(CHUNK_SIZE, end - base);
+      const flags = c.flags;
+      let o = start - base;
+      while (o < n) {
+        if ((flags[o] & COMPACTED) !== 0) {
+          o++;
+          continue;
+        }
+        let runEnd = o + 1;
+        while (runEnd < n && (flags[runEnd] & COMPACTED) === 0) runEnd++;
+        this.#appendRun(c, o, runEnd - o, to, base, withKvs);
+        o = runEnd;
+      }
+      start = base + n;
+    }
+  }
+
+  /** Appends `count` revisions of chunk `src` from slot `from` (`base`: that chunk's position). */
+  #appendRun(
+    src: ColumnChunk,
+    from: number,
+    count: number,
+    to: Int32Array,
+    base: number,
+    withKvs: boolean,
+  ): void {
+    while (count > 0) {
+      const i = this.#length;
+      const o = i & CHUNK_MASK;
+      let c: ColumnChunk;
+      if (o === 0) {
+        c = new ColumnChunk(this.#chunks.length === 0 ? FIRST_CHUNK_CAPACITY : CHUNK_SIZE);
+        this.#chunks.push(c);
+      } else {
+        c = this.#chunks[i >>> CHUNK_BITS];
+      }
+      const k = Math.min(count, CHUNK_SIZE - o);
+      c.ensure(o + k);
+      const end = from + k;
+      if (k >= 64) {
+        // A long run as whole blocks.
+        c.main.set(src.main.subarray(from, end), o);
+        c.sub.set(src.sub.subarray(from, end), o);
+        c.flags.set(src.flags.subarray(from, end), o);
+        c.createRevision.set(src.createRevision.subarray(from, end), o);
+        c.version.set(src.version.subarray(from, end), o);
+        c.lease.set(src.lease.subarray(from, end), o);
+        c.location.set(src.location.subarray(from, end), o);
+        c.size.set(src.size.subarray(from, end), o);
+      } else {
+        // Short runs element by element (a subarray per column is garbage).
+        for (let j = from, d = o; j < end; j++, d++) {
+          c.main[d] = src.main[j];
+          c.sub[d] = src.sub[j];
+          c.flags[d] = src.flags[j];
+          c.createRevision[d] = src.createRevision[j];
+          c.version[d] = src.version[j];
+          c.lease[d] = src.lease[j];
+          c.location[d] = src.location[j];
+          c.size[d] = src.size[j];
+        }
+      }
+      const records = c.records;
+      const srcRecords = src.records;
+      for (let j = from; j < end; j++) records.push(srcRecords[j]);
+      for (let j = 0, at = base + from; j < k; j++) to[at + j] = i + j;
+      const kvs = withKvs ? src.kvs : undefined;
+      if (kvs !== undefined) {
+        for (let j = 0; j < k; j++) {
+          const kv = kvs[from + j];
+          if (kv !== undefined) (c.kvs ??= [])[o + j] = kv;
+        }
+      }
+      this.#length = i + k;
+      from = end;
+      count -= k;
+    }
   }
 
   main(i: number): number {
@@ -592,6 +682,17 @@ function lastAtOrBefore(log: RevisionColumns, h: readonly number[], rev: number)
   }
   return lo - 1;
 }
+/** A compaction's rebuild of the columns under way (see MvccStore.#rebuildStep). */
+interface Rebuild {
+  readonly kept: RevisionColumns;
+  /** Where each position of the old columns went (-1: dropped, or not copied yet). */
+  to: Int32Array;
+  /** Positions below this are copied. */
+  next: number;
+  /** Copied positions whose record a rewrite moved since. */
+  readonly relocated: number[];
+}
+
 /** The state of one write transaction while it applies (etcd's storeTxnWrite). */
 interface WriteBatch {
   /** Keys changed so far (each change takes the next sub-revision). */
@@ -639,7 +740,14 @@ export class MvccStore implements ReadView {
   #compactRevIncomplete = false;
   /** A compaction whose history is still being dropped: its revision and where it got to. */
   #compaction:
-    | { rev: number; after: string | undefined; removed: number; timer: () => void }
+    | {
+      rev: number;
+      after: string | undefined;
+      removed: number;
+      timer: () => void;
+      /** Once every key is done: the columns being rebuilt without the compacted revisions. */
+      rebuild: Rebuild | null;
+    }
     | null = null;
   readonly #stepwiseCompaction: boolean;
   #bytes = 0;
@@ -747,6 +855,7 @@ export class MvccStore implements ReadView {
       after: undefined,
       removed: 0,
       timer: compactionMilliseconds.startTimer(),
+      rebuild: null,
     };
     if (!this.#stepwiseCompaction) this.#finishCompaction();
   }
@@ -763,6 +872,7 @@ export class MvccStore implements ReadView {
   compactionStep(): boolean {
     const job = this.#compaction;
     if (job === null) return true;
+    if (job.rebuild !== null) return this.#rebuildStep();
     const indexPause = indexCompactionPauseMilliseconds.startTimer();
     const batch: KeyRecord[] = [];
     // Keys inserted since the compaction have only newer revisions: passing them is harmless.
@@ -797,34 +907,64 @@ export class MvccStore implements ReadView {
       job.after = batch[batch.length - 1].id;
       return false;
     }
+    job.rebuild = {
+      kept: new RevisionColumns(),
+      to: new Int32Array(this.#log.length).fill(-1),
+      next: 0,
+      relocated: [],
+    };
+    return false;
+  }
+
+  /**
+   * A step of a compaction's rebuild: the next revisions copied to the new columns (writes append
+   * to the old ones meanwhile, and keys point there), or, once the rest fits in a step, the last
+   * of them copied and the store switched over: new columns (views hold the old ones), every
+   * key's positions and the cache's moved to them.
+   */
+  #rebuildStep(): boolean {
+    const job = this.#compaction!;
+    const r = job.rebuild!;
+    const log = this.#log;
     const dbPause = dbCompactionPauseMilliseconds.startTimer();
-    this.#rebuildColumns();
+    if (r.to.length < log.length) {
+      const to = new Int32Array(log.length).fill(-1);
+      to.set(r.to);
+      r.to = to;
+    }
+    const last = log.length - r.next <= REBUILD_STEP_REVISIONS;
+    const end = last ? log.length : r.next + REBUILD_STEP_REVISIONS;
+    r.kept.appendKept(log, r.next, end, r.to, this.#revisions === null);
+    r.next = end;
+    if (!last) {
+      dbPause();
+      return false;
+    }
+    const { kept, to } = r;
+    // Records a rewrite moved after they were copied.
+    for (const i of r.relocated) if (to[i] >= 0) kept.relocate(to[i], log.location(i), log.size(i));
+    this.#index.scan("", undefined, (record) => {
+      record.remap(to);
+    });
+    const cached: number[] = [];
+    for (let j = this.#cacheHead; j < this.#cached.length; j++) {
+      const i = this.#cached[j];
+      const kv = log.kv(i)!;
+      if (to[i] >= 0) {
+        kept.setKv(to[i], kv);
+        cached.push(to[i]);
+      } else {
+        this.#cacheBytes -= cachedBytes(kv);
+      }
+    }
+    this.#cached = cached;
+    this.#cacheHead = 0;
+    this.#log = kept;
     compactionKeys.inc(job.removed);
     dbPause();
     job.timer();
     this.#compaction = null;
     return true;
-  }
-
-  /**
-   * The columns without the compacted revisions: new columns (views hold the old ones), every
-   * key's positions and the cache's moved to them.
-   */
-  #rebuildColumns(): void {
-    const log = this.#log;
-    const kept = new RevisionColumns();
-    const to = new Int32Array(log.length).fill(-1);
-    for (let i = 0; i < log.length; i++) if (!log.compacted(i)) to[i] = kept.copy(log, i);
-    for (const record of this.#index) record.remap(to);
-    const cached: number[] = [];
-    for (let j = this.#cacheHead; j < this.#cached.length; j++) {
-      const i = to[this.#cached[j]];
-      if (i >= 0) cached.push(i);
-      else this.#cacheBytes -= cachedBytes(log.kv(this.#cached[j])!);
-    }
-    this.#cached = cached;
-    this.#cacheHead = 0;
-    this.#log = kept;
   }
 
   /** Runs what is left of a compaction under way. */
@@ -1113,6 +1253,9 @@ export class MvccStore implements ReadView {
         const at = revisions.append(log.main(i), log.sub(i), log.tombstone(i), data);
         revisions.release(location, size);
         log.relocate(i, at.location, at.size);
+        // Already copied by a compaction's rebuild under way: moved there too when it ends.
+        const rebuild = this.#compaction?.rebuild;
+        if (rebuild && log === this.#log && i < rebuild.next) rebuild.relocated.push(i);
       }
       if (i % RECLAIM_STEP_ENTRIES === RECLAIM_STEP_ENTRIES - 1) {
         const main = log.main(i);
