@@ -24,6 +24,7 @@ export type {
   HashKVResult,
   LeaseHooks,
   MvccStoreOptions,
+  PrevKvs,
   RangeOptions,
   RangeResult,
   ReadView,

@@ -11,7 +11,7 @@ import { RevisionLog } from "../storage/revision_log.ts";
 import { b, s } from "./_testing.ts";
 import { ByteReader, readKeyValue } from "./kv_codec.ts";
 import { encodeView } from "./snapshot_codec.ts";
-import { MvccStore, type RangeResult } from "./store.ts";
+import { MvccStore, type RangeResult, type RevisionStorage } from "./store.ts";
 
 const EMPTY = new Uint8Array(0);
 const ALL = new Uint8Array([0]);
@@ -186,7 +186,8 @@ function view2(store: MvccStore): string[] {
   return view(store.range(b("key"), b("kez"), { revision: 395 }));
 }
 
-Deno.test("keys-only and count-only reads touch no record on disk", async () => {
+/** A revision log that counts its reads. */
+async function countingLog(): Promise<{ log: RevisionStorage; reads: () => number }> {
   const log = await RevisionLog.open(new MemoryDisk(), "/revs", () => {});
   let reads = 0;
   const counting = Object.assign(Object.create(log), {
@@ -200,18 +201,24 @@ Deno.test("keys-only and count-only reads touch no record on disk", async () => 
     (counting as any)[method] = (log as any)[method].bind(log);
   }
   Object.defineProperty(counting, "sizes", { get: () => log.sizes });
+  return { log: counting, reads: () => reads };
+}
+
+Deno.test("keys-only and count-only reads touch no record on disk", async () => {
+  const { log: counting, reads: readCount } = await countingLog();
+  let reads = 0;
   const store = new MvccStore(undefined, { revisions: counting, cacheBytes: 0 });
   for (const [k, v, lease] of [["a", "1", 0n], ["b", "2", 9n], ["a", "3", 0n]] as const) {
     const tx = store.write();
     tx.put(b(k), b(v), lease);
     tx.end();
   }
-  reads = 0;
+  reads = readCount();
   const keys = store.range(b("a"), ALL, { keysOnly: true });
   assert.equal(store.range(b("a"), ALL, { countOnly: true }).count, 2);
-  assert.equal(reads, 0);
+  assert.equal(readCount() - reads, 0);
   const full = store.range(b("a"), ALL);
-  assert.equal(reads, 2);
+  assert.equal(readCount() - reads, 2);
   assert.deepEqual(
     keys.kvs,
     full.kvs.map((kv) => ({ ...kv, value: new Uint8Array(0) })),
@@ -499,4 +506,35 @@ Deno.test("a defragment and a stepwise compaction, a step of each in turn, with 
   );
   assert.equal(store.hash(), memory.hash());
   assert.deepEqual(store.encodeSnapshot(), memory.encodeSnapshot());
+});
+
+Deno.test("an overwrite reads nothing of the old value unless prev_kv asks for it; leases follow from the index", async () => {
+  const { log, reads } = await countingLog();
+  const attached: string[] = [];
+  const leases = {
+    exists: () => true,
+    attach: (id: bigint, key: Uint8Array) => attached.push(`+${id}:${s(key)}`),
+    detach: (id: bigint, key: Uint8Array) => attached.push(`-${id}:${s(key)}`),
+  };
+  const store = new MvccStore(leases, { revisions: log, cacheBytes: 0 });
+  const put = (key: string, value: string, lease: bigint, prevKv: boolean) => {
+    const tx = store.write();
+    const prev = tx.put(b(key), b(value), lease, prevKv);
+    tx.end();
+    return { prev, prevKvs: tx.prevKvs };
+  };
+  put("a", "1", 7n, false);
+  const before = reads();
+  const second = put("a", "2", 8n, false);
+  assert.equal(second.prev, undefined);
+  assert.equal(reads() - before, 0, "nothing read for an overwrite");
+  assert.deepEqual(attached, ["+7:a", "-7:a", "+8:a"]);
+  // A watcher with prev_kv asks: then the old value is read.
+  assert.equal(s(second.prevKvs.get(0)!.value), "1");
+  assert.equal(reads() - before, 1);
+  assert.deepEqual(view(store.range(b("a"), EMPTY)), ["a=2 c2 m3 v2 l8"]);
+  // prev_kv on the request reads it at once.
+  const third = put("a", "3", 0n, true);
+  assert.equal(s(third.prev!.value), "2");
+  assert.deepEqual(attached.slice(3), ["-8:a"]);
 });

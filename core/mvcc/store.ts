@@ -70,7 +70,18 @@ export interface WriteResult<R> {
    * For each event, the key's value before this request (what etcd's watch fills into prev_kv,
    * read at revision - 1), or undefined when the key did not exist.
    */
-  prevKvs: (KeyValue | undefined)[];
+  prevKvs: PrevKvs;
+}
+
+/**
+ * The values keys had before a write, one per event, read only when asked for (only watchers
+ * with prev_kv ask; a put that overwrites a key reads nothing of its old value, as etcd's).
+ * Ask while the write is being applied: the store may move its revisions afterwards.
+ */
+export interface PrevKvs {
+  readonly length: number;
+  /** The value before event i, or undefined when the key did not exist. */
+  get(i: number): KeyValue | undefined;
 }
 
 /** etcd's mvcc.RangeOptions: which revision to read and how much to return. */
@@ -124,12 +135,12 @@ export interface WriteTxn extends ReadView {
   /** The events written so far, in sub-revision order (shared and frozen). */
   readonly events: Event[];
   /** For each event, the key's live value before this transaction, or undefined. */
-  readonly prevKvs: (KeyValue | undefined)[];
+  readonly prevKvs: PrevKvs;
   /**
-   * Puts key = value with `lease` (0n = none; the caller has checked that it exists) and
-   * returns the key's previous live value, if any.
+   * Puts key = value with `lease` (0n = none; the caller has checked that it exists). With
+   * `prevKv`, returns the key's previous live value, if any (else nothing is read for it).
    */
-  put(key: Uint8Array, value: Uint8Array, lease: bigint): KeyValue | undefined;
+  put(key: Uint8Array, value: Uint8Array, lease: bigint, prevKv?: boolean): KeyValue | undefined;
   /** Deletes the live keys in [key, end) (range rules as range()); returns their last values. */
   deleteRange(key: Uint8Array, end: Uint8Array): KeyValue[];
   /** Commits: the store's revision becomes beginRevision + 1 if anything changed. */
@@ -699,7 +710,33 @@ interface WriteBatch {
   changes: number;
   readonly beginRevision: number;
   readonly events: Event[];
-  readonly prevKvs: (KeyValue | undefined)[];
+  readonly prevKvs: PrevValues;
+}
+
+/** PrevKvs of a write transaction: positions of the previous revisions, decoded when asked. */
+class PrevValues implements PrevKvs {
+  /** Position of each event's previous revision in `log`, -1 for none. */
+  readonly #positions: number[] = [];
+  #log: RevisionColumns | null = null;
+  #decoded: (KeyValue | undefined)[] | null = null;
+
+  constructor(readonly read: (log: RevisionColumns, e: number) => KeyValue) {}
+
+  get length(): number {
+    return this.#positions.length;
+  }
+
+  add(log: RevisionColumns, e: number): void {
+    this.#log = log; // one write transaction sees one set of columns
+    this.#positions.push(e);
+  }
+
+  get(i: number): KeyValue | undefined {
+    const e = this.#positions[i];
+    if (e === undefined || e < 0) return undefined;
+    const decoded = this.#decoded ??= [];
+    return decoded[i] ??= this.read(this.#log!, e);
+  }
 }
 
 const NO_RANGE_OPTIONS: RangeOptions = Object.freeze({});
@@ -1443,7 +1480,7 @@ export class MvccStore implements ReadView {
   static readonly #Txn = class implements WriteTxn, WriteBatch {
     changes = 0;
     readonly events: Event[] = [];
-    readonly prevKvs: (KeyValue | undefined)[] = [];
+    readonly prevKvs: PrevValues;
     readonly beginRevision: number;
     readonly #store: MvccStore;
     #ended = false;
@@ -1451,6 +1488,7 @@ export class MvccStore implements ReadView {
     constructor(store: MvccStore) {
       this.beginRevision = store.#revision;
       this.#store = store;
+      this.prevKvs = new PrevValues(store.#kvAt);
     }
 
     get revision(): number {
@@ -1465,9 +1503,9 @@ export class MvccStore implements ReadView {
       return this.#store.#range(key, end, this.revision, options);
     }
 
-    put(key: Uint8Array, value: Uint8Array, lease: bigint): KeyValue | undefined {
+    put(key: Uint8Array, value: Uint8Array, lease: bigint, prevKv = true): KeyValue | undefined {
       assert(!this.#ended, "put after the write transaction ended");
-      return this.#store.#put(this, key, value, lease);
+      return this.#store.#put(this, key, value, lease, prevKv);
     }
 
     deleteRange(key: Uint8Array, end: Uint8Array): KeyValue[] {
@@ -1572,11 +1610,18 @@ export class MvccStore implements ReadView {
   }
 
   /** storeTxnWrite.put: a new revision of key; returns its previous live value. */
-  #put(tx: WriteBatch, key: Uint8Array, value: Uint8Array, lease: bigint): KeyValue | undefined {
+  #put(
+    tx: WriteBatch,
+    key: Uint8Array,
+    value: Uint8Array,
+    lease: bigint,
+    prevKv: boolean,
+  ): KeyValue | undefined {
     const id = keyId(key);
     let record = this.#index.get(id);
-    const prevEntry = record === undefined ? -1 : record.live();
-    const prev = prevEntry >= 0 ? this.#kvOf(prevEntry) : undefined;
+    const log = this.#log;
+    // What the previous revision's KeyValue would give is in the columns: nothing is read.
+    const prev = record === undefined ? -1 : record.live();
     const rev = tx.beginRevision + 1;
     const inMemory = this.#revisions === null;
     if (!record) {
@@ -1596,16 +1641,30 @@ export class MvccStore implements ReadView {
       kv.key = both.subarray(0, key.length);
       kv.value = both.subarray(key.length);
     }
-    kv.createRevision = prev ? prev.createRevision : modRevision;
+    const prevKvOut = prevKv && prev >= 0 ? this.#kvOf(prev) : undefined;
+    const prevLease = prev >= 0 ? log.lease(prev) : NO_LEASE;
+    kv.createRevision = prev >= 0 ? BigInt(log.createRevision(prev)) : modRevision;
     kv.modRevision = modRevision;
-    kv.version = prev ? prev.version + 1n : 1n;
+    kv.version = prev >= 0 ? BigInt(log.version(prev) + 1) : 1n;
     kv.lease = lease;
     Object.freeze(kv);
     this.#append(tx, record, Event_EventType.PUT, kv);
-    if (prev && prev.lease !== 0n) this.#leases.detach(prev.lease, kv.key);
+    if (prevLease !== NO_LEASE) this.#leases.detach(prevLease, kv.key);
     if (lease !== 0n) this.#leases.attach(lease, kv.key);
-    return prev;
+    return prevKvOut;
   }
+
+  /**
+   * The KeyValue of the put at position e of `log` (the store's columns, or ones it had while a
+   * write was applied): cached only when they are the store's.
+   */
+  readonly #kvAt = (log: RevisionColumns, e: number): KeyValue => {
+    if (log === this.#log) return this.#kvOf(e);
+    const kv = log.kv(e);
+    if (kv !== undefined) return kv;
+    const data = this.#revisions!.read(log.location(e), log.size(e));
+    return Object.freeze(readKeyValue(new ByteReader(data), data.length, viewOf));
+  };
 
   /** storeTxnWrite.deleteRange: tombstones for the live keys; returns their last values. */
   #deleteRange(tx: WriteBatch, key: Uint8Array, end: Uint8Array): KeyValue[] {
@@ -1642,7 +1701,7 @@ export class MvccStore implements ReadView {
     const sub = tx.changes;
     const log = this.#log;
     const prev = record.at(log, tx.beginRevision);
-    tx.prevKvs.push(prev >= 0 ? this.#kvOf(prev) : undefined);
+    tx.prevKvs.add(log, prev);
     let location = -1;
     let size = 0;
     const revisions = this.#revisions;

@@ -17,7 +17,7 @@ import { create } from "@bufbuild/protobuf";
 import { type Event, Event_EventType, EventSchema, type KeyValue } from "../../gen/mvccpb/kv_pb.ts";
 import { assert } from "../assert.ts";
 import { compareBytes, keyId } from "../bytes.ts";
-import type { MvccStore } from "./store.ts";
+import type { MvccStore, PrevKvs } from "./store.ts";
 import { pendingEvents } from "./metrics.ts";
 import { RangeWatchers } from "./range_watchers.ts";
 
@@ -158,7 +158,7 @@ export class WatchableStore {
    * Events of one applied write (all of one revision), with each key's previous value. Called by
    * the node's apply loop on every member, so followers' watchers see what the leader's see.
    */
-  notify(events: readonly Event[], prevKvs: readonly (KeyValue | undefined)[]): void {
+  notify(events: readonly Event[], prevKvs: PrevKvs): void {
     if (events.length === 0) return;
     const rev = Number(events[0].kv?.modRevision ?? 0n);
     // Paired with sync(): watchers are handed each revision once, in order, so an applied write
@@ -192,7 +192,10 @@ export class WatchableStore {
       this.#syncedRanges.forEachMatch(key, (w) => add(w, i));
     }
     for (const [w, indexes] of batches) {
-      const evs = indexes.map((i) => this.#withPrev(w, events[i], prevKvs[i]));
+      // The previous values are read only for the watchers that want them.
+      const evs = w.options.prevKv
+        ? indexes.map((i) => this.#withPrev(w, events[i], prevKvs.get(i)))
+        : indexes.map((i) => events[i]);
       if (w.stream.offer(w, evs, rev)) {
         w.minRev = rev + 1;
       } else {
@@ -372,7 +375,8 @@ export class WatchableStore {
         const rev = Number(kv.modRevision);
         if (rev < w.minRev) continue;
         if (rev > upTo) break;
-        if (w.matches(kv.key)) evs.push(this.#withPrev(w, ev, this.#prevAt(store, ev)));
+        if (!w.matches(kv.key)) continue;
+        evs.push(w.options.prevKv ? this.#withPrev(w, ev, this.#prevAt(store, ev)) : ev);
       }
       const moreRev = upTo < cur ? upTo + 1 : 0;
       w.minRev = moreRev !== 0 ? moreRev : cur + 1;

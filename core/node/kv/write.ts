@@ -57,7 +57,7 @@ export function putOp(tx: WriteTxn, req: PutRequest): PutResponse {
     if (req.ignoreValue) value = current.value;
     if (req.ignoreLease) lease = current.lease;
   }
-  const prev = tx.put(req.key, value, lease);
+  const prev = tx.put(req.key, value, lease, req.prevKv);
   const response = create(PutResponseSchema);
   if (req.prevKv && prev) response.prevKv = prev;
   return response;

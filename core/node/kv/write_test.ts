@@ -221,10 +221,13 @@ Deno.test("delete that matches nothing keeps the revision and emits no events", 
 Deno.test("write results carry each key's previous value for watchers' prev_kv", () => {
   const store = storeWith(["a", "1"]);
   const put = applyPut(store, putReq("a", "2"));
-  assert.equal(kvView(put.prevKvs[0])?.value, "1");
-  assert.equal(applyPut(store, putReq("new", "x")).prevKvs[0], undefined);
+  assert.equal(kvView(put.prevKvs.get(0))?.value, "1");
+  assert.equal(applyPut(store, putReq("new", "x")).prevKvs.get(0), undefined);
   const del = applyDeleteRange(store, delReq("a", "z"));
-  assert.deepEqual(del.prevKvs.map((kv) => kvView(kv)?.value), ["2", "x"]);
+  assert.deepEqual(
+    Array.from({ length: del.prevKvs.length }, (_, i) => kvView(del.prevKvs.get(i))?.value),
+    ["2", "x"],
+  );
 });
 
 Deno.test("events are frozen; history reads share their KeyValues", () => {
