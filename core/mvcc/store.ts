@@ -549,6 +549,15 @@ class RevisionColumns {
     return base + lo - 1;
   }
 
+  /** Moves every key with a revision here to these positions (`to`: old position -> new). */
+  remapKeys(to: Int32Array): void {
+    for (let ci = 0; ci < this.#chunks.length; ci++) {
+      const records = this.#chunks[ci].records;
+      const base = ci << CHUNK_BITS;
+      for (let o = 0; o < records.length; o++) records[o].remapAt(base + o, to);
+    }
+  }
+
   /** Position of revision (main, sub), or of the first one after it. */
   lowerBound(main: number, sub: number): number {
     let i = this.lastAtOrBefore(main - 1) + 1;
@@ -622,7 +631,16 @@ class KeyRecord {
     }
   }
 
-  /** The columns were rebuilt: `to[i]` is where position i went. */
+  /**
+   * The columns were rebuilt and revision `at` of the new ones is this key's: when it is the
+   * latest (each key is remapped once), every position moves (`to[i]`: where position i went).
+   */
+  remapAt(at: number, to: Int32Array): void {
+    const h = this.#h;
+    if (to[typeof h === "number" ? h : h[h.length - 1]] === at) this.remap(to);
+  }
+
+  /** The columns were rebuilt: every position moves (`to[i]`: where position i went). */
   remap(to: Int32Array): void {
     const h = this.#h;
     if (typeof h === "number") {
@@ -980,9 +998,9 @@ export class MvccStore implements ReadView {
     const { kept, to } = r;
     // Records a rewrite moved after they were copied.
     for (const i of r.relocated) if (to[i] >= 0) kept.relocate(to[i], log.location(i), log.size(i));
-    this.#index.scan("", undefined, (record) => {
-      record.remap(to);
-    });
+    // Every key once, at its latest revision, in revision order: the order keys were mostly
+    // created in, so mostly the order they are in memory (key order is scattered there).
+    kept.remapKeys(to);
     const cached: number[] = [];
     for (let j = this.#cacheHead; j < this.#cached.length; j++) {
       const i = this.#cached[j];
