@@ -577,22 +577,17 @@ class KeyRecord {
    */
   #h: number | number[] = -1;
   /**
-   * Cached from the last revision so that reads at the current revision look at nothing else
-   * (point reads are bound by memory latency, not by computation).
+   * The latest revision's main revision, negative when it is a tombstone, 0 when there is none:
+   * what a read at the current revision (and a count over many keys) needs without looking in the
+   * columns, whose positions for keys in key order are scattered in memory.
    */
-  #latestMain = 0;
-  /** The live revision's position, -1 when the latest is a tombstone (or there is none). */
-  #latest = -1;
-  /** The key's bytes, kept only by a store in memory (otherwise made from the id when asked). */
-  readonly #key: Uint8Array | undefined;
+  #latest = 0;
 
-  constructor(readonly id: string, key: Uint8Array | undefined) {
-    this.#key = key;
-  }
+  constructor(readonly id: string) {}
 
-  /** The key (a new array each time when the store keeps only the id). */
+  /** The key (a new array each time: a store on disk keeps only the id). */
   get key(): Uint8Array {
-    return this.#key ?? idBytes(this.id);
+    return idBytes(this.id);
   }
 
   /** The revisions' positions, oldest first (a new array when there is one: not for hot paths). */
@@ -606,18 +601,24 @@ class KeyRecord {
     return this.#h === -1;
   }
 
+  /** The latest revision's position, -1 when none is left. */
+  last(): number {
+    const h = this.#h;
+    return typeof h === "number" ? h : h[h.length - 1];
+  }
+
   /**
-   * Appends revision `i` (main revision `main`, in revision order); returns how the number of
-   * live keys changed.
+   * Appends revision `i` of `log` (in revision order); returns how the number of live keys
+   * changed.
    */
-  push(i: number, main: number, tombstone: boolean): number {
-    const wasLive = this.#latest >= 0 ? 1 : 0;
+  push(log: RevisionColumns, i: number): number {
+    const wasLive = this.#latest > 0 ? 1 : 0;
     const h = this.#h;
     // A two-element literal holds two slots; push() onto an empty array reserves seventeen.
     if (typeof h === "number") this.#h = h < 0 ? i : [h, i];
     else h.push(i);
-    this.#latestMain = main;
-    this.#latest = tombstone ? -1 : i;
+    const tombstone = log.tombstone(i);
+    this.#latest = tombstone ? -log.main(i) : log.main(i);
     return (tombstone ? 0 : 1) - wasLive;
   }
 
@@ -625,10 +626,7 @@ class KeyRecord {
   dropOldest(count: number): void {
     const rest = this.history.slice(count);
     this.#h = rest.length === 0 ? -1 : rest.length === 1 ? rest[0] : rest;
-    if (rest.length === 0) {
-      this.#latestMain = 0;
-      this.#latest = -1;
-    }
+    if (rest.length === 0) this.#latest = 0;
   }
 
   /**
@@ -636,8 +634,7 @@ class KeyRecord {
    * latest (each key is remapped once), every position moves (`to[i]`: where position i went).
    */
   remapAt(at: number, to: Int32Array): void {
-    const h = this.#h;
-    if (to[typeof h === "number" ? h : h[h.length - 1]] === at) this.remap(to);
+    if (to[this.last()] === at) this.remap(to);
   }
 
   /** The columns were rebuilt: every position moves (`to[i]`: where position i went). */
@@ -648,12 +645,12 @@ class KeyRecord {
     } else {
       for (let j = 0; j < h.length; j++) h[j] = to[h[j]];
     }
-    if (this.#latest >= 0) this.#latest = to[this.#latest];
   }
 
   /** The live revision as of `rev`, or -1 when the key did not exist then. */
   at(log: RevisionColumns, rev: number): number {
-    if (rev >= this.#latestMain) return this.#latest;
+    const latest = this.#latest;
+    if (rev >= (latest < 0 ? -latest : latest)) return latest > 0 ? this.last() : -1;
     const h = this.#h;
     // One revision, newer than rev: the key did not exist then.
     if (typeof h === "number") return -1;
@@ -665,7 +662,21 @@ class KeyRecord {
 
   /** The current live revision (the latest unless it is a tombstone), or -1. */
   live(): number {
-    return this.#latest;
+    return this.#latest > 0 ? this.last() : -1;
+  }
+}
+
+/** A key of a store in memory, which keeps its bytes (one array shared by its KeyValues). */
+class KeptKeyRecord extends KeyRecord {
+  readonly #key: Uint8Array;
+
+  constructor(id: string, key: Uint8Array) {
+    super(id);
+    this.#key = key;
+  }
+
+  override get key(): Uint8Array {
+    return this.#key;
   }
 }
 
@@ -1429,7 +1440,7 @@ export class MvccStore implements ReadView {
     const records = this.#restoring ??= new Map();
     let record = records.get(id);
     if (!record) {
-      record = new KeyRecord(id, key);
+      record = key === undefined ? new KeyRecord(id) : new KeptKeyRecord(id, key);
       records.set(id, record);
     }
     return record;
@@ -1467,7 +1478,7 @@ export class MvccStore implements ReadView {
       size,
     );
     if (kv !== undefined) log.setKv(i, kv);
-    this.#liveKeys += record.push(i, main, tombstone);
+    this.#liveKeys += record.push(log, i);
     this.#bytes += this.#entryBytes(i);
   }
 
@@ -1488,7 +1499,9 @@ export class MvccStore implements ReadView {
     this.#restoring = null;
     for (const record of sorted) {
       const lease = leaseOf.get(record);
-      if (lease !== undefined && record.live() >= 0) this.#leases.attach(lease, record.key);
+      if (lease !== undefined && record.live() >= 0) {
+        this.#leases.attach(lease, record.key);
+      }
     }
   }
 
@@ -1643,7 +1656,7 @@ export class MvccStore implements ReadView {
     const rev = tx.beginRevision + 1;
     const inMemory = this.#revisions === null;
     if (!record) {
-      record = new KeyRecord(id, inMemory ? this.#arena.copy(key) : undefined);
+      record = inMemory ? new KeptKeyRecord(id, this.#arena.copy(key)) : new KeyRecord(id);
       this.#index.insert(record);
     }
     const modRevision = BigInt(rev);
@@ -1751,7 +1764,7 @@ export class MvccStore implements ReadView {
       if (revisions !== null) this.#cache(e, kv);
       else log.setKv(e, kv);
     }
-    this.#liveKeys += record.push(e, main, tombstone);
+    this.#liveKeys += record.push(log, e);
     this.#bytes += this.#entryBytes(e);
     tx.changes++;
     tx.events.push(freezeEvent(type, kv));
