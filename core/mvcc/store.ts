@@ -323,6 +323,14 @@ class ColumnChunk {
   }
 }
 
+/**
+ * A chunk's KeyValue slots, sized at once: slots written far past the end of an empty array would
+ * turn it into a dictionary.
+ */
+function newKvs(): (KeyValue | undefined)[] {
+  return new Array<KeyValue | undefined>(CHUNK_SIZE).fill(undefined);
+}
+
 /** Bytes per revision in a chunk's buffer: five 8-byte columns, two of 4 bytes, one of 1. */
 const COLUMN_BYTES = 5 * 8 + 2 * 4 + 1;
 
@@ -462,7 +470,7 @@ class RevisionColumns {
       if (kvs !== undefined) {
         for (let j = 0; j < k; j++) {
           const kv = kvs[from + j];
-          if (kv !== undefined) (c.kvs ??= [])[o + j] = kv;
+          if (kv !== undefined) (c.kvs ??= newKvs())[o + j] = kv;
         }
       }
       this.#length = i + k;
@@ -496,8 +504,7 @@ class RevisionColumns {
     return this.#chunks[i >>> CHUNK_BITS].version[i & CHUNK_MASK];
   }
   lease(i: number): bigint {
-    const lease = this.#chunks[i >>> CHUNK_BITS].lease[i & CHUNK_MASK];
-    return lease === NO_LEASE ? NO_LEASE : lease;
+    return this.#chunks[i >>> CHUNK_BITS].lease[i & CHUNK_MASK];
   }
   location(i: number): number {
     return this.#chunks[i >>> CHUNK_BITS].location[i & CHUNK_MASK];
@@ -519,7 +526,7 @@ class RevisionColumns {
     const c = this.#chunks[i >>> CHUNK_BITS];
     if (c.kvs === undefined) {
       if (kv === undefined) return;
-      c.kvs = [];
+      c.kvs = newKvs();
     }
     c.kvs[i & CHUNK_MASK] = kv;
   }
@@ -994,7 +1001,8 @@ export class MvccStore implements ReadView {
     const log = this.#log;
     const dbPause = dbCompactionPauseMilliseconds.startTimer();
     if (r.to.length < log.length) {
-      const to = new Int32Array(log.length).fill(-1);
+      // With room for the writes of the next steps (not a copy of the whole map every step).
+      const to = new Int32Array(Math.ceil(log.length * 1.25)).fill(-1);
       to.set(r.to);
       r.to = to;
     }
