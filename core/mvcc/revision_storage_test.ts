@@ -405,10 +405,15 @@ Deno.test("across many column chunks, with stepwise compactions between writes, 
   assert.equal(disk.keyCount, memory.keyCount);
 });
 
-Deno.test("a defragment that a compaction overtakes between its steps moves every record it must", async () => {
+/**
+ * A store on a revision log (8 KiB segments) and the same store in memory, written alike: keys
+ * written once ("old…") among keys written again and again ("key…"), so that after a compaction
+ * the early segments are mostly garbage with live records to move.
+ */
+async function twinStores(options: { cacheBytes: number; stepwiseCompaction?: boolean }) {
   const disk = new MemoryDisk();
   const log = await RevisionLog.open(disk, "/revs", () => {}, { segmentBytes: 8192 });
-  const store = new MvccStore(undefined, { revisions: log, cacheBytes: 0 });
+  const store = new MvccStore(undefined, { revisions: log, ...options });
   const memory = new MvccStore();
   const put = (key: string, value: string) => {
     for (const st of [store, memory]) {
@@ -417,76 +422,72 @@ Deno.test("a defragment that a compaction overtakes between its steps moves ever
       tx.end();
     }
   };
-  // Keys written once ("old…", spread over every early segment) among keys written again and
-  // again: after a compaction the early segments are mostly garbage with live records to move.
+  const old = (i: number, digits: number) =>
+    put(`old${i.toString().padStart(digits, "0")}`, `kept ${i} `.repeat(3));
   const churn = (i: number) =>
     put(`key${(i % 300).toString().padStart(3, "0")}`, `v${i} `.repeat(3));
+  const compact = (rev: number) => {
+    store.compact(rev);
+    memory.compact(rev);
+  };
+  const segments = async () => (await disk.list("/revs")).map((name) => parseInt(name, 16));
+  /** After the rewrite: old segments gone, and every read, the hash and a snapshot as in memory. */
+  const check = async (before: number[], olds: number) => {
+    await log.flush();
+    assert.ok(
+      !(await segments()).includes(before[0]),
+      "the first segment was rewritten and removed",
+    );
+    // Every old key is read from where its record moved.
+    const found = view(store.range(b("old"), b("ole")));
+    assert.equal(found.length, olds);
+    assert.deepEqual(found, view(memory.range(b("old"), b("ole"))));
+    assert.deepEqual(view(store.range(b("key"), b("kez"))), view(memory.range(b("key"), b("kez"))));
+    assert.equal(store.hash(), memory.hash());
+    assert.deepEqual(store.encodeSnapshot(), memory.encodeSnapshot());
+  };
+  return { log, store, old, churn, compact, segments, check };
+}
+
+Deno.test("a defragment that a compaction overtakes between its steps moves every record it must", async () => {
+  const { log, store, old, churn, compact, segments, check } = await twinStores({ cacheBytes: 0 });
   for (let i = 0; i < 6_000; i++) {
-    if (i % 5 === 0) put(`old${i.toString().padStart(4, "0")}`, `kept ${i} `.repeat(3));
+    if (i % 5 === 0) old(i, 4);
     else churn(i);
   }
   await log.flush();
-  store.compact(5_800);
-  memory.compact(5_800);
-  const before = (await disk.list("/revs")).map((name) => parseInt(name, 16));
+  compact(5_800);
+  const before = await segments();
   const steps = store.defragmentSteps();
-  // A few steps of the rewrite, then a compaction that rebuilds the store's columns (positions
-  // shift under the rewrite) and more writes, then the rest of the rewrite.
+  // A step of the rewrite, then a compaction that rebuilds the store's columns (positions shift
+  // under the rewrite) and more writes, then the rest of the rewrite.
   assert.equal(steps.next().done, false);
   for (let i = 6_000; i < 6_600; i++) churn(i);
-  store.compact(6_500);
-  memory.compact(6_500);
+  compact(6_500);
   let step = steps.next();
   while (!step.done) step = steps.next();
   assert.ok(step.value > 0, "segments rewritten");
-  await log.flush();
-  const after = (await disk.list("/revs")).map((name) => parseInt(name, 16));
-  assert.ok(!after.includes(before[0]), "the first segment was rewritten and removed");
-  // Every old key is read from where its record moved (nothing cached).
-  const olds = view(store.range(b("old"), b("ole")));
-  assert.equal(olds.length, 1_200);
-  assert.deepEqual(olds, view(memory.range(b("old"), b("ole"))));
-  assert.deepEqual(
-    view(store.range(b("key"), b("kez"))),
-    view(memory.range(b("key"), b("kez"))),
-  );
-  assert.equal(store.hash(), memory.hash());
-  assert.deepEqual(store.encodeSnapshot(), memory.encodeSnapshot());
+  await check(before, 1_200);
 });
 
 Deno.test("a defragment and a stepwise compaction, a step of each in turn, with writes between", async () => {
-  const disk = new MemoryDisk();
-  const log = await RevisionLog.open(disk, "/revs", () => {}, { segmentBytes: 8192 });
-  const store = new MvccStore(undefined, {
-    revisions: log,
+  const { log, store, old, churn, compact, segments, check } = await twinStores({
     cacheBytes: 4096,
     stepwiseCompaction: true,
   });
-  const memory = new MvccStore();
-  const put = (key: string, value: string) => {
-    for (const st of [store, memory]) {
-      const tx = st.write();
-      tx.put(b(key), b(value), 0n);
-      tx.end();
-    }
-  };
-  const churn = (i: number) =>
-    put(`key${(i % 300).toString().padStart(3, "0")}`, `v${i} `.repeat(3));
   // 50,000 revisions, every other one a key written once: the compaction's rebuild takes more
   // than one step (16,384 revisions each), and the rewrite moves records it has already copied.
   for (let i = 0; i < 50_000; i++) {
-    if (i % 2 === 0) put(`old${i.toString().padStart(5, "0")}`, `kept ${i} `.repeat(3));
+    if (i % 2 === 0) old(i, 5);
     else churn(i);
   }
   await log.flush();
-  store.compact(49_000);
-  memory.compact(49_000);
+  compact(49_000);
   while (!store.compactionStep());
-  const before = (await disk.list("/revs")).map((name) => parseInt(name, 16));
+  const before = await segments();
   const rewrite = store.defragmentSteps();
   assert.equal(rewrite.next().done, false, "the rewrite has begun");
-  store.compact(49_500);
-  memory.compact(49_500);
+  compact(49_500);
   let rewriting = true;
   let compacting = true;
   for (let i = 50_000; rewriting || compacting; i++) {
@@ -494,18 +495,7 @@ Deno.test("a defragment and a stepwise compaction, a step of each in turn, with 
     if (compacting) compacting = !store.compactionStep();
     churn(i);
   }
-  await log.flush();
-  const after = (await disk.list("/revs")).map((name) => parseInt(name, 16));
-  assert.ok(!after.includes(before[0]), "the first segment was rewritten and removed");
-  const olds = view(store.range(b("old"), b("ole")));
-  assert.equal(olds.length, 25_000);
-  assert.deepEqual(olds, view(memory.range(b("old"), b("ole"))));
-  assert.deepEqual(
-    view(store.range(b("key"), b("kez"))),
-    view(memory.range(b("key"), b("kez"))),
-  );
-  assert.equal(store.hash(), memory.hash());
-  assert.deepEqual(store.encodeSnapshot(), memory.encodeSnapshot());
+  await check(before, 25_000);
 });
 
 Deno.test("an overwrite reads nothing of the old value unless prev_kv asks for it; leases follow from the index", async () => {

@@ -348,6 +348,14 @@ class RevisionColumns {
     return this.#length;
   }
 
+  /** The chunk position i (the next one appended) goes into, made when i starts one. */
+  #chunkAt(i: number): ColumnChunk {
+    if ((i & CHUNK_MASK) !== 0) return this.#chunks[i >>> CHUNK_BITS];
+    const c = new ColumnChunk(this.#chunks.length === 0 ? FIRST_CHUNK_CAPACITY : CHUNK_SIZE);
+    this.#chunks.push(c);
+    return c;
+  }
+
   /** Appends a revision; returns its position. */
   push(
     main: number,
@@ -362,14 +370,8 @@ class RevisionColumns {
   ): number {
     const i = this.#length;
     const o = i & CHUNK_MASK;
-    let c: ColumnChunk;
-    if (o === 0) {
-      c = new ColumnChunk(this.#chunks.length === 0 ? FIRST_CHUNK_CAPACITY : CHUNK_SIZE);
-      this.#chunks.push(c);
-    } else {
-      c = this.#chunks[i >>> CHUNK_BITS];
-      c.ensure(o + 1);
-    }
+    const c = this.#chunkAt(i);
+    c.ensure(o + 1);
     c.main[o] = main;
     c.sub[o] = sub;
     c.flags[o] = flags;
@@ -429,13 +431,7 @@ class RevisionColumns {
     while (count > 0) {
       const i = this.#length;
       const o = i & CHUNK_MASK;
-      let c: ColumnChunk;
-      if (o === 0) {
-        c = new ColumnChunk(this.#chunks.length === 0 ? FIRST_CHUNK_CAPACITY : CHUNK_SIZE);
-        this.#chunks.push(c);
-      } else {
-        c = this.#chunks[i >>> CHUNK_BITS];
-      }
+      const c = this.#chunkAt(i);
       const k = Math.min(count, CHUNK_SIZE - o);
       c.ensure(o + k);
       const end = from + k;
