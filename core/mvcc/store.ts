@@ -435,28 +435,15 @@ class RevisionColumns {
       const k = Math.min(count, CHUNK_SIZE - o);
       c.ensure(o + k);
       const end = from + k;
-      if (k >= 64) {
-        // A long run as whole blocks.
-        c.main.set(src.main.subarray(from, end), o);
-        c.sub.set(src.sub.subarray(from, end), o);
-        c.flags.set(src.flags.subarray(from, end), o);
-        c.createRevision.set(src.createRevision.subarray(from, end), o);
-        c.version.set(src.version.subarray(from, end), o);
-        c.lease.set(src.lease.subarray(from, end), o);
-        c.location.set(src.location.subarray(from, end), o);
-        c.size.set(src.size.subarray(from, end), o);
-      } else {
-        // Short runs element by element (a subarray per column is garbage).
-        for (let j = from, d = o; j < end; j++, d++) {
-          c.main[d] = src.main[j];
-          c.sub[d] = src.sub[j];
-          c.flags[d] = src.flags[j];
-          c.createRevision[d] = src.createRevision[j];
-          c.version[d] = src.version[j];
-          c.lease[d] = src.lease[j];
-          c.location[d] = src.location[j];
-          c.size[d] = src.size[j];
-        }
+      for (let j = from, d = o; j < end; j++, d++) {
+        c.main[d] = src.main[j];
+        c.sub[d] = src.sub[j];
+        c.flags[d] = src.flags[j];
+        c.createRevision[d] = src.createRevision[j];
+        c.version[d] = src.version[j];
+        c.lease[d] = src.lease[j];
+        c.location[d] = src.location[j];
+        c.size[d] = src.size[j];
       }
       const records = c.records;
       const srcRecords = src.records;
@@ -1469,8 +1456,27 @@ export class MvccStore implements ReadView {
   ): void {
     if (tombstone || lease === NO_LEASE) leaseOf.delete(record);
     else leaseOf.set(record, lease);
+    this.#add(main, sub, tombstone, record, createRevision, version, lease, location, size, kv);
+  }
+
+  /**
+   * Appends a revision to the columns and to its key, and counts it; returns its position. A
+   * put's KeyValue, when given, is kept (a store in memory) or cached (revisions on disk).
+   */
+  #add(
+    main: number,
+    sub: number,
+    tombstone: boolean,
+    record: KeyRecord,
+    createRevision: number,
+    version: number,
+    lease: bigint,
+    location: number,
+    size: number,
+    kv: KeyValue | undefined,
+  ): number {
     const log = this.#log;
-    const i = log.push(
+    const e = log.push(
       main,
       sub,
       tombstone ? TOMBSTONE : 0,
@@ -1481,9 +1487,13 @@ export class MvccStore implements ReadView {
       location,
       size,
     );
-    if (kv !== undefined) log.setKv(i, kv);
-    this.#liveKeys += record.push(log, i);
-    this.#bytes += this.#entryBytes(i);
+    if (kv !== undefined) {
+      if (this.#revisions !== null) this.#cache(e, kv);
+      else log.setKv(e, kv);
+    }
+    this.#liveKeys += record.push(log, e);
+    this.#bytes += this.#entryBytes(e);
+    return e;
   }
 
   /** Ends a restore: the revisions, the key index, and live keys attached to their leases again. */
@@ -1753,23 +1763,18 @@ export class MvccStore implements ReadView {
       location = at.location;
       size = at.size;
     }
-    const e = log.push(
+    this.#add(
       main,
       sub,
-      tombstone ? TOMBSTONE : 0,
+      tombstone,
       record,
       tombstone ? 0 : Number(kv.createRevision),
       tombstone ? 0 : Number(kv.version),
       tombstone ? NO_LEASE : kv.lease,
       location,
       size,
+      tombstone ? undefined : kv,
     );
-    if (!tombstone) {
-      if (revisions !== null) this.#cache(e, kv);
-      else log.setKv(e, kv);
-    }
-    this.#liveKeys += record.push(log, e);
-    this.#bytes += this.#entryBytes(e);
     tx.changes++;
     tx.events.push(freezeEvent(type, kv));
   }
