@@ -405,6 +405,12 @@ Deno.test("across many column chunks, with stepwise compactions between writes, 
   assert.equal(disk.keyCount, memory.keyCount);
 });
 
+/** Calls `step` until it reports done; fails, rather than hangs, after `max` calls. */
+function untilDone(what: string, step: () => boolean, max = 100_000): void {
+  for (let n = 0; n < max; n++) if (step()) return;
+  assert.fail(`${what} did not end in ${max} steps`);
+}
+
 /**
  * A store on a revision log (8 KiB segments) and the same store in memory, written alike: keys
  * written once ("old…") among keys written again and again ("key…"), so that after a compaction
@@ -464,9 +470,13 @@ Deno.test("a defragment that a compaction overtakes between its steps moves ever
   assert.equal(steps.next().done, false);
   for (let i = 6_000; i < 6_600; i++) churn(i);
   compact(6_500);
-  let step = steps.next();
-  while (!step.done) step = steps.next();
-  assert.ok(step.value > 0, "segments rewritten");
+  let rewritten = 0;
+  untilDone("the rewrite", () => {
+    const step = steps.next();
+    if (step.done) rewritten = step.value;
+    return step.done === true;
+  });
+  assert.ok(rewritten > 0, "segments rewritten");
   await check(before, 1_200);
 });
 
@@ -483,7 +493,7 @@ Deno.test("a defragment and a stepwise compaction, a step of each in turn, with 
   }
   await log.flush();
   compact(49_000);
-  while (!store.compactionStep());
+  untilDone("the compaction", () => store.compactionStep());
   const before = await segments();
   const rewrite = store.defragmentSteps();
   assert.equal(rewrite.next().done, false, "the rewrite has begun");
@@ -491,6 +501,7 @@ Deno.test("a defragment and a stepwise compaction, a step of each in turn, with 
   let rewriting = true;
   let compacting = true;
   for (let i = 50_000; rewriting || compacting; i++) {
+    assert.ok(i < 100_000, "the rewrite and the compaction end");
     if (rewriting) rewriting = !rewrite.next().done;
     if (compacting) compacting = !store.compactionStep();
     churn(i);
