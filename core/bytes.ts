@@ -97,6 +97,39 @@ export function prefixRangeEnd(prefix: Uint8Array): Uint8Array {
 }
 
 /**
+ * Bytes read by position, without holding them all (a file, or a range of one); see
+ * `bytesSource` for bytes in memory.
+ */
+export interface ByteSource {
+  readonly size: number;
+  /** Reads up to buf.length bytes at `position` into buf; returns how many. */
+  readAt(buf: Uint8Array, position: number): number;
+}
+
+/** Bytes in memory as a ByteSource. */
+export function bytesSource(bytes: Uint8Array): ByteSource {
+  return {
+    size: bytes.length,
+    readAt: (buf, position) => {
+      const n = Math.max(0, Math.min(buf.length, bytes.length - position));
+      buf.set(bytes.subarray(position, position + n));
+      return n;
+    },
+  };
+}
+
+/** A source's bytes, whole (throws when it ends early). */
+export function readSource(source: ByteSource): Uint8Array {
+  const out = new Uint8Array(source.size);
+  for (let at = 0; at < out.length;) {
+    const n = source.readAt(out.subarray(at), at);
+    if (n <= 0) throw new Error("source truncated");
+    at += n;
+  }
+  return out;
+}
+
+/**
  * Copies of small byte arrays packed into shared slabs: one ArrayBuffer per slab instead of one
  * per array (each ArrayBuffer costs ~100 bytes of bookkeeping plus its allocation), and nothing
  * of the caller's buffer is kept alive. A slab is freed once no copy in it is referenced. Arrays

@@ -102,6 +102,10 @@ export class DenoDisk implements Disk {
     return names.sort();
   }
 
+  async rename(from: string, to: string): Promise<void> {
+    await Deno.rename(from, to);
+  }
+
   async remove(path: string): Promise<void> {
     try {
       await Deno.remove(path);

@@ -180,8 +180,12 @@ const rows: [string, keyof CatchUpResult, number][] = [
   ["probe max on the leader during (ms)", "catchUpProbeMaxMs", 1],
 ];
 const pad = (s: string, n: number) => s.padStart(n);
-console.log(`| ${KEYS} keys | ${kinds.join(" | ")} |${results.length === 2 ? " detcd/etcd |" : ""}`);
-console.log(`| --- | ${kinds.map(() => "---:").join(" | ")} |${results.length === 2 ? " ---: |" : ""}`);
+console.log(
+  `| ${KEYS} keys | ${kinds.join(" | ")} |${results.length === 2 ? " detcd/etcd |" : ""}`,
+);
+console.log(
+  `| --- | ${kinds.map(() => "---:").join(" | ")} |${results.length === 2 ? " ---: |" : ""}`,
+);
 for (const [label, field, digits] of rows) {
   const values = results.map((r) => r[field] as number);
   const ratio = values.length === 2 ? ` ${(values[1] / values[0]).toFixed(2)}x |` : "";

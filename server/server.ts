@@ -349,6 +349,7 @@ export async function startServer(
       members: () => n.memberInfos(),
       isRemoved: (id) => n.isRemovedMember(id),
       step: (m) => n.step(m),
+      receiveSnapshot: (m, size, chunks) => n.receiveSnapshot(m, size, chunks),
       reportUnreachable: (id) => n.reportUnreachable(id),
       reportSnapshot: (id, ok) => n.reportSnapshot(id, ok),
       reportPeerDown: (id) => n.reportPeerDown(id),

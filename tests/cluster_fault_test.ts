@@ -271,6 +271,16 @@ Deno.test({
         // It caught up through a snapshot: its log starts after index 1.
         const log = await Deno.readTextFile(learner.logPath);
         assert(log.includes("applied snapshot"), "the learner installed a snapshot");
+        // Streamed on a connection of its own into a file, not sent whole on the Raft stream.
+        assert(
+          log.includes("received and saved database snapshot"),
+          "the snapshot was streamed to the learner's disk",
+        );
+        const senders = await Promise.all(cluster.members.map((m) => Deno.readTextFile(m.logPath)));
+        assert(
+          senders.some((l) => l.includes('"msg":"sent database snapshot"')),
+          "the leader logged the snapshot it sent",
+        );
 
         await within(
           10_000,

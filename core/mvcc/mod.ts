@@ -33,16 +33,20 @@ export type {
   WriteTxn,
 } from "./store.ts";
 export {
+  type ChunkedBytes,
   encodeView,
   encodeViewSteps,
   type MvccView,
   type SnapshotEntry,
+  sourceRange,
+  STREAM_CHUNK_BYTES,
+  streamViewSteps,
   tombstoneValueSize,
   viewEntries,
   viewOfEntries,
 } from "./snapshot_codec.ts";
 /** Byte order and byte keys as the store uses them (one copy, in core/bytes.ts). */
-export { compareBytes, keyId } from "../bytes.ts";
+export { type ByteSource, bytesSource, compareBytes, keyId, readSource } from "../bytes.ts";
 export {
   MAX_WATCHERS_PER_SYNC,
   WATCH_BATCH_MAX_REVS,

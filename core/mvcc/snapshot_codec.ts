@@ -9,6 +9,7 @@
  */
 import type { KeyValue } from "../../gen/mvccpb/kv_pb.ts";
 import { assert } from "../assert.ts";
+import type { ByteSource } from "../bytes.ts";
 import { uvarintSize } from "../varint.ts";
 import { ByteReader, ByteWriter, keyValueSize, readKeyValue, writeKeyValue } from "./kv_codec.ts";
 
@@ -141,9 +142,44 @@ export function encodeSnapshotBytes(
 /** How often (in entries) the sliced encoder offers its caller a pause. */
 const ENCODE_CHECKPOINT_ENTRIES = 2048;
 
+/** Bytes of a view's encoding, summed in steps (sizes come from the index: nothing is read). */
+function* planView(view: MvccView): Generator<void, number> {
+  const head = new ByteWriter(32);
+  writeHeader(head, view.revision, view.compactMainRev, view.length);
+  let size = head.length;
+  for (let i = 0; i < view.length; i++) {
+    size += entrySize(view.entry(i));
+    if (i % ENCODE_CHECKPOINT_ENTRIES === ENCODE_CHECKPOINT_ENTRIES - 1) yield;
+  }
+  return size;
+}
+
+/** Writes a view's encoding into writers, a bounded amount at a time, in order. */
+class ViewWriter {
+  #next = 0;
+  #headWritten = false;
+
+  constructor(readonly view: MvccView) {}
+
+  get done(): boolean {
+    return this.#headWritten && this.#next === this.view.length;
+  }
+
+  /** Writes entries into `w` until it holds at least `bytes` more (or the view is written). */
+  write(w: ByteWriter, bytes: number): void {
+    const view = this.view;
+    const until = w.length + bytes;
+    if (!this.#headWritten) {
+      writeHeader(w, view.revision, view.compactMainRev, view.length);
+      this.#headWritten = true;
+    }
+    while (this.#next < view.length && w.length < until) writeEntry(w, view.entry(this.#next++));
+  }
+}
+
 /**
- * encodeView in steps, for large stores: yields every few thousand entries (the caller may let
- * other work run), and writes the encoding straight into one buffer sized in a first pass, with
+ * encodeView in steps, for large stores: yields every few hundred KiB (the caller may let other
+ * work run), and writes the encoding straight into one buffer sized in a first pass, with
  * `frame(size)` bytes before it (e.g. a file header and an enclosing message's field header) and
  * `after` bytes after it. Returns the whole buffer; no other copy of the state is made.
  */
@@ -152,21 +188,15 @@ export function* encodeViewSteps(
   frame: (size: number) => Uint8Array,
   after: Uint8Array = new Uint8Array(0),
 ): Generator<void, Uint8Array> {
-  const head = new ByteWriter(32);
-  writeHeader(head, view.revision, view.compactMainRev, view.length);
-  let size = head.length;
-  for (let i = 0; i < view.length; i++) {
-    size += entrySize(view.entry(i));
-    if (i % ENCODE_CHECKPOINT_ENTRIES === ENCODE_CHECKPOINT_ENTRIES - 1) yield;
-  }
+  const size = yield* planView(view);
   const before = frame(size);
   // Slack: the writer wants room for a whole varint before each one, even the last.
   const w = new ByteWriter(before.length + size + after.length + 16);
   w.raw(before);
-  w.raw(head.view());
-  for (let i = 0; i < view.length; i++) {
-    writeEntry(w, view.entry(i));
-    if (i % ENCODE_CHECKPOINT_ENTRIES === ENCODE_CHECKPOINT_ENTRIES - 1) yield;
+  const writer = new ViewWriter(view);
+  while (!writer.done) {
+    writer.write(w, STREAM_CHUNK_BYTES);
+    yield;
   }
   w.raw(after);
   const out = w.view();
@@ -175,10 +205,74 @@ export function* encodeViewSteps(
   return out;
 }
 
+/** Size of the chunks a streamed encoding comes in (a chunk may exceed it by one entry). */
+export const STREAM_CHUNK_BYTES = 256 * 1024;
+
+/** An encoding handed out in chunks: its size is known before the first one. */
+export interface ChunkedBytes {
+  /** Bytes in all. */
+  readonly size: number;
+  /**
+   * The next chunk, or null after the last one. Valid until the next call: the chunks share one
+   * buffer (a new array per chunk would be hundreds of MB of external memory, which makes V8
+   * collect its whole heap over and over), so a writer must be done with a chunk first.
+   */
+  next(): Uint8Array | null;
+}
+
+/**
+ * A view's encoding as a stream, after `frame(size)` bytes: sized in steps first (this generator),
+ * then written a chunk at a time as the reader asks (each ~STREAM_CHUNK_BYTES, read from the
+ * view when asked for): never whole in memory.
+ */
+export function* streamViewSteps(
+  view: MvccView,
+  frame: (size: number) => Uint8Array,
+): Generator<void, ChunkedBytes> {
+  const size = yield* planView(view);
+  let before: Uint8Array | null = frame(size);
+  const total = before.length + size;
+  const writer = new ViewWriter(view);
+  const w = new ByteWriter(STREAM_CHUNK_BYTES + 1024);
+  let sent = 0;
+  return {
+    size: total,
+    next(): Uint8Array | null {
+      if (before === null && writer.done) {
+        assert(sent === total, "streamed snapshot size planned");
+        return null;
+      }
+      w.reset();
+      if (before !== null) w.raw(before);
+      before = null;
+      writer.write(w, STREAM_CHUNK_BYTES);
+      sent += w.length;
+      assert(sent <= total, "streamed snapshot size planned");
+      return w.view();
+    },
+  };
+}
+
+/** `source`'s bytes [offset, offset + size). */
+export function sourceRange(source: ByteSource, offset: number, size: number): ByteSource {
+  assert(offset >= 0 && offset + size <= source.size, "byte range within its source");
+  return {
+    size,
+    readAt: (buf, position) => {
+      const n = Math.max(0, Math.min(buf.length, size - position));
+      return n === 0 ? 0 : source.readAt(buf.subarray(0, n), offset + position);
+    },
+  };
+}
+
+/** How much of a ByteSource a reader holds at a time (more when one entry is larger). */
+const READ_WINDOW_BYTES = 1024 * 1024;
+
 /**
  * Reads encodeSnapshotBytes() output entry by entry, in as many calls as the caller likes: each
- * stored revision comes with its KeyValue's encoding (a view into the bytes). Throws on anything
- * else than the format.
+ * stored revision comes with its KeyValue's encoding (a view, valid until the next call). From a
+ * ByteSource it holds a window of about a MiB at a time, however large the snapshot. Throws on
+ * anything else than the format.
  */
 export class SnapshotReader {
   readonly revision: number;
@@ -186,19 +280,58 @@ export class SnapshotReader {
   readonly compactMainRev: number;
   /** Number of stored revisions. */
   readonly count: number;
-  readonly #bytes: Uint8Array;
-  readonly #r: ByteReader;
+  readonly #source: ByteSource | null;
+  /** The window: source bytes [#base, #base + #r.end). */
+  #r: ByteReader;
+  #base = 0;
   #read = 0;
 
-  constructor(bytes: Uint8Array) {
-    const r = new ByteReader(bytes);
+  constructor(input: Uint8Array | ByteSource) {
+    if (input instanceof Uint8Array) {
+      this.#source = null;
+      this.#r = new ByteReader(input);
+    } else {
+      this.#source = input;
+      this.#r = new ByteReader(new Uint8Array(Math.min(READ_WINDOW_BYTES, input.size)), 0);
+      this.#fill(64); // the header: magic, version and three varints
+    }
+    const r = this.#r;
     for (const b of MAGIC) assert(r.byte() === b, "not an mvcc snapshot");
     assert(r.byte() === FORMAT_VERSION, "unsupported mvcc snapshot version");
     this.revision = r.uvarint();
     this.compactMainRev = r.uvarint() - 1;
     this.count = r.uvarint();
-    this.#bytes = bytes;
-    this.#r = r;
+  }
+
+  get #size(): number {
+    return this.#source === null ? this.#r.end : this.#source.size;
+  }
+
+  /**
+   * Makes at least `n` bytes from the read position available in the window (fewer at the end
+   * of the source): what is left is moved to its start and the rest read after it.
+   */
+  #fill(n: number): void {
+    const source = this.#source;
+    const r = this.#r;
+    if (source === null || r.end - r.pos >= n || this.#base + r.end === source.size) return;
+    const left = r.end - r.pos;
+    let buf = r.buf;
+    if (buf.length < n) {
+      buf = new Uint8Array(Math.max(n, READ_WINDOW_BYTES));
+      buf.set(r.buf.subarray(r.pos, r.end));
+    } else {
+      buf.copyWithin(0, r.pos, r.end);
+    }
+    this.#base += r.pos;
+    let end = left;
+    const want = Math.min(buf.length, source.size - this.#base);
+    while (end < want) {
+      const got = source.readAt(buf.subarray(end, want), this.#base + end);
+      assert(got > 0, "mvcc snapshot truncated");
+      end += got;
+    }
+    this.#r = new ByteReader(buf, end);
   }
 
   /** Visits up to `max` more entries; false once every entry has been visited. */
@@ -206,21 +339,23 @@ export class SnapshotReader {
     max: number,
     visit: (main: number, sub: number, tombstone: boolean, data: Uint8Array) => void,
   ): boolean {
-    const r = this.#r;
-    const bytes = this.#bytes;
     for (let n = 0; n < max && this.#read < this.count; n++, this.#read++) {
+      this.#fill(32); // the longest entry head: three varints and a flag
+      let r = this.#r;
       const main = r.uvarint();
       const sub = r.uvarint();
       const flag = r.byte();
       assert(flag === 0 || flag === 1, "mvcc snapshot: bad tombstone flag");
       const len = r.uvarint();
+      this.#fill(len);
+      r = this.#r;
       const end = r.pos + len;
-      assert(end <= bytes.length, "mvcc snapshot truncated");
-      visit(main, sub, flag === 1, bytes.subarray(r.pos, end));
+      assert(end <= r.end, "mvcc snapshot truncated");
+      visit(main, sub, flag === 1, r.buf.subarray(r.pos, end));
       r.pos = end;
     }
     if (this.#read < this.count) return true;
-    assert(r.pos === bytes.length, "trailing bytes after mvcc snapshot");
+    assert(this.#base + this.#r.pos === this.#size, "trailing bytes after mvcc snapshot");
     return false;
   }
 }

@@ -38,6 +38,7 @@ import { SortedRecords } from "./sorted_records.ts";
 import { Crc32c } from "../storage/crc32c.ts";
 import { int64Size, uvarintSize } from "../varint.ts";
 import { ByteReader, ByteWriter, readKeyValue, writeKeyValue } from "./kv_codec.ts";
+import type { ByteSource } from "../bytes.ts";
 import { encodeView, type MvccView, type SnapshotEntry, SnapshotReader } from "./snapshot_codec.ts";
 
 /** Narrow view of the lessor that mvcc needs (lease package will implement it later). */
@@ -1350,7 +1351,7 @@ export class MvccStore implements ReadView {
    * storage, the records are appended to it as they are read (the snapshot's bytes are not kept).
    */
   static decodeSnapshot(
-    bytes: Uint8Array,
+    bytes: Uint8Array | ByteSource,
     leases?: LeaseHooks,
     options?: MvccStoreOptions,
   ): MvccStore {
@@ -1363,10 +1364,11 @@ export class MvccStore implements ReadView {
 
   /**
    * decodeSnapshot in steps of a few thousand revisions: between them the caller lets the
-   * revision storage write what was appended (a large store is not buffered whole).
+   * revision storage write what was appended (a large store is not buffered whole). From a
+   * ByteSource (a snapshot file) the encoding is read a window at a time, never whole.
    */
   static *restoreSteps(
-    bytes: Uint8Array,
+    bytes: Uint8Array | ByteSource,
     leases?: LeaseHooks,
     options?: MvccStoreOptions,
   ): Generator<void, MvccStore> {

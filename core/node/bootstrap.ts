@@ -55,7 +55,7 @@ export function newLessor(config: ResolvedNodeConfig): Lessor {
 const NO_DATA = new Uint8Array(0);
 
 export function recoverStorage(
-  snapshot: { index: number; term: number; data: Uint8Array; state: NodeSnapshot } | null,
+  snapshot: { index: number; term: number; state: NodeSnapshot } | null,
   recovery: WalRecovery,
 ): MemoryStorage {
   const storage = new MemoryStorage();

@@ -13,6 +13,8 @@ import type {
   Snapshot as RaftSnapshot,
 } from "../raft/mod.ts";
 import {
+  type ReceivingSnapshot,
+  type SnapshotFile,
   type Snapshotter,
   type Wal,
   walEntry,
@@ -78,13 +80,36 @@ export class DurableLog {
     if (hardState) this.#storage.setHardState(hardState);
   }
 
-  /** Makes a snapshot the leader sent durable and installs it in Raft's storage. */
+  /**
+   * A snapshot the leader streams: written to a file as it arrives (Snapshotter.receive), and
+   * made this member's by persistSnapshot once Raft takes its message. An earlier one that Raft
+   * never took is removed first.
+   */
+  async receiveSnapshot(index: number, term: number, size: number): Promise<ReceivingSnapshot> {
+    await this.#snapshotter.removePartial();
+    return await this.#snapshotter.receive(index, term, size);
+  }
+
+  /**
+   * Makes a snapshot the leader sent durable and installs it in Raft's storage. Its data is in
+   * the message, or (empty there) in the file receiveSnapshot wrote.
+   */
   async persistSnapshot(snap: RaftSnapshot): Promise<void> {
     const { index, term } = snap.metadata;
-    await this.#snapshotter.save({ index, term, data: snap.data });
+    if (snap.data.length > 0) await this.#snapshotter.save({ index, term, data: snap.data });
+    else await this.#snapshotter.install(index, term);
     await this.#wal.append([walSnapshotMarker(index, term)]);
     // Raft's storage keeps only the metadata: the state is in the file and the state machine.
     this.#storage.applySnapshot({ metadata: snap.metadata, data: NO_DATA });
+  }
+
+  /** The data of the snapshot file at (index, term), verified, read by position. */
+  async openSnapshot(index: number, term: number): Promise<SnapshotFile> {
+    const file = await this.#snapshotter.open(index, term);
+    if (file === null) {
+      throw new Error(`snapshot file for index ${index} (term ${term}) is missing`);
+    }
+    return file;
   }
 
   /** The state machine now holds a received snapshot at `index`. */

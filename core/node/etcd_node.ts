@@ -15,14 +15,13 @@ import {
   snapshotMarshallingSeconds,
   snapshotSaveSeconds,
 } from "./metrics.ts";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import {
   ClusterVersionSchema,
   MemberAttributesSchema,
   type MemberMeta,
   MemberMetaSchema,
   type NodeSnapshot,
-  NodeSnapshotSchema,
 } from "../../gen/detcdpb/internal_pb.ts";
 import {
   type AlarmMember,
@@ -71,7 +70,13 @@ import { Errors, EtcdError, isEtcdError } from "../errors.ts";
 import { humanizeBytes } from "../go_humanize.ts";
 import type { Logger } from "../log.ts";
 import type { Lessor } from "../lease/mod.ts";
-import { MvccStore, type MvccStoreOptions, WatchableStore } from "../mvcc/mod.ts";
+import {
+  type ByteSource,
+  MvccStore,
+  type MvccStoreOptions,
+  readSource,
+  WatchableStore,
+} from "../mvcc/mod.ts";
 import {
   checkDeleteRequest,
   checkPutRequest,
@@ -116,6 +121,7 @@ import {
   type Responses,
 } from "./apply/mod.ts";
 import { StateMachine } from "./state_machine.ts";
+import { readNodeSnapshot } from "./node_snapshot.ts";
 import { NodeAuth } from "./auth_api.ts";
 import { DurableLog } from "./durable_log.ts";
 import {
@@ -377,20 +383,36 @@ export class EtcdNode {
     const fresh = metaBytes === null;
     const meta = memberMeta(config, env, logger, metaBytes);
     const snapshotter = new Snapshotter(disk, `${memberDir}/snap`);
-    const snapshot = await snapshotter.loadNewest((name, reason) =>
+    await snapshotter.removePartial(); // received snapshots never installed
+    // Read by position: a full snapshot (a leader's, a restored backup) is never whole in memory.
+    const snapshot = await snapshotter.openNewest((name, reason) =>
       logger.warn("snap/snapshotter.go:123", "failed to read a snap file", {
         path: name,
         error: reason,
       })
     );
-    const state = snapshot ? fromBinary(NodeSnapshotSchema, snapshot.data) : null;
     const lessor = newLessor(config);
     logQuota(logger, config.quotaBackendBytes);
-    const located = state !== null && MvccStore.isCheckpoint(state.mvcc);
-    const revisions = await openRevisionLog(disk, `${memberDir}/revs`, located);
-    // Leases first: restoring MVCC re-attaches live keys to them (etcd's order).
-    const mvcc = await StateMachine.restoreStore(state, lessor, storeOptions(revisions));
-    if (located) revisions.removeUnreferenced();
+    let state: NodeSnapshot | null = null;
+    let mvcc: MvccStore;
+    let revisions: RevisionLog;
+    try {
+      const read = snapshot ? readNodeSnapshot(snapshot) : null;
+      state = read?.state ?? null;
+      // A checkpoint (a fifth of a full snapshot's size, no values) is read whole.
+      const checkpoint = read !== null && isCheckpoint(read.mvcc) ? readSource(read.mvcc) : null;
+      revisions = await openRevisionLog(disk, `${memberDir}/revs`, checkpoint !== null);
+      // Leases first: restoring MVCC re-attaches live keys to them (etcd's order).
+      mvcc = await StateMachine.restoreStore(
+        state,
+        lessor,
+        storeOptions(revisions),
+        checkpoint ?? read?.mvcc ?? null,
+      );
+      if (checkpoint !== null) revisions.removeUnreferenced();
+    } finally {
+      snapshot?.close();
+    }
     const snapshotIndex = snapshot?.index ?? 0;
     const recovery = await Wal.open(
       disk,
@@ -1318,6 +1340,12 @@ export class EtcdNode {
     heartbeatSendFailures.inc();
   }
 
+  /**
+   * Sends the whole state as of the applied index to a follower: captured now (a view of the
+   * store), sized in steps with pauses, then streamed a chunk at a time by the transport on a
+   * connection of its own (never whole in memory, etcd's snapshot sender). A transport that
+   * cannot stream is handed the data whole in the message.
+   */
   #sendSnapshot(m: Message): void {
     const index = this.#appliedIndex;
     const confState = {
@@ -1325,25 +1353,45 @@ export class EtcdNode {
       learners: [...this.#confState.learners],
     };
     const pause = this.#env.pause ?? (() => Promise.resolve());
+    const transport = this.#transport;
+    const stream = this.#sm.snapshotStream(confState);
     const work = async () => {
       const term = this.#log.termAt(index);
-      const steps = this.#sm.snapshotSteps(confState, 0, true);
-      let step = steps.next();
-      try {
-        while (!step.done) {
-          await pause();
-          if (this.#stopped) return null;
-          step = steps.next();
-        }
-      } finally {
-        steps.return(undefined as never);
+      let step = stream.plan.next();
+      while (!step.done) {
+        await pause();
+        if (this.#stopped) return null;
+        step = stream.plan.next();
       }
-      return { metadata: { index, term, confState }, data: step.value };
+      return { metadata: { index, term, confState }, body: step.value };
     };
-    work().then((snapshot) => {
-      if (snapshot === null || this.#stopped) return;
-      this.#transport.send([{ ...m, snapshot }]);
+    work().then((planned) => {
+      if (planned === null || this.#stopped) return stream.close();
+      const { metadata, body } = planned;
+      if (transport.sendSnapshot) {
+        this.#logger.info("rafthttp/snapshot_sender.go:82", "sending database snapshot", {
+          "snapshot-index": index,
+          "remote-peer-id": idHex(m.to),
+          bytes: body.size,
+          size: humanizeBytes(body.size),
+        });
+        transport.sendSnapshot({ ...m, snapshot: { metadata, data: new Uint8Array(0) } }, {
+          size: body.size,
+          next: () => body.next(),
+          close: () => stream.close(),
+        });
+        return;
+      }
+      const data = new Uint8Array(body.size);
+      let at = 0;
+      for (let chunk = body.next(); chunk !== null; chunk = body.next()) {
+        data.set(chunk, at);
+        at += chunk.length;
+      }
+      stream.close();
+      transport.send([{ ...m, snapshot: { metadata, data } }]);
     }, (e) => {
+      stream.close();
       if (this.#stopped) return;
       this.#logger.warn("etcdserver/snapshot_merge.go:64", "failed to make a snapshot to send", {
         "snapshot-index": index,
@@ -1351,6 +1399,46 @@ export class EtcdNode {
       });
       this.reportSnapshot(m.to, false);
     });
+  }
+
+  /**
+   * A snapshot message whose data arrives as a stream (the transport's snapshot connection):
+   * the data is written to a snapshot file as it comes, never whole in memory, then the message
+   * is stepped with its data left empty (Raft needs only the metadata); if Raft takes it, the
+   * state is restored from that file. Rejects when the data did not all arrive or the file could
+   * not be written (the sender is told the send failed, and tries again later).
+   */
+  async receiveSnapshot(
+    message: Message,
+    size: number,
+    chunks: AsyncIterable<Uint8Array>,
+  ): Promise<void> {
+    const metadata = message.snapshot?.metadata;
+    if (message.type !== MessageType.Snap || metadata === undefined) {
+      throw new Error("not a snapshot message");
+    }
+    if (this.#stopped || this.#failure) throw Errors.stopped();
+    const fields = {
+      "snapshot-index": metadata.index,
+      "remote-peer-id": idHex(message.from),
+      bytes: size,
+      size: humanizeBytes(size),
+    };
+    this.#logger.info("rafthttp/http.go:183", "receiving database snapshot", fields);
+    const file = await this.#log.receiveSnapshot(metadata.index, metadata.term, size);
+    try {
+      for await (const chunk of chunks) await file.write(chunk);
+      await file.finish();
+    } catch (e) {
+      await file.abort().catch(() => {});
+      this.#logger.warn("rafthttp/http.go:197", "failed to save database snapshot", {
+        ...fields,
+        error: e instanceof Error ? e.message : String(e),
+      });
+      throw e;
+    }
+    this.#logger.info("rafthttp/http.go:212", "received and saved database snapshot", fields);
+    this.step({ ...message, snapshot: { metadata, data: new Uint8Array(0) } });
   }
 
   /**
@@ -1467,20 +1555,26 @@ export class EtcdNode {
     }
   }
 
-  /** Replaces the state machine with a snapshot the leader sent. */
+  /**
+   * Replaces the state machine with a snapshot the leader sent: from its data in the message, or
+   * (streamed, see receiveSnapshot) from its file, read a window at a time.
+   */
   async #applySnapshot(snap: RaftSnapshot): Promise<void> {
-    const state = fromBinary(NodeSnapshotSchema, snap.data);
+    const { index, term } = snap.metadata;
+    const file = snap.data.length > 0 ? null : await this.#log.openSnapshot(index, term);
+    let state: NodeSnapshot;
     snapshotApplyInProgress.set(1);
     try {
       // What etcd times as saving the leader's .snap.db: here its records written into the
       // revision log, then made durable.
       const saving = receivedSnapshotSaveSeconds.startTimer();
-      await this.#sm.restoreSnapshot(state);
+      state = await this.#sm.restoreSnapshot(file ?? snap.data);
       const syncing = receivedSnapshotFsyncSeconds.startTimer();
       await this.#revisions.sync();
       syncing();
       saving();
     } finally {
+      file?.close();
       snapshotApplyInProgress.set(0);
     }
     this.#restoreConf(state);
@@ -1727,4 +1821,11 @@ async function openRevisionLog(disk: Disk, dir: string, located: boolean): Promi
   await disk.mkdirp(dir);
   for (const name of await disk.list(dir)) await disk.remove(`${dir}/${name}`);
   return await RevisionLog.open(disk, dir, () => {}, { removeAfterCheckpoint: true });
+}
+
+/** Whether an MVCC encoding in a source is a checkpoint (MvccStore.checkpoint). */
+function isCheckpoint(source: ByteSource): boolean {
+  const head = new Uint8Array(Math.min(8, source.size));
+  source.readAt(head, 0);
+  return MvccStore.isCheckpoint(head);
 }

@@ -8,6 +8,7 @@ import { assert, assertEquals, assertRejects } from "../testing.ts";
 import { Errors, EtcdError, isEtcdError } from "../errors.ts";
 import { silentLogger } from "../log.ts";
 import { MemoryDisk } from "../storage/mod.ts";
+import { type Message, MessageType } from "../raft/mod.ts";
 import { EtcdNode } from "./etcd_node.ts";
 import { testConfig } from "./_testing.ts";
 
@@ -134,6 +135,7 @@ function bindAll(disk: MemoryDisk) {
     truncate: disk.truncate.bind(disk),
     list: disk.list.bind(disk),
     remove: disk.remove.bind(disk),
+    rename: disk.rename.bind(disk),
     mkdirp: disk.mkdirp.bind(disk),
     syncDir: disk.syncDir.bind(disk),
   };
@@ -414,5 +416,43 @@ Deno.test("a physical compaction answers once its history is dropped; a plain on
   );
   const physical = node.status().dbSizeInUse;
   assertEquals(physical, await settled());
+  await node.stop();
+});
+
+Deno.test("a snapshot whose stream breaks or falls short is refused and leaves no file behind", async () => {
+  const disk = new MemoryDisk();
+  const node = await EtcdNode.open(config(), disk, silentLogger);
+  await node.put(put("k", "before"));
+  const message: Message = {
+    type: MessageType.Snap,
+    to: node.memberId,
+    from: 0x99n,
+    term: 5,
+    logTerm: 0,
+    index: 0,
+    entries: [],
+    commit: 0,
+    snapshot: {
+      metadata: { index: 1000, term: 5, confState: { voters: [0x99n], learners: [] } },
+      data: new Uint8Array(0),
+    },
+    reject: false,
+    rejectHint: 0,
+    context: new Uint8Array(0),
+  };
+  async function* broken() {
+    yield new Uint8Array(100);
+    throw new Error("connection reset");
+  }
+  await assertRejects(() => node.receiveSnapshot(message, 1000, broken()), Error, "reset");
+  async function* short() {
+    yield new Uint8Array(600);
+  }
+  await assertRejects(() => node.receiveSnapshot(message, 1000, short()), Error, "600 bytes");
+  const files = await disk.list("data/member/snap");
+  assertEquals(files.filter((f) => !f.endsWith(".snap")), [], "no partial file left");
+  // Nothing was stepped: the member is as it was.
+  assertEquals(dec.decode((await node.range(get("k"))).kvs[0].value), "before");
+  await node.put(put("k", "after"));
   await node.stop();
 });

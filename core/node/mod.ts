@@ -41,7 +41,7 @@ export {
 export { nodeDefaults, type ResolvedNodeConfig, resolveNodeConfig } from "./config.ts";
 export { clusterId, idHex, memberId, parseInitialCluster } from "./ids.ts";
 export { type MemberInfo, Membership } from "./membership.ts";
-export { noTransport, type Transport } from "./transport.ts";
+export { noTransport, type SnapshotBody, type Transport } from "./transport.ts";
 export {
   planRestore,
   type RestoredContent,

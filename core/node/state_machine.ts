@@ -22,10 +22,14 @@ import { type AuthInfo, AuthStore, type AuthStoreOptions } from "../auth/mod.ts"
 import { authRecordOf, authSnapshotOf } from "./auth_record.ts";
 import type { Lessor } from "../lease/mod.ts";
 import {
+  type ByteSource,
+  bytesSource,
+  type ChunkedBytes,
   encodeViewSteps,
   MvccStore,
   type MvccStoreOptions,
   type MvccView,
+  streamViewSteps,
   WatchableStore,
   type WriteResult,
 } from "../mvcc/mod.ts";
@@ -33,6 +37,7 @@ import { putUvarint, uvarintSize } from "../varint.ts";
 import { applyTxn } from "./kv/mod.ts";
 import { type ConfChange, ConfChangeType, type ConfState } from "../raft/mod.ts";
 import { AlarmStore } from "./alarms.ts";
+import { readNodeSnapshot } from "./node_snapshot.ts";
 import {
   type Apply,
   type ApplyMeta,
@@ -124,14 +129,15 @@ export class StateMachine {
     state: NodeSnapshot | null,
     lessor: Lessor,
     options: MvccStoreOptions = {},
+    mvcc: Uint8Array | ByteSource | null = state?.mvcc ?? null,
   ): Promise<MvccStore> {
-    if (!state) return new MvccStore(lessor, options);
+    if (!state || mvcc === null) return new MvccStore(lessor, options);
     lessor.restore(leaseRecords(state));
     // In steps: the revision storage writes each one out before the next is read. A checkpoint
     // is restored over the revision storage that holds its records (opened, not rebuilt).
-    const steps = MvccStore.isCheckpoint(state.mvcc)
-      ? MvccStore.restoreCheckpointSteps(state.mvcc, lessor, options)
-      : MvccStore.restoreSteps(state.mvcc, lessor, options);
+    const steps = mvcc instanceof Uint8Array && MvccStore.isCheckpoint(mvcc)
+      ? MvccStore.restoreCheckpointSteps(mvcc, lessor, options)
+      : MvccStore.restoreSteps(mvcc, lessor, options);
     for (;;) {
       const step = steps.next();
       if (step.done) return step.value;
@@ -144,15 +150,24 @@ export class StateMachine {
     return this.alarmStore.list;
   }
 
-  /** Replaces the whole state with a snapshot's (one the leader sent). */
-  async restoreSnapshot(state: NodeSnapshot): Promise<void> {
+  /**
+   * Replaces the whole state with a snapshot's (one the leader sent), read from `source` a window
+   * at a time (its store is never whole in memory); returns the snapshot's other fields.
+   */
+  async restoreSnapshot(source: Uint8Array | ByteSource): Promise<NodeSnapshot> {
+    const { state, mvcc } = readNodeSnapshot(
+      source instanceof Uint8Array ? bytesSource(source) : source,
+    );
     // A checkpoint points into the revision storage of the member that took it.
-    assert(!MvccStore.isCheckpoint(state.mvcc), "a snapshot received must be a full one");
+    const head = new Uint8Array(5);
+    mvcc.readAt(head, 0);
+    assert(!MvccStore.isCheckpoint(head), "a snapshot received must be a full one");
     const replaced = this.mvcc;
-    this.mvcc = await StateMachine.restoreStore(state, this.lessor, this.#storeOptions);
+    this.mvcc = await StateMachine.restoreStore(state, this.lessor, this.#storeOptions, mvcc);
     replaced.retire();
     this.watchable.restored();
     this.restore(state);
+    return state;
   }
 
   /**
@@ -183,6 +198,17 @@ export class StateMachine {
     }
     const { view, frame } = this.#snapshotParts(confState, reserve);
     return closing(view, encodeViewSteps(view, frame));
+  }
+
+  /**
+   * The whole state as of now, values included (what a follower is sent), as a stream: sized in
+   * steps (`plan`), then encoded a chunk at a time as the reader takes them, from a view of the
+   * store captured now and held until close() (after the last chunk, or when given up). Never
+   * whole in memory.
+   */
+  snapshotStream(confState: ConfState): { plan: Generator<void, ChunkedBytes>; close(): void } {
+    const { view, frame } = this.#snapshotParts(confState, 0);
+    return { plan: streamViewSteps(view, frame), close: () => view.close?.() };
   }
 
   /** The store's view, and the bytes before its encoding (`reserve` zeros, the rest, field 1). */

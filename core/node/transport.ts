@@ -17,6 +17,23 @@ export interface Transport {
    * reachable now. Strict reconfiguration checks count the members active for a while.
    */
   activeSince(id: bigint): number | null;
+  /**
+   * Sends a snapshot message (its `snapshot.data` empty) with its data streamed from `body`, on a
+   * connection of its own so that heartbeats and appends do not queue behind it; the outcome is
+   * reported through the node's reportSnapshot, and body.close() is called once, when it is sent
+   * or given up. A transport without it is handed the data whole, in the message, by send().
+   */
+  sendSnapshot?(message: Message, body: SnapshotBody): void;
+}
+
+/** A snapshot message's data, read a chunk at a time (Transport.sendSnapshot). */
+export interface SnapshotBody {
+  /** Bytes in all. */
+  readonly size: number;
+  /** The next chunk, or null after the last (each encoded when asked for, from the store). */
+  next(): Uint8Array | null;
+  /** Releases what the body holds (the store's view). */
+  close(): void;
 }
 
 /** A transport that reaches nobody (a single member, or tests). */

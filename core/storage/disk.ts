@@ -49,6 +49,11 @@ export interface Disk {
   list(dir: string): Promise<string[]>;
   remove(path: string): Promise<void>;
   /**
+   * Renames `from` to `to` (replacing it) atomically; durable once the directory is synced
+   * (syncDir).
+   */
+  rename(from: string, to: string): Promise<void>;
+  /**
    * Creates a directory and its parents with mode 0700 (CVE-2020-15113: no loose permissions);
    * durable on return: the entry of each directory made is synced in its parent.
    */

@@ -114,6 +114,15 @@ export class MemoryDisk implements Disk {
     return Promise.resolve();
   }
 
+  rename(from: string, to: string): Promise<void> {
+    const f = this.#files.get(from);
+    if (f === undefined) return Promise.reject(new Error(`rename ${from}: no such file`));
+    // A directory change: after a crash the old names are back until the directory is synced.
+    this.#files.delete(from);
+    this.#files.set(to, f);
+    return Promise.resolve();
+  }
+
   mkdirp(dir: string): Promise<void> {
     this.#dirs.add(dir);
     return Promise.resolve();

@@ -39,9 +39,11 @@ export {
 export {
   decodeSnapshot,
   encodeSnapshot,
+  type ReceivingSnapshot,
   sealSnapshot,
   type Snapshot,
   SNAPSHOT_HEADER_BYTES,
+  type SnapshotFile,
   Snapshotter,
 } from "./snapshot.ts";
 export {

@@ -1,10 +1,19 @@
-import { crc32c } from "./crc32c.ts";
-import type { Disk } from "./disk.ts";
+import { readSource } from "../bytes.ts";
+import { Crc32c, crc32c } from "./crc32c.ts";
+import type { Disk, ReadAtFile } from "./disk.ts";
 import { snapshotFsyncSeconds } from "./metrics.ts";
 
 const magic = 0x44534e50; // "DSNP"
 const formatVersion = 1;
+/**
+ * A file written as its data arrived (a snapshot the leader streamed): the header's CRC field is
+ * 0 and the data's CRC-32C follows the data (4 bytes, little-endian).
+ */
+const formatVersionStreamed = 2;
 const HEADER_BYTES = 4 + 4 + 8 + 8 + 4 + 8;
+const TRAILER_BYTES = 4;
+/** A received snapshot's file while it arrives, until the node installs it (or drops it). */
+const PARTIAL_SUFFIX = ".part";
 /**
  * How many snapshot files are kept; older ones are removed after a new one is durable. Two: the
  * newest, and the previous one to fall back to if the newest is ever unreadable (the WAL is kept
@@ -48,11 +57,12 @@ export function snapshotHeader(
   term: number,
   crc: number,
   length: number,
+  version = formatVersion,
 ): Uint8Array {
   const out = new Uint8Array(HEADER_BYTES);
   const v = new DataView(out.buffer);
   v.setUint32(0, magic, true);
-  v.setUint32(4, formatVersion, true);
+  v.setUint32(4, version, true);
   v.setBigUint64(8, BigInt(index), true);
   v.setBigUint64(16, BigInt(term), true);
   v.setUint32(24, crc, true);
@@ -68,22 +78,64 @@ export function encodeSnapshot(s: Snapshot): Uint8Array {
   return out;
 }
 
-/** Parses and verifies a snapshot file; throws on any mismatch. */
-export function decodeSnapshot(bytes: Uint8Array): Snapshot {
-  if (bytes.length < HEADER_BYTES) throw new Error("snapshot: file too short");
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/** A snapshot file's header, checked against the file's size; throws on any mismatch. */
+function readHeader(
+  head: Uint8Array,
+  fileSize: number,
+): { index: number; term: number; length: number; crc: number | null } {
+  if (fileSize < HEADER_BYTES || head.length < HEADER_BYTES) {
+    throw new Error("snapshot: file too short");
+  }
+  const v = new DataView(head.buffer, head.byteOffset, HEADER_BYTES);
   if (v.getUint32(0, true) !== magic) throw new Error("snapshot: bad magic");
-  if (v.getUint32(4, true) !== formatVersion) throw new Error("snapshot: unknown format version");
+  const version = v.getUint32(4, true);
+  if (version !== formatVersion && version !== formatVersionStreamed) {
+    throw new Error("snapshot: unknown format version");
+  }
   const length = Number(v.getBigUint64(28, true));
-  if (length !== bytes.length - HEADER_BYTES) throw new Error("snapshot: length mismatch");
-  const data = bytes.subarray(HEADER_BYTES);
-  if (crc32c(data) !== v.getUint32(24, true)) throw new Error("snapshot: checksum mismatch");
+  const trailer = version === formatVersionStreamed ? TRAILER_BYTES : 0;
+  if (length !== fileSize - HEADER_BYTES - trailer) throw new Error("snapshot: length mismatch");
   return {
     index: Number(v.getBigUint64(8, true)),
     term: Number(v.getBigUint64(16, true)),
-    data,
+    length,
+    crc: trailer === 0 ? v.getUint32(24, true) : null, // null: in the trailer
   };
 }
+
+/** Parses and verifies a snapshot file; throws on any mismatch. */
+export function decodeSnapshot(bytes: Uint8Array): Snapshot {
+  const h = readHeader(bytes, bytes.length);
+  const data = bytes.subarray(HEADER_BYTES, HEADER_BYTES + h.length);
+  const crc = h.crc ?? new DataView(bytes.buffer, bytes.byteOffset + HEADER_BYTES + h.length, 4)
+    .getUint32(0, true);
+  if (crc32c(data) !== crc) throw new Error("snapshot: checksum mismatch");
+  return { index: h.index, term: h.term, data };
+}
+
+/** A snapshot's data in its file, read by position (see Snapshotter.open). */
+export interface SnapshotFile {
+  index: number;
+  term: number;
+  /** Bytes of data. */
+  readonly size: number;
+  /** Reads up to buf.length bytes of data at `position`; returns how many. */
+  readAt(buf: Uint8Array, position: number): number;
+  close(): void;
+}
+
+/** A snapshot arriving in chunks, written to its file as it comes (Snapshotter.receive). */
+export interface ReceivingSnapshot {
+  /** Appends the next chunk; throws once more than the announced length arrived. */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Every byte arrived: the trailer is written and the file synced (not installed yet). */
+  finish(): Promise<void>;
+  /** Gives the file up (a broken or refused transfer). */
+  abort(): Promise<void>;
+}
+
+/** Bytes read at a time while a snapshot file's checksum is verified. */
+const VERIFY_BLOCK_BYTES = 1024 * 1024;
 
 /** Saves and loads snapshots in one directory. */
 export class Snapshotter {
@@ -105,33 +157,113 @@ export class Snapshotter {
     await this.#prune();
   }
 
+  /**
+   * A snapshot at (index, term) of `length` bytes that arrives in chunks: written to a partial
+   * file as it comes (never whole in memory), its CRC-32C computed on the way and written after
+   * it. Installed with install() once Raft takes it; until then it is no snapshot of this member.
+   */
+  async receive(index: number, term: number, length: number): Promise<ReceivingSnapshot> {
+    await this.disk.mkdirp(this.dir);
+    const path = `${this.dir}/${fileName(index, term)}${PARTIAL_SUFFIX}`;
+    const file = await this.disk.openAppend(path);
+    const crc = new Crc32c();
+    let written = 0;
+    let closed = false;
+    const close = () => {
+      if (!closed) file.close();
+      closed = true;
+    };
+    await file.write(snapshotHeader(index, term, 0, length, formatVersionStreamed));
+    return {
+      write: async (chunk) => {
+        written += chunk.length;
+        if (written > length) throw new Error("snapshot: more data than announced");
+        crc.update(chunk);
+        await file.write(chunk);
+      },
+      finish: async () => {
+        if (written !== length) {
+          throw new Error(`snapshot: ${written} bytes of ${length} arrived`);
+        }
+        const trailer = new Uint8Array(TRAILER_BYTES);
+        new DataView(trailer.buffer).setUint32(0, crc.digest(), true);
+        await file.write(trailer);
+        const syncing = performance.now();
+        await file.sync();
+        snapshotFsyncSeconds.observe((performance.now() - syncing) / 1000);
+        close();
+      },
+      abort: async () => {
+        close();
+        await this.disk.remove(path);
+      },
+    };
+  }
+
+  /**
+   * Makes a received snapshot (finished) this member's newest snapshot file, durably, then
+   * prunes as save() does.
+   */
+  async install(index: number, term: number): Promise<void> {
+    const path = `${this.dir}/${fileName(index, term)}`;
+    await this.disk.rename(`${path}${PARTIAL_SUFFIX}`, path);
+    await this.disk.syncDir(this.dir);
+    await this.#prune();
+  }
+
+  /** Removes received snapshots never installed (a transfer cut short, or one Raft refused). */
+  async removePartial(): Promise<void> {
+    for (const name of await this.disk.list(this.dir)) {
+      if (name.endsWith(PARTIAL_SUFFIX)) await this.disk.remove(`${this.dir}/${name}`);
+    }
+  }
+
+  /**
+   * The snapshot file at (index, term), its checksum verified in blocks, for reading by position
+   * (a large one is never read whole); null when it is not there. Throws when it does not verify.
+   */
+  async open(index: number, term: number): Promise<SnapshotFile | null> {
+    const file = await this.disk.openRead(`${this.dir}/${fileName(index, term)}`);
+    if (file === null) return null;
+    try {
+      return verifiedFile(file);
+    } catch (e) {
+      file.close();
+      throw e;
+    }
+  }
+
   async #prune(): Promise<void> {
     const names = await this.#sortedNames();
     for (const name of names.slice(KEEP_SNAPSHOTS)) await this.disk.remove(`${this.dir}/${name}`);
   }
 
-  /** The snapshot at (index, term) if its file is there and verifies, else null. */
-  async load(index: number, term: number): Promise<Snapshot | null> {
-    const bytes = await this.disk.readFile(`${this.dir}/${fileName(index, term)}`);
-    if (bytes === null) return null;
+  /**
+   * The newest snapshot that verifies, whole, or null. Broken files are skipped and reported
+   * through `onSkip` so the operator learns of them.
+   */
+  async loadNewest(onSkip: (name: string, reason: string) => void): Promise<Snapshot | null> {
+    const file = await this.openNewest(onSkip);
+    if (file === null) return null;
     try {
-      return decodeSnapshot(bytes);
-    } catch {
-      return null;
+      return { index: file.index, term: file.term, data: readSource(file) };
+    } finally {
+      file.close();
     }
   }
 
   /**
-   * The newest snapshot that verifies, or null. Broken files are skipped and reported through
-   * `onSkip` so the operator learns of them.
+   * The newest snapshot file that verifies, opened for reading by position (see open()), or
+   * null. Broken files are skipped and reported through `onSkip`, as loadNewest() does.
    */
-  async loadNewest(onSkip: (name: string, reason: string) => void): Promise<Snapshot | null> {
+  async openNewest(onSkip: (name: string, reason: string) => void): Promise<SnapshotFile | null> {
     for (const name of await this.#sortedNames()) {
-      const bytes = await this.disk.readFile(`${this.dir}/${name}`);
-      if (bytes === null) continue;
+      const file = await this.disk.openRead(`${this.dir}/${name}`);
+      if (file === null) continue;
       try {
-        return decodeSnapshot(bytes);
+        return verifiedFile(file);
       } catch (e) {
+        file.close();
         onSkip(name, e instanceof Error ? e.message : String(e));
       }
     }
@@ -146,4 +278,39 @@ export class Snapshotter {
     parsed.sort((a, b) => b.meta!.index - a.meta!.index);
     return parsed.map((x) => x.name);
   }
+}
+
+function verifiedFile(file: ReadAtFile): SnapshotFile {
+  const fileSize = file.size();
+  const head = new Uint8Array(HEADER_BYTES);
+  file.readAt(head, 0);
+  const h = readHeader(head, fileSize);
+  const crc = new Crc32c();
+  const block = new Uint8Array(Math.min(VERIFY_BLOCK_BYTES, Math.max(h.length, 4)));
+  for (let at = 0; at < h.length;) {
+    const want = block.subarray(0, Math.min(block.length, h.length - at));
+    const n = file.readAt(want, HEADER_BYTES + at);
+    if (n <= 0) throw new Error("snapshot: file too short");
+    crc.update(want.subarray(0, n));
+    at += n;
+  }
+  let expected = h.crc;
+  if (expected === null) {
+    const trailer = new Uint8Array(TRAILER_BYTES);
+    if (file.readAt(trailer, HEADER_BYTES + h.length) !== TRAILER_BYTES) {
+      throw new Error("snapshot: file too short");
+    }
+    expected = new DataView(trailer.buffer).getUint32(0, true);
+  }
+  if (crc.digest() !== expected) throw new Error("snapshot: checksum mismatch");
+  return {
+    index: h.index,
+    term: h.term,
+    size: h.length,
+    readAt: (buf, position) => {
+      const n = Math.max(0, Math.min(buf.length, h.length - position));
+      return n === 0 ? 0 : file.readAt(buf.subarray(0, n), HEADER_BYTES + position);
+    },
+    close: () => file.close(),
+  };
 }

@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "../testing.ts";
+import { assertEquals, assertRejects, assertThrows } from "../testing.ts";
 import { MemoryDisk } from "./memory_disk.ts";
 import { decodeSnapshot, encodeSnapshot, Snapshotter } from "./snapshot.ts";
 
@@ -40,4 +40,74 @@ Deno.test("snapshotter keeps the newest two: the newest and the one to fall back
   // The newest unreadable: the previous one is there.
   disk.corrupt(`snap/${(await disk.list("snap"))[1]}`, 36, enc.encode("x"));
   assertEquals((await snaps.loadNewest(() => {}))?.index, 7);
+});
+
+/** Reads a SnapshotFile's data whole (small test data). */
+function dataOf(file: { size: number; readAt(buf: Uint8Array, position: number): number }) {
+  const out = new Uint8Array(file.size);
+  assertEquals(file.readAt(out, 0), file.size);
+  return out;
+}
+
+Deno.test("a snapshot received in chunks is written as it comes, installed, and read back verified", async () => {
+  const disk = new MemoryDisk();
+  const snaps = new Snapshotter(disk, "snap");
+  await snaps.save({ index: 5, term: 1, data: enc.encode("older") });
+  const data = enc.encode("the state, in three chunks");
+  const receiving = await snaps.receive(9, 2, data.length);
+  await receiving.write(data.subarray(0, 4));
+  await receiving.write(data.subarray(4, 10));
+  await receiving.write(data.subarray(10));
+  await receiving.finish();
+  // Not this member's snapshot until installed (Raft may refuse the message).
+  assertEquals((await snaps.loadNewest(() => {}))?.index, 5);
+  await snaps.install(9, 2);
+  const newest = await snaps.loadNewest(() => {});
+  assertEquals([newest?.index, newest?.term, newest?.data], [9, 2, data]);
+  const file = await snaps.open(9, 2);
+  assertEquals(dataOf(file!), data);
+  assertEquals([file!.index, file!.term], [9, 2]);
+  file!.close();
+  // A file written whole opens the same way.
+  assertEquals(dataOf((await snaps.open(5, 1))!), enc.encode("older"));
+  assertEquals(await snaps.open(7, 1), null);
+});
+
+Deno.test("a received snapshot that does not verify or did not all arrive is refused", async () => {
+  const disk = new MemoryDisk();
+  const snaps = new Snapshotter(disk, "snap");
+  const data = enc.encode("0123456789");
+  const short = await snaps.receive(3, 1, data.length);
+  await short.write(data.subarray(0, 6));
+  await assertRejects(() => short.finish(), Error, "6 bytes of 10 arrived");
+  await short.abort();
+  const long = await snaps.receive(3, 1, 4);
+  await assertRejects(() => long.write(data), Error, "more data than announced");
+  await long.abort();
+  assertEquals(await disk.list("snap"), []);
+
+  const ok = await snaps.receive(4, 1, data.length);
+  await ok.write(data);
+  await ok.finish();
+  await snaps.install(4, 1);
+  const name = (await disk.list("snap"))[0];
+  disk.corrupt(`snap/${name}`, 40, enc.encode("!"));
+  await assertRejects(() => snaps.open(4, 1), Error, "checksum mismatch");
+  const bytes = (await disk.readFile(`snap/${name}`))!;
+  assertThrows(() => decodeSnapshot(bytes), Error, "checksum");
+});
+
+Deno.test("received snapshots never installed are removed, and an install survives a crash once done", async () => {
+  const disk = new MemoryDisk();
+  const snaps = new Snapshotter(disk, "snap");
+  for (const index of [6, 8]) {
+    const r = await snaps.receive(index, 1, 3);
+    await r.write(enc.encode("abc"));
+    await r.finish();
+  }
+  await snaps.install(8, 1);
+  await snaps.removePartial();
+  assertEquals((await disk.list("snap")).length, 1);
+  disk.crash();
+  assertEquals((await snaps.loadNewest(() => {}))?.index, 8);
 });

@@ -26,6 +26,7 @@ function scriptedMember(
     members: () => [],
     isRemoved: () => false,
     step() {},
+    receiveSnapshot: () => Promise.reject(new Error("no snapshots here")),
     reportUnreachable() {},
     reportSnapshot() {},
     reportPeerDown() {},

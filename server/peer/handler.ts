@@ -13,6 +13,11 @@ export interface PeerHandler {
   members(): MemberInfo[];
   isRemoved(id: bigint): boolean;
   step(message: Message): void;
+  /**
+   * A snapshot message whose data arrives in chunks (its own connection): resolves once the data
+   * is saved and the message stepped; rejects when it could not be.
+   */
+  receiveSnapshot(message: Message, size: number, chunks: AsyncIterable<Uint8Array>): Promise<void>;
   reportUnreachable(id: bigint): void;
   reportSnapshot(id: bigint, ok: boolean): void;
   /** A connection to the peer was refused (its process is gone). */

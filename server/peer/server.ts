@@ -14,6 +14,7 @@ import { clusterVersion, idHex, SERVER_VERSION } from "../../core/node/mod.ts";
 import { decodeMessage, type Message } from "../../core/raft/mod.ts";
 import { hostPort } from "../listener.ts";
 import { CALLS_PATH, CALLS_PROTOCOL, serveCalls } from "./calls.ts";
+import { serveSnapshot, SNAPSHOT_PATH, SNAPSHOT_PROTOCOL } from "./snapshots.ts";
 import type { PeerHandler } from "./handler.ts";
 import { peerRefusal, type PeerTls } from "./tls.ts";
 import {
@@ -57,6 +58,13 @@ export async function listenPeers(
         const request = parseHead(head);
         if (request && request.method === "POST" && request.path === STREAM_PATH) {
           serveStream(socket, request.headers, rest, handler, logger);
+          return;
+        }
+        if (request && request.method === "POST" && request.path === SNAPSHOT_PATH) {
+          const admitted = admit(socket, request.headers, handler, logger, SNAPSHOT_PROTOCOL);
+          if (admitted) {
+            void serveSnapshot(socket, rest, admitted.handler, logger, admitted.from);
+          }
           return;
         }
         if (request && request.method === "POST" && request.path === CALLS_PATH) {

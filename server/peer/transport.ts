@@ -7,11 +7,12 @@
 
 import * as net from "node:net";
 import type { Logger } from "../../core/log.ts";
-import type { Transport } from "../../core/node/mod.ts";
+import type { SnapshotBody, Transport } from "../../core/node/mod.ts";
 import { idHex } from "../../core/node/mod.ts";
 import { type Message, MessageType } from "../../core/raft/mod.ts";
 import { hostPort } from "../listener.ts";
 import type { PeerHandler } from "./handler.ts";
+import { sendSnapshot } from "./snapshots.ts";
 import { connectTls, type PeerTls } from "./tls.ts";
 import {
   encodeFrames,
@@ -35,6 +36,8 @@ interface Peer {
   closed: boolean;
   /** Which of the peer's URLs to try next. */
   urlIndex: number;
+  /** The URL of the current (or last) connection. */
+  url: string;
 }
 
 /**
@@ -46,6 +49,8 @@ export class PeerTransport implements Transport {
   #handler: () => PeerHandler | null;
   #logger: Logger;
   #closed = false;
+  /** Connections sending snapshots. */
+  #snapshotSockets = new Set<net.Socket>();
 
   readonly #tls: PeerTls | null;
 
@@ -85,6 +90,65 @@ export class PeerTransport implements Transport {
     }
   }
 
+  /**
+   * Streams a snapshot to a connected peer on a connection of its own (server/peer/snapshots.ts)
+   * and reports the outcome to Raft.
+   */
+  sendSnapshot(message: Message, body: SnapshotBody): void {
+    const to = message.to;
+    const peer = this.#peers.get(to);
+    const handler = this.#handler();
+    if (this.#closed || !peer || peer.activeSince === null || !handler) {
+      body.close();
+      this.#unreachable(to, [message]);
+      return;
+    }
+    let dialed;
+    try {
+      dialed = this.#dial(peer.url);
+    } catch (e) {
+      body.close();
+      this.#snapshotSent(handler, to, body.size, e);
+      return;
+    }
+    const { socket, target, ready } = dialed;
+    this.#snapshotSockets.add(socket);
+    sendSnapshot(socket, ready, target, handler, message, body, () => this.#closed).then(
+      () => this.#snapshotSent(handler, to, body.size, null),
+      (e) => this.#snapshotSent(handler, to, body.size, e),
+    ).finally(() => this.#snapshotSockets.delete(socket));
+  }
+
+  #snapshotSent(handler: PeerHandler, to: bigint, bytes: number, error: unknown): void {
+    if (this.#closed) return;
+    if (error === null) {
+      this.#logger.info("rafthttp/snapshot_sender.go:129", "sent database snapshot", {
+        "remote-peer-id": idHex(to),
+        bytes,
+      });
+    } else {
+      this.#logger.warn("rafthttp/snapshot_sender.go:108", "failed to send database snapshot", {
+        "remote-peer-id": idHex(to),
+        bytes,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+    handler.reportSnapshot(to, error === null);
+  }
+
+  /** A new connection to a peer URL, and the event that says it is ready for the upgrade. */
+  #dial(
+    url: string,
+  ): { socket: net.Socket; target: { host: string; port: number }; ready: string } {
+    const target = hostPort(url);
+    const secure = url.startsWith("https://") && this.#tls !== null;
+    const socket: net.Socket = secure
+      ? connectTls(this.#tls!, target.host, target.port)
+      : net.connect(target.port, target.host);
+    // Over TLS the stream starts once the handshake verified the peer's certificate.
+    return { socket, target, ready: secure ? "secureConnect" : "connect" };
+  }
+
   #unreachable(to: bigint, list: Message[]): void {
     const handler = this.#handler();
     if (!handler) return;
@@ -108,6 +172,7 @@ export class PeerTransport implements Transport {
       backoffMs: 50,
       closed: false,
       urlIndex: 0,
+      url: peerUrls[0] ?? "",
     };
     this.#peers.set(id, peer);
     this.#connect(peer);
@@ -143,6 +208,7 @@ export class PeerTransport implements Transport {
   /** Closes every connection (member shutdown). */
   close(): void {
     this.#closed = true;
+    for (const socket of this.#snapshotSockets) socket.destroy();
     for (const peer of this.#peers.values()) {
       peer.closed = true;
       this.#disconnect(peer);
@@ -168,17 +234,15 @@ export class PeerTransport implements Transport {
     }
     const url = peer.urls[peer.urlIndex % peer.urls.length];
     peer.urlIndex++;
-    let target: { host: string; port: number };
+    let dialed;
     try {
-      target = hostPort(url);
+      dialed = this.#dial(url);
     } catch {
       this.#retry(peer);
       return;
     }
-    const secure = url.startsWith("https://") && this.#tls !== null;
-    const socket: net.Socket = secure
-      ? connectTls(this.#tls!, target.host, target.port)
-      : net.connect(target.port, target.host);
+    const { socket, target, ready } = dialed;
+    peer.url = url;
     peer.socket = socket;
     socket.setNoDelay(true);
     const fail = () => {
@@ -202,8 +266,7 @@ export class PeerTransport implements Transport {
       fail();
     });
     socket.on("close", fail);
-    // Over TLS the stream starts once the handshake verified the peer's certificate.
-    socket.on(secure ? "secureConnect" : "connect", () => {
+    socket.on(ready, () => {
       socket.write(
         upgradeHead(STREAM_PATH, UPGRADE_PROTOCOL, target, handler, handler.peerUrls()),
       );

@@ -95,6 +95,10 @@ export class SimDisk implements Disk {
     return this.#later(() => this.#base.remove(path));
   }
 
+  rename(from: string, to: string): Promise<void> {
+    return this.#later(() => this.#base.rename(from, to));
+  }
+
   mkdirp(dir: string): Promise<void> {
     return this.#now(() => this.#base.mkdirp(dir));
   }
