@@ -83,11 +83,16 @@ export class DurableLog {
   /**
    * A snapshot the leader streams: written to a file as it arrives (Snapshotter.receive), and
    * made this member's by persistSnapshot once Raft takes its message. An earlier one that Raft
-   * never took is removed first.
+   * never took is removed first (the node receives one at a time).
    */
   async receiveSnapshot(index: number, term: number, size: number): Promise<ReceivingSnapshot> {
     await this.#snapshotter.removePartial();
     return await this.#snapshotter.receive(index, term, size);
+  }
+
+  /** Removes a received snapshot's file that Raft did not take. */
+  async dropReceived(): Promise<void> {
+    await this.#snapshotter.removePartial();
   }
 
   /**

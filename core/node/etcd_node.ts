@@ -99,6 +99,7 @@ import {
   RawNode,
   type Ready,
   type Snapshot as RaftSnapshot,
+  type SnapshotMetadata,
   StateType,
 } from "../raft/mod.ts";
 import {
@@ -246,6 +247,8 @@ export class EtcdNode {
   #stopped = false;
   #removed = false;
   #idle: Promise<void> = Promise.resolve();
+  /** A streamed snapshot is being received, or waits to be installed (receiveSnapshot). */
+  #receivingSnapshot = false;
   /** The snapshot being written in the background, if any. */
   #snapshotTask: Promise<void> | null = null;
   /** The revision log's mostly-garbage segments being rewritten in the background, if so. */
@@ -1154,7 +1157,10 @@ export class EtcdNode {
         : later.filter((m) => !leaderEarlyTypes.has(m.type));
     }
 
-    if (rd.snapshot) await this.#log.persistSnapshot(rd.snapshot);
+    if (rd.snapshot) {
+      await this.#log.persistSnapshot(rd.snapshot);
+      if (rd.snapshot.data.length === 0) this.#receivingSnapshot = false; // its file is installed
+    }
     if (rd.entries.length > 0 || rd.hardState) {
       try {
         await this.#log.write(rd.entries, rd.hardState, rd.mustSync);
@@ -1418,6 +1424,25 @@ export class EtcdNode {
       throw new Error("not a snapshot message");
     }
     if (this.#stopped || this.#failure) throw Errors.stopped();
+    // One at a time, from its first byte until Raft refused it or it is installed: its file must
+    // be there when the Ready that carries it is handled. The sender tries again later.
+    if (this.#receivingSnapshot) throw new Error("a snapshot is being received already");
+    this.#receivingSnapshot = true;
+    let taken = false;
+    try {
+      taken = await this.#receiveSnapshot(message, metadata, size, chunks);
+    } finally {
+      if (!taken) this.#receivingSnapshot = false;
+    }
+  }
+
+  /** receiveSnapshot's work; true when Raft took the message (its Ready will install the file). */
+  async #receiveSnapshot(
+    message: Message,
+    metadata: SnapshotMetadata,
+    size: number,
+    chunks: AsyncIterable<Uint8Array>,
+  ): Promise<boolean> {
     const fields = {
       "snapshot-index": metadata.index,
       "remote-peer-id": idHex(message.from),
@@ -1439,6 +1464,10 @@ export class EtcdNode {
     }
     this.#logger.info("rafthttp/http.go:212", "received and saved database snapshot", fields);
     this.step({ ...message, snapshot: { metadata, data: new Uint8Array(0) } });
+    const pending = this.#raft.pendingSnapshot();
+    if (pending?.index === metadata.index && pending.term === metadata.term) return true;
+    await this.#log.dropReceived(); // refused (not newer than what this member has), or stopped
+    return false;
   }
 
   /**

@@ -449,6 +449,26 @@ Deno.test("a snapshot whose stream breaks or falls short is refused and leaves n
     yield new Uint8Array(600);
   }
   await assertRejects(() => node.receiveSnapshot(message, 1000, short()), Error, "600 bytes");
+  // One at a time: a second stream while one arrives is refused, and the slot frees afterwards.
+  let release = () => {};
+  const held = new Promise<void>((resolve) => release = resolve);
+  async function* stalled() {
+    yield new Uint8Array(10);
+    await held;
+    throw new Error("connection reset");
+  }
+  const first = node.receiveSnapshot(message, 1000, stalled());
+  await assertRejects(() => node.receiveSnapshot(message, 1000, short()), Error, "already");
+  release();
+  await assertRejects(() => first, Error, "reset");
+  await assertRejects(() => node.receiveSnapshot(message, 1000, short()), Error, "600 bytes");
+  // Whole, but Raft does not take it (a leader ignores a snapshot of its own term): dropped.
+  const term = Number(node.status().raftTerm);
+  const ignored = { ...message, term, snapshot: { ...message.snapshot!, data: new Uint8Array(0) } };
+  async function* whole() {
+    yield new Uint8Array(1000);
+  }
+  await node.receiveSnapshot(ignored, 1000, whole());
   const files = await disk.list("data/member/snap");
   assertEquals(files.filter((f) => !f.endsWith(".snap")), [], "no partial file left");
   // Nothing was stepped: the member is as it was.

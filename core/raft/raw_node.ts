@@ -21,6 +21,7 @@ import {
   type RaftConfig,
   type RaftStatus,
   type Ready,
+  type SnapshotMetadata,
   type SoftState,
   StateType,
 } from "./types.ts";
@@ -137,6 +138,14 @@ export class RawNode {
     const m = newMessage(MessageType.SnapStatus, none, id, 0);
     m.reject = !ok;
     this.#raft.step(m);
+  }
+
+  /**
+   * The metadata of a snapshot Raft took (from a leader's message) and has not yet handed over
+   * as handled (see advance), or null.
+   */
+  pendingSnapshot(): SnapshotMetadata | null {
+    return this.#raft.log.unstable.snapshot?.metadata ?? null;
   }
 
   /** Whether ready() has anything for the node to do. */

@@ -129,6 +129,10 @@ export interface SimStats {
   dropped: number;
   /** network.ts */
   duplicated: number;
+  /** network.ts: snapshots streamed to a follower, whole */
+  snapshotsStreamed: number;
+  /** network.ts: snapshot streams broken part way */
+  snapshotStreamsBroken: number;
   /** faults.ts */
   crashes: number;
   /** faults.ts */
@@ -199,6 +203,8 @@ export class EventLoop {
     delivered: 0,
     dropped: 0,
     duplicated: 0,
+    snapshotsStreamed: 0,
+    snapshotStreamsBroken: 0,
     crashes: 0,
     cleanRestarts: 0,
     partitions: 0,

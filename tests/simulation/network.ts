@@ -96,6 +96,17 @@ export class Network {
       removePeer: (id) => {
         if (m.incarnation === incarnation) m.peers.delete(id);
       },
+      sendSnapshot: (message, body) => {
+        // The leader's chunks are taken now (they share one buffer; the view is captured).
+        const chunks: Uint8Array[] = [];
+        try {
+          for (let c = body.next(); c !== null; c = body.next()) chunks.push(c.slice());
+        } finally {
+          body.close();
+        }
+        if (m.incarnation !== incarnation || !simDisk.live) return;
+        this.#sendSnapshot(m, message, body.size, chunks);
+      },
       activeSince: (id) => {
         const peer = this.#members.get(id);
         return peer && peer.state === "running" && !this.isCut(m.id, id) && !this.isCut(id, m.id)
@@ -184,6 +195,50 @@ export class Network {
     this.#loop.stats.delivered++;
     target.node!.step(msg);
     if (msg.type === MessageType.Snap) this.#reportSnapshot(from, to, true);
+  }
+
+  /**
+   * A snapshot on its own stream (server/peer/snapshots.ts): the receiver writes the chunks to
+   * its disk as they come, then steps the message; the sender learns the outcome. With the loss
+   * rate a stream breaks part way instead, leaving the receiver a partial file to throw away.
+   */
+  #sendSnapshot(from: Member, msg: Message, size: number, chunks: Uint8Array[]): void {
+    const r = this.#rng;
+    const to = msg.to;
+    const failed = () =>
+      this.#loop.at(r.range(1, 20), "snap failed", () => this.#reportSnapshot(from.id, to, false));
+    if (!from.peers.has(to) || this.isCut(from.id, to)) {
+      this.#loop.stats.dropped++;
+      failed();
+      return;
+    }
+    const arrive = r.chance(this.#lossRate) ? r.range(0, chunks.length) : chunks.length;
+    const bytes = encodeMessage(msg);
+    const label = `stream Snap ${this.#members.name(from.id)}>${this.#members.name(to)}`;
+    this.#loop.at(r.range(1, 12), label, () => {
+      const target = this.#members.get(to);
+      if (!target || target.state !== "running" || this.isCut(from.id, to)) {
+        this.#loop.stats.dropped++;
+        failed();
+        return;
+      }
+      const whole = arrive === chunks.length;
+      async function* stream() {
+        for (let i = 0; i < arrive; i++) yield chunks[i];
+        if (!whole) throw new Error("snapshot stream broken");
+      }
+      if (whole) this.#loop.stats.snapshotsStreamed++;
+      else this.#loop.stats.snapshotStreamsBroken++;
+      target.node!.receiveSnapshot(decodeMessage(bytes), size, stream()).then(
+        () =>
+          this.#loop.at(
+            r.range(1, 12),
+            "snap saved",
+            () => this.#reportSnapshot(from.id, to, true),
+          ),
+        failed,
+      );
+    });
   }
 
   #reportSnapshot(from: bigint, to: bigint, ok: boolean): void {
