@@ -14,6 +14,7 @@ import type * as net from "node:net";
 import type { Logger } from "../../core/log.ts";
 import { idHex, type SnapshotBody } from "../../core/node/mod.ts";
 import { decodeMessage, encodeMessage, type Message, MessageType } from "../../core/raft/mod.ts";
+import { Slicer } from "../slicer.ts";
 import type { PeerHandler } from "./handler.ts";
 import { frameAll, parseHead, readHead, upgradeHead } from "./_wire.ts";
 
@@ -148,11 +149,14 @@ export async function sendSnapshot(
     new DataView(size.buffer).setBigUint64(0, BigInt(body.size));
     socket.write(frameAll([encodeMessage(message)]));
     socket.write(size);
+    // In slices: on loopback a write completes at once, and a loop of them would hold the event
+    // loop for the whole transfer (heartbeats included).
+    const slicer = new Slicer();
     for (let chunk = body.next(); chunk !== null; chunk = body.next()) {
       if (closed()) throw new Error("transport closed");
-      // The next chunk reuses this one's buffer: wait until the socket has handed it to the
-      // kernel (the member runs meanwhile).
+      // The next chunk reuses this one's buffer: wait until the socket has handed it over.
       await Promise.race([new Promise((resolve) => socket.write(chunk, resolve)), failed]);
+      await slicer.pause();
     }
     const answer = await Promise.race([
       new Promise<number>((resolve) => {
