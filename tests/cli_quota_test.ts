@@ -54,7 +54,13 @@ async function story(kind: MemberKind): Promise<{ lines: string[]; fitted: numbe
       lines.pop();
     });
     const deleted = await ctl(member, ["del", "k", "--prefix"]);
-    assert.equal(deleted.stdout, `${fitted}\n`, `${kind}: every put that fitted is there`);
+    // Every put that fitted is there, and perhaps the one refused: etcd's quota applier applies a
+    // put that passed the check before Raft but not the one at apply, then answers NOSPACE (which
+    // of the two catches the last put follows when bbolt last committed; detcd applies as etcd).
+    assert.ok(
+      [`${fitted}\n`, `${fitted + 1}\n`].includes(deleted.stdout),
+      `${kind}: every put that fitted is there (${fitted} fitted, deleted ${deleted.stdout})`,
+    );
     const rev = JSON.parse((await ctl(member, ["get", "none", "-w", "json"])).stdout).header
       .revision;
     const compacted = await ctl(member, ["compaction", String(rev)]);
