@@ -36,8 +36,9 @@ export interface PeerHandler {
   /** This member's own peer URLs (sent along so that peers can answer before they know it). */
   peerUrls(): string[];
   /**
-   * A member sent messages before this member's log told about it (it was added after the point
-   * this member's log reached): reach it at these URLs so that it can be answered (etcd's remote).
+   * A member opened its stream to this one. If this member's log does not know it yet (it was
+   * added after the point the log reached), reach it at these URLs so that it can be answered
+   * (etcd's remote); if it does and the connection to it waits for a retry, make it now.
    */
   learnSender(id: bigint, peerUrls: string[]): void;
 }

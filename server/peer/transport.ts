@@ -178,9 +178,20 @@ export class PeerTransport implements Transport {
     this.#connect(peer);
   }
 
-  /** Reaches a sender not (yet) in the membership; a known peer keeps its URLs. */
+  /**
+   * A peer opened its stream to this member. One not (yet) in the membership is reached at its
+   * URLs; a known one keeps its URLs, and if this member's connection to it waits out a backoff
+   * (it was down), it is dialed now: it is up, and it learns of its leader only through this
+   * connection (a restarted follower waited up to a second for the next retry).
+   */
   addRemote(id: bigint, peerUrls: readonly string[]): void {
-    if (!this.#peers.has(id)) this.addPeer(id, peerUrls);
+    const peer = this.#peers.get(id);
+    if (peer === undefined) return this.addPeer(id, peerUrls);
+    if (peer.retryTimer === null || peer.closed || this.#closed) return;
+    clearTimeout(peer.retryTimer);
+    peer.retryTimer = null;
+    peer.backoffMs = 50;
+    this.#connect(peer);
   }
 
   updatePeer(id: bigint, peerUrls: readonly string[]): void {
