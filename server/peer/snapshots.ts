@@ -111,13 +111,21 @@ export async function serveSnapshot(
       error: e instanceof Error ? e.message : String(e),
     });
   }
-  if (!socket.destroyed) socket.end(Uint8Array.of(ok ? 1 : 0));
+  if (socket.destroyed) return;
+  if (ok) {
+    socket.end(Uint8Array.of(1));
+  } else {
+    // What the sender still sends is not read: close at once (it learns of it without waiting
+    // for its writes to time out).
+    socket.end(Uint8Array.of(0), () => socket.destroy());
+  }
 }
 
 /**
  * The sending side: on `socket` (connecting; `ready` is the event that says it is usable), asks
- * for the upgrade, sends the message and the body's chunks as the socket drains, and resolves
- * with the receiver's answer (false on any failure). Closes the body.
+ * for the upgrade, sends the message and the body's chunks as the socket drains, and resolves once
+ * the receiver answered that it saved the snapshot; rejects on anything else. Closes the body and
+ * the socket.
  */
 export async function sendSnapshot(
   socket: net.Socket,

@@ -174,6 +174,9 @@ class Simulation {
       this.#members,
       netRng,
       options.learnRemotes !== false,
+      // Half the seeds stream snapshots to followers (as the peer transport does), half hand the
+      // data whole in the message (a transport without streams).
+      (Math.imul(this.seed, 0x85ebca6b) >>> 31) === 1,
     );
     const lifecycle: Lifecycle = {
       open: (m) => this.#open(m),

@@ -30,6 +30,8 @@ export class Network {
   #members: Members;
   #rng: Prng;
   #learnRemotes: boolean;
+  /** Whether transports stream snapshots (sendSnapshot) or send their data in the message. */
+  #streamSnapshots: boolean;
   /** One-way link cuts "from>to" → the partition that cut it (a symmetric one cuts both ways). */
   #cuts = new Map<string, number>();
   #lossRate = 0;
@@ -41,7 +43,14 @@ export class Network {
    * messages and can answer it (etcd's rafthttp AddRemote); false simulates a transport that drops
    * messages to peers it was not told about.
    */
-  constructor(loop: EventLoop, members: Members, rng: Prng, learnRemotes: boolean) {
+  constructor(
+    loop: EventLoop,
+    members: Members,
+    rng: Prng,
+    learnRemotes: boolean,
+    streamSnapshots: boolean,
+  ) {
+    this.#streamSnapshots = streamSnapshots;
     this.#loop = loop;
     this.#members = members;
     this.#rng = rng;
@@ -96,7 +105,7 @@ export class Network {
       removePeer: (id) => {
         if (m.incarnation === incarnation) m.peers.delete(id);
       },
-      sendSnapshot: (message, body) => {
+      sendSnapshot: !this.#streamSnapshots ? undefined : (message, body) => {
         // The leader's chunks are taken now (they share one buffer; the view is captured).
         const chunks: Uint8Array[] = [];
         try {
