@@ -61,6 +61,7 @@ export class DenoDisk implements Disk {
         file.syncDataSync();
         return Promise.resolve();
       },
+      syncInBackground: () => file.syncData(),
       close: () => file.close(),
     };
   }

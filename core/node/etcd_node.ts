@@ -1157,10 +1157,7 @@ export class EtcdNode {
         : later.filter((m) => !leaderEarlyTypes.has(m.type));
     }
 
-    if (rd.snapshot) {
-      await this.#log.persistSnapshot(rd.snapshot);
-      if (rd.snapshot.data.length === 0) this.#receivingSnapshot = false; // its file is installed
-    }
+    if (rd.snapshot) await this.#log.persistSnapshot(rd.snapshot);
     if (rd.entries.length > 0 || rd.hardState) {
       try {
         await this.#log.write(rd.entries, rd.hardState, rd.mustSync);
@@ -1178,6 +1175,8 @@ export class EtcdNode {
       this.#reads.onReadState(rs.index, rs.requestCtx, this.#appliedIndex, this.#ticks);
     }
     this.#raft.advance(rd);
+    // A streamed snapshot's file is installed and restored, and Raft has let go of it.
+    if (rd.snapshot && rd.snapshot.data.length === 0) this.#receivingSnapshot = false;
     this.#reads.release(this.#appliedIndex);
     if (
       this.#snapshotTask === null &&
@@ -1389,14 +1388,17 @@ export class EtcdNode {
         return;
       }
       const data = new Uint8Array(body.size);
-      let at = 0;
-      for (let chunk = body.next(); chunk !== null; chunk = body.next()) {
-        data.set(chunk, at);
-        at += chunk.length;
+      try {
+        let at = 0;
+        for (let chunk = body.next(); chunk !== null; chunk = body.next()) {
+          data.set(chunk, at);
+          at += chunk.length;
+        }
+      } finally {
+        stream.close();
       }
-      stream.close();
       transport.send([{ ...m, snapshot: { metadata, data } }]);
-    }, (e) => {
+    }).catch((e) => {
       stream.close();
       if (this.#stopped) return;
       this.#logger.warn("etcdserver/snapshot_merge.go:64", "failed to make a snapshot to send", {
@@ -1452,7 +1454,10 @@ export class EtcdNode {
     this.#logger.info("rafthttp/http.go:183", "receiving database snapshot", fields);
     const file = await this.#log.receiveSnapshot(metadata.index, metadata.term, size);
     try {
-      for await (const chunk of chunks) await file.write(chunk);
+      for await (const chunk of chunks) {
+        if (this.#stopped) throw Errors.stopped();
+        await file.write(chunk);
+      }
       await file.finish();
     } catch (e) {
       await file.abort().catch(() => {});
@@ -1463,9 +1468,11 @@ export class EtcdNode {
       throw e;
     }
     this.#logger.info("rafthttp/http.go:212", "received and saved database snapshot", fields);
-    this.step({ ...message, snapshot: { metadata, data: new Uint8Array(0) } });
-    const pending = this.#raft.pendingSnapshot();
-    if (pending?.index === metadata.index && pending.term === metadata.term) return true;
+    const snapshot = { metadata, data: new Uint8Array(0) };
+    this.step({ ...message, snapshot });
+    // Raft keeps the very snapshot it takes (a copy of the same metadata would not tell this one
+    // from one taken before, still waiting for its Ready).
+    if (this.#raft.pendingSnapshot() === metadata) return true;
     await this.#log.dropReceived(); // refused (not newer than what this member has), or stopped
     return false;
   }
@@ -1590,7 +1597,8 @@ export class EtcdNode {
    */
   async #applySnapshot(snap: RaftSnapshot): Promise<void> {
     const { index, term } = snap.metadata;
-    const file = snap.data.length > 0 ? null : await this.#log.openSnapshot(index, term);
+    // Its checksum was computed as it arrived, and it was synced: not read twice to verify.
+    const file = snap.data.length > 0 ? null : await this.#log.openSnapshot(index, term, false);
     let state: NodeSnapshot;
     snapshotApplyInProgress.set(1);
     try {

@@ -440,15 +440,20 @@ Deno.test("a snapshot whose stream breaks or falls short is refused and leaves n
     rejectHint: 0,
     context: new Uint8Array(0),
   };
+  // Checked after each refusal (every receive also clears what an earlier one left).
+  const partials = async () =>
+    (await disk.list("data/member/snap")).filter((f) => !f.endsWith(".snap"));
   async function* broken() {
     yield new Uint8Array(100);
     throw new Error("connection reset");
   }
   await assertRejects(() => node.receiveSnapshot(message, 1000, broken()), Error, "reset");
+  assertEquals(await partials(), [], "a broken stream leaves no file");
   async function* short() {
     yield new Uint8Array(600);
   }
   await assertRejects(() => node.receiveSnapshot(message, 1000, short()), Error, "600 bytes");
+  assertEquals(await partials(), [], "a short stream leaves no file");
   // One at a time: a second stream while one arrives is refused, and the slot frees afterwards.
   let release = () => {};
   const held = new Promise<void>((resolve) => release = resolve);
@@ -469,8 +474,7 @@ Deno.test("a snapshot whose stream breaks or falls short is refused and leaves n
     yield new Uint8Array(1000);
   }
   await node.receiveSnapshot(ignored, 1000, whole());
-  const files = await disk.list("data/member/snap");
-  assertEquals(files.filter((f) => !f.endsWith(".snap")), [], "no partial file left");
+  assertEquals(await partials(), [], "a snapshot Raft did not take leaves no file");
   // Nothing was stepped: the member is as it was.
   assertEquals(dec.decode((await node.range(get("k"))).kvs[0].value), "before");
   await node.put(put("k", "after"));

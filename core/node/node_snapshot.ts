@@ -34,9 +34,10 @@ export function readNodeSnapshot(source: ByteSource): { state: NodeSnapshot; mvc
     return window[position - windowAt];
   };
   const varintAt = (position: number): { value: number; end: number } => {
+    // Up to ten bytes (any uint64; a length or a skipped value is what is used of it).
     let value = 0;
     let scale = 1;
-    for (let i = 0; i < 8; i++) {
+    for (let i = 0; i < 10; i++) {
       const b = byteAt(position + i);
       value += (b & 0x7f) * scale;
       if (b < 0x80) return { value, end: position + i + 1 };

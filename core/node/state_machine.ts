@@ -203,12 +203,17 @@ export class StateMachine {
   /**
    * The whole state as of now, values included (what a follower is sent), as a stream: sized in
    * steps (`plan`), then encoded a chunk at a time as the reader takes them, from a view of the
-   * store captured now and held until close() (after the last chunk, or when given up). Never
-   * whole in memory.
+   * store captured now and held until close() (after the last chunk, or when given up; more calls
+   * do nothing). Never whole in memory.
    */
   snapshotStream(confState: ConfState): { plan: Generator<void, ChunkedBytes>; close(): void } {
     const { view, frame } = this.#snapshotParts(confState, 0);
-    return { plan: streamViewSteps(view, frame), close: () => view.close?.() };
+    let closed = false;
+    const close = () => {
+      if (!closed) view.close?.(); // once: a second release would free what another view holds
+      closed = true;
+    };
+    return { plan: streamViewSteps(view, frame), close };
   }
 
   /** The store's view, and the bytes before its encoding (`reserve` zeros, the rest, field 1). */

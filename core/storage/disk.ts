@@ -7,6 +7,11 @@
 export interface AppendFile {
   write(data: Uint8Array): Promise<void>;
   sync(): Promise<void>;
+  /**
+   * sync() off the event loop, for a large file (a received snapshot), where a disk has it; the
+   * WAL's small batches use sync() (a handoff to another thread costs more than their sync).
+   */
+  syncInBackground?(): Promise<void>;
   close(): void;
 }
 

@@ -173,7 +173,13 @@ export class Snapshotter {
       if (!closed) file.close();
       closed = true;
     };
-    await file.write(snapshotHeader(index, term, 0, length, formatVersionStreamed));
+    try {
+      await file.write(snapshotHeader(index, term, 0, length, formatVersionStreamed));
+    } catch (e) {
+      close();
+      await this.disk.remove(path).catch(() => {});
+      throw e;
+    }
     return {
       write: async (chunk) => {
         written += chunk.length;
@@ -189,7 +195,8 @@ export class Snapshotter {
         new DataView(trailer.buffer).setUint32(0, crc.digest(), true);
         await file.write(trailer);
         const syncing = performance.now();
-        await file.sync();
+        // Hundreds of MB, maybe: not on the event loop when the disk can sync in the background.
+        await (file.syncInBackground?.() ?? file.sync());
         snapshotFsyncSeconds.observe((performance.now() - syncing) / 1000);
         close();
       },
@@ -222,11 +229,11 @@ export class Snapshotter {
    * The snapshot file at (index, term), its checksum verified in blocks, for reading by position
    * (a large one is never read whole); null when it is not there. Throws when it does not verify.
    */
-  async open(index: number, term: number): Promise<SnapshotFile | null> {
+  async open(index: number, term: number, verify = true): Promise<SnapshotFile | null> {
     const file = await this.disk.openRead(`${this.dir}/${fileName(index, term)}`);
     if (file === null) return null;
     try {
-      return verifiedFile(file);
+      return verifiedFile(file, verify);
     } catch (e) {
       file.close();
       throw e;
@@ -280,11 +287,27 @@ export class Snapshotter {
   }
 }
 
-function verifiedFile(file: ReadAtFile): SnapshotFile {
+/** A snapshot file's data, its header checked and (with `verify`) its checksum. */
+function verifiedFile(file: ReadAtFile, verify = true): SnapshotFile {
   const fileSize = file.size();
   const head = new Uint8Array(HEADER_BYTES);
   file.readAt(head, 0);
   const h = readHeader(head, fileSize);
+  if (verify) verifyData(file, h);
+  return {
+    index: h.index,
+    term: h.term,
+    size: h.length,
+    readAt: (buf, position) => {
+      const n = Math.max(0, Math.min(buf.length, h.length - position));
+      return n === 0 ? 0 : file.readAt(buf.subarray(0, n), HEADER_BYTES + position);
+    },
+    close: () => file.close(),
+  };
+}
+
+/** Reads a snapshot file's data in blocks and checks it against its CRC-32C. */
+function verifyData(file: ReadAtFile, h: { length: number; crc: number | null }): void {
   const crc = new Crc32c();
   const block = new Uint8Array(Math.min(VERIFY_BLOCK_BYTES, Math.max(h.length, 4)));
   for (let at = 0; at < h.length;) {
@@ -303,14 +326,4 @@ function verifiedFile(file: ReadAtFile): SnapshotFile {
     expected = new DataView(trailer.buffer).getUint32(0, true);
   }
   if (crc.digest() !== expected) throw new Error("snapshot: checksum mismatch");
-  return {
-    index: h.index,
-    term: h.term,
-    size: h.length,
-    readAt: (buf, position) => {
-      const n = Math.max(0, Math.min(buf.length, h.length - position));
-      return n === 0 ? 0 : file.readAt(buf.subarray(0, n), HEADER_BYTES + position);
-    },
-    close: () => file.close(),
-  };
 }

@@ -238,14 +238,20 @@ export class Network {
       }
       if (whole) this.#loop.stats.snapshotsStreamed++;
       else this.#loop.stats.snapshotStreamsBroken++;
+      // A receiver that dies mid-stream never answers (its disk is cut off): the sender's
+      // connection times out instead, as the peer transport's idle timeout does.
+      let settled = false;
+      const settle = (ok: boolean) => {
+        if (settled) return;
+        settled = true;
+        this.#loop.at(r.range(1, 12), ok ? "snap saved" : "snap failed", () => {
+          this.#reportSnapshot(from.id, to, ok);
+        });
+      };
+      this.#loop.at(SNAPSHOT_STREAM_TIMEOUT_MS, "snap stream timeout", () => settle(false));
       target.node!.receiveSnapshot(decodeMessage(bytes), size, stream()).then(
-        () =>
-          this.#loop.at(
-            r.range(1, 12),
-            "snap saved",
-            () => this.#reportSnapshot(from.id, to, true),
-          ),
-        failed,
+        () => settle(true),
+        () => settle(false),
       );
     });
   }
@@ -255,6 +261,9 @@ export class Network {
     if (sender?.state === "running") sender.node!.reportSnapshot(to, ok);
   }
 }
+
+/** How long a snapshot stream may go unanswered before its sender gives up (simulated ms). */
+const SNAPSHOT_STREAM_TIMEOUT_MS = 5_000;
 
 function linkKey(from: bigint, to: bigint): string {
   return `${from}>${to}`;
