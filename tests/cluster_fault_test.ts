@@ -276,6 +276,16 @@ Deno.test({
           log.includes("received and saved database snapshot"),
           "the snapshot was streamed to the learner's disk",
         );
+        // And checkpointed at once, so that its next start opens its revision log as it is.
+        const checkpointBy = Date.now() + 10_000;
+        const checkpointed = async () => {
+          const text = await Deno.readTextFile(learner.logPath);
+          return text.slice(text.indexOf("applied snapshot")).includes('"msg":"saved snapshot"');
+        };
+        while (!(await checkpointed()) && Date.now() < checkpointBy) {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        assert(await checkpointed(), "a checkpoint saved after the received snapshot");
         const senders = await Promise.all(cluster.members.map((m) => Deno.readTextFile(m.logPath)));
         assert(
           senders.some((l) => l.includes('"msg":"sent database snapshot"')),

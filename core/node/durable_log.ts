@@ -154,6 +154,7 @@ export class DurableLog {
       // file is replaced atomically; Raft's log and the WAL stay as they are.
       await this.#wal.sync();
       await this.#snapshotter.saveFile(index, term, data);
+      this.#logger.info("etcdserver/server.go:2381", "saved snapshot", { "snapshot-index": index });
       return index === this.#snapshotIndex;
     }
     if (index <= this.#snapshotIndex) return false;

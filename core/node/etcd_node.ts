@@ -1175,8 +1175,14 @@ export class EtcdNode {
       this.#reads.onReadState(rs.index, rs.requestCtx, this.#appliedIndex, this.#ticks);
     }
     this.#raft.advance(rd);
-    // A streamed snapshot's file is installed and restored, and Raft has let go of it.
-    if (rd.snapshot && rd.snapshot.data.length === 0) this.#receivingSnapshot = false;
+    if (rd.snapshot) {
+      // A streamed snapshot's file is installed and restored, and Raft has let go of it.
+      if (rd.snapshot.data.length === 0) this.#receivingSnapshot = false;
+      // A leader's snapshot is the whole state: a start from it rebuilds the revision log from
+      // every value. A checkpoint of it now (at its index, in the background) lets the next start
+      // open the log as it is.
+      void this.#checkpointNow();
+    }
     this.#reads.release(this.#appliedIndex);
     if (
       this.#snapshotTask === null &&
