@@ -3,7 +3,7 @@
  * (../shared/bench), found, built and run; the Go tools in scripts/ built into .bench/ and run;
  * and a process's resident memory.
  */
-import { REPO_ROOT } from "../tests/harness.ts";
+import { type Member, REPO_ROOT } from "../tests/harness.ts";
 
 /** One ebench result line (see ebench.go `result`). */
 export interface EbenchResult {
@@ -152,4 +152,21 @@ export function rssMb(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/** A running scale_bench -mode probe; end() closes its stdin and returns its result. */
+export function startProbe(tool: string, member: Member, seconds: number) {
+  const child = new Deno.Command(tool, {
+    args: ["-mode", "probe", "-endpoints", member.endpoint, "-for", `${seconds}s`],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  return {
+    async end(): Promise<{ p50_ms: number; p99_ms: number; max_ms: number; total: number }> {
+      await child.stdin.close().catch(() => {});
+      const out = await child.output();
+      return JSON.parse(new TextDecoder().decode(out.stdout));
+    },
+  };
 }

@@ -24,7 +24,7 @@
 import { parseArgs } from "node:util";
 import { startCluster } from "../tests/cluster_harness.ts";
 import { KvClient, type Member, type MemberKind, sleep } from "../tests/harness.ts";
-import { rssMb, scaleBenchPath } from "./_ebench.ts";
+import { rssMb, scaleBenchPath, startProbe } from "./_ebench.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -60,22 +60,6 @@ async function tool(args: string[]): Promise<string> {
   }).output();
   if (!out.success) throw new Error(`scale_bench ${args.join(" ")} failed`);
   return new TextDecoder().decode(out.stdout);
-}
-
-function probe(member: Member, seconds: number) {
-  const child = new Deno.Command(SCALE_BENCH, {
-    args: ["-mode", "probe", "-endpoints", member.endpoint, "-for", `${seconds}s`],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  return {
-    async end(): Promise<{ p99_ms: number; max_ms: number }> {
-      await child.stdin.close().catch(() => {});
-      const out = await child.output();
-      return JSON.parse(new TextDecoder().decode(out.stdout));
-    },
-  };
 }
 
 async function revisionOf(member: Member): Promise<bigint> {
@@ -118,12 +102,12 @@ async function measure(kind: MemberKind): Promise<CatchUpResult> {
     const target = await revisionOf(leader);
     await sleep(3000);
     const leaderRssBeforeMb = rssMb(leader.pid());
-    const idle = probe(leader, 5);
+    const idle = startProbe(SCALE_BENCH, leader, 5);
     await sleep(5500);
     const normal = await idle.end();
 
     console.error(`${kind}: restarting the follower...`);
-    const during = probe(leader, 600);
+    const during = startProbe(SCALE_BENCH, leader, 600);
     let leaderPeak = rssMb(leader.pid());
     let followerPeak = 0;
     let sampling = true;

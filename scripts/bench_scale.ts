@@ -23,8 +23,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { type Member, type MemberKind, sleep, startMember } from "../tests/harness.ts";
-import { rssMb, scaleBenchPath } from "./_ebench.ts";
+import { type MemberKind, sleep, startMember } from "../tests/harness.ts";
+import { rssMb, scaleBenchPath, startProbe } from "./_ebench.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -40,23 +40,6 @@ const SNAPSHOT_TIMEOUT_MS = Number(flags["snapshot-timeout"]) * 1000;
 async function duMb(path: string): Promise<number> {
   const out = await new Deno.Command("du", { args: ["-sb", path] }).output();
   return Number(new TextDecoder().decode(out.stdout).split("\t")[0]) / 1e6;
-}
-
-/** A running scale_bench -mode probe; end() closes its stdin and returns its result. */
-function startProbe(tool: string, member: Member, seconds: number) {
-  const child = new Deno.Command(tool, {
-    args: ["-mode", "probe", "-endpoints", member.endpoint, "-for", `${seconds}s`],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  return {
-    async end(): Promise<{ p50_ms: number; p99_ms: number; max_ms: number; total: number }> {
-      await child.stdin.close().catch(() => {});
-      const out = await child.output();
-      return JSON.parse(new TextDecoder().decode(out.stdout));
-    },
-  };
 }
 
 async function run(

@@ -11,6 +11,7 @@ import { silentLogger as silent } from "../../core/log.ts";
 import { assert, assertEquals, assertRejects } from "../../core/testing.ts";
 import { PeerCalls } from "./calls.ts";
 import type { PeerHandler } from "./handler.ts";
+import { stubMember } from "./_testing.ts";
 import { listenPeers } from "./server.ts";
 
 const CLUSTER = 0x1234n;
@@ -20,16 +21,7 @@ function scriptedMember(
   renew: (id: bigint) => Promise<bigint>,
   clusterId = CLUSTER,
 ): PeerHandler {
-  return {
-    clusterId: () => clusterId,
-    memberId: () => 0xaan,
-    members: () => [],
-    isRemoved: () => false,
-    step() {},
-    receiveSnapshot: () => Promise.reject(new Error("no snapshots here")),
-    reportUnreachable() {},
-    reportSnapshot() {},
-    reportPeerDown() {},
+  return stubMember(0xaan, clusterId, {
     promote: (id) => id === 5n ? Promise.resolve() : Promise.reject(Errors.memberNotLearner()),
     leaseRenew: renew,
     leaseTimeToLive: (id) =>
@@ -38,10 +30,7 @@ function scriptedMember(
           ? { ttl: 5n, grantedTtl: 10n, keys: [new Uint8Array([0, 0xff, 0x61]), new Uint8Array()] }
           : null,
       ),
-    hashKV: () => ({ hash: 0, revision: 0n, compactRevision: 0n }),
-    peerUrls: () => [],
-    learnSender() {},
-  };
+  });
 }
 
 /**

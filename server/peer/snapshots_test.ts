@@ -10,6 +10,7 @@ import type { SnapshotBody } from "../../core/node/mod.ts";
 import { type Message, MessageType } from "../../core/raft/mod.ts";
 import { assert, assertEquals } from "../../core/testing.ts";
 import type { PeerHandler } from "./handler.ts";
+import { stubMember } from "./_testing.ts";
 import { listenPeers } from "./server.ts";
 import { PeerTransport } from "./transport.ts";
 
@@ -18,24 +19,7 @@ const LEADER = 0xaan;
 const FOLLOWER = 0xbbn;
 
 function member(id: bigint, overrides: Partial<PeerHandler> = {}): PeerHandler {
-  return {
-    clusterId: () => CLUSTER,
-    memberId: () => id,
-    members: () => [],
-    isRemoved: () => false,
-    step() {},
-    receiveSnapshot: () => Promise.reject(new Error("no snapshots here")),
-    reportUnreachable() {},
-    reportSnapshot() {},
-    reportPeerDown() {},
-    promote: () => Promise.resolve(),
-    leaseRenew: () => Promise.reject(new Error("not leader")),
-    leaseTimeToLive: () => Promise.resolve(null),
-    hashKV: () => ({ hash: 0, revision: 0n, compactRevision: 0n }),
-    peerUrls: () => [],
-    learnSender() {},
-    ...overrides,
-  };
+  return stubMember(id, CLUSTER, overrides);
 }
 
 async function freePort(): Promise<number> {
