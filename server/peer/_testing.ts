@@ -1,4 +1,5 @@
 /** A member for the peer port's tests: answers nothing unless a test says otherwise. */
+import * as net from "node:net";
 import type { PeerHandler } from "./handler.ts";
 
 /**
@@ -28,4 +29,13 @@ export function stubMember(
     learnSender() {},
     ...overrides,
   };
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
 }

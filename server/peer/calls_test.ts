@@ -11,7 +11,7 @@ import { silentLogger as silent } from "../../core/log.ts";
 import { assert, assertEquals, assertRejects } from "../../core/testing.ts";
 import { PeerCalls } from "./calls.ts";
 import type { PeerHandler } from "./handler.ts";
-import { stubMember } from "./_testing.ts";
+import { freePort, stubMember } from "./_testing.ts";
 import { listenPeers } from "./server.ts";
 
 const CLUSTER = 0x1234n;
@@ -70,14 +70,6 @@ async function relay(port: number) {
       return new Promise<void>((r) => server.close(() => r()));
     },
   };
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 const follower = (clusterId = CLUSTER): PeerHandler => ({

@@ -10,7 +10,7 @@ import type { SnapshotBody } from "../../core/node/mod.ts";
 import { type Message, MessageType } from "../../core/raft/mod.ts";
 import { assert, assertEquals } from "../../core/testing.ts";
 import type { PeerHandler } from "./handler.ts";
-import { stubMember } from "./_testing.ts";
+import { freePort, stubMember } from "./_testing.ts";
 import { listenPeers } from "./server.ts";
 import { PeerTransport } from "./transport.ts";
 
@@ -20,14 +20,6 @@ const FOLLOWER = 0xbbn;
 
 function member(id: bigint, overrides: Partial<PeerHandler> = {}): PeerHandler {
   return stubMember(id, CLUSTER, overrides);
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 const snapMessage: Message = {
