@@ -1244,18 +1244,19 @@ export class MvccStore implements ReadView {
       const location = r.uvarint();
       const size = r.uvarint();
       revisions.adopt(location, size);
-      store.#restored(
+      const record = store.#recordFor(id, undefined);
+      keepLease(leaseOf, record, tombstone, lease);
+      store.#add(
         main,
         sub,
         tombstone,
-        store.#recordFor(id, undefined),
+        record,
         createRevision,
         version,
         lease,
         location,
         size,
         undefined,
-        leaseOf,
       );
       if (i % CHECKPOINT_STEP_ENTRIES === CHECKPOINT_STEP_ENTRIES - 1) yield;
     }
@@ -1404,18 +1405,19 @@ export class MvccStore implements ReadView {
         kv.key = record.key; // one key array per record
         inMemory = Object.freeze(kv);
       }
-      store.#restored(
+      const lease = tombstone ? NO_LEASE : kv.lease;
+      keepLease(leaseOf, record, tombstone, lease);
+      store.#add(
         main,
         sub,
         tombstone,
         record,
         tombstone ? 0 : Number(kv.createRevision),
         tombstone ? 0 : Number(kv.version),
-        tombstone ? NO_LEASE : kv.lease,
+        lease,
         location,
         size,
         inMemory,
-        leaseOf,
       );
     };
     while (reader.next(RESTORE_STEP_ENTRIES, visit)) yield;
@@ -1437,28 +1439,6 @@ export class MvccStore implements ReadView {
       records.set(id, record);
     }
     return record;
-  }
-
-  /**
-   * A restore adds a revision (in revision order) to its key, the log and the size; `leaseOf`
-   * keeps the lease of each key's latest put (a tombstone clears it).
-   */
-  #restored(
-    main: number,
-    sub: number,
-    tombstone: boolean,
-    record: KeyRecord,
-    createRevision: number,
-    version: number,
-    lease: bigint,
-    location: number,
-    size: number,
-    kv: KeyValue | undefined,
-    leaseOf: Map<KeyRecord, bigint>,
-  ): void {
-    if (tombstone || lease === NO_LEASE) leaseOf.delete(record);
-    else leaseOf.set(record, lease);
-    this.#add(main, sub, tombstone, record, createRevision, version, lease, location, size, kv);
   }
 
   /**
@@ -1898,4 +1878,15 @@ const viewOf = (view: Uint8Array): Uint8Array => view;
 
 function cachedBytes(kv: KeyValue): number {
   return CACHED_KV_OVERHEAD_BYTES + kv.value.length;
+}
+
+/** A restore keeps the lease of each key's latest put in `leaseOf` (a tombstone clears it). */
+function keepLease(
+  leaseOf: Map<KeyRecord, bigint>,
+  record: KeyRecord,
+  tombstone: boolean,
+  lease: bigint,
+): void {
+  if (tombstone || lease === NO_LEASE) leaseOf.delete(record);
+  else leaseOf.set(record, lease);
 }
