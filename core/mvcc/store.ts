@@ -1188,8 +1188,18 @@ export class MvccStore implements ReadView {
     );
   }
 
-  /** Whether snapshot bytes are a checkpoint (see checkpoint()) rather than a full snapshot. */
-  static isCheckpoint(bytes: Uint8Array): boolean {
+  /**
+   * Whether snapshot bytes (in memory, or where a source holds them) are a checkpoint (see
+   * checkpoint()) rather than a full snapshot.
+   */
+  static isCheckpoint(input: Uint8Array | ByteSource): boolean {
+    let bytes: Uint8Array;
+    if (input instanceof Uint8Array) {
+      bytes = input;
+    } else {
+      bytes = new Uint8Array(Math.min(5, input.size));
+      input.readAt(bytes, 0);
+    }
     return bytes.length > 4 && CHECKPOINT_MAGIC.every((b, i) => bytes[i] === b) &&
       bytes[4] === CHECKPOINT_VERSION;
   }

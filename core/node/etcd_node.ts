@@ -70,13 +70,7 @@ import { Errors, EtcdError, isEtcdError } from "../errors.ts";
 import { humanizeBytes } from "../go_humanize.ts";
 import type { Logger } from "../log.ts";
 import type { Lessor } from "../lease/mod.ts";
-import {
-  type ByteSource,
-  MvccStore,
-  type MvccStoreOptions,
-  readSource,
-  WatchableStore,
-} from "../mvcc/mod.ts";
+import { MvccStore, type MvccStoreOptions, readSource, WatchableStore } from "../mvcc/mod.ts";
 import {
   checkDeleteRequest,
   checkPutRequest,
@@ -403,7 +397,9 @@ export class EtcdNode {
       const read = snapshot ? readNodeSnapshot(snapshot) : null;
       state = read?.state ?? null;
       // A checkpoint (a fifth of a full snapshot's size, no values) is read whole.
-      const checkpoint = read !== null && isCheckpoint(read.mvcc) ? readSource(read.mvcc) : null;
+      const checkpoint = read !== null && MvccStore.isCheckpoint(read.mvcc)
+        ? readSource(read.mvcc)
+        : null;
       revisions = await openRevisionLog(disk, `${memberDir}/revs`, checkpoint !== null);
       // Leases first: restoring MVCC re-attaches live keys to them (etcd's order).
       mvcc = await StateMachine.restoreStore(
@@ -1864,11 +1860,4 @@ async function openRevisionLog(disk: Disk, dir: string, located: boolean): Promi
   await disk.mkdirp(dir);
   for (const name of await disk.list(dir)) await disk.remove(`${dir}/${name}`);
   return await RevisionLog.open(disk, dir, () => {}, { removeAfterCheckpoint: true });
-}
-
-/** Whether an MVCC encoding in a source is a checkpoint (MvccStore.checkpoint). */
-function isCheckpoint(source: ByteSource): boolean {
-  const head = new Uint8Array(Math.min(8, source.size));
-  source.readAt(head, 0);
-  return MvccStore.isCheckpoint(head);
 }

@@ -159,9 +159,7 @@ export class StateMachine {
       source instanceof Uint8Array ? bytesSource(source) : source,
     );
     // A checkpoint points into the revision storage of the member that took it.
-    const head = new Uint8Array(5);
-    mvcc.readAt(head, 0);
-    assert(!MvccStore.isCheckpoint(head), "a snapshot received must be a full one");
+    assert(!MvccStore.isCheckpoint(mvcc), "a snapshot received must be a full one");
     const replaced = this.mvcc;
     this.mvcc = await StateMachine.restoreStore(state, this.lessor, this.#storeOptions, mvcc);
     replaced.retire();
@@ -185,15 +183,11 @@ export class StateMachine {
    * NodeSnapshot encoded in steps: everything but the MVCC store is encoded at once, the store is
    * captured at once and written when the steps run, after `reserve` zero bytes (room for a file
    * header). The state may change between the steps. A store on revision storage is written as a
-   * checkpoint (MvccStore.checkpoint: its records stay where they are) unless `full`: the whole
-   * state, values included (encodeViewSteps), what a follower is sent.
+   * checkpoint (MvccStore.checkpoint: its records stay where they are); one in memory whole
+   * (encodeViewSteps). What a follower is sent is snapshotStream.
    */
-  snapshotSteps(
-    confState: ConfState,
-    reserve = 0,
-    full = false,
-  ): Generator<void, Uint8Array> {
-    if (!full && this.mvcc.onRevisionStorage) {
+  snapshotSteps(confState: ConfState, reserve = 0): Generator<void, Uint8Array> {
+    if (this.mvcc.onRevisionStorage) {
       return this.mvcc.checkpoint(this.#snapshotFrame(confState, reserve));
     }
     const { view, frame } = this.#snapshotParts(confState, reserve);
