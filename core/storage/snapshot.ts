@@ -194,10 +194,10 @@ export class Snapshotter {
         const trailer = new Uint8Array(TRAILER_BYTES);
         new DataView(trailer.buffer).setUint32(0, crc.digest(), true);
         await file.write(trailer);
-        const syncing = performance.now();
         // Hundreds of MB, maybe: not on the event loop when the disk can sync in the background.
+        const syncing = snapshotFsyncSeconds.startTimer(); // the metrics' clock, not the wall's
         await (file.syncInBackground?.() ?? file.sync());
-        snapshotFsyncSeconds.observe((performance.now() - syncing) / 1000);
+        syncing();
         close();
       },
       abort: async () => {
