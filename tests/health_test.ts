@@ -124,6 +124,11 @@ Deno.test({
     for (const kind of ["etcd", "detcd"] as MemberKind[]) {
       const member = await startMember({ kind, extraArgs: ["--quota-backend-bytes", "0"] });
       try {
+        // One client request on each side: etcd_server_client_requests_total has samples only
+        // once a request came, and the harness's readiness probe (etcdctl endpoint health, used
+        // when the ready line is slow on a loaded machine) may or may not have sent one.
+        const probe = await runCtl("etcdctl", [`--endpoints=${member.endpoint}`, "get", "k"]);
+        assert.equal(probe.code, 0, probe.stderr);
         // etcd sets its cluster version (and etcd_cluster_version appears) a moment after it
         // starts serving: read the page once it is there, on both sides alike.
         const deadline = Date.now() + 10_000;
@@ -173,6 +178,10 @@ Deno.test({
       if (sameValue.includes(name)) assert.deepEqual(lines, theirs, name);
       else assert.match(lines[2], /^\S+ [0-9.e+]+$/, name);
     }
+    // The client request both got counts under the same labels (etcdctl's API version, unary).
+    const labelsOf = (lines: string[]) => lines.slice(2).map((l) => l.replace(/ \S+$/, ""));
+    const requests = "etcd_server_client_requests_total";
+    assert.deepEqual(labelsOf(detcd.get(requests)!), labelsOf(etcd.get(requests)!));
     // A histogram's buckets are etcd's, bound for bound.
     const bounds = (lines: string[]) => {
       const first = lines.find((l) => l.includes("_bucket{"));
