@@ -783,8 +783,10 @@ export class MvccStore implements ReadView {
    */
   #restoring: Map<string, KeyRecord> | null = null;
   /**
-   * Where stored keys (and, without revision storage, values) are copied: slabs, not one buffer
-   * each, and never a view that pins a request's (or a Raft entry's) whole buffer.
+   * Where stored keys (and, without revision storage, values) are copied, and where the cached
+   * KeyValues of a store on disk live: slabs, not one buffer each, and never a view that pins a
+   * request's (or a Raft entry's) whole buffer. The cache lets go of its oldest first, so its
+   * slabs are freed in turn.
    */
   readonly #arena = new ByteArena();
   #index = new SortedRecords<KeyRecord>();
@@ -1567,7 +1569,9 @@ export class MvccStore implements ReadView {
     const log = this.#log;
     const cached = log.kv(e);
     if (cached !== undefined) return cached;
-    const data = this.#revisions!.read(log.location(e), log.size(e));
+    const size = log.size(e);
+    // Read into the arena: the cache keeps the KeyValue, whose arrays are views of the record.
+    const data = this.#revisions!.read(log.location(e), size, this.#arena.alloc(size));
     const kv = readKeyValue(new ByteReader(data), data.length, viewOf);
     Object.freeze(kv);
     this.#cache(e, kv);
@@ -1671,8 +1675,10 @@ export class MvccStore implements ReadView {
       kv.key = record.key;
       kv.value = this.#arena.copy(value);
     } else {
-      // Key and value in one buffer: one allocation for what the event and the cache hold.
-      const both = new Uint8Array(key.length + value.length);
+      // Key and value in one slab allocation for what the event and the cache hold: a buffer of
+      // their own would be an ArrayBuffer per put that outlives the young generation (the cache
+      // keeps it), which only a full collection frees, one by one in its pause.
+      const both = this.#arena.alloc(key.length + value.length);
       both.set(key);
       both.set(value, key.length);
       kv.key = both.subarray(0, key.length);
