@@ -5,7 +5,8 @@
  * 1. idle resident memory (VmRSS of the server process, 3 s after it serves);
  * 2. loads --keys distinct keys of 64 bytes with 256-byte values (scripts/scale_bench, etcd's own Go
  *    client, 64 writers) and reports puts/s;
- * 3. resident memory loaded (after 3 s);
+ * 3. resident memory loaded (after 3 s), and again 20 s later with the probe running (the member
+ *    quiet, its collector caught up), with the probe's longest wait in those 20 s;
  * 4. a keys-only listing of every key (`etcdctl get --prefix --keys-only`, output discarded);
  * 5. the probe alone: one serializable Get every 10 ms for 5 s (p99 and max, the "normal");
  * 6. `etcdctl snapshot save` with the probe running and the member's RSS sampled every 50 ms: the
@@ -67,6 +68,8 @@ interface ScaleResult {
   idleRssMb: number;
   loadPutsPerSec: number;
   loadedRssMb: number;
+  settledRssMb: number;
+  settlingProbeMaxMs: number;
   keysOnlyListSec: number;
   probeP99Ms: number;
   probeMaxMs: number;
@@ -104,6 +107,13 @@ async function measure(kind: MemberKind, tool: string): Promise<ScaleResult> {
     const loaded = JSON.parse(load.stdout);
     await sleep(3000);
     const loadedRssMb = rssMb(member.pid());
+    // The member left alone for 20 s with the probe running: what a loaded, quiet member holds
+    // once its collector has caught up, and how long the requests wait meanwhile.
+    console.error(`${kind}: settling...`);
+    const settlingProbe = startProbe(tool, member, 25);
+    await sleep(20_000);
+    const settling = await settlingProbe.end();
+    const settledRssMb = rssMb(member.pid());
     console.error(`${kind}: listing...`);
     const list = await run("etcdctl", [
       "--endpoints",
@@ -167,6 +177,8 @@ async function measure(kind: MemberKind, tool: string): Promise<ScaleResult> {
       idleRssMb,
       loadPutsPerSec: loaded.qps,
       loadedRssMb,
+      settledRssMb,
+      settlingProbeMaxMs: settling.max_ms,
       keysOnlyListSec: list.ms / 1000,
       probeP99Ms: normal.p99_ms,
       probeMaxMs: normal.max_ms,
@@ -199,6 +211,8 @@ const rows: Array<[string, keyof ScaleResult, number]> = [
   ["idle resident memory (MB)", "idleRssMb", 0],
   ["puts/s while loading", "loadPutsPerSec", 0],
   ["resident memory, loaded (MB)", "loadedRssMb", 0],
+  ["resident memory, loaded, 20 s later (MB)", "settledRssMb", 0],
+  ["probe Get max in those 20 s (ms)", "settlingProbeMaxMs", 1],
   ["keys-only listing of all keys (s)", "keysOnlyListSec", 2],
   ["probe Get p99, idle (ms)", "probeP99Ms", 1],
   ["probe Get max, idle (ms)", "probeMaxMs", 1],

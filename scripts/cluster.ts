@@ -73,7 +73,6 @@ const children = members.map((m, i) => {
     args: [
       "run",
       "-A",
-      "--v8-flags=--no-memory-reducer", // as `deno task start` (see deno.json)
       `${root}server/main.ts`,
       `--name=${m.name}`,
       `--data-dir=${dataRoot}/${m.name}`,

@@ -361,14 +361,15 @@ globalThis.addEventListener("unload", () => {
 });
 
 /**
- * V8 flags a member runs with (as `deno task start` does): no memory reducer, whose compacting
- * collections when the member goes quiet paused a 1M-key member for up to 664 ms
- * (docs/benchmarks.md, "Storage at scale"). They must be given at start: set later, V8 ignores it.
- * DETCD_SERVER_V8_FLAGS (a comma-separated V8 flag list) replaces them, to measure others.
+ * V8 flags a member runs with: none, as `deno task start` (V8's defaults, the memory reducer
+ * included: docs/benchmarks.md, "Slabs instead of an ArrayBuffer per write").
+ * DETCD_SERVER_V8_FLAGS (a comma-separated V8 flag list) sets some, to measure them; they must be
+ * given at start (set later, V8 ignores them).
  */
-export const SERVER_V8_FLAGS: readonly string[] = [
-  `--v8-flags=${Deno.env.get("DETCD_SERVER_V8_FLAGS") ?? "--no-memory-reducer"}`,
-];
+const serverV8Flags = Deno.env.get("DETCD_SERVER_V8_FLAGS");
+export const SERVER_V8_FLAGS: readonly string[] = serverV8Flags
+  ? [`--v8-flags=${serverV8Flags}`]
+  : [];
 
 /** The command line that runs a member of the given kind (program and arguments before flags). */
 export function serverCommand(kind: MemberKind): [string, string[]] {
