@@ -139,11 +139,19 @@ async function scenario(kind: MemberKind): Promise<Outcome> {
     const ep = `--endpoints=${others.at(-3)!.endpoint}`;
     let alarmList = "";
     // A loaded machine slows etcd's own check (its peers' hashes come over HTTP with a timeout).
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + 90_000;
     while (Date.now() < deadline) {
       alarmList = await ctlOk(kind, [ep, "alarm", "list"]);
       if (alarmList.includes("CORRUPT")) break;
       await new Promise((r) => setTimeout(r, 200));
+    }
+    if (!alarmList.includes("CORRUPT")) {
+      // What each member was doing, for a failure seen only on a loaded machine.
+      for (const m of others.slice(-3)) {
+        const lines = m.logTail(200_000).split("\n")
+          .filter((l) => /hash|corrupt|panic|leader|fatal/i.test(l)).slice(-8);
+        console.error(`${kind} ${m.name} running=${m.running()}:\n${lines.join("\n")}`);
+      }
     }
     const put = await runCtl(CTL_OF[kind], [ep, "put", "k4", "v"]);
     // etcdctl's retry log line carries a time and a random client id; the error line is compared.
