@@ -152,6 +152,14 @@ export class ByteArena {
     return out;
   }
 
+  /**
+   * `bytes` in a slab, or `bytes` itself when it is too large for one (only for arrays nobody
+   * else holds or changes, such as a fresh encoding: a large one is not copied for nothing).
+   */
+  keep(bytes: Uint8Array): Uint8Array {
+    return bytes.length > this.#slabBytes >> 2 ? bytes : this.copy(bytes);
+  }
+
   /** `n` zeroed bytes of their own (a view into a slab, or a buffer of their own when large). */
   alloc(n: number): Uint8Array {
     if (n > this.#slabBytes >> 2) return new Uint8Array(n);

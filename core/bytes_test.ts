@@ -55,3 +55,14 @@ Deno.test("ByteArena: copies and allocations are views of shared slabs that neve
   rest.forEach((r, i) => assert.deepEqual([...r], [i, i, i, i]));
   assert.deepEqual([...a], [1, 2, 3]);
 });
+
+Deno.test("ByteArena.keep: a small array is copied into a slab, a large one is kept as it is", () => {
+  const arena = new ByteArena(64);
+  const small = new Uint8Array([1, 2, 3]);
+  const kept = arena.keep(small);
+  assert(kept !== small && kept.buffer !== small.buffer, "a copy in a slab");
+  assert.deepEqual([...kept], [1, 2, 3]);
+  assert(arena.keep(new Uint8Array([4])).buffer === kept.buffer, "the same slab");
+  const large = new Uint8Array(17).fill(5);
+  assert(arena.keep(large) === large, "over a quarter of a slab: not copied");
+});

@@ -109,7 +109,7 @@ export class Proposals {
     });
     const encoded = toBinary(InternalRequestSchema, message);
     if (encoded.length > this.#maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
-    const data = this.#entryBytes.copy(encoded);
+    const data = this.#entryBytes.keep(encoded);
     if (REUSABLE.has(request.case) && message.authUsername.isWellFormed()) {
       this.#proposed.set(data, message);
     }
