@@ -94,6 +94,8 @@ export const etcdFlags: ReadonlyArray<readonly [string, FlagKind, string]> = [
   ["debug", "bool", "false"],
   ["log-package-levels", "string", ""],
   ["config-file", "string", ""],
+  // detcd's own: the web console under /ui/ on every client URL (docs/adr/0011-web-console.md).
+  ["web-console", "bool", "true"],
 ];
 
 /** A configuration problem; `exitCode` is what etcd exits with for it. */
@@ -288,6 +290,8 @@ export interface ServerConfig extends NodeConfig {
   initialCorruptCheck?: boolean;
   /** --experimental-corrupt-check-time in milliseconds (0: no periodic check). */
   corruptCheckTimeMs?: number;
+  /** --web-console: serve the web console under /ui/ (default true). */
+  webConsole?: boolean;
 }
 
 /** --cert-file, --key-file, --trusted-ca-file, --client-cert-auth, --client-crl-file, --auto-tls. */
@@ -416,6 +420,7 @@ export function toServerConfig(values: Map<string, string>): ServerConfig {
       "experimental-corrupt-check-time",
       get("experimental-corrupt-check-time"),
     ),
+    webConsole: get("web-console") !== "false",
     authToken: get("auth-token"),
     bcryptCost: int("bcrypt-cost"),
     authTokenTtlSeconds: int("auth-token-ttl"),

@@ -12,6 +12,7 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { type CallContext, type MethodTable, type PeerInfo, toStatus } from "./grpc.ts";
 import { etcdServiceDescriptors } from "./service_descriptors.ts";
+import { Console } from "../gen/detcdpb/console_pb.ts";
 
 /**
  * The Connect protocol and gRPC-Web, for browsers and Connect clients, over connect-node's
@@ -34,7 +35,7 @@ function callContext(ctx: HandlerContext): CallContext {
 
 /** Registers every method of the table that belongs to a known service descriptor. */
 function register(router: ConnectRouter, table: MethodTable): void {
-  for (const service of etcdServiceDescriptors) {
+  for (const service of [...etcdServiceDescriptors, Console]) {
     for (const method of service.methods as DescMethod[]) {
       const impl = table.get(`/${service.typeName}/${method.name}`);
       if (!impl) continue;
@@ -50,30 +51,39 @@ function register(router: ConnectRouter, table: MethodTable): void {
           }) as never,
         );
       } else {
-        router.rpc(method, async function* (requests: AsyncIterable<Message>, ctx: HandlerContext) {
-          const queue: Message[] = [];
-          let wake: (() => void) | null = null;
-          let done = false;
-          let failure: unknown = null;
-          impl.handle(requests, (res) => {
-            queue.push(res);
-            wake?.();
-            return Promise.resolve();
-          }, callContext(ctx)).then(
-            () => (done = true),
-            (e) => (failure = e),
-          ).finally(() => wake?.());
-          while (true) {
-            if (queue.length > 0) {
-              yield queue.shift()!;
-              continue;
+        router.rpc(
+          method,
+          async function* (input: AsyncIterable<Message> | Message, ctx: HandlerContext) {
+            // A server-streaming call's handler is given its one request, the others a stream.
+            const requests = method.methodKind === "server_streaming"
+              ? (async function* () {
+                yield input as Message;
+              })()
+              : input as AsyncIterable<Message>;
+            const queue: Message[] = [];
+            let wake: (() => void) | null = null;
+            let done = false;
+            let failure: unknown = null;
+            impl.handle(requests, (res) => {
+              queue.push(res);
+              wake?.();
+              return Promise.resolve();
+            }, callContext(ctx)).then(
+              () => (done = true),
+              (e) => (failure = e),
+            ).finally(() => wake?.());
+            while (true) {
+              if (queue.length > 0) {
+                yield queue.shift()!;
+                continue;
+              }
+              if (failure !== null) throw toConnectError(failure);
+              if (done) return;
+              await new Promise<void>((r) => (wake = r));
+              wake = null;
             }
-            if (failure !== null) throw toConnectError(failure);
-            if (done) return;
-            await new Promise<void>((r) => (wake = r));
-            wake = null;
-          }
-        } as never);
+          } as never,
+        );
       }
     }
   }

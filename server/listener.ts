@@ -16,6 +16,8 @@ export interface PlainResponse {
   body: string;
   /** Further response headers (Allow, X-Content-Type-Options). */
   headers?: Record<string, string>;
+  /** Same-origin only: without etcd's CORS headers (the web console's pages). */
+  noCors?: boolean;
 }
 
 /**
@@ -201,7 +203,7 @@ export async function listenClients(options: ClientListenerOptions): Promise<net
       connect(req, res);
       return;
     }
-    for (const [name, value] of CORS_HEADERS) res.setHeader(name, value);
+    if (!plain.noCors) { for (const [name, value] of CORS_HEADERS) res.setHeader(name, value); }
     res.writeHead(plain.status, { "content-type": plain.contentType, ...plain.headers });
     res.end(plain.body);
   });

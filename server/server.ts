@@ -48,6 +48,7 @@ import {
   PeerTransport,
   type RemoteMember,
 } from "./peer/mod.ts";
+import { addConsoleServices, consoleRoute } from "./console_service.ts";
 import { etcdServices } from "./services.ts";
 import { WorkerPool } from "./worker_pool.ts";
 
@@ -73,7 +74,7 @@ export interface RunningServer {
 }
 
 /** etcd's plain HTTP endpoints on the client port, answered from the node. */
-export function http1Routes(node: EtcdNode): Http1Routes {
+export function http1Routes(node: EtcdNode, options: { webConsole?: boolean } = {}): Http1Routes {
   const json = (body: unknown): PlainResponse => ({
     status: 200,
     contentType: "application/json",
@@ -118,7 +119,7 @@ export function http1Routes(node: EtcdNode): Http1Routes {
           body: renderMetrics(node),
         };
       default:
-        return null;
+        return options.webConsole ? consoleRoute(url.pathname, method) : null;
     }
   };
 }
@@ -473,7 +474,9 @@ export async function startServer(
     progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
     electionTimeoutMs: opened.electionTimeoutMs,
   }, logger);
-  const routes = http1Routes(opened);
+  const webConsole = config.webConsole ?? true;
+  if (webConsole) addConsoleServices(opened, table);
+  const routes = http1Routes(opened, { webConsole });
   const servers: net.Server[] = [];
   const pools: WorkerPool[] = [];
   const clientAddresses: string[] = [];

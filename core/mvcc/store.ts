@@ -1114,6 +1114,37 @@ export class MvccStore implements ReadView {
   }
 
   /**
+   * The stored revisions of one key, newest first: PUT events with their KeyValue, DELETE events
+   * for tombstones. Only revisions below `before` (0: all) and at most `limit` of them (0: all);
+   * `more` tells that older ones are stored. A compaction in progress may not have dropped every
+   * revision it removes yet: those at or below the compact revision are left out except the
+   * newest, when it is a put (the value the key had at the compaction, which etcd keeps too).
+   */
+  keyHistory(key: Uint8Array, before = 0, limit = 0): { events: Event[]; more: boolean } {
+    const events: Event[] = [];
+    const record = this.#index.get(keyId(key));
+    if (record === undefined) return { events, more: false };
+    const log = this.#log;
+    const h = record.history;
+    for (let j = h.length - 1; j >= 0; j--) {
+      const i = h[j];
+      const main = log.main(i);
+      if (before > 0 && main >= before) continue;
+      if (limit > 0 && events.length === limit) return { events, more: true };
+      const kept = main > this.#compactMainRev;
+      if (kept || !log.tombstone(i)) {
+        events.push(
+          log.tombstone(i)
+            ? freezeEvent(Event_EventType.DELETE, tombstoneKv(log, i))
+            : freezeEvent(Event_EventType.PUT, this.#kvOf(i)),
+        );
+      }
+      if (!kept) break;
+    }
+    return { events, more: false };
+  }
+
+  /**
    * Every stored revision as of now, without copying: later writes append past the view's end
    * and a compaction replaces the log array, so the captured array and length stay as they are.
    */

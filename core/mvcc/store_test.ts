@@ -224,3 +224,36 @@ Deno.test("stepwise compaction: writes and reads between steps, the same store a
   assert.equal(stepwise.hashKV(0).hash, atOnce.hashKV(0).hash);
   assert.equal(stepwise.compacting, false);
 });
+
+Deno.test("keyHistory: one key's revisions newest first, deletions included, paged, to the compaction", () => {
+  const store = new MvccStore();
+  put(store, "k", "v1"); // 2
+  put(store, "other", "x"); // 3
+  put(store, "k", "v2"); // 4
+  del(store, "k"); // 5
+  put(store, "k", "v3"); // 6
+  const show = (h: ReturnType<MvccStore["keyHistory"]>) =>
+    h.events.map((e) =>
+      `${e.type === Event_EventType.DELETE ? "DEL" : "PUT"}@${e.kv!.modRevision}` +
+      (e.type === Event_EventType.PUT ? `=${s(e.kv!.value)} v${e.kv!.version}` : "")
+    );
+  const whole = store.keyHistory(b("k"));
+  assert.deepEqual(show(whole), ["PUT@6=v3 v1", "DEL@5", "PUT@4=v2 v2", "PUT@2=v1 v1"]);
+  assert.equal(whole.more, false);
+  assert.equal(s(whole.events[1].kv!.key), "k");
+  const page1 = store.keyHistory(b("k"), 0, 2);
+  assert.deepEqual(show(page1), ["PUT@6=v3 v1", "DEL@5"]);
+  assert.equal(page1.more, true);
+  const page2 = store.keyHistory(b("k"), 5, 2);
+  assert.deepEqual(show(page2), ["PUT@4=v2 v2", "PUT@2=v1 v1"]);
+  assert.equal(page2.more, false);
+  assert.deepEqual(show(store.keyHistory(b("missing"))), []);
+  // Compacted at 4: the value the key had then is kept, nothing older.
+  store.compact(4);
+  while (!store.compactionStep()) { /* drop history in steps */ }
+  assert.deepEqual(show(store.keyHistory(b("k"))), ["PUT@6=v3 v1", "DEL@5", "PUT@4=v2 v2"]);
+  // Compacted at 5, where the key was deleted: the tombstone itself goes too.
+  store.compact(5);
+  while (!store.compactionStep()) { /* drop history in steps */ }
+  assert.deepEqual(show(store.keyHistory(b("k"))), ["PUT@6=v3 v1"]);
+});

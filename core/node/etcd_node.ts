@@ -17,6 +17,11 @@ import {
 } from "./metrics.ts";
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
+  type HistoryRequest,
+  type HistoryResponse,
+  HistoryResponseSchema,
+} from "../../gen/detcdpb/console_pb.ts";
+import {
   ClusterVersionSchema,
   MemberAttributesSchema,
   type MemberMeta,
@@ -565,6 +570,27 @@ export class EtcdNode {
     checkRangeRequest(req);
     if (!req.serializable) await this.#linearizableRead();
     return this.#sm.read({ case: "range", value: req }, await resolveCaller(caller));
+  }
+
+  /**
+   * The web console's history of one key (detcdpb.Console.History): its stored revisions,
+   * newest first, after a read barrier as a linearizable Range; the caller must be allowed to
+   * read the key. At most 1000 events a call.
+   */
+  async keyHistory(req: HistoryRequest, caller: CallerSource = null): Promise<HistoryResponse> {
+    if (req.key.length === 0) throw Errors.emptyKey();
+    await this.#linearizableRead();
+    this.#sm.auth.isRangePermitted(await resolveCaller(caller), req.key, new Uint8Array(0));
+    const bound = 1000;
+    const limit = req.limit > 0n && req.limit < BigInt(bound) ? Number(req.limit) : bound;
+    const mvcc = this.#sm.mvcc;
+    const { events, more } = mvcc.keyHistory(req.key, Number(req.beforeRevision), limit);
+    return create(HistoryResponseSchema, {
+      header: this.header(),
+      events,
+      more,
+      compactRevision: BigInt(mvcc.compactRevision),
+    });
   }
 
   async put(req: PutRequest, caller: AuthInfo | null = null): Promise<PutResponse> {

@@ -1,0 +1,544 @@
+/// <reference no-default-lib="true" />
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
+/// <reference lib="esnext" />
+/**
+ * detcd's web console: the browser side. It speaks Connect (binary) to the member that served
+ * the page, through the same API every client uses, so it sees and may change exactly what its
+ * user may. The token of a login is kept in memory only.
+ */
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-web";
+import { Auth, Cluster, KV, Lease, Maintenance } from "../gen/etcdserverpb/rpc_pb.ts";
+import { Console } from "../gen/detcdpb/console_pb.ts";
+import { Event_EventType, type KeyValue } from "../gen/mvccpb/kv_pb.ts";
+import { keyLabel, type LevelEntry, levelPage, lineDiff, prefixEnd, showValue } from "./format.ts";
+
+const enc = new TextEncoder();
+let token = "";
+const withToken: Interceptor = (next) => (req) => {
+  if (token !== "") req.header.set("token", token);
+  return next(req);
+};
+const transport = createConnectTransport({
+  baseUrl: location.origin,
+  useBinaryFormat: true,
+  interceptors: [withToken],
+});
+const kv = createClient(KV, transport);
+const lease = createClient(Lease, transport);
+const cluster = createClient(Cluster, transport);
+const maintenance = createClient(Maintenance, transport);
+const auth = createClient(Auth, transport);
+const consoleApi = createClient(Console, transport);
+
+// ---------------------------------------------------------------------------------------------
+// DOM helpers
+
+type Child = Node | string | null | undefined | false;
+
+function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string | ((e: Event) => void)> = {},
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (typeof value === "function") el.addEventListener(name, value);
+    else el.setAttribute(name, value);
+  }
+  for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(c);
+  return el;
+}
+
+const $ = (id: string) => document.getElementById(id)!;
+
+function message(e: unknown): string {
+  if (e instanceof ConnectError) return e.rawMessage;
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Shows an error in the status line; a call refused for want of a login opens the login. */
+function fail(e: unknown): void {
+  const text = message(e);
+  $("status").textContent = text;
+  $("status").className = "error";
+  if (e instanceof ConnectError && /user name is empty|invalid auth token/.test(text)) {
+    showLogin();
+  }
+  if (e instanceof ConnectError && e.code === Code.Unauthenticated && token === "") showLogin();
+}
+
+function ok(text: string): void {
+  $("status").textContent = text;
+  $("status").className = "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys: a tree level by level, a key's value, history and edits
+
+const PAGE = 100;
+let separator = "/".charCodeAt(0);
+
+/** A keys-only range of at most `limit` keys (never an unbounded one). */
+async function keyPage(from: Uint8Array, end: Uint8Array, limit: number): Promise<Uint8Array[]> {
+  // An empty key cannot be sent: "\0" is the first key there is.
+  const key = from.length === 0 ? new Uint8Array([0]) : from;
+  const r = await kv.range({ key, rangeEnd: end, limit: BigInt(limit), keysOnly: true });
+  return r.kvs.map((k) => k.key);
+}
+
+/** Fills `list` with a level's entries under `prefix`, a page at a time. */
+async function loadLevel(list: HTMLElement, prefix: Uint8Array, cursor: Uint8Array) {
+  try {
+    const { entries, next } = await levelPage(keyPage, prefix, separator, cursor, PAGE);
+    for (const entry of entries) list.append(treeItem(entry));
+    if (next !== null) {
+      const more: HTMLButtonElement = h("button", {
+        class: "more",
+        click: () => {
+          more.remove();
+          loadLevel(list, prefix, next);
+        },
+      }, "more…");
+      list.append(h("li", {}, more));
+    }
+    if (entries.length === 0 && cursor.length === prefix.length) {
+      list.append(h("li", { class: "empty" }, "(no keys)"));
+    }
+  } catch (e) {
+    fail(e);
+  }
+}
+
+function treeItem(entry: LevelEntry): HTMLElement {
+  if (entry.kind === "key") {
+    return h(
+      "li",
+      { class: "key" },
+      h("a", {
+        href: "#",
+        "data-key": keyLabel(entry.path),
+        click: (e) => {
+          e.preventDefault();
+          openKey(entry.path);
+        },
+      }, entry.label),
+    );
+  }
+  const children = h("ul", {});
+  let open = false;
+  const item = h(
+    "li",
+    { class: "folder" },
+    h("a", {
+      href: "#",
+      "data-folder": keyLabel(entry.path),
+      click: (e) => {
+        e.preventDefault();
+        open = !open;
+        item.classList.toggle("open", open);
+        children.replaceChildren();
+        if (open) loadLevel(children, entry.path, entry.path);
+      },
+    }, entry.label),
+    children,
+  );
+  return item;
+}
+
+function reloadTree(): void {
+  const root = $("tree");
+  root.replaceChildren();
+  const search = ($("search") as HTMLInputElement).value;
+  const prefix = enc.encode(search);
+  loadLevel(root, prefix, prefix);
+}
+
+function describe(k: KeyValue): string {
+  return `revision ${k.modRevision} (created ${k.createRevision}, version ${k.version}` +
+    (k.lease !== 0n ? `, lease ${k.lease.toString(16)})` : ")");
+}
+
+async function openKey(key: Uint8Array): Promise<void> {
+  const pane = $("detail");
+  try {
+    const r = await kv.range({ key });
+    const k = r.kvs[0];
+    if (k === undefined) {
+      pane.replaceChildren(h("h2", {}, keyLabel(key)), h("p", {}, "(deleted)"), historyBox(key));
+      return;
+    }
+    const shown = showValue(k.value);
+    const editor = h("textarea", { id: "editor", rows: "8" });
+    editor.value = new TextDecoder().decode(k.value);
+    pane.replaceChildren(
+      h("h2", { id: "key-name" }, keyLabel(key)),
+      h("p", { class: "meta" }, describe(k), " · ", h("span", { id: "value-kind" }, shown.kind)),
+      shown.note ? h("p", { class: "note" }, shown.note) : "",
+      h("pre", { id: "value" }, shown.text),
+      h(
+        "details",
+        {},
+        h("summary", {}, "Edit"),
+        editor,
+        h("button", {
+          id: "save",
+          click: () => putValue(key, editor.value, k.lease),
+        }, "Save"),
+      ),
+      h("button", {
+        id: "delete",
+        class: "danger",
+        click: async () => {
+          if (!confirm(`Delete ${keyLabel(key)}?`)) return;
+          try {
+            await kv.deleteRange({ key });
+            ok(`deleted ${keyLabel(key)}`);
+            reloadTree();
+            openKey(key);
+          } catch (e) {
+            fail(e);
+          }
+        },
+      }, "Delete"),
+      historyBox(key),
+    );
+  } catch (e) {
+    fail(e);
+  }
+}
+
+async function putValue(key: Uint8Array, value: string, leaseId = 0n): Promise<void> {
+  try {
+    const r = await kv.put({ key, value: enc.encode(value), lease: leaseId });
+    ok(`put ${keyLabel(key)} at revision ${r.header?.revision}`);
+    openKey(key);
+  } catch (e) {
+    fail(e);
+  }
+}
+
+/** The key's stored revisions, with "restore" and a diff between two of them. */
+function historyBox(key: Uint8Array): HTMLElement {
+  const list = h("ol", { id: "history" });
+  const diff = h("pre", { id: "diff" });
+  const picked: { rev: bigint; text: string }[] = [];
+  const load = async (before: bigint) => {
+    try {
+      const r = await consoleApi.history({ key, beforeRevision: before, limit: 50n });
+      for (const e of r.events) {
+        const rev = e.kv!.modRevision;
+        if (e.type === Event_EventType.DELETE) {
+          list.append(h("li", { "data-rev": String(rev) }, `${rev}: deleted`));
+          continue;
+        }
+        const text = new TextDecoder().decode(e.kv!.value);
+        const pick = h("input", {
+          type: "checkbox",
+          change: (ev) => {
+            if ((ev.target as HTMLInputElement).checked) picked.push({ rev, text });
+            else picked.splice(picked.findIndex((p) => p.rev === rev), 1);
+            if (picked.length === 2) {
+              const [a, b] = [...picked].sort((x, y) => Number(x.rev - y.rev));
+              diff.textContent = `--- ${a.rev}\n+++ ${b.rev}\n` +
+                lineDiff(a.text, b.text).join("\n");
+            }
+          },
+        });
+        list.append(h(
+          "li",
+          { "data-rev": String(rev) },
+          pick,
+          ` ${rev}: `,
+          h("code", {}, showValue(e.kv!.value).text.slice(0, 200)),
+          " ",
+          h("button", {
+            class: "restore",
+            click: () => putValue(key, text),
+          }, "restore"),
+        ));
+      }
+      if (r.more) {
+        const oldest = r.events[r.events.length - 1].kv!.modRevision;
+        const more: HTMLButtonElement = h("button", {
+          click: () => {
+            more.remove();
+            load(oldest);
+          },
+        }, "older…");
+        list.append(h("li", {}, more));
+      } else if (r.compactRevision > 0n) {
+        list.append(h("li", { class: "note" }, `compacted at ${r.compactRevision}`));
+      }
+    } catch (e) {
+      fail(e);
+    }
+  };
+  load(0n);
+  return h("section", {}, h("h3", {}, "History"), list, diff);
+}
+
+function newKeyForm(): HTMLElement {
+  const key = h("input", { id: "new-key", placeholder: "key" });
+  const value = h("textarea", { id: "new-value", placeholder: "value", rows: "3" });
+  const leaseId = h("input", { id: "new-lease", placeholder: "lease ID (hex, optional)" });
+  return h(
+    "details",
+    { class: "new" },
+    h("summary", {}, "New key"),
+    key,
+    value,
+    leaseId,
+    h(
+      "button",
+      {
+        id: "create",
+        click: async () => {
+          await putValue(enc.encode(key.value), value.value, BigInt(`0x${leaseId.value || "0"}`));
+          reloadTree();
+        },
+      },
+      "Put",
+    ),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watch: a live panel of events
+
+const WATCH_BUFFER = 500;
+let watching: AbortController | null = null;
+let paused = false;
+
+async function startWatch(): Promise<void> {
+  watching?.abort();
+  const controller = new AbortController();
+  watching = controller;
+  const target = ($("watch-key") as HTMLInputElement).value;
+  const prefix = ($("watch-prefix") as HTMLInputElement).checked;
+  const key = enc.encode(target);
+  const events = $("events");
+  events.replaceChildren();
+  $("watch-state").textContent = "watching";
+  try {
+    const stream = consoleApi.watch({
+      key: key.length === 0 ? new Uint8Array([0]) : key,
+      rangeEnd: prefix || key.length === 0 ? prefixEnd(key) : new Uint8Array(0),
+      prevKv: true,
+    }, { signal: controller.signal });
+    for await (const res of stream) {
+      if (res.canceled) {
+        $("watch-state").textContent = `canceled: ${res.cancelReason || "compacted"}`;
+        break;
+      }
+      if (paused) continue;
+      for (const e of res.events) {
+        const kind = e.type === Event_EventType.DELETE ? "DELETE" : "PUT";
+        const line = `${e.kv!.modRevision} ${kind} ${keyLabel(e.kv!.key)}` +
+          (kind === "PUT" ? ` = ${showValue(e.kv!.value).text.slice(0, 200)}` : "");
+        events.prepend(h("li", { class: kind.toLowerCase() }, line));
+        while (events.childElementCount > WATCH_BUFFER) events.lastElementChild!.remove();
+      }
+    }
+  } catch (e) {
+    if (!controller.signal.aborted) fail(e);
+  }
+  if (watching === controller) $("watch-state").textContent = "stopped";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leases, cluster
+
+let leaseTimer: ReturnType<typeof setInterval> | undefined;
+
+async function loadLeases(): Promise<void> {
+  const table = $("leases");
+  try {
+    const r = await lease.leaseLeases({});
+    const rows = await Promise.all(r.leases.map(async (l) => {
+      const t = await lease.leaseTimeToLive({ ID: l.ID, keys: true });
+      return { id: l.ID, ttl: Number(t.TTL), granted: t.grantedTTL, keys: t.keys };
+    }));
+    const loadedAt = Date.now();
+    table.replaceChildren(h(
+      "tr",
+      {},
+      h("th", {}, "ID"),
+      h("th", {}, "TTL left"),
+      h("th", {}, "granted"),
+      h("th", {}, "keys"),
+      h("th", {}, ""),
+    ));
+    for (const row of rows) {
+      const left = h("td", { class: "ttl", "data-ttl": String(row.ttl) }, `${row.ttl}s`);
+      table.append(h(
+        "tr",
+        { "data-lease": row.id.toString(16) },
+        h("td", {}, row.id.toString(16)),
+        left,
+        h("td", {}, `${row.granted}s`),
+        h("td", {}, row.keys.map((k) => keyLabel(k)).join(", ")),
+        h(
+          "td",
+          {},
+          h("button", {
+            class: "danger",
+            click: async () => {
+              try {
+                await lease.leaseRevoke({ ID: row.id });
+                loadLeases();
+              } catch (e) {
+                fail(e);
+              }
+            },
+          }, "revoke"),
+        ),
+      ));
+    }
+    clearInterval(leaseTimer);
+    leaseTimer = setInterval(() => {
+      for (const cell of table.querySelectorAll<HTMLElement>("td.ttl")) {
+        const ttl = Number(cell.dataset.ttl) - Math.floor((Date.now() - loadedAt) / 1000);
+        cell.textContent = ttl > 0 ? `${ttl}s` : "expired";
+      }
+    }, 1000);
+  } catch (e) {
+    fail(e);
+  }
+}
+
+async function loadCluster(): Promise<void> {
+  try {
+    const [members, status, alarms] = await Promise.all([
+      cluster.memberList({}),
+      maintenance.status({}),
+      maintenance.alarm({}),
+    ]);
+    const table = h(
+      "table",
+      { id: "members" },
+      h(
+        "tr",
+        {},
+        h("th", {}, "ID"),
+        h("th", {}, "name"),
+        h("th", {}, "role"),
+        h("th", {}, "peer URLs"),
+        h("th", {}, "client URLs"),
+      ),
+    );
+    for (const m of members.members) {
+      const role = m.ID === status.leader ? "leader" : m.isLearner ? "learner" : "follower";
+      table.append(h(
+        "tr",
+        { "data-member": m.name, "data-role": role },
+        h("td", {}, m.ID.toString(16)),
+        h("td", {}, m.name),
+        h("td", { class: "role" }, role),
+        h("td", {}, m.peerURLs.join(", ")),
+        h("td", {}, m.clientURLs.join(", ")),
+      ));
+    }
+    $("cluster-body").replaceChildren(
+      table,
+      h(
+        "p",
+        { id: "raft" },
+        `this member ${status.header!.memberId.toString(16)}: raft term ${status.raftTerm}, ` +
+          `index ${status.raftIndex}, applied ${status.raftAppliedIndex}, ` +
+          `revision ${status.header!.revision}, DB size ${status.dbSize} bytes ` +
+          `(in use ${status.dbSizeInUse})`,
+      ),
+      h(
+        "p",
+        { id: "alarms" },
+        alarms.alarms.length === 0
+          ? "no alarms"
+          : `alarms: ${
+            alarms.alarms.map((a) => `${a.alarm === 1 ? "NOSPACE" : "CORRUPT"} (${a.memberID})`)
+              .join(", ")
+          }`,
+      ),
+    );
+  } catch (e) {
+    fail(e);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Login, views
+
+function showLogin(): void {
+  ($("login") as HTMLDialogElement).showModal?.();
+}
+
+async function login(e: Event): Promise<void> {
+  e.preventDefault();
+  const name = ($("user") as HTMLInputElement).value;
+  const password = ($("password") as HTMLInputElement).value;
+  try {
+    token = "";
+    const r = await auth.authenticate({ name, password });
+    token = r.token;
+    ($("password") as HTMLInputElement).value = "";
+    ($("login") as HTMLDialogElement).close();
+    $("who").textContent = name;
+    $("logout").hidden = false;
+    ok(`logged in as ${name}`);
+    show(current);
+  } catch (err) {
+    $("login-error").textContent = message(err);
+  }
+}
+
+let current = "keys";
+let clusterTimer: ReturnType<typeof setInterval> | undefined;
+
+function show(view: string): void {
+  current = view;
+  for (const section of document.querySelectorAll<HTMLElement>("main > section")) {
+    section.hidden = section.id !== `view-${view}`;
+  }
+  for (const tab of document.querySelectorAll<HTMLElement>("nav button")) {
+    tab.classList.toggle("active", tab.dataset.view === view);
+  }
+  clearInterval(clusterTimer);
+  if (view === "keys") reloadTree();
+  if (view === "leases") loadLeases();
+  if (view === "cluster") {
+    loadCluster();
+    clusterTimer = setInterval(loadCluster, 2000);
+  }
+}
+
+function main(): void {
+  for (const tab of document.querySelectorAll<HTMLElement>("nav button")) {
+    tab.addEventListener("click", () => show(tab.dataset.view!));
+  }
+  $("search").addEventListener("change", reloadTree);
+  $("separator").addEventListener("change", (e) => {
+    const value = (e.target as HTMLInputElement).value;
+    separator = value === "" ? -1 : value.charCodeAt(0);
+    reloadTree();
+  });
+  $("keys-side").append(newKeyForm());
+  $("watch-start").addEventListener("click", startWatch);
+  $("watch-stop").addEventListener("click", () => watching?.abort());
+  $("watch-pause").addEventListener("click", (e) => {
+    paused = !paused;
+    (e.target as HTMLElement).textContent = paused ? "resume" : "pause";
+  });
+  $("leases-refresh").addEventListener("click", loadLeases);
+  $("login-form").addEventListener("submit", login);
+  $("logout").addEventListener("click", () => {
+    token = "";
+    $("who").textContent = "";
+    $("logout").hidden = true;
+    show(current);
+  });
+  $("logout").hidden = true;
+  show("keys");
+}
+
+main();

@@ -1,0 +1,267 @@
+/**
+ * How the console shows keys and values: the readable form of a value's bytes, a key tree's
+ * levels, and a line diff. No DOM here, so that Deno tests run it as the browser does.
+ */
+
+/** A value as the console shows it. */
+export interface Shown {
+  /** "json" | "yaml" | "text" | "kubernetes" | "binary" | "empty" */
+  kind: string;
+  /** What the value view prints. */
+  text: string;
+  /** A line above it (the Kubernetes object's apiVersion and kind). */
+  note?: string;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Kubernetes' protobuf storage envelope: "k8s\0", then a runtime.Unknown message. */
+const K8S_MAGIC = [0x6b, 0x38, 0x73, 0x00];
+
+/** Hex dump: 16 bytes a line, offset, hex and the printable ASCII. */
+export function hexDump(bytes: Uint8Array, max = 4096): string {
+  const lines: string[] = [];
+  const n = Math.min(bytes.length, max);
+  for (let at = 0; at < n; at += 16) {
+    const row = bytes.subarray(at, Math.min(at + 16, n));
+    const hex = Array.from(row, (b) => b.toString(16).padStart(2, "0")).join(" ");
+    const ascii = Array.from(row, (b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : "."))
+      .join("");
+    lines.push(`${at.toString(16).padStart(8, "0")}  ${hex.padEnd(47)}  ${ascii}`);
+  }
+  if (bytes.length > n) lines.push(`… ${bytes.length - n} more bytes`);
+  return lines.join("\n");
+}
+
+/** Reads protobuf fields (varint and length-delimited only) of one message level. */
+function protoFields(bytes: Uint8Array): Map<number, Uint8Array[]> | null {
+  const fields = new Map<number, Uint8Array[]>();
+  let at = 0;
+  const varint = (): number | null => {
+    let result = 0;
+    let shift = 0;
+    while (at < bytes.length && shift < 35) {
+      const b = bytes[at++];
+      result += (b & 0x7f) * 2 ** shift;
+      if ((b & 0x80) === 0) return result;
+      shift += 7;
+    }
+    return null;
+  };
+  while (at < bytes.length) {
+    const tag = varint();
+    if (tag === null) return null;
+    const wire = tag & 7;
+    const field = Math.floor(tag / 8);
+    if (wire === 0) {
+      if (varint() === null) return null;
+    } else if (wire === 2) {
+      const len = varint();
+      if (len === null || at + len > bytes.length) return null;
+      const list = fields.get(field) ?? [];
+      list.push(bytes.subarray(at, at + len));
+      fields.set(field, list);
+      at += len;
+    } else if (wire === 5) at += 4;
+    else if (wire === 1) at += 8;
+    else return null;
+  }
+  return fields;
+}
+
+/** apiVersion and kind of a Kubernetes protobuf-encoded object, or null. */
+export function kubernetesType(bytes: Uint8Array): { apiVersion: string; kind: string } | null {
+  if (bytes.length < 4 || K8S_MAGIC.some((b, i) => bytes[i] !== b)) return null;
+  // runtime.Unknown: 1 typeMeta {1 apiVersion, 2 kind}, 2 raw, 3 contentEncoding, 4 contentType.
+  const unknown = protoFields(bytes.subarray(4));
+  const typeMeta = unknown?.get(1)?.[0];
+  if (typeMeta === undefined) return null;
+  const meta = protoFields(typeMeta);
+  if (meta === null) return null;
+  try {
+    const text = (n: number) => utf8.decode(meta.get(n)?.[0] ?? new Uint8Array(0));
+    return { apiVersion: text(1), kind: text(2) };
+  } catch {
+    return null;
+  }
+}
+
+/** Whether text reads as YAML of a mapping or a list (not merely a line of prose). */
+function looksLikeYaml(text: string): boolean {
+  const lines = text.split("\n").filter((l) => l.trim() !== "" && !l.trimStart().startsWith("#"));
+  if (lines.length < 2 && !text.startsWith("---")) return false;
+  return lines.every((l) =>
+    /^\s*-\s/.test(l) || /^\s*-$/.test(l) || /^\s*[\w.\-"'/]+\s*:(\s|$)/.test(l) ||
+    /^\s+\S/.test(l) || l === "---"
+  );
+}
+
+/** The readable form of a value: JSON pretty-printed, YAML, UTF-8 text, or a hex dump. */
+export function showValue(bytes: Uint8Array): Shown {
+  if (bytes.length === 0) return { kind: "empty", text: "" };
+  const k8s = kubernetesType(bytes);
+  if (k8s !== null) {
+    return {
+      kind: "kubernetes",
+      note: `Kubernetes object: apiVersion ${k8s.apiVersion || "?"}, kind ${k8s.kind || "?"}`,
+      text: hexDump(bytes),
+    };
+  }
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    return { kind: "binary", text: hexDump(bytes) };
+  }
+  // Control characters other than tab, newline and carriage return: binary that happens to be
+  // valid UTF-8.
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(text)) {
+    return { kind: "binary", text: hexDump(bytes) };
+  }
+  const trimmed = text.trim();
+  if (/^[[{]/.test(trimmed)) {
+    try {
+      const parsed = JSON.parse(trimmed);
+      // Kubernetes' JSON encoding: apiVersion and kind at the top.
+      const note = parsed && typeof parsed === "object" && typeof parsed.kind === "string" &&
+          typeof parsed.apiVersion === "string"
+        ? `Kubernetes object: apiVersion ${parsed.apiVersion}, kind ${parsed.kind}`
+        : undefined;
+      return { kind: "json", text: JSON.stringify(parsed, null, 2), note };
+    } catch {
+      // not JSON after all
+    }
+  }
+  if (looksLikeYaml(text)) return { kind: "yaml", text };
+  return { kind: "text", text };
+}
+
+/** The first key after every key that starts with `prefix` (etcd's prefix range end). */
+export function prefixEnd(prefix: Uint8Array): Uint8Array {
+  const end = prefix.slice();
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i] < 0xff) {
+      end[i]++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return new Uint8Array([0]); // every key from `prefix` on
+}
+
+/** One entry of a tree level: a folder (a prefix ending in the separator) or a key. */
+export interface LevelEntry {
+  kind: "folder" | "key";
+  /** The full key, or the folder's prefix including the separator. */
+  path: Uint8Array;
+  /** The part shown (after the parent's prefix). */
+  label: string;
+}
+
+/** Bytewise comparison of two keys, as etcd orders them. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** A key's bytes as a label: UTF-8 when it is, else escaped hex. */
+export function keyLabel(bytes: Uint8Array): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return Array.from(
+      bytes,
+      (b) =>
+        b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`,
+    )
+      .join("");
+  }
+}
+
+/** A bounded keys-only range: the keys of [from, end), at most `limit`, in order. */
+export type KeyPage = (from: Uint8Array, end: Uint8Array, limit: number) => Promise<Uint8Array[]>;
+
+/**
+ * One page of a tree level under `prefix`: up to `size` entries from `cursor` on, each folder
+ * once however many keys it holds (the scan jumps past a folder's keys with the next range).
+ * Every range is bounded by `batch`. Returns the entries and the cursor of the next page (null at
+ * the level's end).
+ */
+export async function levelPage(
+  page: KeyPage,
+  prefix: Uint8Array,
+  separator: number,
+  cursor: Uint8Array,
+  size: number,
+  batch = 100,
+): Promise<{ entries: LevelEntry[]; next: Uint8Array | null; ranges: number }> {
+  const end = prefix.length === 0 ? new Uint8Array([0]) : prefixEnd(prefix);
+  const entries: LevelEntry[] = [];
+  let from = cursor;
+  let ranges = 0;
+  while (entries.length < size) {
+    const keys = await page(from, end, batch);
+    ranges++;
+    if (keys.length === 0) return { entries, next: null, ranges };
+    let jumped = false;
+    for (const key of keys) {
+      if (compareBytes(key, from) < 0) continue; // inside a folder already listed
+      const rest = key.subarray(prefix.length);
+      const at = rest.indexOf(separator);
+      if (at >= 0) {
+        const folder = concat(prefix, rest.subarray(0, at + 1));
+        entries.push({ kind: "folder", path: folder, label: keyLabel(rest.subarray(0, at + 1)) });
+        from = prefixEnd(folder);
+        // The end of the key space: nothing after this folder.
+        if (from.length === 1 && from[0] === 0) return { entries, next: null, ranges };
+        jumped = true;
+      } else {
+        entries.push({ kind: "key", path: key, label: keyLabel(rest) });
+        from = concat(key, new Uint8Array([0]));
+      }
+      if (entries.length === size) break;
+    }
+    if (!jumped && keys.length < batch && entries.length < size) {
+      return { entries, next: null, ranges };
+    }
+  }
+  return { entries, next: from, ranges };
+}
+
+/** A line diff (longest common subsequence): lines prefixed "  ", "- " or "+ ". */
+export function lineDiff(a: string, b: string): string[] {
+  const x = a.split("\n");
+  const y = b.split("\n");
+  if (x.length * y.length > 4_000_000) return ["(too large to compare line by line)"];
+  const lcs: number[][] = Array.from(
+    { length: x.length + 1 },
+    () => new Array(y.length + 1).fill(0),
+  );
+  for (let i = x.length - 1; i >= 0; i--) {
+    for (let j = y.length - 1; j >= 0; j--) {
+      lcs[i][j] = x[i] === y[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+    }
+  }
+  const out: string[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < x.length && j < y.length) {
+    if (x[i] === y[j]) {
+      out.push(`  ${x[i]}`);
+      i++;
+      j++;
+    } else if (lcs[i + 1][j] >= lcs[i][j + 1]) out.push(`- ${x[i++]}`);
+    else out.push(`+ ${y[j++]}`);
+  }
+  while (i < x.length) out.push(`- ${x[i++]}`);
+  while (j < y.length) out.push(`+ ${y[j++]}`);
+  return out;
+}
