@@ -1,0 +1,298 @@
+/**
+ * The web console in a real headless Chromium (Debian's `chromium`, driven by puppeteer-core),
+ * against detcd members started as a user would: browse the key tree and open a value; edit and
+ * delete (with the confirmation); a watch panel that shows an event put by etcdctl in another
+ * process; a key's history with a diff and "restore"; a limited user's login that sees only its
+ * prefix; the cluster view following `move-leader`. Every change is checked with etcdctl.
+ *
+ * `DETCD_CONSOLE_SCREENSHOTS=docs deno test -A tests/console_browser_test.ts` also saves the
+ * screenshots the README shows.
+ *
+ * Needs chromium (`DETCD_CHROMIUM` or `chromium` on PATH); without it the tests are ignored,
+ * except in CI (`CI` or `DETCD_REQUIRE_REFERENCE` set), where a missing browser fails them.
+ */
+import assert from "node:assert/strict";
+import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import { type Member, runCtl, startMember, which } from "./harness.ts";
+import { startCluster } from "./cluster_harness.ts";
+
+const chromium = Deno.env.get("DETCD_CHROMIUM") ?? which("chromium");
+const required = Deno.env.get("CI") !== undefined ||
+  Deno.env.get("DETCD_REQUIRE_REFERENCE") !== undefined;
+if (chromium === undefined && !required) {
+  console.warn("ignoring the web console's browser tests: no chromium (apt-get install chromium)");
+}
+const ignore = chromium === undefined && !required;
+
+async function ctl(endpoint: string, ...args: string[]): Promise<string> {
+  const r = await runCtl("etcdctl", [`--endpoints=${endpoint}`, ...args]);
+  assert.equal(r.code, 0, `etcdctl ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** A browser with one page on the member's /ui/; page errors fail the test. */
+async function withConsole(
+  member: Member,
+  fn: (page: Page) => Promise<void>,
+): Promise<void> {
+  if (chromium === undefined) {
+    throw new Error("chromium is not installed (apt-get install chromium)");
+  }
+  const browser: Browser = await puppeteer.launch({
+    executablePath: chromium,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+  });
+  const errors: string[] = [];
+  try {
+    const page = await browser.newPage();
+    page.setDefaultTimeout(15_000);
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.setViewport({ width: 1200, height: 760 });
+    await page.goto(`${member.clientUrl}/ui/`);
+    await fn(page);
+    assert.deepEqual(errors, [], "no errors in the page");
+  } finally {
+    await browser.close();
+  }
+}
+
+const text = (page: Page, selector: string) =>
+  page.$eval(selector, (e) => (e as unknown as { innerText: string }).innerText);
+
+/** Waits until the element's text satisfies `want`. */
+async function waitText(page: Page, selector: string, want: RegExp): Promise<string> {
+  const deadline = Date.now() + 15_000;
+  let last = "";
+  while (Date.now() < deadline) {
+    last = await text(page, selector).catch(() => "");
+    if (want.test(last)) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const detail = await text(page, "main").catch(() => "");
+  const status = await text(page, "#status").catch(() => "");
+  throw new Error(
+    `${selector}: ${JSON.stringify(last)} does not match ${want}\n` +
+      `status line: ${status}\npage: ${detail.slice(0, 1500)}`,
+  );
+}
+
+/** With DETCD_CONSOLE_SCREENSHOTS=dir (docs/ for the README's), the main views are saved. */
+async function screenshot(page: Page, name: string): Promise<void> {
+  const dir = Deno.env.get("DETCD_CONSOLE_SCREENSHOTS");
+  if (dir) await page.screenshot({ path: `${dir}/${name}.png` });
+}
+
+/** An input or a textarea, as the page's script sees it. */
+type Field = { value: string };
+
+const options = { ignore, sanitizeOps: false, sanitizeResources: false };
+
+Deno.test({
+  ...options,
+  name:
+    "web console in Chromium: browse the tree, open, edit and delete a key; watch an etcdctl put",
+  fn: async () => {
+    const detcd = await startMember({ kind: "detcd" });
+    try {
+      const ep = detcd.endpoint;
+      await ctl(ep, "put", "/registry/pods/default/web", '{"apiVersion":"v1","kind":"Pod"}');
+      await ctl(ep, "put", "/registry/pods/default/db", "plain text");
+      await ctl(ep, "put", "/registry/services/api", "x");
+      await ctl(ep, "put", "top", "level");
+      await withConsole(detcd, async (page) => {
+        // The root level: one folder "/" and one key "top".
+        await page.waitForSelector('[data-folder="/"]');
+        assert.equal(await text(page, "#tree"), "/\ntop");
+        for (const folder of ["/", "/registry/", "/registry/pods/", "/registry/pods/default/"]) {
+          await page.waitForSelector(`[data-folder="${folder}"]`);
+          await page.click(`[data-folder="${folder}"]`);
+        }
+        await page.waitForSelector('[data-key="/registry/pods/default/web"]');
+        await page.click('[data-key="/registry/pods/default/web"]');
+        await waitText(page, "#key-name", /^\/registry\/pods\/default\/web$/);
+        assert.equal(await text(page, "#value-kind"), "json");
+        assert.match(await text(page, "#detail"), /Kubernetes object: apiVersion v1, kind Pod/);
+        assert.equal(await text(page, "#value"), '{\n  "apiVersion": "v1",\n  "kind": "Pod"\n}');
+        await screenshot(page, "console-keys");
+
+        // Edit and save: etcdctl sees the new value.
+        await page.click('[data-key="/registry/pods/default/db"]');
+        await waitText(page, "#key-name", /db$/);
+        await page.click("#detail details summary");
+        await page.$eval("#editor", (e) => ((e as unknown as Field).value = "edited"));
+        await page.click("#save");
+        await waitText(page, "#value", /^edited$/);
+        assert.equal(
+          await ctl(ep, "get", "/registry/pods/default/db", "--print-value-only"),
+          "edited\n",
+        );
+
+        // Delete: refused once at the confirmation, then accepted.
+        let answer = false;
+        page.on("dialog", (d) => (answer ? d.accept() : d.dismiss()));
+        await page.click("#delete");
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal(
+          await ctl(ep, "get", "/registry/pods/default/db", "--print-value-only"),
+          "edited\n",
+        );
+        answer = true;
+        await page.click("#delete");
+        await waitText(page, "#detail", /\(deleted\)/);
+        assert.equal(await ctl(ep, "get", "/registry/pods/default/db"), "");
+
+        // Watch a prefix; a put from another process shows up.
+        await page.click('nav button[data-view="watch"]');
+        await page.type("#watch-key", "/registry/");
+        await page.click("#watch-start");
+        await waitText(page, "#watch-state", /watching/);
+        await new Promise((r) => setTimeout(r, 300));
+        await ctl(ep, "put", "/registry/pods/default/cache", "fresh");
+        await ctl(ep, "put", "/elsewhere", "not watched");
+        await waitText(page, "#events", /PUT \/registry\/pods\/default\/cache = fresh/);
+        assert.doesNotMatch(await text(page, "#events"), /elsewhere/);
+        await screenshot(page, "console-watch");
+      });
+    } finally {
+      await detcd.stop();
+    }
+  },
+});
+
+Deno.test({
+  ...options,
+  name: "web console in Chromium: a key's history with a diff, and restoring an old revision",
+  fn: async () => {
+    const detcd = await startMember({ kind: "detcd" });
+    try {
+      const ep = detcd.endpoint;
+      for (const v of ["line1\nold", "line1\nnew", "line1\nnewest"]) await ctl(ep, "put", "cfg", v);
+      await ctl(ep, "del", "cfg");
+      await ctl(ep, "put", "cfg", "after delete");
+      await withConsole(detcd, async (page) => {
+        await page.waitForSelector('[data-key="cfg"]');
+        await page.click('[data-key="cfg"]');
+        await waitText(page, "#history", /6: after delete/);
+        const history = await text(page, "#history");
+        assert.deepEqual(
+          history.split("\n").map((l: string) => l.replace(/\s+restore$/, "").trim()),
+          [
+            "6: after delete",
+            "5: deleted",
+            "4: line1 newest",
+            "3: line1 new",
+            "2: line1 old",
+          ],
+        );
+        await page.click('#history li[data-rev="2"] input');
+        await page.click('#history li[data-rev="4"] input');
+        assert.equal(await text(page, "#diff"), "--- 2\n+++ 4\n  line1\n- old\n+ newest");
+        await screenshot(page, "console-history");
+        await page.click('#history li[data-rev="2"] button.restore');
+        await waitText(page, "#history", /^\s*7: line1 old/);
+        assert.equal(await ctl(ep, "get", "cfg", "--print-value-only"), "line1\nold\n");
+      });
+    } finally {
+      await detcd.stop();
+    }
+  },
+});
+
+Deno.test({
+  ...options,
+  name: "web console in Chromium: a limited user logs in and sees only its prefix",
+  fn: async () => {
+    const detcd = await startMember({ kind: "detcd" });
+    try {
+      const ep = detcd.endpoint;
+      await ctl(ep, "put", "/app/config", "mine");
+      await ctl(ep, "put", "/secret/key", "not mine");
+      await ctl(ep, "user", "add", "root:rootpw");
+      await ctl(ep, "user", "add", "alice:alicepw");
+      await ctl(ep, "role", "add", "app");
+      await ctl(ep, "role", "grant-permission", "app", "--prefix=true", "readwrite", "/app/");
+      await ctl(ep, "user", "grant-role", "alice", "app");
+      await ctl(ep, "auth", "enable");
+      await withConsole(detcd, async (page) => {
+        await page.waitForSelector("#login[open]");
+        await page.type("#user", "alice");
+        await page.type("#password", "wrong");
+        await page.click("#login-submit");
+        await waitText(page, "#login-error", /authentication failed, invalid user ID or password/);
+        await page.$eval("#password", (e) => ((e as unknown as Field).value = ""));
+        await page.type("#password", "alicepw");
+        await page.click("#login-submit");
+        await waitText(page, "#who", /^alice$/);
+        // Every key: refused; her prefix: listed, and her write lands.
+        await waitText(page, "#status", /permission denied/);
+        await page.type("#search", "/app/");
+        await page.keyboard.press("Enter");
+        await page.waitForSelector('[data-key="/app/config"]');
+        assert.equal(await text(page, "#tree"), "config");
+        await page.click('[data-key="/app/config"]');
+        await waitText(page, "#value", /^mine$/);
+        await page.click("#detail details summary");
+        await page.$eval("#editor", (e) => ((e as unknown as Field).value = "changed"));
+        await page.click("#save");
+        await waitText(page, "#value", /^changed$/);
+        // Outside her prefix: the server refuses, the page says so.
+        await page.click("#search", { count: 3 });
+        await page.type("#search", "/secret/");
+        await page.keyboard.press("Enter");
+        await waitText(page, "#status", /permission denied/);
+        assert.doesNotMatch(await text(page, "#tree"), /key/);
+      });
+      const root = ["--user=root:rootpw"];
+      assert.equal(await ctl(ep, ...root, "get", "/app/config", "--print-value-only"), "changed\n");
+      assert.equal(
+        await ctl(ep, ...root, "get", "/secret/key", "--print-value-only"),
+        "not mine\n",
+      );
+    } finally {
+      await detcd.stop();
+    }
+  },
+});
+
+Deno.test({
+  ...options,
+  name: "web console in Chromium: the cluster view follows a leader moved with move-leader",
+  fn: async () => {
+    const cluster = await startCluster({ kind: "detcd", size: 3 });
+    try {
+      const leader = await cluster.waitForLeader();
+      const ids = await Promise.all(cluster.members.map(async (m) => {
+        const out = await ctl(m.endpoint, "endpoint", "status", "-w", "json");
+        return BigInt(/"member_id":(\d+)/.exec(out)![1]);
+      }));
+      const [follower, target] = cluster.members.filter((_, i) => ids[i] !== leader);
+      const targetId = ids[cluster.members.indexOf(target)];
+      await withConsole(follower, async (page) => {
+        await page.click('nav button[data-view="cluster"]');
+        await page.waitForSelector("#members tr[data-member]");
+        const roles = () =>
+          page.$$eval(
+            "#members tr[data-member]",
+            (rows) =>
+              rows.map((r) => `${r.getAttribute("data-member")}=${r.getAttribute("data-role")}`)
+                .sort().join(" "),
+          );
+        const before = await roles();
+        assert.equal((before.match(/=leader/g) ?? []).length, 1, before);
+        await ctl(cluster.endpoints(), "move-leader", targetId.toString(16));
+        const deadline = Date.now() + 15_000;
+        while (!(await roles()).includes(`${target.name}=leader`)) {
+          assert.ok(
+            Date.now() < deadline,
+            `leader did not move to ${target.name}: ${await roles()}`,
+          );
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        await screenshot(page, "console-cluster");
+      });
+    } finally {
+      await cluster.stop();
+    }
+  },
+});
