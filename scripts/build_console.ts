@@ -6,33 +6,42 @@
  * Usage: deno task build:console
  */
 const root = new URL("..", import.meta.url).pathname;
-const out = await Deno.makeTempDir({ prefix: "detcd-console-" });
-try {
-  const bundle = new Deno.Command(Deno.execPath(), {
-    args: [
-      "bundle",
-      "--quiet",
-      "--platform=browser",
-      "--minify",
-      `--config=${root}deno.json`,
-      "-o",
-      `${out}/app.js`,
-      `${root}console/app.ts`,
-    ],
-    cwd: root,
-    stdout: "inherit",
-    stderr: "inherit",
-  });
-  const status = await bundle.output();
-  if (!status.success) Deno.exit(status.code || 1);
-  const assets = {
-    "index.html": await Deno.readTextFile(`${root}console/index.html`),
-    "app.css": await Deno.readTextFile(`${root}console/app.css`),
-    "app.js": await Deno.readTextFile(`${out}/app.js`),
-  };
-  const text = JSON.stringify(assets, null, 0) + "\n";
+
+/** The text of console/assets.json as the sources make it now. */
+export async function buildConsoleAssets(): Promise<string> {
+  const out = await Deno.makeTempDir({ prefix: "detcd-console-" });
+  try {
+    const bundle = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "bundle",
+        "--quiet",
+        "--platform=browser",
+        "--minify",
+        `--config=${root}deno.json`,
+        "-o",
+        `${out}/app.js`,
+        `${root}console/app.ts`,
+      ],
+      cwd: root,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!bundle.success) {
+      throw new Error(`deno bundle failed: ${new TextDecoder().decode(bundle.stderr)}`);
+    }
+    const assets = {
+      "index.html": await Deno.readTextFile(`${root}console/index.html`),
+      "app.css": await Deno.readTextFile(`${root}console/app.css`),
+      "app.js": await Deno.readTextFile(`${out}/app.js`),
+    };
+    return JSON.stringify(assets) + "\n";
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+}
+
+if (import.meta.main) {
+  const text = await buildConsoleAssets();
   await Deno.writeTextFile(`${root}console/assets.json`, text);
-  console.log(`console/assets.json: ${text.length} bytes (app.js ${assets["app.js"].length})`);
-} finally {
-  await Deno.remove(out, { recursive: true });
+  console.log(`console/assets.json: ${text.length} bytes`);
 }
