@@ -296,3 +296,45 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  ...options,
+  name: "web console in Chromium: leases with their keys and a countdown; put with a lease; revoke",
+  fn: async () => {
+    const detcd = await startMember({ kind: "detcd" });
+    try {
+      const ep = detcd.endpoint;
+      const granted = await ctl(ep, "lease", "grant", "300");
+      const id = /lease ([0-9a-f]+) granted/.exec(granted)![1];
+      await ctl(ep, "put", "--lease", id, "/leased/a", "1");
+      await withConsole(detcd, async (page) => {
+        // A key put from the console with that lease.
+        await page.click("details.new summary");
+        await page.type("#new-key", "/leased/b");
+        await page.type("#new-value", "2");
+        await page.type("#new-lease", id);
+        await page.click("#create");
+        await waitText(page, "#status", /put \/leased\/b at revision 3/);
+        await page.click('nav button[data-view="leases"]');
+        const row = `#leases tr[data-lease="${id}"]`;
+        await page.waitForSelector(row);
+        assert.match(await text(page, row), /\/leased\/a, \/leased\/b/);
+        // The countdown moves on its own.
+        const ttl = async () => Number((await text(page, `${row} td.ttl`)).replace(/s$/, ""));
+        const first = await ttl();
+        assert.ok(first > 290 && first <= 300, `TTL ${first}`);
+        const deadline = Date.now() + 5_000;
+        while ((await ttl()) === first) {
+          assert.ok(Date.now() < deadline, "the countdown did not move");
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        await page.click(`${row} button.danger`);
+        await page.waitForSelector(row, { hidden: true });
+      });
+      assert.equal(await ctl(ep, "lease", "list"), "found 0 leases\n");
+      assert.equal(await ctl(ep, "get", "--prefix", "/leased/"), "");
+    } finally {
+      await detcd.stop();
+    }
+  },
+});
