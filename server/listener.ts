@@ -207,6 +207,9 @@ export async function listenClients(options: ClientListenerOptions): Promise<net
     res.writeHead(plain.status, { "content-type": plain.contentType, ...plain.headers });
     res.end(plain.body);
   });
+  // deno-lint-ignore prefer-const
+  let server: net.Server;
+  keepAliveWhileOpen(h1, () => server?.listening ?? false);
   h1.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Uint8Array) => {
     const path = gatewayPathOf(req.url ?? "")!;
     gateway(acceptWebSocket(req, socket, head, path, maxWebSocketMessage));
@@ -244,7 +247,7 @@ export async function listenClients(options: ClientListenerOptions): Promise<net
     socket.pipe(out);
     out.pipe(socket);
   };
-  const server = options.tls && !options.alsoPlain
+  server = options.tls && !options.alsoPlain
     ? listenTls(options.tls)
     : net.createServer((socket) => {
       socket.setNoDelay(true);
@@ -352,6 +355,18 @@ const CORS_HEADERS: HeaderList = [
   ["Access-Control-Allow-Origin", "*"],
   ["Access-Control-Allow-Headers", "accept, content-type, authorization"],
 ];
+
+/**
+ * An HTTP/1.1 server that is never listen()ed but given connections (`emit("connection")`, after
+ * the first bytes chose the protocol) reports `listening: false`, and Deno's node:http then closes
+ * each connection after its first response though the response said `Connection: keep-alive`:
+ * a client reusing the connection (a browser, fetch, Go's http.Client) has its next request cut
+ * off ("connection closed before message completed"). The server reports what `isOpen` says (the
+ * listener that feeds it), so connections stay open between requests and close once it closes.
+ */
+export function keepAliveWhileOpen(server: http.Server, isOpen: () => boolean): void {
+  Object.defineProperty(server, "listening", { get: isOpen, configurable: true });
+}
 
 /** The gateway path of a request target (`/v3beta/` read as `/v3/`), or null if not one. */
 function gatewayPathOf(target: string): string | null {

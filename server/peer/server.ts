@@ -12,7 +12,7 @@ import type { Logger } from "../../core/log.ts";
 import type { MemberInfo } from "../../core/node/mod.ts";
 import { clusterVersion, idHex, SERVER_VERSION } from "../../core/node/mod.ts";
 import { decodeMessage, type Message } from "../../core/raft/mod.ts";
-import { hostPort } from "../listener.ts";
+import { hostPort, keepAliveWhileOpen } from "../listener.ts";
 import { CALLS_PATH, CALLS_PROTOCOL, serveCalls } from "./calls.ts";
 import { serveSnapshot, SNAPSHOT_PATH, SNAPSHOT_PROTOCOL } from "./snapshots.ts";
 import type { PeerHandler } from "./handler.ts";
@@ -43,6 +43,7 @@ export async function listenPeers(
   const sockets = new Set<net.Socket>();
   const plain = http.createServer((req, res) => servePlain(req, res, handler));
   plain.on("clientError", (_e, socket) => socket.destroy());
+  keepAliveWhileOpen(plain, () => servers.some((s) => s.listening));
   for (const url of urls) {
     const { host, port } = hostPort(url);
     const serve = (socket: net.Socket) => {
