@@ -12,7 +12,7 @@ import { createConnectTransport } from "@connectrpc/connect-web";
 import { Auth, Cluster, KV, Lease, Maintenance } from "../gen/etcdserverpb/rpc_pb.ts";
 import { Console } from "../gen/detcdpb/console_pb.ts";
 import { Event_EventType, type KeyValue } from "../gen/mvccpb/kv_pb.ts";
-import { keyLabel, type LevelEntry, levelPage, lineDiff, prefixEnd, showValue } from "./format.ts";
+import { keyLabel, lineDiff, prefixEnd, showValue } from "./format.ts";
 
 const enc = new TextEncoder();
 let token = "";
@@ -80,30 +80,40 @@ function ok(text: string): void {
 const PAGE = 100;
 let separator = "/".charCodeAt(0);
 
-/** A keys-only range of at most `limit` keys (never an unbounded one). */
-async function keyPage(from: Uint8Array, end: Uint8Array, limit: number): Promise<Uint8Array[]> {
-  // An empty key cannot be sent: "\0" is the first key there is.
-  const key = from.length === 0 ? new Uint8Array([0]) : from;
-  const r = await kv.range({ key, rangeEnd: end, limit: BigInt(limit), keysOnly: true });
-  return r.kvs.map((k) => k.key);
+/** A tree level's entry: a key, or a folder (a prefix ending in the separator). */
+interface LevelEntry {
+  folder: boolean;
+  path: Uint8Array;
+  label: string;
 }
 
-/** Fills `list` with a level's entries under `prefix`, a page at a time. */
-async function loadLevel(list: HTMLElement, prefix: Uint8Array, cursor: Uint8Array) {
+/** Fills `list` with a level's entries under `prefix`, a bounded page at a time. */
+async function loadLevel(list: HTMLElement, prefix: Uint8Array, from: Uint8Array) {
   try {
-    const { entries, next } = await levelPage(keyPage, prefix, separator, cursor, PAGE);
-    for (const entry of entries) list.append(treeItem(entry));
-    if (next !== null) {
+    const r = await consoleApi.level({
+      prefix,
+      separator: separator < 0 ? new Uint8Array(0) : new Uint8Array([separator]),
+      from,
+      limit: BigInt(PAGE),
+    });
+    for (const e of r.entries) {
+      list.append(treeItem({
+        folder: e.folder,
+        path: e.path,
+        label: keyLabel(e.path.subarray(prefix.length)),
+      }));
+    }
+    if (r.next.length > 0) {
       const more: HTMLButtonElement = h("button", {
         class: "more",
         click: () => {
           more.remove();
-          loadLevel(list, prefix, next);
+          loadLevel(list, prefix, r.next);
         },
       }, "more…");
       list.append(h("li", {}, more));
     }
-    if (entries.length === 0 && cursor.length === prefix.length) {
+    if (r.entries.length === 0 && from.length === 0) {
       list.append(h("li", { class: "empty" }, "(no keys)"));
     }
   } catch (e) {
@@ -112,7 +122,7 @@ async function loadLevel(list: HTMLElement, prefix: Uint8Array, cursor: Uint8Arr
 }
 
 function treeItem(entry: LevelEntry): HTMLElement {
-  if (entry.kind === "key") {
+  if (!entry.folder) {
     return h(
       "li",
       { class: "key" },
@@ -139,7 +149,7 @@ function treeItem(entry: LevelEntry): HTMLElement {
         open = !open;
         item.classList.toggle("open", open);
         children.replaceChildren();
-        if (open) loadLevel(children, entry.path, entry.path);
+        if (open) loadLevel(children, entry.path, new Uint8Array(0));
       },
     }, entry.label),
     children,
@@ -151,8 +161,7 @@ function reloadTree(): void {
   const root = $("tree");
   root.replaceChildren();
   const search = ($("search") as HTMLInputElement).value;
-  const prefix = enc.encode(search);
-  loadLevel(root, prefix, prefix);
+  loadLevel(root, enc.encode(search), new Uint8Array(0));
 }
 
 function describe(k: KeyValue): string {

@@ -1,6 +1,6 @@
 /**
- * How the console shows keys and values: the readable form of a value's bytes, a key tree's
- * levels, and a line diff. No DOM here, so that Deno tests run it as the browser does.
+ * How the console shows keys and values: the readable form of a value's bytes, key labels, and a
+ * line diff. No DOM here, so that Deno tests run it as the browser does.
  */
 
 /** A value as the console shows it. */
@@ -149,29 +149,6 @@ export function prefixEnd(prefix: Uint8Array): Uint8Array {
   return new Uint8Array([0]); // every key from `prefix` on
 }
 
-/** One entry of a tree level: a folder (a prefix ending in the separator) or a key. */
-export interface LevelEntry {
-  kind: "folder" | "key";
-  /** The full key, or the folder's prefix including the separator. */
-  path: Uint8Array;
-  /** The part shown (after the parent's prefix). */
-  label: string;
-}
-
-/** Bytewise comparison of two keys, as etcd orders them. */
-export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return a.length - b.length;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
 /** A key's bytes as a label: UTF-8 when it is, else escaped hex. */
 export function keyLabel(bytes: Uint8Array): string {
   try {
@@ -184,56 +161,6 @@ export function keyLabel(bytes: Uint8Array): string {
     )
       .join("");
   }
-}
-
-/** A bounded keys-only range: the keys of [from, end), at most `limit`, in order. */
-export type KeyPage = (from: Uint8Array, end: Uint8Array, limit: number) => Promise<Uint8Array[]>;
-
-/**
- * One page of a tree level under `prefix`: up to `size` entries from `cursor` on, each folder
- * once however many keys it holds (the scan jumps past a folder's keys with the next range).
- * Every range is bounded by `batch`. Returns the entries and the cursor of the next page (null at
- * the level's end).
- */
-export async function levelPage(
-  page: KeyPage,
-  prefix: Uint8Array,
-  separator: number,
-  cursor: Uint8Array,
-  size: number,
-  batch = 100,
-): Promise<{ entries: LevelEntry[]; next: Uint8Array | null; ranges: number }> {
-  const end = prefix.length === 0 ? new Uint8Array([0]) : prefixEnd(prefix);
-  const entries: LevelEntry[] = [];
-  let from = cursor;
-  let ranges = 0;
-  while (entries.length < size) {
-    const keys = await page(from, end, batch);
-    ranges++;
-    if (keys.length === 0) return { entries, next: null, ranges };
-    let jumped = false;
-    for (const key of keys) {
-      if (compareBytes(key, from) < 0) continue; // inside a folder already listed
-      const rest = key.subarray(prefix.length);
-      const at = rest.indexOf(separator);
-      if (at >= 0) {
-        const folder = concat(prefix, rest.subarray(0, at + 1));
-        entries.push({ kind: "folder", path: folder, label: keyLabel(rest.subarray(0, at + 1)) });
-        from = prefixEnd(folder);
-        // The end of the key space: nothing after this folder.
-        if (from.length === 1 && from[0] === 0) return { entries, next: null, ranges };
-        jumped = true;
-      } else {
-        entries.push({ kind: "key", path: key, label: keyLabel(rest) });
-        from = concat(key, new Uint8Array([0]));
-      }
-      if (entries.length === size) break;
-    }
-    if (!jumped && keys.length < batch && entries.length < size) {
-      return { entries, next: null, ranges };
-    }
-  }
-  return { entries, next: from, ranges };
 }
 
 /** A line diff (longest common subsequence): lines prefixed "  ", "- " or "+ ". */

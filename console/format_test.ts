@@ -1,16 +1,7 @@
 import assert from "node:assert/strict";
-import {
-  compareBytes,
-  hexDump,
-  kubernetesType,
-  levelPage,
-  lineDiff,
-  prefixEnd,
-  showValue,
-} from "./format.ts";
+import { hexDump, keyLabel, kubernetesType, lineDiff, prefixEnd, showValue } from "./format.ts";
 
 const enc = new TextEncoder();
-const dec = new TextDecoder();
 
 Deno.test("showValue picks JSON, YAML, text, hex for binary, and recognises Kubernetes values", () => {
   assert.deepEqual(showValue(enc.encode('{"a":1,"b":[true]}')), {
@@ -61,57 +52,9 @@ Deno.test("prefixEnd as etcd's GetPrefixRangeEnd", () => {
   assert.deepEqual(prefixEnd(new Uint8Array([0xff, 0xff])), new Uint8Array([0]));
 });
 
-/** A sorted key space answering bounded keys-only ranges, counting them. */
-function space(keys: string[]) {
-  const sorted = keys.map((k) => enc.encode(k)).sort(compareBytes);
-  const calls: number[] = [];
-  const page = (from: Uint8Array, end: Uint8Array, limit: number) => {
-    assert.ok(limit > 0 && limit <= 100, "every range is bounded");
-    calls.push(limit);
-    const all = end.length === 1 && end[0] === 0;
-    const start = from.length === 0 ? new Uint8Array([0]) : from;
-    return Promise.resolve(
-      sorted.filter((k) => compareBytes(k, start) >= 0 && (all || compareBytes(k, end) < 0))
-        .slice(0, limit),
-    );
-  };
-  return { page, calls };
-}
-
-Deno.test("levelPage lists a level's folders once each and its keys, a bounded page at a time", async () => {
-  const keys = ["top"];
-  for (let i = 0; i < 500; i++) keys.push(`/registry/pods/p${String(i).padStart(3, "0")}`);
-  for (let i = 0; i < 3; i++) keys.push(`/registry/svc/s${i}`);
-  keys.push("/registry/version");
-  const { page, calls } = space(keys);
-  const sep = "/".charCodeAt(0);
-  const root = await levelPage(page, new Uint8Array(0), sep, new Uint8Array(0), 10);
-  assert.deepEqual(root.entries.map((e) => `${e.kind}:${dec.decode(e.path)}`), [
-    "folder:/",
-    "key:top",
-  ]);
-  assert.equal(root.next, null);
-  const prefix = enc.encode("/registry/");
-  const level = await levelPage(page, prefix, sep, prefix, 10);
-  assert.deepEqual(level.entries.map((e) => e.label), ["pods/", "svc/", "version"]);
-  assert.equal(level.next, null);
-  // A level of 500 keys, pages of 200: two full pages and a last one.
-  const pods = enc.encode("/registry/pods/");
-  const labels: string[] = [];
-  let cursor: Uint8Array | null = pods;
-  let pages = 0;
-  while (cursor !== null) {
-    const p: Awaited<ReturnType<typeof levelPage>> = await levelPage(page, pods, sep, cursor, 200);
-    labels.push(...p.entries.map((e) => e.label));
-    cursor = p.next;
-    pages++;
-  }
-  assert.equal(pages, 3);
-  assert.equal(labels.length, 500);
-  assert.equal(new Set(labels).size, 500);
-  assert.equal(labels[0], "p000");
-  assert.equal(labels[499], "p499");
-  assert.ok(calls.every((n) => n <= 100));
+Deno.test("keyLabel: UTF-8 keys as they are, other bytes escaped", () => {
+  assert.equal(keyLabel(enc.encode("/a/ключ")), "/a/ключ");
+  assert.equal(keyLabel(new Uint8Array([0x61, 0xff, 0x00])), "a\\xff\\x00");
 });
 
 Deno.test("lineDiff marks removed and added lines", () => {

@@ -1,6 +1,6 @@
 /**
- * The web console's server side: its two calls (detcdpb.Console: a watch as a server stream, a
- * key's history) and its static files under /ui/. The files are the front end bundled by
+ * The web console's server side: its calls (detcdpb.Console: a watch as a server stream, a
+ * key's history, a key tree's level) and its static files under /ui/. The files are the front end bundled by
  * `deno task build:console` into console/assets.json (committed; see docs/adr/0011-web-console.md).
  */
 import { create, type MessageShape } from "@bufbuild/protobuf";
@@ -70,11 +70,24 @@ function consoleHistory(node: EtcdNode): [string, AnyMethod] {
   }];
 }
 
+/** Console.Level: one page of a key tree's level (EtcdNode.keyLevel). */
+function consoleLevel(node: EtcdNode): [string, AnyMethod] {
+  const method = Console.method.level;
+  return [`/${Console.typeName}/${method.name}`, {
+    kind: "unary",
+    input: method.input,
+    output: method.output,
+    handle: (req: MessageShape<typeof method.input>, ctx: CallContext) =>
+      node.keyLevel(req, () => callerOf(node, ctx)),
+  }];
+}
+
 /** Adds the console's calls to a member's method table (beside etcd's Watch, which it reuses). */
 export function addConsoleServices(node: EtcdNode, table: MethodTable): MethodTable {
   const watch = table.get("/etcdserverpb.Watch/Watch");
   if (watch?.kind === "stream") table.set(...consoleWatch(watch));
   table.set(...consoleHistory(node));
+  table.set(...consoleLevel(node));
   return table;
 }
 

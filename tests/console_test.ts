@@ -92,7 +92,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "web console: Console.History pages a key's revisions with deletions; auth asks read permission",
+    "web console: Console.History and Console.Level page a key's revisions and a tree level; auth asks read permission",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
@@ -124,6 +124,26 @@ Deno.test({
       assert.deepEqual(show(compacted.events), ["6:v3", "5:DELETE", "3:v2"]);
       assert.equal(compacted.compactRevision, 3n);
 
+      // A tree level: folders once each, keys, paged; deleted keys are not listed.
+      await ctl(detcd, "put", "/app/sub/x", "1");
+      await ctl(detcd, "put", "/app/sub/y", "2");
+      await ctl(detcd, "put", "/app/z", "3");
+      const level = (prefix: string, from: Uint8Array = new Uint8Array(0), limit = 0n) =>
+        client.level({ prefix: enc.encode(prefix), separator: enc.encode("/"), from, limit });
+      const names = (r: Awaited<ReturnType<typeof level>>) =>
+        r.entries.map((e) => `${dec.decode(e.path)}${e.folder ? "*" : ""}`);
+      assert.deepEqual(names(await level("")), ["/*"]);
+      assert.deepEqual(names(await level("/")), ["/app/*", "/other"]);
+      const page1 = await level("/app/", undefined, 2n);
+      assert.deepEqual(names(page1), ["/app/k", "/app/sub/*"]);
+      const page2 = await level("/app/", page1.next, 2n);
+      assert.deepEqual(names(page2), ["/app/z"]);
+      assert.equal(page2.next.length, 0);
+      await assert.rejects(
+        client.level({ prefix: enc.encode("/"), separator: enc.encode("//") }),
+        /separator is one byte/,
+      );
+
       // Auth: alice may read /app/ only.
       await ctl(detcd, "user", "add", "root:rootpw");
       await ctl(detcd, "user", "add", "alice:alicepw");
@@ -145,6 +165,11 @@ Deno.test({
         "3:v2",
       ]);
       await assert.rejects(alice.history({ key: enc.encode("/other") }), /permission denied/);
+      const aliceLevel = (prefix: string) =>
+        alice.level({ prefix: enc.encode(prefix), separator: enc.encode("/") });
+      assert.equal((await aliceLevel("/app/")).entries.length, 3);
+      await assert.rejects(aliceLevel("/"), /permission denied/);
+      await assert.rejects(aliceLevel(""), /permission denied/);
     } finally {
       await detcd.stop();
     }

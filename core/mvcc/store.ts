@@ -33,7 +33,7 @@ import {
 } from "../../gen/mvccpb/kv_pb.ts";
 import { Errors } from "../errors.ts";
 import { assert } from "../assert.ts";
-import { ByteArena, idBytes, keyId } from "../bytes.ts";
+import { ByteArena, idBytes, keyId, prefixRangeEnd } from "../bytes.ts";
 import { SortedRecords } from "./sorted_records.ts";
 import { Crc32c } from "../storage/crc32c.ts";
 import { int64Size, uvarintSize } from "../varint.ts";
@@ -1111,6 +1111,48 @@ export class MvccStore implements ReadView {
       );
     }
     return out;
+  }
+
+  /**
+   * One page of a key tree's level (the web console's Level call): the keys that exist now
+   * directly under `prefix`, and its folders (`prefix` + text + `separator`, -1: none), in key
+   * order, each folder once: the scan jumps past a folder's keys, so a page costs its entries, not
+   * the keys under them. Starts at `from` (empty: at the prefix); `next` is where the following
+   * page starts, null when nothing follows.
+   */
+  level(
+    prefix: Uint8Array,
+    separator: number,
+    from: Uint8Array,
+    limit: number,
+  ): { entries: { path: Uint8Array; folder: boolean }[]; next: Uint8Array | null } {
+    const endBytes = prefixRangeEnd(prefix);
+    const end = prefix.length === 0 ? undefined : endId(endBytes);
+    const entries: { path: Uint8Array; folder: boolean }[] = [];
+    let start: string | undefined = keyId(from.length > 0 ? from : prefix);
+    // Where the scan goes on after the entry just listed (undefined: past the key space's end).
+    const after = (path: Uint8Array, folder: boolean): string | undefined => {
+      if (!folder) return keyId(path) + "\0";
+      const e = prefixRangeEnd(path);
+      return e.length === 1 && e[0] === 0 ? undefined : keyId(e);
+    };
+    while (start !== undefined) {
+      let found: { path: Uint8Array; folder: boolean } | undefined;
+      this.#index.scan(start, end, (record) => {
+        if (record.live() < 0) return; // deleted (its history not compacted yet): not listed
+        const key = record.key;
+        const at = separator < 0 ? -1 : key.indexOf(separator, prefix.length);
+        found = at < 0
+          ? { path: key, folder: false }
+          : { path: key.slice(0, at + 1), folder: true };
+        return false;
+      });
+      if (found === undefined) return { entries, next: null };
+      if (entries.length === limit) return { entries, next: idBytes(start) };
+      entries.push(found);
+      start = after(found.path, found.folder);
+    }
+    return { entries, next: null };
   }
 
   /**

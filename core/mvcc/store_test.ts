@@ -257,3 +257,54 @@ Deno.test("keyHistory: one key's revisions newest first, deletions included, pag
   while (!store.compactionStep()) { /* drop history in steps */ }
   assert.deepEqual(show(store.keyHistory(b("k"))), ["PUT@6=v3 v1"]);
 });
+
+Deno.test("level: a tree level's keys and folders, each folder once, paged, deleted keys left out", () => {
+  const store = new MvccStore();
+  for (const k of ["top", "/a/1", "/a/2", "/b/x/y", "/c", "/d/gone", "/e", "/e/f"]) {
+    put(store, k, "v");
+  }
+  del(store, "/d/gone"); // its folder has no key left
+  const show = (r: ReturnType<MvccStore["level"]>) => ({
+    entries: r.entries.map((e) => (e.folder ? `${s(e.path)}*` : s(e.path))),
+    next: r.next === null ? null : s(r.next),
+  });
+  const slash = "/".charCodeAt(0);
+  const none = new Uint8Array(0);
+  assert.deepEqual(show(store.level(none, slash, none, 100)), {
+    entries: ["/*", "top"],
+    next: null,
+  });
+  assert.deepEqual(show(store.level(b("/"), slash, none, 100)), {
+    entries: ["/a/*", "/b/*", "/c", "/e", "/e/*"],
+    next: null,
+  });
+  // Pages of two: each page starts where the last one said.
+  const first = store.level(b("/"), slash, none, 2);
+  assert.deepEqual(show(first), { entries: ["/a/*", "/b/*"], next: "/b0" });
+  const second = store.level(b("/"), slash, first.next!, 2);
+  assert.deepEqual(show(second), { entries: ["/c", "/e"], next: "/e\0" });
+  assert.deepEqual(show(store.level(b("/"), slash, second.next!, 2)), {
+    entries: ["/e/*"],
+    next: null,
+  });
+  // A full page with nothing after it says so.
+  assert.deepEqual(show(store.level(b("/a/"), slash, none, 2)), {
+    entries: ["/a/1", "/a/2"],
+    next: null,
+  });
+  // No separator: every key under the prefix.
+  assert.deepEqual(show(store.level(b("/"), -1, none, 100)).entries, [
+    "/a/1",
+    "/a/2",
+    "/b/x/y",
+    "/c",
+    "/e",
+    "/e/f",
+  ]);
+  // Keys of 0xff bytes: a folder at the end of the key space.
+  const bytes = new Uint8Array([0xff, slash, 0x78]);
+  const w = store.write();
+  w.put(bytes, b("v"), 0n);
+  w.end();
+  assert.deepEqual(store.level(none, slash, none, 100).entries.at(-1)!.path, bytes.subarray(0, 2));
+});

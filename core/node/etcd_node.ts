@@ -20,6 +20,9 @@ import {
   type HistoryRequest,
   type HistoryResponse,
   HistoryResponseSchema,
+  type LevelRequest,
+  type LevelResponse,
+  LevelResponseSchema,
 } from "../../gen/detcdpb/console_pb.ts";
 import {
   ClusterVersionSchema,
@@ -70,8 +73,9 @@ import {
   type TxnResponse,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import { assert } from "../assert.ts";
+import { prefixRangeEnd } from "../bytes.ts";
 import type { AuthInfo } from "../auth/mod.ts";
-import { Errors, EtcdError, isEtcdError } from "../errors.ts";
+import { Errors, EtcdError, GrpcCode, isEtcdError } from "../errors.ts";
 import { humanizeBytes } from "../go_humanize.ts";
 import type { Logger } from "../log.ts";
 import type { Lessor } from "../lease/mod.ts";
@@ -590,6 +594,30 @@ export class EtcdNode {
       events,
       more,
       compactRevision: BigInt(mvcc.compactRevision),
+    });
+  }
+
+  /**
+   * The web console's tree level (detcdpb.Console.Level): after a read barrier, one page of the
+   * keys and folders directly under the prefix; the caller must be allowed to read the whole
+   * prefix, as for a range over it. At most 1000 entries a call.
+   */
+  async keyLevel(req: LevelRequest, caller: CallerSource = null): Promise<LevelResponse> {
+    if (req.separator.length > 1) {
+      throw new EtcdError(GrpcCode.InvalidArgument, "detcd: the separator is one byte");
+    }
+    await this.#linearizableRead();
+    const end = req.prefix.length === 0 ? new Uint8Array([0]) : prefixRangeEnd(req.prefix);
+    const start = req.prefix.length === 0 ? new Uint8Array([0]) : req.prefix;
+    this.#sm.auth.isRangePermitted(await resolveCaller(caller), start, end);
+    const bound = 1000;
+    const limit = req.limit > 0n && req.limit < BigInt(bound) ? Number(req.limit) : bound;
+    const separator = req.separator.length === 0 ? -1 : req.separator[0];
+    const { entries, next } = this.#sm.mvcc.level(req.prefix, separator, req.from, limit);
+    return create(LevelResponseSchema, {
+      header: this.header(),
+      entries,
+      next: next ?? new Uint8Array(0),
     });
   }
 

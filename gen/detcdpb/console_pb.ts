@@ -19,7 +19,98 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file detcdpb/console.proto.
  */
 export const file_detcdpb_console: GenFile = /*@__PURE__*/
-  fileDesc("ChVkZXRjZHBiL2NvbnNvbGUucHJvdG8SB2RldGNkcGIiRQoOSGlzdG9yeVJlcXVlc3QSCwoDa2V5GAEgASgMEhcKD2JlZm9yZV9yZXZpc2lvbhgCIAEoAxINCgVsaW1pdBgDIAEoAyKGAQoPSGlzdG9yeVJlc3BvbnNlEiwKBmhlYWRlchgBIAEoCzIcLmV0Y2RzZXJ2ZXJwYi5SZXNwb25zZUhlYWRlchIdCgZldmVudHMYAiADKAsyDS5tdmNjcGIuRXZlbnQSDAoEbW9yZRgDIAEoCBIYChBjb21wYWN0X3JldmlzaW9uGAQgASgDMpEBCgdDb25zb2xlEkgKBVdhdGNoEiAuZXRjZHNlcnZlcnBiLldhdGNoQ3JlYXRlUmVxdWVzdBobLmV0Y2RzZXJ2ZXJwYi5XYXRjaFJlc3BvbnNlMAESPAoHSGlzdG9yeRIXLmRldGNkcGIuSGlzdG9yeVJlcXVlc3QaGC5kZXRjZHBiLkhpc3RvcnlSZXNwb25zZWIGcHJvdG8z", [file_etcdserverpb_rpc, file_mvccpb_kv]);
+  fileDesc("ChVkZXRjZHBiL2NvbnNvbGUucHJvdG8SB2RldGNkcGIiTgoMTGV2ZWxSZXF1ZXN0Eg4KBnByZWZpeBgBIAEoDBIRCglzZXBhcmF0b3IYAiABKAwSDAoEZnJvbRgDIAEoDBINCgVsaW1pdBgEIAEoAyIqCgpMZXZlbEVudHJ5EgwKBHBhdGgYASABKAwSDgoGZm9sZGVyGAIgASgIInEKDUxldmVsUmVzcG9uc2USLAoGaGVhZGVyGAEgASgLMhwuZXRjZHNlcnZlcnBiLlJlc3BvbnNlSGVhZGVyEiQKB2VudHJpZXMYAiADKAsyEy5kZXRjZHBiLkxldmVsRW50cnkSDAoEbmV4dBgDIAEoDCJFCg5IaXN0b3J5UmVxdWVzdBILCgNrZXkYASABKAwSFwoPYmVmb3JlX3JldmlzaW9uGAIgASgDEg0KBWxpbWl0GAMgASgDIoYBCg9IaXN0b3J5UmVzcG9uc2USLAoGaGVhZGVyGAEgASgLMhwuZXRjZHNlcnZlcnBiLlJlc3BvbnNlSGVhZGVyEh0KBmV2ZW50cxgCIAMoCzINLm12Y2NwYi5FdmVudBIMCgRtb3JlGAMgASgIEhgKEGNvbXBhY3RfcmV2aXNpb24YBCABKAMyyQEKB0NvbnNvbGUSSAoFV2F0Y2gSIC5ldGNkc2VydmVycGIuV2F0Y2hDcmVhdGVSZXF1ZXN0GhsuZXRjZHNlcnZlcnBiLldhdGNoUmVzcG9uc2UwARI8CgdIaXN0b3J5EhcuZGV0Y2RwYi5IaXN0b3J5UmVxdWVzdBoYLmRldGNkcGIuSGlzdG9yeVJlc3BvbnNlEjYKBUxldmVsEhUuZGV0Y2RwYi5MZXZlbFJlcXVlc3QaFi5kZXRjZHBiLkxldmVsUmVzcG9uc2ViBnByb3RvMw", [file_etcdserverpb_rpc, file_mvccpb_kv]);
+
+/**
+ * @generated from message detcdpb.LevelRequest
+ */
+export type LevelRequest = Message<"detcdpb.LevelRequest"> & {
+  /**
+   * @generated from field: bytes prefix = 1;
+   */
+  prefix: Uint8Array;
+
+  /**
+   * One byte splitting keys into levels ("/" in the console); empty: no folders, every key.
+   *
+   * @generated from field: bytes separator = 2;
+   */
+  separator: Uint8Array;
+
+  /**
+   * Where the page starts (a previous answer's `next`); empty: at the prefix.
+   *
+   * @generated from field: bytes from = 3;
+   */
+  from: Uint8Array;
+
+  /**
+   * At most this many entries (0: the server's bound, 1000).
+   *
+   * @generated from field: int64 limit = 4;
+   */
+  limit: bigint;
+};
+
+/**
+ * Describes the message detcdpb.LevelRequest.
+ * Use `create(LevelRequestSchema)` to create a new message.
+ */
+export const LevelRequestSchema: GenMessage<LevelRequest> = /*@__PURE__*/
+  messageDesc(file_detcdpb_console, 0);
+
+/**
+ * @generated from message detcdpb.LevelEntry
+ */
+export type LevelEntry = Message<"detcdpb.LevelEntry"> & {
+  /**
+   * The full key, or the folder's prefix with its separator.
+   *
+   * @generated from field: bytes path = 1;
+   */
+  path: Uint8Array;
+
+  /**
+   * @generated from field: bool folder = 2;
+   */
+  folder: boolean;
+};
+
+/**
+ * Describes the message detcdpb.LevelEntry.
+ * Use `create(LevelEntrySchema)` to create a new message.
+ */
+export const LevelEntrySchema: GenMessage<LevelEntry> = /*@__PURE__*/
+  messageDesc(file_detcdpb_console, 1);
+
+/**
+ * @generated from message detcdpb.LevelResponse
+ */
+export type LevelResponse = Message<"detcdpb.LevelResponse"> & {
+  /**
+   * @generated from field: etcdserverpb.ResponseHeader header = 1;
+   */
+  header?: ResponseHeader | undefined;
+
+  /**
+   * @generated from field: repeated detcdpb.LevelEntry entries = 2;
+   */
+  entries: LevelEntry[];
+
+  /**
+   * Where the next page starts; empty when the level ends here.
+   *
+   * @generated from field: bytes next = 3;
+   */
+  next: Uint8Array;
+};
+
+/**
+ * Describes the message detcdpb.LevelResponse.
+ * Use `create(LevelResponseSchema)` to create a new message.
+ */
+export const LevelResponseSchema: GenMessage<LevelResponse> = /*@__PURE__*/
+  messageDesc(file_detcdpb_console, 2);
 
 /**
  * @generated from message detcdpb.HistoryRequest
@@ -50,7 +141,7 @@ export type HistoryRequest = Message<"detcdpb.HistoryRequest"> & {
  * Use `create(HistoryRequestSchema)` to create a new message.
  */
 export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
-  messageDesc(file_detcdpb_console, 0);
+  messageDesc(file_detcdpb_console, 3);
 
 /**
  * @generated from message detcdpb.HistoryResponse
@@ -87,7 +178,7 @@ export type HistoryResponse = Message<"detcdpb.HistoryResponse"> & {
  * Use `create(HistoryResponseSchema)` to create a new message.
  */
 export const HistoryResponseSchema: GenMessage<HistoryResponse> = /*@__PURE__*/
-  messageDesc(file_detcdpb_console, 1);
+  messageDesc(file_detcdpb_console, 4);
 
 /**
  * @generated from service detcdpb.Console
@@ -114,6 +205,19 @@ export const Console: GenService<{
     methodKind: "unary";
     input: typeof HistoryRequestSchema;
     output: typeof HistoryResponseSchema;
+  },
+  /**
+   * One page of a key tree's level: the keys and the folders (prefixes ending in the separator)
+   * directly under a prefix, in key order, each folder once however many keys it holds. Bounded
+   * work a call (at most 1000 entries); read permission on the whole prefix is asked, as for a
+   * range over it.
+   *
+   * @generated from rpc detcdpb.Console.Level
+   */
+  level: {
+    methodKind: "unary";
+    input: typeof LevelRequestSchema;
+    output: typeof LevelResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_detcdpb_console, 0);
