@@ -392,6 +392,21 @@ async function loadLeases(): Promise<void> {
           "td",
           {},
           h("button", {
+            class: "keep-alive",
+            click: async () => {
+              try {
+                const r = await consoleApi.keepAlive({ ID: row.id });
+                ok(
+                  r.TTL > 0n ? `lease ${row.id.toString(16)} kept alive: TTL ${r.TTL}s` : "expired",
+                );
+                loadLeases();
+              } catch (e) {
+                fail(e);
+              }
+            },
+          }, "keep alive"),
+          " ",
+          h("button", {
             class: "danger",
             click: async () => {
               try {
@@ -420,33 +435,25 @@ async function loadLeases(): Promise<void> {
 async function loadCluster(): Promise<void> {
   try {
     const [members, status, alarms] = await Promise.all([
-      cluster.memberList({}),
+      consoleApi.members({}),
       maintenance.status({}),
       maintenance.alarm({}),
     ]);
-    const table = h(
-      "table",
-      { id: "members" },
-      h(
-        "tr",
-        {},
-        h("th", {}, "ID"),
-        h("th", {}, "name"),
-        h("th", {}, "role"),
-        h("th", {}, "peer URLs"),
-        h("th", {}, "client URLs"),
-      ),
-    );
+    const head = ["ID", "name", "role", "health", "version", "peer URLs", "client URLs"];
+    const table = h("table", { id: "members" }, h("tr", {}, ...head.map((t) => h("th", {}, t))));
     for (const m of members.members) {
-      const role = m.ID === status.leader ? "leader" : m.isLearner ? "learner" : "follower";
+      const info = m.member!;
+      const role = m.leader ? "leader" : info.isLearner ? "learner" : "follower";
       table.append(h(
         "tr",
-        { "data-member": m.name, "data-role": role },
-        h("td", {}, m.ID.toString(16)),
-        h("td", {}, m.name),
+        { "data-member": info.name, "data-role": role, "data-health": m.reachable ? "up" : "down" },
+        h("td", {}, info.ID.toString(16)),
+        h("td", {}, info.name),
         h("td", { class: "role" }, role),
-        h("td", {}, m.peerURLs.join(", ")),
-        h("td", {}, m.clientURLs.join(", ")),
+        h("td", { class: m.reachable ? "up" : "down" }, m.reachable ? "reachable" : m.error),
+        h("td", {}, m.version),
+        h("td", {}, info.peerURLs.join(", ")),
+        h("td", {}, info.clientURLs.join(", ")),
       ));
     }
     $("cluster-body").replaceChildren(
@@ -465,14 +472,233 @@ async function loadCluster(): Promise<void> {
         alarms.alarms.length === 0
           ? "no alarms"
           : `alarms: ${
-            alarms.alarms.map((a) => `${a.alarm === 1 ? "NOSPACE" : "CORRUPT"} (${a.memberID})`)
-              .join(", ")
+            alarms.alarms.map((a) =>
+              `${a.alarm === 1 ? "NOSPACE" : "CORRUPT"} (member ${a.memberID.toString(16)})`
+            ).join(", ")
           }`,
       ),
     );
   } catch (e) {
     fail(e);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Access: users and roles (root's calls; anyone else is told "permission denied")
+
+const PERMISSION = ["read", "write", "readwrite"];
+
+/** A permission's range as etcdctl prints it: one key, a prefix, a range, or every key from. */
+function permRange(key: Uint8Array, end: Uint8Array): string {
+  if (end.length === 0) return keyLabel(key);
+  if (end.length === 1 && end[0] === 0) return `${keyLabel(key)} and after`;
+  const prefixOf = prefixEnd(key);
+  if (prefixOf.length === end.length && prefixOf.every((b, i) => b === end[i])) {
+    return `${keyLabel(key)}* (prefix)`;
+  }
+  return `[${keyLabel(key)}, ${keyLabel(end)})`;
+}
+
+/** Runs an auth call, shows the users and roles again, then reports it. */
+async function access(what: string, call: () => Promise<unknown>): Promise<void> {
+  try {
+    await call();
+    await loadAccess();
+    ok(what);
+  } catch (e) {
+    fail(e);
+  }
+}
+
+async function loadAccess(): Promise<void> {
+  const body = $("access-tables");
+  try {
+    const [users, roles] = await Promise.all([auth.userList({}), auth.roleList({})]);
+    const userRows = await Promise.all(users.users.map(async (name) => ({
+      name,
+      roles: (await auth.userGet({ name })).roles,
+    })));
+    const roleRows = await Promise.all(roles.roles.map(async (role) => ({
+      role,
+      perms: (await auth.roleGet({ role })).perm,
+    })));
+    const userTable = h(
+      "table",
+      { id: "users" },
+      h("tr", {}, h("th", {}, "user"), h("th", {}, "roles"), h("th", {}, "")),
+    );
+    for (const u of userRows) {
+      userTable.append(h(
+        "tr",
+        { "data-user": u.name },
+        h("td", {}, u.name),
+        h(
+          "td",
+          {},
+          ...u.roles.map((role) =>
+            h(
+              "span",
+              { class: "chip" },
+              role,
+              h("button", {
+                title: `revoke ${role} from ${u.name}`,
+                click: () =>
+                  access(
+                    `revoked ${role} from ${u.name}`,
+                    () => auth.userRevokeRole({ name: u.name, role }),
+                  ),
+              }, "×"),
+            )
+          ),
+        ),
+        h(
+          "td",
+          {},
+          h("button", {
+            class: "danger",
+            click: () => {
+              if (!confirm(`Delete user ${u.name}?`)) return;
+              access(`deleted user ${u.name}`, () => auth.userDelete({ name: u.name }));
+            },
+          }, "delete"),
+        ),
+      ));
+    }
+    const roleTable = h(
+      "table",
+      { id: "roles" },
+      h("tr", {}, h("th", {}, "role"), h("th", {}, "permissions"), h("th", {}, "")),
+    );
+    for (const r of roleRows) {
+      roleTable.append(h(
+        "tr",
+        { "data-role-name": r.role },
+        h("td", {}, r.role),
+        h(
+          "td",
+          {},
+          ...r.perms.map((p) =>
+            h(
+              "span",
+              { class: "chip" },
+              `${PERMISSION[p.permType]} ${permRange(p.key, p.rangeEnd)}`,
+              h("button", {
+                title: "revoke",
+                click: () =>
+                  access(
+                    `revoked a permission of ${r.role}`,
+                    () =>
+                      auth.roleRevokePermission({ role: r.role, key: p.key, rangeEnd: p.rangeEnd }),
+                  ),
+              }, "×"),
+            )
+          ),
+        ),
+        h(
+          "td",
+          {},
+          h("button", {
+            class: "danger",
+            click: () => {
+              if (!confirm(`Delete role ${r.role}?`)) return;
+              access(`deleted role ${r.role}`, () => auth.roleDelete({ role: r.role }));
+            },
+          }, "delete"),
+        ),
+      ));
+    }
+    body.replaceChildren(h("h3", {}, "Users"), userTable, h("h3", {}, "Roles"), roleTable);
+  } catch (e) {
+    body.replaceChildren(h("p", {}, "Users and roles are for root: ", message(e)));
+    fail(e);
+  }
+}
+
+/** The access view's forms, made once (the tables above them are made again after each change). */
+function accessForms(): void {
+  const input = (id: string, placeholder: string, type = "text") =>
+    h("input", { id, placeholder, type, "aria-label": placeholder });
+  const userName = input("new-user", "user");
+  const userPassword = input("new-password", "password", "password");
+  const grantUser = input("grant-user", "user");
+  const grantRole = input("grant-role", "role");
+  const roleName = input("new-role", "role");
+  const permRole = input("perm-role", "role");
+  const permKey = input("perm-key", "key");
+  const permPrefix = h("input", { id: "perm-prefix", type: "checkbox", checked: "" });
+  const permType = h(
+    "select",
+    { id: "perm-type" },
+    ...PERMISSION.map((p, i) => h("option", { value: String(i) }, p)),
+  );
+  $("access-forms").replaceChildren(
+    h(
+      "p",
+      {},
+      userName,
+      userPassword,
+      h("button", {
+        id: "user-add",
+        click: () =>
+          access(
+            `added user ${userName.value}`,
+            () => auth.userAdd({ name: userName.value, password: userPassword.value }),
+          ),
+      }, "add user"),
+      " ",
+      grantUser,
+      grantRole,
+      h("button", {
+        id: "role-grant",
+        click: () =>
+          access(
+            `granted ${grantRole.value} to ${grantUser.value}`,
+            () => auth.userGrantRole({ user: grantUser.value, role: grantRole.value }),
+          ),
+      }, "grant role"),
+    ),
+    h(
+      "p",
+      {},
+      roleName,
+      h("button", {
+        id: "role-add",
+        click: () =>
+          access(`added role ${roleName.value}`, () => auth.roleAdd({ name: roleName.value })),
+      }, "add role"),
+      " ",
+      permRole,
+      permType,
+      permKey,
+      h("label", {}, permPrefix, " prefix"),
+      h("button", {
+        id: "perm-grant",
+        click: () => {
+          const key = enc.encode(permKey.value);
+          const rangeEnd = permPrefix.checked ? prefixEnd(key) : new Uint8Array(0);
+          access(`granted a permission to ${permRole.value}`, () =>
+            auth.roleGrantPermission({
+              name: permRole.value,
+              perm: { permType: Number(permType.value), key, rangeEnd },
+            }));
+        },
+      }, "grant permission"),
+    ),
+    h(
+      "p",
+      {},
+      h("button", {
+        id: "auth-enable",
+        click: () => access("authentication enabled", () => auth.authEnable({})),
+      }, "enable authentication"),
+      " ",
+      h("button", {
+        id: "auth-disable",
+        class: "danger",
+        click: () => access("authentication disabled", () => auth.authDisable({})),
+      }, "disable authentication"),
+    ),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -515,9 +741,10 @@ function show(view: string): void {
   clearInterval(clusterTimer);
   if (view === "keys") reloadTree();
   if (view === "leases") loadLeases();
+  if (view === "access") loadAccess();
   if (view === "cluster") {
     loadCluster();
-    clusterTimer = setInterval(loadCluster, 2000);
+    clusterTimer = setInterval(loadCluster, 1000);
   }
 }
 
@@ -539,6 +766,7 @@ function main(): void {
     (e.target as HTMLElement).textContent = paused ? "resume" : "pause";
   });
   $("leases-refresh").addEventListener("click", loadLeases);
+  accessForms();
   $("login-form").addEventListener("submit", login);
   $("logout").addEventListener("click", () => {
     token = "";

@@ -1,18 +1,20 @@
 /**
  * The web console's server side: its calls (detcdpb.Console: a watch as a server stream, a
- * key's history, a key tree's level) and its static files under /ui/. The files are the front end bundled by
+ * key's history, a key tree's level, a lease's keep-alive, the members' state) and its static files under /ui/. The files are the front end bundled by
  * `deno task build:console` into console/assets.json (committed; see docs/adr/0011-web-console.md).
  */
 import { create, type MessageShape } from "@bufbuild/protobuf";
-import { Console } from "../gen/detcdpb/console_pb.ts";
+import { Console, MembersResponseSchema } from "../gen/detcdpb/console_pb.ts";
 import {
+  LeaseKeepAliveResponseSchema,
   type WatchCreateRequest,
   type WatchRequest,
   WatchRequestSchema,
   type WatchResponse,
   type WatchResponseSchema,
 } from "../gen/etcdserverpb/rpc_pb.ts";
-import type { EtcdNode } from "../core/node/mod.ts";
+import { type EtcdNode, SERVER_VERSION } from "../core/node/mod.ts";
+import { Errors, isEtcdError } from "../core/errors.ts";
 import type { AnyMethod, CallContext, MethodTable, StreamMethod, StreamSend } from "./grpc.ts";
 import { callerOf } from "./callers.ts";
 import type { PlainResponse } from "./listener.ts";
@@ -82,12 +84,86 @@ function consoleLevel(node: EtcdNode): [string, AnyMethod] {
   }];
 }
 
+/**
+ * Console.KeepAlive: one renew of a lease, answered as one response of etcd's LeaseKeepAlive
+ * (TTL 0 for an unknown or expired lease; any user, checked on every call).
+ */
+function consoleKeepAlive(node: EtcdNode): [string, AnyMethod] {
+  const method = Console.method.keepAlive;
+  return [`/${Console.typeName}/${method.name}`, {
+    kind: "unary",
+    input: method.input,
+    output: method.output,
+    async handle(req: MessageShape<typeof method.input>, ctx: CallContext) {
+      node.auth.requireUser(await callerOf(node, ctx));
+      const header = node.header();
+      let ttl = 0n;
+      try {
+        ttl = await node.leaseRenew(req.ID);
+      } catch (e) {
+        if (!isEtcdError(e, Errors.leaseNotFound)) throw e;
+      }
+      return create(LeaseKeepAliveResponseSchema, { header, ID: req.ID, TTL: ttl });
+    },
+  }];
+}
+
+/** Asks a member's peer URL for its version (GET /version); throws when it does not answer. */
+export type PeerVersion = (peerUrl: string) => Promise<string>;
+
+/**
+ * Console.Members: the member list with the leader this member knows and, for each other member,
+ * whether one of its peer URLs answers GET /version (any user, as MemberList).
+ */
+function consoleMembers(node: EtcdNode, peerVersion: PeerVersion): [string, AnyMethod] {
+  const method = Console.method.members;
+  return [`/${Console.typeName}/${method.name}`, {
+    kind: "unary",
+    input: method.input,
+    output: method.output,
+    async handle(_req: MessageShape<typeof method.input>, ctx: CallContext) {
+      node.auth.requireUser(await callerOf(node, ctx));
+      const leader = node.leader;
+      const members = await Promise.all(
+        node.members().map(async (member) => {
+          const state = {
+            member,
+            leader: member.ID === leader,
+            reachable: false,
+            version: "",
+            error: "",
+          };
+          if (member.ID === node.memberId) {
+            return { ...state, reachable: true, version: SERVER_VERSION };
+          }
+          let error = "no peer URL";
+          for (const url of member.peerURLs) {
+            try {
+              return { ...state, reachable: true, version: await peerVersion(url) };
+            } catch (e) {
+              error = e instanceof Error ? e.message : String(e);
+            }
+          }
+          return { ...state, error };
+        }),
+      );
+      return create(MembersResponseSchema, { header: node.headerWithoutRevision(), members });
+    },
+  }];
+}
+
 /** Adds the console's calls to a member's method table (beside etcd's Watch, which it reuses). */
-export function addConsoleServices(node: EtcdNode, table: MethodTable): MethodTable {
+export function addConsoleServices(
+  node: EtcdNode,
+  table: MethodTable,
+  peerVersion: PeerVersion,
+): MethodTable {
   const watch = table.get("/etcdserverpb.Watch/Watch");
   if (watch?.kind === "stream") table.set(...consoleWatch(watch));
   table.set(...consoleHistory(node));
   table.set(...consoleLevel(node));
+  table.set(...consoleKeepAlive(node));
+  table.set(...consoleMembers(node, peerVersion));
   return table;
 }
 

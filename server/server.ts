@@ -39,6 +39,7 @@ import {
 } from "./listener.ts";
 import {
   fetchPeerHashKV,
+  fetchPeerVersion,
   fetchRemoteCluster,
   listenPeers,
   loadPeerTls,
@@ -475,7 +476,9 @@ export async function startServer(
     electionTimeoutMs: opened.electionTimeoutMs,
   }, logger);
   const webConsole = config.webConsole ?? true;
-  if (webConsole) addConsoleServices(opened, table);
+  if (webConsole) {
+    addConsoleServices(opened, table, (url) => fetchPeerVersion(url, 1000, peerTls));
+  }
   const routes = http1Routes(opened, { webConsole });
   const servers: net.Server[] = [];
   const pools: WorkerPool[] = [];

@@ -257,7 +257,8 @@ Deno.test({
 
 Deno.test({
   ...options,
-  name: "web console in Chromium: the cluster view follows a leader moved with move-leader",
+  name:
+    "web console in Chromium: the cluster view follows a leader moved with move-leader and a member that stops",
   fn: async () => {
     const cluster = await startCluster({ kind: "detcd", size: 3 });
     try {
@@ -289,6 +290,23 @@ Deno.test({
           );
           await new Promise((r) => setTimeout(r, 200));
         }
+        // Every member answers; then one stops and the view says so.
+        const health = () =>
+          page.$$eval(
+            "#members tr[data-member]",
+            (rows) =>
+              rows.map((r) => `${r.getAttribute("data-member")}=${r.getAttribute("data-health")}`)
+                .sort().join(" "),
+          );
+        assert.equal(await health(), "etcd1=up etcd2=up etcd3=up");
+        const stopped = cluster.members.find((m) => m !== follower)!;
+        await stopped.kill("SIGKILL");
+        const until = Date.now() + 15_000;
+        while (!(await health()).includes(`${stopped.name}=down`)) {
+          assert.ok(Date.now() < until, `${stopped.name} still shown up: ${await health()}`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        assert.equal((await health()).match(/=up/g)?.length, 2);
         await screenshot(page, "console-cluster");
       });
     } finally {
@@ -299,7 +317,8 @@ Deno.test({
 
 Deno.test({
   ...options,
-  name: "web console in Chromium: leases with their keys and a countdown; put with a lease; revoke",
+  name:
+    "web console in Chromium: leases with their keys and a countdown; put with a lease; keep-alive; revoke",
   fn: async () => {
     const detcd = await startMember({ kind: "detcd" });
     try {
@@ -328,11 +347,104 @@ Deno.test({
           assert.ok(Date.now() < deadline, "the countdown did not move");
           await new Promise((r) => setTimeout(r, 200));
         }
+        // Keep-alive from the console: the TTL is back at its full length.
+        await page.click(`${row} button.keep-alive`);
+        await waitText(page, "#status", new RegExp(`lease ${id} kept alive: TTL 300s`));
+        const renewed = Date.now() + 5_000;
+        while ((await ttl()) < first) {
+          assert.ok(Date.now() < renewed, "the countdown did not start again");
+          await new Promise((r) => setTimeout(r, 100));
+        }
         await page.click(`${row} button.danger`);
         await page.waitForSelector(row, { hidden: true });
       });
       assert.equal(await ctl(ep, "lease", "list"), "found 0 leases\n");
       assert.equal(await ctl(ep, "get", "--prefix", "/leased/"), "");
+    } finally {
+      await detcd.stop();
+    }
+  },
+});
+
+Deno.test({
+  ...options,
+  name:
+    "web console in Chromium: root makes a user and a role with a prefix permission, turns auth on; the user sees only that prefix",
+  fn: async () => {
+    const detcd = await startMember({ kind: "detcd" });
+    try {
+      const ep = detcd.endpoint;
+      await ctl(ep, "put", "/bob/note", "hello");
+      await ctl(ep, "put", "/ops/secret", "x");
+      await withConsole(detcd, async (page) => {
+        page.on("dialog", (d) => d.accept());
+        await page.click('nav button[data-view="access"]');
+        await page.waitForSelector("#user-add");
+        const fill = async (fields: Record<string, string>) => {
+          for (const [id, value] of Object.entries(fields)) {
+            await page.$eval(
+              `#${id}`,
+              (e, v) => ((e as unknown as Field).value = v as string),
+              value,
+            );
+          }
+        };
+        const step = async (fields: Record<string, string>, button: string, done: RegExp) => {
+          await fill(fields);
+          await page.click(`#${button}`);
+          await waitText(page, "#status", done);
+        };
+        await step({ "new-user": "root", "new-password": "rootpw" }, "user-add", /added user root/);
+        await step(
+          { "grant-user": "root", "grant-role": "root" },
+          "role-grant",
+          /granted root to root/,
+        );
+        await step({ "new-user": "bob", "new-password": "bobpw" }, "user-add", /added user bob/);
+        await step({ "new-role": "notes" }, "role-add", /added role notes/);
+        await page.select("#perm-type", "2");
+        await step(
+          { "perm-role": "notes", "perm-key": "/bob/" },
+          "perm-grant",
+          /granted a permission to notes/,
+        );
+        await step(
+          { "grant-user": "bob", "grant-role": "notes" },
+          "role-grant",
+          /granted notes to bob/,
+        );
+        await waitText(page, "#roles", /readwrite \/bob\/\* \(prefix\)/);
+        await page.click("#auth-enable");
+        // Auth is on: the next call asks for a login.
+        await page.waitForSelector("#login[open]");
+        await page.type("#user", "bob");
+        await page.type("#password", "bobpw");
+        await page.click("#login-submit");
+        await waitText(page, "#who", /^bob$/);
+        await waitText(
+          page,
+          "#access-body",
+          /Users and roles are for root: etcdserver: permission denied/,
+        );
+        await page.click('nav button[data-view="keys"]');
+        await page.type("#search", "/bob/");
+        await page.keyboard.press("Enter");
+        await page.waitForSelector('[data-key="/bob/note"]');
+        assert.equal(await text(page, "#tree"), "note");
+      });
+      const root = ["--user=root:rootpw"];
+      assert.equal(await ctl(ep, ...root, "user", "get", "bob"), "User: bob\nRoles: notes\n");
+      assert.equal(
+        await ctl(ep, ...root, "role", "get", "notes"),
+        "Role notes\nKV Read:\n\t[/bob/, /bob0) (prefix /bob/)\nKV Write:\n\t[/bob/, /bob0) (prefix /bob/)\n",
+      );
+      const bob = await runCtl("etcdctl", [
+        `--endpoints=${ep}`,
+        "--user=bob:bobpw",
+        "get",
+        "/ops/secret",
+      ]);
+      assert.match(bob.stderr, /permission denied/);
     } finally {
       await detcd.stop();
     }

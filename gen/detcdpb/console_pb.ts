@@ -9,7 +9,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { ResponseHeader, WatchCreateRequestSchema, WatchResponseSchema } from "../etcdserverpb/rpc_pb.ts";
+import type { LeaseKeepAliveRequestSchema, LeaseKeepAliveResponseSchema, Member, ResponseHeader, WatchCreateRequestSchema, WatchResponseSchema } from "../etcdserverpb/rpc_pb.ts";
 import { file_etcdserverpb_rpc } from "../etcdserverpb/rpc_pb.ts";
 import type { Event } from "../mvccpb/kv_pb.ts";
 import { file_mvccpb_kv } from "../mvccpb/kv_pb.ts";
@@ -19,7 +19,81 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file detcdpb/console.proto.
  */
 export const file_detcdpb_console: GenFile = /*@__PURE__*/
-  fileDesc("ChVkZXRjZHBiL2NvbnNvbGUucHJvdG8SB2RldGNkcGIiTgoMTGV2ZWxSZXF1ZXN0Eg4KBnByZWZpeBgBIAEoDBIRCglzZXBhcmF0b3IYAiABKAwSDAoEZnJvbRgDIAEoDBINCgVsaW1pdBgEIAEoAyIqCgpMZXZlbEVudHJ5EgwKBHBhdGgYASABKAwSDgoGZm9sZGVyGAIgASgIInEKDUxldmVsUmVzcG9uc2USLAoGaGVhZGVyGAEgASgLMhwuZXRjZHNlcnZlcnBiLlJlc3BvbnNlSGVhZGVyEiQKB2VudHJpZXMYAiADKAsyEy5kZXRjZHBiLkxldmVsRW50cnkSDAoEbmV4dBgDIAEoDCJFCg5IaXN0b3J5UmVxdWVzdBILCgNrZXkYASABKAwSFwoPYmVmb3JlX3JldmlzaW9uGAIgASgDEg0KBWxpbWl0GAMgASgDIoYBCg9IaXN0b3J5UmVzcG9uc2USLAoGaGVhZGVyGAEgASgLMhwuZXRjZHNlcnZlcnBiLlJlc3BvbnNlSGVhZGVyEh0KBmV2ZW50cxgCIAMoCzINLm12Y2NwYi5FdmVudBIMCgRtb3JlGAMgASgIEhgKEGNvbXBhY3RfcmV2aXNpb24YBCABKAMyyQEKB0NvbnNvbGUSSAoFV2F0Y2gSIC5ldGNkc2VydmVycGIuV2F0Y2hDcmVhdGVSZXF1ZXN0GhsuZXRjZHNlcnZlcnBiLldhdGNoUmVzcG9uc2UwARI8CgdIaXN0b3J5EhcuZGV0Y2RwYi5IaXN0b3J5UmVxdWVzdBoYLmRldGNkcGIuSGlzdG9yeVJlc3BvbnNlEjYKBUxldmVsEhUuZGV0Y2RwYi5MZXZlbFJlcXVlc3QaFi5kZXRjZHBiLkxldmVsUmVzcG9uc2ViBnByb3RvMw", [file_etcdserverpb_rpc, file_mvccpb_kv]);
+  fileDesc("ChVkZXRjZHBiL2NvbnNvbGUucHJvdG8SB2RldGNkcGIiEAoOTWVtYmVyc1JlcXVlc3QidgoLTWVtYmVyU3RhdGUSJAoGbWVtYmVyGAEgASgLMhQuZXRjZHNlcnZlcnBiLk1lbWJlchIOCgZsZWFkZXIYAiABKAgSEQoJcmVhY2hhYmxlGAMgASgIEg8KB3ZlcnNpb24YBCABKAkSDQoFZXJyb3IYBSABKAkiZgoPTWVtYmVyc1Jlc3BvbnNlEiwKBmhlYWRlchgBIAEoCzIcLmV0Y2RzZXJ2ZXJwYi5SZXNwb25zZUhlYWRlchIlCgdtZW1iZXJzGAIgAygLMhQuZGV0Y2RwYi5NZW1iZXJTdGF0ZSJOCgxMZXZlbFJlcXVlc3QSDgoGcHJlZml4GAEgASgMEhEKCXNlcGFyYXRvchgCIAEoDBIMCgRmcm9tGAMgASgMEg0KBWxpbWl0GAQgASgDIioKCkxldmVsRW50cnkSDAoEcGF0aBgBIAEoDBIOCgZmb2xkZXIYAiABKAgicQoNTGV2ZWxSZXNwb25zZRIsCgZoZWFkZXIYASABKAsyHC5ldGNkc2VydmVycGIuUmVzcG9uc2VIZWFkZXISJAoHZW50cmllcxgCIAMoCzITLmRldGNkcGIuTGV2ZWxFbnRyeRIMCgRuZXh0GAMgASgMIkUKDkhpc3RvcnlSZXF1ZXN0EgsKA2tleRgBIAEoDBIXCg9iZWZvcmVfcmV2aXNpb24YAiABKAMSDQoFbGltaXQYAyABKAMihgEKD0hpc3RvcnlSZXNwb25zZRIsCgZoZWFkZXIYASABKAsyHC5ldGNkc2VydmVycGIuUmVzcG9uc2VIZWFkZXISHQoGZXZlbnRzGAIgAygLMg0ubXZjY3BiLkV2ZW50EgwKBG1vcmUYAyABKAgSGAoQY29tcGFjdF9yZXZpc2lvbhgEIAEoAzLfAgoHQ29uc29sZRJICgVXYXRjaBIgLmV0Y2RzZXJ2ZXJwYi5XYXRjaENyZWF0ZVJlcXVlc3QaGy5ldGNkc2VydmVycGIuV2F0Y2hSZXNwb25zZTABEjwKB0hpc3RvcnkSFy5kZXRjZHBiLkhpc3RvcnlSZXF1ZXN0GhguZGV0Y2RwYi5IaXN0b3J5UmVzcG9uc2USNgoFTGV2ZWwSFS5kZXRjZHBiLkxldmVsUmVxdWVzdBoWLmRldGNkcGIuTGV2ZWxSZXNwb25zZRJWCglLZWVwQWxpdmUSIy5ldGNkc2VydmVycGIuTGVhc2VLZWVwQWxpdmVSZXF1ZXN0GiQuZXRjZHNlcnZlcnBiLkxlYXNlS2VlcEFsaXZlUmVzcG9uc2USPAoHTWVtYmVycxIXLmRldGNkcGIuTWVtYmVyc1JlcXVlc3QaGC5kZXRjZHBiLk1lbWJlcnNSZXNwb25zZWIGcHJvdG8z", [file_etcdserverpb_rpc, file_mvccpb_kv]);
+
+/**
+ * @generated from message detcdpb.MembersRequest
+ */
+export type MembersRequest = Message<"detcdpb.MembersRequest"> & {
+};
+
+/**
+ * Describes the message detcdpb.MembersRequest.
+ * Use `create(MembersRequestSchema)` to create a new message.
+ */
+export const MembersRequestSchema: GenMessage<MembersRequest> = /*@__PURE__*/
+  messageDesc(file_detcdpb_console, 0);
+
+/**
+ * @generated from message detcdpb.MemberState
+ */
+export type MemberState = Message<"detcdpb.MemberState"> & {
+  /**
+   * @generated from field: etcdserverpb.Member member = 1;
+   */
+  member?: Member | undefined;
+
+  /**
+   * @generated from field: bool leader = 2;
+   */
+  leader: boolean;
+
+  /**
+   * @generated from field: bool reachable = 3;
+   */
+  reachable: boolean;
+
+  /**
+   * The member's etcd server version (its /version), or why it could not be asked.
+   *
+   * @generated from field: string version = 4;
+   */
+  version: string;
+
+  /**
+   * @generated from field: string error = 5;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message detcdpb.MemberState.
+ * Use `create(MemberStateSchema)` to create a new message.
+ */
+export const MemberStateSchema: GenMessage<MemberState> = /*@__PURE__*/
+  messageDesc(file_detcdpb_console, 1);
+
+/**
+ * @generated from message detcdpb.MembersResponse
+ */
+export type MembersResponse = Message<"detcdpb.MembersResponse"> & {
+  /**
+   * @generated from field: etcdserverpb.ResponseHeader header = 1;
+   */
+  header?: ResponseHeader | undefined;
+
+  /**
+   * @generated from field: repeated detcdpb.MemberState members = 2;
+   */
+  members: MemberState[];
+};
+
+/**
+ * Describes the message detcdpb.MembersResponse.
+ * Use `create(MembersResponseSchema)` to create a new message.
+ */
+export const MembersResponseSchema: GenMessage<MembersResponse> = /*@__PURE__*/
+  messageDesc(file_detcdpb_console, 2);
 
 /**
  * @generated from message detcdpb.LevelRequest
@@ -57,7 +131,7 @@ export type LevelRequest = Message<"detcdpb.LevelRequest"> & {
  * Use `create(LevelRequestSchema)` to create a new message.
  */
 export const LevelRequestSchema: GenMessage<LevelRequest> = /*@__PURE__*/
-  messageDesc(file_detcdpb_console, 0);
+  messageDesc(file_detcdpb_console, 3);
 
 /**
  * @generated from message detcdpb.LevelEntry
@@ -81,7 +155,7 @@ export type LevelEntry = Message<"detcdpb.LevelEntry"> & {
  * Use `create(LevelEntrySchema)` to create a new message.
  */
 export const LevelEntrySchema: GenMessage<LevelEntry> = /*@__PURE__*/
-  messageDesc(file_detcdpb_console, 1);
+  messageDesc(file_detcdpb_console, 4);
 
 /**
  * @generated from message detcdpb.LevelResponse
@@ -110,7 +184,7 @@ export type LevelResponse = Message<"detcdpb.LevelResponse"> & {
  * Use `create(LevelResponseSchema)` to create a new message.
  */
 export const LevelResponseSchema: GenMessage<LevelResponse> = /*@__PURE__*/
-  messageDesc(file_detcdpb_console, 2);
+  messageDesc(file_detcdpb_console, 5);
 
 /**
  * @generated from message detcdpb.HistoryRequest
@@ -141,7 +215,7 @@ export type HistoryRequest = Message<"detcdpb.HistoryRequest"> & {
  * Use `create(HistoryRequestSchema)` to create a new message.
  */
 export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
-  messageDesc(file_detcdpb_console, 3);
+  messageDesc(file_detcdpb_console, 6);
 
 /**
  * @generated from message detcdpb.HistoryResponse
@@ -178,7 +252,7 @@ export type HistoryResponse = Message<"detcdpb.HistoryResponse"> & {
  * Use `create(HistoryResponseSchema)` to create a new message.
  */
 export const HistoryResponseSchema: GenMessage<HistoryResponse> = /*@__PURE__*/
-  messageDesc(file_detcdpb_console, 4);
+  messageDesc(file_detcdpb_console, 7);
 
 /**
  * @generated from service detcdpb.Console
@@ -218,6 +292,27 @@ export const Console: GenService<{
     methodKind: "unary";
     input: typeof LevelRequestSchema;
     output: typeof LevelResponseSchema;
+  },
+  /**
+   * One keep-alive of a lease (etcd's LeaseKeepAlive is a bidirectional stream).
+   *
+   * @generated from rpc detcdpb.Console.KeepAlive
+   */
+  keepAlive: {
+    methodKind: "unary";
+    input: typeof LeaseKeepAliveRequestSchema;
+    output: typeof LeaseKeepAliveResponseSchema;
+  },
+  /**
+   * Every member with what this member sees of it: whether it leads, and whether its peer port
+   * answers (GET /version within a second), with the version it reports.
+   *
+   * @generated from rpc detcdpb.Console.Members
+   */
+  members: {
+    methodKind: "unary";
+    input: typeof MembersRequestSchema;
+    output: typeof MembersResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_detcdpb_console, 0);

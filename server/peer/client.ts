@@ -216,3 +216,14 @@ export async function fetchPeerHashKV(
     compactRevision: BigInt(parsed.compact_revision ?? 0),
   };
 }
+
+/** A peer's GET /version answer: its etcd server version (etcd's getVersion). */
+export async function fetchPeerVersion(
+  url: string,
+  timeoutMs: number,
+  peerTls: PeerTls | null = null,
+): Promise<string> {
+  const { status, body } = await peerRequest(url, "GET", "/version", timeoutMs, {}, peerTls);
+  if (status !== 200) throw new Error(`unexpected status ${status}`);
+  return (JSON.parse(body) as { etcdserver?: string }).etcdserver ?? "";
+}

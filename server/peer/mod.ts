@@ -46,6 +46,7 @@ export { PeerCalls } from "./calls.ts";
 export { loadPeerTls, type PeerTls, PeerTlsError, type PeerTlsFlags } from "./tls.ts";
 export {
   fetchPeerHashKV,
+  fetchPeerVersion,
   fetchRemoteCluster,
   forwardLeaseRenew,
   forwardLeaseTimeToLive,
