@@ -9,7 +9,7 @@
  */
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
-import { Auth, Cluster, KV, Lease, Maintenance } from "../gen/etcdserverpb/rpc_pb.ts";
+import { Auth, KV, Lease, Maintenance } from "../gen/etcdserverpb/rpc_pb.ts";
 import { Console } from "../gen/detcdpb/console_pb.ts";
 import { Event_EventType, type KeyValue } from "../gen/mvccpb/kv_pb.ts";
 import { keyLabel, lineDiff, prefixEnd, showValue } from "./format.ts";
@@ -27,7 +27,6 @@ const transport = createConnectTransport({
 });
 const kv = createClient(KV, transport);
 const lease = createClient(Lease, transport);
-const cluster = createClient(Cluster, transport);
 const maintenance = createClient(Maintenance, transport);
 const auth = createClient(Auth, transport);
 const consoleApi = createClient(Console, transport);

@@ -4,6 +4,7 @@ import * as tls from "node:tls";
 import { crlRefusal } from "./crl.ts";
 import type { Logger } from "../core/log.ts";
 import { connectHandler } from "./connect.ts";
+import { handleConnectStream, isConnectRequest } from "./connect_h2.ts";
 import { handleGrpcStream, type MethodTable, type PeerInfo, refuseNonGrpc } from "./grpc.ts";
 import { encodeHeaders, H2Connection, type H2Stream } from "./h2/mod.ts";
 import { type GatewayExchange, gatewayHandler, type HeaderList } from "./gateway.ts";
@@ -124,6 +125,11 @@ export async function listenClients(options: ClientListenerOptions): Promise<net
       gatewayPathOf(stream.headers[":path"] ?? "") !== null && gateway(h2Exchange(stream))
     ) {
       // The JSON gateway (curl speaks HTTP/2 to a TLS port).
+    } else if (isConnectRequest(stream.headers)) {
+      // Connect from a browser on a TLS port (ALPN picked HTTP/2).
+      handleConnectStream(table, options.maxRecvBytes, stream, peer).catch((error) =>
+        grpcOptions.onInternalError(stream.headers[":path"] ?? "", error)
+      );
     } else if (stream.headers[":method"] === "GET") {
       // etcd's plain endpoints over HTTP/2 too (curl picks h2 on a TLS port).
       Promise.resolve(options.http1Routes(stream.headers[":path"] ?? "", "GET")).then((plain) => {

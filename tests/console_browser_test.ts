@@ -13,7 +13,7 @@
  */
 import assert from "node:assert/strict";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
-import { type Member, runCtl, startMember, which } from "./harness.ts";
+import { type Member, runCtl, startMember, testTlsFiles, which } from "./harness.ts";
 import { startCluster } from "./cluster_harness.ts";
 
 const chromium = Deno.env.get("DETCD_CHROMIUM") ?? which("chromium");
@@ -41,7 +41,13 @@ async function withConsole(
   const browser: Browser = await puppeteer.launch({
     executablePath: chromium,
     headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+    // The TLS test's member has the harness's own CA: the browser is not told to trust it.
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-dev-shm-usage",
+      "--ignore-certificate-errors",
+    ],
   });
   const errors: string[] = [];
   try {
@@ -445,6 +451,46 @@ Deno.test({
         "/ops/secret",
       ]);
       assert.match(bob.stderr, /permission denied/);
+    } finally {
+      await detcd.stop();
+    }
+  },
+});
+
+Deno.test({
+  ...options,
+  name: "web console in Chromium on a TLS port (HTTP/2): browse, open a value, watch a put",
+  fn: async () => {
+    const files = testTlsFiles();
+    const detcd = await startMember({
+      kind: "detcd",
+      clientScheme: "https",
+      extraArgs: ["--cert-file", files.cert, "--key-file", files.key],
+    });
+    const tlsCtl = (...args: string[]) => ctl(detcd.clientUrl, `--cacert=${files.ca}`, ...args);
+    try {
+      await tlsCtl("put", "/secure/key", '{"tls":true}');
+      await withConsole(detcd, async (page) => {
+        const protocol = await page.evaluate(() =>
+          (performance.getEntriesByType("navigation")[0] as unknown as { nextHopProtocol: string })
+            .nextHopProtocol
+        );
+        assert.equal(protocol, "h2");
+        await page.waitForSelector('[data-folder="/"]');
+        await page.click('[data-folder="/"]');
+        await page.waitForSelector('[data-folder="/secure/"]');
+        await page.click('[data-folder="/secure/"]');
+        await page.waitForSelector('[data-key="/secure/key"]');
+        await page.click('[data-key="/secure/key"]');
+        await waitText(page, "#value", /"tls": true/);
+        await page.click('nav button[data-view="watch"]');
+        await page.type("#watch-key", "/secure/");
+        await page.click("#watch-start");
+        await waitText(page, "#watch-state", /watching/);
+        await new Promise((r) => setTimeout(r, 300));
+        await tlsCtl("put", "/secure/new", "over h2");
+        await waitText(page, "#events", /PUT \/secure\/new = over h2/);
+      });
     } finally {
       await detcd.stop();
     }

@@ -9,7 +9,14 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { Console } from "../gen/detcdpb/console_pb.ts";
 import { Event_EventType } from "../gen/mvccpb/kv_pb.ts";
-import { assertReference, type Member, requireReference, runCtl, startMember } from "./harness.ts";
+import {
+  assertReference,
+  type Member,
+  requireReference,
+  runCtl,
+  startMember,
+  testTlsFiles,
+} from "./harness.ts";
 
 const reference = requireReference();
 const enc = new TextEncoder();
@@ -26,12 +33,14 @@ async function ctl(member: Member, ...args: string[]): Promise<string> {
   return r.stdout;
 }
 
-function consoleClient(member: Member, token = "") {
+function consoleClient(member: Member, token = "", options: { json?: boolean; ca?: string } = {}) {
+  const client = options.ca ? Deno.createHttpClient({ caCerts: [options.ca] }) : undefined;
   return createClient(
     Console,
     createConnectTransport({
       baseUrl: member.clientUrl,
-      useBinaryFormat: true,
+      useBinaryFormat: !options.json,
+      fetch: client ? (input, init) => fetch(input, { ...init, client }) : undefined,
       interceptors: [(next) => (req) => {
         if (token !== "") req.header.set("token", token);
         return next(req);
@@ -219,6 +228,88 @@ Deno.test({
       assert.deepEqual(seen, ["PUT /w/a", "PUT /w/a prev=1", "DELETE /w/a prev=2"]);
     } finally {
       await detcd.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "web console on a TLS port: the page and Connect over HTTP/2 (unary, errors, a server stream; binary and JSON) answer as over HTTP/1.1",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const files = testTlsFiles();
+    const ca = await Deno.readTextFile(files.ca);
+    const tls = await startMember({
+      kind: "detcd",
+      clientScheme: "https",
+      extraArgs: ["--cert-file", files.cert, "--key-file", files.key],
+    });
+    const plain = await startMember({ kind: "detcd" });
+    try {
+      const tlsCtl = (...args: string[]) =>
+        runCtl("etcdctl", [`--endpoints=${tls.clientUrl}`, `--cacert=${files.ca}`, ...args]);
+      for (const m of [tls, plain]) {
+        for (const [k, v] of [["/a/1", "x"], ["/a/2", "y"], ["/b", "z"]]) {
+          const r = m === tls
+            ? await tlsCtl("put", k, v)
+            : await runCtl("etcdctl", [`--endpoints=${m.endpoint}`, "put", k, v]);
+          assert.equal(r.code, 0, r.stderr);
+        }
+      }
+      const client = Deno.createHttpClient({ caCerts: [ca] });
+      const page = await fetch(`${tls.clientUrl}/ui/`, { client });
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /<title>detcd console<\/title>/);
+      for (const json of [false, true]) {
+        const overTls = consoleClient(tls, "", { json, ca });
+        const overH1 = consoleClient(plain, "", { json });
+        const level = { prefix: enc.encode("/"), separator: enc.encode("/") };
+        const a = await overTls.level(level);
+        const b = await overH1.level(level);
+        assert.deepEqual(a.entries.map((e) => dec.decode(e.path)), ["/a/", "/b"]);
+        assert.deepEqual(a.entries, b.entries);
+        const history = await overTls.history({ key: enc.encode("/b") });
+        assert.deepEqual(history.events.map((e) => dec.decode(e.kv!.value)), ["z"]);
+        // An error: the same code and text either way.
+        const failure = async (c: typeof overTls) => {
+          try {
+            await c.history({ key: new Uint8Array(0) });
+          } catch (e) {
+            return String(e);
+          }
+          return "no error";
+        };
+        assert.equal(await failure(overTls), await failure(overH1));
+        assert.match(await failure(overTls), /invalid_argument.*key is not provided/);
+        // A server stream: a watch sees a put.
+        const controller = new AbortController();
+        const seen: string[] = [];
+        const reading = (async () => {
+          try {
+            for await (
+              const res of overTls.watch({ key: enc.encode(`w-${json}`) }, {
+                signal: controller.signal,
+              })
+            ) {
+              if (res.created) {
+                const r = await tlsCtl("put", `w-${json}`, json ? "json" : "binary");
+                assert.equal(r.code, 0, r.stderr);
+              }
+              for (const e of res.events) seen.push(dec.decode(e.kv!.value));
+              if (seen.length > 0) break;
+            }
+          } catch (e) {
+            if (!controller.signal.aborted) throw e;
+          }
+        })();
+        await reading;
+        controller.abort();
+        assert.deepEqual(seen, [json ? "json" : "binary"]);
+      }
+      client.close();
+    } finally {
+      await Promise.all([tls.stop(), plain.stop()]);
     }
   },
 });
