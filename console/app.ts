@@ -185,6 +185,7 @@ async function openKey(key: Uint8Array): Promise<void> {
       h("p", { class: "meta" }, describe(k), " · ", h("span", { id: "value-kind" }, shown.kind)),
       shown.note ? h("p", { class: "note" }, shown.note) : "",
       h("pre", { id: "value" }, shown.text),
+      shown.kind === "yaml" ? h("span", { id: "yaml-pending", hidden: "" }) : "",
       h(
         "details",
         {},
@@ -212,9 +213,26 @@ async function openKey(key: Uint8Array): Promise<void> {
       }, "Delete"),
       historyBox(key),
     );
+    if (shown.kind === "yaml") prettyYamlInto($("value"), shown.text);
   } catch (e) {
     fail(e);
   }
+}
+
+/** YAML's pretty-printer, loaded on first use (yaml.js: the `yaml` package). */
+let yamlModule: Promise<{ prettyYaml(text: string): string | null }> | null = null;
+
+async function prettyYamlInto(target: HTMLElement, text: string): Promise<void> {
+  try {
+    // A computed specifier: the bundler leaves it to the browser, which fetches /ui/yaml.js.
+    const url = new URL("yaml.js", import.meta.url).href;
+    yamlModule ??= import(url);
+    const pretty = (await yamlModule).prettyYaml(text);
+    if (pretty !== null && target.isConnected) target.textContent = pretty;
+  } catch {
+    // left as it was stored
+  }
+  document.getElementById("yaml-pending")?.remove();
 }
 
 async function putValue(key: Uint8Array, value: string, leaseId = 0n): Promise<void> {

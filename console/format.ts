@@ -69,8 +69,17 @@ function protoFields(bytes: Uint8Array): Map<number, Uint8Array[]> | null {
   return fields;
 }
 
-/** apiVersion and kind of a Kubernetes protobuf-encoded object, or null. */
-export function kubernetesType(bytes: Uint8Array): { apiVersion: string; kind: string } | null {
+/** What the Kubernetes protobuf envelope says of its object. */
+export interface KubernetesObject {
+  apiVersion: string;
+  kind: string;
+  /** metadata.namespace and metadata.name, when the object carries them. */
+  namespace: string;
+  name: string;
+}
+
+/** apiVersion, kind, namespace and name of a Kubernetes protobuf-encoded object, or null. */
+export function kubernetesType(bytes: Uint8Array): KubernetesObject | null {
   if (bytes.length < 4 || K8S_MAGIC.some((b, i) => bytes[i] !== b)) return null;
   // runtime.Unknown: 1 typeMeta {1 apiVersion, 2 kind}, 2 raw, 3 contentEncoding, 4 contentType.
   const unknown = protoFields(bytes.subarray(4));
@@ -78,9 +87,19 @@ export function kubernetesType(bytes: Uint8Array): { apiVersion: string; kind: s
   if (typeMeta === undefined) return null;
   const meta = protoFields(typeMeta);
   if (meta === null) return null;
+  // raw: the object itself, whose field 1 is its ObjectMeta {1 name, 3 namespace}.
+  const raw = unknown?.get(2)?.[0];
+  const objectMeta = raw === undefined ? undefined : protoFields(raw)?.get(1)?.[0];
+  const metadata = objectMeta === undefined ? null : protoFields(objectMeta);
   try {
-    const text = (n: number) => utf8.decode(meta.get(n)?.[0] ?? new Uint8Array(0));
-    return { apiVersion: text(1), kind: text(2) };
+    const text = (fields: Map<number, Uint8Array[]> | null, n: number) =>
+      utf8.decode(fields?.get(n)?.[0] ?? new Uint8Array(0));
+    return {
+      apiVersion: text(meta, 1),
+      kind: text(meta, 2),
+      name: text(metadata, 1),
+      namespace: text(metadata, 3),
+    };
   } catch {
     return null;
   }
@@ -101,9 +120,12 @@ export function showValue(bytes: Uint8Array): Shown {
   if (bytes.length === 0) return { kind: "empty", text: "" };
   const k8s = kubernetesType(bytes);
   if (k8s !== null) {
+    const where = k8s.name === "" ? "" : `, ${k8s.namespace ? `${k8s.namespace}/` : ""}${k8s.name}`;
     return {
       kind: "kubernetes",
-      note: `Kubernetes object: apiVersion ${k8s.apiVersion || "?"}, kind ${k8s.kind || "?"}`,
+      note: `Kubernetes object: apiVersion ${k8s.apiVersion || "?"}, kind ${
+        k8s.kind || "?"
+      }${where}`,
       text: hexDump(bytes),
     };
   }

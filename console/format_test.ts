@@ -29,12 +29,22 @@ Deno.test("showValue picks JSON, YAML, text, hex for binary, and recognises Kube
     ...field(1, enc.encode("apps/v1")),
     ...field(2, enc.encode("Deployment")),
   ]);
-  const unknown = new Uint8Array([...field(1, typeMeta), ...field(2, new Uint8Array([1, 2, 3]))]);
+  const objectMeta = new Uint8Array([
+    ...field(1, enc.encode("web")),
+    ...field(3, enc.encode("prod")),
+  ]);
+  const raw = new Uint8Array([...field(1, objectMeta), ...field(2, new Uint8Array([1, 2, 3]))]);
+  const unknown = new Uint8Array([...field(1, typeMeta), ...field(2, raw)]);
   const value = new Uint8Array([0x6b, 0x38, 0x73, 0x00, ...unknown]);
-  assert.deepEqual(kubernetesType(value), { apiVersion: "apps/v1", kind: "Deployment" });
+  assert.deepEqual(kubernetesType(value), {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    namespace: "prod",
+    name: "web",
+  });
   const shown = showValue(value);
   assert.equal(shown.kind, "kubernetes");
-  assert.equal(shown.note, "Kubernetes object: apiVersion apps/v1, kind Deployment");
+  assert.equal(shown.note, "Kubernetes object: apiVersion apps/v1, kind Deployment, prod/web");
   assert.equal(kubernetesType(new Uint8Array([0x6b, 0x38, 0x73, 0x00, 0x0a, 0x7f])), null);
 });
 

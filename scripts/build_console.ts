@@ -11,28 +11,33 @@ const root = new URL("..", import.meta.url).pathname;
 export async function buildConsoleAssets(): Promise<string> {
   const out = await Deno.makeTempDir({ prefix: "detcd-console-" });
   try {
-    const bundle = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "bundle",
-        "--quiet",
-        "--platform=browser",
-        "--minify",
-        `--config=${root}deno.json`,
-        "-o",
-        `${out}/app.js`,
-        `${root}console/app.ts`,
-      ],
-      cwd: root,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!bundle.success) {
-      throw new Error(`deno bundle failed: ${new TextDecoder().decode(bundle.stderr)}`);
+    // The page, and YAML's pretty-printer as a module of its own that the page imports only
+    // when it shows a YAML value (most values are not, and it is as large as the rest).
+    for (const name of ["app", "yaml"]) {
+      const bundle = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "bundle",
+          "--quiet",
+          "--platform=browser",
+          "--minify",
+          `--config=${root}deno.json`,
+          "-o",
+          `${out}/${name}.js`,
+          `${root}console/${name}.ts`,
+        ],
+        cwd: root,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      if (!bundle.success) {
+        throw new Error(`deno bundle failed: ${new TextDecoder().decode(bundle.stderr)}`);
+      }
     }
     const assets = {
       "index.html": await Deno.readTextFile(`${root}console/index.html`),
       "app.css": await Deno.readTextFile(`${root}console/app.css`),
       "app.js": await Deno.readTextFile(`${out}/app.js`),
+      "yaml.js": await Deno.readTextFile(`${out}/yaml.js`),
     };
     return JSON.stringify(assets) + "\n";
   } finally {

@@ -122,6 +122,12 @@ Deno.test({
         assert.equal(await text(page, "#value"), '{\n  "apiVersion": "v1",\n  "kind": "Pod"\n}');
         await screenshot(page, "console-keys");
 
+        // YAML is re-indented (yaml.js, fetched when first needed).
+        await ctl(ep, "put", "top", "name: web\nports:\n    -   80\n    -   443\n");
+        await page.click('[data-key="top"]');
+        await waitText(page, "#value", /^name: web\nports:\n  - 80\n  - 443$/);
+        assert.equal(await text(page, "#value-kind"), "yaml");
+
         // Edit and save: etcdctl sees the new value.
         await page.click('[data-key="/registry/pods/default/db"]');
         await waitText(page, "#key-name", /db$/);
