@@ -12,6 +12,7 @@ import { createConnectTransport } from "@connectrpc/connect-web";
 import { Auth, KV, Lease, Maintenance } from "../gen/etcdserverpb/rpc_pb.ts";
 import { Console } from "../gen/detcdpb/console_pb.ts";
 import { Event_EventType, type KeyValue } from "../gen/mvccpb/kv_pb.ts";
+import { type Permission, Permission_Type } from "../gen/authpb/auth_pb.ts";
 import { keyLabel, lineDiff, prefixEnd, showValue } from "./format.ts";
 
 const enc = new TextEncoder();
@@ -77,6 +78,67 @@ function ok(text: string): void {
 // Keys: a tree level by level, a key's value, history and edits
 
 const PAGE = 100;
+
+/** What the logged-in user may do (Console.Permissions); everything while auth is off. */
+let mine: { enabled: boolean; root: boolean; perms: Permission[] } = {
+  enabled: false,
+  root: true,
+  perms: [],
+};
+
+function compareKeys(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
+
+/** Whether a permission covers `key`. */
+function covers(p: Permission, key: Uint8Array): boolean {
+  if (p.rangeEnd.length === 0) return compareKeys(p.key, key) === 0;
+  if (compareKeys(key, p.key) < 0) return false;
+  return (p.rangeEnd.length === 1 && p.rangeEnd[0] === 0) || compareKeys(key, p.rangeEnd) < 0;
+}
+
+/** Whether the user may write `key` (the server decides; this only hides what it would refuse). */
+function canWrite(key: Uint8Array): boolean {
+  return mine.root ||
+    mine.perms.some((p) => p.permType !== Permission_Type.READ && covers(p, key));
+}
+
+async function loadPermissions(): Promise<void> {
+  try {
+    const r = await consoleApi.permissions({});
+    mine = { enabled: r.authEnabled, root: r.root, perms: r.perms };
+  } catch (e) {
+    mine = { enabled: true, root: false, perms: [] };
+    fail(e);
+  }
+  // The ranges a limited user may read, as starting points for the tree.
+  const list = $("my-ranges");
+  list.replaceChildren();
+  if (!mine.root) {
+    for (const p of mine.perms) {
+      if (p.permType === Permission_Type.WRITE) continue;
+      list.append(h(
+        "li",
+        {},
+        h("a", {
+          href: "#",
+          "data-range": keyLabel(p.key),
+          click: (e) => {
+            e.preventDefault();
+            ($("search") as HTMLInputElement).value = new TextDecoder().decode(p.key);
+            reloadTree();
+          },
+        }, permRange(p.key, p.rangeEnd)),
+      ));
+    }
+  }
+  $("my-ranges-box").hidden = mine.root;
+  for (const tab of document.querySelectorAll<HTMLElement>('nav button[data-view="access"]')) {
+    tab.hidden = !mine.root;
+  }
+}
 let separator = "/".charCodeAt(0);
 
 /** A tree level's entry: a key, or a folder (a prefix ending in the separator). */
@@ -186,37 +248,46 @@ async function openKey(key: Uint8Array): Promise<void> {
       shown.note ? h("p", { class: "note" }, shown.note) : "",
       h("pre", { id: "value" }, shown.text),
       shown.kind === "yaml" ? h("span", { id: "yaml-pending", hidden: "" }) : "",
-      h(
-        "details",
-        {},
-        h("summary", {}, "Edit"),
-        editor,
-        h("button", {
-          id: "save",
-          click: () => putValue(key, editor.value, k.lease),
-        }, "Save"),
-      ),
-      h("button", {
-        id: "delete",
-        class: "danger",
-        click: async () => {
-          if (!confirm(`Delete ${keyLabel(key)}?`)) return;
-          try {
-            await kv.deleteRange({ key });
-            ok(`deleted ${keyLabel(key)}`);
-            reloadTree();
-            openKey(key);
-          } catch (e) {
-            fail(e);
-          }
-        },
-      }, "Delete"),
+      ...(canWrite(key) ? editControls(key, k, editor) : [
+        h("p", { id: "read-only", class: "note" }, "read only for you"),
+      ]),
       historyBox(key),
     );
     if (shown.kind === "yaml") prettyYamlInto($("value"), shown.text);
   } catch (e) {
     fail(e);
   }
+}
+
+/** Edit (save) and delete, for a key the user may write. */
+function editControls(key: Uint8Array, k: KeyValue, editor: HTMLTextAreaElement): HTMLElement[] {
+  return [
+    h(
+      "details",
+      {},
+      h("summary", {}, "Edit"),
+      editor,
+      h("button", {
+        id: "save",
+        click: () => putValue(key, editor.value, k.lease),
+      }, "Save"),
+    ),
+    h("button", {
+      id: "delete",
+      class: "danger",
+      click: async () => {
+        if (!confirm(`Delete ${keyLabel(key)}?`)) return;
+        try {
+          await kv.deleteRange({ key });
+          ok(`deleted ${keyLabel(key)}`);
+          reloadTree();
+          openKey(key);
+        } catch (e) {
+          fail(e);
+        }
+      },
+    }, "Delete"),
+  ];
 }
 
 /** YAML's pretty-printer, loaded on first use (yaml.js: the `yaml` package). */
@@ -735,6 +806,7 @@ async function login(e: Event): Promise<void> {
     token = r.token;
     ($("password") as HTMLInputElement).value = "";
     ($("login") as HTMLDialogElement).close();
+    await loadPermissions();
     $("who").textContent = name;
     $("logout").hidden = false;
     ok(`logged in as ${name}`);
@@ -787,12 +859,19 @@ function main(): void {
   $("login-form").addEventListener("submit", login);
   $("logout").addEventListener("click", () => {
     token = "";
+    mine = { enabled: true, root: false, perms: [] };
+    // Nothing the last user saw stays on the page.
+    watching?.abort();
+    for (const id of ["tree", "events", "leases", "cluster-body", "access-tables"]) {
+      $(id).replaceChildren();
+    }
+    $("detail").replaceChildren(h("p", {}, "Pick a key."));
     $("who").textContent = "";
     $("logout").hidden = true;
-    show(current);
+    loadPermissions().then(() => show(current));
   });
   $("logout").hidden = true;
-  show("keys");
+  loadPermissions().then(() => show("keys"));
 }
 
 main();

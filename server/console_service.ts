@@ -1,10 +1,15 @@
 /**
  * The web console's server side: its calls (detcdpb.Console: a watch as a server stream, a
- * key's history, a key tree's level, a lease's keep-alive, the members' state) and its static files under /ui/. The files are the front end bundled by
+ * key's history, a key tree's level, a lease's keep-alive, the members' state, the caller's own
+ * permissions) and its static files under /ui/. The files are the front end bundled by
  * `deno task build:console` into console/assets.json (committed; see docs/adr/0011-web-console.md).
  */
 import { create, type MessageShape } from "@bufbuild/protobuf";
-import { Console, MembersResponseSchema } from "../gen/detcdpb/console_pb.ts";
+import {
+  Console,
+  MembersResponseSchema,
+  PermissionsResponseSchema,
+} from "../gen/detcdpb/console_pb.ts";
 import {
   LeaseKeepAliveResponseSchema,
   type WatchCreateRequest,
@@ -152,6 +157,25 @@ function consoleMembers(node: EtcdNode, peerVersion: PeerVersion): [string, AnyM
   }];
 }
 
+/** Console.Permissions: the caller's own permissions (AuthStore.ownPermissions). */
+function consolePermissions(node: EtcdNode): [string, AnyMethod] {
+  const method = Console.method.permissions;
+  return [`/${Console.typeName}/${method.name}`, {
+    kind: "unary",
+    input: method.input,
+    output: method.output,
+    async handle(_req: MessageShape<typeof method.input>, ctx: CallContext) {
+      const own = node.auth.store.ownPermissions(await callerOf(node, ctx));
+      return create(PermissionsResponseSchema, {
+        header: node.headerWithoutRevision(),
+        authEnabled: own.enabled,
+        root: own.root,
+        perms: own.perms,
+      });
+    },
+  }];
+}
+
 /** Adds the console's calls to a member's method table (beside etcd's Watch, which it reuses). */
 export function addConsoleServices(
   node: EtcdNode,
@@ -164,6 +188,7 @@ export function addConsoleServices(
   table.set(...consoleLevel(node));
   table.set(...consoleKeepAlive(node));
   table.set(...consoleMembers(node, peerVersion));
+  table.set(...consolePermissions(node));
   return table;
 }
 

@@ -213,7 +213,8 @@ Deno.test({
 
 Deno.test({
   ...options,
-  name: "web console in Chromium: a limited user logs in and sees only its prefix",
+  name:
+    "web console in Chromium: limited users log in and see only their prefix; a reader is offered no edit",
   fn: async () => {
     const detcd = await startMember({ kind: "detcd" });
     try {
@@ -225,6 +226,10 @@ Deno.test({
       await ctl(ep, "role", "add", "app");
       await ctl(ep, "role", "grant-permission", "app", "--prefix=true", "readwrite", "/app/");
       await ctl(ep, "user", "grant-role", "alice", "app");
+      await ctl(ep, "user", "add", "reader:readerpw");
+      await ctl(ep, "role", "add", "app-read");
+      await ctl(ep, "role", "grant-permission", "app-read", "--prefix=true", "read", "/app/");
+      await ctl(ep, "user", "grant-role", "reader", "app-read");
       await ctl(ep, "auth", "enable");
       await withConsole(detcd, async (page) => {
         await page.waitForSelector("#login[open]");
@@ -236,10 +241,15 @@ Deno.test({
         await page.type("#password", "alicepw");
         await page.click("#login-submit");
         await waitText(page, "#who", /^alice$/);
-        // Every key: refused; her prefix: listed, and her write lands.
+        // Every key: refused; her prefix, offered as a starting point: listed, and her write
+        // lands. Users and roles are not offered to her.
         await waitText(page, "#status", /permission denied/);
-        await page.type("#search", "/app/");
-        await page.keyboard.press("Enter");
+        assert.equal(await text(page, "#my-ranges"), "/app/* (prefix)");
+        assert.equal(
+          await page.$eval('nav button[data-view="access"]', (e) => e.hasAttribute("hidden")),
+          true,
+        );
+        await page.click('#my-ranges [data-range="/app/"]');
         await page.waitForSelector('[data-key="/app/config"]');
         assert.equal(await text(page, "#tree"), "config");
         await page.click('[data-key="/app/config"]');
@@ -254,6 +264,25 @@ Deno.test({
         await page.keyboard.press("Enter");
         await waitText(page, "#status", /permission denied/);
         assert.doesNotMatch(await text(page, "#tree"), /key/);
+
+        // A reader of /app/: the value, but neither edit nor delete.
+        await page.click("#logout");
+        await page.waitForSelector("#login[open]");
+        assert.equal(await text(page, "#detail"), "Pick a key.");
+        await page.$eval("#user", (e) => ((e as unknown as Field).value = ""));
+        await page.$eval("#password", (e) => ((e as unknown as Field).value = ""));
+        await page.type("#user", "reader");
+        await page.type("#password", "readerpw");
+        await page.click("#login-submit");
+        await waitText(page, "#who", /^reader$/);
+        await page.click('#my-ranges [data-range="/app/"]');
+        await page.waitForSelector('[data-key="/app/config"]');
+        await page.click('[data-key="/app/config"]');
+        await page.waitForSelector("#read-only");
+        assert.equal(await text(page, "#value"), "changed");
+        assert.equal(await text(page, "#read-only"), "read only for you");
+        assert.equal(await page.$("#save"), null);
+        assert.equal(await page.$("#delete"), null);
       });
       const root = ["--user=root:rootpw"];
       assert.equal(await ctl(ep, ...root, "get", "/app/config", "--print-value-only"), "changed\n");

@@ -661,6 +661,23 @@ export class AuthStore {
     if (!this.#users.has(info.username)) throw Errors.userNotFound();
   }
 
+  /**
+   * The caller's own permissions (the web console's Permissions call, so that its views offer
+   * only what the caller may do): whether auth is on, whether the caller holds root, and its
+   * roles' key permissions. Asks only that the caller is a user; no one learns another's.
+   */
+  ownPermissions(info: AuthInfo | null): { enabled: boolean; root: boolean; perms: Permission[] } {
+    if (!this.#enabled) return { enabled: false, root: true, perms: [] };
+    this.isAuthenticated(info);
+    const user = this.#users.get(info!.username)!;
+    const perms: Permission[] = [];
+    for (const name of user.roles) {
+      const role = this.#roles.get(name);
+      if (role !== undefined) perms.push(...role.keyPermission.map(copyPermission));
+    }
+    return { enabled: true, root: hasRootRole(user), perms };
+  }
+
   /** Whether the user exists and holds `role`. */
   hasRole(username: string, role: string): boolean {
     const user = this.#users.get(username);

@@ -13,13 +13,60 @@ import type { LeaseKeepAliveRequestSchema, LeaseKeepAliveResponseSchema, Member,
 import { file_etcdserverpb_rpc } from "../etcdserverpb/rpc_pb.ts";
 import type { Event } from "../mvccpb/kv_pb.ts";
 import { file_mvccpb_kv } from "../mvccpb/kv_pb.ts";
+import type { Permission } from "../authpb/auth_pb.ts";
+import { file_authpb_auth } from "../authpb/auth_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file detcdpb/console.proto.
  */
 export const file_detcdpb_console: GenFile = /*@__PURE__*/
-  fileDesc("ChVkZXRjZHBiL2NvbnNvbGUucHJvdG8SB2RldGNkcGIiEAoOTWVtYmVyc1JlcXVlc3QidgoLTWVtYmVyU3RhdGUSJAoGbWVtYmVyGAEgASgLMhQuZXRjZHNlcnZlcnBiLk1lbWJlchIOCgZsZWFkZXIYAiABKAgSEQoJcmVhY2hhYmxlGAMgASgIEg8KB3ZlcnNpb24YBCABKAkSDQoFZXJyb3IYBSABKAkiZgoPTWVtYmVyc1Jlc3BvbnNlEiwKBmhlYWRlchgBIAEoCzIcLmV0Y2RzZXJ2ZXJwYi5SZXNwb25zZUhlYWRlchIlCgdtZW1iZXJzGAIgAygLMhQuZGV0Y2RwYi5NZW1iZXJTdGF0ZSJOCgxMZXZlbFJlcXVlc3QSDgoGcHJlZml4GAEgASgMEhEKCXNlcGFyYXRvchgCIAEoDBIMCgRmcm9tGAMgASgMEg0KBWxpbWl0GAQgASgDIioKCkxldmVsRW50cnkSDAoEcGF0aBgBIAEoDBIOCgZmb2xkZXIYAiABKAgicQoNTGV2ZWxSZXNwb25zZRIsCgZoZWFkZXIYASABKAsyHC5ldGNkc2VydmVycGIuUmVzcG9uc2VIZWFkZXISJAoHZW50cmllcxgCIAMoCzITLmRldGNkcGIuTGV2ZWxFbnRyeRIMCgRuZXh0GAMgASgMIkUKDkhpc3RvcnlSZXF1ZXN0EgsKA2tleRgBIAEoDBIXCg9iZWZvcmVfcmV2aXNpb24YAiABKAMSDQoFbGltaXQYAyABKAMihgEKD0hpc3RvcnlSZXNwb25zZRIsCgZoZWFkZXIYASABKAsyHC5ldGNkc2VydmVycGIuUmVzcG9uc2VIZWFkZXISHQoGZXZlbnRzGAIgAygLMg0ubXZjY3BiLkV2ZW50EgwKBG1vcmUYAyABKAgSGAoQY29tcGFjdF9yZXZpc2lvbhgEIAEoAzLfAgoHQ29uc29sZRJICgVXYXRjaBIgLmV0Y2RzZXJ2ZXJwYi5XYXRjaENyZWF0ZVJlcXVlc3QaGy5ldGNkc2VydmVycGIuV2F0Y2hSZXNwb25zZTABEjwKB0hpc3RvcnkSFy5kZXRjZHBiLkhpc3RvcnlSZXF1ZXN0GhguZGV0Y2RwYi5IaXN0b3J5UmVzcG9uc2USNgoFTGV2ZWwSFS5kZXRjZHBiLkxldmVsUmVxdWVzdBoWLmRldGNkcGIuTGV2ZWxSZXNwb25zZRJWCglLZWVwQWxpdmUSIy5ldGNkc2VydmVycGIuTGVhc2VLZWVwQWxpdmVSZXF1ZXN0GiQuZXRjZHNlcnZlcnBiLkxlYXNlS2VlcEFsaXZlUmVzcG9uc2USPAoHTWVtYmVycxIXLmRldGNkcGIuTWVtYmVyc1JlcXVlc3QaGC5kZXRjZHBiLk1lbWJlcnNSZXNwb25zZWIGcHJvdG8z", [file_etcdserverpb_rpc, file_mvccpb_kv]);
+  fileDesc("ChVkZXRjZHBiL2NvbnNvbGUucHJvdG8SB2RldGNkcGIiFAoSUGVybWlzc2lvbnNSZXF1ZXN0IooBChNQZXJtaXNzaW9uc1Jlc3BvbnNlEiwKBmhlYWRlchgBIAEoCzIcLmV0Y2RzZXJ2ZXJwYi5SZXNwb25zZUhlYWRlchIUCgxhdXRoX2VuYWJsZWQYAiABKAgSDAoEcm9vdBgDIAEoCBIhCgVwZXJtcxgEIAMoCzISLmF1dGhwYi5QZXJtaXNzaW9uIhAKDk1lbWJlcnNSZXF1ZXN0InYKC01lbWJlclN0YXRlEiQKBm1lbWJlchgBIAEoCzIULmV0Y2RzZXJ2ZXJwYi5NZW1iZXISDgoGbGVhZGVyGAIgASgIEhEKCXJlYWNoYWJsZRgDIAEoCBIPCgd2ZXJzaW9uGAQgASgJEg0KBWVycm9yGAUgASgJImYKD01lbWJlcnNSZXNwb25zZRIsCgZoZWFkZXIYASABKAsyHC5ldGNkc2VydmVycGIuUmVzcG9uc2VIZWFkZXISJQoHbWVtYmVycxgCIAMoCzIULmRldGNkcGIuTWVtYmVyU3RhdGUiTgoMTGV2ZWxSZXF1ZXN0Eg4KBnByZWZpeBgBIAEoDBIRCglzZXBhcmF0b3IYAiABKAwSDAoEZnJvbRgDIAEoDBINCgVsaW1pdBgEIAEoAyIqCgpMZXZlbEVudHJ5EgwKBHBhdGgYASABKAwSDgoGZm9sZGVyGAIgASgIInEKDUxldmVsUmVzcG9uc2USLAoGaGVhZGVyGAEgASgLMhwuZXRjZHNlcnZlcnBiLlJlc3BvbnNlSGVhZGVyEiQKB2VudHJpZXMYAiADKAsyEy5kZXRjZHBiLkxldmVsRW50cnkSDAoEbmV4dBgDIAEoDCJFCg5IaXN0b3J5UmVxdWVzdBILCgNrZXkYASABKAwSFwoPYmVmb3JlX3JldmlzaW9uGAIgASgDEg0KBWxpbWl0GAMgASgDIoYBCg9IaXN0b3J5UmVzcG9uc2USLAoGaGVhZGVyGAEgASgLMhwuZXRjZHNlcnZlcnBiLlJlc3BvbnNlSGVhZGVyEh0KBmV2ZW50cxgCIAMoCzINLm12Y2NwYi5FdmVudBIMCgRtb3JlGAMgASgIEhgKEGNvbXBhY3RfcmV2aXNpb24YBCABKAMyqQMKB0NvbnNvbGUSSAoFV2F0Y2gSIC5ldGNkc2VydmVycGIuV2F0Y2hDcmVhdGVSZXF1ZXN0GhsuZXRjZHNlcnZlcnBiLldhdGNoUmVzcG9uc2UwARI8CgdIaXN0b3J5EhcuZGV0Y2RwYi5IaXN0b3J5UmVxdWVzdBoYLmRldGNkcGIuSGlzdG9yeVJlc3BvbnNlEjYKBUxldmVsEhUuZGV0Y2RwYi5MZXZlbFJlcXVlc3QaFi5kZXRjZHBiLkxldmVsUmVzcG9uc2USVgoJS2VlcEFsaXZlEiMuZXRjZHNlcnZlcnBiLkxlYXNlS2VlcEFsaXZlUmVxdWVzdBokLmV0Y2RzZXJ2ZXJwYi5MZWFzZUtlZXBBbGl2ZVJlc3BvbnNlEjwKB01lbWJlcnMSFy5kZXRjZHBiLk1lbWJlcnNSZXF1ZXN0GhguZGV0Y2RwYi5NZW1iZXJzUmVzcG9uc2USSAoLUGVybWlzc2lvbnMSGy5kZXRjZHBiLlBlcm1pc3Npb25zUmVxdWVzdBocLmRldGNkcGIuUGVybWlzc2lvbnNSZXNwb25zZWIGcHJvdG8z", [file_etcdserverpb_rpc, file_mvccpb_kv, file_authpb_auth]);
+
+/**
+ * @generated from message detcdpb.PermissionsRequest
+ */
+export type PermissionsRequest = Message<"detcdpb.PermissionsRequest"> & {
+};
+
+/**
+ * Describes the message detcdpb.PermissionsRequest.
+ * Use `create(PermissionsRequestSchema)` to create a new message.
+ */
+export const PermissionsRequestSchema: GenMessage<PermissionsRequest> = /*@__PURE__*/
+  messageDesc(file_detcdpb_console, 0);
+
+/**
+ * @generated from message detcdpb.PermissionsResponse
+ */
+export type PermissionsResponse = Message<"detcdpb.PermissionsResponse"> & {
+  /**
+   * @generated from field: etcdserverpb.ResponseHeader header = 1;
+   */
+  header?: ResponseHeader | undefined;
+
+  /**
+   * @generated from field: bool auth_enabled = 2;
+   */
+  authEnabled: boolean;
+
+  /**
+   * @generated from field: bool root = 3;
+   */
+  root: boolean;
+
+  /**
+   * @generated from field: repeated authpb.Permission perms = 4;
+   */
+  perms: Permission[];
+};
+
+/**
+ * Describes the message detcdpb.PermissionsResponse.
+ * Use `create(PermissionsResponseSchema)` to create a new message.
+ */
+export const PermissionsResponseSchema: GenMessage<PermissionsResponse> = /*@__PURE__*/
+  messageDesc(file_detcdpb_console, 1);
 
 /**
  * @generated from message detcdpb.MembersRequest
@@ -32,7 +79,7 @@ export type MembersRequest = Message<"detcdpb.MembersRequest"> & {
  * Use `create(MembersRequestSchema)` to create a new message.
  */
 export const MembersRequestSchema: GenMessage<MembersRequest> = /*@__PURE__*/
-  messageDesc(file_detcdpb_console, 0);
+  messageDesc(file_detcdpb_console, 2);
 
 /**
  * @generated from message detcdpb.MemberState
@@ -71,7 +118,7 @@ export type MemberState = Message<"detcdpb.MemberState"> & {
  * Use `create(MemberStateSchema)` to create a new message.
  */
 export const MemberStateSchema: GenMessage<MemberState> = /*@__PURE__*/
-  messageDesc(file_detcdpb_console, 1);
+  messageDesc(file_detcdpb_console, 3);
 
 /**
  * @generated from message detcdpb.MembersResponse
@@ -93,7 +140,7 @@ export type MembersResponse = Message<"detcdpb.MembersResponse"> & {
  * Use `create(MembersResponseSchema)` to create a new message.
  */
 export const MembersResponseSchema: GenMessage<MembersResponse> = /*@__PURE__*/
-  messageDesc(file_detcdpb_console, 2);
+  messageDesc(file_detcdpb_console, 4);
 
 /**
  * @generated from message detcdpb.LevelRequest
@@ -131,7 +178,7 @@ export type LevelRequest = Message<"detcdpb.LevelRequest"> & {
  * Use `create(LevelRequestSchema)` to create a new message.
  */
 export const LevelRequestSchema: GenMessage<LevelRequest> = /*@__PURE__*/
-  messageDesc(file_detcdpb_console, 3);
+  messageDesc(file_detcdpb_console, 5);
 
 /**
  * @generated from message detcdpb.LevelEntry
@@ -155,7 +202,7 @@ export type LevelEntry = Message<"detcdpb.LevelEntry"> & {
  * Use `create(LevelEntrySchema)` to create a new message.
  */
 export const LevelEntrySchema: GenMessage<LevelEntry> = /*@__PURE__*/
-  messageDesc(file_detcdpb_console, 4);
+  messageDesc(file_detcdpb_console, 6);
 
 /**
  * @generated from message detcdpb.LevelResponse
@@ -184,7 +231,7 @@ export type LevelResponse = Message<"detcdpb.LevelResponse"> & {
  * Use `create(LevelResponseSchema)` to create a new message.
  */
 export const LevelResponseSchema: GenMessage<LevelResponse> = /*@__PURE__*/
-  messageDesc(file_detcdpb_console, 5);
+  messageDesc(file_detcdpb_console, 7);
 
 /**
  * @generated from message detcdpb.HistoryRequest
@@ -215,7 +262,7 @@ export type HistoryRequest = Message<"detcdpb.HistoryRequest"> & {
  * Use `create(HistoryRequestSchema)` to create a new message.
  */
 export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
-  messageDesc(file_detcdpb_console, 6);
+  messageDesc(file_detcdpb_console, 8);
 
 /**
  * @generated from message detcdpb.HistoryResponse
@@ -252,7 +299,7 @@ export type HistoryResponse = Message<"detcdpb.HistoryResponse"> & {
  * Use `create(HistoryResponseSchema)` to create a new message.
  */
 export const HistoryResponseSchema: GenMessage<HistoryResponse> = /*@__PURE__*/
-  messageDesc(file_detcdpb_console, 7);
+  messageDesc(file_detcdpb_console, 9);
 
 /**
  * @generated from service detcdpb.Console
@@ -313,6 +360,17 @@ export const Console: GenService<{
     methodKind: "unary";
     input: typeof MembersRequestSchema;
     output: typeof MembersResponseSchema;
+  },
+  /**
+   * The caller's own permissions, so that the console offers only what its user may do: whether
+   * auth is on, whether the caller holds root, its roles' key permissions.
+   *
+   * @generated from rpc detcdpb.Console.Permissions
+   */
+  permissions: {
+    methodKind: "unary";
+    input: typeof PermissionsRequestSchema;
+    output: typeof PermissionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_detcdpb_console, 0);
