@@ -153,6 +153,10 @@ Deno.test({
         /separator is one byte/,
       );
 
+      // Auth off: everything, as root.
+      const open = await client.permissions({});
+      assert.deepEqual([open.authEnabled, open.root, open.perms.length], [false, true, 0]);
+
       // Auth: alice may read /app/ only.
       await ctl(detcd, "user", "add", "root:rootpw");
       await ctl(detcd, "user", "add", "alice:alicepw");
@@ -161,6 +165,7 @@ Deno.test({
       await ctl(detcd, "user", "grant-role", "alice", "app");
       await ctl(detcd, "auth", "enable");
       await assert.rejects(client.history({ key: enc.encode("/app/k") }), /user name is empty/);
+      await assert.rejects(client.permissions({}), /user name is empty/);
       const { Auth } = await import("../gen/etcdserverpb/rpc_pb.ts");
       const authClient = createClient(
         Auth,
@@ -174,6 +179,16 @@ Deno.test({
         "3:v2",
       ]);
       await assert.rejects(alice.history({ key: enc.encode("/other") }), /permission denied/);
+      const own = await alice.permissions({});
+      assert.equal(own.authEnabled, true);
+      assert.equal(own.root, false);
+      assert.deepEqual(
+        own.perms.map((p) => [p.permType, dec.decode(p.key), dec.decode(p.rangeEnd)]),
+        [[0, "/app/", "/app0"]],
+      );
+      const rootToken = (await authClient.authenticate({ name: "root", password: "rootpw" })).token;
+      const asRoot = await consoleClient(detcd, rootToken).permissions({});
+      assert.equal(asRoot.root, true);
       const aliceLevel = (prefix: string) =>
         alice.level({ prefix: enc.encode(prefix), separator: enc.encode("/") });
       assert.equal((await aliceLevel("/app/")).entries.length, 3);
