@@ -13,7 +13,8 @@ import { Auth, KV, Lease, Maintenance } from "../gen/etcdserverpb/rpc_pb.ts";
 import { Console } from "../gen/detcdpb/console_pb.ts";
 import { Event_EventType, type KeyValue } from "../gen/mvccpb/kv_pb.ts";
 import { type Permission, Permission_Type } from "../gen/authpb/auth_pb.ts";
-import { keyLabel, lineDiff, prefixEnd, showValue } from "./format.ts";
+import { keyLabel, lineDiff, showValue } from "./format.ts";
+import { compareBytes, prefixRangeEnd as prefixEnd } from "../core/bytes.ts";
 
 const enc = new TextEncoder();
 let token = "";
@@ -86,17 +87,11 @@ let mine: { enabled: boolean; root: boolean; perms: Permission[] } = {
   perms: [],
 };
 
-function compareKeys(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return a.length - b.length;
-}
-
 /** Whether a permission covers `key`. */
 function covers(p: Permission, key: Uint8Array): boolean {
-  if (p.rangeEnd.length === 0) return compareKeys(p.key, key) === 0;
-  if (compareKeys(key, p.key) < 0) return false;
-  return (p.rangeEnd.length === 1 && p.rangeEnd[0] === 0) || compareKeys(key, p.rangeEnd) < 0;
+  if (p.rangeEnd.length === 0) return compareBytes(p.key, key) === 0;
+  if (compareBytes(key, p.key) < 0) return false;
+  return (p.rangeEnd.length === 1 && p.rangeEnd[0] === 0) || compareBytes(key, p.rangeEnd) < 0;
 }
 
 /** Whether the user may write `key` (the server decides; this only hides what it would refuse). */
@@ -484,10 +479,10 @@ async function loadLeases(): Promise<void> {
             click: async () => {
               try {
                 const r = await consoleApi.keepAlive({ ID: row.id });
+                await loadLeases();
                 ok(
                   r.TTL > 0n ? `lease ${row.id.toString(16)} kept alive: TTL ${r.TTL}s` : "expired",
                 );
-                loadLeases();
               } catch (e) {
                 fail(e);
               }
@@ -871,7 +866,8 @@ function main(): void {
     loadPermissions().then(() => show(current));
   });
   $("logout").hidden = true;
-  loadPermissions().then(() => show("keys"));
+  // The first view once the user's permissions are known; then the page is ready (tests wait).
+  loadPermissions().then(() => show("keys")).finally(() => (document.body.dataset.ready = "1"));
 }
 
 main();

@@ -159,18 +159,6 @@ export function showValue(bytes: Uint8Array): Shown {
   return { kind: "text", text };
 }
 
-/** The first key after every key that starts with `prefix` (etcd's prefix range end). */
-export function prefixEnd(prefix: Uint8Array): Uint8Array {
-  const end = prefix.slice();
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i] < 0xff) {
-      end[i]++;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return new Uint8Array([0]); // every key from `prefix` on
-}
-
 /** A key's bytes as a label: UTF-8 when it is, else escaped hex. */
 export function keyLabel(bytes: Uint8Array): string {
   try {

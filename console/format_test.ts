@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { hexDump, keyLabel, kubernetesType, lineDiff, prefixEnd, showValue } from "./format.ts";
+import { hexDump, keyLabel, kubernetesType, lineDiff, showValue } from "./format.ts";
 
 const enc = new TextEncoder();
 
@@ -54,12 +54,6 @@ Deno.test("hexDump: offsets, 16 bytes a line, bounded", () => {
   assert.equal(lines.length, 3);
   assert.ok(lines[1].startsWith("00000010  36 37 38 39"));
   assert.equal(lines[2], "… 8 more bytes");
-});
-
-Deno.test("prefixEnd as etcd's GetPrefixRangeEnd", () => {
-  assert.deepEqual(prefixEnd(enc.encode("a/")), enc.encode("a0"));
-  assert.deepEqual(prefixEnd(new Uint8Array([0x61, 0xff])), new Uint8Array([0x62]));
-  assert.deepEqual(prefixEnd(new Uint8Array([0xff, 0xff])), new Uint8Array([0]));
 });
 
 Deno.test("keyLabel: UTF-8 keys as they are, other bytes escaped", () => {

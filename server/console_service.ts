@@ -4,9 +4,11 @@
  * permissions) and its static files under /ui/. The files are the front end bundled by
  * `deno task build:console` into console/assets.json (committed; see docs/adr/0011-web-console.md).
  */
-import { create, type MessageShape } from "@bufbuild/protobuf";
+import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import type { AuthInfo } from "../core/auth/mod.ts";
 import {
   Console,
+  type MembersResponse,
   MembersResponseSchema,
   PermissionsResponseSchema,
 } from "../gen/detcdpb/console_pb.ts";
@@ -65,51 +67,20 @@ function consoleWatch(
   return [`/${Console.typeName}/${method.name}`, impl];
 }
 
-/** Console.History: the stored revisions of one key (EtcdNode.keyHistory). */
-function consoleHistory(node: EtcdNode): [string, AnyMethod] {
-  const method = Console.method.history;
+/** A unary Console method: its handler gets the request and a way to resolve its caller. */
+function unary<I extends DescMessage, O extends DescMessage>(
+  method: { name: string; input: I; output: O },
+  handle: (
+    req: MessageShape<I>,
+    caller: () => AuthInfo | null | Promise<AuthInfo | null>,
+  ) => MessageShape<O> | Promise<MessageShape<O>>,
+  node: EtcdNode,
+): [string, AnyMethod] {
   return [`/${Console.typeName}/${method.name}`, {
     kind: "unary",
     input: method.input,
     output: method.output,
-    handle: (req: MessageShape<typeof method.input>, ctx: CallContext) =>
-      node.keyHistory(req, () => callerOf(node, ctx)),
-  }];
-}
-
-/** Console.Level: one page of a key tree's level (EtcdNode.keyLevel). */
-function consoleLevel(node: EtcdNode): [string, AnyMethod] {
-  const method = Console.method.level;
-  return [`/${Console.typeName}/${method.name}`, {
-    kind: "unary",
-    input: method.input,
-    output: method.output,
-    handle: (req: MessageShape<typeof method.input>, ctx: CallContext) =>
-      node.keyLevel(req, () => callerOf(node, ctx)),
-  }];
-}
-
-/**
- * Console.KeepAlive: one renew of a lease, answered as one response of etcd's LeaseKeepAlive
- * (TTL 0 for an unknown or expired lease; any user, checked on every call).
- */
-function consoleKeepAlive(node: EtcdNode): [string, AnyMethod] {
-  const method = Console.method.keepAlive;
-  return [`/${Console.typeName}/${method.name}`, {
-    kind: "unary",
-    input: method.input,
-    output: method.output,
-    async handle(req: MessageShape<typeof method.input>, ctx: CallContext) {
-      node.auth.requireUser(await callerOf(node, ctx));
-      const header = node.header();
-      let ttl = 0n;
-      try {
-        ttl = await node.leaseRenew(req.ID);
-      } catch (e) {
-        if (!isEtcdError(e, Errors.leaseNotFound)) throw e;
-      }
-      return create(LeaseKeepAliveResponseSchema, { header, ID: req.ID, TTL: ttl });
-    },
+    handle: (req: MessageShape<I>, ctx: CallContext) => handle(req, () => callerOf(node, ctx)),
   }];
 }
 
@@ -120,60 +91,32 @@ export type PeerVersion = (peerUrl: string) => Promise<string>;
  * Console.Members: the member list with the leader this member knows and, for each other member,
  * whether one of its peer URLs answers GET /version (any user, as MemberList).
  */
-function consoleMembers(node: EtcdNode, peerVersion: PeerVersion): [string, AnyMethod] {
-  const method = Console.method.members;
-  return [`/${Console.typeName}/${method.name}`, {
-    kind: "unary",
-    input: method.input,
-    output: method.output,
-    async handle(_req: MessageShape<typeof method.input>, ctx: CallContext) {
-      node.auth.requireUser(await callerOf(node, ctx));
-      const leader = node.leader;
-      const members = await Promise.all(
-        node.members().map(async (member) => {
-          const state = {
-            member,
-            leader: member.ID === leader,
-            reachable: false,
-            version: "",
-            error: "",
-          };
-          if (member.ID === node.memberId) {
-            return { ...state, reachable: true, version: SERVER_VERSION };
-          }
-          let error = "no peer URL";
-          for (const url of member.peerURLs) {
-            try {
-              return { ...state, reachable: true, version: await peerVersion(url) };
-            } catch (e) {
-              error = e instanceof Error ? e.message : String(e);
-            }
-          }
-          return { ...state, error };
-        }),
-      );
-      return create(MembersResponseSchema, { header: node.headerWithoutRevision(), members });
-    },
-  }];
-}
-
-/** Console.Permissions: the caller's own permissions (AuthStore.ownPermissions). */
-function consolePermissions(node: EtcdNode): [string, AnyMethod] {
-  const method = Console.method.permissions;
-  return [`/${Console.typeName}/${method.name}`, {
-    kind: "unary",
-    input: method.input,
-    output: method.output,
-    async handle(_req: MessageShape<typeof method.input>, ctx: CallContext) {
-      const own = node.auth.store.ownPermissions(await callerOf(node, ctx));
-      return create(PermissionsResponseSchema, {
-        header: node.headerWithoutRevision(),
-        authEnabled: own.enabled,
-        root: own.root,
-        perms: own.perms,
-      });
-    },
-  }];
+async function members(node: EtcdNode, peerVersion: PeerVersion): Promise<MembersResponse> {
+  const leader = node.leader;
+  const states = await Promise.all(
+    node.members().map(async (member) => {
+      const state = {
+        member,
+        leader: member.ID === leader,
+        reachable: false,
+        version: "",
+        error: "",
+      };
+      if (member.ID === node.memberId) {
+        return { ...state, reachable: true, version: SERVER_VERSION };
+      }
+      let error = "no peer URL";
+      for (const url of member.peerURLs) {
+        try {
+          return { ...state, reachable: true, version: await peerVersion(url) };
+        } catch (e) {
+          error = e instanceof Error ? e.message : String(e);
+        }
+      }
+      return { ...state, error };
+    }),
+  );
+  return create(MembersResponseSchema, { header: node.headerWithoutRevision(), members: states });
 }
 
 /** Adds the console's calls to a member's method table (beside etcd's Watch, which it reuses). */
@@ -184,11 +127,41 @@ export function addConsoleServices(
 ): MethodTable {
   const watch = table.get("/etcdserverpb.Watch/Watch");
   if (watch?.kind === "stream") table.set(...consoleWatch(watch));
-  table.set(...consoleHistory(node));
-  table.set(...consoleLevel(node));
-  table.set(...consoleKeepAlive(node));
-  table.set(...consoleMembers(node, peerVersion));
-  table.set(...consolePermissions(node));
+  const m = Console.method;
+  for (
+    const entry of [
+      // The stored revisions of one key; one page of a key tree's level (read permission).
+      unary(m.history, (req, caller) => node.keyHistory(req, caller), node),
+      unary(m.level, (req, caller) => node.keyLevel(req, caller), node),
+      // One renew of a lease, as one response of etcd's LeaseKeepAlive (TTL 0 for an unknown or
+      // expired lease; any user, checked on every call).
+      unary(m.keepAlive, async (req, caller) => {
+        node.auth.requireUser(await caller());
+        const header = node.header();
+        let ttl = 0n;
+        try {
+          ttl = await node.leaseRenew(req.ID);
+        } catch (e) {
+          if (!isEtcdError(e, Errors.leaseNotFound)) throw e;
+        }
+        return create(LeaseKeepAliveResponseSchema, { header, ID: req.ID, TTL: ttl });
+      }, node),
+      unary(m.members, async (_req, caller) => {
+        node.auth.requireUser(await caller());
+        return await members(node, peerVersion);
+      }, node),
+      // The caller's own permissions (AuthStore.ownPermissions).
+      unary(m.permissions, async (_req, caller) => {
+        const own = node.auth.store.ownPermissions(await caller());
+        return create(PermissionsResponseSchema, {
+          header: node.headerWithoutRevision(),
+          authEnabled: own.enabled,
+          root: own.root,
+          perms: own.perms,
+        });
+      }, node),
+    ]
+  ) table.set(...entry);
   return table;
 }
 

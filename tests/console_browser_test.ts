@@ -56,6 +56,7 @@ async function withConsole(
     page.on("pageerror", (e) => errors.push(String(e)));
     await page.setViewport({ width: 1200, height: 760 });
     await page.goto(`${member.clientUrl}/ui/`);
+    await page.waitForSelector("body[data-ready]");
     await fn(page);
     assert.deepEqual(errors, [], "no errors in the page");
   } finally {
