@@ -126,7 +126,7 @@ Deno.test({
         // YAML is re-indented (yaml.js, fetched when first needed).
         await ctl(ep, "put", "top", "name: web\nports:\n    -   80\n    -   443\n");
         await page.click('[data-key="top"]');
-        await waitText(page, "#value", /^name: web\nports:\n  - 80\n  - 443$/);
+        await waitText(page, "#value", /^name: web\nports:\n {2}- 80\n {2}- 443$/);
         assert.equal(await text(page, "#value-kind"), "yaml");
 
         // Edit and save: etcdctl sees the new value.
