@@ -789,7 +789,7 @@ export class MvccStore implements ReadView {
    * slabs are freed in turn.
    */
   readonly #arena = new ByteArena();
-  #index = new SortedRecords<KeyRecord>();
+  #index = new SortedRecords<KeyRecord>(liveWeight);
   /** Every stored revision in (main, sub) order, like etcd's key bucket. */
   #log = new RevisionColumns();
   #revision = 1;
@@ -1558,7 +1558,10 @@ export class MvccStore implements ReadView {
       if (this.#revisions !== null) this.#cache(e, kv);
       else log.setKv(e, kv);
     }
-    this.#liveKeys += record.push(log, e);
+    const live = record.push(log, e);
+    this.#liveKeys += live;
+    // The index counts live keys chunk by chunk (a restore builds its index at the end).
+    if (live !== 0 && this.#restoring === null) this.#index.reweigh(record.id, live);
     this.#bytes += this.#entryBytes(e);
     return e;
   }
@@ -1576,7 +1579,7 @@ export class MvccStore implements ReadView {
     const sorted = [...(this.#restoring?.values() ?? [])].sort((a, b) =>
       a.id < b.id ? -1 : a.id > b.id ? 1 : 0
     );
-    this.#index = SortedRecords.fromSorted(sorted);
+    this.#index = SortedRecords.fromSorted(sorted, liveWeight);
     this.#restoring = null;
     for (const record of sorted) {
       const lease = leaseOf.get(record);
@@ -1713,8 +1716,24 @@ export class MvccStore implements ReadView {
       if (!countOnly) kvs.push(read(e));
       return { kvs, count: 1, revision: curRev };
     }
+    const start = keyId(key);
+    const stop = endId(end);
+    if (rev === curRev && (countOnly || limit > 0)) {
+      // At the current revision the index knows how many keys exist in each chunk of it: only the
+      // first `limit` keys are visited, and the count is summed chunk by chunk, where etcd's walks
+      // every key of the range (a paginated list pays for the whole range on every page there).
+      if (!countOnly) {
+        this.#index.scan(start, stop, (record) => {
+          const e = record.live();
+          if (e < 0) return;
+          kvs.push(read(e));
+          return kvs.length < limit;
+        });
+      }
+      return { kvs, count: this.#index.weightBetween(start, stop), revision: curRev };
+    }
     let count = 0;
-    this.#index.scan(keyId(key), endId(end), (record) => {
+    this.#index.scan(start, stop, (record) => {
       const e = record.at(log, rev);
       if (e < 0) return;
       count++;
@@ -1854,6 +1873,11 @@ export class MvccStore implements ReadView {
 /** mkGteRange: "\0" means no upper bound. */
 function endId(rangeEnd: Uint8Array): string | undefined {
   return rangeEnd.length === 1 && rangeEnd[0] === 0 ? undefined : keyId(rangeEnd);
+}
+
+/** A key's weight in the index: 1 when it exists now, else 0 (see SortedRecords). */
+function liveWeight(record: KeyRecord): number {
+  return record.live() >= 0 ? 1 : 0;
 }
 
 function freezeEvent(type: Event_EventType, kv: KeyValue): Event {

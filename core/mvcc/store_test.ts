@@ -308,3 +308,51 @@ Deno.test("level: a tree level's keys and folders, each folder once, paged, dele
   w.end();
   assert.deepEqual(store.level(none, slash, none, 100).entries.at(-1)!.path, bytes.subarray(0, 2));
 });
+
+Deno.test("range counts at the current revision from the index's per-chunk counts: the same as a walk of every key, through puts, deletes, compactions and a snapshot restore", () => {
+  // Deterministic pseudo-random operations over 3,000 keys (many chunks of the index).
+  let seed = 12345;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  const key = (i: number) => `k/${String(i).padStart(5, "0")}`;
+  let store = new MvccStore();
+  const check = (label: string) => {
+    for (let t = 0; t < 20; t++) {
+      const lo = random(3100);
+      const hi = lo + random(3100 - lo + 1);
+      const from = b(key(lo));
+      const to = t % 5 === 0 ? new Uint8Array([0]) : b(key(hi));
+      // limit 0, not count-only: every key visited (the walk the fast path must agree with).
+      const walked = store.range(from, to).kvs.length;
+      assert.equal(store.range(from, to, { countOnly: true }).count, walked, `${label} count-only`);
+      const limited = store.range(from, to, { limit: 7 });
+      assert.equal(limited.count, walked, `${label} limit`);
+      assert.deepEqual(
+        limited.kvs.map((kv) => s(kv.key)),
+        store.range(from, to).kvs.slice(0, 7).map((kv) => s(kv.key)),
+        `${label} the first keys`,
+      );
+    }
+    assert.equal(store.range(b("\0"), b("\0"), { countOnly: true }).count, store.keyCount, label);
+  };
+  for (let round = 0; round < 6; round++) {
+    for (let op = 0; op < 2500; op++) {
+      const i = random(3000);
+      if (random(4) === 0) del(store, key(i));
+      else if (random(50) === 0) del(store, key(i), key(i + random(40)));
+      else put(store, key(i), String(op));
+    }
+    check(`round ${round}`);
+    if (round % 2 === 1) {
+      store.compact(Math.max(store.compactRevision + 1, store.revision - random(2000)));
+      while (!store.compactionStep()) { /* drop history in steps */ }
+      check(`round ${round}, compacted`);
+    }
+    if (round === 3) {
+      store = MvccStore.decodeSnapshot(store.encodeSnapshot());
+      check(`round ${round}, restored`);
+    }
+  }
+});
