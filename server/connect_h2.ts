@@ -83,6 +83,8 @@ function readBody(stream: H2Stream, max: number): Promise<Uint8Array | null> {
       size += chunk.length;
       stream.consumed(chunk.length);
       if (size <= max) chunks.push(chunk);
+      // Too large: answered at once (ending the stream resets the client's upload), not read on.
+      else resolve(null);
     };
     stream.onend = () => {
       if (size > max) return resolve(null);

@@ -297,6 +297,17 @@ Deno.test({
         };
         assert.equal(await failure(overTls), await failure(overH1));
         assert.match(await failure(overTls), /invalid_argument.*key is not provided/);
+        // Larger than --max-request-bytes (1.5 MiB) + gRPC's allowance: refused, as over HTTP/1.1.
+        const huge = async (c: typeof overTls) => {
+          try {
+            await c.history({ key: new Uint8Array(3 * 1024 * 1024).fill(0x61) });
+          } catch (e) {
+            return String(e);
+          }
+          return "no error";
+        };
+        assert.match(await huge(overTls), /resource_exhausted/);
+        assert.match(await huge(overH1), /resource_exhausted/);
         // A server stream: a watch sees a put.
         const controller = new AbortController();
         const seen: string[] = [];
