@@ -192,6 +192,13 @@ Deno.test({
       const aliceLevel = (prefix: string) =>
         alice.level({ prefix: enc.encode(prefix), separator: enc.encode("/") });
       assert.equal((await aliceLevel("/app/")).entries.length, 3);
+      // A page cannot start before her prefix (where /other is).
+      const early = await alice.level({
+        prefix: enc.encode("/app/"),
+        separator: enc.encode("/"),
+        from: enc.encode("/"),
+      });
+      assert.ok(early.entries.every((e) => dec.decode(e.path).startsWith("/app/")));
       await assert.rejects(aliceLevel("/"), /permission denied/);
       await assert.rejects(aliceLevel(""), /permission denied/);
     } finally {

@@ -33,7 +33,7 @@ import {
 } from "../../gen/mvccpb/kv_pb.ts";
 import { Errors } from "../errors.ts";
 import { assert } from "../assert.ts";
-import { ByteArena, idBytes, keyId, prefixRangeEnd } from "../bytes.ts";
+import { ByteArena, compareBytes, idBytes, keyId, prefixRangeEnd } from "../bytes.ts";
 import { SortedRecords } from "./sorted_records.ts";
 import { Crc32c } from "../storage/crc32c.ts";
 import { int64Size, uvarintSize } from "../varint.ts";
@@ -1129,7 +1129,8 @@ export class MvccStore implements ReadView {
     const endBytes = prefixRangeEnd(prefix);
     const end = prefix.length === 0 ? undefined : endId(endBytes);
     const entries: { path: Uint8Array; folder: boolean }[] = [];
-    let start: string | undefined = keyId(from.length > 0 ? from : prefix);
+    // A page starts inside the prefix whatever `from` says: the caller was allowed that range only.
+    let start: string | undefined = keyId(compareBytes(from, prefix) > 0 ? from : prefix);
     // Where the scan goes on after the entry just listed (undefined: past the key space's end).
     const after = (path: Uint8Array, folder: boolean): string | undefined => {
       if (!folder) return keyId(path) + "\0";

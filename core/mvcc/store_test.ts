@@ -292,6 +292,12 @@ Deno.test("level: a tree level's keys and folders, each folder once, paged, dele
     entries: ["/a/1", "/a/2"],
     next: null,
   });
+  // A `from` before the prefix starts at the prefix: nothing outside it is listed.
+  assert.deepEqual(show(store.level(b("/b/"), slash, b("/a"), 100)), {
+    entries: ["/b/x/*"],
+    next: null,
+  });
+  assert.deepEqual(show(store.level(b("/b/"), slash, b("/"), 100)).entries, ["/b/x/*"]);
   // No separator: every key under the prefix.
   assert.deepEqual(show(store.level(b("/"), -1, none, 100)).entries, [
     "/a/1",
