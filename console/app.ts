@@ -213,11 +213,14 @@ function treeItem(entry: LevelEntry): HTMLElement {
   return item;
 }
 
+/** The tree's latest load (the page is ready once the first one is done). */
+let treeLoad: Promise<void> = Promise.resolve();
+
 function reloadTree(): void {
   const root = $("tree");
   root.replaceChildren();
   const search = ($("search") as HTMLInputElement).value;
-  loadLevel(root, enc.encode(search), new Uint8Array(0));
+  treeLoad = loadLevel(root, enc.encode(search), new Uint8Array(0));
 }
 
 function describe(k: KeyValue): string {
@@ -867,7 +870,10 @@ function main(): void {
   });
   $("logout").hidden = true;
   // The first view once the user's permissions are known; then the page is ready (tests wait).
-  loadPermissions().then(() => show("keys")).finally(() => (document.body.dataset.ready = "1"));
+  loadPermissions().then(() => {
+    show("keys");
+    return treeLoad;
+  }).finally(() => (document.body.dataset.ready = "1"));
 }
 
 main();
