@@ -21,6 +21,7 @@ import puppeteer from "puppeteer-core";
 import { KV } from "../gen/etcdserverpb/rpc_pb.ts";
 import { Console } from "../gen/detcdpb/console_pb.ts";
 import { startMember, which } from "../tests/harness.ts";
+import { loadKeys } from "./_load_keys.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -52,24 +53,7 @@ function keyOf(i: number): string {
 try {
   // 1. Load.
   const started = performance.now();
-  let next = 0;
-  const writer = async () => {
-    while (next < KEYS) {
-      const from = next;
-      next = Math.min(KEYS, next + 128);
-      const success = [];
-      for (let i = from; i < next; i++) {
-        success.push({
-          request: {
-            case: "requestPut" as const,
-            value: { key: enc.encode(keyOf(i)), value: VALUE },
-          },
-        });
-      }
-      await kv.txn({ success });
-    }
-  };
-  await Promise.all(Array.from({ length: 16 }, writer));
+  await loadKeys(kv, KEYS, (i) => enc.encode(keyOf(i)), VALUE, 16);
   const loadSec = (performance.now() - started) / 1000;
   console.log(`loaded ${KEYS} keys in ${loadSec.toFixed(1)} s (${(KEYS / loadSec).toFixed(0)}/s)`);
 

@@ -18,6 +18,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { KV } from "../gen/etcdserverpb/rpc_pb.ts";
 import { type MemberKind, startMember } from "../tests/harness.ts";
+import { loadKeys } from "./_load_keys.ts";
 
 const { values: flags } = parseArgs({ options: { keys: { type: "string", default: "200000" } } });
 const KEYS = Number(flags.keys);
@@ -37,20 +38,9 @@ async function measure(kind: MemberKind) {
       KV,
       createGrpcTransport({ baseUrl: member.clientUrl }),
     );
-    let next = 0;
-    const writer = async () => {
-      while (next < KEYS) {
-        const from = next;
-        next = Math.min(KEYS, next + 128);
-        const success = [];
-        for (let i = from; i < next; i++) {
-          const key = enc.encode(`/registry/pods/ns-${i % 100}/pod-${String(i).padStart(8, "0")}`);
-          success.push({ request: { case: "requestPut" as const, value: { key, value: VALUE } } });
-        }
-        await kv.txn({ success });
-      }
-    };
-    await Promise.all(Array.from({ length: 8 }, writer));
+    const keyOf = (i: number) =>
+      enc.encode(`/registry/pods/ns-${i % 100}/pod-${String(i).padStart(8, "0")}`);
+    await loadKeys(kv, KEYS, keyOf, VALUE, 8);
     // Pages of 500 from the prefix on, each from the key after the last one's.
     const pages: number[] = [];
     let from = PREFIX;
