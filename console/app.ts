@@ -13,7 +13,7 @@ import { Auth, KV, Lease, Maintenance } from "../gen/etcdserverpb/rpc_pb.ts";
 import { Console } from "../gen/detcdpb/console_pb.ts";
 import { Event_EventType, type KeyValue } from "../gen/mvccpb/kv_pb.ts";
 import { type Permission, Permission_Type } from "../gen/authpb/auth_pb.ts";
-import { keyLabel, lineDiff, showValue } from "./format.ts";
+import { keyLabel, leaseHex, lineDiff, showValue } from "./format.ts";
 import { compareBytes, prefixRangeEnd as prefixEnd } from "../core/bytes.ts";
 
 const enc = new TextEncoder();
@@ -225,7 +225,7 @@ function reloadTree(): void {
 
 function describe(k: KeyValue): string {
   return `revision ${k.modRevision} (created ${k.createRevision}, version ${k.version}` +
-    (k.lease !== 0n ? `, lease ${k.lease.toString(16)})` : ")");
+    (k.lease !== 0n ? `, lease ${leaseHex(k.lease)})` : ")");
 }
 
 async function openKey(key: Uint8Array): Promise<void> {
@@ -469,8 +469,8 @@ async function loadLeases(): Promise<void> {
       const left = h("td", { class: "ttl", "data-ttl": String(row.ttl) }, `${row.ttl}s`);
       table.append(h(
         "tr",
-        { "data-lease": row.id.toString(16) },
-        h("td", {}, row.id.toString(16)),
+        { "data-lease": leaseHex(row.id) },
+        h("td", {}, leaseHex(row.id)),
         left,
         h("td", {}, `${row.granted}s`),
         h("td", {}, row.keys.map((k) => keyLabel(k)).join(", ")),
@@ -484,7 +484,7 @@ async function loadLeases(): Promise<void> {
                 const r = await consoleApi.keepAlive({ ID: row.id });
                 await loadLeases();
                 ok(
-                  r.TTL > 0n ? `lease ${row.id.toString(16)} kept alive: TTL ${r.TTL}s` : "expired",
+                  r.TTL > 0n ? `lease ${leaseHex(row.id)} kept alive: TTL ${r.TTL}s` : "expired",
                 );
               } catch (e) {
                 fail(e);

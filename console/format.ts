@@ -160,6 +160,11 @@ export function showValue(bytes: Uint8Array): Shown {
 }
 
 /** A key's bytes as a label: UTF-8 when it is, else escaped hex. */
+/** A lease ID as etcdctl prints it (`%016x`: "lease 0f54a248c6d78003 granted"). */
+export function leaseHex(id: bigint): string {
+  return BigInt.asUintN(64, id).toString(16).padStart(16, "0");
+}
+
 export function keyLabel(bytes: Uint8Array): string {
   try {
     return utf8.decode(bytes);

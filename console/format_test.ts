@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { hexDump, keyLabel, kubernetesType, lineDiff, showValue } from "./format.ts";
+import { hexDump, keyLabel, kubernetesType, leaseHex, lineDiff, showValue } from "./format.ts";
 
 const enc = new TextEncoder();
 
@@ -64,4 +64,12 @@ Deno.test("keyLabel: UTF-8 keys as they are, other bytes escaped", () => {
 Deno.test("lineDiff marks removed and added lines", () => {
   assert.deepEqual(lineDiff("a\nb\nc", "a\nx\nc\nd"), ["  a", "- b", "+ x", "  c", "+ d"]);
   assert.deepEqual(lineDiff("same", "same"), ["  same"]);
+});
+
+Deno.test("leaseHex: 16 digits as etcdctl prints lease IDs, leading zeros kept", () => {
+  assert.equal(leaseHex(0x0f54a248c6d78003n), "0f54a248c6d78003");
+  assert.equal(leaseHex(0x694d7c1b5ea1b004n), "694d7c1b5ea1b004");
+  assert.equal(leaseHex(1n), "0000000000000001");
+  // Lease IDs are int64 in the API: a negative one reads as etcd's uint64 print of it.
+  assert.equal(leaseHex(-1n), "ffffffffffffffff");
 });
