@@ -235,6 +235,8 @@ export class EtcdNode {
   #electionTicks: number;
   #proposals: Proposals;
   #reads: ReadIndexReads;
+  /** Term and start (tick, monotonic ms) of the last ReadIndex round confirmed as leader. */
+  #confirmed = { term: -1, tick: 0, ms: 0 };
   #published = false;
   #publishing = false;
   #transferWaiters: { target: bigint; waiter: Waiter }[] = [];
@@ -337,6 +339,8 @@ export class EtcdNode {
       memberId: init.meta.memberId,
       readIndex: (ctx) => this.#raft.readIndex(ctx),
       schedule: () => this.#schedule(),
+      leaderTerm: () => this.#state === StateType.Leader ? this.#raftTerm : -1,
+      monotonicMs: init.env.monotonicMs,
     });
     this.#leases = new NodeLeases({
       lessor: init.lessor,
@@ -350,6 +354,7 @@ export class EtcdNode {
       closed: () => this.#stopped || this.#failure !== null,
       header: () => this.header(),
       linearizableRead: () => this.#linearizableRead(),
+      confirmLeadership: () => this.#confirmLeadership(),
       propose: (operation, leaderTerm) => this.#propose(operation, leaderTerm),
     });
     this.#memberChanges = new MemberChanges({
@@ -1043,6 +1048,28 @@ export class EtcdNode {
     );
   }
 
+  /**
+   * Resolves once this member is known to still lead: at once while a ReadIndex round of this
+   * term that started less than half an election timeout ago was confirmed by a quorum, else
+   * after a new round (ADR 0006, "Renewals and the leader's lease"). A leader elected after that
+   * round's start gives every lease an election timeout more than it had, so a renewal answered
+   * inside the window outlives a deposition its leader has not heard of yet.
+   */
+  #confirmLeadership(): Promise<void> | void {
+    const window = this.#config.electionTimeoutMs / 2;
+    const confirmed = this.#confirmed;
+    if (
+      this.#state === StateType.Leader && confirmed.term === this.#raftTerm &&
+      (this.#ticks - confirmed.tick) * this.#config.heartbeatIntervalMs < window &&
+      // Ticks come late when the event loop is held up (a pause of the process): the time that
+      // really passed is what the next leader's extension is measured against.
+      (this.#env.monotonicMs === undefined || this.#env.monotonicMs() - confirmed.ms < window)
+    ) {
+      return;
+    }
+    return this.#linearizableRead();
+  }
+
   /** Resolves once a read started now may be served from the applied state. */
   #linearizableRead(): Promise<void> | void {
     // A lone voter that leads has applied everything it ever acknowledged (also after its disk
@@ -1222,7 +1249,18 @@ export class EtcdNode {
     if (rd.snapshot) await this.#applySnapshot(rd.snapshot);
     for (const e of rd.committedEntries) this.#applyEntry(e);
     for (const rs of rd.readStates) {
-      this.#reads.onReadState(rs.index, rs.requestCtx, this.#appliedIndex, this.#ticks);
+      const batch = this.#reads.onReadState(
+        rs.index,
+        rs.requestCtx,
+        this.#appliedIndex,
+        this.#ticks,
+      );
+      if (
+        batch !== null && batch.leaderTerm === this.#raftTerm &&
+        (batch.leaderTerm !== this.#confirmed.term || batch.startedTick >= this.#confirmed.tick)
+      ) {
+        this.#confirmed = { term: batch.leaderTerm, tick: batch.startedTick, ms: batch.startedMs };
+      }
     }
     this.#raft.advance(rd);
     if (rd.snapshot) {

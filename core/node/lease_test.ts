@@ -189,7 +189,11 @@ interface Cluster {
   all(): EtcdNode[];
 }
 
-async function startCluster(overrides: Partial<NodeConfig> = {}): Promise<Cluster> {
+async function startCluster(
+  overrides: Partial<NodeConfig> = {},
+  /** The members' monotonic clock (ms); absent, they have only their ticks. */
+  monotonicMs?: () => number,
+): Promise<Cluster> {
   const names = ["m1", "m2", "m3"];
   const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${27380 + i}`).join(",");
   const byId = new Map<bigint, EtcdNode>();
@@ -214,6 +218,7 @@ async function startCluster(overrides: Partial<NodeConfig> = {}): Promise<Cluste
     const env = {
       transport: transport(),
       seed: i + 1,
+      monotonicMs,
       forwardLeaseRenew: (leader: bigint, id: bigint) => {
         const l = byId.get(leader);
         if (!l || isolated.has(leader) || stopped.has(leader)) {
@@ -334,6 +339,61 @@ Deno.test("#15247/#12528: a deposed leader cannot revoke; the new leader keeps t
     assertEquals((await n.range(get("k"))).kvs.length, 1, "the key was revoked");
     assertEquals(n.leaseLeases().leases.map((l) => l.ID), [ID]);
   }
+  await stopCluster(c);
+});
+
+/** The request's answer if it comes without time passing (no tick), else a failed assertion. */
+async function atOnce<T>(p: Promise<T>): Promise<T> {
+  let answered = false;
+  const settled = p.finally(() => (answered = true));
+  settled.catch(() => {});
+  await settle();
+  assert(answered, "not answered without a round");
+  return await settled;
+}
+
+Deno.test("leader's lease: renews answered without a round for half an election timeout after a confirmed one, never after", async () => {
+  const c = await startCluster();
+  const leader = c.leader();
+  const { ID } = await during(c.all(), leader.leaseGrant(grant(60n)));
+  // A renew asks for a ReadIndex round; a quorum confirms it.
+  assertEquals(await during(c.all(), leader.leaseRenew(ID)), 60n);
+  // Cut off, the leader still answers at once while its last confirmation is fresh (the round
+  // started at most 2 ticks ago: 200 of the 500 ms window)...
+  c.isolated.add(leader.memberId);
+  await ticks(c.nodes, 2);
+  assertEquals(await atOnce(leader.leaseRenew(ID)), 60n);
+  // ...and not once half an election timeout (5 ticks) has passed since that round started: the
+  // renew waits for a round no quorum answers, and fails.
+  await ticks(c.nodes, 3);
+  let answered = false;
+  const late = leader.leaseRenew(ID).finally(() => (answered = true));
+  late.catch(() => {});
+  await ticks(c.nodes, 1);
+  assert(!answered, "a renew 5 ticks after the last confirmed round was answered from the lease");
+  assert(
+    (await errorOf(during(c.nodes, late))) !== "no error",
+    "a cut-off leader renewed a lease after its lease of leadership ran out",
+  );
+  await stopCluster(c);
+});
+
+Deno.test("leader's lease: time that passed without ticks (a paused process) ends it", async () => {
+  let now = 0;
+  const c = await startCluster({}, () => now);
+  const leader = c.leader();
+  const { ID } = await during(c.all(), leader.leaseGrant(grant(60n)));
+  assertEquals(await during(c.all(), leader.leaseRenew(ID)), 60n);
+  c.isolated.add(leader.memberId);
+  assertEquals(await atOnce(leader.leaseRenew(ID)), 60n, "answered from the lease when fresh");
+  // The event loop was held up for 2 s: no tick ran, the clock moved on.
+  now += 2000;
+  let answered = false;
+  const late = leader.leaseRenew(ID).finally(() => (answered = true));
+  late.catch(() => {});
+  await settle();
+  assert(!answered, "a renew after a 2 s pause was answered from the lease");
+  assert((await errorOf(during(c.nodes, late))) !== "no error");
   await stopCluster(c);
 });
 

@@ -46,6 +46,8 @@ export interface LeaseHost {
   header(): ResponseHeader;
   /** Resolves once a read started now may be served from the applied state. */
   linearizableRead(): Promise<void> | void;
+  /** Resolves once this member is known to still lead (see EtcdNode's #confirmLeadership). */
+  confirmLeadership(): Promise<void> | void;
   /** Proposes a leader-only lease request of `leaderTerm`. */
   propose<K extends LeaseProposal["case"]>(
     operation: OperationOf<K>,
@@ -102,26 +104,33 @@ export class NodeLeases {
   /** Renews on this member only (the leader's side of a forwarded keep-alive). */
   async renewLocal(id: bigint): Promise<bigint> {
     const host = this.#host;
-    // Confirm leadership with a quorum first (a ReadIndex round, batched with other reads), as
-    // etcd 3.5's ensureLeadership does: a leader cut off from the others must not acknowledge
-    // renews that the next leader never hears of (etcd #15247). A leader elected but without its
-    // term's first entry applied yet waits for it here too.
-    await host.linearizableRead();
+    // Confirm leadership first, as etcd 3.5's ensureLeadership does: a leader cut off from the
+    // others must not acknowledge renews that the next leader never hears of (etcd #15247). A
+    // ReadIndex round confirmed less than half an election timeout ago is enough (ADR 0006);
+    // else one is asked for, batched with other reads. A leader elected but without its term's
+    // first entry applied yet waits for it there (the lessor is not primary before).
+    if (!host.lessor.isPrimary) await host.linearizableRead();
+    else await host.confirmLeadership();
+    let renewed;
     try {
-      const { ttlSeconds, clearCheckpoint } = host.lessor.renew(id, this.nowMs());
-      if (clearCheckpoint) {
-        host.propose({
-          case: "leaseCheckpoint",
-          value: create(LeaseCheckpointRequestSchema, {
-            checkpoints: [{ ID: id, remainingTTL: 0n }],
-          }),
-        }, host.raftTerm()).catch(() => {});
-      }
-      return ttlSeconds;
+      renewed = host.lessor.renew(id, this.nowMs());
     } catch (e) {
       if (e instanceof NotPrimaryError) throw Errors.notLeader();
       throw e;
     }
+    if (renewed.clearCheckpoint) {
+      // The next leader restores a checkpointed lease with its remaining TTL: the renew is
+      // answered once the checkpoint's clearing is applied (etcd waits for it too), so that no
+      // leader elected after the answer cuts the lease short. If it cannot commit, the renew
+      // fails and the client asks again (of the next leader).
+      await host.propose({
+        case: "leaseCheckpoint",
+        value: create(LeaseCheckpointRequestSchema, {
+          checkpoints: [{ ID: id, remainingTTL: 0n }],
+        }),
+      }, host.raftTerm());
+    }
+    return renewed.ttlSeconds;
   }
 
   /**

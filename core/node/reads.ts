@@ -14,6 +14,11 @@ const READ_INDEX_RETRY_TICKS = 5;
 interface ReadBatch {
   /** Tick of the last ReadIndex request for it (asked again if no answer comes, like etcd). */
   issuedAt: number;
+  /** When it was first asked for (tick, and ms of the monotonic clock when there is one). */
+  startedTick: number;
+  startedMs: number;
+  /** The term this member led when it was asked for, or -1 when it was not the leader. */
+  leaderTerm: number;
   ctx: Uint8Array;
   key: string;
   waiters: Waiter[];
@@ -25,6 +30,8 @@ export class ReadIndexReads {
   #memberId: bigint;
   #readIndex: (ctx: Uint8Array) => void;
   #schedule: () => void;
+  #leaderTerm: () => number;
+  #monotonicMs: () => number;
   #queue: Waiter[] = [];
   #inFlight: ReadBatch | null = null;
   #awaitingApply: ReadBatch[] = [];
@@ -36,10 +43,16 @@ export class ReadIndexReads {
     readIndex: (ctx: Uint8Array) => void;
     /** Runs the Ready loop once Raft has something to do. */
     schedule: () => void;
+    /** The term this member leads, or -1 (stamped on each batch; see `onReadState`). */
+    leaderTerm: () => number;
+    /** The member's monotonic clock (ms), if it has one. */
+    monotonicMs?: () => number;
   }) {
     this.#memberId = init.memberId;
     this.#readIndex = init.readIndex;
     this.#schedule = init.schedule;
+    this.#leaderTerm = init.leaderTerm;
+    this.#monotonicMs = init.monotonicMs ?? (() => 0);
   }
 
   /** Whether no ReadIndex request is out. */
@@ -67,15 +80,28 @@ export class ReadIndexReads {
       waiters: this.#queue.splice(0),
       index: 0,
       issuedAt: ticks,
+      startedTick: ticks,
+      startedMs: this.#monotonicMs(),
+      leaderTerm: this.#leaderTerm(),
     };
     this.#readIndex(ctx);
     this.#schedule();
   }
 
-  /** Raft's answer to a ReadIndex request: the index the batch with `ctx` may be served at. */
-  onReadState(index: number, ctx: Uint8Array, appliedIndex: number, ticks: number): void {
+  /**
+   * Raft's answer to a ReadIndex request: the index the batch with `ctx` may be served at. On a
+   * leader the answer means a quorum acknowledged its heartbeats sent after the batch was first
+   * asked for; the batch is returned (its start and `leaderTerm` bound when that was), or null
+   * when the answer is not for the batch in flight.
+   */
+  onReadState(
+    index: number,
+    ctx: Uint8Array,
+    appliedIndex: number,
+    ticks: number,
+  ): { startedTick: number; startedMs: number; leaderTerm: number } | null {
     const batch = this.#inFlight;
-    if (!batch || ctxKey(ctx) !== batch.key) return;
+    if (!batch || ctxKey(ctx) !== batch.key) return null;
     this.#inFlight = null;
     batch.index = index;
     if (index <= appliedIndex) {
@@ -84,6 +110,7 @@ export class ReadIndexReads {
       this.#awaitingApply.push(batch);
     }
     this.#issue(ticks);
+    return batch;
   }
 
   /** Releases the batches whose index is applied. */
