@@ -7,7 +7,13 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import { RangeRequestSchema, RangeResponseSchema } from "../gen/etcdserverpb/rpc_pb.ts";
 import { assert } from "../core/testing.ts";
-import { handleGrpcStream, type MethodTable, type StreamMethod } from "./grpc.ts";
+import {
+  type CallContext,
+  handleGrpcStream,
+  type MethodTable,
+  type StreamMethod,
+  type UnaryMethod,
+} from "./grpc.ts";
 import { encodeGrpcFrame } from "../core/wire/mod.ts";
 import { H2Connection } from "./h2/mod.ts";
 
@@ -78,6 +84,60 @@ Deno.test("grpc over server/h2: streaming back-pressure and cancellation", async
     await done;
     assert(aborted);
     assert(sent < 100_000);
+  } finally {
+    session.destroy();
+    server.close();
+  }
+});
+
+Deno.test("grpc over server/h2: unary calls' contexts share one shape; the signal is made on demand", async () => {
+  // Each call's context once was an object literal with a getter: a new closure and hidden class
+  // per call, which kept every call's stream alive through young-generation collections (they
+  // were all promoted). The getter now lives on a class's prototype.
+  const contexts: CallContext[] = [];
+  const method: UnaryMethod<typeof RangeRequestSchema, typeof RangeResponseSchema> = {
+    kind: "unary",
+    input: RangeRequestSchema,
+    output: RangeResponseSchema,
+    handle(req, ctx) {
+      contexts.push(ctx);
+      if (req.limit === 2n) assert(!ctx.signal.aborted, "a live call's signal is not aborted");
+      return create(RangeResponseSchema, { count: req.limit });
+    },
+  };
+  const table: MethodTable = new Map([["/t.T/U", method]]);
+  const server = net.createServer((socket) =>
+    new H2Connection(socket, {
+      onStream: (s) => handleGrpcStream(table, { maxRecvBytes: 1 << 20 }, s),
+    })
+  );
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as net.AddressInfo).port;
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  try {
+    for (const limit of [1n, 2n]) {
+      const req = session.request({
+        ":method": "POST",
+        ":path": "/t.T/U",
+        "content-type": "application/grpc",
+        "x-call": String(limit),
+      });
+      req.end(encodeGrpcFrame(toBinary(RangeRequestSchema, create(RangeRequestSchema, { limit }))));
+      req.resume();
+      await new Promise((r) => req.on("close", r));
+    }
+    assert(contexts.length === 2, `${contexts.length} calls handled`);
+    const [a, b] = contexts;
+    assert(a.headers["x-call"] === "1" && b.headers["x-call"] === "2", "each call's headers");
+    for (const ctx of contexts) {
+      assert(
+        Object.getOwnPropertyDescriptor(ctx, "signal") === undefined,
+        "the signal getter is the prototype's, not one closure per call",
+      );
+    }
+    assert(Object.getPrototypeOf(a) === Object.getPrototypeOf(b), "one shape for every call");
+    // The first call's stream has closed: its signal, asked for now, is aborted already.
+    assert(a.signal.aborted, "a finished call's signal reads as aborted");
   } finally {
     session.destroy();
     server.close();
