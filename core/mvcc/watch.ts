@@ -176,6 +176,11 @@ export class WatchableStore {
       this.#notifiedRev = rev;
       return;
     }
+    if (events.length === 1) {
+      this.#notifyOne(events, prevKvs, rev);
+      this.#notifiedRev = rev;
+      return;
+    }
     const batches = new Map<Watcher, number[]>();
     const add = (w: Watcher, i: number) => {
       if (rev < w.minRev) return; // a future start revision: only events at or after it
@@ -196,18 +201,49 @@ export class WatchableStore {
       const evs = w.options.prevKv
         ? indexes.map((i) => this.#withPrev(w, events[i], prevKvs.get(i)))
         : indexes.map((i) => events[i]);
-      if (w.stream.offer(w, evs, rev)) {
-        w.minRev = rev + 1;
-      } else {
-        // A slow stream: keep this batch and retry it from sync(); never block the others.
-        w.minRev = rev + 1;
-        this.#removeSynced(w);
-        w.state = "victim";
-        w.pending = { events: evs, revision: rev, moreRev: 0 };
-        this.#victims.add(w);
-      }
+      this.#hand(w, evs, rev);
     }
     this.#notifiedRev = rev;
+  }
+
+  /**
+   * notify() for a write of one event (a put, a delete of one key: most writes), without the
+   * per-write map and per-watcher index lists: the watchers that want no previous value all get
+   * the same (read-only) array. Same order as notify's: the key's watchers, then the ranges'.
+   */
+  #notifyOne(events: readonly Event[], prevKvs: PrevKvs, rev: number): void {
+    const key = events[0].kv?.key;
+    if (!key) return;
+    let withPrev: Event[] | undefined;
+    const offer = (w: Watcher) => {
+      if (rev < w.minRev) return; // a future start revision: only events at or after it
+      let evs: Event[];
+      if (w.options.prevKv) {
+        withPrev ??= [this.#withPrev(w, events[0], prevKvs.get(0))];
+        evs = withPrev;
+      } else {
+        evs = events as Event[];
+      }
+      this.#hand(w, evs, rev);
+    };
+    const one = this.#syncedKeys.get(keyId(key));
+    if (one instanceof Set) { for (const w of one) offer(w); }
+    else if (one !== undefined) offer(one);
+    this.#syncedRanges.forEachMatch(key, offer);
+  }
+
+  /** Hands a synced watcher its events of `rev`; a full stream makes it a victim. */
+  #hand(w: Watcher, evs: Event[], rev: number): void {
+    if (w.stream.offer(w, evs, rev)) {
+      w.minRev = rev + 1;
+    } else {
+      // A slow stream: keep this batch and retry it from sync(); never block the others.
+      w.minRev = rev + 1;
+      this.#removeSynced(w);
+      w.state = "victim";
+      w.pending = { events: evs, revision: rev, moreRev: 0 };
+      this.#victims.add(w);
+    }
   }
 
   /**

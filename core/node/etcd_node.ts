@@ -548,13 +548,29 @@ export class EtcdNode {
 
   /** The header every response carries. */
   header(revision: number = this.#sm.mvcc.revision): ResponseHeader {
-    return create(ResponseHeaderSchema, {
+    // The same (frozen) header for the same revision and term: a watch fan-out asks for one per
+    // watcher and event, reads at one revision for one each.
+    const last = this.#lastHeader;
+    if (
+      last !== null && this.#lastHeaderRevision === revision &&
+      this.#lastHeaderTerm === this.#term && last.clusterId === this.clusterId
+    ) {
+      return last;
+    }
+    const header = Object.freeze(create(ResponseHeaderSchema, {
       clusterId: this.clusterId,
       memberId: this.memberId,
       revision: BigInt(revision),
       raftTerm: BigInt(this.#term),
-    });
+    }));
+    this.#lastHeader = header;
+    this.#lastHeaderRevision = revision;
+    this.#lastHeaderTerm = this.#term;
+    return header;
   }
+  #lastHeader: ResponseHeader | null = null;
+  #lastHeaderRevision = -1;
+  #lastHeaderTerm = -1;
 
   /** Header without a revision, as etcd sends for cluster-membership responses. */
   headerWithoutRevision(): ResponseHeader {
