@@ -54,6 +54,11 @@ export interface CallContext {
  */
 export type StreamSend<O extends DescMessage> = ((res: MessageShape<O>) => Promise<void>) & {
   frame?: (frame: Uint8Array) => Promise<void>;
+  /**
+   * As `frame`, for a frame of `size` bytes that `fill` writes where it is told (straight into the
+   * connection's output, without a buffer of its own). `fill` runs before this returns.
+   */
+  frameWith?: (size: number, fill: (into: Uint8Array, at: number) => void) => Promise<void>;
 };
 
 /** What a connection knows of its client, handed to each of its calls. */
@@ -507,9 +512,19 @@ function serveStream(
     // Back-pressure: wait until the client takes what we sent (or goes away).
     return new Promise((resolve) => drained.push(resolve));
   };
+  const sendFrameWith = (
+    size: number,
+    fill: (into: Uint8Array, at: number) => void,
+  ): Promise<void> => {
+    if (stream.closed || stream.localEnded) return Promise.resolve();
+    if (!stream.headersSent) stream.respond(RESPONSE_HEADERS);
+    messageSent(stats, size - GRPC_PREFIX_BYTES);
+    if (stream.writeWith(size, fill)) return Promise.resolve();
+    return new Promise((resolve) => drained.push(resolve));
+  };
   const send = Object.assign(
     (res: Message): Promise<void> => sendFrame(encodeGrpcFrame(toBinary(method.output, res))),
-    { frame: sendFrame },
+    { frame: sendFrame, frameWith: sendFrameWith },
   );
   const finish = (code: GrpcCodeValue, message: string) => {
     callHandled(stats, code, startedMs);

@@ -21,7 +21,7 @@ import { Errors, type EtcdError, grpcStatusText } from "../core/errors.ts";
 import type { AuthInfo } from "../core/auth/mod.ts";
 import { nodeDefaults } from "../core/node/mod.ts";
 import { putUvarint, putUvarint64, uvarint64Size, uvarintSize } from "../core/varint.ts";
-import { GRPC_PREFIX_BYTES, putGrpcPrefix } from "../core/wire/mod.ts";
+import { GRPC_PREFIX_BYTES } from "../core/wire/mod.ts";
 import type { AnyMethod, CallContext, StreamMethod, StreamSend } from "./grpc.ts";
 
 const watchStreams = new Gauge(
@@ -240,8 +240,14 @@ async function serveWatch(
       }
       if (batch.kind === "events") eventsSent.inc(batch.events.length);
       if (batch.kind === "events" && send.frame && !fragment.has(batch.watchId)) {
-        // Over gRPC, as bytes: each event encoded once however many watchers it goes to.
-        await send.frame(frames.events(host.header(batch.revision), batch.watchId, batch.events));
+        // Over gRPC, as bytes: each event encoded once however many watchers it goes to, and
+        // each watcher's frame written straight into the connection's output.
+        const header = host.header(batch.revision);
+        if (send.frameWith) {
+          await send.frameWith(frames.plan(header, batch.watchId, batch.events), frames.fill);
+        } else {
+          await send.frame(frames.events(header, batch.watchId, batch.events));
+        }
       } else if (batch.kind === "events" && fragment.has(batch.watchId)) {
         await sendFragments(toResponse(host, batch), maxRequestBytes, send);
       } else {
@@ -413,14 +419,32 @@ export class EventFrames {
   #events = new WeakMap<Event, Uint8Array>();
   #header: ResponseHeader | null = null;
   #headerBytes = new Uint8Array(0);
+  // The frame plan() laid out, which fill() writes.
+  #planHeader: Uint8Array = new Uint8Array(0);
+  #planId = 0n;
+  #planEvents: Uint8Array[] = [];
+  #planSize = 0;
 
+  /** The whole gRPC frame of a WatchResponse with these events, in a buffer of its own. */
   events(header: ResponseHeader, watchId: bigint, events: readonly Event[]): Uint8Array {
+    const out = new Uint8Array(this.plan(header, watchId, events));
+    this.fill(out, 0);
+    return out;
+  }
+
+  /**
+   * Lays out the frame of a WatchResponse with these events (each event encoded once however
+   * many watchers it goes to) and answers its size; fill() then writes it where the transport
+   * says, with no buffer of its own.
+   */
+  plan(header: ResponseHeader, watchId: bigint, events: readonly Event[]): number {
     const h = this.#headerOf(header);
     let size = 1 + uvarintSize(h.length) + h.length;
     // int64 on the wire: a negative ID is its 64-bit two's complement (ten bytes).
     const id = BigInt.asUintN(64, watchId);
     if (id !== 0n) size += 1 + uvarint64Size(id);
-    const encoded: Uint8Array[] = [];
+    const encoded = this.#planEvents;
+    encoded.length = 0;
     for (const e of events) {
       let bytes = this.#events.get(e);
       if (bytes === undefined) {
@@ -430,25 +454,37 @@ export class EventFrames {
       encoded.push(bytes);
       size += 1 + uvarintSize(bytes.length) + bytes.length;
     }
-    const out = new Uint8Array(GRPC_PREFIX_BYTES + size);
-    putGrpcPrefix(out, size);
-    let at = GRPC_PREFIX_BYTES;
+    this.#planHeader = h;
+    this.#planId = id;
+    this.#planSize = size;
+    return GRPC_PREFIX_BYTES + size;
+  }
+
+  /** Writes the frame plan() laid out at `out[at..]`. */
+  readonly fill = (out: Uint8Array, at: number): void => {
+    const size = this.#planSize; // the gRPC prefix: no compression, then the length
+    out[at] = 0;
+    out[at + 1] = (size >>> 24) & 0xff;
+    out[at + 2] = (size >>> 16) & 0xff;
+    out[at + 3] = (size >>> 8) & 0xff;
+    out[at + 4] = size & 0xff;
+    at += GRPC_PREFIX_BYTES;
+    const h = this.#planHeader;
     out[at++] = 0x0a; // header = 1
     at = putUvarint(out, at, h.length);
     out.set(h, at);
     at += h.length;
-    if (id !== 0n) {
+    if (this.#planId !== 0n) {
       out[at++] = 0x10; // watch_id = 2
-      at = putUvarint64(out, at, id);
+      at = putUvarint64(out, at, this.#planId);
     }
-    for (const bytes of encoded) {
+    for (const bytes of this.#planEvents) {
       out[at++] = 0x5a; // events = 11
       at = putUvarint(out, at, bytes.length);
       out.set(bytes, at);
       at += bytes.length;
     }
-    return out;
-  }
+  };
 
   #headerOf(h: ResponseHeader): Uint8Array {
     const last = this.#header;

@@ -141,6 +141,16 @@ export class H2Stream {
     return this.#conn.writeData(this, data);
   }
 
+  /**
+   * As write() for `size` bytes that `fill` writes at `into[at..]`: straight into the
+   * connection's output when the windows allow (no buffer of its own), else into a new buffer
+   * that is queued as write() would queue it.
+   */
+  writeWith(size: number, fill: (into: Uint8Array, at: number) => void): boolean {
+    if (this.closed || this.localEnded || !this.headersSent) return false;
+    return this.#conn.writeDataWith(this, size, fill);
+  }
+
   /** Ends the response: trailers (an HPACK block) if given, else an empty END_STREAM DATA. */
   end(trailers?: Uint8Array): void {
     if (this.closed || this.localEnded) return;
@@ -621,6 +631,32 @@ export class H2Connection {
 
   // -------------------------------------------------------------------------------------------
   // Streams
+
+  /** @internal See H2Stream.writeWith. */
+  writeDataWith(
+    stream: H2Stream,
+    size: number,
+    fill: (into: Uint8Array, at: number) => void,
+  ): boolean {
+    if (
+      stream.pending.length > 0 || size > stream.sendWindow || size > this.#sendWindow ||
+      size > this.#peerMaxFrameSize
+    ) {
+      const data = new Uint8Array(size);
+      fill(data, 0);
+      return this.writeData(stream, data);
+    }
+    const at = this.#reserve(FRAME_HEADER_LENGTH + size);
+    writeFrameHeader(this.#staging, at, size, FrameType.DATA, 0, stream.id);
+    fill(this.#staging, at + FRAME_HEADER_LENGTH);
+    stream.sendWindow -= size;
+    this.#sendWindow -= size;
+    this.#flushSoon();
+    if (this.#socketBacklog() < SOCKET_HIGH_WATER) return true;
+    stream.needDrain = true;
+    this.#drainWaiters.add(stream);
+    return false;
+  }
 
   /** @internal Queues or sends response body bytes; see H2Stream.write. */
   writeData(stream: H2Stream, data: Uint8Array): boolean {

@@ -266,6 +266,42 @@ Deno.test("h2: sending respects the client's windows and resumes on WINDOW_UPDAT
   assertEquals(drained, 0); // end() was called; no writer waits.
 });
 
+Deno.test("h2: writeWith fills the output in place within the windows and queues the rest in order", async () => {
+  const results: boolean[] = [];
+  await withServer({
+    onStream: (s) => {
+      s.onend = () => {
+        s.respond(encodeHeaders({ ":status": "200" }));
+        // 6 bytes fit the client's 10-byte window: written in place. The next 6 do not: they are
+        // filled into a buffer of their own and queued behind, as write() queues.
+        for (const [from, size] of [[1, 6], [7, 6], [13, 3]]) {
+          results.push(
+            s.writeWith(size, (into, at) => {
+              for (let i = 0; i < size; i++) into[at + i] = from + i;
+            }),
+          );
+        }
+        s.end(encodeHeaders({ "grpc-status": "0" }));
+      };
+    },
+  }, async (port) => {
+    const raw = await RawClient.connect(port, [[Setting.INITIAL_WINDOW_SIZE, 10]]);
+    raw.send(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestBlock()));
+    await raw.waitFor((f) => f.type === FrameType.DATA);
+    await new Promise((r) => setTimeout(r, 100));
+    const data = () =>
+      raw.frames.filter((f) => f.type === FrameType.DATA).flatMap((f) => [...f.payload]);
+    assertEquals(data(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    const increment = new Uint8Array(4);
+    new DataView(increment.buffer).setUint32(0, 100);
+    raw.send(encodeFrame(FrameType.WINDOW_UPDATE, 0, 1, increment));
+    await raw.waitFor((f) => f.type === FrameType.HEADERS && (f.flags & Flag.END_STREAM) !== 0);
+    assertEquals(data(), Array.from({ length: 15 }, (_, i) => i + 1));
+    raw.close();
+  });
+  assertEquals(results, [true, true, true]);
+});
+
 Deno.test("h2: a writer told to wait because of staged bytes is woken once they are written (no lost drain)", async () => {
   const total = 4 * 1024 * 1024;
   await withServer({
