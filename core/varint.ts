@@ -23,6 +23,9 @@
 
 const TWO_32 = 4294967296;
 const TWO_64 = 1n << 64n;
+const TWO_56 = 1n << 56n;
+const TWO_63 = 1n << 63n;
+const LOW_32 = 0xffffffffn;
 const MAX_SAFE = 0x1fffffffffffffn;
 
 /** Bytes of the unsigned varint of `n`, a non-negative safe integer (1 for anything below 128). */
@@ -61,6 +64,11 @@ export function putUvarint(out: Uint8Array, offset: number, n: number): number {
 /** Bytes of the unsigned varint of a uint64 held as a bigint (1 for anything below 128). */
 export function uvarint64Size(v: bigint): number {
   if (v <= MAX_SAFE) return uvarintSize(Number(v));
+  // 2^53 and above (member and lease IDs are random 64-bit numbers): compared, never shifted,
+  // so that no bigint is made per call.
+  if (v < TWO_56) return 8;
+  if (v < TWO_63) return 9;
+  if (v < TWO_64) return 10;
   let size = 1;
   while (v >= 0x80n) {
     v >>= 7n;
@@ -76,6 +84,18 @@ export function uvarint64Size(v: bigint): number {
  */
 export function putUvarint64(out: Uint8Array, offset: number, v: bigint): number {
   if (v >= 0n && v <= MAX_SAFE) return putUvarint(out, offset, Number(v));
+  if (v > 0n && v < TWO_64) {
+    // Two 32-bit halves, then seven bits at a time in numbers: two bigints made, not twenty.
+    let lo = Number(v & LOW_32);
+    let hi = Number(v >> 32n);
+    while (hi > 0 || lo >= 0x80) {
+      out[offset++] = (lo & 0x7f) | 0x80;
+      lo = ((lo >>> 7) | ((hi & 0x7f) << 25)) >>> 0;
+      hi >>>= 7;
+    }
+    out[offset++] = lo;
+    return offset;
+  }
   while (v >= 0x80n) {
     out[offset++] = Number(v & 0x7fn) | 0x80;
     v >>= 7n;

@@ -33,6 +33,21 @@ const bigints = [
   2n ** 56n - 1n,
   2n ** 63n,
   2n ** 64n - 1n,
+  2n ** 56n,
+  2n ** 63n - 1n,
+  0xaa25f76279e90820n, // a member ID
+  0x694d7c1b5ea1b004n, // a lease ID
+  (1n << 32n) + 0x7fn,
+  (0x7fn << 32n) | 0xffffffffn,
+  // Random 64-bit values, as member and lease IDs are.
+  ...Array.from({ length: 200 }, () => {
+    const words = crypto.getRandomValues(new Uint32Array(2));
+    return (BigInt(words[0]) << BigInt(words[1] % 33)) | BigInt(words[1]);
+  }),
+  ...Array.from({ length: 200 }, () => {
+    const words = crypto.getRandomValues(new Uint32Array(2));
+    return (BigInt(words[0]) << 32n) | BigInt(words[1]);
+  }),
 ];
 
 Deno.test("uvarintSize and putUvarint match protobuf's uint64 varint for safe integers", () => {

@@ -9,6 +9,7 @@ import { assert } from "../assert.ts";
 import { int64Size, putInt64, putUvarint, uvarintSize } from "../varint.ts";
 
 const TWO_64 = 1n << 64n;
+const TWO_63 = 1n << 63n;
 
 /** A growable byte buffer. */
 export class ByteWriter {
@@ -160,15 +161,20 @@ export class ByteReader {
       if (b < 0x80) return BigInt(n);
       scale *= 0x80;
     }
-    this.pos = start;
-    let u = 0n;
-    let shift = 0n;
-    for (let i = 0; i < 10; i++) {
+    // Random 64-bit lease IDs: the bits above 49 (at most 15) gathered in a number too, then one
+    // bigint made of the two parts (the bits past the 64th, as protobuf's decoders, dropped).
+    let high = 0;
+    scale = 1;
+    for (let i = 7; i < 10; i++) {
       const b = this.byte();
-      u |= BigInt(b & 0x7f) << shift;
-      if (b < 0x80) return u >= 1n << 63n ? u - TWO_64 : u;
-      shift += 7n;
+      high += (b & 0x7f) * scale;
+      if (b < 0x80) {
+        const u = (BigInt(high & 0x7fff) << 49n) | BigInt(n);
+        return u >= TWO_63 ? u - TWO_64 : u;
+      }
+      scale *= 0x80;
     }
+    this.pos = start;
     throw new Error("varint too long");
   }
 

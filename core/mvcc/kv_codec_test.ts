@@ -66,6 +66,28 @@ Deno.test("readKeyValue decodes what toBinary encodes, copying bytes out", () =>
   }
 });
 
+Deno.test("random 64-bit lease IDs and versions: written and read as protobuf-es does", () => {
+  for (let i = 0; i < 500; i++) {
+    const w32 = crypto.getRandomValues(new Uint32Array(3));
+    const lease = BigInt.asIntN(64, (BigInt(w32[0]) << 32n) | BigInt(w32[1])) >>
+      BigInt(w32[2] % 20);
+    const kv = create(KeyValueSchema, {
+      key: new Uint8Array([1]),
+      lease,
+      version: -lease,
+      modRevision: BigInt(w32[2]),
+    });
+    const want = toBinary(KeyValueSchema, kv);
+    const w = new ByteWriter(4);
+    writeKeyValue(w, kv);
+    assert.deepEqual(w.finish(), want, `lease ${lease}`);
+    assert.deepEqual(
+      readKeyValue(new ByteReader(want), want.length),
+      fromBinary(KeyValueSchema, want),
+    );
+  }
+});
+
 Deno.test("readKeyValue rejects unknown fields and truncation", () => {
   assert.throws(() => readKeyValue(new ByteReader(new Uint8Array([0x38, 1])), 2));
   const bytes = toBinary(KeyValueSchema, table[2].kv);

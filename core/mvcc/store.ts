@@ -36,7 +36,7 @@ import { assert } from "../assert.ts";
 import { ByteArena, compareBytes, idBytes, keyId, prefixRangeEnd } from "../bytes.ts";
 import { SortedRecords } from "./sorted_records.ts";
 import { Crc32c } from "../storage/crc32c.ts";
-import { int64Size, uvarintSize } from "../varint.ts";
+import { int64Size, putInt64, uvarintSize } from "../varint.ts";
 import { ByteReader, ByteWriter, readKeyValue, writeKeyValue } from "./kv_codec.ts";
 import type { ByteSource } from "../bytes.ts";
 import { encodeView, type MvccView, type SnapshotEntry, SnapshotReader } from "./snapshot_codec.ts";
@@ -1961,12 +1961,7 @@ class CheckpointWriter {
     this.out[this.at++] = n;
   }
   int64(v: bigint): void {
-    let u = BigInt.asUintN(64, v);
-    while (u >= 0x80n) {
-      this.out[this.at++] = Number(u & 0x7fn) | 0x80;
-      u >>= 7n;
-    }
-    this.out[this.at++] = Number(u);
+    this.at = putInt64(this.out, this.at, v);
   }
 }
 

@@ -234,19 +234,21 @@ class Reader {
       if (b < 0x80) return BigInt(small);
       mul *= 128;
     }
-    this.pos = start;
-    let result = 0n;
-    let shift = 0n;
-    for (let i = 0; i < 10; i++) {
+    // Member IDs are random 64-bit numbers: the bits above 49 (at most 15, in three more bytes)
+    // gathered in a number too, then one bigint made of the two parts.
+    let high = 0;
+    mul = 1;
+    for (let i = 7; i < 10; i++) {
       if (this.pos >= this.end) throw new RaftDecodeError("truncated varint");
       const b = buf[this.pos++];
-      result |= BigInt(b & 0x7f) << shift;
+      high += (b & 0x7f) * mul;
       if (b < 0x80) {
-        if (result > MAX_U64) throw new RaftDecodeError("varint overflows uint64");
-        return result;
+        if (high >= 0x8000) throw new RaftDecodeError("varint overflows uint64");
+        return (BigInt(high) << 49n) | BigInt(small);
       }
-      shift += 7n;
+      mul *= 128;
     }
+    this.pos = start;
     throw new RaftDecodeError("varint longer than 10 bytes");
   }
 

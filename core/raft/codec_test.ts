@@ -113,6 +113,31 @@ Deno.test("codec: malformed input is rejected with RaftDecodeError", () => {
   assertThrows(() => decodeConfChange(new Uint8Array([16, 9])), RaftDecodeError);
 });
 
+Deno.test("codec: 64-bit member ids of every length round-trip; overflowing or long ones are refused", () => {
+  const ids = [
+    (1n << 49n) - 1n,
+    1n << 49n,
+    1n << 56n,
+    (1n << 63n) - 1n,
+    1n << 63n,
+    maxId,
+    ...Array.from({ length: 300 }, () => {
+      const w = crypto.getRandomValues(new Uint32Array(2));
+      return ((BigInt(w[0]) << 32n) | BigInt(w[1])) >> BigInt(w[1] % 16);
+    }),
+  ];
+  for (const id of ids) {
+    const m = newMessage(MessageType.Heartbeat, id, maxId - id, 3);
+    assertEquals(decodeMessage(encodeMessage(m)), m, `id ${id.toString(16)}`);
+  }
+  // Field 2 (to): ten bytes whose last carries more than the 64th bit; eleven bytes; cut short.
+  const cont = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+  for (const bytes of [[0x10, ...cont, 0x02], [0x10, ...cont, 0x81, 0x00], [0x10, ...cont]]) {
+    assertThrows(() => decodeMessage(new Uint8Array(bytes)), RaftDecodeError);
+  }
+  assertEquals(decodeMessage(new Uint8Array([0x10, ...cont, 0x01])).to, maxId);
+});
+
 Deno.test("codec: random corruption never crashes with anything but RaftDecodeError", () => {
   const good = encodeMessage(fullMessage());
   const rnd = seededRandomInt(42);
