@@ -342,9 +342,15 @@ export async function startServer(
     config.autoCompactionRetention ?? "0",
   );
   let node: EtcdNode | null = null;
+  // Made once per node: the peer side asks for it with every Raft message it receives.
+  let handlerOfNode: { node: EtcdNode; handler: PeerHandler } | null = null;
   const handler = (): PeerHandler | null => {
     const n = node;
     if (n === null) return null;
+    if (handlerOfNode?.node !== n) handlerOfNode = { node: n, handler: peerHandlerOf(n) };
+    return handlerOfNode.handler;
+  };
+  const peerHandlerOf = (n: EtcdNode): PeerHandler => {
     return {
       clusterId: () => n.clusterId,
       memberId: () => n.memberId,
