@@ -416,7 +416,11 @@ function handleRequest(
  * zeros left out), as tests check.
  */
 export class EventFrames {
-  #events = new WeakMap<Event, Uint8Array>();
+  /**
+   * Each event's bytes, shared by every stream's frames: the watchers of a write on different
+   * streams (connections) get the same Event object, encoded once for all of them.
+   */
+  static readonly #encoded = new WeakMap<Event, Uint8Array>();
   #header: ResponseHeader | null = null;
   #headerBytes = new Uint8Array(0);
   // The frame plan() laid out, which fill() writes.
@@ -446,10 +450,10 @@ export class EventFrames {
     const encoded = this.#planEvents;
     encoded.length = 0;
     for (const e of events) {
-      let bytes = this.#events.get(e);
+      let bytes = EventFrames.#encoded.get(e);
       if (bytes === undefined) {
         bytes = toBinary(EventSchema, e);
-        this.#events.set(e, bytes);
+        EventFrames.#encoded.set(e, bytes);
       }
       encoded.push(bytes);
       size += 1 + uvarintSize(bytes.length) + bytes.length;
