@@ -6,7 +6,10 @@
  * 1. a page: Range over the whole prefix with limit 500 (what a Kubernetes LIST with a limit
  *    asks), 50 times, each from the key after the last page's: median and p99 ms;
  * 2. a count: Range over the prefix with count_only (what the API server's object-count metrics
- *    ask), 20 times: median ms.
+ *    ask), 20 times: median ms;
+ * 3. a consistent list, as Kubernetes pages one: the first page at the current revision, each
+ *    later page at that revision (the continue token's), with 20 puts to other keys between
+ *    pages (the cluster keeps changing while it is listed): median and p99 ms of the later pages.
  *
  * Both answer `count` for the whole range. etcd walks every key of the range for it on every call;
  * detcd sums its key index's per-chunk counts (core/mvcc/sorted_records.ts).
@@ -61,12 +64,32 @@ async function measure(kind: MemberKind) {
       counts.push(performance.now() - t);
       if (r.count !== BigInt(KEYS)) throw new Error(`${kind}: count ${r.count}`);
     }
+    // A consistent list: later pages at the first page's revision while other keys change.
+    const later: number[] = [];
+    from = PREFIX;
+    let revision = 0n;
+    for (let i = 0; i < 50; i++) {
+      const t = performance.now();
+      const r = await kv.range({ key: from, rangeEnd: END, limit: 500n, revision });
+      if (i > 0) later.push(performance.now() - t);
+      if (r.count !== BigInt(KEYS) - BigInt(i * 500)) {
+        throw new Error(`${kind}: list page ${i} count ${r.count}`);
+      }
+      if (i === 0) revision = r.header!.revision;
+      from = new Uint8Array([...r.kvs[r.kvs.length - 1].key, 0]);
+      for (let j = 0; j < 20; j++) {
+        await kv.put({ key: enc.encode(`/registry/events/e-${i}-${j}`), value: VALUE });
+      }
+    }
     pages.sort((a, b) => a - b);
     counts.sort((a, b) => a - b);
+    later.sort((a, b) => a - b);
     return {
       pageMedian: percentile(pages, 0.5),
       pageP99: percentile(pages, 0.99),
       countMedian: percentile(counts, 0.5),
+      laterMedian: percentile(later, 0.5),
+      laterP99: percentile(later, 0.99),
     };
   } finally {
     await member.stop();
@@ -86,3 +109,5 @@ console.log(`| ${"-".repeat(40)} | -------: | -------: | ---------: |`);
 row("page of 500 (limit), median", etcd.pageMedian, detcd.pageMedian);
 row("page of 500 (limit), p99", etcd.pageP99, detcd.pageP99);
 row("count of the prefix (count_only), median", etcd.countMedian, detcd.countMedian);
+row("later page at the list's revision, median", etcd.laterMedian, detcd.laterMedian);
+row("later page at the list's revision, p99", etcd.laterP99, detcd.laterP99);

@@ -1733,6 +1733,24 @@ export class MvccStore implements ReadView {
       }
       return { kvs, count: this.#index.weightBetween(start, stop), revision: curRev };
     }
+    if (countOnly || limit > 0) {
+      // At an older revision (a paginated list's later pages ask for the first page's): the
+      // count is today's, corrected by the keys written since that revision, when those are
+      // fewer than the keys there are to walk.
+      const since = log.lastAtOrBefore(rev) + 1;
+      const now = this.#index.weightBetween(start, stop);
+      if (log.length - since <= Math.max(1024, now)) {
+        if (!countOnly) {
+          this.#index.scan(start, stop, (record) => {
+            const e = record.at(log, rev);
+            if (e < 0) return;
+            kvs.push(read(e));
+            return kvs.length < limit;
+          });
+        }
+        return { kvs, count: now + this.#countChange(since, rev, start, stop), revision: curRev };
+      }
+    }
     let count = 0;
     this.#index.scan(start, stop, (record) => {
       const e = record.at(log, rev);
@@ -1741,6 +1759,25 @@ export class MvccStore implements ReadView {
       if (!countOnly && (limit <= 0 || kvs.length < limit)) kvs.push(read(e));
     });
     return { kvs, count, revision: curRev };
+  }
+
+  /**
+   * How many more keys of [start, stop) existed at `rev` than exist now, from the revisions
+   * after it (positions `since` onwards): each key written since counts once, +1 if it existed
+   * then, -1 if it exists now.
+   */
+  #countChange(since: number, rev: number, start: string, stop: string | undefined): number {
+    const log = this.#log;
+    const seen = new Set<KeyRecord>();
+    let change = 0;
+    for (let i = since; i < log.length; i++) {
+      const record = log.record(i);
+      if (seen.has(record)) continue;
+      seen.add(record);
+      if (record.id < start || (stop !== undefined && record.id >= stop)) continue;
+      change += (record.at(log, rev) >= 0 ? 1 : 0) - liveWeight(record);
+    }
+    return change;
   }
 
   /** storeTxnWrite.put: a new revision of key; returns its previous live value. */
