@@ -174,6 +174,13 @@ export const scripts: Script[] = [
       cmd("get --prefix '' --rev=4 -w json"),
       cmd("get other --rev=5"),
       cmd("get other --rev=6 -w json"),
+      // Pages at older revisions (a paginated list's later pages): the count is of the keys that
+      // existed then (`other` was created at 4 and deleted at 6), the page stops at its limit.
+      cmd("get --prefix '' --rev=3 --limit=1 -w json"),
+      cmd("get --prefix '' --rev=4 --limit=1 -w json"),
+      cmd("get --prefix '' --rev=5 --limit=1 -w json"),
+      cmd("get --prefix '' --rev=6 --limit=1 -w json"),
+      cmd("get --prefix '' --rev=5 --limit=1 --keys-only -w json"),
       cmd("get k --rev=0"),
       cmd("get k --rev=100"),
       cmd("compaction 3"),

@@ -1719,30 +1719,18 @@ export class MvccStore implements ReadView {
     }
     const start = keyId(key);
     const stop = endId(end);
-    if (rev === curRev && (countOnly || limit > 0)) {
-      // At the current revision the index knows how many keys exist in each chunk of it: only the
-      // first `limit` keys are visited, and the count is summed chunk by chunk, where etcd's walks
-      // every key of the range (a paginated list pays for the whole range on every page there).
-      if (!countOnly) {
-        this.#index.scan(start, stop, (record) => {
-          const e = record.live();
-          if (e < 0) return;
-          kvs.push(read(e));
-          return kvs.length < limit;
-        });
-      }
-      return { kvs, count: this.#index.weightBetween(start, stop), revision: curRev };
-    }
     if (countOnly || limit > 0) {
-      // At an older revision (a paginated list's later pages ask for the first page's): the
-      // count is today's, corrected by the keys written since that revision, when those are
-      // fewer than the keys there are to walk.
-      const since = log.lastAtOrBefore(rev) + 1;
+      // The index knows how many keys exist now in each chunk of it: the count is summed chunk by
+      // chunk (where etcd's walks every key of the range: a paginated list pays for the whole
+      // range on every page there), and only the first `limit` keys are visited. At an older
+      // revision (a paginated list's later pages ask for the first page's) the count is corrected
+      // by the keys written since, when those are fewer than the keys there are to walk.
+      const since = rev === curRev ? log.length : log.lastAtOrBefore(rev) + 1;
       const now = this.#index.weightBetween(start, stop);
       if (log.length - since <= Math.max(1024, now)) {
         if (!countOnly) {
           this.#index.scan(start, stop, (record) => {
-            const e = record.at(log, rev);
+            const e = rev === curRev ? record.live() : record.at(log, rev);
             if (e < 0) return;
             kvs.push(read(e));
             return kvs.length < limit;
@@ -1768,6 +1756,7 @@ export class MvccStore implements ReadView {
    */
   #countChange(since: number, rev: number, start: string, stop: string | undefined): number {
     const log = this.#log;
+    if (since === log.length) return 0;
     const seen = new Set<KeyRecord>();
     let change = 0;
     for (let i = since; i < log.length; i++) {
