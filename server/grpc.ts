@@ -504,24 +504,22 @@ function serveStream(
       await new Promise<void>((r) => (wake = r));
     }
   }
-  const sendFrame = (frame: Uint8Array): Promise<void> => {
-    if (stream.closed || stream.localEnded) return Promise.resolve();
+  /** Whether a frame of `size` bytes may go out (the headers sent first); counts it. */
+  const open = (size: number): boolean => {
+    if (stream.closed || stream.localEnded) return false;
     if (!stream.headersSent) stream.respond(RESPONSE_HEADERS);
-    messageSent(stats, frame.length - GRPC_PREFIX_BYTES);
-    if (stream.write(frame)) return Promise.resolve();
-    // Back-pressure: wait until the client takes what we sent (or goes away).
-    return new Promise((resolve) => drained.push(resolve));
+    messageSent(stats, size - GRPC_PREFIX_BYTES);
+    return true;
   };
+  /** Back-pressure: a write the stream could not take waits until the client takes it. */
+  const written = (taken: boolean): Promise<void> =>
+    taken ? Promise.resolve() : new Promise((resolve) => drained.push(resolve));
+  const sendFrame = (frame: Uint8Array): Promise<void> =>
+    open(frame.length) ? written(stream.write(frame)) : Promise.resolve();
   const sendFrameWith = (
     size: number,
     fill: (into: Uint8Array, at: number) => void,
-  ): Promise<void> => {
-    if (stream.closed || stream.localEnded) return Promise.resolve();
-    if (!stream.headersSent) stream.respond(RESPONSE_HEADERS);
-    messageSent(stats, size - GRPC_PREFIX_BYTES);
-    if (stream.writeWith(size, fill)) return Promise.resolve();
-    return new Promise((resolve) => drained.push(resolve));
-  };
+  ): Promise<void> => open(size) ? written(stream.writeWith(size, fill)) : Promise.resolve();
   const send = Object.assign(
     (res: Message): Promise<void> => sendFrame(encodeGrpcFrame(toBinary(method.output, res))),
     { frame: sendFrame, frameWith: sendFrameWith },

@@ -21,7 +21,7 @@ import { Errors, type EtcdError, grpcStatusText } from "../core/errors.ts";
 import type { AuthInfo } from "../core/auth/mod.ts";
 import { nodeDefaults } from "../core/node/mod.ts";
 import { putUvarint, putUvarint64, uvarint64Size, uvarintSize } from "../core/varint.ts";
-import { GRPC_PREFIX_BYTES } from "../core/wire/mod.ts";
+import { GRPC_PREFIX_BYTES, putGrpcPrefix } from "../core/wire/mod.ts";
 import type { AnyMethod, CallContext, StreamMethod, StreamSend } from "./grpc.ts";
 
 const watchStreams = new Gauge(
@@ -466,12 +466,7 @@ export class EventFrames {
 
   /** Writes the frame plan() laid out at `out[at..]`. */
   readonly fill = (out: Uint8Array, at: number): void => {
-    const size = this.#planSize; // the gRPC prefix: no compression, then the length
-    out[at] = 0;
-    out[at + 1] = (size >>> 24) & 0xff;
-    out[at + 2] = (size >>> 16) & 0xff;
-    out[at + 3] = (size >>> 8) & 0xff;
-    out[at + 4] = size & 0xff;
+    putGrpcPrefix(out, this.#planSize, at);
     at += GRPC_PREFIX_BYTES;
     const h = this.#planHeader;
     out[at++] = 0x0a; // header = 1

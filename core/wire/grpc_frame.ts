@@ -18,15 +18,15 @@ export function encodeGrpcFrame(payload: Uint8Array): Uint8Array<ArrayBuffer> {
 }
 
 /**
- * Writes the prefix of an uncompressed message of `length` bytes at the start of `out` (a frame
- * the caller fills in place, to spare the copy encodeGrpcFrame makes).
+ * Writes the prefix of an uncompressed message of `length` bytes at `out[at]` (default: the start;
+ * a frame the caller fills in place, to spare the copy encodeGrpcFrame makes).
  */
-export function putGrpcPrefix(out: Uint8Array, length: number): void {
-  out[0] = 0;
-  out[1] = (length >>> 24) & 0xff;
-  out[2] = (length >>> 16) & 0xff;
-  out[3] = (length >>> 8) & 0xff;
-  out[4] = length & 0xff;
+export function putGrpcPrefix(out: Uint8Array, length: number, at = 0): void {
+  out[at] = 0;
+  out[at + 1] = (length >>> 24) & 0xff;
+  out[at + 2] = (length >>> 16) & 0xff;
+  out[at + 3] = (length >>> 8) & 0xff;
+  out[at + 4] = length & 0xff;
 }
 
 /**

@@ -652,10 +652,7 @@ export class H2Connection {
     stream.sendWindow -= size;
     this.#sendWindow -= size;
     this.#flushSoon();
-    if (this.#socketBacklog() < SOCKET_HIGH_WATER) return true;
-    stream.needDrain = true;
-    this.#drainWaiters.add(stream);
-    return false;
+    return this.#roomAfterWrite(stream);
   }
 
   /** @internal Queues or sends response body bytes; see H2Stream.write. */
@@ -681,6 +678,14 @@ export class H2Connection {
       this.#blocked.add(stream);
     }
     this.#flushSoon();
+    return this.#roomAfterWrite(stream);
+  }
+
+  /**
+   * Whether a writer may go on after a write to `stream`; if not, it is told to wait ('drain'
+   * when its queued bytes or, with none queued, the socket's backlog go down).
+   */
+  #roomAfterWrite(stream: H2Stream): boolean {
     if (stream.pendingBytes < STREAM_HIGH_WATER && this.#socketBacklog() < SOCKET_HIGH_WATER) {
       return true;
     }
