@@ -15,49 +15,11 @@ import {
   toBinary,
   toJson,
 } from "@bufbuild/protobuf";
+import type { Code } from "@connectrpc/connect";
+import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import { GrpcCode, type GrpcCodeValue } from "../core/errors.ts";
 import { type AnyMethod, type MethodTable, type PeerInfo, toStatus } from "./grpc.ts";
 import { encodeHeaders, type H2Stream } from "./h2/mod.ts";
-
-/** Connect's code names, by gRPC code number. */
-const CODE_NAMES: Record<number, string> = {
-  1: "canceled",
-  2: "unknown",
-  3: "invalid_argument",
-  4: "deadline_exceeded",
-  5: "not_found",
-  6: "already_exists",
-  7: "permission_denied",
-  8: "resource_exhausted",
-  9: "failed_precondition",
-  10: "aborted",
-  11: "out_of_range",
-  12: "unimplemented",
-  13: "internal",
-  14: "unavailable",
-  15: "data_loss",
-  16: "unauthenticated",
-};
-
-/** The HTTP status of a unary error, as the Connect protocol maps each code. */
-const HTTP_STATUS: Record<number, number> = {
-  1: 499,
-  2: 500,
-  3: 400,
-  4: 504,
-  5: 404,
-  6: 409,
-  7: 403,
-  8: 429,
-  9: 400,
-  10: 409,
-  11: 400,
-  12: 501,
-  13: 500,
-  14: 503,
-  15: 500,
-  16: 401,
-};
 
 /** Whether a request on an HTTP/2 stream is a Connect call (its content type says so). */
 export function isConnectRequest(headers: Record<string, string>): boolean {
@@ -70,8 +32,14 @@ export function isConnectRequest(headers: Record<string, string>): boolean {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function errorJson(code: GrpcCodeValue, message: string): string {
-  return JSON.stringify({ code: CODE_NAMES[code] ?? "unknown", message });
+/** A Connect error's JSON (its code's name, as Connect's own code and status tables have them). */
+function errorBody(code: GrpcCodeValue, message: string): { code: string; message: string } {
+  return { code: codeToString(connectCode(code)), message };
+}
+
+/** A failure's code as Connect's (the same numbers; OK, never an error's, reads as unknown). */
+function connectCode(code: GrpcCodeValue): Code {
+  return (code === GrpcCode.OK ? GrpcCode.Unknown : code) as Code;
 }
 
 /** Reads the whole request body, at most `max` bytes (then null). */
@@ -118,17 +86,14 @@ export async function handleConnectStream(
     if (streaming) {
       stream.respond(encodeHeaders({ ":status": "200", "content-type": type }));
       stream.write(
-        envelope(
-          2,
-          encoder.encode(JSON.stringify({ error: JSON.parse(errorJson(code, message)) })),
-        ),
+        envelope(2, encoder.encode(JSON.stringify({ error: errorBody(code, message) }))),
       );
       stream.end();
       return;
     }
-    const body = encoder.encode(errorJson(code, message));
+    const body = encoder.encode(JSON.stringify(errorBody(code, message)));
     stream.respond(encodeHeaders({
-      ":status": String(HTTP_STATUS[code] ?? 500),
+      ":status": String(codeToHttpStatus(connectCode(code))),
       "content-type": "application/json",
       "content-length": String(body.length),
     }));
@@ -217,7 +182,7 @@ export async function handleConnectStream(
     );
   } catch (e) {
     const s = toStatus(e);
-    end = { error: JSON.parse(errorJson(s.code, s.message)) };
+    end = { error: errorBody(s.code, s.message) };
   }
   if (stream.closed) return;
   stream.write(envelope(2, encoder.encode(JSON.stringify(end))));
