@@ -14,7 +14,12 @@ import { Console } from "../gen/detcdpb/console_pb.ts";
 import { Event_EventType, type KeyValue } from "../gen/mvccpb/kv_pb.ts";
 import { type Permission, Permission_Type } from "../gen/authpb/auth_pb.ts";
 import { keyLabel, leaseHex, lineDiff, showValue } from "./format.ts";
-import { compareBytes, prefixRangeEnd as prefixEnd } from "../core/bytes.ts";
+import { prefixRangeEnd as prefixEnd } from "../core/bytes.ts";
+import {
+  intervalsPermit,
+  mergeIntervals,
+  permissionInterval,
+} from "../core/auth/range_permissions.ts";
 
 const enc = new TextEncoder();
 let token = "";
@@ -87,17 +92,16 @@ let mine: { enabled: boolean; root: boolean; perms: Permission[] } = {
   perms: [],
 };
 
-/** Whether a permission covers `key`. */
-function covers(p: Permission, key: Uint8Array): boolean {
-  if (p.rangeEnd.length === 0) return compareBytes(p.key, key) === 0;
-  if (compareBytes(key, p.key) < 0) return false;
-  return (p.rangeEnd.length === 1 && p.rangeEnd[0] === 0) || compareBytes(key, p.rangeEnd) < 0;
-}
-
 /** Whether the user may write `key` (the server decides; this only hides what it would refuse). */
 function canWrite(key: Uint8Array): boolean {
-  return mine.root ||
-    mine.perms.some((p) => p.permType !== Permission_Type.READ && covers(p, key));
+  if (mine.root) return true;
+  // The auth store's own interval logic (core/auth/range_permissions.ts), over the WRITE grants.
+  const writable = mine.perms.flatMap((p) => {
+    if (p.permType === Permission_Type.READ) return [];
+    const interval = permissionInterval(p.key, p.rangeEnd);
+    return interval === null ? [] : [interval];
+  });
+  return intervalsPermit(mergeIntervals(writable), key, new Uint8Array(0));
 }
 
 async function loadPermissions(): Promise<void> {
