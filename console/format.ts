@@ -2,6 +2,7 @@
  * How the console shows keys and values: the readable form of a value's bytes, key labels, and a
  * line diff. No DOM here, so that Deno tests run it as the browser does.
  */
+import { goHexInt64Zero16 } from "../core/go_hex.ts";
 
 /** A value as the console shows it. */
 export interface Shown {
@@ -161,9 +162,7 @@ export function showValue(bytes: Uint8Array): Shown {
 
 /** A key's bytes as a label: UTF-8 when it is, else escaped hex. */
 /** A lease ID as etcdctl prints it (`%016x`: "lease 0f54a248c6d78003 granted"). */
-export function leaseHex(id: bigint): string {
-  return BigInt.asUintN(64, id).toString(16).padStart(16, "0");
-}
+export const leaseHex = goHexInt64Zero16;
 
 export function keyLabel(bytes: Uint8Array): string {
   try {

@@ -291,7 +291,4 @@ export function dbStatusTable(s: DbStatus): { header: string[]; rows: string[][]
   };
 }
 
-export function goHexInt64Zero16(v: bigint): string {
-  if (v < 0n) return "-" + (-v).toString(16).padStart(15, "0");
-  return v.toString(16).padStart(16, "0");
-}
+export { goHexInt64Zero16 } from "../../core/go_hex.ts";
