@@ -515,7 +515,10 @@ export class RevisionLog {
     for (const s of [...this.#segments.values()]) {
       if (s.file === null || !s.dirty) continue;
       s.dirty = false;
-      await (await s.file).sync();
+      // A checkpoint's sync flushes megabytes (20+ ms measured): off the event loop, where the
+      // disk can, so requests are not held for it.
+      const file = await s.file;
+      await (file.syncInBackground ? file.syncInBackground() : file.sync());
     }
     if (created) {
       for (const s of [...this.#segments.values()]) await s.file;
