@@ -13,8 +13,9 @@
  * exit while the thread is stopped, so an event caused by another's completion comes after it):
  * - every acknowledged put: the WAL write W carrying its entry is followed by an `fdatasync` (or
  *   `fsync`) of that WAL file that *returns* before the reply answering the put is *started*;
- * - every WAL segment created (`openat` O_CREAT under member/wal/) is followed by an fsync of the
- *   WAL directory before the next reply to any client;
+ * - every WAL segment created (`openat` O_CREAT under member/wal/, or a spare segment made ahead
+ *   renamed to a segment's name) is followed by an fsync of the WAL directory before the next
+ *   reply to any client;
  * - every rename under the data dir (snapshots, meta: temp + sync + rename), and every directory
  *   made inside it (member, wal, snap, revs), is followed by an fsync of the directory holding its
  *   new entry, before any file under the data dir is removed (WAL segments and old
@@ -371,8 +372,9 @@ export function checkTrace(
     }
   }
 
-  // 2. A new WAL segment's directory entry is durable before the next reply.
-  const walCreations = creations.filter((c) => isWal(c.path));
+  // 2. A new WAL segment's directory entry is durable before the next reply: one created under
+  //    its name, or a spare (made ahead under a temporary name) renamed to it.
+  const walCreations = [...creations, ...renames].filter((c) => isWal(c.path));
   for (const c of walCreations) {
     const sync = dirSyncAfter(walDir, c.call.endLine);
     const reply = nextReplyAfter(c.call.endLine);

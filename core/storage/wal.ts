@@ -13,7 +13,8 @@ const RECORD_HEADER_BYTES = 8;
 export const MAX_RECORD_BYTES = 64 * 1024 * 1024;
 /**
  * A segment is closed and a new one started once it grows past this. Each new segment is
- * zero-filled up front (see Disk.openAppend), so this is also the cost paid at each roll and start.
+ * zero-filled up front (see Disk.openAppend): the next one is made so while the current one fills
+ * (a spare, as etcd's file pipeline does), so a roll is a rename, not 16 MiB of writes and a sync.
  */
 export const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
 
@@ -36,6 +37,11 @@ function segmentName(sequence: number, firstIndex: number): string {
     firstIndex.toString(16).padStart(16, "0")
   }.wal`;
 }
+
+/** A spare segment being made ready; never read as part of the log (a start removes it). */
+const SPARE_SUFFIX = ".spare.tmp";
+/** Distinct spare names within a process, so that a closed WAL's late cleanup spares a new one's. */
+let spares = 0;
 
 function parseSegmentName(name: string): Segment | null {
   const m = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/.exec(name);
@@ -335,6 +341,11 @@ export class Wal {
   #lastIndex: number;
   #segmentBytes: number;
   #hardState: WalRecord | null;
+  /** The next segment's file, zero-filled and synced under a temporary name; null until asked. */
+  #spare: Promise<{ path: string; file: AppendFile } | null> | null = null;
+  /** Cutting the last closed segment to its records (after a roll, off the write path). */
+  #cutting: Promise<void> = Promise.resolve();
+  #closed = false;
 
   private constructor(
     disk: Disk,
@@ -363,9 +374,11 @@ export class Wal {
     segmentBytes = DEFAULT_SEGMENT_BYTES,
   ): Promise<WalRecovery> {
     await disk.mkdirp(dir);
-    const segments = (await disk.list(dir)).map(parseSegmentName).filter((s): s is Segment =>
-      s !== null
-    ).sort((a, b) => a.sequence - b.sequence);
+    const names = await disk.list(dir);
+    // A spare left by a stop or a crash was never part of the log.
+    for (const name of names) if (name.endsWith(SPARE_SUFFIX)) await disk.remove(`${dir}/${name}`);
+    const segments = names.map(parseSegmentName).filter((s): s is Segment => s !== null)
+      .sort((a, b) => a.sequence - b.sequence);
     let entries: WalRecord[] = [];
     let hardState: WalRecord | null = null;
     let truncatedTail: string | null = null;
@@ -469,6 +482,7 @@ export class Wal {
     walWriteBytes.inc(data.length);
     if (sync) await this.#timedSync();
     this.#fileBytes += data.length;
+    this.#makeSpare();
     this.#lastIndex = last;
     for (let i = records.length - 1; i >= 0; i--) {
       if (records[i].kind === WalRecordKind.HardState) {
@@ -502,6 +516,7 @@ export class Wal {
       if (segments[i + 1].firstIndex - 1 <= index) removed.add(segments[i]);
     }
     if (removed.size === 0) return;
+    await this.#cutting;
     this.#segments = this.#segments.filter((s) => !removed.has(s));
     for (const s of removed) await this.#disk.remove(`${this.#dir}/${s.name}`);
     await this.#disk.syncDir(this.#dir);
@@ -513,19 +528,31 @@ export class Wal {
   }
 
   close(): void {
+    this.#closed = true;
     this.#file?.close();
     this.#file = null;
+    // A spare still being made is removed once it is (etcd's file pipeline does the same).
+    const spare = this.#spare;
+    this.#spare = null;
+    void spare?.then(async (made) => {
+      if (made === null) return;
+      made.file.close();
+      await this.#disk.remove(made.path);
+    }).catch(() => {});
   }
 
   async #roll(firstIndex: number): Promise<void> {
     const last = this.#segments[this.#segments.length - 1];
     if (this.#file !== null) {
-      // Close the full segment like etcd's cut: durable, and cut to its records so that its
-      // preallocated zeros are not mistaken for a torn write in the middle of the log.
+      // Close the full segment like etcd's cut: durable first. Cutting it to its records (so its
+      // preallocated zeros end it cleanly) is left to the background: a start reads zeros after
+      // the records of a segment that is not the last as its end.
       await this.#file.sync();
       this.#file.close();
       this.#file = null;
-      await this.#disk.truncate(`${this.#dir}/${last.name}`, this.#fileBytes);
+      const path = `${this.#dir}/${last.name}`;
+      const size = this.#fileBytes;
+      this.#cutting = this.#cutting.then(() => this.#disk.truncate(path, size)).catch(() => {});
     }
     const seg: Segment = {
       sequence: last ? last.sequence + 1 : 0,
@@ -533,10 +560,40 @@ export class Wal {
       name: "",
     };
     seg.name = segmentName(seg.sequence, firstIndex);
-    this.#file = await this.#disk.openAppend(`${this.#dir}/${seg.name}`, this.#segmentBytes);
+    const path = `${this.#dir}/${seg.name}`;
+    const spare = this.#spare === null ? null : await this.#spare;
+    this.#spare = null;
+    let file: AppendFile | null = null;
+    if (spare !== null) {
+      try {
+        await this.#disk.rename(spare.path, path);
+        file = spare.file;
+      } catch {
+        spare.file.close();
+      }
+    }
+    this.#file = file ?? await this.#disk.openAppend(path, this.#segmentBytes);
     this.#fileBytes = 0;
     this.#segments.push(seg);
+    // The new name is durable before anything written under it is acknowledged.
     await this.#disk.syncDir(this.#dir);
+  }
+
+  /**
+   * Starts making the next segment's file in the background once the current one is a quarter
+   * full (a WAL that only takes a few entries, as a restore's, makes none); a failure leaves the
+   * roll to make it.
+   */
+  #makeSpare(): void {
+    if (this.#closed || this.#spare !== null || this.#fileBytes * 4 < this.#segmentBytes) return;
+    const path = `${this.#dir}/${(spares++).toString(16).padStart(8, "0")}${SPARE_SUFFIX}`;
+    this.#spare = this.#disk.openAppend(path, this.#segmentBytes).then(
+      (file) => ({ path, file }),
+      () => {
+        void this.#disk.remove(path).catch(() => {});
+        return null;
+      },
+    );
   }
 }
 

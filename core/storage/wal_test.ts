@@ -266,3 +266,61 @@ Deno.test("a WAL that rolled over preallocated segments reopens with every entry
   const first = (await disk.readFile(`w/${names[0]}`))!;
   assert(first.length < 4096, `closed segment cut to ${first.length} bytes`);
 });
+
+/** A MemoryDisk that records which files were opened for appending and which were renamed. */
+class RecordingDisk extends MemoryDisk {
+  opened: string[] = [];
+  renamed: string[] = [];
+  override openAppend(path: string, preallocateBytes = 0) {
+    this.opened.push(path);
+    return super.openAppend(path, preallocateBytes);
+  }
+  override rename(from: string, to: string) {
+    this.renamed.push(`${from} -> ${to}`);
+    return super.rename(from, to);
+  }
+}
+
+Deno.test("a roll takes the spare segment made while the last one filled, and a crash right after loses nothing", async () => {
+  const disk = new RecordingDisk({ preallocate: true });
+  const { wal } = await Wal.open(disk, "w", 0, 4096);
+  // 4 KiB segments, ~340 B a batch: a spare once a segment is a quarter full, a roll every ~12.
+  for (let i = 1; i <= 40; i++) {
+    await wal.append([walEntry(i, 2, new Uint8Array(300).fill(i)), walHardState(2, 1n, i)]);
+  }
+  assert(wal.segmentCount >= 3, `segments rolled (${wal.segmentCount})`);
+  const segments = disk.opened.filter((p) => p.endsWith(".wal"));
+  // Only the first segment is made by the roll itself; every later one is a renamed spare.
+  assertEquals(segments.length, 1, `segments made at a roll: ${segments.join(", ")}`);
+  assertEquals(disk.renamed.length, wal.segmentCount - 1);
+  assert(
+    disk.renamed.every((r) => /spare\.tmp -> w\/[0-9a-f]{16}-[0-9a-f]{16}\.wal$/.test(r)),
+    disk.renamed.join("; "),
+  );
+  // A spare for the next roll is ready beside the log, and a crash now (a power cut) keeps every
+  // synced entry: each renamed segment's name was made durable before its entries were written.
+  assert((await disk.list("w")).some((n) => n.endsWith(".spare.tmp")), "no spare made");
+  disk.crash();
+  const again = await Wal.open(disk, "w", 0, 4096);
+  assertEquals(again.entries.map((e) => e.index), Array.from({ length: 40 }, (_, i) => i + 1));
+  // The start removed the spare: it was never part of the log.
+  assertEquals((await disk.list("w")).filter((n) => !n.endsWith(".wal")), []);
+  again.wal.close();
+});
+
+Deno.test("a closed segment not yet cut to its records reads as ending at them", async () => {
+  // The roll leaves the cut to the background: a crash before it leaves a zero tail in a segment
+  // that is not the last, which a start must read as that segment's end, not as corruption.
+  const disk = new MemoryDisk({ preallocate: true });
+  const { wal } = await Wal.open(disk, "w", 0, 4096);
+  for (let i = 1; i <= 15; i++) await wal.append([walEntry(i, 2, new Uint8Array(300).fill(i))]);
+  wal.close();
+  const names = (await disk.list("w")).filter((n) => n.endsWith(".wal")).sort();
+  assert(names.length >= 2, `rolled: ${names}`);
+  const first = (await disk.readFile(`w/${names[0]}`))!;
+  const padded = new Uint8Array(4096);
+  padded.set(first);
+  await disk.writeFileAtomic(`w/${names[0]}`, padded);
+  const again = await Wal.open(disk, "w", 0, 4096);
+  assertEquals(again.entries.map((e) => e.index), Array.from({ length: 15 }, (_, i) => i + 1));
+});
