@@ -1,6 +1,9 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import type { AppendFile, Disk, ReadAtFile } from "../core/storage/mod.ts";
 
+/** How much of a large file is written between syncs (see writeFileAtomic). */
+const WRITE_SYNC_BYTES = 4 * 1024 * 1024;
+
 /**
  * core's Disk on the real file system. Files are created 0600 and directories 0700
  * (CVE-2020-15113); `sync` is fdatasync; atomic replacement is temp + sync + rename + dir sync.
@@ -23,8 +26,14 @@ export class DenoDisk implements Disk {
     const tmp = `${path}.tmp`;
     const file = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
     try {
-      let written = 0;
-      while (written < data.length) written += await file.write(data.subarray(written));
+      // A large file (a checkpoint: 120 MB at 1M keys) is written and synced a few MiB at a
+      // time: one sync of all of it holds the disk long enough that the WAL's fdatasync, on the
+      // event loop, waited behind it (requests held 30-60 ms at each checkpoint, measured).
+      for (let at = 0; at < data.length;) {
+        const end = Math.min(data.length, at + WRITE_SYNC_BYTES);
+        while (at < end) at += await file.write(data.subarray(at, end));
+        if (at < data.length) await file.syncData();
+      }
       const syncing = performance.now();
       await file.syncData();
       observeSync?.(performance.now() - syncing);

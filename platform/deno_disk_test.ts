@@ -67,3 +67,23 @@ Deno.test("revision log on real files: positional reads after flush and after re
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("DenoDisk.writeFileAtomic: a file written and synced a few MiB at a time reads back whole", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "detcd-disk-" });
+  try {
+    const disk = new DenoDisk();
+    // Not a multiple of the write-and-sync step, so the last piece is a short one.
+    const data = new Uint8Array(9 * 1024 * 1024 + 12345);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
+    let syncs = 0;
+    await disk.writeFileAtomic(`${dir}/big.snap`, data, () => syncs++);
+    assertEquals(await disk.readFile(`${dir}/big.snap`), data);
+    assertEquals(syncs, 1, "the last sync is the one observed");
+    assertEquals(await disk.list(dir), ["big.snap"], "no temporary file left");
+    // Replacing it with a small file leaves only the small one.
+    await disk.writeFileAtomic(`${dir}/big.snap`, new Uint8Array([1, 2, 3]));
+    assertEquals(await disk.readFile(`${dir}/big.snap`), new Uint8Array([1, 2, 3]));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
