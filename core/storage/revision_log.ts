@@ -66,7 +66,17 @@ interface Segment {
   totalBytes: number;
   /** Written since the last sync. */
   dirty: boolean;
+  /** Bytes written since the last writeback this log started for it (see #pace). */
+  unpaced: number;
 }
+
+/**
+ * Bytes of a segment written between the background syncs that keep its writeback going. The log
+ * is written without syncs (the WAL makes writes durable) until a checkpoint syncs it: a rewrite
+ * (defragment) writes hundreds of MB by then, and one sync of all of it held the disk long enough
+ * that the WAL's fdatasync waited behind it.
+ */
+export const PACED_SYNC_BYTES = 4 * 1024 * 1024;
 
 /** How a log is opened. */
 export interface RevisionLogOptions {
@@ -101,6 +111,8 @@ export class RevisionLog {
   readonly #segments = new Map<number, Segment>();
   #head: Segment;
   #flushing: Promise<void> = Promise.resolve();
+  /** A pacing sync is running (see #pace). */
+  #pacing = false;
   #failure: unknown = null;
   /** Readers holding the log (see hold()), and the segments waiting for them to finish. */
   #holds = 0;
@@ -547,11 +559,25 @@ export class RevisionLog {
       const inflight = { start, data };
       s.inflight.push(inflight);
       try {
-        await (await s.file).write(data);
+        const file = await s.file;
+        await file.write(data);
+        s.unpaced += data.length;
+        if (s.unpaced >= PACED_SYNC_BYTES) this.#pace(s, file);
       } finally {
         s.inflight = s.inflight.filter((x) => x !== inflight);
       }
     }
+  }
+
+  /**
+   * Starts a sync in the background (where the disk has one) so that what was written goes to
+   * disk a few MiB at a time; one at a time. Durability still comes from sync(): this only paces.
+   */
+  #pace(segment: Segment, file: AppendFile): void {
+    if (this.#pacing || !file.syncInBackground) return;
+    segment.unpaced = 0;
+    this.#pacing = true;
+    file.syncInBackground().catch(() => {}).finally(() => (this.#pacing = false));
   }
 
   /** Starts the next segment; the old head keeps its buffered bytes until the next flush. */
@@ -594,6 +620,7 @@ function newSegment(
     liveBytes: 0,
     totalBytes: 0,
     dirty: false,
+    unpaced: 0,
   };
 }
 

@@ -143,3 +143,53 @@ Deno.test("revision log: a sequential reader serves records from blocks, buffere
   assertThrows(() => fresh(at[1].location, at[1].size), RevisionLogCorruptError);
   log.close();
 });
+
+Deno.test("revision log: a long run of writes is synced in the background every few MiB, one sync at a time", async () => {
+  // A disk that can sync in the background, and says when it is asked to and how many overlap.
+  let started = 0;
+  let running = 0;
+  let overlapping = 0;
+  let waiting: (() => void)[] = [];
+  let held = true;
+  const release = () => {
+    for (const resolve of waiting) resolve();
+    waiting = [];
+  };
+  class BackgroundSyncDisk extends MemoryDisk {
+    override async openAppend(path: string, preallocateBytes = 0) {
+      const file = await super.openAppend(path, preallocateBytes);
+      return {
+        ...file,
+        syncInBackground: async () => {
+          started++;
+          running++;
+          overlapping = Math.max(overlapping, running);
+          if (held) await new Promise<void>((resolve) => waiting.push(resolve));
+          running--;
+          await file.sync();
+        },
+      };
+    }
+  }
+  const disk = new BackgroundSyncDisk();
+  const log = await RevisionLog.open(disk, DIR, () => {}, { segmentBytes: 64 * 1024 * 1024 });
+  const value = new Uint8Array(1000);
+  const write = async (records: number, from: number) => {
+    for (let i = 0; i < records; i++) log.append(from + i, 0, false, value);
+    await log.flush();
+  };
+  await write(3 * 1024, 2); // ~3 MiB: below the step, nothing started
+  assertEquals(started, 0);
+  await write(2 * 1024, 10_000); // past 4 MiB: one background sync
+  assertEquals(started, 1);
+  await write(6 * 1024, 20_000); // another 6 MiB while it still runs: not a second one
+  assertEquals([started, overlapping], [1, 1]);
+  release();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  await write(5 * 1024, 30_000); // once it is done, the next step starts one again
+  assertEquals([started, overlapping], [2, 1]);
+  held = false;
+  release();
+  await log.sync();
+  log.close();
+});
