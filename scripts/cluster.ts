@@ -10,6 +10,8 @@
  *   etcdctl --endpoints=127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379 endpoint status -w table
  */
 
+import { MEMBER_V8_FLAG_ARG } from "../server/v8_flags.ts";
+
 const root = new URL("..", import.meta.url).pathname;
 const args = [...Deno.args];
 const dash = args.indexOf("--");
@@ -73,6 +75,7 @@ const children = members.map((m, i) => {
     args: [
       "run",
       "-A",
+      MEMBER_V8_FLAG_ARG,
       `${root}server/main.ts`,
       `--name=${m.name}`,
       `--data-dir=${dataRoot}/${m.name}`,

@@ -10,6 +10,7 @@
  *
  * Requests are ebench's: for `watch`, one put reaches `--clients` watchers (per request = per put).
  */
+import { MEMBER_V8_FLAGS } from "../server/v8_flags.ts";
 import { parseArgs } from "node:util";
 import { REPO_ROOT } from "../tests/harness.ts";
 import { ebenchPath, runEbench } from "./_ebench.ts";
@@ -28,7 +29,10 @@ const { values: o, positionals } = parseArgs({
 
 const port = 24379;
 const dataDir = await Deno.makeTempDir({ prefix: "detcd-gc-" });
-const v8 = ["--trace-gc-nvp", ...(o["v8-flags"] ? [o["v8-flags"]] : [])].join(",");
+// A member's own flags first; --v8-flags adds (or, for the same flag, overrides) them.
+const v8 = ["--trace-gc-nvp", ...MEMBER_V8_FLAGS, ...(o["v8-flags"] ? [o["v8-flags"]] : [])].join(
+  ",",
+);
 const member = new Deno.Command(Deno.execPath(), {
   args: [
     "run",

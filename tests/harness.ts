@@ -8,6 +8,7 @@
  * and an `unload` handler SIGKILLs whatever is left if a test forgets.
  */
 
+import { MEMBER_V8_FLAG_ARG } from "../server/v8_flags.ts";
 import http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
@@ -361,15 +362,15 @@ globalThis.addEventListener("unload", () => {
 });
 
 /**
- * V8 flags a member runs with: none, as `deno task start` (V8's defaults, the memory reducer
- * included: docs/benchmarks.md, "Slabs instead of an ArrayBuffer per write").
- * DETCD_SERVER_V8_FLAGS (a comma-separated V8 flag list) sets some, to measure them; they must be
- * given at start (set later, V8 ignores them).
+ * V8 flags a member runs with: those of `deno task start` (server/v8_flags.ts; V8's memory reducer
+ * stays on: docs/benchmarks.md, "Slabs instead of an ArrayBuffer per write").
+ * DETCD_SERVER_V8_FLAGS (a comma-separated V8 flag list) replaces them, to measure others; they
+ * must be given at start (set later, V8 ignores them).
  */
 const serverV8Flags = Deno.env.get("DETCD_SERVER_V8_FLAGS");
-export const SERVER_V8_FLAGS: readonly string[] = serverV8Flags
-  ? [`--v8-flags=${serverV8Flags}`]
-  : [];
+export const SERVER_V8_FLAGS: readonly string[] = serverV8Flags !== undefined
+  ? (serverV8Flags === "" ? [] : [`--v8-flags=${serverV8Flags}`])
+  : [MEMBER_V8_FLAG_ARG];
 
 /** The command line that runs a member of the given kind (program and arguments before flags). */
 export function serverCommand(kind: MemberKind): [string, string[]] {

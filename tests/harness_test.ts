@@ -19,10 +19,12 @@ import {
   requireReference,
   runCtl,
   type Script,
+  SERVER_V8_FLAGS,
   settleEtcdAppliedIndex,
   startMember,
   type StepOutcome,
 } from "./harness.ts";
+import { MEMBER_V8_FLAG_ARG } from "../server/v8_flags.ts";
 
 const reference = requireReference();
 
@@ -391,4 +393,13 @@ Deno.test({
     const emptyKey = outcomes[0].findIndex((outcome) => outcome.args[1] === "");
     assert.match(outcomes[0][emptyKey].stderr, /client-<UUID>\/127\.0\.0\.1:<CLIENT_PORT>/);
   },
+});
+
+Deno.test("members start with the same V8 flags everywhere: deno task start and compile, the harness", async () => {
+  const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;
+  assert.match(tasks.start, new RegExp(` ${MEMBER_V8_FLAG_ARG} server/main\\.ts`));
+  assert.match(tasks.compile, new RegExp(` ${MEMBER_V8_FLAG_ARG} -o detcd server/main\\.ts`));
+  if (Deno.env.get("DETCD_SERVER_V8_FLAGS") === undefined) {
+    assert.deepEqual(SERVER_V8_FLAGS, [MEMBER_V8_FLAG_ARG]);
+  }
 });
