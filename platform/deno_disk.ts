@@ -1,8 +1,10 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import type { AppendFile, Disk, ReadAtFile } from "../core/storage/mod.ts";
-
-/** How much of a large file is written between syncs (see writeFileAtomic). */
-const WRITE_SYNC_BYTES = 4 * 1024 * 1024;
+import {
+  type AppendFile,
+  type Disk,
+  PACED_SYNC_BYTES,
+  type ReadAtFile,
+} from "../core/storage/mod.ts";
 
 /**
  * core's Disk on the real file system. Files are created 0600 and directories 0700
@@ -27,10 +29,9 @@ export class DenoDisk implements Disk {
     const file = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
     try {
       // A large file (a checkpoint: 120 MB at 1M keys) is written and synced a few MiB at a
-      // time: one sync of all of it holds the disk long enough that the WAL's fdatasync, on the
-      // event loop, waited behind it (requests held 30-60 ms at each checkpoint, measured).
+      // time (PACED_SYNC_BYTES).
       for (let at = 0; at < data.length;) {
-        const end = Math.min(data.length, at + WRITE_SYNC_BYTES);
+        const end = Math.min(data.length, at + PACED_SYNC_BYTES);
         while (at < end) at += await file.write(data.subarray(at, end));
         if (at < data.length) await file.syncData();
       }

@@ -16,6 +16,7 @@
  */
 export { Crc32c, crc32c } from "./crc32c.ts";
 export type { AppendFile, Disk, ReadAtFile } from "./disk.ts";
+export { PACED_SYNC_BYTES } from "./disk.ts";
 export {
   DEFAULT_REVISION_SEGMENT_BYTES,
   RevisionLog,

@@ -18,7 +18,7 @@
  */
 import { backendCommitSeconds } from "./metrics.ts";
 import { crc32c } from "./crc32c.ts";
-import type { AppendFile, Disk, ReadAtFile } from "./disk.ts";
+import { type AppendFile, type Disk, PACED_SYNC_BYTES, type ReadAtFile } from "./disk.ts";
 import { putUvarint, uvarintSize } from "../varint.ts";
 
 const HEADER_BYTES = 8;
@@ -69,14 +69,6 @@ interface Segment {
   /** Bytes written since the last writeback this log started for it (see #pace). */
   unpaced: number;
 }
-
-/**
- * Bytes of a segment written between the background syncs that keep its writeback going. The log
- * is written without syncs (the WAL makes writes durable) until a checkpoint syncs it: a rewrite
- * (defragment) writes hundreds of MB by then, and one sync of all of it held the disk long enough
- * that the WAL's fdatasync waited behind it.
- */
-export const PACED_SYNC_BYTES = 4 * 1024 * 1024;
 
 /** How a log is opened. */
 export interface RevisionLogOptions {

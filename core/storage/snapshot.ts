@@ -1,6 +1,6 @@
 import { readSource } from "../bytes.ts";
 import { Crc32c, crc32c } from "./crc32c.ts";
-import type { Disk, ReadAtFile } from "./disk.ts";
+import { type Disk, PACED_SYNC_BYTES, type ReadAtFile } from "./disk.ts";
 import { snapshotFsyncSeconds } from "./metrics.ts";
 
 const magic = 0x44534e50; // "DSNP"
@@ -168,6 +168,7 @@ export class Snapshotter {
     const file = await this.disk.openAppend(path);
     const crc = new Crc32c();
     let written = 0;
+    let unpaced = 0;
     let closed = false;
     const close = () => {
       if (!closed) file.close();
@@ -186,6 +187,13 @@ export class Snapshotter {
         if (written > length) throw new Error("snapshot: more data than announced");
         crc.update(chunk);
         await file.write(chunk);
+        // Hundreds of MB, maybe: flushed as they come (in the background, where the disk can), not
+        // in one sync at the end that holds the disk from the WAL's (PACED_SYNC_BYTES).
+        unpaced += chunk.length;
+        if (unpaced >= PACED_SYNC_BYTES && file.syncInBackground) {
+          unpaced = 0;
+          await file.syncInBackground();
+        }
       },
       finish: async () => {
         if (written !== length) {

@@ -1,4 +1,4 @@
-import { assertEquals, assertRejects, assertThrows } from "../testing.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../testing.ts";
 import { MemoryDisk } from "./memory_disk.ts";
 import { decodeSnapshot, encodeSnapshot, Snapshotter } from "./snapshot.ts";
 
@@ -110,4 +110,41 @@ Deno.test("received snapshots never installed are removed, and an install surviv
   assertEquals((await disk.list("snap")).length, 1);
   disk.crash();
   assertEquals((await snaps.loadNewest(() => {}))?.index, 8);
+});
+
+Deno.test("a large snapshot being received is synced in the background every few MiB, not only at its end", async () => {
+  const syncs: number[] = [];
+  let written = 0;
+  class BackgroundSyncDisk extends MemoryDisk {
+    override async openAppend(path: string, preallocateBytes = 0) {
+      const file = await super.openAppend(path, preallocateBytes);
+      return {
+        ...file,
+        write: async (data: Uint8Array) => {
+          written += data.length;
+          await file.write(data);
+        },
+        syncInBackground: async () => {
+          syncs.push(written);
+          await file.sync();
+        },
+      };
+    }
+  }
+  const snaps = new Snapshotter(new BackgroundSyncDisk(), "snap");
+  const length = 10 * 1024 * 1024 + 5;
+  const receiving = await snaps.receive(9, 2, length);
+  const chunk = new Uint8Array(32 * 1024).fill(7);
+  for (let at = 0; at < length; at += chunk.length) {
+    await receiving.write(chunk.subarray(0, Math.min(chunk.length, length - at)));
+  }
+  await receiving.finish();
+  // Two along the way (after 4 and 8 MiB of data, plus the header), and the last one at its end.
+  assertEquals(syncs.length, 3, `syncs after ${syncs.join(", ")} bytes`);
+  assert(syncs[0] < 4.1 * 1024 * 1024 && syncs[1] < 8.1 * 1024 * 1024, `${syncs}`);
+  assertEquals(syncs[2], written);
+  await snaps.install(9, 2);
+  const file = await snaps.open(9, 2);
+  assertEquals(file!.size, length);
+  file!.close();
 });
