@@ -23,6 +23,11 @@ export interface AppendFile {
   close(): void;
 }
 
+/** A sync of a large amount of data: off the event loop where the disk can, else sync(). */
+export function syncOffLoop(file: AppendFile): Promise<void> {
+  return file.syncInBackground ? file.syncInBackground() : file.sync();
+}
+
 /**
  * A file open for positional reads. Synchronous: a read may serve a request from the event loop
  * (one pread, a few µs from the page cache; docs/adr/0010-storage-that-scales.md).

@@ -18,7 +18,13 @@
  */
 import { backendCommitSeconds } from "./metrics.ts";
 import { crc32c } from "./crc32c.ts";
-import { type AppendFile, type Disk, PACED_SYNC_BYTES, type ReadAtFile } from "./disk.ts";
+import {
+  type AppendFile,
+  type Disk,
+  PACED_SYNC_BYTES,
+  type ReadAtFile,
+  syncOffLoop,
+} from "./disk.ts";
 import { putUvarint, uvarintSize } from "../varint.ts";
 
 const HEADER_BYTES = 8;
@@ -521,8 +527,7 @@ export class RevisionLog {
       s.dirty = false;
       // A checkpoint's sync flushes megabytes (20+ ms measured): off the event loop, where the
       // disk can, so requests are not held for it.
-      const file = await s.file;
-      await (file.syncInBackground ? file.syncInBackground() : file.sync());
+      await syncOffLoop(await s.file);
     }
     if (created) {
       for (const s of [...this.#segments.values()]) await s.file;

@@ -1,6 +1,6 @@
 import { readSource } from "../bytes.ts";
 import { Crc32c, crc32c } from "./crc32c.ts";
-import { type Disk, PACED_SYNC_BYTES, type ReadAtFile } from "./disk.ts";
+import { type Disk, PACED_SYNC_BYTES, type ReadAtFile, syncOffLoop } from "./disk.ts";
 import { snapshotFsyncSeconds } from "./metrics.ts";
 
 const magic = 0x44534e50; // "DSNP"
@@ -204,7 +204,7 @@ export class Snapshotter {
         await file.write(trailer);
         // Hundreds of MB, maybe: not on the event loop when the disk can sync in the background.
         const syncing = snapshotFsyncSeconds.startTimer(); // the metrics' clock, not the wall's
-        await (file.syncInBackground?.() ?? file.sync());
+        await syncOffLoop(file);
         syncing();
         close();
       },

@@ -126,6 +126,25 @@ const requestBlock = (path = "/svc/M", extra: Record<string, string> = {}) =>
     ...extra,
   });
 
+/**
+ * A client whose streams may receive `window` bytes, after one request (stream 1) whose first DATA
+ * came and the server had 100 ms to send more (what the window held it to).
+ */
+async function requestWithWindow(port: number, window: number): Promise<RawClient> {
+  const raw = await RawClient.connect(port, [[Setting.INITIAL_WINDOW_SIZE, window]]);
+  raw.send(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestBlock()));
+  await raw.waitFor((f) => f.type === FrameType.DATA);
+  await new Promise((r) => setTimeout(r, 100));
+  return raw;
+}
+
+/** A WINDOW_UPDATE frame raising stream `streamId`'s window (0: the connection's) by `increment`. */
+function windowUpdate(streamId: number, increment: number): Uint8Array {
+  const payload = new Uint8Array(4);
+  new DataView(payload.buffer).setUint32(0, increment);
+  return encodeFrame(FrameType.WINDOW_UPDATE, 0, streamId, payload);
+}
+
 /** Echo: replies with the request body once it ends, then trailers. */
 function echo(stream: H2Stream): void {
   const parts: Uint8Array[] = [];
@@ -236,10 +255,7 @@ Deno.test("h2: sending respects the client's windows and resumes on WINDOW_UPDAT
       };
     },
   }, async (port) => {
-    const raw = await RawClient.connect(port, [[Setting.INITIAL_WINDOW_SIZE, 10]]);
-    raw.send(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestBlock()));
-    await raw.waitFor((f) => f.type === FrameType.DATA);
-    await new Promise((r) => setTimeout(r, 100));
+    const raw = await requestWithWindow(port, 10);
     const sent = () =>
       raw.frames.filter((f) => f.type === FrameType.DATA).reduce((n, f) => n + f.payload.length, 0);
     assertEquals(sent(), 10);
@@ -253,9 +269,7 @@ Deno.test("h2: sending respects the client's windows and resumes on WINDOW_UPDAT
       ),
     );
     await raw.waitFor(() => sent() === 65535, "65535 bytes");
-    const increment = new Uint8Array(4);
-    new DataView(increment.buffer).setUint32(0, 1 << 20);
-    raw.send(encodeFrame(FrameType.WINDOW_UPDATE, 0, 0, increment));
+    raw.send(windowUpdate(0, 1 << 20));
     await raw.waitFor((f) => f.type === FrameType.HEADERS && (f.flags & Flag.END_STREAM) !== 0);
     assertEquals(sent(), 100_000);
     // Trailers come after all data.
@@ -285,16 +299,11 @@ Deno.test("h2: writeWith fills the output in place within the windows and queues
       };
     },
   }, async (port) => {
-    const raw = await RawClient.connect(port, [[Setting.INITIAL_WINDOW_SIZE, 10]]);
-    raw.send(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestBlock()));
-    await raw.waitFor((f) => f.type === FrameType.DATA);
-    await new Promise((r) => setTimeout(r, 100));
+    const raw = await requestWithWindow(port, 10);
     const data = () =>
       raw.frames.filter((f) => f.type === FrameType.DATA).flatMap((f) => [...f.payload]);
     assertEquals(data(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-    const increment = new Uint8Array(4);
-    new DataView(increment.buffer).setUint32(0, 100);
-    raw.send(encodeFrame(FrameType.WINDOW_UPDATE, 0, 1, increment));
+    raw.send(windowUpdate(1, 100));
     await raw.waitFor((f) => f.type === FrameType.HEADERS && (f.flags & Flag.END_STREAM) !== 0);
     assertEquals(data(), Array.from({ length: 15 }, (_, i) => i + 1));
     raw.close();
@@ -325,9 +334,7 @@ Deno.test("h2: a writer told to wait because of staged bytes is woken once they 
   }, async (port) => {
     const big = 1 << 30;
     const raw = await RawClient.connect(port, [[Setting.INITIAL_WINDOW_SIZE, big - 1]]);
-    const increment = new Uint8Array(4);
-    new DataView(increment.buffer).setUint32(0, big - 65536);
-    raw.send(encodeFrame(FrameType.WINDOW_UPDATE, 0, 0, increment));
+    raw.send(windowUpdate(0, big - 65536));
     raw.send(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestBlock()));
     await raw.waitFor(
       (f) => f.type === FrameType.HEADERS && f.streamId === 1 && (f.flags & Flag.END_STREAM) !== 0,
