@@ -3,17 +3,26 @@
  * built its whole response in memory before sending). A RangeResponse carrying many KeyValues is
  * sized first (cheap: no bytes), then encoded in chunks of about CHUNK_BYTES that go out as the
  * client takes them, so the member never holds a second copy of the key space and keeps serving
- * between chunks. The bytes are the same as toBinary's.
+ * between chunks. A range over many keys goes further: its response holds the range's entries
+ * (positions in the store's columns), and no KeyValue object is made for them at all. The bytes
+ * are the same as toBinary's.
  */
 import { toBinary } from "@bufbuild/protobuf";
 import { type RangeResponse, ResponseHeaderSchema } from "../gen/etcdserverpb/rpc_pb.ts";
 import { ByteWriter, keyValueSize, writeKeyValue } from "../core/mvcc/kv_codec.ts";
 import { int64Size, uvarintSize } from "../core/varint.ts";
+import type { RangeEntries } from "../core/mvcc/mod.ts";
+import { rangeEntries } from "../core/node/kv/mod.ts";
+import { Slicer } from "./slicer.ts";
 
-/** A response message to be written in pieces: its encoded size, then its bytes in order. */
+/**
+ * A response message to be written in pieces: its encoded size, then its bytes in order. close()
+ * when it will not be written (or not to its end: returning from chunks() closes it too).
+ */
 export interface ChunkedMessage {
   readonly size: number;
   chunks(): Generator<Uint8Array>;
+  close(): void;
 }
 
 /** Chunks of about this many bytes. */
@@ -23,10 +32,13 @@ const CHUNK_BYTES = 64 * 1024;
 export const CHUNKED_MIN_BYTES = 1024 * 1024;
 
 /**
- * A RangeResponse as a ChunkedMessage when it is large (at least CHUNKED_MIN_BYTES), else null.
- * Fields in field-number order, as toBinary writes them: header, kvs, more, count.
+ * A RangeResponse as a ChunkedMessage when it is large (at least CHUNKED_MIN_BYTES, or its kvs
+ * still the range's entries: see streamedRange()), else null. Fields in field-number order, as
+ * toBinary writes them: header, kvs, more, count.
  */
-export function chunkedRange(res: RangeResponse): ChunkedMessage | null {
+export function chunkedRange(res: RangeResponse): ChunkedMessage | Promise<ChunkedMessage> | null {
+  const entries = rangeEntries(res);
+  if (entries !== undefined) return streamedRange(res, entries);
   const kvs = res.kvs;
   // An upper bound first (a KeyValue's fields other than key and value take at most 48 bytes):
   // most responses are small and need no exact sizing.
@@ -39,9 +51,7 @@ export function chunkedRange(res: RangeResponse): ChunkedMessage | null {
     kvsBytes += 1 + uvarintSize(n) + n;
   }
   if (kvsBytes < CHUNKED_MIN_BYTES) return null;
-  const header = res.header ? toBinary(ResponseHeaderSchema, res.header) : null;
-  const headBytes = header ? 1 + uvarintSize(header.length) + header.length : 0;
-  const tailBytes = (res.more ? 2 : 0) + (res.count !== 0n ? 1 + int64Size(res.count) : 0);
+  const { header, headBytes, tailBytes } = headAndTail(res);
   return {
     size: headBytes + kvsBytes + tailBytes,
     *chunks() {
@@ -59,15 +69,78 @@ export function chunkedRange(res: RangeResponse): ChunkedMessage | null {
           w.reset();
         }
       }
-      if (res.more) {
-        w.byte(0x18);
-        w.byte(1);
-      }
-      if (res.count !== 0n) {
-        w.byte(0x20);
-        w.int64(res.count);
-      }
+      writeTail(w, res);
       if (w.length > 0) yield w.finish();
+    },
+    close() {},
+  };
+}
+
+/** The response's header encoded, the size of its field, and the size of `more` and `count`. */
+function headAndTail(res: RangeResponse) {
+  const header = res.header ? toBinary(ResponseHeaderSchema, res.header) : null;
+  const headBytes = header ? 1 + uvarintSize(header.length) + header.length : 0;
+  const tailBytes = (res.more ? 2 : 0) + (res.count !== 0n ? 1 + int64Size(res.count) : 0);
+  return { header, headBytes, tailBytes };
+}
+
+/** The fields after the kvs: `more`, `count`. */
+function writeTail(w: ByteWriter, res: RangeResponse): void {
+  if (res.more) {
+    w.byte(0x18);
+    w.byte(1);
+  }
+  if (res.count !== 0n) {
+    w.byte(0x20);
+    w.int64(res.count);
+  }
+}
+
+/**
+ * A RangeResponse whose kvs are still the range's entries: sized in slices (the member serves
+ * between them), then encoded entry by entry as the chunks are taken, without a KeyValue object
+ * per key. The entries are closed once written, or when the message is closed unwritten.
+ */
+async function streamedRange(res: RangeResponse, entries: RangeEntries): Promise<ChunkedMessage> {
+  let kvsBytes = 0;
+  try {
+    const slicer = new Slicer();
+    for (let i = 0; i < entries.length; i++) {
+      const n = entries.size(i);
+      kvsBytes += 1 + uvarintSize(n) + n;
+      if ((i & 1023) === 1023) await slicer.pause();
+    }
+  } catch (e) {
+    entries.close();
+    throw e;
+  }
+  const { header, headBytes, tailBytes } = headAndTail(res);
+  return {
+    size: headBytes + kvsBytes + tailBytes,
+    *chunks() {
+      try {
+        const w = new ByteWriter(CHUNK_BYTES + 1024);
+        if (header) {
+          w.byte(0x0a);
+          w.bytes(header);
+        }
+        for (let i = 0; i < entries.length; i++) {
+          w.byte(0x12);
+          w.uvarint(entries.size(i));
+          entries.write(w, i);
+          if (w.length >= CHUNK_BYTES) {
+            yield w.finish();
+            w.reset();
+          }
+        }
+        writeTail(w, res);
+        if (w.length > 0) yield w.finish();
+      } finally {
+        entries.close();
+      }
+    },
+    close() {
+      entries.close();
     },
   };
 }

@@ -346,10 +346,11 @@ function invokeUnaryHere(
   ctx: CallContext,
 ): Uint8Array | ChunkedMessage | Promise<Uint8Array | ChunkedMessage> {
   if (method.output !== RangeResponseSchema) return invokeUnary(method, payload, ctx);
+  // A range over many keys is sized in slices: a promise of its message (flattened by then()).
   return invokeWith(method, payload, ctx, (res) => {
     const range = res as RangeResponse;
     return chunkedRange(range) ?? toBinary(RangeResponseSchema, range);
-  });
+  }) as Uint8Array | ChunkedMessage | Promise<Uint8Array | ChunkedMessage>;
 }
 
 /**
@@ -394,10 +395,15 @@ function reportInternal(options: GrpcOptions, stream: H2Stream, e: unknown) {
 }
 
 function respondUnary(stream: H2Stream, payload: Uint8Array | ChunkedMessage): void {
-  if (stream.closed) return;
+  if (stream.closed) {
+    if (!(payload instanceof Uint8Array)) payload.close();
+    return;
+  }
   stream.respond(RESPONSE_HEADERS);
   if (!(payload instanceof Uint8Array)) {
-    respondChunked(stream, payload).catch(() => stream.reset(ErrorCode.INTERNAL_ERROR));
+    respondChunked(stream, payload)
+      .catch(() => stream.reset(ErrorCode.INTERNAL_ERROR))
+      .finally(() => payload.close());
     return;
   }
   stream.write(encodeGrpcFrame(payload));

@@ -25,6 +25,7 @@ export type {
   LeaseHooks,
   MvccStoreOptions,
   PrevKvs,
+  RangeEntries,
   RangeOptions,
   RangeResult,
   ReadView,

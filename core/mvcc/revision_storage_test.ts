@@ -9,9 +9,11 @@ import { seededRandomInt } from "../raft/random.ts";
 import { MemoryDisk } from "../storage/memory_disk.ts";
 import { RevisionLog } from "../storage/revision_log.ts";
 import { b, s } from "./_testing.ts";
-import { ByteReader, readKeyValue } from "./kv_codec.ts";
+import { ByteReader, ByteWriter, readKeyValue } from "./kv_codec.ts";
 import { encodeView } from "./snapshot_codec.ts";
-import { MvccStore, type RangeResult, type RevisionStorage } from "./store.ts";
+import { MvccStore, type RangeEntries, type RangeResult, type RevisionStorage } from "./store.ts";
+import { toBinary } from "@bufbuild/protobuf";
+import { KeyValueSchema } from "../../gen/mvccpb/kv_pb.ts";
 
 const EMPTY = new Uint8Array(0);
 const ALL = new Uint8Array([0]);
@@ -538,4 +540,102 @@ Deno.test("an overwrite reads nothing of the old value unless prev_kv asks for i
   const third = put("a", "3", 0n, true);
   assert.equal(s(third.prev!.value), "2");
   assert.deepEqual(attached.slice(3), ["-8:a"]);
+});
+
+/** Each entry's encoding as the entries write it, and as their KeyValues decode. */
+function entryBytes(entries: RangeEntries): { written: Uint8Array[]; decoded: Uint8Array[] } {
+  const written: Uint8Array[] = [];
+  const decoded: Uint8Array[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    const w = new ByteWriter(64);
+    entries.write(w, i);
+    assert.equal(w.length, entries.size(i), `entry ${i}: size() is what write() writes`);
+    written.push(w.finish());
+    decoded.push(toBinary(KeyValueSchema, entries.kv(i)));
+  }
+  return { written, decoded };
+}
+
+Deno.test("a range's entries encode as its KeyValues do, and read as of the range while the store changes, compacts and defragments", async () => {
+  const disk = new MemoryDisk();
+  const log = await RevisionLog.open(disk, "/revs", () => {}, { segmentBytes: 4096 });
+  // A small cache: some values come from it, the rest from the file.
+  const stores = [new MvccStore(), new MvccStore(undefined, { revisions: log, cacheBytes: 2048 })];
+  for (const store of stores) {
+    for (let i = 0; i < 300; i++) {
+      const tx = store.write();
+      tx.put(
+        b(`k${String(i % 120).padStart(3, "0")}`),
+        b(`v${i}`.repeat(1 + i % 9)),
+        BigInt(i % 4),
+      );
+      tx.end();
+    }
+  }
+  await log.flush();
+  for (const store of stores) {
+    for (const keysOnly of [false, true]) {
+      const options = { keysOnly, entries: true };
+      const at = store.revision;
+      const plain = store.range(b("k010"), b("k100"), { keysOnly });
+      const found = store.range(b("k010"), b("k100"), options);
+      const entries = found.entries!;
+      assert.equal(found.kvs.length, 0);
+      assert.equal(found.count, plain.count);
+      assert.equal(entries.length, plain.kvs.length);
+      assert.ok(entries.length >= 60, `${entries.length} keys`);
+      const expected = plain.kvs.map((kv) => toBinary(KeyValueSchema, kv));
+      // What the range saw, after overwrites, deletes, a compaction past it and a defragment.
+      for (let i = 0; i < 200; i++) {
+        const tx = store.write();
+        if (i % 3 === 0) tx.deleteRange(b(`k0${i % 90 + 10}`), EMPTY);
+        else tx.put(b(`k0${i % 90 + 10}`), b(`new ${i}`), 0n);
+        tx.end();
+      }
+      store.compact(store.revision);
+      while (!store.compactionStep());
+      run(store.reclaimSteps());
+      await log.flush();
+      const { written, decoded } = entryBytes(entries);
+      assert.deepEqual(written, expected, `${keysOnly ? "keys only" : "values"}, as of ${at}`);
+      assert.deepEqual(decoded, expected);
+      entries.close();
+      // A limit: the first keys, every key counted.
+      const limited = store.range(b("k"), b("l"), { keysOnly, entries: true, limit: 5 });
+      assert.equal(limited.entries!.length, 5);
+      assert.equal(limited.count, store.range(b("k"), b("l"), { countOnly: true }).count);
+      limited.entries!.close();
+    }
+    // A write transaction's range and a single key's are KeyValues.
+    const tx = store.write();
+    assert.equal(tx.range(b("k"), b("l"), { entries: true }).entries, undefined);
+    tx.end();
+    assert.equal(store.range(b("k050"), EMPTY, { entries: true }).entries, undefined);
+  }
+});
+
+Deno.test("a range's entries hold the revision storage until they are closed", async () => {
+  const disk = new MemoryDisk();
+  const log = await RevisionLog.open(disk, "/revs", () => {}, { segmentBytes: 4096 });
+  const store = new MvccStore(undefined, { revisions: log, cacheBytes: 0 });
+  for (let i = 0; i < 400; i++) {
+    const tx = store.write();
+    tx.put(b(`key${i % 10}`), b(`value ${i} `.repeat(4)), 0n);
+    tx.end();
+  }
+  await log.flush();
+  const found = store.range(b("key"), b("kez"), { entries: true });
+  const keysOnly = store.range(b("key"), b("kez"), { entries: true, keysOnly: true });
+  store.compact(store.revision);
+  const total = log.sizes.totalBytes;
+  run(store.reclaimSteps());
+  await log.flush();
+  assert.equal(log.sizes.totalBytes, total, "held: nothing removed");
+  keysOnly.entries!.close(); // reads no record: holds nothing
+  await log.flush();
+  assert.equal(log.sizes.totalBytes, total, "still held by the entries with values");
+  found.entries!.close();
+  found.entries!.close(); // once is enough
+  await log.flush();
+  assert.ok(log.sizes.totalBytes < total / 4, `${log.sizes.totalBytes} of ${total}`);
 });

@@ -37,7 +37,7 @@ import { ByteArena, compareBytes, idBytes, keyId, prefixRangeEnd } from "../byte
 import { SortedRecords } from "./sorted_records.ts";
 import { Crc32c } from "../storage/crc32c.ts";
 import { int64Size, putInt64, uvarintSize } from "../varint.ts";
-import { ByteReader, ByteWriter, readKeyValue, writeKeyValue } from "./kv_codec.ts";
+import { ByteReader, ByteWriter, keyValueSize, readKeyValue, writeKeyValue } from "./kv_codec.ts";
 import type { ByteSource } from "../bytes.ts";
 import { encodeView, type MvccView, type SnapshotEntry, SnapshotReader } from "./snapshot_codec.ts";
 
@@ -95,6 +95,12 @@ export interface RangeOptions {
   countOnly?: boolean;
   /** KeyValues without their values (then nothing is read from the revision storage). */
   keysOnly?: boolean;
+  /**
+   * The result as RangeEntries (`entries`, kvs left empty) when it is over a span of keys: sized
+   * and encoded later, entry by entry, without a KeyValue object per key. Only the store itself
+   * honours it (a write transaction's range returns kvs).
+   */
+  entries?: boolean;
 }
 
 /** etcd's mvcc.RangeResult. The kvs are the store's own, frozen: copy before changing. */
@@ -105,6 +111,32 @@ export interface RangeResult {
   count: number;
   /** The current revision of the view that answered (not the revision read at), as etcd's. */
   revision: number;
+  /** With RangeOptions.entries, over a span of keys: the kvs, as entries (kvs is then empty). */
+  entries?: RangeEntries;
+}
+
+/**
+ * A range's KeyValues as positions in the store's columns at the range's moment (etcd #12342: a
+ * range over a large key space is sent as it is encoded): sized, written or decoded one by one,
+ * in key order, while the store goes on changing. A compaction's rebuild makes new columns and
+ * leaves these as they were, and the revision storage is held until close(), so every entry
+ * reads as it was when the range ran. close() once done (or the hold ends when the entries are
+ * collected as garbage).
+ */
+export interface RangeEntries {
+  readonly length: number;
+  /** Whether the KeyValues are without their values. */
+  readonly keysOnly: boolean;
+  /** Keeps the first `length` entries. */
+  truncate(length: number): void;
+  /** The size of entry i's KeyValue encoding (writeKeyValue()'s, toBinary's). */
+  size(i: number): number;
+  /** Writes entry i's KeyValue encoding: size(i) bytes. */
+  write(w: ByteWriter, i: number): void;
+  /** Entry i as a KeyValue (frozen). */
+  kv(i: number): KeyValue;
+  /** Lets go of the revision storage (idempotent). */
+  close(): void;
 }
 
 /**
@@ -702,6 +734,105 @@ class StoredEntry implements SnapshotEntry {
   }
 }
 
+const asPosition = (e: number): number => e;
+
+/** Holds still a range's entries' storage until they are closed or collected as garbage. */
+const heldEntries = new FinalizationRegistry<() => void>((release) => release());
+
+/** RangeEntries over the store's columns (see RangeEntries). */
+class ColumnEntries implements RangeEntries {
+  readonly #log: RevisionColumns;
+  readonly #positions: number[];
+  readonly #revisions: RevisionStorage | null;
+  #release: (() => void) | null;
+  /** Where records read from the revision storage land, one at a time. */
+  #scratch = new Uint8Array(0);
+
+  constructor(
+    log: RevisionColumns,
+    positions: number[],
+    readonly keysOnly: boolean,
+    revisions: RevisionStorage | null,
+  ) {
+    this.#log = log;
+    this.#positions = positions;
+    this.#revisions = keysOnly ? null : revisions;
+    this.#release = this.#revisions?.hold() ?? null;
+    if (this.#release !== null) heldEntries.register(this, this.#release, this);
+  }
+
+  get length(): number {
+    return this.#positions.length;
+  }
+
+  truncate(length: number): void {
+    if (length < this.#positions.length) this.#positions.length = length;
+  }
+
+  size(i: number): number {
+    const log = this.#log;
+    const e = this.#positions[i];
+    if (this.keysOnly) {
+      // A key's id has a character per byte of the key.
+      const keyBytes = log.record(e).id.length;
+      const lease = log.lease(e);
+      return 1 + uvarintSize(keyBytes) + keyBytes + 1 + uvarintSize(log.createRevision(e)) + 1 +
+        uvarintSize(log.main(e)) + 1 + uvarintSize(log.version(e)) +
+        (lease === 0n ? 0 : 1 + int64Size(lease));
+    }
+    const kv = log.kv(e);
+    if (kv !== undefined) return keyValueSize(kv);
+    return this.#revisions!.dataSize(log.main(e), log.sub(e), log.size(e));
+  }
+
+  write(w: ByteWriter, i: number): void {
+    const log = this.#log;
+    const e = this.#positions[i];
+    if (this.keysOnly) {
+      w.byte(0x0a);
+      w.bytes(log.kv(e)?.key ?? log.record(e).key);
+      w.byte(0x10);
+      w.uvarint(log.createRevision(e));
+      w.byte(0x18);
+      w.uvarint(log.main(e));
+      w.byte(0x20);
+      w.uvarint(log.version(e));
+      const lease = log.lease(e);
+      if (lease !== 0n) {
+        w.byte(0x30);
+        w.int64(lease);
+      }
+      return;
+    }
+    const kv = log.kv(e);
+    if (kv !== undefined) {
+      writeKeyValue(w, kv);
+      return;
+    }
+    const size = log.size(e);
+    if (this.#scratch.length < size) this.#scratch = new Uint8Array(Math.max(size, 64 * 1024));
+    w.raw(this.#revisions!.read(log.location(e), size, this.#scratch));
+  }
+
+  kv(i: number): KeyValue {
+    const log = this.#log;
+    const e = this.#positions[i];
+    if (this.keysOnly) return keyOnlyKv(log, e);
+    const kv = log.kv(e);
+    if (kv !== undefined) return kv;
+    const data = this.#revisions!.read(log.location(e), log.size(e));
+    return Object.freeze(readKeyValue(new ByteReader(data), data.length, viewOf));
+  }
+
+  close(): void {
+    const release = this.#release;
+    if (release === null) return;
+    this.#release = null;
+    heldEntries.unregister(this);
+    release();
+  }
+}
+
 /** Index in `h` (positions in `log`) of the last revision with main <= rev, or -1. */
 function lastAtOrBefore(log: RevisionColumns, h: readonly number[], rev: number): number {
   let lo = 0;
@@ -872,7 +1003,7 @@ export class MvccStore implements ReadView {
    * when it is below the compact revision, Errors.futureRev() when above the current one.
    */
   range(key: Uint8Array, end: Uint8Array, options: RangeOptions = NO_RANGE_OPTIONS): RangeResult {
-    return this.#range(key, end, this.#revision, options);
+    return this.#range(key, end, this.#revision, options, options.entries === true);
   }
 
   /**
@@ -1616,7 +1747,7 @@ export class MvccStore implements ReadView {
     }
 
     range(key: Uint8Array, end: Uint8Array, options: RangeOptions = NO_RANGE_OPTIONS): RangeResult {
-      return this.#store.#range(key, end, this.revision, options);
+      return this.#store.#range(key, end, this.revision, options, false);
     }
 
     put(key: Uint8Array, value: Uint8Array, lease: bigint, prevKv = true): KeyValue | undefined {
@@ -1700,7 +1831,13 @@ export class MvccStore implements ReadView {
   }
 
   /** rangeKeys: checks the revision against curRev (the view's) and collects. */
-  #range(key: Uint8Array, end: Uint8Array, curRev: number, options: RangeOptions): RangeResult {
+  #range(
+    key: Uint8Array,
+    end: Uint8Array,
+    curRev: number,
+    options: RangeOptions,
+    asEntries: boolean,
+  ): RangeResult {
     let rev = options.revision ?? 0;
     if (rev > curRev) throw Errors.futureRev();
     if (rev <= 0) rev = curRev;
@@ -1708,15 +1845,46 @@ export class MvccStore implements ReadView {
     const limit = options.limit ?? 0;
     const countOnly = options.countOnly ?? false;
     const log = this.#log;
-    const read = options.keysOnly ? (e: number) => keyOnlyKv(log, e) : (e: number) => this.#kvOf(e);
     const kvs: KeyValue[] = [];
     if (end.length === 0) {
       const record = this.#index.get(keyId(key));
       const e = record === undefined ? -1 : record.at(log, rev);
       if (e < 0) return { kvs, count: 0, revision: curRev };
-      if (!countOnly) kvs.push(read(e));
+      if (!countOnly) kvs.push(options.keysOnly ? keyOnlyKv(log, e) : this.#kvOf(e));
       return { kvs, count: 1, revision: curRev };
     }
+    if (asEntries && !countOnly) {
+      const positions: number[] = [];
+      const found = this.#scan(key, end, rev, curRev, limit, false, positions);
+      const entries = new ColumnEntries(
+        log,
+        positions,
+        options.keysOnly === true,
+        this.#revisions,
+      );
+      return { kvs, count: found.count, revision: curRev, entries };
+    }
+    const read = options.keysOnly ? (e: number) => keyOnlyKv(log, e) : (e: number) => this.#kvOf(e);
+    const found = this.#scan(key, end, rev, curRev, limit, countOnly, kvs, read);
+    return { kvs, count: found.count, revision: curRev };
+  }
+
+  /**
+   * Counts the live keys of [key, end) at `rev`; up to `limit` of them in key order (0 or less:
+   * all; none when countOnly) go into `kvs`, as `read` makes them of their positions (or as
+   * positions).
+   */
+  #scan<T>(
+    key: Uint8Array,
+    end: Uint8Array,
+    rev: number,
+    curRev: number,
+    limit: number,
+    countOnly: boolean,
+    kvs: T[],
+    read: (e: number) => T = asPosition as (e: number) => T,
+  ): { count: number } {
+    const log = this.#log;
     const start = keyId(key);
     const stop = endId(end);
     if (countOnly || limit > 0) {
@@ -1736,7 +1904,7 @@ export class MvccStore implements ReadView {
             return kvs.length < limit;
           });
         }
-        return { kvs, count: now + this.#countChange(since, rev, start, stop), revision: curRev };
+        return { count: now + this.#countChange(since, rev, start, stop) };
       }
     }
     let count = 0;
@@ -1746,7 +1914,7 @@ export class MvccStore implements ReadView {
       count++;
       if (!countOnly && (limit <= 0 || kvs.length < limit)) kvs.push(read(e));
     });
-    return { kvs, count, revision: curRev };
+    return { count };
   }
 
   /**

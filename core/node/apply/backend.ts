@@ -45,7 +45,7 @@ export function backend(state: BackendState): Apply {
   return (operation, meta) => {
     switch (operation.case) {
       case "range": {
-        const response = range(state.mvcc(), operation.value);
+        const response = range(state.mvcc(), operation.value, true);
         response.header = state.header();
         return response;
       }

@@ -22,7 +22,7 @@
  * const got = range(store, create(RangeRequestSchema, { key: put.key }));
  * ```
  */
-export { range } from "./range.ts";
+export { range, rangeEntries, STREAMED_MIN_KVS } from "./range.ts";
 export { applyDeleteRange, applyPut, deleteRangeOp, putOp } from "./write.ts";
 export { applyTxn, isTxnReadOnly, isTxnSerializable } from "./txn.ts";
 export {

@@ -13,23 +13,23 @@ import {
   type RangeResponse,
   RangeResponseSchema,
 } from "../../../gen/etcdserverpb/rpc_pb.ts";
-import { compareBytes, type ReadView } from "../../mvcc/mod.ts";
+import { compareBytes, type RangeEntries, type ReadView } from "../../mvcc/mod.ts";
 import { goSort } from "../../go_sort.ts";
 
 /**
  * Answers a RangeRequest from `view` with etcd's semantics: limit/sort/filter exactly as etcd
  * orders them, Errors.compacted()/Errors.futureRev() for out-of-bounds revisions. The header is
- * left unset: the caller fills it. The kvs are the store's own (frozen) unless keys_only.
+ * left unset: the caller fills it. The kvs are the store's own (frozen) unless keys_only. With
+ * `streamed` (a Range call's own range, not a Txn's), a large plain range over the store keeps
+ * its result as entries to be encoded as it is sent (rangeEntries()).
  */
-export function range(view: ReadView, req: RangeRequest): RangeResponse {
+export function range(view: ReadView, req: RangeRequest, streamed = false): RangeResponse {
   mvccRanges.inc();
   const limit = Number(req.limit);
   let fetchLimit = limit;
-  if (
-    req.sortOrder !== RangeRequest_SortOrder.NONE ||
-    req.minModRevision !== 0n || req.maxModRevision !== 0n ||
-    req.minCreateRevision !== 0n || req.maxCreateRevision !== 0n
-  ) {
+  const filtered = req.minModRevision !== 0n || req.maxModRevision !== 0n ||
+    req.minCreateRevision !== 0n || req.maxCreateRevision !== 0n;
+  if (req.sortOrder !== RangeRequest_SortOrder.NONE || filtered) {
     fetchLimit = 0; // fetch everything; sort and truncate afterwards
   }
   if (fetchLimit > 0) fetchLimit++; // one extra for `more`
@@ -40,7 +40,11 @@ export function range(view: ReadView, req: RangeRequest): RangeResponse {
     countOnly: req.countOnly,
     // Sorting by value needs the values; otherwise a keys-only range reads none.
     keysOnly: req.keysOnly && req.sortTarget !== RangeRequest_SortTarget.VALUE,
+    // In key order as it comes: no sort (a target other than the key sorts), no filter.
+    entries: streamed && !filtered && req.sortOrder === RangeRequest_SortOrder.NONE &&
+      req.sortTarget === RangeRequest_SortTarget.KEY,
   });
+  if (found.entries !== undefined) return entriesResponse(found.entries, limit, found.count);
   let kvs = found.kvs;
   if (req.maxModRevision !== 0n) kvs = kvs.filter((kv) => kv.modRevision <= req.maxModRevision);
   if (req.minModRevision !== 0n) kvs = kvs.filter((kv) => kv.modRevision >= req.minModRevision);
@@ -72,6 +76,69 @@ export function range(view: ReadView, req: RangeRequest): RangeResponse {
   response.more = more;
   response.count = BigInt(found.count);
   return response;
+}
+
+/** Ranges of fewer KeyValues than this are answered with KeyValue objects at once. */
+export const STREAMED_MIN_KVS = 1024;
+
+/** Responses whose kvs are still entries (see rangeEntries()). */
+const unmaterialised = new WeakMap<RangeResponse, RangeEntries>();
+
+/**
+ * A response of a range's entries: when they are many, its kvs are made only if something reads
+ * them (a Connect or JSON client, a test), while the gRPC server takes the entries and encodes
+ * them in slices (rangeEntries()).
+ */
+function entriesResponse(entries: RangeEntries, limit: number, count: number): RangeResponse {
+  const response = create(RangeResponseSchema);
+  if (limit > 0 && entries.length > limit) {
+    entries.truncate(limit);
+    response.more = true;
+  }
+  response.count = BigInt(count);
+  if (entries.length < STREAMED_MIN_KVS) {
+    response.kvs = materialise(entries);
+    return response;
+  }
+  unmaterialised.set(response, entries);
+  let kvs: KeyValue[] | null = null;
+  Object.defineProperty(response, "kvs", {
+    enumerable: true,
+    configurable: true,
+    get(): KeyValue[] {
+      if (kvs === null) {
+        unmaterialised.delete(response);
+        kvs = materialise(entries);
+      }
+      return kvs;
+    },
+    set(value: KeyValue[]) {
+      if (unmaterialised.delete(response)) entries.close();
+      kvs = value;
+    },
+  });
+  return response;
+}
+
+function materialise(entries: RangeEntries): KeyValue[] {
+  try {
+    const kvs = new Array<KeyValue>(entries.length);
+    for (let i = 0; i < kvs.length; i++) kvs[i] = entries.kv(i);
+    return kvs;
+  } finally {
+    entries.close();
+  }
+}
+
+/**
+ * The entries of a range response whose kvs were not made yet, handed over to be encoded as they
+ * are sent (the taker closes them); undefined for any other response. Taken once: reading the
+ * response's kvs afterwards is not supported.
+ */
+export function rangeEntries(response: RangeResponse): RangeEntries | undefined {
+  const entries = unmaterialised.get(response);
+  if (entries !== undefined) unmaterialised.delete(response);
+  return entries;
 }
 
 /** Sorts as applyRange does (Go's unstable sort.Sort, sort.Reverse for DESCEND). */
