@@ -7,11 +7,13 @@
  *    client, 64 writers) and reports puts/s;
  * 3. resident memory loaded (after 3 s), and again 20 s later with the probe running (the member
  *    quiet, its collector caught up), with the probe's longest wait in those 20 s;
- * 4. a keys-only listing of every key (`etcdctl get --prefix --keys-only`, output discarded);
+ * 4. a keys-only listing of every key (`etcdctl get --prefix --keys-only`, output discarded),
+ *    with the probe running (how long the member stopped answering while it built and sent it);
  * 5. the probe alone: one serializable Get every 10 ms for 5 s (p99 and max, the "normal");
  * 6. `etcdctl snapshot save` with the probe running and the member's RSS sampled every 50 ms: the
  *    time (bounded by --snapshot-timeout), whether it completed, the file's size, the peak RSS, and
- *    the probe's p99 and max while it ran (how long the member stopped answering);
+ *    the probe's p99 and max while it ran (how long the member stopped answering). The probe
+ *    starts PROBE_LEAD_MS before what it measures, so that it covers the start of it;
  * 7. the data dir's size on disk;
  * 8. restart to healthy (SIGTERM, start on the same data dir, until a Get succeeds) and the RSS
  *    3 s after.
@@ -37,6 +39,8 @@ const { values: flags } = parseArgs({
 });
 const KEYS = Number(flags.keys);
 const SNAPSHOT_TIMEOUT_MS = Number(flags["snapshot-timeout"]) * 1000;
+/** How long a probe runs before the operation it measures starts. */
+const PROBE_LEAD_MS = 500;
 
 async function duMb(path: string): Promise<number> {
   const out = await new Deno.Command("du", { args: ["-sb", path] }).output();
@@ -71,6 +75,8 @@ interface ScaleResult {
   settledRssMb: number;
   settlingProbeMaxMs: number;
   keysOnlyListSec: number;
+  listProbeP99Ms: number;
+  listProbeMaxMs: number;
   probeP99Ms: number;
   probeMaxMs: number;
   snapshotOk: boolean;
@@ -115,6 +121,9 @@ async function measure(kind: MemberKind, tool: string): Promise<ScaleResult> {
     const settling = await settlingProbe.end();
     const settledRssMb = rssMb(member.pid());
     console.error(`${kind}: listing...`);
+    // The probe answering before the listing starts (a Go process takes a moment to connect).
+    const listProbe = startProbe(tool, member, 600);
+    await sleep(PROBE_LEAD_MS);
     const list = await run("etcdctl", [
       "--endpoints",
       member.endpoint,
@@ -124,6 +133,7 @@ async function measure(kind: MemberKind, tool: string): Promise<ScaleResult> {
       "--prefix",
       "--keys-only",
     ], 600_000);
+    const listing = await listProbe.end();
     if (!list.ok) throw new Error(`listing failed: ${list.stderr}`);
 
     const idleProbe = startProbe(tool, member, 5);
@@ -132,6 +142,7 @@ async function measure(kind: MemberKind, tool: string): Promise<ScaleResult> {
 
     console.error(`${kind}: snapshot save...`);
     const probe = startProbe(tool, member, SNAPSHOT_TIMEOUT_MS / 1000 + 10);
+    await sleep(PROBE_LEAD_MS);
     let peak = rssMb(member.pid());
     let sampling = true;
     const sampler = (async () => {
@@ -180,6 +191,8 @@ async function measure(kind: MemberKind, tool: string): Promise<ScaleResult> {
       settledRssMb,
       settlingProbeMaxMs: settling.max_ms,
       keysOnlyListSec: list.ms / 1000,
+      listProbeP99Ms: listing.p99_ms,
+      listProbeMaxMs: listing.max_ms,
       probeP99Ms: normal.p99_ms,
       probeMaxMs: normal.max_ms,
       snapshotOk: snap.ok,
@@ -214,6 +227,8 @@ const rows: Array<[string, keyof ScaleResult, number]> = [
   ["resident memory, loaded, 20 s later (MB)", "settledRssMb", 0],
   ["probe Get max in those 20 s (ms)", "settlingProbeMaxMs", 1],
   ["keys-only listing of all keys (s)", "keysOnlyListSec", 2],
+  ["probe Get p99 during the listing (ms)", "listProbeP99Ms", 1],
+  ["probe Get max during the listing (longest stall, ms)", "listProbeMaxMs", 1],
   ["probe Get p99, idle (ms)", "probeP99Ms", 1],
   ["probe Get max, idle (ms)", "probeMaxMs", 1],
   ["`snapshot save` time (s)", "snapshotSec", 2],
