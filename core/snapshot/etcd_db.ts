@@ -23,7 +23,7 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { type KeyValue, KeyValueSchema } from "../../gen/mvccpb/kv_pb.ts";
 import { type AlarmMember, AlarmMemberSchema } from "../../gen/etcdserverpb/rpc_pb.ts";
-import { ByteArena, compareBytes, keyId } from "../bytes.ts";
+import { compareBytes, keyId } from "../bytes.ts";
 import {
   type BoltBucket,
   type BoltSource,
@@ -181,9 +181,11 @@ function bucket(name: string, entries: Array<[Uint8Array, Uint8Array]>): BoltBuc
  */
 function keySource(view: MvccView): BoltSource {
   const scratch = new ByteWriter(1024);
-  // Keys stay valid (the writer keeps some for branch pages): views of slabs, not an array each
-  // (an ArrayBuffer per key was a third of a snapshot's time).
-  const keys = new ByteArena();
+  // Every key is written into one buffer (the writer copies what it keeps): an ArrayBuffer per
+  // key was a third of a snapshot's time, and a view of a slab per key garbage the collector
+  // had to keep up with while the member served.
+  const putKey = new Uint8Array(REV_BYTES_LEN);
+  const tombstoneKey = new Uint8Array(REV_BYTES_LEN + 1);
   // The writer asks for an entry's key, then its size or value: one view entry per index.
   let lastIndex = -1;
   let last: SnapshotEntry | null = null;
@@ -199,7 +201,7 @@ function keySource(view: MvccView): BoltSource {
     length: view.length,
     key(i) {
       const e = entry(i);
-      const out = keys.alloc(REV_BYTES_LEN + (e.tombstone ? 1 : 0));
+      const out = e.tombstone ? tombstoneKey : putKey;
       writeRevisionKey(out, e.main, e.sub, e.tombstone);
       return out;
     },
@@ -272,7 +274,7 @@ export function toEtcdBuckets(state: BackendState): BoltBucket[] {
   return etcdDbSources(state).map((source) => {
     const entries: Array<[Uint8Array, Uint8Array]> = [];
     for (let i = 0; i < source.length; i++) {
-      entries.push([source.key(i), source.value(i).slice()]);
+      entries.push([source.key(i).slice(), source.value(i).slice()]);
     }
     return { name: source.name, entries };
   });

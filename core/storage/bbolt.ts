@@ -105,6 +105,7 @@ function getU64(view: DataView, offset: number, what: string): number {
 export interface BoltSource {
   readonly name: Uint8Array;
   readonly length: number;
+  /** Key i; may be a scratch buffer, valid until the next key() call (the writer copies it). */
   key(i: number): Uint8Array;
   /** Size of value i in bytes (without building it). */
   valueSize(i: number): number;
@@ -213,7 +214,11 @@ export class BoltWriter {
     return this.#next * this.#pageSize;
   }
 
-  /** The file in order: the meta and freelist pages, then one buffer per planned page run. */
+  /**
+   * The file in order: the meta and freelist pages, then one buffer per planned page run, each
+   * valid until the next is asked for (one buffer is reused: a buffer per page was a new
+   * ArrayBuffer every 4 KiB, hundreds of MB of them for a large state).
+   */
   *pages(): Generator<Uint8Array> {
     this.#assertPlanned();
     const pageSize = this.#pageSize;
@@ -226,9 +231,17 @@ export class BoltWriter {
     writeMeta(head, headView, pageSize, ((txid + 1) % 2) as 0 | 1, { ...meta, txid: txid - 1 });
     writePageHeader(headView, 2 * pageSize, 2, freelistPageFlag, 0, 0);
     yield head;
+    let buffer = new Uint8Array(16 * pageSize);
+    let view = new DataView(buffer.buffer);
     for (const plan of this.#plans) {
-      const out = new Uint8Array(plan.pageCount * pageSize);
-      writePlan(out, new DataView(out.buffer), plan);
+      const bytes = plan.pageCount * pageSize;
+      if (buffer.length < bytes) {
+        buffer = new Uint8Array(bytes);
+        view = new DataView(buffer.buffer);
+      }
+      const out = buffer.subarray(0, bytes);
+      out.fill(0);
+      writePlan(out, view, plan);
       yield out;
     }
   }
@@ -254,18 +267,24 @@ export class BoltWriter {
     const addLeaf = (start: number, end: number, bytes: number) => {
       const { pgid, pageCount } = this.#take(bytes);
       this.#plans.push({ kind: "leaf", pgid, pageCount, source, start, end, elementFlags });
-      level.push({ key: start < source.length ? source.key(start) : new Uint8Array(0), pgid });
+      // A copy: the source's key may be its scratch buffer.
+      const key = start < source.length ? source.key(start).slice() : new Uint8Array(0);
+      level.push({ key, pgid });
     };
     let start = 0;
     let bytes = PAGE_HEADER_BYTES;
-    let previous: Uint8Array | null = null;
+    // The previous key, copied into a buffer of the writer's own.
+    let previous = new Uint8Array(64);
+    let previousLength = -1;
     for (let i = 0; i < source.length; i++) {
       const key = source.key(i);
       if (key.length === 0) throw new BoltFormatError(`empty key in bucket ${bucketName()}`);
-      if (previous !== null && compareBytes(previous, key) >= 0) {
+      if (previousLength >= 0 && comparePrefix(previous, previousLength, key) >= 0) {
         throw new BoltFormatError(`keys out of order in bucket ${bucketName()}`);
       }
-      previous = key;
+      if (previous.length < key.length) previous = new Uint8Array(key.length * 2);
+      previous.set(key);
+      previousLength = key.length;
       const size = elementBytes + key.length + source.valueSize(i);
       if (i > start && (bytes + size > pageSize || i - start >= maxElementsPerPage)) {
         addLeaf(start, i, bytes);
@@ -310,6 +329,15 @@ export class BoltWriter {
     }
     return level[0].pgid;
   }
+}
+
+/** compareBytes(a.subarray(0, aLength), b), without the subarray. */
+function comparePrefix(a: Uint8Array, aLength: number, b: Uint8Array): number {
+  const n = Math.min(aLength, b.length);
+  for (let i = 0; i < n; i++) {
+    if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
+  }
+  return aLength - b.length;
 }
 
 function writePageHeader(

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { type BoltBucket, BoltFormatError, decodeBolt, encodeBolt } from "./bbolt.ts";
+import {
+  type BoltBucket,
+  BoltFormatError,
+  type BoltSource,
+  BoltWriter,
+  decodeBolt,
+  encodeBolt,
+} from "./bbolt.ts";
 import { compareBytes, keyId } from "../bytes.ts";
 
 const encoder = new TextEncoder();
@@ -141,6 +148,62 @@ Deno.test("encodeBolt/decodeBolt round-trip 100k keys of 256 bytes through branc
   assertSameBuckets(decoded, buckets);
   assert.ok(pagesWithFlags(file, 0x01).length > 1, "expected several branch pages");
   assert.ok(encodeMs < 5000, `encode took ${encodeMs} ms`);
+});
+
+/** A source over `entries` whose key() and value() each hand out one buffer, rewritten per call. */
+function scratchSource(name: string, entries: Array<[Uint8Array, Uint8Array]>): BoltSource {
+  const key = new Uint8Array(64);
+  let value = new Uint8Array(64);
+  return {
+    name: bytes(name),
+    length: entries.length,
+    key(i) {
+      key.fill(0xee);
+      key.set(entries[i][0]);
+      return key.subarray(0, entries[i][0].length);
+    },
+    valueSize: (i) => entries[i][1].length,
+    value(i) {
+      const v = entries[i][1];
+      if (value.length < v.length) value = new Uint8Array(v.length);
+      value.fill(0xee);
+      value.set(v);
+      return value.subarray(0, v.length);
+    },
+  };
+}
+
+Deno.test("a BoltWriter over sources that reuse their key and value buffers, and whose pages come in one reused buffer, writes encodeBolt's file", () => {
+  const next = prng(11);
+  const entries: Array<[Uint8Array, Uint8Array]> = [];
+  for (let i = 0; i < 30_000; i++) {
+    const size = i === 12_345 ? 20_000 : 1 + next() % 200; // one value over several pages
+    entries.push([bytes(`k/${String(i).padStart(6, "0")}`), randomBytes(next, size)]);
+  }
+  const meta: Array<[Uint8Array, Uint8Array]> = [[bytes("x"), bytes("y")]];
+  const writer = new BoltWriter([scratchSource("key", entries), scratchSource("meta", meta)]);
+  for (const _ of writer.plan());
+  const file = new Uint8Array(writer.size);
+  let at = 0;
+  for (const page of writer.pages()) {
+    file.set(page, at);
+    at += page.length;
+  }
+  assert.equal(at, file.length);
+  const expected = encodeBolt([{ name: bytes("key"), entries }, {
+    name: bytes("meta"),
+    entries: meta,
+  }]);
+  assert.ok(pagesWithFlags(file, 0x01).length > 1, "several branch pages");
+  assert.equal(file.length, expected.length);
+  assert.equal(file.findIndex((b, i) => b !== expected[i]), -1, "the same bytes");
+  // Out of order is still seen when the previous key's buffer has been rewritten.
+  const swapped = entries.slice(0, 100);
+  [swapped[40], swapped[41]] = [swapped[41], swapped[40]];
+  const bad = new BoltWriter([scratchSource("key", swapped)]);
+  assert.throws(() => {
+    for (const _ of bad.plan());
+  }, BoltFormatError);
 });
 
 Deno.test("encodeBolt/decodeBolt round-trip values that span overflow pages", () => {
