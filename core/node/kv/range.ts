@@ -69,7 +69,10 @@ export function range(view: ReadView, req: RangeRequest, streamed = false): Rang
     kvs = kvs.slice(0, limit);
     more = true;
   }
-  if (req.keysOnly) kvs = kvs.map(withoutValue);
+  // The store read keys only unless the values were needed to sort by.
+  if (req.keysOnly && req.sortTarget === RangeRequest_SortTarget.VALUE) {
+    kvs = kvs.map(withoutValue);
+  }
   // create() then assign: noticeably cheaper than create(schema, init) on this hot path.
   const response = create(RangeResponseSchema);
   response.kvs = kvs;

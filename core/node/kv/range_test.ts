@@ -211,6 +211,19 @@ Deno.test("sorting by a non-key target with order NONE sorts ascending", () => {
   assert.deepEqual(keys(resp.kvs), ["b", "c", "a"]);
 });
 
+Deno.test("keys_only sorted by value: in the values' order, without them", () => {
+  const store = storeWith(["b", "1"], ["a", "3"], ["c", "2"]);
+  for (const [key, end] of [["a", "z"], ["a", undefined]] as const) {
+    const resp = range(
+      store,
+      rangeReq(key, end, { keysOnly: true, sortTarget: RangeRequest_SortTarget.VALUE }),
+    );
+    assert.deepEqual(keys(resp.kvs), end ? ["b", "c", "a"] : ["a"]);
+    assert.ok(resp.kvs.every((kv) => kv.value.length === 0));
+  }
+  assert.equal(get(store, "a")?.value, "3");
+});
+
 Deno.test("delete does not disturb ranges of other keys", () => {
   const store = storeWith(["a", "1"], ["b", "2"], ["c", "3"]);
   applyDeleteRange(store, delReq("b"));
