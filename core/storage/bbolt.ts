@@ -445,7 +445,12 @@ function text(bytes: Uint8Array): string {
  * {@link BoltWriter} streams, for small databases and tests.
  */
 export function encodeBolt(buckets: BoltBucket[], options: EncodeBoltOptions = {}): Uint8Array {
-  const writer = new BoltWriter(buckets.map(bucketSource), options);
+  return boltFile(buckets.map(bucketSource), options);
+}
+
+/** The whole file of a {@link BoltWriter} over `sources`, in one buffer. */
+export function boltFile(sources: BoltSource[], options: EncodeBoltOptions = {}): Uint8Array {
+  const writer = new BoltWriter(sources, options);
   for (const _ of writer.plan());
   const out = new Uint8Array(writer.size);
   let offset = 0;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   type BoltBucket,
+  boltFile,
   BoltFormatError,
   type BoltSource,
   BoltWriter,
@@ -181,15 +182,7 @@ Deno.test("a BoltWriter over sources that reuse their key and value buffers, and
     entries.push([bytes(`k/${String(i).padStart(6, "0")}`), randomBytes(next, size)]);
   }
   const meta: Array<[Uint8Array, Uint8Array]> = [[bytes("x"), bytes("y")]];
-  const writer = new BoltWriter([scratchSource("key", entries), scratchSource("meta", meta)]);
-  for (const _ of writer.plan());
-  const file = new Uint8Array(writer.size);
-  let at = 0;
-  for (const page of writer.pages()) {
-    file.set(page, at);
-    at += page.length;
-  }
-  assert.equal(at, file.length);
+  const file = boltFile([scratchSource("key", entries), scratchSource("meta", meta)]);
   const expected = encodeBolt([{ name: bytes("key"), entries }, {
     name: bytes("meta"),
     entries: meta,
