@@ -97,14 +97,19 @@ function writeTail(w: ByteWriter, res: RangeResponse): void {
 }
 
 /**
- * A RangeResponse whose kvs are still the range's entries: sized in slices (the member serves
- * between them), then encoded entry by entry as the chunks are taken, without a KeyValue object
- * per key. The entries are closed once written, or when the message is closed unwritten.
+ * A RangeResponse whose kvs are still the range's entries: scanned and sized in slices (the
+ * member serves between them), then encoded entry by entry as the chunks are taken, without a
+ * KeyValue object per key. The entries are closed once written, or when the message is closed
+ * unwritten.
  */
 async function streamedRange(res: RangeResponse, entries: RangeEntries): Promise<ChunkedMessage> {
   let kvsBytes = 0;
   try {
     const slicer = new Slicer();
+    while (!entries.scanned) {
+      entries.scanSome();
+      await slicer.pause();
+    }
     for (let i = 0; i < entries.length; i++) {
       const n = entries.size(i);
       kvsBytes += 1 + uvarintSize(n) + n;

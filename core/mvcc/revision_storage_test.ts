@@ -639,3 +639,58 @@ Deno.test("a range's entries hold the revision storage until they are closed", a
   await log.flush();
   assert.ok(log.sizes.totalBytes < total / 4, `${log.sizes.totalBytes} of ${total}`);
 });
+
+Deno.test("a range of every key is scanned in steps as of its revision: writes between the steps are not in it, and a compaction finishes it first", async () => {
+  const log = await RevisionLog.open(new MemoryDisk(), "/revs", () => {}, { segmentBytes: 65536 });
+  const stores = [new MvccStore(), new MvccStore(undefined, { revisions: log, cacheBytes: 4096 })];
+  const keys = 20_000; // over two scan steps
+  const key = (i: number) => b(`k${String(i).padStart(5, "0")}`);
+  for (const store of stores) {
+    for (let i = 0; i < keys; i += 500) {
+      const tx = store.write();
+      for (let j = i; j < i + 500; j++) tx.put(key(j), b(`v${j}`.repeat(1 + j % 5)), 0n);
+      tx.end();
+    }
+  }
+  await log.flush();
+  for (const store of stores) {
+    for (const keysOnly of [false, true]) {
+      const plain = store.range(b("k"), b("l"), { keysOnly });
+      const expected = plain.kvs.map((kv) => toBinary(KeyValueSchema, kv));
+      const found = store.range(b("k"), b("l"), { keysOnly, entries: true });
+      const entries = found.entries!;
+      assert.equal(found.count, plain.count);
+      assert.equal(entries.scanned, false);
+      entries.scanSome();
+      assert.equal(entries.scanned, false, "one step is not the whole range");
+      // Behind the scan and ahead of it: deletes, overwrites, a new key.
+      const tx = store.write();
+      tx.deleteRange(key(10), EMPTY);
+      tx.deleteRange(key(15_000), EMPTY);
+      tx.put(key(18_000), b("overwritten"), 0n);
+      tx.put(b("k15000x"), b("new"), 0n);
+      tx.end();
+      entries.scanSome();
+      store.compact(store.revision);
+      assert.equal(entries.scanned, true, "the compaction finished the scan before it began");
+      while (!store.compactionStep());
+      run(store.reclaimSteps());
+      await log.flush();
+      assert.equal(entries.length, plain.kvs.length);
+      const { written } = entryBytes(entries);
+      assert.deepEqual(written, expected, keysOnly ? "keys only" : "values");
+      entries.close();
+      // Put the keys back for the next round.
+      const again = store.write();
+      again.put(key(10), b(`v10`), 0n);
+      again.put(key(15_000), b(`v15000`), 0n);
+      again.deleteRange(b("k15000x"), EMPTY);
+      again.end();
+    }
+    // Closed before it is scanned: nothing is left to finish.
+    const dropped = store.range(b("k"), b("l"), { entries: true }).entries!;
+    dropped.close();
+    assert.equal(dropped.scanned, true);
+    store.compact(store.revision);
+  }
+});

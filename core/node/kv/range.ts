@@ -99,7 +99,8 @@ function entriesResponse(entries: RangeEntries, limit: number, count: number): R
     response.more = true;
   }
   response.count = BigInt(count);
-  if (entries.length < STREAMED_MIN_KVS) {
+  // Entries still being scanned are every key of the range: `count` of them.
+  if ((entries.scanned ? entries.length : count) < STREAMED_MIN_KVS) {
     response.kvs = materialise(entries);
     return response;
   }
