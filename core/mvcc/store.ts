@@ -758,8 +758,11 @@ interface PendingScan {
   cancel(): void;
 }
 
-/** Holds still a range's entries' storage until they are closed or collected as garbage. */
-const heldEntries = new FinalizationRegistry<() => void>((release) => release());
+/**
+ * What a range's entries hold (the revision storage, a scan the store would finish at its next
+ * compaction) is let go when they are closed, or when they are collected as garbage unclosed.
+ */
+const heldEntries = new FinalizationRegistry<() => void>((letGo) => letGo());
 
 /** RangeEntries over the store's columns (see RangeEntries). */
 class ColumnEntries implements RangeEntries {
@@ -783,8 +786,14 @@ class ColumnEntries implements RangeEntries {
     this.#positions = positions;
     this.#revisions = keysOnly ? null : revisions;
     this.#scan = scan;
-    this.#release = this.#revisions?.hold() ?? null;
-    if (this.#release !== null) heldEntries.register(this, this.#release, this);
+    const release = this.#revisions?.hold() ?? null;
+    this.#release = release;
+    if (release !== null || scan !== null) {
+      heldEntries.register(this, () => {
+        scan?.cancel();
+        release?.();
+      }, this);
+    }
   }
 
   get scanned(): boolean {
@@ -862,13 +871,12 @@ class ColumnEntries implements RangeEntries {
   }
 
   close(): void {
+    heldEntries.unregister(this);
     this.#scan?.cancel();
     this.#scan = null;
     const release = this.#release;
-    if (release === null) return;
     this.#release = null;
-    heldEntries.unregister(this);
-    release();
+    release?.();
   }
 }
 
