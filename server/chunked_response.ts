@@ -9,6 +9,7 @@
  */
 import { toBinary } from "@bufbuild/protobuf";
 import { type RangeResponse, ResponseHeaderSchema } from "../gen/etcdserverpb/rpc_pb.ts";
+import type { KeyValue } from "../gen/mvccpb/kv_pb.ts";
 import { ByteWriter, keyValueSize, writeKeyValue } from "../core/mvcc/kv_codec.ts";
 import { int64Size, uvarintSize } from "../core/varint.ts";
 import type { RangeEntries } from "../core/mvcc/mod.ts";
@@ -45,62 +46,35 @@ export function chunkedRange(res: RangeResponse): ChunkedMessage | Promise<Chunk
   let bound = 0;
   for (const kv of kvs) bound += kv.key.length + kv.value.length + 64;
   if (bound < CHUNKED_MIN_BYTES) return null;
+  const source = kvsOf(kvs);
   let kvsBytes = 0;
-  for (const kv of kvs) {
-    const n = keyValueSize(kv);
-    kvsBytes += 1 + uvarintSize(n) + n;
-  }
+  for (let i = 0; i < source.length; i++) kvsBytes += kvFieldBytes(source.size(i));
   if (kvsBytes < CHUNKED_MIN_BYTES) return null;
-  const { header, headBytes, tailBytes } = headAndTail(res);
+  return rangeMessage(res, source, kvsBytes);
+}
+
+/** A response's KeyValues as rangeMessage() writes them: a RangeEntries, or kvsOf() an array. */
+type KvsSource = Pick<RangeEntries, "length" | "size" | "write" | "close">;
+
+/** KeyValue objects as a KvsSource. */
+function kvsOf(kvs: KeyValue[]): KvsSource {
   return {
-    size: headBytes + kvsBytes + tailBytes,
-    *chunks() {
-      const w = new ByteWriter(CHUNK_BYTES + 1024);
-      if (header) {
-        w.byte(0x0a);
-        w.bytes(header);
-      }
-      for (const kv of kvs) {
-        w.byte(0x12);
-        w.uvarint(keyValueSize(kv));
-        writeKeyValue(w, kv);
-        if (w.length >= CHUNK_BYTES) {
-          yield w.finish();
-          w.reset();
-        }
-      }
-      writeTail(w, res);
-      if (w.length > 0) yield w.finish();
-    },
+    length: kvs.length,
+    size: (i) => keyValueSize(kvs[i]),
+    write: (w, i) => writeKeyValue(w, kvs[i]),
     close() {},
   };
 }
 
-/** The response's header encoded, the size of its field, and the size of `more` and `count`. */
-function headAndTail(res: RangeResponse) {
-  const header = res.header ? toBinary(ResponseHeaderSchema, res.header) : null;
-  const headBytes = header ? 1 + uvarintSize(header.length) + header.length : 0;
-  const tailBytes = (res.more ? 2 : 0) + (res.count !== 0n ? 1 + int64Size(res.count) : 0);
-  return { header, headBytes, tailBytes };
-}
-
-/** The fields after the kvs: `more`, `count`. */
-function writeTail(w: ByteWriter, res: RangeResponse): void {
-  if (res.more) {
-    w.byte(0x18);
-    w.byte(1);
-  }
-  if (res.count !== 0n) {
-    w.byte(0x20);
-    w.int64(res.count);
-  }
+/** The bytes of a `kvs` field holding a KeyValue of `size` bytes. */
+function kvFieldBytes(size: number): number {
+  return 1 + uvarintSize(size) + size;
 }
 
 /**
  * A RangeResponse whose kvs are still the range's entries: scanned and sized in slices (the
  * member serves between them), then encoded entry by entry as the chunks are taken, without a
- * KeyValue object per key. The entries are closed once written, or when the message is closed
- * unwritten.
+ * KeyValue object per key.
  */
 async function streamedRange(res: RangeResponse, entries: RangeEntries): Promise<ChunkedMessage> {
   let kvsBytes = 0;
@@ -111,15 +85,25 @@ async function streamedRange(res: RangeResponse, entries: RangeEntries): Promise
       await slicer.pause();
     }
     for (let i = 0; i < entries.length; i++) {
-      const n = entries.size(i);
-      kvsBytes += 1 + uvarintSize(n) + n;
+      kvsBytes += kvFieldBytes(entries.size(i));
       if ((i & 1023) === 1023) await slicer.pause();
     }
   } catch (e) {
     entries.close();
     throw e;
   }
-  const { header, headBytes, tailBytes } = headAndTail(res);
+  return rangeMessage(res, entries, kvsBytes);
+}
+
+/**
+ * The response written in chunks of about CHUNK_BYTES: header, each KeyValue of `kvs` (sized
+ * `kvsBytes` as fields), then `more` and `count`. `kvs` is closed once written, or when the
+ * message is closed unwritten.
+ */
+function rangeMessage(res: RangeResponse, kvs: KvsSource, kvsBytes: number): ChunkedMessage {
+  const header = res.header ? toBinary(ResponseHeaderSchema, res.header) : null;
+  const headBytes = header ? 1 + uvarintSize(header.length) + header.length : 0;
+  const tailBytes = (res.more ? 2 : 0) + (res.count !== 0n ? 1 + int64Size(res.count) : 0);
   return {
     size: headBytes + kvsBytes + tailBytes,
     *chunks() {
@@ -129,23 +113,30 @@ async function streamedRange(res: RangeResponse, entries: RangeEntries): Promise
           w.byte(0x0a);
           w.bytes(header);
         }
-        for (let i = 0; i < entries.length; i++) {
+        for (let i = 0; i < kvs.length; i++) {
           w.byte(0x12);
-          w.uvarint(entries.size(i));
-          entries.write(w, i);
+          w.uvarint(kvs.size(i));
+          kvs.write(w, i);
           if (w.length >= CHUNK_BYTES) {
             yield w.finish();
             w.reset();
           }
         }
-        writeTail(w, res);
+        if (res.more) {
+          w.byte(0x18);
+          w.byte(1);
+        }
+        if (res.count !== 0n) {
+          w.byte(0x20);
+          w.int64(res.count);
+        }
         if (w.length > 0) yield w.finish();
       } finally {
-        entries.close();
+        kvs.close();
       }
     },
     close() {
-      entries.close();
+      kvs.close();
     },
   };
 }
