@@ -122,6 +122,45 @@ export function keyValueSize(kv: KeyValue): number {
   return n;
 }
 
+/**
+ * writeKeyValue() of a stored put's KeyValue without its value, from its fields as the store's
+ * columns hold them (revisions and version are positive: every field is written).
+ */
+export function writeKeyOnlyKeyValue(
+  w: ByteWriter,
+  key: Uint8Array,
+  createRevision: number,
+  modRevision: number,
+  version: number,
+  lease: bigint,
+): void {
+  w.byte(0x0a);
+  w.bytes(key);
+  w.byte(0x10);
+  w.uvarint(createRevision);
+  w.byte(0x18);
+  w.uvarint(modRevision);
+  w.byte(0x20);
+  w.uvarint(version);
+  if (lease !== 0n) {
+    w.byte(0x30);
+    w.int64(lease);
+  }
+}
+
+/** Number of bytes writeKeyOnlyKeyValue() produces for a key of `keyBytes` bytes. */
+export function keyOnlyKeyValueSize(
+  keyBytes: number,
+  createRevision: number,
+  modRevision: number,
+  version: number,
+  lease: bigint,
+): number {
+  return 1 + uvarintSize(keyBytes) + keyBytes + 1 + uvarintSize(createRevision) + 1 +
+    uvarintSize(modRevision) + 1 + uvarintSize(version) +
+    (lease === 0n ? 0 : 1 + int64Size(lease));
+}
+
 /** Reads protobuf from a byte array. */
 export class ByteReader {
   pos = 0;

@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { KeyValueSchema } from "../../gen/mvccpb/kv_pb.ts";
-import { ByteReader, ByteWriter, keyValueSize, readKeyValue, writeKeyValue } from "./kv_codec.ts";
+import {
+  ByteReader,
+  ByteWriter,
+  keyOnlyKeyValueSize,
+  keyValueSize,
+  readKeyValue,
+  writeKeyOnlyKeyValue,
+  writeKeyValue,
+} from "./kv_codec.ts";
 
 const table = [
   { name: "empty", kv: create(KeyValueSchema) },
@@ -92,4 +100,29 @@ Deno.test("readKeyValue rejects unknown fields and truncation", () => {
   assert.throws(() => readKeyValue(new ByteReader(new Uint8Array([0x38, 1])), 2));
   const bytes = toBinary(KeyValueSchema, table[2].kv);
   assert.throws(() => readKeyValue(new ByteReader(bytes.subarray(0, 4)), 4));
+});
+
+Deno.test("a key-only KeyValue from column fields is toBinary's encoding of it without its value", () => {
+  const cases: [string, number, number, number, bigint][] = [
+    ["a", 2, 2, 1, 0n],
+    ["key/with/a/longer/name", 300, 70_000, 129, 0x1234_5678_9abcn],
+    ["k".repeat(200), 2 ** 40, 2 ** 41, 2 ** 20, 7n],
+  ];
+  for (const [name, createRev, mod, version, lease] of cases) {
+    const key = new TextEncoder().encode(name);
+    const w = new ByteWriter(8);
+    writeKeyOnlyKeyValue(w, key, createRev, mod, version, lease);
+    const expected = toBinary(
+      KeyValueSchema,
+      create(KeyValueSchema, {
+        key,
+        createRevision: BigInt(createRev),
+        modRevision: BigInt(mod),
+        version: BigInt(version),
+        lease,
+      }),
+    );
+    assert.deepEqual(w.view(), expected, name);
+    assert.equal(keyOnlyKeyValueSize(key.length, createRev, mod, version, lease), expected.length);
+  }
 });

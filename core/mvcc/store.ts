@@ -37,7 +37,15 @@ import { ByteArena, compareBytes, idBytes, keyId, prefixRangeEnd } from "../byte
 import { SortedRecords } from "./sorted_records.ts";
 import { Crc32c } from "../storage/crc32c.ts";
 import { int64Size, putInt64, uvarintSize } from "../varint.ts";
-import { ByteReader, ByteWriter, keyValueSize, readKeyValue, writeKeyValue } from "./kv_codec.ts";
+import {
+  ByteReader,
+  ByteWriter,
+  keyOnlyKeyValueSize,
+  keyValueSize,
+  readKeyValue,
+  writeKeyOnlyKeyValue,
+  writeKeyValue,
+} from "./kv_codec.ts";
 import type { ByteSource } from "../bytes.ts";
 import { encodeView, type MvccView, type SnapshotEntry, SnapshotReader } from "./snapshot_codec.ts";
 
@@ -821,10 +829,13 @@ class ColumnEntries implements RangeEntries {
     if (this.keysOnly) {
       // A key's id has a character per byte of the key.
       const keyBytes = log.record(e).id.length;
-      const lease = log.lease(e);
-      return 1 + uvarintSize(keyBytes) + keyBytes + 1 + uvarintSize(log.createRevision(e)) + 1 +
-        uvarintSize(log.main(e)) + 1 + uvarintSize(log.version(e)) +
-        (lease === 0n ? 0 : 1 + int64Size(lease));
+      return keyOnlyKeyValueSize(
+        keyBytes,
+        log.createRevision(e),
+        log.main(e),
+        log.version(e),
+        log.lease(e),
+      );
     }
     const kv = log.kv(e);
     if (kv !== undefined) return keyValueSize(kv);
@@ -835,19 +846,15 @@ class ColumnEntries implements RangeEntries {
     const log = this.#log;
     const e = this.#positions[i];
     if (this.keysOnly) {
-      w.byte(0x0a);
-      w.bytes(log.kv(e)?.key ?? log.record(e).key);
-      w.byte(0x10);
-      w.uvarint(log.createRevision(e));
-      w.byte(0x18);
-      w.uvarint(log.main(e));
-      w.byte(0x20);
-      w.uvarint(log.version(e));
-      const lease = log.lease(e);
-      if (lease !== 0n) {
-        w.byte(0x30);
-        w.int64(lease);
-      }
+      const key = log.kv(e)?.key ?? log.record(e).key;
+      writeKeyOnlyKeyValue(
+        w,
+        key,
+        log.createRevision(e),
+        log.main(e),
+        log.version(e),
+        log.lease(e),
+      );
       return;
     }
     const kv = log.kv(e);
@@ -861,13 +868,8 @@ class ColumnEntries implements RangeEntries {
   }
 
   kv(i: number): KeyValue {
-    const log = this.#log;
     const e = this.#positions[i];
-    if (this.keysOnly) return keyOnlyKv(log, e);
-    const kv = log.kv(e);
-    if (kv !== undefined) return kv;
-    const data = this.#revisions!.read(log.location(e), log.size(e));
-    return Object.freeze(readKeyValue(new ByteReader(data), data.length, viewOf));
+    return this.keysOnly ? keyOnlyKv(this.#log, e) : uncachedKv(this.#revisions, this.#log, e);
   }
 
   close(): void {
@@ -1949,25 +1951,21 @@ export class MvccStore implements ReadView {
     }
     if (asEntries && !countOnly) {
       const positions: number[] = [];
+      let count: number;
+      let scan: PendingScan | null = null;
       if (limit <= 0 && rev === curRev) {
         // Every key of the range as it is now: the index knows how many, and they are found in
         // steps (RangeEntries.scanned) as of this revision.
         const start = keyId(key);
         const stop = endId(end);
-        const count = this.#index.weightBetween(start, stop);
-        const scan = this.#scanInSteps(start, stop, rev, positions);
-        const keysOnly = options.keysOnly === true;
-        const entries = new ColumnEntries(log, positions, keysOnly, this.#revisions, scan);
-        return { kvs, count, revision: curRev, entries };
+        count = this.#index.weightBetween(start, stop);
+        scan = this.#scanInSteps(start, stop, rev, positions);
+      } else {
+        count = this.#scan(key, end, rev, curRev, limit, false, positions).count;
       }
-      const found = this.#scan(key, end, rev, curRev, limit, false, positions);
-      const entries = new ColumnEntries(
-        log,
-        positions,
-        options.keysOnly === true,
-        this.#revisions,
-      );
-      return { kvs, count: found.count, revision: curRev, entries };
+      const keysOnly = options.keysOnly === true;
+      const entries = new ColumnEntries(log, positions, keysOnly, this.#revisions, scan);
+      return { kvs, count, revision: curRev, entries };
     }
     const read = options.keysOnly ? (e: number) => keyOnlyKv(log, e) : (e: number) => this.#kvOf(e);
     const found = this.#scan(key, end, rev, curRev, limit, countOnly, kvs, read);
@@ -2093,13 +2091,8 @@ export class MvccStore implements ReadView {
    * The KeyValue of the put at position e of `log` (the store's columns, or ones it had while a
    * write was applied): cached only when they are the store's.
    */
-  readonly #kvAt = (log: RevisionColumns, e: number): KeyValue => {
-    if (log === this.#log) return this.#kvOf(e);
-    const kv = log.kv(e);
-    if (kv !== undefined) return kv;
-    const data = this.#revisions!.read(log.location(e), log.size(e));
-    return Object.freeze(readKeyValue(new ByteReader(data), data.length, viewOf));
-  };
+  readonly #kvAt = (log: RevisionColumns, e: number): KeyValue =>
+    log === this.#log ? this.#kvOf(e) : uncachedKv(this.#revisions, log, e);
 
   /** storeTxnWrite.deleteRange: tombstones for the live keys; returns their last values. */
   #deleteRange(tx: WriteBatch, key: Uint8Array, end: Uint8Array): KeyValue[] {
@@ -2283,6 +2276,17 @@ function keyOnlyKv(log: RevisionColumns, e: number): KeyValue {
 
 /** Decoded values keep a view of the record just read (a fresh buffer each read). */
 const viewOf = (view: Uint8Array): Uint8Array => view;
+
+/**
+ * The KeyValue of the put at position e of `log`: in memory, or read from the revision storage
+ * without going into the store's cache (columns other than the store's, or a read of many keys).
+ */
+function uncachedKv(revisions: RevisionStorage | null, log: RevisionColumns, e: number): KeyValue {
+  const kv = log.kv(e);
+  if (kv !== undefined) return kv;
+  const data = revisions!.read(log.location(e), log.size(e));
+  return Object.freeze(readKeyValue(new ByteReader(data), data.length, viewOf));
+}
 
 function cachedBytes(kv: KeyValue): number {
   return CACHED_KV_OVERHEAD_BYTES + kv.value.length;
