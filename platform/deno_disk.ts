@@ -1,4 +1,5 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { resolve } from "node:path";
 import {
   type AppendFile,
   type Disk,
@@ -77,19 +78,16 @@ export class DenoDisk implements Disk {
   }
 
   openRead(path: string): Promise<ReadAtFile | null> {
-    let fd: number;
     try {
-      fd = openSync(path, "r");
+      return Promise.resolve(openReadAt(path));
     } catch (e) {
       if ((e as { code?: string }).code === "ENOENT") return Promise.resolve(null);
       throw e;
     }
-    return Promise.resolve({
-      // node:fs readSync with a position is one pread (Deno's seek + read are two syscalls).
-      readAt: (buf: Uint8Array, position: number) => readSync(fd, buf, 0, buf.length, position),
-      size: () => fstatSync(fd).size,
-      close: () => closeSync(fd),
-    });
+  }
+
+  osPath(path: string): string {
+    return resolve(path);
   }
 
   async truncate(path: string, size: number): Promise<void> {
@@ -162,4 +160,15 @@ export class DenoDisk implements Disk {
 function parentOf(path: string): string {
   const at = path.lastIndexOf("/");
   return at < 0 ? "." : at === 0 ? "/" : path.slice(0, at);
+}
+
+/** A file opened for positional reads, synchronously (throws ENOENT when it does not exist). */
+export function openReadAt(path: string): ReadAtFile {
+  const fd = openSync(path, "r");
+  return {
+    // node:fs readSync with a position is one pread (Deno's seek + read are two syscalls).
+    readAt: (buf: Uint8Array, position: number) => readSync(fd, buf, 0, buf.length, position),
+    size: () => fstatSync(fd).size,
+    close: () => closeSync(fd),
+  };
 }

@@ -16,4 +16,4 @@
  *
  * @module
  */
-export { DenoDisk } from "./deno_disk.ts";
+export { DenoDisk, openReadAt } from "./deno_disk.ts";

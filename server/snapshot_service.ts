@@ -20,95 +20,160 @@ import {
 import type { EtcdNode } from "../core/node/mod.ts";
 import type { Logger } from "../core/log.ts";
 import { etcdDbSources, etcdDbWriter } from "../core/snapshot/mod.ts";
+import { backendBuckets, type BackendState, backendTxid } from "../core/snapshot/etcd_db.ts";
+import type { StoredColumns } from "../core/mvcc/snapshot_codec.ts";
 import { crc32c } from "../core/storage/mod.ts";
-import { putUvarint, uvarintSize } from "../core/varint.ts";
-import { GRPC_PREFIX_BYTES, putGrpcPrefix } from "../core/wire/mod.ts";
 import { Errors } from "../core/errors.ts";
 import type { AnyMethod, StreamMethod } from "./grpc.ts";
 import { maintenanceCaller } from "./callers.ts";
 import { Slicer } from "./slicer.ts";
+import {
+  fileChunks,
+  plainChunk,
+  type SnapshotChunk,
+  snapshotResponseFrame,
+} from "./snapshot_chunks.ts";
+import type { SnapshotFromWorker, SnapshotStart, SnapshotToWorker } from "./snapshot_protocol.ts";
 
-/** etcd's snapshotSendBufferSize. */
-const CHUNK_BYTES = 32 * 1024;
+export { type SnapshotChunk, snapshotResponseFrame } from "./snapshot_chunks.ts";
 
-/** A chunk of the file: `blob` holds its bytes, inside `out`, what is handed on. */
-export interface SnapshotChunk {
-  out: Uint8Array;
-  blob: Uint8Array;
+/** A snapshot file's size, the first thing known of it, and who writes it. */
+export interface SnapshotSize {
+  total: number;
+  /** Written by a worker (else on the event loop). */
+  inWorker: boolean;
 }
 
-/** Makes the buffer of the next chunk: `size` bytes of the file, `remaining` after them. */
-export type ChunkAllocator = (size: number, remaining: number) => SnapshotChunk;
-
-/** A chunk that is only the file's bytes. */
-const plainChunk: ChunkAllocator = (size) => {
-  const bytes = new Uint8Array(size);
-  return { out: bytes, blob: bytes };
-};
-
-/**
- * A chunk that is a whole gRPC frame of a SnapshotResponse {remaining_bytes = 2, blob = 3}
- * (protobuf's encoding, as toBinary writes it: a zero remaining_bytes left out), so that the
- * file's bytes are copied once, into the frame that goes out.
- */
-export const snapshotResponseFrame: ChunkAllocator = (size, remaining) => {
-  const message = (remaining > 0 ? 1 + uvarintSize(remaining) : 0) + 1 + uvarintSize(size) + size;
-  const out = new Uint8Array(GRPC_PREFIX_BYTES + message);
-  putGrpcPrefix(out, message);
-  let at = GRPC_PREFIX_BYTES;
-  if (remaining > 0) {
-    out[at++] = 0x10; // field 2, varint
-    at = putUvarint(out, at, remaining);
-  }
-  out[at++] = 0x1a; // field 3, length-delimited
-  at = putUvarint(out, at, size);
-  return { out, blob: out.subarray(at) };
-};
+/** How a snapshot's file is written. */
+export interface SnapshotDbOptions {
+  /** Each chunk as the gRPC frame of its SnapshotResponse (else the file's bytes alone). */
+  framed?: boolean;
+  /** On the event loop, in slices, even where a worker could write it. */
+  inThread?: boolean;
+  logger?: Logger;
+}
 
 /**
  * The etcd backend file of a member's applied state at this moment, as chunks of `CHUNK_BYTES`
  * (the last one shorter): the view is taken at once (one applied index), then the file is planned
- * and written page by page in slices, so the member keeps serving and memory stays bounded by what
- * the consumer has not taken yet. Yields the file's total size first; `allocate` makes each
- * chunk's buffer.
+ * and written page by page, so the member keeps serving and memory stays bounded by what the
+ * consumer has not taken yet. Where the store's records are all in the revision log's files, a
+ * worker writes it (server/snapshot_worker.ts) and the event loop only passes the chunks on; else
+ * (a store in memory) the event loop writes it in slices. Yields the file's total size first.
  */
 export async function* snapshotDbChunks(
   node: EtcdNode,
-  allocate: ChunkAllocator = plainChunk,
-): AsyncGenerator<{ total: number } | SnapshotChunk> {
+  options: SnapshotDbOptions = {},
+): AsyncGenerator<SnapshotSize | SnapshotChunk> {
   const state = node.backendState();
   try {
-    const writer = etcdDbWriter(state);
     const slicer = new Slicer();
+    const columns = options.inThread ? null : await stepped(state.mvcc.storedColumns?.(), slicer);
+    if (columns) {
+      const chunks = workerChunks(state, columns, options.framed ?? false);
+      let first: IteratorResult<SnapshotSize | SnapshotChunk>;
+      try {
+        first = await chunks.next();
+      } catch (e) {
+        // The worker could not start (its module missing from a build): the event loop writes it.
+        options.logger?.warn("detcd/snapshot_service.ts", "snapshot worker failed to start", {
+          error: e instanceof Error ? e.message : String(e),
+        });
+        first = { done: true, value: undefined };
+      }
+      if (!first.done) {
+        yield first.value;
+        yield* chunks;
+        return;
+      }
+    }
+    const writer = etcdDbWriter(state);
     for (const _ of writer.plan()) await slicer.pause();
     const total = writer.size;
-    yield { total };
-    let done = 0;
-    const next = () => {
-      const size = Math.min(CHUNK_BYTES, total - done);
-      done += size;
-      return allocate(size, total - done);
-    };
-    let chunk = total > 0 ? next() : null;
-    let filled = 0;
-    for (const page of writer.pages()) {
-      for (let at = 0; at < page.length;) {
-        if (chunk === null) throw new Error("snapshot: the file is longer than planned");
-        const n = Math.min(page.length - at, chunk.blob.length - filled);
-        chunk.blob.set(page.subarray(at, at + n), filled);
-        filled += n;
-        at += n;
-        if (filled === chunk.blob.length) {
-          yield chunk;
-          chunk = done < total ? next() : null;
-          filled = 0;
-        }
-      }
-      await slicer.pause();
+    yield { total, inWorker: false };
+    const allocate = options.framed ? snapshotResponseFrame : plainChunk;
+    for (const chunk of fileChunks(writer.pages(), total, allocate)) {
+      if (chunk === null) await slicer.pause();
+      else yield chunk;
     }
-    if (chunk !== null) throw new Error("snapshot: the file is shorter than planned");
   } finally {
     state.mvcc.close?.(); // whether sent whole or the client went away
+  }
+}
+
+/** Runs a generator's steps with pauses between them; its result (undefined for no generator). */
+async function stepped<T>(
+  steps: Generator<void, T> | undefined,
+  slicer: Slicer,
+): Promise<T | undefined> {
+  if (steps === undefined) return undefined;
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    await slicer.pause();
+  }
+}
+
+/**
+ * The chunks of `state`'s file as a worker writes them from `columns`: the size first, then each
+ * chunk, a credit going back for each batch taken. The worker ends with the generator.
+ */
+async function* workerChunks(
+  state: BackendState,
+  columns: StoredColumns,
+  framed: boolean,
+): AsyncGenerator<SnapshotSize | SnapshotChunk> {
+  await columns.flushed;
+  const worker = new Worker(new URL("./snapshot_worker.ts", import.meta.url).href, {
+    type: "module",
+    name: "snapshot",
+  });
+  const inbox: SnapshotFromWorker[] = [];
+  let wake: (() => void) | null = null;
+  const deliver = (message: SnapshotFromWorker) => {
+    inbox.push(message);
+    const resolve = wake;
+    wake = null;
+    resolve?.();
+  };
+  worker.onmessage = (e: MessageEvent<SnapshotFromWorker>) => deliver(e.data);
+  worker.onerror = (e) => {
+    e.preventDefault();
+    deliver({ kind: "error", message: e.message });
+  };
+  try {
+    const { main, sub, tombstone, location, size, files } = columns;
+    const start: SnapshotStart = {
+      kind: "start",
+      columns: { main, sub, tombstone, location, size, files },
+      buckets: backendBuckets(state),
+      txid: backendTxid(state),
+      framed,
+    };
+    const buffers = [main, sub, tombstone, location, size].map((a) => a.buffer as ArrayBuffer);
+    worker.postMessage(start, buffers);
+    for (;;) {
+      while (inbox.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+      const message = inbox.shift()!;
+      switch (message.kind) {
+        case "total":
+          yield { total: message.total, inWorker: true };
+          break;
+        case "chunks":
+          for (let i = 0; i < message.outs.length; i++) {
+            const out = message.outs[i];
+            yield { out, blob: out.subarray(out.length - message.sizes[i]) };
+          }
+          worker.postMessage({ kind: "credit" } satisfies SnapshotToWorker);
+          break;
+        case "end":
+          return;
+        case "error":
+          throw new Error(`snapshot: ${message.message}`);
+      }
+    }
+  } finally {
+    worker.terminate();
   }
 }
 
@@ -173,7 +238,7 @@ export function snapshotMethod(node: EtcdNode, logger?: Logger): [string, AnyMet
       let sent = 0;
       // Over gRPC each chunk is built as the frame that goes out (one copy of the file's bytes).
       const sendFrame = send.frame;
-      const chunks = snapshotDbChunks(node, sendFrame ? snapshotResponseFrame : undefined);
+      const chunks = snapshotDbChunks(node, { framed: sendFrame !== undefined, logger });
       for await (const part of chunks) {
         if ("total" in part) {
           total = part.total;

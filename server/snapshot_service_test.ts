@@ -1,14 +1,16 @@
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   CompactionRequestSchema,
   DeleteRangeRequestSchema,
+  LeaseGrantRequestSchema,
   PutRequestSchema,
   SnapshotResponseSchema,
 } from "../gen/etcdserverpb/rpc_pb.ts";
 import { encodeGrpcFrame } from "../core/wire/mod.ts";
 import { assert, assertEquals } from "../core/testing.ts";
 import { silentLogger } from "../core/log.ts";
-import { MemoryDisk } from "../core/storage/mod.ts";
+import { type Disk, MemoryDisk } from "../core/storage/mod.ts";
+import { DenoDisk } from "../platform/mod.ts";
 import { boltInfo, decodeBolt } from "../core/storage/bbolt.ts";
 import { dbStatus, fromEtcdBuckets } from "../core/snapshot/etcd_db.ts";
 import { EtcdNode } from "../core/node/etcd_node.ts";
@@ -19,12 +21,17 @@ import {
   type SnapshotChunk,
   snapshotDbChunks,
   snapshotResponseFrame,
+  type SnapshotSize,
 } from "./snapshot_service.ts";
 
 const enc = new TextEncoder();
 
-async function node(keys: number): Promise<EtcdNode> {
-  const n = await EtcdNode.open(testConfig(), new MemoryDisk(), silentLogger);
+async function node(
+  keys: number,
+  disk: Disk = new MemoryDisk(),
+  dataDir = "data",
+): Promise<EtcdNode> {
+  const n = await EtcdNode.open(testConfig({ dataDir }), disk, silentLogger);
   const value = enc.encode("v".repeat(256));
   const puts: Promise<unknown>[] = [];
   for (let i = 0; i < keys; i++) {
@@ -35,12 +42,13 @@ async function node(keys: number): Promise<EtcdNode> {
 }
 
 async function collect(
-  chunks: AsyncGenerator<{ total: number } | SnapshotChunk>,
-): Promise<{ total: number; file: Uint8Array; chunkSizes: number[] }> {
+  chunks: AsyncGenerator<SnapshotSize | SnapshotChunk>,
+): Promise<{ total: number; file: Uint8Array; chunkSizes: number[]; inWorker: boolean }> {
   let total = -1;
+  let inWorker = false;
   const parts: Uint8Array[] = [];
   for await (const part of chunks) {
-    if ("total" in part) total = part.total;
+    if ("total" in part) ({ total, inWorker } = part);
     else parts.push(part.blob);
   }
   const file = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -49,7 +57,7 @@ async function collect(
     file.set(p, at);
     at += p.length;
   }
-  return { total, file, chunkSizes: parts.map((p) => p.length) };
+  return { total, file, chunkSizes: parts.map((p) => p.length), inWorker };
 }
 
 Deno.test("a snapshot streams the state of the moment it starts: later writes and a compaction are not in it", async () => {
@@ -119,5 +127,104 @@ Deno.test("a chunk built as its gRPC frame is the SnapshotResponse protobuf-es e
       );
       assertEquals(out, expected, `size ${size}, remaining ${remaining}`);
     }
+  }
+});
+
+/** A member on the real file system (its records in revision log files), in a temp dir. */
+async function diskNode(keys: number): Promise<{ n: EtcdNode; dir: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "detcd-snapshot-" });
+  return { n: await node(keys, new DenoDisk(), `${dir}/data`), dir };
+}
+
+Deno.test("a snapshot written by the worker is the file the event loop writes: puts, overwrites, deletes, a compaction, leases", async () => {
+  const { n, dir } = await diskNode(3000);
+  try {
+    const lease = await n.leaseGrant(create(LeaseGrantRequestSchema, { TTL: 60n }));
+    await n.put(
+      create(PutRequestSchema, {
+        key: enc.encode("leased"),
+        value: enc.encode("x"),
+        lease: lease.ID,
+      }),
+    );
+    for (let i = 0; i < 500; i++) {
+      await n.put(
+        create(PutRequestSchema, { key: enc.encode(`key-${i}`), value: enc.encode(`v${i}`) }),
+      );
+    }
+    await n.deleteRange(create(DeleteRangeRequestSchema, { key: enc.encode("key-7") }));
+    const mid = n.backendState().mvcc.revision;
+    await n.compact(create(CompactionRequestSchema, { revision: BigInt(mid - 100) }));
+    await n.deleteRange(
+      create(DeleteRangeRequestSchema, { key: enc.encode("key-2"), rangeEnd: enc.encode("key-3") }),
+    );
+    for (const framed of [false, true]) {
+      const byWorker = await collect(snapshotDbChunks(n, { framed }));
+      const inThread = await collect(snapshotDbChunks(n, { framed, inThread: true }));
+      assert(byWorker.inWorker && !inThread.inWorker, "one each way");
+      assertEquals(byWorker.total, inThread.total);
+      assert(byWorker.file.length > 500_000, `a file of many chunks (${byWorker.file.length})`);
+      assertEquals(byWorker.file, inThread.file, `framed ${framed}: the same bytes`);
+      assertEquals(byWorker.chunkSizes, inThread.chunkSizes);
+    }
+  } finally {
+    await n.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a snapshot written by the worker streams the state of the moment it starts", async () => {
+  const { n, dir } = await diskNode(2000);
+  try {
+    const before = n.backendState();
+    const revision = before.mvcc.revision;
+    const expected = encodeView(before.mvcc);
+    before.mvcc.close?.();
+    const stream = snapshotDbChunks(n, { framed: true });
+    const first = await stream.next();
+    assert(!first.done && "total" in first.value, "the size comes first");
+    assert(first.value.inWorker, "written by the worker");
+    await n.put(create(PutRequestSchema, { key: enc.encode("key-1"), value: enc.encode("new") }));
+    await n.deleteRange(create(DeleteRangeRequestSchema, { key: enc.encode("key-2") }));
+    await n.compact(create(CompactionRequestSchema, { revision: BigInt(revision + 2) }));
+    let total = 0;
+    const parts: Uint8Array[] = [];
+    for await (const part of stream) {
+      if ("total" in part) continue;
+      // Each chunk is the gRPC frame of its SnapshotResponse, the blob its tail.
+      const message = fromBinary(SnapshotResponseSchema, part.out.subarray(5));
+      assertEquals(message.blob, part.blob);
+      total += part.blob.length;
+      assertEquals(Number(message.remainingBytes), first.value.total - total);
+      parts.push(part.blob.slice());
+    }
+    const file = new Uint8Array(total);
+    let at = 0;
+    for (const p of parts) (file.set(p, at), at += p.length);
+    const restored = fromEtcdBuckets(decodeBolt(file));
+    assertEquals(restored.revision, revision);
+    assertEquals(restored.mvcc, expected, "every revision as of the start");
+  } finally {
+    await n.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a client that goes away mid-snapshot ends the worker and lets go of the revision storage", async () => {
+  const { n, dir } = await diskNode(5000);
+  try {
+    const stream = snapshotDbChunks(n);
+    const first = await stream.next(); // the size
+    assert(!first.done && "total" in first.value && first.value.inWorker, "a worker writes it");
+    await stream.next(); // a first chunk
+    assertEquals(n.openReads, 1, "the snapshot's view holds the revision storage");
+    await stream.return(undefined); // as the gRPC handler does when its client is gone
+    assertEquals(n.openReads, 0, "let go of once the client is gone");
+    const again = await collect(snapshotDbChunks(n));
+    assert(again.inWorker && again.file.length === again.total, "the next snapshot is whole");
+    assertEquals(n.openReads, 0);
+  } finally {
+    await n.stop();
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -75,6 +75,30 @@ export interface MvccView {
    * or the space its revisions held is never given back).
    */
   close?(): void;
+  /**
+   * The view's revisions as columns, with the files holding their records, for a reader on
+   * another thread; in steps. Null when a record is only in memory or the storage's files have no
+   * name another thread can open. The files are read only after `flushed` resolves.
+   */
+  storedColumns?(): Generator<void, StoredColumns | null>;
+}
+
+/**
+ * Every revision of a view in (main, sub) order, as copies of the store's columns (typed arrays,
+ * transferable), and where each record is in the revision log (core/storage/revision_log.ts):
+ * what etcd's key bucket needs, keys and values being the records' data.
+ */
+export interface StoredColumns {
+  main: Float64Array;
+  sub: Int32Array;
+  /** 1 for a tombstone, else 0. */
+  tombstone: Uint8Array;
+  location: Float64Array;
+  size: Uint32Array;
+  /** The revision log's segment files. */
+  files: { sequence: number; path: string }[];
+  /** Resolves once every record of the view is in its file. */
+  flushed: Promise<void>;
 }
 
 /** A view over decoded entries (already in revision order). */

@@ -47,7 +47,13 @@ import {
   writeKeyValue,
 } from "./kv_codec.ts";
 import type { ByteSource } from "../bytes.ts";
-import { encodeView, type MvccView, type SnapshotEntry, SnapshotReader } from "./snapshot_codec.ts";
+import {
+  encodeView,
+  type MvccView,
+  type SnapshotEntry,
+  SnapshotReader,
+  type StoredColumns,
+} from "./snapshot_codec.ts";
 
 /** Narrow view of the lessor that mvcc needs (lease package will implement it later). */
 export interface LeaseHooks {
@@ -246,6 +252,11 @@ export interface RevisionStorage {
   removeSegment(sequence: number): void;
   /** Keeps every segment until the returned function is called (a view is reading). */
   hold(): () => void;
+  /**
+   * The storage's files by the names another thread of this process opens them by (see
+   * RevisionLog.segmentFiles), or null; absent where records live only in memory.
+   */
+  segmentFiles?(): { sequence: number; path: string }[] | null;
   /**
    * The record at `location` (stored before a restart) belongs to the store being restored from
    * a checkpoint; throws when the storage does not hold it. Only storage that outlives a restart
@@ -564,6 +575,24 @@ class RevisionColumns {
     c.kvs[i & CHUNK_MASK] = kv;
   }
 
+  /**
+   * Copies positions [start, start + n) (one chunk's, start a multiple of CHUNK_SIZE) into
+   * `out`'s columns at the same positions; false when one of them has no stored record.
+   */
+  copyChunk(start: number, n: number, out: StoredColumns): boolean {
+    const c = this.#chunks[start >>> CHUNK_BITS];
+    const location = c.location.subarray(0, n);
+    for (let o = 0; o < n; o++) if (location[o] < 0) return false;
+    out.location.set(location, start);
+    out.main.set(c.main.subarray(0, n), start);
+    out.sub.set(c.sub.subarray(0, n), start);
+    out.size.set(c.size.subarray(0, n), start);
+    const flags = c.flags;
+    const tombstone = out.tombstone;
+    for (let o = 0; o < n; o++) tombstone[start + o] = flags[o] & TOMBSTONE;
+    return true;
+  }
+
   /** Position of the last revision with main <= rev, or -1. */
   lastAtOrBefore(rev: number): number {
     const chunks = this.#chunks;
@@ -749,6 +778,36 @@ class StoredEntry implements SnapshotEntry {
   get data(): Uint8Array {
     return this.#read(this.#location, this.#size);
   }
+}
+
+/** Chunks of columns copied per step of storedColumns (a quarter of a million revisions). */
+const COPY_STEP_CHUNKS = 64;
+
+/** MvccView.storedColumns of a view of `log`'s first `length` revisions. */
+function* storedColumns(
+  log: RevisionColumns,
+  length: number,
+  revisions: RevisionStorage | null,
+): Generator<void, StoredColumns | null> {
+  const files = revisions?.segmentFiles?.() ?? null;
+  if (files === null) return null;
+  const out: StoredColumns = {
+    main: new Float64Array(length),
+    sub: new Int32Array(length),
+    tombstone: new Uint8Array(length),
+    location: new Float64Array(length),
+    size: new Uint32Array(length),
+    files,
+    flushed: Promise.resolve(),
+  };
+  for (let start = 0, copied = 0; start < length; start += CHUNK_SIZE) {
+    const n = Math.min(CHUNK_SIZE, length - start);
+    if (!log.copyChunk(start, n, out)) return null;
+    if (++copied % COPY_STEP_CHUNKS === 0) yield;
+  }
+  // Every record of the view was appended before it was taken: this flush writes them all.
+  out.flushed = revisions!.flush();
+  return out;
 }
 
 const asPosition = (e: number): number => e;
@@ -1430,11 +1489,13 @@ export class MvccStore implements ReadView {
       reader ??= revisions!.sequentialReader();
       return reader(location, size);
     };
+    const length = log.length;
     return {
       close: () => release?.(),
       revision: this.#revision,
       compactMainRev: this.#compactMainRev,
-      length: log.length,
+      length,
+      storedColumns: () => storedColumns(log, length, revisions),
       entry: (i: number): SnapshotEntry => {
         const kv = log.kv(i);
         // A record on disk goes out as it is stored: neither decoded nor encoded again, and its

@@ -28,7 +28,6 @@ import {
   type BoltBucket,
   type BoltSource,
   BoltWriter,
-  bucketSource,
   type EncodeBoltOptions,
 } from "../storage/bbolt.ts";
 import {
@@ -40,6 +39,16 @@ import {
 } from "../mvcc/snapshot_codec.ts";
 import { ByteWriter } from "../mvcc/kv_codec.ts";
 import { Crc32c } from "../storage/crc32c.ts";
+import {
+  backendSources,
+  isTombstoneKey,
+  keyBucket,
+  REV_BYTES_LEN,
+  revisionKey,
+  writeRevisionKey,
+} from "./key_bucket.ts";
+
+export { keyBucket, revisionKey };
 import { AuthBucketError, authFromBuckets, authToBuckets } from "../auth/etcd_buckets.ts";
 import type { AuthSnapshot } from "../auth/auth_store.ts";
 
@@ -78,37 +87,8 @@ export class EtcdDbError extends Error {
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-export const keyBucket = enc.encode("key");
-const REV_BYTES_LEN = 17;
-const tombstoneMark = 0x74; // 't'
-
-/** etcd's revision key: main and sub as 8-byte big-endian, separated by `_`. */
-export function revisionKey(main: number, sub: number, tombstone = false): Uint8Array {
-  const out = new Uint8Array(REV_BYTES_LEN + (tombstone ? 1 : 0));
-  writeRevisionKey(out, main, sub, tombstone);
-  return out;
-}
-
-/** Writes revisionKey(main, sub, tombstone) into `out` (REV_BYTES_LEN bytes, one more if dead). */
-function writeRevisionKey(out: Uint8Array, main: number, sub: number, tombstone: boolean): void {
-  // Two 32-bit big-endian halves each, no BigInt: revisions are safe integers (below 2^53).
-  putUint32(out, 0, Math.floor(main / 0x1_0000_0000));
-  putUint32(out, 4, main >>> 0);
-  out[8] = 0x5f; // '_'
-  putUint32(out, 9, Math.floor(sub / 0x1_0000_0000));
-  putUint32(out, 13, sub >>> 0);
-  if (tombstone) out[17] = tombstoneMark;
-}
-
-function putUint32(out: Uint8Array, at: number, v: number): void {
-  out[at] = v >>> 24;
-  out[at + 1] = (v >>> 16) & 0xff;
-  out[at + 2] = (v >>> 8) & 0xff;
-  out[at + 3] = v & 0xff;
-}
-
 function parseRevisionKey(key: Uint8Array): { main: number; sub: number; tombstone: boolean } {
-  const tombstone = key.length === REV_BYTES_LEN + 1 && key[REV_BYTES_LEN] === tombstoneMark;
+  const tombstone = isTombstoneKey(key);
   if ((key.length !== REV_BYTES_LEN && !tombstone) || key[8] !== 0x5f) {
     throw new EtcdDbError(`key bucket: malformed revision key (${key.length} bytes)`);
   }
@@ -224,6 +204,11 @@ function keySource(view: MvccView): BoltSource {
  * written: nothing of the key space is copied.
  */
 export function etcdDbSources(state: BackendState): BoltSource[] {
+  return backendSources(keySource(state.mvcc), backendBuckets(state));
+}
+
+/** Every bucket of etcd's backend for `state` but `key` (all small: built whole). */
+export function backendBuckets(state: BackendState): BoltBucket[] {
   const meta: Array<[Uint8Array, Uint8Array]> = [
     [enc.encode("consistent_index"), uint64Bytes(BigInt(state.consistentIndex))],
   ];
@@ -231,7 +216,7 @@ export function etcdDbSources(state: BackendState): BoltSource[] {
     const rev = revisionKey(state.mvcc.compactMainRev, 0);
     meta.push([enc.encode("finishedCompactRev"), rev], [enc.encode("scheduledCompactRev"), rev]);
   }
-  const small: BoltBucket[] = [
+  return [
     bucket("alarm", state.alarms.map((a) => [toBinary(AlarmMemberSchema, a), new Uint8Array(0)])),
     // `auth`, `authRoles`, `authUsers`: etcd writes `authEnabled` only once auth was enabled or
     // disabled, `authRevision` always (1 for a fresh store).
@@ -254,19 +239,19 @@ export function etcdDbSources(state: BackendState): BoltSource[] {
     ),
     bucket("meta", meta),
   ];
-  return [keySource(state.mvcc), ...small.map(bucketSource)]
-    .sort((a, b) => compareBytes(a.name, b.name));
 }
 
 /**
- * etcd's backend file for `state`, to be planned and then streamed page by page (see BoltWriter).
- * The bbolt transaction id only orders the two meta pages; the applied index keeps it growing.
+ * The bbolt transaction id of `state`'s file: it only orders the two meta pages; the applied
+ * index keeps it growing.
  */
+export function backendTxid(state: BackendState): number {
+  return Math.max(2, state.consistentIndex);
+}
+
+/** etcd's backend file for `state`, to be planned and then streamed page by page (see BoltWriter). */
 export function etcdDbWriter(state: BackendState, options: EncodeBoltOptions = {}): BoltWriter {
-  return new BoltWriter(etcdDbSources(state), {
-    txid: Math.max(2, state.consistentIndex),
-    ...options,
-  });
+  return new BoltWriter(etcdDbSources(state), { txid: backendTxid(state), ...options });
 }
 
 /** The buckets of etcd's backend for `state`, materialised (small states and tests). */

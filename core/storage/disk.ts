@@ -78,4 +78,9 @@ export interface Disk {
   mkdirp(dir: string): Promise<void>;
   /** Makes a directory's entries (creations, renames, removals) durable. */
   syncDir(dir: string): Promise<void>;
+  /**
+   * The name the operating system knows `path` by, for another thread of this process to open
+   * it (a worker reading the revision log); absent on a disk that is not the file system.
+   */
+  osPath?(path: string): string;
 }

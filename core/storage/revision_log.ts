@@ -331,14 +331,7 @@ export class RevisionLog {
         );
       }
     }
-    const header = new DataView(record.buffer, record.byteOffset, HEADER_BYTES);
-    if (
-      header.getUint32(0, true) !== size - HEADER_BYTES ||
-      crc32c(record.subarray(HEADER_BYTES)) !== header.getUint32(4, true)
-    ) {
-      throw new RevisionLogCorruptError(`bad record at ${segmentName(segment.sequence)}:${offset}`);
-    }
-    return record.subarray(dataStart(record));
+    return checkedData(record, segment.sequence, offset);
   }
 
   /**
@@ -347,43 +340,34 @@ export class RevisionLog {
    * result is valid until its next read.
    */
   sequentialReader(blockBytes = 256 * 1024): (location: number, size: number) => Uint8Array {
-    const block = new Uint8Array(blockBytes);
-    let blockSegment = -1;
-    let blockStart = 0;
-    let blockEnd = 0;
     let scratch = new Uint8Array(4096);
-    return (location, size) => {
-      const sequence = Math.floor(location / SEGMENT_SPAN);
-      const offset = location % SEGMENT_SPAN;
-      if (sequence !== blockSegment || offset < blockStart || offset + size > blockEnd) {
+    return blockReader(
+      (sequence, offset, size) => {
         const segment = this.#segments.get(sequence);
         // Only what the file holds for sure; buffered and in-flight bytes are read one by one.
         const fileEnd = segment && segment.inflight.length === 0 ? segment.written : 0;
-        if (segment?.reader == null || offset + size > fileEnd || size > block.length) {
-          if (scratch.length < size) scratch = new Uint8Array(2 * size);
-          return this.read(location, size, scratch);
-        }
-        const got = segment.reader.readAt(block, offset);
-        blockSegment = sequence;
-        blockStart = offset;
-        blockEnd = offset + got;
-        if (offset + size > blockEnd) {
-          blockSegment = -1;
-          throw new RevisionLogCorruptError(
-            `short read at ${segmentName(sequence)}:${offset}`,
-          );
-        }
-      }
-      const record = block.subarray(offset - blockStart, offset - blockStart + size);
-      const header = new DataView(record.buffer, record.byteOffset, HEADER_BYTES);
-      if (
-        header.getUint32(0, true) !== size - HEADER_BYTES ||
-        crc32c(record.subarray(HEADER_BYTES)) !== header.getUint32(4, true)
-      ) {
-        throw new RevisionLogCorruptError(`bad record at ${segmentName(sequence)}:${offset}`);
-      }
-      return record.subarray(dataStart(record));
-    };
+        return segment?.reader != null && offset + size <= fileEnd ? segment.reader : null;
+      },
+      (location, size) => {
+        if (scratch.length < size) scratch = new Uint8Array(2 * size);
+        return this.read(location, size, scratch);
+      },
+      blockBytes,
+    );
+  }
+
+  /**
+   * The segment files by the names the operating system knows them, for a reader on another
+   * thread (a snapshot's file is written in a worker), or null when the disk has no such names
+   * (a simulated one). Records appended but not yet flushed are not in them: flush() first.
+   */
+  segmentFiles(): { sequence: number; path: string }[] | null {
+    const osPath = this.#disk.osPath?.bind(this.#disk);
+    if (osPath === undefined) return null;
+    return [...this.#segments.keys()].map((sequence) => ({
+      sequence,
+      path: osPath(`${this.#dir}/${segmentName(sequence)}`),
+    }));
   }
 
   /** Size of the data of a record of revision (main, sub) that is `size` bytes in the file. */
@@ -622,6 +606,98 @@ function newSegment(
 }
 
 /** Size of a record's data, from its revision and its size in the file (no read needed). */
+/**
+ * A reader of records visited mostly in file order: it reads a segment's file in blocks of
+ * `blockBytes` and serves the records inside a block without another read, each checked against
+ * its length and CRC. `fileOf` gives the file that holds a record for sure (or null: `fallback`
+ * reads it). Each result is valid until the next read.
+ */
+export function blockReader(
+  fileOf: (sequence: number, offset: number, size: number) => ReadAtFile | null,
+  fallback: (location: number, size: number) => Uint8Array,
+  blockBytes = 256 * 1024,
+): (location: number, size: number) => Uint8Array {
+  const block = new Uint8Array(blockBytes);
+  let blockSegment = -1;
+  let blockStart = 0;
+  let blockEnd = 0;
+  return (location, size) => {
+    const sequence = Math.floor(location / SEGMENT_SPAN);
+    const offset = location % SEGMENT_SPAN;
+    if (sequence !== blockSegment || offset < blockStart || offset + size > blockEnd) {
+      const file = size > block.length ? null : fileOf(sequence, offset, size);
+      if (file === null) return fallback(location, size);
+      const got = file.readAt(block, offset);
+      blockSegment = sequence;
+      blockStart = offset;
+      blockEnd = offset + got;
+      if (offset + size > blockEnd) {
+        blockSegment = -1;
+        throw new RevisionLogCorruptError(`short read at ${segmentName(sequence)}:${offset}`);
+      }
+    }
+    return checkedData(
+      block.subarray(offset - blockStart, offset - blockStart + size),
+      sequence,
+      offset,
+    );
+  };
+}
+
+/** The data of a whole record read from segment `sequence` at `offset`, after its checks. */
+function checkedData(record: Uint8Array, sequence: number, offset: number): Uint8Array {
+  const header = new DataView(record.buffer, record.byteOffset, HEADER_BYTES);
+  if (
+    header.getUint32(0, true) !== record.length - HEADER_BYTES ||
+    crc32c(record.subarray(HEADER_BYTES)) !== header.getUint32(4, true)
+  ) {
+    throw new RevisionLogCorruptError(`bad record at ${segmentName(sequence)}:${offset}`);
+  }
+  return record.subarray(dataStart(record));
+}
+
+/**
+ * blockReader over segment files opened by `open` (from segmentFiles(), on another thread): every
+ * record asked for must be in its file (the log was flushed after it was appended). `close()`
+ * closes the files opened.
+ */
+export function segmentFilesReader(
+  files: { sequence: number; path: string }[],
+  open: (path: string) => ReadAtFile,
+): { read: (location: number, size: number) => Uint8Array; close(): void } {
+  const paths = new Map(files.map((f) => [f.sequence, f.path]));
+  const opened = new Map<number, ReadAtFile>();
+  const fileOf = (sequence: number): ReadAtFile => {
+    let file = opened.get(sequence);
+    if (file === undefined) {
+      const path = paths.get(sequence);
+      if (path === undefined) {
+        throw new RevisionLogCorruptError(`no segment file ${segmentName(sequence)}`);
+      }
+      file = open(path);
+      opened.set(sequence, file);
+    }
+    return file;
+  };
+  const read = blockReader(fileOf, (location, size) => {
+    // Larger than a block: read on its own.
+    const sequence = Math.floor(location / SEGMENT_SPAN);
+    const offset = location % SEGMENT_SPAN;
+    const record = new Uint8Array(size);
+    if (fileOf(sequence).readAt(record, offset) !== size) {
+      throw new RevisionLogCorruptError(`short read at ${segmentName(sequence)}:${offset}`);
+    }
+    return checkedData(record, sequence, offset);
+  });
+  return {
+    read,
+    close() {
+      for (const file of opened.values()) file.close();
+      opened.clear();
+    },
+  };
+}
+
 export function revisionDataSize(main: number, sub: number, size: number): number {
   return size - HEADER_BYTES - 1 - uvarintSize(main) - uvarintSize(sub);
 }
