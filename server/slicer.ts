@@ -17,12 +17,18 @@ export const PACED_SLICE_MS = 2;
 export class Slicer {
   #since = performance.now();
 
-  constructor(readonly sliceMs = SLICE_MS) {}
+  /**
+   * `rest`: how a pause lets other work in: a timer (which waits at least a millisecond, the
+   * work resting too), or setImmediate (I/O polled, then straight on).
+   */
+  constructor(readonly sliceMs = SLICE_MS, readonly rest: "timer" | "immediate" = "timer") {}
 
   /** Resolves at once inside a slice; after a macrotask once the slice is used up. */
   async pause(): Promise<void> {
     if (performance.now() - this.#since < this.sliceMs) return;
-    await new Promise<void>((resolve) => setTimeout(resolve, 0));
+    await new Promise<void>((resolve) =>
+      this.rest === "timer" ? setTimeout(resolve, 0) : setImmediate(resolve)
+    );
     this.#since = performance.now();
   }
 }

@@ -1,16 +1,28 @@
 /**
  * Messages between the event loop and the worker that writes a snapshot's file
- * (server/snapshot_worker.ts). The worker sends the file's size, then batches of chunks (their
- * buffers transferred), then the end; the event loop gives back a credit for each batch it has
- * taken, and the worker keeps at most SNAPSHOT_BATCHES_AHEAD batches untaken.
+ * (server/snapshot_worker.ts). The chunks go through a ring of shared memory, not messages: the
+ * worker fills a batch of chunk slots, then tells which; the event loop copies each chunk into
+ * the connection's output and gives the batch's slots back with a credit. At most
+ * SNAPSHOT_BATCHES_AHEAD batches are told and not yet given back, so the one being filled never
+ * overwrites a chunk not yet taken. Nothing of the file is a buffer of the event loop's own: a
+ * buffer per chunk was external memory its collector counted, and ran full collections of the
+ * member's heap for (15 ms pauses every 300 ms at 1M keys).
  */
 import type { BoltBucket } from "../core/storage/bbolt.ts";
 import type { StoredColumns } from "../core/mvcc/snapshot_codec.ts";
+import { CHUNK_BYTES } from "./snapshot_chunks.ts";
 
-/** Chunks per message (512 KiB of the file). */
+/** Chunks per batch (512 KiB of the file). */
 export const SNAPSHOT_BATCH_CHUNKS = 16;
-/** Batches the worker may have written before the first is taken (2 MiB of the file). */
+/** Batches told and not yet given back, at most. */
 export const SNAPSHOT_BATCHES_AHEAD = 4;
+/** Chunk slots in the ring: the batches ahead and the one being filled. */
+export const SNAPSHOT_RING_SLOTS = (SNAPSHOT_BATCHES_AHEAD + 1) * SNAPSHOT_BATCH_CHUNKS;
+
+/** The ring's slot of chunk `index` of the file (its bytes start there). */
+export function ringSlot(ring: SharedArrayBuffer, index: number, size: number): Uint8Array {
+  return new Uint8Array(ring, (index % SNAPSHOT_RING_SLOTS) * CHUNK_BYTES, size);
+}
 
 /** What the worker is to write: the key bucket's columns and files, and every other bucket. */
 export interface SnapshotStart {
@@ -18,15 +30,16 @@ export interface SnapshotStart {
   columns: Omit<StoredColumns, "flushed">;
   buckets: BoltBucket[];
   txid: number;
-  /** Each chunk as its SnapshotResponse's gRPC frame (else the file's bytes alone). */
-  framed: boolean;
+  /** SNAPSHOT_RING_SLOTS chunks of CHUNK_BYTES. */
+  ring: SharedArrayBuffer;
 }
 
 export type SnapshotToWorker = SnapshotStart | { kind: "credit" };
 
 export type SnapshotFromWorker =
   | { kind: "total"; total: number }
-  /** Each chunk's buffer, and how many of the file's bytes it holds (its tail). */
-  | { kind: "chunks"; outs: Uint8Array[]; sizes: number[] }
-  | { kind: "end" }
+  /** Chunks first, first + 1, ... are in their ring slots, `sizes` bytes each. */
+  | { kind: "chunks"; first: number; sizes: number[] }
+  /** The file's SHA-256 (etcd's last message). */
+  | { kind: "end"; sha256: Uint8Array }
   | { kind: "error"; message: string };

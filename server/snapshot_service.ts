@@ -28,14 +28,21 @@ import type { AnyMethod, StreamMethod } from "./grpc.ts";
 import { maintenanceCaller } from "./callers.ts";
 import { Slicer } from "./slicer.ts";
 import {
+  CHUNK_BYTES,
   fileChunks,
-  plainChunk,
   type SnapshotChunk,
-  snapshotResponseFrame,
+  snapshotResponseFrameSize,
+  writeSnapshotResponseFrame,
 } from "./snapshot_chunks.ts";
-import type { SnapshotFromWorker, SnapshotStart, SnapshotToWorker } from "./snapshot_protocol.ts";
+import {
+  ringSlot,
+  SNAPSHOT_RING_SLOTS,
+  type SnapshotFromWorker,
+  type SnapshotStart,
+  type SnapshotToWorker,
+} from "./snapshot_protocol.ts";
 
-export { type SnapshotChunk, snapshotResponseFrame } from "./snapshot_chunks.ts";
+export { type SnapshotChunk } from "./snapshot_chunks.ts";
 
 /** A snapshot file's size, the first thing known of it, and who writes it. */
 export interface SnapshotSize {
@@ -44,10 +51,16 @@ export interface SnapshotSize {
   inWorker: boolean;
 }
 
+/** The SHA-256 of the whole file, after its last chunk (etcd sends it as a last message). */
+export interface SnapshotDigest {
+  sha256: Uint8Array;
+}
+
+/** What snapshotDbChunks yields: the size, the chunks, the digest. */
+export type SnapshotPart = SnapshotSize | SnapshotChunk | SnapshotDigest;
+
 /** How a snapshot's file is written. */
 export interface SnapshotDbOptions {
-  /** Each chunk as the gRPC frame of its SnapshotResponse (else the file's bytes alone). */
-  framed?: boolean;
   /** On the event loop, in slices, even where a worker could write it. */
   inThread?: boolean;
   logger?: Logger;
@@ -55,23 +68,24 @@ export interface SnapshotDbOptions {
 
 /**
  * The etcd backend file of a member's applied state at this moment, as chunks of `CHUNK_BYTES`
- * (the last one shorter): the view is taken at once (one applied index), then the file is planned
- * and written page by page, so the member keeps serving and memory stays bounded by what the
- * consumer has not taken yet. Where the store's records are all in the revision log's files, a
- * worker writes it (server/snapshot_worker.ts) and the event loop only passes the chunks on; else
- * (a store in memory) the event loop writes it in slices. Yields the file's total size first.
+ * (the last one shorter; each valid until the next is asked for): the view is taken at once (one
+ * applied index), then the file is planned and written page by page, so the member keeps serving
+ * and memory stays bounded by what the consumer has not taken yet. Where the store's records are
+ * all in the revision log's files, a worker writes it (server/snapshot_worker.ts) and the event
+ * loop only passes the chunks on; else (a store in memory) the event loop writes it in slices.
+ * Yields the file's total size first, its SHA-256 last.
  */
 export async function* snapshotDbChunks(
   node: EtcdNode,
   options: SnapshotDbOptions = {},
-): AsyncGenerator<SnapshotSize | SnapshotChunk> {
+): AsyncGenerator<SnapshotPart> {
   const state = node.backendState();
   try {
     const slicer = new Slicer();
     const columns = options.inThread ? null : await stepped(state.mvcc.storedColumns?.(), slicer);
     if (columns) {
-      const chunks = workerChunks(state, columns, options.framed ?? false);
-      let first: IteratorResult<SnapshotSize | SnapshotChunk>;
+      const chunks = workerChunks(state, columns);
+      let first: IteratorResult<SnapshotPart>;
       try {
         first = await chunks.next();
       } catch (e) {
@@ -91,15 +105,24 @@ export async function* snapshotDbChunks(
     for (const _ of writer.plan()) await slicer.pause();
     const total = writer.size;
     yield { total, inWorker: false };
-    const allocate = options.framed ? snapshotResponseFrame : plainChunk;
-    for (const chunk of fileChunks(writer.pages(), total, allocate)) {
-      if (chunk === null) await slicer.pause();
-      else yield chunk;
+    const buffer = new Uint8Array(CHUNK_BYTES);
+    const sha = createHash("sha256");
+    for (const chunk of fileChunks(writer.pages(), total, () => buffer)) {
+      if (chunk === null) {
+        await slicer.pause();
+        continue;
+      }
+      sha.update(chunk.blob);
+      yield chunk;
     }
+    yield { sha256: new Uint8Array(sha.digest()) };
   } finally {
     state.mvcc.close?.(); // whether sent whole or the client went away
   }
 }
+
+/** How long chunks are passed on before the event loop is let turn (measured at 1M keys). */
+const SEND_SLICE_MS = 1;
 
 /** Runs a generator's steps with pauses between them; its result (undefined for no generator). */
 async function stepped<T>(
@@ -115,14 +138,14 @@ async function stepped<T>(
 }
 
 /**
- * The chunks of `state`'s file as a worker writes them from `columns`: the size first, then each
- * chunk, a credit going back for each batch taken. The worker ends with the generator.
+ * The chunks of `state`'s file as a worker writes them from `columns` into a shared ring: the
+ * size first, then each chunk (a view of its slot), a credit going back for each batch taken,
+ * then the digest. The worker ends with the generator.
  */
 async function* workerChunks(
   state: BackendState,
   columns: StoredColumns,
-  framed: boolean,
-): AsyncGenerator<SnapshotSize | SnapshotChunk> {
+): AsyncGenerator<SnapshotPart> {
   await columns.flushed;
   const worker = new Worker(new URL("./snapshot_worker.ts", import.meta.url).href, {
     type: "module",
@@ -143,30 +166,38 @@ async function* workerChunks(
   };
   try {
     const { main, sub, tombstone, location, size, files } = columns;
+    const ring = new SharedArrayBuffer(SNAPSHOT_RING_SLOTS * CHUNK_BYTES);
     const start: SnapshotStart = {
       kind: "start",
       columns: { main, sub, tombstone, location, size, files },
       buckets: backendBuckets(state),
       txid: backendTxid(state),
-      framed,
+      ring,
     };
     const buffers = [main, sub, tombstone, location, size].map((a) => a.buffer as ArrayBuffer);
     worker.postMessage(start, buffers);
+    let remaining = 0;
+    const sending = new Slicer(SEND_SLICE_MS, "immediate");
     for (;;) {
       while (inbox.length === 0) await new Promise<void>((resolve) => (wake = resolve));
       const message = inbox.shift()!;
       switch (message.kind) {
         case "total":
+          remaining = message.total;
           yield { total: message.total, inWorker: true };
           break;
         case "chunks":
-          for (let i = 0; i < message.outs.length; i++) {
-            const out = message.outs[i];
-            yield { out, blob: out.subarray(out.length - message.sizes[i]) };
+          for (let i = 0; i < message.sizes.length; i++) {
+            remaining -= message.sizes[i];
+            yield { blob: ringSlot(ring, message.first + i, message.sizes[i]), remaining };
+            // A socket that takes everything at once lets the consumer go from chunk to chunk
+            // without the event loop turning: let requests in between.
+            await sending.pause();
           }
           worker.postMessage({ kind: "credit" } satisfies SnapshotToWorker);
           break;
         case "end":
+          yield { sha256: message.sha256 };
           return;
         case "error":
           throw new Error(`snapshot: ${message.message}`);
@@ -233,12 +264,11 @@ export function snapshotMethod(node: EtcdNode, logger?: Logger): [string, AnyMet
       await maintenanceCaller(node, ctx, "admin");
       for await (const _ of requests) break; // one SnapshotRequest, no fields
       const started = performance.now();
-      const sha = createHash("sha256");
       let total = 0;
-      let sent = 0;
-      // Over gRPC each chunk is built as the frame that goes out (one copy of the file's bytes).
-      const sendFrame = send.frame;
-      const chunks = snapshotDbChunks(node, { framed: sendFrame !== undefined, logger });
+      let digest: Uint8Array | null = null;
+      // Over gRPC each chunk is written as its frame straight into the connection's output.
+      const frameWith = send.frameWith;
+      const chunks = snapshotDbChunks(node, { logger });
       for await (const part of chunks) {
         if ("total" in part) {
           total = part.total;
@@ -247,18 +277,25 @@ export function snapshotMethod(node: EtcdNode, logger?: Logger): [string, AnyMet
           });
           continue;
         }
-        sent += part.blob.length;
-        sha.update(part.blob);
-        if (sendFrame) {
-          await sendFrame(part.out);
+        if ("sha256" in part) {
+          digest = part.sha256;
+          continue;
+        }
+        const { blob, remaining } = part;
+        if (frameWith) {
+          await frameWith(
+            snapshotResponseFrameSize(blob.length, remaining),
+            (into, at) => writeSnapshotResponseFrame(into, at, blob, remaining),
+          );
         } else {
-          const remainingBytes = BigInt(total - sent);
-          await send(create(SnapshotResponseSchema, { remainingBytes, blob: part.blob }));
+          // The chunk's buffer is reused for a later chunk: the message gets its own copy.
+          const remainingBytes = BigInt(remaining);
+          await send(create(SnapshotResponseSchema, { remainingBytes, blob: blob.slice() }));
         }
         if (ctx.signal.aborted) return;
       }
+      if (digest === null) throw new Error("snapshot: no checksum");
       backendSnapshotSeconds.observe((performance.now() - started) / 1000);
-      const digest = new Uint8Array(sha.digest());
       logger?.info("v3rpc/maintenance.go:177", "sending database sha256 checksum to client", {
         "total-bytes": total,
         "checksum-size": digest.length,

@@ -1,4 +1,5 @@
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { createHash } from "node:crypto";
 import {
   CompactionRequestSchema,
   DeleteRangeRequestSchema,
@@ -16,13 +17,8 @@ import { dbStatus, fromEtcdBuckets } from "../core/snapshot/etcd_db.ts";
 import { EtcdNode } from "../core/node/etcd_node.ts";
 import { testConfig } from "../core/node/_testing.ts";
 import { encodeView } from "../core/mvcc/snapshot_codec.ts";
-import {
-  hashResponse,
-  type SnapshotChunk,
-  snapshotDbChunks,
-  snapshotResponseFrame,
-  type SnapshotSize,
-} from "./snapshot_service.ts";
+import { hashResponse, snapshotDbChunks, type SnapshotPart } from "./snapshot_service.ts";
+import { snapshotResponseFrameSize, writeSnapshotResponseFrame } from "./snapshot_chunks.ts";
 
 const enc = new TextEncoder();
 
@@ -42,14 +38,22 @@ async function node(
 }
 
 async function collect(
-  chunks: AsyncGenerator<SnapshotSize | SnapshotChunk>,
+  chunks: AsyncGenerator<SnapshotPart>,
+  slow = false,
 ): Promise<{ total: number; file: Uint8Array; chunkSizes: number[]; inWorker: boolean }> {
   let total = -1;
   let inWorker = false;
+  let digest: Uint8Array | null = null;
   const parts: Uint8Array[] = [];
   for await (const part of chunks) {
+    assertEquals(digest, null, "the digest comes last");
     if ("total" in part) ({ total, inWorker } = part);
-    else parts.push(part.blob);
+    else if ("sha256" in part) digest = part.sha256;
+    else {
+      // A slow consumer: a writer that ran ahead would have overwritten what is not taken yet.
+      if (slow) await new Promise((resolve) => setTimeout(resolve, 1));
+      parts.push(part.blob.slice()); // a chunk's buffer is reused
+    }
   }
   const file = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
@@ -57,6 +61,7 @@ async function collect(
     file.set(p, at);
     at += p.length;
   }
+  assertEquals(digest, new Uint8Array(createHash("sha256").update(file).digest()), "its SHA-256");
   return { total, file, chunkSizes: parts.map((p) => p.length), inWorker };
 }
 
@@ -113,19 +118,27 @@ Deno.test("Maintenance.Hash covers every bucket but the consistent index", async
   await n.stop();
 });
 
-Deno.test("a chunk built as its gRPC frame is the SnapshotResponse protobuf-es encodes, for every size and remainder", () => {
+Deno.test("a chunk written as its gRPC frame is the SnapshotResponse protobuf-es encodes, for every size and remainder", () => {
   for (const size of [1, 127, 128, 16383, 16384, 32768]) {
     for (const remaining of [0, 1, 127, 128, 300_000, 2 ** 32 + 5, 2 ** 40]) {
-      const { out, blob } = snapshotResponseFrame(size, remaining);
-      assertEquals(blob.length, size);
+      const blob = new Uint8Array(size);
       for (let i = 0; i < size; i++) blob[i] = (i * 7 + size) & 0xff;
+      const frameSize = snapshotResponseFrameSize(size, remaining);
+      const out = new Uint8Array(frameSize + 10).fill(0xee);
+      writeSnapshotResponseFrame(out, 3, blob, remaining);
       const expected = encodeGrpcFrame(
         toBinary(
           SnapshotResponseSchema,
-          create(SnapshotResponseSchema, { remainingBytes: BigInt(remaining), blob: blob.slice() }),
+          create(SnapshotResponseSchema, { remainingBytes: BigInt(remaining), blob }),
         ),
       );
-      assertEquals(out, expected, `size ${size}, remaining ${remaining}`);
+      assertEquals(
+        out.subarray(3, 3 + frameSize),
+        expected,
+        `size ${size}, remaining ${remaining}`,
+      );
+      assert(out.subarray(0, 3).every((b) => b === 0xee), "nothing before it");
+      assert(out.subarray(3 + frameSize).every((b) => b === 0xee), "nothing after it");
     }
   }
 });
@@ -137,7 +150,7 @@ async function diskNode(keys: number): Promise<{ n: EtcdNode; dir: string }> {
 }
 
 Deno.test("a snapshot written by the worker is the file the event loop writes: puts, overwrites, deletes, a compaction, leases", async () => {
-  const { n, dir } = await diskNode(3000);
+  const { n, dir } = await diskNode(20000);
   try {
     const lease = await n.leaseGrant(create(LeaseGrantRequestSchema, { TTL: 60n }));
     await n.put(
@@ -158,15 +171,14 @@ Deno.test("a snapshot written by the worker is the file the event loop writes: p
     await n.deleteRange(
       create(DeleteRangeRequestSchema, { key: enc.encode("key-2"), rangeEnd: enc.encode("key-3") }),
     );
-    for (const framed of [false, true]) {
-      const byWorker = await collect(snapshotDbChunks(n, { framed }));
-      const inThread = await collect(snapshotDbChunks(n, { framed, inThread: true }));
-      assert(byWorker.inWorker && !inThread.inWorker, "one each way");
-      assertEquals(byWorker.total, inThread.total);
-      assert(byWorker.file.length > 500_000, `a file of many chunks (${byWorker.file.length})`);
-      assertEquals(byWorker.file, inThread.file, `framed ${framed}: the same bytes`);
-      assertEquals(byWorker.chunkSizes, inThread.chunkSizes);
-    }
+    const byWorker = await collect(snapshotDbChunks(n), true);
+    const inThread = await collect(snapshotDbChunks(n, { inThread: true }));
+    assert(byWorker.inWorker && !inThread.inWorker, "one each way");
+    assertEquals(byWorker.total, inThread.total);
+    // More chunks than the ring has slots: every slot is filled again after it was taken.
+    assert(byWorker.chunkSizes.length > 2 * 80, `many chunks (${byWorker.chunkSizes.length})`);
+    assertEquals(byWorker.file, inThread.file, "the same bytes");
+    assertEquals(byWorker.chunkSizes, inThread.chunkSizes);
   } finally {
     await n.stop();
     await Deno.remove(dir, { recursive: true });
@@ -180,7 +192,7 @@ Deno.test("a snapshot written by the worker streams the state of the moment it s
     const revision = before.mvcc.revision;
     const expected = encodeView(before.mvcc);
     before.mvcc.close?.();
-    const stream = snapshotDbChunks(n, { framed: true });
+    const stream = snapshotDbChunks(n);
     const first = await stream.next();
     assert(!first.done && "total" in first.value, "the size comes first");
     assert(first.value.inWorker, "written by the worker");
@@ -190,12 +202,9 @@ Deno.test("a snapshot written by the worker streams the state of the moment it s
     let total = 0;
     const parts: Uint8Array[] = [];
     for await (const part of stream) {
-      if ("total" in part) continue;
-      // Each chunk is the gRPC frame of its SnapshotResponse, the blob its tail.
-      const message = fromBinary(SnapshotResponseSchema, part.out.subarray(5));
-      assertEquals(message.blob, part.blob);
+      if ("total" in part || "sha256" in part) continue;
       total += part.blob.length;
-      assertEquals(Number(message.remainingBytes), first.value.total - total);
+      assertEquals(part.remaining, first.value.total - total);
       parts.push(part.blob.slice());
     }
     const file = new Uint8Array(total);

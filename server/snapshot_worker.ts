@@ -1,17 +1,19 @@
 /**
  * A worker that writes a snapshot's file (Maintenance.Snapshot) off the event loop: it gets the
  * store's columns as of the snapshot (MvccView.storedColumns), the revision log's segment files
- * and the small buckets, plans the bbolt file, reads each record from its file and hands back
- * whole chunks, a few at a time and only as fast as they are taken
- * (docs/adr/0010-storage-that-scales.md). Protocol: server/snapshot_service.ts.
+ * and the small buckets, plans the bbolt file, reads each record from its file, and fills the
+ * chunks into a ring of shared memory only as fast as they are taken; it also computes the file's
+ * SHA-256 (docs/adr/0010-storage-that-scales.md). Protocol: server/snapshot_protocol.ts.
  */
 /// <reference lib="deno.worker" />
+import { createHash } from "node:crypto";
 import { BoltWriter } from "../core/storage/bbolt.ts";
 import { segmentFilesReader } from "../core/storage/revision_log.ts";
 import { backendSources, columnsKeySource } from "../core/snapshot/key_bucket.ts";
 import { openReadAt } from "../platform/deno_disk.ts";
-import { fileChunks, plainChunk, snapshotResponseFrame } from "./snapshot_chunks.ts";
+import { CHUNK_BYTES, fileChunks } from "./snapshot_chunks.ts";
 import {
+  ringSlot,
   SNAPSHOT_BATCH_CHUNKS,
   SNAPSHOT_BATCHES_AHEAD,
   type SnapshotFromWorker,
@@ -19,42 +21,47 @@ import {
   type SnapshotToWorker,
 } from "./snapshot_protocol.ts";
 
-let credits = SNAPSHOT_BATCHES_AHEAD;
+/** Batches told and not given back yet. */
+let outstanding = 0;
 let wake: (() => void) | null = null;
 
-function post(message: SnapshotFromWorker, transfer: Transferable[] = []): void {
-  self.postMessage(message, transfer);
+function post(message: SnapshotFromWorker): void {
+  self.postMessage(message);
 }
 
 async function write(start: SnapshotStart): Promise<void> {
-  const { columns } = start;
+  const { columns, ring } = start;
   const files = segmentFilesReader(columns.files, openReadAt);
   try {
     const writer = new BoltWriter(
       backendSources(columnsKeySource(columns, files.read), start.buckets),
       { txid: start.txid },
     );
-    for (const _ of writer.plan()) { /* no one else to let run here */ }
+    for (const _ of writer.plan()) { /* nothing else runs on this thread */ }
     const total = writer.size;
     post({ kind: "total", total });
-    let outs: Uint8Array[] = [];
+    const sha = createHash("sha256");
+    let first = 0;
     let sizes: number[] = [];
-    const send = async () => {
-      while (credits === 0) await new Promise<void>((resolve) => (wake = resolve));
-      credits--;
-      post({ kind: "chunks", outs, sizes }, outs.map((o) => o.buffer as ArrayBuffer));
-      outs = [];
+    const tell = async () => {
+      post({ kind: "chunks", first, sizes });
+      first += sizes.length;
       sizes = [];
+      // The next batch's slots are free once no more than the batches ahead are untaken.
+      outstanding++;
+      while (outstanding > SNAPSHOT_BATCHES_AHEAD) {
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
     };
-    const allocate = start.framed ? snapshotResponseFrame : plainChunk;
-    for (const chunk of fileChunks(writer.pages(), total, allocate)) {
+    const slot = (index: number) => ringSlot(ring, index, CHUNK_BYTES);
+    for (const chunk of fileChunks(writer.pages(), total, slot)) {
       if (chunk === null) continue;
-      outs.push(chunk.out);
+      sha.update(chunk.blob);
       sizes.push(chunk.blob.length);
-      if (outs.length === SNAPSHOT_BATCH_CHUNKS) await send();
+      if (sizes.length === SNAPSHOT_BATCH_CHUNKS) await tell();
     }
-    if (outs.length > 0) await send();
-    post({ kind: "end" });
+    if (sizes.length > 0) post({ kind: "chunks", first, sizes });
+    post({ kind: "end", sha256: new Uint8Array(sha.digest()) });
   } finally {
     files.close();
   }
@@ -63,7 +70,7 @@ async function write(start: SnapshotStart): Promise<void> {
 self.onmessage = (e: MessageEvent<SnapshotToWorker>) => {
   const message = e.data;
   if (message.kind === "credit") {
-    credits++;
+    outstanding--;
     const resolve = wake;
     wake = null;
     resolve?.();

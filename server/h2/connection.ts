@@ -58,8 +58,10 @@ class ConnectionError extends Error {
 }
 
 const EMPTY = new Uint8Array(0);
-/** Staging buffers that grew past this are replaced by a fresh small one after a flush. */
+/** Staging buffers that grew past this are not reused after a flush. */
 const STAGING_KEEP_BYTES = 1 << 20;
+/** Staging buffers kept for reuse once written. */
+const SPARE_STAGING = 8;
 /** Once this much output waits in the socket, writers are told to wait for 'drain'. */
 const SOCKET_HIGH_WATER = 1 << 20;
 /** A stream whose queued output exceeds this tells its writer to wait. */
@@ -210,6 +212,10 @@ export class H2Connection {
   #held = 0;
   // Output.
   #staging = new Uint8Array(64 * 1024);
+  /** Staging buffers the socket has written, for the next flushes. */
+  readonly #spareStaging: Uint8Array<ArrayBuffer>[] = [];
+  /** Where a frame larger than the peer's frame size is filled before it is cut into frames. */
+  #scratch = EMPTY;
   #stagingLength = 0;
   #flushScheduled = false;
   #queuedBytes = 0;
@@ -638,13 +644,19 @@ export class H2Connection {
     size: number,
     fill: (into: Uint8Array, at: number) => void,
   ): boolean {
-    if (
-      stream.pending.length > 0 || size > stream.sendWindow || size > this.#sendWindow ||
-      size > this.#peerMaxFrameSize
-    ) {
+    if (stream.pending.length > 0 || size > stream.sendWindow || size > this.#sendWindow) {
       const data = new Uint8Array(size);
       fill(data, 0);
       return this.writeData(stream, data);
+    }
+    if (size > this.#peerMaxFrameSize) {
+      // Filled once into a buffer kept for it, then copied into frames of the peer's size.
+      if (this.#scratch.length < size) this.#scratch = new Uint8Array(size);
+      fill(this.#scratch, 0);
+      this.#emitData(stream.id, this.#scratch.subarray(0, size), false);
+      stream.sendWindow -= size;
+      this.#sendWindow -= size;
+      return this.#roomAfterWrite(stream);
     }
     const at = this.#reserve(FRAME_HEADER_LENGTH + size);
     writeFrameHeader(this.#staging, at, size, FrameType.DATA, 0, stream.id);
@@ -940,11 +952,21 @@ export class H2Connection {
       this.#stagingLength = 0;
       return;
     }
-    const out = this.#staging.slice(0, this.#stagingLength);
+    // The staging buffer itself goes to the socket, and a spare one (given back once the socket
+    // has written it) takes its place: no copy, and no new buffer per flush (a snapshot streams
+    // hundreds of MB through here; a buffer per flush was external memory the collector counted,
+    // and ran full collections of the member's heap for).
+    const used = this.#staging;
+    const out = used.subarray(0, this.#stagingLength);
     this.#stagingLength = 0;
-    if (this.#staging.length > STAGING_KEEP_BYTES) this.#staging = new Uint8Array(64 * 1024);
+    this.#staging = this.#spareStaging.pop() ?? new Uint8Array(64 * 1024);
+    const giveBack = () => {
+      if (used.length <= STAGING_KEEP_BYTES && this.#spareStaging.length < SPARE_STAGING) {
+        this.#spareStaging.push(used);
+      }
+    };
     try {
-      socket.write(out);
+      socket.write(out, giveBack);
     } catch {
       socket.destroy();
       return;

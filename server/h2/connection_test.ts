@@ -85,6 +85,12 @@ class RawClient {
     for (const p of parts) this.socket.write(p);
   }
 
+  /** Stops reading for `ms` milliseconds. */
+  pause(ms: number): void {
+    this.socket.pause();
+    setTimeout(() => this.socket.resume(), ms);
+  }
+
   private wake(): void {
     const w = this.waiters;
     this.waiters = [];
@@ -343,6 +349,56 @@ Deno.test("h2: a writer told to wait because of staged bytes is woken once they 
     const sent = raw.frames.filter((f) => f.type === FrameType.DATA)
       .reduce((n, f) => n + f.payload.length, 0);
     assertEquals(sent, total);
+    raw.close();
+  });
+});
+
+Deno.test("h2: writeWith frames larger than the client's frame size, many flushes: every byte in order in frames of its size", async () => {
+  const frames = 300;
+  const size = 40 * 1024 + 7; // over two 16 KiB frames each
+  const byte = (frame: number, i: number) => (frame * 13 + i * 7) & 0xff;
+  await withServer({
+    onStream: (s) => {
+      s.onend = () => {
+        s.respond(encodeHeaders({ ":status": "200" }));
+        let frame = 0;
+        const more = () => {
+          while (frame < frames) {
+            const f = frame++;
+            const room = s.writeWith(size, (into, at) => {
+              for (let i = 0; i < size; i++) into[at + i] = byte(f, i);
+            });
+            if (!room) return;
+          }
+          s.end(encodeHeaders({ "grpc-status": "0" }));
+        };
+        s.ondrain = more;
+        more();
+      };
+    },
+  }, async (port) => {
+    const big = 1 << 30;
+    const raw = await RawClient.connect(port, [[Setting.INITIAL_WINDOW_SIZE, big - 1]]);
+    raw.send(windowUpdate(0, big - 65536));
+    raw.send(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestBlock()));
+    // Not reading for a while: the kernel's buffers fill and the server's socket writes wait
+    // with the bytes they were given (a staging buffer reused too early would be overwritten).
+    raw.pause(300);
+    await raw.waitFor(
+      (f) => f.type === FrameType.HEADERS && f.streamId === 1 && (f.flags & Flag.END_STREAM) !== 0,
+      "the trailers after 12 MB",
+    );
+    const data = raw.frames.filter((f) => f.type === FrameType.DATA && f.streamId === 1);
+    assert(data.every((f) => f.payload.length <= 16384), "no frame over the client's frame size");
+    const got = new Uint8Array(data.reduce((n, f) => n + f.payload.length, 0));
+    let at = 0;
+    for (const f of data) (got.set(f.payload, at), at += f.payload.length);
+    assertEquals(got.length, frames * size);
+    for (let f = 0; f < frames; f++) {
+      for (let i = 0; i < size; i++) {
+        if (got[f * size + i] !== byte(f, i)) throw new Error(`frame ${f} byte ${i} differs`);
+      }
+    }
     raw.close();
   });
 });
