@@ -26,7 +26,7 @@ import { crc32c } from "../core/storage/mod.ts";
 import { Errors } from "../core/errors.ts";
 import type { AnyMethod, StreamMethod } from "./grpc.ts";
 import { maintenanceCaller } from "./callers.ts";
-import { Slicer } from "./slicer.ts";
+import { PACED_SLICE_MS, Slicer } from "./slicer.ts";
 import {
   CHUNK_BYTES,
   fileChunks,
@@ -82,7 +82,9 @@ export async function* snapshotDbChunks(
   const state = node.backendState();
   try {
     const slicer = new Slicer();
-    const columns = options.inThread ? null : await stepped(state.mvcc.storedColumns?.(), slicer);
+    const columns = options.inThread
+      ? null
+      : await stepped(state.mvcc.storedColumns?.(), new Slicer(PACED_SLICE_MS));
     if (columns) {
       const chunks = workerChunks(state, columns);
       let first: IteratorResult<SnapshotPart>;
