@@ -98,8 +98,12 @@ export async function* snapshotDbChunks(
         first = { done: true, value: undefined };
       }
       if (!first.done) {
-        yield first.value;
-        yield* chunks;
+        try {
+          yield first.value;
+          yield* chunks;
+        } finally {
+          await chunks.return(undefined); // a consumer gone after the size: the worker ends too
+        }
         return;
       }
     }
@@ -153,6 +157,7 @@ async function* workerChunks(
     type: "module",
     name: "snapshot",
   });
+  liveWorkers++;
   const inbox: SnapshotFromWorker[] = [];
   let wake: (() => void) | null = null;
   const deliver = (message: SnapshotFromWorker) => {
@@ -207,7 +212,15 @@ async function* workerChunks(
     }
   } finally {
     worker.terminate();
+    liveWorkers--;
   }
+}
+
+let liveWorkers = 0;
+
+/** Snapshot workers started and not yet ended (each ends with its snapshot's stream). */
+export function snapshotWorkers(): number {
+  return liveWorkers;
 }
 
 /**

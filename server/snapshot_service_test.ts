@@ -17,7 +17,12 @@ import { dbStatus, fromEtcdBuckets } from "../core/snapshot/etcd_db.ts";
 import { EtcdNode } from "../core/node/etcd_node.ts";
 import { testConfig } from "../core/node/_testing.ts";
 import { encodeView } from "../core/mvcc/snapshot_codec.ts";
-import { hashResponse, snapshotDbChunks, type SnapshotPart } from "./snapshot_service.ts";
+import {
+  hashResponse,
+  snapshotDbChunks,
+  type SnapshotPart,
+  snapshotWorkers,
+} from "./snapshot_service.ts";
 import { snapshotResponseFrameSize, writeSnapshotResponseFrame } from "./snapshot_chunks.ts";
 
 const enc = new TextEncoder();
@@ -143,15 +148,20 @@ Deno.test("a chunk written as its gRPC frame is the SnapshotResponse protobuf-es
   }
 });
 
-/** A member on the real file system (its records in revision log files), in a temp dir. */
-async function diskNode(keys: number): Promise<{ n: EtcdNode; dir: string }> {
+/** Runs `body` on a member on the real file system (its records in revision log files). */
+async function withDiskNode(keys: number, body: (n: EtcdNode) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "detcd-snapshot-" });
-  return { n: await node(keys, new DenoDisk(), `${dir}/data`), dir };
+  const n = await node(keys, new DenoDisk(), `${dir}/data`);
+  try {
+    await body(n);
+  } finally {
+    await n.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 Deno.test("a snapshot written by the worker is the file the event loop writes: puts, overwrites, deletes, a compaction, leases", async () => {
-  const { n, dir } = await diskNode(20000);
-  try {
+  await withDiskNode(20000, async (n) => {
     const lease = await n.leaseGrant(create(LeaseGrantRequestSchema, { TTL: 60n }));
     await n.put(
       create(PutRequestSchema, {
@@ -179,15 +189,11 @@ Deno.test("a snapshot written by the worker is the file the event loop writes: p
     assert(byWorker.chunkSizes.length > 2 * 80, `many chunks (${byWorker.chunkSizes.length})`);
     assertEquals(byWorker.file, inThread.file, "the same bytes");
     assertEquals(byWorker.chunkSizes, inThread.chunkSizes);
-  } finally {
-    await n.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a snapshot written by the worker streams the state of the moment it starts", async () => {
-  const { n, dir } = await diskNode(2000);
-  try {
+  await withDiskNode(2000, async (n) => {
     const before = n.backendState();
     const revision = before.mvcc.revision;
     const expected = encodeView(before.mvcc);
@@ -213,15 +219,11 @@ Deno.test("a snapshot written by the worker streams the state of the moment it s
     const restored = fromEtcdBuckets(decodeBolt(file));
     assertEquals(restored.revision, revision);
     assertEquals(restored.mvcc, expected, "every revision as of the start");
-  } finally {
-    await n.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a client that goes away mid-snapshot ends the worker and lets go of the revision storage", async () => {
-  const { n, dir } = await diskNode(5000);
-  try {
+  await withDiskNode(5000, async (n) => {
     const stream = snapshotDbChunks(n);
     const first = await stream.next(); // the size
     assert(!first.done && "total" in first.value && first.value.inWorker, "a worker writes it");
@@ -229,11 +231,16 @@ Deno.test("a client that goes away mid-snapshot ends the worker and lets go of t
     assertEquals(n.openReads, 1, "the snapshot's view holds the revision storage");
     await stream.return(undefined); // as the gRPC handler does when its client is gone
     assertEquals(n.openReads, 0, "let go of once the client is gone");
+    assertEquals(snapshotWorkers(), 0, "the worker ended with the stream");
+    // Gone right after the size, before any chunk.
+    const early = snapshotDbChunks(n);
+    await early.next();
+    assertEquals(snapshotWorkers(), 1);
+    await early.return(undefined);
+    assertEquals(n.openReads, 0);
+    assertEquals(snapshotWorkers(), 0, "the worker ended with the stream");
     const again = await collect(snapshotDbChunks(n));
     assert(again.inWorker && again.file.length === again.total, "the next snapshot is whole");
     assertEquals(n.openReads, 0);
-  } finally {
-    await n.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

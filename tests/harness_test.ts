@@ -395,6 +395,25 @@ Deno.test({
   },
 });
 
+Deno.test("deno task compile includes every worker module the server starts (deno compile leaves them out)", async () => {
+  const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;
+  const workers: string[] = [];
+  for await (const entry of Deno.readDir(new URL("../server/", import.meta.url))) {
+    if (!entry.name.endsWith(".ts") || entry.name.endsWith("_test.ts")) continue;
+    const source = await Deno.readTextFile(new URL(`../server/${entry.name}`, import.meta.url));
+    for (const m of source.matchAll(/new Worker\(new URL\("\.\/([a-z_]+\.ts)"/g)) {
+      workers.push(m[1]);
+    }
+  }
+  assert.ok(workers.length >= 3, `the server's workers: ${workers.join(", ")}`);
+  for (const worker of workers) {
+    assert.ok(
+      tasks.compile.includes(`--include server/${worker} `),
+      `${worker} in ${tasks.compile}`,
+    );
+  }
+});
+
 Deno.test("members start with the same V8 flags everywhere: deno task start and compile, the harness", async () => {
   const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;
   assert.match(tasks.start, new RegExp(` ${MEMBER_V8_FLAG_ARG} server/main\\.ts`));

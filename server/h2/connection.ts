@@ -62,6 +62,8 @@ const EMPTY = new Uint8Array(0);
 const STAGING_KEEP_BYTES = 1 << 20;
 /** Staging buffers kept for reuse once written. */
 const SPARE_STAGING = 8;
+/** A flush of at least 1/HANDOFF_FRACTION of the staging buffer hands the buffer itself over. */
+const HANDOFF_FRACTION = 4;
 /** Once this much output waits in the socket, writers are told to wait for 'drain'. */
 const SOCKET_HIGH_WATER = 1 << 20;
 /** A stream whose queued output exceeds this tells its writer to wait. */
@@ -952,19 +954,28 @@ export class H2Connection {
       this.#stagingLength = 0;
       return;
     }
-    // The staging buffer itself goes to the socket, and a spare one (given back once the socket
-    // has written it) takes its place: no copy, and no new buffer per flush (a snapshot streams
-    // hundreds of MB through here; a buffer per flush was external memory the collector counted,
-    // and ran full collections of the member's heap for).
+    // A large flush hands the staging buffer itself to the socket, and a spare one (given back
+    // once the socket has written it) takes its place: no copy, and no new buffer per flush (a
+    // snapshot streams hundreds of MB through here; a buffer per flush was external memory the
+    // collector counted, and ran full collections of the member's heap for). A small one is
+    // copied out: a slow client's queued writes must not each hold a whole staging buffer.
     const used = this.#staging;
-    const out = used.subarray(0, this.#stagingLength);
+    const length = this.#stagingLength;
     this.#stagingLength = 0;
-    this.#staging = this.#spareStaging.pop() ?? new Uint8Array(64 * 1024);
-    const giveBack = () => {
-      if (used.length <= STAGING_KEEP_BYTES && this.#spareStaging.length < SPARE_STAGING) {
-        this.#spareStaging.push(used);
-      }
-    };
+    let out: Uint8Array;
+    let giveBack: (() => void) | undefined;
+    if (length * HANDOFF_FRACTION >= used.length) {
+      out = used.subarray(0, length);
+      this.#staging = this.#spareStaging.pop() ?? new Uint8Array(64 * 1024);
+      giveBack = () => {
+        if (used.length <= STAGING_KEEP_BYTES && this.#spareStaging.length < SPARE_STAGING) {
+          this.#spareStaging.push(used);
+        }
+      };
+    } else {
+      out = used.slice(0, length);
+      if (used.length > STAGING_KEEP_BYTES) this.#staging = new Uint8Array(64 * 1024);
+    }
     try {
       socket.write(out, giveBack);
     } catch {

@@ -317,6 +317,15 @@ Deno.test("h2: writeWith fills the output in place within the windows and queues
   assertEquals(results, [true, true, true]);
 });
 
+/** A client whose stream and connection windows never run out, having sent one request. */
+async function requestWithLargeWindows(port: number): Promise<RawClient> {
+  const big = 1 << 30;
+  const raw = await RawClient.connect(port, [[Setting.INITIAL_WINDOW_SIZE, big - 1]]);
+  raw.send(windowUpdate(0, big - 65536));
+  raw.send(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestBlock()));
+  return raw;
+}
+
 Deno.test("h2: a writer told to wait because of staged bytes is woken once they are written (no lost drain)", async () => {
   const total = 4 * 1024 * 1024;
   await withServer({
@@ -338,10 +347,7 @@ Deno.test("h2: a writer told to wait because of staged bytes is woken once they 
       };
     },
   }, async (port) => {
-    const big = 1 << 30;
-    const raw = await RawClient.connect(port, [[Setting.INITIAL_WINDOW_SIZE, big - 1]]);
-    raw.send(windowUpdate(0, big - 65536));
-    raw.send(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestBlock()));
+    const raw = await requestWithLargeWindows(port);
     await raw.waitFor(
       (f) => f.type === FrameType.HEADERS && f.streamId === 1 && (f.flags & Flag.END_STREAM) !== 0,
       "the trailers after 4 MiB",
@@ -377,10 +383,7 @@ Deno.test("h2: writeWith frames larger than the client's frame size, many flushe
       };
     },
   }, async (port) => {
-    const big = 1 << 30;
-    const raw = await RawClient.connect(port, [[Setting.INITIAL_WINDOW_SIZE, big - 1]]);
-    raw.send(windowUpdate(0, big - 65536));
-    raw.send(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestBlock()));
+    const raw = await requestWithLargeWindows(port);
     // Not reading for a while: the kernel's buffers fill and the server's socket writes wait
     // with the bytes they were given (a staging buffer reused too early would be overwritten).
     raw.pause(300);
