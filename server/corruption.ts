@@ -36,8 +36,8 @@ interface LocalHash {
   compactRevision: bigint;
 }
 
-function localHash(node: EtcdNode): LocalHash {
-  const r = node.hashKV(create(HashKVRequestSchema, { revision: 0n }));
+async function localHash(node: EtcdNode): Promise<LocalHash> {
+  const r = await node.hashKV(create(HashKVRequestSchema, { revision: 0n }));
   return { hash: r.hash, revision: r.header!.revision, compactRevision: r.compactRevision };
 }
 
@@ -93,7 +93,7 @@ export async function checkInitialHashKV(
     "local-member-id": self,
     timeout: `${timeoutMs / 1000}s`,
   });
-  const local = localHash(node);
+  const local = await localHash(node);
   let mismatch = 0;
   for (const peer of await peerHashes(node, local.revision, fetch, logger)) {
     const base = {
@@ -165,13 +165,13 @@ export async function checkHashKV(
   fetch: FetchHashKV,
   logger: Logger,
 ): Promise<boolean> {
-  const first = localHash(node);
+  const first = await localHash(node);
   const peers = await peerHashes(node, first.revision, fetch, logger);
   // A linearizable read: everything committed before the peers answered is applied here.
   await node.range(
     create(RangeRequestSchema, { key: new Uint8Array([0]), keysOnly: true, limit: 1n }),
   );
-  const second = localHash(node);
+  const second = await localHash(node);
   let alarmed = false;
   const mismatch = () => {
     if (alarmed) return;

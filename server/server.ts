@@ -365,8 +365,8 @@ export async function startServer(
         await n.memberPromote(id);
       },
       leaseRenew: (id) => n.leaseRenewLocal(id),
-      hashKV: (revision) => {
-        const r = n.hashKV(create(HashKVRequestSchema, { revision }));
+      hashKV: async (revision) => {
+        const r = await n.hashKV(create(HashKVRequestSchema, { revision }));
         return { hash: r.hash, revision: r.header!.revision, compactRevision: r.compactRevision };
       },
       leaseTimeToLive: async (id) => {

@@ -195,6 +195,17 @@ export const scripts: Script[] = [
       cmd("get --prefix '' --rev=5 -w json"),
       cmd("get k -w json"),
       cmd("endpoint hashkv -w json"),
+      // HashKV over history on both sides of the compact revision, at several revisions.
+      cmd("put hk v1"),
+      cmd("put hk v2"),
+      cmd("put k after"),
+      cmd("del hk"),
+      cmd("endpoint hashkv --rev=5"),
+      cmd("endpoint hashkv --rev=6"),
+      cmd("endpoint hashkv --rev=8"),
+      cmd("compaction 7"),
+      cmd("endpoint hashkv"),
+      cmd("endpoint hashkv --rev=9 -w json"),
     ],
   },
   {

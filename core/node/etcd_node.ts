@@ -778,16 +778,34 @@ export class EtcdNode {
     return this.#leases.leases();
   }
 
-  /** Maintenance.HashKV: etcd's hash of the key space up to a revision (0 = current). */
-  hashKV(req: HashKVRequest): HashKVResponse {
+  /**
+   * Maintenance.HashKV: etcd's hash of the key space up to a revision (0 = current), of the
+   * store as it is now, computed in steps with pauses between them (the member keeps serving).
+   */
+  async hashKV(req: HashKVRequest): Promise<HashKVResponse> {
     const timed = hashRevSeconds.startTimer();
-    const result = this.#sm.mvcc.hashKV(Number(req.revision));
+    const steps = this.#sm.mvcc.hashKVSteps(Number(req.revision));
+    const pause = this.#env.pause ?? (() => Promise.resolve());
+    let step = steps.next();
+    while (!step.done) {
+      await pause();
+      step = steps.next();
+    }
+    const result = step.value;
     timed();
     return create(HashKVResponseSchema, {
       header: this.header(result.revision),
       hash: result.hash,
       compactRevision: BigInt(result.compactRevision),
     });
+  }
+
+  /**
+   * etcd's HashKV of the store at its current revision, at once (no pauses): for checks that read
+   * several members at one moment (the simulation's convergence check).
+   */
+  hashNow(): number {
+    return this.#sm.mvcc.hash();
   }
 
   /**

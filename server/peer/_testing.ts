@@ -24,7 +24,7 @@ export function stubMember(
     promote: () => Promise.reject(new Error("not the leader")),
     leaseRenew: () => Promise.reject(new Error("not the leader")),
     leaseTimeToLive: () => Promise.resolve(null),
-    hashKV: () => ({ hash: 0, revision: 0n, compactRevision: 0n }),
+    hashKV: () => Promise.resolve({ hash: 0, revision: 0n, compactRevision: 0n }),
     peerUrls: () => [],
     learnSender() {},
     ...overrides,

@@ -32,7 +32,7 @@ export interface PeerHandler {
    * etcd's HashByRev: the hash of the key space at `revision` (0: the current one), with the
    * revision it is at and the compact revision; throws the compacted/future-revision EtcdError.
    */
-  hashKV(revision: bigint): { hash: number; revision: bigint; compactRevision: bigint };
+  hashKV(revision: bigint): Promise<{ hash: number; revision: bigint; compactRevision: bigint }>;
   /** This member's own peer URLs (sent along so that peers can answer before they know it). */
   peerUrls(): string[];
   /**

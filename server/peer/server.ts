@@ -260,7 +260,7 @@ function serveHashKV(req: http.IncomingMessage, res: http.ServerResponse, handle
   let body = "";
   req.setEncoding("utf8");
   req.on("data", (chunk: string) => body += chunk);
-  req.on("end", () => {
+  req.on("end", async () => {
     let revision = 0n;
     try {
       const parsed = body.trim() === "" ? {} : JSON.parse(body);
@@ -270,7 +270,7 @@ function serveHashKV(req: http.IncomingMessage, res: http.ServerResponse, handle
     }
     let result;
     try {
-      result = handler.hashKV(revision);
+      result = await handler.hashKV(revision);
     } catch (e) {
       return plain(400, e instanceof Error ? e.message : String(e));
     }
