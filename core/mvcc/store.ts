@@ -805,7 +805,8 @@ function* storedColumns(
     if (!log.copyChunk(start, n, out)) return null;
     if (++copied % COPY_STEP_CHUNKS === 0) yield;
   }
-  // Every record of the view was appended before it was taken: this flush writes them all.
+  // Every record copied was appended before now (before the view, or by a rewrite that moved it
+  // since): this flush writes them all to their files.
   out.flushed = revisions!.flush();
   return out;
 }

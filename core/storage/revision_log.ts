@@ -605,7 +605,6 @@ function newSegment(
   };
 }
 
-/** Size of a record's data, from its revision and its size in the file (no read needed). */
 /**
  * A reader of records visited mostly in file order: it reads a segment's file in blocks of
  * `blockBytes` and serves the records inside a block without another read, each checked against
@@ -698,6 +697,7 @@ export function segmentFilesReader(
   };
 }
 
+/** Size of a record's data, from its revision and its size in the file (no read needed). */
 export function revisionDataSize(main: number, sub: number, size: number): number {
   return size - HEADER_BYTES - 1 - uvarintSize(main) - uvarintSize(sub);
 }
