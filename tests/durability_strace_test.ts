@@ -14,8 +14,10 @@
  * - every acknowledged put: the WAL write W carrying its entry is followed by an `fdatasync` (or
  *   `fsync`) of that WAL file that *returns* before the reply answering the put is *started*;
  * - every WAL segment created (`openat` O_CREAT under member/wal/, or a spare segment made ahead
- *   renamed to a segment's name) is followed by an fsync of the WAL directory before the next
- *   reply to any client;
+ *   renamed to a segment's name) is followed by an fsync of the WAL directory before the first
+ *   reply after the segment's own first sync (before anything written under its name is
+ *   acknowledged; replies in between answer entries of the segment before, durable already:
+ *   a roll's rename and directory sync run off the event loop while those go out);
  * - every rename under the data dir (snapshots, meta: temp + sync + rename), and every directory
  *   made inside it (member, wal, snap, revs), is followed by an fsync of the directory holding its
  *   new entry, before any file under the data dir is removed (WAL segments and old
@@ -372,12 +374,15 @@ export function checkTrace(
     }
   }
 
-  // 2. A new WAL segment's directory entry is durable before the next reply: one created under
-  //    its name, or a spare (made ahead under a temporary name) renamed to it.
+  // 2. A new WAL segment's directory entry is durable before anything written under its name is
+  //    acknowledged: before the first reply after the segment's first sync (replies in between
+  //    answer entries of the segment before, durable already). One created under its name, or a
+  //    spare (made ahead under a temporary name) renamed to it.
   const walCreations = [...creations, ...renames].filter((c) => isWal(c.path));
   for (const c of walCreations) {
     const sync = dirSyncAfter(walDir, c.call.endLine);
-    const reply = nextReplyAfter(c.call.endLine);
+    const firstSync = firstAfter(fileSyncs, c.call.endLine, (s) => s.path === c.path);
+    const reply = firstSync === undefined ? undefined : nextReplyAfter(firstSync.call.endLine);
     if (sync === undefined || (reply !== undefined && sync.call.endLine >= reply.startLine)) {
       violations.push(
         `WAL segment ${c.path} created (line ${c.call.startLine + 1}) without a sync of ` +
