@@ -317,6 +317,24 @@ Deno.test("h2: writeWith fills the output in place within the windows and queues
   assertEquals(results, [true, true, true]);
 });
 
+/**
+ * Answers `s` by calling `writeOne` until it returns null, waiting for ondrain whenever a write
+ * returns false, then ends the stream with OK trailers.
+ */
+function writeUntilDone(s: H2Stream, writeOne: () => boolean | null): void {
+  s.respond(encodeHeaders({ ":status": "200" }));
+  const more = () => {
+    for (;;) {
+      const room = writeOne();
+      if (room === null) break;
+      if (!room) return;
+    }
+    s.end(encodeHeaders({ "grpc-status": "0" }));
+  };
+  s.ondrain = more;
+  more();
+}
+
 /** A client whose stream and connection windows never run out, having sent one request. */
 async function requestWithLargeWindows(port: number): Promise<RawClient> {
   const big = 1 << 30;
@@ -331,19 +349,14 @@ Deno.test("h2: a writer told to wait because of staged bytes is woken once they 
   await withServer({
     onStream: (s) => {
       s.onend = () => {
-        s.respond(encodeHeaders({ ":status": "200" }));
         // Large windows: everything goes straight to the staging buffer, which passes the socket
         // high-water mark (1 MiB) before it is flushed; the writer waits for ondrain each time.
         let sent = 0;
-        const more = () => {
-          while (sent < total) {
-            sent += 256 * 1024;
-            if (!s.write(new Uint8Array(256 * 1024).fill(1))) return;
-          }
-          s.end(encodeHeaders({ "grpc-status": "0" }));
-        };
-        s.ondrain = more;
-        more();
+        writeUntilDone(s, () => {
+          if (sent >= total) return null;
+          sent += 256 * 1024;
+          return s.write(new Uint8Array(256 * 1024).fill(1));
+        });
       };
     },
   }, async (port) => {
@@ -366,20 +379,14 @@ Deno.test("h2: writeWith frames larger than the client's frame size, many flushe
   await withServer({
     onStream: (s) => {
       s.onend = () => {
-        s.respond(encodeHeaders({ ":status": "200" }));
         let frame = 0;
-        const more = () => {
-          while (frame < frames) {
-            const f = frame++;
-            const room = s.writeWith(size, (into, at) => {
-              for (let i = 0; i < size; i++) into[at + i] = byte(f, i);
-            });
-            if (!room) return;
-          }
-          s.end(encodeHeaders({ "grpc-status": "0" }));
-        };
-        s.ondrain = more;
-        more();
+        writeUntilDone(s, () => {
+          if (frame >= frames) return null;
+          const f = frame++;
+          return s.writeWith(size, (into, at) => {
+            for (let i = 0; i < size; i++) into[at + i] = byte(f, i);
+          });
+        });
       };
     },
   }, async (port) => {
