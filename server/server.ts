@@ -1,3 +1,4 @@
+import { workerSnapshotBody } from "./snapshot_writer.ts";
 import { PACED_SLICE_MS, Slicer } from "./slicer.ts";
 import { Counter } from "../core/metrics.ts";
 import { renderMetrics } from "./metrics.ts";
@@ -430,6 +431,24 @@ export async function startServer(
       const slicer = new Slicer(PACED_SLICE_MS);
       return () => slicer.pause();
     })(),
+    // A follower's snapshot written by a worker from the store's files (the event loop only
+    // hands it to the socket); a store in memory is encoded on the event loop.
+    snapshotBody: async (view, head) => {
+      const body = await workerSnapshotBody(
+        view,
+        head,
+        (e) =>
+          logger.warn("detcd/snapshot_writer.ts", "snapshot worker failed to start", {
+            error: e instanceof Error ? e.message : String(e),
+          }),
+      );
+      if (body !== null) {
+        logger.info("detcd/snapshot_writer.ts", "a worker writes the snapshot", {
+          "snapshot-size": body.size,
+        });
+      }
+      return body;
+    },
     seed: Math.floor(Math.random() * 2 ** 32),
     join,
     onRemoved: options.onRemoved,

@@ -1,8 +1,9 @@
 /**
  * Messages between the event loop and the worker that writes a snapshot's file
- * (server/snapshot_worker.ts). The chunks go through a ring of shared memory, not messages: the
- * worker fills a batch of chunk slots, then tells which; the event loop copies each chunk into
- * the connection's output and gives the batch's slots back with a credit. At most
+ * (server/snapshot_worker.ts): `snapshot save`'s, or the one a follower is sent. The chunks go
+ * through a ring of shared memory, not messages: the worker fills a batch of chunk slots, then
+ * tells which; the event loop copies each chunk into the connection's output (or hands the batch
+ * to the peer's socket) and gives the batch's slots back with a credit. At most
  * SNAPSHOT_BATCHES_AHEAD batches are told and not yet given back, so the one being filled never
  * overwrites a chunk not yet taken. Nothing of the file is a buffer of the event loop's own: a
  * buffer per chunk was external memory its collector counted, and ran full collections of the
@@ -24,12 +25,20 @@ export function ringSlot(ring: SharedArrayBuffer, index: number, size: number): 
   return new Uint8Array(ring, (index % SNAPSHOT_RING_SLOTS) * CHUNK_BYTES, size);
 }
 
-/** What the worker is to write: the key bucket's columns and files, and every other bucket. */
+/**
+ * Which file the worker writes of the columns: etcd's backend database (`snapshot save`; the key
+ * bucket from the columns, every other bucket given), or the store's own snapshot a follower is
+ * sent (core/snapshot/store_stream.ts).
+ */
+export type SnapshotFormat =
+  | { kind: "etcd-db"; buckets: BoltBucket[]; txid: number }
+  | { kind: "store"; revision: number; compactMainRev: number };
+
+/** What the worker is to write: the store's columns and files, in which format. */
 export interface SnapshotStart {
   kind: "start";
   columns: Omit<StoredColumns, "flushed">;
-  buckets: BoltBucket[];
-  txid: number;
+  format: SnapshotFormat;
   /** SNAPSHOT_RING_SLOTS chunks of CHUNK_BYTES. */
   ring: SharedArrayBuffer;
 }
@@ -40,6 +49,6 @@ export type SnapshotFromWorker =
   | { kind: "total"; total: number }
   /** Chunks first, first + 1, ... are in their ring slots, `sizes` bytes each. */
   | { kind: "chunks"; first: number; sizes: number[] }
-  /** The file's SHA-256 (etcd's last message). */
-  | { kind: "end"; sha256: Uint8Array }
+  /** The file's SHA-256 (etcd's last message; only of etcd's database). */
+  | { kind: "end"; sha256: Uint8Array | null }
   | { kind: "error"; message: string };

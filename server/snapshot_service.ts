@@ -34,15 +34,11 @@ import {
   snapshotResponseFrameSize,
   writeSnapshotResponseFrame,
 } from "./snapshot_chunks.ts";
-import {
-  ringSlot,
-  SNAPSHOT_RING_SLOTS,
-  type SnapshotFromWorker,
-  type SnapshotStart,
-  type SnapshotToWorker,
-} from "./snapshot_protocol.ts";
+import { ringSlot } from "./snapshot_protocol.ts";
+import { snapshotWorkers, stepped, workerBatches } from "./snapshot_writer.ts";
 
 export { type SnapshotChunk } from "./snapshot_chunks.ts";
+export { snapshotWorkers };
 
 /** A snapshot file's size, the first thing known of it, and who writes it. */
 export interface SnapshotSize {
@@ -130,97 +126,39 @@ export async function* snapshotDbChunks(
 /** How long chunks are passed on before the event loop is let turn (measured at 1M keys). */
 const SEND_SLICE_MS = 1;
 
-/** Runs a generator's steps with pauses between them; its result (undefined for no generator). */
-async function stepped<T>(
-  steps: Generator<void, T> | undefined,
-  slicer: Slicer,
-): Promise<T | undefined> {
-  if (steps === undefined) return undefined;
-  for (;;) {
-    const step = steps.next();
-    if (step.done) return step.value;
-    await slicer.pause();
-  }
-}
-
 /**
- * The chunks of `state`'s file as a worker writes them from `columns` into a shared ring: the
- * size first, then each chunk (a view of its slot), a credit going back for each batch taken,
- * then the digest. The worker ends with the generator.
+ * The chunks of `state`'s file as the worker writes them from `columns`: the size first, then
+ * each chunk (a view of its ring slot, valid until the next is asked for), then the digest. The
+ * worker ends with the generator.
  */
 async function* workerChunks(
   state: BackendState,
   columns: StoredColumns,
 ): AsyncGenerator<SnapshotPart> {
-  await columns.flushed;
-  const worker = new Worker(new URL("./snapshot_worker.ts", import.meta.url).href, {
-    type: "module",
-    name: "snapshot",
-  });
-  liveWorkers++;
-  const inbox: SnapshotFromWorker[] = [];
-  let wake: (() => void) | null = null;
-  const deliver = (message: SnapshotFromWorker) => {
-    inbox.push(message);
-    const resolve = wake;
-    wake = null;
-    resolve?.();
-  };
-  worker.onmessage = (e: MessageEvent<SnapshotFromWorker>) => deliver(e.data);
-  worker.onerror = (e) => {
-    e.preventDefault();
-    deliver({ kind: "error", message: e.message });
-  };
-  try {
-    const { main, sub, tombstone, location, size, files } = columns;
-    const ring = new SharedArrayBuffer(SNAPSHOT_RING_SLOTS * CHUNK_BYTES);
-    const start: SnapshotStart = {
-      kind: "start",
-      columns: { main, sub, tombstone, location, size, files },
-      buckets: backendBuckets(state),
-      txid: backendTxid(state),
-      ring,
-    };
-    const buffers = [main, sub, tombstone, location, size].map((a) => a.buffer as ArrayBuffer);
-    worker.postMessage(start, buffers);
-    let remaining = 0;
-    const sending = new Slicer(SEND_SLICE_MS, "immediate");
-    for (;;) {
-      while (inbox.length === 0) await new Promise<void>((resolve) => (wake = resolve));
-      const message = inbox.shift()!;
-      switch (message.kind) {
-        case "total":
-          remaining = message.total;
-          yield { total: message.total, inWorker: true };
-          break;
-        case "chunks":
-          for (let i = 0; i < message.sizes.length; i++) {
-            remaining -= message.sizes[i];
-            yield { blob: ringSlot(ring, message.first + i, message.sizes[i]), remaining };
-            // A socket that takes everything at once lets the consumer go from chunk to chunk
-            // without the event loop turning: let requests in between.
-            await sending.pause();
-          }
-          worker.postMessage({ kind: "credit" } satisfies SnapshotToWorker);
-          break;
-        case "end":
-          yield { sha256: message.sha256 };
-          return;
-        case "error":
-          throw new Error(`snapshot: ${message.message}`);
+  const format = {
+    kind: "etcd-db",
+    buckets: backendBuckets(state),
+    txid: backendTxid(state),
+  } as const;
+  let remaining = 0;
+  const sending = new Slicer(SEND_SLICE_MS, "immediate");
+  for await (const part of workerBatches(format, columns)) {
+    if ("total" in part) {
+      remaining = part.total;
+      yield { total: part.total, inWorker: true };
+    } else if ("sizes" in part) {
+      for (let i = 0; i < part.sizes.length; i++) {
+        remaining -= part.sizes[i];
+        yield { blob: ringSlot(part.ring, part.first + i, part.sizes[i]), remaining };
+        // A socket that takes everything at once lets the consumer go from chunk to chunk
+        // without the event loop turning: let requests in between.
+        await sending.pause();
       }
+    } else {
+      if (part.sha256 === null) throw new Error("snapshot: no checksum");
+      yield { sha256: part.sha256 };
     }
-  } finally {
-    worker.terminate();
-    liveWorkers--;
   }
-}
-
-let liveWorkers = 0;
-
-/** Snapshot workers started and not yet ended (each ends with its snapshot's stream). */
-export function snapshotWorkers(): number {
-  return liveWorkers;
 }
 
 /**

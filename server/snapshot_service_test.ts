@@ -24,6 +24,8 @@ import {
   snapshotWorkers,
 } from "./snapshot_service.ts";
 import { snapshotResponseFrameSize, writeSnapshotResponseFrame } from "./snapshot_chunks.ts";
+import { workerSnapshotBody } from "./snapshot_writer.ts";
+import type { SnapshotBody } from "../core/node/mod.ts";
 
 const enc = new TextEncoder();
 
@@ -187,7 +189,7 @@ Deno.test("a snapshot written by the worker is the file the event loop writes: p
     assertEquals(byWorker.total, inThread.total);
     // More chunks than the ring has slots: every slot is filled again after it was taken.
     assert(byWorker.chunkSizes.length > 2 * 80, `many chunks (${byWorker.chunkSizes.length})`);
-    assertEquals(byWorker.file, inThread.file, "the same bytes");
+    assertSameBytes(byWorker.file, inThread.file, "the same bytes");
     assertEquals(byWorker.chunkSizes, inThread.chunkSizes);
   });
 });
@@ -243,4 +245,106 @@ Deno.test("a client that goes away mid-snapshot ends the worker and lets go of t
     assert(again.inWorker && again.file.length === again.total, "the next snapshot is whole");
     assertEquals(n.openReads, 0);
   });
+});
+
+/** Every chunk of a follower's snapshot body, joined (a chunk's buffer is reused). */
+async function drain(body: SnapshotBody, slow = false): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for (let chunk = await body.next(); chunk !== null; chunk = await body.next()) {
+    // A slow socket: a worker that ran ahead would overwrite what is not sent yet.
+    if (slow) await new Promise((resolve) => setTimeout(resolve, 1));
+    parts.push(chunk.slice());
+  }
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) (out.set(p, at), at += p.length);
+  return out;
+}
+
+/** Fails at the first byte that differs (a diff of megabytes would not be readable). */
+function assertSameBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
+  const n = Math.min(actual.length, expected.length);
+  let at = 0;
+  while (at < n && actual[at] === expected[at]) at++;
+  assert(
+    at === n && actual.length === expected.length,
+    `${what}: ${actual.length} bytes against ${expected.length}, first difference at ${at}`,
+  );
+}
+
+/** The bytes a follower's snapshot starts with, ahead of the store's (as the node's frame). */
+const followerHead = (size: number) => enc.encode(`other state, then a store of ${size} bytes:`);
+
+Deno.test("a follower's snapshot written by the worker is the bytes the member encodes itself", async () => {
+  await withDiskNode(20000, async (n) => {
+    const lease = await n.leaseGrant(create(LeaseGrantRequestSchema, { TTL: 60n }));
+    await n.put(
+      create(PutRequestSchema, {
+        key: enc.encode("leased"),
+        value: enc.encode("x"),
+        lease: lease.ID,
+      }),
+    );
+    await n.deleteRange(create(DeleteRangeRequestSchema, { key: enc.encode("key-7") }));
+    const mid = n.backendState().mvcc.revision;
+    await n.compact(create(CompactionRequestSchema, { revision: BigInt(mid - 100) }));
+    await n.deleteRange(
+      create(DeleteRangeRequestSchema, { key: enc.encode("key-2"), rangeEnd: enc.encode("key-3") }),
+    );
+    const view = n.backendState().mvcc;
+    try {
+      const body = await workerSnapshotBody(view, followerHead);
+      assert(body !== null, "a worker writes it");
+      assertEquals(snapshotWorkers(), 1);
+      const sent = await drain(body, true);
+      body.close();
+      const store = encodeView(view);
+      const head = followerHead(store.length);
+      assertEquals(body.size, head.length + store.length, "the size known before any byte");
+      // More than the ring holds (80 chunks of 32 KiB): every slot is filled again after it went.
+      assert(store.length > 2 * 80 * 32 * 1024, `a large store (${store.length} bytes)`);
+      assertSameBytes(sent.subarray(0, head.length), head, "the head");
+      assertSameBytes(sent.subarray(head.length), store, "the same bytes as encodeView");
+    } finally {
+      view.close?.();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assertEquals(snapshotWorkers(), 0, "the worker ended with the body");
+  });
+});
+
+Deno.test("a follower's snapshot by the worker holds the moment it starts; closed early, the worker ends", async () => {
+  await withDiskNode(2000, async (n) => {
+    const view = n.backendState().mvcc;
+    const expected = encodeView(view);
+    try {
+      const body = await workerSnapshotBody(view, () => new Uint8Array(0));
+      assert(body !== null, "a worker writes it");
+      await n.put(create(PutRequestSchema, { key: enc.encode("key-1"), value: enc.encode("new") }));
+      await n.deleteRange(create(DeleteRangeRequestSchema, { key: enc.encode("key-2") }));
+      await n.compact(create(CompactionRequestSchema, { revision: BigInt(view.revision + 2) }));
+      assertSameBytes(await drain(body), expected, "every revision as of the start, none after");
+      body.close();
+      const early = await workerSnapshotBody(view, () => new Uint8Array(0));
+      assert(early !== null && (await early.next()) !== null, "a first chunk");
+      assertEquals(snapshotWorkers(), 1);
+      early.close(); // the follower went away
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      assertEquals(snapshotWorkers(), 0, "the worker ended with the body");
+    } finally {
+      view.close?.();
+    }
+  });
+});
+
+Deno.test("a store in memory has no follower's snapshot by a worker: the member encodes it", async () => {
+  const n = await node(100);
+  try {
+    const view = n.backendState().mvcc;
+    assertEquals(await workerSnapshotBody(view, followerHead), null);
+    view.close?.();
+    assertEquals(snapshotWorkers(), 0);
+  } finally {
+    await n.stop();
+  }
 });

@@ -1,15 +1,18 @@
 /**
- * A worker that writes a snapshot's file (Maintenance.Snapshot) off the event loop: it gets the
- * store's columns as of the snapshot (MvccView.storedColumns), the revision log's segment files
- * and the small buckets, plans the bbolt file, reads each record from its file, and fills the
- * chunks into a ring of shared memory only as fast as they are taken; it also computes the file's
- * SHA-256 (docs/adr/0010-storage-that-scales.md). Protocol: server/snapshot_protocol.ts.
+ * A worker that writes a snapshot's file off the event loop: etcd's backend database for
+ * Maintenance.Snapshot, or the store's snapshot a follower is sent. It gets the store's columns as
+ * of the snapshot (MvccView.storedColumns), the revision log's segment files and (for etcd's
+ * database) the small buckets, plans the file, reads each record from its file, and fills the
+ * chunks into a ring of shared memory only as fast as they are taken; for etcd's database it also
+ * computes the file's SHA-256 (docs/adr/0010-storage-that-scales.md). Protocol:
+ * server/snapshot_protocol.ts.
  */
 /// <reference lib="deno.worker" />
 import { createHash } from "node:crypto";
 import { BoltWriter } from "../core/storage/bbolt.ts";
 import { segmentFilesReader } from "../core/storage/revision_log.ts";
 import { backendSources, columnsKeySource } from "../core/snapshot/key_bucket.ts";
+import { columnsSnapshotPieces, columnsSnapshotSize } from "../core/snapshot/store_stream.ts";
 import { openReadAt } from "../platform/deno_disk.ts";
 import { CHUNK_BYTES, fileChunks } from "./snapshot_chunks.ts";
 import {
@@ -29,18 +32,34 @@ function post(message: SnapshotFromWorker): void {
   self.postMessage(message);
 }
 
+/** The file's size and its bytes in pieces (each used before the next is asked for). */
+function planFile(
+  start: SnapshotStart,
+  read: (location: number, size: number) => Uint8Array,
+): { total: number; pieces: Iterable<Uint8Array> } {
+  const { columns, format } = start;
+  if (format.kind === "store") {
+    return {
+      total: columnsSnapshotSize(columns, format),
+      pieces: columnsSnapshotPieces(columns, format, read),
+    };
+  }
+  const writer = new BoltWriter(
+    backendSources(columnsKeySource(columns, read), format.buckets),
+    { txid: format.txid },
+  );
+  for (const _ of writer.plan()) { /* nothing else runs on this thread */ }
+  return { total: writer.size, pieces: writer.pages() };
+}
+
 async function write(start: SnapshotStart): Promise<void> {
   const { columns, ring } = start;
   const files = segmentFilesReader(columns.files, openReadAt);
   try {
-    const writer = new BoltWriter(
-      backendSources(columnsKeySource(columns, files.read), start.buckets),
-      { txid: start.txid },
-    );
-    for (const _ of writer.plan()) { /* nothing else runs on this thread */ }
-    const total = writer.size;
+    const { total, pieces } = planFile(start, files.read);
     post({ kind: "total", total });
-    const sha = createHash("sha256");
+    // etcd's last message of `snapshot save`; a follower's snapshot has none.
+    const sha = start.format.kind === "etcd-db" ? createHash("sha256") : null;
     let first = 0;
     let sizes: number[] = [];
     const tell = async () => {
@@ -54,14 +73,14 @@ async function write(start: SnapshotStart): Promise<void> {
       }
     };
     const slot = (index: number) => ringSlot(ring, index, CHUNK_BYTES);
-    for (const chunk of fileChunks(writer.pages(), total, slot)) {
+    for (const chunk of fileChunks(pieces, total, slot)) {
       if (chunk === null) continue;
-      sha.update(chunk.blob);
+      sha?.update(chunk.blob);
       sizes.push(chunk.blob.length);
       if (sizes.length === SNAPSHOT_BATCH_CHUNKS) await tell();
     }
     if (sizes.length > 0) post({ kind: "chunks", first, sizes });
-    post({ kind: "end", sha256: new Uint8Array(sha.digest()) });
+    post({ kind: "end", sha256: sha === null ? null : new Uint8Array(sha.digest()) });
   } finally {
     files.close();
   }

@@ -291,6 +291,10 @@ Deno.test({
           senders.some((l) => l.includes('"msg":"sent database snapshot"')),
           "the leader logged the snapshot it sent",
         );
+        assert(
+          senders.some((l) => l.includes('"msg":"a worker writes the snapshot"')),
+          "a worker wrote it (the store's records are in the revision log's files)",
+        );
 
         await within(
           10_000,

@@ -130,16 +130,41 @@ const FORMAT_VERSION = 1;
 
 /** Bytes of one entry in the format. */
 function entrySize(e: SnapshotEntry): number {
-  const kvSize = entryValueSize(e);
-  return uvarintSize(e.main) + uvarintSize(e.sub) + 1 + uvarintSize(kvSize) + kvSize;
+  return snapshotEntrySize(e.main, e.sub, entryValueSize(e));
+}
+
+/** Bytes of an entry of revision (main, sub) whose KeyValue encoding is `valueSize` bytes. */
+export function snapshotEntrySize(main: number, sub: number, valueSize: number): number {
+  return uvarintSize(main) + uvarintSize(sub) + 1 + uvarintSize(valueSize) + valueSize;
 }
 
 function writeEntry(w: ByteWriter, e: SnapshotEntry): void {
-  w.uvarint(e.main);
-  w.uvarint(e.sub);
-  w.byte(e.tombstone ? 1 : 0);
-  w.uvarint(entryValueSize(e));
+  writeSnapshotEntryHead(w, e.main, e.sub, e.tombstone, entryValueSize(e));
   writeEntryValue(w, e);
+}
+
+/** An entry's bytes before its KeyValue encoding (of `valueSize` bytes). */
+export function writeSnapshotEntryHead(
+  w: ByteWriter,
+  main: number,
+  sub: number,
+  tombstone: boolean,
+  valueSize: number,
+): void {
+  w.uvarint(main);
+  w.uvarint(sub);
+  w.byte(tombstone ? 1 : 0);
+  w.uvarint(valueSize);
+}
+
+/** The snapshot's bytes before its first entry. */
+export function writeSnapshotHeader(
+  w: ByteWriter,
+  revision: number,
+  compactMainRev: number,
+  count: number,
+): void {
+  writeHeader(w, revision, compactMainRev, count);
 }
 
 function writeHeader(w: ByteWriter, revision: number, compactMainRev: number, count: number): void {

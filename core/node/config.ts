@@ -9,7 +9,8 @@ import type {
   LeaseTimeToLiveResponse,
 } from "../../gen/etcdserverpb/rpc_pb.ts";
 import type { Entry } from "../raft/mod.ts";
-import type { Transport } from "./transport.ts";
+import type { MvccView } from "../mvcc/snapshot_codec.ts";
+import type { SnapshotBody, Transport } from "./transport.ts";
 
 /** What a member is told at start; mirrors etcd's flags of the same names. */
 export interface NodeConfig {
@@ -99,6 +100,15 @@ export interface NodeEnvironment {
    * requests keep most of the thread. Default: `pause`.
    */
   pacedPause?: () => Promise<void>;
+  /**
+   * Writes the snapshot a follower is sent off the event loop (the server's worker): `head(size)`
+   * bytes, then the view's store encoding. Resolves null where it cannot (a store in memory, no
+   * worker): the member encodes it itself, in slices. The view stays the member's to close.
+   */
+  snapshotBody?: (
+    view: MvccView,
+    head: (size: number) => Uint8Array,
+  ) => Promise<SnapshotBody | null>;
   /**
    * A monotonic clock (ms) for etcd's heartbeat timeout detector (a leader's heartbeats to a peer
    * more than two intervals apart are warned about and counted). Absent: the detector is off.

@@ -148,7 +148,7 @@ import { type MemberInfo, Membership, toApiMember } from "./membership.ts";
 import { Proposals, type Waiter } from "./proposals.ts";
 import { ReadIndexReads } from "./reads.ts";
 import { decodeContext, encodeContext, MemberChanges, type ReconfigView } from "./reconfig.ts";
-import { noTransport, type Transport } from "./transport.ts";
+import { noTransport, type SnapshotBody, type Transport } from "./transport.ts";
 
 /** A member's MVCC store: revisions in its revision log, compaction dropped in steps. */
 function storeOptions(revisions: RevisionLog): MvccStoreOptions {
@@ -1475,9 +1475,10 @@ export class EtcdNode {
 
   /**
    * Sends the whole state as of the applied index to a follower: captured now (a view of the
-   * store), sized in steps with pauses, then streamed a chunk at a time by the transport on a
-   * connection of its own (never whole in memory, etcd's snapshot sender). A transport that
-   * cannot stream is handed the data whole in the message.
+   * store), then written by the environment's worker (`snapshotBody`) or sized here in steps with
+   * pauses, and streamed a chunk at a time by the transport on a connection of its own (never
+   * whole in memory, etcd's snapshot sender). A transport that cannot stream is handed the data
+   * whole in the message.
    */
   #sendSnapshot(m: Message): void {
     const index = this.#appliedIndex;
@@ -1488,17 +1489,28 @@ export class EtcdNode {
     const pause = this.#env.pause ?? (() => Promise.resolve());
     const transport = this.#transport;
     const stream = this.#sm.snapshotStream(confState);
-    const work = async () => {
-      const term = this.#log.termAt(index);
+    const written = this.#env.snapshotBody;
+    const work = async (): Promise<{ metadata: SnapshotMetadata; body: SnapshotBody } | null> => {
+      const metadata = { index, term: this.#log.termAt(index), confState };
+      const fromWorker = written ? await written(stream.view, stream.frame) : null;
+      if (fromWorker !== null) {
+        if (!this.#stopped) return { metadata, body: fromWorker };
+        fromWorker.close();
+        return null;
+      }
       let step = stream.plan.next();
       while (!step.done) {
         await pause();
         if (this.#stopped) return null;
         step = stream.plan.next();
       }
-      return { metadata: { index, term, confState }, body: step.value };
+      const chunks = step.value;
+      return {
+        metadata,
+        body: { size: chunks.size, next: () => Promise.resolve(chunks.next()), close() {} },
+      };
     };
-    work().then((planned) => {
+    work().then(async (planned) => {
       if (planned === null || this.#stopped) return stream.close();
       const { metadata, body } = planned;
       if (transport.sendSnapshot) {
@@ -1511,18 +1523,22 @@ export class EtcdNode {
         transport.sendSnapshot({ ...m, snapshot: { metadata, data: new Uint8Array(0) } }, {
           size: body.size,
           next: () => body.next(),
-          close: () => stream.close(),
+          close: () => {
+            body.close();
+            stream.close();
+          },
         });
         return;
       }
       const data = new Uint8Array(body.size);
       try {
         let at = 0;
-        for (let chunk = body.next(); chunk !== null; chunk = body.next()) {
+        for (let chunk = await body.next(); chunk !== null; chunk = await body.next()) {
           data.set(chunk, at);
           at += chunk.length;
         }
       } finally {
+        body.close();
         stream.close();
       }
       transport.send([{ ...m, snapshot: { metadata, data } }]);

@@ -200,14 +200,20 @@ export class StateMachine {
    * store captured now and held until close() (after the last chunk, or when given up; more calls
    * do nothing). Never whole in memory.
    */
-  snapshotStream(confState: ConfState): { plan: Generator<void, ChunkedBytes>; close(): void } {
+  snapshotStream(confState: ConfState): {
+    plan: Generator<void, ChunkedBytes>;
+    close(): void;
+    /** What `plan` encodes (for a writer on another thread): the view, and the bytes before it. */
+    view: MvccView;
+    frame: (size: number) => Uint8Array;
+  } {
     const { view, frame } = this.#snapshotParts(confState, 0);
     let closed = false;
     const close = () => {
       if (!closed) view.close?.(); // once: a second release would free what another view holds
       closed = true;
     };
-    return { plan: streamViewSteps(view, frame), close };
+    return { plan: streamViewSteps(view, frame), close, view, frame };
   }
 
   /** The store's view, and the bytes before its encoding (`reserve` zeros, the rest, field 1). */

@@ -30,8 +30,11 @@ export interface Transport {
 export interface SnapshotBody {
   /** Bytes in all. */
   readonly size: number;
-  /** The next chunk, or null after the last (each encoded when asked for, from the store). */
-  next(): Uint8Array | null;
+  /**
+   * The next chunk, or null after the last (each encoded when asked for, from the store, or by a
+   * worker). Valid until the next call: chunks may share a buffer.
+   */
+  next(): Promise<Uint8Array | null>;
   /** Releases what the body holds (the store's view). */
   close(): void;
 }

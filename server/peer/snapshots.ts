@@ -160,7 +160,7 @@ export async function sendSnapshot(
     // In slices: on loopback a write completes at once, and a loop of them would hold the event
     // loop for the whole transfer (heartbeats included).
     const slicer = new Slicer();
-    for (let chunk = body.next(); chunk !== null; chunk = body.next()) {
+    for (let chunk = await body.next(); chunk !== null; chunk = await body.next()) {
       if (closed()) throw new Error("transport closed");
       // The next chunk reuses this one's buffer: wait until the socket has handed it over.
       await Promise.race([new Promise((resolve) => socket.write(chunk, resolve)), failed]);

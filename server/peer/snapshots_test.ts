@@ -47,12 +47,12 @@ function bodyOf(data: Uint8Array, chunk: number): SnapshotBody & { closes: numbe
   const body = {
     size: data.length,
     closes: 0,
-    next(): Uint8Array | null {
-      if (at >= data.length) return null;
+    next(): Promise<Uint8Array | null> {
+      if (at >= data.length) return Promise.resolve(null);
       const n = Math.min(chunk, data.length - at);
       scratch.set(data.subarray(at, at + n));
       at += n;
-      return scratch.subarray(0, n);
+      return Promise.resolve(scratch.subarray(0, n));
     },
     close() {
       body.closes++;

@@ -105,11 +105,11 @@ export class Network {
       removePeer: (id) => {
         if (m.incarnation === incarnation) m.peers.delete(id);
       },
-      sendSnapshot: !this.#streamSnapshots ? undefined : (message, body) => {
+      sendSnapshot: !this.#streamSnapshots ? undefined : async (message, body) => {
         // The leader's chunks are taken now (they share one buffer; the view is captured).
         const chunks: Uint8Array[] = [];
         try {
-          for (let c = body.next(); c !== null; c = body.next()) chunks.push(c.slice());
+          for (let c = await body.next(); c !== null; c = await body.next()) chunks.push(c.slice());
         } finally {
           body.close();
         }

@@ -1,0 +1,167 @@
+/**
+ * The worker that writes a snapshot's file off the event loop (server/snapshot_worker.ts), driven
+ * from the event loop: started with the store's columns and a format, it fills a ring of shared
+ * memory batch by batch, and the event loop hands each batch on (to a client's gRPC stream, or to
+ * a follower's socket) and gives its slots back. Used by Maintenance.Snapshot
+ * (server/snapshot_service.ts) and for the snapshots a leader sends its followers.
+ */
+import type { MvccView, StoredColumns } from "../core/mvcc/snapshot_codec.ts";
+import type { SnapshotBody } from "../core/node/mod.ts";
+import { CHUNK_BYTES } from "./snapshot_chunks.ts";
+import {
+  ringSlot,
+  SNAPSHOT_RING_SLOTS,
+  type SnapshotFormat,
+  type SnapshotFromWorker,
+  type SnapshotStart,
+  type SnapshotToWorker,
+} from "./snapshot_protocol.ts";
+import { PACED_SLICE_MS, Slicer } from "./slicer.ts";
+
+/** What workerBatches yields: the file's size, its batches, its digest. */
+export type WorkerPart =
+  | { total: number }
+  /** Chunks `first`, `first + 1`, ... (`sizes` bytes each) are in their slots of `ring`. */
+  | { first: number; sizes: number[]; ring: SharedArrayBuffer }
+  | { sha256: Uint8Array | null };
+
+/**
+ * The file of `columns` in `format` as a worker writes it: its size first, then each batch of
+ * chunks in the ring (the batch's slots are given back when the consumer asks for the next part),
+ * then its digest. The worker ends with the generator; a worker that cannot start throws at the
+ * first part.
+ */
+export async function* workerBatches(
+  format: SnapshotFormat,
+  columns: StoredColumns,
+): AsyncGenerator<WorkerPart> {
+  await columns.flushed;
+  const worker = new Worker(new URL("./snapshot_worker.ts", import.meta.url).href, {
+    type: "module",
+    name: "snapshot",
+  });
+  liveWorkers++;
+  const inbox: SnapshotFromWorker[] = [];
+  let wake: (() => void) | null = null;
+  const deliver = (message: SnapshotFromWorker) => {
+    inbox.push(message);
+    const resolve = wake;
+    wake = null;
+    resolve?.();
+  };
+  worker.onmessage = (e: MessageEvent<SnapshotFromWorker>) => deliver(e.data);
+  worker.onerror = (e) => {
+    e.preventDefault();
+    deliver({ kind: "error", message: e.message });
+  };
+  try {
+    const { main, sub, tombstone, location, size, files } = columns;
+    const ring = new SharedArrayBuffer(SNAPSHOT_RING_SLOTS * CHUNK_BYTES);
+    const start: SnapshotStart = {
+      kind: "start",
+      columns: { main, sub, tombstone, location, size, files },
+      format,
+      ring,
+    };
+    const buffers = [main, sub, tombstone, location, size].map((a) => a.buffer as ArrayBuffer);
+    worker.postMessage(start, buffers);
+    for (;;) {
+      while (inbox.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+      const message = inbox.shift()!;
+      switch (message.kind) {
+        case "total":
+          yield { total: message.total };
+          break;
+        case "chunks":
+          yield { first: message.first, sizes: message.sizes, ring };
+          worker.postMessage({ kind: "credit" } satisfies SnapshotToWorker);
+          break;
+        case "end":
+          yield { sha256: message.sha256 };
+          return;
+        case "error":
+          throw new Error(`snapshot: ${message.message}`);
+      }
+    }
+  } finally {
+    worker.terminate();
+    liveWorkers--;
+  }
+}
+
+let liveWorkers = 0;
+
+/** Snapshot workers started and not yet ended (each ends with its snapshot's stream). */
+export function snapshotWorkers(): number {
+  return liveWorkers;
+}
+
+/** A batch's chunks as one view of the ring: its slots are consecutive (batches never wrap). */
+function batchBytes(part: { first: number; sizes: number[]; ring: SharedArrayBuffer }): Uint8Array {
+  let bytes = 0;
+  for (const size of part.sizes) bytes += size;
+  return ringSlot(part.ring, part.first, bytes);
+}
+
+/** Runs a generator's steps with pauses between them; its result (undefined for no generator). */
+export async function stepped<T>(
+  steps: Generator<void, T> | undefined,
+  slicer: Slicer,
+): Promise<T | undefined> {
+  if (steps === undefined) return undefined;
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    await slicer.pause();
+  }
+}
+
+/**
+ * The snapshot a follower is sent, `head(size)` bytes (the node's other state and the store
+ * field's header) then `view`'s store encoding, written by a worker from the view's columns: the
+ * event loop only copies the view's columns (in slices) and hands each batch of 512 KiB to the
+ * socket. Null where the view's records are not all in files (a store in memory) or no worker
+ * starts: the caller encodes it on the event loop. Closing the body ends the worker; the view is
+ * the caller's to close.
+ */
+export async function workerSnapshotBody(
+  view: MvccView,
+  head: (size: number) => Uint8Array,
+  onWorkerError?: (error: unknown) => void,
+): Promise<SnapshotBody | null> {
+  const columns = await stepped(view.storedColumns?.(), new Slicer(PACED_SLICE_MS));
+  if (!columns) return null;
+  const parts = workerBatches(
+    { kind: "store", revision: view.revision, compactMainRev: view.compactMainRev },
+    columns,
+  );
+  let first: IteratorResult<WorkerPart>;
+  try {
+    first = await parts.next();
+  } catch (e) {
+    onWorkerError?.(e);
+    return null;
+  }
+  if (first.done || !("total" in first.value)) {
+    await parts.return(undefined);
+    return null;
+  }
+  let before: Uint8Array | null = head(first.value.total);
+  return {
+    size: before.length + first.value.total,
+    async next() {
+      if (before !== null) {
+        const out = before;
+        before = null;
+        return out;
+      }
+      const part = await parts.next();
+      if (part.done || "sha256" in part.value) return null;
+      if ("total" in part.value) throw new Error("snapshot: a second size");
+      return batchBytes(part.value);
+    },
+    close() {
+      void parts.return(undefined);
+    },
+  };
+}
