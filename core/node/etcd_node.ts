@@ -1511,7 +1511,10 @@ export class EtcdNode {
       };
     };
     work().then(async (planned) => {
-      if (planned === null || this.#stopped) return stream.close();
+      if (planned === null || this.#stopped) {
+        planned?.body.close(); // a worker's ends with it
+        return stream.close();
+      }
       const { metadata, body } = planned;
       if (transport.sendSnapshot) {
         this.#logger.info("rafthttp/snapshot_sender.go:82", "sending database snapshot", {

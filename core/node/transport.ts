@@ -35,7 +35,7 @@ export interface SnapshotBody {
    * worker). Valid until the next call: chunks may share a buffer.
    */
   next(): Promise<Uint8Array | null>;
-  /** Releases what the body holds (the store's view). */
+  /** Releases what the body holds (the store's view, the worker writing it). */
   close(): void;
 }
 
