@@ -5,8 +5,12 @@
  * how often the young generation is collected, and with it much of the tail latency
  * (docs/benchmarks.md, "Where a put's time and memory go").
  *
+ * With --survivors only what outlived the young generation counts (promoted to the old one, whether
+ * alive at the end or freed by a full collection since): what makes the old generation grow and
+ * its collections come.
+ *
  * Usage: start the member with `--inspect=127.0.0.1:9229` (before `server/main.ts`), put load on it,
- * then: deno run -A scripts/alloc_profile.ts [--port 9229] [--seconds 5] [--top 40]
+ * then: deno run -A scripts/alloc_profile.ts [--port 9229] [--seconds 5] [--top 40] [--survivors]
  */
 import { parseArgs } from "node:util";
 
@@ -15,6 +19,7 @@ const { values: flags } = parseArgs({
     port: { type: "string", default: "9229" },
     seconds: { type: "string", default: "5" },
     top: { type: "string", default: "40" },
+    survivors: { type: "boolean", default: false },
   },
 });
 
@@ -55,7 +60,7 @@ await send("HeapProfiler.enable");
 await send("HeapProfiler.startSampling", {
   samplingInterval: 1024,
   includeObjectsCollectedByMajorGC: true,
-  includeObjectsCollectedByMinorGC: true,
+  includeObjectsCollectedByMinorGC: !flags.survivors,
 });
 await new Promise((r) => setTimeout(r, Number(flags.seconds) * 1000));
 const { profile } = await send<{ profile: { head: ProfileNode } }>("HeapProfiler.stopSampling");
@@ -85,7 +90,8 @@ visit(profile.head, new Set());
 
 const mb = (n: number) => (n / 1048576).toFixed(2).padStart(8);
 const top = Number(flags.top);
-console.log(`sampled ${mb(total).trim()} MB in ${flags.seconds} s (JS line numbers)`);
+const what = flags.survivors ? "outlived the young generation" : "sampled";
+console.log(`${what}: ${mb(total).trim()} MB in ${flags.seconds} s (JS line numbers)`);
 console.log("\nown allocations (MB)");
 for (const [name, size] of [...own].sort((a, b) => b[1] - a[1]).slice(0, top)) {
   console.log(`${mb(size)}  ${name}`);
