@@ -7,10 +7,12 @@
  *
  * With --survivors only what outlived the young generation counts (promoted to the old one, whether
  * alive at the end or freed by a full collection since): what makes the old generation grow and
- * its collections come.
+ * its collections come. With --live only what is still alive after a full collection at the end
+ * (what was kept, not garbage): --survivors minus --live over the same load is the old generation's
+ * garbage.
  *
  * Usage: start the member with `--inspect=127.0.0.1:9229` (before `server/main.ts`), put load on it,
- * then: deno run -A scripts/alloc_profile.ts [--port 9229] [--seconds 5] [--top 40] [--survivors]
+ * then: deno run -A scripts/alloc_profile.ts [--port 9229] [--seconds 5] [--top 40] [--survivors | --live]
  */
 import { parseArgs } from "node:util";
 
@@ -20,6 +22,7 @@ const { values: flags } = parseArgs({
     seconds: { type: "string", default: "5" },
     top: { type: "string", default: "40" },
     survivors: { type: "boolean", default: false },
+    live: { type: "boolean", default: false },
   },
 });
 
@@ -59,10 +62,11 @@ function send<T>(method: string, params: unknown = {}): Promise<T> {
 await send("HeapProfiler.enable");
 await send("HeapProfiler.startSampling", {
   samplingInterval: 1024,
-  includeObjectsCollectedByMajorGC: true,
-  includeObjectsCollectedByMinorGC: !flags.survivors,
+  includeObjectsCollectedByMajorGC: !flags.live,
+  includeObjectsCollectedByMinorGC: !flags.survivors && !flags.live,
 });
 await new Promise((r) => setTimeout(r, Number(flags.seconds) * 1000));
+if (flags.live) await send("HeapProfiler.collectGarbage");
 const { profile } = await send<{ profile: { head: ProfileNode } }>("HeapProfiler.stopSampling");
 socket.close();
 
@@ -90,7 +94,11 @@ visit(profile.head, new Set());
 
 const mb = (n: number) => (n / 1048576).toFixed(2).padStart(8);
 const top = Number(flags.top);
-const what = flags.survivors ? "outlived the young generation" : "sampled";
+const what = flags.live
+  ? "alive after a full collection"
+  : flags.survivors
+  ? "outlived the young generation"
+  : "sampled";
 console.log(`${what}: ${mb(total).trim()} MB in ${flags.seconds} s (JS line numbers)`);
 console.log("\nown allocations (MB)");
 for (const [name, size] of [...own].sort((a, b) => b[1] - a[1]).slice(0, top)) {
