@@ -162,27 +162,32 @@ async function withDiskNode(keys: number, body: (n: EtcdNode) => Promise<void>):
   }
 }
 
+/** A key under a lease, 500 overwrites, a delete, a compaction, then a range delete. */
+async function mixedHistory(n: EtcdNode): Promise<void> {
+  const lease = await n.leaseGrant(create(LeaseGrantRequestSchema, { TTL: 60n }));
+  await n.put(
+    create(PutRequestSchema, {
+      key: enc.encode("leased"),
+      value: enc.encode("x"),
+      lease: lease.ID,
+    }),
+  );
+  for (let i = 0; i < 500; i++) {
+    await n.put(
+      create(PutRequestSchema, { key: enc.encode(`key-${i}`), value: enc.encode(`v${i}`) }),
+    );
+  }
+  await n.deleteRange(create(DeleteRangeRequestSchema, { key: enc.encode("key-7") }));
+  const mid = n.backendState().mvcc.revision;
+  await n.compact(create(CompactionRequestSchema, { revision: BigInt(mid - 100) }));
+  await n.deleteRange(
+    create(DeleteRangeRequestSchema, { key: enc.encode("key-2"), rangeEnd: enc.encode("key-3") }),
+  );
+}
+
 Deno.test("a snapshot written by the worker is the file the event loop writes: puts, overwrites, deletes, a compaction, leases", async () => {
   await withDiskNode(20000, async (n) => {
-    const lease = await n.leaseGrant(create(LeaseGrantRequestSchema, { TTL: 60n }));
-    await n.put(
-      create(PutRequestSchema, {
-        key: enc.encode("leased"),
-        value: enc.encode("x"),
-        lease: lease.ID,
-      }),
-    );
-    for (let i = 0; i < 500; i++) {
-      await n.put(
-        create(PutRequestSchema, { key: enc.encode(`key-${i}`), value: enc.encode(`v${i}`) }),
-      );
-    }
-    await n.deleteRange(create(DeleteRangeRequestSchema, { key: enc.encode("key-7") }));
-    const mid = n.backendState().mvcc.revision;
-    await n.compact(create(CompactionRequestSchema, { revision: BigInt(mid - 100) }));
-    await n.deleteRange(
-      create(DeleteRangeRequestSchema, { key: enc.encode("key-2"), rangeEnd: enc.encode("key-3") }),
-    );
+    await mixedHistory(n);
     const byWorker = await collect(snapshotDbChunks(n), true);
     const inThread = await collect(snapshotDbChunks(n, { inThread: true }));
     assert(byWorker.inWorker && !inThread.inWorker, "one each way");
@@ -275,22 +280,9 @@ function assertSameBytes(actual: Uint8Array, expected: Uint8Array, what: string)
 /** The bytes a follower's snapshot starts with, ahead of the store's (as the node's frame). */
 const followerHead = (size: number) => enc.encode(`other state, then a store of ${size} bytes:`);
 
-Deno.test("a follower's snapshot written by the worker is the bytes the member encodes itself", async () => {
+Deno.test("a follower's snapshot written by the worker is the bytes the member encodes itself: puts, overwrites, deletes, a compaction, leases", async () => {
   await withDiskNode(20000, async (n) => {
-    const lease = await n.leaseGrant(create(LeaseGrantRequestSchema, { TTL: 60n }));
-    await n.put(
-      create(PutRequestSchema, {
-        key: enc.encode("leased"),
-        value: enc.encode("x"),
-        lease: lease.ID,
-      }),
-    );
-    await n.deleteRange(create(DeleteRangeRequestSchema, { key: enc.encode("key-7") }));
-    const mid = n.backendState().mvcc.revision;
-    await n.compact(create(CompactionRequestSchema, { revision: BigInt(mid - 100) }));
-    await n.deleteRange(
-      create(DeleteRangeRequestSchema, { key: enc.encode("key-2"), rangeEnd: enc.encode("key-3") }),
-    );
+    await mixedHistory(n);
     const view = n.backendState().mvcc;
     try {
       const body = await workerSnapshotBody(view, followerHead);
