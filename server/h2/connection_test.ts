@@ -1,5 +1,6 @@
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import { Duplex } from "node:stream";
 import { assert, assertEquals } from "../../core/testing.ts";
 import { H2Connection, type H2Options, type H2Stream } from "./connection.ts";
 import {
@@ -392,7 +393,8 @@ Deno.test("h2: writeWith frames larger than the client's frame size, many flushe
   }, async (port) => {
     const raw = await requestWithLargeWindows(port);
     // Not reading for a while: the kernel's buffers fill and the server's socket writes wait
-    // with the bytes they were given (a staging buffer reused too early would be overwritten).
+    // with the bytes they were given. (A staging buffer reused too early goes unseen here: the
+    // writer fills more than the spare buffers are kept for; see the DeferredSocket test.)
     raw.pause(300);
     await raw.waitFor(
       (f) => f.type === FrameType.HEADERS && f.streamId === 1 && (f.flags & Flag.END_STREAM) !== 0,
@@ -628,4 +630,95 @@ Deno.test("h2: shutdown sends GOAWAY(NO_ERROR) and closes once streams finish", 
     await raw.waitFor(() => false, "close").catch(() => {});
     assert(raw.closed);
   });
+});
+
+/**
+ * A socket whose writes complete only a macrotask later, as a real one does once the kernel's
+ * buffer is full: what it was handed is read (sent) then, not when write() was called. On loopback
+ * a write completes at once, so only this shows a buffer reused before its write completed.
+ */
+class DeferredSocket extends Duplex {
+  /** The bytes as they were when each write completed. */
+  readonly sent: Uint8Array[] = [];
+
+  override _read(): void {}
+
+  override _write(chunk: Uint8Array, _encoding: string, done: (error?: Error | null) => void) {
+    setTimeout(() => {
+      this.sent.push(Uint8Array.from(chunk)); // a copy (a Buffer's slice() would be a view)
+      done();
+    }, 5);
+  }
+
+  /** Every frame sent so far. */
+  frames(): Frame[] {
+    const all = new Uint8Array(this.sent.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const c of this.sent) (all.set(c, at), at += c.length);
+    const frames: Frame[] = [];
+    for (let pos = 0; all.length - pos >= 9;) {
+      const h = readFrameHeader(all, pos);
+      if (all.length - pos < 9 + h.length) break;
+      frames.push({ ...h, payload: all.slice(pos + 9, pos + 9 + h.length) });
+      pos += 9 + h.length;
+    }
+    return frames;
+  }
+}
+
+Deno.test("h2: a staging buffer handed to the socket is reused only once its write completed", async () => {
+  const frames = 200;
+  const size = 40 * 1024 + 7;
+  const byte = (frame: number, i: number) => (frame * 31 + i * 5) & 0xff;
+  const socket = new DeferredSocket();
+  new H2Connection(socket as unknown as net.Socket, {
+    onStream: (s) => {
+      s.onend = () => {
+        // One frame a turn of the event loop, as a snapshot is sent: each flush hands the socket
+        // a staging buffer small enough to be kept, while earlier writes have not completed.
+        s.respond(encodeHeaders({ ":status": "200" }));
+        let frame = 0;
+        const next = () => {
+          if (frame >= frames) return s.end(encodeHeaders({ "grpc-status": "0" }));
+          const f = frame++;
+          const room = s.writeWith(size, (into, at) => {
+            for (let i = 0; i < size; i++) into[at + i] = byte(f, i);
+          });
+          if (room) setImmediate(next);
+          else s.ondrain = next;
+        };
+        next();
+      };
+    },
+  });
+  const big = 1 << 30;
+  const settings = encodeSettings([
+    [Setting.INITIAL_WINDOW_SIZE, big - 1],
+    [Setting.MAX_FRAME_SIZE, 1 << 20],
+  ]);
+  for (
+    const part of [
+      CLIENT_PREFACE,
+      encodeFrame(FrameType.SETTINGS, 0, 0, settings),
+      windowUpdate(0, big - 65536),
+      encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestBlock()),
+    ]
+  ) socket.push(part);
+  const ended = (f: Frame) =>
+    f.type === FrameType.HEADERS && f.streamId === 1 && (f.flags & Flag.END_STREAM) !== 0;
+  const deadline = Date.now() + 5_000;
+  while (!socket.frames().some(ended) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const data = socket.frames().filter((f) => f.type === FrameType.DATA && f.streamId === 1);
+  const got = new Uint8Array(data.reduce((n, f) => n + f.payload.length, 0));
+  let at = 0;
+  for (const f of data) (got.set(f.payload, at), at += f.payload.length);
+  assertEquals(got.length, frames * size, `every byte sent (${data.length} frames)`);
+  for (let f = 0; f < frames; f++) {
+    for (let i = 0; i < size; i++) {
+      if (got[f * size + i] !== byte(f, i)) throw new Error(`frame ${f} byte ${i} differs`);
+    }
+  }
+  socket.destroy();
 });
