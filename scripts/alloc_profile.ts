@@ -74,16 +74,26 @@ const label = (f: CallFrame) =>
   `${f.functionName || "(anonymous)"} ${f.url.split("/").slice(-2).join("/")}:${f.lineNumber + 1}`;
 const own = new Map<string, number>();
 const withCallees = new Map<string, number>();
+/** Per function, its own allocations by the chain of its three nearest callers. */
+const callers = new Map<string, Map<string, number>>();
 let total = 0;
 /** Adds a subtree's sizes; a function counts once per path however often it recurses. */
-function visit(node: ProfileNode, onPath: Set<string>): number {
+function visit(node: ProfileNode, onPath: Set<string>, stack: string[] = []): number {
   const name = label(node.callFrame);
   total += node.selfSize;
   own.set(name, (own.get(name) ?? 0) + node.selfSize);
+  if (node.selfSize > 0) {
+    const chain = stack.slice(-3).reverse().join(" < ");
+    const byChain = callers.get(name) ?? new Map<string, number>();
+    byChain.set(chain, (byChain.get(chain) ?? 0) + node.selfSize);
+    callers.set(name, byChain);
+  }
+  stack.push(name);
   const first = !onPath.has(name);
   if (first) onPath.add(name);
   let sum = node.selfSize;
-  for (const child of node.children) sum += visit(child, onPath);
+  for (const child of node.children) sum += visit(child, onPath, stack);
+  stack.pop();
   if (first) {
     onPath.delete(name);
     withCallees.set(name, (withCallees.get(name) ?? 0) + sum);
@@ -103,6 +113,12 @@ console.log(`${what}: ${mb(total).trim()} MB in ${flags.seconds} s (JS line numb
 console.log("\nown allocations (MB)");
 for (const [name, size] of [...own].sort((a, b) => b[1] - a[1]).slice(0, top)) {
   console.log(`${mb(size)}  ${name}`);
+}
+console.log("\nthe ten largest, by their nearest callers (MB)");
+for (const [name, size] of [...own].sort((a, b) => b[1] - a[1]).slice(0, 10)) {
+  console.log(`${mb(size)}  ${name}`);
+  const chains = [...callers.get(name) ?? []].sort((a, b) => b[1] - a[1]).slice(0, 3);
+  for (const [chain, bytes] of chains) console.log(`${mb(bytes)}      < ${chain}`);
 }
 console.log("\nwith callees (MB)");
 for (const [name, size] of [...withCallees].sort((a, b) => b[1] - a[1]).slice(0, top)) {
