@@ -293,7 +293,7 @@ const RECLAIM_STEP_ENTRIES = 512;
 export interface MvccStoreOptions {
   /**
    * Where the revisions' bytes live. Absent: in memory, every KeyValue kept decoded (tests, the
-   * simulation, tools). Present: memory holds the index and a cache of recently used KeyValues.
+   * simulation, tools). Present: memory holds the index and a cache of recently read KeyValues.
    */
   revisions?: RevisionStorage;
   /** Bytes of decoded KeyValues kept when `revisions` is given (default 8 MiB). */
@@ -1886,7 +1886,8 @@ export class MvccStore implements ReadView {
 
   /**
    * Appends a revision to the columns and to its key, and counts it; returns its position. A
-   * put's KeyValue, when given, is kept (a store in memory) or cached (revisions on disk).
+   * put's KeyValue is given only to a store in memory, which keeps it: on disk, a put is read back
+   * (and cached) when it is first asked for.
    */
   #add(
     main: number,
@@ -1913,8 +1914,8 @@ export class MvccStore implements ReadView {
       size,
     );
     if (kv !== undefined) {
-      if (this.#revisions !== null) this.#cache(e, kv);
-      else log.setKv(e, kv);
+      assert(this.#revisions === null, "a store on disk keeps no put's KeyValue when it writes it");
+      log.setKv(e, kv);
     }
     const live = record.push(log, e);
     this.#liveKeys += live;
@@ -2012,7 +2013,7 @@ export class MvccStore implements ReadView {
     return kv;
   }
 
-  /** A put's KeyValue is now in memory; the oldest cached ones leave once over the budget. */
+  /** A KeyValue read back is now in memory; the oldest cached ones leave once over the budget. */
   #cache(e: number, kv: KeyValue): void {
     const log = this.#log;
     log.setKv(e, kv);
@@ -2195,9 +2196,9 @@ export class MvccStore implements ReadView {
       kv.key = record.key;
       kv.value = this.#arena.copy(value);
     } else {
-      // Key and value in one slab allocation for what the event and the cache hold: a buffer of
-      // their own would be an ArrayBuffer per put that outlives the young generation (the cache
-      // keeps it), which only a full collection frees, one by one in its pause.
+      // Key and value in one slab allocation for what the event holds (a slow watcher may hold
+      // it a while): a buffer of their own would be an ArrayBuffer per put, external memory the
+      // collector counts, freed one by one in a full collection's pause once it got old.
       const both = this.#arena.alloc(key.length + value.length);
       both.set(key);
       both.set(value, key.length);
@@ -2286,7 +2287,10 @@ export class MvccStore implements ReadView {
       tombstone ? NO_LEASE : kv.lease,
       location,
       size,
-      tombstone ? undefined : kv,
+      // Not cached when written: a put's KeyValue in a cache of recent writes outlived the young
+      // generation and then died in the old one, a quarter of what a write promoted (measured). The
+      // event takes it to watchers; a read finds it in the revision log (and caches it then).
+      tombstone || revisions !== null ? undefined : kv,
     );
     tx.changes++;
     tx.events.push(freezeEvent(type, kv));
