@@ -36,6 +36,7 @@ import { assert } from "../assert.ts";
 import { ByteArena, compareBytes, idBytes, keyId, prefixRangeEnd } from "../bytes.ts";
 import { SortedRecords } from "./sorted_records.ts";
 import { Crc32c } from "../storage/crc32c.ts";
+import { REV_BYTES_LEN, writeRevisionKey } from "../snapshot/key_bucket.ts";
 import { int64Size, putInt64, uvarintSize } from "../varint.ts";
 import {
   ByteReader,
@@ -816,14 +817,6 @@ const asPosition = (e: number): number => e;
 /** Revisions a step of hashKVSteps visits. */
 const HASH_STEP_REVISIONS = 8192;
 
-/** Writes main and sub into `view` as etcd's revision key has them (8 bytes each, big-endian). */
-function putRevisionBytes(view: DataView, main: number, sub: number): void {
-  view.setUint32(0, Math.floor(main / 0x1_0000_0000));
-  view.setUint32(4, main >>> 0);
-  view.setUint32(9, Math.floor(sub / 0x1_0000_0000));
-  view.setUint32(13, sub >>> 0);
-}
-
 /** Keys a scan visits in one step (about 0.3 ms at a million keys). */
 const SCAN_STEP_KEYS = 8192;
 
@@ -1386,9 +1379,7 @@ export class MvccStore implements ReadView {
     const crc = new Crc32c().update(KEY_BUCKET);
     const read = this.#revisions?.sequentialReader();
     const w = new ByteWriter(4096);
-    const revBytes = new Uint8Array(18);
-    const revView = new DataView(revBytes.buffer);
-    revBytes[8] = 0x5f; // '_'
+    const revBytes = new Uint8Array(REV_BYTES_LEN + 1);
     const finish = () => {
       finished = true;
       open.delete(job);
@@ -1414,13 +1405,9 @@ export class MvccStore implements ReadView {
         }
         for (; e < stop; e++) {
           if (e < compacted && anyKept && kept[e] === 0) continue;
-          putRevisionBytes(revView, log.main(e), log.sub(e));
-          if (log.tombstone(e)) {
-            revBytes[17] = 0x74; // 't'
-            crc.update(revBytes);
-          } else {
-            crc.update(revBytes.subarray(0, 17));
-          }
+          const dead = log.tombstone(e);
+          writeRevisionKey(revBytes, log.main(e), log.sub(e), dead);
+          crc.update(dead ? revBytes : revBytes.subarray(0, REV_BYTES_LEN));
           crc.update(this.#recordData(e, w, read));
         }
         if (e === end) finish();
