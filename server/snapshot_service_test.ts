@@ -252,10 +252,23 @@ Deno.test("a client that goes away mid-snapshot ends the worker and lets go of t
   });
 });
 
+/** The body's next chunk; fails rather than waits when none comes within 10 s (a stuck worker). */
+async function nextChunk(body: SnapshotBody): Promise<Uint8Array | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stuck = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("no chunk from the worker within 10 s")), 10_000);
+  });
+  try {
+    return await Promise.race([body.next(), stuck]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Every chunk of a follower's snapshot body, joined (a chunk's buffer is reused). */
 async function drain(body: SnapshotBody, slow = false): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  for (let chunk = await body.next(); chunk !== null; chunk = await body.next()) {
+  for (let chunk = await nextChunk(body); chunk !== null; chunk = await nextChunk(body)) {
     // A slow socket: a worker that ran ahead would overwrite what is not sent yet.
     if (slow) await new Promise((resolve) => setTimeout(resolve, 1));
     parts.push(chunk.slice());
@@ -318,7 +331,7 @@ Deno.test("a follower's snapshot by the worker holds the moment it starts; close
       assertSameBytes(await drain(body), expected, "every revision as of the start, none after");
       body.close();
       const early = await workerSnapshotBody(view, () => new Uint8Array(0));
-      assert(early !== null && (await early.next()) !== null, "a first chunk");
+      assert(early !== null && (await nextChunk(early)) !== null, "a first chunk");
       assertEquals(snapshotWorkers(), 1);
       early.close(); // the follower went away
       await new Promise((resolve) => setTimeout(resolve, 0));
