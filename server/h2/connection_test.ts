@@ -23,6 +23,18 @@ interface Frame {
   payload: Uint8Array;
 }
 
+/** Appends the whole frames at the start of `bytes` to `into`; returns where the rest begins. */
+function parseFrames(bytes: Uint8Array, into: Frame[]): number {
+  let pos = 0;
+  while (bytes.length - pos >= 9) {
+    const h = readFrameHeader(bytes, pos);
+    if (bytes.length - pos < 9 + h.length) break;
+    into.push({ ...h, payload: bytes.slice(pos + 9, pos + 9 + h.length) });
+    pos += 9 + h.length;
+  }
+  return pos;
+}
+
 /** A server on an ephemeral port whose connections use H2Connection with `options`. */
 async function withServer(
   options: Partial<H2Options> & { onStream: (s: H2Stream) => void },
@@ -55,14 +67,7 @@ class RawClient {
       const all = new Uint8Array(this.buf.length + chunk.length);
       all.set(this.buf);
       all.set(chunk, this.buf.length);
-      let pos = 0;
-      while (all.length - pos >= 9) {
-        const h = readFrameHeader(all, pos);
-        if (all.length - pos < 9 + h.length) break;
-        this.frames.push({ ...h, payload: all.slice(pos + 9, pos + 9 + h.length) });
-        pos += 9 + h.length;
-      }
-      this.buf = all.slice(pos);
+      this.buf = all.slice(parseFrames(all, this.frames));
       this.wake();
     });
     socket.on("close", () => {
@@ -656,12 +661,7 @@ class DeferredSocket extends Duplex {
     let at = 0;
     for (const c of this.sent) (all.set(c, at), at += c.length);
     const frames: Frame[] = [];
-    for (let pos = 0; all.length - pos >= 9;) {
-      const h = readFrameHeader(all, pos);
-      if (all.length - pos < 9 + h.length) break;
-      frames.push({ ...h, payload: all.slice(pos + 9, pos + 9 + h.length) });
-      pos += 9 + h.length;
-    }
+    parseFrames(all, frames);
     return frames;
   }
 }
