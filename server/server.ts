@@ -423,6 +423,7 @@ export async function startServer(
     transport,
     nowMs: () => Date.now(),
     monotonicMs: () => performance.now(),
+    defer: (run) => setImmediate(run),
     pause: (() => {
       const slicer = new Slicer();
       return () => slicer.pause();

@@ -95,6 +95,14 @@ export interface NodeEnvironment {
    */
   pause?: () => Promise<void>;
   /**
+   * Runs `run` at the end of this turn of the event loop, once the I/O already read is handled
+   * (the server passes `setImmediate`, the simulation an event at the same moment). With it, the
+   * Ready loop's second run in one turn waits for the turn's end, so that the proposals and
+   * acknowledgements read from every socket in one poll form one Ready (one write and sync, one
+   * message batch per peer). Absent: the loop runs as soon as there is something to do.
+   */
+  defer?: (run: () => void) => void;
+  /**
    * As `pause`, for background work that has no deadline (compaction's steps, the revision log's
    * rewrite for defragment and reclaim): the server gives it shorter slices than `pause` so that
    * requests keep most of the thread. Default: `pause`.

@@ -247,6 +247,8 @@ export class EtcdNode {
   /** Callers waiting for an index to be applied here (a simple token issued elsewhere). */
   #appliedWaiters: { index: number; deadline: number; resolve: (ok: boolean) => void }[] = [];
   #running = false;
+  /** The Ready loop ran in this turn of the event loop (see #schedule). */
+  #ranThisTurn = false;
   #readyWaiters: (() => void)[] = [];
   #failure: Error | null = null;
   #stopped = false;
@@ -1232,7 +1234,27 @@ export class EtcdNode {
   #schedule(): void {
     if (this.#running) return;
     this.#running = true;
-    this.#idle = this.#drive();
+    const defer = this.#env.defer;
+    if (defer === undefined) {
+      this.#idle = this.#drive();
+      return;
+    }
+    // A run waits for the end of this turn of the event loop, so that what every socket delivered
+    // in the turn joins one Ready: one write and sync, one message batch per peer. A member with
+    // peers always waits (each Ready also costs every follower a message and a sync). A single
+    // member waits only for its second run in a turn (it is busy: more was read while the first
+    // wrote and synced); its first comes once the work that woke it has queued its own (every
+    // request of one read proposes first), so that a lone request pays no extra turn.
+    const later = this.#ranThisTurn || this.#membership.size > 1;
+    if (!later) {
+      this.#ranThisTurn = true;
+      defer(() => this.#ranThisTurn = false);
+    }
+    this.#idle = new Promise<void>((resolve) => {
+      const run = () => this.#drive().then(resolve);
+      if (later) defer(run);
+      else queueMicrotask(run);
+    });
   }
 
   /** Handles Ready after Ready until Raft has nothing more to do. */

@@ -7,7 +7,7 @@ import {
 import { assert, assertEquals, assertRejects } from "../testing.ts";
 import { Errors, EtcdError, isEtcdError } from "../errors.ts";
 import { silentLogger } from "../log.ts";
-import { MemoryDisk } from "../storage/mod.ts";
+import { type AppendFile, MemoryDisk } from "../storage/mod.ts";
 import { type Message, MessageType } from "../raft/mod.ts";
 import { EtcdNode } from "./etcd_node.ts";
 import { testConfig } from "./_testing.ts";
@@ -478,5 +478,67 @@ Deno.test("a snapshot whose stream breaks or falls short is refused and leaves n
   // Nothing was stepped: the member is as it was.
   assertEquals(dec.decode((await node.range(get("k"))).kvs[0].value), "before");
   await node.put(put("k", "after"));
+  await node.stop();
+});
+
+/** A MemoryDisk that counts the syncs of its WAL segments. */
+class SyncCountingDisk extends MemoryDisk {
+  walSyncs = 0;
+  override async openAppend(path: string, preallocateBytes = 0): Promise<AppendFile> {
+    const file = await super.openAppend(path, preallocateBytes);
+    if (!path.includes("/wal/")) return file;
+    return {
+      ...file,
+      sync: () => {
+        this.walSyncs++;
+        return file.sync();
+      },
+    };
+  }
+}
+
+Deno.test("with a turn-end scheduler, a single member's second Ready in a turn waits for the turn's end and takes everything read meanwhile", async () => {
+  const disk = new SyncCountingDisk();
+  const turnEnd: (() => void)[] = [];
+  const node = await EtcdNode.open(config(), disk, silentLogger, {
+    defer: (run) => turnEnd.push(run),
+  });
+  const endTurn = () => {
+    for (const run of turnEnd.splice(0)) run();
+  };
+  const settle = () => new Promise((r) => setTimeout(r, 0));
+  endTurn();
+  await settle();
+
+  // The first run in a turn does not wait: a lone request pays no extra turn.
+  const before = disk.walSyncs;
+  const answer = <T>(p: Promise<T>) => {
+    const seen: { value?: T } = {};
+    p.then((value) => seen.value = value);
+    return seen;
+  };
+  const first = answer(node.put(put("k", "first")));
+  await settle();
+  assertEquals(first.value?.header?.revision, 2n, "the turn's first run waited");
+  assertEquals(disk.walSyncs, before + 1);
+
+  // Later ones in the same turn (as if read from other sockets) wait for its end, together.
+  let answered = 0;
+  const later = ["a", "b", "c"].map((v) => node.put(put("k", v)).then((r) => (answered++, r)));
+  await settle();
+  assertEquals([answered, disk.walSyncs], [0, before + 1]);
+  endTurn();
+  const replies = await Promise.all(later);
+  assertEquals(replies.map((r) => r.header?.revision), [3n, 4n, 5n]);
+  assertEquals(disk.walSyncs, before + 2);
+
+  // A new turn: its first run is at once again.
+  endTurn();
+  await settle();
+  const next = answer(node.put(put("k", "next")));
+  await settle();
+  assertEquals(next.value?.header?.revision, 6n, "a new turn's first run waited");
+  assertEquals(disk.walSyncs, before + 3);
+  endTurn();
   await node.stop();
 });

@@ -364,6 +364,8 @@ class Simulation {
       transport,
       nowMs: () => EPOCH_MS + loop.nowMs,
       seed: this.#rng.u32(),
+      // As the server's setImmediate: after what this moment's events delivered.
+      defer: (run) => loop.at(0, `ready ${m.name}#${inc}`, run),
       join: m.join,
       forwardLeaseRenew: (leader, id) =>
         this.#network.forward(m, leader, (n) => n.leaseRenewLocal(id)),
