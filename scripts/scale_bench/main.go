@@ -22,7 +22,13 @@
 //	             "p99_ms_without","p99_ms_with","watchers","rangewatchers","errors"}: what idle
 //	             watchers cost every write (issue 15: an index for range watchers, not a scan).
 //	             "mark: no watchers" and "mark: watchers open" on stderr, each followed by a 2 s
-//	             pause, let the caller sample the member's memory.
+//	             pause, let the caller sample the member's memory. With -holder the watchers are
+//	             opened by another process (-mode holdwatchers): after "mark: no watchers" this
+//	             one prints "mark: open watchers" and waits for a line on stdin saying they are.
+//	-mode holdwatchers: opens the -watchers and -rangewatchers idle watchers of -mode watchers,
+//	             prints "mark: watchers open" on stderr and holds them until stdin closes. The
+//	             writers' process then carries no watchers: what is measured is the member's cost,
+//	             not that of a client holding 11,000 watch channels beside the writers.
 //
 // Build like ../shared/bench/build.sh builds ebench (GOPATH with /usr/share/gocode, GO111MODULE=off):
 //
@@ -63,6 +69,7 @@ func main() {
 	total := flag.Int("total", 40000, "puts per phase (watchers)")
 	watchers := flag.Int("watchers", 10000, "idle single-key watchers (watchers)")
 	rangeWatchers := flag.Int("rangewatchers", 1000, "idle prefix watchers (watchers)")
+	holder := flag.Bool("holder", false, "watchers opened by a -mode holdwatchers process (watchers)")
 	keys := flag.Int("keys", 200000, "distinct keys to load")
 	keylen := flag.Int("keylen", 64, "key length in bytes")
 	vsize := flag.Int("val", 256, "value size in bytes")
@@ -152,7 +159,16 @@ func main() {
 	case "defrag":
 		runDefrag(cli, *endpoint, *keys, *keylen, *vsize, *clients, out)
 	case "watchers":
-		runWatchers(cli, *keys, *keylen, *vsize, *clients, *total, *watchers, *rangeWatchers, out)
+		runWatchers(cli, *keys, *keylen, *vsize, *clients, *total, *watchers, *rangeWatchers, *holder, out)
+	case "holdwatchers":
+		openIdleWatchers(context.Background(), cli, *watchers, *rangeWatchers)
+		fmt.Fprintln(os.Stderr, "mark: watchers open")
+		buf := make([]byte, 1)
+		for {
+			if _, err := os.Stdin.Read(buf); err != nil {
+				return
+			}
+		}
 	default:
 		fmt.Fprintln(os.Stderr, "unknown mode", *mode)
 		os.Exit(2)
@@ -304,16 +320,9 @@ func putPhase(cli *clientv3.Client, keys, keylen, vsize, clients, total int) (fl
 	return float64(total) / el.Seconds(), ms(lat[len(lat)*99/100]), errs
 }
 
-// runWatchers is -mode watchers (see the header).
-func runWatchers(cli *clientv3.Client, keys, keylen, vsize, clients, total, watchers, rangeWatchers int, out map[string]interface{}) {
-	putPhase(cli, keys, keylen, vsize, clients, total/4) // warm up
-	qps0, p990, errs0 := putPhase(cli, keys, keylen, vsize, clients, total)
-	// Marks on stderr let the caller sample the member's memory before and after the watchers
-	// open (it waits a second after each mark; the pause gives it two).
-	fmt.Fprintln(os.Stderr, "mark: no watchers")
-	time.Sleep(2 * time.Second)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// openIdleWatchers opens idle single-key and prefix watchers on keys nothing writes and returns
+// once every one is created; they last as long as ctx.
+func openIdleWatchers(ctx context.Context, cli *clientv3.Client, watchers, rangeWatchers int) {
 	created := make(chan struct{}, 1024)
 	open := func(key string, opts ...clientv3.OpOption) {
 		ch := cli.Watch(ctx, key, append(opts, clientv3.WithCreatedNotify())...)
@@ -335,6 +344,30 @@ func runWatchers(cli *clientv3.Client, keys, keylen, vsize, clients, total, watc
 	}
 	for i := 0; i < watchers+rangeWatchers; i++ {
 		<-created
+	}
+}
+
+// runWatchers is -mode watchers (see the header).
+func runWatchers(cli *clientv3.Client, keys, keylen, vsize, clients, total, watchers, rangeWatchers int, holder bool, out map[string]interface{}) {
+	putPhase(cli, keys, keylen, vsize, clients, total/4) // warm up
+	qps0, p990, errs0 := putPhase(cli, keys, keylen, vsize, clients, total)
+	// Marks on stderr let the caller sample the member's memory before and after the watchers
+	// open (it waits a second after each mark; the pause gives it two).
+	fmt.Fprintln(os.Stderr, "mark: no watchers")
+	time.Sleep(2 * time.Second)
+	if holder {
+		fmt.Fprintln(os.Stderr, "mark: open watchers")
+		line := make([]byte, 1)
+		for line[0] != '\n' {
+			if _, err := os.Stdin.Read(line); err != nil {
+				fmt.Fprintln(os.Stderr, "no word that the watchers are open:", err)
+				os.Exit(2)
+			}
+		}
+	} else {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		openIdleWatchers(ctx, cli, watchers, rangeWatchers)
 	}
 	fmt.Fprintln(os.Stderr, "mark: watchers open")
 	time.Sleep(2 * time.Second)
