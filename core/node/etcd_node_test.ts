@@ -542,3 +542,49 @@ Deno.test("with a turn-end scheduler, a single member's second Ready in a turn w
   endTurn();
   await node.stop();
 });
+
+Deno.test("with a turn-end scheduler, a member with peers runs every Ready at the turn's end, even the turn's first", async () => {
+  const sent: Message[] = [];
+  const turnEnd: (() => void)[] = [];
+  const initialCluster = ["m1", "m2", "m3"].map((n, i) => `${n}=http://127.0.0.1:${27390 + i}`)
+    .join(",");
+  const node = await EtcdNode.open(
+    config({
+      name: "m1",
+      initialAdvertisePeerUrls: ["http://127.0.0.1:27390"],
+      initialCluster,
+    }),
+    new MemoryDisk(),
+    silentLogger,
+    {
+      seed: 1,
+      defer: (run) => turnEnd.push(run),
+      transport: {
+        send: (messages) => sent.push(...messages),
+        addPeer() {},
+        updatePeer() {},
+        removePeer() {},
+        activeSince: () => 0,
+      },
+    },
+  );
+  const endTurn = () => {
+    for (const run of turnEnd.splice(0)) run();
+  };
+  const settle = () => new Promise((r) => setTimeout(r, 0));
+  endTurn();
+  await settle();
+  sent.length = 0;
+  // Each tick is the first thing of its turn; alone, the member campaigns within two election
+  // timeouts. What that Ready sends goes out only when the turn ends.
+  for (let tick = 0; tick < 60 && sent.length === 0; tick++) {
+    node.tick();
+    await settle();
+    assertEquals(sent.length, 0, `tick ${tick}: sent before the turn's end`);
+    endTurn();
+    await settle();
+  }
+  assert(sent.length > 0, "the member never campaigned");
+  endTurn();
+  await node.stop();
+});
