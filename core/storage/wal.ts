@@ -345,6 +345,12 @@ export class Wal {
   #spare: Promise<{ path: string; file: AppendFile } | null> | null = null;
   /** Cutting the last closed segment to its records (after a roll, off the write path). */
   #cutting: Promise<void> = Promise.resolve();
+  /**
+   * The directory's changes (a roll's rename or creation, a release's removals) one at a time, each
+   * synced before the next starts: a segment removed after a snapshot never goes while a new
+   * segment's name is not yet durable (a crash then would find neither change half made).
+   */
+  #dirChanges: Promise<unknown> = Promise.resolve();
   #closed = false;
 
   private constructor(
@@ -469,7 +475,8 @@ export class Wal {
     }
     let data = encodeRecords(records);
     if (this.#file === null || this.#fileBytes + data.length > this.#segmentBytes) {
-      await this.#roll(firstIndex === 0 ? last + 1 : Math.min(firstIndex, this.#lastIndex + 1));
+      const first = firstIndex === 0 ? last + 1 : Math.min(firstIndex, this.#lastIndex + 1);
+      await this.#inDirOrder(() => this.#roll(first));
       if (this.#hardState !== null) {
         const withState = encodeRecords([this.#hardState]);
         const joined = new Uint8Array(withState.length + data.length);
@@ -517,9 +524,18 @@ export class Wal {
     }
     if (removed.size === 0) return;
     await this.#cutting;
-    this.#segments = this.#segments.filter((s) => !removed.has(s));
-    for (const s of removed) await this.#disk.remove(`${this.#dir}/${s.name}`);
-    await this.#disk.syncDir(this.#dir);
+    await this.#inDirOrder(async () => {
+      this.#segments = this.#segments.filter((s) => !removed.has(s));
+      for (const s of removed) await this.#disk.remove(`${this.#dir}/${s.name}`);
+      await this.#disk.syncDir(this.#dir);
+    });
+  }
+
+  /** Runs a change of the directory after the ones before it (see #dirChanges). */
+  #inDirOrder<T>(change: () => Promise<T>): Promise<T> {
+    const done = this.#dirChanges.then(change);
+    this.#dirChanges = done.catch(() => {});
+    return done;
   }
 
   /** Number of segment files currently on disk. */

@@ -324,3 +324,61 @@ Deno.test("a closed segment not yet cut to its records reads as ending at them",
   const again = await Wal.open(disk, "w", 0, 4096);
   assertEquals(again.entries.map((e) => e.index), Array.from({ length: 15 }, (_, i) => i + 1));
 });
+
+Deno.test("a release after a snapshot removes no segment while a roll's new name is not yet synced", async () => {
+  // The directory's changes one at a time: a crash after a removal never finds the renamed
+  // segment's name lost (the real-process strace test checks the same on a member).
+  const ops: string[] = [];
+  let hold: Promise<void> | null = null;
+  class OrderDisk extends MemoryDisk {
+    override rename(from: string, to: string) {
+      ops.push("rename");
+      return super.rename(from, to);
+    }
+    override remove(path: string) {
+      ops.push("remove");
+      return super.remove(path);
+    }
+    override async syncDir(path: string) {
+      if (hold !== null) await hold;
+      ops.push("syncDir");
+      return super.syncDir(path);
+    }
+  }
+  const disk = new OrderDisk({ preallocate: true });
+  const { wal } = await Wal.open(disk, "w", 0, 4096);
+  let i = 0;
+  while (wal.segmentCount < 3) await wal.append([walEntry(++i, 2, new Uint8Array(300).fill(1))]);
+  // Fill the last segment up to its roll, with its spare made.
+  const before = wal.segmentCount;
+  let release = () => {};
+  ops.length = 0;
+  for (;;) {
+    const appended = i + 1;
+    hold = new Promise<void>((r) => (release = r));
+    const append = wal.append([walEntry(appended, 2, new Uint8Array(300).fill(2))]);
+    await new Promise((r) => setTimeout(r, 0));
+    i = appended;
+    if (wal.segmentCount > before || ops.includes("rename")) {
+      // The roll renamed the spare and waits in its directory sync: now the release.
+      const released = wal.releaseTo(i - 1);
+      await new Promise((r) => setTimeout(r, 0));
+      hold = null;
+      release();
+      await append;
+      await released;
+      break;
+    }
+    hold = null;
+    release();
+    await append;
+    ops.length = 0;
+  }
+  const rename = ops.indexOf("rename");
+  assert(rename >= 0, `no roll seen: ${ops}`);
+  const synced = ops.indexOf("syncDir", rename);
+  const removed = ops.indexOf("remove", rename);
+  assert(removed >= 0, `the release removed nothing: ${ops}`);
+  assert(synced >= 0 && synced < removed, `removed before the new name was synced: ${ops}`);
+  wal.close();
+});
