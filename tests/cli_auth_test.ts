@@ -18,6 +18,7 @@ import assert from "node:assert/strict";
 import {
   assertReference,
   type CtlKind,
+  type CtlResult,
   freePort,
   type Member,
   type MemberKind,
@@ -643,11 +644,23 @@ async function clusterComparison(
           ? normaliseMember(text).replace(/"member_id":\d+/g, '"member_id":<MEMBER>')
           : normaliseMember(text);
       for (const args of reads) {
-        const [a, b] = await Promise.all(
-          (["etcdctl", "detcdctl"] as CtlKind[]).map((ctl) =>
-            runCtl(ctl, [`--endpoints=${endpoints}`, ...args])
-          ),
-        );
+        const agree = (a: CtlResult, b: CtlResult) =>
+          normalise(a.stdout) === normalise(b.stdout) &&
+          normalise(a.stderr) === normalise(b.stderr) && a.code === b.code;
+        // The cluster is live: an election (a loaded machine) can fall between the two runs and
+        // change what both would print. A pair that disagrees runs again; only a difference that
+        // persists on a quiet cluster is a difference.
+        let a: CtlResult | undefined;
+        let b: CtlResult | undefined;
+        for (let attempt = 0; attempt < 3 && !(a && b && agree(a, b)); attempt++) {
+          if (attempt > 0) await new Promise((r) => setTimeout(r, 1000));
+          [a, b] = await Promise.all(
+            (["etcdctl", "detcdctl"] as CtlKind[]).map((ctl) =>
+              runCtl(ctl, [`--endpoints=${endpoints}`, ...args])
+            ),
+          );
+        }
+        if (!a || !b) throw new Error("unreachable: the loop runs at least once");
         const term = (text: string) =>
           normalise(text).replace(/"raft_term":\d+/g, '"raft_term":<TERM>');
         transcript.push(
@@ -656,10 +669,7 @@ async function clusterComparison(
           } -> exit ${a.code}\n` +
             `${term(a.stdout)}${term(a.stderr)}`,
         );
-        if (
-          normalise(a.stdout) !== normalise(b.stdout) ||
-          normalise(a.stderr) !== normalise(b.stderr) || a.code !== b.code
-        ) {
+        if (!agree(a, b)) {
           problems.push(
             `--endpoints=${endpoints} ${shellQuote(args)}\n` +
               `  etcdctl  (exit ${a.code}) ${JSON.stringify(a.stdout)} ${
