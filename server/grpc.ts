@@ -59,6 +59,14 @@ export type StreamSend<O extends DescMessage> = ((res: MessageShape<O>) => Promi
    * connection's output, without a buffer of its own). `fill` runs before this returns.
    */
   frameWith?: (size: number, fill: (into: Uint8Array, at: number) => void) => Promise<void>;
+  /**
+   * As `frameWith`, without a promise: answers whether the writer may go on at once; when not, it
+   * waits for `drained()` (asked for at once, before anything else runs) before its next frame.
+   * For a handler that writes from where its data appears (watch events, from the apply loop).
+   */
+  frameWithNow?: (size: number, fill: (into: Uint8Array, at: number) => void) => boolean;
+  /** Resolves once the client has taken what was written (or the stream closed). */
+  drained?: () => Promise<void>;
 };
 
 /** What a connection knows of its client, handed to each of its calls. */
@@ -526,9 +534,20 @@ function serveStream(
     size: number,
     fill: (into: Uint8Array, at: number) => void,
   ): Promise<void> => open(size) ? written(stream.writeWith(size, fill)) : Promise.resolve();
+  const sendFrameWithNow = (
+    size: number,
+    fill: (into: Uint8Array, at: number) => void,
+  ): boolean => open(size) ? stream.writeWith(size, fill) : true;
+  const whenDrained = (): Promise<void> =>
+    stream.closed ? Promise.resolve() : new Promise((resolve) => drained.push(resolve));
   const send = Object.assign(
     (res: Message): Promise<void> => sendFrame(encodeGrpcFrame(toBinary(method.output, res))),
-    { frame: sendFrame, frameWith: sendFrameWith },
+    {
+      frame: sendFrame,
+      frameWith: sendFrameWith,
+      frameWithNow: sendFrameWithNow,
+      drained: whenDrained,
+    },
   );
   const finish = (code: GrpcCodeValue, message: string) => {
     callHandled(stats, code, startedMs);

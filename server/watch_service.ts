@@ -182,7 +182,6 @@ async function serveWatch(
     wake = null;
     w?.();
   };
-  ws.onReady = wakeUp;
   const aborted = new Promise<void>((resolve) => {
     if (ctx.signal.aborted) resolve();
     else ctx.signal.addEventListener("abort", () => resolve(), { once: true });
@@ -225,8 +224,50 @@ async function serveWatch(
   };
 
   const frames = new EventFrames();
+  /** Set when a frame written by sendNow() asked the writer to wait for the client. */
+  let drainWait: Promise<void> | null = null;
+  let sendNowFailure: unknown = null;
+  /**
+   * Events go out from where they were queued (the apply loop's notify), without waking the loop
+   * below: no promise, no turn of the microtask queue per watcher and event, for the batches the
+   * loop would have sent as they are (gRPC, not fragmented, permissions unchanged since the last
+   * check). Anything else (a created or canceled answer, a fragmented watcher, a change of
+   * permissions, a client that must be waited for) is left to the loop, in order.
+   */
+  const sendNow = (now: NonNullable<typeof send.frameWithNow>): void => {
+    const auth = host.auth;
+    for (let b = ws.peek(); b !== undefined && drainWait === null; b = ws.peek()) {
+      if (b.kind !== "events" || fragment.has(b.watchId)) return;
+      if (auth !== undefined && auth.authRevision !== checkedAuthRevision) return;
+      ws.take();
+      eventsSent.inc(b.events.length);
+      const size = frames.plan(host.header(b.revision), b.watchId, b.events);
+      if (!now(size, frames.fill)) drainWait = send.drained!();
+      if (b.events.length > 0 && progress.has(b.watchId)) progress.set(b.watchId, false);
+    }
+  };
+  ws.onReady = () => {
+    // The loop is running (it takes what was queued) or done: nothing to do here.
+    if (wake === null || done) return;
+    const now = send.frameWithNow;
+    if (now !== undefined && send.drained !== undefined) {
+      try {
+        sendNow(now);
+      } catch (e) {
+        sendNowFailure = e;
+      }
+      if (ws.peek() === undefined && drainWait === null && sendNowFailure === null) return;
+    }
+    wakeUp();
+  };
   const sendLoop = async () => {
     while (!done) {
+      if (sendNowFailure !== null) throw sendNowFailure;
+      if (drainWait !== null) {
+        await drainWait;
+        drainWait = null;
+        continue;
+      }
       recheck();
       const batch = ws.take();
       if (batch === undefined) {
@@ -408,6 +449,8 @@ function handleRequest(
   }
 }
 
+const NO_BYTES = new Uint8Array(0);
+
 /**
  * WatchResponse frames of event batches, built from bytes: an event goes to every watcher of its
  * key (a put under a prefix that 100 watchers watch is 100 responses), so each event is encoded
@@ -427,6 +470,7 @@ export class EventFrames {
   #planHeader: Uint8Array = new Uint8Array(0);
   #planId = 0n;
   #planEvents: Uint8Array[] = [];
+  #planCount = 0;
   #planSize = 0;
 
   /** The whole gRPC frame of a WatchResponse with these events, in a buffer of its own. */
@@ -445,19 +489,24 @@ export class EventFrames {
     const h = this.#headerOf(header);
     let size = 1 + uvarintSize(h.length) + h.length;
     // int64 on the wire: a negative ID is its 64-bit two's complement (ten bytes).
-    const id = BigInt.asUintN(64, watchId);
+    const id = watchId >= 0n ? watchId : BigInt.asUintN(64, watchId);
     if (id !== 0n) size += 1 + uvarint64Size(id);
+    // Written over in place: emptying the array (length = 0) would drop its storage, and a new
+    // one would be made for every frame.
     const encoded = this.#planEvents;
-    encoded.length = 0;
+    let n = 0;
     for (const e of events) {
       let bytes = EventFrames.#encoded.get(e);
       if (bytes === undefined) {
         bytes = toBinary(EventSchema, e);
         EventFrames.#encoded.set(e, bytes);
       }
-      encoded.push(bytes);
+      if (n < encoded.length) encoded[n] = bytes;
+      else encoded.push(bytes);
+      n++;
       size += 1 + uvarintSize(bytes.length) + bytes.length;
     }
+    this.#planCount = n;
     this.#planHeader = h;
     this.#planId = id;
     this.#planSize = size;
@@ -477,7 +526,10 @@ export class EventFrames {
       out[at++] = 0x10; // watch_id = 2
       at = putUvarint64(out, at, this.#planId);
     }
-    for (const bytes of this.#planEvents) {
+    const encoded = this.#planEvents;
+    for (let i = 0; i < this.#planCount; i++) {
+      const bytes = encoded[i];
+      encoded[i] = NO_BYTES; // not kept past its frame
       out[at++] = 0x5a; // events = 11
       at = putUvarint(out, at, bytes.length);
       out.set(bytes, at);

@@ -541,6 +541,11 @@ export class WatchStream {
     });
   }
 
+  /** The response take() would answer next, left in the queue. */
+  peek(): WatchBatch | undefined {
+    return this.#queue[0];
+  }
+
   /** Next response to send, or undefined when the queue is empty. */
   take(): WatchBatch | undefined {
     const b = this.#queue.shift();
