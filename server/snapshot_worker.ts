@@ -14,6 +14,7 @@ import { segmentFilesReader } from "../core/storage/revision_log.ts";
 import { backendSources, columnsKeySource } from "../core/snapshot/key_bucket.ts";
 import { columnsSnapshotPieces, columnsSnapshotSize } from "../core/snapshot/store_stream.ts";
 import { openReadAt } from "../platform/deno_disk.ts";
+import { lowerThreadPriority } from "../platform/thread_priority.ts";
 import { CHUNK_BYTES, fileChunks } from "./snapshot_chunks.ts";
 import {
   ringSlot,
@@ -23,6 +24,9 @@ import {
   type SnapshotStart,
   type SnapshotToWorker,
 } from "./snapshot_protocol.ts";
+
+// The event loop first: this thread takes a core only when the loop does not want it.
+lowerThreadPriority(10);
 
 /** Batches told and not given back yet. */
 let outstanding = 0;
