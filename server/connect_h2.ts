@@ -20,6 +20,7 @@ import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-con
 import { GrpcCode, type GrpcCodeValue } from "../core/errors.ts";
 import { type AnyMethod, type MethodTable, type PeerInfo, toStatus } from "./grpc.ts";
 import { encodeHeaders, type H2Stream } from "./h2/mod.ts";
+import { noteCall } from "./grpc_metrics.ts";
 
 /** Whether a request on an HTTP/2 stream is a Connect call (its content type says so). */
 export function isConnectRequest(headers: Record<string, string>): boolean {
@@ -75,6 +76,7 @@ export async function handleConnectStream(
   stream: H2Stream,
   peer: PeerInfo,
 ): Promise<void> {
+  noteCall();
   const headers = stream.headers;
   const type = (headers["content-type"] ?? "").split(";")[0].trim();
   const streaming = type.startsWith("application/connect+");

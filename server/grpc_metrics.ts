@@ -27,6 +27,19 @@ export interface MethodStats {
 const HANDLING_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 let handlingHistogram = false;
 
+/** Client calls started, every protocol (a sign of activity for work done when quiet). */
+let callsStarted = 0;
+
+/** Client calls started so far. */
+export function callsStartedTotal(): number {
+  return callsStarted;
+}
+
+/** Counts a client call that callStarted() does not see (Connect). */
+export function noteCall(): void {
+  callsStarted++;
+}
+
 /** --metrics extensive: time every call (grpc_server_handling_seconds). */
 export function enableHandlingTimeHistogram(): void {
   handlingHistogram = true;
@@ -76,6 +89,7 @@ export function callStarted(
   s: MethodStats | undefined,
   headers: Readonly<Record<string, string | string[] | undefined>>,
 ): number {
+  callsStarted++;
   const now = handlingHistogram ? performance.now() : 0;
   if (s === undefined) return now;
   s.started++;

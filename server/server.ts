@@ -3,7 +3,8 @@ import { PACED_SLICE_MS, Slicer } from "./slicer.ts";
 import { Counter } from "../core/metrics.ts";
 import { renderMetrics } from "./metrics.ts";
 import { checkInitialHashKV, startCorruptionMonitor } from "./corruption.ts";
-import { enableHandlingTimeHistogram } from "./grpc_metrics.ts";
+import { callsStartedTotal, enableHandlingTimeHistogram } from "./grpc_metrics.ts";
+import { startIdleTrim } from "./idle_trim.ts";
 import { parseCompactionRetention, startCompactor } from "./compactor.ts";
 import { createTokenProvider } from "./auth_tokens.ts";
 import { selfCert, type SelfCertLog } from "./self_cert.ts";
@@ -489,6 +490,18 @@ export async function startServer(
     }
   }
   const ticker = setInterval(() => opened.tick(), opened.heartbeatIntervalMs);
+  const stopIdleTrim = startIdleTrim(
+    { revision: () => opened.revision, calls: callsStartedTotal },
+    (ms, revision) =>
+      logger.debug(
+        "server/idle_trim.ts",
+        "gave the C heap's free memory back after writes stopped",
+        {
+          took: `${ms.toFixed(1)}ms`,
+          revision,
+        },
+      ),
+  );
   const stopCorruptionMonitor = (config.corruptCheckTimeMs ?? 0) > 0
     ? startCorruptionMonitor(opened, config.corruptCheckTimeMs!, fetchHashKV, logger)
     : null;
@@ -512,6 +525,7 @@ export async function startServer(
   const secureAddresses: boolean[] = [];
   let peers: { close(): void } | null = null;
   const shutdown = async () => {
+    stopIdleTrim();
     compactor?.stop();
     stopCorruptionMonitor?.();
     for (const s of servers) s.close();
