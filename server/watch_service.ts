@@ -377,7 +377,12 @@ async function serveWatch(
     await aborted;
   };
   try {
-    await Promise.race([readLoop(), leaderLost]);
+    // A send that failed ends the call with its error, and neither loop's failure after the call
+    // ended is an unhandled rejection (the finally below awaits the send loop).
+    const reading = readLoop();
+    reading.catch(() => {});
+    sending.catch(() => {});
+    await Promise.race([reading, leaderLost, sending]);
     if (noLeader) throw Errors.noLeader();
   } finally {
     done = true;

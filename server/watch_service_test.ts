@@ -54,6 +54,7 @@ function fixture() {
 function transport() {
   const got: WatchResponse[] = [];
   let room = true;
+  let broken = false;
   let release: (() => void) | null = null;
   const decode = (frame: Uint8Array) =>
     fromBinary(WatchResponseSchema, frame.subarray(GRPC_PREFIX_BYTES));
@@ -74,6 +75,7 @@ function transport() {
         return Promise.resolve();
       },
       frameWithNow: (size: number, fill: (into: Uint8Array, at: number) => void) => {
+        if (broken) throw new Error("connection broken");
         const out = new Uint8Array(size);
         fill(out, 0);
         got.push(decode(out));
@@ -88,6 +90,11 @@ function transport() {
     /** The next frame written at once asks the writer to wait. */
     full() {
       room = false;
+    },
+    /** The next frame written at once fails (a broken connection). */
+    fail() {
+      room = true;
+      broken = true;
     },
     /** The client took everything. */
     drain() {
@@ -151,11 +158,11 @@ async function open(host: WatchHost, t: ReturnType<typeof transport>) {
   }));
   await turn();
   assert(t.got.length === 1 && t.got[0].created, `created first: ${t.got.length} responses`);
-  return async () => {
+  return Object.assign(async () => {
     abort.abort();
     reqs.end();
     await done;
-  };
+  }, { done });
 }
 
 Deno.test("watch events are written from the write's notify, and wait for a client that must catch up", async () => {
@@ -203,4 +210,19 @@ Deno.test("watch events after a change of permissions wait for the check, which 
   } finally {
     await close();
   }
+});
+
+Deno.test("a watch frame that fails to be written ends the call with its error", async () => {
+  const { host, put } = fixture();
+  const t = transport();
+  const close = await open(host, t);
+  t.fail();
+  put("a/1");
+  let error: unknown = null;
+  try {
+    await close.done;
+  } catch (e) {
+    error = e;
+  }
+  assert(error instanceof Error && error.message === "connection broken", String(error));
 });
