@@ -1,53 +1,24 @@
 /**
  * Background threads at a lower scheduling priority than the event loop.
  *
- * A worker that writes a snapshot's file runs as fast as its reader takes the chunks; on a machine
- * with few cores it competes with the member's event loop for a core, and requests and heartbeats
- * wait while the worker's time slice runs (docs/benchmarks.md, "A snapshot's file written by a
- * worker"). Linux schedules each thread on its own nice value: a worker at nice 10 gets a core the
- * event loop (nice 0) does not want, and yields it within the scheduler's granularity when the event
- * loop wakes, so the snapshot is as fast as before on an idle machine and the member's answers do
- * not wait behind it on a busy one.
- *
- * Linux only (setpriority(2) on the calling thread's ID, through libc); anywhere else, or without
- * the permission to load libc, the thread keeps its priority and nothing fails.
+ * Linux schedules each thread on its own nice value, and setpriority(2) with pid 0 (node:os
+ * `setPriority(0, n)`) changes the calling thread's alone. A worker thread that lowers its own gets
+ * a core the event loop (nice 0) does not want, and yields it within the scheduler's granularity
+ * when the event loop wakes: on an idle machine the worker is as fast as before, on a busy one the
+ * member's requests and heartbeats do not wait behind it. Used by the snapshot file's writer (nice
+ * 10; docs/benchmarks.md, session 24) and the bcrypt workers (nice 5; session of issue 10).
  */
-
-/** PRIO_PROCESS: with a thread ID, setpriority(2) applies to that one thread on Linux. */
-const PRIO_PROCESS = 0;
-
-/** The calling thread's ID (Linux: /proc/thread-self is a link to <pid>/task/<tid>). */
-function threadId(): number | null {
-  try {
-    const link = Deno.readLinkSync("/proc/thread-self");
-    const tid = Number(link.slice(link.lastIndexOf("/") + 1));
-    return Number.isInteger(tid) && tid > 0 ? tid : null;
-  } catch {
-    return null;
-  }
-}
+import os from "node:os";
 
 /**
- * Lowers the calling thread's priority to `nice` (1-19: higher is lower priority); answers the
- * nice value it now runs at, or null if it could not be changed.
+ * Lowers the calling thread's priority to `nice` (1-19: higher is lower priority); answers whether
+ * it could (not where the system refuses it, or has no such priority).
  */
-export function lowerThreadPriority(nice = 10): number | null {
-  if (Deno.build.os !== "linux") return null;
-  const tid = threadId();
-  if (tid === null) return null;
-  let libc:
-    | Deno.DynamicLibrary<{
-      setpriority: { parameters: ["i32", "u32", "i32"]; result: "i32" };
-    }>
-    | null = null;
+export function lowerThreadPriority(nice: number): boolean {
   try {
-    libc = Deno.dlopen("libc.so.6", {
-      setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
-    });
-    return libc.symbols.setpriority(PRIO_PROCESS, tid, nice) === 0 ? nice : null;
+    os.setPriority(0, nice);
+    return true;
   } catch {
-    return null;
-  } finally {
-    libc?.close();
+    return false;
   }
 }

@@ -15,8 +15,8 @@
 /// <reference lib="deno.worker" />
 import bcryptjs from "bcryptjs";
 import * as hashWasm from "hash-wasm";
-import os from "node:os";
 import type { HasherReply, HasherRequest } from "./auth_hasher.ts";
+import { lowerThreadPriority } from "../platform/thread_priority.ts";
 
 interface Bcrypt {
   hash(password: string, cost: number): Promise<string>;
@@ -127,11 +127,8 @@ const bcrypt: Bcrypt = choice === "js"
   ? wasm
   : loadLibcrypt() ?? wasm;
 
-try {
-  os.setPriority(0, 5);
-} catch {
-  // Not allowed here: the worker keeps the default priority.
-}
+// Where the system does not allow it, the worker keeps the default priority.
+lowerThreadPriority(5);
 
 async function verify(password: string, hashed: string): Promise<boolean> {
   try {
