@@ -48,10 +48,18 @@ Deno.test("hashing runs off the event loop: timers keep firing during a burst of
   const hasher = new WorkerPasswordHasher({ workers: 1 });
   try {
     // One hash's time on this machine now: a stall of the event loop would last about as long.
+    // Three samples: on a loaded machine (CI runs test files side by side, and the worker runs at
+    // a lower priority) one hash can take twice as long as the next.
     await hasher.hash("x", 10); // worker start-up and JIT warm-up
-    const t0 = performance.now();
-    await hasher.hash("x", 10);
-    const oneHashMs = performance.now() - t0;
+    const samples: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      await hasher.hash("x", 10);
+      samples.push(performance.now() - t0);
+    }
+    samples.sort((a, b) => a - b);
+    const fastestMs = samples[0];
+    const oneHashMs = samples[1];
     let ticks = 0;
     let maxGapMs = 0;
     let last = performance.now();
@@ -66,7 +74,7 @@ Deno.test("hashing runs off the event loop: timers keep firing during a burst of
     const elapsed = performance.now() - start;
     clearInterval(timer);
     // The hashes ran one after another in the worker; the main thread never waited for one.
-    assert(elapsed > 3 * oneHashMs, `elapsed ${elapsed}, one hash ${oneHashMs}`);
+    assert(elapsed > 3 * fastestMs, `elapsed ${elapsed}, one hash ${samples.join(", ")}`);
     assert(maxGapMs < 0.8 * oneHashMs, `event loop stalled ${maxGapMs} ms (one hash ${oneHashMs})`);
     assert(ticks > 10, `ticks ${ticks}`);
   } finally {
