@@ -391,13 +391,19 @@ export function checkTrace(
     }
   }
 
-  // 3. A rename (or a directory made) is made durable (directory fsync) before anything is removed on its strength,
-  //    and before the first reply if it came before any.
+  // 3. A rename (or a directory made) is made durable (directory fsync) before anything is removed
+  //    on its strength, and before the first reply if it came before any. A snapshot or checkpoint
+  //    renamed into place lets files anywhere go (old snapshots, WAL segments, revision-log
+  //    segments): any removal after it counts. A WAL spare renamed to a new segment name lets
+  //    nothing elsewhere go: only a removal in the WAL's own directory counts (another directory's
+  //    removal rests on that directory's own renames).
   const firstReply = replies[0];
   for (const r of [...renames, ...mkdirs]) {
     const dir = dirOf(r.path);
     const sync = dirSyncAfter(dir, r.call.endLine);
-    const removal = unlinks.find((u) => u.call.startLine > r.call.endLine);
+    const removal = unlinks.find((u) =>
+      u.call.startLine > r.call.endLine && (dir !== walDir || dirOf(u.path) === walDir)
+    );
     const serving = firstReply !== undefined && firstReply.startLine > r.call.endLine
       ? firstReply
       : undefined;
@@ -860,6 +866,43 @@ function assertDamageHandled(
     }
   }
 }
+
+Deno.test("the trace check: a WAL segment's rename answers for removals in the WAL's directory only; a snapshot's for any", () => {
+  const d = "/d";
+  const spare = `${d}/member/wal/00000006.spare.tmp`;
+  const segment = `${d}/member/wal/0000000000000007-00000000000006c5.wal`;
+  const check = (lines: string[]) =>
+    checkTrace(lines.map((l) => `7 ${l}`).join("\n"), d, 2379, []).violations;
+  const walRename = `rename("${spare}", "${segment}") = 0`;
+  const walDirSync = `fsync(9<${d}/member/wal>) = 0`;
+  // CI's trace: an old snapshot removed while the WAL directory's sync was still running.
+  assertEquals(
+    check([
+      walRename,
+      `unlink("${d}/member/snap/0000000000000002-0000000000000325.snap") = 0`,
+      walDirSync,
+    ]),
+    [],
+  );
+  // An old WAL segment removed before the new one's name is durable.
+  assertEquals(
+    check([
+      walRename,
+      `unlink("${d}/member/wal/0000000000000001-0000000000000000.wal") = 0`,
+      walDirSync,
+    ]).length,
+    1,
+  );
+  // A snapshot renamed into place, then a WAL segment removed before the snapshot's directory sync.
+  assertEquals(
+    check([
+      `rename("${d}/member/snap/x.snap.tmp", "${d}/member/snap/0000000000000003-0000000000000400.snap") = 0`,
+      `unlink("${d}/member/wal/0000000000000001-0000000000000000.wal") = 0`,
+      `fsync(8<${d}/member/snap>) = 0`,
+    ]).length,
+    1,
+  );
+});
 
 Deno.test({
   name: "a real detcd refuses a WAL with a flipped bit in its middle (non-zero exit, the reason " +
