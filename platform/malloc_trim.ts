@@ -17,23 +17,22 @@ type Libc = Deno.DynamicLibrary<
   { malloc_trim: { parameters: ["usize"]; result: "i32"; nonblocking: true } }
 >;
 
-let libc: Libc | null | undefined;
+let trimmer: (() => Promise<void>) | null | undefined;
 
-/** malloc_trim(0) when glibc is there: resolves to whether it ran. */
-export async function mallocTrim(): Promise<boolean> {
-  if (libc === undefined) {
-    libc = null;
-    if (Deno.build.os === "linux") {
-      try {
-        libc = Deno.dlopen("libc.so.6", {
-          malloc_trim: { parameters: ["usize"], result: "i32", nonblocking: true },
-        });
-      } catch {
-        libc = null;
-      }
-    }
+/** malloc_trim(0), run off the event loop, when glibc is there (loaded once); else null. */
+export function mallocTrimmer(): (() => Promise<void>) | null {
+  if (trimmer !== undefined) return trimmer;
+  trimmer = null;
+  if (Deno.build.os !== "linux") return trimmer;
+  try {
+    const libc: Libc = Deno.dlopen("libc.so.6", {
+      malloc_trim: { parameters: ["usize"], result: "i32", nonblocking: true },
+    });
+    trimmer = async () => {
+      await libc.symbols.malloc_trim(0n);
+    };
+  } catch {
+    // No glibc (or no permission to load it): nothing to trim.
   }
-  if (libc === null) return false;
-  await libc.symbols.malloc_trim(0n);
-  return true;
+  return trimmer;
 }

@@ -9,7 +9,7 @@
  * milliseconds (10 with 1M keys) at a time when few requests can wait for it.
  */
 import v8 from "node:v8";
-import { mallocTrim } from "../platform/malloc_trim.ts";
+import { mallocTrimmer } from "../platform/malloc_trim.ts";
 
 /** What the trimmer watches. */
 export interface QuietSource {
@@ -93,7 +93,8 @@ export class QuietAfterWrites {
 
 /**
  * Checks the member every `everyMs` and trims the C heap when it has gone quiet after many
- * writes; answers a stop function. `onTrim` hears how long each trim took.
+ * writes; answers a stop function. `onTrim` hears how long each trim took. Without glibc nothing
+ * runs.
  */
 export function startIdleTrim(
   source: Omit<QuietSource, "heapBytes">,
@@ -101,15 +102,16 @@ export function startIdleTrim(
   options: QuietOptions = IDLE_TRIM_DEFAULTS,
   everyMs = 250,
 ): () => void {
+  const trim = mallocTrimmer();
+  if (trim === null) return () => {};
   const heapBytes = () => v8.getHeapStatistics().total_heap_size;
   let trimming = false;
   const quiet = new QuietAfterWrites({ ...source, heapBytes }, () => {
     if (trimming) return;
     trimming = true;
     const started = performance.now();
-    mallocTrim().then((ran) => {
-      if (ran) onTrim(performance.now() - started, source.revision());
-    }).catch(() => {}).finally(() => (trimming = false));
+    trim().then(() => onTrim(performance.now() - started, source.revision()))
+      .catch(() => {}).finally(() => (trimming = false));
   }, options);
   const timer = setInterval(() => quiet.check(), everyMs);
   Deno.unrefTimer(timer);

@@ -234,7 +234,11 @@ async function serveWatch(
    * check). Anything else (a created or canceled answer, a fragmented watcher, a change of
    * permissions, a client that must be waited for) is left to the loop, in order.
    */
-  const sendNow = (now: NonNullable<typeof send.frameWithNow>): void => {
+  const { frameWithNow, drained } = send;
+  const sendNow = (
+    now: NonNullable<typeof frameWithNow>,
+    whenDrained: NonNullable<typeof drained>,
+  ): void => {
     const auth = host.auth;
     for (let b = ws.peek(); b !== undefined && drainWait === null; b = ws.peek()) {
       if (b.kind !== "events" || fragment.has(b.watchId)) return;
@@ -242,17 +246,16 @@ async function serveWatch(
       ws.take();
       eventsSent.inc(b.events.length);
       const size = frames.plan(host.header(b.revision), b.watchId, b.events);
-      if (!now(size, frames.fill)) drainWait = send.drained!();
+      if (!now(size, frames.fill)) drainWait = whenDrained();
       if (b.events.length > 0 && progress.has(b.watchId)) progress.set(b.watchId, false);
     }
   };
   ws.onReady = () => {
     // The loop is running (it takes what was queued) or done: nothing to do here.
     if (wake === null || done) return;
-    const now = send.frameWithNow;
-    if (now !== undefined && send.drained !== undefined) {
+    if (frameWithNow !== undefined && drained !== undefined) {
       try {
-        sendNow(now);
+        sendNow(frameWithNow, drained);
       } catch (e) {
         sendNowFailure = e;
       }
