@@ -39,6 +39,37 @@ export const IDLE_TRIM_DEFAULTS: QuietOptions = {
   minHeapShrinkBytes: 32 * 1024 * 1024,
 };
 
+/** How busy the member has been over the last window: client calls started plus writes. */
+export class ActivityWindow {
+  /** (time, calls + revision) samples within the window, oldest first. */
+  #samples: { at: number; activity: number }[] = [];
+
+  constructor(
+    readonly source: Pick<QuietSource, "revision" | "calls">,
+    readonly options: Pick<QuietOptions, "windowMs" | "maxActivity">,
+    now: number = performance.now(),
+  ) {
+    this.#samples.push({ at: now, activity: this.#activity() });
+  }
+
+  #activity(): number {
+    return this.source.calls() + this.source.revision();
+  }
+
+  /**
+   * Takes a sample; answers whether a whole window has been seen and at most `maxActivity` calls
+   * and writes happened in it.
+   */
+  quiet(now: number = performance.now()): boolean {
+    const activity = this.#activity();
+    const samples = this.#samples;
+    samples.push({ at: now, activity });
+    while (samples.length > 1 && now - samples[1].at >= this.options.windowMs) samples.shift();
+    if (now - samples[0].at < this.options.windowMs) return false;
+    return activity - samples[0].activity <= this.options.maxActivity;
+  }
+}
+
 /**
  * When to act, driven by check() at a fixed interval: when the member is quiet (at most
  * `maxActivity` client calls and writes in the last `windowMs`: a monitoring probe does not keep
@@ -47,8 +78,7 @@ export const IDLE_TRIM_DEFAULTS: QuietOptions = {
  * buffers the writes had left; V8 runs one 7-13 s after a load ends).
  */
 export class QuietAfterWrites {
-  /** (time, calls + revision) samples within the window, oldest first. */
-  #samples: { at: number; activity: number }[] = [];
+  readonly #window: ActivityWindow;
   #actedAtRevision: number;
   #heapPeak: number;
 
@@ -60,11 +90,7 @@ export class QuietAfterWrites {
   ) {
     this.#actedAtRevision = source.revision();
     this.#heapPeak = source.heapBytes();
-    this.#samples.push({ at: now, activity: this.#activity() });
-  }
-
-  #activity(): number {
-    return this.source.calls() + this.source.revision();
+    this.#window = new ActivityWindow(source, options, now);
   }
 
   /** Looks at the member; acts (and answers true) when the time has come. */
@@ -72,13 +98,8 @@ export class QuietAfterWrites {
     const revision = this.source.revision();
     const heap = this.source.heapBytes();
     this.#heapPeak = Math.max(this.#heapPeak, heap);
-    const activity = this.#activity();
-    const samples = this.#samples;
-    samples.push({ at: now, activity });
-    while (samples.length > 1 && now - samples[1].at >= this.options.windowMs) samples.shift();
     // Not a whole window observed yet, or too busy in it.
-    if (now - samples[0].at < this.options.windowMs) return false;
-    if (activity - samples[0].activity > this.options.maxActivity) return false;
+    if (!this.#window.quiet(now)) return false;
     // A snapshot from the leader can move the revision back: count from there.
     if (revision < this.#actedAtRevision) this.#actedAtRevision = revision;
     const written = revision - this.#actedAtRevision >= this.options.minWrites;

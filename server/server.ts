@@ -5,6 +5,7 @@ import { renderMetrics } from "./metrics.ts";
 import { checkInitialHashKV, startCorruptionMonitor } from "./corruption.ts";
 import { callsStartedTotal, enableHandlingTimeHistogram } from "./grpc_metrics.ts";
 import { startIdleTrim } from "./idle_trim.ts";
+import { startSnapshotStandby } from "./snapshot_standby.ts";
 import { parseCompactionRetention, startCompactor } from "./compactor.ts";
 import { createTokenProvider } from "./auth_tokens.ts";
 import { selfCert, type SelfCertLog } from "./self_cert.ts";
@@ -502,6 +503,11 @@ export async function startServer(
         },
       ),
   );
+  const stopSnapshotStandby = startSnapshotStandby({
+    revision: () => opened.revision,
+    calls: callsStartedTotal,
+    keyCount: () => opened.keyCount,
+  });
   const stopCorruptionMonitor = (config.corruptCheckTimeMs ?? 0) > 0
     ? startCorruptionMonitor(opened, config.corruptCheckTimeMs!, fetchHashKV, logger)
     : null;
@@ -526,6 +532,7 @@ export async function startServer(
   let peers: { close(): void } | null = null;
   const shutdown = async () => {
     stopIdleTrim();
+    stopSnapshotStandby();
     compactor?.stop();
     stopCorruptionMonitor?.();
     for (const s of servers) s.close();

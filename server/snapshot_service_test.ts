@@ -24,7 +24,12 @@ import {
   snapshotWorkers,
 } from "./snapshot_service.ts";
 import { snapshotResponseFrameSize, writeSnapshotResponseFrame } from "./snapshot_chunks.ts";
-import { workerSnapshotBody } from "./snapshot_writer.ts";
+import {
+  dismissSnapshotWorker,
+  snapshotWorkerStandingBy,
+  standBySnapshotWorker,
+  workerSnapshotBody,
+} from "./snapshot_writer.ts";
 import type { SnapshotBody } from "../core/node/mod.ts";
 
 const enc = new TextEncoder();
@@ -196,6 +201,50 @@ Deno.test("a snapshot written by the worker is the file the event loop writes: p
     assert(byWorker.chunkSizes.length > 2 * 80, `many chunks (${byWorker.chunkSizes.length})`);
     assertSameBytes(byWorker.file, inThread.file, "the same bytes");
     assertEquals(byWorker.chunkSizes, inThread.chunkSizes);
+  });
+});
+
+Deno.test("a snapshot takes the worker standing by: the same file; the next one starts its own", async () => {
+  await withDiskNode(3000, async (n) => {
+    await mixedHistory(n);
+    const inThread = await collect(snapshotDbChunks(n, { inThread: true }));
+    standBySnapshotWorker();
+    standBySnapshotWorker(); // one at a time
+    assert(snapshotWorkerStandingBy());
+    await new Promise((resolve) => setTimeout(resolve, 200)); // loaded, waiting for work
+    const stream = snapshotDbChunks(n);
+    const first = await stream.next();
+    assert(!first.done && "total" in first.value && first.value.inWorker, "a worker writes it");
+    assert(!snapshotWorkerStandingBy(), "the snapshot took the one standing by");
+    assertEquals(snapshotWorkers(), 1);
+    await stream.return(undefined);
+    assertEquals(snapshotWorkers(), 0);
+    standBySnapshotWorker();
+    const taken = await collect(snapshotDbChunks(n));
+    assert(taken.inWorker);
+    assertSameBytes(taken.file, inThread.file, "the standing-by worker's file");
+    const own = await collect(snapshotDbChunks(n)); // none standing by: started for it
+    assert(own.inWorker && !snapshotWorkerStandingBy());
+    assertSameBytes(own.file, inThread.file, "a worker of its own writes the same");
+    standBySnapshotWorker();
+    dismissSnapshotWorker();
+    assert(!snapshotWorkerStandingBy(), "dismissed");
+  });
+});
+
+Deno.test("a worker standing by that could not load: the event loop writes the snapshot", async () => {
+  await withDiskNode(2000, async (n) => {
+    const inThread = await collect(snapshotDbChunks(n, { inThread: true }));
+    // Failed before the snapshot took it, and failing after it did.
+    for (const wait of [500, 0]) {
+      standBySnapshotWorker(new URL("./no_such_snapshot_worker.ts", import.meta.url).href);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      const fallback = await collect(snapshotDbChunks(n));
+      assert(!fallback.inWorker, `the event loop wrote it (waited ${wait} ms)`);
+      assertSameBytes(fallback.file, inThread.file, "the event loop's file");
+      assertEquals(snapshotWorkers(), 0);
+      assert(!snapshotWorkerStandingBy());
+    }
   });
 });
 

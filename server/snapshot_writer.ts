@@ -36,10 +36,8 @@ export async function* workerBatches(
   columns: StoredColumns,
 ): AsyncGenerator<WorkerPart> {
   await columns.flushed;
-  const worker = new Worker(new URL("./snapshot_worker.ts", import.meta.url).href, {
-    type: "module",
-    name: "snapshot",
-  });
+  const { worker, failed } = standby ?? startWorker(WORKER_URL);
+  standby = null;
   liveWorkers++;
   const inbox: SnapshotFromWorker[] = [];
   let wake: (() => void) | null = null;
@@ -54,6 +52,8 @@ export async function* workerBatches(
     e.preventDefault();
     deliver({ kind: "error", message: e.message });
   };
+  // A worker that stood by and could not load its module: as if it failed now.
+  if (failed.message !== null) deliver({ kind: "error", message: failed.message });
   try {
     const { main, sub, tombstone, location, size, files } = columns;
     const ring = new SharedArrayBuffer(SNAPSHOT_RING_SLOTS * CHUNK_BYTES);
@@ -90,6 +90,48 @@ export async function* workerBatches(
 }
 
 let liveWorkers = 0;
+
+const WORKER_URL = new URL("./snapshot_worker.ts", import.meta.url).href;
+
+/** A worker and the error it met before anyone listened (its module failed to load). */
+interface StartedWorker {
+  worker: Worker;
+  failed: { message: string | null };
+}
+
+function startWorker(url: string): StartedWorker {
+  const worker = new Worker(url, { type: "module", name: "snapshot" });
+  const failed: { message: string | null } = { message: null };
+  worker.onerror = (e) => {
+    e.preventDefault();
+    failed.message = e.message;
+  };
+  return { worker, failed };
+}
+
+/** The worker the next snapshot takes instead of starting its own, or null. */
+let standby: StartedWorker | null = null;
+
+/**
+ * Starts the next snapshot's worker now, unless one already stands by. `new Worker` holds the
+ * event loop 7-13 ms (it waits for the thread's isolate): at a quiet moment that wait costs
+ * nobody, at the start of a snapshot it is the longest wait of the requests served meanwhile.
+ * `url` is for tests (a module that fails to load).
+ */
+export function standBySnapshotWorker(url: string = WORKER_URL): void {
+  if (standby === null) standby = startWorker(url);
+}
+
+/** Ends the worker standing by, if any. */
+export function dismissSnapshotWorker(): void {
+  standby?.worker.terminate();
+  standby = null;
+}
+
+/** Whether a worker stands by for the next snapshot. */
+export function snapshotWorkerStandingBy(): boolean {
+  return standby !== null;
+}
 
 /** Snapshot workers started and not yet ended (each ends with its snapshot's stream). */
 export function snapshotWorkers(): number {

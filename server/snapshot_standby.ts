@@ -1,0 +1,89 @@
+/**
+ * A snapshot worker kept standing by while the store is large.
+ *
+ * `new Worker` holds the event loop 7-13 ms on this machine (it waits for the new thread's
+ * isolate). Started when a 1M-key snapshot begins, that wait was the longest any request met
+ * during the snapshot and, with a probe every 10 ms, one of its two or three slowest answers
+ * (docs/benchmarks.md, session 25). Here a large store keeps the next snapshot's worker started
+ * ahead of need, at a quiet moment (the same measure of quiet as the idle trim's), and a new one
+ * after each snapshot took it. A worker standing by costs ~36 MB resident (its isolate and the
+ * worker's modules), hence only above `minKeys` keys, where that is a small share of the member's
+ * memory and a snapshot is long enough to be served while requests wait.
+ */
+import { ActivityWindow, IDLE_TRIM_DEFAULTS } from "./idle_trim.ts";
+import {
+  dismissSnapshotWorker,
+  snapshotWorkers,
+  snapshotWorkerStandingBy,
+  standBySnapshotWorker,
+} from "./snapshot_writer.ts";
+
+/** What the standby watches. */
+export interface StandbySource {
+  revision(): number;
+  calls(): number;
+  /** Keys in the store now. */
+  keyCount(): number;
+}
+
+/** The worker's hands: tests give their own. */
+export interface StandbyWorkers {
+  standingBy(): boolean;
+  /** Snapshots being written now (each by its own worker). */
+  running(): number;
+  standBy(): void;
+  dismiss(): void;
+}
+
+const REAL_WORKERS: StandbyWorkers = {
+  standingBy: snapshotWorkerStandingBy,
+  running: snapshotWorkers,
+  standBy: () => standBySnapshotWorker(),
+  dismiss: dismissSnapshotWorker,
+};
+
+/**
+ * Keys from which a worker stands by: at 200,000 keys a member holds 200-470 MB resident
+ * (docs/benchmarks.md), so the worker's ~36 MB is a tenth or less of it.
+ */
+export const STANDBY_MIN_KEYS = 200_000;
+
+/**
+ * Decides, driven by check() at a fixed interval: a worker stands by once the store holds
+ * `minKeys` keys and the member is quiet with no snapshot being written; it is dismissed when the
+ * store falls under half of that (not at `minKeys` itself: a store around it would start and end
+ * workers, each start a wait).
+ */
+export class SnapshotStandby {
+  readonly #window: ActivityWindow;
+
+  constructor(
+    readonly source: StandbySource,
+    readonly workers: StandbyWorkers = REAL_WORKERS,
+    readonly minKeys: number = STANDBY_MIN_KEYS,
+    now: number = performance.now(),
+  ) {
+    this.#window = new ActivityWindow(source, IDLE_TRIM_DEFAULTS, now);
+  }
+
+  check(now: number = performance.now()): void {
+    const quiet = this.#window.quiet(now);
+    const keys = this.source.keyCount();
+    if (this.workers.standingBy()) {
+      if (keys < this.minKeys / 2) this.workers.dismiss();
+      return;
+    }
+    if (quiet && keys >= this.minKeys && this.workers.running() === 0) this.workers.standBy();
+  }
+}
+
+/** Checks every `everyMs`; answers a stop function that also ends the worker standing by. */
+export function startSnapshotStandby(source: StandbySource, everyMs = 250): () => void {
+  const standby = new SnapshotStandby(source);
+  const timer = setInterval(() => standby.check(), everyMs);
+  Deno.unrefTimer(timer);
+  return () => {
+    clearInterval(timer);
+    dismissSnapshotWorker();
+  };
+}
