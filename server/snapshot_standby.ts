@@ -5,12 +5,12 @@
  * isolate). Started when a 1M-key snapshot begins, that wait was the longest any request met
  * during the snapshot and, with a probe every 10 ms, one of its two or three slowest answers
  * (docs/benchmarks.md, session 25). Here a large store keeps the next snapshot's worker started
- * ahead of need, at a quiet moment (the same measure of quiet as the idle trim's), and a new one
+ * ahead of need, at a quiet moment (as the idle trim measures quiet, a second later than it), and a new one
  * after each snapshot took it. A worker standing by costs ~36 MB resident (its isolate and the
  * worker's modules), hence only above `minKeys` keys, where that is a small share of the member's
  * memory and a snapshot is long enough to be served while requests wait.
  */
-import { ActivityWindow, IDLE_TRIM_DEFAULTS } from "./idle_trim.ts";
+import { ActivityWindow } from "./idle_trim.ts";
 import {
   dismissSnapshotWorker,
   snapshotWorkers,
@@ -49,6 +49,13 @@ const REAL_WORKERS: StandbyWorkers = {
 export const STANDBY_MIN_KEYS = 200_000;
 
 /**
+ * Quiet enough to start a worker: the idle trim's measure (at most 100 calls and writes a second),
+ * over two seconds, so that after a load the trim (at one quiet second) and the worker's start
+ * (at two) are separate waits rather than one long one.
+ */
+const STANDBY_QUIET = { windowMs: 2000, maxActivity: 200 };
+
+/**
  * Decides, driven by check() at a fixed interval: a worker stands by once the store holds
  * `minKeys` keys and the member is quiet with no snapshot being written; it is dismissed when the
  * store falls under half of that (not at `minKeys` itself: a store around it would start and end
@@ -63,7 +70,7 @@ export class SnapshotStandby {
     readonly minKeys: number = STANDBY_MIN_KEYS,
     now: number = performance.now(),
   ) {
-    this.#window = new ActivityWindow(source, IDLE_TRIM_DEFAULTS, now);
+    this.#window = new ActivityWindow(source, STANDBY_QUIET, now);
   }
 
   check(now: number = performance.now()): void {

@@ -46,9 +46,9 @@ Deno.test("snapshot standby: a small store keeps none; a large one gets one once
   assertEquals(m.log, [], "999 keys and fewer: none");
   m.run(5_000, () => (m.state.revision += 100, m.state.keys += 100)); // 400 writes a second
   assertEquals(m.log, [], "busy loading");
-  m.run(500, () => (m.state.calls += 6)); // a probe's calls are quiet
-  assertEquals(m.log, [], "not a whole quiet window yet");
-  m.run(1_000, () => (m.state.calls += 6));
+  m.run(1_500, () => (m.state.calls += 6)); // a probe's calls are quiet
+  assertEquals(m.log, [], "not a whole quiet window (2 s) yet");
+  m.run(750, () => (m.state.calls += 6));
   assertEquals(m.log, ["stand by"]);
   m.run(5_000);
   assertEquals(m.log, ["stand by"], "one is enough");
@@ -57,7 +57,7 @@ Deno.test("snapshot standby: a small store keeps none; a large one gets one once
 Deno.test("snapshot standby: a new one after a snapshot took it, once the snapshot is written", () => {
   const m = member();
   m.state.keys = 5000;
-  m.run(1_250);
+  m.run(2_250);
   assertEquals(m.log, ["stand by"]);
   m.state.standing = false; // a snapshot took it
   m.state.running = 1;
@@ -71,7 +71,7 @@ Deno.test("snapshot standby: a new one after a snapshot took it, once the snapsh
 Deno.test("snapshot standby: dismissed under half the threshold, not at it", () => {
   const m = member();
   m.state.keys = 1000;
-  m.run(1_250);
+  m.run(2_250);
   assertEquals(m.log, ["stand by"]);
   m.state.keys = 600; // deleted some: still more than half
   m.run(2_000);
