@@ -2,6 +2,7 @@ import type { Logger } from "../core/log.ts";
 import { invokeUnary, type MethodTable, toStatus } from "./grpc.ts";
 import type { Http1Routes } from "./listener.ts";
 import type { FromWorker, ReplyMessage, ToWorker, WorkerInit } from "./worker_protocol.ts";
+import { noteCall } from "./grpc_metrics.ts";
 
 /** Forwarded calls cannot be cancelled from the worker yet; handlers see a signal that never fires. */
 const neverAborted = new AbortController().signal;
@@ -86,6 +87,7 @@ export class WorkerPool {
           return;
         }
         for (const call of message.calls) {
+          noteCall(); // the member's measure of quiet counts these too (server/idle_trim.ts)
           if ("plainPath" in call) {
             Promise.resolve(options.http1Routes(call.plainPath, call.plainMethod)).then(
               (plain) => reply({ id: call.id, plain }),

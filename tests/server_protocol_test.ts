@@ -15,6 +15,7 @@ import { MemoryDisk } from "../core/storage/mod.ts";
 import { resolveConfig, toServerConfig } from "../server/config.ts";
 import { encodeGrpcFrame, GRPC_PREFIX_BYTES, grpcFrameLength } from "../core/wire/mod.ts";
 import { type RunningServer, startServer } from "../server/server.ts";
+import { callsStartedTotal } from "../server/grpc_metrics.ts";
 import { assert, assertEquals } from "../core/testing.ts";
 import { freePort } from "./harness.ts";
 
@@ -274,6 +275,7 @@ Deno.test("gRPC-Web over HTTP/1.1: data frame then a trailer frame with grpc-sta
 Deno.test("with client workers: gRPC, errors, size limits, HTTP/1.1 and Connect all behave the same", async () => {
   await withServer(["--max-request-bytes=1024"], async (server, address) => {
     const put = create(PutRequestSchema, { key: enc.encode("k"), value: enc.encode("v") });
+    const callsBefore = callsStartedTotal();
     const replies = await Promise.all(
       Array.from(
         { length: 20 },
@@ -286,6 +288,8 @@ Deno.test("with client workers: gRPC, errors, size limits, HTTP/1.1 and Connect 
       ),
     );
     assertEquals(replies.map((r) => r.status), replies.map(() => "0"));
+    // Calls the workers took count where the member measures how busy it is (the idle trim).
+    assert(callsStartedTotal() >= callsBefore + 20, "the workers' calls are counted");
     const r = await grpcCall(
       address,
       "/etcdserverpb.KV/Range",
