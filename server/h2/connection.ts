@@ -60,12 +60,19 @@ class ConnectionError extends Error {
 const EMPTY = new Uint8Array(0);
 /** Staging buffers that grew past this are not reused after a flush. */
 const STAGING_KEEP_BYTES = 1 << 20;
-/** Staging buffers kept for reuse once written. */
-const SPARE_STAGING = 8;
+/**
+ * Staging buffers kept for reuse once written: as many as can be in the socket at once (a writer
+ * waits once SOCKET_HIGH_WATER bytes are, so ~16 of 64 KiB) and two more, so that a stream kept at
+ * that mark (a snapshot) takes a spare for every flush instead of a new buffer.
+ */
+const SPARE_STAGING = 18;
 /** A flush of at least 1/HANDOFF_FRACTION of the staging buffer hands the buffer itself over. */
 const HANDOFF_FRACTION = 4;
 /** Once this much output waits in the socket, writers are told to wait for 'drain'. */
 const SOCKET_HIGH_WATER = 1 << 20;
+/** Buffers of queued frames kept for reuse per connection, and the largest kept. */
+const PENDING_POOL_SIZE = 4;
+const PENDING_POOL_MAX_BYTES = 256 * 1024;
 /** A stream whose queued output exceeds this tells its writer to wait. */
 const STREAM_HIGH_WATER = 64 * 1024;
 
@@ -218,6 +225,15 @@ export class H2Connection {
   readonly #spareStaging: Uint8Array<ArrayBuffer>[] = [];
   /** Where a frame larger than the peer's frame size is filled before it is cut into frames. */
   #scratch = EMPTY;
+  /**
+   * Buffers a frame filled while its stream waits for flow-control window is queued in, given
+   * back once sent (see #pendingBuffer): a snapshot streams hundreds of MB through here, most
+   * chunks waiting for the client's window, and a new buffer each was ~125 MB/s of external
+   * memory that made V8 run full collections of a large member's heap mid-snapshot.
+   */
+  readonly #pendingPool: Uint8Array<ArrayBuffer>[] = [];
+  /** The ArrayBuffers of the pool's buffers (queued ones included). */
+  readonly #pooled = new WeakSet<ArrayBufferLike>();
   #stagingLength = 0;
   #flushScheduled = false;
   #queuedBytes = 0;
@@ -647,9 +663,12 @@ export class H2Connection {
     fill: (into: Uint8Array, at: number) => void,
   ): boolean {
     if (stream.pending.length > 0 || size > stream.sendWindow || size > this.#sendWindow) {
-      const data = new Uint8Array(size);
+      const data = this.#pendingBuffer(size);
       fill(data, 0);
-      return this.writeData(stream, data);
+      const more = this.writeData(stream, data);
+      // Sent whole at once, or the stream was reset: the buffer is free again.
+      if (stream.pending.at(-1)?.buffer !== data.buffer) this.#givePendingBack(data);
+      return more;
     }
     if (size > this.#peerMaxFrameSize) {
       // Filled once into a buffer kept for it, then copied into frames of the peer's size.
@@ -667,6 +686,29 @@ export class H2Connection {
     this.#sendWindow -= size;
     this.#flushSoon();
     return this.#roomAfterWrite(stream);
+  }
+
+  /** A buffer of `size` bytes for a queued frame: from the pool when one is large enough. */
+  #pendingBuffer(size: number): Uint8Array {
+    const pool = this.#pendingPool;
+    for (let i = 0; i < pool.length; i++) {
+      if (pool[i].length >= size) {
+        const buffer = pool[i];
+        pool[i] = pool[pool.length - 1];
+        pool.pop();
+        return buffer.subarray(0, size);
+      }
+    }
+    if (size > PENDING_POOL_MAX_BYTES) return new Uint8Array(size);
+    const buffer = new Uint8Array(size);
+    this.#pooled.add(buffer.buffer);
+    return buffer;
+  }
+
+  /** Gives a queued frame's buffer back to the pool once its last byte was sent. */
+  #givePendingBack(chunk: Uint8Array): void {
+    if (!this.#pooled.has(chunk.buffer) || this.#pendingPool.length >= PENDING_POOL_SIZE) return;
+    this.#pendingPool.push(new Uint8Array(chunk.buffer as ArrayBuffer));
   }
 
   /** @internal Queues or sends response body bytes; see H2Stream.write. */
@@ -778,6 +820,7 @@ export class H2Connection {
       if (n === chunk.length) {
         stream.pending.shift();
         this.#emitData(stream.id, chunk, false);
+        this.#givePendingBack(chunk);
       } else {
         this.#emitData(stream.id, chunk.subarray(0, n), false);
         stream.pending[0] = chunk.subarray(n);
@@ -869,6 +912,14 @@ export class H2Connection {
   }
 
   #reserve(n: number): number {
+    if (
+      this.#stagingLength + n > this.#staging.length &&
+      this.#stagingLength * HANDOFF_FRACTION >= this.#staging.length
+    ) {
+      // Full enough to hand the buffer over: write it out and go on in a spare, rather than
+      // grow it (a new buffer, twice the size, per flush of a snapshot's stream).
+      this.#writeStaged();
+    }
     const at = this.#stagingLength;
     if (at + n > this.#staging.length) {
       const grown = new Uint8Array(Math.max(this.#staging.length * 2, at + n));
@@ -946,13 +997,26 @@ export class H2Connection {
     });
   }
 
-  /** Writes everything staged in one socket write. */
+  /** Writes everything staged in one socket write; writers waiting for room hear of it. */
   #flush(): void {
-    if (this.#stagingLength === 0) return;
+    if (!this.#writeStaged()) return;
+    // Writers told to wait because staged bytes (not the socket) passed the high-water mark get
+    // no 'drain' event when the socket took everything at once: wake them here.
+    if (this.#drainWaiters.size > 0 && this.#socketBacklog() < SOCKET_HIGH_WATER) {
+      this.#onSocketDrain();
+    }
+  }
+
+  /**
+   * Writes everything staged in one socket write, waking no writer (safe in the middle of
+   * staging a frame); false when there was nothing to write or the socket is gone.
+   */
+  #writeStaged(): boolean {
+    if (this.#stagingLength === 0) return false;
     const socket = this.#socket;
     if (socket.destroyed || !socket.writable) {
       this.#stagingLength = 0;
-      return;
+      return false;
     }
     // A large flush hands the staging buffer itself to the socket, and a spare one (given back
     // once the socket has written it) takes its place: no copy, and no new buffer per flush (a
@@ -980,17 +1044,13 @@ export class H2Connection {
       socket.write(out, giveBack);
     } catch {
       socket.destroy();
-      return;
+      return false;
     }
     if (socket.writableLength > this.#maxOutputBytes) {
       // The client lets us send but does not read: cut it off.
       socket.destroy();
-      return;
+      return false;
     }
-    // Writers told to wait because staged bytes (not the socket) passed the high-water mark get
-    // no 'drain' event when the socket took everything at once: wake them here.
-    if (this.#drainWaiters.size > 0 && this.#socketBacklog() < SOCKET_HIGH_WATER) {
-      this.#onSocketDrain();
-    }
+    return true;
   }
 }

@@ -722,3 +722,100 @@ Deno.test("h2: a staging buffer handed to the socket is reused only once its wri
   }
   socket.destroy();
 });
+
+Deno.test("h2: a writer filling many frames in one turn: the staging buffer is written out as it fills, never grown", async () => {
+  const frames = 120;
+  const size = 40 * 1024 + 7; // three frames of the client's 16 KiB each
+  const byte = (frame: number, i: number) => (frame * 17 + i * 3) & 0xff;
+  const socket = new DeferredSocket();
+  new H2Connection(socket as unknown as net.Socket, {
+    onStream: (s) => {
+      s.onend = () => {
+        let frame = 0;
+        // As many frames a turn as the writer is let write (a snapshot's 1 ms slices).
+        writeUntilDone(s, () => {
+          if (frame >= frames) return null;
+          const f = frame++;
+          return s.writeWith(size, (into, at) => {
+            for (let i = 0; i < size; i++) into[at + i] = byte(f, i);
+          });
+        });
+      };
+    },
+  });
+  const big = 1 << 30;
+  for (
+    const part of [
+      CLIENT_PREFACE,
+      encodeFrame(
+        FrameType.SETTINGS,
+        0,
+        0,
+        encodeSettings([[Setting.INITIAL_WINDOW_SIZE, big - 1]]),
+      ),
+      windowUpdate(0, big - 65536),
+      encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestBlock()),
+    ]
+  ) socket.push(part);
+  const ended = (f: Frame) =>
+    f.type === FrameType.HEADERS && f.streamId === 1 && (f.flags & Flag.END_STREAM) !== 0;
+  const deadline = Date.now() + 10_000;
+  while (!socket.frames().some(ended) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const largest = Math.max(...socket.sent.map((c) => c.length));
+  assert(
+    largest <= 64 * 1024,
+    `each socket write at most the staging's 64 KiB (largest ${largest})`,
+  );
+  const data = socket.frames().filter((f) => f.type === FrameType.DATA && f.streamId === 1);
+  assert(data.every((f) => f.payload.length <= 16384), "no frame over the client's frame size");
+  const got = new Uint8Array(data.reduce((n, f) => n + f.payload.length, 0));
+  let at = 0;
+  for (const f of data) (got.set(f.payload, at), at += f.payload.length);
+  assertEquals(got.length, frames * size, `every byte sent (${data.length} frames)`);
+  for (let f = 0; f < frames; f++) {
+    for (let i = 0; i < size; i++) {
+      if (got[f * size + i] !== byte(f, i)) throw new Error(`frame ${f} byte ${i} differs`);
+    }
+  }
+  socket.destroy();
+});
+
+Deno.test("h2: frames queued for window, sent and queued again many times: every byte in order", async () => {
+  const frames = 60;
+  const size = 20; // each waits for the client's window (10 bytes at first, then 20 a time)
+  const byte = (frame: number, i: number) => (frame * 11 + i) & 0xff;
+  await withServer({
+    onStream: (s) => {
+      s.onend = () => {
+        let frame = 0;
+        writeUntilDone(s, () => {
+          if (frame >= frames) return null;
+          const f = frame++;
+          return s.writeWith(size, (into, at) => {
+            for (let i = 0; i < size; i++) into[at + i] = byte(f, i);
+          });
+        });
+      };
+    },
+  }, async (port) => {
+    const raw = await requestWithWindow(port, 10);
+    const done = (f: Frame) =>
+      f.type === FrameType.HEADERS && f.streamId === 1 && (f.flags & Flag.END_STREAM) !== 0;
+    const deadline = Date.now() + 10_000;
+    while (!raw.frames.some(done) && Date.now() < deadline) {
+      raw.send(windowUpdate(1, size)); // the queued frame's buffer goes back, the next takes it
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const data = raw.frames.filter((f) => f.type === FrameType.DATA && f.streamId === 1)
+      .flatMap((f) => [...f.payload]);
+    assertEquals(data.length, frames * size);
+    for (let f = 0; f < frames; f++) {
+      for (let i = 0; i < size; i++) {
+        if (data[f * size + i] !== byte(f, i)) throw new Error(`frame ${f} byte ${i} differs`);
+      }
+    }
+    raw.close();
+  });
+});
