@@ -237,7 +237,9 @@ Deno.test("a worker standing by that could not load: the event loop writes the s
     const inThread = await collect(snapshotDbChunks(n, { inThread: true }));
     // Failed before the snapshot took it, and failing after it did.
     for (const wait of [500, 0]) {
-      standBySnapshotWorker(new URL("./no_such_snapshot_worker.ts", import.meta.url).href);
+      standBySnapshotWorker(
+        `data:application/javascript,throw new Error("no snapshot worker here")`,
+      );
       await new Promise((resolve) => setTimeout(resolve, wait));
       const fallback = await collect(snapshotDbChunks(n));
       assert(!fallback.inWorker, `the event loop wrote it (waited ${wait} ms)`);

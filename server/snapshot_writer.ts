@@ -63,7 +63,9 @@ export async function* workerBatches(
       format,
       ring,
     };
-    const buffers = [main, sub, tombstone, location, size].map((a) => a.buffer as ArrayBuffer);
+    // Columns in ArrayBuffers are handed over; in shared memory (MvccView.storedColumns) shared.
+    const buffers = [main, sub, tombstone, location, size].map((a) => a.buffer)
+      .filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
     worker.postMessage(start, buffers);
     for (;;) {
       while (inbox.length === 0) await new Promise<void>((resolve) => (wake = resolve));
