@@ -407,15 +407,7 @@ Deno.test("h2: writeWith frames larger than the client's frame size, many flushe
     );
     const data = raw.frames.filter((f) => f.type === FrameType.DATA && f.streamId === 1);
     assert(data.every((f) => f.payload.length <= 16384), "no frame over the client's frame size");
-    const got = new Uint8Array(data.reduce((n, f) => n + f.payload.length, 0));
-    let at = 0;
-    for (const f of data) (got.set(f.payload, at), at += f.payload.length);
-    assertEquals(got.length, frames * size);
-    for (let f = 0; f < frames; f++) {
-      for (let i = 0; i < size; i++) {
-        if (got[f * size + i] !== byte(f, i)) throw new Error(`frame ${f} byte ${i} differs`);
-      }
-    }
+    assertFrameBytes(data.map((f) => f.payload), frames, size, byte);
     raw.close();
   });
 });
@@ -666,6 +658,49 @@ class DeferredSocket extends Duplex {
   }
 }
 
+/** The client's preface, `settings`, a connection window of 1 GiB and one request, on `socket`. */
+function openDeferred(socket: DeferredSocket, settings: [number, number][]): void {
+  const big = 1 << 30;
+  for (
+    const part of [
+      CLIENT_PREFACE,
+      encodeFrame(FrameType.SETTINGS, 0, 0, encodeSettings(settings)),
+      windowUpdate(0, big - 65536),
+      encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestBlock()),
+    ]
+  ) socket.push(part);
+}
+
+/** Stream 1's DATA payloads on `socket` once its trailers came (or `ms` passed). */
+async function deferredData(socket: DeferredSocket, ms: number): Promise<Uint8Array[]> {
+  const ended = (f: Frame) =>
+    f.type === FrameType.HEADERS && f.streamId === 1 && (f.flags & Flag.END_STREAM) !== 0;
+  const deadline = Date.now() + ms;
+  while (!socket.frames().some(ended) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return socket.frames().filter((f) => f.type === FrameType.DATA && f.streamId === 1)
+    .map((f) => f.payload);
+}
+
+/** `payloads` joined are `frames` frames of `size` bytes, byte i of frame f being byte(f, i). */
+function assertFrameBytes(
+  payloads: Uint8Array[],
+  frames: number,
+  size: number,
+  byte: (frame: number, i: number) => number,
+): void {
+  const got = new Uint8Array(payloads.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of payloads) (got.set(p, at), at += p.length);
+  assertEquals(got.length, frames * size, `every byte sent (${payloads.length} frames)`);
+  for (let f = 0; f < frames; f++) {
+    for (let i = 0; i < size; i++) {
+      if (got[f * size + i] !== byte(f, i)) throw new Error(`frame ${f} byte ${i} differs`);
+    }
+  }
+}
+
 Deno.test("h2: a staging buffer handed to the socket is reused only once its write completed", async () => {
   const frames = 200;
   const size = 40 * 1024 + 7;
@@ -691,35 +726,11 @@ Deno.test("h2: a staging buffer handed to the socket is reused only once its wri
       };
     },
   });
-  const big = 1 << 30;
-  const settings = encodeSettings([
-    [Setting.INITIAL_WINDOW_SIZE, big - 1],
+  openDeferred(socket, [
+    [Setting.INITIAL_WINDOW_SIZE, (1 << 30) - 1],
     [Setting.MAX_FRAME_SIZE, 1 << 20],
   ]);
-  for (
-    const part of [
-      CLIENT_PREFACE,
-      encodeFrame(FrameType.SETTINGS, 0, 0, settings),
-      windowUpdate(0, big - 65536),
-      encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestBlock()),
-    ]
-  ) socket.push(part);
-  const ended = (f: Frame) =>
-    f.type === FrameType.HEADERS && f.streamId === 1 && (f.flags & Flag.END_STREAM) !== 0;
-  const deadline = Date.now() + 5_000;
-  while (!socket.frames().some(ended) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  const data = socket.frames().filter((f) => f.type === FrameType.DATA && f.streamId === 1);
-  const got = new Uint8Array(data.reduce((n, f) => n + f.payload.length, 0));
-  let at = 0;
-  for (const f of data) (got.set(f.payload, at), at += f.payload.length);
-  assertEquals(got.length, frames * size, `every byte sent (${data.length} frames)`);
-  for (let f = 0; f < frames; f++) {
-    for (let i = 0; i < size; i++) {
-      if (got[f * size + i] !== byte(f, i)) throw new Error(`frame ${f} byte ${i} differs`);
-    }
-  }
+  assertFrameBytes(await deferredData(socket, 5_000), frames, size, byte);
   socket.destroy();
 });
 
@@ -743,42 +754,15 @@ Deno.test("h2: a writer filling many frames in one turn: the staging buffer is w
       };
     },
   });
-  const big = 1 << 30;
-  for (
-    const part of [
-      CLIENT_PREFACE,
-      encodeFrame(
-        FrameType.SETTINGS,
-        0,
-        0,
-        encodeSettings([[Setting.INITIAL_WINDOW_SIZE, big - 1]]),
-      ),
-      windowUpdate(0, big - 65536),
-      encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, requestBlock()),
-    ]
-  ) socket.push(part);
-  const ended = (f: Frame) =>
-    f.type === FrameType.HEADERS && f.streamId === 1 && (f.flags & Flag.END_STREAM) !== 0;
-  const deadline = Date.now() + 10_000;
-  while (!socket.frames().some(ended) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  openDeferred(socket, [[Setting.INITIAL_WINDOW_SIZE, (1 << 30) - 1]]);
+  const data = await deferredData(socket, 10_000);
   const largest = Math.max(...socket.sent.map((c) => c.length));
   assert(
     largest <= 64 * 1024,
     `each socket write at most the staging's 64 KiB (largest ${largest})`,
   );
-  const data = socket.frames().filter((f) => f.type === FrameType.DATA && f.streamId === 1);
-  assert(data.every((f) => f.payload.length <= 16384), "no frame over the client's frame size");
-  const got = new Uint8Array(data.reduce((n, f) => n + f.payload.length, 0));
-  let at = 0;
-  for (const f of data) (got.set(f.payload, at), at += f.payload.length);
-  assertEquals(got.length, frames * size, `every byte sent (${data.length} frames)`);
-  for (let f = 0; f < frames; f++) {
-    for (let i = 0; i < size; i++) {
-      if (got[f * size + i] !== byte(f, i)) throw new Error(`frame ${f} byte ${i} differs`);
-    }
-  }
+  assert(data.every((p) => p.length <= 16384), "no frame over the client's frame size");
+  assertFrameBytes(data, frames, size, byte);
   socket.destroy();
 });
 
@@ -808,14 +792,8 @@ Deno.test("h2: frames queued for window, sent and queued again many times: every
       raw.send(windowUpdate(1, size)); // the queued frame's buffer goes back, the next takes it
       await new Promise((r) => setTimeout(r, 2));
     }
-    const data = raw.frames.filter((f) => f.type === FrameType.DATA && f.streamId === 1)
-      .flatMap((f) => [...f.payload]);
-    assertEquals(data.length, frames * size);
-    for (let f = 0; f < frames; f++) {
-      for (let i = 0; i < size; i++) {
-        if (data[f * size + i] !== byte(f, i)) throw new Error(`frame ${f} byte ${i} differs`);
-      }
-    }
+    const data = raw.frames.filter((f) => f.type === FrameType.DATA && f.streamId === 1);
+    assertFrameBytes(data.map((f) => f.payload), frames, size, byte);
     raw.close();
   });
 });
