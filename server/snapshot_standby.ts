@@ -5,10 +5,10 @@
  * isolate). Started when a 1M-key snapshot begins, that wait was the longest any request met
  * during the snapshot and, with a probe every 10 ms, one of its two or three slowest answers
  * (docs/benchmarks.md, session 25). Here a large store keeps the next snapshot's worker started
- * ahead of need, at a quiet moment (as the idle trim measures quiet, a second later than it), and a new one
- * after each snapshot took it. A worker standing by costs ~36 MB resident (its isolate and the
- * worker's modules), hence only above `minKeys` keys, where that is a small share of the member's
- * memory and a snapshot is long enough to be served while requests wait.
+ * ahead of need, at a quiet moment (as the idle trim measures quiet, a second later than it), and
+ * a new one after each snapshot took it. A worker standing by costs ~36 MB resident (its isolate
+ * and the worker's modules), hence only above `minKeys` keys, where that is a small share of the
+ * member's memory and a snapshot is long enough to be served while requests wait.
  */
 import { ActivityWindow } from "./idle_trim.ts";
 import {
