@@ -341,6 +341,28 @@ function writeUntilDone(s: H2Stream, writeOne: () => boolean | null): void {
   more();
 }
 
+/**
+ * Once the request ends, answers `s` with `frames` frames of `size` bytes by writeWith, byte i of
+ * frame f being byte(f, i), as many a turn as the stream takes.
+ */
+function answerWithFrames(
+  s: H2Stream,
+  frames: number,
+  size: number,
+  byte: (frame: number, i: number) => number,
+): void {
+  s.onend = () => {
+    let frame = 0;
+    writeUntilDone(s, () => {
+      if (frame >= frames) return null;
+      const f = frame++;
+      return s.writeWith(size, (into, at) => {
+        for (let i = 0; i < size; i++) into[at + i] = byte(f, i);
+      });
+    });
+  };
+}
+
 /** A client whose stream and connection windows never run out, having sent one request. */
 async function requestWithLargeWindows(port: number): Promise<RawClient> {
   const big = 1 << 30;
@@ -383,18 +405,7 @@ Deno.test("h2: writeWith frames larger than the client's frame size, many flushe
   const size = 40 * 1024 + 7; // over two 16 KiB frames each
   const byte = (frame: number, i: number) => (frame * 13 + i * 7) & 0xff;
   await withServer({
-    onStream: (s) => {
-      s.onend = () => {
-        let frame = 0;
-        writeUntilDone(s, () => {
-          if (frame >= frames) return null;
-          const f = frame++;
-          return s.writeWith(size, (into, at) => {
-            for (let i = 0; i < size; i++) into[at + i] = byte(f, i);
-          });
-        });
-      };
-    },
+    onStream: (s) => answerWithFrames(s, frames, size, byte),
   }, async (port) => {
     const raw = await requestWithLargeWindows(port);
     // Not reading for a while: the kernel's buffers fill and the server's socket writes wait
@@ -740,19 +751,8 @@ Deno.test("h2: a writer filling many frames in one turn: the staging buffer is w
   const byte = (frame: number, i: number) => (frame * 17 + i * 3) & 0xff;
   const socket = new DeferredSocket();
   new H2Connection(socket as unknown as net.Socket, {
-    onStream: (s) => {
-      s.onend = () => {
-        let frame = 0;
-        // As many frames a turn as the writer is let write (a snapshot's 1 ms slices).
-        writeUntilDone(s, () => {
-          if (frame >= frames) return null;
-          const f = frame++;
-          return s.writeWith(size, (into, at) => {
-            for (let i = 0; i < size; i++) into[at + i] = byte(f, i);
-          });
-        });
-      };
-    },
+    // As many frames a turn as the writer is let write (a snapshot's 1 ms slices).
+    onStream: (s) => answerWithFrames(s, frames, size, byte),
   });
   openDeferred(socket, [[Setting.INITIAL_WINDOW_SIZE, (1 << 30) - 1]]);
   const data = await deferredData(socket, 10_000);
@@ -771,18 +771,7 @@ Deno.test("h2: frames queued for window, sent and queued again many times: every
   const size = 20; // each waits for the client's window (10 bytes at first, then 20 a time)
   const byte = (frame: number, i: number) => (frame * 11 + i) & 0xff;
   await withServer({
-    onStream: (s) => {
-      s.onend = () => {
-        let frame = 0;
-        writeUntilDone(s, () => {
-          if (frame >= frames) return null;
-          const f = frame++;
-          return s.writeWith(size, (into, at) => {
-            for (let i = 0; i < size; i++) into[at + i] = byte(f, i);
-          });
-        });
-      };
-    },
+    onStream: (s) => answerWithFrames(s, frames, size, byte),
   }, async (port) => {
     const raw = await requestWithWindow(port, 10);
     const done = (f: Frame) =>
