@@ -213,14 +213,14 @@ Deno.test("a snapshot takes the worker standing by: the same file; the next one 
     assert(snapshotWorkerStandingBy());
     await new Promise((resolve) => setTimeout(resolve, 200)); // loaded, waiting for work
     const stream = snapshotDbChunks(n);
-    const first = await stream.next();
+    const first = await inTime(stream.next(), "no size from the standing-by worker in 10 s");
     assert(!first.done && "total" in first.value && first.value.inWorker, "a worker writes it");
     assert(!snapshotWorkerStandingBy(), "the snapshot took the one standing by");
     assertEquals(snapshotWorkers(), 1);
     await stream.return(undefined);
     assertEquals(snapshotWorkers(), 0);
     standBySnapshotWorker();
-    const taken = await collect(snapshotDbChunks(n));
+    const taken = await inTime(collect(snapshotDbChunks(n)), "standing-by worker stuck");
     assert(taken.inWorker);
     assertSameBytes(taken.file, inThread.file, "the standing-by worker's file");
     const own = await collect(snapshotDbChunks(n)); // none standing by: started for it
@@ -241,7 +241,8 @@ Deno.test("a worker standing by that could not load: the event loop writes the s
         `data:application/javascript,throw new Error("no snapshot worker here")`,
       );
       await new Promise((resolve) => setTimeout(resolve, wait));
-      const fallback = await collect(snapshotDbChunks(n));
+      // A failure nobody hears of would leave the snapshot waiting for the worker forever.
+      const fallback = await inTime(collect(snapshotDbChunks(n)), `stuck (waited ${wait} ms)`);
       assert(!fallback.inWorker, `the event loop wrote it (waited ${wait} ms)`);
       assertSameBytes(fallback.file, inThread.file, "the event loop's file");
       assertEquals(snapshotWorkers(), 0);
@@ -305,12 +306,17 @@ Deno.test("a client that goes away mid-snapshot ends the worker and lets go of t
 
 /** The body's next chunk; fails rather than waits when none comes within 10 s (a stuck worker). */
 async function nextChunk(body: SnapshotBody): Promise<Uint8Array | null> {
+  return await inTime(body.next(), "no chunk from the worker within 10 s");
+}
+
+/** `promise`'s value; fails with `stuck` rather than waits past `ms` (a stuck worker). */
+async function inTime<T>(promise: Promise<T>, stuck: string, ms = 10_000): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const stuck = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error("no chunk from the worker within 10 s")), 10_000);
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(stuck)), ms);
   });
   try {
-    return await Promise.race([body.next(), stuck]);
+    return await Promise.race([promise, late]);
   } finally {
     clearTimeout(timer);
   }
