@@ -14,7 +14,7 @@ import { segmentFilesReader } from "../core/storage/revision_log.ts";
 import { backendSources, columnsKeySource } from "../core/snapshot/key_bucket.ts";
 import { columnsSnapshotPieces, columnsSnapshotSize } from "../core/snapshot/store_stream.ts";
 import { openReadAt } from "../platform/deno_disk.ts";
-import { lowerThreadPriority } from "../platform/thread_priority.ts";
+import { IdleThread } from "../platform/thread_priority.ts";
 import { CHUNK_BYTES, fileChunks } from "./snapshot_chunks.ts";
 import {
   ringSlot,
@@ -25,8 +25,10 @@ import {
   type SnapshotToWorker,
 } from "./snapshot_protocol.ts";
 
-// The event loop first: this thread takes a core only when the loop does not want it.
-lowerThreadPriority(10);
+// The event loop first: this thread takes a core only when no other thread wants it (SCHED_IDLE),
+// or at nice 10 where it could not leave that policy when starved (platform/thread_priority.ts).
+const thread = new IdleThread(10);
+thread.enter();
 
 /** Batches told and not given back yet. */
 let outstanding = 0;
@@ -52,7 +54,7 @@ function planFile(
     backendSources(columnsKeySource(columns, read), format.buckets),
     { txid: format.txid },
   );
-  for (const _ of writer.plan()) { /* nothing else runs on this thread */ }
+  for (const _ of writer.plan()) thread.working();
   return { total: writer.size, pieces: writer.pages() };
 }
 
@@ -72,12 +74,14 @@ async function write(start: SnapshotStart): Promise<void> {
       sizes = [];
       // The next batch's slots are free once no more than the batches ahead are untaken.
       outstanding++;
+      thread.pause();
       while (outstanding > SNAPSHOT_BATCHES_AHEAD) {
         await new Promise<void>((resolve) => (wake = resolve));
       }
     };
     const slot = (index: number) => ringSlot(ring, index, CHUNK_BYTES);
     for (const chunk of fileChunks(pieces, total, slot)) {
+      thread.working();
       if (chunk === null) continue;
       sha?.update(chunk.blob);
       sizes.push(chunk.blob.length);
