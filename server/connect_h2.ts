@@ -18,7 +18,7 @@ import {
 import type { Code } from "@connectrpc/connect";
 import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import { GrpcCode, type GrpcCodeValue } from "../core/errors.ts";
-import { type AnyMethod, type MethodTable, type PeerInfo, toStatus } from "./grpc.ts";
+import { type AnyMethod, LazyContext, type MethodTable, type PeerInfo, toStatus } from "./grpc.ts";
 import { encodeHeaders, type H2Stream } from "./h2/mod.ts";
 import { noteCall } from "./grpc_metrics.ts";
 
@@ -82,7 +82,8 @@ export async function handleConnectStream(
   const streaming = type.startsWith("application/connect+");
   const json = type.endsWith("json");
   const method: AnyMethod | undefined = table.get(headers[":path"] ?? "");
-  const aborted = new AbortController();
+  // The call's signal only if its handler asks for one (an abort makes a DOMException).
+  const ctx = new LazyContext(stream, peer, true);
   const respondError = (code: GrpcCodeValue, message: string) => {
     if (stream.closed) return;
     if (streaming) {
@@ -104,7 +105,7 @@ export async function handleConnectStream(
   };
   // Bytes of a request: the envelope's 5 bytes as well, for a stream.
   const body = await readBody(stream, maxRecvBytes + (streaming ? 5 : 0));
-  stream.onclose = () => aborted.abort();
+  stream.onclose = () => ctx.closed();
   if (stream.closed) return;
   if (method === undefined) {
     return respondError(GrpcCode.Unimplemented, `${headers[":path"]} is not implemented`);
@@ -144,7 +145,6 @@ export async function handleConnectStream(
       `bad request: ${e instanceof Error ? e.message : e}`,
     );
   }
-  const ctx = { headers, signal: aborted.signal, tlsCommonName: peer.tlsCommonName };
   if (method.kind === "unary") {
     try {
       const response = encode(method.output, await method.handle(request, ctx));
