@@ -155,6 +155,10 @@ export class IdleThread {
   }
 
   enter(): boolean {
+    // The nice value first: SCHED_IDLE keeps it, and leaving the policy is judged against it (the
+    // kernel asks whether the thread could take its current nice value: 10 needs RLIMIT_NICE 10,
+    // 0 would need 20).
+    lowerThreadPriority(this.fallbackNice);
     const lib = loadLibc();
     const files = procFiles();
     if (lib !== null && files !== null && mayLeaveIdle(this.fallbackNice, files)) {
@@ -169,7 +173,6 @@ export class IdleThread {
         return true;
       }
     }
-    lowerThreadPriority(this.fallbackNice);
     return false;
   }
 
@@ -186,10 +189,10 @@ export class IdleThread {
   leave(): void {
     if (!this.#idle) return;
     const lib = loadLibc();
+    // SCHED_OTHER at the nice value set before entering.
     if (lib !== null && lib.symbols.sched_setscheduler(0, SCHED_OTHER, new Uint8Array(4)) === 0) {
       this.#idle = false;
       this.#watch = null;
-      lowerThreadPriority(this.fallbackNice);
     }
   }
 }

@@ -93,7 +93,7 @@ Deno.test({
         assertEquals(got, {
           was: { nice: 0, policy: 0 },
           entered: true,
-          inside: { nice: 0, policy: 5 },
+          inside: { nice: 10, policy: 5 },
           after: { nice: 10, policy: 0 },
           idle: false,
         });
