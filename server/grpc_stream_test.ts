@@ -16,6 +16,7 @@ import {
 } from "./grpc.ts";
 import { encodeGrpcFrame } from "../core/wire/mod.ts";
 import { H2Connection } from "./h2/mod.ts";
+import { inTime } from "./_testing.ts";
 
 Deno.test("grpc over server/h2: streaming back-pressure and cancellation", async () => {
   let sent = 0;
@@ -45,16 +46,7 @@ Deno.test("grpc over server/h2: streaming back-pressure and cancellation", async
     },
   };
   const table: MethodTable = new Map([["/t.T/S", method]]);
-  const server = net.createServer((socket) =>
-    new H2Connection(socket, {
-      onStream: (s) => handleGrpcStream(table, { maxRecvBytes: 1 << 20 }, s),
-    })
-  );
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as net.AddressInfo).port;
-  const session = http2.connect(`http://127.0.0.1:${port}`, {
-    settings: { initialWindowSize: 65535 },
-  });
+  const { session, server } = await serveGrpc(table, { initialWindowSize: 65535 });
   try {
     const req = session.request({
       ":method": "POST",
@@ -106,14 +98,7 @@ Deno.test("grpc over server/h2: unary calls' contexts share one shape; the signa
     },
   };
   const table: MethodTable = new Map([["/t.T/U", method]]);
-  const server = net.createServer((socket) =>
-    new H2Connection(socket, {
-      onStream: (s) => handleGrpcStream(table, { maxRecvBytes: 1 << 20 }, s),
-    })
-  );
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as net.AddressInfo).port;
-  const session = http2.connect(`http://127.0.0.1:${port}`);
+  const { session, server } = await serveGrpc(table);
   try {
     for (const limit of [1n, 2n]) {
       const req = session.request({
@@ -161,14 +146,7 @@ Deno.test("grpc over server/h2: a stream's signal is made only when its handler 
     },
   };
   const table: MethodTable = new Map([["/t.T/S", method]]);
-  const server = net.createServer((socket) =>
-    new H2Connection(socket, {
-      onStream: (s) => handleGrpcStream(table, { maxRecvBytes: 1 << 20 }, s),
-    })
-  );
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as net.AddressInfo).port;
-  const session = http2.connect(`http://127.0.0.1:${port}`);
+  const { session, server } = await serveGrpc(table);
   const Real = globalThis.AbortController;
   let made = 0;
   globalThis.AbortController = class extends Real {
@@ -188,7 +166,7 @@ Deno.test("grpc over server/h2: a stream's signal is made only when its handler 
         encodeGrpcFrame(toBinary(RangeRequestSchema, create(RangeRequestSchema, { limit }))),
       );
       // One response, then the client goes away as KeepAliveOnce does.
-      await new Promise((r) => req.once("data", r));
+      await inTime(new Promise((r) => req.once("data", r)), "no answer in 10 s");
       req.close(http2.constants.NGHTTP2_CANCEL);
       await new Promise((r) => req.on("close", r));
     }
@@ -203,3 +181,18 @@ Deno.test("grpc over server/h2: a stream's signal is made only when its handler 
     server.close();
   }
 });
+
+/** A gRPC server of `table` on our HTTP/2 connection, on a loopback port, and a client session. */
+async function serveGrpc(
+  table: MethodTable,
+  settings?: http2.Settings,
+): Promise<{ session: http2.ClientHttp2Session; server: net.Server }> {
+  const server = net.createServer((socket) =>
+    new H2Connection(socket, {
+      onStream: (s) => handleGrpcStream(table, { maxRecvBytes: 1 << 20 }, s),
+    })
+  );
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as net.AddressInfo).port;
+  return { session: http2.connect(`http://127.0.0.1:${port}`, { settings }), server };
+}

@@ -31,6 +31,7 @@ import {
   workerSnapshotBody,
 } from "./snapshot_writer.ts";
 import type { SnapshotBody } from "../core/node/mod.ts";
+import { inTime } from "./_testing.ts";
 
 const enc = new TextEncoder();
 
@@ -307,19 +308,6 @@ Deno.test("a client that goes away mid-snapshot ends the worker and lets go of t
 /** The body's next chunk; fails rather than waits when none comes within 10 s (a stuck worker). */
 async function nextChunk(body: SnapshotBody): Promise<Uint8Array | null> {
   return await inTime(body.next(), "no chunk from the worker within 10 s");
-}
-
-/** `promise`'s value; fails with `stuck` rather than waits past `ms` (a stuck worker). */
-async function inTime<T>(promise: Promise<T>, stuck: string, ms = 10_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(stuck)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Every chunk of a follower's snapshot body, joined (a chunk's buffer is reused). */
