@@ -144,14 +144,14 @@ export class StarvationWatch {
  * to SCHED_OTHER at `fallbackNice` when it is starved; `pause()` before waiting for something else.
  */
 export class IdleThread {
-  #idle = false;
+  /** Set while the thread is under SCHED_IDLE. */
   #watch: StarvationWatch | null = null;
 
   constructor(readonly fallbackNice = 10) {}
 
   /** Whether the thread is under SCHED_IDLE now. */
   get idle(): boolean {
-    return this.#idle;
+    return this.#watch !== null;
   }
 
   enter(): boolean {
@@ -163,7 +163,6 @@ export class IdleThread {
     const files = procFiles();
     if (lib !== null && files !== null && mayLeaveIdle(this.fallbackNice, files)) {
       if (lib.symbols.sched_setscheduler(0, SCHED_IDLE, new Uint8Array(4)) === 0) {
-        this.#idle = true;
         const timespec = new BigInt64Array(2);
         const bytes = new Uint8Array(timespec.buffer);
         this.#watch = new StarvationWatch(() => performance.now(), () => {
@@ -177,8 +176,7 @@ export class IdleThread {
   }
 
   working(): void {
-    if (!this.#idle || this.#watch === null || !this.#watch.starved()) return;
-    this.leave();
+    if (this.#watch?.starved()) this.leave();
   }
 
   pause(): void {
@@ -187,11 +185,10 @@ export class IdleThread {
 
   /** Back to SCHED_OTHER at the fallback nice value. */
   leave(): void {
-    if (!this.#idle) return;
+    if (this.#watch === null) return;
     const lib = loadLibc();
     // SCHED_OTHER at the nice value set before entering.
     if (lib !== null && lib.symbols.sched_setscheduler(0, SCHED_OTHER, new Uint8Array(4)) === 0) {
-      this.#idle = false;
       this.#watch = null;
     }
   }
