@@ -10,7 +10,7 @@
  * member's heap for (15 ms pauses every 300 ms at 1M keys).
  */
 import type { BoltBucket } from "../core/storage/bbolt.ts";
-import type { StoredColumns } from "../core/mvcc/snapshot_codec.ts";
+import type { ColumnArrays, StoredColumns } from "../core/mvcc/snapshot_codec.ts";
 import { CHUNK_BYTES } from "./snapshot_chunks.ts";
 
 /** Chunks per batch (512 KiB of the file). */
@@ -43,9 +43,18 @@ export interface SnapshotStart {
   ring: SharedArrayBuffer;
 }
 
-export type SnapshotToWorker = SnapshotStart | { kind: "credit" };
+export type SnapshotToWorker =
+  /**
+   * Memory for a snapshot of `length` revisions first: the columns (the event loop copies the
+   * store's into them) and the ring, allocated and paged in by the worker, off the event loop.
+   */
+  | { kind: "memory"; length: number }
+  | SnapshotStart
+  | { kind: "credit" };
 
 export type SnapshotFromWorker =
+  /** The memory asked for: zeroed, every page touched. */
+  | { kind: "memory"; columns: ColumnArrays; ring: SharedArrayBuffer }
   | { kind: "total"; total: number }
   /** Chunks first, first + 1, ... are in their ring slots, `sizes` bytes each. */
   | { kind: "chunks"; first: number; sizes: number[] }

@@ -35,7 +35,7 @@ import {
   writeSnapshotResponseFrame,
 } from "./snapshot_chunks.ts";
 import { ringSlot } from "./snapshot_protocol.ts";
-import { snapshotWorkers, stepped, workerBatches } from "./snapshot_writer.ts";
+import { SnapshotWorker, snapshotWorkers, stepped } from "./snapshot_writer.ts";
 
 export { type SnapshotChunk } from "./snapshot_chunks.ts";
 export { snapshotWorkers };
@@ -76,13 +76,20 @@ export async function* snapshotDbChunks(
   options: SnapshotDbOptions = {},
 ): AsyncGenerator<SnapshotPart> {
   const state = node.backendState();
+  let worker: SnapshotWorker | null = null;
   try {
     const slicer = new Slicer();
-    const columns = options.inThread
-      ? null
-      : await stepped(state.mvcc.storedColumns?.(), new Slicer(PACED_SLICE_MS));
-    if (columns) {
-      const chunks = workerChunks(state, columns);
+    let columns: StoredColumns | null | undefined = null;
+    if (!options.inThread && state.mvcc.storedColumns) {
+      worker = new SnapshotWorker();
+      const into = await worker.memory(state.mvcc.length);
+      columns = await stepped(
+        state.mvcc.storedColumns(into ?? undefined),
+        new Slicer(PACED_SLICE_MS),
+      );
+    }
+    if (worker && columns) {
+      const chunks = workerChunks(worker, state, columns);
       let first: IteratorResult<SnapshotPart>;
       try {
         first = await chunks.next();
@@ -103,6 +110,7 @@ export async function* snapshotDbChunks(
         return;
       }
     }
+    worker?.end(); // a store in memory, or no worker: the event loop writes it
     const writer = etcdDbWriter(state);
     for (const _ of writer.plan()) await slicer.pause();
     const total = writer.size;
@@ -119,6 +127,7 @@ export async function* snapshotDbChunks(
     }
     yield { sha256: new Uint8Array(sha.digest()) };
   } finally {
+    worker?.end();
     state.mvcc.close?.(); // whether sent whole or the client went away
   }
 }
@@ -132,6 +141,7 @@ const SEND_SLICE_MS = 1;
  * worker ends with the generator.
  */
 async function* workerChunks(
+  worker: SnapshotWorker,
   state: BackendState,
   columns: StoredColumns,
 ): AsyncGenerator<SnapshotPart> {
@@ -142,7 +152,7 @@ async function* workerChunks(
   } as const;
   let remaining = 0;
   const sending = new Slicer(SEND_SLICE_MS, "immediate");
-  for await (const part of workerBatches(format, columns)) {
+  for await (const part of worker.batches(format, columns)) {
     if ("total" in part) {
       remaining = part.total;
       yield { total: part.total, inWorker: true };

@@ -5,7 +5,7 @@
  * a follower's socket) and gives its slots back. Used by Maintenance.Snapshot
  * (server/snapshot_service.ts) and for the snapshots a leader sends its followers.
  */
-import type { MvccView, StoredColumns } from "../core/mvcc/snapshot_codec.ts";
+import type { ColumnArrays, MvccView, StoredColumns } from "../core/mvcc/snapshot_codec.ts";
 import type { SnapshotBody } from "../core/node/mod.ts";
 import { CHUNK_BYTES } from "./snapshot_chunks.ts";
 import {
@@ -18,7 +18,7 @@ import {
 } from "./snapshot_protocol.ts";
 import { PACED_SLICE_MS, Slicer } from "./slicer.ts";
 
-/** What workerBatches yields: the file's size, its batches, its digest. */
+/** What SnapshotWorker.batches yields: the file's size, its batches, its digest. */
 export type WorkerPart =
   | { total: number }
   /** Chunks `first`, `first + 1`, ... (`sizes` bytes each) are in their slots of `ring`. */
@@ -26,67 +26,110 @@ export type WorkerPart =
   | { sha256: Uint8Array | null };
 
 /**
- * The file of `columns` in `format` as a worker writes it: its size first, then each batch of
- * chunks in the ring (the batch's slots are given back when the consumer asks for the next part),
- * then its digest. The worker ends with the generator; a worker that cannot start throws at the
- * first part.
+ * A worker taken for one snapshot's file (the one standing by, or a new one): first the memory
+ * the store's columns are copied into (`memory`), then the file (`batches`). Ended by `batches`
+ * when the file is done or its consumer gone, else by `end`.
  */
-export async function* workerBatches(
-  format: SnapshotFormat,
-  columns: StoredColumns,
-): AsyncGenerator<WorkerPart> {
-  await columns.flushed;
-  const { worker, failed } = standby ?? startWorker(WORKER_URL);
-  standby = null;
-  liveWorkers++;
-  const inbox: SnapshotFromWorker[] = [];
-  let wake: (() => void) | null = null;
-  const deliver = (message: SnapshotFromWorker) => {
-    inbox.push(message);
-    const resolve = wake;
-    wake = null;
-    resolve?.();
-  };
-  worker.onmessage = (e: MessageEvent<SnapshotFromWorker>) => deliver(e.data);
-  worker.onerror = (e) => {
-    e.preventDefault();
-    deliver({ kind: "error", message: e.message });
-  };
-  // A worker that stood by and could not load its module: as if it failed now.
-  if (failed.message !== null) deliver({ kind: "error", message: failed.message });
-  try {
-    const { main, sub, tombstone, location, size, files } = columns;
-    const ring = new SharedArrayBuffer(SNAPSHOT_RING_SLOTS * CHUNK_BYTES);
-    const start: SnapshotStart = {
-      kind: "start",
-      columns: { main, sub, tombstone, location, size, files },
-      format,
-      ring,
+export class SnapshotWorker {
+  readonly #worker: Worker;
+  readonly #inbox: SnapshotFromWorker[] = [];
+  #wake: (() => void) | null = null;
+  #ring: SharedArrayBuffer | null = null;
+  #ended = false;
+
+  constructor() {
+    const { worker, failed } = standby ?? startWorker(WORKER_URL);
+    standby = null;
+    liveWorkers++;
+    this.#worker = worker;
+    worker.onmessage = (e: MessageEvent<SnapshotFromWorker>) => this.#deliver(e.data);
+    worker.onerror = (e) => {
+      e.preventDefault();
+      this.#deliver({ kind: "error", message: e.message });
     };
-    // Columns in ArrayBuffers are handed over; in shared memory (MvccView.storedColumns) shared.
-    const buffers = [main, sub, tombstone, location, size].map((a) => a.buffer)
-      .filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
-    worker.postMessage(start, buffers);
-    for (;;) {
-      while (inbox.length === 0) await new Promise<void>((resolve) => (wake = resolve));
-      const message = inbox.shift()!;
-      switch (message.kind) {
-        case "total":
-          yield { total: message.total };
-          break;
-        case "chunks":
-          yield { first: message.first, sizes: message.sizes, ring };
-          worker.postMessage({ kind: "credit" } satisfies SnapshotToWorker);
-          break;
-        case "end":
-          yield { sha256: message.sha256 };
-          return;
-        case "error":
-          throw new Error(`snapshot: ${message.message}`);
-      }
+    // A worker that stood by and could not load its module: as if it failed now.
+    if (failed.message !== null) this.#deliver({ kind: "error", message: failed.message });
+  }
+
+  #deliver(message: SnapshotFromWorker): void {
+    this.#inbox.push(message);
+    const resolve = this.#wake;
+    this.#wake = null;
+    resolve?.();
+  }
+
+  async #next(): Promise<SnapshotFromWorker> {
+    while (this.#inbox.length === 0) {
+      await new Promise<void>((resolve) => (this.#wake = resolve));
     }
-  } finally {
-    worker.terminate();
+    return this.#inbox.shift()!;
+  }
+
+  /**
+   * Columns for `length` revisions in shared memory, zeroed and paged in by the worker (and the
+   * ring it fills later); null when the worker failed (its error is met again by `batches`).
+   */
+  async memory(length: number): Promise<ColumnArrays | null> {
+    this.#worker.postMessage({ kind: "memory", length } satisfies SnapshotToWorker);
+    const message = await this.#next();
+    if (message.kind !== "memory") {
+      this.#inbox.unshift(message);
+      return null;
+    }
+    this.#ring = message.ring;
+    return message.columns;
+  }
+
+  /**
+   * The file of `columns` in `format` as the worker writes it: its size first, then each batch of
+   * chunks in the ring (the batch's slots are given back when the consumer asks for the next
+   * part), then its digest. The worker ends with the generator; a worker that cannot start throws
+   * at the first part.
+   */
+  async *batches(format: SnapshotFormat, columns: StoredColumns): AsyncGenerator<WorkerPart> {
+    try {
+      await columns.flushed;
+      const { main, sub, tombstone, location, size, files } = columns;
+      const ring = this.#ring ?? new SharedArrayBuffer(SNAPSHOT_RING_SLOTS * CHUNK_BYTES);
+      const start: SnapshotStart = {
+        kind: "start",
+        columns: { main, sub, tombstone, location, size, files },
+        format,
+        ring,
+      };
+      // Columns in ArrayBuffers are handed over; in shared memory (MvccView.storedColumns) shared.
+      const buffers = [main, sub, tombstone, location, size].map((a) => a.buffer)
+        .filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
+      this.#worker.postMessage(start, buffers);
+      for (;;) {
+        const message = await this.#next();
+        switch (message.kind) {
+          case "total":
+            yield { total: message.total };
+            break;
+          case "chunks":
+            yield { first: message.first, sizes: message.sizes, ring };
+            this.#worker.postMessage({ kind: "credit" } satisfies SnapshotToWorker);
+            break;
+          case "end":
+            yield { sha256: message.sha256 };
+            return;
+          case "error":
+            throw new Error(`snapshot: ${message.message}`);
+          case "memory":
+            throw new Error("snapshot: memory not asked for");
+        }
+      }
+    } finally {
+      this.end();
+    }
+  }
+
+  /** Ends the worker (once). */
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#worker.terminate();
     liveWorkers--;
   }
 }
@@ -173,9 +216,17 @@ export async function workerSnapshotBody(
   head: (size: number) => Uint8Array,
   onWorkerError?: (error: unknown) => void,
 ): Promise<SnapshotBody | null> {
-  const columns = await stepped(view.storedColumns?.(), new Slicer(PACED_SLICE_MS));
+  if (!view.storedColumns) return null;
+  const worker = new SnapshotWorker();
+  let columns: StoredColumns | null | undefined;
+  try {
+    const into = await worker.memory(view.length);
+    columns = await stepped(view.storedColumns(into ?? undefined), new Slicer(PACED_SLICE_MS));
+  } finally {
+    if (!columns) worker.end();
+  }
   if (!columns) return null;
-  const parts = workerBatches(
+  const parts = worker.batches(
     { kind: "store", revision: view.revision, compactMainRev: view.compactMainRev },
     columns,
   );

@@ -78,9 +78,32 @@ export interface MvccView {
   /**
    * The view's revisions as columns, with the files holding their records, for a reader on
    * another thread; in steps. Null when a record is only in memory or the storage's files have no
-   * name another thread can open. The files are read only after `flushed` resolves.
+   * name another thread can open. The files are read only after `flushed` resolves. The columns
+   * are copied into `into` when given (each `length` long), else into new shared memory.
    */
-  storedColumns?(): Generator<void, StoredColumns | null>;
+  storedColumns?(into?: ColumnArrays): Generator<void, StoredColumns | null>;
+}
+
+/** A view's revisions as columns, one entry per revision in (main, sub) order. */
+export interface ColumnArrays {
+  main: Float64Array;
+  sub: Int32Array;
+  /** 1 for a tombstone, else 0. */
+  tombstone: Uint8Array;
+  location: Float64Array;
+  size: Uint32Array;
+}
+
+/** Columns of `length` revisions in shared memory (zeroed), each in its own buffer. */
+export function newColumnArrays(length: number): ColumnArrays {
+  const shared = (bytes: number) => new SharedArrayBuffer(length * bytes);
+  return {
+    main: new Float64Array(shared(8)),
+    sub: new Int32Array(shared(4)),
+    tombstone: new Uint8Array(shared(1)),
+    location: new Float64Array(shared(8)),
+    size: new Uint32Array(shared(4)),
+  };
 }
 
 /**
@@ -88,13 +111,7 @@ export interface MvccView {
  * transferable), and where each record is in the revision log (core/storage/revision_log.ts):
  * what etcd's key bucket needs, keys and values being the records' data.
  */
-export interface StoredColumns {
-  main: Float64Array;
-  sub: Int32Array;
-  /** 1 for a tombstone, else 0. */
-  tombstone: Uint8Array;
-  location: Float64Array;
-  size: Uint32Array;
+export interface StoredColumns extends ColumnArrays {
   /** The revision log's segment files. */
   files: { sequence: number; path: string }[];
   /** Resolves once every record of the view is in its file. */

@@ -49,8 +49,10 @@ import {
 } from "./kv_codec.ts";
 import type { ByteSource } from "../bytes.ts";
 import {
+  type ColumnArrays,
   encodeView,
   type MvccView,
+  newColumnArrays,
   type SnapshotEntry,
   SnapshotReader,
   type StoredColumns,
@@ -784,11 +786,15 @@ class StoredEntry implements SnapshotEntry {
 /** Chunks of columns copied per step of storedColumns (65,536 revisions, 1.6 MB). */
 const COPY_STEP_CHUNKS = 16;
 
-/** MvccView.storedColumns of a view of `log`'s first `length` revisions. */
+/**
+ * MvccView.storedColumns of a view of `log`'s first `length` revisions, copied into `into` when
+ * given (its columns `length` long), else into new shared memory.
+ */
 function* storedColumns(
   log: RevisionColumns,
   length: number,
   revisions: RevisionStorage | null,
+  into: ColumnArrays | undefined,
 ): Generator<void, StoredColumns | null> {
   const files = revisions?.segmentFiles?.() ?? null;
   if (files === null) return null;
@@ -796,16 +802,10 @@ function* storedColumns(
   // not count shared buffers as the isolate's external memory. A copy in ArrayBuffers (25 MB at
   // 1M revisions) was, at the snapshot's start, enough to push a large member quiet since its
   // last collection over V8's limit: a full collection of its heap, a 30-50 ms pause, every time.
-  const shared = (bytes: number) => new SharedArrayBuffer(length * bytes);
-  const out: StoredColumns = {
-    main: new Float64Array(shared(8)),
-    sub: new Int32Array(shared(4)),
-    tombstone: new Uint8Array(shared(1)),
-    location: new Float64Array(shared(8)),
-    size: new Uint32Array(shared(4)),
-    files,
-    flushed: Promise.resolve(),
-  };
+  // The snapshot's worker allocates them (server/snapshot_writer.ts): zeroing and paging in 25 MB
+  // held this thread 15-30 ms.
+  const arrays = into !== undefined && into.main.length === length ? into : newColumnArrays(length);
+  const out: StoredColumns = { ...arrays, files, flushed: Promise.resolve() };
   for (let start = 0, copied = 0; start < length; start += CHUNK_SIZE) {
     const n = Math.min(CHUNK_SIZE, length - start);
     if (!log.copyChunk(start, n, out)) return null;
@@ -1556,7 +1556,7 @@ export class MvccStore implements ReadView {
       revision: this.#revision,
       compactMainRev: this.#compactMainRev,
       length,
-      storedColumns: () => storedColumns(log, length, revisions),
+      storedColumns: (into?: ColumnArrays) => storedColumns(log, length, revisions, into),
       entry: (i: number): SnapshotEntry => {
         const kv = log.kv(i);
         // A record on disk goes out as it is stored: neither decoded nor encoded again, and its
