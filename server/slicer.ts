@@ -23,6 +23,11 @@ export class Slicer {
    */
   constructor(readonly sliceMs = SLICE_MS, readonly rest: "timer" | "immediate" = "timer") {}
 
+  /** Whether the slice is used up (pause() would let other work in): a check without a promise. */
+  due(): boolean {
+    return performance.now() - this.#since >= this.sliceMs;
+  }
+
   /** Resolves at once inside a slice; after a macrotask once the slice is used up. */
   async pause(): Promise<void> {
     if (performance.now() - this.#since < this.sliceMs) return;

@@ -19,6 +19,27 @@ export interface SnapshotChunk {
 }
 
 /**
+ * Consecutive chunks of the file (a batch the worker filled, or one chunk): chunk i is `sizes[i]`
+ * bytes, `blob(i)` (a view valid until the next part is asked for); `remaining` bytes of the file
+ * come after the last.
+ */
+export interface SnapshotChunks {
+  sizes: readonly number[];
+  blob(i: number): Uint8Array;
+  remaining: number;
+}
+
+/** Chunk i of `run` with the bytes of the file that come after it. */
+export function* chunksOf(run: SnapshotChunks): Generator<SnapshotChunk> {
+  let remaining = run.remaining;
+  for (const size of run.sizes) remaining += size;
+  for (let i = 0; i < run.sizes.length; i++) {
+    remaining -= run.sizes[i];
+    yield { blob: run.blob(i), remaining };
+  }
+}
+
+/**
  * Bytes of the gRPC frame of a SnapshotResponse {remaining_bytes = 2, blob = 3} carrying `size`
  * bytes with `remaining` after them.
  */

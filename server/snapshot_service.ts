@@ -30,14 +30,14 @@ import { PACED_SLICE_MS, Slicer } from "./slicer.ts";
 import {
   CHUNK_BYTES,
   fileChunks,
-  type SnapshotChunk,
+  type SnapshotChunks,
   snapshotResponseFrameSize,
   writeSnapshotResponseFrame,
 } from "./snapshot_chunks.ts";
 import { ringSlot } from "./snapshot_protocol.ts";
 import { SnapshotWorker, snapshotWorkers, stepped } from "./snapshot_writer.ts";
 
-export { type SnapshotChunk } from "./snapshot_chunks.ts";
+export { type SnapshotChunks } from "./snapshot_chunks.ts";
 export { snapshotWorkers };
 
 /** A snapshot file's size, the first thing known of it, and who writes it. */
@@ -52,8 +52,8 @@ export interface SnapshotDigest {
   sha256: Uint8Array;
 }
 
-/** What snapshotDbChunks yields: the size, the chunks, the digest. */
-export type SnapshotPart = SnapshotSize | SnapshotChunk | SnapshotDigest;
+/** What snapshotDbChunks yields: the size, the chunks (in runs), the digest. */
+export type SnapshotPart = SnapshotSize | SnapshotChunks | SnapshotDigest;
 
 /** How a snapshot's file is written. */
 export interface SnapshotDbOptions {
@@ -123,7 +123,8 @@ export async function* snapshotDbChunks(
         continue;
       }
       sha.update(chunk.blob);
-      yield chunk;
+      const { blob, remaining } = chunk;
+      yield { sizes: [blob.length], blob: () => blob, remaining };
     }
     yield { sha256: new Uint8Array(sha.digest()) };
   } finally {
@@ -132,13 +133,10 @@ export async function* snapshotDbChunks(
   }
 }
 
-/** How long chunks are passed on before the event loop is let turn (measured at 1M keys). */
-const SEND_SLICE_MS = 1;
-
 /**
  * The chunks of `state`'s file as the worker writes them from `columns`: the size first, then
- * each chunk (a view of its ring slot, valid until the next is asked for), then the digest. The
- * worker ends with the generator.
+ * each batch the worker filled (views of its ring slots, valid until the next part is asked for),
+ * then the digest. The worker ends with the generator.
  */
 async function* workerChunks(
   worker: SnapshotWorker,
@@ -151,23 +149,36 @@ async function* workerChunks(
     txid: backendTxid(state),
   } as const;
   let remaining = 0;
-  const sending = new Slicer(SEND_SLICE_MS, "immediate");
   for await (const part of worker.batches(format, columns)) {
     if ("total" in part) {
       remaining = part.total;
       yield { total: part.total, inWorker: true };
     } else if ("sizes" in part) {
-      for (let i = 0; i < part.sizes.length; i++) {
-        remaining -= part.sizes[i];
-        yield { blob: ringSlot(part.ring, part.first + i, part.sizes[i]), remaining };
-        // A socket that takes everything at once lets the consumer go from chunk to chunk
-        // without the event loop turning: let requests in between.
-        await sending.pause();
-      }
+      for (const size of part.sizes) remaining -= size;
+      const { ring, first, sizes } = part;
+      yield { sizes, blob: (i) => ringSlot(ring, first + i, sizes[i]), remaining };
     } else {
       if (part.sha256 === null) throw new Error("snapshot: no checksum");
       yield { sha256: part.sha256 };
     }
+  }
+}
+
+/** How long chunks are passed on before the event loop is let turn (measured at 1M keys). */
+const SEND_SLICE_MS = 1;
+
+/**
+ * A chunk's SnapshotResponse frame, written where the connection says (send.frameWithNow): one
+ * object and one fill function for all of a snapshot's chunks, not a closure and a promise each.
+ */
+class ChunkFrame {
+  blob: Uint8Array = new Uint8Array(0);
+  remaining = 0;
+  readonly fill = (into: Uint8Array, at: number): void =>
+    writeSnapshotResponseFrame(into, at, this.blob, this.remaining);
+
+  get size(): number {
+    return snapshotResponseFrameSize(this.blob.length, this.remaining);
   }
 }
 
@@ -230,7 +241,9 @@ export function snapshotMethod(node: EtcdNode, logger?: Logger): [string, AnyMet
       let total = 0;
       let digest: Uint8Array | null = null;
       // Over gRPC each chunk is written as its frame straight into the connection's output.
-      const frameWith = send.frameWith;
+      const { frameWithNow, drained } = send;
+      const frame = new ChunkFrame();
+      const sending = new Slicer(SEND_SLICE_MS, "immediate");
       const chunks = snapshotDbChunks(node, { logger });
       for await (const part of chunks) {
         if ("total" in part) {
@@ -244,18 +257,25 @@ export function snapshotMethod(node: EtcdNode, logger?: Logger): [string, AnyMet
           digest = part.sha256;
           continue;
         }
-        const { blob, remaining } = part;
-        if (frameWith) {
-          await frameWith(
-            snapshotResponseFrameSize(blob.length, remaining),
-            (into, at) => writeSnapshotResponseFrame(into, at, blob, remaining),
-          );
-        } else {
-          // The chunk's buffer is reused for a later chunk: the message gets its own copy.
-          const remainingBytes = BigInt(remaining);
-          await send(create(SnapshotResponseSchema, { remainingBytes, blob: blob.slice() }));
+        let remaining = part.remaining;
+        for (const size of part.sizes) remaining += size;
+        for (let i = 0; i < part.sizes.length; i++) {
+          remaining -= part.sizes[i];
+          const blob = part.blob(i);
+          if (frameWithNow && drained) {
+            frame.blob = blob;
+            frame.remaining = remaining;
+            if (!frameWithNow(frame.size, frame.fill)) await drained();
+          } else {
+            // The chunk's buffer is reused for a later chunk: the message gets its own copy.
+            const remainingBytes = BigInt(remaining);
+            await send(create(SnapshotResponseSchema, { remainingBytes, blob: blob.slice() }));
+          }
+          if (ctx.signal.aborted) return;
+          // A socket that takes everything at once lets this loop go from chunk to chunk without
+          // the event loop turning: let requests in between.
+          if (sending.due()) await sending.pause();
         }
-        if (ctx.signal.aborted) return;
       }
       if (digest === null) throw new Error("snapshot: no checksum");
       backendSnapshotSeconds.observe((performance.now() - started) / 1000);

@@ -23,7 +23,11 @@ import {
   type SnapshotPart,
   snapshotWorkers,
 } from "./snapshot_service.ts";
-import { snapshotResponseFrameSize, writeSnapshotResponseFrame } from "./snapshot_chunks.ts";
+import {
+  chunksOf,
+  snapshotResponseFrameSize,
+  writeSnapshotResponseFrame,
+} from "./snapshot_chunks.ts";
 import {
   dismissSnapshotWorker,
   SnapshotWorker,
@@ -54,8 +58,9 @@ async function node(
 async function collect(
   chunks: AsyncGenerator<SnapshotPart>,
   slow = false,
+  /** The size, when its part was taken before. */
+  total = -1,
 ): Promise<{ total: number; file: Uint8Array; chunkSizes: number[]; inWorker: boolean }> {
-  let total = -1;
   let inWorker = false;
   let digest: Uint8Array | null = null;
   const parts: Uint8Array[] = [];
@@ -66,7 +71,11 @@ async function collect(
     else {
       // A slow consumer: a writer that ran ahead would have overwritten what is not taken yet.
       if (slow) await new Promise((resolve) => setTimeout(resolve, 1));
-      parts.push(part.blob.slice()); // a chunk's buffer is reused
+      for (const { blob, remaining } of chunksOf(part)) {
+        parts.push(blob.slice()); // a chunk's buffer is reused
+        const sent = parts.reduce((n, p) => n + p.length, 0);
+        assertEquals(remaining, total - sent, "the bytes after each chunk");
+      }
     }
   }
   const file = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -91,7 +100,7 @@ Deno.test("a snapshot streams the state of the moment it starts: later writes an
   await n.put(create(PutRequestSchema, { key: enc.encode("key-1"), value: enc.encode("new") }));
   await n.deleteRange(create(DeleteRangeRequestSchema, { key: enc.encode("key-2") }));
   await n.compact(create(CompactionRequestSchema, { revision: BigInt(revision + 2) }));
-  const rest = await collect(stream);
+  const rest = await collect(stream, false, first.value.total);
   assertEquals(rest.file.length, first.value.total, "the planned size is the file's size");
   // etcd's chunking: 32 KiB blobs, the last one shorter.
   assert(rest.chunkSizes.slice(0, -1).every((s) => s === 32 * 1024));
@@ -328,9 +337,11 @@ Deno.test("a snapshot written by the worker streams the state of the moment it s
     const parts: Uint8Array[] = [];
     for await (const part of stream) {
       if ("total" in part || "sha256" in part) continue;
-      total += part.blob.length;
-      assertEquals(part.remaining, first.value.total - total);
-      parts.push(part.blob.slice());
+      for (const { blob, remaining } of chunksOf(part)) {
+        total += blob.length;
+        assertEquals(remaining, first.value.total - total);
+        parts.push(blob.slice());
+      }
     }
     const file = new Uint8Array(total);
     let at = 0;
