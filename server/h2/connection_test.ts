@@ -401,8 +401,13 @@ Deno.test("h2: a writer told to wait because of staged bytes is woken once they 
 });
 
 Deno.test("h2: writeWith frames larger than the client's frame size, many flushes: every byte in order in frames of its size", async () => {
-  const frames = 300;
-  const size = 40 * 1024 + 7; // over two 16 KiB frames each
+  // Over two 16 KiB frames each; exactly two; one byte over one.
+  for (const size of [40 * 1024 + 7, 32 * 1024, 16 * 1024 + 1]) {
+    await largeFramesInOrder(Math.ceil(12_000_000 / size), size);
+  }
+});
+
+async function largeFramesInOrder(frames: number, size: number): Promise<void> {
   const byte = (frame: number, i: number) => (frame * 13 + i * 7) & 0xff;
   await withServer({
     onStream: (s) => answerWithFrames(s, frames, size, byte),
@@ -418,10 +423,11 @@ Deno.test("h2: writeWith frames larger than the client's frame size, many flushe
     );
     const data = raw.frames.filter((f) => f.type === FrameType.DATA && f.streamId === 1);
     assert(data.every((f) => f.payload.length <= 16384), "no frame over the client's frame size");
+    assertEquals(data.length, frames * Math.ceil(size / 16384), "the fewest frames");
     assertFrameBytes(data.map((f) => f.payload), frames, size, byte);
     raw.close();
   });
-});
+}
 
 Deno.test("h2: request data is acknowledged with WINDOW_UPDATE on the stream and connection", async () => {
   await withServer(
