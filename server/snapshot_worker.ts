@@ -113,6 +113,8 @@ function memory(length: number): SnapshotFromWorker {
     for (let at = 0; at < bytes.length; at += PAGE_BYTES) bytes[at] = 0;
     thread.working();
   }
+  // Waiting for the event loop's copy is not being starved.
+  thread.pause();
   return { kind: "memory", columns, ring };
 }
 
