@@ -16,13 +16,12 @@ import { columnsSnapshotPieces, columnsSnapshotSize } from "../core/snapshot/sto
 import { openReadAt } from "../platform/deno_disk.ts";
 import { IdleThread } from "../platform/thread_priority.ts";
 import { CHUNK_BYTES, fileChunks } from "./snapshot_chunks.ts";
-import { newColumnArrays } from "../core/mvcc/snapshot_codec.ts";
 import {
   ringSlot,
   SNAPSHOT_BATCH_CHUNKS,
   SNAPSHOT_BATCHES_AHEAD,
-  SNAPSHOT_RING_SLOTS,
   type SnapshotFromWorker,
+  snapshotMemory,
   type SnapshotStart,
   type SnapshotToWorker,
 } from "./snapshot_protocol.ts";
@@ -96,32 +95,10 @@ async function write(start: SnapshotStart): Promise<void> {
   }
 }
 
-/** Bytes between touches that page a buffer in (a page of 4 KiB; larger pages are touched more). */
-const PAGE_BYTES = 4096;
-
-/**
- * Shared memory for a snapshot of `length` revisions, every page written once here: the kernel
- * zeroes a page and maps it at its first write, ~0.7 ms per MB on this machine, and the columns of
- * 1M revisions are 25 MB, a wait the event loop would otherwise meet when it copies into them.
- */
-function memory(length: number): SnapshotFromWorker {
-  const columns = newColumnArrays(length);
-  const ring = new SharedArrayBuffer(SNAPSHOT_RING_SLOTS * CHUNK_BYTES);
-  const buffers = [...Object.values(columns).map((a) => a.buffer), ring];
-  for (const buffer of buffers) {
-    const bytes = new Uint8Array(buffer);
-    for (let at = 0; at < bytes.length; at += PAGE_BYTES) bytes[at] = 0;
-    thread.working();
-  }
-  // Waiting for the event loop's copy is not being starved.
-  thread.pause();
-  return { kind: "memory", columns, ring };
-}
-
 self.onmessage = (e: MessageEvent<SnapshotToWorker>) => {
   const message = e.data;
   if (message.kind === "memory") {
-    post(memory(message.length));
+    post({ kind: "memory", ...snapshotMemory(message.length, thread) });
     return;
   }
   if (message.kind === "credit") {
