@@ -30,7 +30,7 @@ export class Slicer {
 
   /** Resolves at once inside a slice; after a macrotask once the slice is used up. */
   async pause(): Promise<void> {
-    if (performance.now() - this.#since < this.sliceMs) return;
+    if (!this.due()) return;
     await new Promise<void>((resolve) =>
       this.rest === "timer" ? setTimeout(resolve, 0) : setImmediate(resolve)
     );

@@ -29,6 +29,7 @@ import { maintenanceCaller } from "./callers.ts";
 import { PACED_SLICE_MS, Slicer } from "./slicer.ts";
 import {
   CHUNK_BYTES,
+  chunksOf,
   fileChunks,
   type SnapshotChunks,
   snapshotResponseFrameSize,
@@ -257,11 +258,7 @@ export function snapshotMethod(node: EtcdNode, logger?: Logger): [string, AnyMet
           digest = part.sha256;
           continue;
         }
-        let remaining = part.remaining;
-        for (const size of part.sizes) remaining += size;
-        for (let i = 0; i < part.sizes.length; i++) {
-          remaining -= part.sizes[i];
-          const blob = part.blob(i);
+        for (const { blob, remaining } of chunksOf(part)) {
           if (frameWithNow && drained) {
             frame.blob = blob;
             frame.remaining = remaining;

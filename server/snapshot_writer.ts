@@ -7,10 +7,8 @@
  */
 import type { ColumnArrays, MvccView, StoredColumns } from "../core/mvcc/snapshot_codec.ts";
 import type { SnapshotBody } from "../core/node/mod.ts";
-import { CHUNK_BYTES } from "./snapshot_chunks.ts";
 import {
   ringSlot,
-  SNAPSHOT_RING_SLOTS,
   type SnapshotFormat,
   type SnapshotFromWorker,
   type SnapshotStart,
@@ -90,7 +88,12 @@ export class SnapshotWorker {
     try {
       await columns.flushed;
       const { main, sub, tombstone, location, size, files } = columns;
-      const ring = this.#ring ?? new SharedArrayBuffer(SNAPSHOT_RING_SLOTS * CHUNK_BYTES);
+      const ring = this.#ring;
+      if (ring === null) {
+        // No memory from the worker: it failed, and its error is the next message.
+        const message = await this.#next();
+        throw new Error(`snapshot: ${message.kind === "error" ? message.message : "no memory"}`);
+      }
       const start: SnapshotStart = {
         kind: "start",
         columns: { main, sub, tombstone, location, size, files },
