@@ -15,7 +15,7 @@ import {
   leaseTtls,
 } from "./metrics.ts";
 import { assert } from "../assert.ts";
-import { compareBytes, keyId } from "../bytes.ts";
+import { compareBytes, IdMap, keyId } from "../bytes.ts";
 import { Errors } from "../errors.ts";
 
 /** The largest TTL a lease may have (etcd's MaxLeaseTTL, seconds). */
@@ -66,8 +66,8 @@ interface Lease {
   remainingTtlSeconds: bigint;
   /** Expiry (ms) while this member is primary; null = never (followers). */
   expiryMs: number | null;
-  /** Attached keys by their keyId() string form. */
-  keys: Map<string, Uint8Array>;
+  /** Attached keys by their keyId() string form (an IdMap: a lease may carry a million keys). */
+  keys: IdMap<Uint8Array>;
 }
 
 /** Thrown by renew on a member that is not the leader (the node forwards the renew). */
@@ -151,7 +151,7 @@ export class Lessor {
       ttlSeconds: ttl,
       remainingTtlSeconds: 0n,
       expiryMs: null,
-      keys: new Map(),
+      keys: new IdMap(),
     };
     this.#leases.set(id, lease);
     leasesGranted.inc();
@@ -317,7 +317,7 @@ export class Lessor {
         ttlSeconds: r.ttlSeconds,
         remainingTtlSeconds: r.remainingTtlSeconds,
         expiryMs: null,
-        keys: new Map(),
+        keys: new IdMap(),
       });
     }
   }
