@@ -25,18 +25,21 @@ const TABLE = (() => {
   return table;
 })();
 
-/** CRC-32C of `data`, continuing from `seed` (0 to start); eight bytes per step. */
-export function crc32c(data: Uint8Array, seed = 0): number {
+/**
+ * CRC-32C of `data` (of its bytes [start, end) when given: no view needed), continuing from
+ * `seed` (0 to start); eight bytes per step.
+ */
+export function crc32c(data: Uint8Array, seed = 0, start = 0, end = data.length): number {
   const t = TABLE;
   let crc = ~seed;
-  let i = 0;
-  for (const end8 = data.length - 8; i <= end8; i += 8) {
+  let i = start;
+  for (const end8 = end - 8; i <= end8; i += 8) {
     const a = crc ^ (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24));
     crc = t[1792 + (a & 0xff)] ^ t[1536 + ((a >>> 8) & 0xff)] ^ t[1280 + ((a >>> 16) & 0xff)] ^
       t[1024 + (a >>> 24)] ^ t[768 + data[i + 4]] ^ t[512 + data[i + 5]] ^
       t[256 + data[i + 6]] ^ t[data[i + 7]];
   }
-  for (; i < data.length; i++) crc = t[(crc ^ data[i]) & 0xff] ^ (crc >>> 8);
+  for (; i < end; i++) crc = t[(crc ^ data[i]) & 0xff] ^ (crc >>> 8);
   return ~crc >>> 0;
 }
 

@@ -23,6 +23,10 @@ Deno.test("crc32c: eight bytes at a time equals the bitwise definition, at every
     const data = Uint8Array.from({ length: n }, (_, i) => (i * 131 + n * 7) & 0xff);
     const seed = (n * 2654435761) >>> 0;
     assertEquals(crc32c(data, seed), bitwise(data, seed), `length ${n}`);
+    // Of a range of a larger array, without a view.
+    const padded = new Uint8Array(n + 11).fill(0x5a);
+    padded.set(data, 3);
+    assertEquals(crc32c(padded, seed, 3, 3 + n), bitwise(data, seed), `range of length ${n}`);
     // In pieces, as the incremental form feeds it.
     const cut = n >> 1;
     assertEquals(
