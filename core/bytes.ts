@@ -89,10 +89,12 @@ interface IdEntry<V> {
  * them as it grows: a million keys then stay in the isolate's string table for as long as they
  * live, and every full collection of the heap updates and sweeps that table in its pause (~30 ms at
  * 1M keys on this machine, every time). This one keys a `Map` by idHash and keeps the id beside
- * its value, so the strings are never keys.
+ * its value, so the strings are never keys. The ids of a hash shared by more than one (about a
+ * hundred at 1M keys) go in a `Map` of their own: a few internalized strings cost nothing, and keys
+ * made to collide (the hash is not secret) cost a lookup in that `Map`, not a walk of a list.
  */
 export class IdMap<V> {
-  readonly #buckets = new Map<number, IdEntry<V> | IdEntry<V>[]>();
+  readonly #buckets = new Map<number, IdEntry<V> | Map<string, V>>();
   readonly #hash: (id: string) => number;
   #size = 0;
 
@@ -108,16 +110,15 @@ export class IdMap<V> {
   get(id: string): V | undefined {
     const bucket = this.#buckets.get(this.#hash(id));
     if (bucket === undefined) return undefined;
-    if (!Array.isArray(bucket)) return bucket.id === id ? bucket.value : undefined;
-    for (const entry of bucket) if (entry.id === id) return entry.value;
-    return undefined;
+    if (bucket instanceof Map) return bucket.get(id);
+    return bucket.id === id ? bucket.value : undefined;
   }
 
   has(id: string): boolean {
     const bucket = this.#buckets.get(this.#hash(id));
     if (bucket === undefined) return false;
-    if (!Array.isArray(bucket)) return bucket.id === id;
-    return bucket.some((entry) => entry.id === id);
+    if (bucket instanceof Map) return bucket.has(id);
+    return bucket.id === id;
   }
 
   set(id: string, value: V): this {
@@ -125,19 +126,15 @@ export class IdMap<V> {
     const bucket = this.#buckets.get(hash);
     if (bucket === undefined) {
       this.#buckets.set(hash, { id, value });
-    } else if (!Array.isArray(bucket)) {
-      if (bucket.id === id) {
-        bucket.value = value;
-        return this;
-      }
-      this.#buckets.set(hash, [bucket, { id, value }]);
+    } else if (bucket instanceof Map) {
+      const size = bucket.size;
+      bucket.set(id, value);
+      if (bucket.size === size) return this;
+    } else if (bucket.id === id) {
+      bucket.value = value;
+      return this;
     } else {
-      const entry = bucket.find((e) => e.id === id);
-      if (entry !== undefined) {
-        entry.value = value;
-        return this;
-      }
-      bucket.push({ id, value });
+      this.#buckets.set(hash, new Map([[bucket.id, bucket.value], [id, value]]));
     }
     this.#size++;
     return this;
@@ -147,14 +144,12 @@ export class IdMap<V> {
     const hash = this.#hash(id);
     const bucket = this.#buckets.get(hash);
     if (bucket === undefined) return false;
-    if (!Array.isArray(bucket)) {
+    if (bucket instanceof Map) {
+      if (!bucket.delete(id)) return false;
+      if (bucket.size === 0) this.#buckets.delete(hash);
+    } else {
       if (bucket.id !== id) return false;
       this.#buckets.delete(hash);
-    } else {
-      const at = bucket.findIndex((e) => e.id === id);
-      if (at < 0) return false;
-      bucket.splice(at, 1);
-      if (bucket.length === 1) this.#buckets.set(hash, bucket[0]);
     }
     this.#size--;
     return true;
@@ -168,8 +163,8 @@ export class IdMap<V> {
   /** The values, in no particular order. */
   *values(): IterableIterator<V> {
     for (const bucket of this.#buckets.values()) {
-      if (!Array.isArray(bucket)) yield bucket.value;
-      else for (const entry of bucket) yield entry.value;
+      if (bucket instanceof Map) yield* bucket.values();
+      else yield bucket.value;
     }
   }
 }
