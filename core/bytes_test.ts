@@ -98,9 +98,12 @@ Deno.test("IdMap answers as a Map would through random sets, deletes and lookups
 
 Deno.test("IdMap leaves its ids out of V8's string table, where a Map of as many ids puts them", async () => {
   // Counted in a child with natives syntax: how many of 20,000 ids are internalized strings after
-  // they were a map's keys and a full collection ran. The Map's count shows the measure works.
+  // they were a map's keys and a full collection ran. The Map's count shows the measure works; an
+  // IdMap internalizes only the ids that share a hash (kept in a Map of their own).
   const code = `
-    import { IdMap, keyId } from ${JSON.stringify(new URL("./bytes.ts", import.meta.url).href)};
+    import { idHash, IdMap, keyId } from ${
+    JSON.stringify(new URL("./bytes.ts", import.meta.url).href)
+  };
     const internalized = new Function("s", "return %IsInternalizedString(s)");
     const count = (make) => {
       const ids = [];
@@ -110,7 +113,14 @@ Deno.test("IdMap leaves its ids out of V8's string table, where a Map of as many
       gc();
       return ids.filter((id) => internalized(id)).length;
     };
-    console.log(JSON.stringify({ idMap: count(() => new IdMap()), map: count(() => new Map()) }));
+    // Ids whose hash another id shares are kept in a Map of their own, so internalized.
+    const hashes = new Map();
+    for (let i = 0; i < 20000; i++) {
+      const h = idHash(keyId(new TextEncoder().encode("/registry/pods/" + i)));
+      hashes.set(h, (hashes.get(h) ?? 0) + 1);
+    }
+    const shared = [...hashes.values()].filter((n) => n > 1).reduce((a, n) => a + n, 0);
+    console.log(JSON.stringify({ idMap: count(() => new IdMap()), map: count(() => new Map()), shared }));
   `;
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["eval", "--v8-flags=--allow-natives-syntax,--expose-gc", code],
@@ -119,6 +129,9 @@ Deno.test("IdMap leaves its ids out of V8's string table, where a Map of as many
   }).output();
   assert.ok(out.success, new TextDecoder().decode(out.stderr));
   const counts = JSON.parse(new TextDecoder().decode(out.stdout));
-  assert.equal(counts.map, 20000, "a Map's ids are internalized (the measure works)");
-  assert.equal(counts.idMap, 0);
+  // V8 internalizes a Map's keys as the Map grows and in its collections: most of them by now,
+  // not always every one (19,329 and 20,000 in runs here).
+  assert.ok(counts.map > 10000, `a Map's ids are internalized (the measure works): ${counts.map}`);
+  assert.ok(counts.shared < 20, `few ids share a hash (${counts.shared})`);
+  assert.equal(counts.idMap, counts.shared, "only ids sharing a hash are internalized");
 });
