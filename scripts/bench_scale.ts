@@ -19,7 +19,13 @@
  *    3 s after.
  *
  * Usage: deno task bench:scale [--keys N] [--only etcd|detcd] [--snapshot-timeout SECONDS]
- *   [--json FILE]
+ *   [--nice=N] [--json FILE]
+ *
+ * --nice=N (with "=": a negative value is no option): every thread of each member, etcd and detcd
+ * alike, at nice N once it serves and again after its restart, as a unit file's `Nice=` would run
+ * it (openSUSE's etcd.service ships `Nice=-10`); the load, the probe and etcdctl stay at nice 0.
+ * Below 0 needs root. On a small machine the snapshot's probe waits mostly for a CPU
+ * (docs/benchmarks.md, session 29): this shows what a member given the CPU's priority answers.
  *
  * scripts/scale_bench is built into .bench/scale_bench (needs Debian's golang-go and
  * golang-etcd-server-dev) unless DETCD_SCALE_BENCH names a built binary.
@@ -35,10 +41,25 @@ const { values: flags } = parseArgs({
     only: { type: "string" },
     "snapshot-timeout": { type: "string", default: "300" },
     json: { type: "string" },
+    nice: { type: "string" },
   },
 });
 const KEYS = Number(flags.keys);
 const SNAPSHOT_TIMEOUT_MS = Number(flags["snapshot-timeout"]) * 1000;
+const NICE = flags.nice === undefined ? undefined : Number(flags.nice);
+if (NICE !== undefined && (!Number.isInteger(NICE) || NICE < -20 || NICE > 19)) {
+  throw new Error(`--nice: an integer from -20 to 19, not ${flags.nice}`);
+}
+
+/** Every thread of `pid` at nice NICE (setpriority applies to one thread: each task in turn). */
+async function renice(pid: number): Promise<void> {
+  if (NICE === undefined) return;
+  const tids = [...Deno.readDirSync(`/proc/${pid}/task`)].map((t) => t.name);
+  const out = await new Deno.Command("renice", { args: ["-n", String(NICE), "-p", ...tids] })
+    .output();
+  if (!out.success) throw new Error(`renice: ${new TextDecoder().decode(out.stderr)}`);
+}
+
 /** How long a probe runs before the operation it measures starts. */
 const PROBE_LEAD_MS = 500;
 
@@ -98,6 +119,7 @@ async function measure(kind: MemberKind, tool: string): Promise<ScaleResult> {
   });
   const dir = await Deno.makeTempDir({ prefix: "detcd-scale-" });
   try {
+    await renice(member.pid());
     await sleep(3000);
     const idleRssMb = rssMb(member.pid());
     console.error(`${kind}: loading ${KEYS} keys...`);
@@ -181,6 +203,7 @@ async function measure(kind: MemberKind, tool: string): Promise<ScaleResult> {
       await sleep(100);
     }
     const restartSec = (performance.now() - started) / 1000;
+    await renice(member.pid());
     await sleep(3000);
     return {
       kind,
@@ -243,7 +266,8 @@ const rows: Array<[string, keyof ScaleResult, number]> = [
 const byKind = (k: MemberKind) => results.find((r) => r.kind === k);
 const e = byKind("etcd");
 const d = byKind("detcd");
-console.log(`\n${KEYS} keys (64-byte keys, 256-byte values)\n`);
+const niced = NICE === undefined ? "" : `, both members at nice ${NICE}`;
+console.log(`\n${KEYS} keys (64-byte keys, 256-byte values${niced})\n`);
 console.log("| | etcd 3.4.23 | detcd | detcd/etcd |");
 console.log("|---|---:|---:|---:|");
 for (const [label, field, digits] of rows) {
