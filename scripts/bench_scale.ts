@@ -24,9 +24,9 @@
  * --nice=N (with "=": a negative value is no option): every thread of each member, etcd and detcd
  * alike, at nice N once it serves and again once it serves after its restart (the restart itself
  * runs at nice 0), as a unit file's `Nice=` would run it (openSUSE's etcd.service ships
- * `Nice=-10`); the load, the probe and etcdctl stay at nice 0.
- * Below 0 needs root. On a small machine the snapshot's probe waits mostly for a CPU
- * (docs/benchmarks.md, session 29): this shows what a member given the CPU's priority answers.
+ * `Nice=-10`); the load, the probe and etcdctl stay at nice 0. Below 0 needs root. On a small
+ * machine the snapshot's probe waits mostly for a CPU (docs/benchmarks.md, session 29): this shows
+ * what a member given the CPU's priority answers.
  *
  * scripts/scale_bench is built into .bench/scale_bench (needs Debian's golang-go and
  * golang-etcd-server-dev) unless DETCD_SCALE_BENCH names a built binary.
