@@ -154,19 +154,42 @@ export function rssMb(pid: number): number {
   }
 }
 
+/** What a scale_bench probe answers: its summary and every latency in the order taken. */
+export interface ProbeResult {
+  p50_ms: number;
+  p99_ms: number;
+  max_ms: number;
+  total: number;
+  lat_ms: number[];
+}
+
 /** A running scale_bench -mode probe; end() closes its stdin and returns its result. */
 export function startProbe(tool: string, member: Member, seconds: number) {
   const child = new Deno.Command(tool, {
-    args: ["-mode", "probe", "-endpoints", member.endpoint, "-for", `${seconds}s`],
+    args: ["-mode", "probe", "-raw", "-endpoints", member.endpoint, "-for", `${seconds}s`],
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
   return {
-    async end(): Promise<{ p50_ms: number; p99_ms: number; max_ms: number; total: number }> {
+    async end(): Promise<ProbeResult> {
       await child.stdin.close().catch(() => {});
       const out = await child.output();
-      return JSON.parse(new TextDecoder().decode(out.stdout));
+      const result = JSON.parse(new TextDecoder().decode(out.stdout));
+      return { ...result, lat_ms: result.lat_ms ?? [] };
     },
+  };
+}
+
+/** p99 and max of latencies pooled from several probes (the p99 taken as the probe takes it). */
+export function pooledProbe(
+  results: ProbeResult[],
+): { p99_ms: number; max_ms: number; total: number } {
+  const all = results.flatMap((r) => r.lat_ms).sort((a, b) => a - b);
+  if (all.length === 0) return { p99_ms: 0, max_ms: 0, total: 0 };
+  return {
+    p99_ms: all[Math.floor(all.length * 99 / 100)],
+    max_ms: all[all.length - 1],
+    total: all.length,
   };
 }

@@ -6,6 +6,7 @@
 //	-mode probe: one serializable Get of one key every -every until -for has passed (or stdin
 //	             closes); prints {"op":"probe","total":...,"p50_ms","p99_ms","max_ms","errors"}.
 //	             The latency a client sees while the member does something else (a snapshot).
+//	             With -raw also "lat_ms": every latency in the order taken (for pooling runs).
 //	-mode defrag: on a member loaded with -keys keys (-mode load), overwrites the first half of
 //	             them, starts -clients writers (puts to their own keys), and after 2 s compacts at
 //	             the revision before them (half the stored data is garbage then) and defragments,
@@ -76,6 +77,7 @@ func main() {
 	clients := flag.Int("clients", 64, "concurrent writers (load)")
 	every := flag.Duration("every", 10*time.Millisecond, "probe interval")
 	dur := flag.Duration("for", 60*time.Second, "probe for at most this long")
+	raw := flag.Bool("raw", false, "probe: also print every latency (ms) as lat_ms")
 	flag.Parse()
 	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(*endpoint, ","), DialTimeout: 5 * time.Second})
 	if err != nil {
@@ -148,6 +150,13 @@ func main() {
 					errs++
 				}
 			}
+		}
+		if *raw {
+			all := make([]float64, len(lat))
+			for i, d := range lat {
+				all[i] = ms(d)
+			}
+			out["lat_ms"] = all
 		}
 		sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
 		out["total"], out["errors"] = len(lat), errs
