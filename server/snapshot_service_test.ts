@@ -30,6 +30,7 @@ import {
 } from "./snapshot_chunks.ts";
 import {
   dismissSnapshotWorker,
+  keepFinishedWorkers,
   SnapshotWorker,
   snapshotWorkerStandingBy,
   standBySnapshotWorker,
@@ -58,7 +59,8 @@ async function node(
 
 async function collect(
   chunks: AsyncGenerator<SnapshotPart>,
-  slow = false,
+  /** A slow consumer: true waits 1 ms before taking each batch, a number that many. */
+  slow: boolean | number = false,
   /** The size, when its part was taken before. */
   total = -1,
 ): Promise<{ total: number; file: Uint8Array; chunkSizes: number[]; inWorker: boolean }> {
@@ -71,7 +73,7 @@ async function collect(
     else if ("sha256" in part) digest = part.sha256;
     else {
       // A slow consumer: a writer that ran ahead would have overwritten what is not taken yet.
-      if (slow) await new Promise((resolve) => setTimeout(resolve, 1));
+      if (slow) await new Promise((resolve) => setTimeout(resolve, slow === true ? 1 : slow));
       for (const { blob, remaining } of chunksOf(part)) {
         parts.push(blob.slice()); // a chunk's buffer is reused
         const sent = parts.reduce((n, p) => n + p.length, 0);
@@ -241,6 +243,50 @@ Deno.test("a snapshot takes the worker standing by: the same file; the next one 
     standBySnapshotWorker();
     dismissSnapshotWorker();
     assert(!snapshotWorkerStandingBy(), "dismissed");
+  });
+});
+
+Deno.test("a worker that wrote its file whole stands by for the next snapshot where one is kept; one cut short ends", async () => {
+  await withDiskNode(20000, async (n) => {
+    await mixedHistory(n);
+    keepFinishedWorkers(() => true);
+    try {
+      const expected = await collect(snapshotDbChunks(n, { inThread: true }));
+      assert(!snapshotWorkerStandingBy());
+      const first = await inTime(collect(snapshotDbChunks(n), true), "first snapshot stuck");
+      assert(first.inWorker);
+      assertSameBytes(first.file, expected.file, "the first worker's file");
+      assert(snapshotWorkerStandingBy(), "the worker stands by once its file is written");
+      assertEquals(snapshotWorkers(), 0);
+      // Another file from the same worker, after more writes: a slow consumer again, so the ring
+      // is filled round more than twice (the last snapshot's credits must not count for this one).
+      for (let i = 0; i < 2000; i++) {
+        await n.put(
+          create(PutRequestSchema, { key: enc.encode(`more-${i}`), value: enc.encode("w") }),
+        );
+      }
+      const later = await collect(snapshotDbChunks(n, { inThread: true }));
+      const second = await inTime(collect(snapshotDbChunks(n), 10), "the kept worker stuck");
+      assert(second.inWorker && second.chunkSizes.length > 2 * SNAPSHOT_RING_SLOTS);
+      assertSameBytes(second.file, later.file, "the kept worker's second file");
+      assert(snapshotWorkerStandingBy(), "stands by again");
+      // A consumer gone after the size: the worker has more to write and ends.
+      const cut = snapshotDbChunks(n);
+      const size = await inTime(cut.next(), "no size");
+      assert(!size.done && "total" in size.value && size.value.inWorker);
+      assert(!snapshotWorkerStandingBy(), "taken");
+      await cut.return(undefined);
+      assertEquals(snapshotWorkers(), 0);
+      assert(!snapshotWorkerStandingBy(), "a worker cut short does not stand by");
+      // Where none is kept, a finished worker ends.
+      keepFinishedWorkers(null);
+      const own = await collect(snapshotDbChunks(n));
+      assert(own.inWorker && !snapshotWorkerStandingBy());
+      assertSameBytes(own.file, later.file, "a worker of its own");
+    } finally {
+      keepFinishedWorkers(null);
+      dismissSnapshotWorker();
+    }
   });
 });
 

@@ -6,13 +6,15 @@
  * during the snapshot and, with a probe every 10 ms, one of its two or three slowest answers
  * (docs/benchmarks.md, session 25). Here a large store keeps the next snapshot's worker started
  * ahead of need, at a quiet moment (as the idle trim measures quiet, a second later than it), and
- * a new one after each snapshot took it. A worker standing by costs ~36 MB resident (its isolate
+ * after a snapshot the worker that wrote it whole stands by for the next (a new one started then
+ * held the event loop 12-18 ms as the snapshot ended, session 30); a new one only where none did. A worker standing by costs ~36 MB resident (its isolate
  * and the worker's modules), hence only above `minKeys` keys, where that is a small share of the
  * member's memory and a snapshot is long enough to be served while requests wait.
  */
 import { ActivityWindow } from "./idle_trim.ts";
 import {
   dismissSnapshotWorker,
+  keepFinishedWorkers,
   snapshotWorkers,
   snapshotWorkerStandingBy,
   standBySnapshotWorker,
@@ -89,8 +91,11 @@ export function startSnapshotStandby(source: StandbySource, everyMs = 250): () =
   const standby = new SnapshotStandby(source);
   const timer = setInterval(() => standby.check(), everyMs);
   Deno.unrefTimer(timer);
+  // The worker of a snapshot just written stands by for the next where one would be started.
+  keepFinishedWorkers(() => source.keyCount() >= standby.minKeys);
   return () => {
     clearInterval(timer);
+    keepFinishedWorkers(null);
     dismissSnapshotWorker();
   };
 }

@@ -9,6 +9,8 @@
  */
 /// <reference lib="deno.worker" />
 import { createHash } from "node:crypto";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { BoltWriter } from "../core/storage/bbolt.ts";
 import { segmentFilesReader } from "../core/storage/revision_log.ts";
 import { backendSources, columnsKeySource } from "../core/snapshot/key_bucket.ts";
@@ -30,6 +32,25 @@ import {
 // or at nice 10 where it could not leave that policy when starved (platform/thread_priority.ts).
 const thread = new IdleThread(10);
 thread.enter();
+
+/**
+ * V8's collector for this worker's heap, or null. A worker that wrote its file whole may stand by
+ * for the next snapshot (server/snapshot_writer.ts), and its heap then still holds the pages of
+ * what the file was written from (~50 MB after a 1M-key snapshot; a worker waiting for a message
+ * allocates nothing that would collect them). `gc` is a context's global only with --expose-gc,
+ * read when a context is made: set for one context of this thread's own, then unset again.
+ */
+const collectGarbage: (() => void) | null = (() => {
+  try {
+    v8.setFlagsFromString("--expose-gc");
+    const gc: unknown = vm.runInNewContext("gc");
+    return typeof gc === "function" ? () => gc() : null;
+  } catch {
+    return null;
+  } finally {
+    v8.setFlagsFromString("--no-expose-gc");
+  }
+})();
 
 /** Batches told and not given back yet. */
 let outstanding = 0;
@@ -92,12 +113,22 @@ async function write(start: SnapshotStart): Promise<void> {
     post({ kind: "end", sha256: sha === null ? null : new Uint8Array(sha.digest()) });
   } finally {
     files.close();
+    thread.pause();
   }
+  // Written whole: what it was written from is garbage now (this thread, not the event loop).
+  collectGarbage?.();
 }
 
 self.onmessage = (e: MessageEvent<SnapshotToWorker>) => {
   const message = e.data;
   if (message.kind === "memory") {
+    // A new snapshot, perhaps not this worker's first (server/snapshot_writer.ts keeps one that
+    // wrote its file whole): every credit of the last one came before this message (one more
+    // than its batches counted: its last batch, told without waiting), and a worker that left
+    // SCHED_IDLE starved then goes back to it.
+    outstanding = 0;
+    wake = null;
+    if (!thread.idle) thread.enter();
     post({ kind: "memory", ...snapshotMemory(message.length, thread) });
     return;
   }

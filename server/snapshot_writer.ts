@@ -26,7 +26,8 @@ export type WorkerPart =
 /**
  * A worker taken for one snapshot's file (the one standing by, or a new one): first the memory
  * the store's columns are copied into (`memory`), then the file (`batches`). Ended by `batches`
- * when the file is done or its consumer gone, else by `end`.
+ * when the file is done or its consumer gone, else by `end`; one whose file was written whole
+ * stands by for the next snapshot instead where the member keeps one (keepFinishedWorkers).
  */
 export class SnapshotWorker {
   readonly #worker: Worker;
@@ -34,6 +35,8 @@ export class SnapshotWorker {
   #wake: (() => void) | null = null;
   #ring: SharedArrayBuffer | null = null;
   #ended = false;
+  /** The worker sent its file's end: it waits for nothing more of this snapshot. */
+  #finished = false;
 
   constructor() {
     const { worker, failed } = standby ?? startWorker(WORKER_URL);
@@ -115,6 +118,7 @@ export class SnapshotWorker {
             this.#worker.postMessage({ kind: "credit" } satisfies SnapshotToWorker);
             break;
           case "end":
+            this.#finished = true;
             yield { sha256: message.sha256 };
             return;
           case "error":
@@ -128,16 +132,41 @@ export class SnapshotWorker {
     }
   }
 
-  /** Ends the worker (once). */
+  /**
+   * Ends the worker (once), or, if it wrote its file whole and the member keeps a worker standing
+   * by with none standing by now, makes it that one: a new worker would hold the event loop while
+   * its isolate starts, right after the snapshot (docs/benchmarks.md, session 30).
+   */
   end(): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#worker.terminate();
     liveWorkers--;
+    if (this.#finished && standby === null && keepFinished()) {
+      const failed: { message: string | null } = { message: null };
+      this.#worker.onmessage = null;
+      this.#worker.onerror = (e) => {
+        e.preventDefault();
+        failed.message = e.message;
+      };
+      standby = { worker: this.#worker, failed };
+      return;
+    }
+    this.#worker.terminate();
   }
 }
 
 let liveWorkers = 0;
+
+/** Whether a worker that wrote its file whole stands by for the next snapshot. */
+let keepFinished: () => boolean = () => false;
+
+/**
+ * Whether (and while `keep` answers true) a worker that wrote a snapshot's file whole stays as the
+ * one standing by rather than ending; null: every worker ends with its snapshot.
+ */
+export function keepFinishedWorkers(keep: (() => boolean) | null): void {
+  keepFinished = keep ?? (() => false);
+}
 
 const WORKER_URL = new URL("./snapshot_worker.ts", import.meta.url).href;
 
