@@ -7,9 +7,10 @@
  * (docs/benchmarks.md, session 25). Here a large store keeps the next snapshot's worker started
  * ahead of need, at a quiet moment (as the idle trim measures quiet, a second later than it), and
  * after a snapshot the worker that wrote it whole stands by for the next (a new one started then
- * held the event loop 12-18 ms as the snapshot ended, session 30); a new one only where none did. A worker standing by costs ~36 MB resident (its isolate
- * and the worker's modules), hence only above `minKeys` keys, where that is a small share of the
- * member's memory and a snapshot is long enough to be served while requests wait.
+ * held the event loop 12-18 ms as the snapshot ended, session 30); a new one only where none did.
+ * A worker standing by costs ~36 MB resident (its isolate and the worker's modules), hence only
+ * above `minKeys` keys, where that is a small share of the member's memory and a snapshot is long
+ * enough to be served while requests wait.
  */
 import { ActivityWindow } from "./idle_trim.ts";
 import {

@@ -123,8 +123,8 @@ self.onmessage = (e: MessageEvent<SnapshotToWorker>) => {
   const message = e.data;
   if (message.kind === "memory") {
     // A new snapshot, perhaps not this worker's first (server/snapshot_writer.ts keeps one that
-    // wrote its file whole): every credit of the last one came before this message (one more
-    // than its batches counted: its last batch, told without waiting), and a worker that left
+    // wrote its file whole): every credit of the last one came before this message (one more than
+    // it counted where its last batch was short: told without waiting), and a worker that left
     // SCHED_IDLE starved then goes back to it.
     outstanding = 0;
     wake = null;
