@@ -71,6 +71,19 @@ export class ByteWriter {
     this.raw(b);
   }
 
+  /**
+   * Length-prefixed bytes of a key given as its id (core/bytes.ts keyId: a character per byte),
+   * written straight from the string: no array per key.
+   */
+  idBytes(id: string): void {
+    this.uvarint(id.length);
+    this.#ensure(id.length);
+    const buf = this.#buf;
+    let at = this.#len;
+    for (let i = 0; i < id.length; i++) buf[at++] = id.charCodeAt(i);
+    this.#len = at;
+  }
+
   /** A view of the bytes written (valid until the next write or reset). */
   view(): Uint8Array {
     return this.#buf.subarray(0, this.#len);
@@ -124,18 +137,20 @@ export function keyValueSize(kv: KeyValue): number {
 
 /**
  * writeKeyValue() of a stored put's KeyValue without its value, from its fields as the store's
- * columns hold them (revisions and version are positive: every field is written).
+ * columns hold them (revisions and version are positive: every field is written). The key as
+ * bytes, or as its id (core/bytes.ts keyId).
  */
 export function writeKeyOnlyKeyValue(
   w: ByteWriter,
-  key: Uint8Array,
+  key: Uint8Array | string,
   createRevision: number,
   modRevision: number,
   version: number,
   lease: bigint,
 ): void {
   w.byte(0x0a);
-  w.bytes(key);
+  if (typeof key === "string") w.idBytes(key);
+  else w.bytes(key);
   w.byte(0x10);
   w.uvarint(createRevision);
   w.byte(0x18);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { KeyValueSchema } from "../../gen/mvccpb/kv_pb.ts";
+import { keyId } from "../bytes.ts";
 import {
   ByteReader,
   ByteWriter,
@@ -124,5 +125,23 @@ Deno.test("a key-only KeyValue from column fields is toBinary's encoding of it w
     );
     assert.deepEqual(w.view(), expected, name);
     assert.equal(keyOnlyKeyValueSize(key.length, createRev, mod, version, lease), expected.length);
+  }
+});
+
+Deno.test("a key-only KeyValue from a key's id is the same bytes as from the key: every byte value, long keys", () => {
+  const keys = [
+    Uint8Array.from({ length: 256 }, (_, i) => i), // every byte value, and a two-byte length
+    new Uint8Array([0]),
+    new Uint8Array([0x80, 0xff, 0x7f]),
+    new TextEncoder().encode("k".repeat(20_000)),
+  ];
+  for (const key of keys) {
+    const fromBytes = new ByteWriter(8);
+    writeKeyOnlyKeyValue(fromBytes, key, 5, 9, 2, 3n);
+    const fromId = new ByteWriter(8);
+    writeKeyOnlyKeyValue(fromId, keyId(key), 5, 9, 2, 3n);
+    assert.deepEqual(fromId.view(), fromBytes.view(), `key of ${key.length} bytes`);
+    const decoded = fromBinary(KeyValueSchema, fromId.view());
+    assert.deepEqual(decoded.key, key);
   }
 });

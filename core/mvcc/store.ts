@@ -915,7 +915,8 @@ class ColumnEntries implements RangeEntries {
     const log = this.#log;
     const e = this.#positions[i];
     if (this.keysOnly) {
-      const key = log.kv(e)?.key ?? log.record(e).key;
+      // A key in memory as its bytes, else as its id: no array per key of a large listing.
+      const key = log.kv(e)?.key ?? log.record(e).id;
       writeKeyOnlyKeyValue(
         w,
         key,
@@ -2036,7 +2037,7 @@ export class MvccStore implements ReadView {
     if (log.tombstone(e)) {
       // etcd stores a tombstone as a KeyValue holding only the key.
       w.byte(0x0a);
-      w.bytes(log.record(e).key);
+      w.idBytes(log.record(e).id);
     } else {
       writeKeyValue(w, log.kv(e) ?? ZERO_KV);
     }
