@@ -38,7 +38,8 @@ thread.enter();
  * for the next snapshot (server/snapshot_writer.ts), and its heap then still holds the pages of
  * what the file was written from (~50 MB after a 1M-key snapshot; a worker waiting for a message
  * allocates nothing that would collect them). `gc` is a context's global only with --expose-gc,
- * read when a context is made: set for one context of this thread's own, then unset again.
+ * read when a context is made: set for one context of this thread's own, then unset again (V8's
+ * flags are the process's: a context another thread made meanwhile would have `gc` too, unused).
  */
 const collectGarbage: (() => void) | null = (() => {
   try {
