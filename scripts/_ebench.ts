@@ -181,6 +181,12 @@ export function startProbe(tool: string, member: Member, seconds: number) {
   };
 }
 
+/** The middle value (of an even count, the lower of the two middle ones). */
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)];
+}
+
 /** p99 and max of latencies pooled from several probes (the p99 taken as the probe takes it). */
 export function pooledProbe(
   results: ProbeResult[],

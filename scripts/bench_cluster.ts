@@ -15,7 +15,7 @@
  */
 import { type Cluster, startCluster } from "../tests/cluster_harness.ts";
 import { KvClient, type Member, type MemberKind } from "../tests/harness.ts";
-import { ebenchPath, type EbenchResult, runEbench } from "./_ebench.ts";
+import { ebenchPath, type EbenchResult, median, runEbench } from "./_ebench.ts";
 
 function ebench(path: string, endpoints: string, args: string[]): Promise<EbenchResult> {
   return runEbench(path, endpoints, args, "cluster");
@@ -102,11 +102,6 @@ async function electionAfterKill(cluster: Cluster): Promise<number> {
   await victim.restart();
   await cluster.waitForLeader();
   return elapsed;
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)];
 }
 
 async function main(): Promise<void> {

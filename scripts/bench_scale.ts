@@ -37,7 +37,14 @@
 
 import { parseArgs } from "node:util";
 import { type MemberKind, sleep, startMember } from "../tests/harness.ts";
-import { pooledProbe, type ProbeResult, rssMb, scaleBenchPath, startProbe } from "./_ebench.ts";
+import {
+  median,
+  pooledProbe,
+  type ProbeResult,
+  rssMb,
+  scaleBenchPath,
+  startProbe,
+} from "./_ebench.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -67,11 +74,6 @@ async function renice(pid: number): Promise<void> {
   const out = await new Deno.Command("renice", { args: ["-n", String(NICE), "-p", ...tids] })
     .output();
   if (!out.success) throw new Error(`renice: ${new TextDecoder().decode(out.stderr)}`);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 /** How long a probe runs before the operation it measures starts. */

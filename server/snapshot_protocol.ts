@@ -54,7 +54,12 @@ export type SnapshotToWorker =
    */
   | { kind: "memory"; length: number }
   | SnapshotStart
-  | { kind: "credit" };
+  | { kind: "credit" }
+  /**
+   * The file written whole, the worker stands by for the next snapshot: it collects its heap (what
+   * the file was written from) first.
+   */
+  | { kind: "stand-by" };
 
 export type SnapshotFromWorker =
   /** The memory asked for: zeroed, every page touched. */

@@ -76,14 +76,18 @@ export class SnapshotStandby {
     this.#window = new ActivityWindow(source, STANDBY_QUIET, now);
   }
 
+  /** Whether the store is large enough for a worker to stand by. */
+  wantsWorker(): boolean {
+    return this.source.keyCount() >= this.minKeys;
+  }
+
   check(now: number = performance.now()): void {
     const quiet = this.#window.quiet(now);
-    const keys = this.source.keyCount();
     if (this.workers.standingBy()) {
-      if (keys < this.minKeys / 2) this.workers.dismiss();
+      if (this.source.keyCount() < this.minKeys / 2) this.workers.dismiss();
       return;
     }
-    if (quiet && keys >= this.minKeys && this.workers.running() === 0) this.workers.standBy();
+    if (quiet && this.wantsWorker() && this.workers.running() === 0) this.workers.standBy();
   }
 }
 
@@ -93,7 +97,7 @@ export function startSnapshotStandby(source: StandbySource, everyMs = 250): () =
   const timer = setInterval(() => standby.check(), everyMs);
   Deno.unrefTimer(timer);
   // The worker of a snapshot just written stands by for the next where one would be started.
-  keepFinishedWorkers(() => source.keyCount() >= standby.minKeys);
+  keepFinishedWorkers(() => standby.wantsWorker());
   return () => {
     clearInterval(timer);
     keepFinishedWorkers(null);

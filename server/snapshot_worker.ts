@@ -116,8 +116,6 @@ async function write(start: SnapshotStart): Promise<void> {
     files.close();
     thread.pause();
   }
-  // Written whole: what it was written from is garbage now (this thread, not the event loop).
-  collectGarbage?.();
 }
 
 self.onmessage = (e: MessageEvent<SnapshotToWorker>) => {
@@ -131,6 +129,12 @@ self.onmessage = (e: MessageEvent<SnapshotToWorker>) => {
     wake = null;
     if (!thread.idle) thread.enter();
     post({ kind: "memory", ...snapshotMemory(message.length, thread) });
+    return;
+  }
+  if (message.kind === "stand-by") {
+    // Kept for the next snapshot: what the last file was written from is garbage now (collected
+    // on this thread, not the event loop).
+    collectGarbage?.();
     return;
   }
   if (message.kind === "credit") {

@@ -142,13 +142,9 @@ export class SnapshotWorker {
     this.#ended = true;
     liveWorkers--;
     if (this.#finished && standby === null && keepFinished()) {
-      const failed: { message: string | null } = { message: null };
       this.#worker.onmessage = null;
-      this.#worker.onerror = (e) => {
-        e.preventDefault();
-        failed.message = e.message;
-      };
-      standby = { worker: this.#worker, failed };
+      this.#worker.postMessage({ kind: "stand-by" } satisfies SnapshotToWorker);
+      standby = { worker: this.#worker, failed: watchFailure(this.#worker) };
       return;
     }
     this.#worker.terminate();
@@ -178,12 +174,17 @@ interface StartedWorker {
 
 function startWorker(url: string): StartedWorker {
   const worker = new Worker(url, { type: "module", name: "snapshot" });
-  const failed: { message: string | null } = { message: null };
+  return { worker, failed: watchFailure(worker) };
+}
+
+/** The error `worker` meets while nobody listens (a standby's), kept for the snapshot taking it. */
+function watchFailure(worker: Worker): StartedWorker["failed"] {
+  const failed: StartedWorker["failed"] = { message: null };
   worker.onerror = (e) => {
     e.preventDefault();
     failed.message = e.message;
   };
-  return { worker, failed };
+  return failed;
 }
 
 /** The worker the next snapshot takes instead of starting its own, or null. */
