@@ -64,8 +64,14 @@ export function keyId(key: Uint8Array): string {
 /** Bytes back from keyId(), for the places where the original array is not at hand. */
 export function idBytes(id: string): Uint8Array {
   const out = new Uint8Array(id.length);
-  for (let i = 0; i < id.length; i++) out[i] = id.charCodeAt(i);
+  writeIdBytes(id, out, 0);
   return out;
+}
+
+/** keyId()'s bytes written into `into` at `at` (room for `id.length` bytes); the end offset. */
+export function writeIdBytes(id: string, into: Uint8Array, at: number): number {
+  for (let i = 0; i < id.length; i++) into[at++] = id.charCodeAt(i);
+  return at;
 }
 
 /**

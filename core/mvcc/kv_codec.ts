@@ -6,6 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import { type KeyValue, KeyValueSchema } from "../../gen/mvccpb/kv_pb.ts";
 import { assert } from "../assert.ts";
+import { writeIdBytes } from "../bytes.ts";
 import { int64Size, putInt64, putUvarint, uvarintSize } from "../varint.ts";
 
 const TWO_64 = 1n << 64n;
@@ -78,10 +79,7 @@ export class ByteWriter {
   idBytes(id: string): void {
     this.uvarint(id.length);
     this.#ensure(id.length);
-    const buf = this.#buf;
-    let at = this.#len;
-    for (let i = 0; i < id.length; i++) buf[at++] = id.charCodeAt(i);
-    this.#len = at;
+    this.#len = writeIdBytes(id, this.#buf, this.#len);
   }
 
   /** A view of the bytes written (valid until the next write or reset). */
